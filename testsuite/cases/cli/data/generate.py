@@ -1,0 +1,75 @@
+#!/usr/bin/env python3
+"""Writes the .npy files that the CLI cases (testsuite/cases/cli/*.cli) read.
+
+    python3 testsuite/cases/cli/data/generate.py
+
+Needs only python3 and numpy (>= 1.24). Deterministic: a fixed seed, and every
+file is built from bytes numpy writes the same way each time, so running it
+again leaves `git status` clean.
+
+Good files:  ok_4x8 (f32 4x8), ok_vec8 (f32 [8]), v2_4x8 / v3_4x8 (format
+             versions 2.0 and 3.0), f16_4x8 (<f2), bool_4x8 (|b1).
+Bad files:   fortran (Fortran order), big_endian (>f4), f64_4x8 (<f8),
+             i2_4x8 (<i2), wrong_shape_8x4 (f32 8x4), truncated (header for
+             4x8 f32, half the data), garbage (random bytes), bad_magic (valid
+             file with a broken magic string), empty (0 bytes).
+"""
+
+import io
+import pathlib
+
+import numpy as np
+
+HERE = pathlib.Path(__file__).resolve().parent
+
+
+def npy(arr, version=None):
+    buf = io.BytesIO()
+    if version is None:
+        np.save(buf, arr, allow_pickle=False)
+    else:
+        np.lib.format.write_array(buf, arr, version=version, allow_pickle=False)
+    return buf.getvalue()
+
+
+def main():
+    rng = np.random.default_rng(20240601)
+    a = rng.uniform(-1.0, 1.0, size=(4, 8)).astype("<f4")
+    files = {
+        "ok_4x8.npy": npy(a),
+        "ok_vec8.npy": npy(rng.uniform(-1.0, 1.0, size=8).astype("<f4")),
+        "v2_4x8.npy": npy(a, version=(2, 0)),
+        "v3_4x8.npy": npy(a, version=(3, 0)),
+        "f16_4x8.npy": npy(a.astype("<f2")),
+        "bool_4x8.npy": npy(a > 0),
+        "fortran.npy": npy(np.asfortranarray(a)),
+        "big_endian.npy": npy(a.astype(">f4")),
+        "f64_4x8.npy": npy(a.astype("<f8")),
+        "i2_4x8.npy": npy(rng.integers(-8, 8, size=(4, 8)).astype("<i2")),
+        "wrong_shape_8x4.npy": npy(np.ascontiguousarray(a.T)),
+        "garbage.npy": rng.integers(0, 256, size=200, dtype=np.uint8).tobytes(),
+        "empty.npy": b"",
+    }
+    full = npy(a)
+    header_len = len(full) - a.nbytes
+    files["truncated.npy"] = full[: header_len + a.nbytes // 2]
+    assert full[:6] == b"\x93NUMPY"
+    files["bad_magic.npy"] = b"\x93NUMPX" + full[6:]
+
+    # sanity: the bad files really are what their names say
+    assert np.load(io.BytesIO(files["fortran.npy"])).flags.f_contiguous
+    assert np.load(io.BytesIO(files["v3_4x8.npy"]))[1, 2] == a[1, 2]
+    assert files["v2_4x8.npy"][6:8] == b"\x02\x00" and files["v3_4x8.npy"][6:8] == b"\x03\x00"
+
+    for name, data in sorted(files.items()):
+        path = HERE / name
+        if not path.exists() or path.read_bytes() != data:
+            path.write_bytes(data)
+    stale = {p.name for p in HERE.glob("*.npy")} - set(files)
+    for name in sorted(stale):
+        (HERE / name).unlink()
+    print(f"wrote {len(files)} files")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+#!/usr/bin/env python3
+"""Writes the error cases that are too large to write by hand (needs only python3).
+
+    python3 testsuite/cases/errors/generate.py
+
+Deterministic: running it again leaves `git status` clean.
+"""
+
+import pathlib
+
+HERE = pathlib.Path(__file__).resolve().parent
+DEPTH = 300  # the language notes bound nesting at 256 levels (E0012)
+
+
+def main():
+    deep = "(" * DEPTH + "a + 1.0" + ")" * DEPTH
+    (HERE / "expression_nested_too_deep.tsr").write_text(
+        f"//! An expression nested {DEPTH} parentheses deep (more than 256 levels) is E0012, reported\n"
+        "//! once, without exhausting the compiler's stack; the kernel's return is still parsed.\n"
+        "//! Written by generate.py.\n"
+        "kernel f(a: f32[4]) -> f32[4] {\n"
+        f"    let b = {deep}; //~ ERROR E0012\n"
+        "    return a;\n"
+        "}\n",
+        encoding="utf-8",
+    )
+    deep_neg = "-" * DEPTH + "a"
+    (HERE / "unary_nested_too_deep.tsr").write_text(
+        f"//! {DEPTH} nested unary minus operators (`- - - … a`) also exceed the 256-level bound.\n"
+        "//! Written by generate.py.\n"
+        "kernel f(a: f32[4]) -> f32[4] {\n"
+        f"    let b = {' '.join(deep_neg[:-1])} a; //~ ERROR E0012\n"
+        "    return a;\n"
+        "}\n",
+        encoding="utf-8",
+    )
+
+
+if __name__ == "__main__":
+    main()
