@@ -1614,7 +1614,8 @@ def validate(name, src, inputs, outputs):
 
 def npy_bytes(arr):
     buf = io.BytesIO()
-    np.save(buf, np.ascontiguousarray(arr), allow_pickle=False)
+    arr = np.array(arr, order="C", copy=True)  # (np.ascontiguousarray would make 0-d arrays 1-d)
+    np.save(buf, arr, allow_pickle=False)
     return buf.getvalue()
 
 
@@ -1626,6 +1627,8 @@ def build(name):
     src = (HERE / f"{name}.tsr").read_text(encoding="utf-8")
     validate(name, src, inputs, outputs)
     files = {}
+    for t in list(inputs.values()) + list(outputs.values()):
+        assert np.load(io.BytesIO(npy_bytes(t.v))).shape == t.shape
     for k, t in inputs.items():
         files[f"inputs/{k}.npy"] = npy_bytes(t.v)
     for k, t in outputs.items():
