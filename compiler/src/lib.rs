@@ -1,1 +1,14 @@
-//! placeholder
+//! The Tessera compiler: the pipeline driver and the `tessera` command.
+//!
+//! The binary is a thin shell over [`cli::run`], so the whole command line
+//! can be driven in-process by tests. [`driver`] runs the stages in order;
+//! [`inputs`] and [`npy`] handle the tensors a user gives or receives.
+//!
+//! **Architecture invariant:** this crate owns decisions about *what* to
+//! run; it contains no language semantics (frontend), no IR semantics (ir)
+//! and no machine model (backend/sim).
+
+pub mod cli;
+pub mod driver;
+pub mod inputs;
+pub mod npy;

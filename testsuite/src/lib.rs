@@ -1,1 +1,214 @@
-//! placeholder
+//! Shared machinery of Tessera's file-driven tests: case directives,
+//! diagnostic annotations and the pipeline as the harnesses run it.
+//!
+//! The case formats are specified in `docs/testing.md`; this crate is the
+//! only one that depends on every other, and it is never shipped.
+
+use std::path::{Path, PathBuf};
+use tessera_compiler::driver::{self, Failure, Source};
+use tessera_ir::{Diagnostic, DimEnv};
+
+/// The `//@` directives of a case.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Directives {
+    /// `//@ kernel: NAME`.
+    pub kernel: Option<String>,
+    /// `//@ dims: A=1, B=2`.
+    pub dims: DimEnv,
+    /// Whether a `dims` directive was present.
+    pub has_dims: bool,
+}
+
+/// Parses the `//@` directives; an unknown or malformed one is an error.
+pub fn directives(src: &str) -> Result<Directives, String> {
+    let mut d = Directives::default();
+    for (i, line) in src.lines().enumerate() {
+        let Some(rest) = line.trim_start().strip_prefix("//@") else {
+            continue;
+        };
+        let (key, value) = rest
+            .split_once(':')
+            .ok_or_else(|| format!("line {}: malformed directive `{line}`", i + 1))?;
+        match key.trim() {
+            "kernel" => d.kernel = Some(value.trim().to_string()),
+            "dims" => {
+                d.has_dims = true;
+                for pair in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                    let (n, v) = pair
+                        .split_once('=')
+                        .ok_or_else(|| format!("line {}: malformed dim `{pair}`", i + 1))?;
+                    let v: u64 = v
+                        .trim()
+                        .parse()
+                        .map_err(|_| format!("line {}: bad dim value `{pair}`", i + 1))?;
+                    d.dims.insert(n.trim().to_string(), v);
+                }
+            }
+            other => return Err(format!("line {}: unknown directive `{other}`", i + 1)),
+        }
+    }
+    Ok(d)
+}
+
+/// An expected diagnostic: `//~ ERROR CODE` on a line.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Annotation {
+    /// 1-based line the diagnostic must start on.
+    pub line: usize,
+    /// The code.
+    pub code: String,
+}
+
+/// Finds the `//~ ERROR …` / `//~^ ERROR …` annotations, textually.
+pub fn annotations(src: &str) -> Result<Vec<Annotation>, String> {
+    let mut out = Vec::new();
+    for (i, line) in src.lines().enumerate() {
+        let Some(at) = line.find("//~") else { continue };
+        let rest = &line[at + 3..];
+        let up = rest.chars().take_while(|&c| c == '^').count();
+        let rest = rest[up..].trim_start();
+        let codes = rest
+            .strip_prefix("ERROR")
+            .ok_or_else(|| format!("line {}: expected `//~ ERROR CODE`", i + 1))?;
+        let target = (i + 1)
+            .checked_sub(up)
+            .filter(|&l| l >= 1)
+            .ok_or_else(|| format!("line {}: `^` points above the file", i + 1))?;
+        let mut any = false;
+        for code in codes.split([' ', ',']).filter(|c| !c.is_empty()) {
+            if !(code.len() == 5
+                && code.starts_with('E')
+                && code[1..].chars().all(|c| c.is_ascii_digit()))
+            {
+                return Err(format!("line {}: `{code}` is not an error code", i + 1));
+            }
+            out.push(Annotation {
+                line: target,
+                code: code.to_string(),
+            });
+            any = true;
+        }
+        if !any {
+            return Err(format!("line {}: `//~ ERROR` without a code", i + 1));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Runs the frontend as `tessera check` (and, with directives, as
+/// `compile`/`run` lowering would) and returns its diagnostics.
+pub fn diagnostics(src: &Source, d: &Directives) -> Vec<Diagnostic> {
+    let file = match driver::parse_and_check(src) {
+        Ok(f) => f,
+        Err(Failure::Input { diags, .. }) => return diags,
+        Err(other) => panic!("unexpected failure {other:?}"),
+    };
+    if d.kernel.is_none() && !d.has_dims {
+        return Vec::new();
+    }
+    let def = match driver::select_kernel(&file, d.kernel.as_deref()) {
+        Ok(def) => def,
+        Err(Failure::Input { diags, .. }) => return diags,
+        Err(other) => panic!("unexpected failure {other:?}"),
+    };
+    match driver::lower(&file, &def.name.name, &d.dims, src) {
+        Ok(_) => Vec::new(),
+        Err(Failure::Input { diags, .. }) => diags,
+        Err(other) => panic!("unexpected failure {other:?}"),
+    }
+}
+
+/// The diagnostics as annotations (line of the primary span's start).
+pub fn as_annotations(src: &str, diags: &[Diagnostic]) -> Vec<Annotation> {
+    let mut out: Vec<Annotation> = diags
+        .iter()
+        .map(|d| Annotation {
+            line: d
+                .primary_span()
+                .map_or(0, |s| tessera_ir::diag::line_col(src, s.start as usize).0),
+            code: d.code.clone(),
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// The testsuite crate's directory (tests run with it as working directory).
+pub fn crate_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A case's name: its file stem.
+pub fn case_name(path: &Path) -> String {
+    path.file_stem()
+        .map_or_else(String::new, |s| s.to_string_lossy().into_owned())
+}
+
+/// Loads a case file as a [`Source`] named by its path relative to the
+/// testsuite crate (stable across machines, for snapshots).
+pub fn load(path: &Path) -> Source {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let name = path
+        .strip_prefix(crate_dir())
+        .unwrap_or(path)
+        .display()
+        .to_string()
+        .replace('\\', "/");
+    Source { name, text }
+}
+
+/// insta settings that put a case's snapshots in `DIR/snapshots/NAME@STAGE.snap`
+/// and record the case file in the snapshot header.
+pub fn snapshot_settings(case: &Path) -> insta::Settings {
+    let mut s = insta::Settings::clone_current();
+    let dir = crate_dir().join(case.parent().unwrap_or(Path::new(".")));
+    s.set_snapshot_path(dir.join("snapshots"));
+    s.set_prepend_module_to_snapshot(false);
+    s.set_omit_expression(true);
+    let rel = case
+        .strip_prefix(crate_dir())
+        .unwrap_or(case)
+        .display()
+        .to_string();
+    s.set_input_file(rel.replace('\\', "/"));
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn annotations_point_at_lines() {
+        let src = "a //~ ERROR E0100\nb\n//~^ ERROR E0300 E0400\n";
+        let a = annotations(src).unwrap();
+        assert_eq!(
+            a,
+            vec![
+                Annotation {
+                    line: 1,
+                    code: "E0100".into()
+                },
+                Annotation {
+                    line: 2,
+                    code: "E0300".into()
+                },
+                Annotation {
+                    line: 2,
+                    code: "E0400".into()
+                },
+            ]
+        );
+        assert!(annotations("x //~ ERROR\n").is_err());
+        assert!(annotations("x //~ WARN E0001\n").is_err());
+    }
+
+    #[test]
+    fn directives_parse_and_reject_unknown_keys() {
+        let d = directives("//@ kernel: k\n//@ dims: M=4, N=8\n").unwrap();
+        assert_eq!(d.kernel.as_deref(), Some("k"));
+        assert_eq!(d.dims.get("N"), Some(&8));
+        assert!(directives("//@ color: red\n").is_err());
+    }
+}

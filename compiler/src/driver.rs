@@ -1,0 +1,154 @@
+//! The pipeline driver: source → AST → checked → IR, and the outcome type
+//! every command returns.
+//!
+//! Stages run in order and stop at the first stage with errors, after that
+//! stage has reported *all* of its errors. Each command turns a [`Failure`]
+//! into its exit code (cli.md): 1 for bad input or a `--check` mismatch, 2
+//! for usage errors, 3 for a fault of the simulated machine (or a runtime
+//! fault of the reference interpreter), 70 for an internal compiler error.
+
+use std::path::Path;
+use tessera_frontend::ast::{File, KernelDef};
+use tessera_ir::{Code, Diagnostic, DimEnv, Kernel};
+
+/// A source file and its text.
+#[derive(Clone, Debug)]
+pub struct Source {
+    /// The path as given.
+    pub name: String,
+    /// The text.
+    pub text: String,
+}
+
+/// Why a command did not succeed.
+#[derive(Debug)]
+pub enum Failure {
+    /// The input was wrong; exit 1.
+    Input {
+        /// What to report.
+        diags: Vec<Diagnostic>,
+        /// The source the spans point into.
+        source: Option<Source>,
+    },
+    /// `--check` found a mismatch (already printed); exit 1.
+    Mismatch,
+    /// A usage error; exit 2.
+    Usage(String),
+    /// The simulated machine (or the interpreter) faulted; exit 3.
+    Fault {
+        /// What to report.
+        diags: Vec<Diagnostic>,
+        /// The source the spans point into.
+        source: Option<Source>,
+    },
+    /// A compiler bug; exit 70.
+    Internal(String),
+}
+
+impl Failure {
+    /// Input diagnostics without a source.
+    pub fn input(diags: Vec<Diagnostic>) -> Failure {
+        Failure::Input {
+            diags,
+            source: None,
+        }
+    }
+
+    /// Input diagnostics with spans into `source`.
+    pub fn in_source(diags: Vec<Diagnostic>, source: &Source) -> Failure {
+        Failure::Input {
+            diags,
+            source: Some(source.clone()),
+        }
+    }
+
+    /// The process exit code.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Failure::Input { .. } | Failure::Mismatch => 1,
+            Failure::Usage(_) => 2,
+            Failure::Fault { .. } => 3,
+            Failure::Internal(_) => 70,
+        }
+    }
+}
+
+/// Reads a source file.
+pub fn load_source(path: &Path) -> Result<Source, Failure> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        Failure::input(vec![Diagnostic::new(
+            Code::E0600,
+            format!("cannot read `{}`: {e}", path.display()),
+        )])
+    })?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        Failure::input(vec![Diagnostic::new(
+            Code::E0001,
+            format!(
+                "`{}` is not UTF-8 (invalid byte at offset {})",
+                path.display(),
+                e.utf8_error().valid_up_to()
+            ),
+        )])
+    })?;
+    Ok(Source {
+        name: path.display().to_string(),
+        text,
+    })
+}
+
+/// Parses and checks a whole file; all diagnostics of the first failing
+/// stage are returned together.
+pub fn parse_and_check(src: &Source) -> Result<File, Failure> {
+    let (file, diags) = tessera_frontend::parse::parse(&src.text);
+    if !diags.is_empty() {
+        return Err(Failure::in_source(diags, src));
+    }
+    let diags = tessera_frontend::lower::check(&file);
+    if !diags.is_empty() {
+        return Err(Failure::in_source(diags, src));
+    }
+    Ok(file)
+}
+
+/// Picks the kernel named by `-k`, or the only kernel of the file.
+pub fn select_kernel<'f>(file: &'f File, name: Option<&str>) -> Result<&'f KernelDef, Failure> {
+    let names: Vec<&str> = file.kernels.iter().map(|k| k.name.name.as_str()).collect();
+    match name {
+        Some(n) => file
+            .kernels
+            .iter()
+            .find(|k| k.name.name == n)
+            .ok_or_else(|| {
+                Failure::input(vec![
+                    Diagnostic::new(Code::E0502, format!("no kernel named `{n}`"))
+                        .note(format!("the file defines: {}", names.join(", "))),
+                ])
+            }),
+        None => match file.kernels.as_slice() {
+            [only] => Ok(only),
+            [] => Err(Failure::input(vec![Diagnostic::new(
+                Code::E0502,
+                "the file defines no kernel",
+            )])),
+            _ => Err(Failure::input(vec![
+                Diagnostic::new(
+                    Code::E0502,
+                    "the file defines several kernels; choose one with `-k`",
+                )
+                .note(format!("the file defines: {}", names.join(", "))),
+            ])),
+        },
+    }
+}
+
+/// Lowers a checked kernel with its dims bound.
+pub fn lower(file: &File, name: &str, env: &DimEnv, src: &Source) -> Result<Kernel, Failure> {
+    tessera_frontend::lower::lower(file, name, env).map_err(|diags| {
+        if let Some(ice) = diags.iter().find(|d| d.code == "ICE") {
+            Failure::Internal(ice.message.clone())
+        } else {
+            Failure::in_source(diags, src)
+        }
+    })
+}

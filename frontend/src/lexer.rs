@@ -1,0 +1,380 @@
+//! The lexer: source text to tokens, with byte spans.
+//!
+//! [`Lexer`] adapts the logos token stream to the triples lalrpop consumes.
+//! A lexical error becomes a diagnostic right here and reaches the parser as
+//! [`Token::Error`], a terminal the grammar never expects: the parser then
+//! recovers at the next `;` as for any syntax error, and the parse error it
+//! reports for that token is dropped as a duplicate.
+
+use logos::Logos;
+use tessera_ir::{Code, DType, Diagnostic, Span};
+
+/// What went wrong while lexing.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub enum LexError {
+    /// A character that starts no token.
+    #[default]
+    UnexpectedChar,
+    /// `/*` without its `*/`.
+    UnterminatedComment,
+    /// `"` without its closing `"` on the same line.
+    UnterminatedString,
+    /// A numeric literal that does not fit 64 bits.
+    BadNumber,
+}
+
+fn int(lex: &mut logos::Lexer<'_, Token>) -> Result<u64, LexError> {
+    lex.slice().parse().map_err(|_| LexError::BadNumber)
+}
+
+fn float(lex: &mut logos::Lexer<'_, Token>) -> Result<f64, LexError> {
+    let v: f64 = lex.slice().parse().map_err(|_| LexError::BadNumber)?;
+    if v.is_finite() {
+        Ok(v)
+    } else {
+        Err(LexError::BadNumber)
+    }
+}
+
+/// Skips a (possibly nested) block comment; the lexer stands after `/*`.
+fn block_comment(lex: &mut logos::Lexer<'_, Token>) -> Result<logos::Skip, LexError> {
+    let rest = lex.remainder().as_bytes();
+    let mut depth = 1usize;
+    let mut i = 0;
+    while i < rest.len() {
+        if rest[i..].starts_with(b"/*") {
+            depth += 1;
+            i += 2;
+        } else if rest[i..].starts_with(b"*/") {
+            depth -= 1;
+            i += 2;
+            if depth == 0 {
+                lex.bump(i);
+                return Ok(logos::Skip);
+            }
+        } else {
+            i += 1;
+        }
+    }
+    lex.bump(rest.len());
+    Err(LexError::UnterminatedComment)
+}
+
+/// Reads a string literal; the lexer stands after the opening `"`.
+fn string(lex: &mut logos::Lexer<'_, Token>) -> Result<String, LexError> {
+    let rest = lex.remainder();
+    let mut out = String::new();
+    let mut chars = rest.char_indices();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '"' => {
+                lex.bump(i + 1);
+                return Ok(out);
+            }
+            '\n' => break,
+            '\\' => match chars.next() {
+                Some((_, e @ ('"' | '\\'))) => out.push(e),
+                Some((_, '\n')) | None => break,
+                Some((_, e)) => {
+                    out.push('\\');
+                    out.push(e);
+                }
+            },
+            c => out.push(c),
+        }
+    }
+    let line_end = rest.find('\n').unwrap_or(rest.len());
+    lex.bump(line_end);
+    Err(LexError::UnterminatedString)
+}
+
+/// A token.
+#[derive(Logos, Clone, Debug, PartialEq)]
+#[logos(skip r"[ \t\r\n\f]+")]
+#[logos(skip(r"//[^\n]*", allow_greedy = true))]
+#[logos(error = LexError)]
+pub enum Token {
+    /// `kernel`
+    #[token("kernel")]
+    Kernel,
+    /// `let`
+    #[token("let")]
+    Let,
+    /// `return`
+    #[token("return")]
+    Return,
+    /// `true`
+    #[token("true")]
+    True,
+    /// `false`
+    #[token("false")]
+    False,
+    /// A dtype name.
+    #[token("f16", |_| DType::F16)]
+    #[token("bf16", |_| DType::BF16)]
+    #[token("f32", |_| DType::F32)]
+    #[token("i8", |_| DType::I8)]
+    #[token("i32", |_| DType::I32)]
+    #[token("bool", |_| DType::Bool)]
+    DType(DType),
+    /// An identifier.
+    #[regex("[A-Za-z_][A-Za-z0-9_]*", |lex| lex.slice().to_string())]
+    Ident(String),
+    /// An integer literal.
+    #[regex("[0-9]+", int)]
+    Int(u64),
+    /// A float literal.
+    #[regex(r"[0-9]+\.[0-9]+([eE][+-]?[0-9]+)?", float)]
+    #[regex(r"[0-9]+[eE][+-]?[0-9]+", float)]
+    Float(f64),
+    /// A string literal (its contents).
+    #[token("\"", string)]
+    Str(String),
+    /// `/* … */`, skipped.
+    #[token("/*", block_comment)]
+    BlockComment,
+    /// `(`
+    #[token("(")]
+    LParen,
+    /// `)`
+    #[token(")")]
+    RParen,
+    /// `[`
+    #[token("[")]
+    LBracket,
+    /// `]`
+    #[token("]")]
+    RBracket,
+    /// `{`
+    #[token("{")]
+    LBrace,
+    /// `}`
+    #[token("}")]
+    RBrace,
+    /// `,`
+    #[token(",")]
+    Comma,
+    /// `:`
+    #[token(":")]
+    Colon,
+    /// `;`
+    #[token(";")]
+    Semi,
+    /// `->`
+    #[token("->")]
+    Arrow,
+    /// `=`
+    #[token("=")]
+    Assign,
+    /// `+`
+    #[token("+")]
+    Plus,
+    /// `-`
+    #[token("-")]
+    Minus,
+    /// `*`
+    #[token("*")]
+    Star,
+    /// `/`
+    #[token("/")]
+    Slash,
+    /// `@`
+    #[token("@")]
+    At,
+    /// `<`
+    #[token("<")]
+    Lt,
+    /// `<=`
+    #[token("<=")]
+    Le,
+    /// `>`
+    #[token(">")]
+    Gt,
+    /// `>=`
+    #[token(">=")]
+    Ge,
+    /// `==`
+    #[token("==")]
+    EqEq,
+    /// `!=`
+    #[token("!=")]
+    Ne,
+    /// A lexical error, already reported.
+    Error,
+}
+
+impl Token {
+    /// How the token reads in a message.
+    pub fn describe(&self) -> String {
+        match self {
+            Token::Kernel => "`kernel`".into(),
+            Token::Let => "`let`".into(),
+            Token::Return => "`return`".into(),
+            Token::True => "`true`".into(),
+            Token::False => "`false`".into(),
+            Token::DType(d) => format!("dtype `{d}`"),
+            Token::Ident(s) => format!("identifier `{s}`"),
+            Token::Int(n) => format!("integer `{n}`"),
+            Token::Float(x) => format!("float `{x}`"),
+            Token::Str(s) => format!("string \"{s}\""),
+            Token::BlockComment => "a comment".into(),
+            Token::Error => "an invalid token".into(),
+            other => format!("`{}`", other.punct()),
+        }
+    }
+
+    fn punct(&self) -> &'static str {
+        match self {
+            Token::LParen => "(",
+            Token::RParen => ")",
+            Token::LBracket => "[",
+            Token::RBracket => "]",
+            Token::LBrace => "{",
+            Token::RBrace => "}",
+            Token::Comma => ",",
+            Token::Colon => ":",
+            Token::Semi => ";",
+            Token::Arrow => "->",
+            Token::Assign => "=",
+            Token::Plus => "+",
+            Token::Minus => "-",
+            Token::Star => "*",
+            Token::Slash => "/",
+            Token::At => "@",
+            Token::Lt => "<",
+            Token::Le => "<=",
+            Token::Gt => ">",
+            Token::Ge => ">=",
+            Token::EqEq => "==",
+            Token::Ne => "!=",
+            _ => "?",
+        }
+    }
+}
+
+/// Tokens as lalrpop wants them, with lexical errors turned into
+/// diagnostics and [`Token::Error`].
+pub struct Lexer<'a> {
+    inner: logos::SpannedIter<'a, Token>,
+    src: &'a str,
+    /// Lexical errors seen so far.
+    pub diagnostics: Vec<Diagnostic>,
+    /// Where the last token ended.
+    pub last_end: usize,
+}
+
+impl<'a> Lexer<'a> {
+    /// A lexer over `src`.
+    pub fn new(src: &'a str) -> Lexer<'a> {
+        Lexer {
+            inner: Token::lexer(src).spanned(),
+            src,
+            diagnostics: Vec::new(),
+            last_end: 0,
+        }
+    }
+
+    fn report(&mut self, e: LexError, start: usize, end: usize) {
+        let d = match e {
+            LexError::UnexpectedChar => {
+                let c = self.src[start..].chars().next().unwrap_or('?');
+                Diagnostic::new(
+                    Code::E0001,
+                    format!("unexpected character `{}`", c.escape_debug()),
+                )
+                .primary(
+                    Span::new(start, start + c.len_utf8()),
+                    "no token starts with this",
+                )
+            }
+            LexError::UnterminatedComment => {
+                Diagnostic::new(Code::E0002, "unterminated block comment")
+                    .primary(Span::new(start, start + 2), "this comment is never closed")
+                    .help("close it with `*/` (comments nest: each `/*` needs its own `*/`)")
+            }
+            LexError::UnterminatedString => {
+                Diagnostic::new(Code::E0004, "unterminated string literal")
+                    .primary(Span::new(start, end), "missing the closing `\"`")
+            }
+            LexError::BadNumber => Diagnostic::new(Code::E0003, "numeric literal out of range")
+                .primary(Span::new(start, end), "this does not fit in 64 bits"),
+        };
+        self.diagnostics.push(d);
+    }
+}
+
+impl Iterator for Lexer<'_> {
+    type Item = Result<(usize, Token, usize), LexError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (tok, span) = self.inner.next()?;
+        self.last_end = span.end;
+        Some(match tok {
+            Ok(t) => Ok((span.start, t, span.end)),
+            Err(e) => {
+                self.report(e, span.start, span.end);
+                Ok((span.start, Token::Error, span.end))
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn toks(src: &str) -> Vec<Token> {
+        Lexer::new(src).map(|t| t.unwrap().1).collect()
+    }
+
+    #[test]
+    fn keywords_dtypes_numbers() {
+        assert_eq!(
+            toks("let x: f16 = 1.5e-3 + 2;"),
+            vec![
+                Token::Let,
+                Token::Ident("x".into()),
+                Token::Colon,
+                Token::DType(DType::F16),
+                Token::Assign,
+                Token::Float(1.5e-3),
+                Token::Plus,
+                Token::Int(2),
+                Token::Semi
+            ]
+        );
+        assert_eq!(
+            toks("f16x bf16"),
+            vec![Token::Ident("f16x".into()), Token::DType(DType::BF16)]
+        );
+    }
+
+    #[test]
+    fn comments_nest() {
+        assert_eq!(
+            toks("a /* x /* y */ z */ b // c"),
+            vec![Token::Ident("a".into()), Token::Ident("b".into())]
+        );
+    }
+
+    #[test]
+    fn errors_become_tokens_and_diagnostics() {
+        let mut lx = Lexer::new("a $ /* open");
+        let t: Vec<Token> = lx.by_ref().map(|t| t.unwrap().1).collect();
+        assert_eq!(
+            t,
+            vec![Token::Ident("a".into()), Token::Error, Token::Error]
+        );
+        let codes: Vec<&str> = lx.diagnostics.iter().map(|d| d.code.as_str()).collect();
+        assert_eq!(codes, vec!["E0001", "E0002"]);
+    }
+
+    #[test]
+    fn strings_and_big_numbers() {
+        assert_eq!(toks(r#""tanh""#), vec![Token::Str("tanh".into())]);
+        let mut lx = Lexer::new("99999999999999999999999 \"abc");
+        let _ = lx.by_ref().count();
+        let codes: Vec<&str> = lx.diagnostics.iter().map(|d| d.code.as_str()).collect();
+        assert_eq!(codes, vec!["E0003", "E0004"]);
+    }
+}

@@ -1,0 +1,123 @@
+//! Unit tests of checking and lowering, with hand-derived expectations.
+
+use super::{check, lower};
+use crate::parse::parse;
+use tessera_ir::DimEnv;
+
+fn codes(src: &str) -> Vec<String> {
+    let (file, mut d) = parse(src);
+    d.extend(check(&file));
+    d.into_iter().map(|d| d.code).collect()
+}
+
+fn ir(src: &str, kernel: &str, dims: &[(&str, u64)]) -> String {
+    let (file, d) = parse(src);
+    assert!(d.is_empty(), "{d:?}");
+    let env: DimEnv = dims.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+    match lower(&file, kernel, &env) {
+        Ok(k) => tessera_ir::text::print_kernel(&k),
+        Err(d) => panic!("{d:?}"),
+    }
+}
+
+#[test]
+fn spec_examples_check_clean() {
+    let src = r#"
+kernel mlp(x: f16[M, K], w: f16[K, N], b: f32[N]) -> f16[M, N] {
+    let acc = x @ w;
+    return cast(gelu(acc + b), f16);
+}
+kernel softmax_rows(x: f32[B, N]) -> f32[B, N] {
+    let m = max(x, axis = -1, keepdims = true);
+    let e = exp(x - m);
+    return e / sum(e, axis = -1, keepdims = true);
+}
+kernel attention(q: f16[H, S, D], k: f16[H, S, D], v: f16[H, S, D]) -> f16[H, S, D] {
+    let s = (q @ transpose(k, [0, 2, 1])) * 0.08838834764831845;
+    let p = softmax(s, axis = -1);
+    return cast(cast(p, f16) @ v, f16);
+}
+kernel layer_stats(x: f32[M, N]) -> (mean: f32[M], rstd: f32[M]) {
+    let mu = mean(x, axis = 1);
+    let d = x - reshape(mu, [M, 1]);
+    return (mu, rsqrt(mean(d * d, axis = 1) + 1e-5));
+}
+"#;
+    assert_eq!(codes(src), Vec::<String>::new());
+}
+
+#[test]
+fn literals_adopt_the_tensor_dtype() {
+    let src = "kernel k(x: f16[2]) -> f16[2] { return x * 2 + 0.5; }";
+    let text = ir(src, "k", &[]);
+    assert!(text.contains("%0 = full 2.0 : f16[]"), "{text}");
+    assert!(text.contains("%2 = full 0.5 : f16[]"), "{text}");
+}
+
+#[test]
+fn literal_only_expressions_fold() {
+    let src = "kernel k(x: f32[2]) -> f32[2] { let s = 0.5 * 4.0 - 1; return x * s; }";
+    let text = ir(src, "k", &[]);
+    assert!(text.contains("full 1.0 : f32[]"), "{text}");
+}
+
+#[test]
+fn keepdims_is_a_reshape() {
+    let src = "kernel k(x: f32[B, N]) -> f32[B, 1] { return sum(x, axis = -1, keepdims = true); }";
+    let text = ir(src, "k", &[("B", 3), ("N", 4)]);
+    assert!(text.contains("%0 = sum %x axes=[1] : f32[3]"), "{text}");
+    assert!(text.contains("%1 = reshape %0 : f32[3, 1]"), "{text}");
+}
+
+#[test]
+fn rank1_matmul_drops_the_added_dims() {
+    let src = "kernel k(a: f32[4], b: f32[4, 3]) -> f32[3] { return a @ b; }";
+    let text = ir(src, "k", &[]);
+    assert!(text.contains("matmul %0, %b : f32[1, 3]"), "{text}");
+    assert!(text.contains("reshape %1 : f32[3]"), "{text}");
+}
+
+#[test]
+fn kernel_calls_inline_and_unify_dims() {
+    let src = "
+kernel scale(x: f32[A, B]) -> f32[A, B] { return x * 2.0; }
+kernel main(y: f32[M, 8]) -> f32[M, 8] { return scale(y) + scale(x = y); }";
+    let text = ir(src, "main", &[("M", 5)]);
+    assert_eq!(text.matches("mul %y").count(), 2, "{text}");
+    assert!(text.contains("add %1, %3 : f32[5, 8]"), "{text}");
+}
+
+#[test]
+fn errors_are_all_reported_once() {
+    let src = "
+kernel a(x: f32[4]) -> f32[4] { let y = x + z; return y * 2.0; }
+kernel b(x: f16[4], y: f32[4]) -> f32[4] { return x + y; }
+kernel c(x: f32[4]) -> f32[4] { return a(x) + q; }";
+    assert_eq!(codes(src), vec!["E0100", "E0300", "E0100"]);
+}
+
+#[test]
+fn recursion_is_reported_at_the_back_edge() {
+    let src = "
+kernel a(x: f32[4]) -> f32[4] { return b(x); }
+kernel b(x: f32[4]) -> f32[4] { return a(x); }
+kernel c(x: f32[4]) -> f32[4] { return c(x); }";
+    assert_eq!(codes(src), vec!["E0108", "E0108"]);
+}
+
+#[test]
+fn unbound_dims_are_reported_when_lowering() {
+    let src = "kernel k(x: f32[M]) -> f32[M] { return x; }";
+    let (file, _) = parse(src);
+    let err = lower(&file, "k", &DimEnv::new()).unwrap_err();
+    assert_eq!(err[0].code, "E0500");
+}
+
+#[test]
+fn slices_of_symbolic_dims_are_checked_once_bound() {
+    let src = "kernel k(x: f32[M]) -> f32[M] { let y = slice(x, start = -2); return x; }";
+    assert_eq!(codes(src), Vec::<String>::new());
+    let (file, _) = parse("kernel k(x: f32[M]) -> f32[2] { return slice(x, start = 3, end = 5); }");
+    let env: DimEnv = [("M".to_string(), 4)].into_iter().collect();
+    assert_eq!(lower(&file, "k", &env).unwrap_err()[0].code, "E0406");
+}

@@ -1,0 +1,316 @@
+//! Diagnostics shared by every stage: spans, error codes, and rustc-style
+//! rendering.
+//!
+//! Errors are values: a stage returns [`Diagnostic`]s, the driver renders them
+//! with [`render`]. The [`Code`] enum is the registry of stable error codes;
+//! `docs/diagnostics.md` documents each one and a tidy test keeps the two in
+//! step.
+
+use codespan_reporting::diagnostic::{Diagnostic as CsDiagnostic, Label as CsLabel};
+use codespan_reporting::files::SimpleFile;
+use codespan_reporting::term::{self, Config};
+use std::fmt;
+
+/// A byte range in a source file.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
+pub struct Span {
+    /// First byte.
+    pub start: u32,
+    /// One past the last byte.
+    pub end: u32,
+}
+
+impl Span {
+    /// A span from byte offsets (saturating at `u32::MAX`).
+    pub fn new(start: usize, end: usize) -> Span {
+        let clamp = |x: usize| u32::try_from(x).unwrap_or(u32::MAX);
+        Span {
+            start: clamp(start),
+            end: clamp(end.max(start)),
+        }
+    }
+
+    /// The smallest span covering both.
+    pub fn to(self, other: Span) -> Span {
+        Span {
+            start: self.start.min(other.start),
+            end: self.end.max(other.end),
+        }
+    }
+
+    /// As a `usize` range.
+    pub fn range(self) -> std::ops::Range<usize> {
+        self.start as usize..self.end as usize
+    }
+
+    /// Whether `other` lies inside `self`.
+    pub fn contains(self, other: Span) -> bool {
+        self.start <= other.start && other.end <= self.end
+    }
+}
+
+macro_rules! codes {
+    ($($name:ident => $summary:literal,)*) => {
+        /// A stable error code. `docs/diagnostics.md` describes each.
+        #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Code {
+            $(#[doc = $summary] $name,)*
+        }
+
+        impl Code {
+            /// Every code, in registry order.
+            pub const ALL: &'static [Code] = &[$(Code::$name,)*];
+
+            /// The code as printed: `E0400`.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Code::$name => stringify!($name),)*
+                }
+            }
+
+            /// A short description of the class of error.
+            pub fn summary(self) -> &'static str {
+                match self {
+                    $(Code::$name => $summary,)*
+                }
+            }
+        }
+    };
+}
+
+codes! {
+    E0001 => "unexpected character",
+    E0002 => "unterminated block comment",
+    E0003 => "invalid numeric literal",
+    E0004 => "unterminated string literal",
+    E0010 => "unexpected token",
+    E0011 => "unexpected end of file",
+    E0012 => "expression nested too deeply",
+    E0100 => "unknown name",
+    E0101 => "unknown function",
+    E0102 => "duplicate kernel",
+    E0103 => "duplicate parameter or result name",
+    E0104 => "shadowed name",
+    E0105 => "unknown symbolic dim",
+    E0106 => "missing return",
+    E0107 => "misplaced return",
+    E0108 => "recursion",
+    E0109 => "inlining too deep or too large",
+    E0200 => "wrong number of arguments",
+    E0201 => "unknown named argument",
+    E0202 => "argument given twice or out of order",
+    E0203 => "argument of the wrong kind",
+    E0300 => "dtype mismatch",
+    E0301 => "unsupported dtype",
+    E0302 => "bool parameter",
+    E0303 => "literal does not fit its dtype",
+    E0304 => "return type mismatch",
+    E0305 => "annotation mismatch",
+    E0306 => "wrong number of values",
+    E0400 => "shapes do not broadcast",
+    E0401 => "matmul shape mismatch",
+    E0402 => "bad axis",
+    E0403 => "bad permutation",
+    E0404 => "bad reshape",
+    E0405 => "bad dim",
+    E0406 => "bad slice",
+    E0407 => "concat mismatch",
+    E0408 => "bad broadcast_to",
+    E0500 => "unbound symbolic dim",
+    E0501 => "conflicting dim bindings",
+    E0502 => "unknown or ambiguous kernel",
+    E0503 => "tensor too large",
+    E0600 => "cannot read or write a file",
+    E0601 => "malformed .npy file",
+    E0602 => ".npy dtype mismatch",
+    E0603 => ".npy shape mismatch",
+    E0604 => "unsupported .npy layout",
+    E0605 => "missing or unknown input",
+    E0606 => "malformed command-line value",
+    E0700 => "integer division by zero",
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A label on a span.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Label {
+    /// Where.
+    pub span: Span,
+    /// What to say there (may be empty).
+    pub message: String,
+    /// The primary label marks the offending span (`^^^`); secondary ones
+    /// (`---`) give context.
+    pub primary: bool,
+}
+
+/// An error report.
+///
+/// The code is a string so that every stage (including the simulator, which
+/// does not depend on this crate) can report in one format; stages of this
+/// crate and the frontend use [`Code`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// Stable code (`E0400`).
+    pub code: String,
+    /// One-line message.
+    pub message: String,
+    /// Spans, primary first.
+    pub labels: Vec<Label>,
+    /// Extra lines (`= note: …`).
+    pub notes: Vec<String>,
+    /// A suggestion (`= help: …`).
+    pub help: Option<String>,
+}
+
+impl Diagnostic {
+    /// A diagnostic with a code and message, no span yet.
+    pub fn new(code: Code, message: impl Into<String>) -> Diagnostic {
+        Diagnostic::with_code(code.as_str(), message)
+    }
+
+    /// A diagnostic with a code given as text (for codes of other crates).
+    pub fn with_code(code: &str, message: impl Into<String>) -> Diagnostic {
+        Diagnostic {
+            code: code.to_string(),
+            message: message.into(),
+            labels: Vec::new(),
+            notes: Vec::new(),
+            help: None,
+        }
+    }
+
+    /// Adds the primary label.
+    pub fn primary(mut self, span: Span, message: impl Into<String>) -> Diagnostic {
+        self.labels.push(Label {
+            span,
+            message: message.into(),
+            primary: true,
+        });
+        self
+    }
+
+    /// Adds a secondary label.
+    pub fn secondary(mut self, span: Span, message: impl Into<String>) -> Diagnostic {
+        self.labels.push(Label {
+            span,
+            message: message.into(),
+            primary: false,
+        });
+        self
+    }
+
+    /// Adds a note.
+    pub fn note(mut self, note: impl Into<String>) -> Diagnostic {
+        self.notes.push(note.into());
+        self
+    }
+
+    /// Sets the help line.
+    pub fn help(mut self, help: impl Into<String>) -> Diagnostic {
+        self.help = Some(help.into());
+        self
+    }
+
+    /// The primary span, if any.
+    pub fn primary_span(&self) -> Option<Span> {
+        self.labels.iter().find(|l| l.primary).map(|l| l.span)
+    }
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "error[{}]: {}", self.code, self.message)
+    }
+}
+
+/// Renders diagnostics rustc-style. `source` is the text the spans point into
+/// (empty when there is none).
+pub fn render(diags: &[Diagnostic], file_name: &str, source: &str, color: bool) -> String {
+    let file = SimpleFile::new(file_name, source);
+    let config = Config::default();
+    let mut out = String::new();
+    for d in diags {
+        let mut cs = CsDiagnostic::error()
+            .with_code(d.code.clone())
+            .with_message(d.message.clone());
+        let len = source.len();
+        cs = cs.with_labels(
+            d.labels
+                .iter()
+                .map(|l| {
+                    let start = (l.span.start as usize).min(len);
+                    let end = (l.span.end as usize).clamp(start, len);
+                    let range = start..end;
+                    let label = if l.primary {
+                        CsLabel::primary((), range)
+                    } else {
+                        CsLabel::secondary((), range)
+                    };
+                    label.with_message(l.message.clone())
+                })
+                .collect(),
+        );
+        let mut notes: Vec<String> = d.notes.iter().map(|n| format!("note: {n}")).collect();
+        if let Some(h) = &d.help {
+            notes.push(format!("help: {h}"));
+        }
+        cs = cs.with_notes(notes);
+        let rendered = if color {
+            let mut buf = term::termcolor::Buffer::ansi();
+            match term::emit_to_write_style(&mut buf, &config, &file, &cs) {
+                Ok(()) => String::from_utf8_lossy(buf.as_slice()).into_owned(),
+                Err(_) => format!("{d}\n"),
+            }
+        } else {
+            term::emit_into_string(&config, &file, &cs).unwrap_or_else(|_| format!("{d}\n"))
+        };
+        out.push_str(&rendered);
+    }
+    out
+}
+
+/// The 1-based line and column of a byte offset.
+pub fn line_col(source: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(source.len());
+    let before = &source.as_bytes()[..offset];
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |p| p + 1);
+    let col = String::from_utf8_lossy(&before[line_start..])
+        .chars()
+        .count()
+        + 1;
+    (line, col)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_code_label_and_help() {
+        let src = "let a = b + c;\n";
+        let d = Diagnostic::new(Code::E0100, "unknown name `b`")
+            .primary(Span::new(8, 9), "not found")
+            .help("declare it first");
+        let text = render(&[d], "k.tsr", src, false);
+        assert!(text.contains("error[E0100]: unknown name `b`"), "{text}");
+        assert!(text.contains("k.tsr:1:9"), "{text}");
+        assert!(text.contains("^ not found"), "{text}");
+        assert!(text.contains("= help: declare it first"), "{text}");
+    }
+
+    #[test]
+    fn line_col_counts_from_one() {
+        assert_eq!(line_col("ab\ncd", 0), (1, 1));
+        assert_eq!(line_col("ab\ncd", 4), (2, 2));
+        assert_eq!(line_col("ab", 99), (1, 3));
+    }
+}

@@ -1,0 +1,96 @@
+//! Command lines (`cases/cli/*.cli`): exit code, expected substrings, the
+//! output directory, and a snapshot of stdout and stderr.
+
+use std::path::Path;
+use tessera_testsuite::{case_name, snapshot_settings};
+
+type Result = datatest_stable::Result<()>;
+
+fn cli_case(path: &Path) -> Result {
+    let text = std::fs::read_to_string(path)?;
+    let name = case_name(path);
+    let out_dir = std::env::temp_dir().join(format!("tessera-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out_dir);
+    let out_text = out_dir.display().to_string();
+    let mut args: Option<Vec<String>> = None;
+    let mut exit: Option<i32> = None;
+    let (mut stderr_has, mut stdout_has) = (Vec::new(), Vec::new());
+    let mut out_empty = false;
+    for line in text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
+        let (key, value) = line
+            .split_once(':')
+            .ok_or_else(|| format!("malformed line `{line}`"))?;
+        let value = value.trim();
+        match key.trim() {
+            "args" => {
+                args = Some(
+                    value
+                        .replace("{cases}", "cases")
+                        .replace("{data}", "cases/cli/data")
+                        .replace("{out}", &out_text)
+                        .split_whitespace()
+                        .map(String::from)
+                        .collect(),
+                )
+            }
+            "exit" => exit = Some(value.parse()?),
+            "stderr-contains" => stderr_has.push(value.to_string()),
+            "stdout-contains" => stdout_has.push(value.to_string()),
+            "out-dir" if value == "empty" => out_empty = true,
+            other => return Err(format!("unknown key `{other}`").into()),
+        }
+    }
+    let args = args.ok_or("a CLI case needs `args:`")?;
+    let exit = exit.ok_or("a CLI case needs `exit:`")?;
+    let mut argv = vec!["tessera".to_string()];
+    argv.extend(args);
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = tessera_compiler::cli::run(&argv, &mut out, &mut err, false);
+    let stdout = String::from_utf8_lossy(&out).replace(&out_text, "{out}");
+    let stderr = String::from_utf8_lossy(&err).replace(&out_text, "{out}");
+    let written: Vec<String> = std::fs::read_dir(&out_dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    let _ = std::fs::remove_dir_all(&out_dir);
+    let mut problems = Vec::new();
+    if code != exit {
+        problems.push(format!("exit code {code}, expected {exit}"));
+    }
+    for s in &stderr_has {
+        if !stderr.contains(s.as_str()) {
+            problems.push(format!("stderr lacks `{s}`"));
+        }
+    }
+    for s in &stdout_has {
+        if !stdout.contains(s.as_str()) {
+            problems.push(format!("stdout lacks `{s}`"));
+        }
+    }
+    if out_empty && !written.is_empty() {
+        problems.push(format!("the output directory is not empty: {written:?}"));
+    }
+    if !problems.is_empty() {
+        return Err(format!(
+            "{}\n--- stdout\n{stdout}--- stderr\n{stderr}",
+            problems.join("\n")
+        )
+        .into());
+    }
+    let mut files = written;
+    files.sort();
+    let snap = format!("exit: {code}\nfiles: {files:?}\n--- stdout\n{stdout}--- stderr\n{stderr}");
+    snapshot_settings(path).bind(|| insta::assert_snapshot!(format!("{name}@output"), snap));
+    Ok(())
+}
+
+datatest_stable::harness! {
+    { test = cli_case, root = "cases/cli", pattern = r"^[^/]*\.cli$" },
+}

@@ -1,0 +1,88 @@
+//! Valid programs (`cases/run/*.tsr`): check, AST and IR snapshots, IR text
+//! round trip, and the reference interpreter against numpy fixtures.
+
+use std::path::Path;
+use tessera_compiler::{driver, inputs};
+use tessera_ir::compare::{Tolerance, compare};
+use tessera_ir::{DimEnv, Tensor, text};
+use tessera_testsuite::{case_name, directives, load, snapshot_settings};
+
+type Result = datatest_stable::Result<()>;
+
+fn render(f: driver::Failure, src: &driver::Source) -> String {
+    match f {
+        driver::Failure::Input { diags, .. } => {
+            tessera_ir::diag::render(&diags, &src.name, &src.text, false)
+        }
+        other => format!("{other:?}"),
+    }
+}
+
+fn run_case(path: &Path) -> Result {
+    let src = load(path);
+    let name = case_name(path);
+    let dirs = directives(&src.text)?;
+    if !src.text.lines().any(|l| l.starts_with("//!")) {
+        return Err("a case starts with a `//!` description".into());
+    }
+    let file = driver::parse_and_check(&src).map_err(|f| render(f, &src))?;
+    let settings = snapshot_settings(path);
+    settings.bind(|| {
+        insta::assert_snapshot!(
+            format!("{name}@ast"),
+            tessera_frontend::ast::print_file(&file)
+        )
+    });
+
+    let def = driver::select_kernel(&file, dirs.kernel.as_deref()).map_err(|f| render(f, &src))?;
+    let data = path.with_extension("");
+    let mut env: DimEnv = dirs.dims.clone();
+    let mut origin = Vec::new();
+    let mut given = Vec::new();
+    for (i, p) in def.params.iter().enumerate() {
+        let file = data.join("inputs").join(format!("{}.npy", p.name.name));
+        let t = inputs::read_input(&file, &p.name.name, p.ty.dtype).map_err(|d| d.to_string())?;
+        inputs::bind_shape(def, i, &t.shape, &p.name.name, &mut env, &mut origin)
+            .map_err(|d| d.to_string())?;
+        given.push(t);
+    }
+    let kernel = driver::lower(&file, &def.name.name, &env, &src).map_err(|f| render(f, &src))?;
+    let ir = text::print_kernel(&kernel);
+    settings.bind(|| insta::assert_snapshot!(format!("{name}@ir"), ir));
+
+    let reparsed =
+        text::parse_module(&ir).map_err(|e| format!("IR text does not parse back: {e}\n{ir}"))?;
+    let again = text::print_module(&reparsed);
+    if again != ir {
+        return Err(format!(
+            "IR text does not round-trip:\n--- printed\n{ir}--- reprinted\n{again}"
+        )
+        .into());
+    }
+    tessera_ir::verify::verify_concrete(&kernel).map_err(|e| e.to_string())?;
+
+    let outputs = tessera_ir::interp::run(&kernel, &given).map_err(|e| e.to_string())?;
+    let mut failures = Vec::new();
+    for (o, got) in kernel.outputs.iter().zip(&outputs) {
+        let file = data.join("expected").join(format!("{}.npy", o.name));
+        let want: Tensor =
+            inputs::read_input(&file, &o.name, got.dtype).map_err(|d| d.to_string())?;
+        let tol = Tolerance::for_output(got.dtype, kernel.accumulated(o.value));
+        let c = compare(got, &want, tol);
+        if !c.ok() {
+            failures.push(format!(
+                "output `{}`: {} mismatches (shape ok: {}), max abs {:.3e}, max rel {:.3e}, first {:?}",
+                o.name, c.mismatches, c.same_type, c.max_abs, c.max_rel, c.first_mismatch
+            ));
+        }
+    }
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(failures.join("\n").into())
+    }
+}
+
+datatest_stable::harness! {
+    { test = run_case, root = "cases/run", pattern = r"^[^/]*\.tsr$" },
+}
