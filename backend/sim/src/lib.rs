@@ -1,1 +1,35 @@
-//! placeholder
+//! `tessera-sim`: the NPU that Tessera compiles for — machine descriptions, the
+//! instruction set, the `.tbc` bytecode and a cycle-approximate simulator.
+//!
+//! **Architecture invariant:** this crate depends on no other Tessera crate
+//! (as Cranelift's Pulley interpreter stands alone): it knows bytecode, not IR.
+//! No input — TOML, assembly text, bytecode, tensors — can make it panic;
+//! every failure is a value with a stable code (E07xx runtime faults, E08xx
+//! assembler, E09xx bytecode loader, E10xx machine descriptions).
+//!
+//! Entry points:
+//! - [`Machine`]: load a built-in or TOML description, print it as TOML;
+//! - [`assemble`] / [`disassemble`]: text ↔ [`Program`];
+//! - [`encode`] / [`decode`] / [`load`]: [`Program`] ↔ `.tbc` bytes;
+//! - [`run`]: simulate a program on named input tensors, returning outputs,
+//!   a [`Report`] and optionally a Chrome trace, or a [`Fault`].
+//!
+//! Code map: `machine` (descriptions), `isa` (the one instruction list),
+//! `asm`, `disasm`, `bytecode`, `program`, `exec/` (functional semantics per
+//! unit), `timing/` (the event-driven cycle model, GM bandwidth, trace),
+//! `race` (happens-before race detector), `fault`, `report`, `run` (the
+//! driver tying them together).
+
+pub mod asm;
+pub mod bytecode;
+pub mod disasm;
+pub mod isa;
+pub mod machine;
+pub mod program;
+
+pub use asm::{AsmError, AsmOptions, assemble, assemble_with};
+pub use bytecode::{LoadError, decode, encode, load};
+pub use disasm::disassemble;
+pub use isa::{CoreKind, Dt, Insn, Pipe};
+pub use machine::{Machine, MachineError, Organisation};
+pub use program::{Program, Section, TensorDecl};

@@ -1,0 +1,836 @@
+//! The assembler: NPU assembly text → [`Program`].
+//!
+//! Syntax (full reference: `docs/assembly.md`): one instruction or directive
+//! per line, `;` or `//` comments, labels `name:` (per section), directives
+//! `.kernel`, `.machine`, `.param`, `.result`, `.block_dim`, `.workspace`,
+//! `.equ`, and section starts `.aic`, `.aiv`, `.core`. Immediates are constant
+//! expressions over `.equ` names. Errors are values with a code (E08xx), a byte
+//! span, a line and a column; every independent error is reported. The
+//! assembler never panics on any input.
+
+use crate::isa::{Dt, Insn, ParseCtx, ParseFail, TABLE};
+use crate::machine::Machine;
+use crate::program::{Program, Section, TensorDecl};
+use std::collections::HashMap;
+use std::fmt;
+use std::ops::Range;
+
+/// An assembly error.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AsmError {
+    /// `E0801`…`E0808` (see `docs/assembly.md`).
+    pub code: &'static str,
+    /// What is wrong.
+    pub message: String,
+    /// Byte range in the source.
+    pub span: Range<usize>,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column (in characters).
+    pub col: usize,
+}
+
+impl fmt::Display for AsmError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "error[{}]: {}:{}: {}",
+            self.code, self.line, self.col, self.message
+        )
+    }
+}
+
+impl std::error::Error for AsmError {}
+
+/// Assembler options.
+#[derive(Clone, Debug, Default)]
+pub struct AsmOptions {
+    /// Constants that override the file's `.equ` of the same name (like `-D`).
+    pub defines: Vec<(String, i64)>,
+}
+
+/// Assembles `src` for `machine`.
+pub fn assemble(src: &str, machine: &Machine) -> Result<Program, Vec<AsmError>> {
+    assemble_with(src, machine, &AsmOptions::default())
+}
+
+/// Assembles `src` for `machine` with options.
+pub fn assemble_with(
+    src: &str,
+    machine: &Machine,
+    opts: &AsmOptions,
+) -> Result<Program, Vec<AsmError>> {
+    Assembler::new(src, machine, opts).run()
+}
+
+/// Whether `s` is a label name: `[A-Za-z_.][A-Za-z0-9_.]*`.
+pub fn is_label(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_' || c == '.')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+}
+
+fn is_ident(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+// ---------------------------------------------------------------------------
+// Constant expressions.
+// ---------------------------------------------------------------------------
+
+/// Evaluates an integer constant expression: literals (`12`, `0x1f`, `0b101`,
+/// `1_000`), `.equ` names, `+ - * / % << >> & | ^ ~`, parentheses.
+pub fn eval_int(s: &str, consts: &HashMap<String, i64>) -> Result<i64, String> {
+    let toks = lex_expr(s)?;
+    if toks.is_empty() {
+        return Err("expected an expression".into());
+    }
+    let mut p = ExprParser {
+        toks: &toks,
+        pos: 0,
+        consts,
+        depth: 0,
+    };
+    let v = p.bor()?;
+    if p.pos != toks.len() {
+        return Err(format!(
+            "unexpected `{}` in expression `{}`",
+            toks[p.pos],
+            s.trim()
+        ));
+    }
+    Ok(v)
+}
+
+/// Evaluates a scalar literal to 32 bits: with `float`, a float literal
+/// (`1.5`, `-2e-3`, `inf`, `-inf`, `nan`) or an integer expression converted to
+/// f32; otherwise an integer expression in `-2^31..2^32`.
+pub fn eval_scalar(s: &str, consts: &HashMap<String, i64>, float: bool) -> Result<u32, String> {
+    let t = s.trim();
+    let body = t.strip_prefix('-').unwrap_or(t);
+    let looks_float = body == "inf"
+        || body == "nan"
+        || (!body.starts_with("0x")
+            && !body.starts_with("0b")
+            && body.starts_with(|c: char| c.is_ascii_digit())
+            && body.contains(['.', 'e', 'E']));
+    if looks_float {
+        if !float {
+            return Err(format!(
+                "`{t}` is a float literal but the instruction's type is an integer"
+            ));
+        }
+        let v: f64 = if body == "inf" || body == "nan" {
+            let x = if body == "inf" {
+                f64::INFINITY
+            } else {
+                f64::NAN
+            };
+            if t.starts_with('-') { -x } else { x }
+        } else {
+            t.parse()
+                .map_err(|_| format!("malformed float literal `{t}`"))?
+        };
+        return Ok((v as f32).to_bits());
+    }
+    let v = eval_int(t, consts)?;
+    if float {
+        Ok((v as f32).to_bits())
+    } else if (-(1i64 << 31)..(1i64 << 32)).contains(&v) {
+        Ok(v as u32)
+    } else {
+        Err(format!("{v} does not fit in 32 bits"))
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum Tok {
+    Num(i64),
+    Name(String),
+    Op(&'static str),
+}
+
+impl fmt::Display for Tok {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Tok::Num(n) => write!(f, "{n}"),
+            Tok::Name(s) => f.write_str(s),
+            Tok::Op(o) => f.write_str(o),
+        }
+    }
+}
+
+fn lex_expr(s: &str) -> Result<Vec<Tok>, String> {
+    let b = s.as_bytes();
+    let mut i = 0;
+    let mut out = Vec::new();
+    while i < b.len() {
+        let c = b[i];
+        if c.is_ascii_whitespace() {
+            i += 1;
+        } else if c.is_ascii_digit() {
+            let start = i;
+            while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
+                i += 1;
+            }
+            let text: String = s[start..i].chars().filter(|&c| c != '_').collect();
+            let v = if let Some(h) = text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+                i64::from_str_radix(h, 16).or_else(|_| u64::from_str_radix(h, 16).map(|v| v as i64))
+            } else if let Some(bits) = text.strip_prefix("0b").or_else(|| text.strip_prefix("0B")) {
+                i64::from_str_radix(bits, 2)
+            } else {
+                text.parse::<i64>()
+            };
+            out.push(Tok::Num(v.map_err(|_| {
+                format!("malformed integer literal `{}`", &s[start..i])
+            })?));
+        } else if c.is_ascii_alphabetic() || c == b'_' {
+            let start = i;
+            while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
+                i += 1;
+            }
+            out.push(Tok::Name(s[start..i].to_string()));
+        } else {
+            let two = if i + 1 < b.len() { &s[i..i + 2] } else { "" };
+            let op: &'static str = match (two, c) {
+                ("<<", _) => "<<",
+                (">>", _) => ">>",
+                (_, b'+') => "+",
+                (_, b'-') => "-",
+                (_, b'*') => "*",
+                (_, b'/') => "/",
+                (_, b'%') => "%",
+                (_, b'&') => "&",
+                (_, b'|') => "|",
+                (_, b'^') => "^",
+                (_, b'~') => "~",
+                (_, b'(') => "(",
+                (_, b')') => ")",
+                _ => {
+                    let ch = s[i..].chars().next().unwrap_or('?');
+                    return Err(format!("unexpected character `{ch}` in expression"));
+                }
+            };
+            i += op.len();
+            out.push(Tok::Op(op));
+        }
+    }
+    Ok(out)
+}
+
+struct ExprParser<'a> {
+    toks: &'a [Tok],
+    pos: usize,
+    consts: &'a HashMap<String, i64>,
+    depth: usize,
+}
+
+impl ExprParser<'_> {
+    fn eat(&mut self, op: &str) -> bool {
+        if matches!(self.toks.get(self.pos), Some(Tok::Op(o)) if *o == op) {
+            self.pos += 1;
+            true
+        } else {
+            false
+        }
+    }
+    fn binary(
+        &mut self,
+        ops: &[&'static str],
+        next: fn(&mut Self) -> Result<i64, String>,
+    ) -> Result<i64, String> {
+        let mut v = next(self)?;
+        'outer: loop {
+            for &op in ops {
+                if self.eat(op) {
+                    let r = next(self)?;
+                    let ovf = || format!("overflow in `{v} {op} {r}`");
+                    v = match op {
+                        "|" => v | r,
+                        "^" => v ^ r,
+                        "&" => v & r,
+                        "<<" => u32::try_from(r)
+                            .ok()
+                            .filter(|&r| r < 64)
+                            .and_then(|r| v.checked_shl(r))
+                            .ok_or_else(ovf)?,
+                        ">>" => u32::try_from(r)
+                            .ok()
+                            .filter(|&r| r < 64)
+                            .and_then(|r| v.checked_shr(r))
+                            .ok_or_else(ovf)?,
+                        "+" => v.checked_add(r).ok_or_else(ovf)?,
+                        "-" => v.checked_sub(r).ok_or_else(ovf)?,
+                        "*" => v.checked_mul(r).ok_or_else(ovf)?,
+                        "/" => {
+                            if r == 0 {
+                                return Err("division by zero in expression".into());
+                            }
+                            v.checked_div(r).ok_or_else(ovf)?
+                        }
+                        _ => {
+                            if r == 0 {
+                                return Err("division by zero in expression".into());
+                            }
+                            v.checked_rem(r).ok_or_else(ovf)?
+                        }
+                    };
+                    continue 'outer;
+                }
+            }
+            return Ok(v);
+        }
+    }
+    fn bor(&mut self) -> Result<i64, String> {
+        self.binary(&["|"], Self::bxor)
+    }
+    fn bxor(&mut self) -> Result<i64, String> {
+        self.binary(&["^"], Self::band)
+    }
+    fn band(&mut self) -> Result<i64, String> {
+        self.binary(&["&"], Self::shift)
+    }
+    fn shift(&mut self) -> Result<i64, String> {
+        self.binary(&["<<", ">>"], Self::add)
+    }
+    fn add(&mut self) -> Result<i64, String> {
+        self.binary(&["+", "-"], Self::mul)
+    }
+    fn mul(&mut self) -> Result<i64, String> {
+        self.binary(&["*", "/", "%"], Self::unary)
+    }
+    fn unary(&mut self) -> Result<i64, String> {
+        self.depth += 1;
+        if self.depth > 64 {
+            return Err("expression nested too deeply".into());
+        }
+        let v = if self.eat("-") {
+            self.unary()?.checked_neg().ok_or("overflow in negation")?
+        } else if self.eat("+") {
+            self.unary()?
+        } else if self.eat("~") {
+            !self.unary()?
+        } else if self.eat("(") {
+            let v = self.bor()?;
+            if !self.eat(")") {
+                return Err("expected `)`".into());
+            }
+            v
+        } else {
+            match self.toks.get(self.pos) {
+                Some(Tok::Num(n)) => {
+                    self.pos += 1;
+                    *n
+                }
+                Some(Tok::Name(name)) => {
+                    self.pos += 1;
+                    *self.consts.get(name).ok_or_else(|| {
+                        format!("unknown constant `{name}` (define it with `.equ {name}, VALUE`)")
+                    })?
+                }
+                Some(t) => return Err(format!("unexpected `{t}` in expression")),
+                None => return Err("expression ends early".into()),
+            }
+        };
+        self.depth -= 1;
+        Ok(v)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The assembler proper.
+// ---------------------------------------------------------------------------
+
+struct Line<'a> {
+    /// Byte offset of the line in the source.
+    start: usize,
+    /// The line without its comment.
+    text: &'a str,
+}
+
+/// One instruction line: (line index, byte offset of the mnemonic, mnemonic, operands with offsets).
+type InsnLine = (usize, usize, String, Vec<(usize, String)>);
+
+#[derive(Default)]
+struct SectionBuild {
+    kind: Option<crate::isa::CoreKind>,
+    labels: HashMap<String, u32>,
+    /// (line index, byte offset of the mnemonic, mnemonic, operands with offsets)
+    lines: Vec<InsnLine>,
+}
+
+struct Assembler<'a> {
+    src: &'a str,
+    machine: &'a Machine,
+    opts: &'a AsmOptions,
+    errors: Vec<AsmError>,
+    consts: HashMap<String, i64>,
+}
+
+fn split_operands(s: &str, base: usize) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    if s.trim().is_empty() {
+        return out;
+    }
+    let mut depth = 0i32;
+    let mut start = 0;
+    for (i, c) in s.char_indices() {
+        match c {
+            '[' | '{' | '(' => depth += 1,
+            ']' | '}' | ')' => depth -= 1,
+            ',' if depth == 0 => {
+                out.push((start, s[start..i].to_string()));
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push((start, s[start..].to_string()));
+    out.into_iter()
+        .map(|(off, t)| {
+            let lead = t.len() - t.trim_start().len();
+            (base + off + lead, t.trim().to_string())
+        })
+        .collect()
+}
+
+impl<'a> Assembler<'a> {
+    fn new(src: &'a str, machine: &'a Machine, opts: &'a AsmOptions) -> Self {
+        Assembler {
+            src,
+            machine,
+            opts,
+            errors: Vec::new(),
+            consts: HashMap::new(),
+        }
+    }
+
+    fn err(&mut self, code: &'static str, span: Range<usize>, message: impl Into<String>) {
+        let (line, col) = line_col(self.src, span.start);
+        self.errors.push(AsmError {
+            code,
+            message: message.into(),
+            span,
+            line,
+            col,
+        });
+    }
+
+    fn lines(&self) -> Vec<Line<'a>> {
+        let mut out = Vec::new();
+        let mut start = 0;
+        for raw in self.src.split_inclusive('\n') {
+            let mut text = raw.trim_end_matches(['\n', '\r']);
+            if let Some(i) = text.find(';') {
+                text = &text[..i];
+            }
+            if let Some(i) = text.find("//") {
+                text = &text[..i];
+            }
+            out.push(Line { start, text });
+            start += raw.len();
+        }
+        out
+    }
+
+    fn run(mut self) -> Result<Program, Vec<AsmError>> {
+        let lines = self.lines();
+        let mut kernel: Option<String> = None;
+        let mut machine_name: Option<(String, Range<usize>)> = None;
+        let mut params: Vec<TensorDecl> = Vec::new();
+        let mut results: Vec<TensorDecl> = Vec::new();
+        let mut block_dim: Option<u32> = None;
+        let mut workspace: u64 = 0;
+        let mut sections: Vec<SectionBuild> = Vec::new();
+        let overridden: HashMap<String, i64> = self.opts.defines.iter().cloned().collect();
+        self.consts.extend(overridden.clone());
+
+        for (li, line) in lines.iter().enumerate() {
+            let mut rest = line.text;
+            let mut off = line.start;
+            // Labels.
+            loop {
+                let t = rest.trim_start();
+                off += rest.len() - t.len();
+                rest = t;
+                let word_end = rest.find(|c: char| c.is_whitespace()).unwrap_or(rest.len());
+                let word = &rest[..word_end];
+                let Some(name) = word.strip_suffix(':') else {
+                    break;
+                };
+                let span = off..off + word.len();
+                if !is_label(name) {
+                    self.err("E0803", span, format!("`{name}` is not a valid label name"));
+                } else if let Some(sec) = sections.last_mut() {
+                    let idx = sec.lines.len() as u32;
+                    if sec.labels.insert(name.to_string(), idx).is_some() {
+                        self.err(
+                            "E0805",
+                            span,
+                            format!("label `{name}` is defined twice in this section"),
+                        );
+                    }
+                } else {
+                    self.err(
+                        "E0807",
+                        span,
+                        "a label must be inside a section (.aic, .aiv or .core)",
+                    );
+                }
+                rest = &rest[word_end..];
+                off += word_end;
+            }
+            let rest_trim = rest.trim();
+            if rest_trim.is_empty() {
+                continue;
+            }
+            let lead = rest.len() - rest.trim_start().len();
+            let off = off + lead;
+            let word_end = rest_trim
+                .find(|c: char| c.is_whitespace())
+                .unwrap_or(rest_trim.len());
+            let word = &rest_trim[..word_end];
+            let args = &rest_trim[word_end..];
+            let args_off = off + word_end + (args.len() - args.trim_start().len());
+            let args = args.trim();
+            let span = off..off + rest_trim.len();
+            if let Some(dir) = word.strip_prefix('.') {
+                match dir {
+                    "kernel" => {
+                        if !is_ident(args) {
+                            self.err("E0807", span, "`.kernel` takes a kernel name");
+                        } else if kernel.is_some() {
+                            self.err("E0805", span, "`.kernel` is given twice");
+                        } else {
+                            kernel = Some(args.to_string());
+                        }
+                    }
+                    "machine" => {
+                        let name = args.trim_matches('"');
+                        if name.is_empty() {
+                            self.err("E0807", span, "`.machine` takes a machine name");
+                        } else {
+                            machine_name = Some((name.to_string(), span));
+                        }
+                    }
+                    "param" | "result" => match self.parse_decl(args) {
+                        Ok(d) => {
+                            if params
+                                .iter()
+                                .chain(results.iter())
+                                .any(|p| p.name == d.name)
+                            {
+                                self.err(
+                                    "E0805",
+                                    span,
+                                    format!("tensor `{}` is declared twice", d.name),
+                                );
+                            } else if dir == "param" {
+                                if !results.is_empty() {
+                                    self.err("E0807", span, "parameters must come before results");
+                                }
+                                params.push(d);
+                            } else {
+                                results.push(d);
+                            }
+                        }
+                        Err(e) => self.err("E0807", args_off..args_off + args.len(), e),
+                    },
+                    "block_dim" => match eval_int(args, &self.consts) {
+                        Ok(v) if (1..=i64::from(crate::program::MAX_BLOCK_DIM)).contains(&v) => {
+                            block_dim = Some(v as u32)
+                        }
+                        Ok(v) => self.err(
+                            "E0807",
+                            span,
+                            format!("block_dim must be in 1..=65535, got {v}"),
+                        ),
+                        Err(e) => self.err("E0803", args_off..args_off + args.len(), e),
+                    },
+                    "workspace" => match eval_int(args, &self.consts) {
+                        Ok(v) if v >= 0 && (v as u64) <= crate::program::MAX_GM_BYTES => {
+                            workspace = v as u64
+                        }
+                        Ok(v) => self.err(
+                            "E0807",
+                            span,
+                            format!("workspace must be in 0..=2^40 bytes, got {v}"),
+                        ),
+                        Err(e) => self.err("E0803", args_off..args_off + args.len(), e),
+                    },
+                    "equ" => {
+                        let (name, expr) = match args.split_once(',') {
+                            Some((n, e)) => (n.trim(), e),
+                            None => ("", ""),
+                        };
+                        if !is_ident(name) {
+                            self.err("E0807", span, "`.equ` is `.equ NAME, EXPR`");
+                        } else if overridden.contains_key(name) {
+                            // A define from the options wins.
+                        } else {
+                            match eval_int(expr, &self.consts) {
+                                Ok(v) => {
+                                    if self.consts.insert(name.to_string(), v).is_some() {
+                                        self.err(
+                                            "E0805",
+                                            span,
+                                            format!("constant `{name}` is defined twice"),
+                                        );
+                                    }
+                                }
+                                Err(e) => self.err("E0803", args_off..args_off + args.len(), e),
+                            }
+                        }
+                    }
+                    "aic" | "aiv" | "core" => {
+                        if !args.is_empty() {
+                            self.err(
+                                "E0807",
+                                span.clone(),
+                                format!("`.{dir}` takes no arguments"),
+                            );
+                        }
+                        let kind = match dir {
+                            "aic" => crate::isa::CoreKind::Aic,
+                            "aiv" => crate::isa::CoreKind::Aiv,
+                            _ => crate::isa::CoreKind::Core,
+                        };
+                        if !kind.on(self.machine.organisation) {
+                            self.err(
+                                "E0806",
+                                span,
+                                format!(
+                                    "section `.{dir}` does not exist on `{}`",
+                                    self.machine.name
+                                ),
+                            );
+                        } else if sections.iter().any(|s| s.kind == Some(kind)) {
+                            self.err("E0805", span, format!("section `.{dir}` appears twice"));
+                        }
+                        sections.push(SectionBuild {
+                            kind: Some(kind),
+                            ..Default::default()
+                        });
+                    }
+                    _ => self.err(
+                        "E0801",
+                        off..off + word.len(),
+                        format!("unknown directive `{word}`"),
+                    ),
+                }
+                continue;
+            }
+            let Some(sec) = sections.last_mut() else {
+                self.err(
+                    "E0807",
+                    span,
+                    "an instruction must be inside a section (.aic, .aiv or .core)",
+                );
+                continue;
+            };
+            sec.lines
+                .push((li, off, word.to_string(), split_operands(args, args_off)));
+        }
+
+        if let Some((name, span)) = &machine_name
+            && name != &self.machine.name
+        {
+            let msg = format!(
+                "the file is for machine `{name}` but the assembler targets `{}`",
+                self.machine.name
+            );
+            self.err("E0808", span.clone(), msg);
+        }
+        let Some(kernel) = kernel else {
+            self.err("E0807", 0..0, "missing `.kernel NAME`");
+            return Err(self.errors);
+        };
+        if sections.is_empty() {
+            self.err("E0807", 0..0, "no code section (.aic, .aiv or .core)");
+        }
+
+        let mut out_sections = Vec::new();
+        let consts = std::mem::take(&mut self.consts);
+        for sec in &sections {
+            let Some(kind) = sec.kind else { continue };
+            let mut insns = Vec::new();
+            for (_li, off, mnemonic, ops) in &sec.lines {
+                let span = *off..*off + mnemonic.len();
+                let mut ctx = ParseCtx {
+                    consts: &consts,
+                    labels: Some(&sec.labels),
+                    dt: None,
+                };
+                match parse_insn(mnemonic, ops, &mut ctx) {
+                    Ok(insn) => {
+                        if let Err(e) = insn.check(self.machine, kind) {
+                            self.err(
+                                "E0806",
+                                span,
+                                format!("`{mnemonic}` is not valid here: {e}"),
+                            );
+                        }
+                        insns.push(insn);
+                    }
+                    Err((code, sp, msg)) => {
+                        self.err(code, if sp == (0..0) { span } else { sp }, msg)
+                    }
+                }
+            }
+            if let Some(last) = sec.lines.last() {
+                if !matches!(insns.last(), Some(Insn::End {} | Insn::SJmp { .. }))
+                    && insns.len() == sec.lines.len()
+                {
+                    let (_, off, m, _) = last;
+                    self.err(
+                        "E0807",
+                        *off..*off + m.len(),
+                        format!("section .{} must end with `end` or `s.jmp`", kind.name()),
+                    );
+                }
+            } else {
+                self.err("E0807", 0..0, format!("section .{} is empty", kind.name()));
+            }
+            out_sections.push(Section { kind, insns });
+        }
+        if !self.errors.is_empty() {
+            return Err(self.errors);
+        }
+        let program = Program {
+            kernel,
+            machine: self.machine.name.clone(),
+            fingerprint: self.machine.fingerprint(),
+            params,
+            results,
+            block_dim: block_dim.unwrap_or(1),
+            workspace,
+            sections: out_sections,
+        };
+        if let Err((_, msg)) = program.validate(self.machine) {
+            self.err("E0807", 0..0, msg);
+            return Err(self.errors);
+        }
+        Ok(program)
+    }
+
+    fn parse_decl(&self, args: &str) -> Result<TensorDecl, String> {
+        let (name, ty) = args
+            .split_once(char::is_whitespace)
+            .ok_or("expected `NAME DTYPE[dims]`")?;
+        if !is_ident(name) {
+            return Err(format!("`{name}` is not a valid tensor name"));
+        }
+        let ty = ty.trim();
+        let (dt, dims) = match ty.split_once('[') {
+            Some((d, rest)) => (
+                d.trim(),
+                Some(
+                    rest.strip_suffix(']')
+                        .ok_or("expected `]` after the dims")?,
+                ),
+            ),
+            None => (ty, None),
+        };
+        let dtype = Dt::from_tensor_name(dt)
+            .ok_or_else(|| format!("unknown dtype `{dt}` (f16, bf16, f32, i8, i32, bool)"))?;
+        let mut shape = Vec::new();
+        if let Some(dims) = dims
+            && !dims.trim().is_empty()
+        {
+            for d in dims.split(',') {
+                let v = eval_int(d, &self.consts)?;
+                if v <= 0 {
+                    return Err(format!("dim {v} is not positive"));
+                }
+                shape.push(v as u64);
+            }
+        }
+        Ok(TensorDecl {
+            name: name.to_string(),
+            dtype,
+            shape,
+        })
+    }
+}
+
+type InsnErr = (&'static str, Range<usize>, String);
+
+/// Base mnemonics → table indices, built once.
+fn table_index() -> &'static HashMap<&'static str, Vec<usize>> {
+    static INDEX: std::sync::OnceLock<HashMap<&'static str, Vec<usize>>> =
+        std::sync::OnceLock::new();
+    INDEX.get_or_init(|| {
+        let mut m: HashMap<&'static str, Vec<usize>> = HashMap::new();
+        for (i, d) in TABLE.iter().enumerate() {
+            m.entry(d.base).or_default().push(i);
+        }
+        m
+    })
+}
+
+fn parse_insn(
+    mnemonic: &str,
+    ops: &[(usize, String)],
+    ctx: &mut ParseCtx,
+) -> Result<Insn, InsnErr> {
+    let parts: Vec<&str> = mnemonic.split('.').collect();
+    let texts: Vec<&str> = ops.iter().map(|(_, t)| t.as_str()).collect();
+    let index = table_index();
+    let mut best: Option<InsnErr> = None;
+    for k in (1..=parts.len()).rev() {
+        let base = parts[..k].join(".");
+        let Some(entries) = index.get(base.as_str()) else {
+            continue;
+        };
+        for &e in entries {
+            match (TABLE[e].parse)(&parts[k..], &texts, ctx) {
+                Ok(insn) => return Ok(insn),
+                Err(ParseFail::Mnemonic) => {}
+                Err(ParseFail::Count(n)) => {
+                    let span = ops.first().map_or(0..0, |(o, _)| {
+                        *o..ops.last().map_or(*o, |(o2, t)| o2 + t.len())
+                    });
+                    best.get_or_insert((
+                        "E0802",
+                        span,
+                        format!(
+                            "`{mnemonic}` takes {n} operand{}, found {}",
+                            if n == 1 { "" } else { "s" },
+                            ops.len()
+                        ),
+                    ));
+                }
+                Err(ParseFail::Operand(i, msg)) => {
+                    let (o, t) = &ops[i];
+                    let code = if msg.starts_with("unknown label") {
+                        "E0804"
+                    } else {
+                        "E0803"
+                    };
+                    best.get_or_insert((
+                        code,
+                        *o..o + t.len(),
+                        format!("operand {} of `{mnemonic}`: {msg}", i + 1),
+                    ));
+                }
+            }
+        }
+    }
+    Err(best.unwrap_or_else(|| ("E0801", 0..0, format!("unknown mnemonic `{mnemonic}`"))))
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text.as_bytes()[..offset.min(text.len())];
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |p| p + 1);
+    let col = String::from_utf8_lossy(&before[line_start..])
+        .chars()
+        .count()
+        + 1;
+    (line, col)
+}

@@ -1,0 +1,706 @@
+//! Machine descriptions: the TOML schema, the two built-ins and validation.
+//!
+//! A [`Machine`] is every parameter of `shared/spec/machine.md`; nothing about
+//! the machine is hard-coded anywhere else in the simulator. Descriptions are
+//! loaded with [`Machine::from_toml`] (or [`Machine::load`], which also accepts a
+//! built-in name) and validated on load: an invalid description is an
+//! [`MachineError`] naming the offending field, never a panic. The schema is
+//! documented in `docs/machine.md`; the built-ins live in `src/machines/*.toml`
+//! and are embedded in the binary.
+//!
+//! Architectural constants of the ISA (a 32-byte block, a 256-byte vector
+//! repeat, a 16 x 32-byte fractal) are not machine parameters; they are in
+//! [`crate::isa`].
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// The default machine's name.
+pub const DEFAULT_MACHINE: &str = "910b-like";
+
+const BUILTINS: [(&str, &str); 2] = [
+    ("910b-like", include_str!("machines/910b-like.toml")),
+    ("910-like", include_str!("machines/910-like.toml")),
+];
+
+/// A validated machine description.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Machine {
+    /// Name shown in reports and matched by the bytecode header.
+    pub name: String,
+    /// One line for `tessera machine list`.
+    pub description: String,
+    /// `split` (cube and vector cores apart) or `coupled` (one core has both).
+    pub organisation: Organisation,
+    /// Clock of every core, GHz (cycles → µs in reports).
+    pub clock_ghz: f64,
+    /// Core counts.
+    pub cores: Cores,
+    /// Cube unit (`mmad`) costs and supported input dtypes.
+    pub cube: Cube,
+    /// Vector unit costs.
+    pub vector: Vector,
+    /// Capacities and alignments of the per-core buffers.
+    pub memory: Memory,
+    /// Per-core data-movement paths.
+    pub dma: Dma,
+    /// Chip-level global memory (HBM/L2) model.
+    pub gm: Gm,
+    /// Synchronisation resources.
+    pub sync: Sync,
+    /// Scalar unit costs.
+    pub scalar: Scalar,
+    /// Kernel launch costs.
+    pub launch: Launch,
+}
+
+/// How cube and vector units are grouped into cores.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Organisation {
+    /// Cube cores (AIC) and vector cores (AIV) are separate; they exchange data
+    /// through GM and synchronise with cross-core flags.
+    Split,
+    /// Every AI core holds cube, vector and scalar units; L0C → UB is internal.
+    Coupled,
+}
+
+/// Core counts.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cores {
+    /// AI cores: cube cores (AIC) on a split machine, whole cores on a coupled one.
+    pub ai_cores: u32,
+    /// Vector cores (AIV) grouped with each AIC (split machines only: 1 or 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aiv_per_core: Option<u32>,
+}
+
+/// Cube unit.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cube {
+    /// Fixed cost of every `mmad`.
+    pub head_cycles: u32,
+    /// f16 inputs (k0 = 16); absent = unsupported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub f16: Option<CubeDtype>,
+    /// bf16 inputs (k0 = 16).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bf16: Option<CubeDtype>,
+    /// f32 inputs (k0 = 8).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub f32: Option<CubeDtype>,
+    /// i8 inputs, i32 accumulation (k0 = 32).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub i8: Option<CubeDtype>,
+}
+
+/// Cost of one input dtype on the cube.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CubeDtype {
+    /// Cycles per 16 × k0 × 16 fractal triple.
+    pub cycles_per_fractal: u32,
+}
+
+/// Vector unit.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Vector {
+    /// Cycles added when an instruction starts on an idle vector unit.
+    pub head_cycles: u32,
+    /// Per-class costs.
+    pub ops: VectorOps,
+}
+
+/// Cost of one class of vector instruction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpCost {
+    /// Pipe cycles per repeat.
+    pub per_repeat: u32,
+    /// Cycles after the pipe is done until other pipes (or a barrier) see the result.
+    pub tail: u32,
+}
+
+/// Per-class vector costs (`docs/assembly.md` lists which instruction is in which class).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct VectorOps {
+    pub copy: OpCost,
+    pub unary: OpCost,
+    pub scalar: OpCost,
+    pub binary: OpCost,
+    pub compare: OpCost,
+    pub select: OpCost,
+    pub exp: OpCost,
+    pub ln: OpCost,
+    pub sqrt: OpCost,
+    pub div: OpCost,
+    pub cast: OpCost,
+    pub reduce: OpCost,
+    pub block_reduce: OpCost,
+    pub broadcast: OpCost,
+    pub gather: OpCost,
+    pub transpose: OpCost,
+}
+
+/// Per-core buffers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct Memory {
+    pub l1: Space,
+    pub l0a: Space,
+    pub l0b: Space,
+    pub l0c: Space,
+    pub ub: Space,
+}
+
+/// Capacity and required alignment of one buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Space {
+    /// Capacity in bytes.
+    pub bytes: u64,
+    /// Every instruction operand address must be a multiple of this.
+    pub align: u64,
+}
+
+/// One data-movement path: a transfer costs `fixed_cycles + bytes / bytes_per_cycle`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Path {
+    /// Per-core streaming rate.
+    pub bytes_per_cycle: f64,
+    /// Fixed cost of every transfer (for GM paths: when it touches a new GM line).
+    pub fixed_cycles: u32,
+}
+
+/// Per-core data-movement paths; absent paths do not exist on the machine.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dma {
+    /// MTE2 GM → L1.
+    pub gm_to_l1: Path,
+    /// MTE2 GM → UB.
+    pub gm_to_ub: Path,
+    /// MTE1 L1 → L0A.
+    pub l1_to_l0a: Path,
+    /// MTE1 L1 → L0B.
+    pub l1_to_l0b: Path,
+    /// FixPipe L0C → GM (split machines).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub l0c_to_gm: Option<Path>,
+    /// Vector pipe L0C → UB (coupled machines).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub l0c_to_ub: Option<Path>,
+    /// MTE3 UB → GM.
+    pub ub_to_gm: Path,
+    /// MTE3 UB → L1 (coupled machines).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ub_to_l1: Option<Path>,
+}
+
+/// Chip-level global memory.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Gm {
+    /// HBM bandwidth shared by every core.
+    pub chip_bytes_per_cycle: f64,
+    /// L2 line: the first touch of a line in a launch costs chip bandwidth.
+    pub line_bytes: u64,
+    /// A burst whose GM address is not a multiple of this moves at `unaligned_factor`.
+    pub aligned_bytes: u64,
+    /// Speed factor of unaligned bursts.
+    pub unaligned_factor: f64,
+    /// Every burst's byte count is rounded up to a multiple of this for timing.
+    pub burst_round_bytes: u64,
+    /// Fixed cost of a GM transfer all of whose lines were already touched (L2 hit).
+    pub l2_hit_fixed_cycles: u32,
+}
+
+/// Synchronisation resources.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sync {
+    /// Event ids per (source pipe, destination pipe) pair.
+    pub event_ids: u32,
+    /// Depth of each pipe's instruction queue.
+    pub queue_depth: u32,
+    /// Pipe cycles of `sync.set`, `sync.wait` (once satisfied) and `sync.barrier`.
+    pub sync_cycles: u32,
+    /// Cross-core flag counters per core (0 on coupled machines).
+    pub cross_core_flags: u32,
+    /// A cross-core counter raised above this faults.
+    pub cross_core_max_count: u32,
+    /// Cycles from a cross-core set until the waiting core sees it.
+    pub cross_core_latency: u32,
+}
+
+/// Scalar unit.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scalar {
+    /// Cycles of every scalar instruction, including issuing one to a pipe.
+    pub insn_cycles: u32,
+    /// Cycles of a scalar load or store to UB.
+    pub ub_load_cycles: u32,
+    /// Cycles of a scalar load or store to GM.
+    pub gm_load_cycles: u32,
+}
+
+/// Kernel launch costs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Launch {
+    /// Cycles before the first block starts.
+    pub launch_cycles: u64,
+    /// Cycles between a core finishing one block and starting its next (extra waves).
+    pub wave_cycles: u64,
+}
+
+/// A description that cannot be loaded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MachineError {
+    /// `E1001` syntax or type error, `E1002` invalid value, `E1003` unknown
+    /// built-in name or unreadable file.
+    pub code: &'static str,
+    /// The offending field as a dotted path (`memory.ub.bytes`), when known.
+    pub field: Option<String>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for MachineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.field {
+            Some(field) => write!(
+                f,
+                "error[{}]: machine description field `{field}`: {}",
+                self.code, self.message
+            ),
+            None => write!(
+                f,
+                "error[{}]: machine description: {}",
+                self.code, self.message
+            ),
+        }
+    }
+}
+
+impl std::error::Error for MachineError {}
+
+fn invalid(field: &str, message: impl Into<String>) -> MachineError {
+    MachineError {
+        code: "E1002",
+        field: Some(field.to_string()),
+        message: message.into(),
+    }
+}
+
+impl Default for Machine {
+    fn default() -> Self {
+        match Machine::builtin(DEFAULT_MACHINE) {
+            Some(m) => m,
+            None => unreachable!("the default built-in machine is valid (tested)"),
+        }
+    }
+}
+
+impl Machine {
+    /// Names of the built-in machines, default first.
+    pub fn builtin_names() -> Vec<&'static str> {
+        BUILTINS.iter().map(|(n, _)| *n).collect()
+    }
+
+    /// A built-in machine by name.
+    pub fn builtin(name: &str) -> Option<Machine> {
+        let (_, text) = BUILTINS.iter().find(|(n, _)| *n == name)?;
+        Machine::from_toml(text).ok()
+    }
+
+    /// A built-in name, or else a path to a TOML description.
+    pub fn load(name_or_path: &str) -> Result<Machine, MachineError> {
+        if let Some(m) = Machine::builtin(name_or_path) {
+            return Ok(m);
+        }
+        if !name_or_path.ends_with(".toml") && !name_or_path.contains('/') {
+            return Err(MachineError {
+                code: "E1003",
+                field: None,
+                message: format!(
+                    "no built-in machine named `{name_or_path}` (built-ins: {}); a description file must end in .toml",
+                    Machine::builtin_names().join(", ")
+                ),
+            });
+        }
+        let text = std::fs::read_to_string(name_or_path).map_err(|e| MachineError {
+            code: "E1003",
+            field: None,
+            message: format!("cannot read `{name_or_path}`: {e}"),
+        })?;
+        Machine::from_toml(&text)
+    }
+
+    /// Parses and validates a TOML description.
+    pub fn from_toml(text: &str) -> Result<Machine, MachineError> {
+        let m: Machine = toml::from_str(text).map_err(|e| {
+            let msg = e.message().to_string();
+            let field = msg
+                .split('`')
+                .nth(1)
+                .filter(|_| msg.starts_with("missing field") || msg.starts_with("unknown field"))
+                .map(str::to_string);
+            let at = e
+                .span()
+                .map(|s| {
+                    let (line, col) = line_col(text, s.start);
+                    format!(" (line {line}, column {col})")
+                })
+                .unwrap_or_default();
+            MachineError {
+                code: "E1001",
+                field,
+                message: format!("{msg}{at}"),
+            }
+        })?;
+        m.validate()?;
+        Ok(m)
+    }
+
+    /// The description as TOML (`from_toml(to_toml(m)) == m`).
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot print machine: {e}\n"))
+    }
+
+    /// A stable 64-bit fingerprint of every parameter (recorded in bytecode headers).
+    pub fn fingerprint(&self) -> u64 {
+        let text = serde_json::to_string(self).unwrap_or_default();
+        crate::bytecode::fnv1a(text.as_bytes())
+    }
+
+    /// Vector cores per group (0 on coupled machines).
+    pub fn aiv_per_core(&self) -> u32 {
+        match self.organisation {
+            Organisation::Split => self.cores.aiv_per_core.unwrap_or(0),
+            Organisation::Coupled => 0,
+        }
+    }
+
+    /// Cube cost entry for an input dtype, if the cube supports it.
+    pub fn cube_dtype(&self, dt: crate::isa::Dt) -> Option<&CubeDtype> {
+        use crate::isa::Dt;
+        match dt {
+            Dt::F16 => self.cube.f16.as_ref(),
+            Dt::Bf16 => self.cube.bf16.as_ref(),
+            Dt::F32 => self.cube.f32.as_ref(),
+            Dt::I8 => self.cube.i8.as_ref(),
+            Dt::I32 | Dt::B8 => None,
+        }
+    }
+
+    /// Peak cube MACs per cycle per cube core for an input dtype.
+    pub fn cube_macs_per_cycle(&self, dt: crate::isa::Dt) -> Option<f64> {
+        let c = self.cube_dtype(dt)?;
+        let k0 = crate::isa::BLOCK_BYTES / dt.size();
+        Some((16 * 16 * k0) as f64 / f64::from(c.cycles_per_fractal))
+    }
+
+    /// Number of cube cores (AIC, or AI cores on a coupled machine).
+    pub fn cube_cores(&self) -> u32 {
+        self.cores.ai_cores
+    }
+
+    /// Number of cores with a vector unit (AIV, or AI cores on a coupled machine).
+    pub fn vector_cores(&self) -> u32 {
+        match self.organisation {
+            Organisation::Split => self.cores.ai_cores * self.aiv_per_core(),
+            Organisation::Coupled => self.cores.ai_cores,
+        }
+    }
+
+    /// The roofline bound of `machine.md`: `launch + max(cube, vector, GM)` cycles, where
+    /// `cube_macs` lists (input dtype, MACs), `vector_cycles_min` is the vector work at
+    /// full repeats and `gm_bytes_min` counts each input read once and each output written once.
+    pub fn roofline(
+        &self,
+        cube_macs: &[(crate::isa::Dt, u64)],
+        vector_cycles_min: f64,
+        gm_bytes_min: u64,
+    ) -> f64 {
+        let cube: f64 = cube_macs
+            .iter()
+            .map(|&(dt, macs)| match self.cube_macs_per_cycle(dt) {
+                Some(rate) => macs as f64 / (rate * f64::from(self.cube_cores())),
+                None => f64::INFINITY,
+            })
+            .sum();
+        let vector = vector_cycles_min / f64::from(self.vector_cores().max(1));
+        let gm = gm_bytes_min as f64 / self.gm.chip_bytes_per_cycle;
+        self.launch.launch_cycles as f64 + cube.max(vector).max(gm)
+    }
+
+    fn validate(&self) -> Result<(), MachineError> {
+        if self.name.trim().is_empty() {
+            return Err(invalid("name", "must not be empty"));
+        }
+        if !(self.clock_ghz.is_finite() && self.clock_ghz > 0.0 && self.clock_ghz <= 100.0) {
+            return Err(invalid(
+                "clock_ghz",
+                format!("must be in (0, 100], got {}", self.clock_ghz),
+            ));
+        }
+        if self.cores.ai_cores == 0 || self.cores.ai_cores > 4096 {
+            return Err(invalid(
+                "cores.ai_cores",
+                format!("must be in 1..=4096, got {}", self.cores.ai_cores),
+            ));
+        }
+        match (self.organisation, self.cores.aiv_per_core) {
+            (Organisation::Split, Some(1 | 2)) => {}
+            (Organisation::Split, Some(n)) => {
+                return Err(invalid(
+                    "cores.aiv_per_core",
+                    format!("must be 1 or 2 on a split machine, got {n}"),
+                ));
+            }
+            (Organisation::Split, None) => {
+                return Err(invalid(
+                    "cores.aiv_per_core",
+                    "is required on a split machine",
+                ));
+            }
+            (Organisation::Coupled, Some(_)) => {
+                return Err(invalid(
+                    "cores.aiv_per_core",
+                    "must be absent on a coupled machine",
+                ));
+            }
+            (Organisation::Coupled, None) => {}
+        }
+        if self.cube.f16.is_none() {
+            return Err(invalid("cube.f16", "the cube must support f16"));
+        }
+        for (name, c) in [
+            ("f16", &self.cube.f16),
+            ("bf16", &self.cube.bf16),
+            ("f32", &self.cube.f32),
+            ("i8", &self.cube.i8),
+        ] {
+            if let Some(c) = c
+                && !(1..=64).contains(&c.cycles_per_fractal)
+            {
+                return Err(invalid(
+                    &format!("cube.{name}.cycles_per_fractal"),
+                    "must be in 1..=64",
+                ));
+            }
+        }
+        let ops = &self.vector.ops;
+        for (name, c) in [
+            ("copy", ops.copy),
+            ("unary", ops.unary),
+            ("scalar", ops.scalar),
+            ("binary", ops.binary),
+            ("compare", ops.compare),
+            ("select", ops.select),
+            ("exp", ops.exp),
+            ("ln", ops.ln),
+            ("sqrt", ops.sqrt),
+            ("div", ops.div),
+            ("cast", ops.cast),
+            ("reduce", ops.reduce),
+            ("block_reduce", ops.block_reduce),
+            ("broadcast", ops.broadcast),
+            ("gather", ops.gather),
+            ("transpose", ops.transpose),
+        ] {
+            if !(1..=1024).contains(&c.per_repeat) {
+                return Err(invalid(
+                    &format!("vector.ops.{name}.per_repeat"),
+                    "must be in 1..=1024",
+                ));
+            }
+            if c.tail > 100_000 {
+                return Err(invalid(
+                    &format!("vector.ops.{name}.tail"),
+                    "must be at most 100000",
+                ));
+            }
+        }
+        let mem = &self.memory;
+        for (name, s) in [
+            ("l1", mem.l1),
+            ("l0a", mem.l0a),
+            ("l0b", mem.l0b),
+            ("l0c", mem.l0c),
+            ("ub", mem.ub),
+        ] {
+            if !(s.align.is_power_of_two() && (32..=4096).contains(&s.align)) {
+                return Err(invalid(
+                    &format!("memory.{name}.align"),
+                    format!("must be a power of two in 32..=4096, got {}", s.align),
+                ));
+            }
+            if s.bytes == 0 || s.bytes > (1 << 32) || s.bytes % s.align != 0 {
+                return Err(invalid(
+                    &format!("memory.{name}.bytes"),
+                    format!(
+                        "must be a positive multiple of memory.{name}.align, at most 4 GiB; got {}",
+                        s.bytes
+                    ),
+                ));
+            }
+        }
+        let d = &self.dma;
+        let mut paths = vec![
+            ("dma.gm_to_l1", Some(d.gm_to_l1)),
+            ("dma.gm_to_ub", Some(d.gm_to_ub)),
+            ("dma.l1_to_l0a", Some(d.l1_to_l0a)),
+            ("dma.l1_to_l0b", Some(d.l1_to_l0b)),
+            ("dma.ub_to_gm", Some(d.ub_to_gm)),
+        ];
+        paths.extend([
+            ("dma.l0c_to_gm", d.l0c_to_gm),
+            ("dma.l0c_to_ub", d.l0c_to_ub),
+            ("dma.ub_to_l1", d.ub_to_l1),
+        ]);
+        for (name, p) in paths {
+            if let Some(p) = p {
+                if !(p.bytes_per_cycle.is_finite()
+                    && p.bytes_per_cycle >= 1.0
+                    && p.bytes_per_cycle <= 1e6)
+                {
+                    return Err(invalid(
+                        &format!("{name}.bytes_per_cycle"),
+                        "must be in [1, 1e6]",
+                    ));
+                }
+                if p.fixed_cycles > 1_000_000 {
+                    return Err(invalid(
+                        &format!("{name}.fixed_cycles"),
+                        "must be at most 1000000",
+                    ));
+                }
+            }
+        }
+        match self.organisation {
+            Organisation::Split => {
+                if d.l0c_to_gm.is_none() {
+                    return Err(invalid(
+                        "dma.l0c_to_gm",
+                        "is required on a split machine (FixPipe)",
+                    ));
+                }
+                if d.l0c_to_ub.is_some() {
+                    return Err(invalid("dma.l0c_to_ub", "exists only on coupled machines"));
+                }
+                if d.ub_to_l1.is_some() {
+                    return Err(invalid("dma.ub_to_l1", "exists only on coupled machines"));
+                }
+            }
+            Organisation::Coupled => {
+                if d.l0c_to_ub.is_none() {
+                    return Err(invalid("dma.l0c_to_ub", "is required on a coupled machine"));
+                }
+                if d.l0c_to_gm.is_some() {
+                    return Err(invalid(
+                        "dma.l0c_to_gm",
+                        "exists only on split machines (FixPipe)",
+                    ));
+                }
+            }
+        }
+        let g = &self.gm;
+        if !(g.chip_bytes_per_cycle.is_finite() && g.chip_bytes_per_cycle >= 1.0) {
+            return Err(invalid("gm.chip_bytes_per_cycle", "must be at least 1"));
+        }
+        for (name, v) in [
+            ("gm.line_bytes", g.line_bytes),
+            ("gm.aligned_bytes", g.aligned_bytes),
+            ("gm.burst_round_bytes", g.burst_round_bytes),
+        ] {
+            if !(v.is_power_of_two() && v <= 65536) {
+                return Err(invalid(
+                    name,
+                    format!("must be a power of two up to 65536, got {v}"),
+                ));
+            }
+        }
+        if !(g.unaligned_factor > 0.0 && g.unaligned_factor <= 1.0) {
+            return Err(invalid("gm.unaligned_factor", "must be in (0, 1]"));
+        }
+        let s = &self.sync;
+        if !(1..=16).contains(&s.event_ids) {
+            return Err(invalid(
+                "sync.event_ids",
+                format!("must be in 1..=16, got {}", s.event_ids),
+            ));
+        }
+        if !(1..=1024).contains(&s.queue_depth) {
+            return Err(invalid("sync.queue_depth", "must be in 1..=1024"));
+        }
+        if s.sync_cycles > 1000 {
+            return Err(invalid("sync.sync_cycles", "must be at most 1000"));
+        }
+        match self.organisation {
+            Organisation::Split => {
+                if s.cross_core_flags > 16 {
+                    return Err(invalid("sync.cross_core_flags", "must be at most 16"));
+                }
+                if s.cross_core_flags > 0 && !(1..=255).contains(&s.cross_core_max_count) {
+                    return Err(invalid("sync.cross_core_max_count", "must be in 1..=255"));
+                }
+            }
+            Organisation::Coupled => {
+                if s.cross_core_flags != 0 {
+                    return Err(invalid(
+                        "sync.cross_core_flags",
+                        "must be 0 on a coupled machine",
+                    ));
+                }
+            }
+        }
+        if s.cross_core_latency > 1_000_000 {
+            return Err(invalid(
+                "sync.cross_core_latency",
+                "must be at most 1000000",
+            ));
+        }
+        let sc = &self.scalar;
+        for (name, v) in [
+            ("scalar.insn_cycles", sc.insn_cycles),
+            ("scalar.ub_load_cycles", sc.ub_load_cycles),
+            ("scalar.gm_load_cycles", sc.gm_load_cycles),
+        ] {
+            if !(1..=100_000).contains(&v) {
+                return Err(invalid(name, format!("must be in 1..=100000, got {v}")));
+            }
+        }
+        if self.launch.launch_cycles > 1 << 40 || self.launch.wave_cycles > 1 << 40 {
+            return Err(invalid(
+                "launch",
+                "launch_cycles and wave_cycles must be at most 2^40",
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text.as_bytes()[..offset.min(text.len())];
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |p| p + 1);
+    let col = String::from_utf8_lossy(&before[line_start..])
+        .chars()
+        .count()
+        + 1;
+    (line, col)
+}

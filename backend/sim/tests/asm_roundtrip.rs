@@ -1,0 +1,69 @@
+//! Assembler ↔ disassembler ↔ bytecode round trips, and assembler diagnostics.
+
+use tessera_sim::{Machine, assemble, decode, disassemble, encode, load};
+
+const SAMPLE: &str = r#"
+.kernel sample
+.equ N, 64
+.param a f32[N, N]
+.result c f32[N, N]
+.block_dim 2
+.workspace 1024
+
+.aiv
+    s.arg r1, 0
+    s.arg r2, 1
+    s.sys r3, block_idx
+    s.li r4, -5
+    s.lif r5, 1.5
+    s.add r6, r3, 16
+    s.mul r6, r6, r4
+    s.fadd r7, r5, r5
+    s.ld.ub.u32 r8, [r9 + 4]
+    s.st.gm.u64 r8, [r1 - 8]
+loop:
+    mte2.copy.gm.ub [0], [r1], 1, N*N*4, 0, 0
+    sync.set mte2, v, 0
+    sync.wait mte2, v, 0
+    vec.add.f32 [r10 + 32], [0], [256, 1, 16], 64, {r3, r4}
+    vec.adds.f32 [0, 2, 16], [0], 1.5, r3, 64
+    vec.maxs.f16 [0], [0], -inf, 2, 128
+    vec.adds.i32 [0], [0], -7, 2, 64
+    vec.cmp.lt.f32 [0, 1, 2], [0], [64], 1, 64
+    vec.cvt.f16.f32 [0, 1, 4], [0], 1, 64
+    vec.rsum.f32 [512], [0], 4, 64
+    vec.brcb.f32 [0], [512], 1
+    vec.trans.f16 [0], [512], 2
+    sync.barrier v
+    sync.set v, mte3, 1
+    sync.wait v, mte3, 1
+    mte3.copy.ub.gm [r2], [0], 4, 100, 256, 100
+    xcore.set mte3, 2, 3
+    s.br.lt r3, 10, loop
+    s.br.ne r3, r4, done
+done:
+    end
+
+.aic
+    mte2.nd2nz.gm.l1.f16 [0], [r1], 100, 70, 140, 112
+    mte1.load.l0a.t.f16 [0], [0], 2, 4, 4096
+    mte1.load.l0b.f16 [0], [0], 4, 2, 4096
+    cube.mmad.f16 [0], [0], [0], 32, 64, 32, 1
+    fix.copy.l0c.gm.f16 [r1], [0], 32, 32, 32, 64, 0
+    xcore.wait fix, 3
+    end
+"#;
+
+#[test]
+fn assemble_disassemble_assemble_is_identity() {
+    let m = Machine::default();
+    let p = assemble(SAMPLE, &m).unwrap_or_else(|e| panic!("{e:?}"));
+    let bytes = encode(&p);
+    let text = disassemble(&p);
+    let p2 = assemble(&text, &m).unwrap_or_else(|e| panic!("{e:?}\n{text}"));
+    assert_eq!(p, p2);
+    assert_eq!(bytes, encode(&p2));
+    assert_eq!(decode(&bytes).unwrap(), p);
+    assert_eq!(load(&bytes, &m).unwrap(), p);
+    insta::assert_snapshot!(text);
+}
