@@ -1069,6 +1069,17 @@ impl std::fmt::Display for Insn {
 // Static facts about instructions: the pipe and the validity checks.
 // ---------------------------------------------------------------------------
 
+/// A synchronisation instruction, as the engine sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub enum SyncOp {
+    Set { src: Pipe, dst: Pipe, id: u8 },
+    Wait { src: Pipe, dst: Pipe, id: u8 },
+    Barrier { pipe: Pipe },
+    XSet { pipe: Pipe, mode: u8, id: u8 },
+    XWait { pipe: Pipe, id: u8 },
+}
+
 /// The kind of core a section of code runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum CoreKind {
@@ -1164,6 +1175,65 @@ impl Insn {
             | Insn::VCopy { .. }
             | Insn::VGather { .. }
             | Insn::VTrans { .. } => Pipe::V,
+        }
+    }
+
+    /// The synchronisation an instruction performs, if it is one.
+    pub fn sync(&self) -> Option<SyncOp> {
+        match *self {
+            Insn::SyncSet { src, dst, id } => Some(SyncOp::Set { src, dst, id: id.0 }),
+            Insn::SyncWait { src, dst, id } => Some(SyncOp::Wait { src, dst, id: id.0 }),
+            Insn::SyncBarrier { pipe } => Some(SyncOp::Barrier { pipe }),
+            Insn::XcoreSet { pipe, mode, id } => Some(SyncOp::XSet {
+                pipe,
+                mode: mode.0,
+                id: id.0,
+            }),
+            Insn::XcoreWait { pipe, id } => Some(SyncOp::XWait { pipe, id: id.0 }),
+            Insn::SNop {}
+            | Insn::End {}
+            | Insn::SLi { .. }
+            | Insn::SLif { .. }
+            | Insn::SMov { .. }
+            | Insn::SSys { .. }
+            | Insn::SArg { .. }
+            | Insn::SAlu { .. }
+            | Insn::SFop { .. }
+            | Insn::SItof { .. }
+            | Insn::SFtoi { .. }
+            | Insn::SLd { .. }
+            | Insn::SSt { .. }
+            | Insn::SBr { .. }
+            | Insn::SJmp { .. }
+            | Insn::Mte2GmUb { .. }
+            | Insn::Mte2GmL1 { .. }
+            | Insn::Mte2Nd2nz { .. }
+            | Insn::Mte3UbGm { .. }
+            | Insn::Mte3UbL1 { .. }
+            | Insn::Mte3Nd2nz { .. }
+            | Insn::Mte1L0a { .. }
+            | Insn::Mte1L0aT { .. }
+            | Insn::Mte1L0b { .. }
+            | Insn::Mte1L0bT { .. }
+            | Insn::CubeMmad { .. }
+            | Insn::FixL0cGm { .. }
+            | Insn::VecL0cUb { .. }
+            | Insn::VBin { .. }
+            | Insn::VSca { .. }
+            | Insn::VUn { .. }
+            | Insn::VCmp { .. }
+            | Insn::VCmps { .. }
+            | Insn::VSel { .. }
+            | Insn::VCvt { .. }
+            | Insn::VRedR { .. }
+            | Insn::VRedB { .. }
+            | Insn::VRedA { .. }
+            | Insn::VDup { .. }
+            | Insn::VIota { .. }
+            | Insn::VBrcb { .. }
+            | Insn::VCopy { .. }
+            | Insn::VGather { .. }
+            | Insn::VTrans { .. } => None,
         }
     }
 

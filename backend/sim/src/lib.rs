@@ -23,13 +23,22 @@
 pub mod asm;
 pub mod bytecode;
 pub mod disasm;
+pub mod exec;
+pub mod fault;
 pub mod isa;
 pub mod machine;
 pub mod program;
+pub mod race;
+pub mod report;
+pub mod run;
+pub mod timing;
 
 pub use asm::{AsmError, AsmOptions, assemble, assemble_with};
 pub use bytecode::{LoadError, decode, encode, load};
 pub use disasm::disassemble;
+pub use fault::{Fault, FaultKind, Space};
 pub use isa::{CoreKind, Dt, Insn, Pipe};
 pub use machine::{Machine, MachineError, Organisation};
 pub use program::{Program, Section, TensorDecl};
+pub use report::Report;
+pub use run::{RunError, RunOptions, RunOutput, Tensor, run};

@@ -1,0 +1,307 @@
+//! The driver: run a program on named input tensors.
+//!
+//! [`run`] lays out GM (each parameter, then each result, then the workspace,
+//! each region 4 KiB aligned from [`crate::exec::GM_BASE`]), copies the inputs
+//! in (results and workspace start zeroed), runs the [`crate::timing`] engine,
+//! and returns the outputs, a [`Report`] and optionally the timeline and its
+//! Chrome trace JSON — or a [`Fault`]. In timing-only mode no memory is
+//! allocated, inputs may be omitted, scalar loads read zero, and no outputs are
+//! returned; control flow must then not depend on tensor data.
+
+use crate::exec::{GM_BASE, GmMem, PathId, Region};
+use crate::fault::Fault;
+use crate::isa::{Dt, Pipe};
+use crate::machine::Machine;
+use crate::program::Program;
+use crate::report::{PathBytes, PipeReport, Report};
+use crate::timing::trace::Timeline;
+use crate::timing::{Engine, EngineOptions};
+use std::fmt;
+
+/// A tensor: raw little-endian element bytes (bool: one byte, 0 or 1; bf16: its bits).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tensor {
+    /// Element type.
+    pub dtype: Dt,
+    /// Shape.
+    pub shape: Vec<u64>,
+    /// `elements × dtype.size()` bytes.
+    pub data: Vec<u8>,
+}
+
+/// Run options.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Skip numerics (no memory, no outputs).
+    pub timing_only: bool,
+    /// Run the race detector (default on).
+    pub race_detection: bool,
+    /// Fault past this many cycles (default 10^10).
+    pub cycle_limit: u64,
+    /// Record the timeline and produce Chrome trace JSON.
+    pub trace: bool,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            timing_only: false,
+            race_detection: true,
+            cycle_limit: 10_000_000_000,
+            trace: false,
+        }
+    }
+}
+
+/// A successful run.
+#[derive(Clone, Debug)]
+pub struct RunOutput {
+    /// Results by name, in signature order (empty in timing-only mode).
+    pub outputs: Vec<(String, Tensor)>,
+    /// What was measured.
+    pub report: Report,
+    /// The timeline (with `trace`).
+    pub timeline: Option<Timeline>,
+    /// Chrome trace-event JSON (with `trace`).
+    pub trace_json: Option<String>,
+}
+
+/// Why a run did not complete.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RunError {
+    /// The inputs do not match the signature, or the program does not fit the
+    /// machine (codes from the registry: E0503, E0602, E0603, E0605, E0903).
+    Input {
+        /// Code.
+        code: &'static str,
+        /// Message naming the input.
+        message: String,
+    },
+    /// The simulated machine faulted (exit code 3).
+    Fault(Box<Fault>),
+}
+
+impl fmt::Display for RunError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RunError::Input { code, message } => write!(f, "error[{code}]: {message}"),
+            RunError::Fault(fault) => write!(f, "{fault}"),
+        }
+    }
+}
+
+impl std::error::Error for RunError {}
+
+/// The largest GM (all tensors and the workspace) a run accepts.
+pub const MAX_RUN_GM: u64 = 64 << 30;
+
+fn input_err(code: &'static str, message: String) -> RunError {
+    RunError::Input { code, message }
+}
+
+/// Runs `program` on `machine` with `inputs` (one per parameter, by name).
+pub fn run(
+    machine: &Machine,
+    program: &Program,
+    inputs: &[(String, Tensor)],
+    opts: &RunOptions,
+) -> Result<RunOutput, RunError> {
+    if program.fingerprint != machine.fingerprint() {
+        return Err(input_err(
+            "E0903",
+            format!(
+                "the program was built for machine `{}`, not for `{}` (fingerprints differ)",
+                program.machine, machine.name
+            ),
+        ));
+    }
+    program
+        .validate(machine)
+        .map_err(|(_, m)| input_err("E0907", m))?;
+    // Inputs.
+    for (name, _) in inputs {
+        if !program.params.iter().any(|p| &p.name == name) {
+            return Err(input_err(
+                "E0605",
+                format!(
+                    "input `{name}` names no parameter of kernel `{}`",
+                    program.kernel
+                ),
+            ));
+        }
+        if inputs.iter().filter(|(n, _)| n == name).count() > 1 {
+            return Err(input_err("E0605", format!("input `{name}` is given twice")));
+        }
+    }
+    let functional = !opts.timing_only;
+    for p in &program.params {
+        match inputs.iter().find(|(n, _)| n == &p.name) {
+            None if functional => {
+                return Err(input_err(
+                    "E0605",
+                    format!("missing input `{}` ({})", p.name, p.type_text()),
+                ));
+            }
+            None => {}
+            Some((_, t)) => {
+                if t.dtype != p.dtype {
+                    return Err(input_err(
+                        "E0602",
+                        format!(
+                            "input `{}` is {} but the parameter is {}",
+                            p.name,
+                            t.dtype.tensor_name(),
+                            p.type_text()
+                        ),
+                    ));
+                }
+                if t.shape != p.shape {
+                    return Err(input_err(
+                        "E0603",
+                        format!(
+                            "input `{}` has shape {:?} but the parameter is {}",
+                            p.name,
+                            t.shape,
+                            p.type_text()
+                        ),
+                    ));
+                }
+                if t.data.len() as u64 != p.bytes() {
+                    return Err(input_err(
+                        "E0603",
+                        format!(
+                            "input `{}` holds {} bytes, expected {}",
+                            p.name,
+                            t.data.len(),
+                            p.bytes()
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    // GM layout.
+    let mut regions = Vec::new();
+    let mut at = GM_BASE;
+    for t in program.args() {
+        let b = t.bytes().max(1);
+        regions.push(Region {
+            start: at,
+            end: at + t.bytes(),
+            name: t.name.clone(),
+        });
+        at = (at + b).div_ceil(4096) * 4096;
+    }
+    regions.push(Region {
+        start: at,
+        end: at + program.workspace,
+        name: "workspace".into(),
+    });
+    let total = at + program.workspace - GM_BASE;
+    if total > MAX_RUN_GM {
+        return Err(input_err(
+            "E0503",
+            format!(
+                "the kernel's tensors and workspace need {total} bytes of GM; the simulator accepts at most {MAX_RUN_GM}"
+            ),
+        ));
+    }
+    let mut gm = GmMem {
+        regions,
+        data: None,
+    };
+    if functional {
+        let mut data = vec![0u8; total as usize];
+        for (i, p) in program.params.iter().enumerate() {
+            if let Some((_, t)) = inputs.iter().find(|(n, _)| n == &p.name) {
+                let off = (gm.regions[i].start - GM_BASE) as usize;
+                data[off..off + t.data.len()].copy_from_slice(&t.data);
+            }
+        }
+        gm.data = Some(data);
+    }
+    let eo = EngineOptions {
+        functional,
+        races: opts.race_detection,
+        cycle_limit: opts.cycle_limit,
+        trace: opts.trace,
+    };
+    let engine = Engine::new(machine, program, eo, gm);
+    let (measured, gm) = engine.run().map_err(RunError::Fault)?;
+    // Outputs.
+    let mut outputs = Vec::new();
+    if let Some(data) = &gm.data {
+        for (i, r) in program.results.iter().enumerate() {
+            let reg = &gm.regions[program.params.len() + i];
+            let off = (reg.start - GM_BASE) as usize;
+            outputs.push((
+                r.name.clone(),
+                Tensor {
+                    dtype: r.dtype,
+                    shape: r.shape.clone(),
+                    data: data[off..off + r.bytes() as usize].to_vec(),
+                },
+            ));
+        }
+    }
+    let launch = machine.launch.launch_cycles;
+    let cycles = launch + measured.span;
+    let span = measured.span.max(1) as f64;
+    let order = [
+        Pipe::Mte2,
+        Pipe::Mte1,
+        Pipe::M,
+        Pipe::V,
+        Pipe::Mte3,
+        Pipe::Fix,
+        Pipe::S,
+    ];
+    let pipes = order
+        .iter()
+        .filter(|p| measured.cores_with[p.index()] > 0)
+        .map(|p| {
+            let busy = measured.busy[p.index()];
+            let cores = measured.cores_with[p.index()];
+            PipeReport {
+                pipe: p.report_name().to_string(),
+                busy_cycles: busy,
+                cores,
+                utilisation: busy as f64 / (f64::from(cores) * span),
+            }
+        })
+        .collect();
+    let bytes = PathId::ALL
+        .iter()
+        .filter(|p| p.params(machine).is_some())
+        .map(|p| PathBytes {
+            path: p.name().to_string(),
+            bytes: measured.bytes.get(p).copied().unwrap_or(0),
+        })
+        .collect();
+    let report = Report {
+        machine: machine.name.clone(),
+        kernel: program.kernel.clone(),
+        block_dim: program.block_dim,
+        waves: measured.waves,
+        cycles,
+        launch_cycles: launch,
+        micros: cycles as f64 / (machine.clock_ghz * 1000.0),
+        pipes,
+        bytes,
+        hbm_bytes: measured.hbm,
+        cube_flops: measured.cube_flops,
+        vector_flops: measured.vec_flops,
+        instructions: measured.insns,
+        timing_only: opts.timing_only,
+    };
+    let trace_json = measured
+        .timeline
+        .as_ref()
+        .map(|t| t.to_chrome_json(&measured.core_names, machine.clock_ghz, launch));
+    Ok(RunOutput {
+        outputs,
+        report,
+        timeline: measured.timeline,
+        trace_json,
+    })
+}
