@@ -549,6 +549,20 @@ fn cmd_run(io: &mut Io<'_>, a: &RunArgs) -> Result<(), Failure> {
         ]));
     }
     let kernel = driver::lower(&file, &def.name.name, &env, &src)?;
+    for p in &kernel.params {
+        let n = p.ty.shape.num_elements().unwrap_or(u64::MAX);
+        if n > tessera_ir::interp::MAX_ELEMENTS as u64 {
+            return Err(Failure::input(vec![Diagnostic::new(
+                Code::E0503,
+                format!(
+                    "parameter `{}` ({}) has {n} elements; the reference interpreter is limited to {}",
+                    p.name,
+                    p.ty,
+                    tessera_ir::interp::MAX_ELEMENTS
+                ),
+            )]));
+        }
+    }
     let inputs: Vec<Tensor> = tensors
         .into_iter()
         .enumerate()

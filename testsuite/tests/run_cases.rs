@@ -38,13 +38,11 @@ fn run_case(path: &Path) -> Result {
     let data = path.with_extension("");
     let mut env: DimEnv = dirs.dims.clone();
     let mut origin = Vec::new();
-    let mut given = Vec::new();
     for (i, p) in def.params.iter().enumerate() {
         let file = data.join("inputs").join(format!("{}.npy", p.name.name));
         let t = inputs::read_input(&file, &p.name.name, p.ty.dtype).map_err(|d| d.to_string())?;
         inputs::bind_shape(def, i, &t.shape, &p.name.name, &mut env, &mut origin)
             .map_err(|d| d.to_string())?;
-        given.push(t);
     }
     let kernel = driver::lower(&file, &def.name.name, &env, &src).map_err(|f| render(f, &src))?;
     let ir = text::print_kernel(&kernel);
@@ -61,14 +59,55 @@ fn run_case(path: &Path) -> Result {
     }
     tessera_ir::verify::verify_concrete(&kernel).map_err(|e| e.to_string())?;
 
-    let outputs = tessera_ir::interp::run(&kernel, &given).map_err(|e| e.to_string())?;
+    // Run it as a user would: `tessera run --target ref` with the fixture
+    // inputs, then compare the .npy files it writes with numpy's.
+    let out_dir = std::env::temp_dir().join(format!("tessera-run-{name}-{}", std::process::id()));
+    let mut args: Vec<String> = vec![
+        "tessera".into(),
+        "run".into(),
+        src.name.clone(),
+        "--target".into(),
+        "ref".into(),
+    ];
+    args.extend([
+        "-k".into(),
+        def.name.name.clone(),
+        "--out-dir".into(),
+        out_dir.display().to_string(),
+    ]);
+    for p in &def.params {
+        args.push("--input".into());
+        args.push(format!(
+            "{}={}",
+            p.name.name,
+            data.join("inputs")
+                .join(format!("{}.npy", p.name.name))
+                .display()
+        ));
+    }
+    for (n, v) in &dirs.dims {
+        args.extend(["--dim".into(), format!("{n}={v}")]);
+    }
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = tessera_compiler::cli::run(&args, &mut out, &mut err, false);
+    if code != 0 {
+        let _ = std::fs::remove_dir_all(&out_dir);
+        return Err(format!(
+            "`{}` exited {code}\n{}",
+            args.join(" "),
+            String::from_utf8_lossy(&err)
+        )
+        .into());
+    }
     let mut failures = Vec::new();
-    for (o, got) in kernel.outputs.iter().zip(&outputs) {
+    for o in &kernel.outputs {
+        let dtype = kernel.ty(o.value).dtype;
+        let got = inputs::read_input(&out_dir.join(format!("{}.npy", o.name)), &o.name, dtype)
+            .map_err(|d| d.to_string())?;
         let file = data.join("expected").join(format!("{}.npy", o.name));
-        let want: Tensor =
-            inputs::read_input(&file, &o.name, got.dtype).map_err(|d| d.to_string())?;
-        let tol = Tolerance::for_output(got.dtype, kernel.accumulated(o.value));
-        let c = compare(got, &want, tol);
+        let want: Tensor = inputs::read_input(&file, &o.name, dtype).map_err(|d| d.to_string())?;
+        let tol = Tolerance::for_output(dtype, kernel.accumulated(o.value));
+        let c = compare(&got, &want, tol);
         if !c.ok() {
             failures.push(format!(
                 "output `{}`: {} mismatches (shape ok: {}), max abs {:.3e}, max rel {:.3e}, first {:?}",
@@ -76,6 +115,7 @@ fn run_case(path: &Path) -> Result {
             ));
         }
     }
+    let _ = std::fs::remove_dir_all(&out_dir);
     if failures.is_empty() {
         Ok(())
     } else {

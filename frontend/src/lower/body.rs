@@ -98,9 +98,18 @@ impl<'c, 'a> Lowerer<'c, 'a> {
         }
     }
 
+    /// Reports a diagnostic; inside inlined calls, the innermost call sites
+    /// are labelled (at most three, then a note counts the rest).
     fn report(&mut self, mut d: Diagnostic) {
-        for (span, callee) in self.calls.iter().rev() {
+        const SHOWN: usize = 3;
+        for (span, callee) in self.calls.iter().rev().take(SHOWN) {
             d = d.secondary(*span, format!("in this call to `{callee}`"));
+        }
+        if self.calls.len() > SHOWN {
+            d = d.note(format!(
+                "inlined through {} more calls",
+                self.calls.len() - SHOWN
+            ));
         }
         self.diags.push(d);
     }

@@ -34,6 +34,15 @@ def main():
         "}\n",
         encoding="utf-8",
     )
+    # A chain of 66 kernels, each calling the next: inlining stops at 64 nested
+    # calls (E0109), reported at the call that goes one level too deep.
+    chain = ["//! Kernel calls nest at most 64 deep: a chain of 66 kernels, each calling the next,",
+             "//! is E0109 at the call 65 levels down. Written by generate.py."]
+    for i in range(65):
+        mark = "  //~ ERROR E0109" if i == 64 else ""
+        chain.append(f"kernel k{i}(x: f32[4]) -> f32[4] {{ return k{i + 1}(x) + 1.0; }}{mark}")
+    chain.append("kernel k65(x: f32[4]) -> f32[4] { return x; }")
+    (HERE / "kernel_calls_too_deep.tsr").write_text("\n".join(chain) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":
