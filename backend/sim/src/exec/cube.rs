@@ -7,6 +7,9 @@
 //! - L0C (NZ, 4-byte f32/i32): `C[i][j]` at `c + ((j/16)*R + i)*64 + (j%16)*4`,
 //!   where `R = 16*M1` for `mmad` (and `src_rows` for the moves out).
 //!
+//! Consecutive `mmad`s accumulating into the same L0C need no barrier: the
+//! cube orders its own accumulation (as the hardware does).
+//!
 //! `mmad` computes exactly the logical `m × n × k` product: every product is
 //! exact in f32 (f16/bf16 inputs) or i32 (i8), accumulation is sequential over
 //! `k` in f32/i32, and no padding element is read or written.
@@ -63,9 +66,8 @@ pub fn mmad(
     };
     note(env, &mut out, Space::L0a, a_pat, false);
     note(env, &mut out, Space::L0b, b_pat, false);
-    if !init {
-        note(env, &mut out, Space::L0c, c_pat, false);
-    }
+    // The cube accumulates in order: an accumulating mmad's read of L0C is part of
+    // its write (consecutive mmads into one accumulator need no barrier).
     note(env, &mut out, Space::L0c, c_pat, true);
     if !env.functional || m == 0 || n == 0 {
         return Ok(out);
