@@ -696,6 +696,7 @@ impl<'a> Assembler<'a> {
             out_sections.push(Section { kind, insns });
         }
         if !self.errors.is_empty() {
+            self.errors.sort_by_key(|e| (e.span.start, e.span.end));
             return Err(self.errors);
         }
         let program = Program {

@@ -1267,10 +1267,9 @@ impl Insn {
         let pipe_ok = |p: Pipe| -> Result<(), String> {
             if p == Pipe::All || !kind.has_pipe(p) {
                 Err(format!(
-                    "pipe `{}` does not exist on a{} {} core",
+                    "pipe `{}` does not exist on {} cores",
                     p.name(),
-                    if kind == CoreKind::Aic { "n" } else { "" },
-                    kind.name()
+                    kind.name().to_uppercase()
                 ))
             } else {
                 Ok(())

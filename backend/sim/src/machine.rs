@@ -350,11 +350,16 @@ impl Machine {
     pub fn from_toml(text: &str) -> Result<Machine, MachineError> {
         let m: Machine = toml::from_str(text).map_err(|e| {
             let msg = e.message().to_string();
-            let field = msg
+            let mut field = msg
                 .split('`')
                 .nth(1)
                 .filter(|_| msg.starts_with("missing field") || msg.starts_with("unknown field"))
                 .map(str::to_string);
+            if field.is_none()
+                && let Some(span) = e.span()
+            {
+                field = key_at(text, span.start);
+            }
             let at = e
                 .span()
                 .map(|s| {
@@ -689,6 +694,32 @@ impl Machine {
         }
         Ok(())
     }
+}
+
+/// The dotted key of the `key = value` line at `offset` (with its `[table]`).
+fn key_at(text: &str, offset: usize) -> Option<String> {
+    let before = text.get(..offset.min(text.len()))?;
+    let line_start = before.rfind('\n').map_or(0, |p| p + 1);
+    let line = text[line_start..].lines().next()?;
+    let key = line.split('=').next()?.trim();
+    if key.is_empty()
+        || key.starts_with('[')
+        || !key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+    {
+        return None;
+    }
+    let table = before[..line_start].lines().rev().find_map(|l| {
+        l.trim()
+            .strip_prefix('[')
+            .and_then(|t| t.strip_suffix(']'))
+            .map(str::to_string)
+    });
+    Some(match table {
+        Some(t) => format!("{t}.{key}"),
+        None => key.to_string(),
+    })
 }
 
 fn line_col(text: &str, offset: usize) -> (usize, usize) {

@@ -184,7 +184,14 @@ where
                         kind,
                         Space::Ub,
                         at,
-                        format!("lane {l} of repeat {r}"),
+                        format!(
+                            "lane {l} of repeat {r} {}",
+                            if kind == FaultKind::DivByZero {
+                                "divides by zero"
+                            } else {
+                                "faults"
+                            }
+                        ),
                     ));
                 }
             }
