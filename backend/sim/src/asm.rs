@@ -193,7 +193,7 @@ fn lex_expr(s: &str) -> Result<Vec<Tok>, String> {
             }
             out.push(Tok::Name(s[start..i].to_string()));
         } else {
-            let two = if i + 1 < b.len() { &s[i..i + 2] } else { "" };
+            let two = s.get(i..i + 2).unwrap_or("");
             let op: &'static str = match (two, c) {
                 ("<<", _) => "<<",
                 (">>", _) => ">>",

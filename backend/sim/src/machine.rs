@@ -551,11 +551,11 @@ impl Machine {
                     format!("must be a power of two in 32..=4096, got {}", s.align),
                 ));
             }
-            if s.bytes == 0 || s.bytes > (1 << 32) || s.bytes % s.align != 0 {
+            if s.bytes == 0 || s.bytes > (64 << 20) || !s.bytes.is_multiple_of(s.align) {
                 return Err(invalid(
                     &format!("memory.{name}.bytes"),
                     format!(
-                        "must be a positive multiple of memory.{name}.align, at most 4 GiB; got {}",
+                        "must be a positive multiple of memory.{name}.align, at most 64 MiB; got {}",
                         s.bytes
                     ),
                 ));

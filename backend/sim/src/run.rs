@@ -92,8 +92,10 @@ impl fmt::Display for RunError {
 
 impl std::error::Error for RunError {}
 
-/// The largest GM (all tensors and the workspace) a run accepts.
+/// The largest GM (all tensors and the workspace) a timing-only run accepts.
 pub const MAX_RUN_GM: u64 = 64 << 30;
+/// The largest GM a functional run accepts (it is allocated).
+pub const MAX_FUNCTIONAL_GM: u64 = 8 << 30;
 
 fn input_err(code: &'static str, message: String) -> RunError {
     RunError::Input { code, message }

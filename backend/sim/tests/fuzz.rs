@@ -1,0 +1,109 @@
+//! Property tests: no input makes the decoder, the loader, the assembler, the
+//! machine loader or the simulator panic — they return values or errors.
+
+use proptest::prelude::*;
+use tessera_sim::{Machine, RunOptions, Tensor, assemble, bytecode, decode, encode, load, run};
+
+const VALID: &str = r#"
+.kernel k
+.param a f32[64]
+.result c f32[64]
+.workspace 1024
+.aiv
+    s.arg r1, 0
+    s.arg r2, 1
+    s.sys r3, block_idx
+    s.li r4, 2
+    mte2.copy.gm.ub [0], [r1], 1, 256, 0, 0
+    sync.set mte2, v, 0
+    sync.wait mte2, v, 0
+    vec.adds.f32 [256], [0], 1.0, 1, 64
+    vec.cvt.f16.f32 [512, 1, 4], [0], 1, 64
+    vec.rsum.f32 [1024], [0], 1, 64
+    sync.barrier v
+    vec.brcb.f32 [2048], [1024], 1
+    sync.set v, mte3, 0
+    sync.wait v, mte3, 0
+    mte3.copy.ub.gm [r2], [256], 1, 256, 0, 0
+    s.div r5, r4, r3
+    s.br.lt r3, 1, end0
+end0:
+    end
+.aic
+    mte2.nd2nz.gm.l1.f16 [0], [r1], 4, 16, 32, 16
+    sync.set mte2, mte1, 0
+    sync.wait mte2, mte1, 0
+    mte1.load.l0a.f16 [0], [0], 1, 1, 512
+    mte1.load.l0b.t.f16 [0], [0], 1, 1, 512
+    sync.set mte1, m, 0
+    sync.wait mte1, m, 0
+    cube.mmad.f16 [0], [0], [0], 16, 16, 16, 1
+    end
+"#;
+
+fn reseal(mut b: Vec<u8>) -> Vec<u8> {
+    if b.len() >= 8 {
+        let n = b.len() - 8;
+        let sum = bytecode::fnv1a(&b[..n]);
+        b[n..].copy_from_slice(&sum.to_le_bytes());
+    }
+    b
+}
+
+fn valid_bytes() -> Vec<u8> {
+    encode(&assemble(VALID, &Machine::default()).unwrap())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+    #[test]
+    fn decoding_random_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+        let _ = decode(&bytes);
+        let _ = load(&reseal(bytes), &Machine::default());
+    }
+
+    #[test]
+    fn mutated_bytecode_loads_or_errors_and_runs_or_faults(edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6)) {
+        let mut b = valid_bytes();
+        let n = b.len() - 8;
+        for (i, v) in edits {
+            let at = i.index(n);
+            b[at] = v;
+        }
+        let b = reseal(b);
+        let m = Machine::default();
+        if let Ok(p) = load(&b, &m) {
+            let inputs: Vec<_> = p.params.iter().filter(|t| t.bytes() < (1 << 20)).map(|t| (t.name.clone(), Tensor { dtype: t.dtype, shape: t.shape.clone(), data: vec![0; t.bytes() as usize] })).collect();
+            let opts = RunOptions { cycle_limit: 200_000, timing_only: inputs.len() != p.params.len(), ..Default::default() };
+            let _ = run(&m, &p, &inputs, &opts);
+        }
+    }
+
+    #[test]
+    fn assembling_random_text_never_panics(text in "\\PC{0,200}") {
+        let _ = assemble(&text, &Machine::default());
+    }
+
+    #[test]
+    fn assembling_mutated_assembly_never_panics(cut in 0usize..2000, insert in "[ \\[\\]{},.:;+\\-*/a-z0-9_]{0,12}") {
+        let mut s = VALID.to_string();
+        let at = cut.min(s.len());
+        let at = (0..=at).rev().find(|&i| s.is_char_boundary(i)).unwrap_or(0);
+        s.insert_str(at, &insert);
+        if let Ok(p) = assemble(&s, &Machine::default()) {
+            let m = Machine::default();
+            let _ = run(&m, &p, &[], &RunOptions { timing_only: true, cycle_limit: 200_000, ..Default::default() });
+        }
+    }
+
+    #[test]
+    fn mutated_machine_descriptions_never_panic(cut in 0usize..4000, insert in "[ \\[\\]=\"a-z0-9_.\\n-]{0,10}") {
+        let mut s = Machine::default().to_toml();
+        let at = cut.min(s.len());
+        s.insert_str(at, &insert);
+        if let Ok(m) = Machine::from_toml(&s) {
+            prop_assert_eq!(Machine::from_toml(&m.to_toml()).ok(), Some(m));
+        }
+    }
+}
