@@ -200,11 +200,16 @@ pub fn run(
         name: "workspace".into(),
     });
     let total = at + program.workspace - GM_BASE;
-    if total > MAX_RUN_GM {
+    let cap = if functional {
+        MAX_FUNCTIONAL_GM
+    } else {
+        MAX_RUN_GM
+    };
+    if total > cap {
         return Err(input_err(
             "E0503",
             format!(
-                "the kernel's tensors and workspace need {total} bytes of GM; the simulator accepts at most {MAX_RUN_GM}"
+                "the kernel's tensors and workspace need {total} bytes of GM; the simulator accepts at most {cap} in this mode"
             ),
         ));
     }

@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use tessera_sim::{AsmOptions, Machine, RunOptions, assemble, assemble_with, run};
+use tessera_sim::{AsmOptions, Machine, Pipe, RunOptions, assemble, assemble_with, run};
 
 fn within(value: f64, target: f64, tol: f64) -> bool {
     (value - target).abs() <= tol * target
@@ -61,6 +61,7 @@ fn vector_add_64x64_f32_costs_152_cycles() {
     let add = tl
         .slices
         .iter()
+        .filter(|s| s.pipe != Pipe::S)
         .find(|s| s.text.starts_with("vec.add.f32"))
         .unwrap();
     // 4096 f32 = 64 repeats of 64 lanes: head 10 (the vector unit was idle) +
@@ -71,6 +72,7 @@ fn vector_add_64x64_f32_costs_152_cycles() {
     let wait = tl
         .slices
         .iter()
+        .filter(|s| s.pipe != Pipe::S)
         .find(|s| s.text.starts_with("wait sync.wait v, mte3"))
         .unwrap();
     assert_eq!(wait.end, add.visible + 1);
@@ -79,6 +81,7 @@ fn vector_add_64x64_f32_costs_152_cycles() {
     let loads: Vec<_> = tl
         .slices
         .iter()
+        .filter(|s| s.pipe != Pipe::S)
         .filter(|s| s.text.starts_with("mte2.copy"))
         .collect();
     assert_eq!(loads[0].end - loads[0].start, 405);
@@ -87,6 +90,7 @@ fn vector_add_64x64_f32_costs_152_cycles() {
     let store = tl
         .slices
         .iter()
+        .filter(|s| s.pipe != Pipe::S)
         .find(|s| s.text.starts_with("mte3.copy"))
         .unwrap();
     assert_eq!(store.end - store.start, 456);
@@ -165,6 +169,7 @@ fn mmad_and_mte1_costs_follow_the_formulas() {
         let s = tl
             .slices
             .iter()
+            .filter(|s| s.pipe != Pipe::S)
             .find(|s| s.text.starts_with(prefix))
             .unwrap();
         s.end - s.start
@@ -209,6 +214,7 @@ fn unaligned_gm_moves_at_seventy_percent() {
     let d: Vec<u64> = tl
         .slices
         .iter()
+        .filter(|s| s.pipe != Pipe::S)
         .filter(|s| s.text.starts_with("mte2"))
         .map(|s| s.end - s.start)
         .collect();

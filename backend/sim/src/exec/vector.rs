@@ -70,9 +70,8 @@ impl Opnd {
             return Pat::run(self.base, 0);
         }
         let nb = (used * self.size).div_ceil(BLOCK_BYTES);
-        let hi =
-            self.base + ((reps - 1) * self.rep + (nb - 1) * self.blk) * BLOCK_BYTES + BLOCK_BYTES;
-        Pat::run(self.base, hi - self.base)
+        let len = ((reps - 1) * self.rep + (nb - 1) * self.blk) * BLOCK_BYTES + BLOCK_BYTES;
+        Pat::run(self.base, len)
     }
 }
 

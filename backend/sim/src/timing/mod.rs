@@ -1125,6 +1125,18 @@ impl<'a> Engine<'a> {
             core.s_busy += cost;
             core.s_time = now + cost;
             core.pc = next_pc;
+            if let Some(tl) = self.timeline.as_mut() {
+                tl.slices.push(Slice {
+                    core: c as u32,
+                    pipe: Pipe::S,
+                    pc: pc as u32,
+                    block: core.block,
+                    start: now,
+                    end: now + cost,
+                    visible: now + cost,
+                    text: insn.text(),
+                });
+            }
         }
     }
 
@@ -1172,6 +1184,9 @@ impl<'a> Engine<'a> {
             }
         }
         if let Some(r) = self.race.as_mut() {
+            // The scalar unit is synchronous: its earlier accesses are complete.
+            let core = &mut self.cores[c];
+            core.s_know.c[usize::from(core.agent_base)] = core.s_count;
             let core = &self.cores[c];
             let who = Who {
                 block: core.block,
