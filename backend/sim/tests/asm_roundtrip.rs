@@ -67,3 +67,54 @@ fn assemble_disassemble_assemble_is_identity() {
     assert_eq!(load(&bytes, &m).unwrap(), p);
     insta::assert_snapshot!(text);
 }
+
+#[test]
+fn docs_list_every_mnemonic_and_machine_key() {
+    use tessera_sim::isa::{ARed, AluOp, BRed, BinOp, FOp, RRed, ScaOp, SysReg, TABLE, UnOp};
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs");
+    let asm = std::fs::read_to_string(root.join("assembly.md")).unwrap();
+    for d in TABLE {
+        assert!(
+            asm.contains(d.base),
+            "docs/assembly.md does not mention `{}`",
+            d.base
+        );
+    }
+    let names: Vec<&str> = AluOp::ALL
+        .iter()
+        .map(|x| x.name())
+        .chain(FOp::ALL.iter().map(|x| x.name()))
+        .chain(BinOp::ALL.iter().map(|x| x.name()))
+        .chain(ScaOp::ALL.iter().map(|x| x.name()))
+        .chain(UnOp::ALL.iter().map(|x| x.name()))
+        .chain(RRed::ALL.iter().map(|x| x.name()))
+        .chain(BRed::ALL.iter().map(|x| x.name()))
+        .chain(ARed::ALL.iter().map(|x| x.name()))
+        .chain(SysReg::ALL.iter().map(|x| x.name()))
+        .collect();
+    for n in names {
+        assert!(asm.contains(n), "docs/assembly.md does not mention `{n}`");
+    }
+    let mdoc = std::fs::read_to_string(root.join("machine.md")).unwrap();
+    let toml = Machine::default().to_toml() + &Machine::builtin("910-like").unwrap().to_toml();
+    for line in toml.lines() {
+        if let Some((key, _)) = line.split_once(" = ") {
+            let key = key.trim();
+            assert!(
+                mdoc.contains(key),
+                "docs/machine.md does not mention `{key}`"
+            );
+        }
+    }
+}
+
+#[test]
+fn builtins_round_trip_and_differ() {
+    let a = Machine::default();
+    let b = Machine::builtin("910-like").unwrap();
+    for m in [&a, &b] {
+        assert_eq!(&Machine::from_toml(&m.to_toml()).unwrap(), m);
+    }
+    assert_ne!(a.fingerprint(), b.fingerprint());
+    assert_eq!(a.name, "910b-like");
+}
