@@ -265,6 +265,10 @@ pub trait Field: Sized + Copy {
     fn as_dt(&self) -> Option<Dt> {
         None
     }
+    /// The instruction index, for branch targets.
+    fn as_target(&self) -> Option<u32> {
+        None
+    }
 }
 
 macro_rules! name_enum {
@@ -900,6 +904,9 @@ impl Field for Target {
     fn print(&self, _dt: Option<Dt>, out: &mut String) {
         let _ = write!(out, ".L{}", self.0);
     }
+    fn as_target(&self) -> Option<u32> {
+        Some(self.0)
+    }
     fn parse(s: &str, ctx: &ParseCtx) -> Result<Self, String> {
         let s = s.trim();
         if !crate::asm::is_label(s) {
@@ -995,6 +1002,17 @@ macro_rules! define_insn {
                         let mut d: Option<Dt> = None;
                         $( if d.is_none() { d = Field::as_dt($f); } )*
                         d
+                    })*
+                }
+            }
+            /// The branch target, if the instruction is a branch.
+            #[allow(unused_variables, unused_mut)]
+            pub fn target(&self) -> Option<u32> {
+                match self {
+                    $(Insn::$name { $($f),* } => {
+                        let mut t: Option<u32> = None;
+                        $( if t.is_none() { t = Field::as_target($f); } )*
+                        t
                     })*
                 }
             }
@@ -1234,14 +1252,6 @@ impl Insn {
             | Insn::VCopy { .. }
             | Insn::VGather { .. }
             | Insn::VTrans { .. } => None,
-        }
-    }
-
-    /// Branch target, if the instruction is a branch.
-    pub fn target(&self) -> Option<u32> {
-        match *self {
-            Insn::SBr { target, .. } | Insn::SJmp { target } => Some(target.0),
-            _ => None,
         }
     }
 

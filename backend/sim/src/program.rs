@@ -164,14 +164,11 @@ impl Program {
                     ));
                 }
             }
-            match s.insns[n - 1] {
-                Insn::End {} | Insn::SJmp { .. } => {}
-                _ => {
-                    return Err((
-                        Some((si, n - 1)),
-                        format!("section .{} must end with `end` or `s.jmp`", s.kind.name()),
-                    ));
-                }
+            if !matches!(s.insns[n - 1], Insn::End {} | Insn::SJmp { .. }) {
+                return Err((
+                    Some((si, n - 1)),
+                    format!("section .{} must end with `end` or `s.jmp`", s.kind.name()),
+                ));
             }
         }
         Ok(())
