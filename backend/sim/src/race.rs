@@ -157,123 +157,139 @@ impl Detector {
                 Mem::Local(core, a.space)
             };
             let p = a.pat;
+            let map = self.maps.entry(mem).or_default();
             if p.n == 1 || p.stride == p.len {
-                self.range(
-                    mem,
-                    a.space,
-                    p.addr,
-                    p.addr.saturating_add(p.n.saturating_mul(p.len)),
-                    a.write,
-                    who,
-                    know,
-                )?;
+                let hi = p.addr.saturating_add(p.n.saturating_mul(p.len));
+                range(map, a.space, p.addr, hi, a.write, who, know)?;
             } else {
                 for i in 0..p.n {
                     let s = p.addr + i * p.stride;
-                    self.range(mem, a.space, s, s + p.len, a.write, who, know)?;
+                    range(map, a.space, s, s + p.len, a.write, who, know)?;
                 }
             }
         }
         Ok(())
     }
+}
 
-    #[allow(clippy::too_many_arguments)]
-    fn range(
-        &mut self,
-        mem: Mem,
-        space: Space,
-        lo: u64,
-        hi: u64,
-        write: bool,
-        who: Who,
-        know: &Clock,
-    ) -> Result<(), Race> {
-        if hi <= lo {
-            return Ok(());
+fn add_reader(seg: &mut Seg, who: Who) {
+    match seg
+        .reads
+        .iter_mut()
+        .find(|r| r.block == who.block && r.agent == who.agent)
+    {
+        Some(r) => *r = who,
+        None => seg.reads.push(who),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn range(
+    map: &mut BTreeMap<u64, Seg>,
+    space: Space,
+    lo: u64,
+    hi: u64,
+    write: bool,
+    who: Who,
+    know: &Clock,
+) -> Result<(), Race> {
+    if hi <= lo {
+        return Ok(());
+    }
+    // Fast path: a read of exactly one existing segment.
+    if !write
+        && let Some(seg) = map.get_mut(&lo)
+        && seg.end == hi
+    {
+        if let Some(w) = &seg.write
+            && let Some(kind) = ordered(w, true, &who, false, know)
+        {
+            return Err(Race {
+                kind,
+                earlier: *w,
+                earlier_write: true,
+                write,
+                space,
+                addr: lo,
+            });
         }
-        let map = self.maps.entry(mem).or_default();
-        // Split segments at lo and hi.
-        split(map, lo);
-        split(map, hi);
-        // Check.
-        for (&start, seg) in map.range(lo..hi) {
-            if let Some(w) = &seg.write
-                && let Some(kind) = ordered(w, true, &who, write, know)
-            {
-                return Err(Race {
-                    kind,
-                    earlier: *w,
-                    earlier_write: true,
-                    write,
-                    space,
-                    addr: start.max(lo),
-                });
-            }
-            if write {
-                for r in &seg.reads {
-                    if let Some(kind) = ordered(r, false, &who, true, know) {
-                        return Err(Race {
-                            kind,
-                            earlier: *r,
-                            earlier_write: false,
-                            write,
-                            space,
-                            addr: start.max(lo),
-                        });
-                    }
+        add_reader(seg, who);
+        return Ok(());
+    }
+    // Split segments at lo and hi.
+    split(map, lo);
+    split(map, hi);
+    // Check.
+    for (&start, seg) in map.range(lo..hi) {
+        if let Some(w) = &seg.write
+            && let Some(kind) = ordered(w, true, &who, write, know)
+        {
+            return Err(Race {
+                kind,
+                earlier: *w,
+                earlier_write: true,
+                write,
+                space,
+                addr: start.max(lo),
+            });
+        }
+        if write {
+            for r in &seg.reads {
+                if let Some(kind) = ordered(r, false, &who, true, know) {
+                    return Err(Race {
+                        kind,
+                        earlier: *r,
+                        earlier_write: false,
+                        write,
+                        space,
+                        addr: start.max(lo),
+                    });
                 }
             }
         }
-        // Record.
-        if write {
-            let keys: Vec<u64> = map.range(lo..hi).map(|(&k, _)| k).collect();
-            for k in keys {
-                map.remove(&k);
+    }
+    // Record.
+    if write {
+        let keys: Vec<u64> = map.range(lo..hi).map(|(&k, _)| k).collect();
+        for k in keys {
+            map.remove(&k);
+        }
+        map.insert(
+            lo,
+            Seg {
+                end: hi,
+                write: Some(who),
+                reads: Vec::new(),
+            },
+        );
+    } else {
+        // Fill gaps, then add the reader to every segment.
+        let mut gaps = Vec::new();
+        let mut cur = lo;
+        for (&start, seg) in map.range(lo..hi) {
+            if start > cur {
+                gaps.push((cur, start));
             }
+            cur = seg.end;
+        }
+        if cur < hi {
+            gaps.push((cur, hi));
+        }
+        for (a, b) in gaps {
             map.insert(
-                lo,
+                a,
                 Seg {
-                    end: hi,
-                    write: Some(who),
+                    end: b,
+                    write: None,
                     reads: Vec::new(),
                 },
             );
-        } else {
-            // Fill gaps, then add the reader to every segment.
-            let mut gaps = Vec::new();
-            let mut cur = lo;
-            for (&start, seg) in map.range(lo..hi) {
-                if start > cur {
-                    gaps.push((cur, start));
-                }
-                cur = seg.end;
-            }
-            if cur < hi {
-                gaps.push((cur, hi));
-            }
-            for (a, b) in gaps {
-                map.insert(
-                    a,
-                    Seg {
-                        end: b,
-                        write: None,
-                        reads: Vec::new(),
-                    },
-                );
-            }
-            for (_, seg) in map.range_mut(lo..hi) {
-                match seg
-                    .reads
-                    .iter_mut()
-                    .find(|r| r.block == who.block && r.agent == who.agent)
-                {
-                    Some(r) => *r = who,
-                    None => seg.reads.push(who),
-                }
-            }
         }
-        Ok(())
+        for (_, seg) in map.range_mut(lo..hi) {
+            add_reader(seg, who);
+        }
     }
+    Ok(())
 }
 
 /// Splits the segment containing `at` so that a segment starts at `at`.
