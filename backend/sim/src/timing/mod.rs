@@ -135,7 +135,7 @@ struct Core {
     flags: Vec<FlagSt>,
     xcnt: [u32; 16],
     xknow: [Clock; 16],
-    x_waiter: [Option<Pipe>; 16],
+    x_waiter: [u8; 16],
     xpend: [[u32; 2]; 16],
     xpend_know: [Clock; 16],
     local: LocalMem,
@@ -265,7 +265,7 @@ impl<'a> Engine<'a> {
             flags: vec![FlagSt::default(); NPIPES * NPIPES * m.sync.event_ids as usize],
             xcnt: [0; 16],
             xknow: [Clock::default(); 16],
-            x_waiter: [None; 16],
+            x_waiter: [0; 16],
             xpend: [[0; 2]; 16],
             xpend_know: [Clock::default(); 16],
             local: LocalMem::default(),
@@ -685,7 +685,7 @@ impl<'a> Engine<'a> {
             core.flags.iter_mut().for_each(|f| *f = FlagSt::default());
             core.xcnt = [0; 16];
             core.xknow = [Clock::default(); 16];
-            core.x_waiter = [None; 16];
+            core.x_waiter = [0; 16];
             core.xpend = [[0; 2]; 16];
             core.xpend_know = [Clock::default(); 16];
             core.ended_at = None;
@@ -948,7 +948,7 @@ impl<'a> Engine<'a> {
                             cost = sync_cost;
                         } else {
                             self.m_out.insns -= 1;
-                            core.x_waiter[i] = Some(Pipe::S);
+                            core.x_waiter[i] |= 1 << Pipe::S.index();
                             core.s_state = SState::Wait(Wait::Xcore(id));
                             return;
                         }
@@ -1431,8 +1431,11 @@ impl<'a> Engine<'a> {
                 );
                 return;
             }
-            if let Some(w) = self.cores[c].x_waiter[i].take() {
-                self.sched_pipe(c, w, t);
+            let waiters = std::mem::take(&mut self.cores[c].x_waiter[i]);
+            for p in Pipe::REAL {
+                if waiters & (1 << p.index()) != 0 {
+                    self.sched_pipe(c, p, t);
+                }
             }
         }
     }
@@ -1553,7 +1556,7 @@ impl<'a> Engine<'a> {
                     }
                     self.finish_sync(c, p, t, t + sync, insn);
                 } else {
-                    core.x_waiter[i] = Some(p);
+                    core.x_waiter[i] |= 1 << p.index();
                 }
             }
             None => self.start_op(c, p, t, pc, insn),
