@@ -118,3 +118,33 @@ fn builtins_round_trip_and_differ() {
     assert_ne!(a.fingerprint(), b.fingerprint());
     assert_eq!(a.name, "910b-like");
 }
+
+#[test]
+fn every_kernel_file_round_trips() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut n = 0;
+    for dir in [
+        root.join("../../testsuite/cases/asm"),
+        root.join("tests/faults"),
+    ] {
+        for e in std::fs::read_dir(&dir).unwrap().filter_map(|e| e.ok()) {
+            let path = e.path();
+            if path.extension().is_none_or(|x| x != "s") {
+                continue;
+            }
+            let src = std::fs::read_to_string(&path).unwrap();
+            let name = src
+                .lines()
+                .find_map(|l| l.trim().strip_prefix(".machine"))
+                .map(str::trim);
+            let m = name.map_or_else(Machine::default, |n| Machine::builtin(n).unwrap());
+            let p = assemble(&src, &m).unwrap();
+            let bytes = encode(&p);
+            let again = assemble(&disassemble(&p), &m).unwrap();
+            assert_eq!(encode(&again), bytes, "{}", path.display());
+            assert_eq!(load(&bytes, &m).unwrap(), p);
+            n += 1;
+        }
+    }
+    assert!(n >= 20);
+}

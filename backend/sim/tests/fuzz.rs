@@ -73,6 +73,10 @@ proptest! {
         }
         let b = reseal(b);
         let m = Machine::default();
+        if let Ok(p) = decode(&b) {
+            // The encoding is canonical: whatever decodes re-encodes to the same bytes.
+            prop_assert_eq!(&encode(&p), &b);
+        }
         if let Ok(p) = load(&b, &m) {
             let inputs: Vec<_> = p.params.iter().filter(|t| t.bytes() < (1 << 20)).map(|t| (t.name.clone(), Tensor { dtype: t.dtype, shape: t.shape.clone(), data: vec![0; t.bytes() as usize] })).collect();
             let opts = RunOptions { cycle_limit: 200_000, timing_only: inputs.len() != p.params.len(), ..Default::default() };
