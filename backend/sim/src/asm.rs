@@ -2,15 +2,17 @@
 //!
 //! Syntax (full reference: `docs/assembly.md`): one instruction or directive
 //! per line, `;` or `//` comments, labels `name:` (per section), directives
-//! `.kernel`, `.machine`, `.param`, `.result`, `.block_dim`, `.workspace`,
-//! `.equ`, and section starts `.aic`, `.aiv`, `.core`. Immediates are constant
+//! `.kernel`, `.machine`, `.param`, `.result`, `.workspace`, `.equ`, `.launch`
+//! (starts a new launch), `.block_dim` and section starts `.aic`, `.aiv`,
+//! `.core` (these three belong to the current launch; a file without
+//! `.launch` is one launch). Immediates are constant
 //! expressions over `.equ` names. Errors are values with a code (E08xx), a byte
 //! span, a line and a column; every independent error is reported. The
 //! assembler never panics on any input.
 
 use crate::isa::{Dt, Insn, ParseCtx, ParseFail, TABLE};
 use crate::machine::Machine;
-use crate::program::{Program, Section, TensorDecl};
+use crate::program::{Launch, Program, Section, TensorDecl};
 use std::collections::HashMap;
 use std::fmt;
 use std::ops::Range;
@@ -62,6 +64,21 @@ pub fn assemble_with(
 ) -> Result<Program, Vec<AsmError>> {
     Assembler::new(src, machine, opts).run()
 }
+
+/// Every directive the assembler accepts (all documented in `docs/assembly.md`).
+pub const DIRECTIVES: &[&str] = &[
+    ".kernel",
+    ".machine",
+    ".param",
+    ".result",
+    ".workspace",
+    ".equ",
+    ".launch",
+    ".block_dim",
+    ".aic",
+    ".aiv",
+    ".core",
+];
 
 /// Whether `s` is a label name: `[A-Za-z_.][A-Za-z0-9_.]*`.
 pub fn is_label(s: &str) -> bool {
@@ -361,6 +378,23 @@ struct SectionBuild {
     lines: Vec<InsnLine>,
 }
 
+/// One launch being assembled.
+#[derive(Default)]
+struct LaunchBuild {
+    /// Its `.block_dim`, if given.
+    block_dim: Option<u32>,
+    sections: Vec<SectionBuild>,
+    /// Started by a `.launch` directive (at this span), not implicitly at the
+    /// top of the file.
+    started: Option<Range<usize>>,
+}
+
+impl LaunchBuild {
+    fn is_untouched(&self) -> bool {
+        self.block_dim.is_none() && self.sections.is_empty()
+    }
+}
+
 struct Assembler<'a> {
     src: &'a str,
     machine: &'a Machine,
@@ -441,9 +475,11 @@ impl<'a> Assembler<'a> {
         let mut machine_name: Option<(String, Range<usize>)> = None;
         let mut params: Vec<TensorDecl> = Vec::new();
         let mut results: Vec<TensorDecl> = Vec::new();
-        let mut block_dim: Option<u32> = None;
         let mut workspace: u64 = 0;
-        let mut sections: Vec<SectionBuild> = Vec::new();
+        // The text before the first `.launch` is launch 0; a `.launch` starts a
+        // new launch, except that the first one of a file that has not yet
+        // given a `.block_dim` or a section names launch 0 itself.
+        let mut launches: Vec<LaunchBuild> = vec![LaunchBuild::default()];
         let overridden: HashMap<String, i64> = self.opts.defines.iter().cloned().collect();
         self.consts.extend(overridden.clone());
 
@@ -463,7 +499,7 @@ impl<'a> Assembler<'a> {
                 let span = off..off + word.len();
                 if !is_label(name) {
                     self.err("E0803", span, format!("`{name}` is not a valid label name"));
-                } else if let Some(sec) = sections.last_mut() {
+                } else if let Some(sec) = launches.last_mut().and_then(|l| l.sections.last_mut()) {
                     let idx = sec.lines.len() as u32;
                     if sec.labels.insert(name.to_string(), idx).is_some() {
                         self.err(
@@ -538,9 +574,41 @@ impl<'a> Assembler<'a> {
                         }
                         Err(e) => self.err("E0807", args_off..args_off + args.len(), e),
                     },
+                    "launch" => {
+                        if !args.is_empty() {
+                            self.err("E0807", span.clone(), "`.launch` takes no arguments");
+                        }
+                        let reuse = launches.len() == 1
+                            && launches[0].started.is_none()
+                            && launches[0].is_untouched();
+                        if reuse {
+                            launches[0].started = Some(span);
+                        } else if launches.len() >= crate::program::MAX_LAUNCHES {
+                            self.err(
+                                "E0807",
+                                span,
+                                format!("more than {} launches", crate::program::MAX_LAUNCHES),
+                            );
+                        } else {
+                            launches.push(LaunchBuild {
+                                started: Some(span),
+                                ..Default::default()
+                            });
+                        }
+                    }
                     "block_dim" => match eval_int(args, &self.consts) {
                         Ok(v) if (1..=i64::from(crate::program::MAX_BLOCK_DIM)).contains(&v) => {
-                            block_dim = Some(v as u32)
+                            if let Some(l) = launches.last_mut() {
+                                if l.block_dim.is_some() {
+                                    self.err(
+                                        "E0805",
+                                        span,
+                                        "`.block_dim` is given twice for this launch (start the next one with `.launch`)",
+                                    );
+                                } else {
+                                    l.block_dim = Some(v as u32);
+                                }
+                            }
                         }
                         Ok(v) => self.err(
                             "E0807",
@@ -606,13 +674,27 @@ impl<'a> Assembler<'a> {
                                     self.machine.name
                                 ),
                             );
-                        } else if sections.iter().any(|s| s.kind == Some(kind)) {
-                            self.err("E0805", span, format!("section `.{dir}` appears twice"));
+                        } else if launches
+                            .last()
+                            .is_some_and(|l| l.sections.iter().any(|s| s.kind == Some(kind)))
+                        {
+                            let in_launch = if launches.len() > 1 {
+                                " in this launch"
+                            } else {
+                                ""
+                            };
+                            self.err(
+                                "E0805",
+                                span,
+                                format!("section `.{dir}` appears twice{in_launch}"),
+                            );
                         }
-                        sections.push(SectionBuild {
-                            kind: Some(kind),
-                            ..Default::default()
-                        });
+                        if let Some(l) = launches.last_mut() {
+                            l.sections.push(SectionBuild {
+                                kind: Some(kind),
+                                ..Default::default()
+                            });
+                        }
                     }
                     _ => self.err(
                         "E0801",
@@ -622,7 +704,7 @@ impl<'a> Assembler<'a> {
                 }
                 continue;
             }
-            let Some(sec) = sections.last_mut() else {
+            let Some(sec) = launches.last_mut().and_then(|l| l.sections.last_mut()) else {
                 self.err(
                     "E0807",
                     span,
@@ -647,53 +729,33 @@ impl<'a> Assembler<'a> {
             self.err("E0807", 0..0, "missing `.kernel NAME`");
             return Err(self.errors);
         };
-        if sections.is_empty() {
-            self.err("E0807", 0..0, "no code section (.aic, .aiv or .core)");
-        }
-
-        let mut out_sections = Vec::new();
+        let several = launches.len() > 1;
+        let mut out_launches = Vec::new();
         let consts = std::mem::take(&mut self.consts);
-        for sec in &sections {
-            let Some(kind) = sec.kind else { continue };
-            let mut insns = Vec::new();
-            for (_li, off, mnemonic, ops) in &sec.lines {
-                let span = *off..*off + mnemonic.len();
-                let mut ctx = ParseCtx {
-                    consts: &consts,
-                    labels: Some(&sec.labels),
-                    dt: None,
-                };
-                match parse_insn(mnemonic, ops, &mut ctx) {
-                    Ok(insn) => {
-                        if let Err(e) = insn.check(self.machine, kind) {
-                            self.err(
-                                "E0806",
-                                span,
-                                format!("`{mnemonic}` is not valid here: {e}"),
-                            );
-                        }
-                        insns.push(insn);
-                    }
-                    Err((code, sp, msg)) => {
-                        self.err(code, if sp == (0..0) { span } else { sp }, msg)
-                    }
-                }
-            }
-            if let Some(last) = sec.lines.last() {
-                if !matches!(insns.last(), Some(Insn::End {} | Insn::SJmp { .. }))
-                    && insns.len() == sec.lines.len()
-                {
-                    let (_, off, m, _) = last;
-                    self.err(
-                        "E0807",
-                        *off..*off + m.len(),
-                        format!("section .{} must end with `end` or `s.jmp`", kind.name()),
-                    );
-                }
+        for (li, launch) in launches.iter().enumerate() {
+            let pre = if several {
+                format!("launch {li}: ")
             } else {
-                self.err("E0807", 0..0, format!("section .{} is empty", kind.name()));
+                String::new()
+            };
+            if launch.sections.is_empty() {
+                let span = launch.started.clone().unwrap_or(0..0);
+                self.err(
+                    "E0807",
+                    span,
+                    format!("{pre}no code section (.aic, .aiv or .core)"),
+                );
             }
-            out_sections.push(Section { kind, insns });
+            let mut out_sections = Vec::new();
+            for sec in &launch.sections {
+                let Some(kind) = sec.kind else { continue };
+                let insns = self.section_insns(sec, kind, &consts, &pre);
+                out_sections.push(Section { kind, insns });
+            }
+            out_launches.push(Launch {
+                block_dim: launch.block_dim.unwrap_or(1),
+                sections: out_sections,
+            });
         }
         if !self.errors.is_empty() {
             self.errors.sort_by_key(|e| (e.span.start, e.span.end));
@@ -705,15 +767,66 @@ impl<'a> Assembler<'a> {
             fingerprint: self.machine.fingerprint(),
             params,
             results,
-            block_dim: block_dim.unwrap_or(1),
             workspace,
-            sections: out_sections,
+            launches: out_launches,
         };
         if let Err((_, msg)) = program.validate(self.machine) {
             self.err("E0807", 0..0, msg);
             return Err(self.errors);
         }
         Ok(program)
+    }
+
+    /// Parses and checks the instructions of one section (`pre` prefixes
+    /// messages that carry no span of their own).
+    fn section_insns(
+        &mut self,
+        sec: &SectionBuild,
+        kind: crate::isa::CoreKind,
+        consts: &HashMap<String, i64>,
+        pre: &str,
+    ) -> Vec<Insn> {
+        let mut insns = Vec::new();
+        for (_li, off, mnemonic, ops) in &sec.lines {
+            let span = *off..*off + mnemonic.len();
+            let mut ctx = ParseCtx {
+                consts,
+                labels: Some(&sec.labels),
+                dt: None,
+            };
+            match parse_insn(mnemonic, ops, &mut ctx) {
+                Ok(insn) => {
+                    if let Err(e) = insn.check(self.machine, kind) {
+                        self.err(
+                            "E0806",
+                            span,
+                            format!("`{mnemonic}` is not valid here: {e}"),
+                        );
+                    }
+                    insns.push(insn);
+                }
+                Err((code, sp, msg)) => self.err(code, if sp == (0..0) { span } else { sp }, msg),
+            }
+        }
+        if let Some(last) = sec.lines.last() {
+            if !matches!(insns.last(), Some(Insn::End {} | Insn::SJmp { .. }))
+                && insns.len() == sec.lines.len()
+            {
+                let (_, off, m, _) = last;
+                self.err(
+                    "E0807",
+                    *off..*off + m.len(),
+                    format!("section .{} must end with `end` or `s.jmp`", kind.name()),
+                );
+            }
+        } else {
+            self.err(
+                "E0807",
+                0..0,
+                format!("{pre}section .{} is empty", kind.name()),
+            );
+        }
+        insns
     }
 
     fn parse_decl(&self, args: &str) -> Result<TensorDecl, String> {

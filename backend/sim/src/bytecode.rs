@@ -9,10 +9,13 @@
 //! | 6 | reserved, u16 = 0 |
 //! | 8 | machine fingerprint, u64 |
 //! | 16 | machine name: str; kernel name: str |
-//! | … | block_dim u32; workspace bytes u64 |
+//! | … | workspace bytes u64; launches u16 |
 //! | … | params u16, results u16; each tensor: name str, dtype u8, rank u8, dims u64 × rank |
-//! | … | sections u8; each: core kind u8 (0 aic, 1 aiv, 2 core), instruction count u32, code bytes u32, code |
+//! | … | each launch, in order: block_dim u32; sections u8; each section: core kind u8 (0 aic, 1 aiv, 2 core), instruction count u32, code bytes u32, code |
 //! | end − 8 | checksum: FNV-1a 64 of every byte before it |
+//!
+//! Version 1 (single launch) had `block_dim u32` before the workspace and no
+//! launch count; this crate reads only the current version.
 //!
 //! An instruction is its opcode byte (list order in [`crate::isa`]) followed by
 //! its fields in declaration order. The loader checks everything — magic,
@@ -22,13 +25,13 @@
 
 use crate::isa::{CoreKind, Dt, Insn, Reader};
 use crate::machine::Machine;
-use crate::program::{Program, Section, TensorDecl};
+use crate::program::{Launch, Program, Section, TensorDecl};
 use std::fmt;
 
 /// Magic bytes at the start of every `.tbc` file.
 pub const MAGIC: [u8; 4] = [0x7f, b'T', b'B', b'C'];
 /// The format version this crate writes and reads.
-pub const FORMAT_VERSION: u16 = 1;
+pub const FORMAT_VERSION: u16 = 2;
 
 /// FNV-1a, 64-bit.
 pub fn fnv1a(bytes: &[u8]) -> u64 {
@@ -87,8 +90,8 @@ pub fn encode(p: &Program) -> Vec<u8> {
     out.extend_from_slice(&p.fingerprint.to_le_bytes());
     put_str(&mut out, &p.machine);
     put_str(&mut out, &p.kernel);
-    out.extend_from_slice(&p.block_dim.to_le_bytes());
     out.extend_from_slice(&p.workspace.to_le_bytes());
+    out.extend_from_slice(&(p.launches.len() as u16).to_le_bytes());
     out.extend_from_slice(&(p.params.len() as u16).to_le_bytes());
     out.extend_from_slice(&(p.results.len() as u16).to_le_bytes());
     for t in p.params.iter().chain(p.results.iter()) {
@@ -99,16 +102,19 @@ pub fn encode(p: &Program) -> Vec<u8> {
             out.extend_from_slice(&d.to_le_bytes());
         }
     }
-    out.push(p.sections.len() as u8);
-    for s in &p.sections {
-        out.push(kind_code(s.kind));
-        out.extend_from_slice(&(s.insns.len() as u32).to_le_bytes());
-        let mut code = Vec::new();
-        for i in &s.insns {
-            i.encode(&mut code);
+    for l in &p.launches {
+        out.extend_from_slice(&l.block_dim.to_le_bytes());
+        out.push(l.sections.len() as u8);
+        for s in &l.sections {
+            out.push(kind_code(s.kind));
+            out.extend_from_slice(&(s.insns.len() as u32).to_le_bytes());
+            let mut code = Vec::new();
+            for i in &s.insns {
+                i.encode(&mut code);
+            }
+            out.extend_from_slice(&(code.len() as u32).to_le_bytes());
+            out.extend_from_slice(&code);
         }
-        out.extend_from_slice(&(code.len() as u32).to_le_bytes());
-        out.extend_from_slice(&code);
     }
     let sum = fnv1a(&out);
     out.extend_from_slice(&sum.to_le_bytes());
@@ -217,8 +223,8 @@ pub fn decode(bytes: &[u8]) -> Result<Program, LoadError> {
     let fingerprint = d.u64()?;
     let machine = d.str("machine name")?;
     let kernel = d.str("kernel name")?;
-    let block_dim = d.u32()?;
     let workspace = d.u64()?;
+    let n_launches = d.u16()?;
     let n_params = d.u16()?;
     let n_results = d.u16()?;
     let mut tensors = Vec::new();
@@ -247,64 +253,84 @@ pub fn decode(bytes: &[u8]) -> Result<Program, LoadError> {
     }
     let results = tensors.split_off(usize::from(n_params));
     let params = tensors;
-    let n_sections = d.u8()?;
-    let mut sections = Vec::new();
-    for _ in 0..n_sections {
-        let at = d.r.pos;
-        let kind = match d.u8()? {
-            0 => CoreKind::Aic,
-            1 => CoreKind::Aiv,
-            2 => CoreKind::Core,
-            k => {
+    let mut launches = Vec::new();
+    for li in 0..usize::from(n_launches) {
+        // `launch 1: ` in messages when the file has several launches.
+        let pre = if n_launches > 1 {
+            format!("launch {li}: ")
+        } else {
+            String::new()
+        };
+        let launch_at = d.r.pos;
+        let truncated = |offset: usize, what: &str| LoadError {
+            code: "E0905",
+            offset,
+            message: format!("{pre}the {what} is truncated"),
+        };
+        let block_dim = d.u32().map_err(|_| truncated(launch_at, "launch header"))?;
+        let n_sections = d.u8().map_err(|_| truncated(launch_at, "launch header"))?;
+        let mut sections = Vec::new();
+        for _ in 0..n_sections {
+            let at = d.r.pos;
+            let kind = match d.u8().map_err(|_| truncated(at, "section header"))? {
+                0 => CoreKind::Aic,
+                1 => CoreKind::Aiv,
+                2 => CoreKind::Core,
+                k => {
+                    return Err(LoadError {
+                        code: "E0905",
+                        offset: at,
+                        message: format!("{pre}invalid section kind {k}"),
+                    });
+                }
+            };
+            let n_insns = d.u32().map_err(|_| truncated(at, "section header"))? as usize;
+            let code_len = d.u32().map_err(|_| truncated(at, "section header"))? as usize;
+            let code_at = d.r.pos;
+            let code = d.r.take(code_len).map_err(|_| LoadError {
+                code: "E0905",
+                offset: code_at,
+                message: format!("{pre}a code section is truncated"),
+            })?;
+            if n_insns > code_len {
                 return Err(LoadError {
                     code: "E0905",
-                    offset: at,
-                    message: format!("invalid section kind {k}"),
+                    offset: at + 1,
+                    message: format!("{pre}{n_insns} instructions cannot fit in {code_len} bytes"),
                 });
             }
-        };
-        let n_insns = d.u32()? as usize;
-        let code_len = d.u32()? as usize;
-        let code_at = d.r.pos;
-        let code = d.r.take(code_len).map_err(|_| LoadError {
-            code: "E0905",
-            offset: code_at,
-            message: "a code section is truncated".into(),
-        })?;
-        if n_insns > code_len {
-            return Err(LoadError {
-                code: "E0905",
-                offset: at + 1,
-                message: format!("{n_insns} instructions cannot fit in {code_len} bytes"),
-            });
+            let mut cr = Reader::new(code);
+            let mut insns = Vec::with_capacity(n_insns);
+            while !cr.at_end() {
+                let start = cr.pos;
+                let insn = Insn::decode(&mut cr).map_err(|e| LoadError {
+                    code: "E0906",
+                    offset: code_at + start,
+                    message: format!(
+                        "{pre}malformed instruction #{} of section .{}: {e}",
+                        insns.len(),
+                        kind.name()
+                    ),
+                })?;
+                insns.push(insn);
+            }
+            if insns.len() != n_insns {
+                return Err(LoadError {
+                    code: "E0905",
+                    offset: at + 1,
+                    message: format!(
+                        "{pre}section .{} declares {n_insns} instructions but holds {}",
+                        kind.name(),
+                        insns.len()
+                    ),
+                });
+            }
+            sections.push(Section { kind, insns });
         }
-        let mut cr = Reader::new(code);
-        let mut insns = Vec::with_capacity(n_insns);
-        while !cr.at_end() {
-            let start = cr.pos;
-            let insn = Insn::decode(&mut cr).map_err(|e| LoadError {
-                code: "E0906",
-                offset: code_at + start,
-                message: format!(
-                    "malformed instruction #{} of section .{}: {e}",
-                    insns.len(),
-                    kind.name()
-                ),
-            })?;
-            insns.push(insn);
-        }
-        if insns.len() != n_insns {
-            return Err(LoadError {
-                code: "E0905",
-                offset: at + 1,
-                message: format!(
-                    "section .{} declares {n_insns} instructions but holds {}",
-                    kind.name(),
-                    insns.len()
-                ),
-            });
-        }
-        sections.push(Section { kind, insns });
+        launches.push(Launch {
+            block_dim,
+            sections,
+        });
     }
     if !d.r.at_end() {
         return Err(LoadError {
@@ -319,9 +345,8 @@ pub fn decode(bytes: &[u8]) -> Result<Program, LoadError> {
         fingerprint,
         params,
         results,
-        block_dim,
         workspace,
-        sections,
+        launches,
     })
 }
 
@@ -341,28 +366,37 @@ pub fn load(bytes: &[u8], machine: &Machine) -> Result<Program, LoadError> {
     }
     p.validate(machine).map_err(|(at, msg)| LoadError {
         code: "E0907",
-        offset: at.map_or(0, |(si, ii)| code_offset(bytes, si, ii).unwrap_or(0)),
+        offset: at.map_or(0, |(li, si, ii)| {
+            code_offset(bytes, li, si, ii).unwrap_or(0)
+        }),
         message: match at {
-            Some((si, ii)) => format!(
-                "instruction #{ii} `{}` of section .{}: {msg}",
-                p.sections[si].insns[ii],
-                p.sections[si].kind.name()
-            ),
+            Some((li, si, ii)) => {
+                let s = &p.launches[li].sections[si];
+                format!(
+                    "{}instruction #{ii} `{}` of section .{}: {msg}",
+                    p.launch_prefix(li),
+                    s.insns[ii],
+                    s.kind.name()
+                )
+            }
             None => msg,
         },
     })?;
     Ok(p)
 }
 
-/// Byte offset of instruction `ii` of section `si` (for error messages).
-fn code_offset(bytes: &[u8], si: usize, ii: usize) -> Option<usize> {
+/// Byte offset of instruction `ii` of section `si` of launch `li` (for error messages).
+fn code_offset(bytes: &[u8], li: usize, si: usize, ii: usize) -> Option<usize> {
     let p = decode(bytes).ok()?;
-    // Re-encode up to the section to find its code start (encode is canonical).
+    // Re-encode up to the section to find its code start (encode is canonical,
+    // and the launch count is fixed-size, so dropping later launches and
+    // sections does not move anything before them).
     let mut q = p.clone();
-    q.sections.truncate(si);
+    q.launches.truncate(li + 1);
+    q.launches.get_mut(li)?.sections.truncate(si);
     let prefix = encode(&q);
     let mut off = prefix.len() - 8 + 1 + 4 + 4;
-    for insn in p.sections.get(si)?.insns.iter().take(ii) {
+    for insn in p.launches.get(li)?.sections.get(si)?.insns.iter().take(ii) {
         let mut v = Vec::new();
         insn.encode(&mut v);
         off += v.len();

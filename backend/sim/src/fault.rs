@@ -2,7 +2,8 @@
 //! something the hardware forbids or would hang on.
 //!
 //! Every fault names the core, the pipe, the instruction (index and assembly
-//! text) and, for memory faults, the address. The CLI exits with code 3.
+//! text) and, for memory faults, the address; in a program of several
+//! launches, also the launch. The CLI exits with code 3.
 //!
 //! | code | kind |
 //! | --- | --- |
@@ -149,6 +150,11 @@ impl Trap {
 pub struct Fault {
     /// Kind (and code).
     pub kind: FaultKind,
+    /// Index of the launch that faulted (0 in a single-launch program).
+    pub launch: u32,
+    /// Number of launches in the program (the message names the launch when
+    /// there are several).
+    pub launches: u32,
     /// The core, e.g. `AIV 3 (block 1, sub-block 1)`.
     pub core: String,
     /// The pipe executing the instruction.
@@ -159,7 +165,8 @@ pub struct Fault {
     pub insn: String,
     /// The faulting address.
     pub address: Option<(Space, u64)>,
-    /// Simulated cycle (from the kernel start, after launch).
+    /// Simulated cycle, from the start of the faulting launch's kernel (after
+    /// its launch cost).
     pub cycle: u64,
     /// What happened, in full.
     pub message: String,
@@ -181,7 +188,11 @@ impl fmt::Display for Fault {
             self.kind.title(),
             self.message
         )?;
-        write!(f, "  --> {}, pipe {}", self.core, self.pipe.report_name())?;
+        write!(f, "  --> ")?;
+        if self.launches > 1 {
+            write!(f, "launch {}, ", self.launch)?;
+        }
+        write!(f, "{}, pipe {}", self.core, self.pipe.report_name())?;
         if let Some(pc) = self.pc {
             write!(f, ", instruction #{pc} `{}`", self.insn)?;
         }

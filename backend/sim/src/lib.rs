@@ -14,6 +14,10 @@
 //! - [`run`]: simulate a program on named input tensors, returning outputs,
 //!   a [`Report`] and optionally a Chrome trace, or a [`Fault`].
 //!
+//! A [`Program`] is a sequence of one or more [`Launch`]es (SPMD kernels with
+//! their own `block_dim` and code) that run back to back on one GM image, so
+//! the stages of an unfused kernel communicate through the workspace.
+//!
 //! Code map: `machine` (descriptions), `isa` (the one instruction list),
 //! `asm`, `disasm`, `bytecode`, `program`, `exec/` (functional semantics per
 //! unit), `timing/` (the event-driven cycle model, GM bandwidth, trace),
@@ -39,6 +43,6 @@ pub use disasm::disassemble;
 pub use fault::{Fault, FaultKind, Space};
 pub use isa::{CoreKind, Dt, Insn, Pipe};
 pub use machine::{Machine, MachineError, Organisation};
-pub use program::{Program, Section, TensorDecl};
-pub use report::Report;
+pub use program::{Launch, Program, Section, TensorDecl};
+pub use report::{LaunchReport, Report};
 pub use run::{RunError, RunOptions, RunOutput, Tensor, run};

@@ -211,7 +211,8 @@ pub struct Dma {
 pub struct Gm {
     /// HBM bandwidth shared by every core.
     pub chip_bytes_per_cycle: f64,
-    /// L2 line: the first touch of a line in a launch costs chip bandwidth.
+    /// L2 line: the first touch of a line in a run (by any of its launches)
+    /// costs chip bandwidth.
     pub line_bytes: u64,
     /// A burst whose GM address is not a multiple of this moves at `unaligned_factor`.
     pub aligned_bytes: u64,

@@ -1,12 +1,17 @@
-//! A loaded program: the kernel signature, launch shape and code sections.
+//! A loaded program: the kernel signature, the workspace and a sequence of
+//! launches, each with its own launch shape and code sections.
 //!
 //! A [`Program`] is what the assembler produces, what the bytecode encoder
-//! writes and the loader reads back, and what the simulator runs. Invariant
-//! (established by [`Program::validate`], which both the assembler and the
-//! loader call): every instruction passes [`crate::isa::Insn::check`] for its
-//! section's core kind, every branch targets an instruction of its own
-//! section, and every section ends in `end` or `s.jmp`, so control never
-//! leaves a section.
+//! writes and the loader reads back, and what the simulator runs. Its
+//! [`Launch`]es run back to back, like a stream of kernels, on one GM image:
+//! the parameters, the results and the zero-initialised workspace persist from
+//! one launch to the next, which is how the stages of an unfused kernel
+//! communicate. Invariant (established by [`Program::validate`], which both
+//! the assembler and the loader call): there are 1..=[`MAX_LAUNCHES`]
+//! launches, each with at least one section; every instruction passes
+//! [`crate::isa::Insn::check`] for its section's core kind, every branch
+//! targets an instruction of its own section, and every section ends in `end`
+//! or `s.jmp`, so control never leaves a section.
 
 use crate::isa::{CoreKind, Dt, Insn};
 use crate::machine::{Machine, Organisation};
@@ -47,6 +52,25 @@ pub struct Section {
     pub insns: Vec<Insn>,
 }
 
+/// One SPMD launch: `block_dim` logical blocks running its sections.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Launch {
+    /// Number of logical blocks.
+    pub block_dim: u32,
+    /// Code sections: `aic` and/or `aiv` on split machines, `core` on coupled ones.
+    pub sections: Vec<Section>,
+}
+
+impl Launch {
+    /// The section for a core kind.
+    pub fn section(&self, kind: CoreKind) -> Option<&Section> {
+        self.sections.iter().find(|s| s.kind == kind)
+    }
+}
+
+/// Where a [`Program::validate`] error is: launch, section and instruction index.
+pub type InsnAt = (usize, usize, usize);
+
 /// A whole kernel, ready to run.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Program {
@@ -60,16 +84,17 @@ pub struct Program {
     pub params: Vec<TensorDecl>,
     /// Results, after the parameters in argument order.
     pub results: Vec<TensorDecl>,
-    /// Number of logical blocks.
-    pub block_dim: u32,
-    /// Bytes of zero-initialised GM scratch (`s.sys rd, workspace`).
+    /// Bytes of zero-initialised GM scratch (`s.sys rd, workspace`), shared by
+    /// every launch (zeroed once, before the first).
     pub workspace: u64,
-    /// Code sections: `aic` and/or `aiv` on split machines, `core` on coupled ones.
-    pub sections: Vec<Section>,
+    /// The launches, in execution order (at least one).
+    pub launches: Vec<Launch>,
 }
 
 /// Maximum `block_dim`.
 pub const MAX_BLOCK_DIM: u32 = 65535;
+/// Maximum number of launches in a program.
+pub const MAX_LAUNCHES: usize = 65535;
 /// Maximum bytes of all tensors plus the workspace.
 pub const MAX_GM_BYTES: u64 = 1 << 40;
 
@@ -79,23 +104,26 @@ impl Program {
         self.params.iter().chain(self.results.iter())
     }
 
-    /// The section for a core kind.
-    pub fn section(&self, kind: CoreKind) -> Option<&Section> {
-        self.sections.iter().find(|s| s.kind == kind)
+    /// The section for a core kind in launch `launch`.
+    pub fn section(&self, launch: usize, kind: CoreKind) -> Option<&Section> {
+        self.launches.get(launch).and_then(|l| l.section(kind))
+    }
+
+    /// `launch 2: ` when the program has several launches, else nothing (so
+    /// single-launch messages read as they always did).
+    pub fn launch_prefix(&self, launch: usize) -> String {
+        if self.launches.len() > 1 {
+            format!("launch {launch}: ")
+        } else {
+            String::new()
+        }
     }
 
     /// Checks the invariants listed in the module doc against `machine`.
-    /// Errors carry the section index and instruction index when they concern one.
-    pub fn validate(&self, machine: &Machine) -> Result<(), (Option<(usize, usize)>, String)> {
-        if self.block_dim == 0 || self.block_dim > MAX_BLOCK_DIM {
-            return Err((
-                None,
-                format!(
-                    "block_dim must be in 1..={MAX_BLOCK_DIM}, got {}",
-                    self.block_dim
-                ),
-            ));
-        }
+    /// Errors carry the launch, section and instruction index when they
+    /// concern an instruction; messages about one launch of a multi-launch
+    /// program start with `launch N: `.
+    pub fn validate(&self, machine: &Machine) -> Result<(), (Option<InsnAt>, String)> {
         if self.args().count() > 255 {
             return Err((None, "at most 255 parameters and results".into()));
         }
@@ -121,10 +149,49 @@ impl Program {
         if total > MAX_GM_BYTES {
             return Err((None, "tensors and workspace exceed 1 TiB".into()));
         }
-        if self.sections.is_empty() {
-            return Err((None, "the program has no code section".into()));
+        if self.launches.is_empty() {
+            return Err((None, "the program has no launch".into()));
         }
-        for (si, s) in self.sections.iter().enumerate() {
+        if self.launches.len() > MAX_LAUNCHES {
+            return Err((
+                None,
+                format!(
+                    "the program has {} launches; at most {MAX_LAUNCHES} are allowed",
+                    self.launches.len()
+                ),
+            ));
+        }
+        for li in 0..self.launches.len() {
+            self.validate_launch(machine, li)?;
+        }
+        Ok(())
+    }
+
+    fn validate_launch(
+        &self,
+        machine: &Machine,
+        li: usize,
+    ) -> Result<(), (Option<InsnAt>, String)> {
+        let launch = &self.launches[li];
+        let pre = self.launch_prefix(li);
+        if launch.block_dim == 0 || launch.block_dim > MAX_BLOCK_DIM {
+            return Err((
+                None,
+                format!(
+                    "{pre}block_dim must be in 1..={MAX_BLOCK_DIM}, got {}",
+                    launch.block_dim
+                ),
+            ));
+        }
+        if launch.sections.is_empty() {
+            let what = if self.launches.len() > 1 {
+                "the launch"
+            } else {
+                "the program"
+            };
+            return Err((None, format!("{pre}{what} has no code section")));
+        }
+        for (si, s) in launch.sections.iter().enumerate() {
             if !s.kind.on(machine.organisation) {
                 let org = match machine.organisation {
                     Organisation::Split => "split (sections .aic and .aiv)",
@@ -133,40 +200,46 @@ impl Program {
                 return Err((
                     None,
                     format!(
-                        "section .{} does not exist on `{}`, which is {org}",
+                        "{pre}section .{} does not exist on `{}`, which is {org}",
                         s.kind.name(),
                         machine.name
                     ),
                 ));
             }
-            if self.sections[..si].iter().any(|o| o.kind == s.kind) {
-                return Err((None, format!("section .{} appears twice", s.kind.name())));
+            if launch.sections[..si].iter().any(|o| o.kind == s.kind) {
+                return Err((
+                    None,
+                    format!("{pre}section .{} appears twice", s.kind.name()),
+                ));
             }
             let n = s.insns.len();
             if n == 0 {
-                return Err((None, format!("section .{} is empty", s.kind.name())));
+                return Err((None, format!("{pre}section .{} is empty", s.kind.name())));
             }
             if n > (1 << 24) {
                 return Err((
                     None,
-                    format!("section .{} has more than 2^24 instructions", s.kind.name()),
+                    format!(
+                        "{pre}section .{} has more than 2^24 instructions",
+                        s.kind.name()
+                    ),
                 ));
             }
             for (i, insn) in s.insns.iter().enumerate() {
                 insn.check(machine, s.kind)
-                    .map_err(|e| (Some((si, i)), e))?;
+                    .map_err(|e| (Some((li, si, i)), e))?;
                 if let Some(t) = insn.target()
                     && t as usize >= n
                 {
                     return Err((
-                        Some((si, i)),
+                        Some((li, si, i)),
                         format!("branch target {t} is outside the section (0..{n})"),
                     ));
                 }
             }
             if !matches!(s.insns[n - 1], Insn::End {} | Insn::SJmp { .. }) {
                 return Err((
-                    Some((si, n - 1)),
+                    Some((li, si, n - 1)),
                     format!("section .{} must end with `end` or `s.jmp`", s.kind.name()),
                 ));
             }

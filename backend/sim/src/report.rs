@@ -4,6 +4,14 @@
 //! Utilisation of a pipe is its busy cycles summed over the cores that ran at
 //! least one block and have that pipe, divided by (those cores × the kernel's
 //! span, i.e. total cycles minus the launch cost).
+//!
+//! A program of several launches is reported as their sum: `cycles` = Σ
+//! (launch cost + span); busy cycles, bytes, HBM bytes, FLOPs, instructions,
+//! blocks and waves are summed; a pipe's utilisation is Σ busy / Σ (cores
+//! with that pipe × span) over the launches, and its `cores` the most any
+//! launch used. `launches` breaks the cycles down per launch; the table shows
+//! that breakdown only when there are several launches, so a single-launch
+//! report reads exactly as before launches existed.
 
 use serde::Serialize;
 use std::fmt::Write as _;
@@ -30,6 +38,17 @@ pub struct PathBytes {
     pub bytes: u64,
 }
 
+/// One launch of a run.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LaunchReport {
+    /// Its logical blocks.
+    pub block_dim: u32,
+    /// Its waves (⌈block_dim / slots⌉).
+    pub waves: u32,
+    /// Its cycles: launch cost + span.
+    pub cycles: u64,
+}
+
 /// What a run measured.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Report {
@@ -37,13 +56,13 @@ pub struct Report {
     pub machine: String,
     /// Kernel name.
     pub kernel: String,
-    /// Logical blocks.
+    /// Logical blocks (summed over launches).
     pub block_dim: u32,
-    /// Waves (⌈block_dim / slots⌉).
+    /// Waves (⌈block_dim / slots⌉, summed over launches).
     pub waves: u32,
-    /// Total cycles, launch included.
+    /// Total cycles, launch costs included.
     pub cycles: u64,
-    /// The launch cost included in `cycles`.
+    /// The launch costs included in `cycles` (summed over launches).
     pub launch_cycles: u64,
     /// `cycles` in µs at the machine's clock.
     pub micros: f64,
@@ -61,6 +80,8 @@ pub struct Report {
     pub instructions: u64,
     /// Whether numerics were skipped.
     pub timing_only: bool,
+    /// Per launch, in order.
+    pub launches: Vec<LaunchReport>,
 }
 
 impl Report {
@@ -72,19 +93,35 @@ impl Report {
     /// The report as a text table.
     pub fn table(&self) -> String {
         let mut s = String::new();
-        let _ = writeln!(
-            s,
-            "kernel {} on {}: {} blocks in {} wave(s){}",
-            self.kernel,
-            self.machine,
-            self.block_dim,
-            self.waves,
-            if self.timing_only {
-                " (timing only)"
-            } else {
-                ""
+        let timing = if self.timing_only {
+            " (timing only)"
+        } else {
+            ""
+        };
+        if self.launches.len() > 1 {
+            let _ = writeln!(
+                s,
+                "kernel {} on {}: {} launches, {} blocks in {} wave(s){timing}",
+                self.kernel,
+                self.machine,
+                self.launches.len(),
+                self.block_dim,
+                self.waves,
+            );
+            for (i, l) in self.launches.iter().enumerate() {
+                let _ = writeln!(
+                    s,
+                    "launch {i:<3} {:>10} cycles  {} blocks in {} wave(s)",
+                    l.cycles, l.block_dim, l.waves
+                );
             }
-        );
+        } else {
+            let _ = writeln!(
+                s,
+                "kernel {} on {}: {} blocks in {} wave(s){timing}",
+                self.kernel, self.machine, self.block_dim, self.waves,
+            );
+        }
         let _ = writeln!(
             s,
             "total  {} cycles = {:.3} us (launch {} cycles)",

@@ -2,9 +2,12 @@
 //!
 //! [`run`] lays out GM (each parameter, then each result, then the workspace,
 //! each region 4 KiB aligned from [`crate::exec::GM_BASE`]), copies the inputs
-//! in (results and workspace start zeroed), runs the [`crate::timing`] engine,
-//! and returns the outputs, a [`Report`] and optionally the timeline and its
-//! Chrome trace JSON — or a [`Fault`]. In timing-only mode no memory is
+//! in (results and workspace start zeroed), runs the [`crate::timing`] engine
+//! once per launch, in order, on that one GM image (and one L2 first-touch
+//! state, so lines warmed by a launch hit in the next), and returns the
+//! outputs, a [`Report`] summed over the launches and optionally the timeline
+//! and its Chrome trace JSON — or a [`Fault`] naming the launch that faulted,
+//! which ends the run. In timing-only mode no memory is
 //! allocated, inputs may be omitted, scalar loads read zero, and no outputs are
 //! returned; control flow must then not depend on tensor data.
 
@@ -13,9 +16,11 @@ use crate::fault::Fault;
 use crate::isa::{Dt, Pipe};
 use crate::machine::Machine;
 use crate::program::Program;
-use crate::report::{PathBytes, PipeReport, Report};
-use crate::timing::trace::Timeline;
-use crate::timing::{Engine, EngineOptions};
+use crate::report::{LaunchReport, PathBytes, PipeReport, Report};
+use crate::timing::gm::Lines;
+use crate::timing::trace::{LaunchMark, Timeline};
+use crate::timing::{Engine, EngineOptions, Measured};
+use std::collections::HashMap;
 use std::fmt;
 
 /// A tensor: raw little-endian element bytes (bool: one byte, 0 or 1; bf16: its bits).
@@ -36,7 +41,8 @@ pub struct RunOptions {
     pub timing_only: bool,
     /// Run the race detector (default on).
     pub race_detection: bool,
-    /// Fault past this many cycles (default 10^10).
+    /// Fault once the launches' spans (launch costs excluded) pass this many
+    /// cycles in all (default 10^10).
     pub cycle_limit: u64,
     /// Record the timeline and produce Chrome trace JSON.
     pub trace: bool,
@@ -227,14 +233,44 @@ pub fn run(
         }
         gm.data = Some(data);
     }
-    let eo = EngineOptions {
-        functional,
-        races: opts.race_detection,
-        cycle_limit: opts.cycle_limit,
-        trace: opts.trace,
-    };
-    let engine = Engine::new(machine, program, eo, gm);
-    let (measured, gm) = engine.run().map_err(RunError::Fault)?;
+    // The launches, in order, on one GM image and one L2 first-touch state.
+    let launch = machine.launch.launch_cycles;
+    let mut lines = Lines::new(GM_BASE, total, machine.gm.line_bytes);
+    let mut timeline = opts.trace.then(Timeline::default);
+    let mut names: Vec<String> = Vec::new();
+    let mut sum = Sum::default();
+    let mut launches = Vec::new();
+    for li in 0..program.launches.len() {
+        let eo = EngineOptions {
+            functional,
+            races: opts.race_detection,
+            cycle_limit: opts.cycle_limit,
+            cycles_before: sum.spans,
+            trace: opts.trace,
+        };
+        let engine = Engine::new(machine, program, li, eo, gm, lines);
+        let (mut measured, g, l) = engine.run().map_err(RunError::Fault)?;
+        (gm, lines) = (g, l);
+        let block_dim = program.launches[li].block_dim;
+        if let Some(tl) = timeline.as_mut() {
+            if let Some(t) = measured.timeline.take() {
+                tl.append(t, &measured.core_names, &mut names, sum.cycles);
+            }
+            tl.launches.push(LaunchMark {
+                block_dim,
+                waves: measured.waves,
+                start: sum.cycles,
+                launch_cycles: launch,
+                span: measured.span,
+            });
+        }
+        launches.push(LaunchReport {
+            block_dim,
+            waves: measured.waves,
+            cycles: launch + measured.span,
+        });
+        sum.add(&measured, launch, block_dim);
+    }
     // Outputs.
     let mut outputs = Vec::new();
     if let Some(data) = &gm.data {
@@ -251,9 +287,6 @@ pub fn run(
             ));
         }
     }
-    let launch = machine.launch.launch_cycles;
-    let cycles = launch + measured.span;
-    let span = measured.span.max(1) as f64;
     let order = [
         Pipe::Mte2,
         Pipe::Mte1,
@@ -265,15 +298,14 @@ pub fn run(
     ];
     let pipes = order
         .iter()
-        .filter(|p| measured.cores_with[p.index()] > 0)
+        .filter(|p| sum.cores_with[p.index()] > 0)
         .map(|p| {
-            let busy = measured.busy[p.index()];
-            let cores = measured.cores_with[p.index()];
+            let i = p.index();
             PipeReport {
                 pipe: p.report_name().to_string(),
-                busy_cycles: busy,
-                cores,
-                utilisation: busy as f64 / (f64::from(cores) * span),
+                busy_cycles: sum.busy[i],
+                cores: sum.cores_with[i],
+                utilisation: sum.busy[i] as f64 / sum.capacity[i],
             }
         })
         .collect();
@@ -282,33 +314,80 @@ pub fn run(
         .filter(|p| p.params(machine).is_some())
         .map(|p| PathBytes {
             path: p.name().to_string(),
-            bytes: measured.bytes.get(p).copied().unwrap_or(0),
+            bytes: sum.bytes.get(p).copied().unwrap_or(0),
         })
         .collect();
     let report = Report {
         machine: machine.name.clone(),
         kernel: program.kernel.clone(),
-        block_dim: program.block_dim,
-        waves: measured.waves,
-        cycles,
-        launch_cycles: launch,
-        micros: cycles as f64 / (machine.clock_ghz * 1000.0),
+        block_dim: sum.block_dim,
+        waves: sum.waves,
+        cycles: sum.cycles,
+        launch_cycles: sum.launch_cycles,
+        micros: sum.cycles as f64 / (machine.clock_ghz * 1000.0),
         pipes,
         bytes,
-        hbm_bytes: measured.hbm,
-        cube_flops: measured.cube_flops,
-        vector_flops: measured.vec_flops,
-        instructions: measured.insns,
+        hbm_bytes: sum.hbm,
+        cube_flops: sum.cube_flops,
+        vector_flops: sum.vec_flops,
+        instructions: sum.insns,
         timing_only: opts.timing_only,
+        launches,
     };
-    let trace_json = measured
-        .timeline
+    let trace_json = timeline
         .as_ref()
-        .map(|t| t.to_chrome_json(&measured.core_names, machine.clock_ghz, launch));
+        .map(|t| t.to_chrome_json(&names, machine.clock_ghz, launch));
     Ok(RunOutput {
         outputs,
         report,
-        timeline: measured.timeline,
+        timeline,
         trace_json,
     })
+}
+
+/// The report's totals, accumulated launch by launch.
+#[derive(Default)]
+struct Sum {
+    /// Σ (launch cost + span): also the program cycle at which the next launch begins.
+    cycles: u64,
+    /// Σ span (counted against the cycle limit).
+    spans: u64,
+    launch_cycles: u64,
+    block_dim: u32,
+    waves: u32,
+    busy: [u64; 7],
+    /// The most cores with the pipe in any launch.
+    cores_with: [u32; 7],
+    /// Σ cores with the pipe × span (the utilisation's denominator).
+    capacity: [f64; 7],
+    bytes: HashMap<PathId, u64>,
+    hbm: u64,
+    cube_flops: u64,
+    vec_flops: u64,
+    insns: u64,
+}
+
+impl Sum {
+    fn add(&mut self, m: &Measured, launch: u64, block_dim: u32) {
+        self.cycles = self.cycles.saturating_add(launch + m.span);
+        self.spans = self.spans.saturating_add(m.span);
+        self.launch_cycles += launch;
+        self.block_dim = self.block_dim.saturating_add(block_dim);
+        self.waves = self.waves.saturating_add(m.waves);
+        let span = m.span.max(1) as f64;
+        for i in 0..7 {
+            self.busy[i] += m.busy[i];
+            self.cores_with[i] = self.cores_with[i].max(m.cores_with[i]);
+            if m.cores_with[i] > 0 {
+                self.capacity[i] += f64::from(m.cores_with[i]) * span;
+            }
+        }
+        for (p, b) in &m.bytes {
+            *self.bytes.entry(*p).or_default() += b;
+        }
+        self.hbm += m.hbm;
+        self.cube_flops += m.cube_flops;
+        self.vec_flops += m.vec_flops;
+        self.insns += m.insns;
+    }
 }

@@ -5,8 +5,9 @@
 //! streams its *cost bytes* — every burst rounded up to `burst_round_bytes`,
 //! divided by `unaligned_factor` when its GM address is not a multiple of
 //! `aligned_bytes` — at up to its path's per-core rate. The first touch of a
-//! GM line (`line_bytes`) in a launch is an L2 miss that costs a whole line of
-//! HBM bandwidth; later touches hit L2 and cost none. While transfers are
+//! GM line (`line_bytes`) in a run is an L2 miss that costs a whole line of
+//! HBM bandwidth; later touches — in the same launch or a later one of the
+//! same program, as with a real L2 — hit L2 and cost none. While transfers are
 //! active, the chip's HBM bandwidth is shared max-min fairly among the missing
 //! ones (water-filling on their HBM demand); times are rounded up to whole
 //! cycles. Everything is computed in a fixed order, so results are
@@ -15,7 +16,8 @@
 use crate::exec::Pat;
 use crate::machine::Gm;
 
-/// Lines already touched in this launch (a bit per GM line).
+/// Lines already touched in this run (a bit per GM line); it persists across
+/// the launches of a program.
 #[derive(Clone, Debug, Default)]
 pub struct Lines {
     bits: Vec<u64>,

@@ -17,6 +17,13 @@
 //! kernel): the first `slots` blocks start at cycle 0, and a slot that
 //! finishes takes the next block `launch.wave_cycles` later. Events are
 //! processed in (cycle, sequence) order, so a run is deterministic.
+//!
+//! An [`Engine`] simulates one launch of a program, from cycle 0 (after the
+//! launch cost) until its last block ends. The driver runs the launches in
+//! order, handing each the GM image and the L2 first-touch state ([`gm::Lines`])
+//! the previous one left, so data written and lines warmed by one launch are
+//! seen by the next; everything else (cores, queues, flags, cross-core
+//! counters, the race detector, the bandwidth sharer) starts afresh.
 
 pub mod gm;
 pub mod trace;
@@ -25,7 +32,7 @@ use crate::exec::{self, Env, GmMem, LocalMem, Outcome, PathId, Regs};
 use crate::fault::{Fault, FaultKind, Space, Trap};
 use crate::isa::{CoreKind, Insn, Pipe, SyncOp, U8, ZR};
 use crate::machine::Machine;
-use crate::program::Program;
+use crate::program::{Launch, Program};
 use crate::race::{Clock, Detector, Who};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -38,8 +45,10 @@ pub struct EngineOptions {
     pub functional: bool,
     /// Run the race detector.
     pub races: bool,
-    /// Fault when the simulation passes this cycle.
+    /// Fault when the spans of the program's launches so far pass this many cycles.
     pub cycle_limit: u64,
+    /// Span cycles of the earlier launches, counted against `cycle_limit`.
+    pub cycles_before: u64,
     /// Record the timeline.
     pub trace: bool,
 }
@@ -200,6 +209,11 @@ pub struct Measured {
 pub struct Engine<'a> {
     m: &'a Machine,
     p: &'a Program,
+    /// The launch being simulated, and its index.
+    l: &'a Launch,
+    li: usize,
+    /// Cycles this launch may run before the cycle limit is passed.
+    limit: u64,
     o: EngineOptions,
     cores: Vec<Core>,
     slots: Vec<Slot>,
@@ -232,10 +246,24 @@ fn flag_index(m: &Machine, src: Pipe, dst: Pipe, id: u8) -> usize {
 }
 
 impl<'a> Engine<'a> {
-    /// Builds the chip for a validated program. `gm` holds the regions (and data).
-    pub fn new(m: &'a Machine, p: &'a Program, o: EngineOptions, gm: GmMem) -> Engine<'a> {
-        let has = |k| p.section(k).is_some();
-        let sec = |k| p.sections.iter().position(|s| s.kind == k).unwrap_or(0);
+    /// Builds the chip for launch `li` of a validated program. `gm` holds the
+    /// regions (and data), `lines` the GM lines earlier launches touched
+    /// (a fresh [`gm::Lines`] for the first).
+    pub fn new(
+        m: &'a Machine,
+        p: &'a Program,
+        li: usize,
+        o: EngineOptions,
+        gm: GmMem,
+        lines: gm::Lines,
+    ) -> Engine<'a> {
+        static NO_LAUNCH: Launch = Launch {
+            block_dim: 0,
+            sections: Vec::new(),
+        };
+        let l = p.launches.get(li).unwrap_or(&NO_LAUNCH);
+        let has = |k| l.section(k).is_some();
+        let sec = |k| l.sections.iter().position(|s| s.kind == k).unwrap_or(0);
         let mut cores: Vec<Core> = Vec::new();
         let mut slots: Vec<Slot> = Vec::new();
         let aivs = m.aiv_per_core().max(1);
@@ -368,16 +396,18 @@ impl<'a> Engine<'a> {
             }
             participants.insert(CoreKind::Aiv, 1);
         }
-        let used_slots = (p.block_dim as usize).min(slots.len()) as u32;
+        let used_slots = (l.block_dim as usize).min(slots.len()) as u32;
         for v in participants.values_mut() {
             *v *= used_slots;
         }
-        let gm_bytes = gm.regions.last().map_or(0, |r| r.end - exec::GM_BASE);
         let core_names = cores.iter().map(|c| c.name.clone()).collect();
         Engine {
             m,
             p,
-            lines: gm::Lines::new(exec::GM_BASE, gm_bytes, m.gm.line_bytes),
+            l,
+            li,
+            limit: o.cycle_limit.saturating_sub(o.cycles_before),
+            lines,
             bw: gm::Bandwidth::new(m.gm.chip_bytes_per_cycle),
             race: o.races.then(Detector::default),
             timeline: o.trace.then(Timeline::default),
@@ -443,7 +473,7 @@ impl<'a> Engine<'a> {
 
     fn insn(&self, c: usize, pc: u32) -> Insn {
         let core = &self.cores[c];
-        self.p.sections[core.section]
+        self.l.sections[core.section]
             .insns
             .get(pc as usize)
             .copied()
@@ -457,6 +487,8 @@ impl<'a> Engine<'a> {
         let insn = pc.map(|pc| self.insn(c, pc).text()).unwrap_or_default();
         self.fault = Some(Fault {
             kind: trap.kind,
+            launch: self.li as u32,
+            launches: self.p.launches.len() as u32,
             core: self.core_label(c),
             pipe,
             pc,
@@ -467,29 +499,35 @@ impl<'a> Engine<'a> {
         });
     }
 
-    /// Runs the launch to completion or to a fault.
-    pub fn run(mut self) -> Result<(Measured, GmMem), Box<Fault>> {
-        let first = (self.p.block_dim as usize).min(self.slots.len());
+    /// The cycle-limit fault.
+    fn limit_trap(&self) -> Trap {
+        let lim = self.o.cycle_limit;
+        let before = if self.o.cycles_before > 0 {
+            format!(" ({} of them in earlier launches)", self.o.cycles_before)
+        } else {
+            String::new()
+        };
+        Trap::new(
+            FaultKind::CycleLimit,
+            format!("the simulation passed the cycle limit of {lim} cycles{before}"),
+        )
+    }
+
+    /// Runs the launch to completion or to a fault; returns what it measured,
+    /// the GM image and the GM lines touched so far (for the next launch).
+    pub fn run(mut self) -> Result<(Measured, GmMem, gm::Lines), Box<Fault>> {
+        let first = (self.l.block_dim as usize).min(self.slots.len());
         for s in 0..first {
             self.slots[s].next_block = Some(s as u32);
             self.push(0, Ev::Slot(s as u32));
         }
         self.next_block = first as u32;
-        self.m_out.waves = self.p.block_dim.div_ceil(self.slots.len().max(1) as u32);
+        self.m_out.waves = self.l.block_dim.div_ceil(self.slots.len().max(1) as u32);
         while let Some(Reverse((t, _, ev))) = self.heap.pop() {
-            if t > self.o.cycle_limit {
+            if t > self.limit {
                 let (c, pipe, pc) = self.unit_of(ev);
-                let lim = self.o.cycle_limit;
-                self.raise(
-                    c,
-                    pipe,
-                    pc,
-                    t,
-                    Trap::new(
-                        FaultKind::CycleLimit,
-                        format!("the simulation passed the cycle limit of {lim} cycles"),
-                    ),
-                );
+                let trap = self.limit_trap();
+                self.raise(c, pipe, pc, t, trap);
                 break;
             }
             match ev {
@@ -570,7 +608,7 @@ impl<'a> Engine<'a> {
             }
         }
         self.m_out.timeline = self.timeline.take();
-        Ok((self.m_out, self.gm))
+        Ok((self.m_out, self.gm, self.lines))
     }
 
     fn unit_of(&self, ev: Ev) -> (usize, Pipe, Option<u32>) {
@@ -724,7 +762,7 @@ impl<'a> Engine<'a> {
                 .max()
                 .unwrap_or(end);
             self.end = self.end.max(fin);
-            if self.next_block < self.p.block_dim {
+            if self.next_block < self.l.block_dim {
                 self.slots[s].next_block = Some(self.next_block);
                 self.next_block += 1;
                 let at = fin + self.m.launch.wave_cycles;
@@ -796,27 +834,18 @@ impl<'a> Engine<'a> {
             core.s_state = SState::Run;
         }
         let ic = u64::from(self.m.scalar.insn_cycles);
-        let prog: &'a Program = self.p;
-        let code = &prog.sections[self.cores[c].section].insns;
+        let launch: &'a Launch = self.l;
+        let code = &launch.sections[self.cores[c].section].insns;
         let mut budget = 100_000u32;
         loop {
             if self.fault.is_some() {
                 return;
             }
             let now = self.cores[c].s_time;
-            if now > self.o.cycle_limit {
+            if now > self.limit {
                 let pc = self.cores[c].pc as u32;
-                let lim = self.o.cycle_limit;
-                self.raise(
-                    c,
-                    Pipe::S,
-                    Some(pc),
-                    now,
-                    Trap::new(
-                        FaultKind::CycleLimit,
-                        format!("the simulation passed the cycle limit of {lim} cycles"),
-                    ),
-                );
+                let trap = self.limit_trap();
+                self.raise(c, Pipe::S, Some(pc), now, trap);
                 return;
             }
             if let Some(Reverse((next, _, _))) = self.heap.peek()
@@ -989,7 +1018,7 @@ impl<'a> Engine<'a> {
                         let core = &self.cores[c];
                         let v = match sr {
                             SysReg::BlockIdx => u64::from(core.block),
-                            SysReg::BlockDim => u64::from(self.p.block_dim),
+                            SysReg::BlockDim => u64::from(self.l.block_dim),
                             SysReg::SubBlockIdx => u64::from(if core_kind == CoreKind::Aiv {
                                 core.sub
                             } else {
@@ -1131,6 +1160,7 @@ impl<'a> Engine<'a> {
                     pipe: Pipe::S,
                     pc: pc as u32,
                     block: core.block,
+                    launch: self.li as u32,
                     start: now,
                     end: now + cost,
                     visible: now + cost,
@@ -1485,6 +1515,7 @@ impl<'a> Engine<'a> {
                                     pipe: p,
                                     pc,
                                     block: core.block,
+                                    launch: self.li as u32,
                                     start: since,
                                     end: t + sync,
                                     visible: t + sync,
@@ -1548,6 +1579,7 @@ impl<'a> Engine<'a> {
                             pipe: p,
                             pc,
                             block: core.block,
+                            launch: self.li as u32,
                             start: since,
                             end: t + sync,
                             visible: t + sync,
@@ -1585,6 +1617,7 @@ impl<'a> Engine<'a> {
                 pipe: p,
                 pc: e.map_or(0, |e| e.pc),
                 block,
+                launch: self.li as u32,
                 start: t,
                 end,
                 visible: end,
@@ -1691,6 +1724,7 @@ impl<'a> Engine<'a> {
                             pipe: p,
                             pc,
                             block,
+                            launch: self.li as u32,
                             start: t,
                             end: t + fixed,
                             visible: t + fixed,
@@ -1741,6 +1775,7 @@ impl<'a> Engine<'a> {
                         pipe: p,
                         pc,
                         block,
+                        launch: self.li as u32,
                         start: t,
                         end: t + busy,
                         visible: t + busy + out.tail,
@@ -1761,7 +1796,7 @@ impl<'a> Engine<'a> {
         ps.complete_at = ps.complete_at.max(t);
         ps.busy += t - start;
         if let Some(tl) = self.timeline.as_mut() {
-            let text = self.p.sections[self.cores[c].section]
+            let text = self.l.sections[self.cores[c].section]
                 .insns
                 .get(pc as usize)
                 .map(Insn::text)
@@ -1771,6 +1806,7 @@ impl<'a> Engine<'a> {
                 pipe: p,
                 pc,
                 block,
+                launch: self.li as u32,
                 start,
                 end: t,
                 visible: t,
@@ -1784,6 +1820,8 @@ impl<'a> Engine<'a> {
 fn unreachable_fault() -> Fault {
     Fault {
         kind: FaultKind::Deadlock,
+        launch: 0,
+        launches: 1,
         core: String::new(),
         pipe: Pipe::S,
         pc: None,

@@ -7,6 +7,13 @@
 //! had to wait is a slice named `wait …` covering the wait; every satisfied
 //! event is a flow (`ph: "s"` at the set, `ph: "f"` at the wait). Times are µs
 //! at the machine's clock, launch included.
+//!
+//! A program's launches run back to back: the timeline's cycles count from the
+//! start of the first launch's kernel (after its launch cost), so the events
+//! of launch `i` are shifted by its [`LaunchMark::start`]. A `launches` track
+//! (on top) has one slice per launch, from the start of its launch cost to the
+//! end of its last block, so the boundaries are visible. Core tracks are named
+//! chip-wide (`AIC 3` is the same track in every launch that uses it).
 
 use crate::isa::Pipe;
 use std::fmt::Write as _;
@@ -22,7 +29,9 @@ pub struct Slice {
     pub pc: u32,
     /// Block the core was running.
     pub block: u32,
-    /// Start cycle (from the kernel start, after launch).
+    /// Launch the instruction belongs to.
+    pub launch: u32,
+    /// Start cycle (from the first launch's kernel start, after its launch cost).
     pub start: u64,
     /// Cycle the pipe was free again.
     pub end: u64,
@@ -43,13 +52,33 @@ pub struct Flow {
     pub to: (u32, Pipe, u64),
 }
 
+/// Where one launch lies on the timeline.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LaunchMark {
+    /// Its logical blocks.
+    pub block_dim: u32,
+    /// Its waves.
+    pub waves: u32,
+    /// Cycle, from the program start, at which its launch cost begins (the sum
+    /// of the earlier launches' cycles). Its kernel starts `launch_cycles`
+    /// later, which in timeline cycles (counted from the first kernel start)
+    /// is `start` itself: its events are shifted by `start`.
+    pub start: u64,
+    /// Its launch cost.
+    pub launch_cycles: u64,
+    /// Its span (launch cost excluded).
+    pub span: u64,
+}
+
 /// Everything recorded for the timeline.
 #[derive(Clone, Debug, Default)]
 pub struct Timeline {
-    /// Slices, in execution order.
+    /// Slices, in execution order (launch by launch).
     pub slices: Vec<Slice>,
     /// Flows.
     pub flows: Vec<Flow>,
+    /// The launches, in order (filled by the driver).
+    pub launches: Vec<LaunchMark>,
 }
 
 fn esc(s: &str) -> String {
@@ -57,9 +86,49 @@ fn esc(s: &str) -> String {
 }
 
 impl Timeline {
-    /// Chrome trace-event JSON. `names[i]` names core `i`.
+    /// Appends the timeline of one launch whose kernel starts at timeline
+    /// cycle `shift`, with its core `i` named `names[i]`; `all_names` holds the
+    /// chip-wide names, extended with those not seen yet, and the appended
+    /// events' cores index it.
+    pub fn append(
+        &mut self,
+        other: Timeline,
+        names: &[String],
+        all_names: &mut Vec<String>,
+        shift: u64,
+    ) {
+        let map: Vec<u32> = names
+            .iter()
+            .map(|n| match all_names.iter().position(|a| a == n) {
+                Some(i) => i as u32,
+                None => {
+                    all_names.push(n.clone());
+                    (all_names.len() - 1) as u32
+                }
+            })
+            .collect();
+        let core = |c: u32| map.get(c as usize).copied().unwrap_or(c);
+        self.slices.extend(other.slices.into_iter().map(|s| Slice {
+            core: core(s.core),
+            start: s.start + shift,
+            end: s.end + shift,
+            visible: s.visible + shift,
+            ..s
+        }));
+        // Flow ids restart in every launch: keep them unique.
+        let base = self.flows.iter().map(|f| f.id).max().unwrap_or(0);
+        self.flows.extend(other.flows.into_iter().map(|f| Flow {
+            id: f.id + base,
+            from: (core(f.from.0), f.from.1, f.from.2 + shift),
+            to: (core(f.to.0), f.to.1, f.to.2 + shift),
+        }));
+    }
+
+    /// Chrome trace-event JSON. `names[i]` names core `i`; `launch` is the
+    /// launch cost (timeline cycle 0 is `launch` cycles after the program start).
     pub fn to_chrome_json(&self, names: &[String], clock_ghz: f64, launch: u64) -> String {
         let us = |c: u64| (c + launch) as f64 / (clock_ghz * 1000.0);
+        let us_abs = |c: u64| c as f64 / (clock_ghz * 1000.0);
         let mut out = String::from("{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n");
         let mut first = true;
         let mut push = |out: &mut String, s: String| {
@@ -93,6 +162,44 @@ impl Timeline {
                 ),
             );
         }
+        if !self.launches.is_empty() {
+            // The `launches` track: a process after every core, sorted first.
+            let pid = names.len().max(cores.last().map_or(0, |&c| c as usize + 1));
+            push(
+                &mut out,
+                format!(
+                    "{{\"ph\":\"M\",\"name\":\"process_name\",\"pid\":{pid},\"tid\":0,\"args\":{{\"name\":\"launches\"}}}}"
+                ),
+            );
+            push(
+                &mut out,
+                format!(
+                    "{{\"ph\":\"M\",\"name\":\"process_sort_index\",\"pid\":{pid},\"tid\":0,\"args\":{{\"sort_index\":-1}}}}"
+                ),
+            );
+            push(
+                &mut out,
+                format!(
+                    "{{\"ph\":\"M\",\"name\":\"thread_name\",\"pid\":{pid},\"tid\":0,\"args\":{{\"name\":\"launches\"}}}}"
+                ),
+            );
+            for (i, l) in self.launches.iter().enumerate() {
+                let end = l.start + l.launch_cycles + l.span;
+                push(
+                    &mut out,
+                    format!(
+                        "{{\"ph\":\"X\",\"pid\":{pid},\"tid\":0,\"ts\":{:.4},\"dur\":{:.4},\"name\":\"launch {i}\",\"cat\":\"launch\",\"args\":{{\"launch\":{i},\"block_dim\":{},\"waves\":{},\"start_cycle\":{},\"launch_cycles\":{},\"span_cycles\":{},\"end_cycle\":{end}}}}}",
+                        us_abs(l.start),
+                        us_abs(end) - us_abs(l.start),
+                        l.block_dim,
+                        l.waves,
+                        l.start,
+                        l.launch_cycles,
+                        l.span
+                    ),
+                );
+            }
+        }
         for &(c, p) in &used {
             push(
                 &mut out,
@@ -113,7 +220,7 @@ impl Timeline {
             let mut e = String::new();
             let _ = write!(
                 e,
-                "{{\"ph\":\"X\",\"pid\":{},\"tid\":{},\"ts\":{:.4},\"dur\":{:.4},\"name\":{},\"args\":{{\"insn\":{},\"pc\":{},\"block\":{},\"start_cycle\":{},\"end_cycle\":{},\"visible_cycle\":{}}}}}",
+                "{{\"ph\":\"X\",\"pid\":{},\"tid\":{},\"ts\":{:.4},\"dur\":{:.4},\"name\":{},\"args\":{{\"insn\":{},\"pc\":{},\"launch\":{},\"block\":{},\"start_cycle\":{},\"end_cycle\":{},\"visible_cycle\":{}}}}}",
                 s.core,
                 s.pipe.index(),
                 us(s.start),
@@ -121,6 +228,7 @@ impl Timeline {
                 esc(&name),
                 esc(&s.text),
                 s.pc,
+                s.launch,
                 s.block,
                 s.start,
                 s.end,
