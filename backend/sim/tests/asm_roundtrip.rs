@@ -95,6 +95,15 @@ fn docs_list_every_mnemonic_and_machine_key() {
     for n in names {
         assert!(asm.contains(n), "docs/assembly.md does not mention `{n}`");
     }
+    for d in tessera_sim::asm::DIRECTIVES {
+        assert!(
+            asm.contains(&format!("`{d}")) || asm.contains(&format!("\n{d} ")),
+            "docs/assembly.md does not document the directive `{d}`"
+        );
+        // ... and the assembler knows it (whatever else is wrong with the line).
+        let errors = tessera_sim::assemble(&format!("{d}\n"), &Machine::default()).unwrap_err();
+        assert!(errors.iter().all(|e| e.code != "E0801"), "{d}: {errors:?}");
+    }
     let mdoc = std::fs::read_to_string(root.join("machine.md")).unwrap();
     let toml = Machine::default().to_toml() + &Machine::builtin("910-like").unwrap().to_toml();
     for line in toml.lines() {
