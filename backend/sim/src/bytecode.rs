@@ -336,7 +336,7 @@ pub fn decode(bytes: &[u8]) -> Result<Program, LoadError> {
         return Err(LoadError {
             code: "E0905",
             offset: d.r.pos,
-            message: "trailing bytes after the last section".into(),
+            message: "trailing bytes after the last launch".into(),
         });
     }
     Ok(Program {
