@@ -7,7 +7,7 @@
 //! writer.
 
 use crate::driver::{self, Failure, Source};
-use crate::inputs;
+use crate::{inputs, simulate};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::ffi::OsString;
 use std::io::Write;
@@ -133,6 +133,9 @@ pub enum Command {
         /// The bytecode file to write.
         #[arg(short, long)]
         output: PathBuf,
+        /// The machine (default: the file's `.machine` directive, else 910b-like).
+        #[arg(long)]
+        machine: Option<String>,
     },
     /// Print the assembly text of a bytecode file.
     #[command(after_help = "Example:\n  tessera disasm kernel.tbc")]
@@ -328,9 +331,13 @@ where
         Command::Compile(a) => cmd_compile(&mut io, a),
         Command::Run(a) => cmd_run(&mut io, a),
         Command::Bench(_) => Err(not_yet("`tessera bench` (it needs the NPU code generator)")),
-        Command::Asm { .. } | Command::Disasm { .. } | Command::Machine { .. } => Err(not_yet(
-            "the NPU machine model (`asm`, `disasm`, `machine`)",
-        )),
+        Command::Asm {
+            file,
+            output,
+            machine,
+        } => cmd_asm(&mut io, file, output, machine.as_deref()),
+        Command::Disasm { file } => cmd_disasm(&mut io, file),
+        Command::Machine { action, machine } => cmd_machine(&mut io, *action, machine.as_deref()),
     };
     match result {
         Ok(()) => 0,
@@ -351,6 +358,72 @@ fn target_not_yet(t: Target) -> Failure {
         Target::Ref => "--target ref",
     };
     not_yet(what)
+}
+
+fn cmd_machine(io: &mut Io<'_>, action: MachineAction, name: Option<&str>) -> Result<(), Failure> {
+    match action {
+        MachineAction::List => {
+            for n in tessera_sim::Machine::builtin_names() {
+                let default = if n == simulate::DEFAULT_MACHINE {
+                    " (default)"
+                } else {
+                    ""
+                };
+                let _ = writeln!(io.out, "{n}{default}");
+            }
+        }
+        MachineAction::Show => {
+            let m = simulate::machine(name)?;
+            let _ = io.out.write_all(m.to_toml().as_bytes());
+        }
+    }
+    Ok(())
+}
+
+fn cmd_asm(
+    io: &mut Io<'_>,
+    file: &std::path::Path,
+    output: &std::path::Path,
+    machine: Option<&str>,
+) -> Result<(), Failure> {
+    let src = driver::load_source(file)?;
+    let (m, program) = simulate::assemble(&src, machine)?;
+    let bytes = tessera_sim::encode(&program);
+    std::fs::write(output, &bytes).map_err(|e| {
+        Failure::input(vec![Diagnostic::new(
+            Code::E0600,
+            format!("cannot write `{}`: {e}", output.display()),
+        )])
+    })?;
+    let _ = writeln!(
+        io.out,
+        "{}: kernel `{}` for {}, {} bytes -> {}",
+        src.name,
+        program.kernel,
+        m.name,
+        bytes.len(),
+        output.display()
+    );
+    Ok(())
+}
+
+fn cmd_disasm(io: &mut Io<'_>, file: &std::path::Path) -> Result<(), Failure> {
+    let bytes = std::fs::read(file).map_err(|e| {
+        Failure::input(vec![Diagnostic::new(
+            Code::E0600,
+            format!("cannot read `{}`: {e}", file.display()),
+        )])
+    })?;
+    let program = tessera_sim::decode(&bytes).map_err(|e| {
+        Failure::input(vec![Diagnostic::with_code(
+            e.code,
+            format!("`{}`: {} (at byte {})", file.display(), e.message, e.offset),
+        )])
+    })?;
+    let _ = io
+        .out
+        .write_all(tessera_sim::disassemble(&program).as_bytes());
+    Ok(())
 }
 
 fn cmd_check(io: &mut Io<'_>, file: &std::path::Path) -> Result<(), Failure> {
@@ -485,7 +558,7 @@ fn shape_text(t: &Tensor) -> String {
 
 fn cmd_run(io: &mut Io<'_>, a: &RunArgs) -> Result<(), Failure> {
     if a.file.extension().is_some_and(|e| e == "tbc") {
-        return Err(not_yet("running `.tbc` bytecode (the NPU simulator)"));
+        return run_bytecode(io, a);
     }
     if a.check && a.target == Target::Ref {
         return Err(Failure::Usage(
@@ -579,6 +652,131 @@ fn cmd_run(io: &mut Io<'_>, a: &RunArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+/// `tessera run FILE.tbc`: bytecode on the simulator.
+fn run_bytecode(io: &mut Io<'_>, a: &RunArgs) -> Result<(), Failure> {
+    if a.target != Target::Sim && a.target != Target::Ref {
+        return Err(Failure::Usage(
+            "a `.tbc` file runs on the simulator (`--target sim`)".into(),
+        ));
+    }
+    if a.check {
+        return Err(Failure::Usage(
+            "`--check` needs the kernel's source to run the reference interpreter; give the `.tsr` file".into(),
+        ));
+    }
+    if !a.dims.is_empty() {
+        return Err(Failure::Usage(
+            "a `.tbc` file has static shapes; `--dim` does not apply".into(),
+        ));
+    }
+    let (machine, program) = simulate::load_bytecode(&a.file, a.machine.as_deref())?;
+    // Inputs, by the signature in the file.
+    let mut given: Vec<(usize, PathBuf)> = Vec::new();
+    let mut diags = Vec::new();
+    for arg in &a.inputs {
+        let Some((name, path)) = arg.split_once('=') else {
+            diags.push(
+                Diagnostic::new(Code::E0606, format!("malformed `--input {arg}`"))
+                    .help("write `--input NAME=PATH.npy`"),
+            );
+            continue;
+        };
+        match program.params.iter().position(|p| p.name == name) {
+            Some(i) if given.iter().any(|(j, _)| *j == i) => {
+                diags.push(Diagnostic::new(
+                    Code::E0605,
+                    format!("input `{name}` is given twice"),
+                ));
+            }
+            Some(i) => given.push((i, PathBuf::from(path))),
+            None => diags.push(Diagnostic::new(
+                Code::E0605,
+                format!("kernel `{}` has no parameter `{name}`", program.kernel),
+            )),
+        }
+    }
+    let mut tensors: Vec<(String, tessera_sim::Tensor)> = Vec::new();
+    for (i, p) in program.params.iter().enumerate() {
+        let dtype = simulate::dtype(p.dtype);
+        let shape: Vec<usize> = p.shape.iter().map(|&d| d as usize).collect();
+        let t = match given.iter().find(|(j, _)| *j == i) {
+            Some((_, path)) => match inputs::read_input(path, &p.name, dtype) {
+                Ok(t) if t.shape == shape => t,
+                Ok(t) => {
+                    diags.push(Diagnostic::new(
+                        Code::E0603,
+                        format!(
+                            "input `{}` ({}) has shape {:?}, but the parameter is {}",
+                            p.name,
+                            path.display(),
+                            t.shape,
+                            p.type_text()
+                        ),
+                    ));
+                    continue;
+                }
+                Err(d) => {
+                    diags.push(d);
+                    continue;
+                }
+            },
+            None if a.random_inputs || a.timing_only => {
+                inputs::random_tensor(dtype, shape, a.seed, i)
+            }
+            None => {
+                diags.push(
+                    Diagnostic::new(
+                        Code::E0605,
+                        format!("missing input `{}` ({})", p.name, p.type_text()),
+                    )
+                    .help("give it with `--input NAME=PATH.npy`, or pass `--random-inputs`"),
+                );
+                continue;
+            }
+        };
+        tensors.push((p.name.clone(), simulate::to_sim(&t)));
+    }
+    if !diags.is_empty() {
+        return Err(Failure::input(diags));
+    }
+    let opts = tessera_sim::RunOptions {
+        timing_only: a.timing_only,
+        trace: a.trace.is_some(),
+        ..tessera_sim::RunOptions::default()
+    };
+    let out = tessera_sim::run(&machine, &program, &tensors, &opts).map_err(simulate::run_error)?;
+    let _ = io.out.write_all(out.report.table().as_bytes());
+    write_side_files(a, &out)?;
+    if a.timing_only {
+        return Ok(());
+    }
+    let results: Vec<(String, Tensor)> = out
+        .outputs
+        .iter()
+        .map(|(n, t)| simulate::from_sim(t).map(|t| (n.clone(), t)))
+        .collect::<Result<_, _>>()?;
+    write_named_tensors(io, &a.out_dir, &program.kernel, &results, &machine.name)
+}
+
+/// Writes `--trace` and `--stats-json` files of a simulation.
+fn write_side_files(a: &RunArgs, out: &tessera_sim::run::RunOutput) -> Result<(), Failure> {
+    let write = |p: &std::path::Path, text: &str| {
+        std::fs::write(p, text).map_err(|e| {
+            Failure::input(vec![Diagnostic::new(
+                Code::E0600,
+                format!("cannot write `{}`: {e}", p.display()),
+            )])
+        })
+    };
+    if let Some(p) = &a.stats_json {
+        write(p, &out.report.to_json())?;
+    }
+    if let (Some(p), Some(json)) = (&a.trace, &out.trace_json) {
+        write(p, json)?;
+    }
+    Ok(())
+}
+
 /// Runs the reference interpreter, mapping its errors to failures.
 fn run_reference(
     kernel: &tessera_ir::Kernel,
@@ -604,12 +802,29 @@ fn run_reference(
     })
 }
 
-/// Writes every output (all or nothing) and prints the summary.
+/// Writes every output of a kernel (all or nothing) and prints the summary.
 fn write_tensors(
     io: &mut Io<'_>,
     dir: &std::path::Path,
     kernel: &tessera_ir::Kernel,
     outputs: &[Tensor],
+    target: &str,
+) -> Result<(), Failure> {
+    let named: Vec<(String, Tensor)> = kernel
+        .outputs
+        .iter()
+        .map(|o| o.name.clone())
+        .zip(outputs.iter().cloned())
+        .collect();
+    write_named_tensors(io, dir, &kernel.name, &named, target)
+}
+
+/// Writes named tensors as `DIR/NAME.npy` (all or nothing) and prints the summary.
+fn write_named_tensors(
+    io: &mut Io<'_>,
+    dir: &std::path::Path,
+    kernel: &str,
+    outputs: &[(String, Tensor)],
     target: &str,
 ) -> Result<(), Failure> {
     let io_err = |p: &std::path::Path, e: std::io::Error| {
@@ -620,13 +835,13 @@ fn write_tensors(
     };
     let encoded: Vec<Vec<u8>> = outputs
         .iter()
-        .map(crate::npy::encode)
+        .map(|(_, t)| crate::npy::encode(t))
         .collect::<Result<_, _>>()
         .map_err(|e| io_err(dir, e))?;
     std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
     let mut temps = Vec::new();
-    for (o, bytes) in kernel.outputs.iter().zip(&encoded) {
-        let tmp = dir.join(format!(".{}.npy.partial", o.name));
+    for ((name, _), bytes) in outputs.iter().zip(&encoded) {
+        let tmp = dir.join(format!(".{name}.npy.partial"));
         if let Err(e) = std::fs::write(&tmp, bytes) {
             for t in &temps {
                 let _ = std::fs::remove_file(t);
@@ -638,18 +853,17 @@ fn write_tensors(
     }
     let _ = writeln!(
         io.out,
-        "kernel `{}` on {target}: {} output{}",
-        kernel.name,
+        "kernel `{kernel}` on {target}: {} output{}",
         outputs.len(),
         if outputs.len() == 1 { "" } else { "s" }
     );
-    for ((o, t), tmp) in kernel.outputs.iter().zip(outputs).zip(&temps) {
-        let path = dir.join(format!("{}.npy", o.name));
+    for ((name, t), tmp) in outputs.iter().zip(&temps) {
+        let path = dir.join(format!("{name}.npy"));
         std::fs::rename(tmp, &path).map_err(|e| io_err(&path, e))?;
         let _ = writeln!(
             io.out,
             "  {:<10} {:<20} {}  -> {}",
-            o.name,
+            name,
             shape_text(t),
             summary(t),
             path.display()

@@ -12,3 +12,4 @@ pub mod cli;
 pub mod driver;
 pub mod inputs;
 pub mod npy;
+pub mod simulate;

@@ -52,6 +52,7 @@ pub mod diag;
 pub mod graph;
 pub mod interp;
 pub mod op;
+pub mod plan;
 pub mod tensor;
 pub mod text;
 pub mod types;

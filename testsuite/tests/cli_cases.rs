@@ -12,7 +12,7 @@ fn cli_case(path: &Path) -> Result {
     let out_dir = std::env::temp_dir().join(format!("tessera-cli-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out_dir);
     let out_text = out_dir.display().to_string();
-    let mut args: Option<Vec<String>> = None;
+    let mut commands: Vec<Vec<String>> = Vec::new();
     let mut exit: Option<i32> = None;
     let (mut stderr_has, mut stdout_has) = (Vec::new(), Vec::new());
     let mut out_empty = false;
@@ -26,17 +26,17 @@ fn cli_case(path: &Path) -> Result {
             .ok_or_else(|| format!("malformed line `{line}`"))?;
         let value = value.trim();
         match key.trim() {
-            "args" => {
-                args = Some(
-                    value
-                        .replace("{cases}", "cases")
-                        .replace("{data}", "cases/cli/data")
-                        .replace("{out}", &out_text)
-                        .split_whitespace()
-                        .map(String::from)
-                        .collect(),
-                )
-            }
+            "args" => commands.push(
+                value
+                    .replace("{cases}", "cases")
+                    .replace("{data}", "cases/cli/data")
+                    .replace("{sim}", "../backend/sim/tests")
+                    .replace("{asm}", "cases/asm")
+                    .replace("{out}", &out_text)
+                    .split_whitespace()
+                    .map(String::from)
+                    .collect(),
+            ),
             "exit" => exit = Some(value.parse()?),
             "stderr-contains" => stderr_has.push(value.to_string()),
             "stdout-contains" => stdout_has.push(value.to_string()),
@@ -44,11 +44,26 @@ fn cli_case(path: &Path) -> Result {
             other => return Err(format!("unknown key `{other}`").into()),
         }
     }
-    let args = args.ok_or("a CLI case needs `args:`")?;
+    let (last, before) = commands.split_last().ok_or("a CLI case needs `args:`")?;
     let exit = exit.ok_or("a CLI case needs `exit:`")?;
-    let mut argv = vec!["tessera".to_string()];
-    argv.extend(args);
+    std::fs::create_dir_all(&out_dir)?;
     let (mut out, mut err) = (Vec::new(), Vec::new());
+    // Earlier `args:` lines prepare the last one (e.g. `asm` before `run`) and must succeed.
+    for args in before {
+        let mut argv = vec!["tessera".to_string()];
+        argv.extend(args.iter().cloned());
+        let code = tessera_compiler::cli::run(&argv, &mut out, &mut err, false);
+        if code != 0 {
+            return Err(format!(
+                "`{}` exited {code}\n{}",
+                argv.join(" "),
+                String::from_utf8_lossy(&err)
+            )
+            .into());
+        }
+    }
+    let mut argv = vec!["tessera".to_string()];
+    argv.extend(last.iter().cloned());
     let code = tessera_compiler::cli::run(&argv, &mut out, &mut err, false);
     let stdout = String::from_utf8_lossy(&out).replace(&out_text, "{out}");
     let stderr = String::from_utf8_lossy(&err).replace(&out_text, "{out}");

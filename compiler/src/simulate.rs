@@ -1,0 +1,158 @@
+//! Glue between the command line and the NPU model (`tessera-sim`):
+//! machine selection, assembly and bytecode files, tensor conversion,
+//! running a program and turning faults into diagnostics.
+
+use crate::driver::{Failure, Source};
+use tessera_ir::{Code, DType, Diagnostic, Tensor};
+use tessera_sim::{Dt, Machine, Program};
+
+/// The machine used when `--machine` is not given.
+pub const DEFAULT_MACHINE: &str = "910b-like";
+
+/// Loads `--machine NAME|PATH.toml` (or the default).
+pub fn machine(name: Option<&str>) -> Result<Machine, Failure> {
+    let name = name.unwrap_or(DEFAULT_MACHINE);
+    Machine::load(name).map_err(|e| {
+        let mut d = Diagnostic::with_code(e.code, format!("machine `{name}`: {}", e.message));
+        if let Some(f) = &e.field {
+            d = d.note(format!("field `{f}`"));
+        }
+        if e.code == "E1003" {
+            d = d.note(format!(
+                "built-in machines: {}",
+                Machine::builtin_names().join(", ")
+            ));
+        }
+        Failure::input(vec![d])
+    })
+}
+
+/// The sim's element type of an IR dtype.
+pub fn dt(d: DType) -> Dt {
+    match d {
+        DType::F16 => Dt::F16,
+        DType::BF16 => Dt::Bf16,
+        DType::F32 => Dt::F32,
+        DType::I8 => Dt::I8,
+        DType::I32 => Dt::I32,
+        DType::Bool => Dt::B8,
+    }
+}
+
+/// The IR dtype of a sim element type.
+pub fn dtype(d: Dt) -> DType {
+    match d {
+        Dt::F16 => DType::F16,
+        Dt::Bf16 => DType::BF16,
+        Dt::F32 => DType::F32,
+        Dt::I8 => DType::I8,
+        Dt::I32 => DType::I32,
+        Dt::B8 => DType::Bool,
+    }
+}
+
+/// A host tensor as the simulator's raw tensor.
+pub fn to_sim(t: &Tensor) -> tessera_sim::Tensor {
+    tessera_sim::Tensor {
+        dtype: dt(t.dtype),
+        shape: t.shape.iter().map(|&d| d as u64).collect(),
+        data: t.to_le_bytes(),
+    }
+}
+
+/// A simulator tensor as a host tensor.
+pub fn from_sim(t: &tessera_sim::Tensor) -> Result<Tensor, Failure> {
+    let shape: Vec<usize> = t.shape.iter().map(|&d| d as usize).collect();
+    Tensor::from_le_bytes(dtype(t.dtype), shape, &t.data).map_err(|e| {
+        Failure::Internal(format!(
+            "simulator output of {} bytes, expected {}",
+            e.found, e.expected
+        ))
+    })
+}
+
+/// Assembles a `.s` file. The machine is `--machine`, else the file's
+/// `.machine` directive, else the default.
+pub fn assemble(src: &Source, machine_arg: Option<&str>) -> Result<(Machine, Program), Failure> {
+    let from_file = src.text.lines().find_map(|l| {
+        let l = l.trim();
+        l.strip_prefix(".machine")
+            .map(|rest| rest.split(';').next().unwrap_or("").trim().to_string())
+    });
+    let m = machine(machine_arg.or(from_file.as_deref()))?;
+    let program = tessera_sim::assemble(&src.text, &m).map_err(|errs| {
+        let diags = errs
+            .into_iter()
+            .map(|e| {
+                Diagnostic::with_code(e.code, e.message)
+                    .primary(tessera_ir::Span::new(e.span.start, e.span.end), "")
+            })
+            .collect();
+        Failure::in_source(diags, src)
+    })?;
+    Ok((m, program))
+}
+
+/// Reads and fully validates a `.tbc` file. The machine is `--machine`,
+/// else the one named in the file.
+pub fn load_bytecode(
+    path: &std::path::Path,
+    machine_arg: Option<&str>,
+) -> Result<(Machine, Program), Failure> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        Failure::input(vec![Diagnostic::new(
+            Code::E0600,
+            format!("cannot read `{}`: {e}", path.display()),
+        )])
+    })?;
+    let bad = |e: tessera_sim::LoadError| {
+        Failure::input(vec![Diagnostic::with_code(
+            e.code,
+            format!("`{}`: {} (at byte {})", path.display(), e.message, e.offset),
+        )])
+    };
+    let name = match machine_arg {
+        Some(m) => m.to_string(),
+        None => tessera_sim::decode(&bytes).map_err(bad)?.machine,
+    };
+    let m = machine(Some(&name))?;
+    let program = tessera_sim::load(&bytes, &m).map_err(bad)?;
+    Ok((m, program))
+}
+
+/// A simulator fault (or run error) as a failure with exit code 3 (faults)
+/// or 1 (bad inputs).
+pub fn run_error(e: tessera_sim::RunError) -> Failure {
+    match e {
+        tessera_sim::RunError::Input { code, message } => {
+            Failure::input(vec![Diagnostic::with_code(code, message)])
+        }
+        tessera_sim::RunError::Fault(f) => {
+            let mut d =
+                Diagnostic::with_code(f.code(), format!("{}: {}", f.kind.title(), f.message));
+            let mut at = if f.launches > 1 {
+                format!(
+                    "in launch {} of {}, at {}, pipe {}",
+                    f.launch,
+                    f.launches,
+                    f.core,
+                    f.pipe.report_name()
+                )
+            } else {
+                format!("at {}, pipe {}", f.core, f.pipe.report_name())
+            };
+            if let Some(pc) = f.pc {
+                at.push_str(&format!(", instruction #{pc} `{}`", f.insn));
+            }
+            at.push_str(&format!(", cycle {}", f.cycle));
+            d = d.note(at);
+            if let Some((space, addr)) = f.address {
+                d = d.note(format!("address: {} {addr:#x}", space.name()));
+            }
+            Failure::Fault {
+                diags: vec![d],
+                source: None,
+            }
+        }
+    }
+}
