@@ -450,11 +450,32 @@ fn cmd_compile(io: &mut Io<'_>, a: &CompileArgs) -> Result<(), Failure> {
     let mut emits = a.emit.clone();
     emits.dedup();
     if emits.is_empty() {
-        return Err(target_not_yet(a.target));
+        emits.push(match a.target {
+            Target::Sim => Emit::Tbc,
+            Target::Host | Target::Ref => Emit::Obj,
+        });
     }
-    if let Some(e) = emits.iter().find(|e| !matches!(e, Emit::Ast | Emit::Ir)) {
-        return Err(not_yet(&format!("`--emit {}` (that stage)", e.name())));
+    let npu_stages = [Emit::Plan, Emit::Asm, Emit::Tbc];
+    let available = |e: &Emit| {
+        matches!(e, Emit::Ast | Emit::Ir) || (a.target == Target::Sim && npu_stages.contains(e))
+    };
+    if let Some(e) = emits.iter().find(|e| !available(e)) {
+        let why = match e {
+            Emit::OptIr => "the optimiser",
+            _ => "the host backend, `--target host`",
+        };
+        return Err(not_yet(&format!("`--emit {}` ({why})", e.name())));
     }
+    if emits.contains(&Emit::Tbc) && a.output.is_none() {
+        return Err(Failure::Usage(
+            "`--emit tbc` writes binary bytecode: give `-o PATH`".into(),
+        ));
+    }
+    let machine = if emits.iter().any(|e| npu_stages.contains(e)) {
+        Some(simulate::machine(a.machine.as_deref())?)
+    } else {
+        None
+    };
     let kernels: Vec<&tessera_frontend::ast::KernelDef> = if a.all {
         file.kernels.iter().collect()
     } else if emits == [Emit::Ast] {
@@ -462,24 +483,38 @@ fn cmd_compile(io: &mut Io<'_>, a: &CompileArgs) -> Result<(), Failure> {
     } else {
         vec![driver::select_kernel(&file, a.kernel.as_deref())?]
     };
-    // (stage, kernel or file name, text)
-    let mut outputs: Vec<(Emit, String, String)> = Vec::new();
-    for &e in &emits {
-        match e {
-            Emit::Ast => outputs.push((
-                e,
-                file_stem(&a.file),
-                tessera_frontend::ast::print_file(&file),
-            )),
-            Emit::Ir => {
-                for def in &kernels {
-                    let env = inputs::parse_dims(&a.dims, def)
-                        .map_err(|d| Failure::in_source(d, &src))?;
-                    let k = driver::lower(&file, &def.name.name, &env, &src)?;
-                    outputs.push((e, def.name.name.clone(), tessera_ir::text::print_kernel(&k)));
+    // (stage, kernel or file name, bytes)
+    let mut outputs: Vec<(Emit, String, Vec<u8>)> = Vec::new();
+    if emits.contains(&Emit::Ast) {
+        let text = tessera_frontend::ast::print_file(&file);
+        outputs.push((Emit::Ast, file_stem(&a.file), text.into_bytes()));
+    }
+    for def in &kernels {
+        let env = inputs::parse_dims(&a.dims, def).map_err(|d| Failure::in_source(d, &src))?;
+        let k = driver::lower(&file, &def.name.name, &env, &src)?;
+        let name = def.name.name.clone();
+        if emits.contains(&Emit::Ir) {
+            outputs.push((
+                Emit::Ir,
+                name.clone(),
+                tessera_ir::text::print_kernel(&k).into_bytes(),
+            ));
+        }
+        if let Some(m) = &machine {
+            let code = driver::compile_npu(&k, m, &src)?;
+            for &e in &emits {
+                match e {
+                    Emit::Plan => outputs.push((e, name.clone(), code.plan.text().into_bytes())),
+                    Emit::Asm => {
+                        let text = tessera_sim::disassemble(&code.program);
+                        outputs.push((e, name.clone(), text.into_bytes()));
+                    }
+                    Emit::Tbc => {
+                        outputs.push((e, name.clone(), tessera_sim::encode(&code.program)))
+                    }
+                    _ => {}
                 }
             }
-            _ => {}
         }
     }
     write_outputs(io, a.output.as_deref(), &outputs)
@@ -493,7 +528,7 @@ fn file_stem(p: &std::path::Path) -> String {
 fn write_outputs(
     io: &mut Io<'_>,
     output: Option<&std::path::Path>,
-    outputs: &[(Emit, String, String)],
+    outputs: &[(Emit, String, Vec<u8>)],
 ) -> Result<(), Failure> {
     let io_err = |p: &std::path::Path, e: std::io::Error| {
         Failure::input(vec![Diagnostic::new(
@@ -508,7 +543,7 @@ fn write_outputs(
                 if many {
                     let _ = writeln!(io.out, "// ---- {} of {name}", e.name());
                 }
-                let _ = io.out.write_all(text.as_bytes());
+                let _ = io.out.write_all(text);
             }
         }
         Some(path) if outputs.len() == 1 => {
@@ -565,12 +600,17 @@ fn cmd_run(io: &mut Io<'_>, a: &RunArgs) -> Result<(), Failure> {
             "`--check` compares a target with the reference interpreter; it has no meaning with `--target ref`".into(),
         ));
     }
-    if a.target != Target::Ref {
+    if a.target == Target::Host {
         return Err(target_not_yet(a.target));
     }
-    if a.trace.is_some() || a.stats_json.is_some() || a.timing_only {
+    if a.target == Target::Ref && (a.trace.is_some() || a.stats_json.is_some() || a.timing_only) {
         return Err(Failure::Usage(
             "`--trace`, `--stats-json` and `--timing-only` need a simulated target (`--target sim`)".into(),
+        ));
+    }
+    if a.timing_only && a.check {
+        return Err(Failure::Usage(
+            "`--check` needs numerics; it cannot be combined with `--timing-only`".into(),
         ));
     }
     let src = driver::load_source(&a.file)?;
@@ -647,8 +687,42 @@ fn cmd_run(io: &mut Io<'_>, a: &RunArgs) -> Result<(), Failure> {
             })
         })
         .collect();
-    let outputs = run_reference(&kernel, &inputs, &src)?;
-    write_tensors(io, &a.out_dir, &kernel, &outputs, "ref")?;
+    if a.target == Target::Ref {
+        let outputs = run_reference(&kernel, &inputs, &src)?;
+        return write_tensors(io, &a.out_dir, &kernel, &outputs, "ref");
+    }
+    let machine = simulate::machine(a.machine.as_deref())?;
+    let code = driver::compile_npu(&kernel, &machine, &src)?;
+    let named: Vec<(String, tessera_sim::Tensor)> = kernel
+        .params
+        .iter()
+        .zip(&inputs)
+        .map(|(p, t)| (p.name.clone(), simulate::to_sim(t)))
+        .collect();
+    let opts = tessera_sim::RunOptions {
+        timing_only: a.timing_only,
+        trace: a.trace.is_some(),
+        ..tessera_sim::RunOptions::default()
+    };
+    let out =
+        tessera_sim::run(&machine, &code.program, &named, &opts).map_err(simulate::run_error)?;
+    let _ = io.out.write_all(out.report.table().as_bytes());
+    write_side_files(a, &out)?;
+    if a.timing_only {
+        return Ok(());
+    }
+    let outputs: Vec<Tensor> = out
+        .outputs
+        .iter()
+        .map(|(_, t)| simulate::from_sim(t))
+        .collect::<Result<_, _>>()?;
+    if a.check {
+        let reference = run_reference(&kernel, &inputs, &src)?;
+        if !compare_outputs(io, &kernel, &outputs, &reference) {
+            return Err(Failure::Mismatch);
+        }
+    }
+    write_tensors(io, &a.out_dir, &kernel, &outputs, &machine.name)?;
     Ok(())
 }
 
@@ -775,6 +849,37 @@ fn write_side_files(a: &RunArgs, out: &tessera_sim::run::RunOutput) -> Result<()
         write(p, json)?;
     }
     Ok(())
+}
+
+/// Compares outputs with the reference under the spec's tolerances; prints
+/// one line per output and returns whether all match.
+fn compare_outputs(
+    io: &mut Io<'_>,
+    kernel: &tessera_ir::Kernel,
+    got: &[Tensor],
+    reference: &[Tensor],
+) -> bool {
+    use tessera_ir::compare::{Tolerance, compare};
+    let mut ok = true;
+    for ((o, g), r) in kernel.outputs.iter().zip(got).zip(reference) {
+        let tol = Tolerance::for_output(r.dtype, kernel.accumulated(o.value));
+        let c = compare(g, r, tol);
+        let verdict = if c.ok() { "ok" } else { "MISMATCH" };
+        let _ = writeln!(
+            io.out,
+            "check {:<10} max abs err {:.3e}  max rel err {:.3e}  (tolerance {:.0e} + {:.0e}·|ref|)  {verdict}",
+            o.name, c.max_abs, c.max_rel, tol.atol, tol.rtol
+        );
+        if let Some((i, g, r)) = c.first_mismatch {
+            let _ = writeln!(
+                io.out,
+                "      first mismatch at flat index {i}: got {g}, reference {r} ({} mismatches)",
+                c.mismatches
+            );
+        }
+        ok &= c.ok();
+    }
+    ok
 }
 
 /// Runs the reference interpreter, mapping its errors to failures.

@@ -152,3 +152,31 @@ pub fn lower(file: &File, name: &str, env: &DimEnv, src: &Source) -> Result<Kern
         }
     })
 }
+
+/// A kernel compiled for the NPU: its plan, assembly and program.
+pub struct NpuCode {
+    /// The plan.
+    pub plan: tessera_ir::plan::Plan,
+    /// The generated assembly.
+    pub asm: String,
+    /// The assembled program.
+    pub program: tessera_sim::Program,
+}
+
+/// Plans, generates and assembles a concrete kernel for a machine.
+pub fn compile_npu(
+    kernel: &Kernel,
+    machine: &tessera_sim::Machine,
+    src: &Source,
+) -> Result<NpuCode, Failure> {
+    let plan = crate::plan::plan(kernel, machine).map_err(|diags| {
+        if let Some(ice) = diags.iter().find(|d| d.code == "ICE") {
+            Failure::Internal(ice.message.clone())
+        } else {
+            Failure::in_source(diags, src)
+        }
+    })?;
+    let (asm, program) = tessera_backend::npu::compile(&plan, kernel, machine)
+        .map_err(|e| Failure::Internal(format!("code generation for `{}`: {e}", kernel.name)))?;
+    Ok(NpuCode { plan, asm, program })
+}

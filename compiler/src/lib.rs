@@ -12,4 +12,5 @@ pub mod cli;
 pub mod driver;
 pub mod inputs;
 pub mod npy;
+pub mod plan;
 pub mod simulate;

@@ -120,6 +120,7 @@ codes! {
     E0501 => "conflicting dim bindings",
     E0502 => "unknown or ambiguous kernel",
     E0503 => "tensor too large",
+    E0504 => "operation cannot be mapped onto the machine",
     E0600 => "cannot read or write a file",
     E0601 => "malformed .npy file",
     E0602 => ".npy dtype mismatch",

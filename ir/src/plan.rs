@@ -349,6 +349,9 @@ pub enum StageKind {
         inner: u64,
         /// The accumulation dtype (f32 for floats, i32 for integers).
         acc: DType,
+        /// The result is the reduction divided by this (the element count
+        /// for a `mean`, else 1).
+        divisor: u64,
     },
     /// `out = a @ b` with batch broadcasting, then the epilogue.
     MatMul {
@@ -546,12 +549,18 @@ impl Plan {
                     reduced,
                     inner,
                     acc,
+                    divisor,
                 } => {
                     let _ = writeln!(out, "    in   {}", self.view_text(input));
                     let _ = writeln!(
                         out,
-                        "    {} over [outer {outer}, reduced {reduced}, inner {inner}] accumulating {acc}",
-                        op.name()
+                        "    {} over [outer {outer}, reduced {reduced}, inner {inner}] accumulating {acc}{}",
+                        op.name(),
+                        if *divisor > 1 {
+                            format!(", divided by {divisor}")
+                        } else {
+                            String::new()
+                        }
                     );
                     let _ = writeln!(out, "    out  {}", self.view_text(o));
                 }

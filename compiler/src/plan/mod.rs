@@ -1,0 +1,571 @@
+//! Planning: a concrete IR kernel to a [`Plan`] of stages over GM views.
+//!
+//! Every value gets a [`View`]: parameters view their buffers; reshapes,
+//! transposes, slices and broadcasts only change a view (no stage); `full`
+//! is a constant view; every other op becomes a stage writing a fresh
+//! buffer — the kernel's result buffer when its value is returned (through
+//! reshapes, if any), workspace otherwise. A view a stage cannot read
+//! directly (a transposed operand of an elementwise op, a non-contiguous
+//! reduction input) is first materialised by a copy or transpose stage.
+//! In this unfused plan each IR op is its own stage; the optimiser will
+//! group ops into stages through the same types.
+//!
+//! [`schedule`] then chooses each stage's tiles, block count and on-chip
+//! buffers from the machine description, and checks capacities.
+
+pub mod schedule;
+
+use tessera_ir::plan::{
+    BufKind, Buffer, EwArg, EwInst, EwOp, MatOperand, Pattern, Plan, Schedule, Source, Stage,
+    StageKind, Unit, View, row_major_strides,
+};
+use tessera_ir::{DType, Diagnostic, Kernel, Op, Scalar, Tensor, Value};
+use tessera_sim::Machine;
+
+/// Builds the unfused plan of a concrete kernel for a machine.
+pub fn plan(kernel: &Kernel, machine: &Machine) -> Result<Plan, Vec<Diagnostic>> {
+    let mut p = Planner::new(kernel);
+    p.run().map_err(|d| vec![d])?;
+    let mut plan = Plan {
+        kernel: kernel.name.clone(),
+        machine: machine.name.clone(),
+        buffers: p.buffers,
+        workspace: p.workspace,
+        stages: p.stages,
+    };
+    schedule::schedule(&mut plan, kernel, machine)?;
+    Ok(plan)
+}
+
+struct Planner<'a> {
+    k: &'a Kernel,
+    buffers: Vec<Buffer>,
+    workspace: u64,
+    stages: Vec<Stage>,
+    /// The view of every value: params first, then nodes.
+    views: Vec<Option<View>>,
+    /// For each node: the result index its value should be written to.
+    hint: Vec<Option<usize>>,
+    /// Results already written by a stage.
+    written: Vec<bool>,
+}
+
+fn shape_of(k: &Kernel, v: Value) -> Vec<u64> {
+    k.ty(v).shape.as_fixed().unwrap_or_default()
+}
+
+/// `view` broadcast (numpy-style, aligned right) to `shape`.
+fn broadcast(view: &View, shape: &[u64]) -> View {
+    let lead = shape.len() - view.shape.len();
+    let mut strides = vec![0; lead];
+    for (i, (&d, &s)) in view.shape.iter().zip(&view.strides).enumerate() {
+        strides.push(if d == 1 && shape[lead + i] != 1 { 0 } else { s });
+    }
+    View {
+        shape: shape.to_vec(),
+        strides,
+        ..view.clone()
+    }
+}
+
+impl<'a> Planner<'a> {
+    fn new(k: &'a Kernel) -> Planner<'a> {
+        let mut buffers = Vec::new();
+        for (i, p) in k.params.iter().enumerate() {
+            buffers.push(Buffer {
+                name: p.name.clone(),
+                kind: BufKind::Param(i),
+                dtype: p.ty.dtype,
+                elements: p.ty.shape.num_elements().unwrap_or(0),
+            });
+        }
+        for (i, o) in k.outputs.iter().enumerate() {
+            let ty = k.ty(o.value);
+            buffers.push(Buffer {
+                name: o.name.clone(),
+                kind: BufKind::Result(i),
+                dtype: ty.dtype,
+                elements: ty.shape.num_elements().unwrap_or(0),
+            });
+        }
+        // Results written in place: a node returned directly, or through a
+        // chain of reshapes (a contiguous buffer reshapes for free).
+        let mut hint = vec![None; k.nodes.len()];
+        let mut uses = vec![0usize; k.nodes.len()];
+        for n in &k.nodes {
+            for a in &n.args {
+                if let Value::Node(j) = a {
+                    uses[*j as usize] += 1;
+                }
+            }
+        }
+        for o in &k.outputs {
+            if let Value::Node(j) = o.value {
+                uses[j as usize] += 1;
+            }
+        }
+        for (i, o) in k.outputs.iter().enumerate() {
+            let mut v = o.value;
+            while let Value::Node(j) = v {
+                let j = j as usize;
+                if hint[j].is_some() {
+                    break;
+                }
+                hint[j] = Some(i);
+                match &k.nodes[j].op {
+                    Op::Reshape(_) if uses[j] <= 1 || v == o.value => {
+                        let src = k.nodes[j].args[0];
+                        if matches!(src, Value::Node(s) if uses[s as usize] == 1) {
+                            v = src;
+                            continue;
+                        }
+                        break;
+                    }
+                    _ => break,
+                }
+            }
+        }
+        let mut views = vec![None; k.params.len() + k.nodes.len()];
+        for (i, p) in k.params.iter().enumerate() {
+            views[i] = Some(View::contiguous(
+                i,
+                p.ty.dtype,
+                &p.ty.shape.as_fixed().unwrap_or_default(),
+            ));
+        }
+        let results = k.outputs.len();
+        Planner {
+            k,
+            buffers,
+            workspace: 0,
+            stages: Vec::new(),
+            views,
+            hint,
+            written: vec![false; results],
+        }
+    }
+
+    fn slot(&self, v: Value) -> usize {
+        match v {
+            Value::Param(i) => i as usize,
+            Value::Node(i) => self.k.params.len() + i as usize,
+        }
+    }
+
+    fn view(&self, v: Value) -> Result<View, Diagnostic> {
+        self.views[self.slot(v)].clone().ok_or_else(|| {
+            Diagnostic::with_code("ICE", "internal: a value was used before it was planned")
+        })
+    }
+
+    /// A fresh contiguous buffer: the hinted result, or workspace.
+    fn fresh(&mut self, dtype: DType, shape: &[u64], node: Option<usize>) -> View {
+        let elements: u64 = shape.iter().product();
+        if let Some(r) = node.and_then(|n| self.hint[n])
+            && !self.written[r]
+        {
+            let b = self.k.params.len() + r;
+            if self.buffers[b].dtype == dtype && self.buffers[b].elements == elements {
+                self.written[r] = true;
+                return View::contiguous(b, dtype, shape);
+            }
+        }
+        let bytes = elements * dtype.size_bytes() as u64;
+        let offset = self.workspace;
+        self.workspace += bytes.div_ceil(512) * 512;
+        let id = self.buffers.len();
+        self.buffers.push(Buffer {
+            name: format!("ws{}", id - self.k.params.len() - self.k.outputs.len()),
+            kind: BufKind::Workspace { offset },
+            dtype,
+            elements,
+        });
+        View::contiguous(id, dtype, shape)
+    }
+
+    fn push(&mut self, nodes: Vec<usize>, kind: StageKind, unit: Unit) {
+        self.stages.push(Stage {
+            nodes,
+            kind,
+            unit,
+            block_dim: 1,
+            schedule: Schedule::default(),
+            local: Vec::new(),
+            estimate: 0,
+        });
+    }
+
+    /// A contiguous copy of `view` (a copy or transpose stage).
+    fn materialise(&mut self, view: &View, node: Option<usize>) -> View {
+        let out = self.fresh(view.dtype, &view.shape, node);
+        self.copy_into(view, &out, node.into_iter().collect());
+        out
+    }
+
+    /// A stage copying `src` into `dst` (same shape).
+    fn copy_into(&mut self, src: &View, dst: &View, nodes: Vec<usize>) {
+        let pats = tessera_backend::npu::elementwise::patterns(std::slice::from_ref(src), dst);
+        if pats[0] == Pattern::Strided {
+            // The output dim along which the source is contiguous.
+            let row_dim = src
+                .strides
+                .iter()
+                .zip(&src.shape)
+                .rposition(|(&s, &d)| s == 1 && d > 1)
+                .unwrap_or(0);
+            self.push(
+                nodes,
+                StageKind::Transpose {
+                    input: src.clone(),
+                    out: dst.clone(),
+                    row_dim,
+                },
+                Unit::Vector,
+            );
+        } else {
+            self.push(
+                nodes,
+                StageKind::Elementwise {
+                    inputs: vec![src.clone()],
+                    body: vec![EwInst {
+                        op: EwOp::Copy,
+                        args: vec![EwArg::Input(0)],
+                        dtype: dst.dtype,
+                    }],
+                    out: dst.clone(),
+                },
+                Unit::Vector,
+            );
+        }
+    }
+
+    /// The view as an operand an elementwise stage reads directly.
+    fn readable(&mut self, view: View, out_shape: &[u64]) -> View {
+        let b = broadcast(&view, out_shape);
+        let probe = View::contiguous(0, b.dtype, out_shape);
+        let pats = tessera_backend::npu::elementwise::patterns(std::slice::from_ref(&b), &probe);
+        if pats[0] == Pattern::Strided {
+            let m = self.materialise(&view, None);
+            broadcast(&m, out_shape)
+        } else {
+            b
+        }
+    }
+
+    fn run(&mut self) -> Result<(), Diagnostic> {
+        let k = self.k;
+        for (i, n) in k.nodes.iter().enumerate() {
+            let out_shape = n.ty.shape.as_fixed().unwrap_or_default();
+            let view = match &n.op {
+                Op::Full { value, ty } => View::constant(*value, ty.dtype, &out_shape),
+                Op::Reshape(_) => {
+                    let v = self.view(n.args[0])?;
+                    self.reshape(v, &out_shape)
+                }
+                Op::Transpose(perm) => {
+                    let v = self.view(n.args[0])?;
+                    View {
+                        shape: perm.iter().map(|&p| v.shape[p]).collect(),
+                        strides: perm.iter().map(|&p| v.strides[p]).collect(),
+                        ..v
+                    }
+                }
+                Op::Slice { axis, start, .. } => {
+                    let mut v = self.view(n.args[0])?;
+                    if v.buffer().is_some() {
+                        v.offset += start * v.strides[*axis];
+                    }
+                    v.shape = out_shape.clone();
+                    v
+                }
+                Op::BroadcastTo(_) => broadcast(&self.view(n.args[0])?, &out_shape),
+                Op::Unary(_) | Op::Binary(_) | Op::Compare(_) | Op::Select | Op::Cast(_) => {
+                    let args: Vec<View> = n
+                        .args
+                        .iter()
+                        .map(|&a| self.view(a))
+                        .collect::<Result<_, _>>()?;
+                    if let Some(c) = fold(&n.op, &args, n.ty.dtype) {
+                        View::constant(c, n.ty.dtype, &out_shape)
+                    } else {
+                        let inputs: Vec<View> = args
+                            .into_iter()
+                            .map(|v| self.readable(v, &out_shape))
+                            .collect();
+                        let out = self.fresh(n.ty.dtype, &out_shape, Some(i));
+                        let op = match &n.op {
+                            Op::Unary(u) => EwOp::Unary(*u),
+                            Op::Binary(b) => EwOp::Binary(*b),
+                            Op::Compare(c) => EwOp::Compare(*c),
+                            Op::Select => EwOp::Select,
+                            _ => EwOp::Cast(n.ty.dtype),
+                        };
+                        let args = (0..inputs.len()).map(EwArg::Input).collect();
+                        self.push(
+                            vec![i],
+                            StageKind::Elementwise {
+                                inputs,
+                                body: vec![EwInst {
+                                    op,
+                                    args,
+                                    dtype: n.ty.dtype,
+                                }],
+                                out: out.clone(),
+                            },
+                            Unit::Vector,
+                        );
+                        out
+                    }
+                }
+                Op::Reduce { op, axes } => self.reduce(i, *op, axes)?,
+                Op::MatMul => self.matmul(i)?,
+                Op::Concat { axis } => {
+                    let out = self.fresh(n.ty.dtype, &out_shape, Some(i));
+                    let mut at = 0;
+                    for &a in &n.args {
+                        let v = self.view(a)?;
+                        let mut dst = out.clone();
+                        dst.offset += at * out.strides[*axis];
+                        dst.shape = v.shape.clone();
+                        at += v.shape[*axis];
+                        self.copy_into(&v, &dst, vec![i]);
+                    }
+                    out
+                }
+            };
+            let s = self.slot(Value::Node(i as u32));
+            self.views[s] = Some(view);
+        }
+        // Every result must end up in its buffer.
+        for (r, o) in k.outputs.iter().enumerate() {
+            let v = self.view(o.value)?;
+            let b = k.params.len() + r;
+            let in_place = v.buffer() == Some(b) && v.offset == 0 && v.is_contiguous();
+            if !in_place {
+                let dst = View::contiguous(b, v.dtype, &shape_of(k, o.value));
+                let node = match o.value {
+                    Value::Node(j) => vec![j as usize],
+                    Value::Param(_) => Vec::new(),
+                };
+                self.copy_into(&v, &dst, node);
+            }
+        }
+        Ok(())
+    }
+
+    fn reshape(&mut self, v: View, shape: &[u64]) -> View {
+        if let Source::Constant(c) = v.source {
+            return View::constant(c, v.dtype, shape);
+        }
+        // Only size-1 dims change: keep the strides of the others.
+        let real = |s: &[u64]| s.iter().copied().filter(|&d| d != 1).collect::<Vec<_>>();
+        if real(&v.shape) == real(shape) {
+            let mut kept = v
+                .shape
+                .iter()
+                .zip(&v.strides)
+                .filter(|(d, _)| **d != 1)
+                .map(|(_, s)| *s);
+            let strides = shape
+                .iter()
+                .map(|&d| if d == 1 { 0 } else { kept.next().unwrap_or(0) })
+                .collect();
+            return View {
+                shape: shape.to_vec(),
+                strides,
+                ..v
+            };
+        }
+        let v = if v.is_contiguous() {
+            v
+        } else {
+            self.materialise(&v, None)
+        };
+        View {
+            strides: row_major_strides(shape),
+            shape: shape.to_vec(),
+            ..v
+        }
+    }
+
+    fn reduce(
+        &mut self,
+        i: usize,
+        op: tessera_ir::ReduceOp,
+        axes: &[usize],
+    ) -> Result<View, Diagnostic> {
+        let n = &self.k.nodes[i];
+        let input = self.view(n.args[0])?;
+        let input = if input.is_contiguous() && input.buffer().is_some() {
+            input
+        } else {
+            self.materialise(&input, None)
+        };
+        let acc = if n.ty.dtype.is_float() {
+            DType::F32
+        } else {
+            DType::I32
+        };
+        // Group the reduced axes into runs of adjacent (non-unit) dims; each
+        // run is one stage, innermost first.
+        let shape = input.shape.clone();
+        let mut runs: Vec<(usize, usize)> = Vec::new();
+        for &a in axes {
+            if shape[a] == 1 {
+                continue;
+            }
+            match runs.last_mut() {
+                Some((_, end)) if (*end..a).all(|d| shape[d] == 1 || axes.contains(&d)) => {
+                    *end = a + 1
+                }
+                _ => runs.push((a, a + 1)),
+            }
+        }
+        let total: u64 = axes.iter().map(|&a| shape[a]).product();
+        let out_shape = n.ty.shape.as_fixed().unwrap_or_default();
+        if runs.is_empty() {
+            // Nothing to reduce (axes of extent 1, or none): a copy.
+            let out = self.fresh(n.ty.dtype, &out_shape, Some(i));
+            let src = View {
+                shape: out_shape.clone(),
+                strides: row_major_strides(&out_shape),
+                ..input
+            };
+            self.copy_into(&src, &out, vec![i]);
+            return Ok(out);
+        }
+        let mut cur = input;
+        let mut cur_shape = shape;
+        for (step, &(start, end)) in runs.iter().rev().enumerate() {
+            let last = step + 1 == runs.len();
+            let outer: u64 = cur_shape[..start].iter().product();
+            let reduced: u64 = cur_shape[start..end].iter().product();
+            let inner: u64 = cur_shape[end..].iter().product();
+            let mut next_shape = cur_shape.clone();
+            next_shape[start..end].fill(1);
+            let dtype = if last { n.ty.dtype } else { acc };
+            let out = if last {
+                self.fresh(dtype, &out_shape, Some(i))
+            } else {
+                self.fresh(dtype, &next_shape, None)
+            };
+            let divisor = if op == tessera_ir::ReduceOp::Mean && last {
+                total
+            } else {
+                1
+            };
+            let stage_op = if op == tessera_ir::ReduceOp::Mean && !last {
+                tessera_ir::ReduceOp::Sum
+            } else {
+                op
+            };
+            self.push(
+                vec![i],
+                StageKind::Reduce {
+                    op: stage_op,
+                    input: cur.clone(),
+                    out: out.clone(),
+                    outer,
+                    reduced,
+                    inner,
+                    acc,
+                    divisor,
+                },
+                Unit::Vector,
+            );
+            cur = View {
+                shape: next_shape.clone(),
+                strides: row_major_strides(&next_shape),
+                ..out
+            };
+            cur_shape = next_shape;
+        }
+        Ok(View {
+            shape: out_shape.clone(),
+            strides: row_major_strides(&out_shape),
+            ..cur
+        })
+    }
+
+    fn matmul(&mut self, i: usize) -> Result<View, Diagnostic> {
+        let n = &self.k.nodes[i];
+        let mut operands = Vec::new();
+        for &a in &n.args {
+            let v = self.view(a)?;
+            let r = v.shape.len();
+            let (rs, cs) = (v.strides[r - 2], v.strides[r - 1]);
+            let (rows, cols) = (v.shape[r - 2], v.shape[r - 1]);
+            let row_major = (cs == 1 || cols == 1) && (rs >= cols || rows == 1);
+            let transposed = !row_major && (rs == 1 || rows == 1) && (cs >= rows || cols == 1);
+            let v = if v.buffer().is_some() && (row_major || transposed) {
+                MatOperand {
+                    view: v,
+                    transposed,
+                }
+            } else {
+                MatOperand {
+                    view: self.materialise(&v, None),
+                    transposed: false,
+                }
+            };
+            operands.push(v);
+        }
+        let out_shape = n.ty.shape.as_fixed().unwrap_or_default();
+        let dtype = n.ty.dtype;
+        let out = self.fresh(dtype, &out_shape, Some(i));
+        let b = operands
+            .pop()
+            .ok_or_else(|| Diagnostic::with_code("ICE", "internal: matmul arity"))?;
+        let a = operands
+            .pop()
+            .ok_or_else(|| Diagnostic::with_code("ICE", "internal: matmul arity"))?;
+        self.push(
+            vec![i],
+            StageKind::MatMul {
+                a,
+                b,
+                out: out.clone(),
+                relu: false,
+            },
+            Unit::Cube,
+        );
+        Ok(out)
+    }
+}
+
+/// Folds an elementwise op whose operands are all constants.
+fn fold(op: &Op, args: &[View], dtype: DType) -> Option<Scalar> {
+    let consts: Vec<Tensor> = args
+        .iter()
+        .map(|v| match v.source {
+            Source::Constant(c) => Some(scalar_tensor(c, v.dtype)),
+            Source::Buffer(_) => None,
+        })
+        .collect::<Option<_>>()?;
+    let mut k = Kernel::new("fold");
+    let vals: Vec<Value> = consts
+        .iter()
+        .map(|t| k.add_param("c", tessera_ir::TensorType::scalar(t.dtype)))
+        .collect();
+    let v = k.push(op.clone(), vals, None).ok()?;
+    k.outputs.push(tessera_ir::Output {
+        name: "r".into(),
+        value: v,
+    });
+    let out = tessera_ir::interp::run(&k, &consts).ok()?;
+    let x = out.first()?.get_f64(0);
+    Some(match dtype {
+        DType::Bool => Scalar::Bool(x != 0.0),
+        d if d.is_int() => Scalar::Int(x as i64),
+        _ => Scalar::Float(x),
+    })
+}
+
+fn scalar_tensor(c: Scalar, dtype: DType) -> Tensor {
+    let x = match c {
+        Scalar::Float(x) => x,
+        Scalar::Int(i) => i as f64,
+        Scalar::Bool(b) => f64::from(u8::from(b)),
+    };
+    Tensor::from_f64(dtype, vec![], vec![x])
+}
