@@ -10,7 +10,9 @@
 
 pub mod elementwise;
 pub mod prog;
+pub mod reduce;
 pub mod sync;
+pub mod transpose;
 pub mod vector;
 
 use prog::{Item, Labels, Regs};
@@ -157,7 +159,9 @@ pub fn assembly(plan: &Plan, kernel: &Kernel, machine: &Machine) -> Result<Strin
         };
         let items = match &stage.kind {
             StageKind::Elementwise { .. } => elementwise::generate(&mut ctx)?,
-            StageKind::Reduce { .. } | StageKind::Transpose { .. } | StageKind::MatMul { .. } => {
+            StageKind::Reduce { .. } => reduce::generate(&mut ctx)?,
+            StageKind::Transpose { .. } => transpose::generate(&mut ctx)?,
+            StageKind::MatMul { .. } => {
                 return Err(CodegenError("WIP".into()));
             }
         };

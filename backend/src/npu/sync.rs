@@ -227,6 +227,21 @@ pub fn insert(items: Vec<Item>, ids: u32) -> Result<Vec<Item>, String> {
                     e.slots.extend(n.slots.iter().copied());
                     continue;
                 }
+                // A carried need is also covered by a forward event of the
+                // pair whose wait precedes the consumer: that event's set
+                // follows everything the producer's pipe did in the
+                // previous iteration.
+                if n.carried
+                    && events.iter().any(|e| {
+                        !e.carried
+                            && e.container == n.container
+                            && e.src == src
+                            && e.dst == dst
+                            && e.b <= n.y
+                    })
+                {
+                    continue;
+                }
                 events.push(Event {
                     container: n.container.clone(),
                     carried_loop: n.carried_loop.clone(),
