@@ -244,19 +244,27 @@ pub struct RunArgs {
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
     /// The `.tsr` file.
-    pub file: PathBuf,
+    #[arg(required_unless_present = "suite")]
+    pub file: Option<PathBuf>,
     /// The kernel.
     #[arg(short = 'k', long = "kernel")]
     pub kernel: Option<String>,
     /// Bind a symbolic dim (repeatable).
     #[arg(long = "dim", value_name = "NAME=VALUE")]
     pub dims: Vec<String>,
-    /// A built-in machine name or a TOML file.
+    /// A built-in machine name or a TOML file (with `--suite`: only this machine).
     #[arg(long)]
     pub machine: Option<String>,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Run the whole benchmark suite (`benches/suite.toml`) on both built-in
+    /// machines and write `RESULTS.md` and `RESULTS.json` to `--out-dir`.
+    #[arg(long, conflicts_with_all = ["file", "kernel", "dims", "json"])]
+    pub suite: bool,
+    /// Where `--suite` writes its tables.
+    #[arg(long, default_value = "benches")]
+    pub out_dir: PathBuf,
 }
 
 /// Writers and settings of one invocation.
@@ -330,7 +338,7 @@ where
         Command::Check { file } => cmd_check(&mut io, file),
         Command::Compile(a) => cmd_compile(&mut io, a),
         Command::Run(a) => cmd_run(&mut io, a),
-        Command::Bench(_) => Err(not_yet("`tessera bench` (it needs the NPU code generator)")),
+        Command::Bench(a) => cmd_bench(&mut io, a),
         Command::Asm {
             file,
             output,
@@ -423,6 +431,30 @@ fn cmd_disasm(io: &mut Io<'_>, file: &std::path::Path) -> Result<(), Failure> {
     let _ = io
         .out
         .write_all(tessera_sim::disassemble(&program).as_bytes());
+    Ok(())
+}
+
+fn cmd_bench(io: &mut Io<'_>, a: &BenchArgs) -> Result<(), Failure> {
+    if a.suite {
+        return crate::suite::run_suite(io.out, a.machine.as_deref(), &a.out_dir);
+    }
+    let file = a
+        .file
+        .as_deref()
+        .ok_or_else(|| Failure::Usage("`tessera bench` needs a FILE.tsr (or `--suite`)".into()))?;
+    let src = driver::load_source(file)?;
+    let parsed = driver::parse_and_check(&src)?;
+    let def = driver::select_kernel(&parsed, a.kernel.as_deref())?;
+    let env = inputs::parse_dims(&a.dims, def).map_err(|d| Failure::in_source(d, &src))?;
+    let kernel = driver::lower(&parsed, &def.name.name, &env, &src)?;
+    let machine = simulate::machine(a.machine.as_deref())?;
+    let r = crate::bench::bench(&kernel, &machine, &src)?;
+    let text = if a.json {
+        serde_json::to_string_pretty(&r).unwrap_or_default() + "\n"
+    } else {
+        r.table()
+    };
+    let _ = io.out.write_all(text.as_bytes());
     Ok(())
 }
 

@@ -8,9 +8,11 @@
 //! run; it contains no language semantics (frontend), no IR semantics (ir)
 //! and no machine model (backend/sim).
 
+pub mod bench;
 pub mod cli;
 pub mod driver;
 pub mod inputs;
 pub mod npy;
 pub mod plan;
 pub mod simulate;
+pub mod suite;

@@ -21,9 +21,9 @@
 //! - A conflict is skipped when an event already placed covers it (its `set`
 //!   after the writer, its `wait` before the reader), so there are no
 //!   redundant waits.
-//! - Event ids are keyed by the buffer copies an event protects: a buffer
-//!   copy's producer and consumer events alternate through its life cycle,
-//!   so reusing an id per copy never sets a set event.
+//! - Every event has its own id per pipe pair: an event alternates set and
+//!   wait through the life cycle of the buffer it protects (its producer
+//!   rewrites the buffer only after the consumer released it).
 
 use super::prog::{Access, Item, MicroOp, Pipe, SyncInsn};
 use std::collections::{BTreeMap, BTreeSet};
@@ -228,16 +228,17 @@ pub fn insert(items: Vec<Item>, ids: u32) -> Result<Vec<Item>, String> {
                     continue;
                 }
                 // A carried need is also covered by a forward event of the
-                // pair whose wait precedes the consumer: that event's set
-                // follows everything the producer's pipe did in the
-                // previous iteration.
+                // pair whose wait precedes the consumer (its set follows
+                // everything the producer's pipe did in the previous
+                // iteration), or whose set follows the producer (its wait,
+                // in the same iteration, precedes the next one).
                 if n.carried
                     && events.iter().any(|e| {
                         !e.carried
                             && e.container == n.container
                             && e.src == src
                             && e.dst == dst
-                            && e.b <= n.y
+                            && (e.b <= n.y || e.a >= n.x)
                     })
                 {
                     continue;
@@ -269,18 +270,16 @@ pub fn insert(items: Vec<Item>, ids: u32) -> Result<Vec<Item>, String> {
             }
         }
     }
-    // Event ids: one per distinct set of protected buffer copies, per pair.
-    let mut keys: BTreeMap<(Pipe, Pipe), Vec<BTreeSet<u32>>> = BTreeMap::new();
+    // Event ids: one per event and pipe pair. A single event alternates set
+    // and wait through its buffer's life cycle (the producer rewrites the
+    // buffer only after the consumer released it); two events sharing an id
+    // would have no such guarantee.
+    let mut counts: BTreeMap<(Pipe, Pipe), u32> = BTreeMap::new();
     let mut inserts: Vec<Insert> = Vec::new();
     for e in &events {
-        let list = keys.entry((e.src, e.dst)).or_default();
-        let id = match list.iter().position(|k| k == &e.slots) {
-            Some(i) => i,
-            None => {
-                list.push(e.slots.clone());
-                list.len() - 1
-            }
-        } as u32;
+        let next = counts.entry((e.src, e.dst)).or_default();
+        let id = *next;
+        *next += 1;
         if id >= ids {
             return Err(format!(
                 "the stage needs more than {ids} events from {} to {}",
@@ -391,4 +390,129 @@ fn apply(items: Vec<Item>, path: &mut Vec<usize>, inserts: &[Insert]) -> Vec<Ite
         out.push(Item::Sync(ins.insn.clone()));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::npu::prog::{Region, Space, print};
+
+    fn op(text: &str, pipe: Pipe, acc: &[(Access, u64, u64, u32)]) -> Item {
+        Item::Op(MicroOp {
+            text: text.to_string(),
+            pipe,
+            accesses: acc
+                .iter()
+                .map(|&(a, start, end, slot)| {
+                    (
+                        a,
+                        Region {
+                            space: Space::Ub,
+                            start,
+                            end,
+                            slot,
+                        },
+                    )
+                })
+                .collect(),
+        })
+    }
+
+    fn text(items: Vec<Item>) -> String {
+        let mut s = String::new();
+        print(&insert(items, 8).unwrap(), &mut s);
+        s
+    }
+
+    use Access::{Accumulate, Read, Write};
+
+    #[test]
+    fn straight_line_load_compute_store() {
+        // MTE2 writes [0,64); V reads it and writes [64,128); MTE3 reads that.
+        let items = vec![
+            op("load", Pipe::Mte2, &[(Write, 0, 64, 0)]),
+            op("compute", Pipe::V, &[(Read, 0, 64, 0), (Write, 64, 128, 1)]),
+            op("store", Pipe::Mte3, &[(Read, 64, 128, 1)]),
+        ];
+        assert_eq!(
+            text(items),
+            "    load\n    sync.set mte2, v, 0\n    sync.wait mte2, v, 0\n    compute\n    sync.set v, mte3, 0\n    sync.wait v, mte3, 0\n    store\n"
+        );
+    }
+
+    #[test]
+    fn a_dependent_op_in_the_same_pipe_gets_a_barrier_but_accumulation_does_not() {
+        let items = vec![
+            op("a", Pipe::V, &[(Write, 0, 64, 0)]),
+            op("b", Pipe::V, &[(Read, 0, 64, 0)]),
+            op("mmad0", Pipe::M, &[(Accumulate, 256, 512, 1)]),
+            op("mmad1", Pipe::M, &[(Accumulate, 256, 512, 1)]),
+        ];
+        assert_eq!(
+            text(items),
+            "    a\n    sync.barrier v\n    b\n    mmad0\n    mmad1\n"
+        );
+    }
+
+    #[test]
+    fn a_ping_pong_loop_pre_sets_its_carried_events() {
+        // Each iteration loads a buffer and computes from it; the next load
+        // overwrites what the compute read: a carried V -> MTE2 event, set
+        // before the loop for the first iteration.
+        let items = vec![Item::Loop {
+            label: "L".into(),
+            header: vec!["s.br.ge r0, 4, L_end".into()],
+            body: vec![
+                op("load", Pipe::Mte2, &[(Write, 0, 64, 0)]),
+                op("compute", Pipe::V, &[(Read, 0, 64, 0)]),
+            ],
+            latch: vec!["s.add r0, r0, 1".into()],
+        }];
+        assert_eq!(
+            text(items),
+            "    sync.set v, mte2, 0\nL:\n    s.br.ge r0, 4, L_end\n    sync.wait v, mte2, 0\n    load\n    sync.set mte2, v, 0\n    sync.wait mte2, v, 0\n    compute\n    sync.set v, mte2, 0\n    s.add r0, r0, 1\n    s.jmp L\nL_end:\n"
+        );
+    }
+
+    #[test]
+    fn events_of_ops_inside_one_guard_stay_inside_it() {
+        // Both ends of the carried event are in the guard: when it is
+        // skipped, neither the set nor the wait runs.
+        let guard = Item::Guard {
+            label: "G".into(),
+            skip_if: "s.br.ge r1, 4, G_skip".into(),
+            body: vec![
+                op("load", Pipe::Mte2, &[(Write, 0, 64, 0)]),
+                op("compute", Pipe::V, &[(Read, 0, 64, 0)]),
+            ],
+        };
+        let items = vec![Item::Loop {
+            label: "L".into(),
+            header: vec![],
+            body: vec![guard],
+            latch: vec![],
+        }];
+        let t = text(items);
+        let inside = t.split("G_skip\n").nth(1).unwrap_or("");
+        assert!(inside.contains("sync.wait v, mte2, 0\n    load"), "{t}");
+        assert!(
+            inside.contains("compute\n    sync.set v, mte2, 0\nG_skip:"),
+            "{t}"
+        );
+        assert!(t.starts_with("    sync.set v, mte2, 0\nL:"), "{t}");
+    }
+
+    #[test]
+    fn several_producers_share_one_event() {
+        // Two loads feed one compute: one event after the second load.
+        let items = vec![
+            op("load a", Pipe::Mte2, &[(Write, 0, 64, 0)]),
+            op("load b", Pipe::Mte2, &[(Write, 64, 128, 1)]),
+            op("add", Pipe::V, &[(Read, 0, 64, 0), (Read, 64, 128, 1)]),
+        ];
+        assert_eq!(
+            text(items),
+            "    load a\n    load b\n    sync.set mte2, v, 0\n    sync.wait mte2, v, 0\n    add\n"
+        );
+    }
 }

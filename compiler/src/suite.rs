@@ -1,0 +1,256 @@
+//! `tessera bench --suite`: the benchmark suite of benchmarks.md.
+//!
+//! The suite is data: `benches/suite.toml` lists each benchmark (a kernel of
+//! `benches/kernels.tsr`, its dims and its efficiency target) and each
+//! comparison with a hand-written expert kernel of `testsuite/cases/asm/`.
+//! Every benchmark runs on both built-in machines (or the one given); the
+//! results go to `RESULTS.md` (a table per machine) and `RESULTS.json`.
+//! Cycles are simulated, so they are exact and reproducible; compile times
+//! are host wall-clock and vary from run to run.
+
+use crate::bench::{BenchResult, bench};
+use crate::driver::{self, Failure};
+use crate::simulate;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+use tessera_ir::{Code, Diagnostic};
+
+/// The suite file.
+pub const SUITE: &str = "benches/suite.toml";
+
+#[derive(Deserialize)]
+struct SuiteFile {
+    bench: Vec<BenchSpec>,
+    #[serde(default)]
+    expert: Vec<ExpertSpec>,
+}
+
+#[derive(Deserialize)]
+struct BenchSpec {
+    id: String,
+    file: String,
+    kernel: String,
+    dims: BTreeMap<String, u64>,
+    target: Option<f64>,
+}
+
+#[derive(Deserialize)]
+struct ExpertSpec {
+    id: String,
+    /// The benchmark (by id) whose compiled kernel the expert is compared with.
+    bench: String,
+    /// Assembly file per machine.
+    asm: BTreeMap<String, String>,
+    defines: BTreeMap<String, i64>,
+}
+
+/// One row of the results.
+#[derive(Serialize)]
+struct Row {
+    id: String,
+    machine: String,
+    kernel: String,
+    dims: String,
+    cycles: u64,
+    bound: f64,
+    bound_by: String,
+    efficiency: f64,
+    target: Option<f64>,
+    stages: usize,
+    compile_ms: f64,
+}
+
+#[derive(Serialize)]
+struct ExpertRow {
+    id: String,
+    machine: String,
+    expert_cycles: u64,
+    compiled_cycles: u64,
+    speedup: f64,
+}
+
+#[derive(Serialize)]
+struct Results {
+    benches: Vec<Row>,
+    experts: Vec<ExpertRow>,
+}
+
+fn input_error(message: String) -> Failure {
+    Failure::input(vec![Diagnostic::new(Code::E0600, message)])
+}
+
+fn run_one(spec: &BenchSpec, machine: &tessera_sim::Machine) -> Result<BenchResult, Failure> {
+    let src = driver::load_source(Path::new(&spec.file))?;
+    let file = driver::parse_and_check(&src)?;
+    let env = spec.dims.clone();
+    let kernel = driver::lower(&file, &spec.kernel, &env, &src)?;
+    bench(&kernel, machine, &src)
+}
+
+fn expert_cycles(
+    path: &str,
+    defines: &BTreeMap<String, i64>,
+    machine: &tessera_sim::Machine,
+) -> Result<u64, Failure> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| input_error(format!("cannot read `{path}`: {e}")))?;
+    let opts = tessera_sim::AsmOptions {
+        defines: defines.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+    };
+    let program = tessera_sim::assemble_with(&text, machine, &opts).map_err(|e| {
+        input_error(format!(
+            "`{path}` does not assemble: {}",
+            e.first().map_or("?".into(), |e| e.to_string())
+        ))
+    })?;
+    let run = tessera_sim::RunOptions {
+        timing_only: true,
+        race_detection: false,
+        ..tessera_sim::RunOptions::default()
+    };
+    let out = tessera_sim::run(machine, &program, &[], &run).map_err(simulate::run_error)?;
+    Ok(out.report.cycles)
+}
+
+/// Runs the suite and writes `RESULTS.md` and `RESULTS.json` to `out_dir`.
+pub fn run_suite(
+    out: &mut dyn Write,
+    machine: Option<&str>,
+    out_dir: &Path,
+) -> Result<(), Failure> {
+    let text = std::fs::read_to_string(SUITE).map_err(|e| {
+        input_error(format!(
+            "cannot read `{SUITE}` (run from the repository root): {e}"
+        ))
+    })?;
+    let suite: SuiteFile =
+        toml::from_str(&text).map_err(|e| input_error(format!("`{SUITE}`: {e}")))?;
+    let machines: Vec<String> = match machine {
+        Some(m) => vec![m.to_string()],
+        None => tessera_sim::Machine::builtin_names()
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+    };
+    let mut results = Results {
+        benches: Vec::new(),
+        experts: Vec::new(),
+    };
+    for mname in &machines {
+        let m = simulate::machine(Some(mname))?;
+        for spec in &suite.bench {
+            let r = run_one(spec, &m)?;
+            let dims: Vec<String> = spec.dims.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let _ = writeln!(
+                out,
+                "{:<16} {:<10} cycles {:>12}  bound {:>12.0}  efficiency {:.3}  ({} stages, {:.0} ms)",
+                spec.id, m.name, r.cycles, r.bound, r.efficiency, r.stages, r.compile_ms
+            );
+            results.benches.push(Row {
+                id: spec.id.clone(),
+                machine: m.name.clone(),
+                kernel: spec.kernel.clone(),
+                dims: dims.join(" "),
+                cycles: r.cycles,
+                bound: r.bound,
+                bound_by: r.bound_by.clone(),
+                efficiency: r.efficiency,
+                target: spec.target,
+                stages: r.stages,
+                compile_ms: r.compile_ms,
+            });
+        }
+        for e in &suite.expert {
+            let Some(path) = e.asm.get(mname) else {
+                continue;
+            };
+            let compiled = results
+                .benches
+                .iter()
+                .find(|r| r.id == e.bench && &r.machine == mname)
+                .map(|r| r.cycles)
+                .ok_or_else(|| {
+                    input_error(format!(
+                        "expert `{}` names no benchmark `{}`",
+                        e.id, e.bench
+                    ))
+                })?;
+            let expert = expert_cycles(path, &e.defines, &m)?;
+            let speedup = expert as f64 / compiled.max(1) as f64;
+            let _ = writeln!(
+                out,
+                "{:<16} {:<10} expert {:>12}  compiled {:>12}  compiled/expert speed {speedup:.3}",
+                e.id, m.name, expert, compiled
+            );
+            results.experts.push(ExpertRow {
+                id: e.id.clone(),
+                machine: m.name.clone(),
+                expert_cycles: expert,
+                compiled_cycles: compiled,
+                speedup,
+            });
+        }
+    }
+    std::fs::create_dir_all(out_dir)
+        .map_err(|e| input_error(format!("cannot create `{}`: {e}", out_dir.display())))?;
+    let md = markdown(&results);
+    let json = serde_json::to_string_pretty(&results).unwrap_or_default();
+    for (name, body) in [("RESULTS.md", md), ("RESULTS.json", json + "\n")] {
+        let p = out_dir.join(name);
+        std::fs::write(&p, body)
+            .map_err(|e| input_error(format!("cannot write `{}`: {e}", p.display())))?;
+    }
+    let _ = writeln!(
+        out,
+        "wrote {}/RESULTS.md and RESULTS.json",
+        out_dir.display()
+    );
+    Ok(())
+}
+
+fn markdown(r: &Results) -> String {
+    let mut s = String::from(
+        "# Benchmark results\n\n\
+         Made by `cargo run --release -- bench --suite` from `benches/suite.toml` (kernels in\n\
+         `benches/kernels.tsr`). Cycles are simulated (timing only), so they are exact and\n\
+         reproducible; the bound is the roofline of machine.md and efficiency = bound / cycles.\n\
+         Compile times are host wall-clock and vary between runs.\n",
+    );
+    let mut machines: Vec<&str> = r.benches.iter().map(|b| b.machine.as_str()).collect();
+    machines.dedup();
+    for m in machines {
+        s.push_str(&format!(
+            "\n## {m}\n\n| id | kernel | dims | cycles | bound | bound by | efficiency | target | stages | compile ms |\n| --- | --- | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: |\n"
+        ));
+        for b in r.benches.iter().filter(|b| b.machine == m) {
+            let target = b
+                .target
+                .map_or_else(|| "—".to_string(), |t| format!("{t:.2}"));
+            s.push_str(&format!(
+                "| {} | {} | {} | {} | {:.0} | {} | {:.3} | {} | {} | {:.0} |\n",
+                b.id,
+                b.kernel,
+                b.dims,
+                b.cycles,
+                b.bound,
+                b.bound_by,
+                b.efficiency,
+                target,
+                b.stages,
+                b.compile_ms
+            ));
+        }
+    }
+    if !r.experts.is_empty() {
+        s.push_str("\n## Compiled kernels against the hand-written expert kernels\n\n| id | machine | expert cycles | compiled cycles | compiled speed / expert |\n| --- | --- | ---: | ---: | ---: |\n");
+        for e in &r.experts {
+            s.push_str(&format!(
+                "| {} | {} | {} | {} | {:.3} |\n",
+                e.id, e.machine, e.expert_cycles, e.compiled_cycles, e.speedup
+            ));
+        }
+    }
+    s
+}
