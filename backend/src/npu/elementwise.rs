@@ -36,10 +36,16 @@ pub fn space(inputs: &[View], out: &View) -> (Vec<u64>, Vec<Vec<u64>>) {
     let mut strides: Vec<&[u64]> = inputs.iter().map(|v| v.strides.as_slice()).collect();
     strides.push(&out.strides);
     let (mut dims, mut st) = coalesce(&out.shape, &strides);
-    // Rows are written as bursts, so the output must be contiguous along
-    // the last dim; when only unit dims were (a column written into a wider
-    // row), iterate over a trailing unit dim instead.
-    if st.last().and_then(|o| o.last()) != Some(&1) {
+    // Rows move as bursts, so the output must be contiguous along the last
+    // dim, and every input must be row-major, a column or a scalar there.
+    // When that fails (a column written into a wider row, a view with no
+    // unit stride at all), iterate over a trailing unit dim instead: bursts
+    // of one element, slow but general. (True transposes get their own
+    // stage, see `transpose.rs`.)
+    let strided_input = st[..st.len() - 1]
+        .iter()
+        .any(|s| pattern(s) == Pattern::Strided);
+    if st.last().and_then(|o| o.last()) != Some(&1) || strided_input {
         dims.push(1);
         for s in &mut st {
             s.push(1);
@@ -291,7 +297,9 @@ pub fn generate(ctx: &mut Ctx<'_>) -> Result<Vec<Item>, String> {
                 h.push(Item::Scalar(format!("s.add {addr}, {addr}, {b}")));
             }
         };
-        // Loads.
+        // Loads first (all MTE2), then the vector expansions of columns and
+        // scalars, so one event covers every load of the tile.
+        let mut expand: Vec<Item> = Vec::new();
         for (i, v) in inputs.iter().enumerate() {
             if let Source::Constant(_) = v.source {
                 continue;
@@ -339,12 +347,13 @@ pub fn generate(ctx: &mut Ctx<'_>) -> Result<Vec<Item>, String> {
                         pipe: Pipe::Mte2,
                         accesses: vec![(Access::Write, ub(staging, round_up(r_tile * s, 32)))],
                     }));
+                    let h = &mut expand;
                     // Replicate each value into a 32-byte block; 1-byte
                     // values go through i32 first.
                     let (src, copy) = if s == 1 {
                         let wide = buf(ctx, &format!("wd{i}"), half, DType::I32)?;
                         vector::emit(
-                            &mut h,
+                            h,
                             &format!("vec.cvt.i32.{}", vector::dt(v.dtype)),
                             reps * 8,
                             &[Opnd::Run(wide), Opnd::Run(staging)],
@@ -369,7 +378,7 @@ pub fn generate(ctx: &mut Ctx<'_>) -> Result<Vec<Item>, String> {
                     }));
                     let bc = bc.as_dtype(src.dtype);
                     if pats[i] == Pattern::Scalar {
-                        vector::emit(&mut h, &copy, tile, &[Opnd::Run(dst), Opnd::Block(bc)]);
+                        vector::emit(h, &copy, tile, &[Opnd::Run(dst), Opnd::Block(bc)]);
                     } else {
                         for j in 0..r_tile {
                             let row = VBuf {
@@ -380,12 +389,7 @@ pub fn generate(ctx: &mut Ctx<'_>) -> Result<Vec<Item>, String> {
                                 addr: bc.addr + 32 * j,
                                 ..bc
                             };
-                            vector::emit(
-                                &mut h,
-                                &copy,
-                                pitch,
-                                &[Opnd::Run(row), Opnd::Block(block)],
-                            );
+                            vector::emit(h, &copy, pitch, &[Opnd::Run(row), Opnd::Block(block)]);
                         }
                     }
                 }
@@ -396,6 +400,7 @@ pub fn generate(ctx: &mut Ctx<'_>) -> Result<Vec<Item>, String> {
                 }
             }
         }
+        h.extend(expand);
         // Compute.
         let scratch: Vec<VBuf> = (0..)
             .map_while(|k| buf(ctx, &format!("scr{k}"), 0, DType::F32).ok())

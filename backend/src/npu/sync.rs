@@ -270,6 +270,51 @@ pub fn insert(items: Vec<Item>, ids: u32) -> Result<Vec<Item>, String> {
             }
         }
     }
+    // Too many events for a pipe pair: merge two of the same container into
+    // one that sets after both producers and waits before both consumers
+    // (less overlap, still correct), until they fit.
+    loop {
+        let mut over = None;
+        for e in &events {
+            let n = events
+                .iter()
+                .filter(|o| (o.src, o.dst) == (e.src, e.dst))
+                .count();
+            if n as u32 > ids {
+                over = Some((e.src, e.dst));
+                break;
+            }
+        }
+        let Some(pair) = over else { break };
+        let idx: Vec<usize> = (0..events.len())
+            .filter(|&i| (events[i].src, events[i].dst) == pair)
+            .collect();
+        let mut merged = false;
+        'search: for (n, &i) in idx.iter().enumerate() {
+            for &j in &idx[n + 1..] {
+                let (ei, ej) = (&events[i], &events[j]);
+                if ei.container != ej.container
+                    || ei.carried != ej.carried
+                    || ei.carried_loop != ej.carried_loop
+                {
+                    continue;
+                }
+                let (a, b) = (ei.a.max(ej.a), ei.b.min(ej.b));
+                if ei.carried || a < b {
+                    let slots = ej.slots.clone();
+                    events[i].a = a;
+                    events[i].b = b;
+                    events[i].slots.extend(slots);
+                    events.remove(j);
+                    merged = true;
+                    break 'search;
+                }
+            }
+        }
+        if !merged {
+            break;
+        }
+    }
     // Event ids: one per event and pipe pair. A single event alternates set
     // and wait through its buffer's life cycle (the producer rewrites the
     // buffer only after the consumer released it); two events sharing an id

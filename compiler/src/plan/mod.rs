@@ -17,7 +17,7 @@ pub mod schedule;
 
 use tessera_ir::plan::{
     BufKind, Buffer, EwArg, EwInst, EwOp, MatOperand, Pattern, Plan, Schedule, Source, Stage,
-    StageKind, Unit, View, row_major_strides,
+    StageKind, Unit, View, coalesce, pattern, row_major_strides,
 };
 use tessera_ir::{DType, Diagnostic, Kernel, Op, Scalar, Tensor, Value};
 use tessera_sim::Machine;
@@ -204,8 +204,11 @@ impl<'a> Planner<'a> {
 
     /// A stage copying `src` into `dst` (same shape).
     fn copy_into(&mut self, src: &View, dst: &View, nodes: Vec<usize>) {
-        let pats = tessera_backend::npu::elementwise::patterns(std::slice::from_ref(src), dst);
-        if pats[0] == Pattern::Strided {
+        let (_, strides) = coalesce(&dst.shape, &[&src.strides, &dst.strides]);
+        let transposed = pattern(&strides[0]) == Pattern::Strided
+            && src.buffer().is_some()
+            && tessera_backend::npu::transpose::plane(src, dst).is_ok();
+        if transposed {
             // The output dim along which the source is contiguous.
             let row_dim = src
                 .strides
@@ -243,8 +246,8 @@ impl<'a> Planner<'a> {
     fn readable(&mut self, view: View, out_shape: &[u64]) -> View {
         let b = broadcast(&view, out_shape);
         let probe = View::contiguous(0, b.dtype, out_shape);
-        let pats = tessera_backend::npu::elementwise::patterns(std::slice::from_ref(&b), &probe);
-        if pats[0] == Pattern::Strided {
+        let (_, strides) = coalesce(out_shape, &[&b.strides, &probe.strides]);
+        if pattern(&strides[0]) == Pattern::Strided {
             let m = self.materialise(&view, None);
             broadcast(&m, out_shape)
         } else {
