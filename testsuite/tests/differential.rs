@@ -352,7 +352,7 @@ fn generate(seed: u64) -> Kernel {
 fn check(seed: u64) -> Result<(), String> {
     let kernel = generate(seed);
     tessera_ir::verify::verify_concrete(&kernel).map_err(|e| format!("generator bug: {e}"))?;
-    let machine_name = if seed % 2 == 0 {
+    let machine_name = if seed.is_multiple_of(2) {
         "910b-like"
     } else {
         "910-like"
