@@ -581,6 +581,88 @@ def case(name, seed=None):
 # --- elementwise arithmetic -------------------------------------------------
 
 
+# --- awkward shapes (1, 15, 17, 1000, 4097) for every vector op class -------
+
+
+@case("awkward_elementwise_f32")
+def _(rng):
+    a, b, c = uniform(rng, (17, 1000), "f32"), uniform(rng, (1000,), "f32"), uniform(rng, (17, 1), "f32")
+    x = a * b + c
+    return {"a": a, "b": b, "c": c}, {"x": x, "y": maximum(a, c) - exp(b) / (abs_(c) + 1.0)}
+
+
+@case("awkward_elementwise_f16_bf16")
+def _(rng):
+    x, y = uniform(rng, (4097,), "f16", -3.0, 3.0), uniform(rng, (15, 17), "bf16", -3.0, 3.0)
+    return {"x": x, "y": y}, {"s": sigmoid(x) * x, "g": gelu(y) + y, "t": tanh(x) - x * 0.5}
+
+
+@case("awkward_elementwise_ints")
+def _(rng):
+    i, k, j = ints(rng, (1000,), "i32", -1000, 1000), ints(rng, (1,), "i32"), ints(rng, (15, 17), "i8", -128, 128)
+    d = abs_(k) + 1
+    return {"i": i, "k": k, "j": j}, {"q": i / d - i, "w": j * 3 + j, "m": maximum(cast(j, "i32"), 2) * 1000}
+
+
+@case("awkward_compare_select_bool")
+def _(rng):
+    a, b = uniform(rng, (15, 17), "f32"), uniform(rng, (17,), "f32")
+    a.v[0, :] = b.v  # some equal elements
+    return {"a": a, "b": b}, {"s": select(a > b, a, b), "e": a == b, "i": cast(a > 0.0, "i8")}
+
+
+@case("awkward_reduce_last_axis")
+def _(rng):
+    x = uniform(rng, (15, 4097), "f32")
+    return {"x": x}, {"s": sum_(x, axis=-1), "m": max_(x, axis=-1, keepdims=True), "a": mean(x, axis=1)}
+
+
+@case("awkward_reduce_middle_axis")
+def _(rng):
+    x = uniform(rng, (17, 1000, 3), "f16")
+    return {"x": x}, {"s": sum_(x, axis=1), "m": min_(x, axis=0)}
+
+
+@case("awkward_reduce_ints")
+def _(rng):
+    a, b = ints(rng, (1000,), "i8", -20, 100), ints(rng, (15, 17), "i32", -1000, 1000)
+    return {"a": a, "b": b}, {"s": sum_(a), "m": max_(a), "c": sum_(b, axis=0)}
+
+
+@case("awkward_reduce_all_axes_bf16")
+def _(rng):
+    x = uniform(rng, (17, 15), "bf16")
+    return {"x": x}, {"s": sum_(x), "a": mean(x)}
+
+
+@case("awkward_transpose_shapes")
+def _(rng):
+    x, y, z = uniform(rng, (15, 1000), "f32"), uniform(rng, (17, 3, 33), "f16"), ints(rng, (1, 4097), "i8", -128, 128)
+    return {"x": x, "y": y, "z": z}, {
+        "a": transpose(x),
+        "b": transpose(y, [2, 0, 1]),
+        "c": transpose(z, [1, 0]),
+        "d": transpose(x > 0.0),
+    }
+
+
+@case("awkward_concat_slice")
+def _(rng):
+    a, b = uniform(rng, (17, 15), "f32"), uniform(rng, (17, 1), "f32")
+    return {"a": a, "b": b}, {
+        "j": concat([a, b], axis=-1),
+        "r": concat([a, a], axis=0),
+        "s": slice_(a, axis=1, start=1, end=14),
+        "t": slice_(a, start=-1),
+    }
+
+
+@case("awkward_broadcast_both_ways")
+def _(rng):
+    c, r = uniform(rng, (1000, 1), "f32"), uniform(rng, (1, 17), "f32")
+    return {"c": c, "r": r}, {"out0": c * r - broadcast_to(r, (1000, 17))}
+
+
 @case("add_f32")
 def _(rng):
     a, b = uniform(rng, (4, 8), "f32"), uniform(rng, (4, 8), "f32")
