@@ -9,6 +9,7 @@
 //! only what follows mechanically from it (addresses, loop bounds, tails).
 
 pub mod elementwise;
+pub mod matmul;
 pub mod prog;
 pub mod sync;
 pub mod vector;
@@ -157,7 +158,8 @@ pub fn assembly(plan: &Plan, kernel: &Kernel, machine: &Machine) -> Result<Strin
         };
         let items = match &stage.kind {
             StageKind::Elementwise { .. } => elementwise::generate(&mut ctx)?,
-            StageKind::Reduce { .. } | StageKind::Transpose { .. } | StageKind::MatMul { .. } => {
+            StageKind::MatMul { .. } => matmul::generate(&mut ctx)?,
+            StageKind::Reduce { .. } | StageKind::Transpose { .. } => {
                 return Err(CodegenError("WIP".into()));
             }
         };

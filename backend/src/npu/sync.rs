@@ -21,11 +21,16 @@
 //! - A conflict is skipped when an event already placed covers it (its `set`
 //!   after the writer, its `wait` before the reader), so there are no
 //!   redundant waits.
+//! - A dependency is dropped when a later write kills it: a write `z` to
+//!   the same bytes that runs between the two ops on every path (its guards
+//!   and loops enclose one of them) and is itself ordered after the first
+//!   and before the second. Such a pair is ordered through `z`, and an
+//!   event for it would not alternate with the real ones on its id.
 //! - Event ids are keyed by the buffer copies an event protects: a buffer
 //!   copy's producer and consumer events alternate through its life cycle,
 //!   so reusing an id per copy never sets a set event.
 
-use super::prog::{Access, Item, MicroOp, Pipe, SyncInsn};
+use super::prog::{Access, Item, MicroOp, Pipe, Region, SyncInsn};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Where an op sits: the child index at every level, and which levels are
@@ -96,30 +101,80 @@ struct Need {
     slots: BTreeSet<u32>,
 }
 
-fn conflict(a: &MicroOp, b: &MicroOp) -> Option<BTreeSet<u32>> {
-    let mut slots = BTreeSet::new();
+fn hit(a: &MicroOp, ka: Access, b: &MicroOp, kb: Access) -> bool {
+    let same_pipe = a.pipe == b.pipe;
+    match (ka, kb) {
+        (Access::Read, Access::Read) => false,
+        (Access::Accumulate, Access::Accumulate) => !same_pipe,
+        // Inside a pipe only read-after-write needs ordering.
+        (_, Access::Read) if same_pipe => true,
+        (Access::Read, _) if same_pipe => false,
+        (_, _) if same_pipe => false,
+        _ => true,
+    }
+}
+
+/// The conflicting access pairs of two ops (regions of `a`, of `b`).
+fn conflicts(a: &MicroOp, b: &MicroOp) -> Vec<(Region, Region)> {
+    let mut out = Vec::new();
     for (ka, ra) in &a.accesses {
         for (kb, rb) in &b.accesses {
-            if !ra.overlaps(rb) {
-                continue;
-            }
-            let same_pipe = a.pipe == b.pipe;
-            let hit = match (ka, kb) {
-                (Access::Read, Access::Read) => false,
-                (Access::Accumulate, Access::Accumulate) => !same_pipe,
-                // Inside a pipe only read-after-write needs ordering.
-                (_, Access::Read) if same_pipe => true,
-                (Access::Read, _) if same_pipe => false,
-                (_, _) if same_pipe => false,
-                _ => true,
-            };
-            if hit {
-                slots.insert(ra.slot);
-                slots.insert(rb.slot);
+            if ra.overlaps(rb) && hit(a, *ka, b, *kb) {
+                out.push((*ra, *rb));
             }
         }
     }
+    out
+}
+
+fn conflict(a: &MicroOp, b: &MicroOp) -> Option<BTreeSet<u32>> {
+    let mut slots = BTreeSet::new();
+    for (ra, rb) in conflicts(a, b) {
+        slots.insert(ra.slot);
+        slots.insert(rb.slot);
+    }
     (!slots.is_empty()).then_some(slots)
+}
+
+/// Whether `b` is ordered after `a` by the rules (same pipe, or a need).
+fn ordered(a: &MicroOp, b: &MicroOp) -> bool {
+    a.pipe == b.pipe || !conflicts(a, b).is_empty()
+}
+
+/// Whether every guard and loop enclosing `z` also encloses `x` or `y`, so
+/// `z` runs whenever both do (in the iteration between them).
+fn runs_between(z: &Loc, x: &Loc, y: &Loc) -> bool {
+    (0..z.path.len().saturating_sub(1)).all(|d| {
+        let p = &z.path[..=d];
+        x.path.starts_with(p) || y.path.starts_with(p)
+    })
+}
+
+/// Whether the dependency `flat[i] → flat[j]` is killed by an intermediate
+/// write (see the module docs). `carried` is the loop (path) through which
+/// a backward pair depends.
+fn killed(flat: &[Flat<'_>], i: usize, j: usize, carried: Option<&[usize]>) -> bool {
+    let (x, y) = (&flat[i], &flat[j]);
+    let between = |k: usize| match carried {
+        None => i < k && k < j,
+        Some(lp) => flat[k].loc.path.starts_with(lp) && (k > i || k < j),
+    };
+    conflicts(x.op, y.op).iter().all(|(ra, rb)| {
+        let (lo, hi) = (ra.start.max(rb.start), ra.end.min(rb.end));
+        (0..flat.len()).any(|k| {
+            let z = &flat[k];
+            k != i
+                && k != j
+                && z.op.pipe != Pipe::S
+                && between(k)
+                && runs_between(&z.loc, &x.loc, &y.loc)
+                && z.op.accesses.iter().any(|(kz, rz)| {
+                    *kz != Access::Read && rz.space == ra.space && rz.start <= lo && hi <= rz.end
+                })
+                && ordered(x.op, z.op)
+                && ordered(z.op, y.op)
+        })
+    })
 }
 
 /// An inserted synchronisation instruction and where it goes.
@@ -173,7 +228,7 @@ pub fn insert(items: Vec<Item>, ids: u32) -> Result<Vec<Item>, String> {
             // the innermost container holding both ops, so a guard that
             // skips them skips their events too and every event still
             // alternates set, wait, set.
-            let container = x.loc.path[..common.min(x.loc.path.len() - 1)].to_vec();
+            let mut container = x.loc.path[..common.min(x.loc.path.len() - 1)].to_vec();
             let (carried_loop, carried) = if i < j {
                 (None, false)
             } else {
@@ -187,6 +242,25 @@ pub fn insert(items: Vec<Item>, ids: u32) -> Result<Vec<Item>, String> {
                     None => continue,
                 }
             };
+            if killed(&flat, i, j, carried_loop.as_deref()) {
+                continue;
+            }
+            if let Some(lp) = &carried_loop
+                && container.len() > lp.len()
+                && flat.iter().any(|z| {
+                    z.loc.path.starts_with(lp)
+                        && !z.loc.path.starts_with(&container)
+                        && z.op.accesses.iter().any(|(_, r)| slots.contains(&r.slot))
+                })
+            {
+                // The two ops run in different iterations, each in its own
+                // instance of the guard holding both. When the buffer is
+                // also used elsewhere in the loop, the event lives in the
+                // loop's body, where the events of those other uses can
+                // cover it (two carried events on one id would both be
+                // pre-set).
+                container = lp.clone();
+            }
             let k = container.len();
             let (cx, cy) = (x.loc.path[k], y.loc.path[k]);
             let pair = (x.op.pipe != y.op.pipe).then_some((x.op.pipe, y.op.pipe));
