@@ -604,7 +604,13 @@ fn cube(ctx: &mut Ctx<'_>) -> Result<Vec<Item>, String> {
 
     let (acc, acc_addr) = region(ctx, "acc", 0)?;
     // One L1 stage on L1 copy `h`.
-    let stage = |ctx: &mut Ctx<'_>, h: u32| -> Result<Vec<Item>, String> {
+    // One L1 stage on L1 copy `h`, as pieces: the loads, each L0 step (with
+    // the K offset it skips at), the advance. The second stage of an
+    // iteration guards every piece on its own (rather than the whole stage
+    // at once), so the events into its steps wait for the matching step of
+    // the first stage only.
+    let stage = |ctx: &mut Ctx<'_>, h: u32| -> Result<Vec<(Vec<Item>, u64)>, String> {
+        let mut pieces = Vec::new();
         let mut st = Vec::new();
         remaining(&mut st, &kc, g.k, &ks, t.kl1);
         let (a1, a1_addr) = region(ctx, "a_l1", h)?;
@@ -649,6 +655,7 @@ fn cube(ctx: &mut Ctx<'_>) -> Result<Vec<Item>, String> {
                 vec![(Access::Write, b1)],
             ));
         }
+        pieces.push((std::mem::take(&mut st), 0));
         for step in 0..steps {
             let c = ((u64::from(h) * steps + step) % 2) as u32;
             let (a0, a0_addr) = region(ctx, "a_l0", c)?;
@@ -704,16 +711,7 @@ fn cube(ctx: &mut Ctx<'_>) -> Result<Vec<Item>, String> {
                 ],
             ));
             sc(&mut body, format!("s.li {init}, 0"));
-            if step == 0 {
-                st.extend(body);
-            } else {
-                let label = ctx.labels.fresh("kstep");
-                st.push(Item::Guard {
-                    skip_if: format!("s.br.le {kc}, {koff}, {label}_skip"),
-                    label,
-                    body,
-                });
-            }
+            pieces.push((body, koff));
         }
         // Advance to the next stage.
         sc(&mut st, format!("s.add {ks}, {ks}, {}", t.kl1));
@@ -721,16 +719,31 @@ fn cube(ctx: &mut Ctx<'_>) -> Result<Vec<Item>, String> {
         let b_k = if g.b_t { 1 } else { g.b_row };
         sc(&mut st, format!("s.add {ga}, {ga}, {}", t.kl1 * a_k * s));
         sc(&mut st, format!("s.add {gb}, {gb}, {}", t.kl1 * b_k * s));
-        Ok(st)
+        pieces.push((st, 0));
+        Ok(pieces)
     };
-    let mut kbody = stage(ctx, 0)?;
-    let second = stage(ctx, 1)?;
-    let label = ctx.labels.fresh("stage");
-    kbody.push(Item::Guard {
-        skip_if: format!("s.br.ge {ks}, {}, {label}_skip", g.k),
-        label,
-        body: second,
-    });
+    let mut kbody = Vec::new();
+    for h in 0..2 {
+        for (body, koff) in stage(ctx, h)? {
+            let label = ctx.labels.fresh("kstep");
+            let mut skip = Vec::new();
+            if h == 1 {
+                skip.push(format!("s.br.ge {ks}, {}, {label}_skip", g.k));
+            }
+            if koff > 0 {
+                skip.push(format!("s.br.le {kc}, {koff}, {label}_skip"));
+            }
+            if skip.is_empty() {
+                kbody.extend(body);
+            } else {
+                kbody.push(Item::Guard {
+                    skip_if: skip.join("\n    "),
+                    label,
+                    body,
+                });
+            }
+        }
+    }
     let klabel = ctx.labels.fresh("kloop");
     tile.push(Item::Loop {
         header: vec![format!("s.br.ge {ks}, {}, {klabel}_end", g.k)],

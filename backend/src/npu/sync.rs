@@ -330,7 +330,7 @@ pub fn insert(items: Vec<Item>, ids: u32) -> Result<Vec<Item>, String> {
     }
     // Event ids: one per distinct set of protected buffer copies, per pair.
     let mut keys: BTreeMap<(Pipe, Pipe), Vec<BTreeSet<u32>>> = BTreeMap::new();
-    let mut inserts: Vec<Insert> = Vec::new();
+    let mut event_ids = Vec::with_capacity(events.len());
     for e in &events {
         let list = keys.entry((e.src, e.dst)).or_default();
         let id = match list.iter().position(|k| k == &e.slots) {
@@ -347,6 +347,10 @@ pub fn insert(items: Vec<Item>, ids: u32) -> Result<Vec<Item>, String> {
                 e.dst.name()
             ));
         }
+        event_ids.push(id);
+    }
+    let mut inserts: Vec<Insert> = Vec::new();
+    for (e, &id) in events.iter().zip(&event_ids) {
         inserts.push(Insert {
             container: e.container.clone(),
             at: e.a + 1,
@@ -361,7 +365,24 @@ pub fn insert(items: Vec<Item>, ids: u32) -> Result<Vec<Item>, String> {
         });
         if let Some(lp) = &e.carried_loop {
             // Before the loop: the first iteration has nothing to wait for.
-            let (parent, idx) = split_last(lp);
+            // When the loop runs inside outer loops whose bodies use the id
+            // nowhere else, the pre-set goes before the outermost of them
+            // and the last iteration's event is consumed by the first wait
+            // of the loop's next run (no drain, so the next run's first
+            // writer overlaps this run's last reader).
+            let mut at = lp.clone();
+            for outer in enclosing_loops(&items, lp) {
+                let shared = events.iter().zip(&event_ids).any(|(f, &fid)| {
+                    (f.src, f.dst, fid) == (e.src, e.dst, id)
+                        && f.container.starts_with(&outer)
+                        && !f.container.starts_with(lp)
+                });
+                if shared {
+                    break;
+                }
+                at = outer;
+            }
+            let (parent, idx) = split_last(&at);
             inserts.push(Insert {
                 container: parent.to_vec(),
                 at: idx,
@@ -387,7 +408,18 @@ pub fn insert(items: Vec<Item>, ids: u32) -> Result<Vec<Item>, String> {
         });
     }
     inserts.sort_by(|a, b| (&a.container, a.at, a.rank).cmp(&(&b.container, b.at, b.rank)));
-    inserts.dedup_by(|a, b| a.container == b.container && a.at == b.at && a.insn == b.insn);
+    // The same instruction twice at one place would set a set event (or
+    // wait for one that is set once): keep one.
+    let mut kept: Vec<Insert> = Vec::with_capacity(inserts.len());
+    for ins in inserts {
+        if !kept
+            .iter()
+            .any(|k| k.container == ins.container && k.at == ins.at && k.insn == ins.insn)
+        {
+            kept.push(ins);
+        }
+    }
+    let inserts = kept;
     Ok(apply(items, &mut Vec::new(), &inserts))
 }
 
@@ -396,6 +428,24 @@ fn split_last(p: &[usize]) -> (&[usize], usize) {
         Some((last, rest)) => (rest, *last),
         None => (p, 0),
     }
+}
+
+/// The loops enclosing the item at `path`, innermost first (their paths).
+fn enclosing_loops(items: &[Item], path: &[usize]) -> Vec<Vec<usize>> {
+    let mut out = Vec::new();
+    let mut level = items;
+    for (d, &i) in path.iter().enumerate().take(path.len().saturating_sub(1)) {
+        match level.get(i) {
+            Some(Item::Loop { body, .. }) => {
+                out.push(path[..=d].to_vec());
+                level = body;
+            }
+            Some(Item::Guard { body, .. }) => level = body,
+            _ => break,
+        }
+    }
+    out.reverse();
+    out
 }
 
 /// Whether the container at `path` lies inside some loop.

@@ -108,7 +108,6 @@ pub fn cube_cost(g: &Geometry, t: &CubeTiles, machine: &Machine) -> f64 {
         + f64::from(l0b.fixed_cycles)
         + (bk * bn) as f64 * s / l0b.bytes_per_cycle;
     let step = cube_step.max(mte1_step);
-    let steps = kl1.div_ceil(bk) as f64;
     // L1 stage: A and B from GM; lines other tiles already touched hit L2.
     let p = &machine.dma.gm_to_l1;
     let hit = f64::from(machine.gm.l2_hit_fixed_cycles);
@@ -141,9 +140,11 @@ pub fn cube_cost(g: &Geometry, t: &CubeTiles, machine: &Machine) -> f64 {
         b_aligned,
         machine,
     );
+    // A tile streams exactly K (the last stage and step are partial).
     let stages = g.k.div_ceil(kl1) as f64;
-    let compute = stages * steps * step;
-    let loads = stages * mte2_stage;
+    let kfrac = g.k as f64 / kl1 as f64;
+    let compute = (g.k as f64 / bk as f64).max(1.0) * step;
+    let loads = kfrac * (mte2_stage - fixed_a - fixed_b) + stages * (fixed_a + fixed_b);
     // What the cube waits for at the end of a tile (single accumulator).
     let epi = match machine.organisation {
         Organisation::Split => machine.dma.l0c_to_gm.as_ref().map_or(0.0, |d| {
@@ -153,22 +154,26 @@ pub fn cube_cost(g: &Geometry, t: &CubeTiles, machine: &Machine) -> f64 {
             f64::from(d.fixed_cycles) + (bm * bn) as f64 * so / d.bytes_per_cycle
         }),
     };
+    // Per step, the events between MTE1 and the cube add latency.
+    let sync = 16.0 * (g.k as f64 / bk as f64).max(1.0);
+    // Overlap is imperfect: the less loaded side still shows through a little.
+    let (hi, lo) = if compute + sync + epi > loads {
+        (compute + sync + epi, loads)
+    } else {
+        (loads, compute + sync + epi)
+    };
+    let tile = hi + 0.05 * lo;
+    // The pipeline fills once: the next tile's loads overlap this one's end.
     let fill = mte2_stage + mte1_step;
-    let tile = (compute + epi).max(loads) + fill;
-    (rounds * tile).max(chip_bound(g, machine))
+    (rounds * tile + fill).max(chip_bound(g, machine))
 }
 
+/// Tile extents to try: multiples of 16 up to `limit` (at most 512).
 fn candidates(limit: u64) -> Vec<u64> {
-    let mut v: Vec<u64> = [
-        16u64, 32, 48, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384, 512,
-    ]
-    .into_iter()
-    .filter(|&x| x <= limit)
-    .collect();
-    if v.is_empty() {
-        v.push(16);
-    }
-    v
+    (1..=32u64)
+        .map(|i| 16 * i)
+        .filter(|&x| x <= limit.max(16))
+        .collect()
 }
 
 fn schedule_cube(stage: &mut Stage, g: &Geometry, machine: &Machine) -> Result<(), String> {
@@ -199,7 +204,7 @@ fn schedule_cube(stage: &mut Stage, g: &Geometry, machine: &Machine) -> Result<(
                 if bk < kq || bk % kq != 0 || (bk > kpad && bk != kq) {
                     continue;
                 }
-                for steps in 1..=8u64 {
+                for steps in 1..=16u64 {
                     let kl1 = bk * steps;
                     if kl1 > kpad.div_ceil(bk) * bk && steps > 1 {
                         break;
