@@ -631,3 +631,76 @@ fn scalar_tensor(c: Scalar, dtype: DType) -> Tensor {
     };
     Tensor::from_f64(dtype, vec![], vec![x])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::driver;
+
+    fn plan_of(text: &str, machine: &str) -> Plan {
+        let src = driver::Source {
+            name: "t.tsr".into(),
+            text: text.into(),
+        };
+        let file = driver::parse_and_check(&src).ok().expect("parses");
+        let kernel = driver::lower(&file, "k", &tessera_ir::DimEnv::default(), &src)
+            .ok()
+            .expect("lowers");
+        plan(&kernel, &Machine::builtin(machine).expect("machine")).expect("plans")
+    }
+
+    #[test]
+    fn relu_and_cast_fold_into_the_matmul_stage() {
+        let p = plan_of(
+            "kernel k(a: f16[17, 40], b: f16[40, 15]) -> f16[17, 15] {\n    return cast(relu(a @ b), f16);\n}\n",
+            "910b-like",
+        );
+        assert_eq!(p.stages.len(), 1, "{}", p.text());
+        let s = &p.stages[0];
+        assert_eq!(s.nodes, vec![0, 1, 2]);
+        let StageKind::MatMul { out, relu, .. } = &s.kind else {
+            panic!("not a matmul: {}", p.text());
+        };
+        assert!(*relu);
+        assert_eq!(out.dtype, DType::F16);
+        assert_eq!(out.buffer(), Some(2), "written straight into the result");
+    }
+
+    #[test]
+    fn an_epilogue_with_other_uses_is_not_folded() {
+        // The accumulator is also returned: relu and cast stay stages.
+        let p = plan_of(
+            "kernel k(a: f16[16, 32], b: f16[32, 16]) -> (x: f32[16, 16], y: f16[16, 16]) {\n    let c = a @ b;\n    return (c, cast(relu(c), f16));\n}\n",
+            "910-like",
+        );
+        assert_eq!(p.stages.len(), 3, "{}", p.text());
+        let StageKind::MatMul { out, relu, .. } = &p.stages[0].kind else {
+            panic!("not a matmul: {}", p.text());
+        };
+        assert!(!*relu);
+        assert_eq!(out.dtype, DType::F32);
+        // A cast to f32 of an i8 matmul's i32 accumulator is no hardware
+        // cast: only f16/bf16 casts of float accumulators fold.
+        let p = plan_of(
+            "kernel k(a: i8[16, 32], b: i8[32, 16]) -> f32[16, 16] {\n    return cast(relu(a @ b), f32);\n}\n",
+            "910b-like",
+        );
+        assert_eq!(p.stages.len(), 2, "{}", p.text());
+        assert_eq!(p.stages[0].nodes, vec![0, 1]);
+    }
+
+    #[test]
+    fn batch_dims_broadcast_to_the_output() {
+        let p = plan_of(
+            "kernel k(a: f16[17, 40], b: f16[3, 15, 40]) -> f32[3, 17, 15] {\n    return a @ transpose(b, [0, 2, 1]);\n}\n",
+            "910b-like",
+        );
+        let StageKind::MatMul { a, b, .. } = &p.stages[0].kind else {
+            panic!("not a matmul: {}", p.text());
+        };
+        assert_eq!(a.view.shape, vec![3, 17, 40]);
+        assert_eq!(a.view.strides, vec![0, 40, 1]);
+        assert!(b.transposed);
+        assert_eq!(b.view.strides, vec![600, 1, 40]);
+    }
+}

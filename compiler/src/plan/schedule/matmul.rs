@@ -338,3 +338,101 @@ fn schedule_vector(stage: &mut Stage, g: &Geometry, machine: &Machine) -> Result
     stage.estimate = cost as u64;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tessera_ir::plan::{MatOperand, Schedule, StageKind, View};
+
+    fn stage(dtype: DType, out: DType, (m, k, n): (u64, u64, u64), b_t: bool) -> Stage {
+        let a = View::contiguous(0, dtype, &[m, k]);
+        let b = if b_t {
+            View {
+                strides: vec![1, k],
+                ..View::contiguous(1, dtype, &[k, n])
+            }
+        } else {
+            View::contiguous(1, dtype, &[k, n])
+        };
+        Stage {
+            nodes: vec![0],
+            kind: StageKind::MatMul {
+                a: MatOperand {
+                    view: a,
+                    transposed: false,
+                },
+                b: MatOperand {
+                    view: b,
+                    transposed: b_t,
+                },
+                out: View::contiguous(2, out, &[m, n]),
+                relu: false,
+            },
+            unit: Unit::Cube,
+            block_dim: 1,
+            schedule: Schedule::default(),
+            local: Vec::new(),
+            estimate: 0,
+        }
+    }
+
+    #[test]
+    fn a_large_f16_gemm_fills_l0c_and_every_core() {
+        for (name, tile) in [("910b-like", 128 * 256), ("910-like", 256 * 256)] {
+            let machine = Machine::builtin(name).unwrap();
+            let mut s = stage(DType::F16, DType::F16, (4096, 4096, 4096), false);
+            schedule(&mut s, &machine).unwrap();
+            let p = |n: &str| s.schedule.get(n).unwrap();
+            assert_eq!(s.unit, Unit::Cube);
+            assert_eq!(p("base_m") * p("base_n"), tile, "{name}: {:?}", s.schedule);
+            assert_eq!(p("l1_k") % p("base_k"), 0);
+            assert_eq!(s.block_dim, machine.cube_cores());
+            assert!(fits(&s.local, &machine));
+            assert!(s.estimate > 0);
+        }
+    }
+
+    #[test]
+    fn dtypes_the_cube_lacks_go_to_the_vector_unit() {
+        let machine = Machine::builtin("910-like").unwrap();
+        for dtype in [DType::BF16, DType::F32] {
+            for b_t in [false, true] {
+                let mut s = stage(dtype, DType::F32, (1000, 17, 15), b_t);
+                schedule(&mut s, &machine).unwrap();
+                assert_eq!(s.unit, Unit::Vector);
+                assert!(s.schedule.get("cols").unwrap() % 64 == 0);
+                assert!(fits(&s.local, &machine));
+            }
+        }
+        // The same dtypes use the cube where it has them.
+        let machine = Machine::builtin("910b-like").unwrap();
+        let mut s = stage(DType::BF16, DType::F32, (1000, 17, 15), true);
+        schedule(&mut s, &machine).unwrap();
+        assert_eq!(s.unit, Unit::Cube);
+    }
+
+    #[test]
+    fn awkward_shapes_get_tiles_that_fit() {
+        for name in Machine::builtin_names() {
+            let machine = Machine::builtin(name).unwrap();
+            for dtype in [DType::F16, DType::I8, DType::F32] {
+                for mkn in [(1, 1, 1), (15, 1000, 17), (1000, 17, 1), (17, 4097, 15)] {
+                    let out = if dtype == DType::I8 {
+                        DType::I32
+                    } else {
+                        DType::F32
+                    };
+                    let mut s = stage(dtype, out, mkn, false);
+                    schedule(&mut s, &machine).unwrap();
+                    assert!(fits(&s.local, &machine), "{name} {dtype} {mkn:?}");
+                    let tiles = s.schedule.get("tiles").unwrap();
+                    let cores = match s.unit {
+                        Unit::Cube => machine.cube_cores(),
+                        Unit::Vector => machine.vector_cores(),
+                    };
+                    assert_eq!(u64::from(s.block_dim), tiles.min(u64::from(cores)));
+                }
+            }
+        }
+    }
+}
