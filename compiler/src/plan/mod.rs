@@ -642,10 +642,12 @@ mod tests {
             name: "t.tsr".into(),
             text: text.into(),
         };
-        let file = driver::parse_and_check(&src).ok().expect("parses");
-        let kernel = driver::lower(&file, "k", &tessera_ir::DimEnv::default(), &src)
-            .ok()
-            .expect("lowers");
+        let Ok(file) = driver::parse_and_check(&src) else {
+            panic!("does not parse")
+        };
+        let Ok(kernel) = driver::lower(&file, "k", &tessera_ir::DimEnv::default(), &src) else {
+            panic!("does not lower")
+        };
         plan(&kernel, &Machine::builtin(machine).expect("machine")).expect("plans")
     }
 

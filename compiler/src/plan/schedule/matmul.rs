@@ -400,7 +400,7 @@ mod tests {
                 let mut s = stage(dtype, DType::F32, (1000, 17, 15), b_t);
                 schedule(&mut s, &machine).unwrap();
                 assert_eq!(s.unit, Unit::Vector);
-                assert!(s.schedule.get("cols").unwrap() % 64 == 0);
+                assert!(s.schedule.get("cols").unwrap().is_multiple_of(64));
                 assert!(fits(&s.local, &machine));
             }
         }
