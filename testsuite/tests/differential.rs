@@ -3,7 +3,7 @@
 //! the simulator on both built-in machines, run with the race detector on,
 //! and compared with the reference interpreter under the spec's tolerances.
 //!
-//! `TESSERA_DIFF_CASES` sets the number of programs (default 500) and
+//! `TESSERA_DIFF_CASES` sets the number of programs (default 1000) and
 //! `TESSERA_DIFF_SEED` the first seed (default 1); a failure prints the
 //! seed and the kernel's IR text, and `TESSERA_DIFF_SEED=<seed>
 //! TESSERA_DIFF_CASES=1` replays it (`TESSERA_DIFF_PRINT=1` prints every
@@ -138,12 +138,18 @@ impl Gen {
     }
 
     fn step(&mut self) -> Option<Value> {
+        let choice = self.rng.below(14);
+        self.step_with(choice)
+    }
+
+    /// One random op of kind `choice` (see the match) on a random value.
+    fn step_with(&mut self, choice: u64) -> Option<Value> {
         let all = self.values();
         let v = *self.rng.pick(&all);
         let t = self.ty(v);
         let numeric = t.dtype.is_numeric();
         let float = t.dtype.is_float();
-        match self.rng.below(12) {
+        match choice {
             0 | 1 if numeric => {
                 let ops: &[UnaryOp] = if float {
                     &[
@@ -293,6 +299,43 @@ impl Gen {
                     self.push(Op::Concat { axis }, vec![v, other])
                 }
             }
+            12 | 13
+                if t.shape.rank() >= 2
+                    && matches!(t.dtype, DType::F16 | DType::BF16 | DType::F32 | DType::I8) =>
+            {
+                // v @ rhs, rhs a new parameter [.., k, n] (its batch dims a
+                // suffix of v's, so they broadcast) or v's own transpose;
+                // sometimes with a relu or cast epilogue the planner folds.
+                let dims = t.shape.as_fixed()?;
+                let rank = dims.len();
+                let k = dims[rank - 1];
+                let rhs = if self.rng.chance(25) {
+                    let mut perm: Vec<usize> = (0..rank).collect();
+                    perm.swap(rank - 2, rank - 1);
+                    self.push(Op::Transpose(perm), vec![v])?
+                } else {
+                    let keep = self.rng.below(rank as u64 - 1) as usize;
+                    let mut d: Vec<u64> = dims[rank - 2 - keep..rank - 2].to_vec();
+                    d.push(k);
+                    d.push(*self.rng.pick(&DIMS));
+                    let name = format!("p{}", self.k.params.len());
+                    self.k
+                        .add_param(name, TensorType::new(t.dtype, Shape::fixed(&d)))
+                };
+                let mm = self.push(Op::MatMul, vec![v, rhs])?;
+                match self.rng.below(4) {
+                    0 if t.dtype != DType::I8 => self.push(Op::Unary(UnaryOp::Relu), vec![mm]),
+                    1 => {
+                        let to = *self.rng.pick(&[DType::F16, DType::BF16, DType::F32]);
+                        let mt = self.ty(mm);
+                        if to == mt.dtype {
+                            return Some(mm);
+                        }
+                        self.push(Op::Cast(to), vec![mm])
+                    }
+                    _ => Some(mm),
+                }
+            }
             _ => {
                 // Reshape: flatten, or add a leading dim by broadcasting.
                 let dims = t.shape.as_fixed()?;
@@ -324,6 +367,13 @@ fn generate(seed: u64) -> Kernel {
     }
     let target = 2 + g.rng.below(6);
     let mut tries = 0;
+    // A third of the kernels start with a matmul (the cube stages).
+    if g.rng.chance(33) {
+        while g.k.nodes.is_empty() && tries < 20 {
+            tries += 1;
+            let _ = g.step_with(12);
+        }
+    }
     while (g.k.nodes.len() as u64) < target && tries < 200 {
         tries += 1;
         let _ = g.step();
@@ -414,7 +464,7 @@ fn random_kernels_match_the_reference_on_the_simulator() {
             .and_then(|v| v.parse().ok())
             .unwrap_or(d)
     };
-    let cases = env("TESSERA_DIFF_CASES", 500);
+    let cases = env("TESSERA_DIFF_CASES", 1000);
     let first = env("TESSERA_DIFF_SEED", 1);
     let print = std::env::var_os("TESSERA_DIFF_PRINT").is_some();
     let mut failures = Vec::new();

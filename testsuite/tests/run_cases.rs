@@ -1,5 +1,6 @@
 //! Valid programs (`cases/run/*.tsr`): check, AST and IR snapshots, IR text
-//! round trip, and the reference interpreter against numpy fixtures.
+//! round trip, and the reference interpreter and the simulator (both
+//! built-in machines, race detector on) against numpy fixtures.
 
 use std::path::Path;
 use tessera_compiler::{driver, inputs};
@@ -59,16 +60,46 @@ fn run_case(path: &Path) -> Result {
     }
     tessera_ir::verify::verify_concrete(&kernel).map_err(|e| e.to_string())?;
 
-    // Run it as a user would: `tessera run --target ref` with the fixture
-    // inputs, then compare the .npy files it writes with numpy's.
-    let out_dir = std::env::temp_dir().join(format!("tessera-run-{name}-{}", std::process::id()));
-    let mut args: Vec<String> = vec![
-        "tessera".into(),
-        "run".into(),
-        src.name.clone(),
-        "--target".into(),
-        "ref".into(),
-    ];
+    // Run it as a user would: `tessera run` with the fixture inputs on the
+    // reference interpreter and on the simulator of both built-in machines
+    // (race detector on), then compare the .npy files each writes with
+    // numpy's.
+    let mut failures = Vec::new();
+    for target in [
+        &["--target", "ref"][..],
+        &["--target", "sim", "--machine", "910b-like"],
+        &["--target", "sim", "--machine", "910-like"],
+    ] {
+        let what = target.join(" ");
+        for f in run_target(&src, &name, def, &dirs, &kernel, &data, target)? {
+            failures.push(format!("{what}: {f}"));
+        }
+    }
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(failures.join("\n").into())
+    }
+}
+
+/// Runs the case through the CLI with `target` and returns one line per
+/// output that disagrees with the numpy fixture.
+fn run_target(
+    src: &driver::Source,
+    name: &str,
+    def: &tessera_frontend::ast::KernelDef,
+    dirs: &tessera_testsuite::Directives,
+    kernel: &tessera_ir::Kernel,
+    data: &Path,
+    target: &[&str],
+) -> datatest_stable::Result<Vec<String>> {
+    let out_dir = std::env::temp_dir().join(format!(
+        "tessera-run-{name}-{}-{}",
+        target.join("-"),
+        std::process::id()
+    ));
+    let mut args: Vec<String> = vec!["tessera".into(), "run".into(), src.name.clone()];
+    args.extend(target.iter().map(|s| s.to_string()));
     args.extend([
         "-k".into(),
         def.name.name.clone(),
@@ -116,11 +147,7 @@ fn run_case(path: &Path) -> Result {
         }
     }
     let _ = std::fs::remove_dir_all(&out_dir);
-    if failures.is_empty() {
-        Ok(())
-    } else {
-        Err(failures.join("\n").into())
-    }
+    Ok(failures)
 }
 
 datatest_stable::harness! {

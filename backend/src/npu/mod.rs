@@ -9,6 +9,7 @@
 //! only what follows mechanically from it (addresses, loop bounds, tails).
 
 pub mod elementwise;
+pub mod matmul;
 pub mod prog;
 pub mod reduce;
 pub mod sync;
@@ -161,9 +162,7 @@ pub fn assembly(plan: &Plan, kernel: &Kernel, machine: &Machine) -> Result<Strin
             StageKind::Elementwise { .. } => elementwise::generate(&mut ctx)?,
             StageKind::Reduce { .. } => reduce::generate(&mut ctx)?,
             StageKind::Transpose { .. } => transpose::generate(&mut ctx)?,
-            StageKind::MatMul { .. } => {
-                return Err(CodegenError("WIP".into()));
-            }
+            StageKind::MatMul { .. } => matmul::generate(&mut ctx)?,
         };
         let items = sync::insert(items, machine.sync.event_ids)?;
         let nodes: Vec<String> = stage.nodes.iter().map(|n| format!("%{n}")).collect();

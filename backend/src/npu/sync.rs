@@ -12,20 +12,31 @@
 //!   they are never skipped by a guard that skips only one side.
 //! - A conflict from an op to an op *earlier* in a loop body is loop-carried:
 //!   the same placement inside the innermost common loop, plus a `set` before
-//!   the loop (the first iteration has nothing to wait for) and, when that
-//!   loop runs again inside another loop, a `wait` after it that drains the
-//!   last iteration's event.
+//!   the loop (the first iteration has nothing to wait for). When the loop
+//!   runs again inside outer loops, the pre-set moves before the outermost
+//!   of them whose body uses the id nowhere else, and the last iteration's
+//!   event is consumed by the next run's first wait; only when no such
+//!   loop exists does a `wait` after the loop drain it.
 //! - A read-after-write inside one pipe needs a `barrier` of that pipe
 //!   before the reader (accumulating `mmad`s are exempt, as the cube chains
 //!   them in place). Scalar accesses execute at issue and need nothing.
 //! - A conflict is skipped when an event already placed covers it (its `set`
 //!   after the writer, its `wait` before the reader), so there are no
 //!   redundant waits.
-//! - Every event has its own id per pipe pair: an event alternates set and
-//!   wait through the life cycle of the buffer it protects (its producer
-//!   rewrites the buffer only after the consumer released it).
+//! - A dependency is dropped when a later write kills it: a write `z` to
+//!   the same bytes that runs between the two ops on every path (its guards
+//!   and loops enclose one of them) and is itself ordered after the first
+//!   and before the second. Such a pair is ordered through `z` and needs
+//!   no event of its own.
+//! - Every event has its own id per pipe pair when the pair has enough ids:
+//!   an event alternates set and wait through the life cycle of the buffer
+//!   it protects (its producer rewrites the buffer only after the consumer
+//!   released it). Otherwise events of the same pair are first merged
+//!   within a container, and then share one id per set of buffer copies
+//!   they protect (the events of one copy alternate through its life cycle
+//!   as well).
 
-use super::prog::{Access, Item, MicroOp, Pipe, SyncInsn};
+use super::prog::{Access, Item, MicroOp, Pipe, Region, SyncInsn};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Where an op sits: the child index at every level, and which levels are
@@ -96,30 +107,80 @@ struct Need {
     slots: BTreeSet<u32>,
 }
 
-fn conflict(a: &MicroOp, b: &MicroOp) -> Option<BTreeSet<u32>> {
-    let mut slots = BTreeSet::new();
+fn hit(a: &MicroOp, ka: Access, b: &MicroOp, kb: Access) -> bool {
+    let same_pipe = a.pipe == b.pipe;
+    match (ka, kb) {
+        (Access::Read, Access::Read) => false,
+        (Access::Accumulate, Access::Accumulate) => !same_pipe,
+        // Inside a pipe only read-after-write needs ordering.
+        (_, Access::Read) if same_pipe => true,
+        (Access::Read, _) if same_pipe => false,
+        (_, _) if same_pipe => false,
+        _ => true,
+    }
+}
+
+/// The conflicting access pairs of two ops (regions of `a`, of `b`).
+fn conflicts(a: &MicroOp, b: &MicroOp) -> Vec<(Region, Region)> {
+    let mut out = Vec::new();
     for (ka, ra) in &a.accesses {
         for (kb, rb) in &b.accesses {
-            if !ra.overlaps(rb) {
-                continue;
-            }
-            let same_pipe = a.pipe == b.pipe;
-            let hit = match (ka, kb) {
-                (Access::Read, Access::Read) => false,
-                (Access::Accumulate, Access::Accumulate) => !same_pipe,
-                // Inside a pipe only read-after-write needs ordering.
-                (_, Access::Read) if same_pipe => true,
-                (Access::Read, _) if same_pipe => false,
-                (_, _) if same_pipe => false,
-                _ => true,
-            };
-            if hit {
-                slots.insert(ra.slot);
-                slots.insert(rb.slot);
+            if ra.overlaps(rb) && hit(a, *ka, b, *kb) {
+                out.push((*ra, *rb));
             }
         }
     }
+    out
+}
+
+fn conflict(a: &MicroOp, b: &MicroOp) -> Option<BTreeSet<u32>> {
+    let mut slots = BTreeSet::new();
+    for (ra, rb) in conflicts(a, b) {
+        slots.insert(ra.slot);
+        slots.insert(rb.slot);
+    }
     (!slots.is_empty()).then_some(slots)
+}
+
+/// Whether `b` is ordered after `a` by the rules (same pipe, or a need).
+fn ordered(a: &MicroOp, b: &MicroOp) -> bool {
+    a.pipe == b.pipe || !conflicts(a, b).is_empty()
+}
+
+/// Whether every guard and loop enclosing `z` also encloses `x` or `y`, so
+/// `z` runs whenever both do (in the iteration between them).
+fn runs_between(z: &Loc, x: &Loc, y: &Loc) -> bool {
+    (0..z.path.len().saturating_sub(1)).all(|d| {
+        let p = &z.path[..=d];
+        x.path.starts_with(p) || y.path.starts_with(p)
+    })
+}
+
+/// Whether the dependency `flat[i] → flat[j]` is killed by an intermediate
+/// write (see the module docs). `carried` is the loop (path) through which
+/// a backward pair depends.
+fn killed(flat: &[Flat<'_>], i: usize, j: usize, carried: Option<&[usize]>) -> bool {
+    let (x, y) = (&flat[i], &flat[j]);
+    let between = |k: usize| match carried {
+        None => i < k && k < j,
+        Some(lp) => flat[k].loc.path.starts_with(lp) && (k > i || k < j),
+    };
+    conflicts(x.op, y.op).iter().all(|(ra, rb)| {
+        let (lo, hi) = (ra.start.max(rb.start), ra.end.min(rb.end));
+        (0..flat.len()).any(|k| {
+            let z = &flat[k];
+            k != i
+                && k != j
+                && z.op.pipe != Pipe::S
+                && between(k)
+                && runs_between(&z.loc, &x.loc, &y.loc)
+                && z.op.accesses.iter().any(|(kz, rz)| {
+                    *kz != Access::Read && rz.space == ra.space && rz.start <= lo && hi <= rz.end
+                })
+                && ordered(x.op, z.op)
+                && ordered(z.op, y.op)
+        })
+    })
 }
 
 /// An inserted synchronisation instruction and where it goes.
@@ -173,7 +234,7 @@ pub fn insert(items: Vec<Item>, ids: u32) -> Result<Vec<Item>, String> {
             // the innermost container holding both ops, so a guard that
             // skips them skips their events too and every event still
             // alternates set, wait, set.
-            let container = x.loc.path[..common.min(x.loc.path.len() - 1)].to_vec();
+            let mut container = x.loc.path[..common.min(x.loc.path.len() - 1)].to_vec();
             let (carried_loop, carried) = if i < j {
                 (None, false)
             } else {
@@ -187,6 +248,25 @@ pub fn insert(items: Vec<Item>, ids: u32) -> Result<Vec<Item>, String> {
                     None => continue,
                 }
             };
+            if killed(&flat, i, j, carried_loop.as_deref()) {
+                continue;
+            }
+            if let Some(lp) = &carried_loop
+                && container.len() > lp.len()
+                && flat.iter().any(|z| {
+                    z.loc.path.starts_with(lp)
+                        && !z.loc.path.starts_with(&container)
+                        && z.op.accesses.iter().any(|(_, r)| slots.contains(&r.slot))
+                })
+            {
+                // The two ops run in different iterations, each in its own
+                // instance of the guard holding both. When the buffer is
+                // also used elsewhere in the loop, the event lives in the
+                // loop's body, where the events of those other uses can
+                // cover it (two carried events on one id would both be
+                // pre-set).
+                container = lp.clone();
+            }
             let k = container.len();
             let (cx, cy) = (x.loc.path[k], y.loc.path[k]);
             let pair = (x.op.pipe != y.op.pipe).then_some((x.op.pipe, y.op.pipe));
@@ -315,16 +395,35 @@ pub fn insert(items: Vec<Item>, ids: u32) -> Result<Vec<Item>, String> {
             break;
         }
     }
-    // Event ids: one per event and pipe pair. A single event alternates set
-    // and wait through its buffer's life cycle (the producer rewrites the
-    // buffer only after the consumer released it); two events sharing an id
-    // would have no such guarantee.
-    let mut counts: BTreeMap<(Pipe, Pipe), u32> = BTreeMap::new();
-    let mut inserts: Vec<Insert> = Vec::new();
+    // Event ids: one per event and pipe pair where they fit. A single event
+    // alternates set and wait through its buffer's life cycle (the producer
+    // rewrites the buffer only after the consumer released it). A pair with
+    // more events than ids shares one id per distinct set of protected
+    // buffer copies instead: the events of one buffer copy alternate too,
+    // since each rewrite of the copy is ordered after the previous use.
+    let mut per_pair: BTreeMap<(Pipe, Pipe), usize> = BTreeMap::new();
     for e in &events {
-        let next = counts.entry((e.src, e.dst)).or_default();
-        let id = *next;
-        *next += 1;
+        *per_pair.entry((e.src, e.dst)).or_default() += 1;
+    }
+    let mut counts: BTreeMap<(Pipe, Pipe), u32> = BTreeMap::new();
+    let mut keys: BTreeMap<(Pipe, Pipe), Vec<BTreeSet<u32>>> = BTreeMap::new();
+    let mut event_ids = Vec::with_capacity(events.len());
+    for e in &events {
+        let pair = (e.src, e.dst);
+        let id = if per_pair[&pair] as u32 <= ids {
+            let next = counts.entry(pair).or_default();
+            *next += 1;
+            *next - 1
+        } else {
+            let list = keys.entry(pair).or_default();
+            match list.iter().position(|k| k == &e.slots) {
+                Some(i) => i as u32,
+                None => {
+                    list.push(e.slots.clone());
+                    list.len() as u32 - 1
+                }
+            }
+        };
         if id >= ids {
             return Err(format!(
                 "the stage needs more than {ids} events from {} to {}",
@@ -332,6 +431,10 @@ pub fn insert(items: Vec<Item>, ids: u32) -> Result<Vec<Item>, String> {
                 e.dst.name()
             ));
         }
+        event_ids.push(id);
+    }
+    let mut inserts: Vec<Insert> = Vec::new();
+    for (e, &id) in events.iter().zip(&event_ids) {
         inserts.push(Insert {
             container: e.container.clone(),
             at: e.a + 1,
@@ -346,7 +449,24 @@ pub fn insert(items: Vec<Item>, ids: u32) -> Result<Vec<Item>, String> {
         });
         if let Some(lp) = &e.carried_loop {
             // Before the loop: the first iteration has nothing to wait for.
-            let (parent, idx) = split_last(lp);
+            // When the loop runs inside outer loops whose bodies use the id
+            // nowhere else, the pre-set goes before the outermost of them
+            // and the last iteration's event is consumed by the first wait
+            // of the loop's next run (no drain, so the next run's first
+            // writer overlaps this run's last reader).
+            let mut at = lp.clone();
+            for outer in enclosing_loops(&items, lp) {
+                let shared = events.iter().zip(&event_ids).any(|(f, &fid)| {
+                    (f.src, f.dst, fid) == (e.src, e.dst, id)
+                        && f.container.starts_with(&outer)
+                        && !f.container.starts_with(lp)
+                });
+                if shared {
+                    break;
+                }
+                at = outer;
+            }
+            let (parent, idx) = split_last(&at);
             inserts.push(Insert {
                 container: parent.to_vec(),
                 at: idx,
@@ -372,7 +492,18 @@ pub fn insert(items: Vec<Item>, ids: u32) -> Result<Vec<Item>, String> {
         });
     }
     inserts.sort_by(|a, b| (&a.container, a.at, a.rank).cmp(&(&b.container, b.at, b.rank)));
-    inserts.dedup_by(|a, b| a.container == b.container && a.at == b.at && a.insn == b.insn);
+    // The same instruction twice at one place would set a set event (or
+    // wait for one that is set once): keep one.
+    let mut kept: Vec<Insert> = Vec::with_capacity(inserts.len());
+    for ins in inserts {
+        if !kept
+            .iter()
+            .any(|k| k.container == ins.container && k.at == ins.at && k.insn == ins.insn)
+        {
+            kept.push(ins);
+        }
+    }
+    let inserts = kept;
     Ok(apply(items, &mut Vec::new(), &inserts))
 }
 
@@ -381,6 +512,24 @@ fn split_last(p: &[usize]) -> (&[usize], usize) {
         Some((last, rest)) => (rest, *last),
         None => (p, 0),
     }
+}
+
+/// The loops enclosing the item at `path`, innermost first (their paths).
+fn enclosing_loops(items: &[Item], path: &[usize]) -> Vec<Vec<usize>> {
+    let mut out = Vec::new();
+    let mut level = items;
+    for (d, &i) in path.iter().enumerate().take(path.len().saturating_sub(1)) {
+        match level.get(i) {
+            Some(Item::Loop { body, .. }) => {
+                out.push(path[..=d].to_vec());
+                level = body;
+            }
+            Some(Item::Guard { body, .. }) => level = body,
+            _ => break,
+        }
+    }
+    out.reverse();
+    out
 }
 
 /// Whether the container at `path` lies inside some loop.
@@ -559,5 +708,52 @@ mod tests {
             text(items),
             "    load a\n    load b\n    sync.set mte2, v, 0\n    sync.wait mte2, v, 0\n    add\n"
         );
+    }
+
+    #[test]
+    fn a_write_between_kills_the_older_dependency() {
+        // Two steps on one buffer per iteration: the second load's data is
+        // never read by the next iteration's first mmad (the first load
+        // overwrites it), so no loop-carried load -> mmad event exists.
+        let body = vec![
+            op("load0", Pipe::Mte1, &[(Write, 0, 512, 0)]),
+            op("mmad0", Pipe::M, &[(Read, 0, 512, 0)]),
+            op("load1", Pipe::Mte1, &[(Write, 0, 512, 0)]),
+            op("mmad1", Pipe::M, &[(Read, 0, 512, 0)]),
+        ];
+        let out = text(vec![Item::Loop {
+            label: "l".into(),
+            header: vec![],
+            body,
+            latch: vec![],
+        }]);
+        let before_loop = out.split("l:").next().unwrap();
+        assert!(!before_loop.contains("sync.set mte1, m"), "{out}");
+        // The write-after-read back edge is real: pre-set once.
+        assert_eq!(before_loop.matches("sync.set m, mte1").count(), 1, "{out}");
+    }
+
+    #[test]
+    fn a_nested_loops_carried_event_is_not_drained_per_outer_iteration() {
+        let inner = Item::Loop {
+            label: "k".into(),
+            header: vec![],
+            body: vec![
+                op("load", Pipe::Mte1, &[(Write, 0, 512, 0)]),
+                op("mmad", Pipe::M, &[(Read, 0, 512, 0)]),
+            ],
+            latch: vec![],
+        };
+        let out = text(vec![Item::Loop {
+            label: "t".into(),
+            header: vec![],
+            body: vec![inner],
+            latch: vec![],
+        }]);
+        // Pre-set before the outer loop, no wait after the inner one.
+        let (before, rest) = out.split_once("t:").unwrap();
+        assert!(before.contains("sync.set m, mte1, 0"), "{out}");
+        let after_inner = rest.split("k_end:").nth(1).unwrap();
+        assert!(!after_inner.contains("sync.wait m, mte1"), "{out}");
     }
 }

@@ -19,7 +19,7 @@ use tessera_ir::plan::{
     BufKind, Buffer, EwArg, EwInst, EwOp, MatOperand, Pattern, Plan, Schedule, Source, Stage,
     StageKind, Unit, View, coalesce, pattern, row_major_strides,
 };
-use tessera_ir::{DType, Diagnostic, Kernel, Op, Scalar, Tensor, Value};
+use tessera_ir::{DType, Diagnostic, Kernel, Op, Scalar, Tensor, UnaryOp, Value};
 use tessera_sim::Machine;
 
 /// Builds the unfused plan of a concrete kernel for a machine.
@@ -48,6 +48,12 @@ struct Planner<'a> {
     hint: Vec<Option<usize>>,
     /// Results already written by a stage.
     written: Vec<bool>,
+    /// For each node: how often its value is used (arguments and results).
+    uses: Vec<usize>,
+    /// For each node: the nodes that use it.
+    users: Vec<Vec<usize>>,
+    /// Nodes computed by an earlier stage (a folded matmul epilogue).
+    folded: Vec<bool>,
 }
 
 fn shape_of(k: &Kernel, v: Value) -> Vec<u64> {
@@ -92,10 +98,14 @@ impl<'a> Planner<'a> {
         // chain of reshapes (a contiguous buffer reshapes for free).
         let mut hint = vec![None; k.nodes.len()];
         let mut uses = vec![0usize; k.nodes.len()];
-        for n in &k.nodes {
+        let mut users: Vec<Vec<usize>> = vec![Vec::new(); k.nodes.len()];
+        for (i, n) in k.nodes.iter().enumerate() {
             for a in &n.args {
                 if let Value::Node(j) = a {
                     uses[*j as usize] += 1;
+                    if !users[*j as usize].contains(&i) {
+                        users[*j as usize].push(i);
+                    }
                 }
             }
         }
@@ -142,6 +152,9 @@ impl<'a> Planner<'a> {
             views,
             hint,
             written: vec![false; results],
+            uses,
+            users,
+            folded: vec![false; k.nodes.len()],
         }
     }
 
@@ -258,6 +271,9 @@ impl<'a> Planner<'a> {
     fn run(&mut self) -> Result<(), Diagnostic> {
         let k = self.k;
         for (i, n) in k.nodes.iter().enumerate() {
+            if self.folded[i] {
+                continue; // computed by the stage it was folded into
+            }
             let out_shape = n.ty.shape.as_fixed().unwrap_or_default();
             let view = match &n.op {
                 Op::Full { value, ty } => View::constant(*value, ty.dtype, &out_shape),
@@ -490,8 +506,46 @@ impl<'a> Planner<'a> {
         })
     }
 
+    /// The only user of node `i`, if its value has exactly one use.
+    fn sole_user(&self, i: usize) -> Option<usize> {
+        match self.users[i].as_slice() {
+            [j] if self.uses[i] == 1 => Some(*j),
+            _ => None,
+        }
+    }
+
+    /// The epilogue a matmul stage computes on its way out of the
+    /// accumulator: `relu` and/or a cast to f16/bf16 when they are the
+    /// matmul's only use. Returns the folded nodes, whether relu is applied
+    /// and the output dtype.
+    fn epilogue(&self, i: usize) -> (Vec<usize>, bool, DType) {
+        let k = self.k;
+        let mut nodes = Vec::new();
+        let mut relu = false;
+        let mut dtype = k.nodes[i].ty.dtype;
+        let mut last = i;
+        if let Some(j) = self.sole_user(last)
+            && matches!(k.nodes[j].op, Op::Unary(UnaryOp::Relu))
+        {
+            relu = true;
+            nodes.push(j);
+            last = j;
+        }
+        if let Some(j) = self.sole_user(last)
+            && matches!(k.nodes[j].op, Op::Cast(_))
+            && dtype == DType::F32
+            && matches!(k.nodes[j].ty.dtype, DType::F16 | DType::BF16)
+        {
+            dtype = k.nodes[j].ty.dtype;
+            nodes.push(j);
+        }
+        (nodes, relu, dtype)
+    }
+
     fn matmul(&mut self, i: usize) -> Result<View, Diagnostic> {
         let n = &self.k.nodes[i];
+        let out_shape = n.ty.shape.as_fixed().unwrap_or_default();
+        let batch = &out_shape[..out_shape.len() - 2];
         let mut operands = Vec::new();
         for &a in &n.args {
             let v = self.view(a)?;
@@ -500,35 +554,43 @@ impl<'a> Planner<'a> {
             let (rows, cols) = (v.shape[r - 2], v.shape[r - 1]);
             let row_major = (cs == 1 || cols == 1) && (rs >= cols || rows == 1);
             let transposed = !row_major && (rs == 1 || rows == 1) && (cs >= rows || cols == 1);
-            let v = if v.buffer().is_some() && (row_major || transposed) {
-                MatOperand {
-                    view: v,
-                    transposed,
-                }
+            let (v, transposed) = if v.buffer().is_some() && (row_major || transposed) {
+                (v, transposed)
             } else {
-                MatOperand {
-                    view: self.materialise(&v, None),
-                    transposed: false,
-                }
+                (self.materialise(&v, None), false)
             };
-            operands.push(v);
+            // Batch dims broadcast to the output's (stride 0).
+            let mut target = batch.to_vec();
+            target.extend_from_slice(&v.shape[r - 2..]);
+            operands.push(MatOperand {
+                view: broadcast(&v, &target),
+                transposed,
+            });
         }
-        let out_shape = n.ty.shape.as_fixed().unwrap_or_default();
-        let dtype = n.ty.dtype;
-        let out = self.fresh(dtype, &out_shape, Some(i));
+        let (folded, relu, dtype) = self.epilogue(i);
+        let last = folded.last().copied().unwrap_or(i);
+        let out = self.fresh(dtype, &out_shape, Some(last));
         let b = operands
             .pop()
             .ok_or_else(|| Diagnostic::with_code("ICE", "internal: matmul arity"))?;
         let a = operands
             .pop()
             .ok_or_else(|| Diagnostic::with_code("ICE", "internal: matmul arity"))?;
+        let mut nodes = vec![i];
+        for &j in &folded {
+            // The folded nodes' values are the stage's output.
+            self.folded[j] = true;
+            let s = self.slot(Value::Node(j as u32));
+            self.views[s] = Some(out.clone());
+            nodes.push(j);
+        }
         self.push(
-            vec![i],
+            nodes,
             StageKind::MatMul {
                 a,
                 b,
                 out: out.clone(),
-                relu: false,
+                relu,
             },
             Unit::Cube,
         );
@@ -571,4 +633,79 @@ fn scalar_tensor(c: Scalar, dtype: DType) -> Tensor {
         Scalar::Bool(b) => f64::from(u8::from(b)),
     };
     Tensor::from_f64(dtype, vec![], vec![x])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::driver;
+
+    fn plan_of(text: &str, machine: &str) -> Plan {
+        let src = driver::Source {
+            name: "t.tsr".into(),
+            text: text.into(),
+        };
+        let Ok(file) = driver::parse_and_check(&src) else {
+            panic!("does not parse")
+        };
+        let Ok(kernel) = driver::lower(&file, "k", &tessera_ir::DimEnv::default(), &src) else {
+            panic!("does not lower")
+        };
+        plan(&kernel, &Machine::builtin(machine).expect("machine")).expect("plans")
+    }
+
+    #[test]
+    fn relu_and_cast_fold_into_the_matmul_stage() {
+        let p = plan_of(
+            "kernel k(a: f16[17, 40], b: f16[40, 15]) -> f16[17, 15] {\n    return cast(relu(a @ b), f16);\n}\n",
+            "910b-like",
+        );
+        assert_eq!(p.stages.len(), 1, "{}", p.text());
+        let s = &p.stages[0];
+        assert_eq!(s.nodes, vec![0, 1, 2]);
+        let StageKind::MatMul { out, relu, .. } = &s.kind else {
+            panic!("not a matmul: {}", p.text());
+        };
+        assert!(*relu);
+        assert_eq!(out.dtype, DType::F16);
+        assert_eq!(out.buffer(), Some(2), "written straight into the result");
+    }
+
+    #[test]
+    fn an_epilogue_with_other_uses_is_not_folded() {
+        // The accumulator is also returned: relu and cast stay stages.
+        let p = plan_of(
+            "kernel k(a: f16[16, 32], b: f16[32, 16]) -> (x: f32[16, 16], y: f16[16, 16]) {\n    let c = a @ b;\n    return (c, cast(relu(c), f16));\n}\n",
+            "910-like",
+        );
+        assert_eq!(p.stages.len(), 3, "{}", p.text());
+        let StageKind::MatMul { out, relu, .. } = &p.stages[0].kind else {
+            panic!("not a matmul: {}", p.text());
+        };
+        assert!(!*relu);
+        assert_eq!(out.dtype, DType::F32);
+        // A cast to f32 of an i8 matmul's i32 accumulator is no hardware
+        // cast: only f16/bf16 casts of float accumulators fold.
+        let p = plan_of(
+            "kernel k(a: i8[16, 32], b: i8[32, 16]) -> f32[16, 16] {\n    return cast(relu(a @ b), f32);\n}\n",
+            "910b-like",
+        );
+        assert_eq!(p.stages.len(), 2, "{}", p.text());
+        assert_eq!(p.stages[0].nodes, vec![0, 1]);
+    }
+
+    #[test]
+    fn batch_dims_broadcast_to_the_output() {
+        let p = plan_of(
+            "kernel k(a: f16[17, 40], b: f16[3, 15, 40]) -> f32[3, 17, 15] {\n    return a @ transpose(b, [0, 2, 1]);\n}\n",
+            "910b-like",
+        );
+        let StageKind::MatMul { a, b, .. } = &p.stages[0].kind else {
+            panic!("not a matmul: {}", p.text());
+        };
+        assert_eq!(a.view.shape, vec![3, 17, 40]);
+        assert_eq!(a.view.strides, vec![0, 40, 1]);
+        assert!(b.transposed);
+        assert_eq!(b.view.strides, vec![600, 1, 40]);
+    }
 }

@@ -1143,6 +1143,71 @@ def _(rng):
     return {"a": a, "b": b, "bias": bias}, {"out0": a @ b + bias}
 
 
+@case("matmul_awkward_f16_shapes")
+def _(rng):
+    shapes = {
+        "a": (17, 1000), "b": (1000, 15), "c": (1000, 17), "d": (17, 15),
+        "e": (15, 15), "f": (15, 1000), "g": (1, 1000), "h": (1000, 17),
+        "i": (15, 1), "j": (1, 17), "k": (1000, 17), "l": (17, 1),
+    }
+    t = {n: uniform(rng, s, "f16") for n, s in shapes.items()}
+    outs = {
+        "x": t["a"] @ t["b"], "y": t["c"] @ t["d"], "z": t["e"] @ t["f"],
+        "w": t["g"] @ t["h"], "v": t["i"] @ t["j"], "u": t["k"] @ t["l"],
+    }
+    return t, outs
+
+
+@case("matmul_awkward_dtypes")
+def _(rng):
+    t = {
+        "a": uniform(rng, (17, 1000), "bf16"), "b": uniform(rng, (1000, 15), "bf16"),
+        "c": uniform(rng, (15, 17), "f32"), "d": uniform(rng, (17, 1000), "f32"),
+        "e": uniform(rng, (1, 1000), "f32"), "f": uniform(rng, (1000, 17), "f32"),
+        "g": ints(rng, (17, 1000), "i8", -128, 128), "h": ints(rng, (1000, 15), "i8", -128, 128),
+        "i": ints(rng, (1000, 17), "i8", -128, 128), "j": ints(rng, (17, 1), "i8", -128, 128),
+    }
+    outs = {
+        "x": t["a"] @ t["b"], "y": t["c"] @ t["d"], "z": t["e"] @ t["f"],
+        "w": t["g"] @ t["h"], "v": t["i"] @ t["j"],
+    }
+    return t, outs
+
+
+@case("matmul_awkward_batch_transposed")
+def _(rng):
+    t = {
+        "a": uniform(rng, (17, 40), "f16"), "b": uniform(rng, (3, 15, 40), "f16"),
+        "c": uniform(rng, (3, 33, 17), "f16"), "d": uniform(rng, (3, 33, 15), "f16"),
+        "e": uniform(rng, (2, 1, 15, 33), "f32"), "f": uniform(rng, (3, 17, 33), "f32"),
+        "p": uniform(rng, (3, 17, 20), "bf16"), "q": uniform(rng, (20, 15), "bf16"),
+    }
+    outs = {
+        "x": t["a"] @ transpose(t["b"], (0, 2, 1)),
+        "y": transpose(t["c"], (0, 2, 1)) @ t["d"],
+        "z": t["e"] @ transpose(t["f"], (0, 2, 1)),
+        "w": t["p"] @ t["q"],
+    }
+    return t, outs
+
+
+@case("matmul_awkward_relu_cast")
+def _(rng):
+    t = {
+        "a": uniform(rng, (17, 100), "f16"), "b": uniform(rng, (100, 1000), "f16"),
+        "c": uniform(rng, (15, 1000), "bf16"), "d": uniform(rng, (1000, 17), "bf16"),
+        "e": uniform(rng, (1000, 15), "f32"), "f": uniform(rng, (15, 17), "f32"),
+        "g": uniform(rng, (15, 17), "f16"), "h": uniform(rng, (17, 15), "f16"),
+    }
+    outs = {
+        "x": cast(relu(t["a"] @ t["b"]), "f16"),
+        "y": cast(relu(t["c"] @ t["d"]), "bf16"),
+        "z": relu(t["e"] @ t["f"]),
+        "w": cast(t["g"] @ t["h"], "f16"),
+    }
+    return t, outs
+
+
 # --- shape builtins ------------------------------------------------------------------
 
 
