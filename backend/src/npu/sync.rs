@@ -26,8 +26,9 @@
 //! - A dependency is dropped when a later write kills it: a write `z` to
 //!   the same bytes that runs between the two ops on every path (its guards
 //!   and loops enclose one of them) and is itself ordered after the first
-//!   and before the second. Such a pair is ordered through `z` and needs
-//!   no event of its own.
+//!   and before the second. Such a pair is ordered through `z` (a `set` or
+//!   `barrier` waits for everything its pipe issued before it, so the two
+//!   orderings compose) and needs no event of its own.
 //! - Every event has its own id per pipe pair when the pair has enough ids:
 //!   an event alternates set and wait through the life cycle of the buffer
 //!   it protects (its producer rewrites the buffer only after the consumer
