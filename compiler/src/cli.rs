@@ -218,7 +218,7 @@ pub struct RunArgs {
     #[arg(long = "dim", value_name = "NAME=VALUE")]
     pub dims: Vec<String>,
     /// The target.
-    #[arg(long, value_enum, default_value_t = Target::Ref)]
+    #[arg(long, value_enum, default_value_t = Target::Sim)]
     pub target: Target,
     /// A built-in machine name or a TOML file.
     #[arg(long)]

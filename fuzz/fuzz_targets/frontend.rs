@@ -13,7 +13,10 @@ fuzz_target!(|data: &[u8]| {
     if !tessera_frontend::lower::check(&file).is_empty() {
         return;
     }
-    let env = [("M", 3u64), ("N", 5), ("K", 2)].iter().map(|(k, v)| (k.to_string(), *v)).collect();
+    let env = [("M", 3u64), ("N", 5), ("K", 2)]
+        .iter()
+        .map(|(k, v)| (k.to_string(), *v))
+        .collect();
     for k in &file.kernels {
         let _ = tessera_frontend::lower::lower(&file, &k.name.name, &env);
     }
