@@ -94,6 +94,15 @@ pub fn roofline_inputs(k: &Kernel, m: &Machine) -> (Vec<(tessera_sim::Dt, u64)>,
             let kdim = a.shape.dims().last().and_then(|d| d.fixed()).unwrap_or(0);
             let out = n.ty.shape.num_elements().unwrap_or(0);
             let dt = crate::simulate::dt(a.dtype);
+            if m.cube_macs_per_cycle(dt).is_none() {
+                // The cube lacks the dtype, so the vector unit does the
+                // MACs: at least a multiply and an add per MAC, 64 lanes
+                // (f32 or i32 accumulation) per 256-byte repeat.
+                let v = &m.vector.ops;
+                let per_repeat = f64::from(v.scalar.per_repeat) + f64::from(v.binary.per_repeat);
+                vector += (out * kdim).div_ceil(64) as f64 * per_repeat;
+                continue;
+            }
             match macs.iter_mut().find(|(d, _)| *d == dt) {
                 Some(e) => e.1 += out * kdim,
                 None => macs.push((dt, out * kdim)),

@@ -172,7 +172,7 @@ pub fn assembly(plan: &Plan, kernel: &Kernel, machine: &Machine) -> Result<Strin
         prog::print(&items, &mut out);
         let _ = writeln!(out, "    end");
     }
-    Ok(out)
+    prog::legalize_immediates(&out).map_err(CodegenError)
 }
 
 /// Generates and assembles a plan.

@@ -201,8 +201,53 @@ pub struct Regs {
     next: u8,
 }
 
-/// The number of general registers.
-pub const NUM_REGS: u8 = 32;
+/// The number of general registers templates may allocate: `r0`–`r30`.
+/// `r31` is [`SCRATCH`], reserved for [`legalize_immediates`].
+pub const NUM_REGS: u8 = 31;
+
+/// The register that carries an immediate too wide for its operand.
+pub const SCRATCH: &str = "r31";
+
+/// Rewrites every scalar instruction of assembly `text` with an integer
+/// operand outside the 32-bit immediate range (a GM offset into a workspace
+/// of several GiB, say) into `s.li r31, IMM` (64-bit) followed by the
+/// instruction reading `r31`. Templates compute offsets in `u64`, so only
+/// this step needs to know the encoding's immediate width.
+pub fn legalize_immediates(text: &str) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        let t = line.trim_start();
+        let indent = &line[..line.len() - t.len()];
+        let wide = |o: &str| o.parse::<i128>().is_ok_and(|v| i32::try_from(v).is_err());
+        if !t.starts_with("s.") || t.starts_with("s.li ") || t.starts_with("s.lif ") {
+            out.push_str(line);
+            out.push('\n');
+            continue;
+        }
+        let (mnemonic, rest) = t.split_once(' ').unwrap_or((t, ""));
+        let ops: Vec<&str> = rest.split(", ").collect();
+        let n = ops.iter().filter(|o| wide(o)).count();
+        if n == 0 {
+            out.push_str(line);
+            out.push('\n');
+            continue;
+        }
+        if n > 1 {
+            return Err(format!("two wide immediates in `{t}`"));
+        }
+        let mut fixed = Vec::with_capacity(ops.len());
+        for o in ops {
+            if wide(o) {
+                out.push_str(&format!("{indent}s.li {SCRATCH}, {o}\n"));
+                fixed.push(SCRATCH);
+            } else {
+                fixed.push(o);
+            }
+        }
+        out.push_str(&format!("{indent}{mnemonic} {}\n", fixed.join(", ")));
+    }
+    Ok(out)
+}
 
 impl Regs {
     /// A fresh register.
@@ -227,5 +272,19 @@ impl Labels {
     pub fn fresh(&mut self, what: &str) -> String {
         self.next += 1;
         format!("{what}{}", self.next)
+    }
+}
+
+#[cfg(test)]
+mod legalize_tests {
+    use super::legalize_immediates;
+
+    #[test]
+    fn wide_immediates_go_through_the_scratch_register() {
+        let text = "L:\n    s.add r3, r3, 2147483648\n    s.add r3, r3, 2147483647\n    s.br.ge r2, -4294967296, L\n    s.li r4, 4294967296\n";
+        assert_eq!(
+            legalize_immediates(text).unwrap(),
+            "L:\n    s.li r31, 2147483648\n    s.add r3, r3, r31\n    s.add r3, r3, 2147483647\n    s.li r31, -4294967296\n    s.br.ge r2, r31, L\n    s.li r4, 4294967296\n"
+        );
     }
 }
