@@ -212,3 +212,61 @@ mod tests {
         assert!(directives("//@ color: red\n").is_err());
     }
 }
+
+/// Seeded random inputs for every parameter of `kernel` (as `run
+/// --random-inputs --seed seed` draws them).
+pub fn random_inputs(kernel: &tessera_ir::Kernel, seed: u64) -> Vec<tessera_ir::Tensor> {
+    kernel
+        .params
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            tessera_compiler::inputs::random_tensor(
+                p.ty.dtype,
+                p.ty.shape.as_usize().unwrap_or_default(),
+                seed,
+                i,
+            )
+        })
+        .collect()
+}
+
+/// Runs `program` on the simulator of `machine` (race detector on) with
+/// `inputs`, and compares every output with the reference interpreter's
+/// under the spec's tolerances; `Err` names the first output that differs.
+pub fn simulate_against_reference(
+    kernel: &tessera_ir::Kernel,
+    machine: &tessera_sim::Machine,
+    program: &tessera_sim::Program,
+    inputs: &[tessera_ir::Tensor],
+) -> Result<(), String> {
+    use tessera_compiler::simulate;
+    use tessera_ir::compare::{Tolerance, compare};
+    let reference =
+        tessera_ir::interp::run(kernel, inputs).map_err(|e| format!("reference: {e}"))?;
+    let named: Vec<(String, tessera_sim::Tensor)> = kernel
+        .params
+        .iter()
+        .zip(inputs)
+        .map(|(p, t)| (p.name.clone(), simulate::to_sim(t)))
+        .collect();
+    let out = tessera_sim::run(
+        machine,
+        program,
+        &named,
+        &tessera_sim::RunOptions::default(),
+    )
+    .map_err(|e| format!("simulator on {}: {e}", machine.name))?;
+    for ((o, (_, got)), want) in kernel.outputs.iter().zip(&out.outputs).zip(&reference) {
+        let got = simulate::from_sim(got).map_err(|e| format!("{e:?}"))?;
+        let tol = Tolerance::for_output(want.dtype, kernel.accumulated(o.value));
+        let c = compare(&got, want, tol);
+        if !c.ok() {
+            return Err(format!(
+                "output `{}` on {}: {} mismatches, first {:?}, max abs {:.3e}, max rel {:.3e}",
+                o.name, machine.name, c.mismatches, c.first_mismatch, c.max_abs, c.max_rel
+            ));
+        }
+    }
+    Ok(())
+}

@@ -18,15 +18,7 @@ fn codegen_case(path: &Path) -> Result {
     let def = driver::select_kernel(&file, dirs.kernel.as_deref()).map_err(|f| format!("{f:?}"))?;
     let kernel =
         driver::lower(&file, &def.name.name, &dirs.dims, &src).map_err(|f| format!("{f:?}"))?;
-    let inputs: Vec<tessera_ir::Tensor> = kernel
-        .params
-        .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            inputs::random_tensor(p.ty.dtype, p.ty.shape.as_usize().unwrap_or_default(), 7, i)
-        })
-        .collect();
-    let reference = tessera_ir::interp::run(&kernel, &inputs).map_err(|e| e.to_string())?;
+    let inputs = tessera_testsuite::random_inputs(&kernel, 7);
     let settings = snapshot_settings(path);
     for machine_name in ["910b-like", "910-like"] {
         let machine = simulate::machine(Some(machine_name)).map_err(|f| format!("{f:?}"))?;
@@ -38,30 +30,7 @@ fn codegen_case(path: &Path) -> Result {
                 tessera_sim::disassemble(&code.program)
             );
         });
-        let named: Vec<(String, tessera_sim::Tensor)> = kernel
-            .params
-            .iter()
-            .zip(&inputs)
-            .map(|(p, t)| (p.name.clone(), simulate::to_sim(t)))
-            .collect();
-        let out = tessera_sim::run(
-            &machine,
-            &code.program,
-            &named,
-            &tessera_sim::RunOptions::default(),
-        )
-        .map_err(|e| format!("{machine_name}: {e}"))?;
-        for ((o, (_, got)), want) in kernel.outputs.iter().zip(&out.outputs).zip(&reference) {
-            let got = simulate::from_sim(got).map_err(|f| format!("{f:?}"))?;
-            let c = compare(
-                &got,
-                want,
-                Tolerance::for_output(want.dtype, kernel.accumulated(o.value)),
-            );
-            if !c.ok() {
-                return Err(format!("{machine_name}: output `{}`: {c:?}", o.name).into());
-            }
-        }
+        tessera_testsuite::simulate_against_reference(&kernel, &machine, &code.program, &inputs)?;
     }
     Ok(())
 }

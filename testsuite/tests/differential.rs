@@ -412,48 +412,10 @@ fn check(seed: u64) -> Result<(), String> {
         name: "diff".into(),
         text: String::new(),
     };
-    let inputs: Vec<Tensor> = kernel
-        .params
-        .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            inputs::random_tensor(
-                p.ty.dtype,
-                p.ty.shape.as_usize().unwrap_or_default(),
-                seed,
-                i,
-            )
-        })
-        .collect();
-    let reference =
-        tessera_ir::interp::run(&kernel, &inputs).map_err(|e| format!("reference: {e}"))?;
     let code =
         driver::compile_npu(&kernel, &machine, &src).map_err(|e| format!("compile: {e:?}"))?;
-    let named: Vec<(String, tessera_sim::Tensor)> = kernel
-        .params
-        .iter()
-        .zip(&inputs)
-        .map(|(p, t)| (p.name.clone(), simulate::to_sim(t)))
-        .collect();
-    let out = tessera_sim::run(
-        &machine,
-        &code.program,
-        &named,
-        &tessera_sim::RunOptions::default(),
-    )
-    .map_err(|e| format!("simulator on {machine_name}: {e}"))?;
-    for ((o, (_, got)), want) in kernel.outputs.iter().zip(&out.outputs).zip(&reference) {
-        let got = simulate::from_sim(got).map_err(|e| format!("{e:?}"))?;
-        let tol = Tolerance::for_output(want.dtype, kernel.accumulated(o.value));
-        let c = compare(&got, want, tol);
-        if !c.ok() {
-            return Err(format!(
-                "output `{}` on {machine_name}: {} mismatches, first {:?}, max abs {:.3e}, max rel {:.3e}",
-                o.name, c.mismatches, c.first_mismatch, c.max_abs, c.max_rel
-            ));
-        }
-    }
-    Ok(())
+    let inputs = tessera_testsuite::random_inputs(&kernel, seed);
+    tessera_testsuite::simulate_against_reference(&kernel, &machine, &code.program, &inputs)
 }
 
 #[test]

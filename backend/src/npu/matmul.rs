@@ -31,7 +31,7 @@
 //! Synchronisation is derived by `sync.rs` from the accesses.
 
 use super::Ctx;
-use super::prog::{Access, Item, MicroOp, Pipe, Region, Space};
+use super::prog::{Access, Item, Labels, MicroOp, Pipe, Region, Space};
 use super::vector::{self, Opnd, VBuf};
 use tessera_ir::DType;
 use tessera_ir::plan::{
@@ -162,9 +162,20 @@ pub struct CubeTiles {
     /// Epilogue chunk width through UB on coupled machines (`epi_cols`; 0 on
     /// split machines).
     pub ec: u64,
+    /// Column parts of each tile of the last, partial round (`tail_parts`;
+    /// 1: none). With `tiles = q·block_dim + r`, the last `r` tiles are cut
+    /// into `tail_parts` column strips of [`CubeTiles::tail_width`] dealt
+    /// to the cores as `r · tail_parts` tiles, so the busiest core runs `q`
+    /// tiles and one strip rather than `q + 1` tiles.
+    pub tail: u64,
 }
 
 impl CubeTiles {
+    /// The width of a tail strip: `base_n / tail_parts` rounded up to 16.
+    pub fn tail_width(&self) -> u64 {
+        self.bn.div_ceil(self.tail.max(1)).div_ceil(16) * 16
+    }
+
     /// Writes the parameters into a schedule.
     pub fn store(&self, s: &mut Schedule) {
         s.set("base_m", self.bm);
@@ -173,6 +184,9 @@ impl CubeTiles {
         s.set("l1_k", self.kl1);
         if self.ec > 0 {
             s.set("epi_cols", self.ec);
+        }
+        if self.tail > 1 {
+            s.set("tail_parts", self.tail);
         }
     }
 
@@ -183,6 +197,7 @@ impl CubeTiles {
             bk: ctx.param("base_k")?,
             kl1: ctx.param("l1_k")?,
             ec: ctx.stage.schedule.get("epi_cols").unwrap_or(0),
+            tail: ctx.stage.schedule.get("tail_parts").unwrap_or(1),
         })
     }
 }
@@ -368,6 +383,7 @@ pub fn layout(
                 bk: get("base_k")?,
                 kl1: get("l1_k")?,
                 ec: schedule.get("epi_cols").unwrap_or(0),
+                tail: schedule.get("tail_parts").unwrap_or(1),
             },
             machine,
         ),
@@ -460,6 +476,53 @@ fn remaining(items: &mut Vec<Item>, dst: &str, total: u64, start: &str, tile: u6
     sc(items, format!("s.min {dst}, {dst}, {tile}"));
 }
 
+/// The strips of a stage's last round (see [`CubeTiles::tail`]).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Tail {
+    /// The first tile index that is cut into strips (`tiles - r`).
+    pub first: u64,
+    /// Strips per tile.
+    pub parts: u64,
+    /// Strip width (a multiple of 16).
+    pub width: u64,
+    /// All tiles of the stage.
+    pub tiles: u64,
+}
+
+impl Tail {
+    /// The strips of `t` on a stage of geometry `g` over `cores` cube
+    /// cores, or `None` when every strip would not hold at least one
+    /// column of its tile (all strips must be non-empty).
+    pub fn of(g: &Geometry, t: &CubeTiles, cores: u64) -> Option<Tail> {
+        if t.tail <= 1 || g.batches() != 1 {
+            return None;
+        }
+        let tn = g.n.div_ceil(t.bn);
+        let tiles = g.m.div_ceil(t.bm) * tn;
+        let r = tiles % cores;
+        if tiles <= cores || r == 0 || r * t.tail > cores {
+            return None;
+        }
+        let width = t.tail_width();
+        let first = tiles - r;
+        let nonempty = (first..tiles).all(|q| {
+            let w = t.bn.min(g.n - (q % tn) * t.bn);
+            w > (t.tail - 1) * width
+        });
+        nonempty.then_some(Tail {
+            first,
+            parts: t.tail,
+            width,
+            tiles,
+        })
+    }
+
+    /// The tile indices the stage's loop runs over: whole tiles, then strips.
+    pub fn indices(&self) -> u64 {
+        self.first + (self.tiles - self.first) * self.parts
+    }
+}
+
 fn log2(x: u64) -> u32 {
     x.trailing_zeros()
 }
@@ -475,6 +538,7 @@ fn tile_setup(
     r: &TileRegs,
     tmp: [&str; 3],
     digits: &[String],
+    tail: Option<(&Tail, &mut Labels)>,
     items: &mut Vec<Item>,
 ) {
     let (s, so) = (size(g.dtype), size(g.out));
@@ -482,14 +546,54 @@ fn tile_setup(
     let tn = g.n.div_ceil(tile_n);
     let per_batch = tm * tn;
     let [o, m0, n0] = tmp;
-    sc(items, format!("s.div {o}, {t}, {per_batch}"));
-    sc(items, format!("s.rem {n0}, {t}, {per_batch}"));
-    sc(items, format!("s.div {m0}, {n0}, {tn}"));
-    sc(items, format!("s.rem {n0}, {n0}, {tn}"));
-    sc(items, format!("s.mul {m0}, {m0}, {tile_m}"));
-    sc(items, format!("s.mul {n0}, {n0}, {tile_n}"));
-    remaining(items, &r.mcur, g.m, m0, tile_m);
-    remaining(items, &r.ncur, g.n, n0, tile_n);
+    let mut whole = Vec::new();
+    sc(&mut whole, format!("s.div {o}, {t}, {per_batch}"));
+    sc(&mut whole, format!("s.rem {n0}, {t}, {per_batch}"));
+    sc(&mut whole, format!("s.div {m0}, {n0}, {tn}"));
+    sc(&mut whole, format!("s.rem {n0}, {n0}, {tn}"));
+    sc(&mut whole, format!("s.mul {m0}, {m0}, {tile_m}"));
+    sc(&mut whole, format!("s.mul {n0}, {n0}, {tile_n}"));
+    remaining(&mut whole, &r.mcur, g.m, m0, tile_m);
+    remaining(&mut whole, &r.ncur, g.n, n0, tile_n);
+    match tail {
+        None => items.extend(whole),
+        Some((tl, labels)) => {
+            // Index `t >= first` is strip `p` of tile `first + q`
+            // (`t - first = q·parts + p`); a single batch, so `o` is free.
+            let label = labels.fresh("whole");
+            items.push(Item::Guard {
+                skip_if: format!("s.br.ge {t}, {}, {label}_skip", tl.first),
+                label,
+                body: whole,
+            });
+            let mut strip = Vec::new();
+            sc(&mut strip, format!("s.sub {o}, {t}, {}", tl.first));
+            sc(&mut strip, format!("s.div {n0}, {o}, {}", tl.parts));
+            sc(&mut strip, format!("s.add {n0}, {n0}, {}", tl.first));
+            sc(&mut strip, format!("s.div {m0}, {n0}, {tn}"));
+            sc(&mut strip, format!("s.rem {n0}, {n0}, {tn}"));
+            sc(&mut strip, format!("s.mul {m0}, {m0}, {tile_m}"));
+            sc(&mut strip, format!("s.mul {n0}, {n0}, {tile_n}"));
+            remaining(&mut strip, &r.mcur, g.m, m0, tile_m);
+            // ncur = min(tile end, n) - strip start, at most the width.
+            sc(&mut strip, format!("s.add {}, {n0}, {tile_n}", r.ncur));
+            sc(&mut strip, format!("s.min {}, {}, {}", r.ncur, r.ncur, g.n));
+            sc(&mut strip, format!("s.rem {o}, {o}, {}", tl.parts));
+            sc(&mut strip, format!("s.mul {o}, {o}, {}", tl.width));
+            sc(&mut strip, format!("s.add {n0}, {n0}, {o}"));
+            sc(&mut strip, format!("s.sub {}, {}, {n0}", r.ncur, r.ncur));
+            sc(
+                &mut strip,
+                format!("s.min {}, {}, {}", r.ncur, r.ncur, tl.width),
+            );
+            let label = labels.fresh("strip");
+            items.push(Item::Guard {
+                skip_if: format!("s.br.lt {t}, {}, {label}_skip", tl.first),
+                label,
+                body: strip,
+            });
+        }
+    }
     // A: rows m0.. (row-major: m strided by a_row; transposed: m contiguous).
     let a_m = if g.a_t { 1 } else { g.a_row };
     sc(items, format!("s.mul {}, {m0}, {}", r.ga, a_m * s));
@@ -536,7 +640,14 @@ fn cube(ctx: &mut Ctx<'_>) -> Result<Vec<Item>, String> {
     let odt = vector::dt(g.out);
     let tm = g.m.div_ceil(t.bm);
     let tn = g.n.div_ceil(t.bn);
-    let total = g.batches() * tm * tn;
+    let tail = Tail::of(&g, &t, u64::from(ctx.stage.block_dim));
+    if t.tail > 1 && tail.is_none() {
+        return Err(format!(
+            "internal: tail_parts={} does not fit this stage's last round",
+            t.tail
+        ));
+    }
+    let total = tail.map_or(g.batches() * tm * tn, |tl| tl.indices());
     let steps = t.kl1 / t.bk;
     let kl1_rows = nz_rows(t.kl1, c0);
 
@@ -585,6 +696,7 @@ fn cube(ctx: &mut Ctx<'_>) -> Result<Vec<Item>, String> {
         &regs,
         [&tmp[0], &tmp[1], &tmp[2]],
         &digits,
+        tail.as_ref().map(|tl| (tl, &mut ctx.labels)),
         &mut tile,
     );
     let TileRegs {
@@ -938,6 +1050,7 @@ fn vector_path(ctx: &mut Ctx<'_>) -> Result<Vec<Item>, String> {
         &regs,
         [&tmp[0], &tmp[1], &tmp[2]],
         &digits,
+        None,
         &mut tile,
     );
     let TileRegs {
