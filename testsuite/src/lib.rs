@@ -175,44 +175,6 @@ pub fn snapshot_settings(case: &Path) -> insta::Settings {
     s
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn annotations_point_at_lines() {
-        let src = "a //~ ERROR E0100\nb\n//~^ ERROR E0300 E0400\n";
-        let a = annotations(src).unwrap();
-        assert_eq!(
-            a,
-            vec![
-                Annotation {
-                    line: 1,
-                    code: "E0100".into()
-                },
-                Annotation {
-                    line: 2,
-                    code: "E0300".into()
-                },
-                Annotation {
-                    line: 2,
-                    code: "E0400".into()
-                },
-            ]
-        );
-        assert!(annotations("x //~ ERROR\n").is_err());
-        assert!(annotations("x //~ WARN E0001\n").is_err());
-    }
-
-    #[test]
-    fn directives_parse_and_reject_unknown_keys() {
-        let d = directives("//@ kernel: k\n//@ dims: M=4, N=8\n").unwrap();
-        assert_eq!(d.kernel.as_deref(), Some("k"));
-        assert_eq!(d.dims.get("N"), Some(&8));
-        assert!(directives("//@ color: red\n").is_err());
-    }
-}
-
 /// Seeded random inputs for every parameter of `kernel` (as `run
 /// --random-inputs --seed seed` draws them).
 pub fn random_inputs(kernel: &tessera_ir::Kernel, seed: u64) -> Vec<tessera_ir::Tensor> {
@@ -269,4 +231,42 @@ pub fn simulate_against_reference(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn annotations_point_at_lines() {
+        let src = "a //~ ERROR E0100\nb\n//~^ ERROR E0300 E0400\n";
+        let a = annotations(src).unwrap();
+        assert_eq!(
+            a,
+            vec![
+                Annotation {
+                    line: 1,
+                    code: "E0100".into()
+                },
+                Annotation {
+                    line: 2,
+                    code: "E0300".into()
+                },
+                Annotation {
+                    line: 2,
+                    code: "E0400".into()
+                },
+            ]
+        );
+        assert!(annotations("x //~ ERROR\n").is_err());
+        assert!(annotations("x //~ WARN E0001\n").is_err());
+    }
+
+    #[test]
+    fn directives_parse_and_reject_unknown_keys() {
+        let d = directives("//@ kernel: k\n//@ dims: M=4, N=8\n").unwrap();
+        assert_eq!(d.kernel.as_deref(), Some("k"));
+        assert_eq!(d.dims.get("N"), Some(&8));
+        assert!(directives("//@ color: red\n").is_err());
+    }
 }

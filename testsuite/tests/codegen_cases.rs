@@ -4,8 +4,7 @@
 //! seeded random inputs.
 
 use std::path::Path;
-use tessera_compiler::{driver, inputs, simulate};
-use tessera_ir::compare::{Tolerance, compare};
+use tessera_compiler::{driver, simulate};
 use tessera_testsuite::{case_name, directives, load, snapshot_settings};
 
 type Result = datatest_stable::Result<()>;

@@ -12,11 +12,10 @@
 //! mismatch is a compiler bug, not an ill-conditioned program.
 
 use tessera_compiler::driver::{self, Source};
-use tessera_compiler::{inputs, simulate};
-use tessera_ir::compare::{Tolerance, compare};
+use tessera_compiler::simulate;
 use tessera_ir::{
-    BinaryOp, CompareOp, DType, Kernel, Op, Output, ReduceOp, Scalar, Shape, Tensor, TensorType,
-    UnaryOp, Value,
+    BinaryOp, CompareOp, DType, Kernel, Op, Output, ReduceOp, Scalar, Shape, TensorType, UnaryOp,
+    Value,
 };
 
 /// SplitMix64.

@@ -5,8 +5,7 @@
 //! the strips on the simulator (race detector on) against the reference.
 
 use tessera_backend::npu::matmul::{CubeTiles, Geometry, Tail, cube_layout};
-use tessera_compiler::{inputs, simulate};
-use tessera_ir::compare::{Tolerance, compare};
+use tessera_compiler::simulate;
 use tessera_ir::plan::StageKind;
 
 /// `cast(a @ b, f16)` with `a: f16[m, 64]`, `b: f16[64, n]`, on `machine`,
