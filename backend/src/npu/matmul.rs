@@ -491,8 +491,8 @@ pub struct Tail {
 
 impl Tail {
     /// The strips of `t` on a stage of geometry `g` over `cores` cube
-    /// cores, or `None` when every strip would not hold at least one
-    /// column of its tile (all strips must be non-empty).
+    /// cores; `None` when `t` asks for none, the stage has batches, the
+    /// last round is full, or some strip would hold no column of its tile.
     pub fn of(g: &Geometry, t: &CubeTiles, cores: u64) -> Option<Tail> {
         if t.tail <= 1 || g.batches() != 1 {
             return None;
