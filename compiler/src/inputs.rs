@@ -210,11 +210,13 @@ pub fn bind_shape(
     Ok(())
 }
 
-/// SplitMix64: a small, well-known generator with a fixed output stream.
-struct SplitMix64(u64);
+/// SplitMix64: a small, well-known generator with a fixed output stream
+/// (the state is the seed).
+pub struct SplitMix64(pub u64);
 
 impl SplitMix64 {
-    fn next(&mut self) -> u64 {
+    /// The next output.
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -229,7 +231,7 @@ pub fn random_tensor(dtype: DType, shape: Vec<usize>, seed: u64, index: usize) -
     let n = Tensor::count(&shape).unwrap_or(0);
     let values: Vec<f64> = (0..n)
         .map(|_| {
-            let r = rng.next();
+            let r = rng.next_u64();
             if dtype.is_float() {
                 let u = (r >> 11) as f64 / (1u64 << 53) as f64;
                 let x = round_float(dtype, 2.0 * u - 1.0);
@@ -273,7 +275,7 @@ mod tests {
     fn splitmix_matches_its_reference_stream() {
         // First outputs of SplitMix64 seeded with 0 (Vigna's reference code).
         let mut r = SplitMix64(0);
-        assert_eq!(r.next(), 0xE220_A839_7B1D_CDAF);
-        assert_eq!(r.next(), 0x6E78_9E6A_A1B9_65F4);
+        assert_eq!(r.next_u64(), 0xE220_A839_7B1D_CDAF);
+        assert_eq!(r.next_u64(), 0x6E78_9E6A_A1B9_65F4);
     }
 }

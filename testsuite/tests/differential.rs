@@ -12,22 +12,19 @@
 //! mismatch is a compiler bug, not an ill-conditioned program.
 
 use tessera_compiler::driver::{self, Source};
+use tessera_compiler::inputs::SplitMix64;
 use tessera_compiler::simulate;
 use tessera_ir::{
     BinaryOp, CompareOp, DType, Kernel, Op, Output, ReduceOp, Scalar, Shape, TensorType, UnaryOp,
     Value,
 };
 
-/// SplitMix64.
-struct Rng(u64);
+/// The inputs' SplitMix64 with the draws the generator needs.
+struct Rng(SplitMix64);
 
 impl Rng {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
     fn below(&mut self, n: u64) -> u64 {
         self.next() % n.max(1)
@@ -353,7 +350,7 @@ impl Gen {
 
 fn generate(seed: u64) -> Kernel {
     let mut g = Gen {
-        rng: Rng(seed),
+        rng: Rng(SplitMix64(seed)),
         k: Kernel::new(format!("diff{seed}")),
         positive: Vec::new(),
     };
