@@ -159,6 +159,14 @@ pub struct CubeTiles {
     pub bk: u64,
     /// K per L1 stage (`l1_k`, a multiple of `bk`).
     pub kl1: u64,
+    /// L1 stages one A load covers (`a_stages`; 1 when absent): A moves in
+    /// `a_stages · l1_k`-deep chunks, so it takes fewer, larger GM → L1
+    /// transfers while B keeps the stage depth. At most one of `sa`, `sb`
+    /// exceeds 1; when one does, it is 2 and K is a multiple of `4 · l1_k`
+    /// (the K loop runs whole iterations of 4 stages).
+    pub sa: u64,
+    /// L1 stages one B load covers (`b_stages`; 1 when absent).
+    pub sb: u64,
     /// Epilogue chunk width through UB on coupled machines (`epi_cols`; 0 on
     /// split machines).
     pub ec: u64,
@@ -182,6 +190,12 @@ impl CubeTiles {
         s.set("base_n", self.bn);
         s.set("base_k", self.bk);
         s.set("l1_k", self.kl1);
+        if self.sa > 1 {
+            s.set("a_stages", self.sa);
+        }
+        if self.sb > 1 {
+            s.set("b_stages", self.sb);
+        }
         if self.ec > 0 {
             s.set("epi_cols", self.ec);
         }
@@ -190,15 +204,29 @@ impl CubeTiles {
         }
     }
 
-    fn load(ctx: &Ctx<'_>) -> Result<CubeTiles, String> {
-        Ok(CubeTiles {
-            bm: ctx.param("base_m")?,
-            bn: ctx.param("base_n")?,
-            bk: ctx.param("base_k")?,
-            kl1: ctx.param("l1_k")?,
-            ec: ctx.stage.schedule.get("epi_cols").unwrap_or(0),
-            tail: ctx.stage.schedule.get("tail_parts").unwrap_or(1),
-        })
+    /// Reads the parameters from a schedule.
+    pub fn from_schedule(s: &Schedule) -> Result<CubeTiles, String> {
+        let get = |n: &str| {
+            s.get(n)
+                .ok_or_else(|| format!("internal: the schedule has no `{n}`"))
+        };
+        let t = CubeTiles {
+            bm: get("base_m")?,
+            bn: get("base_n")?,
+            bk: get("base_k")?,
+            kl1: get("l1_k")?,
+            sa: s.get("a_stages").unwrap_or(1),
+            sb: s.get("b_stages").unwrap_or(1),
+            ec: s.get("epi_cols").unwrap_or(0),
+            tail: s.get("tail_parts").unwrap_or(1),
+        };
+        if t.sa == 0 || t.sb == 0 || (t.sa > 1 && t.sb > 1) {
+            return Err(format!(
+                "internal: a_stages={} b_stages={} (one of them must be 1)",
+                t.sa, t.sb
+            ));
+        }
+        Ok(t)
     }
 }
 
@@ -275,15 +303,16 @@ pub fn cube_layout(g: &Geometry, t: &CubeTiles, machine: &Machine) -> Vec<LocalB
     let mem = &machine.memory;
     let (s, c0) = (size(g.dtype), g.c0());
     let mut l = Layout::new();
+    let (ka, kb) = (t.kl1 * t.sa, t.kl1 * t.sb);
     let a_l1 = if g.a_t {
-        nz_bytes(t.kl1, t.bm, c0)
+        nz_bytes(ka, t.bm, c0)
     } else {
-        nz_bytes(t.bm, t.kl1, c0)
+        nz_bytes(t.bm, ka, c0)
     };
     let b_l1 = if g.b_t {
-        nz_bytes(t.bn, t.kl1, c0)
+        nz_bytes(t.bn, kb, c0)
     } else {
-        nz_bytes(t.kl1, t.bn, c0)
+        nz_bytes(kb, t.bn, c0)
     };
     l.add("a_l1", MemSpace::L1, a_l1, 2, mem.l1.align);
     l.add("b_l1", MemSpace::L1, b_l1, 2, mem.l1.align);
@@ -375,18 +404,7 @@ pub fn layout(
             .ok_or_else(|| format!("internal: the schedule has no `{n}`"))
     };
     Ok(match unit {
-        Unit::Cube => cube_layout(
-            &g,
-            &CubeTiles {
-                bm: get("base_m")?,
-                bn: get("base_n")?,
-                bk: get("base_k")?,
-                kl1: get("l1_k")?,
-                ec: schedule.get("epi_cols").unwrap_or(0),
-                tail: schedule.get("tail_parts").unwrap_or(1),
-            },
-            machine,
-        ),
+        Unit::Cube => cube_layout(&g, &CubeTiles::from_schedule(schedule)?, machine),
         Unit::Vector => vector_layout(
             &g,
             &VecTiles {
@@ -633,7 +651,7 @@ fn cube(ctx: &mut Ctx<'_>) -> Result<Vec<Item>, String> {
     let StageKind::MatMul { a, b, out, .. } = ctx.stage.kind.clone() else {
         return Err("internal: not a matmul stage".into());
     };
-    let t = CubeTiles::load(ctx)?;
+    let t = CubeTiles::from_schedule(&ctx.stage.schedule)?;
     let coupled = ctx.machine.organisation == Organisation::Coupled;
     let (s, so, c0) = (size(g.dtype), size(g.out), g.c0());
     let dt = vector::dt(g.dtype);
@@ -647,9 +665,22 @@ fn cube(ctx: &mut Ctx<'_>) -> Result<Vec<Item>, String> {
             t.tail
         ));
     }
+    let deep = t.sa.max(t.sb);
+    if deep > 1 && (deep != 2 || !g.k.is_multiple_of(2 * deep * t.kl1)) {
+        // The K loop must run whole iterations: a skipped step would set
+        // the events after it without its ops, and ids shared between events
+        // could then be set twice.
+        return Err(format!(
+            "internal: a_stages={} b_stages={} with l1_k={} needs stages of 2 and K ({}) a multiple of {}",
+            t.sa,
+            t.sb,
+            t.kl1,
+            g.k,
+            2 * deep * t.kl1
+        ));
+    }
     let total = tail.map_or(g.batches() * tm * tn, |tl| tl.indices());
     let steps = t.kl1 / t.bk;
-    let kl1_rows = nz_rows(t.kl1, c0);
 
     let mut items = Vec::new();
     let bi = ctx.regs.get()?;
@@ -715,82 +746,140 @@ fn cube(ctx: &mut Ctx<'_>) -> Result<Vec<Item>, String> {
     sc(&mut tile, format!("s.li {ks}, 0"));
 
     let (acc, acc_addr) = region(ctx, "acc", 0)?;
-    // One L1 stage on L1 copy `h`.
-    // One L1 stage on L1 copy `h`, as pieces: the loads, each L0 step (with
-    // the K offset it skips at), the advance. The second stage of an
-    // iteration guards every piece on its own (rather than the whole stage
-    // at once), so the events into its steps wait for the matching step of
-    // the first stage only.
-    let stage = |ctx: &mut Ctx<'_>, h: u32| -> Result<Vec<(Vec<Item>, u64)>, String> {
+    // One L1 stage `h` of an iteration, as pieces: the loads, each L0 step
+    // (with the K offset it skips at), the advance. An iteration runs
+    // `2 · max(a_stages, b_stages)` stages so every buffer copy sits at a
+    // fixed place: A's load `h / a_stages` goes to copy `(h / a_stages) % 2`
+    // and stage `h` reads its part `h % a_stages` (likewise B). Later stages
+    // of an iteration guard every piece on its own (rather than the whole
+    // stage at once), so the events into its steps wait for the matching
+    // step of the first stage only.
+    let (ka, kb) = (t.kl1 * t.sa, t.kl1 * t.sb);
+    let (ka_rows, kb_rows) = (nz_rows(ka, c0), nz_rows(kb, c0));
+    // GM → L1 loads of A and B: `ke` K from GM address `src`.
+    let a_load = |(a1, a1_addr): (Region, u64), src: &str, ke: &str| {
+        let text = if g.a_t {
+            format!(
+                "mte2.nd2nz.gm.l1.{dt} [{a1_addr}], [{src}], {ke}, {mcur}, {}, {ka_rows}",
+                g.a_row * s
+            )
+        } else {
+            format!(
+                "mte2.nd2nz.gm.l1.{dt} [{a1_addr}], [{src}], {mcur}, {ke}, {}, {}",
+                g.a_row * s,
+                nz_rows(t.bm, 16)
+            )
+        };
+        op(text, Pipe::Mte2, vec![(Access::Write, a1)])
+    };
+    let b_load = |(b1, b1_addr): (Region, u64), src: &str, ke: &str| {
+        let text = if g.b_t {
+            format!(
+                "mte2.nd2nz.gm.l1.{dt} [{b1_addr}], [{src}], {ncur}, {ke}, {}, {}",
+                g.b_row * s,
+                nz_rows(t.bn, 16)
+            )
+        } else {
+            format!(
+                "mte2.nd2nz.gm.l1.{dt} [{b1_addr}], [{src}], {ke}, {ncur}, {}, {kb_rows}",
+                g.b_row * s
+            )
+        };
+        op(text, Pipe::Mte2, vec![(Access::Write, b1)])
+    };
+    // GM bytes per K of each operand's rows / columns.
+    let a_k = if g.a_t { g.a_row } else { 1 } * s;
+    let b_k = if g.b_t { 1 } else { g.b_row } * s;
+    // An operand loaded `stages > 1` deep is prefetched one L1 stage early:
+    // the last stage of each of its chunks (after its own loads) loads the
+    // next chunk, from the next stage's K on, into the other copy. Issued
+    // later, the large load would sit in MTE2's queue behind the wait for
+    // the other operand's buffer and starve the cube.
+    let (next, prefetch_reg) = (format!("{}", g.k.saturating_sub(t.kl1)), &tmp[0]);
+    let prefetch =
+        |st: &mut Vec<Item>, label: String, ld: Item, step_bytes: u64, gsrc: &str, depth: u64| {
+            let mut body = Vec::new();
+            remaining(&mut body, &kk, g.k.saturating_sub(t.kl1), &ks, depth);
+            sc(
+                &mut body,
+                format!("s.add {prefetch_reg}, {gsrc}, {}", t.kl1 * step_bytes),
+            );
+            body.push(ld);
+            st.push(Item::Guard {
+                skip_if: format!("s.br.ge {ks}, {next}, {label}_skip"),
+                label,
+                body,
+            });
+        };
+    // The tile's first chunk of a deep operand: in the first stage, so its
+    // buffer's release is the previous tile's last reader of it, not the
+    // end of the previous tile's K loop.
+    let first_chunk = |ctx: &mut Ctx<'_>, st: &mut Vec<Item>, ld: Item, depth: u64| {
+        let mut body = Vec::new();
+        sc(&mut body, format!("s.li {kk}, {}", depth.min(g.k)));
+        body.push(ld);
+        let label = ctx.labels.fresh("first");
+        st.push(Item::Guard {
+            skip_if: format!("s.br.ge {ks}, {}, {label}_skip", t.kl1),
+            label,
+            body,
+        });
+    };
+    let stage = |ctx: &mut Ctx<'_>, h: u64| -> Result<Vec<(Vec<Item>, u64)>, String> {
         let mut pieces = Vec::new();
         let mut st = Vec::new();
+        let (a_part, b_part) = (h % t.sa, h % t.sb);
         remaining(&mut st, &kc, g.k, &ks, t.kl1);
-        let (a1, a1_addr) = region(ctx, "a_l1", h)?;
-        let (b1, b1_addr) = region(ctx, "b_l1", h)?;
-        if g.a_t {
-            st.push(op(
-                format!(
-                    "mte2.nd2nz.gm.l1.{dt} [{a1_addr}], [{ga}], {kc}, {mcur}, {}, {kl1_rows}",
-                    g.a_row * s
-                ),
-                Pipe::Mte2,
-                vec![(Access::Write, a1)],
-            ));
-        } else {
-            st.push(op(
-                format!(
-                    "mte2.nd2nz.gm.l1.{dt} [{a1_addr}], [{ga}], {mcur}, {kc}, {}, {}",
-                    g.a_row * s,
-                    nz_rows(t.bm, 16)
-                ),
-                Pipe::Mte2,
-                vec![(Access::Write, a1)],
-            ));
+        let a1 = region(ctx, "a_l1", ((h / t.sa) % 2) as u32)?;
+        let b1 = region(ctx, "b_l1", ((h / t.sb) % 2) as u32)?;
+        let (a1_addr, b1_addr) = (a1.1, b1.1);
+        if t.sa == 1 {
+            st.push(a_load(a1, ga, &kc));
+        } else if h == 0 {
+            first_chunk(ctx, &mut st, a_load(a1, ga, &kk), ka);
         }
-        if g.b_t {
-            st.push(op(
-                format!(
-                    "mte2.nd2nz.gm.l1.{dt} [{b1_addr}], [{gb}], {ncur}, {kc}, {}, {}",
-                    g.b_row * s,
-                    nz_rows(t.bn, 16)
-                ),
-                Pipe::Mte2,
-                vec![(Access::Write, b1)],
-            ));
-        } else {
-            st.push(op(
-                format!(
-                    "mte2.nd2nz.gm.l1.{dt} [{b1_addr}], [{gb}], {kc}, {ncur}, {}, {kl1_rows}",
-                    g.b_row * s
-                ),
-                Pipe::Mte2,
-                vec![(Access::Write, b1)],
-            ));
+        if t.sb == 1 {
+            st.push(b_load(b1, gb, &kc));
+        } else if h == 0 {
+            first_chunk(ctx, &mut st, b_load(b1, gb, &kk), kb);
         }
         pieces.push((std::mem::take(&mut st), 0));
+        // Its own piece, so the events of this stage's loads are set
+        // before it.
+        if t.sa > 1 && a_part == t.sa - 1 {
+            let to = region(ctx, "a_l1", ((h / t.sa + 1) % 2) as u32)?;
+            let label = ctx.labels.fresh("prefetch");
+            prefetch(&mut st, label, a_load(to, prefetch_reg, &kk), a_k, ga, ka);
+        }
+        if t.sb > 1 && b_part == t.sb - 1 {
+            let to = region(ctx, "b_l1", ((h / t.sb + 1) % 2) as u32)?;
+            let label = ctx.labels.fresh("prefetch");
+            prefetch(&mut st, label, b_load(to, prefetch_reg, &kk), b_k, gb, kb);
+        }
+        if !st.is_empty() {
+            pieces.push((std::mem::take(&mut st), 0));
+        }
+        let (a1, b1) = (a1.0, b1.0);
         for step in 0..steps {
-            let c = ((u64::from(h) * steps + step) % 2) as u32;
+            let c = ((h * steps + step) % 2) as u32;
             let (a0, a0_addr) = region(ctx, "a_l0", c)?;
             let (b0, b0_addr) = region(ctx, "b_l0", c)?;
             let koff = step * t.bk;
+            let (ak, bk) = (a_part * t.kl1 + koff, b_part * t.kl1 + koff);
             let mut body = Vec::new();
             sc(&mut body, format!("s.sub {kk}, {kc}, {koff}"));
             sc(&mut body, format!("s.min {kk}, {kk}, {}", t.bk));
             sc(&mut body, format!("s.add {k1}, {kk}, {}", c0 - 1));
             sc(&mut body, format!("s.shr {k1}, {k1}, {}", log2(c0)));
             // L1 → L0A.
-            let (a_text, a_src) = if g.a_t {
-                ("mte1.load.l0a.t", a1_addr + koff * 32)
+            let (a_text, a_src, a_stride) = if g.a_t {
+                ("mte1.load.l0a.t", a1_addr + ak * 32, ka_rows * 32)
             } else {
                 (
                     "mte1.load.l0a",
-                    a1_addr + koff / c0 * nz_rows(t.bm, 16) * 32,
+                    a1_addr + ak / c0 * nz_rows(t.bm, 16) * 32,
+                    nz_rows(t.bm, 16) * 32,
                 )
-            };
-            let a_stride = if g.a_t {
-                kl1_rows * 32
-            } else {
-                nz_rows(t.bm, 16) * 32
             };
             body.push(op(
                 format!("{a_text}.{dt} [{a0_addr}], [{a_src}], {m1}, {k1}, {a_stride}"),
@@ -800,11 +889,11 @@ fn cube(ctx: &mut Ctx<'_>) -> Result<Vec<Item>, String> {
             let (b_text, b_src, b_stride) = if g.b_t {
                 (
                     "mte1.load.l0b",
-                    b1_addr + koff / c0 * nz_rows(t.bn, 16) * 32,
+                    b1_addr + bk / c0 * nz_rows(t.bn, 16) * 32,
                     nz_rows(t.bn, 16) * 32,
                 )
             } else {
-                ("mte1.load.l0b.t", b1_addr + koff * 32, kl1_rows * 32)
+                ("mte1.load.l0b.t", b1_addr + bk * 32, kb_rows * 32)
             };
             body.push(op(
                 format!("{b_text}.{dt} [{b0_addr}], [{b_src}], {k1}, {n1}, {b_stride}"),
@@ -827,19 +916,17 @@ fn cube(ctx: &mut Ctx<'_>) -> Result<Vec<Item>, String> {
         }
         // Advance to the next stage.
         sc(&mut st, format!("s.add {ks}, {ks}, {}", t.kl1));
-        let a_k = if g.a_t { g.a_row } else { 1 };
-        let b_k = if g.b_t { 1 } else { g.b_row };
-        sc(&mut st, format!("s.add {ga}, {ga}, {}", t.kl1 * a_k * s));
-        sc(&mut st, format!("s.add {gb}, {gb}, {}", t.kl1 * b_k * s));
+        sc(&mut st, format!("s.add {ga}, {ga}, {}", t.kl1 * a_k));
+        sc(&mut st, format!("s.add {gb}, {gb}, {}", t.kl1 * b_k));
         pieces.push((st, 0));
         Ok(pieces)
     };
     let mut kbody = Vec::new();
-    for h in 0..2 {
+    for h in 0..2 * t.sa.max(t.sb) {
         for (body, koff) in stage(ctx, h)? {
             let label = ctx.labels.fresh("kstep");
             let mut skip = Vec::new();
-            if h == 1 {
+            if h > 0 {
                 skip.push(format!("s.br.ge {ks}, {}, {label}_skip", g.k));
             }
             if koff > 0 {

@@ -13,7 +13,11 @@
 //!   buffering overlaps them, so a step costs the larger;
 //! - per L1 stage: MTE2 `fixed + bytes / rate` for A and B (×1/0.7 for
 //!   rows off 512-byte alignment; the fixed cost of L2 hits once other tiles
-//!   have touched the lines), against the stage's steps;
+//!   have touched the lines), against the stage's steps; an operand loaded
+//!   two stages deep (`a_stages`/`b_stages`) pays its fixed cost once per
+//!   two stages. Deep loads are offered when K is a multiple of `4 · l1_k`
+//!   (whole iterations of the K loop they need) on machines with 8 event ids
+//!   per pipe pair;
 //! - per tile: the stages, plus the pipeline fill (first stage's loads and
 //!   first step's MTE1), plus the epilogue the cube waits for (FixPipe
 //!   `fixed + bytes / rate`, or the L0C → UB move of the first chunk);
@@ -30,8 +34,8 @@
 //! (`tiles = q·cores + r`, `0 < r`, `r·2 <= cores`), the last `r` tiles are
 //! cut into `⌊cores / r⌋` column strips (`tail_parts`, see
 //! [`CubeTiles::tail`]) so the busiest core runs `q` tiles and a strip
-//! instead of `q + 1` tiles (4096³ f16 on 910b-like: 843 751 → 836 409
-//! cycles). The estimate does not model it.
+//! instead of `q + 1` tiles (4096³ f16 on 910b-like, single-stage loads:
+//! 843 751 → 836 409 cycles). The estimate does not model it.
 
 use super::fits;
 use tessera_backend::npu::matmul::{
@@ -136,24 +140,26 @@ pub fn cube_cost(g: &Geometry, t: &CubeTiles, machine: &Machine) -> f64 {
     let a_aligned =
         (a_row_bytes.is_multiple_of(al) || bm.min(g.m) == 1) && (kl1 * s as u64).is_multiple_of(al);
     let b_aligned = b_row_bytes.is_multiple_of(al) && (bn * s as u64).is_multiple_of(al);
-    let mte2_stage = gm_cycles(
-        (bm * kl1) as f64 * s,
-        p.bytes_per_cycle,
-        fixed_a,
-        a_aligned,
-        machine,
-    ) + gm_cycles(
-        (kl1 * bn) as f64 * s,
-        p.bytes_per_cycle,
-        fixed_b,
-        b_aligned,
-        machine,
-    );
-    // A tile streams exactly K (the last stage and step are partial).
-    let stages = g.k.div_ceil(kl1) as f64;
-    let kfrac = g.k as f64 / kl1 as f64;
+    // Per load: A `a_stages · l1_k` deep, B `b_stages · l1_k`; a tile
+    // streams exactly K (the last loads and steps are partial).
+    let (ka, kb) = (kl1 * t.sa, kl1 * t.sb);
+    // A load of `k` K of an operand with `width` rows (A) or columns (B).
+    let load = |width: u64, k: u64, fixed: f64, aligned: bool| {
+        gm_cycles(
+            (width * k) as f64 * s,
+            p.bytes_per_cycle,
+            fixed,
+            aligned,
+            machine,
+        )
+    };
+    let a_load = |k: u64| load(bm, k, fixed_a, a_aligned);
+    let b_load = |k: u64| load(bn, k, fixed_b, b_aligned);
     let compute = (g.k as f64 / bk as f64).max(1.0) * step;
-    let loads = kfrac * (mte2_stage - fixed_a - fixed_b) + stages * (fixed_a + fixed_b);
+    let loads = (a_load(g.k) - fixed_a)
+        + g.k.div_ceil(ka) as f64 * fixed_a
+        + (b_load(g.k) - fixed_b)
+        + g.k.div_ceil(kb) as f64 * fixed_b;
     // What the cube waits for at the end of a tile (single accumulator).
     let epi = match machine.organisation {
         Organisation::Split => machine.dma.l0c_to_gm.as_ref().map_or(0.0, |d| {
@@ -173,7 +179,7 @@ pub fn cube_cost(g: &Geometry, t: &CubeTiles, machine: &Machine) -> f64 {
     };
     let tile = hi + 0.05 * lo;
     // The pipeline fills once: the next tile's loads overlap this one's end.
-    let fill = mte2_stage + mte1_step;
+    let fill = a_load(ka.min(g.k)) + b_load(kb.min(g.k)) + mte1_step;
     (rounds * tile + fill).max(chip_bound(g, machine))
 }
 
@@ -185,6 +191,12 @@ fn candidates(limit: u64) -> Vec<u64> {
         .collect()
 }
 
+/// Event ids per pipe pair a machine needs before the scheduler loads an
+/// operand two stages deep: A's and B's L1 copies then have separate life
+/// cycles, four buffer copies each way between MTE2 and MTE1 plus the
+/// combinations the sync pass merges; 4 ids (910-like) do not cover them.
+const DEEP_EVENT_IDS: u32 = 8;
+
 fn schedule_cube(stage: &mut Stage, g: &Geometry, machine: &Machine) -> Result<(), String> {
     let coupled = machine.organisation == Organisation::Coupled;
     let c0 = g.c0();
@@ -193,6 +205,7 @@ fn schedule_cube(stage: &mut Stage, g: &Geometry, machine: &Machine) -> Result<(
     let kpad = g.k.div_ceil(kq) * kq;
     let ub = machine.memory.ub.bytes;
     let so = g.out.size_bytes() as u64;
+    let deep_ok = machine.sync.event_ids >= DEEP_EVENT_IDS;
     let mut best: Option<(f64, CubeTiles)> = None;
     for &bm in &candidates(r16(g.m)) {
         for &bn in &candidates(r16(g.n)) {
@@ -218,20 +231,32 @@ fn schedule_cube(stage: &mut Stage, g: &Geometry, machine: &Machine) -> Result<(
                     if kl1 > kpad.div_ceil(bk) * bk && steps > 1 {
                         break;
                     }
-                    let t = CubeTiles {
-                        bm,
-                        bn,
-                        bk,
-                        kl1,
-                        ec,
-                        tail: 1,
+                    // One operand may load two stages at once when K is
+                    // whole iterations of the 4-stage K loop that needs
+                    // (and the machine has the event ids, see above).
+                    let depths: &[(u64, u64)] = if deep_ok && g.k.is_multiple_of(4 * kl1) {
+                        &[(1, 1), (2, 1), (1, 2)]
+                    } else {
+                        &[(1, 1)]
                     };
-                    if !fits(&cube_layout(g, &t, machine), machine) {
-                        continue;
-                    }
-                    let cost = cube_cost(g, &t, machine);
-                    if best.is_none_or(|(c, _)| cost < c) {
-                        best = Some((cost, t));
+                    for &(sa, sb) in depths {
+                        let t = CubeTiles {
+                            bm,
+                            bn,
+                            bk,
+                            kl1,
+                            sa,
+                            sb,
+                            ec,
+                            tail: 1,
+                        };
+                        if !fits(&cube_layout(g, &t, machine), machine) {
+                            continue;
+                        }
+                        let cost = cube_cost(g, &t, machine);
+                        if best.is_none_or(|(c, _)| cost < c) {
+                            best = Some((cost, t));
+                        }
                     }
                 }
             }
@@ -245,6 +270,8 @@ fn schedule_cube(stage: &mut Stage, g: &Geometry, machine: &Machine) -> Result<(
                 bn: 16,
                 bk: kq,
                 kl1: kq,
+                sa: 1,
+                sb: 1,
                 ec: 16,
                 tail: 1,
             },
@@ -404,13 +431,24 @@ mod tests {
             let machine = Machine::builtin(name).unwrap();
             let mut s = stage(DType::F16, DType::F16, (4096, 4096, 4096), false);
             schedule(&mut s, &machine).unwrap();
-            let p = |n: &str| s.schedule.get(n).unwrap();
+            let p = |n: &str| s.schedule.get(n);
             assert_eq!(s.unit, Unit::Cube);
-            assert_eq!(p("base_m") * p("base_n"), tile, "{name}: {:?}", s.schedule);
-            assert_eq!(p("l1_k") % p("base_k"), 0);
+            let p1 = |n: &str| p(n).unwrap();
+            assert_eq!(
+                p1("base_m") * p1("base_n"),
+                tile,
+                "{name}: {:?}",
+                s.schedule
+            );
+            assert_eq!(p1("l1_k") % p1("base_k"), 0);
             assert_eq!(s.block_dim, machine.cube_cores());
             assert!(fits(&s.local, &machine));
             assert!(s.estimate > 0);
+            // Deep loads only where the machine has the event ids for them.
+            let deep = p("a_stages").max(p("b_stages"));
+            if machine.sync.event_ids < DEEP_EVENT_IDS {
+                assert!(deep.is_none(), "{name}: {:?}", s.schedule);
+            }
         }
     }
 

@@ -1,0 +1,168 @@
+//! Cube matmul schedules the scheduler picks only for large products (too
+//! large to simulate functionally in a test), forced onto small products and
+//! checked on the simulator (race detector on) against the reference:
+//! - the last round cut into column strips (`tail_parts`);
+//! - one operand loaded two L1 stages deep (`a_stages`, `b_stages`), with
+//!   transposed operands and batches, on 910b-like (the scheduler offers
+//!   deep loads only where K is whole iterations of the K loop and on
+//!   machines with 8 event ids per pipe pair).
+
+use tessera_backend::npu::matmul::{CubeTiles, Geometry, Tail, cube_layout};
+use tessera_compiler::simulate;
+use tessera_ir::plan::{Schedule, StageKind};
+use tessera_sim::Organisation;
+
+/// Forces `tiles(geometry)` onto the first matmul stage of the IR kernel
+/// `text`, compiles it for `machine_name` and checks it on the simulator
+/// against the reference. Returns the assembly and the stage's geometry.
+fn run_forced(
+    machine_name: &str,
+    text: &str,
+    tiles: impl FnOnce(&Geometry, u64) -> CubeTiles,
+) -> (String, Geometry) {
+    let module = tessera_ir::text::parse_module(text).expect("IR text");
+    let kernel = &module.kernels[0];
+    let machine = simulate::machine(Some(machine_name)).expect("machine");
+    let mut plan = tessera_compiler::plan::plan(kernel, &machine).expect("plan");
+    let stage = plan
+        .stages
+        .iter_mut()
+        .find(|s| matches!(s.kind, StageKind::MatMul { .. }))
+        .expect("a matmul stage");
+    let g = Geometry::of(&stage.kind).expect("geometry");
+    let cores = u64::from(machine.cube_cores());
+    let t = tiles(&g, cores);
+    let count = g.batches() * g.m.div_ceil(t.bm) * g.n.div_ceil(t.bn);
+    stage.schedule = Schedule::default();
+    t.store(&mut stage.schedule);
+    stage.schedule.set("tiles", count);
+    stage.block_dim = count.min(cores) as u32;
+    stage.local = cube_layout(&g, &t, &machine);
+    assert!(
+        tessera_compiler::plan::schedule::fits(&stage.local, &machine),
+        "the forced buffers fit"
+    );
+
+    let (asm, program) = tessera_backend::npu::compile(&plan, kernel, &machine)
+        .unwrap_or_else(|e| panic!("{machine_name} {t:?}: {e:?}"));
+    let inputs = tessera_testsuite::random_inputs(kernel, 3);
+    tessera_testsuite::simulate_against_reference(kernel, &machine, &program, &inputs)
+        .unwrap_or_else(|e| panic!("{machine_name}: {e}\n{asm}"));
+    (asm, g)
+}
+
+/// Small cube tiles: 32 × 128 outputs, K steps of 32 in L1 stages of 64.
+fn small(machine_name: &str, tail: u64, sa: u64, sb: u64) -> CubeTiles {
+    let coupled = simulate::machine(Some(machine_name))
+        .expect("machine")
+        .organisation
+        == Organisation::Coupled;
+    CubeTiles {
+        bm: 32,
+        bn: 128,
+        bk: 32,
+        kl1: 64,
+        sa,
+        sb,
+        ec: if coupled { 128 } else { 0 },
+        tail,
+    }
+}
+
+/// `cast(a @ b, f16)` with `a: f16[m, 64]`, `b: f16[64, n]` in 32 × 128
+/// tiles, the last round in strips; returns the strips the stage got.
+fn strips(machine_name: &str, m: u64, n: u64) -> Tail {
+    let text = format!(
+        "kernel t(%a: f16[{m}, 64], %b: f16[64, {n}]) -> (x: f16[{m}, {n}]) {{\n  %0 = matmul %a, %b : f32[{m}, {n}]\n  %1 = cast %0 : f16[{m}, {n}]\n  return %1\n}}\n"
+    );
+    let mut tail = None;
+    let (asm, _) = run_forced(machine_name, &text, |g, cores| {
+        let tiles = m.div_ceil(32) * n.div_ceil(128);
+        let t = small(machine_name, cores / (tiles % cores), 1, 1);
+        tail = Some(Tail::of(g, &t, cores).expect("a partial last round with strips"));
+        t
+    });
+    assert!(asm.contains("strip"), "the strips' setup is emitted");
+    tail.expect("tiles were forced")
+}
+
+#[test]
+fn strips_of_the_last_round_compute_the_product_on_910b_like() {
+    // 10 × 6 = 60 tiles on 24 cores: 48 whole, the last 12 in 2 strips of
+    // 64 columns; the last column of tiles is 760 - 640 = 120 wide (a strip
+    // of 64 and one of 56).
+    let tail = strips("910b-like", 300, 760);
+    assert_eq!(
+        tail,
+        Tail {
+            first: 48,
+            parts: 2,
+            width: 64,
+            tiles: 60
+        }
+    );
+    assert_eq!(tail.indices(), 48 + 12 * 2);
+}
+
+#[test]
+fn strips_of_the_last_round_compute_the_product_on_910_like() {
+    // 7 × 6 = 42 tiles on 32 cores: 32 whole, the last 10 in 3 strips of
+    // ⌈128 / 3⌉ → 48 columns (48, 48, 32; 48, 48, 24 in the last column).
+    let tail = strips("910-like", 200, 760);
+    assert_eq!(
+        tail,
+        Tail {
+            first: 32,
+            parts: 3,
+            width: 48,
+            tiles: 42
+        }
+    );
+    assert_eq!(tail.indices(), 32 + 10 * 3);
+}
+
+/// K = 512 = 2 iterations of the 4-stage K loop (stages of 64, chunks of
+/// 128): plain, transposed A, transposed B with a cast, and a batch (each
+/// batch its own tiles); m and n are not multiples of the tiles.
+const DEEP: [&str; 4] = [
+    "kernel t(%a: f16[70, 512], %b: f16[512, 150]) -> (x: f32[70, 150]) {\n  %0 = matmul %a, %b : f32[70, 150]\n  return %0\n}\n",
+    "kernel t(%a: f16[512, 70], %b: f16[512, 150]) -> (x: f32[70, 150]) {\n  %0 = transpose %a perm=[1, 0] : f16[70, 512]\n  %1 = matmul %0, %b : f32[70, 150]\n  return %1\n}\n",
+    "kernel t(%a: f16[70, 512], %b: f16[150, 512]) -> (x: f16[70, 150]) {\n  %0 = transpose %b perm=[1, 0] : f16[512, 150]\n  %1 = matmul %a, %0 : f32[70, 150]\n  %2 = cast %1 : f16[70, 150]\n  return %2\n}\n",
+    "kernel t(%a: f16[2, 40, 512], %b: f16[2, 512, 130]) -> (x: f32[2, 40, 130]) {\n  %0 = matmul %a, %b : f32[2, 40, 130]\n  return %0\n}\n",
+];
+
+#[test]
+fn an_operand_loaded_two_stages_deep_computes_the_product() {
+    for (i, text) in DEEP.iter().enumerate() {
+        for (sa, sb) in [(2, 1), (1, 2)] {
+            let (asm, g) = run_forced("910b-like", text, |_, _| small("910b-like", 1, sa, sb));
+            assert_eq!((g.a_t, g.b_t), (i == 1, i == 2), "kernel {i}");
+            // The loop body runs 4 stages: the shallow operand loads in each,
+            // the deep one its tile's first chunk (guarded to the first
+            // stage) and a prefetch of the next chunk in stages 1 and 3.
+            assert_eq!(
+                asm.matches("mte2.nd2nz").count(),
+                4 + 1 + 2,
+                "kernel {i} a{sa} b{sb}"
+            );
+        }
+    }
+}
+
+#[test]
+fn deep_loads_need_whole_k_loop_iterations() {
+    // K = 200 is not a multiple of 4 stages of 64: refused, not miscompiled.
+    let text = "kernel t(%a: f16[70, 200], %b: f16[200, 150]) -> (x: f32[70, 150]) {\n  %0 = matmul %a, %b : f32[70, 150]\n  return %0\n}\n";
+    let module = tessera_ir::text::parse_module(text).expect("IR text");
+    let kernel = &module.kernels[0];
+    let machine = simulate::machine(Some("910b-like")).expect("machine");
+    let mut plan = tessera_compiler::plan::plan(kernel, &machine).expect("plan");
+    let stage = &mut plan.stages[0];
+    let g = Geometry::of(&stage.kind).expect("geometry");
+    let t = small("910b-like", 1, 2, 1);
+    stage.schedule = Schedule::default();
+    t.store(&mut stage.schedule);
+    stage.local = cube_layout(&g, &t, &machine);
+    let err = tessera_backend::npu::compile(&plan, kernel, &machine).expect_err("refused");
+    assert!(err.0.contains("a multiple of 256"), "{err}");
+}
