@@ -333,6 +333,15 @@ pub fn generate(ctx: &mut Ctx<'_>) -> Result<Vec<Item>, String> {
                 Pattern::Column | Pattern::Scalar => {
                     let staging = buf(ctx, &format!("st{i}"), half, v.dtype)?;
                     let bc = buf(ctx, &format!("bc{i}"), half, v.dtype)?;
+                    if divs.contains(&i) {
+                        // Rows past the last are expanded too: 1, not zero.
+                        vector::emit(
+                            &mut h,
+                            &format!("vec.dup.{}", vector::dt(v.dtype)),
+                            round_up(r_tile * s, 32) / s,
+                            &[Opnd::Run(staging), Opnd::Lit("1".into())],
+                        );
+                    }
                     let (count, reps) = if pats[i] == Pattern::Column {
                         h.push(Item::Scalar(format!("s.mul {len}, {rcur}, {s}")));
                         (len.clone(), r_tile.div_ceil(8))
