@@ -67,8 +67,9 @@ pub fn patterns(inputs: &[View], out: &View) -> Vec<Pattern> {
         .collect()
 }
 
-/// Inputs that are integer divisors (their tiles are filled with 1 before
-/// loading, so padding never divides by zero).
+/// Inputs that are integer divisors (their tiles, or a broadcast column's
+/// staging rows, are filled with 1 before loading, so padding never divides
+/// by zero).
 fn divisors(body: &[EwInst]) -> Vec<usize> {
     body.iter()
         .filter(|i| matches!(i.op, EwOp::Binary(BinaryOp::Div)) && i.dtype.is_int())
@@ -306,18 +307,20 @@ pub fn generate(ctx: &mut Ctx<'_>) -> Result<Vec<Item>, String> {
             }
             let s = size(v.dtype);
             let dst = buf(ctx, &format!("in{i}"), half, v.dtype)?;
-            if divs.contains(&i) {
-                vector::emit(
-                    &mut h,
-                    &format!("vec.dup.{}", vector::dt(v.dtype)),
-                    tile,
-                    &[Opnd::Run(dst), Opnd::Lit("1".into())],
-                );
-            }
+            // An integer divisor's padding must hold 1, not zero: fill what
+            // the load leaves short (the tile, or a column's staging rows,
+            // all of which are expanded) before loading.
+            let ones = |h: &mut Vec<Item>, b: VBuf, n: u64| {
+                if divs.contains(&i) {
+                    let dup = format!("vec.dup.{}", vector::dt(v.dtype));
+                    vector::emit(h, &dup, n, &[Opnd::Run(b), Opnd::Lit("1".into())]);
+                }
+            };
             address(&mut h, i, s);
             let st = &t.strides[i];
             match pats[i] {
                 Pattern::RowMajor => {
+                    ones(&mut h, dst, tile);
                     h.push(Item::Scalar(format!("s.mul {len}, {ccur}, {s}")));
                     h.push(Item::Op(MicroOp {
                         text: format!(
@@ -333,14 +336,8 @@ pub fn generate(ctx: &mut Ctx<'_>) -> Result<Vec<Item>, String> {
                 Pattern::Column | Pattern::Scalar => {
                     let staging = buf(ctx, &format!("st{i}"), half, v.dtype)?;
                     let bc = buf(ctx, &format!("bc{i}"), half, v.dtype)?;
-                    if divs.contains(&i) {
-                        // Rows past the last are expanded too: 1, not zero.
-                        vector::emit(
-                            &mut h,
-                            &format!("vec.dup.{}", vector::dt(v.dtype)),
-                            round_up(r_tile * s, 32) / s,
-                            &[Opnd::Run(staging), Opnd::Lit("1".into())],
-                        );
+                    if pats[i] == Pattern::Column {
+                        ones(&mut h, staging, round_up(r_tile * s, 32) / s);
                     }
                     let (count, reps) = if pats[i] == Pattern::Column {
                         h.push(Item::Scalar(format!("s.mul {len}, {rcur}, {s}")));

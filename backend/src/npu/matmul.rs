@@ -162,8 +162,8 @@ pub struct CubeTiles {
     /// L1 stages one A load covers (`a_stages`; 1 when absent): A moves in
     /// `a_stages · l1_k`-deep chunks, so it takes fewer, larger GM → L1
     /// transfers while B keeps the stage depth. At most one of `sa`, `sb`
-    /// exceeds 1; when one does, it is 2 and K is a multiple of `4 · l1_k`
-    /// (the K loop runs whole iterations of 4 stages).
+    /// exceeds 1; when one does, it is [`DEEP_STAGES`] and
+    /// [`deep_loads_fit`] holds.
     pub sa: u64,
     /// L1 stages one B load covers (`b_stages`; 1 when absent).
     pub sb: u64,
@@ -176,6 +176,17 @@ pub struct CubeTiles {
     /// to the cores as `r · tail_parts` tiles, so the busiest core runs `q`
     /// tiles and one strip rather than `q + 1` tiles.
     pub tail: u64,
+}
+
+/// L1 stages a deep operand's load covers (`a_stages` or `b_stages`).
+pub const DEEP_STAGES: u64 = 2;
+
+/// Whether a stage of K `k` can load an operand [`DEEP_STAGES`] deep with
+/// L1 stages of `kl1`: its K loop (`2 · DEEP_STAGES` stages per iteration)
+/// must run whole iterations, since a skipped step would still set the
+/// events after it, and ids shared between events could then be set twice.
+pub fn deep_loads_fit(k: u64, kl1: u64) -> bool {
+    k.is_multiple_of(2 * DEEP_STAGES * kl1)
 }
 
 impl CubeTiles {
@@ -666,17 +677,14 @@ fn cube(ctx: &mut Ctx<'_>) -> Result<Vec<Item>, String> {
         ));
     }
     let deep = t.sa.max(t.sb);
-    if deep > 1 && (deep != 2 || !g.k.is_multiple_of(2 * deep * t.kl1)) {
-        // The K loop must run whole iterations: a skipped step would set
-        // the events after it without its ops, and ids shared between events
-        // could then be set twice.
+    if deep > 1 && (deep != DEEP_STAGES || !deep_loads_fit(g.k, t.kl1)) {
         return Err(format!(
-            "internal: a_stages={} b_stages={} with l1_k={} needs stages of 2 and K ({}) a multiple of {}",
+            "internal: a_stages={} b_stages={} with l1_k={} needs stages of {DEEP_STAGES} and K ({}) a multiple of {}",
             t.sa,
             t.sb,
             t.kl1,
             g.k,
-            2 * deep * t.kl1
+            2 * DEEP_STAGES * t.kl1
         ));
     }
     let total = tail.map_or(g.batches() * tm * tn, |tl| tl.indices());
@@ -795,22 +803,28 @@ fn cube(ctx: &mut Ctx<'_>) -> Result<Vec<Item>, String> {
     // next chunk, from the next stage's K on, into the other copy. Issued
     // later, the large load would sit in MTE2's queue behind the wait for
     // the other operand's buffer and starve the cube.
-    let (next, prefetch_reg) = (format!("{}", g.k.saturating_sub(t.kl1)), &tmp[0]);
-    let prefetch =
-        |st: &mut Vec<Item>, label: String, ld: Item, step_bytes: u64, gsrc: &str, depth: u64| {
-            let mut body = Vec::new();
-            remaining(&mut body, &kk, g.k.saturating_sub(t.kl1), &ks, depth);
-            sc(
-                &mut body,
-                format!("s.add {prefetch_reg}, {gsrc}, {}", t.kl1 * step_bytes),
-            );
-            body.push(ld);
-            st.push(Item::Guard {
-                skip_if: format!("s.br.ge {ks}, {next}, {label}_skip"),
-                label,
-                body,
-            });
-        };
+    // K from which no stage follows (no next chunk to prefetch).
+    let (last_k, prefetch_reg) = (g.k.saturating_sub(t.kl1), &tmp[0]);
+    let prefetch = |ctx: &mut Ctx<'_>,
+                    st: &mut Vec<Item>,
+                    ld: Item,
+                    step_bytes: u64,
+                    gsrc: &str,
+                    depth: u64| {
+        let mut body = Vec::new();
+        remaining(&mut body, &kk, last_k, &ks, depth);
+        sc(
+            &mut body,
+            format!("s.add {prefetch_reg}, {gsrc}, {}", t.kl1 * step_bytes),
+        );
+        body.push(ld);
+        let label = ctx.labels.fresh("prefetch");
+        st.push(Item::Guard {
+            skip_if: format!("s.br.ge {ks}, {last_k}, {label}_skip"),
+            label,
+            body,
+        });
+    };
     // The tile's first chunk of a deep operand: in the first stage, so its
     // buffer's release is the previous tile's last reader of it, not the
     // end of the previous tile's K loop.
@@ -848,13 +862,11 @@ fn cube(ctx: &mut Ctx<'_>) -> Result<Vec<Item>, String> {
         // before it.
         if t.sa > 1 && a_part == t.sa - 1 {
             let to = region(ctx, "a_l1", ((h / t.sa + 1) % 2) as u32)?;
-            let label = ctx.labels.fresh("prefetch");
-            prefetch(&mut st, label, a_load(to, prefetch_reg, &kk), a_k, ga, ka);
+            prefetch(ctx, &mut st, a_load(to, prefetch_reg, &kk), a_k, ga, ka);
         }
         if t.sb > 1 && b_part == t.sb - 1 {
             let to = region(ctx, "b_l1", ((h / t.sb + 1) % 2) as u32)?;
-            let label = ctx.labels.fresh("prefetch");
-            prefetch(&mut st, label, b_load(to, prefetch_reg, &kk), b_k, gb, kb);
+            prefetch(ctx, &mut st, b_load(to, prefetch_reg, &kk), b_k, gb, kb);
         }
         if !st.is_empty() {
             pieces.push((std::mem::take(&mut st), 0));

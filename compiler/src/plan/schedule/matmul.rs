@@ -39,7 +39,7 @@
 
 use super::fits;
 use tessera_backend::npu::matmul::{
-    CubeTiles, Geometry, Tail, VecTiles, cube_layout, vector_layout,
+    CubeTiles, DEEP_STAGES, Geometry, Tail, VecTiles, cube_layout, deep_loads_fit, vector_layout,
 };
 use tessera_ir::DType;
 use tessera_ir::plan::{Stage, Unit};
@@ -232,10 +232,10 @@ fn schedule_cube(stage: &mut Stage, g: &Geometry, machine: &Machine) -> Result<(
                         break;
                     }
                     // One operand may load two stages at once when K is
-                    // whole iterations of the 4-stage K loop that needs
-                    // (and the machine has the event ids, see above).
-                    let depths: &[(u64, u64)] = if deep_ok && g.k.is_multiple_of(4 * kl1) {
-                        &[(1, 1), (2, 1), (1, 2)]
+                    // whole iterations of the K loop that needs (and the
+                    // machine has the event ids, see above).
+                    let depths: &[(u64, u64)] = if deep_ok && deep_loads_fit(g.k, kl1) {
+                        &[(1, 1), (DEEP_STAGES, 1), (1, DEEP_STAGES)]
                     } else {
                         &[(1, 1)]
                     };
