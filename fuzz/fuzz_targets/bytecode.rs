@@ -25,7 +25,7 @@ fuzz_target!(|data: &[u8]| {
     if data.len() >= 8 {
         let mut b = data.to_vec();
         let n = b.len() - 8;
-        let sum = bytecode::fnv1a(&b[..n]);
+        let sum = tessera_sim::fnv::fnv1a(&b[..n]);
         b[n..].copy_from_slice(&sum.to_le_bytes());
         for machine in MACHINES.iter() {
             if let Ok(p) = bytecode::load(&b, machine) {

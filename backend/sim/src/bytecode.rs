@@ -23,6 +23,7 @@
 //! and [`Program::validate`] — before anything executes, so a corrupt or
 //! hostile file can only produce a [`LoadError`] (E09xx), never a panic.
 
+use crate::fnv::fnv1a;
 use crate::isa::{CoreKind, Dt, Insn, Reader};
 use crate::machine::Machine;
 use crate::program::{Launch, Program, Section, TensorDecl};
@@ -32,16 +33,6 @@ use std::fmt;
 pub const MAGIC: [u8; 4] = [0x7f, b'T', b'B', b'C'];
 /// The format version this crate writes and reads.
 pub const FORMAT_VERSION: u16 = 2;
-
-/// FNV-1a, 64-bit.
-pub fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
-}
 
 /// A `.tbc` file that cannot be loaded.
 #[derive(Clone, Debug, PartialEq, Eq)]

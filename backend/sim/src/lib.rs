@@ -29,12 +29,14 @@ pub mod bytecode;
 pub mod disasm;
 pub mod exec;
 pub mod fault;
+pub mod fnv;
 pub mod isa;
 pub mod machine;
 pub mod program;
 pub mod race;
 pub mod report;
 pub mod run;
+pub mod syntax;
 pub mod timing;
 
 pub use asm::{AsmError, AsmOptions, assemble, assemble_with};

@@ -12,6 +12,8 @@
 //! repeat, a 16 x 32-byte fractal) are not machine parameters; they are in
 //! [`crate::isa`].
 
+use crate::fault::Space as MemSpace;
+use crate::syntax::line_col;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -125,27 +127,70 @@ pub struct OpCost {
     pub tail: u32,
 }
 
-/// Per-class vector costs (`docs/assembly.md` lists which instruction is in which class).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-#[allow(missing_docs)]
-pub struct VectorOps {
-    pub copy: OpCost,
-    pub unary: OpCost,
-    pub scalar: OpCost,
-    pub binary: OpCost,
-    pub compare: OpCost,
-    pub select: OpCost,
-    pub exp: OpCost,
-    pub ln: OpCost,
-    pub sqrt: OpCost,
-    pub div: OpCost,
-    pub cast: OpCost,
-    pub reduce: OpCost,
-    pub block_reduce: OpCost,
-    pub broadcast: OpCost,
-    pub gather: OpCost,
-    pub transpose: OpCost,
+macro_rules! vector_costs {
+    ($( $(#[$doc:meta])* $key:ident => $class:ident, )*) => {
+        /// A cost class of vector instructions: a key of `[vector.ops]`. Each
+        /// vector instruction's class is declared in the instruction list
+        /// (`isa`), or by its op (`BinOp::cost`, `UnOp::cost`).
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum VecCost { $( $(#[$doc])* $class, )* }
+
+        impl VecCost {
+            /// Every class, in the order of `[vector.ops]`.
+            pub const ALL: &'static [VecCost] = &[$(VecCost::$class),*];
+            /// The class's key in `[vector.ops]`.
+            pub fn key(self) -> &'static str {
+                match self { $(VecCost::$class => stringify!($key)),* }
+            }
+        }
+
+        /// Per-class vector costs, one `[vector.ops]` key per [`VecCost`].
+        #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct VectorOps { $( $(#[$doc])* pub $key: OpCost, )* }
+
+        impl VectorOps {
+            /// The cost of a class.
+            pub fn get(&self, class: VecCost) -> OpCost {
+                match class { $(VecCost::$class => self.$key),* }
+            }
+        }
+    };
+}
+
+vector_costs! {
+    /// Copies and fills (`vec.copy`, `vec.dup`).
+    copy => Copy,
+    /// Cheap unary ops (`abs`, `relu`, `rsqrt`, `rec`, `vec.iota`).
+    unary => Unary,
+    /// Tensor-scalar ops (`adds`, `muls`, `maxs`, `mins`).
+    scalar => Scalar,
+    /// Tensor-tensor ops (`add`, `sub`, `mul`, `max`, `min`) and across-repeat reductions.
+    binary => Binary,
+    /// Comparisons (`vec.cmp`, `vec.cmps`).
+    compare => Compare,
+    /// `vec.sel`.
+    select => Select,
+    /// `exp`.
+    exp => Exp,
+    /// `ln`.
+    ln => Ln,
+    /// `sqrt`.
+    sqrt => Sqrt,
+    /// `div`.
+    div => Div,
+    /// Conversions (`vec.cvt`).
+    cast => Cast,
+    /// Whole-repeat reductions (`rsum`, `rmax`, `rmin`).
+    reduce => Reduce,
+    /// Per-block reductions (`bsum`, `bmax`, `bmin`).
+    block_reduce => BlockReduce,
+    /// `vec.brcb`.
+    broadcast => Broadcast,
+    /// `vec.gather`.
+    gather => Gather,
+    /// `vec.trans` (one repeat is one 16 × 16 matrix of 16-bit elements).
+    transpose => Transpose,
 }
 
 /// Per-core buffers.
@@ -203,6 +248,81 @@ pub struct Dma {
     /// MTE3 UB → L1 (coupled machines).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ub_to_l1: Option<Path>,
+}
+
+/// A data-movement path, for byte accounting and costs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PathId {
+    /// MTE2 GM → L1.
+    GmToL1,
+    /// MTE2 GM → UB.
+    GmToUb,
+    /// MTE1 L1 → L0A.
+    L1ToL0a,
+    /// MTE1 L1 → L0B.
+    L1ToL0b,
+    /// FixPipe L0C → GM.
+    L0cToGm,
+    /// Vector pipe L0C → UB.
+    L0cToUb,
+    /// MTE3 UB → GM.
+    UbToGm,
+    /// MTE3 UB → L1.
+    UbToL1,
+}
+
+impl PathId {
+    /// Every path, in report order.
+    pub const ALL: [PathId; 8] = [
+        PathId::GmToL1,
+        PathId::GmToUb,
+        PathId::L1ToL0a,
+        PathId::L1ToL0b,
+        PathId::L0cToGm,
+        PathId::L0cToUb,
+        PathId::UbToGm,
+        PathId::UbToL1,
+    ];
+    /// Report name.
+    pub fn name(self) -> &'static str {
+        match self {
+            PathId::GmToL1 => "GM->L1",
+            PathId::GmToUb => "GM->UB",
+            PathId::L1ToL0a => "L1->L0A",
+            PathId::L1ToL0b => "L1->L0B",
+            PathId::L0cToGm => "L0C->GM",
+            PathId::L0cToUb => "L0C->UB",
+            PathId::UbToGm => "UB->GM",
+            PathId::UbToL1 => "UB->L1",
+        }
+    }
+    /// The machine's parameters for the path (None if absent).
+    pub fn params(self, m: &Machine) -> Option<Path> {
+        let d = &m.dma;
+        match self {
+            PathId::GmToL1 => Some(d.gm_to_l1),
+            PathId::GmToUb => Some(d.gm_to_ub),
+            PathId::L1ToL0a => Some(d.l1_to_l0a),
+            PathId::L1ToL0b => Some(d.l1_to_l0b),
+            PathId::L0cToGm => d.l0c_to_gm,
+            PathId::L0cToUb => d.l0c_to_ub,
+            PathId::UbToGm => Some(d.ub_to_gm),
+            PathId::UbToL1 => d.ub_to_l1,
+        }
+    }
+    /// The memory spaces it moves from and to.
+    pub fn spaces(self) -> (MemSpace, MemSpace) {
+        match self {
+            PathId::GmToL1 => (MemSpace::Gm, MemSpace::L1),
+            PathId::GmToUb => (MemSpace::Gm, MemSpace::Ub),
+            PathId::L1ToL0a => (MemSpace::L1, MemSpace::L0a),
+            PathId::L1ToL0b => (MemSpace::L1, MemSpace::L0b),
+            PathId::L0cToGm => (MemSpace::L0c, MemSpace::Gm),
+            PathId::L0cToUb => (MemSpace::L0c, MemSpace::Ub),
+            PathId::UbToGm => (MemSpace::Ub, MemSpace::Gm),
+            PathId::UbToL1 => (MemSpace::Ub, MemSpace::L1),
+        }
+    }
 }
 
 /// Chip-level global memory.
@@ -386,7 +506,7 @@ impl Machine {
     /// A stable 64-bit fingerprint of every parameter (recorded in bytecode headers).
     pub fn fingerprint(&self) -> u64 {
         let text = serde_json::to_string(self).unwrap_or_default();
-        crate::bytecode::fnv1a(text.as_bytes())
+        crate::fnv::fnv1a(text.as_bytes())
     }
 
     /// Vector cores per group (0 on coupled machines).
@@ -506,25 +626,8 @@ impl Machine {
                 ));
             }
         }
-        let ops = &self.vector.ops;
-        for (name, c) in [
-            ("copy", ops.copy),
-            ("unary", ops.unary),
-            ("scalar", ops.scalar),
-            ("binary", ops.binary),
-            ("compare", ops.compare),
-            ("select", ops.select),
-            ("exp", ops.exp),
-            ("ln", ops.ln),
-            ("sqrt", ops.sqrt),
-            ("div", ops.div),
-            ("cast", ops.cast),
-            ("reduce", ops.reduce),
-            ("block_reduce", ops.block_reduce),
-            ("broadcast", ops.broadcast),
-            ("gather", ops.gather),
-            ("transpose", ops.transpose),
-        ] {
+        for &class in VecCost::ALL {
+            let (name, c) = (class.key(), self.vector.ops.get(class));
             if !(1..=1024).contains(&c.per_repeat) {
                 return Err(invalid(
                     &format!("vector.ops.{name}.per_repeat"),
@@ -721,18 +824,4 @@ fn key_at(text: &str, offset: usize) -> Option<String> {
         Some(t) => format!("{t}.{key}"),
         None => key.to_string(),
     })
-}
-
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text.as_bytes()[..offset.min(text.len())];
-    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-    let line_start = before
-        .iter()
-        .rposition(|&b| b == b'\n')
-        .map_or(0, |p| p + 1);
-    let col = String::from_utf8_lossy(&before[line_start..])
-        .chars()
-        .count()
-        + 1;
-    (line, col)
 }

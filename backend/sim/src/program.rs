@@ -237,7 +237,7 @@ impl Program {
                     ));
                 }
             }
-            if !matches!(s.insns[n - 1], Insn::End {} | Insn::SJmp { .. }) {
+            if !s.insns[n - 1].ends_section() {
                 return Err((
                     Some((li, si, n - 1)),
                     format!("section .{} must end with `end` or `s.jmp`", s.kind.name()),

@@ -11,10 +11,11 @@
 //! allocated, inputs may be omitted, scalar loads read zero, and no outputs are
 //! returned; control flow must then not depend on tensor data.
 
-use crate::exec::{GM_BASE, GmMem, PathId, Region};
+use crate::exec::{GM_BASE, GmMem, Region};
 use crate::fault::Fault;
 use crate::isa::{Dt, Pipe};
 use crate::machine::Machine;
+use crate::machine::PathId;
 use crate::program::Program;
 use crate::report::{LaunchReport, PathBytes, PipeReport, Report};
 use crate::timing::gm::Lines;

@@ -1,7 +1,7 @@
 //! Error values of the assembler (E08xx), the bytecode loader (E09xx) and the
 //! machine-description loader (E10xx): codes, spans and messages.
 
-use tessera_sim::{Machine, assemble, bytecode, decode, encode, load};
+use tessera_sim::{Machine, assemble, decode, encode, load};
 
 fn asm_errors(src: &str) -> String {
     let m = Machine::default();
@@ -72,7 +72,7 @@ fn sample() -> Vec<u8> {
 
 fn reseal(mut b: Vec<u8>) -> Vec<u8> {
     let n = b.len() - 8;
-    let sum = bytecode::fnv1a(&b[..n]);
+    let sum = tessera_sim::fnv::fnv1a(&b[..n]);
     b[n..].copy_from_slice(&sum.to_le_bytes());
     b
 }

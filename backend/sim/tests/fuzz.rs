@@ -2,7 +2,7 @@
 //! machine loader or the simulator panic — they return values or errors.
 
 use proptest::prelude::*;
-use tessera_sim::{Machine, RunOptions, Tensor, assemble, bytecode, decode, encode, load, run};
+use tessera_sim::{Machine, RunOptions, Tensor, assemble, decode, encode, load, run};
 
 const VALID: &str = r#"
 .kernel k
@@ -92,7 +92,7 @@ done:
 fn reseal(mut b: Vec<u8>) -> Vec<u8> {
     if b.len() >= 8 {
         let n = b.len() - 8;
-        let sum = bytecode::fnv1a(&b[..n]);
+        let sum = tessera_sim::fnv::fnv1a(&b[..n]);
         b[n..].copy_from_slice(&sum.to_le_bytes());
     }
     b

@@ -7,8 +7,8 @@ mod common;
 
 use common::*;
 use tessera_sim::{
-    Dt, Machine, Pipe, Program, RunError, RunOptions, Tensor, assemble, bytecode, decode,
-    disassemble, encode, load, run,
+    Dt, Machine, Pipe, Program, RunError, RunOptions, Tensor, assemble, decode, disassemble,
+    encode, load, run,
 };
 
 /// Launch 0 (2 AIV blocks): `ws[i] = a[i] + 1` for 512 f32 per block.
@@ -375,7 +375,7 @@ fn assembler_checks_launches() {
 
 fn reseal(mut b: Vec<u8>) -> Vec<u8> {
     let n = b.len() - 8;
-    let sum = bytecode::fnv1a(&b[..n]);
+    let sum = tessera_sim::fnv::fnv1a(&b[..n]);
     b[n..].copy_from_slice(&sum.to_le_bytes());
     b
 }

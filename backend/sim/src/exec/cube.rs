@@ -15,9 +15,10 @@
 //! `k` in f32/i32, and no padding element is read or written.
 
 use super::numeric::{read_f64, write_cast};
-use super::{Env, GmXfer, Outcome, Pat, PathId, note};
+use super::{Env, GmXfer, Outcome, Pat, note};
 use crate::fault::{FaultKind, Space, Trap};
 use crate::isa::{BLOCK_BYTES, Dt, FRACTAL_BYTES, FRACTAL_ROWS};
+use crate::machine::PathId;
 use rayon::prelude::*;
 
 /// Largest m, k or n of one `mmad`.

@@ -14,8 +14,8 @@ pub mod scalar;
 pub mod vector;
 
 use crate::fault::{FaultKind, Space, Trap};
-use crate::isa::{Addr, Insn, Mask, Reg, Scal, Val, ZR};
-use crate::machine::Machine;
+use crate::isa::{Addr, Cost, Mask, PipeInsn, Reg, Scal, Val, ZR};
+use crate::machine::{Machine, PathId};
 
 /// Register file snapshot: `r0`–`r31` and `zr` (index 32, always 0).
 pub type Regs = [u64; 33];
@@ -74,68 +74,6 @@ pub struct Access {
     pub pat: Pat,
     /// Write (else read).
     pub write: bool,
-}
-
-/// A data-movement path, for byte accounting and costs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum PathId {
-    /// MTE2 GM → L1.
-    GmToL1,
-    /// MTE2 GM → UB.
-    GmToUb,
-    /// MTE1 L1 → L0A.
-    L1ToL0a,
-    /// MTE1 L1 → L0B.
-    L1ToL0b,
-    /// FixPipe L0C → GM.
-    L0cToGm,
-    /// Vector pipe L0C → UB.
-    L0cToUb,
-    /// MTE3 UB → GM.
-    UbToGm,
-    /// MTE3 UB → L1.
-    UbToL1,
-}
-
-impl PathId {
-    /// Every path, in report order.
-    pub const ALL: [PathId; 8] = [
-        PathId::GmToL1,
-        PathId::GmToUb,
-        PathId::L1ToL0a,
-        PathId::L1ToL0b,
-        PathId::L0cToGm,
-        PathId::L0cToUb,
-        PathId::UbToGm,
-        PathId::UbToL1,
-    ];
-    /// Report name.
-    pub fn name(self) -> &'static str {
-        match self {
-            PathId::GmToL1 => "GM->L1",
-            PathId::GmToUb => "GM->UB",
-            PathId::L1ToL0a => "L1->L0A",
-            PathId::L1ToL0b => "L1->L0B",
-            PathId::L0cToGm => "L0C->GM",
-            PathId::L0cToUb => "L0C->UB",
-            PathId::UbToGm => "UB->GM",
-            PathId::UbToL1 => "UB->L1",
-        }
-    }
-    /// The machine's parameters for the path (None if absent).
-    pub fn params(self, m: &Machine) -> Option<crate::machine::Path> {
-        let d = &m.dma;
-        match self {
-            PathId::GmToL1 => Some(d.gm_to_l1),
-            PathId::GmToUb => Some(d.gm_to_ub),
-            PathId::L1ToL0a => Some(d.l1_to_l0a),
-            PathId::L1ToL0b => Some(d.l1_to_l0b),
-            PathId::L0cToGm => d.l0c_to_gm,
-            PathId::L0cToUb => d.l0c_to_ub,
-            PathId::UbToGm => Some(d.ub_to_gm),
-            PathId::UbToL1 => d.ub_to_l1,
-        }
-    }
 }
 
 /// A GM transfer for the bandwidth model.
@@ -427,111 +365,56 @@ pub fn note(env: &Env, out: &mut Outcome, space: Space, pat: Pat, write: bool) {
     }
 }
 
-/// Executes one pipe instruction. Scalar and synchronisation instructions are
-/// the engine's business and are rejected here.
-pub fn execute(insn: &Insn, env: &mut Env) -> Result<Outcome, Trap> {
-    use crate::isa::{BinOp, UnOp};
+/// Executes one pipe instruction. Its data path (and so its memory spaces)
+/// and its cost class come from the instruction list ([`PipeInsn::cost`]).
+pub fn execute(insn: &PipeInsn, env: &mut Env) -> Result<Outcome, Trap> {
     use mte::L0;
-    let o = env.m.vector.ops.clone();
-    let not_here = || Err(Trap::new(FaultKind::Illegal, "not a pipe instruction"));
+    let m = env.m;
+    let (path, class) = match insn.cost() {
+        Cost::Dma(p) => (Some(p), None),
+        Cost::Vector(c) => (None, Some(c)),
+        Cost::Cube => (None, None),
+    };
+    let dma = || path.ok_or_else(|| Trap::new(FaultKind::Illegal, "not a data movement"));
+    let vcost = || {
+        class
+            .map(|c| m.vector.ops.get(c))
+            .ok_or_else(|| Trap::new(FaultKind::Illegal, "not a vector instruction"))
+    };
     match *insn {
-        Insn::SNop {}
-        | Insn::End {}
-        | Insn::SLi { .. }
-        | Insn::SLif { .. }
-        | Insn::SMov { .. }
-        | Insn::SSys { .. }
-        | Insn::SArg { .. }
-        | Insn::SAlu { .. }
-        | Insn::SFop { .. }
-        | Insn::SItof { .. }
-        | Insn::SFtoi { .. }
-        | Insn::SLd { .. }
-        | Insn::SSt { .. }
-        | Insn::SBr { .. }
-        | Insn::SJmp { .. }
-        | Insn::SyncSet { .. }
-        | Insn::SyncWait { .. }
-        | Insn::SyncBarrier { .. }
-        | Insn::XcoreSet { .. }
-        | Insn::XcoreWait { .. } => not_here(),
-        Insn::Mte2GmUb {
+        PipeInsn::Mte2GmUb {
             dst,
             src,
             n,
             len,
             src_stride,
             dst_stride,
-        } => copy(
-            env,
-            PathId::GmToUb,
-            Space::Ub,
-            dst,
-            Space::Gm,
-            src,
-            n,
-            len,
-            src_stride,
-            dst_stride,
-        ),
-        Insn::Mte2GmL1 {
+        }
+        | PipeInsn::Mte2GmL1 {
             dst,
             src,
             n,
             len,
             src_stride,
             dst_stride,
-        } => copy(
-            env,
-            PathId::GmToL1,
-            Space::L1,
-            dst,
-            Space::Gm,
-            src,
-            n,
-            len,
-            src_stride,
-            dst_stride,
-        ),
-        Insn::Mte3UbGm {
+        }
+        | PipeInsn::Mte3UbGm {
             dst,
             src,
             n,
             len,
             src_stride,
             dst_stride,
-        } => copy(
-            env,
-            PathId::UbToGm,
-            Space::Gm,
-            dst,
-            Space::Ub,
-            src,
-            n,
-            len,
-            src_stride,
-            dst_stride,
-        ),
-        Insn::Mte3UbL1 {
+        }
+        | PipeInsn::Mte3UbL1 {
             dst,
             src,
             n,
             len,
             src_stride,
             dst_stride,
-        } => copy(
-            env,
-            PathId::UbToL1,
-            Space::L1,
-            dst,
-            Space::Ub,
-            src,
-            n,
-            len,
-            src_stride,
-            dst_stride,
-        ),
-        Insn::Mte2Nd2nz {
+        } => copy(env, dma()?, dst, src, n, len, src_stride, dst_stride),
+        PipeInsn::Mte2Nd2nz {
             dt,
             dst,
             src,
@@ -539,10 +422,8 @@ pub fn execute(insn: &Insn, env: &mut Env) -> Result<Outcome, Trap> {
             cols,
             src_stride,
             dst_rows,
-        } => nd2nz(
-            env,
-            PathId::GmToL1,
-            Space::Gm,
+        }
+        | PipeInsn::Mte3Nd2nz {
             dt,
             dst,
             src,
@@ -550,60 +431,48 @@ pub fn execute(insn: &Insn, env: &mut Env) -> Result<Outcome, Trap> {
             cols,
             src_stride,
             dst_rows,
-        ),
-        Insn::Mte3Nd2nz {
+        } => nd2nz(env, dma()?, dt, dst, src, rows, cols, src_stride, dst_rows),
+        PipeInsn::Mte1L0a {
             dt,
             dst,
             src,
-            rows,
-            cols,
+            m1: d1,
+            k1: d2,
             src_stride,
-            dst_rows,
-        } => nd2nz(
-            env,
-            PathId::UbToL1,
-            Space::Ub,
+        }
+        | PipeInsn::Mte1L0aT {
             dt,
             dst,
             src,
-            rows,
-            cols,
+            m1: d1,
+            k1: d2,
             src_stride,
-            dst_rows,
-        ),
-        Insn::Mte1L0a {
+        }
+        | PipeInsn::Mte1L0b {
             dt,
             dst,
             src,
-            m1,
-            k1,
+            k1: d1,
+            n1: d2,
             src_stride,
-        } => load(env, L0::A, false, dt, dst, src, m1, k1, src_stride),
-        Insn::Mte1L0aT {
+        }
+        | PipeInsn::Mte1L0bT {
             dt,
             dst,
             src,
-            m1,
-            k1,
+            k1: d1,
+            n1: d2,
             src_stride,
-        } => load(env, L0::A, true, dt, dst, src, m1, k1, src_stride),
-        Insn::Mte1L0b {
-            dt,
-            dst,
-            src,
-            k1,
-            n1,
-            src_stride,
-        } => load(env, L0::B, false, dt, dst, src, k1, n1, src_stride),
-        Insn::Mte1L0bT {
-            dt,
-            dst,
-            src,
-            k1,
-            n1,
-            src_stride,
-        } => load(env, L0::B, true, dt, dst, src, k1, n1, src_stride),
-        Insn::CubeMmad {
+        } => {
+            let which = if dma()? == PathId::L1ToL0a {
+                L0::A
+            } else {
+                L0::B
+            };
+            let t = matches!(insn, PipeInsn::Mte1L0aT { .. } | PipeInsn::Mte1L0bT { .. });
+            load(env, which, t, dt, dst, src, d1, d2, src_stride)
+        }
+        PipeInsn::CubeMmad {
             dt,
             dst,
             a,
@@ -622,7 +491,7 @@ pub fn execute(insn: &Insn, env: &mut Env) -> Result<Outcome, Trap> {
             let (c, a, b) = (env.addr(dst), env.addr(a), env.addr(b));
             cube::mmad(env, dt, c, a, b, m, k, n, init)
         }
-        Insn::FixL0cGm {
+        PipeInsn::FixL0cGm {
             dt,
             dst,
             src,
@@ -631,9 +500,8 @@ pub fn execute(insn: &Insn, env: &mut Env) -> Result<Outcome, Trap> {
             src_rows,
             dst_stride,
             relu,
-        } => l0c_out(
-            env,
-            Space::Gm,
+        }
+        | PipeInsn::VecL0cUb {
             dt,
             dst,
             src,
@@ -642,29 +510,11 @@ pub fn execute(insn: &Insn, env: &mut Env) -> Result<Outcome, Trap> {
             src_rows,
             dst_stride,
             relu,
-        ),
-        Insn::VecL0cUb {
-            dt,
-            dst,
-            src,
-            m,
-            n,
-            src_rows,
-            dst_stride,
-            relu,
-        } => l0c_out(
-            env,
-            Space::Ub,
-            dt,
-            dst,
-            src,
-            m,
-            n,
-            src_rows,
-            dst_stride,
-            relu,
-        ),
-        Insn::VBin {
+        } => {
+            let (_, to) = dma()?.spaces();
+            l0c_out(env, to, dt, dst, src, m, n, src_rows, dst_stride, relu)
+        }
+        PipeInsn::VBin {
             op,
             dt,
             dst,
@@ -672,14 +522,8 @@ pub fn execute(insn: &Insn, env: &mut Env) -> Result<Outcome, Trap> {
             b,
             rep,
             mask,
-        } => {
-            let cost = match op {
-                BinOp::Div => o.div,
-                BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Max | BinOp::Min => o.binary,
-            };
-            vector::bin(env, cost, op, dt, dst, a, b, rep, mask)
-        }
-        Insn::VSca {
+        } => vector::bin(env, vcost()?, op, dt, dst, a, b, rep, mask),
+        PipeInsn::VSca {
             op,
             dt,
             dst,
@@ -689,25 +533,17 @@ pub fn execute(insn: &Insn, env: &mut Env) -> Result<Outcome, Trap> {
             mask,
         } => {
             let s = env.scal(s);
-            vector::sca(env, o.scalar, op, dt, dst, a, s, rep, mask)
+            vector::sca(env, vcost()?, op, dt, dst, a, s, rep, mask)
         }
-        Insn::VUn {
+        PipeInsn::VUn {
             op,
             dt,
             dst,
             a,
             rep,
             mask,
-        } => {
-            let cost = match op {
-                UnOp::Exp => o.exp,
-                UnOp::Ln => o.ln,
-                UnOp::Sqrt => o.sqrt,
-                UnOp::Rsqrt | UnOp::Rec | UnOp::Abs | UnOp::Relu => o.unary,
-            };
-            vector::un(env, cost, op, dt, dst, a, rep, mask)
-        }
-        Insn::VCmp {
+        } => vector::un(env, vcost()?, op, dt, dst, a, rep, mask),
+        PipeInsn::VCmp {
             cond,
             dt,
             dst,
@@ -715,8 +551,8 @@ pub fn execute(insn: &Insn, env: &mut Env) -> Result<Outcome, Trap> {
             b,
             rep,
             mask,
-        } => vector::cmp(env, o.compare, cond, dt, dst, a, Some(b), 0, rep, mask),
-        Insn::VCmps {
+        } => vector::cmp(env, vcost()?, cond, dt, dst, a, Some(b), 0, rep, mask),
+        PipeInsn::VCmps {
             cond,
             dt,
             dst,
@@ -726,9 +562,9 @@ pub fn execute(insn: &Insn, env: &mut Env) -> Result<Outcome, Trap> {
             mask,
         } => {
             let s = env.scal(s);
-            vector::cmp(env, o.compare, cond, dt, dst, a, None, s, rep, mask)
+            vector::cmp(env, vcost()?, cond, dt, dst, a, None, s, rep, mask)
         }
-        Insn::VSel {
+        PipeInsn::VSel {
             dt,
             dst,
             c,
@@ -736,16 +572,16 @@ pub fn execute(insn: &Insn, env: &mut Env) -> Result<Outcome, Trap> {
             b,
             rep,
             mask,
-        } => vector::sel(env, o.select, dt, dst, c, a, b, rep, mask),
-        Insn::VCvt {
+        } => vector::sel(env, vcost()?, dt, dst, c, a, b, rep, mask),
+        PipeInsn::VCvt {
             to,
             from,
             dst,
             a,
             rep,
             mask,
-        } => vector::cvt(env, o.cast, to, from, dst, a, rep, mask),
-        Insn::VRedR {
+        } => vector::cvt(env, vcost()?, to, from, dst, a, rep, mask),
+        PipeInsn::VRedR {
             op,
             dt,
             dst,
@@ -754,9 +590,9 @@ pub fn execute(insn: &Insn, env: &mut Env) -> Result<Outcome, Trap> {
             mask,
         } => {
             let d = env.addr(dst);
-            vector::red_r(env, o.reduce, op, dt, d, a, rep, mask)
+            vector::red_r(env, vcost()?, op, dt, d, a, rep, mask)
         }
-        Insn::VRedB {
+        PipeInsn::VRedB {
             op,
             dt,
             dst,
@@ -765,17 +601,17 @@ pub fn execute(insn: &Insn, env: &mut Env) -> Result<Outcome, Trap> {
             mask,
         } => {
             let d = env.addr(dst);
-            vector::red_b(env, o.block_reduce, op, dt, d, a, rep, mask)
+            vector::red_b(env, vcost()?, op, dt, d, a, rep, mask)
         }
-        Insn::VRedA {
+        PipeInsn::VRedA {
             op,
             dt,
             dst,
             a,
             rep,
             mask,
-        } => vector::red_a(env, o.binary, op, dt, dst, a, rep, mask),
-        Insn::VDup {
+        } => vector::red_a(env, vcost()?, op, dt, dst, a, rep, mask),
+        PipeInsn::VDup {
             dt,
             dst,
             s,
@@ -783,9 +619,9 @@ pub fn execute(insn: &Insn, env: &mut Env) -> Result<Outcome, Trap> {
             mask,
         } => {
             let s = env.scal(s);
-            vector::dup(env, o.copy, dt, dst, s, rep, mask, false)
+            vector::dup(env, vcost()?, dt, dst, s, rep, mask, false)
         }
-        Insn::VIota {
+        PipeInsn::VIota {
             dt,
             dst,
             s,
@@ -793,20 +629,20 @@ pub fn execute(insn: &Insn, env: &mut Env) -> Result<Outcome, Trap> {
             mask,
         } => {
             let s = env.scal(s);
-            vector::dup(env, o.unary, dt, dst, s, rep, mask, true)
+            vector::dup(env, vcost()?, dt, dst, s, rep, mask, true)
         }
-        Insn::VBrcb { dt, dst, src, rep } => {
+        PipeInsn::VBrcb { dt, dst, src, rep } => {
             let s = env.addr(src);
-            vector::brcb(env, o.broadcast, dt, dst, s, rep)
+            vector::brcb(env, vcost()?, dt, dst, s, rep)
         }
-        Insn::VCopy {
+        PipeInsn::VCopy {
             dt,
             dst,
             a,
             rep,
             mask,
-        } => vector::copy(env, o.copy, dt, dst, a, rep, mask),
-        Insn::VGather {
+        } => vector::copy(env, vcost()?, dt, dst, a, rep, mask),
+        PipeInsn::VGather {
             dt,
             dst,
             src,
@@ -815,11 +651,11 @@ pub fn execute(insn: &Insn, env: &mut Env) -> Result<Outcome, Trap> {
             mask,
         } => {
             let s = env.addr(src);
-            vector::gather(env, o.gather, dt, dst, s, idx, rep, mask)
+            vector::gather(env, vcost()?, dt, dst, s, idx, rep, mask)
         }
-        Insn::VTrans { dt, dst, src, rep } => {
+        PipeInsn::VTrans { dt, dst, src, rep } => {
             let (d, s) = (env.addr(dst), env.addr(src));
-            vector::trans(env, o.transpose, dt, d, s, rep)
+            vector::trans(env, vcost()?, dt, d, s, rep)
         }
     }
 }
@@ -828,9 +664,7 @@ pub fn execute(insn: &Insn, env: &mut Env) -> Result<Outcome, Trap> {
 fn copy(
     env: &mut Env,
     path: PathId,
-    ds: Space,
     dst: Addr,
-    ss: Space,
     src: Addr,
     n: Val,
     len: Val,
@@ -842,6 +676,7 @@ fn copy(
     let sst = env.count(sst, "source stride", mte::MAX_STRIDE)?;
     let dst_stride = env.count(dst_stride, "destination stride", mte::MAX_STRIDE)?;
     let (d, s) = (env.addr(dst), env.addr(src));
+    let (ss, ds) = path.spaces();
     mte::copy(env, path, ds, d, ss, s, n, len, sst, dst_stride)
 }
 
@@ -849,7 +684,6 @@ fn copy(
 fn nd2nz(
     env: &mut Env,
     path: PathId,
-    ss: Space,
     dt: crate::isa::Dt,
     dst: Addr,
     src: Addr,
@@ -863,6 +697,7 @@ fn nd2nz(
     let sst = env.count(sst, "source row stride", mte::MAX_STRIDE)?;
     let dst_rows = env.count(dst_rows, "dst_rows", mte::MAX_TILE_DIM + 16)?;
     let (d, s) = (env.addr(dst), env.addr(src));
+    let (ss, _) = path.spaces();
     mte::nd2nz(env, path, ss, dt, d, s, rows, cols, sst, dst_rows)
 }
 

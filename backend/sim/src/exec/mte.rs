@@ -11,9 +11,10 @@
 //! element `(r, c)` is at `base + (c / C0) * S + r * 32 + (c % C0) * s`, where the
 //! column-block stride `S = dst_rows * 32`.
 
-use super::{Env, GmXfer, Outcome, Pat, PathId, note};
+use super::{Env, GmXfer, Outcome, Pat, note};
 use crate::fault::{FaultKind, Space, Trap};
 use crate::isa::{BLOCK_BYTES, Dt, FRACTAL_BYTES, FRACTAL_ROWS};
+use crate::machine::PathId;
 
 /// Largest burst count of a strided copy.
 pub const MAX_BURSTS: u64 = 65535;
