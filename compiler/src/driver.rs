@@ -176,7 +176,7 @@ pub fn compile_npu(
             Failure::in_source(diags, src)
         }
     })?;
-    let (asm, program) = tessera_backend::npu::compile(&plan, kernel, machine)
+    let (asm, program) = tessera_backend::npu::compile(&plan, machine)
         .map_err(|e| Failure::Internal(format!("code generation for `{}`: {e}", kernel.name)))?;
     Ok(NpuCode { plan, asm, program })
 }

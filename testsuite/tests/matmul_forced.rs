@@ -7,9 +7,9 @@
 //!   deep loads only where K is whole iterations of the K loop and on
 //!   machines with 8 event ids per pipe pair).
 
-use tessera_backend::npu::matmul::{CubeTiles, Geometry, Tail, cube_layout};
+use tessera_compiler::plan::schedule::{cube_layout, fits};
 use tessera_compiler::simulate;
-use tessera_ir::plan::{Schedule, StageKind};
+use tessera_ir::plan::{CubeSchedule, Geometry, MatMulSchedule, StageKind, Tail};
 use tessera_sim::Organisation;
 
 /// Forces `tiles(geometry)` onto the first matmul stage of the IR kernel
@@ -18,7 +18,7 @@ use tessera_sim::Organisation;
 fn run_forced(
     machine_name: &str,
     text: &str,
-    tiles: impl FnOnce(&Geometry, u64) -> CubeTiles,
+    tiles: impl FnOnce(&Geometry, u64) -> CubeSchedule,
 ) -> (String, Geometry) {
     let module = tessera_ir::text::parse_module(text).expect("IR text");
     let kernel = &module.kernels[0];
@@ -27,24 +27,23 @@ fn run_forced(
     let stage = plan
         .stages
         .iter_mut()
-        .find(|s| matches!(s.kind, StageKind::MatMul { .. }))
+        .find(|s| matches!(s.kind, StageKind::MatMul(_)))
         .expect("a matmul stage");
-    let g = Geometry::of(&stage.kind).expect("geometry");
+    let StageKind::MatMul(mm) = &mut stage.kind else {
+        unreachable!("found above")
+    };
+    let g = Geometry::of(mm).expect("geometry");
     let cores = u64::from(machine.cube_cores());
-    let t = tiles(&g, cores);
-    let count = g.batches() * g.m.div_ceil(t.bm) * g.n.div_ceil(t.bn);
-    stage.schedule = Schedule::default();
-    t.store(&mut stage.schedule);
-    stage.schedule.set("tiles", count);
-    stage.block_dim = count.min(cores) as u32;
-    stage.local = cube_layout(&g, &t, &machine);
-    assert!(
-        tessera_compiler::plan::schedule::fits(&stage.local, &machine),
-        "the forced buffers fit"
-    );
+    let mut t = tiles(&g, cores);
+    t.tiles = g.batches() * g.m.div_ceil(t.base_m) * g.n.div_ceil(t.base_n);
+    t.layout = cube_layout(&g, &t, &machine);
+    stage.block_dim = t.tiles.min(cores) as u32;
+    let forced = format!("{t:?}");
+    mm.schedule = MatMulSchedule::Cube(t);
+    assert!(fits(&stage.local(), &machine), "the forced buffers fit");
 
-    let (asm, program) = tessera_backend::npu::compile(&plan, kernel, &machine)
-        .unwrap_or_else(|e| panic!("{machine_name} {t:?}: {e:?}"));
+    let (asm, program) = tessera_backend::npu::compile(&plan, &machine)
+        .unwrap_or_else(|e| panic!("{machine_name} {forced}: {e:?}"));
     let inputs = tessera_testsuite::random_inputs(kernel, 3);
     tessera_testsuite::simulate_against_reference(kernel, &machine, &program, &inputs)
         .unwrap_or_else(|e| panic!("{machine_name}: {e}\n{asm}"));
@@ -52,20 +51,21 @@ fn run_forced(
 }
 
 /// Small cube tiles: 32 × 128 outputs, K steps of 32 in L1 stages of 64.
-fn small(machine_name: &str, tail: u64, sa: u64, sb: u64) -> CubeTiles {
+fn small(machine_name: &str, tail: u64, sa: u64, sb: u64) -> CubeSchedule {
     let coupled = simulate::machine(Some(machine_name))
         .expect("machine")
         .organisation
         == Organisation::Coupled;
-    CubeTiles {
-        bm: 32,
-        bn: 128,
-        bk: 32,
-        kl1: 64,
-        sa,
-        sb,
-        ec: if coupled { 128 } else { 0 },
-        tail,
+    CubeSchedule {
+        base_m: 32,
+        base_n: 128,
+        base_k: 32,
+        l1_k: 64,
+        a_stages: sa,
+        b_stages: sb,
+        epi_cols: if coupled { 128 } else { 0 },
+        tail_parts: tail,
+        ..CubeSchedule::default()
     }
 }
 
@@ -157,12 +157,13 @@ fn deep_loads_need_whole_k_loop_iterations() {
     let kernel = &module.kernels[0];
     let machine = simulate::machine(Some("910b-like")).expect("machine");
     let mut plan = tessera_compiler::plan::plan(kernel, &machine).expect("plan");
-    let stage = &mut plan.stages[0];
-    let g = Geometry::of(&stage.kind).expect("geometry");
-    let t = small("910b-like", 1, 2, 1);
-    stage.schedule = Schedule::default();
-    t.store(&mut stage.schedule);
-    stage.local = cube_layout(&g, &t, &machine);
-    let err = tessera_backend::npu::compile(&plan, kernel, &machine).expect_err("refused");
+    let StageKind::MatMul(mm) = &mut plan.stages[0].kind else {
+        panic!("not a matmul stage")
+    };
+    let g = Geometry::of(mm).expect("geometry");
+    let mut t = small("910b-like", 1, 2, 1);
+    t.layout = cube_layout(&g, &t, &machine);
+    mm.schedule = MatMulSchedule::Cube(t);
+    let err = tessera_backend::npu::compile(&plan, &machine).expect_err("refused");
     assert!(err.0.contains("a multiple of 256"), "{err}");
 }

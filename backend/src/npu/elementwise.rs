@@ -14,12 +14,11 @@
 //! filled once before the loop. The whole tile is computed (padding
 //! included); only the valid rows and columns are stored.
 
-use super::Ctx;
 use super::prog::{Access, Item, MicroOp, Pipe, Region, Space};
 use super::vector::{self, Opnd, VBuf};
-use tessera_ir::plan::{
-    EwArg, EwInst, EwOp, LocalBuf, MemSpace, Pattern, Source, StageKind, View, coalesce, pattern,
-};
+use super::{Ctx, slot};
+use tessera_ir::plan::elementwise::{patterns, space};
+use tessera_ir::plan::{Elementwise, EwArg, EwInst, EwOp, LocalBuf, Pattern, Source, View};
 use tessera_ir::{BinaryOp, DType, Scalar};
 
 fn size(d: DType) -> u64 {
@@ -28,43 +27,6 @@ fn size(d: DType) -> u64 {
 
 fn round_up(x: u64, a: u64) -> u64 {
     x.div_ceil(a) * a
-}
-
-/// The coalesced iteration space of an elementwise stage: extents and the
-/// strides of each input, then of the output.
-pub fn space(inputs: &[View], out: &View) -> (Vec<u64>, Vec<Vec<u64>>) {
-    let mut strides: Vec<&[u64]> = inputs.iter().map(|v| v.strides.as_slice()).collect();
-    strides.push(&out.strides);
-    let (mut dims, mut st) = coalesce(&out.shape, &strides);
-    // Rows move as bursts, so the output must be contiguous along the last
-    // dim, and every input must be row-major, a column or a scalar there.
-    // When that fails (a column written into a wider row, a view with no
-    // unit stride at all), iterate over a trailing unit dim instead: bursts
-    // of one element, slow but general. (True transposes get their own
-    // stage, see `transpose.rs`.)
-    let strided_input = st[..st.len() - 1]
-        .iter()
-        .any(|s| pattern(s) == Pattern::Strided);
-    if st.last().and_then(|o| o.last()) != Some(&1) || strided_input {
-        dims.push(1);
-        for s in &mut st {
-            s.push(1);
-        }
-    }
-    (dims, st)
-}
-
-/// The pattern of each input (constants are `Scalar`).
-pub fn patterns(inputs: &[View], out: &View) -> Vec<Pattern> {
-    let (_, strides) = space(inputs, out);
-    inputs
-        .iter()
-        .zip(&strides)
-        .map(|(v, s)| match v.source {
-            Source::Constant(_) => Pattern::Scalar,
-            Source::Buffer(_) => pattern(s),
-        })
-        .collect()
 }
 
 /// Inputs that are integer divisors (their tiles, or a broadcast column's
@@ -78,76 +40,6 @@ fn divisors(body: &[EwInst]) -> Vec<usize> {
             _ => None,
         })
         .collect()
-}
-
-/// The smallest row pitch (in elements) that keeps every operand's rows on
-/// 32-byte boundaries, for tiles `cols` wide.
-pub fn pitch(inputs: &[View], body: &[EwInst], cols: u64) -> u64 {
-    let min = inputs
-        .iter()
-        .map(|v| size(v.dtype))
-        .chain(body.iter().map(|i| size(i.dtype)))
-        .min()
-        .unwrap_or(4);
-    round_up(cols, 32 / min)
-}
-
-/// The on-chip buffers of an elementwise stage with `rows × pitch` tiles.
-pub fn layout(
-    inputs: &[View],
-    body: &[EwInst],
-    out: &View,
-    rows: u64,
-    pitch: u64,
-    align: u64,
-) -> Vec<LocalBuf> {
-    let tile = rows * pitch;
-    let mut bufs: Vec<LocalBuf> = Vec::new();
-    let mut at = 0u64;
-    let mut add = |name: String, bytes: u64, copies: u32| {
-        let bytes = round_up(bytes.max(32), align);
-        bufs.push(LocalBuf {
-            name,
-            space: MemSpace::Ub,
-            offset: at,
-            bytes,
-            copies,
-        });
-        at += bytes * u64::from(copies);
-    };
-    for (i, (v, p)) in inputs.iter().zip(patterns(inputs, out)).enumerate() {
-        let s = size(v.dtype);
-        if let Source::Constant(_) = v.source {
-            add(format!("in{i}"), tile * s, 1);
-            continue;
-        }
-        add(format!("in{i}"), tile * s, 2);
-        match p {
-            Pattern::Column | Pattern::Scalar => {
-                let n = if p == Pattern::Column { rows } else { 1 };
-                add(format!("st{i}"), n * s, 2);
-                add(format!("bc{i}"), 256 * n.div_ceil(8), 2);
-                if s == 1 {
-                    // 1-byte values are replicated as i32 (`brcb` takes 16/32 bits).
-                    add(format!("wd{i}"), n * 4, 2);
-                }
-            }
-            Pattern::RowMajor | Pattern::Strided => {}
-        }
-    }
-    for (j, inst) in body.iter().enumerate().take(body.len().saturating_sub(1)) {
-        add(format!("t{j}"), tile * size(inst.dtype), 1);
-    }
-    add("out".to_string(), tile * size(out.dtype), 2);
-    let scratch = body
-        .iter()
-        .map(|i| vector::scratch_needed(&i.op, i.dtype))
-        .max()
-        .unwrap_or(0);
-    for k in 0..scratch {
-        add(format!("scr{k}"), tile * 4, 1);
-    }
-    bufs
 }
 
 struct Tiles {
@@ -175,22 +67,37 @@ fn tiles(inputs: &[View], out: &View) -> Tiles {
     }
 }
 
+/// A run of one copy of a buffer, as elements of `dtype`.
+fn buf(l: &LocalBuf, copy: u32, dtype: DType) -> VBuf {
+    VBuf {
+        addr: l.copy(copy),
+        dtype,
+        slot: slot(l, copy),
+    }
+}
+
 /// Generates an elementwise stage.
-pub fn generate(ctx: &mut Ctx<'_>) -> Result<Vec<Item>, String> {
-    let StageKind::Elementwise { inputs, body, out } = &ctx.stage.kind else {
-        return Err("internal: not an elementwise stage".into());
-    };
-    let (inputs, body, out) = (inputs.clone(), body.clone(), out.clone());
-    let t = tiles(&inputs, &out);
-    let pats = patterns(&inputs, &out);
-    let (r_tile, l_tile, pitch) = (ctx.param("rows")?, ctx.param("cols")?, ctx.param("pitch")?);
+pub fn generate(ctx: &mut Ctx<'_>, e: &Elementwise) -> Result<Vec<Item>, String> {
+    let Elementwise {
+        inputs,
+        body,
+        out,
+        schedule,
+    } = e;
+    let layout = &schedule.layout;
+    if layout.inputs.len() != inputs.len() || layout.temps.len() + 1 != body.len() {
+        return Err("internal: the layout does not match the stage".into());
+    }
+    let t = tiles(inputs, out);
+    let pats = patterns(inputs, out);
+    let (r_tile, l_tile, pitch) = (schedule.rows, schedule.cols, schedule.pitch);
     let tile = r_tile * pitch;
     let nrb = t.rows.div_ceil(r_tile);
     let ncb = t.cols.div_ceil(l_tile);
     let outer: Vec<u64> = t.dims[..t.dims.len() - 2].to_vec();
     let total: u64 = outer.iter().product::<u64>() * nrb * ncb;
     let per_outer = nrb * ncb;
-    let divs = divisors(&body);
+    let divs = divisors(body);
 
     let mut items = Vec::new();
     let bi = ctx.regs.get()?;
@@ -199,7 +106,7 @@ pub fn generate(ctx: &mut Ctx<'_>) -> Result<Vec<Item>, String> {
     items.push(Item::Scalar(format!("s.sys {bd}, block_dim")));
     // GM bases, already offset to each view's first element.
     let mut bases: Vec<Option<String>> = Vec::new();
-    for v in inputs.iter().chain(std::iter::once(&out)) {
+    for v in inputs.iter().chain(std::iter::once(out)) {
         if let Source::Constant(_) = v.source {
             bases.push(None);
             continue;
@@ -211,20 +118,10 @@ pub fn generate(ctx: &mut Ctx<'_>) -> Result<Vec<Item>, String> {
         }
         bases.push(Some(r));
     }
-    // Buffers.
-    let buf = |ctx: &Ctx<'_>, name: &str, copy: u32, dtype: DType| -> Result<VBuf, String> {
-        let l = ctx.local(name)?;
-        let copy = copy.min(l.copies - 1);
-        Ok(VBuf {
-            addr: l.offset + u64::from(copy) * l.bytes,
-            dtype,
-            slot: ctx.slot(name, copy),
-        })
-    };
     // Constants: filled once.
     for (i, v) in inputs.iter().enumerate() {
         if let Source::Constant(c) = &v.source {
-            let b = buf(ctx, &format!("in{i}"), 0, v.dtype)?;
+            let b = buf(&layout.inputs[i].tile, 0, v.dtype);
             vector::emit(
                 &mut items,
                 &format!("vec.dup.{}", vector::dt(v.dtype)),
@@ -306,7 +203,7 @@ pub fn generate(ctx: &mut Ctx<'_>) -> Result<Vec<Item>, String> {
                 continue;
             }
             let s = size(v.dtype);
-            let dst = buf(ctx, &format!("in{i}"), half, v.dtype)?;
+            let dst = buf(&layout.inputs[i].tile, half, v.dtype);
             // An integer divisor's padding must hold 1, not zero: fill what
             // the load leaves short (the tile, or a column's staging rows,
             // all of which are expanded) before loading.
@@ -334,8 +231,11 @@ pub fn generate(ctx: &mut Ctx<'_>) -> Result<Vec<Item>, String> {
                     }));
                 }
                 Pattern::Column | Pattern::Scalar => {
-                    let staging = buf(ctx, &format!("st{i}"), half, v.dtype)?;
-                    let bc = buf(ctx, &format!("bc{i}"), half, v.dtype)?;
+                    let Some(bcast) = &layout.inputs[i].broadcast else {
+                        return Err("internal: a broadcast input without its buffers".into());
+                    };
+                    let staging = buf(&bcast.staging, half, v.dtype);
+                    let bc = buf(&bcast.blocks, half, v.dtype);
                     if pats[i] == Pattern::Column {
                         ones(&mut h, staging, round_up(r_tile * s, 32) / s);
                     }
@@ -357,7 +257,12 @@ pub fn generate(ctx: &mut Ctx<'_>) -> Result<Vec<Item>, String> {
                     // Replicate each value into a 32-byte block; 1-byte
                     // values go through i32 first.
                     let (src, copy) = if s == 1 {
-                        let wide = buf(ctx, &format!("wd{i}"), half, DType::I32)?;
+                        let Some(wd) = &bcast.widened else {
+                            return Err(
+                                "internal: a 1-byte broadcast without its i32 buffer".into()
+                            );
+                        };
+                        let wide = buf(wd, half, DType::I32);
                         vector::emit(
                             h,
                             &format!("vec.cvt.i32.{}", vector::dt(v.dtype)),
@@ -408,21 +313,25 @@ pub fn generate(ctx: &mut Ctx<'_>) -> Result<Vec<Item>, String> {
         }
         h.extend(expand);
         // Compute.
-        let scratch: Vec<VBuf> = (0..)
-            .map_while(|k| buf(ctx, &format!("scr{k}"), 0, DType::F32).ok())
+        let scratch: Vec<VBuf> = layout
+            .scratch
+            .iter()
+            .map(|l| buf(l, 0, DType::F32))
             .collect();
         let mut results: Vec<VBuf> = Vec::new();
         for (j, inst) in body.iter().enumerate() {
-            let dst = if j + 1 == body.len() {
-                buf(ctx, "out", half, out.dtype)?
-            } else {
-                buf(ctx, &format!("t{j}"), 0, inst.dtype)?
+            let dst = match layout.temps.get(j) {
+                Some(t) => buf(t, 0, inst.dtype),
+                None => buf(&layout.out, half, out.dtype),
             };
             let args: Vec<VBuf> = inst
                 .args
                 .iter()
                 .map(|a| match a {
-                    EwArg::Input(k) => buf(ctx, &format!("in{k}"), half, inputs[*k].dtype),
+                    EwArg::Input(k) => inputs
+                        .get(*k)
+                        .map(|v| buf(&layout.inputs[*k].tile, half, v.dtype))
+                        .ok_or_else(|| "internal: an elementwise input out of range".to_string()),
                     EwArg::Inst(k) => results.get(*k).copied().ok_or_else(|| {
                         "internal: forward reference in an elementwise body".to_string()
                     }),
@@ -434,7 +343,7 @@ pub fn generate(ctx: &mut Ctx<'_>) -> Result<Vec<Item>, String> {
         // Store.
         let o_idx = inputs.len();
         let so = size(out.dtype);
-        let ob = buf(ctx, "out", half, out.dtype)?;
+        let ob = buf(&layout.out, half, out.dtype);
         address(&mut h, o_idx, so);
         h.push(Item::Scalar(format!("s.mul {len}, {ccur}, {so}")));
         let st = &t.strides[o_idx];

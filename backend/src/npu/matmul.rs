@@ -30,417 +30,31 @@
 //!
 //! Synchronisation is derived by `sync.rs` from the accesses.
 
-use super::Ctx;
 use super::prog::{Access, Item, Labels, MicroOp, Pipe, Region, Space};
 use super::vector::{self, Opnd, VBuf};
+use super::{Ctx, slot};
 use tessera_ir::DType;
+use tessera_ir::plan::matmul::{Geometry, Tail, nz_rows, vec_pitch};
 use tessera_ir::plan::{
-    LocalBuf, MatOperand, MemSpace, Schedule, Source, StageKind, Unit, View, coalesce,
+    CubeSchedule, LocalBuf, MatMul, MatMulSchedule, MemSpace, Source, VecMatB, VecMatSchedule, View,
 };
-use tessera_sim::{Machine, Organisation};
+use tessera_sim::Organisation;
 
 fn size(d: DType) -> u64 {
     d.size_bytes() as u64
 }
 
-fn round_up(x: u64, a: u64) -> u64 {
-    x.div_ceil(a) * a
-}
-
-/// The shape of a matmul stage, with batch dims coalesced.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Geometry {
-    /// Coalesced batch extents (`[1]` when there is no batch).
-    pub batch: Vec<u64>,
-    /// Batch strides (elements) of A, B and the output over `batch`.
-    pub a_bs: Vec<u64>,
-    /// Batch strides of B.
-    pub b_bs: Vec<u64>,
-    /// Batch strides of the output.
-    pub c_bs: Vec<u64>,
-    /// Rows of A and of the output.
-    pub m: u64,
-    /// The contracted extent.
-    pub k: u64,
-    /// Columns of B and of the output.
-    pub n: u64,
-    /// A is stored transposed.
-    pub a_t: bool,
-    /// B is stored transposed.
-    pub b_t: bool,
-    /// Stride (elements) between stored rows of A: of `m` when row-major,
-    /// of `k` when transposed.
-    pub a_row: u64,
-    /// Stride between stored rows of B: of `k` when row-major, of `n` when
-    /// transposed.
-    pub b_row: u64,
-    /// Row stride of the output.
-    pub c_row: u64,
-    /// Input dtype.
-    pub dtype: DType,
-    /// Output dtype.
-    pub out: DType,
-    /// Relu before the cast.
-    pub relu: bool,
-}
-
-impl Geometry {
-    /// The geometry of a matmul stage kind.
-    pub fn of(kind: &StageKind) -> Result<Geometry, String> {
-        let StageKind::MatMul { a, b, out, relu } = kind else {
-            return Err("internal: not a matmul stage".into());
-        };
-        let r = out.shape.len();
-        if r < 2 || a.view.shape.len() != r || b.view.shape.len() != r {
-            return Err("internal: matmul operands must have the output's rank".into());
-        }
-        let (m, n) = (out.shape[r - 2], out.shape[r - 1]);
-        let k = a.view.shape[r - 1];
-        let batch_shape = &out.shape[..r - 2];
-        let (batch, st) = coalesce(
-            batch_shape,
-            &[
-                &a.view.strides[..r - 2],
-                &b.view.strides[..r - 2],
-                &out.strides[..r - 2],
-            ],
-        );
-        let row = |o: &MatOperand| {
-            let s = &o.view.strides;
-            if o.transposed { s[r - 1] } else { s[r - 2] }
-        };
-        Ok(Geometry {
-            batch,
-            a_bs: st[0].clone(),
-            b_bs: st[1].clone(),
-            c_bs: st[2].clone(),
-            m,
-            k,
-            n,
-            a_t: a.transposed,
-            b_t: b.transposed,
-            a_row: row(a),
-            b_row: row(b),
-            c_row: if m > 1 { out.strides[r - 2] } else { n },
-            dtype: a.view.dtype,
-            out: out.dtype,
-            relu: *relu,
-        })
-    }
-
-    /// Number of batches.
-    pub fn batches(&self) -> u64 {
-        self.batch.iter().product()
-    }
-
-    /// Elements per 32-byte block of the input dtype (`C0`).
-    pub fn c0(&self) -> u64 {
-        32 / size(self.dtype)
-    }
-
-    /// The accumulation dtype (f32, or i32 for i8).
-    pub fn acc(&self) -> DType {
-        if self.dtype.is_int() {
-            DType::I32
-        } else {
-            DType::F32
-        }
-    }
-}
-
-/// Tile sizes of a cube matmul (`schedule` parameter names in brackets).
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub struct CubeTiles {
-    /// Output tile rows in L0C (`base_m`).
-    pub bm: u64,
-    /// Output tile columns in L0C (`base_n`).
-    pub bn: u64,
-    /// K per L0 step (`base_k`).
-    pub bk: u64,
-    /// K per L1 stage (`l1_k`, a multiple of `bk`).
-    pub kl1: u64,
-    /// L1 stages one A load covers (`a_stages`; 1 when absent): A moves in
-    /// `a_stages · l1_k`-deep chunks, so it takes fewer, larger GM → L1
-    /// transfers while B keeps the stage depth. At most one of `sa`, `sb`
-    /// exceeds 1; when one does, it is [`DEEP_STAGES`] and
-    /// [`deep_loads_fit`] holds.
-    pub sa: u64,
-    /// L1 stages one B load covers (`b_stages`; 1 when absent).
-    pub sb: u64,
-    /// Epilogue chunk width through UB on coupled machines (`epi_cols`; 0 on
-    /// split machines).
-    pub ec: u64,
-    /// Column parts of each tile of the last, partial round (`tail_parts`;
-    /// 1: none). With `tiles = q·block_dim + r`, the last `r` tiles are cut
-    /// into `tail_parts` column strips of [`CubeTiles::tail_width`] dealt
-    /// to the cores as `r · tail_parts` tiles, so the busiest core runs `q`
-    /// tiles and one strip rather than `q + 1` tiles.
-    pub tail: u64,
-}
-
-/// L1 stages a deep operand's load covers (`a_stages` or `b_stages`).
-pub const DEEP_STAGES: u64 = 2;
-
-/// Whether a stage of K `k` can load an operand [`DEEP_STAGES`] deep with
-/// L1 stages of `kl1`: its K loop (`2 · DEEP_STAGES` stages per iteration)
-/// must run whole iterations, since a skipped step would still set the
-/// events after it, and ids shared between events could then be set twice.
-pub fn deep_loads_fit(k: u64, kl1: u64) -> bool {
-    k.is_multiple_of(2 * DEEP_STAGES * kl1)
-}
-
-impl CubeTiles {
-    /// The width of a tail strip: `base_n / tail_parts` rounded up to 16.
-    pub fn tail_width(&self) -> u64 {
-        self.bn.div_ceil(self.tail.max(1)).div_ceil(16) * 16
-    }
-
-    /// Writes the parameters into a schedule.
-    pub fn store(&self, s: &mut Schedule) {
-        s.set("base_m", self.bm);
-        s.set("base_n", self.bn);
-        s.set("base_k", self.bk);
-        s.set("l1_k", self.kl1);
-        if self.sa > 1 {
-            s.set("a_stages", self.sa);
-        }
-        if self.sb > 1 {
-            s.set("b_stages", self.sb);
-        }
-        if self.ec > 0 {
-            s.set("epi_cols", self.ec);
-        }
-        if self.tail > 1 {
-            s.set("tail_parts", self.tail);
-        }
-    }
-
-    /// Reads the parameters from a schedule.
-    pub fn from_schedule(s: &Schedule) -> Result<CubeTiles, String> {
-        let get = |n: &str| {
-            s.get(n)
-                .ok_or_else(|| format!("internal: the schedule has no `{n}`"))
-        };
-        let t = CubeTiles {
-            bm: get("base_m")?,
-            bn: get("base_n")?,
-            bk: get("base_k")?,
-            kl1: get("l1_k")?,
-            sa: s.get("a_stages").unwrap_or(1),
-            sb: s.get("b_stages").unwrap_or(1),
-            ec: s.get("epi_cols").unwrap_or(0),
-            tail: s.get("tail_parts").unwrap_or(1),
-        };
-        if t.sa == 0 || t.sb == 0 || (t.sa > 1 && t.sb > 1) {
-            return Err(format!(
-                "internal: a_stages={} b_stages={} (one of them must be 1)",
-                t.sa, t.sb
-            ));
-        }
-        Ok(t)
-    }
-}
-
-/// Tile sizes of a vector matmul.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub struct VecTiles {
-    /// Output tile rows (`rows`).
-    pub rows: u64,
-    /// Output tile columns (`cols`, a multiple of 64).
-    pub cols: u64,
-    /// K per chunk (`k_chunk`).
-    pub kc: u64,
-}
-
-impl VecTiles {
-    /// Writes the parameters into a schedule.
-    pub fn store(&self, s: &mut Schedule) {
-        s.set("rows", self.rows);
-        s.set("cols", self.cols);
-        s.set("k_chunk", self.kc);
-    }
-
-    fn load(ctx: &Ctx<'_>) -> Result<VecTiles, String> {
-        Ok(VecTiles {
-            rows: ctx.param("rows")?,
-            cols: ctx.param("cols")?,
-            kc: ctx.param("k_chunk")?,
-        })
-    }
-}
-
-/// Rows of an L1 NZ buffer holding `rows` rows (fractal-padded, and to
-/// `C0` rows when a transposing load reads `C0`-row blocks).
-fn nz_rows(rows: u64, c0: u64) -> u64 {
-    round_up(rows, 16.max(c0))
-}
-
-/// Bytes of an L1 NZ buffer of `rows × cols`.
-fn nz_bytes(rows: u64, cols: u64, c0: u64) -> u64 {
-    // Transposing loads read whole 16-column groups: cover them.
-    round_up(round_up(cols, 16), c0) / c0 * nz_rows(rows, c0) * 32
-}
-
-struct Layout {
-    bufs: Vec<LocalBuf>,
-    at: [u64; 5],
-}
-
-impl Layout {
-    fn new() -> Layout {
-        Layout {
-            bufs: Vec::new(),
-            at: [0; 5],
-        }
-    }
-
-    fn add(&mut self, name: &str, space: MemSpace, bytes: u64, copies: u32, align: u64) {
-        let i = space as usize;
-        let bytes = round_up(bytes.max(32), align);
-        let offset = round_up(self.at[i], align);
-        self.bufs.push(LocalBuf {
-            name: name.to_string(),
-            space,
-            offset,
-            bytes,
-            copies,
-        });
-        self.at[i] = offset + bytes * u64::from(copies);
-    }
-}
-
-/// The on-chip buffers of a cube matmul.
-pub fn cube_layout(g: &Geometry, t: &CubeTiles, machine: &Machine) -> Vec<LocalBuf> {
-    let mem = &machine.memory;
-    let (s, c0) = (size(g.dtype), g.c0());
-    let mut l = Layout::new();
-    let (ka, kb) = (t.kl1 * t.sa, t.kl1 * t.sb);
-    let a_l1 = if g.a_t {
-        nz_bytes(ka, t.bm, c0)
-    } else {
-        nz_bytes(t.bm, ka, c0)
-    };
-    let b_l1 = if g.b_t {
-        nz_bytes(t.bn, kb, c0)
-    } else {
-        nz_bytes(kb, t.bn, c0)
-    };
-    l.add("a_l1", MemSpace::L1, a_l1, 2, mem.l1.align);
-    l.add("b_l1", MemSpace::L1, b_l1, 2, mem.l1.align);
-    l.add(
-        "a_l0",
-        MemSpace::L0a,
-        t.bm * round_up(t.bk, c0) * s,
-        2,
-        mem.l0a.align,
-    );
-    l.add(
-        "b_l0",
-        MemSpace::L0b,
-        t.bn * round_up(t.bk, c0) * s,
-        2,
-        mem.l0b.align,
-    );
-    l.add("acc", MemSpace::L0c, t.bm * t.bn * 4, 1, mem.l0c.align);
-    if machine.organisation == Organisation::Coupled {
-        l.add(
-            "out",
-            MemSpace::Ub,
-            t.bm * t.ec * size(g.out),
-            2,
-            mem.ub.align,
-        );
-    }
-    l.bufs
-}
-
-/// Pitches (elements) of the vector path's UB tiles.
-struct VecPitch {
-    /// Row pitch of the A tile (k when row-major, m when transposed).
-    a: u64,
-    /// Row pitch of the transposed B tile (k).
-    bt: u64,
-}
-
-fn vec_pitch(g: &Geometry, t: &VecTiles) -> VecPitch {
-    let e = 32 / size(g.dtype);
-    VecPitch {
-        a: if g.a_t {
-            round_up(t.rows, e)
-        } else {
-            round_up(t.kc, e)
-        },
-        bt: round_up(t.kc, 8.max(e)),
-    }
-}
-
-/// The UB buffers of a vector matmul.
-pub fn vector_layout(g: &Geometry, t: &VecTiles, machine: &Machine) -> Vec<LocalBuf> {
-    let align = machine.memory.ub.align;
-    let (s, acc) = (size(g.dtype), g.acc());
-    let p = vec_pitch(g, t);
-    let mut l = Layout::new();
-    let a_rows = if g.a_t { t.kc } else { t.rows };
-    l.add("a", MemSpace::Ub, a_rows * p.a * s, 2, align);
-    if g.b_t {
-        l.add("bt", MemSpace::Ub, t.cols * p.bt * s, 2, align);
-        if g.dtype != acc {
-            l.add("bt32", MemSpace::Ub, t.cols * p.bt * 4, 1, align);
-        }
-        l.add("idx", MemSpace::Ub, t.kc * t.cols * 4, 1, align);
-        l.add("b32", MemSpace::Ub, t.kc * t.cols * 4, 1, align);
-    } else {
-        l.add("b", MemSpace::Ub, t.kc * t.cols * s, 2, align);
-        if g.dtype != acc {
-            l.add("b32", MemSpace::Ub, t.kc * t.cols * 4, 1, align);
-        }
-    }
-    l.add("prod", MemSpace::Ub, t.rows * t.cols * 4, 1, align);
-    l.add("acc", MemSpace::Ub, t.rows * t.cols * 4, 1, align);
-    l.add("out", MemSpace::Ub, t.rows * t.cols * size(g.out), 1, align);
-    l.bufs
-}
-
-/// The on-chip buffers of a matmul stage on `unit` with the schedule's tiles.
-pub fn layout(
-    kind: &StageKind,
-    unit: Unit,
-    schedule: &Schedule,
-    machine: &Machine,
-) -> Result<Vec<LocalBuf>, String> {
-    let g = Geometry::of(kind)?;
-    let get = |n: &str| {
-        schedule
-            .get(n)
-            .ok_or_else(|| format!("internal: the schedule has no `{n}`"))
-    };
-    Ok(match unit {
-        Unit::Cube => cube_layout(&g, &CubeTiles::from_schedule(schedule)?, machine),
-        Unit::Vector => vector_layout(
-            &g,
-            &VecTiles {
-                rows: get("rows")?,
-                cols: get("cols")?,
-                kc: get("k_chunk")?,
-            },
-            machine,
-        ),
-    })
-}
-
 /// Generates a matmul stage.
-pub fn generate(ctx: &mut Ctx<'_>) -> Result<Vec<Item>, String> {
-    match ctx.stage.unit {
-        Unit::Cube => cube(ctx),
-        Unit::Vector => vector_path(ctx),
+pub fn generate(ctx: &mut Ctx<'_>, mm: &MatMul) -> Result<Vec<Item>, String> {
+    match &mm.schedule {
+        MatMulSchedule::Cube(t) => cube(ctx, mm, t),
+        MatMulSchedule::Vector(t) => vector_path(ctx, mm, t),
     }
 }
 
 /// A buffer copy as a region.
-fn region(ctx: &Ctx<'_>, name: &str, copy: u32) -> Result<(Region, u64), String> {
-    let l = ctx.local(name)?;
-    let copy = copy.min(l.copies - 1);
-    let start = l.offset + u64::from(copy) * l.bytes;
+fn region(l: &LocalBuf, copy: u32) -> (Region, u64) {
+    let start = l.copy(copy);
     let space = match l.space {
         MemSpace::L1 => Space::L1,
         MemSpace::L0a => Space::L0a,
@@ -448,15 +62,15 @@ fn region(ctx: &Ctx<'_>, name: &str, copy: u32) -> Result<(Region, u64), String>
         MemSpace::L0c => Space::L0c,
         MemSpace::Ub => Space::Ub,
     };
-    Ok((
+    (
         Region {
             space,
             start,
             end: start + l.bytes,
-            slot: ctx.slot(name, copy),
+            slot: slot(l, copy),
         },
         start,
-    ))
+    )
 }
 
 fn op(text: String, pipe: Pipe, accesses: Vec<(Access, Region)>) -> Item {
@@ -503,53 +117,6 @@ fn remaining(items: &mut Vec<Item>, dst: &str, total: u64, start: &str, tile: u6
     sc(items, format!("s.li {dst}, {total}"));
     sc(items, format!("s.sub {dst}, {dst}, {start}"));
     sc(items, format!("s.min {dst}, {dst}, {tile}"));
-}
-
-/// The strips of a stage's last round (see [`CubeTiles::tail`]).
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub struct Tail {
-    /// The first tile index that is cut into strips (`tiles - r`).
-    pub first: u64,
-    /// Strips per tile.
-    pub parts: u64,
-    /// Strip width (a multiple of 16).
-    pub width: u64,
-    /// All tiles of the stage.
-    pub tiles: u64,
-}
-
-impl Tail {
-    /// The strips of `t` on a stage of geometry `g` over `cores` cube
-    /// cores; `None` when `t` asks for none, the stage has batches, the
-    /// last round is full, or some strip would hold no column of its tile.
-    pub fn of(g: &Geometry, t: &CubeTiles, cores: u64) -> Option<Tail> {
-        if t.tail <= 1 || g.batches() != 1 {
-            return None;
-        }
-        let tn = g.n.div_ceil(t.bn);
-        let tiles = g.m.div_ceil(t.bm) * tn;
-        let r = tiles % cores;
-        if tiles <= cores || r == 0 || r * t.tail > cores {
-            return None;
-        }
-        let width = t.tail_width();
-        let first = tiles - r;
-        let nonempty = (first..tiles).all(|q| {
-            let w = t.bn.min(g.n - (q % tn) * t.bn);
-            w > (t.tail - 1) * width
-        });
-        nonempty.then_some(Tail {
-            first,
-            parts: t.tail,
-            width,
-            tiles,
-        })
-    }
-
-    /// The tile indices the stage's loop runs over: whole tiles, then strips.
-    pub fn indices(&self) -> u64 {
-        self.first + (self.tiles - self.first) * self.parts
-    }
 }
 
 fn log2(x: u64) -> u32 {
@@ -657,38 +224,26 @@ fn tile_setup(
     }
 }
 
-fn cube(ctx: &mut Ctx<'_>) -> Result<Vec<Item>, String> {
-    let g = Geometry::of(&ctx.stage.kind)?;
-    let StageKind::MatMul { a, b, out, .. } = ctx.stage.kind.clone() else {
-        return Err("internal: not a matmul stage".into());
-    };
-    let t = CubeTiles::from_schedule(&ctx.stage.schedule)?;
+fn cube(ctx: &mut Ctx<'_>, mm: &MatMul, t: &CubeSchedule) -> Result<Vec<Item>, String> {
+    let g = Geometry::of(mm)?;
+    let (a, b, out) = (&mm.a, &mm.b, &mm.out);
+    let layout = &t.layout;
     let coupled = ctx.machine.organisation == Organisation::Coupled;
     let (s, so, c0) = (size(g.dtype), size(g.out), g.c0());
     let dt = vector::dt(g.dtype);
     let odt = vector::dt(g.out);
-    let tm = g.m.div_ceil(t.bm);
-    let tn = g.n.div_ceil(t.bn);
-    let tail = Tail::of(&g, &t, u64::from(ctx.stage.block_dim));
-    if t.tail > 1 && tail.is_none() {
+    let tm = g.m.div_ceil(t.base_m);
+    let tn = g.n.div_ceil(t.base_n);
+    let tail = Tail::of(&g, t, u64::from(ctx.stage.block_dim));
+    if t.tail_parts > 1 && tail.is_none() {
         return Err(format!(
             "internal: tail_parts={} does not fit this stage's last round",
-            t.tail
+            t.tail_parts
         ));
     }
-    let deep = t.sa.max(t.sb);
-    if deep > 1 && (deep != DEEP_STAGES || !deep_loads_fit(g.k, t.kl1)) {
-        return Err(format!(
-            "internal: a_stages={} b_stages={} with l1_k={} needs stages of {DEEP_STAGES} and K ({}) a multiple of {}",
-            t.sa,
-            t.sb,
-            t.kl1,
-            g.k,
-            2 * DEEP_STAGES * t.kl1
-        ));
-    }
+    t.check_depths(g.k).map_err(|e| format!("internal: {e}"))?;
     let total = tail.map_or(g.batches() * tm * tn, |tl| tl.indices());
-    let steps = t.kl1 / t.bk;
+    let steps = t.l1_k / t.base_k;
 
     let mut items = Vec::new();
     let bi = ctx.regs.get()?;
@@ -697,7 +252,7 @@ fn cube(ctx: &mut Ctx<'_>) -> Result<Vec<Item>, String> {
     sc(&mut items, format!("s.sys {bd}, block_dim"));
     let ra = base(ctx, &mut items, &a.view)?;
     let rb = base(ctx, &mut items, &b.view)?;
-    let rc = base(ctx, &mut items, &out)?;
+    let rc = base(ctx, &mut items, out)?;
     let tr = ctx.regs.get()?;
     sc(&mut items, format!("s.mov {tr}, {bi}"));
     let regs = TileRegs {
@@ -729,7 +284,7 @@ fn cube(ctx: &mut Ctx<'_>) -> Result<Vec<Item>, String> {
     let mut tile = Vec::new();
     tile_setup(
         &g,
-        (t.bm, t.bn),
+        (t.base_m, t.base_n),
         &tr,
         [&ra, &rb, &rc],
         &regs,
@@ -753,7 +308,7 @@ fn cube(ctx: &mut Ctx<'_>) -> Result<Vec<Item>, String> {
     sc(&mut tile, format!("s.li {init}, 1"));
     sc(&mut tile, format!("s.li {ks}, 0"));
 
-    let (acc, acc_addr) = region(ctx, "acc", 0)?;
+    let (acc, acc_addr) = region(&layout.acc, 0);
     // One L1 stage `h` of an iteration, as pieces: the loads, each L0 step
     // (with the K offset it skips at), the advance. An iteration runs
     // `2 · max(a_stages, b_stages)` stages so every buffer copy sits at a
@@ -762,7 +317,7 @@ fn cube(ctx: &mut Ctx<'_>) -> Result<Vec<Item>, String> {
     // of an iteration guard every piece on its own (rather than the whole
     // stage at once), so the events into its steps wait for the matching
     // step of the first stage only.
-    let (ka, kb) = (t.kl1 * t.sa, t.kl1 * t.sb);
+    let (ka, kb) = (t.l1_k * t.a_stages, t.l1_k * t.b_stages);
     let (ka_rows, kb_rows) = (nz_rows(ka, c0), nz_rows(kb, c0));
     // GM → L1 loads of A and B: `ke` K from GM address `src`.
     let a_load = |(a1, a1_addr): (Region, u64), src: &str, ke: &str| {
@@ -775,7 +330,7 @@ fn cube(ctx: &mut Ctx<'_>) -> Result<Vec<Item>, String> {
             format!(
                 "mte2.nd2nz.gm.l1.{dt} [{a1_addr}], [{src}], {mcur}, {ke}, {}, {}",
                 g.a_row * s,
-                nz_rows(t.bm, 16)
+                nz_rows(t.base_m, 16)
             )
         };
         op(text, Pipe::Mte2, vec![(Access::Write, a1)])
@@ -785,7 +340,7 @@ fn cube(ctx: &mut Ctx<'_>) -> Result<Vec<Item>, String> {
             format!(
                 "mte2.nd2nz.gm.l1.{dt} [{b1_addr}], [{src}], {ncur}, {ke}, {}, {}",
                 g.b_row * s,
-                nz_rows(t.bn, 16)
+                nz_rows(t.base_n, 16)
             )
         } else {
             format!(
@@ -804,7 +359,7 @@ fn cube(ctx: &mut Ctx<'_>) -> Result<Vec<Item>, String> {
     // later, the large load would sit in MTE2's queue behind the wait for
     // the other operand's buffer and starve the cube.
     // K from which no stage follows (no next chunk to prefetch).
-    let (last_k, prefetch_reg) = (g.k.saturating_sub(t.kl1), &tmp[0]);
+    let (last_k, prefetch_reg) = (g.k.saturating_sub(t.l1_k), &tmp[0]);
     let prefetch = |ctx: &mut Ctx<'_>,
                     st: &mut Vec<Item>,
                     ld: Item,
@@ -815,7 +370,7 @@ fn cube(ctx: &mut Ctx<'_>) -> Result<Vec<Item>, String> {
         remaining(&mut body, &kk, last_k, &ks, depth);
         sc(
             &mut body,
-            format!("s.add {prefetch_reg}, {gsrc}, {}", t.kl1 * step_bytes),
+            format!("s.add {prefetch_reg}, {gsrc}, {}", t.l1_k * step_bytes),
         );
         body.push(ld);
         let label = ctx.labels.fresh("prefetch");
@@ -834,7 +389,7 @@ fn cube(ctx: &mut Ctx<'_>) -> Result<Vec<Item>, String> {
         body.push(ld);
         let label = ctx.labels.fresh("first");
         st.push(Item::Guard {
-            skip_if: format!("s.br.ge {ks}, {}, {label}_skip", t.kl1),
+            skip_if: format!("s.br.ge {ks}, {}, {label}_skip", t.l1_k),
             label,
             body,
         });
@@ -842,17 +397,17 @@ fn cube(ctx: &mut Ctx<'_>) -> Result<Vec<Item>, String> {
     let stage = |ctx: &mut Ctx<'_>, h: u64| -> Result<Vec<(Vec<Item>, u64)>, String> {
         let mut pieces = Vec::new();
         let mut st = Vec::new();
-        let (a_part, b_part) = (h % t.sa, h % t.sb);
-        remaining(&mut st, &kc, g.k, &ks, t.kl1);
-        let a1 = region(ctx, "a_l1", ((h / t.sa) % 2) as u32)?;
-        let b1 = region(ctx, "b_l1", ((h / t.sb) % 2) as u32)?;
+        let (a_part, b_part) = (h % t.a_stages, h % t.b_stages);
+        remaining(&mut st, &kc, g.k, &ks, t.l1_k);
+        let a1 = region(&layout.a_l1, ((h / t.a_stages) % 2) as u32);
+        let b1 = region(&layout.b_l1, ((h / t.b_stages) % 2) as u32);
         let (a1_addr, b1_addr) = (a1.1, b1.1);
-        if t.sa == 1 {
+        if t.a_stages == 1 {
             st.push(a_load(a1, ga, &kc));
         } else if h == 0 {
             first_chunk(ctx, &mut st, a_load(a1, ga, &kk), ka);
         }
-        if t.sb == 1 {
+        if t.b_stages == 1 {
             st.push(b_load(b1, gb, &kc));
         } else if h == 0 {
             first_chunk(ctx, &mut st, b_load(b1, gb, &kk), kb);
@@ -860,12 +415,12 @@ fn cube(ctx: &mut Ctx<'_>) -> Result<Vec<Item>, String> {
         pieces.push((std::mem::take(&mut st), 0));
         // Its own piece, so the events of this stage's loads are set
         // before it.
-        if t.sa > 1 && a_part == t.sa - 1 {
-            let to = region(ctx, "a_l1", ((h / t.sa + 1) % 2) as u32)?;
+        if t.a_stages > 1 && a_part == t.a_stages - 1 {
+            let to = region(&layout.a_l1, ((h / t.a_stages + 1) % 2) as u32);
             prefetch(ctx, &mut st, a_load(to, prefetch_reg, &kk), a_k, ga, ka);
         }
-        if t.sb > 1 && b_part == t.sb - 1 {
-            let to = region(ctx, "b_l1", ((h / t.sb + 1) % 2) as u32)?;
+        if t.b_stages > 1 && b_part == t.b_stages - 1 {
+            let to = region(&layout.b_l1, ((h / t.b_stages + 1) % 2) as u32);
             prefetch(ctx, &mut st, b_load(to, prefetch_reg, &kk), b_k, gb, kb);
         }
         if !st.is_empty() {
@@ -874,13 +429,13 @@ fn cube(ctx: &mut Ctx<'_>) -> Result<Vec<Item>, String> {
         let (a1, b1) = (a1.0, b1.0);
         for step in 0..steps {
             let c = ((h * steps + step) % 2) as u32;
-            let (a0, a0_addr) = region(ctx, "a_l0", c)?;
-            let (b0, b0_addr) = region(ctx, "b_l0", c)?;
-            let koff = step * t.bk;
-            let (ak, bk) = (a_part * t.kl1 + koff, b_part * t.kl1 + koff);
+            let (a0, a0_addr) = region(&layout.a_l0, c);
+            let (b0, b0_addr) = region(&layout.b_l0, c);
+            let koff = step * t.base_k;
+            let (ak, bk) = (a_part * t.l1_k + koff, b_part * t.l1_k + koff);
             let mut body = Vec::new();
             sc(&mut body, format!("s.sub {kk}, {kc}, {koff}"));
-            sc(&mut body, format!("s.min {kk}, {kk}, {}", t.bk));
+            sc(&mut body, format!("s.min {kk}, {kk}, {}", t.base_k));
             sc(&mut body, format!("s.add {k1}, {kk}, {}", c0 - 1));
             sc(&mut body, format!("s.shr {k1}, {k1}, {}", log2(c0)));
             // L1 → L0A.
@@ -889,8 +444,8 @@ fn cube(ctx: &mut Ctx<'_>) -> Result<Vec<Item>, String> {
             } else {
                 (
                     "mte1.load.l0a",
-                    a1_addr + ak / c0 * nz_rows(t.bm, 16) * 32,
-                    nz_rows(t.bm, 16) * 32,
+                    a1_addr + ak / c0 * nz_rows(t.base_m, 16) * 32,
+                    nz_rows(t.base_m, 16) * 32,
                 )
             };
             body.push(op(
@@ -901,8 +456,8 @@ fn cube(ctx: &mut Ctx<'_>) -> Result<Vec<Item>, String> {
             let (b_text, b_src, b_stride) = if g.b_t {
                 (
                     "mte1.load.l0b",
-                    b1_addr + bk / c0 * nz_rows(t.bn, 16) * 32,
-                    nz_rows(t.bn, 16) * 32,
+                    b1_addr + bk / c0 * nz_rows(t.base_n, 16) * 32,
+                    nz_rows(t.base_n, 16) * 32,
                 )
             } else {
                 ("mte1.load.l0b.t", b1_addr + bk * 32, kb_rows * 32)
@@ -927,14 +482,14 @@ fn cube(ctx: &mut Ctx<'_>) -> Result<Vec<Item>, String> {
             pieces.push((body, koff));
         }
         // Advance to the next stage.
-        sc(&mut st, format!("s.add {ks}, {ks}, {}", t.kl1));
-        sc(&mut st, format!("s.add {ga}, {ga}, {}", t.kl1 * a_k));
-        sc(&mut st, format!("s.add {gb}, {gb}, {}", t.kl1 * b_k));
+        sc(&mut st, format!("s.add {ks}, {ks}, {}", t.l1_k));
+        sc(&mut st, format!("s.add {ga}, {ga}, {}", t.l1_k * a_k));
+        sc(&mut st, format!("s.add {gb}, {gb}, {}", t.l1_k * b_k));
         pieces.push((st, 0));
         Ok(pieces)
     };
     let mut kbody = Vec::new();
-    for h in 0..2 * t.sa.max(t.sb) {
+    for h in 0..2 * t.a_stages.max(t.b_stages) {
         for (body, koff) in stage(ctx, h)? {
             let label = ctx.labels.fresh("kstep");
             let mut skip = Vec::new();
@@ -966,34 +521,41 @@ fn cube(ctx: &mut Ctx<'_>) -> Result<Vec<Item>, String> {
     // Epilogue.
     let relu = u8::from(g.relu);
     if coupled {
-        let chunks = t.bn.div_ceil(t.ec);
+        let chunks = t.base_n.div_ceil(t.epi_cols);
         let (ecur, la, gaddr) = (&tmp[0], &tmp[1], &tmp[2]);
         for ch in 0..chunks {
-            let (ub, ub_addr) = region(ctx, "out", (ch % 2) as u32)?;
+            let out_buf = layout
+                .out
+                .as_ref()
+                .ok_or_else(|| "internal: a coupled cube epilogue without UB".to_string())?;
+            let (ub, ub_addr) = region(out_buf, (ch % 2) as u32);
             let mut body = Vec::new();
-            sc(&mut body, format!("s.sub {ecur}, {ncur}, {}", ch * t.ec));
-            sc(&mut body, format!("s.min {ecur}, {ecur}, {}", t.ec));
             sc(
                 &mut body,
-                format!("s.mul {la}, {m16}, {}", ch * (t.ec / 16) * 64),
+                format!("s.sub {ecur}, {ncur}, {}", ch * t.epi_cols),
+            );
+            sc(&mut body, format!("s.min {ecur}, {ecur}, {}", t.epi_cols));
+            sc(
+                &mut body,
+                format!("s.mul {la}, {m16}, {}", ch * (t.epi_cols / 16) * 64),
             );
             body.push(op(
                 format!(
                     "vec.copy.l0c.ub.{odt} [{ub_addr}], [{la} + {acc_addr}], {mcur}, {ecur}, {m16}, {}, {relu}",
-                    t.ec * so
+                    t.epi_cols * so
                 ),
                 Pipe::V,
                 vec![(Access::Read, acc), (Access::Write, ub)],
             ));
             sc(
                 &mut body,
-                format!("s.add {gaddr}, {gc}, {}", ch * t.ec * so),
+                format!("s.add {gaddr}, {gc}, {}", ch * t.epi_cols * so),
             );
             sc(&mut body, format!("s.mul {ecur}, {ecur}, {so}"));
             body.push(op(
                 format!(
                     "mte3.copy.ub.gm [{gaddr}], [{ub_addr}], {mcur}, {ecur}, {}, {}",
-                    t.ec * so,
+                    t.epi_cols * so,
                     g.c_row * so
                 ),
                 Pipe::Mte3,
@@ -1004,7 +566,7 @@ fn cube(ctx: &mut Ctx<'_>) -> Result<Vec<Item>, String> {
             } else {
                 let label = ctx.labels.fresh("epi");
                 tile.push(Item::Guard {
-                    skip_if: format!("s.br.le {ncur}, {}, {label}_skip", ch * t.ec),
+                    skip_if: format!("s.br.le {ncur}, {}, {label}_skip", ch * t.epi_cols),
                     label,
                     body,
                 });
@@ -1030,13 +592,11 @@ fn cube(ctx: &mut Ctx<'_>) -> Result<Vec<Item>, String> {
     Ok(items)
 }
 
-fn vector_path(ctx: &mut Ctx<'_>) -> Result<Vec<Item>, String> {
-    let g = Geometry::of(&ctx.stage.kind)?;
-    let StageKind::MatMul { a, b, out, .. } = ctx.stage.kind.clone() else {
-        return Err("internal: not a matmul stage".into());
-    };
-    let t = VecTiles::load(ctx)?;
-    let p = vec_pitch(&g, &t);
+fn vector_path(ctx: &mut Ctx<'_>, mm: &MatMul, t: &VecMatSchedule) -> Result<Vec<Item>, String> {
+    let g = Geometry::of(mm)?;
+    let (a, b, out) = (&mm.a, &mm.b, &mm.out);
+    let layout = &t.layout;
+    let p = vec_pitch(&g, t);
     let (s, so) = (size(g.dtype), size(g.out));
     let cd = g.acc();
     let cdt = vector::dt(cd);
@@ -1064,7 +624,7 @@ fn vector_path(ctx: &mut Ctx<'_>) -> Result<Vec<Item>, String> {
     sc(&mut items, format!("s.sys {bd}, block_dim"));
     let ra = base(ctx, &mut items, &a.view)?;
     let rb = base(ctx, &mut items, &b.view)?;
-    let rc = base(ctx, &mut items, &out)?;
+    let rc = base(ctx, &mut items, out)?;
     let tr = ctx.regs.get()?;
     sc(&mut items, format!("s.mov {tr}, {bi}"));
     let regs = TileRegs {
@@ -1092,19 +652,40 @@ fn vector_path(ctx: &mut Ctx<'_>) -> Result<Vec<Item>, String> {
         ctx.regs.get()?,
         ctx.regs.get()?,
     );
-    let vb = |ctx: &Ctx<'_>, name: &str, copy: u32, dtype: DType| -> Result<VBuf, String> {
-        let (_, addr) = region(ctx, name, copy)?;
-        let l = ctx.local(name)?;
-        Ok(VBuf {
-            addr,
-            dtype,
-            slot: ctx.slot(name, copy.min(l.copies - 1)),
-        })
+    let vb = |l: &LocalBuf, copy: u32, dtype: DType| VBuf {
+        addr: l.copy(copy),
+        dtype,
+        slot: slot(l, copy),
+    };
+    // B's buffers: (loaded chunk, widened chunk, gather offsets and
+    // row-major chunk when B is transposed).
+    type BBufs<'b> = (
+        &'b LocalBuf,
+        Option<&'b LocalBuf>,
+        Option<(&'b LocalBuf, &'b LocalBuf)>,
+    );
+    let (b_load, b_wide, b_gather): BBufs<'_> = match (&layout.b, g.b_t) {
+        (VecMatB::RowMajor { b, widened }, false) => (b, widened.as_ref(), None),
+        (
+            VecMatB::Transposed {
+                bt,
+                widened,
+                idx,
+                gathered,
+            },
+            true,
+        ) => (bt, widened.as_ref(), Some((idx, gathered))),
+        _ => return Err("internal: the layout of B does not match its storage".into()),
+    };
+    let widened = |cd: DType| {
+        b_wide
+            .map(|w| vb(w, 0, cd))
+            .ok_or_else(|| "internal: a widening matmul without its wide buffer".to_string())
     };
     // The index table of the gather (transposed B): element (k, j) of the
     // row-major chunk is at byte (j · pitch + k) · 4 of the widened Bᵀ.
-    if g.b_t {
-        let idx = vb(ctx, "idx", 0, DType::I32)?;
+    if let Some((idx, _)) = b_gather {
+        let idx = vb(idx, 0, DType::I32);
         let row0 = VBuf { ..idx };
         vector::emit(
             &mut items,
@@ -1122,7 +703,7 @@ fn vector_path(ctx: &mut Ctx<'_>) -> Result<Vec<Item>, String> {
                 Opnd::Lit((p.bt * 4).to_string()),
             ],
         );
-        for kq in 1..t.kc {
+        for kq in 1..t.k_chunk {
             let row = VBuf {
                 addr: idx.addr + kq * t.cols * 4,
                 ..idx
@@ -1159,8 +740,8 @@ fn vector_path(ctx: &mut Ctx<'_>) -> Result<Vec<Item>, String> {
         gb,
         gc,
     } = &regs;
-    let accb = vb(ctx, "acc", 0, cd)?;
-    let prod = vb(ctx, "prod", 0, cd)?;
+    let accb = vb(&layout.acc, 0, cd);
+    let prod = vb(&layout.prod, 0, cd);
     vector::emit(
         &mut tile,
         &format!("vec.dup.{cdt}"),
@@ -1177,10 +758,10 @@ fn vector_path(ctx: &mut Ctx<'_>) -> Result<Vec<Item>, String> {
 
     let chunk = |ctx: &mut Ctx<'_>, h: u32| -> Result<Vec<Item>, String> {
         let mut st = Vec::new();
-        remaining(&mut st, &kc, g.k, &ks, t.kc);
+        remaining(&mut st, &kc, g.k, &ks, t.k_chunk);
         // A chunk.
-        let ab = vb(ctx, "a", h, g.dtype)?;
-        let a_bytes = ctx.local("a")?.bytes;
+        let ab = vb(&layout.a, h, g.dtype);
+        let a_bytes = layout.a.bytes;
         let (a_n, a_len) = if g.a_t { (&kc, mcur) } else { (mcur, &kc) };
         sc(&mut st, format!("s.mul {val}, {a_len}, {s}"));
         st.push(op(
@@ -1194,10 +775,10 @@ fn vector_path(ctx: &mut Ctx<'_>) -> Result<Vec<Item>, String> {
             vec![(Access::Write, whole(ab, a_bytes))],
         ));
         // B chunk, widened (and gathered) into `b32` unless usable as is.
-        let b32_bytes = t.kc * t.cols * 4;
-        let brow: VBuf = if g.b_t {
-            let bt = vb(ctx, "bt", h, g.dtype)?;
-            let bt_bytes = ctx.local("bt")?.bytes;
+        let b32_bytes = t.k_chunk * t.cols * 4;
+        let brow: VBuf = if let Some((idx, gathered)) = b_gather {
+            let bt = vb(b_load, h, g.dtype);
+            let bt_bytes = b_load.bytes;
             sc(&mut st, format!("s.mul {val}, {kc}, {s}"));
             st.push(op(
                 format!(
@@ -1210,7 +791,7 @@ fn vector_path(ctx: &mut Ctx<'_>) -> Result<Vec<Item>, String> {
                 vec![(Access::Write, whole(bt, bt_bytes))],
             ));
             let src = if g.dtype != cd {
-                let w = vb(ctx, "bt32", 0, cd)?;
+                let w = widened(cd)?;
                 vector::emit(
                     &mut st,
                     &format!("vec.cvt.{cdt}.{}", vector::dt(g.dtype)),
@@ -1221,9 +802,9 @@ fn vector_path(ctx: &mut Ctx<'_>) -> Result<Vec<Item>, String> {
             } else {
                 bt.as_dtype(cd)
             };
-            let idx = vb(ctx, "idx", 0, DType::I32)?;
-            let b32 = vb(ctx, "b32", 0, cd)?;
-            let n = t.kc * t.cols;
+            let idx = vb(idx, 0, DType::I32);
+            let b32 = vb(gathered, 0, cd);
+            let n = t.k_chunk * t.cols;
             let src_bytes = t.cols * p.bt * 4;
             let mut done = 0;
             while done < n {
@@ -1264,8 +845,8 @@ fn vector_path(ctx: &mut Ctx<'_>) -> Result<Vec<Item>, String> {
             }
             b32
         } else {
-            let bb = vb(ctx, "b", h, g.dtype)?;
-            let b_bytes = ctx.local("b")?.bytes;
+            let bb = vb(b_load, h, g.dtype);
+            let b_bytes = b_load.bytes;
             sc(&mut st, format!("s.mul {val}, {ncur}, {s}"));
             st.push(op(
                 format!(
@@ -1278,11 +859,11 @@ fn vector_path(ctx: &mut Ctx<'_>) -> Result<Vec<Item>, String> {
                 vec![(Access::Write, whole(bb, b_bytes))],
             ));
             if g.dtype != cd {
-                let b32 = vb(ctx, "b32", 0, cd)?;
+                let b32 = widened(cd)?;
                 vector::emit(
                     &mut st,
                     &format!("vec.cvt.{cdt}.{}", vector::dt(g.dtype)),
-                    t.kc * t.cols,
+                    t.k_chunk * t.cols,
                     &[Opnd::Run(b32), Opnd::Run(bb)],
                 );
                 b32
@@ -1368,11 +949,17 @@ fn vector_path(ctx: &mut Ctx<'_>) -> Result<Vec<Item>, String> {
             ],
         });
         // Advance.
-        sc(&mut st, format!("s.add {ks}, {ks}, {}", t.kc));
+        sc(&mut st, format!("s.add {ks}, {ks}, {}", t.k_chunk));
         let a_k = if g.a_t { g.a_row } else { 1 };
         let b_k = if g.b_t { 1 } else { g.b_row };
-        sc(&mut st, format!("s.add {ga}, {ga}, {}", t.kc * a_k * s));
-        sc(&mut st, format!("s.add {gb}, {gb}, {}", t.kc * b_k * s));
+        sc(
+            &mut st,
+            format!("s.add {ga}, {ga}, {}", t.k_chunk * a_k * s),
+        );
+        sc(
+            &mut st,
+            format!("s.add {gb}, {gb}, {}", t.k_chunk * b_k * s),
+        );
         Ok(st)
     };
     let mut kbody = chunk(ctx, 0)?;
@@ -1410,7 +997,7 @@ fn vector_path(ctx: &mut Ctx<'_>) -> Result<Vec<Item>, String> {
             );
         }
     }
-    let ob = vb(ctx, "out", 0, g.out)?;
+    let ob = vb(&layout.out, 0, g.out);
     let mn = if g.out == cd { "vec.copy" } else { "vec.cvt" };
     let mnemonic = if g.out == cd {
         format!("{mn}.{cdt}")
@@ -1424,7 +1011,7 @@ fn vector_path(ctx: &mut Ctx<'_>) -> Result<Vec<Item>, String> {
         &[Opnd::Run(ob), Opnd::Run(accb)],
     );
     sc(&mut tile, format!("s.mul {val}, {ncur}, {so}"));
-    let out_bytes = ctx.local("out")?.bytes;
+    let out_bytes = layout.out.bytes;
     tile.push(op(
         format!(
             "mte3.copy.ub.gm [{gc}], [{}], {mcur}, {val}, {}, {}",

@@ -18,8 +18,8 @@ pub mod vector;
 
 use prog::{Item, Labels, Regs};
 use std::fmt::Write;
+use tessera_ir::DType;
 use tessera_ir::plan::{BufKind, LocalBuf, MemSpace, Plan, Source, Stage, StageKind, Unit, View};
-use tessera_ir::{DType, Kernel};
 use tessera_sim::{Machine, Organisation};
 
 /// Why code generation failed (always a compiler bug: plans are checked).
@@ -54,35 +54,13 @@ pub struct Ctx<'a> {
     pub labels: Labels,
 }
 
+/// A buffer copy's synchronisation slot: unique per (buffer, copy), as
+/// buffers of a space do not overlap.
+pub fn slot(l: &LocalBuf, copy: u32) -> u32 {
+    ((l.space as u32) << 24) | (l.copy(copy) >> 5) as u32
+}
+
 impl Ctx<'_> {
-    /// A local buffer of the stage by name.
-    pub fn local(&self, name: &str) -> Result<&LocalBuf, String> {
-        self.stage
-            .local
-            .iter()
-            .find(|l| l.name == name)
-            .ok_or_else(|| format!("internal: the plan has no local buffer `{name}`"))
-    }
-
-    /// A buffer copy's synchronisation slot: unique per (buffer, copy).
-    pub fn slot(&self, name: &str, copy: u32) -> u32 {
-        let i = self
-            .stage
-            .local
-            .iter()
-            .position(|l| l.name == name)
-            .unwrap_or(0) as u32;
-        i * 4 + copy
-    }
-
-    /// A schedule parameter.
-    pub fn param(&self, name: &str) -> Result<u64, String> {
-        self.stage
-            .schedule
-            .get(name)
-            .ok_or_else(|| format!("internal: the schedule has no `{name}`"))
-    }
-
     /// Emits code that puts a GM buffer's base address in a fresh register.
     pub fn gm_base(&mut self, items: &mut Vec<Item>, view: &View) -> Result<String, String> {
         let Source::Buffer(b) = view.source else {
@@ -129,8 +107,8 @@ fn tensor_text(name: &str, dtype: DType, shape: &[u64]) -> String {
     format!("{name} {}[{}]", dtype, dims.join(", "))
 }
 
-/// Generates the assembly of a plan for the kernel it was made from.
-pub fn assembly(plan: &Plan, kernel: &Kernel, machine: &Machine) -> Result<String, CodegenError> {
+/// Generates the assembly of a plan.
+pub fn assembly(plan: &Plan, machine: &Machine) -> Result<String, CodegenError> {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -139,14 +117,11 @@ pub fn assembly(plan: &Plan, kernel: &Kernel, machine: &Machine) -> Result<Strin
     );
     let _ = writeln!(out, ".kernel {}", plan.kernel);
     let _ = writeln!(out, ".machine {}", machine.name);
-    for p in &kernel.params {
-        let shape = p.ty.shape.as_fixed().unwrap_or_default();
-        let _ = writeln!(out, ".param {}", tensor_text(&p.name, p.ty.dtype, &shape));
+    for b in plan.params() {
+        let _ = writeln!(out, ".param {}", tensor_text(&b.name, b.dtype, &b.shape));
     }
-    for o in &kernel.outputs {
-        let ty = kernel.ty(o.value);
-        let shape = ty.shape.as_fixed().unwrap_or_default();
-        let _ = writeln!(out, ".result {}", tensor_text(&o.name, ty.dtype, &shape));
+    for b in plan.results() {
+        let _ = writeln!(out, ".result {}", tensor_text(&b.name, b.dtype, &b.shape));
     }
     let _ = writeln!(out, ".workspace {}", plan.workspace);
     for (i, stage) in plan.stages.iter().enumerate() {
@@ -154,21 +129,21 @@ pub fn assembly(plan: &Plan, kernel: &Kernel, machine: &Machine) -> Result<Strin
             plan,
             stage,
             machine,
-            params: kernel.params.len(),
+            params: plan.params().count(),
             regs: Regs::default(),
             labels: Labels::default(),
         };
         let items = match &stage.kind {
-            StageKind::Elementwise { .. } => elementwise::generate(&mut ctx)?,
-            StageKind::Reduce { .. } => reduce::generate(&mut ctx)?,
-            StageKind::Transpose { .. } => transpose::generate(&mut ctx)?,
-            StageKind::MatMul { .. } => matmul::generate(&mut ctx)?,
+            StageKind::Elementwise(e) => elementwise::generate(&mut ctx, e)?,
+            StageKind::Reduce(r) => reduce::generate(&mut ctx, r)?,
+            StageKind::Transpose(t) => transpose::generate(&mut ctx, t)?,
+            StageKind::MatMul(m) => matmul::generate(&mut ctx, m)?,
         };
         let items = sync::insert(items, machine.sync.event_ids)?;
         let nodes: Vec<String> = stage.nodes.iter().map(|n| format!("%{n}")).collect();
         let _ = writeln!(out, "\n.launch ; stage {i}: {}", nodes.join(", "));
         let _ = writeln!(out, ".block_dim {}", stage.block_dim);
-        let _ = writeln!(out, "{}", section(machine, stage.unit));
+        let _ = writeln!(out, "{}", section(machine, stage.unit()));
         prog::print(&items, &mut out);
         let _ = writeln!(out, "    end");
     }
@@ -178,10 +153,9 @@ pub fn assembly(plan: &Plan, kernel: &Kernel, machine: &Machine) -> Result<Strin
 /// Generates and assembles a plan.
 pub fn compile(
     plan: &Plan,
-    kernel: &Kernel,
     machine: &Machine,
 ) -> Result<(String, tessera_sim::Program), CodegenError> {
-    let text = assembly(plan, kernel, machine)?;
+    let text = assembly(plan, machine)?;
     let program = tessera_sim::assemble(&text, machine).map_err(|errs| {
         let first: Vec<String> = errs
             .iter()

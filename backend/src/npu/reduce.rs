@@ -18,66 +18,15 @@
 //! accumulator is reset at a tile's first chunk and finished (mean
 //! division, cast) and stored at its last.
 
-use super::Ctx;
 use super::prog::{Access, Item, MicroOp, Pipe, Region, Space};
 use super::vector::{self, Opnd, VBuf};
-use tessera_ir::plan::{LocalBuf, MemSpace, StageKind};
+use super::{Ctx, slot};
+use tessera_ir::plan::reduce::LANES;
+use tessera_ir::plan::{LocalBuf, Reduce};
 use tessera_ir::{DType, ReduceOp};
 
 fn size(d: DType) -> u64 {
     d.size_bytes() as u64
-}
-
-fn round_up(x: u64, a: u64) -> u64 {
-    x.div_ceil(a) * a
-}
-
-/// Lanes per repeat of the accumulator (4-byte) type.
-pub const LANES: u64 = 64;
-
-/// Whether a reduce stage folds contiguous rows (`inner == 1`).
-pub fn is_row(inner: u64) -> bool {
-    inner == 1
-}
-
-/// The on-chip buffers of a reduce stage. Row form: `rows` rows of
-/// `pitch` elements; column form: `rows` reduced rows of `pitch` columns.
-pub fn layout(
-    input: DType,
-    acc: DType,
-    out: DType,
-    row: bool,
-    rows: u64,
-    pitch: u64,
-    align: u64,
-) -> Vec<LocalBuf> {
-    let mut bufs = Vec::new();
-    let mut at = 0u64;
-    let mut add = |name: &str, bytes: u64, copies: u32| {
-        let bytes = round_up(bytes.max(32), align);
-        bufs.push(LocalBuf {
-            name: name.to_string(),
-            space: MemSpace::Ub,
-            offset: at,
-            bytes,
-            copies,
-        });
-        at += bytes * u64::from(copies);
-    };
-    let tile = rows * pitch;
-    add("in", tile * size(input), 2);
-    if input != acc {
-        add("wide", tile * size(acc), 1);
-    }
-    // Results per step: one per row (row form) or one per column.
-    let results = if row { rows } else { pitch };
-    if row {
-        add("lanes", rows * 256, 1);
-    }
-    add("part", results * size(acc), 1);
-    add("acc", results * size(acc), 1);
-    add("out", results * size(out), 2);
-    bufs
 }
 
 /// The identity of a reduction in a dtype, as an assembler literal.
@@ -116,23 +65,31 @@ fn ub(b: VBuf, bytes: u64) -> Region {
     }
 }
 
+/// A run of one copy of a buffer, as elements of `dtype`.
+fn buf(l: &LocalBuf, copy: u32, dtype: DType) -> VBuf {
+    VBuf {
+        addr: l.copy(copy),
+        dtype,
+        slot: slot(l, copy),
+    }
+}
+
 /// Generates a reduce stage.
-pub fn generate(ctx: &mut Ctx<'_>) -> Result<Vec<Item>, String> {
-    let StageKind::Reduce {
+pub fn generate(ctx: &mut Ctx<'_>, r: &Reduce) -> Result<Vec<Item>, String> {
+    let Reduce {
         op,
-        input,
-        out,
+        ref input,
+        ref out,
         outer,
         reduced,
         inner,
         acc,
         divisor,
-    } = ctx.stage.kind.clone()
-    else {
-        return Err("internal: not a reduce stage".into());
-    };
-    let row = is_row(inner);
-    let (rows, pitch, chunk) = (ctx.param("rows")?, ctx.param("pitch")?, ctx.param("chunk")?);
+        ref schedule,
+    } = *r;
+    let layout = &schedule.layout;
+    let row = r.is_row();
+    let (rows, pitch, chunk) = (schedule.rows, schedule.pitch, schedule.chunk);
     let (si, sa, so) = (size(input.dtype), size(acc), size(out.dtype));
     let chunks = reduced.div_ceil(chunk);
     // Tiles: row form over groups of `rows` outer rows; column form over
@@ -144,23 +101,14 @@ pub fn generate(ctx: &mut Ctx<'_>) -> Result<Vec<Item>, String> {
         (outer * cc, cc)
     };
     let steps_per_tile = chunks;
-    let buf = |ctx: &Ctx<'_>, name: &str, copy: u32, dtype: DType| -> Result<VBuf, String> {
-        let l = ctx.local(name)?;
-        let copy = copy.min(l.copies - 1);
-        Ok(VBuf {
-            addr: l.offset + u64::from(copy) * l.bytes,
-            dtype,
-            slot: ctx.slot(name, copy),
-        })
-    };
     let mut items = Vec::new();
     let bi = ctx.regs.get()?;
     let bd = ctx.regs.get()?;
     items.push(Item::Scalar(format!("s.sys {bi}, block_idx")));
     items.push(Item::Scalar(format!("s.sys {bd}, block_dim")));
-    let base_in = ctx.gm_base(&mut items, &input)?;
-    let base_out = ctx.gm_base(&mut items, &out)?;
-    for (r, v) in [(&base_in, &input), (&base_out, &out)] {
+    let base_in = ctx.gm_base(&mut items, input)?;
+    let base_out = ctx.gm_base(&mut items, out)?;
+    for (r, v) in [(&base_in, input), (&base_out, out)] {
         let off = v.offset * size(v.dtype);
         if off != 0 {
             items.push(Item::Scalar(format!("s.add {r}, {r}, {off}")));
@@ -188,8 +136,8 @@ pub fn generate(ctx: &mut Ctx<'_>) -> Result<Vec<Item>, String> {
     let loop_label = ctx.labels.fresh("steps");
     let mut body = Vec::new();
     let results = if row { rows } else { pitch };
-    let acc_buf = buf(ctx, "acc", 0, acc)?;
-    let part = buf(ctx, "part", 0, acc)?;
+    let acc_buf = buf(&layout.acc, 0, acc);
+    let part = buf(&layout.part, 0, acc);
     for half in 0..2u32 {
         let sr = if half == 0 { s.clone() } else { sb.clone() };
         let mut h = Vec::new();
@@ -203,12 +151,15 @@ pub fn generate(ctx: &mut Ctx<'_>) -> Result<Vec<Item>, String> {
         h.push(Item::Scalar(format!("s.li {kcur}, {reduced}")));
         h.push(Item::Scalar(format!("s.sub {kcur}, {kcur}, {a0}")));
         h.push(Item::Scalar(format!("s.min {kcur}, {kcur}, {chunk}")));
-        let tile_in = buf(ctx, "in", half, input.dtype)?;
-        let out_buf = buf(ctx, "out", half, out.dtype)?;
+        let tile_in = buf(&layout.input, half, input.dtype);
+        let out_buf = buf(&layout.out, half, out.dtype);
         let wide = if input.dtype == acc {
             tile_in.as_dtype(acc)
         } else {
-            buf(ctx, "wide", 0, acc)?
+            let w = layout.wide.as_ref().ok_or_else(|| {
+                "internal: a widening reduction without its wide buffer".to_string()
+            })?;
+            buf(w, 0, acc)
         };
         // Fill with the identity, then load over it.
         vector::emit(
@@ -276,7 +227,10 @@ pub fn generate(ctx: &mut Ctx<'_>) -> Result<Vec<Item>, String> {
         }
         // Fold this chunk into `part`.
         if row {
-            let lanes = buf(ctx, "lanes", 0, acc)?;
+            let Some(lanes) = &layout.lanes else {
+                return Err("internal: a row reduction without its lanes buffer".into());
+            };
+            let lanes = buf(lanes, 0, acc);
             for j in 0..rows {
                 let src = VBuf {
                     addr: wide.addr + j * pitch * sa,

@@ -9,11 +9,12 @@
 //! `tq` elements. Other dims are looped over. Two tiles per iteration on
 //! two buffer copies, as in the other templates.
 
-use super::Ctx;
 use super::prog::{Access, Item, MicroOp, Pipe, Region, Space};
 use super::vector::{self, Opnd, VBuf};
+use super::{Ctx, slot};
 use tessera_ir::DType;
-use tessera_ir::plan::{LocalBuf, MemSpace, StageKind, View, coalesce};
+use tessera_ir::plan::transpose::{LANES, pitches, plane};
+use tessera_ir::plan::{LocalBuf, Transpose};
 
 fn size(d: DType) -> u64 {
     d.size_bytes() as u64
@@ -21,75 +22,6 @@ fn size(d: DType) -> u64 {
 
 fn round_up(x: u64, a: u64) -> u64 {
     x.div_ceil(a) * a
-}
-
-/// Gather lanes per repeat (the index operand is 4-byte).
-pub const LANES: u64 = 64;
-
-/// The transposed plane of a transpose stage: coalesced extents, input and
-/// output strides, and the dims `p` (input contiguous) and `q` (last).
-pub struct Plane {
-    /// Coalesced extents.
-    pub dims: Vec<u64>,
-    /// Input strides over `dims`.
-    pub in_strides: Vec<u64>,
-    /// Output strides over `dims`.
-    pub out_strides: Vec<u64>,
-    /// The dim along which the input is contiguous.
-    pub p: usize,
-    /// The output's last dim.
-    pub q: usize,
-}
-
-/// Analyses a transpose stage's views.
-pub fn plane(input: &View, out: &View) -> Result<Plane, String> {
-    let (dims, st) = coalesce(&out.shape, &[&input.strides, &out.strides]);
-    let q = dims.len() - 1;
-    let p = (0..dims.len())
-        .rev()
-        .find(|&d| d != q && st[0][d] == 1 && dims[d] > 1)
-        .ok_or_else(|| "internal: a transpose input with no contiguous dim".to_string())?;
-    if st[1][q] != 1 {
-        return Err("internal: a transpose output must be contiguous along its last dim".into());
-    }
-    Ok(Plane {
-        in_strides: st[0].clone(),
-        out_strides: st[1].clone(),
-        dims,
-        p,
-        q,
-    })
-}
-
-/// Pitches of the two UB tiles: `A` rows hold `tp` elements, `B` rows `tq`.
-pub fn pitches(dtype: DType, tp: u64, tq: u64) -> (u64, u64) {
-    let unit = 32 / size(dtype);
-    (round_up(tp, unit), round_up(tq, LANES.max(unit)))
-}
-
-/// The on-chip buffers of a transpose stage with `tp × tq` tiles.
-pub fn layout(dtype: DType, tp: u64, tq: u64, align: u64) -> Vec<LocalBuf> {
-    let (pp, pq) = pitches(dtype, tp, tq);
-    let s = size(dtype);
-    let a_rows = round_up(tq, LANES);
-    let mut bufs = Vec::new();
-    let mut at = 0u64;
-    for (name, bytes, copies) in [
-        ("a", a_rows * pp * s, 2u32),
-        ("b", tp * pq * s, 2),
-        ("idx", round_up(tq, LANES) * 4, 1),
-    ] {
-        let bytes = round_up(bytes.max(32), align);
-        bufs.push(LocalBuf {
-            name: name.to_string(),
-            space: MemSpace::Ub,
-            offset: at,
-            bytes,
-            copies,
-        });
-        at += bytes * u64::from(copies);
-    }
-    bufs
 }
 
 fn ub(b: VBuf, bytes: u64) -> Region {
@@ -101,15 +33,22 @@ fn ub(b: VBuf, bytes: u64) -> Region {
     }
 }
 
+/// A run of one copy of a buffer, as elements of `dtype`.
+fn buf(l: &LocalBuf, copy: u32, dtype: DType) -> VBuf {
+    VBuf {
+        addr: l.copy(copy),
+        dtype,
+        slot: slot(l, copy),
+    }
+}
+
 /// Generates a transpose stage.
-pub fn generate(ctx: &mut Ctx<'_>) -> Result<Vec<Item>, String> {
-    let StageKind::Transpose { input, out, .. } = ctx.stage.kind.clone() else {
-        return Err("internal: not a transpose stage".into());
-    };
-    let pl = plane(&input, &out)?;
+pub fn generate(ctx: &mut Ctx<'_>, tr: &Transpose) -> Result<Vec<Item>, String> {
+    let (input, out, layout) = (&tr.input, &tr.out, &tr.schedule.layout);
+    let pl = plane(input, out)?;
     let dtype = out.dtype;
     let s = size(dtype);
-    let (tp, tq) = (ctx.param("tp")?, ctx.param("tq")?);
+    let (tp, tq) = (tr.schedule.tp, tr.schedule.tq);
     let (pp, pq) = pitches(dtype, tp, tq);
     let (np, nq) = (pl.dims[pl.p], pl.dims[pl.q]);
     let others: Vec<usize> = (0..pl.dims.len())
@@ -118,30 +57,21 @@ pub fn generate(ctx: &mut Ctx<'_>) -> Result<Vec<Item>, String> {
     let n_other: u64 = others.iter().map(|&d| pl.dims[d]).product();
     let (bp, bq) = (np.div_ceil(tp), nq.div_ceil(tq));
     let total = n_other * bp * bq;
-    let buf = |ctx: &Ctx<'_>, name: &str, copy: u32, dt: DType| -> Result<VBuf, String> {
-        let l = ctx.local(name)?;
-        let copy = copy.min(l.copies - 1);
-        Ok(VBuf {
-            addr: l.offset + u64::from(copy) * l.bytes,
-            dtype: dt,
-            slot: ctx.slot(name, copy),
-        })
-    };
     let mut items = Vec::new();
     let bi = ctx.regs.get()?;
     let bd = ctx.regs.get()?;
     items.push(Item::Scalar(format!("s.sys {bi}, block_idx")));
     items.push(Item::Scalar(format!("s.sys {bd}, block_dim")));
-    let base_in = ctx.gm_base(&mut items, &input)?;
-    let base_out = ctx.gm_base(&mut items, &out)?;
-    for (r, v) in [(&base_in, &input), (&base_out, &out)] {
+    let base_in = ctx.gm_base(&mut items, input)?;
+    let base_out = ctx.gm_base(&mut items, out)?;
+    for (r, v) in [(&base_in, input), (&base_out, out)] {
         let off = v.offset * s;
         if off != 0 {
             items.push(Item::Scalar(format!("s.add {r}, {r}, {off}")));
         }
     }
     // The gather offsets: idx[q] = q · pp · s.
-    let idx = buf(ctx, "idx", 0, DType::I32)?;
+    let idx = buf(&layout.idx, 0, DType::I32);
     let idx_lanes = round_up(tq, LANES);
     vector::emit(
         &mut items,
@@ -172,8 +102,8 @@ pub fn generate(ctx: &mut Ctx<'_>) -> Result<Vec<Item>, String> {
     let mut body = Vec::new();
     for half in 0..2u32 {
         let tr = if half == 0 { tt.clone() } else { tb.clone() };
-        let a = buf(ctx, "a", half, dtype)?;
-        let b = buf(ctx, "b", half, dtype)?;
+        let a = buf(&layout.a, half, dtype);
+        let b = buf(&layout.b, half, dtype);
         let mut h = Vec::new();
         // Tile → (other index, p block, q block).
         h.push(Item::Scalar(format!("s.div {o}, {tr}, {}", bp * bq)));

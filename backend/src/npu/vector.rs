@@ -133,31 +133,6 @@ fn region(b: &VBuf, start: u64, end: u64) -> Region {
     }
 }
 
-/// How many f32 scratch tiles [`emit_op`] needs for an instruction whose
-/// result dtype is `dtype`. Composites compute in f32: for f16/bf16 they
-/// also need an f32 copy of the operand(s) and an f32 result.
-pub fn scratch_needed(op: &EwOp, dtype: DType) -> usize {
-    let narrow = usize::from(dtype.is_float() && dtype != DType::F32);
-    match op {
-        EwOp::Unary(u) => match u {
-            UnaryOp::Sigmoid | UnaryOp::Silu => 1 + 2 * narrow,
-            UnaryOp::Tanh => 4 + 2 * narrow,
-            UnaryOp::Erf => 5 + 2 * narrow,
-            UnaryOp::Gelu | UnaryOp::GeluTanh => 6 + 2 * narrow,
-            UnaryOp::Neg
-            | UnaryOp::Abs
-            | UnaryOp::Relu
-            | UnaryOp::Exp
-            | UnaryOp::Log
-            | UnaryOp::Sqrt
-            | UnaryOp::Rsqrt
-            | UnaryOp::Reciprocal => 0,
-        },
-        EwOp::Binary(BinaryOp::Pow) => 9 + 2 * narrow,
-        EwOp::Binary(_) | EwOp::Compare(_) | EwOp::Select | EwOp::Cast(_) | EwOp::Copy => 0,
-    }
-}
-
 /// Scratch tiles handed to a composite, as f32 runs.
 pub struct Scratch<'a> {
     bufs: &'a [VBuf],

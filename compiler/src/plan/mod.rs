@@ -15,9 +15,10 @@
 
 pub mod schedule;
 
+use tessera_ir::plan::transpose::plane;
 use tessera_ir::plan::{
-    BufKind, Buffer, EwArg, EwInst, EwOp, MatOperand, Pattern, Plan, Schedule, Source, Stage,
-    StageKind, Unit, View, coalesce, pattern, row_major_strides,
+    BufKind, Buffer, Elementwise, EwArg, EwInst, EwOp, MatMul, MatOperand, Pattern, Plan, Reduce,
+    Source, Stage, StageKind, Transpose, View, coalesce, pattern, row_major_strides,
 };
 use tessera_ir::{DType, Diagnostic, Kernel, Op, Scalar, Tensor, UnaryOp, Value};
 use tessera_sim::Machine;
@@ -82,7 +83,7 @@ impl<'a> Planner<'a> {
                 name: p.name.clone(),
                 kind: BufKind::Param(i),
                 dtype: p.ty.dtype,
-                elements: p.ty.shape.num_elements().unwrap_or(0),
+                shape: p.ty.shape.as_fixed().unwrap_or_default(),
             });
         }
         for (i, o) in k.outputs.iter().enumerate() {
@@ -91,7 +92,7 @@ impl<'a> Planner<'a> {
                 name: o.name.clone(),
                 kind: BufKind::Result(i),
                 dtype: ty.dtype,
-                elements: ty.shape.num_elements().unwrap_or(0),
+                shape: ty.shape.as_fixed().unwrap_or_default(),
             });
         }
         // Results written in place: a node returned directly, or through a
@@ -178,7 +179,7 @@ impl<'a> Planner<'a> {
             && !self.written[r]
         {
             let b = self.k.params.len() + r;
-            if self.buffers[b].dtype == dtype && self.buffers[b].elements == elements {
+            if self.buffers[b].dtype == dtype && self.buffers[b].elements() == elements {
                 self.written[r] = true;
                 return View::contiguous(b, dtype, shape);
             }
@@ -191,21 +192,13 @@ impl<'a> Planner<'a> {
             name: format!("ws{}", id - self.k.params.len() - self.k.outputs.len()),
             kind: BufKind::Workspace { offset },
             dtype,
-            elements,
+            shape: shape.to_vec(),
         });
         View::contiguous(id, dtype, shape)
     }
 
-    fn push(&mut self, nodes: Vec<usize>, kind: StageKind, unit: Unit) {
-        self.stages.push(Stage {
-            nodes,
-            kind,
-            unit,
-            block_dim: 1,
-            schedule: Schedule::default(),
-            local: Vec::new(),
-            estimate: 0,
-        });
+    fn push(&mut self, nodes: Vec<usize>, kind: StageKind) {
+        self.stages.push(Stage::new(nodes, kind));
     }
 
     /// A contiguous copy of `view` (a copy or transpose stage).
@@ -220,7 +213,7 @@ impl<'a> Planner<'a> {
         let (_, strides) = coalesce(&dst.shape, &[&src.strides, &dst.strides]);
         let transposed = pattern(&strides[0]) == Pattern::Strided
             && src.buffer().is_some()
-            && tessera_backend::npu::transpose::plane(src, dst).is_ok();
+            && plane(src, dst).is_ok();
         if transposed {
             // The output dim along which the source is contiguous.
             let row_dim = src
@@ -231,17 +224,17 @@ impl<'a> Planner<'a> {
                 .unwrap_or(0);
             self.push(
                 nodes,
-                StageKind::Transpose {
+                StageKind::Transpose(Transpose {
                     input: src.clone(),
                     out: dst.clone(),
                     row_dim,
-                },
-                Unit::Vector,
+                    schedule: Default::default(),
+                }),
             );
         } else {
             self.push(
                 nodes,
-                StageKind::Elementwise {
+                StageKind::Elementwise(Elementwise {
                     inputs: vec![src.clone()],
                     body: vec![EwInst {
                         op: EwOp::Copy,
@@ -249,8 +242,8 @@ impl<'a> Planner<'a> {
                         dtype: dst.dtype,
                     }],
                     out: dst.clone(),
-                },
-                Unit::Vector,
+                    schedule: Default::default(),
+                }),
             );
         }
     }
@@ -322,7 +315,7 @@ impl<'a> Planner<'a> {
                         let args = (0..inputs.len()).map(EwArg::Input).collect();
                         self.push(
                             vec![i],
-                            StageKind::Elementwise {
+                            StageKind::Elementwise(Elementwise {
                                 inputs,
                                 body: vec![EwInst {
                                     op,
@@ -330,8 +323,8 @@ impl<'a> Planner<'a> {
                                     dtype: n.ty.dtype,
                                 }],
                                 out: out.clone(),
-                            },
-                            Unit::Vector,
+                                schedule: Default::default(),
+                            }),
                         );
                         out
                     }
@@ -480,7 +473,7 @@ impl<'a> Planner<'a> {
             };
             self.push(
                 vec![i],
-                StageKind::Reduce {
+                StageKind::Reduce(Reduce {
                     op: stage_op,
                     input: cur.clone(),
                     out: out.clone(),
@@ -489,8 +482,8 @@ impl<'a> Planner<'a> {
                     inner,
                     acc,
                     divisor,
-                },
-                Unit::Vector,
+                    schedule: Default::default(),
+                }),
             );
             cur = View {
                 shape: next_shape.clone(),
@@ -586,13 +579,13 @@ impl<'a> Planner<'a> {
         }
         self.push(
             nodes,
-            StageKind::MatMul {
+            StageKind::MatMul(MatMul {
                 a,
                 b,
                 out: out.clone(),
                 relu,
-            },
-            Unit::Cube,
+                schedule: Default::default(),
+            }),
         );
         Ok(out)
     }
@@ -663,7 +656,7 @@ mod tests {
         assert_eq!(p.stages.len(), 1, "{}", p.text());
         let s = &p.stages[0];
         assert_eq!(s.nodes, vec![0, 1, 2]);
-        let StageKind::MatMul { out, relu, .. } = &s.kind else {
+        let StageKind::MatMul(MatMul { out, relu, .. }) = &s.kind else {
             panic!("not a matmul: {}", p.text());
         };
         assert!(*relu);
@@ -679,7 +672,7 @@ mod tests {
             "910-like",
         );
         assert_eq!(p.stages.len(), 3, "{}", p.text());
-        let StageKind::MatMul { out, relu, .. } = &p.stages[0].kind else {
+        let StageKind::MatMul(MatMul { out, relu, .. }) = &p.stages[0].kind else {
             panic!("not a matmul: {}", p.text());
         };
         assert!(!*relu);
@@ -700,7 +693,7 @@ mod tests {
             "kernel k(a: f16[17, 40], b: f16[3, 15, 40]) -> f32[3, 17, 15] {\n    return a @ transpose(b, [0, 2, 1]);\n}\n",
             "910b-like",
         );
-        let StageKind::MatMul { a, b, .. } = &p.stages[0].kind else {
+        let StageKind::MatMul(MatMul { a, b, .. }) = &p.stages[0].kind else {
             panic!("not a matmul: {}", p.text());
         };
         assert_eq!(a.view.shape, vec![3, 17, 40]);

@@ -1,17 +1,82 @@
-//! Scheduling elementwise stages (including copies).
+//! Scheduling elementwise stages (including copies): the tiles and the UB
+//! layout.
 
-use super::fits;
-use tessera_backend::npu::elementwise;
-use tessera_ir::plan::{Stage, StageKind};
+use super::{Allocator, fits};
+use tessera_ir::plan::elementwise::{patterns, pitch, scratch_tiles, space};
+use tessera_ir::plan::{
+    BroadcastBufs, Elementwise, EwInputBufs, EwInst, EwLayout, EwSchedule, MemSpace, Pattern,
+    Source, View,
+};
 use tessera_sim::Machine;
+
+/// The UB buffers of an elementwise stage with `rows × pitch` tiles.
+pub fn layout(
+    inputs: &[View],
+    body: &[EwInst],
+    out: &View,
+    rows: u64,
+    pitch: u64,
+    align: u64,
+) -> EwLayout {
+    let tile = rows * pitch;
+    let mut a = Allocator::default();
+    let mut add = |bytes: u64, copies: u32| a.add(MemSpace::Ub, bytes, copies, align);
+    let size = |v: &View| v.dtype.size_bytes() as u64;
+    let mut bufs = Vec::new();
+    for (v, p) in inputs.iter().zip(patterns(inputs, out)) {
+        let s = size(v);
+        if let Source::Constant(_) = v.source {
+            bufs.push(EwInputBufs {
+                tile: add(tile * s, 1),
+                broadcast: None,
+            });
+            continue;
+        }
+        let tile = add(tile * s, 2);
+        let broadcast = match p {
+            Pattern::Column | Pattern::Scalar => {
+                let n = if p == Pattern::Column { rows } else { 1 };
+                Some(BroadcastBufs {
+                    staging: add(n * s, 2),
+                    blocks: add(256 * n.div_ceil(8), 2),
+                    // 1-byte values are replicated as i32 (`brcb` takes 16/32 bits).
+                    widened: (s == 1).then(|| add(n * 4, 2)),
+                })
+            }
+            Pattern::RowMajor | Pattern::Strided => None,
+        };
+        bufs.push(EwInputBufs { tile, broadcast });
+    }
+    let temps = body
+        .iter()
+        .take(body.len().saturating_sub(1))
+        .map(|inst| add(tile * inst.dtype.size_bytes() as u64, 1))
+        .collect();
+    let out_buf = add(tile * size(out), 2);
+    let scratch = body
+        .iter()
+        .map(|i| scratch_tiles(&i.op, i.dtype))
+        .max()
+        .unwrap_or(0);
+    EwLayout {
+        inputs: bufs,
+        temps,
+        out: out_buf,
+        scratch: (0..scratch).map(|_| add(tile * 4, 1)).collect(),
+    }
+}
 
 /// Elementwise: the largest tile that fits UB double-buffered, shrunk so
 /// every vector core gets work, then rows × cols of the coalesced space.
-pub fn schedule(stage: &mut Stage, machine: &Machine) -> Result<(), String> {
-    let StageKind::Elementwise { inputs, body, out } = &stage.kind else {
-        return Err("not an elementwise stage".into());
-    };
-    let (dims, _) = elementwise::space(inputs, out);
+/// Returns the block count and the estimate.
+pub fn schedule(e: &mut Elementwise, machine: &Machine) -> Result<(u32, u64), String> {
+    let Elementwise {
+        inputs,
+        body,
+        out,
+        schedule,
+    } = e;
+    let (dims, _) = space(inputs, out);
     let n = dims.len();
     let (rows, cols) = if n >= 2 {
         (dims[n - 2], dims[n - 1])
@@ -30,9 +95,9 @@ pub fn schedule(stage: &mut Stage, machine: &Machine) -> Result<(), String> {
         // (rows per tile, cols per tile, pitch)
         if cols >= e || rows == 1 {
             let l = e.min(cols).max(1);
-            (1, l, elementwise::pitch(inputs, body, l))
+            (1, l, pitch(inputs, body, l))
         } else {
-            let p = elementwise::pitch(inputs, body, cols);
+            let p = pitch(inputs, body, cols);
             ((e / p).clamp(1, rows), cols, p)
         }
     };
@@ -40,13 +105,13 @@ pub fn schedule(stage: &mut Stage, machine: &Machine) -> Result<(), String> {
     let mut e = 1u64 << 16;
     let layout_for = |e: u64| {
         let (r, _, p) = shape_for(e);
-        elementwise::layout(inputs, body, out, r, p, align)
+        layout(inputs, body, out, r, p, align)
     };
-    while e > 32 && !fits(&layout_for(e), machine) {
+    while e > 32 && !fits(&layout_for(e).named(), machine) {
         e /= 2;
     }
-    if !fits(&layout_for(e), machine) {
-        stage.local = layout_for(e);
+    if !fits(&layout_for(e).named(), machine) {
+        schedule.layout = layout_for(e);
         return Err("even the smallest tile does not fit UB".into());
     }
     // Leave no core idle when the tensor is small.
@@ -56,12 +121,14 @@ pub fn schedule(stage: &mut Stage, machine: &Machine) -> Result<(), String> {
     }
     let (r, l, p) = shape_for(e);
     let tiles = outer * rows.div_ceil(r) * cols.div_ceil(l);
-    stage.block_dim = tiles.min(cores).max(1) as u32;
-    stage.schedule.set("rows", r);
-    stage.schedule.set("cols", l);
-    stage.schedule.set("pitch", p);
-    stage.schedule.set("tiles", tiles);
-    stage.local = elementwise::layout(inputs, body, out, r, p, align);
+    let block_dim = tiles.min(cores).max(1);
+    *schedule = EwSchedule {
+        rows: r,
+        cols: l,
+        pitch: p,
+        tiles,
+        layout: layout(inputs, body, out, r, p, align),
+    };
     // Cost: per tile, the slowest of loads, compute, store and the chip GM share.
     let tile_elems = r * p;
     let bytes_in: u64 = inputs
@@ -76,10 +143,11 @@ pub fn schedule(stage: &mut Stage, machine: &Machine) -> Result<(), String> {
     let mte3 = f64::from(dma_out.fixed_cycles) + bytes_out as f64 / dma_out.bytes_per_cycle;
     let lanes = 256 / 4;
     let vec = body.len() as f64 * (tile_elems.div_ceil(lanes) as f64) * 2.0;
-    let chip =
-        (bytes_in + bytes_out) as f64 * stage.block_dim as f64 / machine.gm.chip_bytes_per_cycle;
+    let chip = (bytes_in + bytes_out) as f64 * block_dim as f64 / machine.gm.chip_bytes_per_cycle;
     let per_tile = mte2.max(mte3).max(vec).max(chip);
-    let waves = tiles.div_ceil(u64::from(stage.block_dim));
-    stage.estimate = (waves as f64 * per_tile + mte2 + mte3) as u64;
-    Ok(())
+    let waves = tiles.div_ceil(block_dim);
+    Ok((
+        block_dim as u32,
+        (waves as f64 * per_tile + mte2 + mte3) as u64,
+    ))
 }

@@ -33,42 +33,38 @@
 //! **Last round.** When the cube tiles do not divide evenly over the cores
 //! (`tiles = q·cores + r`, `0 < r`, `r·2 <= cores`), the last `r` tiles are
 //! cut into `⌊cores / r⌋` column strips (`tail_parts`, see
-//! [`CubeTiles::tail`]) so the busiest core runs `q` tiles and a strip
+//! [`CubeSchedule::tail_parts`]) so the busiest core runs `q` tiles and a strip
 //! instead of `q + 1` tiles (4096³ f16 on 910b-like, single-stage loads:
 //! 843 751 → 836 409 cycles). The estimate does not model it.
 
-use super::fits;
-use tessera_backend::npu::matmul::{
-    CubeTiles, DEEP_STAGES, Geometry, Tail, VecTiles, cube_layout, deep_loads_fit, vector_layout,
-};
+use super::{Allocator, fits};
 use tessera_ir::DType;
-use tessera_ir::plan::{Stage, Unit};
+use tessera_ir::plan::matmul::{DEEP_STAGES, Geometry, Tail, deep_loads_fit, nz_bytes, vec_pitch};
+use tessera_ir::plan::{
+    CubeLayout, CubeSchedule, MatMul, MatMulSchedule, MemSpace, VecMatB, VecMatLayout,
+    VecMatSchedule,
+};
+use tessera_sim::machine::CubeDtype;
 use tessera_sim::{Dt, Machine, Organisation};
-
-fn dt(d: DType) -> Dt {
-    match d {
-        DType::F16 => Dt::F16,
-        DType::BF16 => Dt::Bf16,
-        DType::F32 => Dt::F32,
-        DType::I8 => Dt::I8,
-        DType::I32 => Dt::I32,
-        DType::Bool => Dt::B8,
-    }
-}
 
 fn size(d: DType) -> f64 {
     d.size_bytes() as f64
 }
 
-/// Chooses the unit, tiles, blocks and buffers of a matmul stage.
-pub fn schedule(stage: &mut Stage, machine: &Machine) -> Result<(), String> {
-    let g = Geometry::of(&stage.kind)?;
-    if machine.cube_dtype(dt(g.dtype)).is_some() {
-        stage.unit = Unit::Cube;
-        schedule_cube(stage, &g, machine)
+/// The cube's figures for an input dtype, if the cube takes it. The machine
+/// description names dtypes as the language does (`f16`, `bf16`, …).
+fn cube_dtype(machine: &Machine, d: DType) -> Option<&CubeDtype> {
+    Dt::from_tensor_name(d.name()).and_then(|d| machine.cube_dtype(d))
+}
+
+/// Chooses the unit, tiles, blocks and buffers of a matmul stage; returns
+/// the block count and the estimate.
+pub fn schedule(mm: &mut MatMul, machine: &Machine) -> Result<(u32, u64), String> {
+    let g = Geometry::of(mm)?;
+    if cube_dtype(machine, g.dtype).is_some() {
+        schedule_cube(mm, &g, machine)
     } else {
-        stage.unit = Unit::Vector;
-        schedule_vector(stage, &g, machine)
+        schedule_vector(mm, &g, machine)
     }
 }
 
@@ -90,23 +86,83 @@ fn gm_cycles(bytes: f64, rate: f64, fixed: f64, aligned: bool, machine: &Machine
     fixed + bytes / (rate * f)
 }
 
+/// The on-chip buffers of a cube matmul.
+pub fn cube_layout(g: &Geometry, t: &CubeSchedule, machine: &Machine) -> CubeLayout {
+    let mem = &machine.memory;
+    let (s, c0) = (g.dtype.size_bytes() as u64, g.c0());
+    let mut l = Allocator::default();
+    let (ka, kb) = (t.l1_k * t.a_stages, t.l1_k * t.b_stages);
+    let a_l1 = if g.a_t {
+        nz_bytes(ka, t.base_m, c0)
+    } else {
+        nz_bytes(t.base_m, ka, c0)
+    };
+    let b_l1 = if g.b_t {
+        nz_bytes(t.base_n, kb, c0)
+    } else {
+        nz_bytes(kb, t.base_n, c0)
+    };
+    let k_step = t.base_k.div_ceil(c0) * c0;
+    CubeLayout {
+        a_l1: l.add(MemSpace::L1, a_l1, 2, mem.l1.align),
+        b_l1: l.add(MemSpace::L1, b_l1, 2, mem.l1.align),
+        a_l0: l.add(MemSpace::L0a, t.base_m * k_step * s, 2, mem.l0a.align),
+        b_l0: l.add(MemSpace::L0b, t.base_n * k_step * s, 2, mem.l0b.align),
+        acc: l.add(MemSpace::L0c, t.base_m * t.base_n * 4, 1, mem.l0c.align),
+        out: (machine.organisation == Organisation::Coupled).then(|| {
+            let so = g.out.size_bytes() as u64;
+            l.add(MemSpace::Ub, t.base_m * t.epi_cols * so, 2, mem.ub.align)
+        }),
+    }
+}
+
+/// The UB buffers of a vector matmul.
+pub fn vector_layout(g: &Geometry, t: &VecMatSchedule, machine: &Machine) -> VecMatLayout {
+    let align = machine.memory.ub.align;
+    let (s, acc) = (g.dtype.size_bytes() as u64, g.acc());
+    let p = vec_pitch(g, t);
+    let mut l = Allocator::default();
+    let mut add = |bytes: u64, copies: u32| l.add(MemSpace::Ub, bytes, copies, align);
+    let a_rows = if g.a_t { t.k_chunk } else { t.rows };
+    let a = add(a_rows * p.a * s, 2);
+    let widen = g.dtype != acc;
+    let b = if g.b_t {
+        VecMatB::Transposed {
+            bt: add(t.cols * p.bt * s, 2),
+            widened: widen.then(|| add(t.cols * p.bt * 4, 1)),
+            idx: add(t.k_chunk * t.cols * 4, 1),
+            gathered: add(t.k_chunk * t.cols * 4, 1),
+        }
+    } else {
+        VecMatB::RowMajor {
+            b: add(t.k_chunk * t.cols * s, 2),
+            widened: widen.then(|| add(t.k_chunk * t.cols * 4, 1)),
+        }
+    };
+    VecMatLayout {
+        a,
+        b,
+        prod: add(t.rows * t.cols * 4, 1),
+        acc: add(t.rows * t.cols * 4, 1),
+        out: add(t.rows * t.cols * g.out.size_bytes() as u64, 1),
+    }
+}
+
 /// The estimated cycles of a cube candidate (launch excluded).
-pub fn cube_cost(g: &Geometry, t: &CubeTiles, machine: &Machine) -> f64 {
+pub fn cube_cost(g: &Geometry, t: &CubeSchedule, machine: &Machine) -> f64 {
     let s = size(g.dtype);
     let so = size(g.out);
     let c0 = g.c0();
-    let cpf = machine
-        .cube_dtype(dt(g.dtype))
-        .map_or(1.0, |c| f64::from(c.cycles_per_fractal));
+    let cpf = cube_dtype(machine, g.dtype).map_or(1.0, |c| f64::from(c.cycles_per_fractal));
     let r16 = |x: u64| x.div_ceil(16) * 16;
     // Effective tile extents (a tile never exceeds the padded matrix).
-    let bm = t.bm.min(r16(g.m));
-    let bn = t.bn.min(r16(g.n));
+    let bm = t.base_m.min(r16(g.m));
+    let bn = t.base_n.min(r16(g.n));
     let kpad = g.k.div_ceil(c0) * c0;
-    let kl1 = t.kl1.min(kpad.div_ceil(t.bk) * t.bk);
-    let bk = t.bk.min(kpad);
-    let tm = g.m.div_ceil(t.bm);
-    let tn = g.n.div_ceil(t.bn);
+    let kl1 = t.l1_k.min(kpad.div_ceil(t.base_k) * t.base_k);
+    let bk = t.base_k.min(kpad);
+    let tm = g.m.div_ceil(t.base_m);
+    let tn = g.n.div_ceil(t.base_n);
     let tiles = g.batches() * tm * tn;
     let cores = u64::from(machine.cube_cores());
     let block_dim = tiles.min(cores).max(1);
@@ -142,7 +198,7 @@ pub fn cube_cost(g: &Geometry, t: &CubeTiles, machine: &Machine) -> f64 {
     let b_aligned = b_row_bytes.is_multiple_of(al) && (bn * s as u64).is_multiple_of(al);
     // Per load: A `a_stages · l1_k` deep, B `b_stages · l1_k`; a tile
     // streams exactly K (the last loads and steps are partial).
-    let (ka, kb) = (kl1 * t.sa, kl1 * t.sb);
+    let (ka, kb) = (kl1 * t.a_stages, kl1 * t.b_stages);
     // A load of `k` K of an operand with `width` rows (A) or columns (B).
     let load = |width: u64, k: u64, fixed: f64, aligned: bool| {
         gm_cycles(
@@ -197,7 +253,7 @@ fn candidates(limit: u64) -> Vec<u64> {
 /// combinations the sync pass merges; 4 ids (910-like) do not cover them.
 const DEEP_EVENT_IDS: u32 = 8;
 
-fn schedule_cube(stage: &mut Stage, g: &Geometry, machine: &Machine) -> Result<(), String> {
+fn schedule_cube(mm: &mut MatMul, g: &Geometry, machine: &Machine) -> Result<(u32, u64), String> {
     let coupled = machine.organisation == Organisation::Coupled;
     let c0 = g.c0();
     let kq = 16u64.max(c0);
@@ -206,7 +262,7 @@ fn schedule_cube(stage: &mut Stage, g: &Geometry, machine: &Machine) -> Result<(
     let ub = machine.memory.ub.bytes;
     let so = g.out.size_bytes() as u64;
     let deep_ok = machine.sync.event_ids >= DEEP_EVENT_IDS;
-    let mut best: Option<(f64, CubeTiles)> = None;
+    let mut best: Option<(f64, CubeSchedule)> = None;
     for &bm in &candidates(r16(g.m)) {
         for &bn in &candidates(r16(g.n)) {
             if bm * bn * 4 > machine.memory.l0c.bytes {
@@ -240,21 +296,22 @@ fn schedule_cube(stage: &mut Stage, g: &Geometry, machine: &Machine) -> Result<(
                         &[(1, 1)]
                     };
                     for &(sa, sb) in depths {
-                        let t = CubeTiles {
-                            bm,
-                            bn,
-                            bk,
-                            kl1,
-                            sa,
-                            sb,
-                            ec,
-                            tail: 1,
+                        let t = CubeSchedule {
+                            base_m: bm,
+                            base_n: bn,
+                            base_k: bk,
+                            l1_k: kl1,
+                            a_stages: sa,
+                            b_stages: sb,
+                            epi_cols: ec,
+                            tail_parts: 1,
+                            ..CubeSchedule::default()
                         };
-                        if !fits(&cube_layout(g, &t, machine), machine) {
+                        if !fits(&cube_layout(g, &t, machine).named(), machine) {
                             continue;
                         }
                         let cost = cube_cost(g, &t, machine);
-                        if best.is_none_or(|(c, _)| cost < c) {
+                        if best.as_ref().is_none_or(|(c, _)| cost < *c) {
                             best = Some((cost, t));
                         }
                     }
@@ -262,45 +319,45 @@ fn schedule_cube(stage: &mut Stage, g: &Geometry, machine: &Machine) -> Result<(
             }
         }
     }
-    let Some((cost, t)) = best else {
-        stage.local = cube_layout(
-            g,
-            &CubeTiles {
-                bm: 16,
-                bn: 16,
-                bk: kq,
-                kl1: kq,
-                sa: 1,
-                sb: 1,
-                ec: 16,
-                tail: 1,
-            },
-            machine,
-        );
+    let Some((cost, mut t)) = best else {
+        let smallest = CubeSchedule {
+            base_m: 16,
+            base_n: 16,
+            base_k: kq,
+            l1_k: kq,
+            a_stages: 1,
+            b_stages: 1,
+            epi_cols: 16,
+            tail_parts: 1,
+            ..CubeSchedule::default()
+        };
+        let layout = cube_layout(g, &smallest, machine);
+        mm.schedule = MatMulSchedule::Cube(CubeSchedule { layout, ..smallest });
         return Err("even the smallest matmul tiles do not fit the cube's buffers".into());
     };
-    let tiles = g.batches() * g.m.div_ceil(t.bm) * g.n.div_ceil(t.bn);
+    let tiles = g.batches() * g.m.div_ceil(t.base_m) * g.n.div_ceil(t.base_n);
     let cores = u64::from(machine.cube_cores());
-    stage.block_dim = tiles.min(cores).max(1) as u32;
+    let block_dim = tiles.min(cores).max(1);
     // Balance the last round: its `r` tiles become `r · parts` column strips
     // so every core has work and the busiest runs one strip, not one tile.
-    let mut t = t;
     if tiles > cores && !tiles.is_multiple_of(cores) {
-        let parts = (cores / (tiles % cores)).min(t.bn / 16);
-        let cut = CubeTiles { tail: parts, ..t };
+        let parts = (cores / (tiles % cores)).min(t.base_n / 16);
+        let cut = CubeSchedule {
+            tail_parts: parts,
+            ..t.clone()
+        };
         if parts > 1 && Tail::of(g, &cut, cores).is_some() {
             t = cut;
         }
     }
-    t.store(&mut stage.schedule);
-    stage.schedule.set("tiles", tiles);
-    stage.local = cube_layout(g, &t, machine);
-    stage.estimate = cost as u64;
-    Ok(())
+    t.tiles = tiles;
+    t.layout = cube_layout(g, &t, machine);
+    mm.schedule = MatMulSchedule::Cube(t);
+    Ok((block_dim as u32, cost as u64))
 }
 
 /// The estimated cycles of a vector candidate (launch excluded).
-pub fn vector_cost(g: &Geometry, t: &VecTiles, machine: &Machine) -> f64 {
+pub fn vector_cost(g: &Geometry, t: &VecMatSchedule, machine: &Machine) -> f64 {
     let o = &machine.vector.ops;
     let head = f64::from(machine.vector.head_cycles);
     let s = size(g.dtype);
@@ -310,7 +367,7 @@ pub fn vector_cost(g: &Geometry, t: &VecTiles, machine: &Machine) -> f64 {
     let cores = u64::from(machine.vector_cores());
     let block_dim = tiles.min(cores).max(1);
     let rounds = tiles.div_ceil(block_dim) as f64;
-    let kc = t.kc.min(g.k) as f64;
+    let kc = t.k_chunk.min(g.k) as f64;
     // Per k: the scalar unit loads each a[i, k] and issues a muls; the
     // vector unit runs the muls, then (after a barrier) the add.
     let scalar = rows * (f64::from(machine.scalar.ub_load_cycles) + 6.0) + 8.0;
@@ -323,11 +380,12 @@ pub fn vector_cost(g: &Geometry, t: &VecTiles, machine: &Machine) -> f64 {
     let mte2 =
         2.0 * f64::from(p.fixed_cycles) + (rows * kc + kc * t.cols as f64) * s / p.bytes_per_cycle;
     let widen = if g.dtype.size_bytes() != 4 || g.b_t {
-        (t.kc * t.cols / 64) as f64 * f64::from(o.cast.per_repeat.max(o.gather.per_repeat)) + head
+        (t.k_chunk * t.cols / 64) as f64 * f64::from(o.cast.per_repeat.max(o.gather.per_repeat))
+            + head
     } else {
         0.0
     };
-    let chunks = g.k.div_ceil(t.kc) as f64;
+    let chunks = g.k.div_ceil(t.k_chunk) as f64;
     let chunk = (kc * per_k + widen).max(mte2);
     let store = f64::from(machine.dma.ub_to_gm.fixed_cycles)
         + rows * t.cols as f64 * size(g.out) / machine.dma.ub_to_gm.bytes_per_cycle;
@@ -335,14 +393,14 @@ pub fn vector_cost(g: &Geometry, t: &VecTiles, machine: &Machine) -> f64 {
     (rounds * tile).max(chip_bound(g, machine))
 }
 
-fn schedule_vector(stage: &mut Stage, g: &Geometry, machine: &Machine) -> Result<(), String> {
+fn schedule_vector(mm: &mut MatMul, g: &Geometry, machine: &Machine) -> Result<(u32, u64), String> {
     if !matches!(g.dtype, DType::F32 | DType::BF16 | DType::I8) {
         return Err(format!(
             "neither the cube nor the vector matmul of {} handles {} inputs",
             machine.name, g.dtype
         ));
     }
-    let mut best: Option<(f64, VecTiles)> = None;
+    let mut best: Option<(f64, VecMatSchedule)> = None;
     let cols_max = g.n.div_ceil(64) * 64;
     for rows in [1u64, 2, 4, 8, 16, 32, 64, 128] {
         if rows > g.m.next_power_of_two() {
@@ -356,44 +414,47 @@ fn schedule_vector(stage: &mut Stage, g: &Geometry, machine: &Machine) -> Result
                 if kc > g.k.next_power_of_two().max(8) {
                     break;
                 }
-                let t = VecTiles { rows, cols, kc };
-                if !fits(&vector_layout(g, &t, machine), machine) {
+                let t = VecMatSchedule {
+                    rows,
+                    cols,
+                    k_chunk: kc,
+                    ..VecMatSchedule::default()
+                };
+                if !fits(&vector_layout(g, &t, machine).named(), machine) {
                     continue;
                 }
                 let cost = vector_cost(g, &t, machine);
-                if best.is_none_or(|(c, _)| cost < c) {
+                if best.as_ref().is_none_or(|(c, _)| cost < *c) {
                     best = Some((cost, t));
                 }
             }
         }
     }
-    let Some((cost, t)) = best else {
-        stage.local = vector_layout(
-            g,
-            &VecTiles {
-                rows: 1,
-                cols: 64,
-                kc: 8,
-            },
-            machine,
-        );
+    let Some((cost, mut t)) = best else {
+        let smallest = VecMatSchedule {
+            rows: 1,
+            cols: 64,
+            k_chunk: 8,
+            ..VecMatSchedule::default()
+        };
+        let layout = vector_layout(g, &smallest, machine);
+        mm.schedule = MatMulSchedule::Vector(VecMatSchedule { layout, ..smallest });
         return Err("even the smallest vector matmul tiles do not fit UB".into());
     };
     let tiles = g.batches() * g.m.div_ceil(t.rows) * g.n.div_ceil(t.cols);
-    stage.block_dim = tiles.min(u64::from(machine.vector_cores())).max(1) as u32;
-    t.store(&mut stage.schedule);
-    stage.schedule.set("tiles", tiles);
-    stage.local = vector_layout(g, &t, machine);
-    stage.estimate = cost as u64;
-    Ok(())
+    let block_dim = tiles.min(u64::from(machine.vector_cores())).max(1);
+    t.tiles = tiles;
+    t.layout = vector_layout(g, &t, machine);
+    mm.schedule = MatMulSchedule::Vector(t);
+    Ok((block_dim as u32, cost as u64))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tessera_ir::plan::{MatOperand, Schedule, StageKind, View};
+    use tessera_ir::plan::{MatOperand, Stage, StageKind, Unit, View};
 
-    fn stage(dtype: DType, out: DType, (m, k, n): (u64, u64, u64), b_t: bool) -> Stage {
+    fn stage(dtype: DType, out: DType, (m, k, n): (u64, u64, u64), b_t: bool) -> MatMul {
         let a = View::contiguous(0, dtype, &[m, k]);
         let b = if b_t {
             View {
@@ -403,25 +464,38 @@ mod tests {
         } else {
             View::contiguous(1, dtype, &[k, n])
         };
-        Stage {
-            nodes: vec![0],
-            kind: StageKind::MatMul {
-                a: MatOperand {
-                    view: a,
-                    transposed: false,
-                },
-                b: MatOperand {
-                    view: b,
-                    transposed: b_t,
-                },
-                out: View::contiguous(2, out, &[m, n]),
-                relu: false,
+        MatMul {
+            a: MatOperand {
+                view: a,
+                transposed: false,
             },
-            unit: Unit::Cube,
-            block_dim: 1,
-            schedule: Schedule::default(),
-            local: Vec::new(),
-            estimate: 0,
+            b: MatOperand {
+                view: b,
+                transposed: b_t,
+            },
+            out: View::contiguous(2, out, &[m, n]),
+            relu: false,
+            schedule: MatMulSchedule::default(),
+        }
+    }
+
+    /// Schedules a matmul as a stage.
+    fn scheduled(mut mm: MatMul, machine: &Machine) -> Stage {
+        let (block_dim, estimate) = schedule(&mut mm, machine).unwrap();
+        Stage {
+            block_dim,
+            estimate,
+            ..Stage::new(vec![0], StageKind::MatMul(mm))
+        }
+    }
+
+    fn cube(s: &Stage) -> &CubeSchedule {
+        match &s.kind {
+            StageKind::MatMul(MatMul {
+                schedule: MatMulSchedule::Cube(c),
+                ..
+            }) => c,
+            other => panic!("not a cube matmul: {other:?}"),
         }
     }
 
@@ -429,25 +503,20 @@ mod tests {
     fn a_large_f16_gemm_fills_l0c_and_every_core() {
         for (name, tile) in [("910b-like", 128 * 256), ("910-like", 256 * 256)] {
             let machine = Machine::builtin(name).unwrap();
-            let mut s = stage(DType::F16, DType::F16, (4096, 4096, 4096), false);
-            schedule(&mut s, &machine).unwrap();
-            let p = |n: &str| s.schedule.get(n);
-            assert_eq!(s.unit, Unit::Cube);
-            let p1 = |n: &str| p(n).unwrap();
-            assert_eq!(
-                p1("base_m") * p1("base_n"),
-                tile,
-                "{name}: {:?}",
-                s.schedule
+            let s = scheduled(
+                stage(DType::F16, DType::F16, (4096, 4096, 4096), false),
+                &machine,
             );
-            assert_eq!(p1("l1_k") % p1("base_k"), 0);
+            assert_eq!(s.unit(), Unit::Cube);
+            let c = cube(&s);
+            assert_eq!(c.base_m * c.base_n, tile, "{name}: {c:?}");
+            assert_eq!(c.l1_k % c.base_k, 0);
             assert_eq!(s.block_dim, machine.cube_cores());
-            assert!(fits(&s.local, &machine));
+            assert!(fits(&s.local(), &machine));
             assert!(s.estimate > 0);
             // Deep loads only where the machine has the event ids for them.
-            let deep = p("a_stages").max(p("b_stages"));
             if machine.sync.event_ids < DEEP_EVENT_IDS {
-                assert!(deep.is_none(), "{name}: {:?}", s.schedule);
+                assert_eq!((c.a_stages, c.b_stages), (1, 1), "{name}: {c:?}");
             }
         }
     }
@@ -457,18 +526,26 @@ mod tests {
         let machine = Machine::builtin("910-like").unwrap();
         for dtype in [DType::BF16, DType::F32] {
             for b_t in [false, true] {
-                let mut s = stage(dtype, DType::F32, (1000, 17, 15), b_t);
-                schedule(&mut s, &machine).unwrap();
-                assert_eq!(s.unit, Unit::Vector);
-                assert!(s.schedule.get("cols").unwrap().is_multiple_of(64));
-                assert!(fits(&s.local, &machine));
+                let s = scheduled(stage(dtype, DType::F32, (1000, 17, 15), b_t), &machine);
+                assert_eq!(s.unit(), Unit::Vector);
+                let StageKind::MatMul(MatMul {
+                    schedule: MatMulSchedule::Vector(v),
+                    ..
+                }) = &s.kind
+                else {
+                    panic!("not a vector matmul");
+                };
+                assert!(v.cols.is_multiple_of(64));
+                assert!(fits(&s.local(), &machine));
             }
         }
         // The same dtypes use the cube where it has them.
         let machine = Machine::builtin("910b-like").unwrap();
-        let mut s = stage(DType::BF16, DType::F32, (1000, 17, 15), true);
-        schedule(&mut s, &machine).unwrap();
-        assert_eq!(s.unit, Unit::Cube);
+        let s = scheduled(
+            stage(DType::BF16, DType::F32, (1000, 17, 15), true),
+            &machine,
+        );
+        assert_eq!(s.unit(), Unit::Cube);
     }
 
     #[test]
@@ -482,13 +559,18 @@ mod tests {
                     } else {
                         DType::F32
                     };
-                    let mut s = stage(dtype, out, mkn, false);
-                    schedule(&mut s, &machine).unwrap();
-                    assert!(fits(&s.local, &machine), "{name} {dtype} {mkn:?}");
-                    let tiles = s.schedule.get("tiles").unwrap();
-                    let cores = match s.unit {
-                        Unit::Cube => machine.cube_cores(),
-                        Unit::Vector => machine.vector_cores(),
+                    let s = scheduled(stage(dtype, out, mkn, false), &machine);
+                    assert!(fits(&s.local(), &machine), "{name} {dtype} {mkn:?}");
+                    let (tiles, cores) = match &s.kind {
+                        StageKind::MatMul(MatMul {
+                            schedule: MatMulSchedule::Cube(c),
+                            ..
+                        }) => (c.tiles, machine.cube_cores()),
+                        StageKind::MatMul(MatMul {
+                            schedule: MatMulSchedule::Vector(v),
+                            ..
+                        }) => (v.tiles, machine.vector_cores()),
+                        other => panic!("not a matmul: {other:?}"),
                     };
                     assert_eq!(u64::from(s.block_dim), tiles.min(u64::from(cores)));
                 }

@@ -6,7 +6,9 @@
 //! triples × cycles`; all cores share the chip GM bandwidth; double-buffered
 //! tiles overlap their pipes, so a tile costs about its slowest pipe. Tiles
 //! are as large as the on-chip buffers allow (fewer fixed DMA costs), but
-//! not so large that cores are left idle.
+//! not so large that cores are left idle. Each stage kind's function fills
+//! the stage's typed schedule (tiles and on-chip layout, built with
+//! [`Allocator`]) and returns its block count and estimate.
 
 mod elementwise;
 mod matmul;
@@ -14,6 +16,8 @@ mod reduce;
 mod transpose;
 
 use tessera_ir::plan::{LocalBuf, MemSpace, Plan, Stage, StageKind};
+
+pub use matmul::{cube_cost, cube_layout, vector_layout};
 use tessera_ir::{Code, Diagnostic, Kernel};
 use tessera_sim::Machine;
 
@@ -25,12 +29,16 @@ pub fn schedule(
 ) -> Result<(), Vec<Diagnostic>> {
     let mut diags = Vec::new();
     for stage in &mut plan.stages {
-        let result = match &stage.kind {
-            StageKind::Elementwise { .. } => elementwise::schedule(stage, machine),
-            StageKind::Reduce { .. } => reduce::schedule(stage, machine),
-            StageKind::Transpose { .. } => transpose::schedule(stage, machine),
-            StageKind::MatMul { .. } => matmul::schedule(stage, machine),
+        let result = match &mut stage.kind {
+            StageKind::Elementwise(e) => elementwise::schedule(e, machine),
+            StageKind::Reduce(r) => reduce::schedule(r, machine),
+            StageKind::Transpose(t) => transpose::schedule(t, machine),
+            StageKind::MatMul(m) => matmul::schedule(m, machine),
         };
+        let result = result.map(|(block_dim, estimate)| {
+            stage.block_dim = block_dim;
+            stage.estimate = estimate;
+        });
         if let Err(why) = result {
             diags.push(capacity_diagnostic(stage, kernel, machine, &why));
         }
@@ -55,11 +63,12 @@ fn capacity_diagnostic(stage: &Stage, kernel: &Kernel, machine: &Machine, why: &
     {
         d = d.primary(span, "cannot be mapped");
     }
+    let local = stage.local();
     let mut table = String::from("buffer      space   bytes × copies");
-    for l in &stage.local {
+    for (name, l) in &local {
         table.push_str(&format!(
             "\n{:<11} {:<7} {} × {}",
-            l.name,
+            name,
             l.space.name(),
             l.bytes,
             l.copies
@@ -72,11 +81,10 @@ fn capacity_diagnostic(stage: &Stage, kernel: &Kernel, machine: &Machine, why: &
         MemSpace::L0b,
         MemSpace::L0c,
     ] {
-        let need: u64 = stage
-            .local
+        let need: u64 = local
             .iter()
-            .filter(|l| l.space == space)
-            .map(|l| l.bytes * u64::from(l.copies))
+            .filter(|(_, l)| l.space == space)
+            .map(|(_, l)| l.bytes * u64::from(l.copies))
             .sum();
         if need > 0 {
             table.push_str(&format!(
@@ -101,25 +109,43 @@ pub fn capacity(machine: &Machine, space: MemSpace) -> u64 {
     }
 }
 
-/// Bytes used in a space by a layout.
-pub fn used(local: &[LocalBuf], space: MemSpace) -> u64 {
+/// Bytes used in a space by a layout (its buffers with their names).
+pub fn used(local: &[(String, LocalBuf)], space: MemSpace) -> u64 {
     local
         .iter()
-        .filter(|l| l.space == space)
-        .map(|l| l.offset + l.bytes * u64::from(l.copies))
+        .filter(|(_, l)| l.space == space)
+        .map(|(_, l)| l.end())
         .max()
         .unwrap_or(0)
 }
 
 /// Whether a layout fits the machine.
-pub fn fits(local: &[LocalBuf], machine: &Machine) -> bool {
-    [
-        MemSpace::Ub,
-        MemSpace::L1,
-        MemSpace::L0a,
-        MemSpace::L0b,
-        MemSpace::L0c,
-    ]
-    .into_iter()
-    .all(|s| used(local, s) <= capacity(machine, s))
+pub fn fits(local: &[(String, LocalBuf)], machine: &Machine) -> bool {
+    MemSpace::ALL
+        .into_iter()
+        .all(|s| used(local, s) <= capacity(machine, s))
+}
+
+/// Allocates local buffers one after another in each space, each at its
+/// space's alignment (the order of allocation is the order of listing).
+#[derive(Clone, Debug, Default)]
+pub struct Allocator {
+    at: [u64; 5],
+}
+
+impl Allocator {
+    /// A buffer of `copies` copies of `bytes` (at least 32, rounded up to
+    /// `align`) in `space`.
+    pub fn add(&mut self, space: MemSpace, bytes: u64, copies: u32, align: u64) -> LocalBuf {
+        let i = space as usize;
+        let bytes = bytes.max(32).div_ceil(align) * align;
+        let offset = self.at[i].div_ceil(align) * align;
+        self.at[i] = offset + bytes * u64::from(copies);
+        LocalBuf {
+            space,
+            offset,
+            bytes,
+            copies,
+        }
+    }
 }

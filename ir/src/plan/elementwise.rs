@@ -1,0 +1,227 @@
+//! Elementwise stages: `out = body(inputs)` over tiles of the output, on the
+//! vector unit.
+//!
+//! The iteration space is the output's shape with dims coalesced
+//! ([`space`]); a tile is `rows × cols` elements of its last two dims,
+//! stored in UB with a row pitch of `pitch` elements and handed out
+//! round-robin to the blocks. Each input is read by its [`Pattern`]:
+//! row-major inputs stream in bursts; a column or a scalar is staged, spread
+//! into 32-byte blocks and expanded over the tile; a constant is filled once.
+
+use super::{LocalBuf, Pattern, Source, View, coalesce, pattern};
+use crate::op::{BinaryOp, CompareOp, UnaryOp};
+use crate::types::DType;
+
+/// One instruction of an elementwise body: applied per element of a tile.
+#[derive(Clone, Debug, PartialEq)]
+pub enum EwOp {
+    /// An elementwise op of one operand.
+    Unary(UnaryOp),
+    /// An elementwise op of two operands.
+    Binary(BinaryOp),
+    /// A comparison (result bool).
+    Compare(CompareOp),
+    /// `select(c, a, b)`.
+    Select,
+    /// Dtype conversion.
+    Cast(DType),
+    /// The operand itself (a copy).
+    Copy,
+}
+
+/// An operand of an elementwise instruction.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum EwArg {
+    /// The i-th input view of the stage.
+    Input(usize),
+    /// The result of the i-th instruction of the body.
+    Inst(usize),
+}
+
+/// An elementwise instruction with its result dtype.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EwInst {
+    /// The op.
+    pub op: EwOp,
+    /// Operands.
+    pub args: Vec<EwArg>,
+    /// Result dtype.
+    pub dtype: DType,
+}
+
+/// `out = body(inputs)` elementwise; every input view has the output's
+/// shape (broadcasts are strides of 0); the last instruction is the result.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Elementwise {
+    /// Input views.
+    pub inputs: Vec<View>,
+    /// The per-element computation.
+    pub body: Vec<EwInst>,
+    /// Where the result goes.
+    pub out: View,
+    /// Tiles and buffers.
+    pub schedule: EwSchedule,
+}
+
+/// How an elementwise stage is tiled.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct EwSchedule {
+    /// Rows of a tile (of the coalesced space's second-to-last dim).
+    pub rows: u64,
+    /// Columns of a tile (of its last dim).
+    pub cols: u64,
+    /// Row pitch of a tile in UB, in elements ([`pitch`]).
+    pub pitch: u64,
+    /// Tiles of the whole output.
+    pub tiles: u64,
+    /// The UB buffers.
+    pub layout: EwLayout,
+}
+
+/// The UB buffers of an elementwise stage (listed in this order).
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct EwLayout {
+    /// Per input: its tile (`in{i}`; two copies, one for a constant) and,
+    /// for a column or a scalar, its broadcast buffers.
+    pub inputs: Vec<EwInputBufs>,
+    /// The results of every body instruction but the last (`t{j}`).
+    pub temps: Vec<LocalBuf>,
+    /// The output tile (`out`, two copies).
+    pub out: LocalBuf,
+    /// f32 scratch tiles of composite ops (`scr{k}`, [`scratch_tiles`]).
+    pub scratch: Vec<LocalBuf>,
+}
+
+/// The buffers of one elementwise input.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct EwInputBufs {
+    /// The operand's tile, as the body reads it (`in{i}`).
+    pub tile: LocalBuf,
+    /// For a column or a scalar input: where it is staged and spread.
+    pub broadcast: Option<BroadcastBufs>,
+}
+
+/// How a column (one value per row) or a scalar input reaches its tile:
+/// loaded into `staging`, replicated into 32-byte blocks (`blocks`, one
+/// 256-byte repeat per eight rows) by `vec.brcb`, then copied along the rows.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct BroadcastBufs {
+    /// The loaded values (`st{i}`, two copies).
+    pub staging: LocalBuf,
+    /// The values spread to 32-byte blocks (`bc{i}`, two copies).
+    pub blocks: LocalBuf,
+    /// 1-byte values widened to i32 first (`wd{i}`, two copies).
+    pub widened: Option<LocalBuf>,
+}
+
+impl EwLayout {
+    /// Every buffer with its listing name, in layout order.
+    pub fn named(&self) -> Vec<(String, LocalBuf)> {
+        let mut out = Vec::new();
+        for (i, b) in self.inputs.iter().enumerate() {
+            out.push((format!("in{i}"), b.tile));
+            if let Some(bc) = &b.broadcast {
+                out.push((format!("st{i}"), bc.staging));
+                out.push((format!("bc{i}"), bc.blocks));
+                if let Some(w) = bc.widened {
+                    out.push((format!("wd{i}"), w));
+                }
+            }
+        }
+        for (j, t) in self.temps.iter().enumerate() {
+            out.push((format!("t{j}"), *t));
+        }
+        out.push(("out".to_string(), self.out));
+        for (k, s) in self.scratch.iter().enumerate() {
+            out.push((format!("scr{k}"), *s));
+        }
+        out
+    }
+}
+
+/// The coalesced iteration space of an elementwise stage: extents and the
+/// strides of each input, then of the output.
+///
+/// Rows move as bursts, so the output must be contiguous along the last dim,
+/// and every input must be row-major, a column or a scalar there. When that
+/// fails (a column written into a wider row, a view with no unit stride at
+/// all), the space gains a trailing unit dim instead: bursts of one element,
+/// slow but general. (True transposes get their own stage.)
+pub fn space(inputs: &[View], out: &View) -> (Vec<u64>, Vec<Vec<u64>>) {
+    let mut strides: Vec<&[u64]> = inputs.iter().map(|v| v.strides.as_slice()).collect();
+    strides.push(&out.strides);
+    let (mut dims, mut st) = coalesce(&out.shape, &strides);
+    let strided_input = st[..st.len() - 1]
+        .iter()
+        .any(|s| pattern(s) == Pattern::Strided);
+    if st.last().and_then(|o| o.last()) != Some(&1) || strided_input {
+        dims.push(1);
+        for s in &mut st {
+            s.push(1);
+        }
+    }
+    (dims, st)
+}
+
+/// The pattern of each input (constants are `Scalar`).
+pub fn patterns(inputs: &[View], out: &View) -> Vec<Pattern> {
+    let (_, strides) = space(inputs, out);
+    inputs
+        .iter()
+        .zip(&strides)
+        .map(|(v, s)| match v.source {
+            Source::Constant(_) => Pattern::Scalar,
+            Source::Buffer(_) => pattern(s),
+        })
+        .collect()
+}
+
+/// The smallest row pitch (in elements) that keeps every operand's rows on
+/// 32-byte boundaries, for tiles `cols` wide.
+pub fn pitch(inputs: &[View], body: &[EwInst], cols: u64) -> u64 {
+    let min = inputs
+        .iter()
+        .map(|v| v.dtype.size_bytes())
+        .chain(body.iter().map(|i| i.dtype.size_bytes()))
+        .min()
+        .unwrap_or(4) as u64;
+    cols.div_ceil(32 / min) * (32 / min)
+}
+
+/// How many f32 scratch tiles the vector lowering of an instruction whose
+/// result dtype is `dtype` may use: composites compute in f32, and for
+/// f16/bf16 they also need an f32 copy of the operand(s) and an f32 result.
+/// The scheduler allocates the most any instruction of the body needs; the
+/// backend's lowering must stay within it.
+pub fn scratch_tiles(op: &EwOp, dtype: DType) -> usize {
+    let narrow = usize::from(dtype.is_float() && dtype != DType::F32);
+    match op {
+        EwOp::Unary(u) => match u {
+            UnaryOp::Sigmoid | UnaryOp::Silu => 1 + 2 * narrow,
+            UnaryOp::Tanh => 4 + 2 * narrow,
+            UnaryOp::Erf => 5 + 2 * narrow,
+            UnaryOp::Gelu | UnaryOp::GeluTanh => 6 + 2 * narrow,
+            UnaryOp::Neg
+            | UnaryOp::Abs
+            | UnaryOp::Relu
+            | UnaryOp::Exp
+            | UnaryOp::Log
+            | UnaryOp::Sqrt
+            | UnaryOp::Rsqrt
+            | UnaryOp::Reciprocal => 0,
+        },
+        EwOp::Binary(BinaryOp::Pow) => 9 + 2 * narrow,
+        EwOp::Binary(
+            BinaryOp::Add
+            | BinaryOp::Sub
+            | BinaryOp::Mul
+            | BinaryOp::Div
+            | BinaryOp::Maximum
+            | BinaryOp::Minimum,
+        )
+        | EwOp::Compare(_)
+        | EwOp::Select
+        | EwOp::Cast(_)
+        | EwOp::Copy => 0,
+    }
+}

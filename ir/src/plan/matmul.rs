@@ -1,0 +1,438 @@
+//! Matmul stages: `out = epilogue(a @ b)` with numpy batch broadcasting, on
+//! the cube ([`CubeSchedule`]) or, for dtypes the cube lacks, on the vector
+//! unit ([`VecMatSchedule`]).
+//!
+//! The cube path cuts the output into `base_m × base_n` tiles (one L0C
+//! accumulator each) and streams K through L1 stages of `l1_k`, consumed in
+//! L0 steps of `base_k`; the operands' L1 buffers hold the fractal (NZ)
+//! layout ([`nz_rows`], [`nz_bytes`]). The geometry both the scheduler and
+//! the code generator work from is [`Geometry`]; the strips of a partial
+//! last round are [`Tail`].
+
+use super::{LocalBuf, View, coalesce};
+use crate::types::DType;
+
+/// A matmul operand: a view whose last two dims are the matrix, stored
+/// row-major or transposed (the view's last dim strided, its second-to-last
+/// contiguous).
+#[derive(Clone, Debug, PartialEq)]
+pub struct MatOperand {
+    /// The logical operand, `[batch…, rows, cols]`.
+    pub view: View,
+    /// Whether memory holds the transpose (`cols` contiguous across rows).
+    pub transposed: bool,
+}
+
+/// `out = a @ b` with batch broadcasting, then the epilogue (`relu`, and the
+/// cast to the output's dtype).
+#[derive(Clone, Debug, PartialEq)]
+pub struct MatMul {
+    /// Left operand `[batch…, m, k]`.
+    pub a: MatOperand,
+    /// Right operand `[batch…, k, n]`.
+    pub b: MatOperand,
+    /// The result `[batch…, m, n]`.
+    pub out: View,
+    /// `relu` applied to the accumulator before the cast.
+    pub relu: bool,
+    /// The unit, tiles and buffers.
+    pub schedule: MatMulSchedule,
+}
+
+/// Where a matmul runs, with its tiles.
+#[derive(Clone, Debug, PartialEq)]
+pub enum MatMulSchedule {
+    /// On the cube.
+    Cube(CubeSchedule),
+    /// On the vector unit.
+    Vector(VecMatSchedule),
+}
+
+impl Default for MatMulSchedule {
+    fn default() -> Self {
+        MatMulSchedule::Cube(CubeSchedule::default())
+    }
+}
+
+/// L1 stages a deep operand's load covers (`a_stages` or `b_stages`).
+pub const DEEP_STAGES: u64 = 2;
+
+/// Whether a stage of K `k` can load an operand [`DEEP_STAGES`] deep with
+/// L1 stages of `l1_k`: its K loop (`2 · DEEP_STAGES` stages per iteration)
+/// must run whole iterations, since a skipped step would still set the
+/// events after it, and ids shared between events could then be set twice.
+pub fn deep_loads_fit(k: u64, l1_k: u64) -> bool {
+    k.is_multiple_of(2 * DEEP_STAGES * l1_k)
+}
+
+/// The tiles of a cube matmul.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct CubeSchedule {
+    /// Output tile rows in L0C.
+    pub base_m: u64,
+    /// Output tile columns in L0C.
+    pub base_n: u64,
+    /// K per L0 step.
+    pub base_k: u64,
+    /// K per L1 stage (a multiple of `base_k`).
+    pub l1_k: u64,
+    /// L1 stages one A load covers (1, or [`DEEP_STAGES`]): A moves in
+    /// `a_stages · l1_k`-deep chunks, so it takes fewer, larger GM → L1
+    /// transfers while B keeps the stage depth. At most one of `a_stages`,
+    /// `b_stages` exceeds 1, and then [`deep_loads_fit`] holds.
+    pub a_stages: u64,
+    /// L1 stages one B load covers.
+    pub b_stages: u64,
+    /// Epilogue chunk width through UB on coupled machines (0 on split ones).
+    pub epi_cols: u64,
+    /// Column parts of each tile of the last, partial round (1: none). With
+    /// `tiles = q·block_dim + r`, the last `r` tiles are cut into
+    /// `tail_parts` column strips of [`CubeSchedule::tail_width`] dealt to the
+    /// cores as `r · tail_parts` tiles, so the busiest core runs `q` tiles
+    /// and one strip rather than `q + 1` tiles.
+    pub tail_parts: u64,
+    /// Output tiles (`base_m × base_n`) of the whole stage.
+    pub tiles: u64,
+    /// The on-chip buffers.
+    pub layout: CubeLayout,
+}
+
+impl CubeSchedule {
+    /// The width of a tail strip: `base_n / tail_parts` rounded up to 16.
+    pub fn tail_width(&self) -> u64 {
+        self.base_n.div_ceil(self.tail_parts.max(1)).div_ceil(16) * 16
+    }
+
+    /// Why the load depths are not valid for a stage of K `k` (see
+    /// [`CubeSchedule::a_stages`]), if they are not.
+    pub fn check_depths(&self, k: u64) -> Result<(), String> {
+        let (sa, sb) = (self.a_stages, self.b_stages);
+        if sa == 0 || sb == 0 || (sa > 1 && sb > 1) {
+            return Err(format!(
+                "a_stages={sa} b_stages={sb} (one of them must be 1)"
+            ));
+        }
+        let deep = sa.max(sb);
+        if deep > 1 && (deep != DEEP_STAGES || !deep_loads_fit(k, self.l1_k)) {
+            return Err(format!(
+                "a_stages={sa} b_stages={sb} with l1_k={} needs stages of {DEEP_STAGES} and K ({k}) a multiple of {}",
+                self.l1_k,
+                2 * DEEP_STAGES * self.l1_k
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The on-chip buffers of a cube matmul (listed in this order).
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct CubeLayout {
+    /// A's L1 stages in NZ (`a_l1`, two copies).
+    pub a_l1: LocalBuf,
+    /// B's L1 stages in NZ (`b_l1`, two copies).
+    pub b_l1: LocalBuf,
+    /// A's L0 steps (`a_l0`, L0A, two copies).
+    pub a_l0: LocalBuf,
+    /// B's L0 steps (`b_l0`, L0B, two copies).
+    pub b_l0: LocalBuf,
+    /// The accumulator tile (`acc`, L0C).
+    pub acc: LocalBuf,
+    /// Coupled machines: the epilogue's UB chunks (`out`, two copies).
+    pub out: Option<LocalBuf>,
+}
+
+impl CubeLayout {
+    /// Every buffer with its listing name, in layout order.
+    pub fn named(&self) -> Vec<(String, LocalBuf)> {
+        let mut v = vec![
+            ("a_l1".to_string(), self.a_l1),
+            ("b_l1".to_string(), self.b_l1),
+            ("a_l0".to_string(), self.a_l0),
+            ("b_l0".to_string(), self.b_l0),
+            ("acc".to_string(), self.acc),
+        ];
+        if let Some(o) = self.out {
+            v.push(("out".to_string(), o));
+        }
+        v
+    }
+}
+
+/// The tiles of a vector matmul: output tiles of `rows × cols` accumulate
+/// over `k_chunk`-deep chunks of K.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct VecMatSchedule {
+    /// Output tile rows.
+    pub rows: u64,
+    /// Output tile columns (a multiple of 64).
+    pub cols: u64,
+    /// K per chunk.
+    pub k_chunk: u64,
+    /// Output tiles of the whole stage.
+    pub tiles: u64,
+    /// The UB buffers.
+    pub layout: VecMatLayout,
+}
+
+/// The UB buffers of a vector matmul (listed in this order).
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct VecMatLayout {
+    /// A's chunk (`a`, two copies).
+    pub a: LocalBuf,
+    /// B's chunk and what it becomes.
+    pub b: VecMatB,
+    /// One row of products (`prod`).
+    pub prod: LocalBuf,
+    /// The accumulator tile (`acc`).
+    pub acc: LocalBuf,
+    /// The output tile (`out`).
+    pub out: LocalBuf,
+}
+
+/// How a vector matmul holds B's chunk.
+#[derive(Clone, Debug, PartialEq)]
+pub enum VecMatB {
+    /// B row-major: loaded (`b`, two copies), widened to the accumulator
+    /// dtype when it differs (`b32`).
+    RowMajor {
+        /// The loaded chunk.
+        b: LocalBuf,
+        /// The widened chunk.
+        widened: Option<LocalBuf>,
+    },
+    /// B stored transposed: Bᵀ loaded (`bt`, two copies), widened
+    /// (`bt32`), gathered into row-major order (`b32`) through an index
+    /// table (`idx`).
+    Transposed {
+        /// The loaded Bᵀ chunk.
+        bt: LocalBuf,
+        /// Bᵀ widened.
+        widened: Option<LocalBuf>,
+        /// The gather offsets.
+        idx: LocalBuf,
+        /// The row-major chunk.
+        gathered: LocalBuf,
+    },
+}
+
+impl Default for VecMatB {
+    fn default() -> Self {
+        VecMatB::RowMajor {
+            b: LocalBuf::default(),
+            widened: None,
+        }
+    }
+}
+
+impl VecMatLayout {
+    /// Every buffer with its listing name, in layout order.
+    pub fn named(&self) -> Vec<(String, LocalBuf)> {
+        let mut v = vec![("a".to_string(), self.a)];
+        match &self.b {
+            VecMatB::RowMajor { b, widened } => {
+                v.push(("b".to_string(), *b));
+                if let Some(w) = widened {
+                    v.push(("b32".to_string(), *w));
+                }
+            }
+            VecMatB::Transposed {
+                bt,
+                widened,
+                idx,
+                gathered,
+            } => {
+                v.push(("bt".to_string(), *bt));
+                if let Some(w) = widened {
+                    v.push(("bt32".to_string(), *w));
+                }
+                v.push(("idx".to_string(), *idx));
+                v.push(("b32".to_string(), *gathered));
+            }
+        }
+        v.push(("prod".to_string(), self.prod));
+        v.push(("acc".to_string(), self.acc));
+        v.push(("out".to_string(), self.out));
+        v
+    }
+}
+
+/// The shape of a matmul stage, with batch dims coalesced.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Geometry {
+    /// Coalesced batch extents (`[1]` when there is no batch).
+    pub batch: Vec<u64>,
+    /// Batch strides (elements) of A over `batch`.
+    pub a_bs: Vec<u64>,
+    /// Batch strides of B.
+    pub b_bs: Vec<u64>,
+    /// Batch strides of the output.
+    pub c_bs: Vec<u64>,
+    /// Rows of A and of the output.
+    pub m: u64,
+    /// The contracted extent.
+    pub k: u64,
+    /// Columns of B and of the output.
+    pub n: u64,
+    /// A is stored transposed.
+    pub a_t: bool,
+    /// B is stored transposed.
+    pub b_t: bool,
+    /// Stride (elements) between stored rows of A: of `m` when row-major,
+    /// of `k` when transposed.
+    pub a_row: u64,
+    /// Stride between stored rows of B: of `k` when row-major, of `n` when
+    /// transposed.
+    pub b_row: u64,
+    /// Row stride of the output.
+    pub c_row: u64,
+    /// Input dtype.
+    pub dtype: DType,
+    /// Output dtype.
+    pub out: DType,
+    /// Relu before the cast.
+    pub relu: bool,
+}
+
+impl Geometry {
+    /// The geometry of a matmul stage.
+    pub fn of(mm: &MatMul) -> Result<Geometry, String> {
+        let (a, b, out) = (&mm.a, &mm.b, &mm.out);
+        let r = out.shape.len();
+        if r < 2 || a.view.shape.len() != r || b.view.shape.len() != r {
+            return Err("internal: matmul operands must have the output's rank".into());
+        }
+        let (m, n) = (out.shape[r - 2], out.shape[r - 1]);
+        let k = a.view.shape[r - 1];
+        let batch_shape = &out.shape[..r - 2];
+        let (batch, st) = coalesce(
+            batch_shape,
+            &[
+                &a.view.strides[..r - 2],
+                &b.view.strides[..r - 2],
+                &out.strides[..r - 2],
+            ],
+        );
+        let row = |o: &MatOperand| {
+            let s = &o.view.strides;
+            if o.transposed { s[r - 1] } else { s[r - 2] }
+        };
+        Ok(Geometry {
+            batch,
+            a_bs: st[0].clone(),
+            b_bs: st[1].clone(),
+            c_bs: st[2].clone(),
+            m,
+            k,
+            n,
+            a_t: a.transposed,
+            b_t: b.transposed,
+            a_row: row(a),
+            b_row: row(b),
+            c_row: if m > 1 { out.strides[r - 2] } else { n },
+            dtype: a.view.dtype,
+            out: out.dtype,
+            relu: mm.relu,
+        })
+    }
+
+    /// Number of batches.
+    pub fn batches(&self) -> u64 {
+        self.batch.iter().product()
+    }
+
+    /// Elements per 32-byte block of the input dtype (`C0`).
+    pub fn c0(&self) -> u64 {
+        32 / self.dtype.size_bytes() as u64
+    }
+
+    /// The accumulation dtype (f32, or i32 for i8).
+    pub fn acc(&self) -> DType {
+        if self.dtype.is_int() {
+            DType::I32
+        } else {
+            DType::F32
+        }
+    }
+}
+
+/// The strips of a stage's last round (see [`CubeSchedule::tail_parts`]).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Tail {
+    /// The first tile index that is cut into strips (`tiles - r`).
+    pub first: u64,
+    /// Strips per tile.
+    pub parts: u64,
+    /// Strip width (a multiple of 16).
+    pub width: u64,
+    /// All tiles of the stage.
+    pub tiles: u64,
+}
+
+impl Tail {
+    /// The strips of `t` on a stage of geometry `g` over `cores` cube
+    /// cores; `None` when `t` asks for none, the stage has batches, the
+    /// last round is full, or some strip would hold no column of its tile.
+    pub fn of(g: &Geometry, t: &CubeSchedule, cores: u64) -> Option<Tail> {
+        if t.tail_parts <= 1 || g.batches() != 1 {
+            return None;
+        }
+        let tn = g.n.div_ceil(t.base_n);
+        let tiles = g.m.div_ceil(t.base_m) * tn;
+        let r = tiles % cores;
+        if tiles <= cores || r == 0 || r * t.tail_parts > cores {
+            return None;
+        }
+        let width = t.tail_width();
+        let first = tiles - r;
+        let nonempty = (first..tiles).all(|q| {
+            let w = t.base_n.min(g.n - (q % tn) * t.base_n);
+            w > (t.tail_parts - 1) * width
+        });
+        nonempty.then_some(Tail {
+            first,
+            parts: t.tail_parts,
+            width,
+            tiles,
+        })
+    }
+
+    /// The tile indices the stage's loop runs over: whole tiles, then strips.
+    pub fn indices(&self) -> u64 {
+        self.first + (self.tiles - self.first) * self.parts
+    }
+}
+
+/// Rows of an L1 NZ buffer holding `rows` rows (fractal-padded, and to
+/// `C0` rows when a transposing load reads `C0`-row blocks).
+pub fn nz_rows(rows: u64, c0: u64) -> u64 {
+    rows.div_ceil(16.max(c0)) * 16.max(c0)
+}
+
+/// Bytes of an L1 NZ buffer of `rows × cols`.
+pub fn nz_bytes(rows: u64, cols: u64, c0: u64) -> u64 {
+    // Transposing loads read whole 16-column groups: cover them.
+    (cols.div_ceil(16) * 16).div_ceil(c0) * nz_rows(rows, c0) * 32
+}
+
+/// Pitches (elements) of a vector matmul's UB tiles.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct VecPitch {
+    /// Row pitch of the A tile (k when row-major, m when transposed).
+    pub a: u64,
+    /// Row pitch of the transposed B tile (k).
+    pub bt: u64,
+}
+
+/// The pitches of a vector matmul of geometry `g` with tiles `t`.
+pub fn vec_pitch(g: &Geometry, t: &VecMatSchedule) -> VecPitch {
+    let e = 32 / g.dtype.size_bytes() as u64;
+    let up = |x: u64, a: u64| x.div_ceil(a) * a;
+    VecPitch {
+        a: if g.a_t {
+            up(t.rows, e)
+        } else {
+            up(t.k_chunk, e)
+        },
+        bt: up(t.k_chunk, 8.max(e)),
+    }
+}
