@@ -38,7 +38,7 @@ pub struct BenchResult {
     pub gm_bytes_min: u64,
     /// Number of stages (launches).
     pub stages: usize,
-    /// Host time to plan, generate and assemble, in milliseconds.
+    /// Host time to plan and generate, in milliseconds.
     pub compile_ms: f64,
     /// The simulator's report.
     pub report: tessera_sim::Report,

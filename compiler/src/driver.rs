@@ -153,17 +153,15 @@ pub fn lower(file: &File, name: &str, env: &DimEnv, src: &Source) -> Result<Kern
     })
 }
 
-/// A kernel compiled for the NPU: its plan, assembly and program.
+/// A kernel compiled for the NPU: its plan and program.
 pub struct NpuCode {
     /// The plan.
     pub plan: tessera_ir::plan::Plan,
-    /// The generated assembly.
-    pub asm: String,
-    /// The assembled program.
+    /// The program (its assembly text is `tessera_sim::disassemble`).
     pub program: tessera_sim::Program,
 }
 
-/// Plans, generates and assembles a concrete kernel for a machine.
+/// Plans and generates a concrete kernel for a machine.
 pub fn compile_npu(
     kernel: &Kernel,
     machine: &tessera_sim::Machine,
@@ -176,7 +174,7 @@ pub fn compile_npu(
             Failure::in_source(diags, src)
         }
     })?;
-    let (asm, program) = tessera_backend::npu::compile(&plan, machine)
+    let program = tessera_backend::npu::compile(&plan, machine)
         .map_err(|e| Failure::Internal(format!("code generation for `{}`: {e}", kernel.name)))?;
-    Ok(NpuCode { plan, asm, program })
+    Ok(NpuCode { plan, program })
 }

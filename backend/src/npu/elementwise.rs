@@ -14,12 +14,15 @@
 //! filled once before the loop. The whole tile is computed (padding
 //! included); only the valid rows and columns are stored.
 
-use super::prog::{Access, Item, MicroOp, Pipe, Region, Space};
-use super::vector::{self, Opnd, VBuf};
-use super::{Ctx, slot};
+use super::Ctx;
+use super::inst::{InstBuilder, Operand, VecOperand, int_scalar};
+use super::prog::{Access, Build, Item};
+use super::tiles::double_buffered;
+use super::vector::{self, Opnd, Seq, VBuf, dt, scalar};
 use tessera_ir::plan::elementwise::{patterns, space};
-use tessera_ir::plan::{Elementwise, EwArg, EwInst, EwOp, LocalBuf, Pattern, Source, View};
+use tessera_ir::plan::{Elementwise, EwArg, EwInst, EwOp, Pattern, Source, View};
 use tessera_ir::{BinaryOp, DType, Scalar};
+use tessera_sim::isa::{AluOp, Reg};
 
 fn size(d: DType) -> u64 {
     d.size_bytes() as u64
@@ -67,15 +70,6 @@ fn tiles(inputs: &[View], out: &View) -> Tiles {
     }
 }
 
-/// A run of one copy of a buffer, as elements of `dtype`.
-fn buf(l: &LocalBuf, copy: u32, dtype: DType) -> VBuf {
-    VBuf {
-        addr: l.copy(copy),
-        dtype,
-        slot: slot(l, copy),
-    }
-}
-
 /// Generates an elementwise stage.
 pub fn generate(ctx: &mut Ctx<'_>, e: &Elementwise) -> Result<Vec<Item>, String> {
     let Elementwise {
@@ -100,99 +94,75 @@ pub fn generate(ctx: &mut Ctx<'_>, e: &Elementwise) -> Result<Vec<Item>, String>
     let divs = divisors(body);
 
     let mut items = Vec::new();
-    let bi = ctx.regs.get()?;
-    let bd = ctx.regs.get()?;
-    items.push(Item::Scalar(format!("s.sys {bi}, block_idx")));
-    items.push(Item::Scalar(format!("s.sys {bd}, block_dim")));
+    let (bi, bd) = ctx.block(&mut items)?;
     // GM bases, already offset to each view's first element.
-    let mut bases: Vec<Option<String>> = Vec::new();
+    let mut bases: Vec<Option<Reg>> = Vec::new();
     for v in inputs.iter().chain(std::iter::once(out)) {
         if let Source::Constant(_) = v.source {
             bases.push(None);
             continue;
         }
-        let r = ctx.gm_base(&mut items, v)?;
-        let off = v.offset * size(v.dtype);
-        if off != 0 {
-            items.push(Item::Scalar(format!("s.add {r}, {r}, {off}")));
-        }
-        bases.push(Some(r));
+        bases.push(Some(ctx.gm_view(&mut items, v)?));
     }
     // Constants: filled once.
     for (i, v) in inputs.iter().enumerate() {
         if let Source::Constant(c) = &v.source {
-            let b = buf(&layout.inputs[i].tile, 0, v.dtype);
-            vector::emit(
-                &mut items,
-                &format!("vec.dup.{}", vector::dt(v.dtype)),
-                tile,
-                &[Opnd::Run(b), scalar_literal(c)],
-            );
+            let b = VBuf::of(&layout.inputs[i].tile, 0, v.dtype);
+            Seq {
+                items: &mut items,
+                n: tile,
+            }
+            .dup(b, constant(c, v.dtype));
         }
     }
     // The tile loop: two tiles per iteration.
     let tt = ctx.regs.get()?;
     let tb = ctx.regs.get()?;
     let step = ctx.regs.get()?;
-    items.push(Item::Scalar(format!("s.mov {tt}, {bi}")));
-    items.push(Item::Scalar(format!("s.add {step}, {bd}, {bd}")));
-    let work = [
-        ctx.regs.get()?,
-        ctx.regs.get()?,
-        ctx.regs.get()?,
-        ctx.regs.get()?,
-        ctx.regs.get()?,
-        ctx.regs.get()?,
-        ctx.regs.get()?,
-        ctx.regs.get()?,
-    ];
-    let digits: Vec<String> = (0..outer.len())
+    items.ins().s_mov(tt, bi);
+    items.ins().s_alu(AluOp::Add, step, bd, bd);
+    let mut work = [Reg(0); 8];
+    for w in &mut work {
+        *w = ctx.regs.get()?;
+    }
+    let digits: Vec<Reg> = (0..outer.len())
         .map(|_| ctx.regs.get())
         .collect::<Result<_, _>>()?;
-    let loop_label = ctx.labels.fresh("tiles");
-    let mut body_items = Vec::new();
-    for half in 0..2u32 {
-        let t_reg = if half == 0 { tt.clone() } else { tb.clone() };
+    let [row0, col0, rcur, ccur, len, addr, tmp, o] = work;
+    double_buffered(&mut items, (tt, tb), bd, step, total, |half, t_reg| {
         let mut h = Vec::new();
-        let [row0, col0, rcur, ccur, len, addr, tmp, o] = &work;
         // Tile coordinates.
-        h.push(Item::Scalar(format!("s.div {o}, {t_reg}, {per_outer}")));
-        h.push(Item::Scalar(format!("s.rem {tmp}, {t_reg}, {per_outer}")));
-        h.push(Item::Scalar(format!("s.div {row0}, {tmp}, {ncb}")));
-        h.push(Item::Scalar(format!("s.rem {col0}, {tmp}, {ncb}")));
-        h.push(Item::Scalar(format!("s.mul {row0}, {row0}, {r_tile}")));
-        h.push(Item::Scalar(format!("s.mul {col0}, {col0}, {l_tile}")));
-        h.push(Item::Scalar(format!("s.li {rcur}, {}", t.rows)));
-        h.push(Item::Scalar(format!("s.sub {rcur}, {rcur}, {row0}")));
-        h.push(Item::Scalar(format!("s.min {rcur}, {rcur}, {r_tile}")));
-        h.push(Item::Scalar(format!("s.li {ccur}, {}", t.cols)));
-        h.push(Item::Scalar(format!("s.sub {ccur}, {ccur}, {col0}")));
-        h.push(Item::Scalar(format!("s.min {ccur}, {ccur}, {l_tile}")));
+        h.ins().s_alu(AluOp::Div, o, t_reg, per_outer);
+        h.ins().s_alu(AluOp::Rem, tmp, t_reg, per_outer);
+        h.ins().s_alu(AluOp::Div, row0, tmp, ncb);
+        h.ins().s_alu(AluOp::Rem, col0, tmp, ncb);
+        h.ins().s_alu(AluOp::Mul, row0, row0, r_tile);
+        h.ins().s_alu(AluOp::Mul, col0, col0, l_tile);
+        h.ins().s_li(rcur, t.rows);
+        h.ins().s_alu(AluOp::Sub, rcur, rcur, row0);
+        h.ins().s_alu(AluOp::Min, rcur, rcur, r_tile);
+        h.ins().s_li(ccur, t.cols);
+        h.ins().s_alu(AluOp::Sub, ccur, ccur, col0);
+        h.ins().s_alu(AluOp::Min, ccur, ccur, l_tile);
         for (k, d) in outer.iter().enumerate().rev() {
-            h.push(Item::Scalar(format!("s.rem {}, {o}, {d}", digits[k])));
-            h.push(Item::Scalar(format!("s.div {o}, {o}, {d}")));
+            h.ins().s_alu(AluOp::Rem, digits[k], o, *d);
+            h.ins().s_alu(AluOp::Div, o, o, *d);
         }
         // The GM address of operand `v` for this tile, into `addr`.
         let address = |h: &mut Vec<Item>, v: usize, elem: u64| {
             let st = &t.strides[v];
             let n = st.len();
-            h.push(Item::Scalar(format!(
-                "s.mul {addr}, {row0}, {}",
-                st[n - 2] * elem
-            )));
-            h.push(Item::Scalar(format!(
-                "s.mul {tmp}, {col0}, {}",
-                st[n - 1] * elem
-            )));
-            h.push(Item::Scalar(format!("s.add {addr}, {addr}, {tmp}")));
+            h.ins().s_alu(AluOp::Mul, addr, row0, st[n - 2] * elem);
+            h.ins().s_alu(AluOp::Mul, tmp, col0, st[n - 1] * elem);
+            h.ins().s_alu(AluOp::Add, addr, addr, tmp);
             for (k, dg) in digits.iter().enumerate() {
                 if st[k] != 0 {
-                    h.push(Item::Scalar(format!("s.mul {tmp}, {dg}, {}", st[k] * elem)));
-                    h.push(Item::Scalar(format!("s.add {addr}, {addr}, {tmp}")));
+                    h.ins().s_alu(AluOp::Mul, tmp, *dg, st[k] * elem);
+                    h.ins().s_alu(AluOp::Add, addr, addr, tmp);
                 }
             }
             if let Some(Some(b)) = bases.get(v) {
-                h.push(Item::Scalar(format!("s.add {addr}, {addr}, {b}")));
+                h.ins().s_alu(AluOp::Add, addr, addr, *b);
             }
         };
         // Loads first (all MTE2), then the vector expansions of columns and
@@ -203,14 +173,13 @@ pub fn generate(ctx: &mut Ctx<'_>, e: &Elementwise) -> Result<Vec<Item>, String>
                 continue;
             }
             let s = size(v.dtype);
-            let dst = buf(&layout.inputs[i].tile, half, v.dtype);
+            let dst = VBuf::of(&layout.inputs[i].tile, half, v.dtype);
             // An integer divisor's padding must hold 1, not zero: fill what
             // the load leaves short (the tile, or a column's staging rows,
             // all of which are expanded) before loading.
             let ones = |h: &mut Vec<Item>, b: VBuf, n: u64| {
                 if divs.contains(&i) {
-                    let dup = format!("vec.dup.{}", vector::dt(v.dtype));
-                    vector::emit(h, &dup, n, &[Opnd::Run(b), Opnd::Lit("1".into())]);
+                    Seq { items: h, n }.dup(b, int_scalar(1));
                 }
             };
             address(&mut h, i, s);
@@ -218,90 +187,85 @@ pub fn generate(ctx: &mut Ctx<'_>, e: &Elementwise) -> Result<Vec<Item>, String>
             match pats[i] {
                 Pattern::RowMajor => {
                     ones(&mut h, dst, tile);
-                    h.push(Item::Scalar(format!("s.mul {len}, {ccur}, {s}")));
-                    h.push(Item::Op(MicroOp {
-                        text: format!(
-                            "mte2.copy.gm.ub [{}], [{addr}], {rcur}, {len}, {}, {}",
-                            dst.addr,
-                            st[st.len() - 2] * s,
-                            pitch * s
-                        ),
-                        pipe: Pipe::Mte2,
-                        accesses: vec![(Access::Write, ub(dst, tile * s))],
-                    }));
+                    h.ins().s_alu(AluOp::Mul, len, ccur, s);
+                    h.op(vec![(Access::Write, dst.region(tile * s))])
+                        .mte2_gm_ub(dst.addr, addr, rcur, len, st[st.len() - 2] * s, pitch * s);
                 }
                 Pattern::Column | Pattern::Scalar => {
                     let Some(bcast) = &layout.inputs[i].broadcast else {
                         return Err("internal: a broadcast input without its buffers".into());
                     };
-                    let staging = buf(&bcast.staging, half, v.dtype);
-                    let bc = buf(&bcast.blocks, half, v.dtype);
-                    if pats[i] == Pattern::Column {
+                    let staging = VBuf::of(&bcast.staging, half, v.dtype);
+                    let bc = VBuf::of(&bcast.blocks, half, v.dtype);
+                    let column = pats[i] == Pattern::Column;
+                    if column {
                         ones(&mut h, staging, round_up(r_tile * s, 32) / s);
                     }
-                    let (count, reps) = if pats[i] == Pattern::Column {
-                        h.push(Item::Scalar(format!("s.mul {len}, {rcur}, {s}")));
-                        (len.clone(), r_tile.div_ceil(8))
+                    let reps = if column {
+                        h.ins().s_alu(AluOp::Mul, len, rcur, s);
+                        r_tile.div_ceil(8)
                     } else {
-                        (s.to_string(), 1)
+                        1
                     };
-                    h.push(Item::Op(MicroOp {
-                        text: format!(
-                            "mte2.copy.gm.ub [{}], [{addr}], 1, {count}, 0, 0",
-                            staging.addr
-                        ),
-                        pipe: Pipe::Mte2,
-                        accesses: vec![(Access::Write, ub(staging, round_up(r_tile * s, 32)))],
-                    }));
+                    let count: Operand = if column { len.into() } else { s.into() };
+                    h.op(vec![(
+                        Access::Write,
+                        staging.region(round_up(r_tile * s, 32)),
+                    )])
+                    .mte2_gm_ub(staging.addr, addr, 1u64, count, 0u64, 0u64);
                     let h = &mut expand;
                     // Replicate each value into a 32-byte block; 1-byte
                     // values go through i32 first.
-                    let (src, copy) = if s == 1 {
+                    let src = if s == 1 {
                         let Some(wd) = &bcast.widened else {
                             return Err(
                                 "internal: a 1-byte broadcast without its i32 buffer".into()
                             );
                         };
-                        let wide = buf(wd, half, DType::I32);
-                        vector::emit(
-                            h,
-                            &format!("vec.cvt.i32.{}", vector::dt(v.dtype)),
-                            reps * 8,
-                            &[Opnd::Run(wide), Opnd::Run(staging)],
-                        );
-                        (wide, format!("vec.cvt.{}.i32", vector::dt(v.dtype)))
+                        let wide = VBuf::of(wd, half, DType::I32);
+                        Seq {
+                            items: h,
+                            n: reps * 8,
+                        }
+                        .cvt(wide, staging);
+                        wide
                     } else {
-                        (staging, format!("vec.copy.{}", vector::dt(v.dtype)))
+                        staging
                     };
                     let src_bytes = round_up(r_tile * size(src.dtype), 32);
-                    h.push(Item::Op(MicroOp {
-                        text: format!(
-                            "vec.brcb.{} [{}, 1, 8], [{}], {reps}",
-                            vector::dt(src.dtype),
-                            bc.addr,
-                            src.addr
-                        ),
-                        pipe: Pipe::V,
-                        accesses: vec![
-                            (Access::Write, ub(bc, 256 * reps)),
-                            (Access::Read, ub(src, src_bytes)),
-                        ],
-                    }));
+                    h.op(vec![
+                        (Access::Write, bc.region(256 * reps)),
+                        (Access::Read, src.region(src_bytes)),
+                    ])
+                    .vec_brcb(
+                        dt(src.dtype),
+                        VecOperand::new(bc.addr, 1, 8),
+                        src.addr,
+                        reps,
+                    );
                     let bc = bc.as_dtype(src.dtype);
-                    if pats[i] == Pattern::Scalar {
-                        vector::emit(h, &copy, tile, &[Opnd::Run(dst), Opnd::Block(bc)]);
-                    } else {
+                    // Back to the operand's dtype: a copy, or the i32's
+                    // conversion.
+                    let expand_to = |h: &mut Vec<Item>, dst: VBuf, n: u64, block: VBuf| {
+                        vector::emit(
+                            h,
+                            n,
+                            &[Opnd::Run(dst), Opnd::Block(block)],
+                            |b, v, rep, m| {
+                                if s == 1 {
+                                    b.vec_cvt(dt(dst.dtype), dt(block.dtype), v[0], v[1], rep, m)
+                                } else {
+                                    b.vec_copy(dt(dst.dtype), v[0], v[1], rep, m)
+                                }
+                            },
+                        );
+                    };
+                    if column {
                         for j in 0..r_tile {
-                            let row = VBuf {
-                                addr: dst.addr + j * pitch * s,
-                                ..dst
-                            };
-                            let block = VBuf {
-                                addr: bc.addr + 32 * j,
-                                ..bc
-                            };
-                            vector::emit(h, &copy, pitch, &[Opnd::Run(row), Opnd::Block(block)]);
+                            expand_to(h, dst.offset(j * pitch * s), pitch, bc.offset(32 * j));
                         }
+                    } else {
+                        expand_to(h, dst, tile, bc);
                     }
                 }
                 Pattern::Strided => {
@@ -316,13 +280,13 @@ pub fn generate(ctx: &mut Ctx<'_>, e: &Elementwise) -> Result<Vec<Item>, String>
         let scratch: Vec<VBuf> = layout
             .scratch
             .iter()
-            .map(|l| buf(l, 0, DType::F32))
+            .map(|l| VBuf::of(l, 0, DType::F32))
             .collect();
         let mut results: Vec<VBuf> = Vec::new();
         for (j, inst) in body.iter().enumerate() {
             let dst = match layout.temps.get(j) {
-                Some(t) => buf(t, 0, inst.dtype),
-                None => buf(&layout.out, half, out.dtype),
+                Some(t) => VBuf::of(t, 0, inst.dtype),
+                None => VBuf::of(&layout.out, half, out.dtype),
             };
             let args: Vec<VBuf> = inst
                 .args
@@ -330,7 +294,7 @@ pub fn generate(ctx: &mut Ctx<'_>, e: &Elementwise) -> Result<Vec<Item>, String>
                 .map(|a| match a {
                     EwArg::Input(k) => inputs
                         .get(*k)
-                        .map(|v| buf(&layout.inputs[*k].tile, half, v.dtype))
+                        .map(|v| VBuf::of(&layout.inputs[*k].tile, half, v.dtype))
                         .ok_or_else(|| "internal: an elementwise input out of range".to_string()),
                     EwArg::Inst(k) => results.get(*k).copied().ok_or_else(|| {
                         "internal: forward reference in an elementwise body".to_string()
@@ -343,54 +307,28 @@ pub fn generate(ctx: &mut Ctx<'_>, e: &Elementwise) -> Result<Vec<Item>, String>
         // Store.
         let o_idx = inputs.len();
         let so = size(out.dtype);
-        let ob = buf(&layout.out, half, out.dtype);
+        let ob = VBuf::of(&layout.out, half, out.dtype);
         address(&mut h, o_idx, so);
-        h.push(Item::Scalar(format!("s.mul {len}, {ccur}, {so}")));
+        h.ins().s_alu(AluOp::Mul, len, ccur, so);
         let st = &t.strides[o_idx];
-        h.push(Item::Op(MicroOp {
-            text: format!(
-                "mte3.copy.ub.gm [{addr}], [{}], {rcur}, {len}, {}, {}",
-                ob.addr,
-                pitch * so,
-                st[st.len() - 2] * so
-            ),
-            pipe: Pipe::Mte3,
-            accesses: vec![(Access::Read, ub(ob, tile * so))],
-        }));
-        if half == 0 {
-            body_items.extend(h);
-        } else {
-            body_items.push(Item::Scalar(format!("s.add {tb}, {tt}, {bd}")));
-            let label = ctx.labels.fresh("half");
-            body_items.push(Item::Guard {
-                skip_if: format!("s.br.ge {tb}, {total}, {label}_skip"),
-                label,
-                body: h,
-            });
-        }
-    }
-    items.push(Item::Loop {
-        header: vec![format!("s.br.ge {tt}, {total}, {loop_label}_end")],
-        label: loop_label,
-        body: body_items,
-        latch: vec![format!("s.add {tt}, {tt}, {step}")],
-    });
+        h.op(vec![(Access::Read, ob.region(tile * so))]).mte3_ub_gm(
+            addr,
+            ob.addr,
+            rcur,
+            len,
+            pitch * so,
+            st[st.len() - 2] * so,
+        );
+        Ok(h)
+    })?;
     Ok(items)
 }
 
-fn ub(b: VBuf, bytes: u64) -> Region {
-    Region {
-        space: Space::Ub,
-        start: b.addr,
-        end: b.addr + bytes,
-        slot: b.slot,
-    }
-}
-
-fn scalar_literal(c: &Scalar) -> Opnd {
+/// A constant input's value as a vector scalar operand of its dtype.
+fn constant(c: &Scalar, d: DType) -> tessera_sim::isa::Scal {
     match *c {
-        Scalar::Float(x) => vector::lit(x),
-        Scalar::Int(i) => Opnd::Lit(i.to_string()),
-        Scalar::Bool(b) => Opnd::Lit(u8::from(b).to_string()),
+        Scalar::Float(x) => scalar(d, x),
+        Scalar::Int(i) => int_scalar(i),
+        Scalar::Bool(b) => int_scalar(i64::from(b)),
     }
 }

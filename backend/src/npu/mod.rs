@@ -1,26 +1,31 @@
-//! NPU code generation: a [`Plan`] to assembly text for `tessera-sim`.
+//! NPU code generation: a [`Plan`] to a `tessera_sim::Program`.
 //!
 //! Each stage becomes one launch. A stage template (`elementwise`,
-//! `reduce`, `transpose`, `matmul`) builds a structured program of
-//! micro-ops over the stage's planned on-chip buffers; the sync pass derives
-//! its events and barriers; the result is printed as assembly and assembled
-//! by the simulator's assembler (which validates it). Templates translate the
-//! plan — tile sizes, buffers, block counts are the planner's — and compute
-//! only what follows mechanically from it (addresses, loop bounds, tails).
+//! `reduce`, `transpose`, `matmul`) builds a structured program of typed
+//! instructions ([`inst`], generated from the simulator's instruction list)
+//! with their on-chip accesses, over the stage's planned buffers; the sync
+//! pass derives its events and barriers; [`prog::lower`] lays it out as the
+//! launch's code (branches resolved, wide immediates legalised), and the
+//! program is validated as the bytecode loader would. Assembly text is an
+//! output only (`tessera_sim::disassemble`). Templates translate the plan —
+//! tile sizes, buffers, block counts are the planner's — and compute only
+//! what follows mechanically from it (addresses, loop bounds, tails).
 
 pub mod elementwise;
+pub mod inst;
 pub mod matmul;
 pub mod prog;
 pub mod reduce;
 pub mod sync;
+mod tiles;
 pub mod transpose;
 pub mod vector;
 
-use prog::{Item, Labels, Regs};
-use std::fmt::Write;
-use tessera_ir::DType;
-use tessera_ir::plan::{BufKind, LocalBuf, MemSpace, Plan, Source, Stage, StageKind, Unit, View};
-use tessera_sim::{Machine, Organisation};
+use inst::InstBuilder;
+use prog::{Build, Item, Regs};
+use tessera_ir::plan::{BufKind, Plan, Source, Stage, StageKind, Unit, View};
+use tessera_sim::isa::{AluOp, CoreKind, Reg, SysReg};
+use tessera_sim::{Launch, Machine, Organisation, Program, Section, TensorDecl};
 
 /// Why code generation failed (always a compiler bug: plans are checked).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -50,19 +55,11 @@ pub struct Ctx<'a> {
     pub params: usize,
     /// Scalar registers.
     pub regs: Regs,
-    /// Labels.
-    pub labels: Labels,
-}
-
-/// A buffer copy's synchronisation slot: unique per (buffer, copy), as
-/// buffers of a space do not overlap.
-pub fn slot(l: &LocalBuf, copy: u32) -> u32 {
-    ((l.space as u32) << 24) | (l.copy(copy) >> 5) as u32
 }
 
 impl Ctx<'_> {
     /// Emits code that puts a GM buffer's base address in a fresh register.
-    pub fn gm_base(&mut self, items: &mut Vec<Item>, view: &View) -> Result<String, String> {
+    pub fn gm_base(&mut self, items: &mut Vec<Item>, view: &View) -> Result<Reg, String> {
         let Source::Buffer(b) = view.source else {
             return Err("internal: a constant view has no GM address".to_string());
         };
@@ -73,99 +70,101 @@ impl Ctx<'_> {
             .ok_or_else(|| "internal: view of an unknown buffer".to_string())?;
         let r = self.regs.get()?;
         match buf.kind {
-            BufKind::Param(i) => items.push(Item::Scalar(format!("s.arg {r}, {i}"))),
-            BufKind::Result(i) => {
-                items.push(Item::Scalar(format!("s.arg {r}, {}", self.params + i)))
-            }
+            BufKind::Param(i) => items.ins().s_arg(r, i as u64),
+            BufKind::Result(i) => items.ins().s_arg(r, (self.params + i) as u64),
             BufKind::Workspace { offset } => {
-                items.push(Item::Scalar(format!("s.sys {r}, workspace")));
+                items.ins().s_sys(r, SysReg::Workspace);
                 if offset != 0 {
-                    items.push(Item::Scalar(format!("s.add {r}, {r}, {offset}")));
+                    items.ins().s_alu(AluOp::Add, r, r, offset);
                 }
             }
         }
         Ok(r)
     }
+
+    /// Emits code that puts the GM address of a view's first element in a
+    /// fresh register.
+    pub fn gm_view(&mut self, items: &mut Vec<Item>, view: &View) -> Result<Reg, String> {
+        let r = self.gm_base(items, view)?;
+        let off = view.offset * view.dtype.size_bytes() as u64;
+        if off != 0 {
+            items.ins().s_alu(AluOp::Add, r, r, off);
+        }
+        Ok(r)
+    }
+
+    /// Emits `s.sys` reads of this block's index and the block count.
+    pub fn block(&mut self, items: &mut Vec<Item>) -> Result<(Reg, Reg), String> {
+        let (bi, bd) = (self.regs.get()?, self.regs.get()?);
+        items.ins().s_sys(bi, SysReg::BlockIdx);
+        items.ins().s_sys(bd, SysReg::BlockDim);
+        Ok((bi, bd))
+    }
 }
 
-/// The section a stage's code goes in.
-fn section(machine: &Machine, unit: Unit) -> &'static str {
+/// The kind of core a stage's code runs on.
+fn core_kind(machine: &Machine, unit: Unit) -> CoreKind {
     match (machine.organisation, unit) {
-        (Organisation::Coupled, _) => ".core",
-        (Organisation::Split, Unit::Cube) => ".aic",
-        (Organisation::Split, Unit::Vector) => ".aiv",
+        (Organisation::Coupled, _) => CoreKind::Core,
+        (Organisation::Split, Unit::Cube) => CoreKind::Aic,
+        (Organisation::Split, Unit::Vector) => CoreKind::Aiv,
     }
 }
 
-/// The assembler's name of a memory space (for `local` listings).
-pub fn space_name(s: MemSpace) -> &'static str {
-    s.name()
+/// Generates one stage's code.
+fn stage_code(plan: &Plan, stage: &Stage, machine: &Machine) -> Result<Vec<Item>, String> {
+    let mut ctx = Ctx {
+        plan,
+        stage,
+        machine,
+        params: plan.params().count(),
+        regs: Regs::default(),
+    };
+    let items = match &stage.kind {
+        StageKind::Elementwise(e) => elementwise::generate(&mut ctx, e)?,
+        StageKind::Reduce(r) => reduce::generate(&mut ctx, r)?,
+        StageKind::Transpose(t) => transpose::generate(&mut ctx, t)?,
+        StageKind::MatMul(m) => matmul::generate(&mut ctx, m)?,
+    };
+    sync::insert(items, machine.sync.event_ids)
 }
 
-fn tensor_text(name: &str, dtype: DType, shape: &[u64]) -> String {
-    let dims: Vec<String> = shape.iter().map(u64::to_string).collect();
-    format!("{name} {}[{}]", dtype, dims.join(", "))
-}
-
-/// Generates the assembly of a plan.
-pub fn assembly(plan: &Plan, machine: &Machine) -> Result<String, CodegenError> {
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "; {} compiled by Tessera for {}",
-        plan.kernel, machine.name
-    );
-    let _ = writeln!(out, ".kernel {}", plan.kernel);
-    let _ = writeln!(out, ".machine {}", machine.name);
-    for b in plan.params() {
-        let _ = writeln!(out, ".param {}", tensor_text(&b.name, b.dtype, &b.shape));
-    }
-    for b in plan.results() {
-        let _ = writeln!(out, ".result {}", tensor_text(&b.name, b.dtype, &b.shape));
-    }
-    let _ = writeln!(out, ".workspace {}", plan.workspace);
+/// Compiles a plan into a validated program: one launch per stage.
+pub fn compile(plan: &Plan, machine: &Machine) -> Result<Program, CodegenError> {
+    let decl = |b: &tessera_ir::plan::Buffer| TensorDecl {
+        name: b.name.clone(),
+        dtype: vector::dt(b.dtype),
+        shape: b.shape.clone(),
+    };
+    let mut launches = Vec::with_capacity(plan.stages.len());
     for (i, stage) in plan.stages.iter().enumerate() {
-        let mut ctx = Ctx {
-            plan,
-            stage,
-            machine,
-            params: plan.params().count(),
-            regs: Regs::default(),
-            labels: Labels::default(),
-        };
-        let items = match &stage.kind {
-            StageKind::Elementwise(e) => elementwise::generate(&mut ctx, e)?,
-            StageKind::Reduce(r) => reduce::generate(&mut ctx, r)?,
-            StageKind::Transpose(t) => transpose::generate(&mut ctx, t)?,
-            StageKind::MatMul(m) => matmul::generate(&mut ctx, m)?,
-        };
-        let items = sync::insert(items, machine.sync.event_ids)?;
-        let nodes: Vec<String> = stage.nodes.iter().map(|n| format!("%{n}")).collect();
-        let _ = writeln!(out, "\n.launch ; stage {i}: {}", nodes.join(", "));
-        let _ = writeln!(out, ".block_dim {}", stage.block_dim);
-        let _ = writeln!(out, "{}", section(machine, stage.unit()));
-        prog::print(&items, &mut out);
-        let _ = writeln!(out, "    end");
+        let items = stage_code(plan, stage, machine)
+            .map_err(|e| CodegenError(format!("stage {i}: {e}")))?;
+        let insns = prog::lower(&items).map_err(|e| CodegenError(format!("stage {i}: {e}")))?;
+        launches.push(Launch {
+            block_dim: stage.block_dim,
+            sections: vec![Section {
+                kind: core_kind(machine, stage.unit()),
+                insns,
+            }],
+        });
     }
-    prog::legalize_immediates(&out).map_err(CodegenError)
-}
-
-/// Generates and assembles a plan.
-pub fn compile(
-    plan: &Plan,
-    machine: &Machine,
-) -> Result<(String, tessera_sim::Program), CodegenError> {
-    let text = assembly(plan, machine)?;
-    let program = tessera_sim::assemble(&text, machine).map_err(|errs| {
-        let first: Vec<String> = errs
-            .iter()
-            .take(5)
-            .map(|e| format!("line {}: {} ({})", e.line, e.message, e.code))
-            .collect();
+    let program = Program {
+        kernel: plan.kernel.clone(),
+        machine: machine.name.clone(),
+        fingerprint: machine.fingerprint(),
+        params: plan.params().map(decl).collect(),
+        results: plan.results().map(decl).collect(),
+        workspace: plan.workspace,
+        launches,
+    };
+    program.validate(machine).map_err(|(at, e)| {
+        let at = at.map_or(String::new(), |(l, _, i)| {
+            format!(" (stage {l}, instruction {i})")
+        });
         CodegenError(format!(
-            "internal: generated assembly does not assemble: {}",
-            first.join("; ")
+            "internal: the generated program is invalid{at}: {e}"
         ))
     })?;
-    Ok((text, program))
+    Ok(program)
 }

@@ -1,74 +1,60 @@
 //! The structured program a stage template builds: micro-ops that know their
 //! pipe and the on-chip bytes they read and write, scalar instructions,
-//! loops and guarded blocks. The sync pass (`sync.rs`) derives every
-//! `sync.set`/`sync.wait`/`sync.barrier` from these accesses; [`print`]
-//! turns the result into assembly text.
+//! loops and guarded blocks, all of typed instructions ([`Inst`]). The sync
+//! pass (`sync.rs`) derives every event and barrier from the accesses;
+//! [`lower`] lays the result out as a section's instructions (branches to
+//! resolved targets, wide immediates legalised).
 
-use std::fmt::Write;
+use super::inst::{Cx, Inst, InstBuilder, Label, Operand, SCRATCH};
+use tessera_ir::plan::{LocalBuf, MemSpace};
+use tessera_sim::Pipe;
+use tessera_sim::isa::{Cond, Insn, Reg};
 
-/// An execution pipe (as the assembler names them).
+/// A buffer copy: what synchronisation is keyed by. Buffers of one space do
+/// not overlap, so a copy is its space and its first byte.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Pipe {
-    /// Scalar unit (issues everything; executes at once).
-    S,
-    /// GM → L1/UB.
-    Mte2,
-    /// L1 → L0A/L0B.
-    Mte1,
-    /// The cube.
-    M,
-    /// The vector unit.
-    V,
-    /// UB → GM/L1.
-    Mte3,
-    /// L0C → GM (split machines).
-    Fix,
+pub struct Slot {
+    /// The space.
+    pub space: MemSpace,
+    /// The copy's first byte.
+    pub start: u64,
 }
 
-impl Pipe {
-    /// The assembler's name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Pipe::S => "s",
-            Pipe::Mte2 => "mte2",
-            Pipe::Mte1 => "mte1",
-            Pipe::M => "m",
-            Pipe::V => "v",
-            Pipe::Mte3 => "mte3",
-            Pipe::Fix => "fix",
+impl Slot {
+    /// Copy `copy` of a buffer (its last copy when `copy` is past it).
+    pub fn of(l: &LocalBuf, copy: u32) -> Slot {
+        Slot {
+            space: l.space,
+            start: l.copy(copy),
         }
     }
-}
-
-/// An on-chip memory space.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Space {
-    /// L1.
-    L1,
-    /// L0A.
-    L0a,
-    /// L0B.
-    L0b,
-    /// L0C.
-    L0c,
-    /// UB.
-    Ub,
 }
 
 /// Bytes of one copy of one local buffer.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Region {
     /// The space.
-    pub space: Space,
+    pub space: MemSpace,
     /// First byte.
     pub start: u64,
     /// One past the last byte.
     pub end: u64,
     /// Which buffer copy this belongs to (keys event ids).
-    pub slot: u32,
+    pub slot: Slot,
 }
 
 impl Region {
+    /// The whole of copy `copy` of a buffer.
+    pub fn copy(l: &LocalBuf, copy: u32) -> Region {
+        let start = l.copy(copy);
+        Region {
+            space: l.space,
+            start,
+            end: start + l.bytes,
+            slot: Slot::of(l, copy),
+        }
+    }
+
     /// Whether two regions share a byte.
     pub fn overlaps(&self, o: &Region) -> bool {
         self.space == o.space && self.start < o.end && o.start < self.end
@@ -87,204 +73,265 @@ pub enum Access {
     Accumulate,
 }
 
-/// A pipe instruction with its accesses.
+/// An instruction with its on-chip accesses.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MicroOp {
-    /// The assembly text.
-    pub text: String,
-    /// The pipe it runs on.
+    /// The instruction.
+    pub inst: Inst,
+    /// The pipe it runs on (from the instruction list).
     pub pipe: Pipe,
     /// On-chip accesses (GM accesses never conflict inside a stage).
     pub accesses: Vec<(Access, Region)>,
 }
 
+/// A conditional branch out of a loop or past a guarded block: taken when
+/// `ra <cond> b`.
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub struct Branch {
+    /// The condition.
+    pub cond: Cond,
+    /// The register compared.
+    pub ra: Reg,
+    /// What it is compared with.
+    pub b: Operand,
+}
+
+impl Branch {
+    /// Taken when `ra <cond> b`.
+    pub fn new(cond: Cond, ra: Reg, b: impl Into<Operand>) -> Branch {
+        Branch {
+            cond,
+            ra,
+            b: b.into(),
+        }
+    }
+}
+
 /// A piece of a structured program.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Item {
-    /// A pipe instruction.
+    /// An instruction with on-chip accesses (any pipe, the scalar unit's
+    /// loads and stores too).
     Op(MicroOp),
-    /// A scalar instruction (no on-chip access).
-    Scalar(String),
-    /// `top: header…; body…; latch…; s.jmp top; end:` — the header's
-    /// branches exit to the loop's end label.
+    /// A scalar instruction with no on-chip access.
+    Scalar(Inst),
+    /// `top: [exit branches]; body…; latch…; jump top; end:`.
     Loop {
-        /// Unique label stem.
-        label: String,
-        /// Scalar instructions that may branch to `{label}_end`.
-        header: Vec<String>,
+        /// Branches that leave the loop (checked before each iteration).
+        exit_if: Vec<Branch>,
         /// The body.
         body: Vec<Item>,
         /// Scalar instructions at the end of each iteration.
-        latch: Vec<String>,
+        latch: Vec<Item>,
     },
-    /// `branch-to-{label}_skip; body…; {label}_skip:` — the body runs when
-    /// the branch is not taken.
+    /// `[skip branches]; body…; skip:` — the body runs when no branch is
+    /// taken.
     Guard {
-        /// Unique label stem.
-        label: String,
-        /// A branch to `{label}_skip` (text), e.g. `s.br.ge r3, r4, L_skip`.
-        skip_if: String,
+        /// Branches past the body.
+        skip_if: Vec<Branch>,
         /// The body.
         body: Vec<Item>,
     },
     /// A synchronisation instruction (inserted by the sync pass).
-    Sync(SyncInsn),
+    Sync(Sync),
 }
 
-/// A synchronisation instruction.
+/// A synchronisation instruction the sync pass inserts.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum SyncInsn {
-    /// `sync.set src, dst, id`.
+pub enum Sync {
+    /// Set event (`src` → `dst`, id).
     Set(Pipe, Pipe, u32),
-    /// `sync.wait src, dst, id`.
+    /// Wait for event (`src` → `dst`, id).
     Wait(Pipe, Pipe, u32),
-    /// `sync.barrier p`.
+    /// Order a pipe's later instructions after its earlier ones.
     Barrier(Pipe),
 }
 
-impl SyncInsn {
-    fn text(&self) -> String {
-        match self {
-            SyncInsn::Set(a, b, i) => format!("sync.set {}, {}, {i}", a.name(), b.name()),
-            SyncInsn::Wait(a, b, i) => format!("sync.wait {}, {}, {i}", a.name(), b.name()),
-            SyncInsn::Barrier(p) => format!("sync.barrier {}", p.name()),
+/// Places scalar instructions (no on-chip access) in a program.
+pub struct ScalarAt<'a>(&'a mut Vec<Item>);
+
+impl InstBuilder for ScalarAt<'_> {
+    fn build(self, inst: Inst) {
+        self.0.push(Item::Scalar(inst));
+    }
+}
+
+/// Places an instruction with its on-chip accesses in a program.
+pub struct OpAt<'a> {
+    items: &'a mut Vec<Item>,
+    accesses: Vec<(Access, Region)>,
+}
+
+impl InstBuilder for OpAt<'_> {
+    fn build(self, inst: Inst) {
+        self.items.push(Item::Op(MicroOp {
+            pipe: inst.pipe(),
+            inst,
+            accesses: self.accesses,
+        }));
+    }
+}
+
+/// Building a structured program.
+pub trait Build {
+    /// A scalar instruction with no on-chip access.
+    fn ins(&mut self) -> ScalarAt<'_>;
+    /// An instruction with these on-chip accesses.
+    fn op(&mut self, accesses: Vec<(Access, Region)>) -> OpAt<'_>;
+}
+
+impl Build for Vec<Item> {
+    fn ins(&mut self) -> ScalarAt<'_> {
+        ScalarAt(self)
+    }
+    fn op(&mut self, accesses: Vec<(Access, Region)>) -> OpAt<'_> {
+        OpAt {
+            items: self,
+            accesses,
         }
     }
 }
 
-/// Prints a structured program as assembly lines (indented by 4).
-pub fn print(items: &[Item], out: &mut String) {
-    for it in items {
-        match it {
-            Item::Op(op) => {
-                let _ = writeln!(out, "    {}", op.text);
-            }
-            Item::Scalar(s) => {
-                let _ = writeln!(out, "    {s}");
-            }
-            Item::Sync(s) => {
-                let _ = writeln!(out, "    {}", s.text());
-            }
-            Item::Loop {
-                label,
-                header,
-                body,
-                latch,
-            } => {
-                let _ = writeln!(out, "{label}:");
-                for h in header {
-                    let _ = writeln!(out, "    {h}");
-                }
-                print(body, out);
-                for l in latch {
-                    let _ = writeln!(out, "    {l}");
-                }
-                let _ = writeln!(out, "    s.jmp {label}");
-                let _ = writeln!(out, "{label}_end:");
-            }
-            Item::Guard {
-                label,
-                skip_if,
-                body,
-            } => {
-                let _ = writeln!(out, "    {skip_if}");
-                print(body, out);
-                let _ = writeln!(out, "{label}_skip:");
-            }
-        }
-    }
-}
-
-/// Scalar registers for a template: `r0`–`r31`, handed out in order.
+/// Scalar registers for a template: `r0`–`r30`, handed out in order
+/// ([`SCRATCH`] is the legaliser's).
 #[derive(Debug, Default)]
 pub struct Regs {
     next: u8,
 }
 
-/// The number of general registers templates may allocate: `r0`–`r30`.
-/// `r31` is [`SCRATCH`], reserved for [`legalize_immediates`].
-pub const NUM_REGS: u8 = 31;
-
-/// The register that carries an immediate too wide for its operand.
-pub const SCRATCH: &str = "r31";
-
-/// Rewrites every scalar instruction of assembly `text` with an integer
-/// operand outside the 32-bit immediate range (a GM offset into a workspace
-/// of several GiB, say) into `s.li r31, IMM` (64-bit) followed by the
-/// instruction reading `r31`. Templates compute offsets in `u64`, so only
-/// this step needs to know the encoding's immediate width.
-pub fn legalize_immediates(text: &str) -> Result<String, String> {
-    let mut out = String::with_capacity(text.len());
-    for line in text.lines() {
-        let t = line.trim_start();
-        let indent = &line[..line.len() - t.len()];
-        let wide = |o: &str| o.parse::<i128>().is_ok_and(|v| i32::try_from(v).is_err());
-        if !t.starts_with("s.") || t.starts_with("s.li ") || t.starts_with("s.lif ") {
-            out.push_str(line);
-            out.push('\n');
-            continue;
-        }
-        let (mnemonic, rest) = t.split_once(' ').unwrap_or((t, ""));
-        let ops: Vec<&str> = rest.split(", ").collect();
-        let n = ops.iter().filter(|o| wide(o)).count();
-        if n == 0 {
-            out.push_str(line);
-            out.push('\n');
-            continue;
-        }
-        if n > 1 {
-            return Err(format!("two wide immediates in `{t}`"));
-        }
-        let mut fixed = Vec::with_capacity(ops.len());
-        for o in ops {
-            if wide(o) {
-                out.push_str(&format!("{indent}s.li {SCRATCH}, {o}\n"));
-                fixed.push(SCRATCH);
-            } else {
-                fixed.push(o);
-            }
-        }
-        out.push_str(&format!("{indent}{mnemonic} {}\n", fixed.join(", ")));
-    }
-    Ok(out)
-}
-
 impl Regs {
     /// A fresh register.
-    pub fn get(&mut self) -> Result<String, String> {
-        if self.next >= NUM_REGS {
+    pub fn get(&mut self) -> Result<Reg, String> {
+        if self.next >= SCRATCH.0 {
             return Err("the stage template ran out of scalar registers".to_string());
         }
-        let r = format!("r{}", self.next);
+        let r = Reg(self.next);
         self.next += 1;
         Ok(r)
     }
 }
 
-/// Unique labels within one section.
-#[derive(Debug, Default)]
-pub struct Labels {
-    next: u32,
+/// The linear form of a structured program, before legalisation.
+#[derive(Default)]
+struct Linear {
+    insts: Vec<Inst>,
+    /// Where each label stands (an index into `insts`).
+    labels: Vec<Option<usize>>,
 }
 
-impl Labels {
-    /// A fresh label stem.
-    pub fn fresh(&mut self, what: &str) -> String {
-        self.next += 1;
-        format!("{what}{}", self.next)
+impl Linear {
+    fn label(&mut self) -> Label {
+        self.labels.push(None);
+        Label(self.labels.len() as u32 - 1)
+    }
+
+    fn place(&mut self, l: Label) {
+        self.labels[l.0 as usize] = Some(self.insts.len());
+    }
+
+    fn branches(&mut self, bs: &[Branch], to: Label) {
+        for b in bs {
+            self.insts.push(Inst::SBr {
+                cond: b.cond,
+                ra: b.ra,
+                b: b.b,
+                target: to,
+            });
+        }
+    }
+
+    fn items(&mut self, items: &[Item]) -> Result<(), String> {
+        for it in items {
+            match it {
+                Item::Op(op) => self.insts.push(op.inst),
+                Item::Scalar(inst) => {
+                    if inst.pipe() != Pipe::S {
+                        return Err(format!(
+                            "internal: {:?} is not a scalar instruction but declares no on-chip access",
+                            inst.opcode()
+                        ));
+                    }
+                    self.insts.push(*inst);
+                }
+                Item::Sync(s) => self.insts.push(match *s {
+                    Sync::Set(src, dst, id) => Inst::SyncSet {
+                        src,
+                        dst,
+                        id: u64::from(id),
+                    },
+                    Sync::Wait(src, dst, id) => Inst::SyncWait {
+                        src,
+                        dst,
+                        id: u64::from(id),
+                    },
+                    Sync::Barrier(pipe) => Inst::SyncBarrier { pipe },
+                }),
+                Item::Loop {
+                    exit_if,
+                    body,
+                    latch,
+                } => {
+                    let (top, end) = (self.label(), self.label());
+                    self.place(top);
+                    self.branches(exit_if, end);
+                    self.items(body)?;
+                    self.items(latch)?;
+                    self.insts.push(Inst::SJmp { target: top });
+                    self.place(end);
+                }
+                Item::Guard { skip_if, body } => {
+                    let skip = self.label();
+                    self.branches(skip_if, skip);
+                    self.items(body)?;
+                    self.place(skip);
+                }
+            }
+        }
+        Ok(())
     }
 }
 
-#[cfg(test)]
-mod legalize_tests {
-    use super::legalize_immediates;
-
-    #[test]
-    fn wide_immediates_go_through_the_scratch_register() {
-        let text = "L:\n    s.add r3, r3, 2147483648\n    s.add r3, r3, 2147483647\n    s.br.ge r2, -4294967296, L\n    s.li r4, 4294967296\n";
-        assert_eq!(
-            legalize_immediates(text).unwrap(),
-            "L:\n    s.li r31, 2147483648\n    s.add r3, r3, r31\n    s.add r3, r3, 2147483647\n    s.li r31, -4294967296\n    s.br.ge r2, r31, L\n    s.li r4, 4294967296\n"
-        );
+/// Lays out a structured program as a section's instructions, ending in
+/// `end`: loops and guards become branches, labels resolve to instruction
+/// indices, and an immediate too wide for its field is loaded into
+/// [`SCRATCH`] by an `s.li` just before its instruction.
+pub fn lower(items: &[Item]) -> Result<Vec<Insn>, String> {
+    let mut lin = Linear::default();
+    lin.items(items)?;
+    lin.insts.push(Inst::End {});
+    // Where each linear instruction lands once the wide immediates have
+    // their `s.li` (positions do not depend on label values).
+    let mut at = Vec::with_capacity(lin.insts.len() + 1);
+    let mut n = 0u32;
+    let any = |_: Label| Some(0);
+    for inst in &lin.insts {
+        at.push(n);
+        let mut cx = Cx::new(&any);
+        inst.legalize(&mut cx)?;
+        n += 1 + u32::from(cx.take_wide().is_some());
     }
+    at.push(n);
+    let labels = |l: Label| {
+        lin.labels
+            .get(l.0 as usize)
+            .copied()
+            .flatten()
+            .map(|i| at[i])
+    };
+    let mut out = Vec::with_capacity(n as usize);
+    for inst in &lin.insts {
+        let mut cx = Cx::new(&labels);
+        let insn = inst.legalize(&mut cx)?;
+        if let Some(v) = cx.take_wide() {
+            out.push(
+                Inst::SLi {
+                    rd: SCRATCH,
+                    imm: i128::from(v),
+                }
+                .legalize(&mut Cx::new(&labels))?,
+            );
+        }
+        out.push(insn);
+    }
+    Ok(out)
 }

@@ -18,59 +18,56 @@
 //! accumulator is reset at a tile's first chunk and finished (mean
 //! division, cast) and stored at its last.
 
-use super::prog::{Access, Item, MicroOp, Pipe, Region, Space};
-use super::vector::{self, Opnd, VBuf};
-use super::{Ctx, slot};
+use super::Ctx;
+use super::inst::{InstBuilder, VecOperand, lanes};
+use super::prog::{Access, Branch, Build, Item};
+use super::tiles::double_buffered;
+use super::vector::{Seq, VBuf, dt, scalar};
+use tessera_ir::plan::Reduce;
 use tessera_ir::plan::reduce::LANES;
-use tessera_ir::plan::{LocalBuf, Reduce};
 use tessera_ir::{DType, ReduceOp};
+use tessera_sim::isa::{ARed, AluOp, BinOp, Cond, RRed, Reg, ScaOp, Scal};
 
 fn size(d: DType) -> u64 {
     d.size_bytes() as u64
 }
 
-/// The identity of a reduction in a dtype, as an assembler literal.
-fn identity(op: ReduceOp, d: DType) -> Opnd {
-    match (op, d.is_float()) {
-        (ReduceOp::Sum | ReduceOp::Mean, _) => Opnd::Lit("0".into()),
-        (ReduceOp::Max, true) => vector::lit(f64::NEG_INFINITY),
-        (ReduceOp::Min, true) => vector::lit(f64::INFINITY),
-        (ReduceOp::Max, false) => Opnd::Lit(d.int_range().map_or(0, |r| r.0).to_string()),
-        (ReduceOp::Min, false) => Opnd::Lit(d.int_range().map_or(0, |r| r.1).to_string()),
-    }
+/// The identity of a reduction in a dtype.
+fn identity(op: ReduceOp, d: DType) -> Scal {
+    let x = match (op, d.is_float()) {
+        (ReduceOp::Sum | ReduceOp::Mean, _) => 0.0,
+        (ReduceOp::Max, true) => f64::NEG_INFINITY,
+        (ReduceOp::Min, true) => f64::INFINITY,
+        (ReduceOp::Max, false) => d.int_range().map_or(0, |r| r.0) as f64,
+        (ReduceOp::Min, false) => d.int_range().map_or(0, |r| r.1) as f64,
+    };
+    scalar(d, x)
 }
 
-fn combine(op: ReduceOp) -> &'static str {
+/// How partial results combine (`acc = acc <op> part`).
+fn combine(op: ReduceOp) -> BinOp {
     match op {
-        ReduceOp::Sum | ReduceOp::Mean => "add",
-        ReduceOp::Max => "max",
-        ReduceOp::Min => "min",
+        ReduceOp::Sum | ReduceOp::Mean => BinOp::Add,
+        ReduceOp::Max => BinOp::Max,
+        ReduceOp::Min => BinOp::Min,
     }
 }
 
-fn fold(op: ReduceOp) -> &'static str {
+/// The lane-wise fold across repeats.
+fn fold_across(op: ReduceOp) -> ARed {
     match op {
-        ReduceOp::Sum | ReduceOp::Mean => "sum",
-        ReduceOp::Max => "max",
-        ReduceOp::Min => "min",
+        ReduceOp::Sum | ReduceOp::Mean => ARed::Sum,
+        ReduceOp::Max => ARed::Max,
+        ReduceOp::Min => ARed::Min,
     }
 }
 
-fn ub(b: VBuf, bytes: u64) -> Region {
-    Region {
-        space: Space::Ub,
-        start: b.addr,
-        end: b.addr + bytes,
-        slot: b.slot,
-    }
-}
-
-/// A run of one copy of a buffer, as elements of `dtype`.
-fn buf(l: &LocalBuf, copy: u32, dtype: DType) -> VBuf {
-    VBuf {
-        addr: l.copy(copy),
-        dtype,
-        slot: slot(l, copy),
+/// The fold of each repeat to one value.
+fn fold_repeat(op: ReduceOp) -> RRed {
+    match op {
+        ReduceOp::Sum | ReduceOp::Mean => RRed::Sum,
+        ReduceOp::Max => RRed::Max,
+        ReduceOp::Min => RRed::Min,
     }
 }
 
@@ -102,16 +99,13 @@ pub fn generate(ctx: &mut Ctx<'_>, r: &Reduce) -> Result<Vec<Item>, String> {
     };
     let steps_per_tile = chunks;
     let mut items = Vec::new();
-    let bi = ctx.regs.get()?;
-    let bd = ctx.regs.get()?;
-    items.push(Item::Scalar(format!("s.sys {bi}, block_idx")));
-    items.push(Item::Scalar(format!("s.sys {bd}, block_dim")));
+    let (bi, bd) = ctx.block(&mut items)?;
     let base_in = ctx.gm_base(&mut items, input)?;
     let base_out = ctx.gm_base(&mut items, out)?;
-    for (r, v) in [(&base_in, input), (&base_out, out)] {
+    for (r, v) in [(base_in, input), (base_out, out)] {
         let off = v.offset * size(v.dtype);
         if off != 0 {
-            items.push(Item::Scalar(format!("s.add {r}, {r}, {off}")));
+            items.ins().s_alu(AluOp::Add, r, r, off);
         }
     }
     // This block's steps: its tiles are bi, bi + bd, …; each has `chunks` steps.
@@ -120,162 +114,121 @@ pub fn generate(ctx: &mut Ctx<'_>, r: &Reduce) -> Result<Vec<Item>, String> {
     let s = ctx.regs.get()?;
     let sb = ctx.regs.get()?;
     // my_tiles = ceil((tiles - bi) / bd) (bi < bd ≤ tiles).
-    items.push(Item::Scalar(format!("s.li {my_tiles}, {tiles}")));
-    items.push(Item::Scalar(format!("s.sub {my_tiles}, {my_tiles}, {bi}")));
-    items.push(Item::Scalar(format!("s.add {my_tiles}, {my_tiles}, {bd}")));
-    items.push(Item::Scalar(format!("s.sub {my_tiles}, {my_tiles}, 1")));
-    items.push(Item::Scalar(format!("s.div {my_tiles}, {my_tiles}, {bd}")));
-    items.push(Item::Scalar(format!(
-        "s.mul {nsteps}, {my_tiles}, {steps_per_tile}"
-    )));
-    items.push(Item::Scalar(format!("s.li {s}, 0")));
-    let w: Vec<String> = (0..9).map(|_| ctx.regs.get()).collect::<Result<_, _>>()?;
-    let [t, c, a0, cur, kcur, addr, tmp, len, o] = [
-        &w[0], &w[1], &w[2], &w[3], &w[4], &w[5], &w[6], &w[7], &w[8],
-    ];
-    let loop_label = ctx.labels.fresh("steps");
-    let mut body = Vec::new();
+    items.ins().s_li(my_tiles, tiles);
+    items.ins().s_alu(AluOp::Sub, my_tiles, my_tiles, bi);
+    items.ins().s_alu(AluOp::Add, my_tiles, my_tiles, bd);
+    items.ins().s_alu(AluOp::Sub, my_tiles, my_tiles, 1u64);
+    items.ins().s_alu(AluOp::Div, my_tiles, my_tiles, bd);
+    items
+        .ins()
+        .s_alu(AluOp::Mul, nsteps, my_tiles, steps_per_tile);
+    items.ins().s_li(s, 0u64);
+    let mut w = [Reg(0); 9];
+    for x in &mut w {
+        *x = ctx.regs.get()?;
+    }
+    let [t, c, a0, cur, kcur, addr, tmp, len, o] = w;
     let results = if row { rows } else { pitch };
-    let acc_buf = buf(&layout.acc, 0, acc);
-    let part = buf(&layout.part, 0, acc);
-    for half in 0..2u32 {
-        let sr = if half == 0 { s.clone() } else { sb.clone() };
+    let acc_buf = VBuf::of(&layout.acc, 0, acc);
+    let part = VBuf::of(&layout.part, 0, acc);
+    double_buffered(&mut items, (s, sb), 1u64, 2u64, nsteps, |half, sr| {
         let mut h = Vec::new();
         // Step → (tile, chunk): tile = bi + (step / chunks) · bd.
-        h.push(Item::Scalar(format!("s.div {t}, {sr}, {chunks}")));
-        h.push(Item::Scalar(format!("s.rem {c}, {sr}, {chunks}")));
-        h.push(Item::Scalar(format!("s.mul {t}, {t}, {bd}")));
-        h.push(Item::Scalar(format!("s.add {t}, {t}, {bi}")));
+        h.ins().s_alu(AluOp::Div, t, sr, chunks);
+        h.ins().s_alu(AluOp::Rem, c, sr, chunks);
+        h.ins().s_alu(AluOp::Mul, t, t, bd);
+        h.ins().s_alu(AluOp::Add, t, t, bi);
         // Chunk of the reduced axis: start and length.
-        h.push(Item::Scalar(format!("s.mul {a0}, {c}, {chunk}")));
-        h.push(Item::Scalar(format!("s.li {kcur}, {reduced}")));
-        h.push(Item::Scalar(format!("s.sub {kcur}, {kcur}, {a0}")));
-        h.push(Item::Scalar(format!("s.min {kcur}, {kcur}, {chunk}")));
-        let tile_in = buf(&layout.input, half, input.dtype);
-        let out_buf = buf(&layout.out, half, out.dtype);
+        h.ins().s_alu(AluOp::Mul, a0, c, chunk);
+        h.ins().s_li(kcur, reduced);
+        h.ins().s_alu(AluOp::Sub, kcur, kcur, a0);
+        h.ins().s_alu(AluOp::Min, kcur, kcur, chunk);
+        let tile_in = VBuf::of(&layout.input, half, input.dtype);
+        let out_buf = VBuf::of(&layout.out, half, out.dtype);
         let wide = if input.dtype == acc {
             tile_in.as_dtype(acc)
         } else {
             let w = layout.wide.as_ref().ok_or_else(|| {
                 "internal: a widening reduction without its wide buffer".to_string()
             })?;
-            buf(w, 0, acc)
+            VBuf::of(w, 0, acc)
         };
         // Fill with the identity, then load over it.
-        vector::emit(
-            &mut h,
-            &format!("vec.dup.{}", vector::dt(input.dtype)),
-            rows * pitch,
-            &[Opnd::Run(tile_in), identity(op, input.dtype)],
-        );
-        if row {
+        Seq {
+            items: &mut h,
+            n: rows * pitch,
+        }
+        .dup(tile_in, identity(op, input.dtype));
+        let (n, src_stride): (Reg, u64) = if row {
             // Rows [t·rows, +cur), columns [a0, +kcur) of [outer, reduced].
-            h.push(Item::Scalar(format!("s.mul {o}, {t}, {rows}")));
-            h.push(Item::Scalar(format!("s.li {cur}, {outer}")));
-            h.push(Item::Scalar(format!("s.sub {cur}, {cur}, {o}")));
-            h.push(Item::Scalar(format!("s.min {cur}, {cur}, {rows}")));
-            h.push(Item::Scalar(format!("s.mul {addr}, {o}, {}", reduced * si)));
-            h.push(Item::Scalar(format!("s.mul {tmp}, {a0}, {si}")));
-            h.push(Item::Scalar(format!("s.add {addr}, {addr}, {tmp}")));
-            h.push(Item::Scalar(format!("s.add {addr}, {addr}, {base_in}")));
-            h.push(Item::Scalar(format!("s.mul {len}, {kcur}, {si}")));
-            h.push(mte2(
-                tile_in,
-                addr,
-                cur,
-                len,
-                reduced * si,
-                pitch * si,
-                rows * pitch * si,
-            ));
+            h.ins().s_alu(AluOp::Mul, o, t, rows);
+            h.ins().s_li(cur, outer);
+            h.ins().s_alu(AluOp::Sub, cur, cur, o);
+            h.ins().s_alu(AluOp::Min, cur, cur, rows);
+            h.ins().s_alu(AluOp::Mul, addr, o, reduced * si);
+            h.ins().s_alu(AluOp::Mul, tmp, a0, si);
+            h.ins().s_alu(AluOp::Add, addr, addr, tmp);
+            h.ins().s_alu(AluOp::Add, addr, addr, base_in);
+            h.ins().s_alu(AluOp::Mul, len, kcur, si);
+            (cur, reduced * si)
         } else {
             // (o, column chunk) = divmod(t, col_chunks); rows [a0, +kcur) of the
             // reduced axis, columns [i0, +cur) of the inner axis.
-            h.push(Item::Scalar(format!("s.div {o}, {t}, {col_chunks}")));
-            h.push(Item::Scalar(format!("s.rem {tmp}, {t}, {col_chunks}")));
-            h.push(Item::Scalar(format!("s.mul {tmp}, {tmp}, {pitch}")));
-            h.push(Item::Scalar(format!("s.li {cur}, {inner}")));
-            h.push(Item::Scalar(format!("s.sub {cur}, {cur}, {tmp}")));
-            h.push(Item::Scalar(format!("s.min {cur}, {cur}, {pitch}")));
-            h.push(Item::Scalar(format!(
-                "s.mul {addr}, {o}, {}",
-                reduced * inner * si
-            )));
-            h.push(Item::Scalar(format!("s.mul {len}, {a0}, {}", inner * si)));
-            h.push(Item::Scalar(format!("s.add {addr}, {addr}, {len}")));
-            h.push(Item::Scalar(format!("s.mul {len}, {tmp}, {si}")));
-            h.push(Item::Scalar(format!("s.add {addr}, {addr}, {len}")));
-            h.push(Item::Scalar(format!("s.add {addr}, {addr}, {base_in}")));
-            h.push(Item::Scalar(format!("s.mul {len}, {cur}, {si}")));
-            h.push(mte2(
-                tile_in,
-                addr,
-                kcur,
-                len,
-                inner * si,
-                pitch * si,
-                rows * pitch * si,
-            ));
-        }
+            h.ins().s_alu(AluOp::Div, o, t, col_chunks);
+            h.ins().s_alu(AluOp::Rem, tmp, t, col_chunks);
+            h.ins().s_alu(AluOp::Mul, tmp, tmp, pitch);
+            h.ins().s_li(cur, inner);
+            h.ins().s_alu(AluOp::Sub, cur, cur, tmp);
+            h.ins().s_alu(AluOp::Min, cur, cur, pitch);
+            h.ins().s_alu(AluOp::Mul, addr, o, reduced * inner * si);
+            h.ins().s_alu(AluOp::Mul, len, a0, inner * si);
+            h.ins().s_alu(AluOp::Add, addr, addr, len);
+            h.ins().s_alu(AluOp::Mul, len, tmp, si);
+            h.ins().s_alu(AluOp::Add, addr, addr, len);
+            h.ins().s_alu(AluOp::Add, addr, addr, base_in);
+            h.ins().s_alu(AluOp::Mul, len, cur, si);
+            (kcur, inner * si)
+        };
+        h.op(vec![(Access::Write, tile_in.region(rows * pitch * si))])
+            .mte2_gm_ub(tile_in.addr, addr, n, len, src_stride, pitch * si);
         if input.dtype != acc {
-            vector::emit(
-                &mut h,
-                &format!("vec.cvt.{}.{}", vector::dt(acc), vector::dt(input.dtype)),
-                rows * pitch,
-                &[Opnd::Run(wide), Opnd::Run(tile_in)],
-            );
+            Seq {
+                items: &mut h,
+                n: rows * pitch,
+            }
+            .cvt(wide, tile_in);
         }
         // Fold this chunk into `part`.
         if row {
-            let Some(lanes) = &layout.lanes else {
+            let Some(lanes_buf) = &layout.lanes else {
                 return Err("internal: a row reduction without its lanes buffer".into());
             };
-            let lanes = buf(lanes, 0, acc);
+            let lanes_buf = VBuf::of(lanes_buf, 0, acc);
             for j in 0..rows {
-                let src = VBuf {
-                    addr: wide.addr + j * pitch * sa,
-                    ..wide
-                };
-                let dst = VBuf {
-                    addr: lanes.addr + j * 256,
-                    ..lanes
-                };
-                fold_repeats(
-                    &mut h,
-                    &format!("vec.a{}.{}", fold(op), vector::dt(acc)),
-                    dst,
-                    src,
-                    pitch / LANES,
-                    8,
-                );
+                let src = wide.offset(j * pitch * sa);
+                let dst = lanes_buf.offset(j * 256);
+                fold_repeats(&mut h, fold_across(op), acc, dst, src, pitch / LANES, 8);
             }
-            h.push(Item::Op(MicroOp {
-                text: format!(
-                    "vec.r{}.{} [{}], [{}, 1, 8], {rows}, {LANES}",
-                    fold(op),
-                    vector::dt(acc),
-                    part.addr,
-                    lanes.addr
-                ),
-                pipe: Pipe::V,
-                accesses: vec![
-                    (Access::Write, ub(part, rows * sa)),
-                    (Access::Read, ub(lanes, rows * 256)),
-                ],
-            }));
+            h.op(vec![
+                (Access::Write, part.region(rows * sa)),
+                (Access::Read, lanes_buf.region(rows * 256)),
+            ])
+            .vec_red_r(
+                fold_repeat(op),
+                dt(acc),
+                part.addr,
+                VecOperand::new(lanes_buf.addr, 1, 8),
+                rows,
+                lanes(LANES),
+            );
         } else {
             for g in 0..pitch / LANES {
-                let src = VBuf {
-                    addr: wide.addr + g * 256,
-                    ..wide
-                };
-                let dst = VBuf {
-                    addr: part.addr + g * 256,
-                    ..part
-                };
+                let src = wide.offset(g * 256);
+                let dst = part.offset(g * 256);
                 fold_repeats(
                     &mut h,
-                    &format!("vec.a{}.{}", fold(op), vector::dt(acc)),
+                    fold_across(op),
+                    acc,
                     dst,
                     src,
                     rows,
@@ -284,144 +237,88 @@ pub fn generate(ctx: &mut Ctx<'_>, r: &Reduce) -> Result<Vec<Item>, String> {
             }
         }
         // Accumulate: reset at a tile's first chunk.
-        let first = ctx.labels.fresh("first");
         let mut init = Vec::new();
-        vector::emit(
-            &mut init,
-            &format!("vec.dup.{}", vector::dt(acc)),
-            results,
-            &[Opnd::Run(acc_buf), identity(op, acc)],
-        );
+        Seq {
+            items: &mut init,
+            n: results,
+        }
+        .dup(acc_buf, identity(op, acc));
         h.push(Item::Guard {
-            skip_if: format!("s.br.ne {c}, 0, {first}_skip"),
-            label: first,
+            skip_if: vec![Branch::new(Cond::Ne, c, 0u64)],
             body: init,
         });
-        vector::emit(
-            &mut h,
-            &format!("vec.{}.{}", combine(op), vector::dt(acc)),
-            results,
-            &[Opnd::Run(acc_buf), Opnd::Run(acc_buf), Opnd::Run(part)],
-        );
+        Seq {
+            items: &mut h,
+            n: results,
+        }
+        .bin(combine(op), acc_buf, acc_buf, part);
         // Finish and store at a tile's last chunk.
-        let last = ctx.labels.fresh("last");
         let mut fin = Vec::new();
-        let mut res = acc_buf;
+        let mut q = Seq {
+            items: &mut fin,
+            n: results,
+        };
         if divisor > 1 {
-            vector::emit(
-                &mut fin,
-                &format!("vec.muls.{}", vector::dt(acc)),
-                results,
-                &[
-                    Opnd::Run(acc_buf),
-                    Opnd::Run(acc_buf),
-                    vector::lit(1.0 / divisor as f64),
-                ],
+            q.sca(
+                ScaOp::Muls,
+                acc_buf,
+                acc_buf,
+                scalar(acc, 1.0 / divisor as f64),
             );
         }
         if out.dtype != acc {
-            vector::emit(
-                &mut fin,
-                &format!("vec.cvt.{}.{}", vector::dt(out.dtype), vector::dt(acc)),
-                results,
-                &[Opnd::Run(out_buf), Opnd::Run(res)],
-            );
+            q.cvt(out_buf, acc_buf);
         } else {
-            vector::emit(
-                &mut fin,
-                &format!("vec.copy.{}", vector::dt(acc)),
-                results,
-                &[Opnd::Run(out_buf), Opnd::Run(res)],
-            );
+            q.copy(out_buf, acc_buf);
         }
-        res = out_buf;
         if row {
             // Results of rows [t·rows, +cur) are contiguous in the output.
-            fin.push(Item::Scalar(format!("s.mul {addr}, {t}, {}", rows * so)));
-            fin.push(Item::Scalar(format!("s.add {addr}, {addr}, {base_out}")));
-            fin.push(Item::Scalar(format!("s.mul {len}, {cur}, {so}")));
+            fin.ins().s_alu(AluOp::Mul, addr, t, rows * so);
+            fin.ins().s_alu(AluOp::Add, addr, addr, base_out);
+            fin.ins().s_alu(AluOp::Mul, len, cur, so);
         } else {
             // Output [o, i0, +cur) of [outer, inner].
-            fin.push(Item::Scalar(format!("s.mul {addr}, {o}, {}", inner * so)));
-            fin.push(Item::Scalar(format!("s.rem {tmp}, {t}, {col_chunks}")));
-            fin.push(Item::Scalar(format!("s.mul {tmp}, {tmp}, {}", pitch * so)));
-            fin.push(Item::Scalar(format!("s.add {addr}, {addr}, {tmp}")));
-            fin.push(Item::Scalar(format!("s.add {addr}, {addr}, {base_out}")));
-            fin.push(Item::Scalar(format!("s.mul {len}, {cur}, {so}")));
+            fin.ins().s_alu(AluOp::Mul, addr, o, inner * so);
+            fin.ins().s_alu(AluOp::Rem, tmp, t, col_chunks);
+            fin.ins().s_alu(AluOp::Mul, tmp, tmp, pitch * so);
+            fin.ins().s_alu(AluOp::Add, addr, addr, tmp);
+            fin.ins().s_alu(AluOp::Add, addr, addr, base_out);
+            fin.ins().s_alu(AluOp::Mul, len, cur, so);
         }
-        fin.push(Item::Op(MicroOp {
-            text: format!("mte3.copy.ub.gm [{addr}], [{}], 1, {len}, 0, 0", res.addr),
-            pipe: Pipe::Mte3,
-            accesses: vec![(Access::Read, ub(res, results * so))],
-        }));
+        fin.op(vec![(Access::Read, out_buf.region(results * so))])
+            .mte3_ub_gm(addr, out_buf.addr, 1u64, len, 0u64, 0u64);
         h.push(Item::Guard {
-            skip_if: format!("s.br.ne {c}, {}, {last}_skip", chunks - 1),
-            label: last,
+            skip_if: vec![Branch::new(Cond::Ne, c, chunks - 1)],
             body: fin,
         });
-        if half == 0 {
-            body.extend(h);
-        } else {
-            body.push(Item::Scalar(format!("s.add {sb}, {s}, 1")));
-            let label = ctx.labels.fresh("half");
-            body.push(Item::Guard {
-                skip_if: format!("s.br.ge {sb}, {nsteps}, {label}_skip"),
-                label,
-                body: h,
-            });
-        }
-    }
-    items.push(Item::Loop {
-        header: vec![format!("s.br.ge {s}, {nsteps}, {loop_label}_end")],
-        label: loop_label,
-        body,
-        latch: vec![format!("s.add {s}, {s}, 2")],
-    });
+        Ok(h)
+    })?;
     Ok(items)
 }
 
-/// `rows` strided bursts GM → UB.
-fn mte2(
-    dst: VBuf,
-    addr: &str,
-    n: &str,
-    len: &str,
-    src_stride: u64,
-    dst_stride: u64,
-    bytes: u64,
-) -> Item {
-    Item::Op(MicroOp {
-        text: format!(
-            "mte2.copy.gm.ub [{}], [{addr}], {n}, {len}, {src_stride}, {dst_stride}",
-            dst.addr
-        ),
-        pipe: Pipe::Mte2,
-        accesses: vec![(Access::Write, ub(dst, bytes))],
-    })
-}
-
 /// A lane-wise fold across `reps` repeats (stride `rep_stride` blocks) into
-/// one repeat of lanes, in instructions of at most 255 repeats.
+/// one repeat of lanes.
 fn fold_repeats(
     items: &mut Vec<Item>,
-    mnemonic: &str,
+    op: ARed,
+    acc: DType,
     dst: VBuf,
     src: VBuf,
     reps: u64,
     rep_stride: u64,
 ) {
-    items.push(Item::Op(MicroOp {
-        text: format!(
-            "{mnemonic} [{}, 1, 8], [{}, 1, {rep_stride}], {reps}, {LANES}",
-            dst.addr, src.addr
-        ),
-        pipe: Pipe::V,
-        accesses: vec![
-            (Access::Write, ub(dst, 256)),
-            (
-                Access::Read,
-                ub(src, (reps.saturating_sub(1) * rep_stride + 8) * 32),
-            ),
-        ],
-    }));
+    let read = (reps.saturating_sub(1) * rep_stride + 8) * 32;
+    items
+        .op(vec![
+            (Access::Write, dst.region(256)),
+            (Access::Read, src.region(read)),
+        ])
+        .vec_red_a(
+            op,
+            dt(acc),
+            VecOperand::new(dst.addr, 1, 8),
+            VecOperand::new(src.addr, 1, rep_stride),
+            reps,
+            lanes(LANES),
+        );
 }

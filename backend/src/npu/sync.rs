@@ -37,8 +37,9 @@
 //!   they protect (the events of one copy alternate through its life cycle
 //!   as well).
 
-use super::prog::{Access, Item, MicroOp, Pipe, Region, SyncInsn};
+use super::prog::{Access, Item, MicroOp, Region, Slot, Sync};
 use std::collections::{BTreeMap, BTreeSet};
+use tessera_sim::Pipe;
 
 /// Where an op sits: the child index at every level, and which levels are
 /// loop bodies.
@@ -105,7 +106,7 @@ struct Need {
     /// The barrier's pipe (for barriers).
     pipe: Pipe,
     /// Buffer copies involved.
-    slots: BTreeSet<u32>,
+    slots: BTreeSet<Slot>,
 }
 
 fn hit(a: &MicroOp, ka: Access, b: &MicroOp, kb: Access) -> bool {
@@ -134,7 +135,7 @@ fn conflicts(a: &MicroOp, b: &MicroOp) -> Vec<(Region, Region)> {
     out
 }
 
-fn conflict(a: &MicroOp, b: &MicroOp) -> Option<BTreeSet<u32>> {
+fn conflict(a: &MicroOp, b: &MicroOp) -> Option<BTreeSet<Slot>> {
     let mut slots = BTreeSet::new();
     for (ra, rb) in conflicts(a, b) {
         slots.insert(ra.slot);
@@ -192,7 +193,7 @@ struct Insert {
     at: usize,
     /// Ordering among inserts at the same place: sets, barriers, waits.
     rank: u8,
-    insn: SyncInsn,
+    insn: Sync,
 }
 
 /// A chosen event.
@@ -205,7 +206,7 @@ struct Event {
     carried: bool,
     src: Pipe,
     dst: Pipe,
-    slots: BTreeSet<u32>,
+    slots: BTreeSet<Slot>,
 }
 
 /// Inserts the synchronisation a program needs. `ids` is the number of
@@ -407,7 +408,7 @@ pub fn insert(items: Vec<Item>, ids: u32) -> Result<Vec<Item>, String> {
         *per_pair.entry((e.src, e.dst)).or_default() += 1;
     }
     let mut counts: BTreeMap<(Pipe, Pipe), u32> = BTreeMap::new();
-    let mut keys: BTreeMap<(Pipe, Pipe), Vec<BTreeSet<u32>>> = BTreeMap::new();
+    let mut keys: BTreeMap<(Pipe, Pipe), Vec<BTreeSet<Slot>>> = BTreeMap::new();
     let mut event_ids = Vec::with_capacity(events.len());
     for e in &events {
         let pair = (e.src, e.dst);
@@ -440,13 +441,13 @@ pub fn insert(items: Vec<Item>, ids: u32) -> Result<Vec<Item>, String> {
             container: e.container.clone(),
             at: e.a + 1,
             rank: 0,
-            insn: SyncInsn::Set(e.src, e.dst, id),
+            insn: Sync::Set(e.src, e.dst, id),
         });
         inserts.push(Insert {
             container: e.container.clone(),
             at: e.b,
             rank: 2,
-            insn: SyncInsn::Wait(e.src, e.dst, id),
+            insn: Sync::Wait(e.src, e.dst, id),
         });
         if let Some(lp) = &e.carried_loop {
             // Before the loop: the first iteration has nothing to wait for.
@@ -472,14 +473,14 @@ pub fn insert(items: Vec<Item>, ids: u32) -> Result<Vec<Item>, String> {
                 container: parent.to_vec(),
                 at: idx,
                 rank: 0,
-                insn: SyncInsn::Set(e.src, e.dst, id),
+                insn: Sync::Set(e.src, e.dst, id),
             });
             if inside_loop(&items, parent) {
                 inserts.push(Insert {
                     container: parent.to_vec(),
                     at: idx + 1,
                     rank: 2,
-                    insn: SyncInsn::Wait(e.src, e.dst, id),
+                    insn: Sync::Wait(e.src, e.dst, id),
                 });
             }
         }
@@ -489,7 +490,7 @@ pub fn insert(items: Vec<Item>, ids: u32) -> Result<Vec<Item>, String> {
             container: c,
             at,
             rank: 1,
-            insn: SyncInsn::Barrier(p),
+            insn: Sync::Barrier(p),
         });
     }
     inserts.sort_by(|a, b| (&a.container, a.at, a.rank).cmp(&(&b.container, b.at, b.rank)));
@@ -557,22 +558,15 @@ fn apply(items: Vec<Item>, path: &mut Vec<usize>, inserts: &[Insert]) -> Vec<Ite
         path.push(i);
         let it = match it {
             Item::Loop {
-                label,
-                header,
+                exit_if,
                 body,
                 latch,
             } => Item::Loop {
-                label,
-                header,
+                exit_if,
                 body: apply(body, path, inserts),
                 latch,
             },
-            Item::Guard {
-                label,
-                skip_if,
-                body,
-            } => Item::Guard {
-                label,
+            Item::Guard { skip_if, body } => Item::Guard {
                 skip_if,
                 body: apply(body, path, inserts),
             },
@@ -590,11 +584,19 @@ fn apply(items: Vec<Item>, path: &mut Vec<usize>, inserts: &[Insert]) -> Vec<Ite
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::npu::prog::{Region, Space, print};
+    use crate::npu::inst::Inst;
+    use crate::npu::prog::{Branch, Region, Slot};
+    use tessera_ir::plan::MemSpace;
+    use tessera_sim::isa::{Cond, Reg};
 
-    fn op(text: &str, pipe: Pipe, acc: &[(Access, u64, u64, u32)]) -> Item {
+    /// A micro-op tagged `name` (its text in [`text`]) on `pipe` with
+    /// accesses `(kind, start, end, slot)` in UB.
+    fn op(name: &'static str, pipe: Pipe, acc: &[(Access, u64, u64, u64)]) -> Item {
         Item::Op(MicroOp {
-            text: text.to_string(),
+            inst: Inst::SLi {
+                rd: Reg(0),
+                imm: NAMES.iter().position(|n| *n == name).unwrap_or(0) as i128,
+            },
             pipe,
             accesses: acc
                 .iter()
@@ -602,10 +604,13 @@ mod tests {
                     (
                         a,
                         Region {
-                            space: Space::Ub,
+                            space: MemSpace::Ub,
                             start,
                             end,
-                            slot,
+                            slot: Slot {
+                                space: MemSpace::Ub,
+                                start: slot,
+                            },
                         },
                     )
                 })
@@ -613,9 +618,76 @@ mod tests {
         })
     }
 
+    const NAMES: [&str; 14] = [
+        "load", "compute", "store", "a", "b", "mmad0", "mmad1", "load a", "load b", "add", "load0",
+        "load1", "mmad", "inc",
+    ];
+
+    /// A loop exit or guard skip on `r0`.
+    fn when(n: i64) -> Vec<Branch> {
+        vec![Branch::new(Cond::Ge, Reg(0), n)]
+    }
+
+    /// A scalar instruction, printed `inc`.
+    fn inc() -> Item {
+        Item::Scalar(Inst::SLi {
+            rd: Reg(0),
+            imm: 13,
+        })
+    }
+
+    /// The program after sync insertion, as text: ops by name, loops as
+    /// `L<n>:` … `jmp L<n>` `L<n>_end:`, guards ending in `G<n>_skip:`.
     fn text(items: Vec<Item>) -> String {
+        fn go(items: &[Item], out: &mut String, n: &mut u32) {
+            for it in items {
+                match it {
+                    Item::Op(MicroOp {
+                        inst: Inst::SLi { imm, .. },
+                        ..
+                    })
+                    | Item::Scalar(Inst::SLi { imm, .. }) => {
+                        out.push_str(&format!("    {}\n", NAMES[*imm as usize]));
+                    }
+                    Item::Op(_) | Item::Scalar(_) => out.push_str("    ?\n"),
+                    Item::Sync(s) => out.push_str(&match s {
+                        Sync::Set(a, b, i) => {
+                            format!("    sync.set {}, {}, {i}\n", a.name(), b.name())
+                        }
+                        Sync::Wait(a, b, i) => {
+                            format!("    sync.wait {}, {}, {i}\n", a.name(), b.name())
+                        }
+                        Sync::Barrier(p) => format!("    sync.barrier {}\n", p.name()),
+                    }),
+                    Item::Loop {
+                        exit_if,
+                        body,
+                        latch,
+                    } => {
+                        *n += 1;
+                        let l = *n;
+                        out.push_str(&format!("L{l}:\n"));
+                        for _ in exit_if {
+                            out.push_str(&format!("    br L{l}_end\n"));
+                        }
+                        go(body, out, n);
+                        go(latch, out, n);
+                        out.push_str(&format!("    jmp L{l}\nL{l}_end:\n"));
+                    }
+                    Item::Guard { skip_if, body } => {
+                        *n += 1;
+                        let g = *n;
+                        for _ in skip_if {
+                            out.push_str(&format!("    br G{g}_skip\n"));
+                        }
+                        go(body, out, n);
+                        out.push_str(&format!("G{g}_skip:\n"));
+                    }
+                }
+            }
+        }
         let mut s = String::new();
-        print(&insert(items, 8).unwrap(), &mut s);
+        go(&insert(items, 8).unwrap(), &mut s, &mut 0);
         s
     }
 
@@ -626,8 +698,12 @@ mod tests {
         // MTE2 writes [0,64); V reads it and writes [64,128); MTE3 reads that.
         let items = vec![
             op("load", Pipe::Mte2, &[(Write, 0, 64, 0)]),
-            op("compute", Pipe::V, &[(Read, 0, 64, 0), (Write, 64, 128, 1)]),
-            op("store", Pipe::Mte3, &[(Read, 64, 128, 1)]),
+            op(
+                "compute",
+                Pipe::V,
+                &[(Read, 0, 64, 0), (Write, 64, 128, 64)],
+            ),
+            op("store", Pipe::Mte3, &[(Read, 64, 128, 64)]),
         ];
         assert_eq!(
             text(items),
@@ -640,8 +716,8 @@ mod tests {
         let items = vec![
             op("a", Pipe::V, &[(Write, 0, 64, 0)]),
             op("b", Pipe::V, &[(Read, 0, 64, 0)]),
-            op("mmad0", Pipe::M, &[(Accumulate, 256, 512, 1)]),
-            op("mmad1", Pipe::M, &[(Accumulate, 256, 512, 1)]),
+            op("mmad0", Pipe::M, &[(Accumulate, 256, 512, 256)]),
+            op("mmad1", Pipe::M, &[(Accumulate, 256, 512, 256)]),
         ];
         assert_eq!(
             text(items),
@@ -655,17 +731,16 @@ mod tests {
         // overwrites what the compute read: a carried V -> MTE2 event, set
         // before the loop for the first iteration.
         let items = vec![Item::Loop {
-            label: "L".into(),
-            header: vec!["s.br.ge r0, 4, L_end".into()],
+            exit_if: when(4),
             body: vec![
                 op("load", Pipe::Mte2, &[(Write, 0, 64, 0)]),
                 op("compute", Pipe::V, &[(Read, 0, 64, 0)]),
             ],
-            latch: vec!["s.add r0, r0, 1".into()],
+            latch: vec![inc()],
         }];
         assert_eq!(
             text(items),
-            "    sync.set v, mte2, 0\nL:\n    s.br.ge r0, 4, L_end\n    sync.wait v, mte2, 0\n    load\n    sync.set mte2, v, 0\n    sync.wait mte2, v, 0\n    compute\n    sync.set v, mte2, 0\n    s.add r0, r0, 1\n    s.jmp L\nL_end:\n"
+            "    sync.set v, mte2, 0\nL1:\n    br L1_end\n    sync.wait v, mte2, 0\n    load\n    sync.set mte2, v, 0\n    sync.wait mte2, v, 0\n    compute\n    sync.set v, mte2, 0\n    inc\n    jmp L1\nL1_end:\n"
         );
     }
 
@@ -674,27 +749,25 @@ mod tests {
         // Both ends of the carried event are in the guard: when it is
         // skipped, neither the set nor the wait runs.
         let guard = Item::Guard {
-            label: "G".into(),
-            skip_if: "s.br.ge r1, 4, G_skip".into(),
+            skip_if: when(4),
             body: vec![
                 op("load", Pipe::Mte2, &[(Write, 0, 64, 0)]),
                 op("compute", Pipe::V, &[(Read, 0, 64, 0)]),
             ],
         };
         let items = vec![Item::Loop {
-            label: "L".into(),
-            header: vec![],
+            exit_if: vec![],
             body: vec![guard],
             latch: vec![],
         }];
         let t = text(items);
-        let inside = t.split("G_skip\n").nth(1).unwrap_or("");
+        let inside = t.split("br G2_skip\n").nth(1).unwrap_or("");
         assert!(inside.contains("sync.wait v, mte2, 0\n    load"), "{t}");
         assert!(
-            inside.contains("compute\n    sync.set v, mte2, 0\nG_skip:"),
+            inside.contains("compute\n    sync.set v, mte2, 0\nG2_skip:"),
             "{t}"
         );
-        assert!(t.starts_with("    sync.set v, mte2, 0\nL:"), "{t}");
+        assert!(t.starts_with("    sync.set v, mte2, 0\nL1:"), "{t}");
     }
 
     #[test]
@@ -702,8 +775,8 @@ mod tests {
         // Two loads feed one compute: one event after the second load.
         let items = vec![
             op("load a", Pipe::Mte2, &[(Write, 0, 64, 0)]),
-            op("load b", Pipe::Mte2, &[(Write, 64, 128, 1)]),
-            op("add", Pipe::V, &[(Read, 0, 64, 0), (Read, 64, 128, 1)]),
+            op("load b", Pipe::Mte2, &[(Write, 64, 128, 64)]),
+            op("add", Pipe::V, &[(Read, 0, 64, 0), (Read, 64, 128, 64)]),
         ];
         assert_eq!(
             text(items),
@@ -723,12 +796,11 @@ mod tests {
             op("mmad1", Pipe::M, &[(Read, 0, 512, 0)]),
         ];
         let out = text(vec![Item::Loop {
-            label: "l".into(),
-            header: vec![],
+            exit_if: vec![],
             body,
             latch: vec![],
         }]);
-        let before_loop = out.split("l:").next().unwrap();
+        let before_loop = out.split("L1:").next().unwrap();
         assert!(!before_loop.contains("sync.set mte1, m"), "{out}");
         // The write-after-read back edge is real: pre-set once.
         assert_eq!(before_loop.matches("sync.set m, mte1").count(), 1, "{out}");
@@ -737,8 +809,7 @@ mod tests {
     #[test]
     fn a_nested_loops_carried_event_is_not_drained_per_outer_iteration() {
         let inner = Item::Loop {
-            label: "k".into(),
-            header: vec![],
+            exit_if: vec![],
             body: vec![
                 op("load", Pipe::Mte1, &[(Write, 0, 512, 0)]),
                 op("mmad", Pipe::M, &[(Read, 0, 512, 0)]),
@@ -746,15 +817,14 @@ mod tests {
             latch: vec![],
         };
         let out = text(vec![Item::Loop {
-            label: "t".into(),
-            header: vec![],
+            exit_if: vec![],
             body: vec![inner],
             latch: vec![],
         }]);
         // Pre-set before the outer loop, no wait after the inner one.
-        let (before, rest) = out.split_once("t:").unwrap();
+        let (before, rest) = out.split_once("L1:").unwrap();
         assert!(before.contains("sync.set m, mte1, 0"), "{out}");
-        let after_inner = rest.split("k_end:").nth(1).unwrap();
+        let after_inner = rest.split("L2_end:").nth(1).unwrap();
         assert!(!after_inner.contains("sync.wait m, mte1"), "{out}");
     }
 }

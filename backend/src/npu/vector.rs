@@ -1,17 +1,21 @@
 //! Vector-unit code for elementwise ops over UB tiles.
 //!
-//! [`Vec`] operands are contiguous runs of `n` elements in UB; an
+//! [`VBuf`] operands are contiguous runs of `n` elements in UB; an
 //! instruction covers `rep` repeats of `L = 256 / (largest element size)`
 //! lanes, so a run becomes full-mask instructions of at most 255 repeats and
-//! one masked tail. Every IR elementwise op is lowered here: the ISA's
-//! primitives directly (in the op's dtype; f16/bf16 compute in f32 and round
-//! once in the unit), the transcendental composites (`sigmoid`, `tanh`,
-//! `erf`, `gelu`, `silu`, `pow`) as sequences in f32 scratch with one final
-//! rounding, `neg` as a multiplication by −1.
+//! one masked tail ([`emit`]). Every IR elementwise op is lowered here
+//! ([`emit_op`]): the ISA's primitives directly (in the op's dtype; f16/bf16
+//! compute in f32 and round once in the unit), the transcendental composites
+//! (`sigmoid`, `tanh`, `erf`, `gelu`, `silu`, `pow`) as sequences in f32
+//! scratch with one final rounding, `neg` as a multiplication by −1. The
+//! scratch a composite may use is declared by the plan
+//! (`tessera_ir::plan::elementwise::scratch_tiles`).
 
-use super::prog::{Access, Item, MicroOp, Pipe, Region, Space};
-use tessera_ir::plan::EwOp;
+use super::inst::{InstBuilder, VecOperand, float_scalar, int_scalar, lanes};
+use super::prog::{Access, Build, Item, OpAt, Region, Slot};
+use tessera_ir::plan::{EwOp, LocalBuf};
 use tessera_ir::{BinaryOp, CompareOp, DType, UnaryOp};
+use tessera_sim::isa::{BinOp, Cond, Dt, Mask, ScaOp, Scal, UnOp};
 
 /// A run of elements in UB.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -21,10 +25,19 @@ pub struct VBuf {
     /// Element type.
     pub dtype: DType,
     /// The buffer copy (keys synchronisation).
-    pub slot: u32,
+    pub slot: Slot,
 }
 
 impl VBuf {
+    /// Copy `copy` of a UB buffer, as elements of `dtype`.
+    pub fn of(l: &LocalBuf, copy: u32, dtype: DType) -> VBuf {
+        VBuf {
+            addr: l.copy(copy),
+            dtype,
+            slot: Slot::of(l, copy),
+        }
+    }
+
     fn size(&self) -> u64 {
         self.dtype.size_bytes() as u64
     }
@@ -33,103 +46,118 @@ impl VBuf {
     pub fn as_dtype(self, dtype: DType) -> VBuf {
         VBuf { dtype, ..self }
     }
+
+    /// The run starting `bytes` further into the same buffer copy.
+    pub fn offset(self, bytes: u64) -> VBuf {
+        VBuf {
+            addr: self.addr + bytes,
+            ..self
+        }
+    }
+
+    /// The `bytes` from its start, as an accessed region.
+    pub fn region(&self, bytes: u64) -> Region {
+        Region {
+            space: self.slot.space,
+            start: self.addr,
+            end: self.addr + bytes,
+            slot: self.slot,
+        }
+    }
 }
 
-/// An operand of a vector instruction.
-#[derive(Clone, Debug)]
+/// A vector operand of [`emit`].
+#[derive(Copy, Clone, Debug)]
 pub enum Opnd {
     /// A contiguous run.
     Run(VBuf),
     /// Every lane reads the same 32-byte block (a value replicated by
     /// `vec.brcb`): `[addr, 0, 0]`.
     Block(VBuf),
-    /// A scalar literal.
-    Lit(String),
 }
 
-/// The assembler's name of a dtype.
-pub fn dt(d: DType) -> &'static str {
+/// The simulator's element type of an IR dtype.
+pub fn dt(d: DType) -> Dt {
     match d {
-        DType::F16 => "f16",
-        DType::BF16 => "bf16",
-        DType::F32 => "f32",
-        DType::I8 => "i8",
-        DType::I32 => "i32",
-        DType::Bool => "b8",
+        DType::F16 => Dt::F16,
+        DType::BF16 => Dt::Bf16,
+        DType::F32 => Dt::F32,
+        DType::I8 => Dt::I8,
+        DType::I32 => Dt::I32,
+        DType::Bool => Dt::B8,
     }
 }
 
-/// A float literal as the assembler reads it.
-pub fn lit(x: f64) -> Opnd {
-    Opnd::Lit(if x.is_nan() {
-        "nan".into()
-    } else if x == f64::INFINITY {
-        "inf".into()
-    } else if x == f64::NEG_INFINITY {
-        "-inf".into()
-    } else {
-        format!("{:?}", x as f32)
-    })
+/// The IR dtype of a simulator element type.
+pub fn dtype(d: Dt) -> DType {
+    match d {
+        Dt::F16 => DType::F16,
+        Dt::Bf16 => DType::BF16,
+        Dt::F32 => DType::F32,
+        Dt::I8 => DType::I8,
+        Dt::I32 => DType::I32,
+        Dt::B8 => DType::Bool,
+    }
 }
 
-/// Emits `mnemonic` over `n` elements. `ops[0]` is the destination unless
-/// `dst_is_first` is false (instructions without a vector destination).
-pub fn emit(items: &mut Vec<Item>, mnemonic: &str, n: u64, ops: &[Opnd]) {
+/// A vector instruction's scalar operand holding `x` as a `d` value.
+pub fn scalar(d: DType, x: f64) -> Scal {
+    if d.is_float() {
+        float_scalar(x)
+    } else {
+        int_scalar(x as i64)
+    }
+}
+
+/// Emits a vector instruction over `n` elements: full-mask instructions of
+/// at most 255 repeats and a masked tail. `ops[0]` is written, the others
+/// read; `build` makes one instruction from the operands' [`VecOperand`]s,
+/// the repeat count and the mask.
+pub fn emit(
+    items: &mut Vec<Item>,
+    n: u64,
+    ops: &[Opnd],
+    build: impl Fn(OpAt<'_>, &[VecOperand], u64, Mask),
+) {
     let max_size = ops
         .iter()
-        .filter_map(|o| match o {
-            Opnd::Run(b) | Opnd::Block(b) => Some(b.size()),
-            Opnd::Lit(_) => None,
+        .map(|o| match o {
+            Opnd::Run(b) | Opnd::Block(b) => b.size(),
         })
         .max()
         .unwrap_or(4);
-    let lanes = 256 / max_size;
-    let full = n / lanes;
-    let tail = n % lanes;
+    let per = 256 / max_size;
+    let full = n / per;
+    let tail = n % per;
     let mut chunks: Vec<(u64, u64, u64)> = Vec::new(); // (first element, rep, mask)
     let mut done = 0;
     while done < full {
         let rep = (full - done).min(255);
-        chunks.push((done * lanes, rep, lanes));
+        chunks.push((done * per, rep, per));
         done += rep;
     }
     if tail > 0 {
-        chunks.push((full * lanes, 1, tail));
+        chunks.push((full * per, 1, tail));
     }
     for (e0, rep, mask) in chunks {
-        let mut texts = Vec::with_capacity(ops.len());
+        let mut vops = Vec::with_capacity(ops.len());
         let mut accesses = Vec::new();
         for (i, o) in ops.iter().enumerate() {
             match o {
                 Opnd::Run(b) => {
-                    let start = b.addr + e0 * b.size();
-                    let stride = lanes * b.size() / 32;
-                    texts.push(format!("[{start}, 1, {stride}]"));
-                    let end = start + (rep * lanes).min(n - e0) * b.size();
+                    let run = b.offset(e0 * b.size());
+                    vops.push(VecOperand::new(run.addr, 1, per * b.size() / 32));
+                    let bytes = (rep * per).min(n - e0) * b.size();
                     let kind = if i == 0 { Access::Write } else { Access::Read };
-                    accesses.push((kind, region(b, start, end)));
+                    accesses.push((kind, run.region(bytes)));
                 }
                 Opnd::Block(b) => {
-                    texts.push(format!("[{}, 0, 0]", b.addr));
-                    accesses.push((Access::Read, region(b, b.addr, b.addr + 32)));
+                    vops.push(VecOperand::new(b.addr, 0, 0));
+                    accesses.push((Access::Read, b.region(32)));
                 }
-                Opnd::Lit(s) => texts.push(s.clone()),
             }
         }
-        items.push(Item::Op(MicroOp {
-            text: format!("{mnemonic} {}, {rep}, {mask}", texts.join(", ")),
-            pipe: Pipe::V,
-            accesses,
-        }));
-    }
-}
-
-fn region(b: &VBuf, start: u64, end: u64) -> Region {
-    Region {
-        space: Space::Ub,
-        start,
-        end,
-        slot: b.slot,
+        build(items.op(accesses), &vops, rep, lanes(mask));
     }
 }
 
@@ -156,135 +184,206 @@ impl<'a> Scratch<'a> {
     }
 }
 
-fn cmp_name(c: CompareOp) -> &'static str {
+/// The vector condition of an IR comparison.
+fn cond(c: CompareOp) -> Cond {
     match c {
-        CompareOp::Lt => "lt",
-        CompareOp::Le => "le",
-        CompareOp::Gt => "gt",
-        CompareOp::Ge => "ge",
-        CompareOp::Eq => "eq",
-        CompareOp::Ne => "ne",
+        CompareOp::Lt => Cond::Lt,
+        CompareOp::Le => Cond::Le,
+        CompareOp::Gt => Cond::Gt,
+        CompareOp::Ge => Cond::Ge,
+        CompareOp::Eq => Cond::Eq,
+        CompareOp::Ne => Cond::Ne,
     }
 }
 
-fn bin_name(b: BinaryOp) -> &'static str {
-    match b {
-        BinaryOp::Add => "add",
-        BinaryOp::Sub => "sub",
-        BinaryOp::Mul => "mul",
-        BinaryOp::Div => "div",
-        BinaryOp::Maximum => "max",
-        BinaryOp::Minimum => "min",
-        BinaryOp::Pow => "pow",
-    }
-}
-
-/// A small builder for f32 sequences over one run length.
-struct Seq<'i> {
-    items: &'i mut Vec<Item>,
-    n: u64,
+/// A small builder for sequences of vector instructions over one run length.
+pub struct Seq<'i> {
+    /// Where they go.
+    pub items: &'i mut Vec<Item>,
+    /// Elements per run.
+    pub n: u64,
 }
 
 impl Seq<'_> {
-    fn un(&mut self, op: &str, d: VBuf, a: VBuf) {
+    /// `d = op(a)`.
+    pub fn un(&mut self, op: UnOp, d: VBuf, a: VBuf) {
         emit(
             self.items,
-            &format!("vec.{op}.{}", dt(d.dtype)),
             self.n,
             &[Opnd::Run(d), Opnd::Run(a)],
+            |b, v, rep, m| b.vec_un(op, dt(d.dtype), v[0], v[1], rep, m),
         );
     }
-    fn bin(&mut self, op: &str, d: VBuf, a: VBuf, b: VBuf) {
+    /// `d = a`.
+    pub fn copy(&mut self, d: VBuf, a: VBuf) {
         emit(
             self.items,
-            &format!("vec.{op}.{}", dt(d.dtype)),
-            self.n,
-            &[Opnd::Run(d), Opnd::Run(a), Opnd::Run(b)],
-        );
-    }
-    fn sca(&mut self, op: &str, d: VBuf, a: VBuf, s: f64) {
-        emit(
-            self.items,
-            &format!("vec.{op}.{}", dt(d.dtype)),
-            self.n,
-            &[Opnd::Run(d), Opnd::Run(a), lit(s)],
-        );
-    }
-    fn cmps(&mut self, cond: &str, d: VBuf, a: VBuf, s: f64) {
-        emit(
-            self.items,
-            &format!("vec.cmps.{cond}.{}", dt(a.dtype)),
-            self.n,
-            &[Opnd::Run(d.as_dtype(DType::Bool)), Opnd::Run(a), lit(s)],
-        );
-    }
-    fn cmp(&mut self, cond: &str, d: VBuf, a: VBuf, b: VBuf) {
-        emit(
-            self.items,
-            &format!("vec.cmp.{cond}.{}", dt(a.dtype)),
-            self.n,
-            &[
-                Opnd::Run(d.as_dtype(DType::Bool)),
-                Opnd::Run(a),
-                Opnd::Run(b),
-            ],
-        );
-    }
-    fn sel(&mut self, d: VBuf, c: VBuf, a: VBuf, b: VBuf) {
-        emit(
-            self.items,
-            &format!("vec.sel.{}", dt(d.dtype)),
-            self.n,
-            &[
-                Opnd::Run(d),
-                Opnd::Run(c.as_dtype(DType::Bool)),
-                Opnd::Run(a),
-                Opnd::Run(b),
-            ],
-        );
-    }
-    fn cvt(&mut self, d: VBuf, a: VBuf) {
-        emit(
-            self.items,
-            &format!("vec.cvt.{}.{}", dt(d.dtype), dt(a.dtype)),
             self.n,
             &[Opnd::Run(d), Opnd::Run(a)],
+            |b, v, rep, m| b.vec_copy(dt(d.dtype), v[0], v[1], rep, m),
         );
     }
-    fn dup(&mut self, d: VBuf, s: f64) {
+    /// `d = a <op> b`.
+    pub fn bin(&mut self, op: BinOp, d: VBuf, a: VBuf, b: VBuf) {
+        let ops = [Opnd::Run(d), Opnd::Run(a), Opnd::Run(b)];
+        emit(self.items, self.n, &ops, |bld, v, rep, m| {
+            bld.vec_bin(op, dt(d.dtype), v[0], v[1], v[2], rep, m)
+        });
+    }
+    /// `d = a <op> s`.
+    pub fn sca(&mut self, op: ScaOp, d: VBuf, a: VBuf, s: Scal) {
         emit(
             self.items,
-            &format!("vec.dup.{}", dt(d.dtype)),
             self.n,
-            &[Opnd::Run(d), lit(s)],
+            &[Opnd::Run(d), Opnd::Run(a)],
+            |b, v, rep, m| b.vec_sca(op, dt(d.dtype), v[0], v[1], s, rep, m),
         );
+    }
+    /// `d(bool) = a <cond> s`.
+    pub fn cmps(&mut self, c: Cond, d: VBuf, a: VBuf, s: Scal) {
+        let ops = [Opnd::Run(d.as_dtype(DType::Bool)), Opnd::Run(a)];
+        emit(self.items, self.n, &ops, |b, v, rep, m| {
+            b.vec_cmps(c, dt(a.dtype), v[0], v[1], s, rep, m)
+        });
+    }
+    /// `d(bool) = a <cond> b`.
+    pub fn cmp(&mut self, c: Cond, d: VBuf, a: VBuf, b: VBuf) {
+        let ops = [
+            Opnd::Run(d.as_dtype(DType::Bool)),
+            Opnd::Run(a),
+            Opnd::Run(b),
+        ];
+        emit(self.items, self.n, &ops, |bld, v, rep, m| {
+            bld.vec_cmp(c, dt(a.dtype), v[0], v[1], v[2], rep, m)
+        });
+    }
+    /// `d = c ? a : b`.
+    pub fn sel(&mut self, d: VBuf, c: VBuf, a: VBuf, b: VBuf) {
+        let ops = [
+            Opnd::Run(d),
+            Opnd::Run(c.as_dtype(DType::Bool)),
+            Opnd::Run(a),
+            Opnd::Run(b),
+        ];
+        emit(self.items, self.n, &ops, |bld, v, rep, m| {
+            bld.vec_sel(dt(d.dtype), v[0], v[1], v[2], v[3], rep, m)
+        });
+    }
+    /// `d = convert(a)`.
+    pub fn cvt(&mut self, d: VBuf, a: VBuf) {
+        emit(
+            self.items,
+            self.n,
+            &[Opnd::Run(d), Opnd::Run(a)],
+            |b, v, rep, m| b.vec_cvt(dt(d.dtype), dt(a.dtype), v[0], v[1], rep, m),
+        );
+    }
+    /// `d = s` everywhere.
+    pub fn dup(&mut self, d: VBuf, s: Scal) {
+        emit(self.items, self.n, &[Opnd::Run(d)], |b, v, rep, m| {
+            b.vec_dup(dt(d.dtype), v[0], s, rep, m)
+        });
+    }
+
+    /// `r = u(x)` for a transcendental composite, in f32, with its scratch
+    /// tiles from `s`.
+    fn composite(
+        &mut self,
+        u: UnaryOp,
+        r: VBuf,
+        x: VBuf,
+        s: &mut Scratch<'_>,
+    ) -> Result<(), String> {
+        let q = self;
+        match u {
+            UnaryOp::Sigmoid => q.sigmoid(r, x, s.take()?),
+            UnaryOp::Silu => {
+                let t = s.take()?;
+                q.sca(ScaOp::Muls, t, x, float_scalar(-1.0));
+                q.un(UnOp::Exp, t, t);
+                q.sca(ScaOp::Adds, t, t, float_scalar(1.0));
+                q.bin(BinOp::Div, r, x, t);
+            }
+            UnaryOp::Tanh => q.tanh(r, x, [s.take()?, s.take()?, s.take()?, s.take()?]),
+            UnaryOp::Erf => q.erf(
+                r,
+                x,
+                [s.take()?, s.take()?, s.take()?, s.take()?, s.take()?],
+            ),
+            UnaryOp::Gelu => {
+                // 0.5·x·(1 + erf(x/√2))
+                let u = s.take()?;
+                q.sca(
+                    ScaOp::Muls,
+                    u,
+                    x,
+                    float_scalar(std::f64::consts::FRAC_1_SQRT_2),
+                );
+                let scr = [s.take()?, s.take()?, s.take()?, s.take()?, s.take()?];
+                q.erf(u, u, scr);
+                q.sca(ScaOp::Adds, u, u, float_scalar(1.0));
+                q.bin(BinOp::Mul, u, u, x);
+                q.sca(ScaOp::Muls, r, u, float_scalar(0.5));
+            }
+            UnaryOp::GeluTanh => {
+                // 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))
+                let w = s.take()?;
+                q.bin(BinOp::Mul, w, x, x);
+                q.bin(BinOp::Mul, w, w, x);
+                q.sca(ScaOp::Muls, w, w, float_scalar(0.044715));
+                q.bin(BinOp::Add, w, w, x);
+                q.sca(
+                    ScaOp::Muls,
+                    w,
+                    w,
+                    float_scalar((2.0 / std::f64::consts::PI).sqrt()),
+                );
+                let scr = [s.take()?, s.take()?, s.take()?, s.take()?];
+                let h = s.take()?;
+                q.tanh(h, w, scr);
+                q.sca(ScaOp::Adds, h, h, float_scalar(1.0));
+                q.bin(BinOp::Mul, h, h, x);
+                q.sca(ScaOp::Muls, r, h, float_scalar(0.5));
+            }
+            UnaryOp::Neg
+            | UnaryOp::Abs
+            | UnaryOp::Relu
+            | UnaryOp::Exp
+            | UnaryOp::Log
+            | UnaryOp::Sqrt
+            | UnaryOp::Rsqrt
+            | UnaryOp::Reciprocal => {
+                return Err(format!("internal: `{}` is not a composite", u.name()));
+            }
+        }
+        Ok(())
     }
 
     /// `d = sign(x) * |v|`-style restore: `d = x < 0 ? -v : v`.
     fn copysign_from(&mut self, d: VBuf, v: VBuf, x: VBuf, mask: VBuf, neg: VBuf) {
-        self.cmps("lt", mask, x, 0.0);
-        self.sca("muls", neg, v, -1.0);
+        self.cmps(Cond::Lt, mask, x, float_scalar(0.0));
+        self.sca(ScaOp::Muls, neg, v, float_scalar(-1.0));
         self.sel(d, mask, neg, v);
     }
 
     /// `d = 1 / (1 + exp(-x))`.
     fn sigmoid(&mut self, d: VBuf, x: VBuf, t: VBuf) {
-        self.sca("muls", t, x, -1.0);
-        self.un("exp", t, t);
-        self.sca("adds", t, t, 1.0);
-        self.un("rec", d, t);
+        self.sca(ScaOp::Muls, t, x, float_scalar(-1.0));
+        self.un(UnOp::Exp, t, t);
+        self.sca(ScaOp::Adds, t, t, float_scalar(1.0));
+        self.un(UnOp::Rec, d, t);
     }
 
     /// `d = tanh(x)` = sign(x)·(1 − e^{−2|x|}) / (1 + e^{−2|x|}).
     fn tanh(&mut self, d: VBuf, x: VBuf, s: [VBuf; 4]) {
         let [e, num, den, mask] = s;
-        self.un("abs", e, x);
-        self.sca("muls", e, e, -2.0);
-        self.un("exp", e, e);
-        self.sca("muls", num, e, -1.0);
-        self.sca("adds", num, num, 1.0);
-        self.sca("adds", den, e, 1.0);
-        self.bin("div", num, num, den);
+        self.un(UnOp::Abs, e, x);
+        self.sca(ScaOp::Muls, e, e, float_scalar(-2.0));
+        self.un(UnOp::Exp, e, e);
+        self.sca(ScaOp::Muls, num, e, float_scalar(-1.0));
+        self.sca(ScaOp::Adds, num, num, float_scalar(1.0));
+        self.sca(ScaOp::Adds, den, e, float_scalar(1.0));
+        self.bin(BinOp::Div, num, num, den);
         self.copysign_from(d, num, x, mask, den);
     }
 
@@ -299,21 +398,21 @@ impl Seq<'_> {
             -1.453_152_027,
             1.061_405_429,
         ];
-        self.un("abs", a, x);
-        self.sca("muls", t, a, P);
-        self.sca("adds", t, t, 1.0);
-        self.un("rec", t, t);
-        self.sca("muls", p, t, A[4]);
+        self.un(UnOp::Abs, a, x);
+        self.sca(ScaOp::Muls, t, a, float_scalar(P));
+        self.sca(ScaOp::Adds, t, t, float_scalar(1.0));
+        self.un(UnOp::Rec, t, t);
+        self.sca(ScaOp::Muls, p, t, float_scalar(A[4]));
         for &c in A[..4].iter().rev() {
-            self.sca("adds", p, p, c);
-            self.bin("mul", p, p, t);
+            self.sca(ScaOp::Adds, p, p, float_scalar(c));
+            self.bin(BinOp::Mul, p, p, t);
         }
-        self.bin("mul", e, a, a);
-        self.sca("muls", e, e, -1.0);
-        self.un("exp", e, e);
-        self.bin("mul", p, p, e);
-        self.sca("muls", p, p, -1.0);
-        self.sca("adds", p, p, 1.0);
+        self.bin(BinOp::Mul, e, a, a);
+        self.sca(ScaOp::Muls, e, e, float_scalar(-1.0));
+        self.un(UnOp::Exp, e, e);
+        self.bin(BinOp::Mul, p, p, e);
+        self.sca(ScaOp::Muls, p, p, float_scalar(-1.0));
+        self.sca(ScaOp::Adds, p, p, float_scalar(1.0));
         self.copysign_from(d, p, x, mask, t);
     }
 }
@@ -331,11 +430,11 @@ pub fn emit_op(
     let d = dst.dtype;
     let mut q = Seq { items, n };
     match op {
-        EwOp::Copy => q.un("copy", dst, args[0]),
-        EwOp::Cast(_) if args[0].dtype == d => q.un("copy", dst, args[0]),
+        EwOp::Copy => q.copy(dst, args[0]),
+        EwOp::Cast(_) if args[0].dtype == d => q.copy(dst, args[0]),
         EwOp::Cast(_) => q.cvt(dst, args[0]),
         EwOp::Select => q.sel(dst, args[0], args[1], args[2]),
-        EwOp::Compare(c) => q.cmp(cmp_name(*c), dst, args[0], args[1]),
+        EwOp::Compare(c) => q.cmp(cond(*c), dst, args[0], args[1]),
         EwOp::Binary(BinaryOp::Pow) => {
             let mut s = Scratch::new(scratch);
             let (a, b) = if d == DType::F32 {
@@ -358,32 +457,32 @@ pub fn emit_op(
                 s.take()?,
             ];
             // y = exp(b · ln|a|)
-            q.un("abs", m, a);
-            q.un("ln", m, m);
-            q.bin("mul", m, m, b);
-            q.un("exp", y, m);
+            q.un(UnOp::Abs, m, a);
+            q.un(UnOp::Ln, m, m);
+            q.bin(BinOp::Mul, m, m, b);
+            q.un(UnOp::Exp, y, m);
             // Is b an integer, an even one?
             let ti = t.as_dtype(DType::I32);
             q.cvt(ti, b);
             q.cvt(m, ti);
-            q.cmp("eq", isint, m, b);
-            q.sca("muls", m, b, 0.5);
+            q.cmp(Cond::Eq, isint, m, b);
+            q.sca(ScaOp::Muls, m, b, float_scalar(0.5));
             q.cvt(ti, m);
             q.cvt(m, ti);
-            q.sca("muls", m, m, 2.0);
-            q.cmp("eq", even, m, b);
+            q.sca(ScaOp::Muls, m, m, float_scalar(2.0));
+            q.cmp(Cond::Eq, even, m, b);
             // Negative base: ±y for integral b, NaN otherwise.
-            q.sca("muls", m, y, -1.0);
+            q.sca(ScaOp::Muls, m, y, float_scalar(-1.0));
             q.sel(m, even, y, m);
-            q.dup(nanv, f64::NAN);
+            q.dup(nanv, float_scalar(f64::NAN));
             q.sel(m, isint, m, nanv);
-            q.cmps("lt", neg, a, 0.0);
+            q.cmps(Cond::Lt, neg, a, float_scalar(0.0));
             q.sel(y, neg, m, y);
             // pow(a, 0) = 1 and pow(1, b) = 1, whatever the other operand.
-            q.dup(one, 1.0);
-            q.cmps("eq", zb, b, 0.0);
+            q.dup(one, float_scalar(1.0));
+            q.cmps(Cond::Eq, zb, b, float_scalar(0.0));
             q.sel(y, zb, one, y);
-            q.cmps("eq", zb, a, 1.0);
+            q.cmps(Cond::Eq, zb, a, float_scalar(1.0));
             if d == DType::F32 {
                 q.sel(dst, zb, one, y);
             } else {
@@ -391,27 +490,29 @@ pub fn emit_op(
                 q.cvt(dst, y);
             }
         }
-        EwOp::Binary(b) => q.bin(bin_name(*b), dst, args[0], args[1]),
-        EwOp::Unary(u) => match u {
-            UnaryOp::Neg => {
-                if d.is_float() {
-                    q.sca("muls", dst, args[0], -1.0);
-                } else {
-                    emit(
-                        q.items,
-                        &format!("vec.muls.{}", dt(d)),
-                        n,
-                        &[Opnd::Run(dst), Opnd::Run(args[0]), Opnd::Lit("-1".into())],
-                    );
+        EwOp::Binary(b) => {
+            let op = match b {
+                BinaryOp::Add => BinOp::Add,
+                BinaryOp::Sub => BinOp::Sub,
+                BinaryOp::Mul => BinOp::Mul,
+                BinaryOp::Div => BinOp::Div,
+                BinaryOp::Maximum => BinOp::Max,
+                BinaryOp::Minimum => BinOp::Min,
+                BinaryOp::Pow => {
+                    return Err("internal: pow reached the primitive lowering".into());
                 }
-            }
-            UnaryOp::Abs => q.un("abs", dst, args[0]),
-            UnaryOp::Relu => q.un("relu", dst, args[0]),
-            UnaryOp::Exp => q.un("exp", dst, args[0]),
-            UnaryOp::Log => q.un("ln", dst, args[0]),
-            UnaryOp::Sqrt => q.un("sqrt", dst, args[0]),
-            UnaryOp::Rsqrt => q.un("rsqrt", dst, args[0]),
-            UnaryOp::Reciprocal => q.un("rec", dst, args[0]),
+            };
+            q.bin(op, dst, args[0], args[1])
+        }
+        EwOp::Unary(u) => match u {
+            UnaryOp::Neg => q.sca(ScaOp::Muls, dst, args[0], scalar(d, -1.0)),
+            UnaryOp::Abs => q.un(UnOp::Abs, dst, args[0]),
+            UnaryOp::Relu => q.un(UnOp::Relu, dst, args[0]),
+            UnaryOp::Exp => q.un(UnOp::Exp, dst, args[0]),
+            UnaryOp::Log => q.un(UnOp::Ln, dst, args[0]),
+            UnaryOp::Sqrt => q.un(UnOp::Sqrt, dst, args[0]),
+            UnaryOp::Rsqrt => q.un(UnOp::Rsqrt, dst, args[0]),
+            UnaryOp::Reciprocal => q.un(UnOp::Rec, dst, args[0]),
             UnaryOp::Sigmoid
             | UnaryOp::Silu
             | UnaryOp::Tanh
@@ -428,47 +529,7 @@ pub fn emit_op(
                 };
                 // The f32 result, converted at the end when d is not f32.
                 let r = if d == DType::F32 { dst } else { s.take()? };
-                match u {
-                    UnaryOp::Sigmoid => q.sigmoid(r, x, s.take()?),
-                    UnaryOp::Silu => {
-                        let t = s.take()?;
-                        q.sca("muls", t, x, -1.0);
-                        q.un("exp", t, t);
-                        q.sca("adds", t, t, 1.0);
-                        q.bin("div", r, x, t);
-                    }
-                    UnaryOp::Tanh => q.tanh(r, x, [s.take()?, s.take()?, s.take()?, s.take()?]),
-                    UnaryOp::Erf => q.erf(
-                        r,
-                        x,
-                        [s.take()?, s.take()?, s.take()?, s.take()?, s.take()?],
-                    ),
-                    UnaryOp::Gelu => {
-                        // 0.5·x·(1 + erf(x/√2))
-                        let u = s.take()?;
-                        q.sca("muls", u, x, std::f64::consts::FRAC_1_SQRT_2);
-                        let scr = [s.take()?, s.take()?, s.take()?, s.take()?, s.take()?];
-                        q.erf(u, u, scr);
-                        q.sca("adds", u, u, 1.0);
-                        q.bin("mul", u, u, x);
-                        q.sca("muls", r, u, 0.5);
-                    }
-                    _ => {
-                        // 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))
-                        let w = s.take()?;
-                        q.bin("mul", w, x, x);
-                        q.bin("mul", w, w, x);
-                        q.sca("muls", w, w, 0.044715);
-                        q.bin("add", w, w, x);
-                        q.sca("muls", w, w, (2.0 / std::f64::consts::PI).sqrt());
-                        let scr = [s.take()?, s.take()?, s.take()?, s.take()?];
-                        let h = s.take()?;
-                        q.tanh(h, w, scr);
-                        q.sca("adds", h, h, 1.0);
-                        q.bin("mul", h, h, x);
-                        q.sca("muls", r, h, 0.5);
-                    }
-                }
+                q.composite(*u, r, x, &mut s)?;
                 if d != DType::F32 {
                     q.cvt(dst, r);
                 }

@@ -1,0 +1,318 @@
+//! The cube path of a matmul stage: L1 stages, L0 steps, `mmad` into one
+//! L0C accumulator per tile, and the epilogue out of L0C (see the parent
+//! module's docs).
+
+use super::{Open, log2, open, remaining, size, tile_loop, tile_setup};
+use crate::npu::Ctx;
+use crate::npu::inst::{Address, InstBuilder};
+use crate::npu::prog::{Access, Branch, Build, Item, Region};
+use crate::npu::vector::dt;
+use tessera_ir::plan::matmul::{Geometry, Tail, nz_rows};
+use tessera_ir::plan::{CubeSchedule, MatMul};
+use tessera_sim::Organisation;
+use tessera_sim::isa::{AluOp, Cond, Reg};
+
+/// A GM → L1 load of an operand: `(items, to, GM source, K)`.
+type Load<'a> = dyn Fn(&mut Vec<Item>, Region, Reg, Reg) + 'a;
+
+/// Generates the cube path of a matmul stage.
+pub(super) fn generate(
+    ctx: &mut Ctx<'_>,
+    mm: &MatMul,
+    t: &CubeSchedule,
+) -> Result<Vec<Item>, String> {
+    let g = Geometry::of(mm)?;
+    let layout = &t.layout;
+    let coupled = ctx.machine.organisation == Organisation::Coupled;
+    let (s, so, c0) = (size(g.dtype), size(g.out), g.c0());
+    let (dt_in, dt_out) = (dt(g.dtype), dt(g.out));
+    let tm = g.m.div_ceil(t.base_m);
+    let tn = g.n.div_ceil(t.base_n);
+    let tail = Tail::of(&g, t, u64::from(ctx.stage.block_dim));
+    if t.tail_parts > 1 && tail.is_none() {
+        return Err(format!(
+            "internal: tail_parts={} does not fit this stage's last round",
+            t.tail_parts
+        ));
+    }
+    t.check_depths(g.k).map_err(|e| format!("internal: {e}"))?;
+    let total = tail.map_or(g.batches() * tm * tn, |tl| tl.indices());
+    let steps = t.l1_k / t.base_k;
+
+    let mut items = Vec::new();
+    let o = open(ctx, mm, &g, &mut items)?;
+    let mut r8 = [Reg(0); 8];
+    for r in &mut r8 {
+        *r = ctx.regs.get()?;
+    }
+    let [m16, m1, n1, init, ks, kc, kk, k1] = r8;
+
+    let mut tile = Vec::new();
+    tile_setup(&g, (t.base_m, t.base_n), &o, tail.as_ref(), &mut tile);
+    let Open { regs, tmp, .. } = &o;
+    let (mcur, ncur, ga, gb, gc) = (regs.mcur, regs.ncur, regs.ga, regs.gb, regs.gc);
+    tile.ins().s_alu(AluOp::Add, m1, mcur, 15u64);
+    tile.ins().s_alu(AluOp::Shr, m1, m1, 4u64);
+    tile.ins().s_alu(AluOp::Shl, m16, m1, 4u64);
+    tile.ins().s_alu(AluOp::Add, n1, ncur, 15u64);
+    tile.ins().s_alu(AluOp::Shr, n1, n1, 4u64);
+    tile.ins().s_li(init, 1u64);
+    tile.ins().s_li(ks, 0u64);
+
+    let acc = Region::copy(&layout.acc, 0);
+    // One L1 stage `h` of an iteration, as pieces: the loads, each L0 step
+    // (with the K offset it skips at), the advance. An iteration runs
+    // `2 · max(a_stages, b_stages)` stages so every buffer copy sits at a
+    // fixed place: A's load `h / a_stages` goes to copy `(h / a_stages) % 2`
+    // and stage `h` reads its part `h % a_stages` (likewise B). Later stages
+    // of an iteration guard every piece on its own (rather than the whole
+    // stage at once), so the events into its steps wait for the matching
+    // step of the first stage only.
+    let (ka, kb) = (t.l1_k * t.a_stages, t.l1_k * t.b_stages);
+    let (ka_rows, kb_rows) = (nz_rows(ka, c0), nz_rows(kb, c0));
+    // GM → L1 loads of A and B: `ke` K into `to` from GM address `src`.
+    let a_load = |items: &mut Vec<Item>, to: Region, src: Reg, ke: Reg| {
+        let (rows, cols, dst_rows) = if g.a_t {
+            (ke, mcur, ka_rows)
+        } else {
+            (mcur, ke, nz_rows(t.base_m, 16))
+        };
+        items.op(vec![(Access::Write, to)]).mte2_nd2nz(
+            dt_in,
+            to.start,
+            src,
+            rows,
+            cols,
+            g.a_row * s,
+            dst_rows,
+        );
+    };
+    let b_load = |items: &mut Vec<Item>, to: Region, src: Reg, ke: Reg| {
+        let (rows, cols, dst_rows) = if g.b_t {
+            (ncur, ke, nz_rows(t.base_n, 16))
+        } else {
+            (ke, ncur, kb_rows)
+        };
+        items.op(vec![(Access::Write, to)]).mte2_nd2nz(
+            dt_in,
+            to.start,
+            src,
+            rows,
+            cols,
+            g.b_row * s,
+            dst_rows,
+        );
+    };
+    // GM bytes per K of each operand's rows / columns.
+    let a_k = if g.a_t { g.a_row } else { 1 } * s;
+    let b_k = if g.b_t { 1 } else { g.b_row } * s;
+    // An operand loaded `stages > 1` deep is prefetched one L1 stage early:
+    // the last stage of each of its chunks (after its own loads) loads the
+    // next chunk, from the next stage's K on, into the other copy. Issued
+    // later, the large load would sit in MTE2's queue behind the wait for
+    // the other operand's buffer and starve the cube.
+    // K from which no stage follows (no next chunk to prefetch).
+    let (last_k, prefetch_reg) = (g.k.saturating_sub(t.l1_k), tmp[0]);
+    let prefetch = |st: &mut Vec<Item>,
+                    load: &Load<'_>,
+                    to: Region,
+                    step_bytes: u64,
+                    gsrc: Reg,
+                    depth: u64| {
+        let mut body = Vec::new();
+        remaining(&mut body, kk, last_k, ks, depth);
+        body.ins()
+            .s_alu(AluOp::Add, prefetch_reg, gsrc, t.l1_k * step_bytes);
+        load(&mut body, to, prefetch_reg, kk);
+        st.push(Item::Guard {
+            skip_if: vec![Branch::new(Cond::Ge, ks, last_k)],
+            body,
+        });
+    };
+    // The tile's first chunk of a deep operand: in the first stage, so its
+    // buffer's release is the previous tile's last reader of it, not the
+    // end of the previous tile's K loop.
+    let first_chunk = |st: &mut Vec<Item>, load: &Load<'_>, to: Region, src: Reg, depth: u64| {
+        let mut body = Vec::new();
+        body.ins().s_li(kk, depth.min(g.k));
+        load(&mut body, to, src, kk);
+        st.push(Item::Guard {
+            skip_if: vec![Branch::new(Cond::Ge, ks, t.l1_k)],
+            body,
+        });
+    };
+    let stage = |h: u64| -> Vec<(Vec<Item>, u64)> {
+        let mut pieces = Vec::new();
+        let mut st = Vec::new();
+        let (a_part, b_part) = (h % t.a_stages, h % t.b_stages);
+        remaining(&mut st, kc, g.k, ks, t.l1_k);
+        let a1 = Region::copy(&layout.a_l1, ((h / t.a_stages) % 2) as u32);
+        let b1 = Region::copy(&layout.b_l1, ((h / t.b_stages) % 2) as u32);
+        if t.a_stages == 1 {
+            a_load(&mut st, a1, ga, kc);
+        } else if h == 0 {
+            first_chunk(&mut st, &a_load, a1, ga, ka);
+        }
+        if t.b_stages == 1 {
+            b_load(&mut st, b1, gb, kc);
+        } else if h == 0 {
+            first_chunk(&mut st, &b_load, b1, gb, kb);
+        }
+        pieces.push((std::mem::take(&mut st), 0));
+        // Its own piece, so the events of this stage's loads are set
+        // before it.
+        if t.a_stages > 1 && a_part == t.a_stages - 1 {
+            let to = Region::copy(&layout.a_l1, ((h / t.a_stages + 1) % 2) as u32);
+            prefetch(&mut st, &a_load, to, a_k, ga, ka);
+        }
+        if t.b_stages > 1 && b_part == t.b_stages - 1 {
+            let to = Region::copy(&layout.b_l1, ((h / t.b_stages + 1) % 2) as u32);
+            prefetch(&mut st, &b_load, to, b_k, gb, kb);
+        }
+        if !st.is_empty() {
+            pieces.push((std::mem::take(&mut st), 0));
+        }
+        for step in 0..steps {
+            let c = ((h * steps + step) % 2) as u32;
+            let a0 = Region::copy(&layout.a_l0, c);
+            let b0 = Region::copy(&layout.b_l0, c);
+            let koff = step * t.base_k;
+            let (ak, bk) = (a_part * t.l1_k + koff, b_part * t.l1_k + koff);
+            let mut body = Vec::new();
+            body.ins().s_alu(AluOp::Sub, kk, kc, koff);
+            body.ins().s_alu(AluOp::Min, kk, kk, t.base_k);
+            body.ins().s_alu(AluOp::Add, k1, kk, c0 - 1);
+            body.ins().s_alu(AluOp::Shr, k1, k1, u64::from(log2(c0)));
+            // L1 → L0A.
+            let a_in = body.op(vec![(Access::Write, a0), (Access::Read, a1)]);
+            if g.a_t {
+                a_in.mte1_l0a_t(dt_in, a0.start, a1.start + ak * 32, m1, k1, ka_rows * 32);
+            } else {
+                let rows = nz_rows(t.base_m, 16);
+                a_in.mte1_l0a(
+                    dt_in,
+                    a0.start,
+                    a1.start + ak / c0 * rows * 32,
+                    m1,
+                    k1,
+                    rows * 32,
+                );
+            }
+            let b_in = body.op(vec![(Access::Write, b0), (Access::Read, b1)]);
+            if g.b_t {
+                let rows = nz_rows(t.base_n, 16);
+                b_in.mte1_l0b(
+                    dt_in,
+                    b0.start,
+                    b1.start + bk / c0 * rows * 32,
+                    k1,
+                    n1,
+                    rows * 32,
+                );
+            } else {
+                b_in.mte1_l0b_t(dt_in, b0.start, b1.start + bk * 32, k1, n1, kb_rows * 32);
+            }
+            body.op(vec![
+                (Access::Accumulate, acc),
+                (Access::Read, a0),
+                (Access::Read, b0),
+            ])
+            .cube_mmad(dt_in, acc.start, a0.start, b0.start, mcur, kk, ncur, init);
+            body.ins().s_li(init, 0u64);
+            pieces.push((body, koff));
+        }
+        // Advance to the next stage.
+        st.ins().s_alu(AluOp::Add, ks, ks, t.l1_k);
+        st.ins().s_alu(AluOp::Add, ga, ga, t.l1_k * a_k);
+        st.ins().s_alu(AluOp::Add, gb, gb, t.l1_k * b_k);
+        pieces.push((st, 0));
+        pieces
+    };
+    let mut kbody = Vec::new();
+    for h in 0..2 * t.a_stages.max(t.b_stages) {
+        for (body, koff) in stage(h) {
+            let mut skip = Vec::new();
+            if h > 0 {
+                skip.push(Branch::new(Cond::Ge, ks, g.k));
+            }
+            if koff > 0 {
+                skip.push(Branch::new(Cond::Le, kc, koff));
+            }
+            if skip.is_empty() {
+                kbody.extend(body);
+            } else {
+                kbody.push(Item::Guard {
+                    skip_if: skip,
+                    body,
+                });
+            }
+        }
+    }
+    tile.push(Item::Loop {
+        exit_if: vec![Branch::new(Cond::Ge, ks, g.k)],
+        body: kbody,
+        latch: Vec::new(),
+    });
+
+    // Epilogue.
+    let relu = u64::from(g.relu);
+    if coupled {
+        let out_buf = layout
+            .out
+            .as_ref()
+            .ok_or_else(|| "internal: a coupled cube epilogue without UB".to_string())?;
+        let chunks = t.base_n.div_ceil(t.epi_cols);
+        let [ecur, la, gaddr] = *tmp;
+        for ch in 0..chunks {
+            let ub = Region::copy(out_buf, (ch % 2) as u32);
+            let mut body = Vec::new();
+            body.ins().s_alu(AluOp::Sub, ecur, ncur, ch * t.epi_cols);
+            body.ins().s_alu(AluOp::Min, ecur, ecur, t.epi_cols);
+            body.ins()
+                .s_alu(AluOp::Mul, la, m16, ch * (t.epi_cols / 16) * 64);
+            body.op(vec![(Access::Read, acc), (Access::Write, ub)])
+                .vec_l0c_ub(
+                    dt_out,
+                    ub.start,
+                    Address::at(la, acc.start),
+                    mcur,
+                    ecur,
+                    m16,
+                    t.epi_cols * so,
+                    relu,
+                );
+            body.ins()
+                .s_alu(AluOp::Add, gaddr, gc, ch * t.epi_cols * so);
+            body.ins().s_alu(AluOp::Mul, ecur, ecur, so);
+            body.op(vec![(Access::Read, ub)]).mte3_ub_gm(
+                gaddr,
+                ub.start,
+                mcur,
+                ecur,
+                t.epi_cols * so,
+                g.c_row * so,
+            );
+            if ch == 0 {
+                tile.extend(body);
+            } else {
+                tile.push(Item::Guard {
+                    skip_if: vec![Branch::new(Cond::Le, ncur, ch * t.epi_cols)],
+                    body,
+                });
+            }
+        }
+    } else {
+        tile.op(vec![(Access::Read, acc)]).fix_l0c_gm(
+            dt_out,
+            gc,
+            acc.start,
+            mcur,
+            ncur,
+            m16,
+            g.c_row * so,
+            relu,
+        );
+    }
+    tile_loop(&mut items, &o, total, tile);
+    Ok(items)
+}

@@ -1,0 +1,244 @@
+//! The matmul stage: `out = epilogue(a @ b)` with numpy batch broadcasting.
+//!
+//! **Cube path** (`Unit::Cube`). The output is cut into `base_m × base_n`
+//! tiles (one L0C accumulator each), handed out round-robin to the cube
+//! cores over all batches. Per tile, K is streamed in L1 stages of `l1_k`
+//! (A and B tiles moved GM → L1 by `mte2.nd2nz`, which zero-pads tails to
+//! fractals), two stages per loop iteration on two L1 copies (ping-pong; the
+//! second stage is guarded so a tail may skip it). Each stage is consumed in
+//! `base_k` steps: MTE1 loads into L0A/L0B (two copies each, alternating
+//! step by step; steps past the K tail are guarded) and one `cube.mmad`
+//! accumulating into L0C. Layouts (docs/assembly.md):
+//! - A row-major: L1 holds A (NZ, `base_m` rows) → `mte1.load.l0a`;
+//!   A transposed (memory holds Aᵀ): L1 holds Aᵀ (NZ, `l1_k` rows) →
+//!   `mte1.load.l0a.t`;
+//! - B row-major: L1 holds B (NZ, `l1_k` rows) → `mte1.load.l0b.t`;
+//!   B transposed: L1 holds Bᵀ (NZ, `base_n` rows) → `mte1.load.l0b`.
+//!
+//! The epilogue applies relu and the output cast on the way out of L0C:
+//! FixPipe straight to GM on split machines; on coupled ones the vector
+//! pipe's L0C → UB move in `epi_cols`-wide chunks (two UB copies) and MTE3
+//! to GM. Every count that depends on a tail (`m`, `n`, `k` of a step,
+//! fractal counts) is a runtime register, so any shape works.
+//!
+//! **Vector path** (`Unit::Vector`, for dtypes the cube lacks). Output tiles
+//! of `rows × cols` accumulate in f32 (i32 for i8) in UB: for each `k` of a
+//! chunk, every row's `a[i, k]` is read by the scalar unit and multiplies row
+//! `k` of B (`vec.muls`) into a product tile, which one `vec.add` then adds
+//! to the accumulator. bf16/i8 B chunks are widened first; a transposed B is
+//! gathered into row-major order through an index table built once.
+//!
+//! Both paths open alike (block index, GM bases, tile registers: [`open`])
+//! and run their tiles round-robin over the blocks ([`tile_loop`]), with the
+//! same per-tile address setup ([`tile_setup`]); `cube.rs` and `vector.rs`
+//! are the paths. Synchronisation is derived by `sync.rs` from the accesses.
+
+mod cube;
+mod vector;
+
+use super::Ctx;
+use super::inst::InstBuilder;
+use super::prog::{Branch, Build, Item};
+use tessera_ir::DType;
+use tessera_ir::plan::matmul::{Geometry, Tail};
+use tessera_ir::plan::{MatMul, MatMulSchedule, Source};
+use tessera_sim::isa::{AluOp, Cond, Reg};
+
+fn size(d: DType) -> u64 {
+    d.size_bytes() as u64
+}
+
+/// Generates a matmul stage.
+pub fn generate(ctx: &mut Ctx<'_>, mm: &MatMul) -> Result<Vec<Item>, String> {
+    match &mm.schedule {
+        MatMulSchedule::Cube(t) => cube::generate(ctx, mm, t),
+        MatMulSchedule::Vector(t) => vector::generate(ctx, mm, t),
+    }
+}
+
+/// Registers every tile needs: its coordinates and GM addresses.
+struct TileRegs {
+    /// Rows of this tile.
+    mcur: Reg,
+    /// Columns of this tile.
+    ncur: Reg,
+    /// GM address of A's tile at K offset 0.
+    ga: Reg,
+    /// GM address of B's tile at K offset 0.
+    gb: Reg,
+    /// GM address of the output tile.
+    gc: Reg,
+}
+
+/// What both paths open with.
+struct Open {
+    /// The block count (the tile loop's stride).
+    bd: Reg,
+    /// The tile index.
+    tr: Reg,
+    /// The GM addresses of A, B and the output's first elements.
+    bases: [Reg; 3],
+    /// The tile's registers.
+    regs: TileRegs,
+    /// Scratch registers of the tile setup (free after it).
+    tmp: [Reg; 3],
+    /// Batch digits (none without batches).
+    digits: Vec<Reg>,
+}
+
+/// The common opening: block index and count, the GM bases of the
+/// operands and the output, the tile index (starting at this block's
+/// index) and the per-tile registers.
+fn open(
+    ctx: &mut Ctx<'_>,
+    mm: &MatMul,
+    g: &Geometry,
+    items: &mut Vec<Item>,
+) -> Result<Open, String> {
+    let (bi, bd) = ctx.block(items)?;
+    let mut bases = [Reg(0); 3];
+    for (b, v) in bases.iter_mut().zip([&mm.a.view, &mm.b.view, &mm.out]) {
+        if let Source::Constant(_) = v.source {
+            return Err("internal: a matmul operand is a constant".into());
+        }
+        *b = ctx.gm_view(items, v)?;
+    }
+    let tr = ctx.regs.get()?;
+    items.ins().s_mov(tr, bi);
+    let regs = TileRegs {
+        mcur: ctx.regs.get()?,
+        ncur: ctx.regs.get()?,
+        ga: ctx.regs.get()?,
+        gb: ctx.regs.get()?,
+        gc: ctx.regs.get()?,
+    };
+    let tmp = [ctx.regs.get()?, ctx.regs.get()?, ctx.regs.get()?];
+    let digits: Vec<Reg> = if g.batches() > 1 {
+        (0..g.batch.len())
+            .map(|_| ctx.regs.get())
+            .collect::<Result<_, _>>()?
+    } else {
+        Vec::new()
+    };
+    Ok(Open {
+        bd,
+        tr,
+        bases,
+        regs,
+        tmp,
+        digits,
+    })
+}
+
+/// The tiles `tr, tr + bd, …` below `total`, each running `tile`.
+fn tile_loop(items: &mut Vec<Item>, o: &Open, total: u64, tile: Vec<Item>) {
+    let mut latch = Vec::new();
+    latch.ins().s_alu(AluOp::Add, o.tr, o.tr, o.bd);
+    items.push(Item::Loop {
+        exit_if: vec![Branch::new(Cond::Ge, o.tr, total)],
+        body: tile,
+        latch,
+    });
+}
+
+/// Scalar code: `dst = min(total - start, tile)`.
+fn remaining(items: &mut Vec<Item>, dst: Reg, total: u64, start: Reg, tile: u64) {
+    items.ins().s_li(dst, total);
+    items.ins().s_alu(AluOp::Sub, dst, dst, start);
+    items.ins().s_alu(AluOp::Min, dst, dst, tile);
+}
+
+fn log2(x: u64) -> u32 {
+    x.trailing_zeros()
+}
+
+/// Per-tile setup shared by both paths: batch digits and the GM addresses
+/// of the tile's A rows, B columns and output, plus its extents.
+fn tile_setup(
+    g: &Geometry,
+    (tile_m, tile_n): (u64, u64),
+    o: &Open,
+    tail: Option<&Tail>,
+    items: &mut Vec<Item>,
+) {
+    let (s, so) = (size(g.dtype), size(g.out));
+    let tm = g.m.div_ceil(tile_m);
+    let tn = g.n.div_ceil(tile_n);
+    let per_batch = tm * tn;
+    let (t, r) = (o.tr, &o.regs);
+    let [q, m0, n0] = o.tmp;
+    let mut whole = Vec::new();
+    whole.ins().s_alu(AluOp::Div, q, t, per_batch);
+    whole.ins().s_alu(AluOp::Rem, n0, t, per_batch);
+    whole.ins().s_alu(AluOp::Div, m0, n0, tn);
+    whole.ins().s_alu(AluOp::Rem, n0, n0, tn);
+    whole.ins().s_alu(AluOp::Mul, m0, m0, tile_m);
+    whole.ins().s_alu(AluOp::Mul, n0, n0, tile_n);
+    remaining(&mut whole, r.mcur, g.m, m0, tile_m);
+    remaining(&mut whole, r.ncur, g.n, n0, tile_n);
+    match tail {
+        None => items.extend(whole),
+        Some(tl) => {
+            // Index `t >= first` is strip `p` of tile `first + q`
+            // (`t - first = q·parts + p`); a single batch, so `q` is free.
+            items.push(Item::Guard {
+                skip_if: vec![Branch::new(Cond::Ge, t, tl.first)],
+                body: whole,
+            });
+            let mut strip = Vec::new();
+            strip.ins().s_alu(AluOp::Sub, q, t, tl.first);
+            strip.ins().s_alu(AluOp::Div, n0, q, tl.parts);
+            strip.ins().s_alu(AluOp::Add, n0, n0, tl.first);
+            strip.ins().s_alu(AluOp::Div, m0, n0, tn);
+            strip.ins().s_alu(AluOp::Rem, n0, n0, tn);
+            strip.ins().s_alu(AluOp::Mul, m0, m0, tile_m);
+            strip.ins().s_alu(AluOp::Mul, n0, n0, tile_n);
+            remaining(&mut strip, r.mcur, g.m, m0, tile_m);
+            // ncur = min(tile end, n) - strip start, at most the width.
+            strip.ins().s_alu(AluOp::Add, r.ncur, n0, tile_n);
+            strip.ins().s_alu(AluOp::Min, r.ncur, r.ncur, g.n);
+            strip.ins().s_alu(AluOp::Rem, q, q, tl.parts);
+            strip.ins().s_alu(AluOp::Mul, q, q, tl.width);
+            strip.ins().s_alu(AluOp::Add, n0, n0, q);
+            strip.ins().s_alu(AluOp::Sub, r.ncur, r.ncur, n0);
+            strip.ins().s_alu(AluOp::Min, r.ncur, r.ncur, tl.width);
+            items.push(Item::Guard {
+                skip_if: vec![Branch::new(Cond::Lt, t, tl.first)],
+                body: strip,
+            });
+        }
+    }
+    let [ra, rb, rc] = o.bases;
+    // A: rows m0.. (row-major: m strided by a_row; transposed: m contiguous).
+    let a_m = if g.a_t { 1 } else { g.a_row };
+    items.ins().s_alu(AluOp::Mul, r.ga, m0, a_m * s);
+    items.ins().s_alu(AluOp::Add, r.ga, r.ga, ra);
+    // B: columns n0.. (row-major: contiguous; transposed: strided by b_row).
+    let b_n = if g.b_t { g.b_row } else { 1 };
+    items.ins().s_alu(AluOp::Mul, r.gb, n0, b_n * s);
+    items.ins().s_alu(AluOp::Add, r.gb, r.gb, rb);
+    // Output.
+    items.ins().s_alu(AluOp::Mul, r.gc, m0, g.c_row * so);
+    items.ins().s_alu(AluOp::Add, r.gc, r.gc, rc);
+    items.ins().s_alu(AluOp::Mul, n0, n0, so);
+    items.ins().s_alu(AluOp::Add, r.gc, r.gc, n0);
+    // Batch digits.
+    if g.batches() > 1 {
+        for (d, &ext) in g.batch.iter().enumerate().rev() {
+            items.ins().s_alu(AluOp::Rem, o.digits[d], q, ext);
+            items.ins().s_alu(AluOp::Div, q, q, ext);
+        }
+        for (d, &dg) in o.digits.iter().enumerate() {
+            for (reg, st, e) in [
+                (r.ga, g.a_bs[d], s),
+                (r.gb, g.b_bs[d], s),
+                (r.gc, g.c_bs[d], so),
+            ] {
+                if st != 0 {
+                    items.ins().s_alu(AluOp::Mul, q, dg, st * e);
+                    items.ins().s_alu(AluOp::Add, reg, reg, q);
+                }
+            }
+        }
+    }
+}
