@@ -233,6 +233,35 @@ pub fn simulate_against_reference(
     Ok(())
 }
 
+/// Checks that a plan's text form round-trips: print → parse gives the same
+/// plan (so print → parse → print is the identity), and the parsed plan
+/// compiles to the same program.
+pub fn plan_round_trip(
+    plan: &tessera_ir::plan::Plan,
+    machine: &tessera_sim::Machine,
+    program: &tessera_sim::Program,
+) -> Result<(), String> {
+    let text = plan.text();
+    let back = tessera_ir::plan::Plan::parse(&text)
+        .map_err(|e| format!("the plan text does not parse back: {e}\n{text}"))?;
+    if back.text() != text {
+        return Err(format!(
+            "the plan text does not round-trip:\n--- printed\n{text}--- reprinted\n{}",
+            back.text()
+        ));
+    }
+    if &back != plan {
+        return Err(format!(
+            "the plan read back differs from the plan printed:\n{text}"
+        ));
+    }
+    let again = tessera_backend::npu::compile(&back, machine).map_err(|e| e.to_string())?;
+    if &again != program {
+        return Err("the plan read back compiles to another program".into());
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -29,6 +29,7 @@ fn codegen_case(path: &Path) -> Result {
                 tessera_sim::disassemble(&code.program)
             );
         });
+        tessera_testsuite::plan_round_trip(&code.plan, &machine, &code.program)?;
         tessera_testsuite::simulate_against_reference(&kernel, &machine, &code.program, &inputs)?;
     }
     Ok(())

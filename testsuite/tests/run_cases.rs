@@ -1,6 +1,7 @@
 //! Valid programs (`cases/run/*.tsr`): check, AST and IR snapshots, IR text
-//! round trip, and the reference interpreter and the simulator (both
-//! built-in machines, race detector on) against numpy fixtures.
+//! round trip, the plan text round trip on both built-in machines, and the
+//! reference interpreter and the simulator (both built-in machines, race
+//! detector on) against numpy fixtures.
 
 use std::path::Path;
 use tessera_compiler::{driver, inputs};
@@ -59,6 +60,14 @@ fn run_case(path: &Path) -> Result {
         .into());
     }
     tessera_ir::verify::verify_concrete(&kernel).map_err(|e| e.to_string())?;
+    // The plan of each machine round-trips through its text form.
+    for machine_name in ["910b-like", "910-like"] {
+        let machine = tessera_compiler::simulate::machine(Some(machine_name))
+            .map_err(|f| format!("{f:?}"))?;
+        let code = driver::compile_npu(&kernel, &machine, &src).map_err(|f| render(f, &src))?;
+        tessera_testsuite::plan_round_trip(&code.plan, &machine, &code.program)
+            .map_err(|e| format!("{machine_name}: {e}"))?;
+    }
 
     // Run it as a user would: `tessera run` with the fixture inputs on the
     // reference interpreter and on the simulator of both built-in machines

@@ -38,6 +38,7 @@ pub use matmul::{
     VecMatLayout, VecMatSchedule,
 };
 pub use reduce::{Reduce, ReduceLayout, ReduceSchedule};
+pub use text::PlanParseError;
 pub use transpose::{Plane, Transpose, TransposeLayout, TransposeSchedule};
 
 use crate::op::Scalar;

@@ -10,10 +10,10 @@
 //! the stage's typed schedule (tiles and on-chip layout, built with
 //! [`Allocator`]) and returns its block count and estimate.
 
-mod elementwise;
-mod matmul;
-mod reduce;
-mod transpose;
+pub mod elementwise;
+pub mod matmul;
+pub mod reduce;
+pub mod transpose;
 
 use tessera_ir::plan::{LocalBuf, MemSpace, Plan, Stage, StageKind};
 

@@ -1,0 +1,168 @@
+#!/usr/bin/env python3
+"""Fixture generator for Tessera's plan cases (testsuite/cases/plan/).
+
+A plan case NAME.plan is a plan in its text form (`tessera compile --emit
+plan`), often with a schedule the planner would not pick, so a backend
+template is tested without the planner. Its `//` header names the
+computation it schedules; this script holds a numpy model of that
+computation and writes
+
+    NAME/inputs/PARAM.npy      one file per `param` buffer of the plan
+    NAME/expected/RESULT.npy   one file per `result` buffer
+
+The models reuse the numerics of the run cases' generator
+(testsuite/cases/run/generate.py: one rounding per operation, f32/f64
+accumulation, two's-complement integers), written from the language
+semantics, never from Tessera's output.
+
+Usage (from the repository root; needs python3 and numpy >= 1.24):
+
+    python3 testsuite/cases/plan/generate.py            # regenerate every case
+    python3 testsuite/cases/plan/generate.py --check    # verify, write nothing
+
+The output is deterministic (each case seeds numpy with crc32 of its name).
+"""
+
+import argparse
+import pathlib
+import re
+import sys
+import zlib
+
+import numpy as np
+
+HERE = pathlib.Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "run"))
+sys.dont_write_bytecode = True  # no __pycache__ beside the run cases
+
+import generate as run  # noqa: E402  (the run cases' numerics and helpers)
+
+CASES = {}
+
+
+def case(name):
+    def deco(fn):
+        assert name not in CASES, f"case {name} registered twice"
+        CASES[name] = fn
+        return fn
+
+    return deco
+
+
+@case("cube_tail_strips")
+def _(rng):
+    a = run.uniform(rng, (300, 64), "f16")
+    b = run.uniform(rng, (64, 760), "f16")
+    return {"a": a, "b": b}, {"x": run.cast(run.matmul(a, b), "f16")}
+
+
+@case("cube_deep_b_transposed")
+def _(rng):
+    a = run.uniform(rng, (70, 512), "f16")
+    b = run.uniform(rng, (150, 512), "f16")
+    return {"a": a, "b": b}, {"x": run.cast(run.matmul(a, run.transpose(b, [1, 0])), "f16")}
+
+
+@case("cube_epilogue_chunks_910")
+def _(rng):
+    a = run.uniform(rng, (40, 96), "f16")
+    b = run.uniform(rng, (96, 200), "f16")
+    return {"a": a, "b": b}, {"x": run.cast(run.relu(run.matmul(a, b)), "f16")}
+
+
+@case("reduce_rows_in_chunks")
+def _(rng):
+    x = run.uniform(rng, (5, 1000), "f16")
+    return {"x": x}, {"m": run.mean(x, axis=1)}
+
+
+@case("reduce_columns_in_chunks_910")
+def _(rng):
+    x = run.uniform(rng, (700, 96), "f32")
+    return {"x": x}, {"s": run.sum_(x, axis=0)}
+
+
+@case("elementwise_i8_column_rows")
+def _(rng):
+    a = run.ints(rng, (20, 40), "i8", -128, 128)
+    c = run.ints(rng, (20, 1), "i8", -128, 128)
+    return {"a": a, "c": c}, {"x": a + c}
+
+
+@case("transpose_small_tiles_910")
+def _(rng):
+    x = run.uniform(rng, (40, 70), "f16")
+    return {"x": x}, {"y": run.transpose(x, [1, 0])}
+
+
+@case("vector_matmul_transposed_b_910")
+def _(rng):
+    a = run.uniform(rng, (20, 33), "bf16")
+    b = run.uniform(rng, (25, 33), "bf16")
+    return {"a": a, "b": b}, {"x": run.matmul(a, run.transpose(b, [1, 0]))}
+
+
+BUFFER = re.compile(r"^  buffer (\S+)\s+(param|result) \d+\s+(\w+)\[([^\]]*)\]$")
+
+
+def signature(text):
+    """The plan's (name, dtype, shape) of its param and of its result buffers."""
+    params, results = [], []
+    for line in text.splitlines():
+        m = BUFFER.match(line)
+        if m:
+            name, kind, dt, dims = m.groups()
+            shape = tuple(int(d) for d in dims.split(",") if d.strip())
+            (params if kind == "param" else results).append((name, dt, shape))
+    return params, results
+
+
+def build(name):
+    text = (HERE / f"{name}.plan").read_text(encoding="utf-8")
+    assert re.search(r"^//!", text, re.M), f"{name}: no //! description"
+    rng = np.random.default_rng(zlib.crc32(name.encode()))
+    with np.errstate(all="ignore"):
+        inputs, outputs = CASES[name](rng)
+    params, results = signature(text)
+    for what, model, sig in (("inputs", inputs, params), ("outputs", outputs, results)):
+        assert list(model) == [s[0] for s in sig], f"{name}: {what} {list(model)} vs {sig}"
+        for (n, dt, shape), t in zip(sig, model.values()):
+            assert (t.dt, tuple(t.shape)) == (dt, shape), f"{name}: {n} is {t.dt}{t.shape}, the plan says {dt}{shape}"
+            assert t.v.dtype == run.STORAGE[dt], f"{name}: {n} stored as {t.v.dtype}"
+    files = {}
+    for k, t in inputs.items():
+        files[f"inputs/{k}.npy"] = run.npy_bytes(t.v)
+    for k, t in outputs.items():
+        files[f"expected/{k}.npy"] = run.npy_bytes(t.v)
+    return files
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--check", action="store_true", help="verify the files on disk, write nothing")
+    args = ap.parse_args()
+    plans = {p.stem for p in HERE.glob("*.plan")}
+    if plans != set(CASES):
+        sys.exit(f"error: plans without a model: {sorted(plans - set(CASES))}; "
+                 f"models without a plan: {sorted(set(CASES) - plans)}")
+    stale = 0
+    for name in sorted(CASES):
+        root = HERE / name
+        for rel, data in build(name).items():
+            path = root / rel
+            if path.exists() and path.read_bytes() == data:
+                continue
+            stale += 1
+            if args.check:
+                print(f"{name}: {rel} is out of date", file=sys.stderr)
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(data)
+    if args.check and stale:
+        sys.exit(f"{stale} fixture file(s) out of date")
+    verb = "checked" if args.check else "generated"
+    print(f"{verb} {len(CASES)} case(s)" + ("" if args.check else f", {stale} file(s) written"))
+
+
+if __name__ == "__main__":
+    main()
