@@ -11,7 +11,6 @@ use crate::npy;
 use std::path::{Path, PathBuf};
 use tessera_frontend::ast::{DimExpr, KernelDef};
 use tessera_frontend::lower::signature_dims;
-use tessera_ir::interp::round_float;
 use tessera_ir::{Code, DType, Diagnostic, DimEnv, Tensor};
 
 /// Parses `--dim N=V` arguments.
@@ -234,7 +233,7 @@ pub fn random_tensor(dtype: DType, shape: Vec<usize>, seed: u64, index: usize) -
             let r = rng.next_u64();
             if dtype.is_float() {
                 let u = (r >> 11) as f64 / (1u64 << 53) as f64;
-                let x = round_float(dtype, 2.0 * u - 1.0);
+                let x = dtype.round_float(2.0 * u - 1.0);
                 if x >= 1.0 {
                     largest_below_one(dtype)
                 } else {

@@ -11,7 +11,6 @@ use crate::graph::{Kernel, Value};
 use crate::op::{BinaryOp, CompareOp, Op, ReduceOp, Scalar};
 use crate::tensor::{Data, Tensor};
 use crate::types::DType;
-use half::{bf16, f16};
 use std::fmt;
 
 /// The largest tensor (in elements) the interpreter will materialise.
@@ -53,38 +52,6 @@ impl fmt::Display for InterpError {
             }
         }
     }
-}
-
-/// Rounds a value to a float dtype (round to nearest even).
-pub fn round_float(dtype: DType, x: f64) -> f64 {
-    match dtype {
-        DType::F16 => f16::from_f64(x).to_f64(),
-        DType::BF16 => bf16::from_f64(x).to_f64(),
-        _ => x as f32 as f64,
-    }
-}
-
-/// Wraps an integer into a dtype's range (two's complement).
-pub fn wrap_int(dtype: DType, x: i64) -> i64 {
-    match dtype {
-        DType::I8 => x as i8 as i64,
-        _ => x as i32 as i64,
-    }
-}
-
-/// Clamps an integer into a dtype's range.
-pub fn saturate_int(dtype: DType, x: i64) -> i64 {
-    let (lo, hi) = dtype.int_range().unwrap_or((i64::MIN, i64::MAX));
-    x.clamp(lo, hi)
-}
-
-/// Converts a float to an integer dtype: toward zero, saturating, NaN → 0.
-pub fn float_to_int(dtype: DType, x: f64) -> i64 {
-    if x.is_nan() {
-        return 0;
-    }
-    let (lo, hi) = dtype.int_range().unwrap_or((i64::MIN, i64::MAX));
-    (x.trunc().clamp(lo as f64, hi as f64)) as i64
 }
 
 /// Runs a kernel on inputs given in parameter order.
@@ -205,11 +172,11 @@ fn gather(t: &Tensor, map: &[usize], shape: Vec<usize>) -> Tensor {
 
 fn cast_value(from: &Data, i: usize, to: DType) -> ScalarValue {
     match (from, to.is_float(), to.is_int()) {
-        (Data::Float(v), true, _) => ScalarValue::F(round_float(to, v[i])),
-        (Data::Float(v), _, true) => ScalarValue::I(float_to_int(to, v[i])),
+        (Data::Float(v), true, _) => ScalarValue::F(to.round_float(v[i])),
+        (Data::Float(v), _, true) => ScalarValue::I(to.float_to_int(v[i])),
         (Data::Float(v), _, _) => ScalarValue::B(v[i] != 0.0),
-        (Data::Int(v), true, _) => ScalarValue::F(round_float(to, v[i] as f64)),
-        (Data::Int(v), _, true) => ScalarValue::I(saturate_int(to, v[i])),
+        (Data::Int(v), true, _) => ScalarValue::F(to.round_float(v[i] as f64)),
+        (Data::Int(v), _, true) => ScalarValue::I(to.saturate_int(v[i])),
         (Data::Int(v), _, _) => ScalarValue::B(v[i] != 0),
         (Data::Bool(v), true, _) => ScalarValue::F(f64::from(u8::from(v[i]))),
         (Data::Bool(v), _, true) => ScalarValue::I(i64::from(v[i])),
@@ -280,7 +247,7 @@ fn eval(op: &Op, args: &[&Tensor], dtype: DType, shape: Vec<usize>) -> Result<Te
                     shape,
                     data: Data::Float(
                         v.iter()
-                            .map(|&a| round_float(dtype, u.eval_float(a)))
+                            .map(|&a| dtype.round_float(u.eval_float(a)))
                             .collect(),
                     ),
                 },
@@ -289,7 +256,7 @@ fn eval(op: &Op, args: &[&Tensor], dtype: DType, shape: Vec<usize>) -> Result<Te
                     shape,
                     data: Data::Int(
                         v.iter()
-                            .map(|&a| wrap_int(dtype, u.eval_int(a).unwrap_or(a)))
+                            .map(|&a| dtype.wrap_int(u.eval_int(a).unwrap_or(a)))
                             .collect(),
                     ),
                 },
@@ -400,13 +367,13 @@ fn binary(
         (Data::Float(a), Data::Float(c)) => Data::Float(
             ma.iter()
                 .zip(mb)
-                .map(|(&i, &j)| round_float(dtype, b.eval_float(a[i], c[j])))
+                .map(|(&i, &j)| dtype.round_float(b.eval_float(a[i], c[j])))
                 .collect(),
         ),
         (Data::Int(a), Data::Int(c)) => Data::Int(
             ma.iter()
                 .zip(mb)
-                .map(|(&i, &j)| b.eval_int(a[i], c[j]).map(|v| wrap_int(dtype, v)))
+                .map(|(&i, &j)| b.eval_int(a[i], c[j]).map(|v| dtype.wrap_int(v)))
                 .collect::<Result<_, _>>()
                 .map_err(|_| DivZero)?,
         ),
@@ -455,7 +422,7 @@ fn reduce(r: ReduceOp, axes: &[usize], x: &Tensor, dtype: DType, shape: Vec<usiz
             Tensor {
                 dtype,
                 shape,
-                data: Data::Float(acc.into_iter().map(|a| round_float(dtype, a)).collect()),
+                data: Data::Float(acc.into_iter().map(|a| dtype.round_float(a)).collect()),
             }
         }
         Data::Int(v) => {
@@ -468,7 +435,7 @@ fn reduce(r: ReduceOp, axes: &[usize], x: &Tensor, dtype: DType, shape: Vec<usiz
                 let slot = &mut acc[o];
                 *slot = match r {
                     // The accumulator is i32, wrapping.
-                    ReduceOp::Sum | ReduceOp::Mean => wrap_int(DType::I32, slot.wrapping_add(a)),
+                    ReduceOp::Sum | ReduceOp::Mean => DType::I32.wrap_int(slot.wrapping_add(a)),
                     ReduceOp::Max => (*slot).max(a),
                     ReduceOp::Min => (*slot).min(a),
                 };
@@ -476,7 +443,7 @@ fn reduce(r: ReduceOp, axes: &[usize], x: &Tensor, dtype: DType, shape: Vec<usiz
             Tensor {
                 dtype,
                 shape,
-                data: Data::Int(acc.into_iter().map(|a| saturate_int(dtype, a)).collect()),
+                data: Data::Int(acc.into_iter().map(|a| dtype.saturate_int(a)).collect()),
             }
         }
         Data::Bool(_) => x.clone(),
@@ -509,7 +476,7 @@ fn matmul(a: &Tensor, b: &Tensor, dtype: DType, shape: Vec<usize>) -> Tensor {
                         for l in 0..k {
                             acc += x[xa + i * k + l] * y[yb + l * n + j];
                         }
-                        out.push(round_float(dtype, acc));
+                        out.push(dtype.round_float(acc));
                     }
                 }
             }
@@ -530,7 +497,7 @@ fn matmul(a: &Tensor, b: &Tensor, dtype: DType, shape: Vec<usize>) -> Tensor {
                     for j in 0..n {
                         let mut acc = 0i64;
                         for l in 0..k {
-                            acc = wrap_int(DType::I32, acc + x[xa + i * k + l] * y[yb + l * n + j]);
+                            acc = DType::I32.wrap_int(acc + x[xa + i * k + l] * y[yb + l * n + j]);
                         }
                         out.push(acc);
                     }
@@ -597,18 +564,6 @@ mod tests {
 
     fn f32s(shape: Vec<usize>, v: &[f64]) -> Tensor {
         Tensor::from_f64(DType::F32, shape, v.to_vec())
-    }
-
-    #[test]
-    fn rounding_helpers() {
-        // 1 + 2^-11 is halfway between two f16 values: ties to even (1.0).
-        assert_eq!(round_float(DType::F16, 1.0 + 2f64.powi(-11)), 1.0);
-        assert_eq!(round_float(DType::F16, 70000.0), f64::INFINITY);
-        assert_eq!(float_to_int(DType::I8, 300.7), 127);
-        assert_eq!(float_to_int(DType::I32, -2.9), -2);
-        assert_eq!(float_to_int(DType::I32, f64::NAN), 0);
-        assert_eq!(saturate_int(DType::I8, -1000), -128);
-        assert_eq!(wrap_int(DType::I8, 200), -56);
     }
 
     #[test]

@@ -66,18 +66,12 @@ impl Tensor {
     /// A tensor from float values (rounded to `dtype`).
     pub fn from_f64(dtype: DType, shape: Vec<usize>, values: Vec<f64>) -> Tensor {
         let data = match dtype {
-            DType::F16 | DType::BF16 | DType::F32 => Data::Float(
-                values
-                    .into_iter()
-                    .map(|x| crate::interp::round_float(dtype, x))
-                    .collect(),
-            ),
-            DType::I8 | DType::I32 => Data::Int(
-                values
-                    .into_iter()
-                    .map(|x| crate::interp::float_to_int(dtype, x))
-                    .collect(),
-            ),
+            DType::F16 | DType::BF16 | DType::F32 => {
+                Data::Float(values.into_iter().map(|x| dtype.round_float(x)).collect())
+            }
+            DType::I8 | DType::I32 => {
+                Data::Int(values.into_iter().map(|x| dtype.float_to_int(x)).collect())
+            }
             DType::Bool => Data::Bool(values.into_iter().map(|x| x != 0.0).collect()),
         };
         Tensor { dtype, shape, data }

@@ -570,7 +570,7 @@ fn parse_scalar(text: &str, dtype: DType) -> Option<Scalar> {
             _ => text
                 .parse::<f64>()
                 .ok()
-                .map(|x| Scalar::Float(crate::interp::round_float(dtype, x))),
+                .map(|x| Scalar::Float(dtype.round_float(x))),
         },
     }
 }

@@ -5,6 +5,7 @@
 //! way the IR does not track (a slice of `M` starting at 2). Concrete IR — the
 //! only kind that is executed or compiled — has fixed dims only.
 
+use half::{bf16, f16};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
@@ -85,6 +86,39 @@ impl DType {
             DType::I32 => Some((i32::MIN as i64, i32::MAX as i64)),
             _ => None,
         }
+    }
+
+    /// Rounds a value to this float dtype (round to nearest even).
+    pub fn round_float(self, x: f64) -> f64 {
+        match self {
+            DType::F16 => f16::from_f64(x).to_f64(),
+            DType::BF16 => bf16::from_f64(x).to_f64(),
+            _ => x as f32 as f64,
+        }
+    }
+
+    /// Wraps an integer into this dtype's range (two's complement).
+    pub fn wrap_int(self, x: i64) -> i64 {
+        match self {
+            DType::I8 => x as i8 as i64,
+            _ => x as i32 as i64,
+        }
+    }
+
+    /// Clamps an integer into this dtype's range.
+    pub fn saturate_int(self, x: i64) -> i64 {
+        let (lo, hi) = self.int_range().unwrap_or((i64::MIN, i64::MAX));
+        x.clamp(lo, hi)
+    }
+
+    /// Converts a float to this integer dtype: toward zero, saturating,
+    /// NaN → 0.
+    pub fn float_to_int(self, x: f64) -> i64 {
+        if x.is_nan() {
+            return 0;
+        }
+        let (lo, hi) = self.int_range().unwrap_or((i64::MIN, i64::MAX));
+        (x.trunc().clamp(lo as f64, hi as f64)) as i64
     }
 
     /// The largest finite value of a float dtype.
@@ -356,6 +390,19 @@ pub fn broadcast_shapes(a: &Shape, b: &Shape) -> Option<Shape> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn value_conversions_round_wrap_and_saturate() {
+        // 1 + 2^-11 is halfway between two f16 values: ties to even (1.0).
+        assert_eq!(DType::F16.round_float(1.0 + 2f64.powi(-11)), 1.0);
+        assert_eq!(DType::F16.round_float(70000.0), f64::INFINITY);
+        assert_eq!(DType::I8.float_to_int(300.7), 127);
+        assert_eq!(DType::I32.float_to_int(-2.9), -2);
+        assert_eq!(DType::I32.float_to_int(f64::NAN), 0);
+        assert_eq!(DType::I8.saturate_int(-1000), -128);
+        assert_eq!(DType::I8.wrap_int(200), -56);
+    }
+
     use super::*;
 
     #[test]

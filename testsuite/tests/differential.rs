@@ -67,7 +67,7 @@ impl Gen {
         let value = match dtype {
             DType::Bool => Scalar::Bool(x != 0.0),
             d if d.is_int() => Scalar::Int(x as i64),
-            d => Scalar::Float(tessera_ir::interp::round_float(d, x)),
+            d => Scalar::Float(d.round_float(x)),
         };
         self.push(
             Op::Full {

@@ -17,7 +17,8 @@
 //! One module per stage kind holds what the stage computes, its typed
 //! schedule and on-chip layout, and the geometry both the scheduler and the
 //! backends derive from them: [`elementwise`], [`reduce`], [`transpose`],
-//! [`matmul`]. The text form (`--emit plan`) is in `text.rs`.
+//! [`matmul`]. The text form (`--emit plan`) is printed in `text.rs` and
+//! parsed in `parse.rs`.
 //!
 //! Invariants (checked by the planner's tests and relied upon by backends):
 //! every view stays inside its buffer; a stage's output views do not overlap
@@ -26,6 +27,7 @@
 
 pub mod elementwise;
 pub mod matmul;
+mod parse;
 pub mod reduce;
 mod text;
 pub mod transpose;
@@ -37,8 +39,8 @@ pub use matmul::{
     CubeLayout, CubeSchedule, Geometry, MatMul, MatMulSchedule, MatOperand, Tail, VecMatB,
     VecMatLayout, VecMatSchedule,
 };
+pub use parse::PlanParseError;
 pub use reduce::{Reduce, ReduceLayout, ReduceSchedule};
-pub use text::PlanParseError;
 pub use transpose::{Plane, Transpose, TransposeLayout, TransposeSchedule};
 
 use crate::op::Scalar;

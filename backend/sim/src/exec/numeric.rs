@@ -112,3 +112,23 @@ pub fn round64(dt: Dt, v: f64) -> f32 {
         _ => v as f32,
     }
 }
+
+/// `max(a, b)`, NaN when either is NaN (the ISA's float max).
+#[inline]
+pub fn max_nan(a: f32, b: f32) -> f32 {
+    if a.is_nan() || b.is_nan() {
+        f32::NAN
+    } else {
+        a.max(b)
+    }
+}
+
+/// `min(a, b)`, NaN when either is NaN (the ISA's float min).
+#[inline]
+pub fn min_nan(a: f32, b: f32) -> f32 {
+    if a.is_nan() || b.is_nan() {
+        f32::NAN
+    } else {
+        a.min(b)
+    }
+}

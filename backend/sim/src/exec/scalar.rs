@@ -47,20 +47,8 @@ pub fn fop(op: FOp, a: u64, b: u64) -> u64 {
         FOp::Sub => x - y,
         FOp::Mul => x * y,
         FOp::Div => x / y,
-        FOp::Max => {
-            if x.is_nan() || y.is_nan() {
-                f32::NAN
-            } else {
-                x.max(y)
-            }
-        }
-        FOp::Min => {
-            if x.is_nan() || y.is_nan() {
-                f32::NAN
-            } else {
-                x.min(y)
-            }
-        }
+        FOp::Max => super::numeric::max_nan(x, y),
+        FOp::Min => super::numeric::min_nan(x, y),
     };
     u64::from(r.to_bits())
 }

@@ -6,7 +6,9 @@
 //! Masked-off lanes are neither computed nor written. Each repeat reads all its
 //! lanes before writing any, so a destination may coincide with a source.
 
-use super::numeric::{read_f32, read_f64, read_i64, round_to, round64, write_cast};
+use super::numeric::{
+    max_nan, min_nan, read_f32, read_f64, read_i64, round_to, round64, write_cast,
+};
 use super::{Env, Outcome, Pat, note};
 use crate::fault::{FaultKind, Space, Trap};
 use crate::isa::{
@@ -208,20 +210,8 @@ fn float_bin(op: BinOp, a: f32, b: f32) -> f32 {
         BinOp::Sub => a - b,
         BinOp::Mul => a * b,
         BinOp::Div => a / b,
-        BinOp::Max => {
-            if a.is_nan() || b.is_nan() {
-                f32::NAN
-            } else {
-                a.max(b)
-            }
-        }
-        BinOp::Min => {
-            if a.is_nan() || b.is_nan() {
-                f32::NAN
-            } else {
-                a.min(b)
-            }
-        }
+        BinOp::Max => max_nan(a, b),
+        BinOp::Min => min_nan(a, b),
     }
 }
 

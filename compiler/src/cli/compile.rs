@@ -1,0 +1,128 @@
+//! `tessera compile`: the stages `--emit` asks for, written to stdout, a
+//! file or a directory.
+
+use super::{CompileArgs, Emit, Io, Target, not_yet};
+use crate::driver::{self, Failure};
+use crate::{inputs, simulate};
+use tessera_ir::{Code, Diagnostic};
+
+pub(super) fn cmd_compile(io: &mut Io<'_>, a: &CompileArgs) -> Result<(), Failure> {
+    if a.target == Target::Ref {
+        return Err(Failure::Usage(
+            "`--target ref` runs the reference interpreter: use `tessera run`".into(),
+        ));
+    }
+    let src = driver::load_source(&a.file)?;
+    let file = driver::parse_and_check(&src)?;
+    let mut emits = a.emit.clone();
+    emits.dedup();
+    if emits.is_empty() {
+        emits.push(match a.target {
+            Target::Sim => Emit::Tbc,
+            Target::Host | Target::Ref => Emit::Obj,
+        });
+    }
+    let npu_stages = [Emit::Plan, Emit::Asm, Emit::Tbc];
+    let available = |e: &Emit| {
+        matches!(e, Emit::Ast | Emit::Ir) || (a.target == Target::Sim && npu_stages.contains(e))
+    };
+    if let Some(e) = emits.iter().find(|e| !available(e)) {
+        let why = match e {
+            Emit::OptIr => "the optimiser",
+            _ => "the host backend, `--target host`",
+        };
+        return Err(not_yet(&format!("`--emit {}` ({why})", e.name())));
+    }
+    if emits.contains(&Emit::Tbc) && a.output.is_none() {
+        return Err(Failure::Usage(
+            "`--emit tbc` writes binary bytecode: give `-o PATH`".into(),
+        ));
+    }
+    let machine = if emits.iter().any(|e| npu_stages.contains(e)) {
+        Some(simulate::machine(a.machine.as_deref())?)
+    } else {
+        None
+    };
+    let kernels: Vec<&tessera_frontend::ast::KernelDef> = if a.all {
+        file.kernels.iter().collect()
+    } else if emits == [Emit::Ast] {
+        Vec::new()
+    } else {
+        vec![driver::select_kernel(&file, a.kernel.as_deref())?]
+    };
+    // (stage, kernel or file name, bytes)
+    let mut outputs: Vec<(Emit, String, Vec<u8>)> = Vec::new();
+    if emits.contains(&Emit::Ast) {
+        let text = tessera_frontend::ast::print_file(&file);
+        outputs.push((Emit::Ast, file_stem(&a.file), text.into_bytes()));
+    }
+    for def in &kernels {
+        let env = inputs::parse_dims(&a.dims, def).map_err(|d| Failure::in_source(d, &src))?;
+        let k = driver::lower(&file, &def.name.name, &env, &src)?;
+        let name = def.name.name.clone();
+        if emits.contains(&Emit::Ir) {
+            outputs.push((
+                Emit::Ir,
+                name.clone(),
+                tessera_ir::text::print_kernel(&k).into_bytes(),
+            ));
+        }
+        if let Some(m) = &machine {
+            let code = driver::compile_npu(&k, m, &src)?;
+            for &e in &emits {
+                match e {
+                    Emit::Plan => outputs.push((e, name.clone(), code.plan.text().into_bytes())),
+                    Emit::Asm => {
+                        let text = tessera_sim::disassemble(&code.program);
+                        outputs.push((e, name.clone(), text.into_bytes()));
+                    }
+                    Emit::Tbc => {
+                        outputs.push((e, name.clone(), tessera_sim::encode(&code.program)))
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    write_outputs(io, a.output.as_deref(), &outputs)
+}
+
+fn file_stem(p: &std::path::Path) -> String {
+    p.file_stem()
+        .map_or_else(|| "out".to_string(), |s| s.to_string_lossy().into_owned())
+}
+
+fn write_outputs(
+    io: &mut Io<'_>,
+    output: Option<&std::path::Path>,
+    outputs: &[(Emit, String, Vec<u8>)],
+) -> Result<(), Failure> {
+    let io_err = |p: &std::path::Path, e: std::io::Error| {
+        Failure::input(vec![Diagnostic::new(
+            Code::E0600,
+            format!("cannot write `{}`: {e}", p.display()),
+        )])
+    };
+    match output {
+        None => {
+            let many = outputs.len() > 1;
+            for (e, name, text) in outputs {
+                if many {
+                    let _ = writeln!(io.out, "// ---- {} of {name}", e.name());
+                }
+                let _ = io.out.write_all(text);
+            }
+        }
+        Some(path) if outputs.len() == 1 => {
+            std::fs::write(path, &outputs[0].2).map_err(|e| io_err(path, e))?;
+        }
+        Some(dir) => {
+            std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
+            for (e, name, text) in outputs {
+                let p = dir.join(format!("{name}.{}", e.extension()));
+                std::fs::write(&p, text).map_err(|err| io_err(&p, err))?;
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,475 @@
+//! The `tessera` command line (cli.md): argument parsing and one function
+//! per subcommand.
+//!
+//! [`run`] is the whole program minus the process: it takes the arguments
+//! and two writers and returns the exit code, so tests drive the CLI
+//! in-process. Diagnostics go to the error writer, results to the output
+//! writer.
+
+mod compile;
+mod run;
+
+use crate::driver::{self, Failure, Source};
+use crate::{inputs, simulate};
+use clap::{Parser, Subcommand, ValueEnum};
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::PathBuf;
+use tessera_ir::{Code, Diagnostic};
+
+/// Tessera: a kernel compiler for NPU dataflow machines.
+#[derive(Parser, Debug)]
+#[command(name = "tessera", version, about, long_about = None)]
+pub struct Cli {
+    /// When to colour diagnostics.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+    /// The subcommand.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// `--color`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    /// Colour when standard error is a terminal.
+    Auto,
+    /// Always colour.
+    Always,
+    /// Never colour.
+    Never,
+}
+
+/// Compilation targets.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Target {
+    /// The reference interpreter (`run` only).
+    Ref,
+    /// The NPU simulator.
+    Sim,
+    /// Host code through Cranelift.
+    Host,
+}
+
+/// What `--emit` can print.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Emit {
+    /// The syntax tree.
+    Ast,
+    /// The IR after lowering.
+    Ir,
+    /// The IR after optimisation.
+    OptIr,
+    /// The kernel plan (stages and schedules).
+    Plan,
+    /// NPU assembly.
+    Asm,
+    /// NPU bytecode.
+    Tbc,
+    /// Cranelift IR.
+    Clif,
+    /// A host object file.
+    Obj,
+    /// A C header for the host object.
+    Header,
+}
+
+impl Emit {
+    fn name(self) -> &'static str {
+        match self {
+            Emit::Ast => "ast",
+            Emit::Ir => "ir",
+            Emit::OptIr => "opt-ir",
+            Emit::Plan => "plan",
+            Emit::Asm => "asm",
+            Emit::Tbc => "tbc",
+            Emit::Clif => "clif",
+            Emit::Obj => "obj",
+            Emit::Header => "header",
+        }
+    }
+
+    fn extension(self) -> &'static str {
+        match self {
+            Emit::Ast => "ast",
+            Emit::Ir => "tir",
+            Emit::OptIr => "opt.tir",
+            Emit::Plan => "plan",
+            Emit::Asm => "s",
+            Emit::Tbc => "tbc",
+            Emit::Clif => "clif",
+            Emit::Obj => "o",
+            Emit::Header => "h",
+        }
+    }
+}
+
+/// The subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Parse and type-check every kernel of a file; print all diagnostics.
+    #[command(after_help = "Example:\n  tessera check examples/mlp.tsr")]
+    Check {
+        /// The `.tsr` file.
+        file: PathBuf,
+    },
+    /// Compile one kernel (or all with --all) and emit the requested stages.
+    #[command(
+        after_help = "Example:\n  tessera compile examples/softmax.tsr --dim B=4 --dim N=128 --emit ast,ir"
+    )]
+    Compile(CompileArgs),
+    /// Run a kernel (compiling it first) and write its outputs as .npy files.
+    #[command(
+        after_help = "Example:\n  tessera run examples/mlp.tsr --target ref --random-inputs --seed 1 --dim M=64 --dim K=32 --dim N=16"
+    )]
+    Run(RunArgs),
+    /// Compile and simulate a kernel (timing only); print cycles, the roofline bound and efficiency.
+    #[command(
+        after_help = "Example:\n  tessera bench examples/mlp.tsr -k mlp --dim M=1024 --dim K=1024 --dim N=1024"
+    )]
+    Bench(BenchArgs),
+    /// Assemble NPU assembly text into bytecode.
+    #[command(after_help = "Example:\n  tessera asm kernel.s -o kernel.tbc")]
+    Asm {
+        /// The assembly file.
+        file: PathBuf,
+        /// The bytecode file to write.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// The machine (default: the file's `.machine` directive, else 910b-like).
+        #[arg(long)]
+        machine: Option<String>,
+    },
+    /// Print the assembly text of a bytecode file.
+    #[command(after_help = "Example:\n  tessera disasm kernel.tbc")]
+    Disasm {
+        /// The `.tbc` file.
+        file: PathBuf,
+    },
+    /// Print a machine description (TOML) or the names of the built-in machines.
+    #[command(
+        after_help = "Example:\n  tessera machine list\n  tessera machine show --machine 910-like"
+    )]
+    Machine {
+        /// `show` (default) or `list`.
+        #[arg(value_enum, default_value_t = MachineAction::Show)]
+        action: MachineAction,
+        /// A built-in name or a TOML file.
+        #[arg(long)]
+        machine: Option<String>,
+    },
+}
+
+/// `tessera machine` actions.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum MachineAction {
+    /// Print a description as TOML.
+    Show,
+    /// List the built-in machines.
+    List,
+}
+
+/// Arguments of `compile`.
+#[derive(clap::Args, Debug)]
+pub struct CompileArgs {
+    /// The `.tsr` file.
+    pub file: PathBuf,
+    /// The kernel to compile (needed when the file has several).
+    #[arg(short = 'k', long = "kernel")]
+    pub kernel: Option<String>,
+    /// Compile every kernel of the file.
+    #[arg(long, conflicts_with = "kernel")]
+    pub all: bool,
+    /// Bind a symbolic dim: `--dim M=1024` (repeatable).
+    #[arg(long = "dim", value_name = "NAME=VALUE")]
+    pub dims: Vec<String>,
+    /// The target.
+    #[arg(long, value_enum, default_value_t = Target::Sim)]
+    pub target: Target,
+    /// A built-in machine name or a TOML file.
+    #[arg(long)]
+    pub machine: Option<String>,
+    /// Optimisation level: -O0 (no fusion), -O1, -O2.
+    #[arg(short = 'O', value_name = "LEVEL", default_value = "2", value_parser = ["0", "1", "2"])]
+    pub opt_level: String,
+    /// Stages to print: ast, ir, opt-ir, plan, asm, tbc, clif, obj, header.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub emit: Vec<Emit>,
+    /// Output file (one stage) or directory (several stages or kernels).
+    #[arg(short = 'o', long = "output")]
+    pub output: Option<PathBuf>,
+}
+
+/// Arguments of `run`.
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// The `.tsr` (or `.tbc`) file.
+    pub file: PathBuf,
+    /// The kernel to run (needed when the file has several).
+    #[arg(short = 'k', long = "kernel")]
+    pub kernel: Option<String>,
+    /// An input tensor: `--input x=x.npy` (repeatable).
+    #[arg(long = "input", value_name = "NAME=PATH")]
+    pub inputs: Vec<String>,
+    /// Generate the inputs not given with --input.
+    #[arg(long)]
+    pub random_inputs: bool,
+    /// Seed for --random-inputs.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Bind a symbolic dim: `--dim M=1024` (repeatable).
+    #[arg(long = "dim", value_name = "NAME=VALUE")]
+    pub dims: Vec<String>,
+    /// The target.
+    #[arg(long, value_enum, default_value_t = Target::Sim)]
+    pub target: Target,
+    /// A built-in machine name or a TOML file.
+    #[arg(long)]
+    pub machine: Option<String>,
+    /// Where to write the outputs.
+    #[arg(long, default_value = "out")]
+    pub out_dir: PathBuf,
+    /// Also run the reference interpreter and compare every output.
+    #[arg(long)]
+    pub check: bool,
+    /// Write a Chrome trace of the simulation.
+    #[arg(long, value_name = "PATH")]
+    pub trace: Option<PathBuf>,
+    /// Write the simulation statistics as JSON.
+    #[arg(long, value_name = "PATH")]
+    pub stats_json: Option<PathBuf>,
+    /// Simulate timing only (no numerics).
+    #[arg(long)]
+    pub timing_only: bool,
+}
+
+/// Arguments of `bench`.
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    /// The `.tsr` file.
+    #[arg(required_unless_present = "suite")]
+    pub file: Option<PathBuf>,
+    /// The kernel.
+    #[arg(short = 'k', long = "kernel")]
+    pub kernel: Option<String>,
+    /// Bind a symbolic dim (repeatable).
+    #[arg(long = "dim", value_name = "NAME=VALUE")]
+    pub dims: Vec<String>,
+    /// A built-in machine name or a TOML file (with `--suite`: only this machine).
+    #[arg(long)]
+    pub machine: Option<String>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Run the whole benchmark suite (`benches/suite.toml`) on both built-in
+    /// machines and write `RESULTS.md` and `RESULTS.json` to `--out-dir`.
+    #[arg(long, conflicts_with_all = ["file", "kernel", "dims", "json"])]
+    pub suite: bool,
+    /// Where `--suite` writes its tables.
+    #[arg(long, default_value = "benches")]
+    pub out_dir: PathBuf,
+}
+
+/// Writers and settings of one invocation.
+pub struct Io<'w> {
+    /// Results.
+    pub out: &'w mut dyn Write,
+    /// Diagnostics.
+    pub err: &'w mut dyn Write,
+    /// Whether to colour diagnostics.
+    pub color: bool,
+}
+
+impl Io<'_> {
+    fn report(&mut self, diags: &[Diagnostic], source: Option<&Source>) {
+        let (name, text) = source.map_or(("<command line>", ""), |s| {
+            (s.name.as_str(), s.text.as_str())
+        });
+        let rendered = tessera_ir::diag::render(diags, name, text, self.color);
+        let _ = self.err.write_all(rendered.as_bytes());
+    }
+
+    /// Prints a failure and returns its exit code.
+    fn fail(&mut self, f: Failure) -> i32 {
+        let code = f.exit_code();
+        match f {
+            Failure::Input { diags, source } | Failure::Fault { diags, source } => {
+                self.report(&diags, source.as_ref())
+            }
+            Failure::Mismatch => {}
+            Failure::Usage(m) => {
+                let _ = writeln!(self.err, "error: {m}");
+            }
+            Failure::Internal(m) => {
+                let _ = writeln!(self.err, "error: internal compiler error: {m}");
+                let _ = writeln!(
+                    self.err,
+                    "note: this is a bug in Tessera; please report it with the input that caused it"
+                );
+            }
+        }
+        code
+    }
+}
+
+/// Runs the `tessera` command line. `tty` says whether the error writer is
+/// a terminal (for `--color auto`).
+pub fn run<I, T>(args: I, out: &mut dyn Write, err: &mut dyn Write, tty: bool) -> i32
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            let text = e.render().to_string();
+            if e.use_stderr() {
+                let _ = err.write_all(text.as_bytes());
+                return 2;
+            }
+            let _ = out.write_all(text.as_bytes());
+            return 0;
+        }
+    };
+    let color = match cli.color {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => tty,
+    };
+    let mut io = Io { out, err, color };
+    let result = match &cli.command {
+        Command::Check { file } => cmd_check(&mut io, file),
+        Command::Compile(a) => compile::cmd_compile(&mut io, a),
+        Command::Run(a) => run::cmd_run(&mut io, a),
+        Command::Bench(a) => cmd_bench(&mut io, a),
+        Command::Asm {
+            file,
+            output,
+            machine,
+        } => cmd_asm(&mut io, file, output, machine.as_deref()),
+        Command::Disasm { file } => cmd_disasm(&mut io, file),
+        Command::Machine { action, machine } => cmd_machine(&mut io, *action, machine.as_deref()),
+    };
+    match result {
+        Ok(()) => 0,
+        Err(f) => io.fail(f),
+    }
+}
+
+fn not_yet(what: &str) -> Failure {
+    Failure::Usage(format!(
+        "{what} is not available yet in this build of Tessera"
+    ))
+}
+
+fn target_not_yet(t: Target) -> Failure {
+    let what = match t {
+        Target::Sim => "--target sim (the NPU code generator)",
+        Target::Host => "--target host (the Cranelift backend)",
+        Target::Ref => "--target ref",
+    };
+    not_yet(what)
+}
+
+fn cmd_machine(io: &mut Io<'_>, action: MachineAction, name: Option<&str>) -> Result<(), Failure> {
+    match action {
+        MachineAction::List => {
+            for n in tessera_sim::Machine::builtin_names() {
+                let default = if n == simulate::DEFAULT_MACHINE {
+                    " (default)"
+                } else {
+                    ""
+                };
+                let _ = writeln!(io.out, "{n}{default}");
+            }
+        }
+        MachineAction::Show => {
+            let m = simulate::machine(name)?;
+            let _ = io.out.write_all(m.to_toml().as_bytes());
+        }
+    }
+    Ok(())
+}
+
+fn cmd_asm(
+    io: &mut Io<'_>,
+    file: &std::path::Path,
+    output: &std::path::Path,
+    machine: Option<&str>,
+) -> Result<(), Failure> {
+    let src = driver::load_source(file)?;
+    let (m, program) = simulate::assemble(&src, machine)?;
+    let bytes = tessera_sim::encode(&program);
+    std::fs::write(output, &bytes).map_err(|e| {
+        Failure::input(vec![Diagnostic::new(
+            Code::E0600,
+            format!("cannot write `{}`: {e}", output.display()),
+        )])
+    })?;
+    let _ = writeln!(
+        io.out,
+        "{}: kernel `{}` for {}, {} bytes -> {}",
+        src.name,
+        program.kernel,
+        m.name,
+        bytes.len(),
+        output.display()
+    );
+    Ok(())
+}
+
+fn cmd_disasm(io: &mut Io<'_>, file: &std::path::Path) -> Result<(), Failure> {
+    let bytes = std::fs::read(file).map_err(|e| {
+        Failure::input(vec![Diagnostic::new(
+            Code::E0600,
+            format!("cannot read `{}`: {e}", file.display()),
+        )])
+    })?;
+    let program = tessera_sim::decode(&bytes).map_err(|e| {
+        Failure::input(vec![Diagnostic::with_code(
+            e.code,
+            format!("`{}`: {} (at byte {})", file.display(), e.message, e.offset),
+        )])
+    })?;
+    let _ = io
+        .out
+        .write_all(tessera_sim::disassemble(&program).as_bytes());
+    Ok(())
+}
+
+fn cmd_bench(io: &mut Io<'_>, a: &BenchArgs) -> Result<(), Failure> {
+    if a.suite {
+        return crate::suite::run_suite(io.out, a.machine.as_deref(), &a.out_dir);
+    }
+    let file = a
+        .file
+        .as_deref()
+        .ok_or_else(|| Failure::Usage("`tessera bench` needs a FILE.tsr (or `--suite`)".into()))?;
+    let src = driver::load_source(file)?;
+    let parsed = driver::parse_and_check(&src)?;
+    let def = driver::select_kernel(&parsed, a.kernel.as_deref())?;
+    let env = inputs::parse_dims(&a.dims, def).map_err(|d| Failure::in_source(d, &src))?;
+    let kernel = driver::lower(&parsed, &def.name.name, &env, &src)?;
+    let machine = simulate::machine(a.machine.as_deref())?;
+    let r = crate::bench::bench(&kernel, &machine, &src)?;
+    let text = if a.json {
+        serde_json::to_string_pretty(&r).unwrap_or_default() + "\n"
+    } else {
+        r.table()
+    };
+    let _ = io.out.write_all(text.as_bytes());
+    Ok(())
+}
+
+fn cmd_check(io: &mut Io<'_>, file: &std::path::Path) -> Result<(), Failure> {
+    let src = driver::load_source(file)?;
+    let parsed = driver::parse_and_check(&src)?;
+    let _ = writeln!(
+        io.out,
+        "{}: {} kernel{} checked, no errors",
+        src.name,
+        parsed.kernels.len(),
+        if parsed.kernels.len() == 1 { "" } else { "s" }
+    );
+    Ok(())
+}

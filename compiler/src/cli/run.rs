@@ -1,0 +1,426 @@
+//! `tessera run`: a kernel (compiled for the simulator, or on the reference
+//! interpreter) or a bytecode file on inputs, with `--check`, the report,
+//! the trace and the outputs as `.npy` files.
+
+use super::{Io, RunArgs, Target, target_not_yet};
+use crate::driver::{self, Failure, Source};
+use crate::{inputs, simulate};
+use std::path::PathBuf;
+use tessera_ir::{Code, Diagnostic, Tensor};
+
+/// Summary statistics of a tensor for the run report.
+fn summary(t: &Tensor) -> String {
+    if t.is_empty() {
+        return String::new();
+    }
+    let (mut lo, mut hi, mut sum) = (f64::INFINITY, f64::NEG_INFINITY, 0.0);
+    let mut nan = 0usize;
+    for i in 0..t.len() {
+        let x = t.get_f64(i);
+        if x.is_nan() {
+            nan += 1;
+            continue;
+        }
+        lo = lo.min(x);
+        hi = hi.max(x);
+        sum += x;
+    }
+    let n = t.len() - nan;
+    let mean = if n > 0 { sum / n as f64 } else { f64::NAN };
+    let mut s = format!("min {lo:.6} max {hi:.6} mean {mean:.6}");
+    if nan > 0 {
+        s.push_str(&format!(" ({nan} NaN)"));
+    }
+    s
+}
+
+fn shape_text(t: &Tensor) -> String {
+    let dims: Vec<String> = t.shape.iter().map(usize::to_string).collect();
+    format!("{}[{}]", t.dtype, dims.join(", "))
+}
+
+pub(super) fn cmd_run(io: &mut Io<'_>, a: &RunArgs) -> Result<(), Failure> {
+    if a.file.extension().is_some_and(|e| e == "tbc") {
+        return run_bytecode(io, a);
+    }
+    if a.check && a.target == Target::Ref {
+        return Err(Failure::Usage(
+            "`--check` compares a target with the reference interpreter; it has no meaning with `--target ref`".into(),
+        ));
+    }
+    if a.target == Target::Host {
+        return Err(target_not_yet(a.target));
+    }
+    if a.target == Target::Ref && (a.trace.is_some() || a.stats_json.is_some() || a.timing_only) {
+        return Err(Failure::Usage(
+            "`--trace`, `--stats-json` and `--timing-only` need a simulated target (`--target sim`)".into(),
+        ));
+    }
+    if a.timing_only && a.check {
+        return Err(Failure::Usage(
+            "`--check` needs numerics; it cannot be combined with `--timing-only`".into(),
+        ));
+    }
+    let src = driver::load_source(&a.file)?;
+    let file = driver::parse_and_check(&src)?;
+    let def = driver::select_kernel(&file, a.kernel.as_deref())?;
+    let mut env = inputs::parse_dims(&a.dims, def).map_err(|d| Failure::in_source(d, &src))?;
+    let given = inputs::parse_inputs(&a.inputs, def).map_err(|d| Failure::in_source(d, &src))?;
+    let mut origin: Vec<(String, String)> = env
+        .keys()
+        .map(|k| (k.clone(), format!("`--dim {k}`")))
+        .collect();
+    // Read the given inputs and bind dims from their shapes.
+    let mut tensors: Vec<Option<Tensor>> = vec![None; def.params.len()];
+    let mut diags = Vec::new();
+    for (i, path) in &given {
+        let p = &def.params[*i];
+        match inputs::read_input(path, &p.name.name, p.ty.dtype) {
+            Ok(t) => {
+                let what = format!("input `{}` ({})", p.name.name, path.display());
+                match inputs::bind_shape(def, *i, &t.shape, &what, &mut env, &mut origin) {
+                    Ok(()) => tensors[*i] = Some(t),
+                    Err(d) => diags.push(d),
+                }
+            }
+            Err(d) => diags.push(d),
+        }
+    }
+    if !diags.is_empty() {
+        return Err(Failure::in_source(diags, &src));
+    }
+    let missing: Vec<&str> = def
+        .params
+        .iter()
+        .zip(&tensors)
+        .filter(|(_, t)| t.is_none())
+        .map(|(p, _)| p.name.name.as_str())
+        .collect();
+    if !missing.is_empty() && !a.random_inputs {
+        return Err(Failure::input(vec![
+            Diagnostic::new(
+                Code::E0605,
+                format!(
+                    "missing input{} `{}`",
+                    if missing.len() == 1 { "" } else { "s" },
+                    missing.join("`, `")
+                ),
+            )
+            .help("give each with `--input NAME=PATH.npy`, or pass `--random-inputs`"),
+        ]));
+    }
+    let kernel = driver::lower(&file, &def.name.name, &env, &src)?;
+    for p in &kernel.params {
+        let n = p.ty.shape.num_elements().unwrap_or(u64::MAX);
+        if n > tessera_ir::interp::MAX_ELEMENTS as u64 {
+            return Err(Failure::input(vec![Diagnostic::new(
+                Code::E0503,
+                format!(
+                    "parameter `{}` ({}) has {n} elements; the reference interpreter is limited to {}",
+                    p.name,
+                    p.ty,
+                    tessera_ir::interp::MAX_ELEMENTS
+                ),
+            )]));
+        }
+    }
+    let inputs: Vec<Tensor> = tensors
+        .into_iter()
+        .enumerate()
+        .map(|(i, t)| {
+            t.unwrap_or_else(|| {
+                let p = &kernel.params[i];
+                let shape = p.ty.shape.as_usize().unwrap_or_default();
+                inputs::random_tensor(p.ty.dtype, shape, a.seed, i)
+            })
+        })
+        .collect();
+    if a.target == Target::Ref {
+        let outputs = run_reference(&kernel, &inputs, &src)?;
+        return write_tensors(io, &a.out_dir, &kernel, &outputs, "ref");
+    }
+    let machine = simulate::machine(a.machine.as_deref())?;
+    let code = driver::compile_npu(&kernel, &machine, &src)?;
+    let named: Vec<(String, tessera_sim::Tensor)> = kernel
+        .params
+        .iter()
+        .zip(&inputs)
+        .map(|(p, t)| (p.name.clone(), simulate::to_sim(t)))
+        .collect();
+    let opts = tessera_sim::RunOptions {
+        timing_only: a.timing_only,
+        trace: a.trace.is_some(),
+        ..tessera_sim::RunOptions::default()
+    };
+    let out =
+        tessera_sim::run(&machine, &code.program, &named, &opts).map_err(simulate::run_error)?;
+    let _ = io.out.write_all(out.report.table().as_bytes());
+    write_side_files(a, &out)?;
+    if a.timing_only {
+        return Ok(());
+    }
+    let outputs: Vec<Tensor> = out
+        .outputs
+        .iter()
+        .map(|(_, t)| simulate::from_sim(t))
+        .collect::<Result<_, _>>()?;
+    if a.check {
+        let reference = run_reference(&kernel, &inputs, &src)?;
+        if !compare_outputs(io, &kernel, &outputs, &reference) {
+            return Err(Failure::Mismatch);
+        }
+    }
+    write_tensors(io, &a.out_dir, &kernel, &outputs, &machine.name)?;
+    Ok(())
+}
+
+/// `tessera run FILE.tbc`: bytecode on the simulator.
+fn run_bytecode(io: &mut Io<'_>, a: &RunArgs) -> Result<(), Failure> {
+    if a.target != Target::Sim && a.target != Target::Ref {
+        return Err(Failure::Usage(
+            "a `.tbc` file runs on the simulator (`--target sim`)".into(),
+        ));
+    }
+    if a.check {
+        return Err(Failure::Usage(
+            "`--check` needs the kernel's source to run the reference interpreter; give the `.tsr` file".into(),
+        ));
+    }
+    if !a.dims.is_empty() {
+        return Err(Failure::Usage(
+            "a `.tbc` file has static shapes; `--dim` does not apply".into(),
+        ));
+    }
+    let (machine, program) = simulate::load_bytecode(&a.file, a.machine.as_deref())?;
+    // Inputs, by the signature in the file.
+    let mut given: Vec<(usize, PathBuf)> = Vec::new();
+    let mut diags = Vec::new();
+    for arg in &a.inputs {
+        let Some((name, path)) = arg.split_once('=') else {
+            diags.push(
+                Diagnostic::new(Code::E0606, format!("malformed `--input {arg}`"))
+                    .help("write `--input NAME=PATH.npy`"),
+            );
+            continue;
+        };
+        match program.params.iter().position(|p| p.name == name) {
+            Some(i) if given.iter().any(|(j, _)| *j == i) => {
+                diags.push(Diagnostic::new(
+                    Code::E0605,
+                    format!("input `{name}` is given twice"),
+                ));
+            }
+            Some(i) => given.push((i, PathBuf::from(path))),
+            None => diags.push(Diagnostic::new(
+                Code::E0605,
+                format!("kernel `{}` has no parameter `{name}`", program.kernel),
+            )),
+        }
+    }
+    let mut tensors: Vec<(String, tessera_sim::Tensor)> = Vec::new();
+    for (i, p) in program.params.iter().enumerate() {
+        let dtype = simulate::dtype(p.dtype);
+        let shape: Vec<usize> = p.shape.iter().map(|&d| d as usize).collect();
+        let t = match given.iter().find(|(j, _)| *j == i) {
+            Some((_, path)) => match inputs::read_input(path, &p.name, dtype) {
+                Ok(t) if t.shape == shape => t,
+                Ok(t) => {
+                    diags.push(Diagnostic::new(
+                        Code::E0603,
+                        format!(
+                            "input `{}` ({}) has shape {:?}, but the parameter is {}",
+                            p.name,
+                            path.display(),
+                            t.shape,
+                            p.type_text()
+                        ),
+                    ));
+                    continue;
+                }
+                Err(d) => {
+                    diags.push(d);
+                    continue;
+                }
+            },
+            None if a.random_inputs || a.timing_only => {
+                inputs::random_tensor(dtype, shape, a.seed, i)
+            }
+            None => {
+                diags.push(
+                    Diagnostic::new(
+                        Code::E0605,
+                        format!("missing input `{}` ({})", p.name, p.type_text()),
+                    )
+                    .help("give it with `--input NAME=PATH.npy`, or pass `--random-inputs`"),
+                );
+                continue;
+            }
+        };
+        tensors.push((p.name.clone(), simulate::to_sim(&t)));
+    }
+    if !diags.is_empty() {
+        return Err(Failure::input(diags));
+    }
+    let opts = tessera_sim::RunOptions {
+        timing_only: a.timing_only,
+        trace: a.trace.is_some(),
+        ..tessera_sim::RunOptions::default()
+    };
+    let out = tessera_sim::run(&machine, &program, &tensors, &opts).map_err(simulate::run_error)?;
+    let _ = io.out.write_all(out.report.table().as_bytes());
+    write_side_files(a, &out)?;
+    if a.timing_only {
+        return Ok(());
+    }
+    let results: Vec<(String, Tensor)> = out
+        .outputs
+        .iter()
+        .map(|(n, t)| simulate::from_sim(t).map(|t| (n.clone(), t)))
+        .collect::<Result<_, _>>()?;
+    write_named_tensors(io, &a.out_dir, &program.kernel, &results, &machine.name)
+}
+
+/// Writes `--trace` and `--stats-json` files of a simulation.
+fn write_side_files(a: &RunArgs, out: &tessera_sim::run::RunOutput) -> Result<(), Failure> {
+    let write = |p: &std::path::Path, text: &str| {
+        std::fs::write(p, text).map_err(|e| {
+            Failure::input(vec![Diagnostic::new(
+                Code::E0600,
+                format!("cannot write `{}`: {e}", p.display()),
+            )])
+        })
+    };
+    if let Some(p) = &a.stats_json {
+        write(p, &out.report.to_json())?;
+    }
+    if let (Some(p), Some(json)) = (&a.trace, &out.trace_json) {
+        write(p, json)?;
+    }
+    Ok(())
+}
+
+/// Compares outputs with the reference under the spec's tolerances; prints
+/// one line per output and returns whether all match.
+fn compare_outputs(
+    io: &mut Io<'_>,
+    kernel: &tessera_ir::Kernel,
+    got: &[Tensor],
+    reference: &[Tensor],
+) -> bool {
+    use tessera_ir::compare::{Tolerance, compare};
+    let mut ok = true;
+    for ((o, g), r) in kernel.outputs.iter().zip(got).zip(reference) {
+        let tol = Tolerance::for_output(r.dtype, kernel.accumulated(o.value));
+        let c = compare(g, r, tol);
+        let verdict = if c.ok() { "ok" } else { "MISMATCH" };
+        let _ = writeln!(
+            io.out,
+            "check {:<10} max abs err {:.3e}  max rel err {:.3e}  (tolerance {:.0e} + {:.0e}·|ref|)  {verdict}",
+            o.name, c.max_abs, c.max_rel, tol.atol, tol.rtol
+        );
+        if let Some((i, g, r)) = c.first_mismatch {
+            let _ = writeln!(
+                io.out,
+                "      first mismatch at flat index {i}: got {g}, reference {r} ({} mismatches)",
+                c.mismatches
+            );
+        }
+        ok &= c.ok();
+    }
+    ok
+}
+
+/// Runs the reference interpreter, mapping its errors to failures.
+fn run_reference(
+    kernel: &tessera_ir::Kernel,
+    inputs: &[Tensor],
+    src: &Source,
+) -> Result<Vec<Tensor>, Failure> {
+    use tessera_ir::interp::{InterpError, run};
+    run(kernel, inputs).map_err(|e| match e {
+        InterpError::DivByZero { span, .. } => {
+            let mut d = Diagnostic::new(Code::E0700, "integer division by zero");
+            if let Some(s) = span {
+                d = d.primary(s, "a divisor is zero");
+            }
+            Failure::Fault {
+                diags: vec![d],
+                source: Some(src.clone()),
+            }
+        }
+        InterpError::TooLarge { .. } => {
+            Failure::input(vec![Diagnostic::new(Code::E0503, e.to_string())])
+        }
+        InterpError::Inputs(m) | InterpError::NotConcrete(m) => Failure::Internal(m),
+    })
+}
+
+/// Writes every output of a kernel (all or nothing) and prints the summary.
+fn write_tensors(
+    io: &mut Io<'_>,
+    dir: &std::path::Path,
+    kernel: &tessera_ir::Kernel,
+    outputs: &[Tensor],
+    target: &str,
+) -> Result<(), Failure> {
+    let named: Vec<(String, Tensor)> = kernel
+        .outputs
+        .iter()
+        .map(|o| o.name.clone())
+        .zip(outputs.iter().cloned())
+        .collect();
+    write_named_tensors(io, dir, &kernel.name, &named, target)
+}
+
+/// Writes named tensors as `DIR/NAME.npy` (all or nothing) and prints the summary.
+fn write_named_tensors(
+    io: &mut Io<'_>,
+    dir: &std::path::Path,
+    kernel: &str,
+    outputs: &[(String, Tensor)],
+    target: &str,
+) -> Result<(), Failure> {
+    let io_err = |p: &std::path::Path, e: std::io::Error| {
+        Failure::input(vec![Diagnostic::new(
+            Code::E0600,
+            format!("cannot write `{}`: {e}", p.display()),
+        )])
+    };
+    let encoded: Vec<Vec<u8>> = outputs
+        .iter()
+        .map(|(_, t)| crate::npy::encode(t))
+        .collect::<Result<_, _>>()
+        .map_err(|e| io_err(dir, e))?;
+    std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
+    let mut temps = Vec::new();
+    for ((name, _), bytes) in outputs.iter().zip(&encoded) {
+        let tmp = dir.join(format!(".{name}.npy.partial"));
+        if let Err(e) = std::fs::write(&tmp, bytes) {
+            for t in &temps {
+                let _ = std::fs::remove_file(t);
+            }
+            let _ = std::fs::remove_file(&tmp);
+            return Err(io_err(&tmp, e));
+        }
+        temps.push(tmp);
+    }
+    let _ = writeln!(
+        io.out,
+        "kernel `{kernel}` on {target}: {} output{}",
+        outputs.len(),
+        if outputs.len() == 1 { "" } else { "s" }
+    );
+    for ((name, t), tmp) in outputs.iter().zip(&temps) {
+        let path = dir.join(format!("{name}.npy"));
+        std::fs::rename(tmp, &path).map_err(|e| io_err(&path, e))?;
+        let _ = writeln!(
+            io.out,
+            "  {:<10} {:<20} {}  -> {}",
+            name,
+            shape_text(t),
+            summary(t),
+            path.display()
+        );
+    }
+    Ok(())
+}

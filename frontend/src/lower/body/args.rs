@@ -1,0 +1,178 @@
+//! Decoding builtin arguments: literal folding, integers, axes (negative
+//! ones count from the end), bools, dtype names and dim lists.
+
+use super::*;
+
+impl Lowerer<'_, '_> {
+    /// Folds a literal-only expression.
+    pub(super) fn const_weak(&mut self, e: &Expr) -> Option<Weak> {
+        match &e.kind {
+            ExprKind::Int(_)
+            | ExprKind::Float(_)
+            | ExprKind::Bool(_)
+            | ExprKind::Neg(_)
+            | ExprKind::Binary { .. } => {
+                if is_literal_expr(e) {
+                    match self.eval(e) {
+                        Val::Weak(w) => Some(w),
+                        _ => None,
+                    }
+                } else {
+                    None
+                }
+            }
+            _ => None,
+        }
+    }
+
+    pub(super) fn expect_int(&mut self, e: &Expr, what: &str) -> Option<i64> {
+        match self.const_weak(e) {
+            Some(Weak::Int(i)) => Some(i),
+            _ => {
+                self.report(
+                    Diagnostic::new(Code::E0203, format!("{what} must be an integer literal"))
+                        .primary(e.span, "expected an integer"),
+                );
+                None
+            }
+        }
+    }
+
+    pub(super) fn norm_axis(&mut self, a: i64, rank: usize, span: Span) -> Option<usize> {
+        let r = rank as i64;
+        if a < -r || a >= r {
+            self.report(
+                Diagnostic::new(
+                    Code::E0402,
+                    format!("axis {a} is out of range for a tensor of rank {rank}"),
+                )
+                .primary(
+                    span,
+                    if rank == 0 {
+                        "a scalar has no axes".to_string()
+                    } else {
+                        format!("valid axes are {} to {}", -r, r - 1)
+                    },
+                ),
+            );
+            return None;
+        }
+        Some(if a < 0 { (a + r) as usize } else { a as usize })
+    }
+
+    /// `axis = A` or `axis = [A, B]`: normalised, distinct, sorted.
+    pub(super) fn axes(&mut self, e: &Expr, rank: usize) -> Option<Vec<usize>> {
+        let items: Vec<&Expr> = match &e.kind {
+            ExprKind::List(items) => items.iter().collect(),
+            _ => vec![e],
+        };
+        let mut out = Vec::new();
+        for item in items {
+            let a = self.expect_int(item, "an axis")?;
+            let n = self.norm_axis(a, rank, item.span)?;
+            if out.contains(&n) {
+                self.report(
+                    Diagnostic::new(Code::E0402, format!("axis {a} is repeated"))
+                        .primary(item.span, "repeated axis"),
+                );
+                return None;
+            }
+            out.push(n);
+        }
+        out.sort_unstable();
+        Some(out)
+    }
+
+    pub(super) fn expect_bool(&mut self, e: &Expr, what: &str) -> Option<bool> {
+        match &e.kind {
+            ExprKind::Bool(b) => Some(*b),
+            _ => {
+                self.report(
+                    Diagnostic::new(Code::E0203, format!("{what} must be `true` or `false`"))
+                        .primary(e.span, "expected `true` or `false`"),
+                );
+                None
+            }
+        }
+    }
+
+    pub(super) fn expect_dtype(&mut self, e: &Expr) -> Option<DType> {
+        match &e.kind {
+            ExprKind::DType(d) => Some(*d),
+            _ => {
+                self.report(
+                    Diagnostic::new(Code::E0203, "expected a dtype name")
+                        .primary(e.span, "expected one of f16, bf16, f32, i8, i32, bool"),
+                );
+                None
+            }
+        }
+    }
+
+    /// A dim list (`[M, 1]`, with one `-1` when `allow_infer`).
+    pub(super) fn dim_list(&mut self, e: &Expr, allow_infer: bool) -> Option<Vec<DimArg>> {
+        let ExprKind::List(items) = &e.kind else {
+            self.report(
+                Diagnostic::new(Code::E0203, "expected a list of dims")
+                    .primary(e.span, "expected `[d0, d1, …]`"),
+            );
+            return None;
+        };
+        let mut out = Vec::with_capacity(items.len());
+        let mut ok = true;
+        for item in items {
+            if let ExprKind::Name(n) = &item.kind {
+                match self.dims.get(n) {
+                    Some(d) => out.push(DimArg::D(d.clone())),
+                    None => {
+                        let mut d = Diagnostic::new(Code::E0105, format!("unknown dim `{n}`"))
+                            .primary(item.span, "not a dim of this kernel's signature");
+                        if self.scope.contains_key(n) {
+                            d = d.help("dim lists take integers and the kernel's symbolic dims, not tensors");
+                        }
+                        self.report(d);
+                        ok = false;
+                    }
+                }
+                continue;
+            }
+            match self.const_weak(item) {
+                Some(Weak::Int(v)) if v > 0 => out.push(DimArg::D(Dim::Fixed(v as u64))),
+                Some(Weak::Int(-1)) if allow_infer => out.push(DimArg::Infer(item.span)),
+                Some(Weak::Int(v)) => {
+                    self.report(
+                        Diagnostic::new(Code::E0405, format!("dim {v} is not a positive integer"))
+                            .primary(
+                                item.span,
+                                if allow_infer {
+                                    "dims are positive (or one -1 to infer)"
+                                } else {
+                                    "dims are positive"
+                                },
+                            ),
+                    );
+                    ok = false;
+                }
+                _ => {
+                    self.report(
+                        Diagnostic::new(Code::E0203, "a dim must be an integer or a symbolic dim")
+                            .primary(item.span, "not a dim"),
+                    );
+                    ok = false;
+                }
+            }
+        }
+        ok.then_some(out)
+    }
+
+    pub(super) fn fixed_shape(&mut self, dims: Vec<DimArg>) -> Shape {
+        Shape(
+            dims.into_iter()
+                .map(|d| match d {
+                    DimArg::D(d) => d,
+                    DimArg::Infer(_) => Dim::Unknown,
+                })
+                .collect(),
+        )
+    }
+}

@@ -1,0 +1,761 @@
+//! Lowering kernel bodies: statements, expressions, operators and weak
+//! literals here; calls in `calls.rs` (inlined kernels, argument binding),
+//! builtins in `builtin_calls.rs` with their argument decoding in
+//! `args.rs`.
+//!
+//! Values are [`Val`]s: an IR value, a *weak* literal (folded at compile time
+//! until it meets a tensor, whose dtype it then takes), or a poisoned value
+//! whose error is already reported (every later check on it is skipped, so
+//! one mistake gives one diagnostic).
+
+mod args;
+mod builtin_calls;
+mod calls;
+
+use super::builtins::{Builtin, ParamSpec, suggest};
+use super::{Context, resolve_type};
+use crate::ast::{Arg, BinOp, Expr, ExprKind, Ident, KernelDef, Stmt};
+use std::collections::HashMap;
+use tessera_ir::op::{TypeError, matmul_result_dtype, scalar_fits};
+use tessera_ir::{
+    BinaryOp, Code, CompareOp, DType, Diagnostic, Dim, Kernel, Node, Op, ReduceOp, Scalar, Shape,
+    Span, TensorType, UnaryOp, Value,
+};
+
+/// How deep kernel calls may nest.
+const MAX_INLINE_DEPTH: usize = 64;
+/// How many IR nodes inlining may create.
+const MAX_NODES: usize = 1_000_000;
+
+/// A compile-time literal value.
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub(super) enum Weak {
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+}
+
+impl Weak {
+    fn describe(self) -> String {
+        match self {
+            Weak::Int(i) => format!("integer literal `{i}`"),
+            Weak::Float(x) => format!("float literal `{x}`"),
+            Weak::Bool(b) => format!("`{b}`"),
+        }
+    }
+
+    fn default_dtype(self) -> DType {
+        match self {
+            Weak::Int(_) => DType::I32,
+            Weak::Float(_) => DType::F32,
+            Weak::Bool(_) => DType::Bool,
+        }
+    }
+
+    fn as_f64(self) -> f64 {
+        match self {
+            Weak::Int(i) => i as f64,
+            Weak::Float(x) => x,
+            Weak::Bool(b) => f64::from(u8::from(b)),
+        }
+    }
+}
+
+/// A value during lowering.
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub(super) enum Val {
+    T(Value),
+    Weak(Weak),
+    Err,
+}
+
+/// A dim in a dim-list argument.
+enum DimArg {
+    D(Dim),
+    Infer(Span),
+}
+
+/// Lowers statements and expressions of one kernel instance into a kernel
+/// under construction (the caller's, when inlining).
+pub(super) struct Lowerer<'c, 'a> {
+    cx: &'c Context<'a>,
+    k: &'c mut Kernel,
+    dims: HashMap<String, Dim>,
+    scope: HashMap<String, (Val, Span)>,
+    diags: &'c mut Vec<Diagnostic>,
+    /// Call sites of the inlined bodies we are in, outermost first.
+    calls: Vec<(Span, String)>,
+}
+
+impl<'c, 'a> Lowerer<'c, 'a> {
+    pub(super) fn new(
+        cx: &'c Context<'a>,
+        k: &'c mut Kernel,
+        dims: HashMap<String, Dim>,
+        diags: &'c mut Vec<Diagnostic>,
+    ) -> Lowerer<'c, 'a> {
+        Lowerer {
+            cx,
+            k,
+            dims,
+            scope: HashMap::new(),
+            diags,
+            calls: Vec::new(),
+        }
+    }
+
+    /// Reports a diagnostic; inside inlined calls, the innermost call sites
+    /// are labelled (at most three, then a note counts the rest).
+    fn report(&mut self, mut d: Diagnostic) {
+        const SHOWN: usize = 3;
+        for (span, callee) in self.calls.iter().rev().take(SHOWN) {
+            d = d.secondary(*span, format!("in this call to `{callee}`"));
+        }
+        if self.calls.len() > SHOWN {
+            d = d.note(format!(
+                "inlined through {} more calls",
+                self.calls.len() - SHOWN
+            ));
+        }
+        self.diags.push(d);
+    }
+
+    fn ty(&self, v: Value) -> &TensorType {
+        self.k.ty(v)
+    }
+
+    /// Lowers a kernel body with its parameters bound to `params` and checks
+    /// the returned values against `results`. Returns the output values.
+    pub(super) fn lower_kernel_body(
+        &mut self,
+        def: &KernelDef,
+        params: &[(Ident, Value)],
+        results: &[TensorType],
+        call_span: Option<Span>,
+    ) -> Option<Vec<Value>> {
+        for (name, v) in params {
+            self.scope
+                .insert(name.name.clone(), (Val::T(*v), name.span));
+        }
+        let errors_before = self.diags.len();
+        let mut returned: Option<(Vec<(Val, Span)>, Span)> = None;
+        let last = def.body.len().saturating_sub(1);
+        for (i, stmt) in def.body.iter().enumerate() {
+            match stmt {
+                Stmt::Let {
+                    name,
+                    ty,
+                    value,
+                    span,
+                } => {
+                    let mut v = self.eval(value);
+                    if let Some(ann) = ty {
+                        v = self.check_annotation(v, ann, value.span);
+                    }
+                    if let Some((_, prev)) = self.scope.get(&name.name) {
+                        let prev = *prev;
+                        self.report(
+                            Diagnostic::new(
+                                Code::E0104,
+                                format!("`{}` is already defined", name.name),
+                            )
+                            .primary(name.span, "shadows an earlier definition")
+                            .secondary(prev, "first defined here")
+                            .help("names are immutable: choose a new name"),
+                        );
+                    }
+                    let _ = span;
+                    self.scope.insert(name.name.clone(), (v, name.span));
+                }
+                Stmt::Return { values, span } => {
+                    let vals: Vec<(Val, Span)> =
+                        values.iter().map(|e| (self.eval(e), e.span)).collect();
+                    if returned.is_some() {
+                        self.report(
+                            Diagnostic::new(
+                                Code::E0107,
+                                "a kernel returns once; this is a second `return`",
+                            )
+                            .primary(*span, "second return"),
+                        );
+                    } else {
+                        let later_return = def.body[i + 1..]
+                            .iter()
+                            .any(|s| matches!(s, Stmt::Return { .. }));
+                        if i != last && !later_return {
+                            let next = def.body[i + 1].span();
+                            self.report(
+                                Diagnostic::new(Code::E0107, "`return` must be the last statement")
+                                    .primary(*span, "returns before the end of the kernel")
+                                    .secondary(next, "this statement follows it"),
+                            );
+                        }
+                        returned = Some((vals, *span));
+                    }
+                }
+                Stmt::Error(_) => {}
+            }
+        }
+        let Some((vals, ret_span)) = returned else {
+            let d = Diagnostic::new(
+                Code::E0106,
+                format!("kernel `{}` has no `return`", def.name.name),
+            )
+            .primary(def.name.span, "this kernel never returns a value")
+            .help("end the body with `return EXPR;`");
+            if call_span.is_none() {
+                self.report(d);
+            }
+            return None;
+        };
+        if vals.len() != results.len() {
+            self.report(
+                Diagnostic::new(
+                    Code::E0306,
+                    format!(
+                        "kernel `{}` declares {} result{}, but `return` gives {}",
+                        def.name.name,
+                        results.len(),
+                        if results.len() == 1 { "" } else { "s" },
+                        vals.len()
+                    ),
+                )
+                .primary(ret_span, "wrong number of values")
+                .secondary(def.name.span, "kernel declared here"),
+            );
+            return None;
+        }
+        let mut out = Vec::with_capacity(vals.len());
+        for (i, ((v, span), want)) in vals.into_iter().zip(results).enumerate() {
+            let v = match v {
+                Val::Weak(w) => self.materialize(w, want.dtype, span),
+                other => other,
+            };
+            match v {
+                Val::T(v) => {
+                    let got = self.ty(v).clone();
+                    if !compatible(&got, want) {
+                        let mut d = Diagnostic::new(
+                            Code::E0304,
+                            format!("returned value {i} is {got}, but the kernel declares {want}"),
+                        )
+                        .primary(span, format!("this is {got}"))
+                        .secondary(def.results[i].ty.span, format!("declared {want}"));
+                        if got.shape == want.shape {
+                            d = d.help(format!("convert it with `cast(…, {})`", want.dtype));
+                        }
+                        self.report(d);
+                    } else {
+                        out.push(v);
+                    }
+                }
+                Val::Weak(_) | Val::Err => {}
+            }
+        }
+        if self.diags.len() > errors_before || out.len() != results.len() {
+            return None;
+        }
+        Some(out)
+    }
+
+    fn check_annotation(&mut self, v: Val, ann: &crate::ast::TypeExpr, span: Span) -> Val {
+        let want = resolve_type(ann, &self.dims, Some(self.diags));
+        let v = match v {
+            Val::Weak(w) => self.materialize(w, want.dtype, span),
+            other => other,
+        };
+        if let Val::T(t) = v {
+            let got = self.ty(t).clone();
+            if !compatible(&got, &want) {
+                self.report(
+                    Diagnostic::new(
+                        Code::E0305,
+                        format!("the value is {got}, but the annotation says {want}"),
+                    )
+                    .primary(span, format!("this is {got}"))
+                    .secondary(ann.span, "annotation")
+                    .help("an annotation checks the type; it never converts (use `cast`)"),
+                );
+                return Val::Err;
+            }
+        }
+        v
+    }
+
+    // ----- expressions -------------------------------------------------
+
+    pub(super) fn eval(&mut self, e: &Expr) -> Val {
+        stacker::maybe_grow(64 * 1024, 1024 * 1024, || self.eval_inner(e))
+    }
+
+    fn eval_inner(&mut self, e: &Expr) -> Val {
+        match &e.kind {
+            ExprKind::Int(n) => match i64::try_from(*n) {
+                Ok(i) => Val::Weak(Weak::Int(i)),
+                Err(_) => {
+                    self.report(
+                        Diagnostic::new(Code::E0303, format!("integer literal {n} is too large"))
+                            .primary(e.span, "does not fit in i64"),
+                    );
+                    Val::Err
+                }
+            },
+            ExprKind::Float(x) => Val::Weak(Weak::Float(*x)),
+            ExprKind::Bool(b) => Val::Weak(Weak::Bool(*b)),
+            ExprKind::Str(_) => self.not_a_value(
+                e.span,
+                "a string",
+                "strings only name options, as in `gelu(x, approximate = \"tanh\")`",
+            ),
+            ExprKind::DType(d) => self.not_a_value(
+                e.span,
+                &format!("dtype `{d}`"),
+                "dtype names are arguments of `cast`, `zeros` and `full`",
+            ),
+            ExprKind::List(_) => self.not_a_value(
+                e.span,
+                "a list",
+                "lists are arguments of shape builtins, such as `reshape(x, [M, 1])`",
+            ),
+            ExprKind::Name(n) => self.eval_name(n, e.span),
+            ExprKind::Neg(x) => {
+                let v = self.eval(x);
+                self.unary(UnaryOp::Neg, v, e.span, x.span)
+            }
+            ExprKind::Binary {
+                op,
+                op_span,
+                lhs,
+                rhs,
+            } => {
+                let a = self.eval(lhs);
+                let b = self.eval(rhs);
+                self.binop(*op, a, b, (e.span, *op_span), lhs.span, rhs.span)
+            }
+            ExprKind::Call { callee, args } => self.call(callee, args, e.span),
+            ExprKind::Error => Val::Err,
+        }
+    }
+
+    fn not_a_value(&mut self, span: Span, what: &str, help: &str) -> Val {
+        self.report(
+            Diagnostic::new(Code::E0203, format!("{what} is not a tensor value"))
+                .primary(span, "expected a tensor here")
+                .help(help.to_string()),
+        );
+        Val::Err
+    }
+
+    fn eval_name(&mut self, name: &str, span: Span) -> Val {
+        if let Some((v, _)) = self.scope.get(name) {
+            return *v;
+        }
+        let mut d = Diagnostic::new(Code::E0100, format!("unknown name `{name}`"))
+            .primary(span, "not found in this kernel");
+        if self.dims.contains_key(name) {
+            d = d.help(format!(
+                "`{name}` is a symbolic dim; dims are not tensor values"
+            ));
+        } else if let Some(s) = suggest(name, self.scope.keys().map(String::as_str)) {
+            d = d.help(format!("a value with a similar name exists: `{s}`"));
+        }
+        self.report(d);
+        Val::Err
+    }
+
+    /// Pushes a node; a type error becomes a diagnostic at `span`, with the
+    /// operands' types as labels.
+    fn push(&mut self, op: Op, args: &[(Value, Span)], span: Span) -> Val {
+        self.push_at(op, args, (span, span))
+    }
+
+    /// [`Self::push`] with the node's span and the span its errors point at
+    /// (the operator of a binary expression) given apart.
+    fn push_at(&mut self, op: Op, args: &[(Value, Span)], (span, at): (Span, Span)) -> Val {
+        if self.k.nodes.len() >= MAX_NODES {
+            if self.k.nodes.len() == MAX_NODES {
+                self.report(
+                    Diagnostic::new(
+                        Code::E0109,
+                        format!("kernel expands to more than {MAX_NODES} IR nodes"),
+                    )
+                    .primary(span, "inlining stops here"),
+                );
+                // Mark the limit as reported.
+                self.k.nodes.push(Node {
+                    op: Op::Full {
+                        value: Scalar::Bool(false),
+                        ty: TensorType::scalar(DType::Bool),
+                    },
+                    args: Vec::new(),
+                    ty: TensorType::scalar(DType::Bool),
+                    span: None,
+                });
+            }
+            return Val::Err;
+        }
+        let values: Vec<Value> = args.iter().map(|(v, _)| *v).collect();
+        match self.k.push(op.clone(), values, Some(span)) {
+            Ok(v) => Val::T(v),
+            Err(e) => {
+                self.type_error(&op, e, at, args);
+                Val::Err
+            }
+        }
+    }
+
+    fn type_error(&mut self, op: &Op, e: TypeError, span: Span, args: &[(Value, Span)]) {
+        let primary = match &e {
+            TypeError::DTypeMismatch { .. } => "mismatched dtypes".to_string(),
+            TypeError::Unsupported { dtype, .. } => format!("not defined for {dtype}"),
+            TypeError::Broadcast { .. } => "shapes do not broadcast".to_string(),
+            TypeError::MatMulInner { .. }
+            | TypeError::MatMulBatch { .. }
+            | TypeError::MatMulRank { .. } => "invalid matmul".to_string(),
+            _ => "here".to_string(),
+        };
+        let mut d = Diagnostic::new(e.code(), e.to_string()).primary(span, primary);
+        let show_operands = matches!(
+            e,
+            TypeError::DTypeMismatch { .. }
+                | TypeError::Broadcast { .. }
+                | TypeError::MatMulInner { .. }
+                | TypeError::MatMulBatch { .. }
+                | TypeError::MatMulRank { .. }
+                | TypeError::Condition { .. }
+        );
+        if show_operands && args.len() > 1 {
+            for (v, s) in args {
+                if *s != span {
+                    let t = self.ty(*v).clone();
+                    d = d.secondary(*s, format!("this is {t}"));
+                }
+            }
+        }
+        match &e {
+            TypeError::DTypeMismatch { lhs, rhs } => {
+                d = d.help(format!(
+                    "Tessera never converts implicitly: insert a cast, e.g. `cast(…, {lhs})` or `cast(…, {rhs})`"
+                ));
+            }
+            TypeError::Unsupported { accepts, .. }
+                if *accepts == tessera_ir::op::Accepts::Float =>
+            {
+                d = d.help(format!(
+                    "`{}` needs a float operand: `cast` it to f32 first",
+                    op.name()
+                ));
+            }
+            _ => {}
+        }
+        self.report(d);
+    }
+
+    /// Turns a weak literal into a rank-0 constant of `dtype`.
+    fn materialize(&mut self, w: Weak, dtype: DType, span: Span) -> Val {
+        let value = match (w, dtype) {
+            (Weak::Bool(b), DType::Bool) => Scalar::Bool(b),
+            (Weak::Int(i), d) if d.is_int() => Scalar::Int(i),
+            (Weak::Int(i), d) if d.is_float() => Scalar::Float(d.round_float(i as f64)),
+            (Weak::Float(x), d) if d.is_float() => Scalar::Float(d.round_float(x)),
+            (Weak::Float(x), d) if d.is_int() => {
+                self.report(
+                    Diagnostic::new(
+                        Code::E0303,
+                        format!("float literal `{x}` cannot become {d}"),
+                    )
+                    .primary(span, format!("meets {} {d} tensor", article(d)))
+                    .help(format!(
+                        "write an integer, or `cast` the {d} tensor to a float dtype"
+                    )),
+                );
+                return Val::Err;
+            }
+            (w, d) => {
+                self.report(
+                    Diagnostic::new(
+                        Code::E0300,
+                        format!("{} cannot meet a {d} tensor", w.describe()),
+                    )
+                    .primary(span, format!("the other operand is {d}"))
+                    .help("Tessera never converts implicitly: use `cast`"),
+                );
+                return Val::Err;
+            }
+        };
+        let fits = match value {
+            Scalar::Float(x) => x.is_finite() || !w.as_f64().is_finite(),
+            other => scalar_fits(other, dtype),
+        };
+        if !fits {
+            let range = match dtype.int_range() {
+                Some((lo, hi)) => format!("{lo}..={hi}"),
+                None => format!("±{}", dtype.float_max().unwrap_or(0.0)),
+            };
+            self.report(
+                Diagnostic::new(
+                    Code::E0303,
+                    format!("{} does not fit {dtype}", w.describe()),
+                )
+                .primary(span, format!("{dtype} holds {range}")),
+            );
+            return Val::Err;
+        }
+        self.push(
+            Op::Full {
+                value,
+                ty: TensorType::scalar(dtype),
+            },
+            &[],
+            span,
+        )
+    }
+
+    /// A tensor operand: weak literals take `like`'s dtype (or their default).
+    fn tensor(&mut self, v: Val, like: Option<DType>, span: Span) -> Option<Value> {
+        match v {
+            Val::T(t) => Some(t),
+            Val::Weak(w) => match self.materialize(w, like.unwrap_or(w.default_dtype()), span) {
+                Val::T(t) => Some(t),
+                _ => None,
+            },
+            Val::Err => None,
+        }
+    }
+
+    fn dtype_of(&self, v: Val) -> Option<DType> {
+        match v {
+            Val::T(t) => Some(self.ty(t).dtype),
+            _ => None,
+        }
+    }
+
+    fn unary(&mut self, u: UnaryOp, v: Val, span: Span, arg_span: Span) -> Val {
+        match v {
+            Val::Err => Val::Err,
+            Val::Weak(w) => match (w, u.eval_int(0).is_some()) {
+                (Weak::Bool(_), _) => {
+                    self.report(
+                        Diagnostic::new(
+                            Code::E0301,
+                            format!("`{}` does not accept bool", u.name()),
+                        )
+                        .primary(span, "not defined for bool"),
+                    );
+                    Val::Err
+                }
+                (Weak::Int(i), true) => match u {
+                    UnaryOp::Neg => i
+                        .checked_neg()
+                        .map_or(Val::Err, |n| Val::Weak(Weak::Int(n))),
+                    _ => Val::Weak(Weak::Int(u.eval_int(i).unwrap_or(i))),
+                },
+                (w, _) => Val::Weak(Weak::Float(u.eval_float(w.as_f64()))),
+            },
+            Val::T(t) => self.push(Op::Unary(u), &[(t, arg_span)], span),
+        }
+    }
+
+    fn binop(&mut self, op: BinOp, a: Val, b: Val, span: (Span, Span), sa: Span, sb: Span) -> Val {
+        if op == BinOp::MatMul {
+            return self.matmul(a, b, span, sa, sb);
+        }
+        let kind = match op {
+            BinOp::Add => Ok(BinaryOp::Add),
+            BinOp::Sub => Ok(BinaryOp::Sub),
+            BinOp::Mul => Ok(BinaryOp::Mul),
+            BinOp::Div => Ok(BinaryOp::Div),
+            BinOp::Lt => Err(CompareOp::Lt),
+            BinOp::Le => Err(CompareOp::Le),
+            BinOp::Gt => Err(CompareOp::Gt),
+            BinOp::Ge => Err(CompareOp::Ge),
+            BinOp::Eq => Err(CompareOp::Eq),
+            BinOp::Ne => Err(CompareOp::Ne),
+            BinOp::MatMul => return Val::Err,
+        };
+        match kind {
+            Ok(b_op) => self.elementwise2(Op::Binary(b_op), a, b, span, sa, sb),
+            Err(c) => self.elementwise2(Op::Compare(c), a, b, span, sa, sb),
+        }
+    }
+
+    /// A two-operand elementwise op (`Binary` or `Compare`).
+    fn elementwise2(
+        &mut self,
+        op: Op,
+        a: Val,
+        b: Val,
+        span: (Span, Span),
+        sa: Span,
+        sb: Span,
+    ) -> Val {
+        match (a, b) {
+            (Val::Err, _) | (_, Val::Err) => Val::Err,
+            (Val::Weak(x), Val::Weak(y)) => self.fold2(&op, x, y, span.0),
+            _ => {
+                let like = self.dtype_of(a).or(self.dtype_of(b));
+                let (Some(ta), Some(tb)) = (self.tensor(a, like, sa), self.tensor(b, like, sb))
+                else {
+                    return Val::Err;
+                };
+                self.push_at(op, &[(ta, sa), (tb, sb)], span)
+            }
+        }
+    }
+
+    /// Folds an op of two literals.
+    fn fold2(&mut self, op: &Op, x: Weak, y: Weak, span: Span) -> Val {
+        let bad = |s: &mut Self, msg: String| {
+            s.report(
+                Diagnostic::new(Code::E0301, msg).primary(span, "in this constant expression"),
+            );
+            Val::Err
+        };
+        match op {
+            Op::Binary(b) => match (x, y) {
+                (Weak::Bool(_), _) | (_, Weak::Bool(_)) => {
+                    bad(self, format!("`{}` does not accept bool", b.surface()))
+                }
+                (Weak::Int(i), Weak::Int(j)) if *b != BinaryOp::Pow => {
+                    let r = match b {
+                        BinaryOp::Add => i.checked_add(j),
+                        BinaryOp::Sub => i.checked_sub(j),
+                        BinaryOp::Mul => i.checked_mul(j),
+                        BinaryOp::Div => {
+                            if j == 0 {
+                                self.report(
+                                    Diagnostic::new(Code::E0700, "integer division by zero")
+                                        .primary(span, "in this constant expression"),
+                                );
+                                return Val::Err;
+                            }
+                            i.checked_div(j)
+                        }
+                        BinaryOp::Maximum => Some(i.max(j)),
+                        BinaryOp::Minimum => Some(i.min(j)),
+                        BinaryOp::Pow => None,
+                    };
+                    match r {
+                        Some(v) => Val::Weak(Weak::Int(v)),
+                        None => {
+                            self.report(
+                                Diagnostic::new(Code::E0303, "constant arithmetic overflows i64")
+                                    .primary(span, "overflows"),
+                            );
+                            Val::Err
+                        }
+                    }
+                }
+                (x, y) => Val::Weak(Weak::Float(b.eval_float(x.as_f64(), y.as_f64()))),
+            },
+            Op::Compare(c) => match (x, y) {
+                (Weak::Bool(p), Weak::Bool(q)) if matches!(c, CompareOp::Eq | CompareOp::Ne) => {
+                    Val::Weak(Weak::Bool(c.eval(p, q)))
+                }
+                (Weak::Bool(_), _) | (_, Weak::Bool(_)) => {
+                    bad(self, format!("`{}` does not accept bool", c.surface()))
+                }
+                (Weak::Int(i), Weak::Int(j)) => Val::Weak(Weak::Bool(c.eval(i, j))),
+                (x, y) => Val::Weak(Weak::Bool(c.eval(x.as_f64(), y.as_f64()))),
+            },
+            _ => Val::Err,
+        }
+    }
+
+    fn matmul(&mut self, a: Val, b: Val, (span, at): (Span, Span), sa: Span, sb: Span) -> Val {
+        if a == Val::Err || b == Val::Err {
+            return Val::Err;
+        }
+        let like = self.dtype_of(a).or(self.dtype_of(b));
+        let (Some(ta), Some(tb)) = (self.tensor(a, like, sa), self.tensor(b, like, sb)) else {
+            return Val::Err;
+        };
+        let (ra, rb) = (self.ty(ta).shape.rank(), self.ty(tb).shape.rank());
+        if ra == 0 || rb == 0 {
+            let (s, t) = if ra == 0 { (sa, ta) } else { (sb, tb) };
+            let ty = self.ty(t).clone();
+            self.report(
+                Diagnostic::new(Code::E0401, format!("matmul operand {ty} is a scalar"))
+                    .primary(at, "invalid matmul")
+                    .secondary(s, "rank 0")
+                    .help("use `*` to scale a tensor by a scalar"),
+            );
+            return Val::Err;
+        }
+        // numpy: a rank-1 left operand is a row, a rank-1 right operand a
+        // column; the added dim is dropped from the result.
+        let mut xa = ta;
+        if ra == 1 {
+            let mut dims = vec![Dim::Fixed(1)];
+            dims.extend(self.ty(ta).shape.dims().iter().cloned());
+            xa = match self.push(Op::Reshape(Shape(dims)), &[(ta, sa)], sa) {
+                Val::T(v) => v,
+                _ => return Val::Err,
+            };
+        }
+        let mut xb = tb;
+        if rb == 1 {
+            let mut dims: Vec<Dim> = self.ty(tb).shape.dims().to_vec();
+            dims.push(Dim::Fixed(1));
+            xb = match self.push(Op::Reshape(Shape(dims)), &[(tb, sb)], sb) {
+                Val::T(v) => v,
+                _ => return Val::Err,
+            };
+        }
+        let Val::T(m) = self.push_at(Op::MatMul, &[(xa, sa), (xb, sb)], (span, at)) else {
+            return Val::Err;
+        };
+        if ra > 1 && rb > 1 {
+            return Val::T(m);
+        }
+        let mut dims: Vec<Dim> = self.ty(m).shape.dims().to_vec();
+        let r = dims.len();
+        if rb == 1 {
+            dims.remove(r - 1);
+        }
+        if ra == 1 {
+            dims.remove(r - 2);
+        }
+        let _ = matmul_result_dtype;
+        self.push(Op::Reshape(Shape(dims)), &[(m, span)], span)
+    }
+}
+
+fn node_index(v: Value) -> usize {
+    match v {
+        Value::Node(i) => i as usize,
+        Value::Param(_) => usize::MAX,
+    }
+}
+
+/// "a" or "an" before a dtype name.
+fn article(d: DType) -> &'static str {
+    if matches!(d, DType::I8 | DType::I32) {
+        "an"
+    } else {
+        "a"
+    }
+}
+
+/// Types match, treating unknown dims as matching any dim.
+fn compatible(a: &TensorType, b: &TensorType) -> bool {
+    a.dtype == b.dtype
+        && a.shape.rank() == b.shape.rank()
+        && a.shape
+            .dims()
+            .iter()
+            .zip(b.shape.dims())
+            .all(|(x, y)| x == y || *x == Dim::Unknown || *y == Dim::Unknown)
+}
+
+/// Whether an expression is made of literals and operators only.
+fn is_literal_expr(e: &Expr) -> bool {
+    match &e.kind {
+        ExprKind::Int(_) | ExprKind::Float(_) | ExprKind::Bool(_) => true,
+        ExprKind::Neg(x) => is_literal_expr(x),
+        ExprKind::Binary { lhs, rhs, op, .. } => {
+            *op != BinOp::MatMul && is_literal_expr(lhs) && is_literal_expr(rhs)
+        }
+        _ => false,
+    }
+}

@@ -1,0 +1,811 @@
+//! The plan text's parser ([`Plan::parse`]): line by line, each stage kind
+//! read into its typed schedule and layout by the names the printer
+//! (`text.rs`) gives them; every error names its line.
+
+use super::{
+    BroadcastBufs, BufKind, CubeLayout, CubeSchedule, Elementwise, EwArg, EwInputBufs, EwInst,
+    EwLayout, EwOp, EwSchedule, LocalBuf, MatMul, MatMulSchedule, MatOperand, MemSpace, Plan,
+    Reduce, ReduceLayout, ReduceSchedule, Source, StageKind, Transpose, TransposeLayout,
+    TransposeSchedule, Unit, VecMatB, VecMatLayout, VecMatSchedule, View,
+};
+use crate::op::{BinaryOp, CompareOp, ReduceOp, Scalar, UnaryOp};
+use crate::types::DType;
+use std::fmt;
+
+/// A plan text that does not parse: what is wrong and on which line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlanParseError {
+    /// 1-based line.
+    pub line: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for PlanParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "plan text, line {}: {}", self.line, self.message)
+    }
+}
+
+impl std::error::Error for PlanParseError {}
+
+type PResult<T> = Result<T, String>;
+
+fn num<T: std::str::FromStr>(s: &str, what: &str) -> PResult<T> {
+    s.trim()
+        .parse()
+        .map_err(|_| format!("expected {what}, found `{}`", s.trim()))
+}
+
+fn dtype(s: &str) -> PResult<DType> {
+    DType::from_name(s.trim()).ok_or_else(|| format!("unknown dtype `{}`", s.trim()))
+}
+
+/// `[1, 2, 3]` (brackets optional around an empty list).
+fn list(s: &str) -> PResult<Vec<u64>> {
+    let s = s.trim();
+    let inner = s
+        .strip_prefix('[')
+        .and_then(|x| x.strip_suffix(']'))
+        .ok_or_else(|| format!("expected a `[..]` list, found `{s}`"))?;
+    if inner.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    inner.split(',').map(|d| num(d, "a number")).collect()
+}
+
+/// `f16[2, 3]`.
+fn typed_shape(s: &str) -> PResult<(DType, Vec<u64>)> {
+    let s = s.trim();
+    let open = s
+        .find('[')
+        .ok_or_else(|| format!("expected `DTYPE[DIMS]`, found `{s}`"))?;
+    Ok((dtype(&s[..open])?, list(&s[open..])?))
+}
+
+fn expect<'a>(s: &'a str, prefix: &str) -> PResult<&'a str> {
+    s.strip_prefix(prefix)
+        .ok_or_else(|| format!("expected `{}`, found `{s}`", prefix.trim_end()))
+}
+
+/// A constant's value in a dtype.
+fn constant(text: &str, d: DType) -> PResult<Scalar> {
+    let t = text.trim();
+    Ok(match d {
+        DType::Bool => match t {
+            "true" => Scalar::Bool(true),
+            "false" => Scalar::Bool(false),
+            _ => return Err(format!("expected true or false, found `{t}`")),
+        },
+        DType::I8 | DType::I32 => Scalar::Int(num(t, "an integer")?),
+        DType::F16 | DType::BF16 | DType::F32 => Scalar::Float(match t {
+            "nan" => f64::NAN,
+            "inf" => f64::INFINITY,
+            "-inf" => f64::NEG_INFINITY,
+            _ => f64::from(num::<f32>(t, "a float")?),
+        }),
+    })
+}
+
+struct Parser<'a> {
+    lines: Vec<(usize, &'a str)>,
+    pos: usize,
+}
+
+impl<'a> Parser<'a> {
+    fn peek(&self) -> Option<&'a str> {
+        self.lines.get(self.pos).map(|(_, l)| *l)
+    }
+
+    /// The line the parser last read (where an error is).
+    fn line_no(&self) -> usize {
+        self.lines
+            .get(self.pos.saturating_sub(1))
+            .map_or(1, |(n, _)| *n)
+    }
+
+    fn next(&mut self, what: &str) -> PResult<&'a str> {
+        let l = self
+            .peek()
+            .ok_or_else(|| format!("the text ends where {what} was expected"))?;
+        self.pos += 1;
+        Ok(l)
+    }
+
+    /// The next line, which must start with `prefix`; returns the rest.
+    fn field(&mut self, prefix: &str) -> PResult<&'a str> {
+        let l = self.next(&format!("`{}`", prefix.trim()))?;
+        expect(l, prefix)
+    }
+}
+
+impl Plan {
+    /// Parses the text form ([`Plan::text`]). `//` comments and blank lines
+    /// are ignored. Every plan parses back to one that prints the same.
+    pub fn parse(text: &str) -> Result<Plan, PlanParseError> {
+        let lines: Vec<(usize, &str)> = text
+            .lines()
+            .enumerate()
+            .map(|(i, l)| (i + 1, l.trim_end()))
+            .filter(|(_, l)| !l.trim().is_empty() && !l.trim_start().starts_with("//"))
+            .collect();
+        let mut p = Parser { lines, pos: 0 };
+        parse_plan(&mut p).map_err(|message| PlanParseError {
+            line: p.line_no(),
+            message,
+        })
+    }
+
+    fn buffer_id(&self, name: &str) -> PResult<usize> {
+        let mut found = self
+            .buffers
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.name == name);
+        match (found.next(), found.next()) {
+            (Some((i, _)), None) => Ok(i),
+            (None, _) => Err(format!("no buffer named `{name}`")),
+            (Some(_), Some(_)) => Err(format!("the buffer name `{name}` is ambiguous")),
+        }
+    }
+
+    /// A view in the text form.
+    fn parse_view(&self, s: &str) -> PResult<View> {
+        let s = s.trim();
+        let (head, ty) = s
+            .split_once(" : ")
+            .ok_or_else(|| format!("expected `BUFFER : DTYPE[SHAPE]`, found `{s}`"))?;
+        let (ty, strides) = match ty.split_once(" strides ") {
+            Some((t, st)) => (t, Some(list(st)?)),
+            None => (ty, None),
+        };
+        let (dtype, shape) = typed_shape(ty)?;
+        if let Some(value) = head.strip_prefix("const ") {
+            if strides.is_some() {
+                return Err("a constant view has no strides".into());
+            }
+            return Ok(View::constant(constant(value, dtype)?, dtype, &shape));
+        }
+        let (name, offset) = match head.split_once('+') {
+            Some((n, o)) => (n, num(o, "an element offset")?),
+            None => (head, 0),
+        };
+        let strides = strides.unwrap_or_else(|| super::row_major_strides(&shape));
+        if strides.len() != shape.len() {
+            return Err(format!(
+                "{} strides for a view of rank {}",
+                strides.len(),
+                shape.len()
+            ));
+        }
+        Ok(View {
+            source: Source::Buffer(self.buffer_id(name.trim())?),
+            dtype,
+            offset,
+            shape,
+            strides,
+        })
+    }
+}
+
+fn parse_plan(p: &mut Parser<'_>) -> PResult<Plan> {
+    let head = p.field("plan ")?;
+    let (kernel, rest) = head
+        .split_once(" on ")
+        .ok_or("expected `plan KERNEL on MACHINE: …`")?;
+    let (machine, rest) = rest
+        .rsplit_once(": ")
+        .ok_or("expected `…: N stages, workspace W B`")?;
+    let (count, ws) = rest
+        .split_once(", workspace ")
+        .ok_or("expected `N stages, workspace W B`")?;
+    let count = count
+        .strip_suffix(" stages")
+        .or_else(|| count.strip_suffix(" stage"))
+        .ok_or("expected `N stages`")?;
+    let count: usize = num(count, "a stage count")?;
+    let workspace = num(
+        ws.strip_suffix(" B").ok_or("expected `workspace W B`")?,
+        "workspace bytes",
+    )?;
+    let mut plan = Plan {
+        kernel: kernel.to_string(),
+        machine: machine.to_string(),
+        buffers: Vec::new(),
+        workspace,
+        stages: Vec::new(),
+    };
+    while let Some(l) = p.peek().filter(|l| l.starts_with("  buffer ")) {
+        p.pos += 1;
+        plan.buffers.push(parse_buffer(expect(l, "  buffer ")?)?);
+    }
+    while p.peek().is_some() {
+        let stage = parse_stage(p, &plan)?;
+        plan.stages.push(stage);
+    }
+    if plan.stages.len() != count {
+        return Err(format!(
+            "the header announces {count} stages, the text has {}",
+            plan.stages.len()
+        ));
+    }
+    Ok(plan)
+}
+
+/// The first whitespace-separated word of `s` and the rest.
+fn word(s: &str) -> PResult<(&str, &str)> {
+    let s = s.trim_start();
+    let end = s.find(char::is_whitespace).unwrap_or(s.len());
+    if end == 0 {
+        return Err("the line ends early".into());
+    }
+    Ok((&s[..end], &s[end..]))
+}
+
+fn parse_buffer(s: &str) -> PResult<super::Buffer> {
+    let (name, rest) = word(s)?;
+    let (kind, rest) = word(rest)?;
+    let (arg, ty) = word(rest)?;
+    let kind = match kind {
+        "param" => BufKind::Param(num(arg, "a parameter index")?),
+        "result" => BufKind::Result(num(arg, "a result index")?),
+        "workspace" => BufKind::Workspace {
+            offset: num(expect(arg, "+")?, "a workspace offset")?,
+        },
+        other => return Err(format!("unknown buffer kind `{other}`")),
+    };
+    let (dtype, shape) = typed_shape(ty)?;
+    Ok(super::Buffer {
+        name: name.to_string(),
+        kind,
+        dtype,
+        shape,
+    })
+}
+
+/// `[%1, %2]`.
+fn nodes(s: &str) -> PResult<Vec<usize>> {
+    let inner = s
+        .trim()
+        .strip_prefix('[')
+        .and_then(|x| x.strip_suffix(']'))
+        .ok_or_else(|| format!("expected `[%N, …]`, found `{s}`"))?;
+    if inner.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    inner
+        .split(',')
+        .map(|n| num(expect(n.trim(), "%")?, "a node number"))
+        .collect()
+}
+
+fn parse_stage(p: &mut Parser<'_>, plan: &Plan) -> PResult<super::Stage> {
+    let head = p.field("stage ")?;
+    let (index, rest) = head.split_once(' ').ok_or("expected `stage N KIND …`")?;
+    let index: usize = num(index, "a stage index")?;
+    if index != plan.stages.len() {
+        return Err(format!(
+            "stage {index} where stage {} was expected",
+            plan.stages.len()
+        ));
+    }
+    let (kind, rest) = rest.split_once(' ').ok_or("expected a stage kind")?;
+    let close = rest.find(']').ok_or("expected the stage's `[%N, …]`")?;
+    let node_list = nodes(&rest[..=close])?;
+    let rest = expect(&rest[close + 1..], " on ")?;
+    let (unit, rest) = rest.split_once(" x").ok_or("expected `on UNIT xBLOCKS`")?;
+    let (block_dim, rest) = rest
+        .split_once(" (estimate ")
+        .ok_or("expected `(estimate N cycles)`")?;
+    let block_dim: u32 = num(block_dim, "a block count")?;
+    let estimate: u64 = num(
+        rest.strip_suffix(" cycles)")
+            .ok_or("expected `(estimate N cycles)`")?,
+        "an estimate",
+    )?;
+    let unit = match unit {
+        "cube" => Unit::Cube,
+        "vector" => Unit::Vector,
+        other => return Err(format!("unknown unit `{other}`")),
+    };
+    let what = match kind {
+        "elementwise" => parse_elementwise(p, plan)?,
+        "reduce" => parse_reduce(p, plan)?,
+        "matmul" => parse_matmul(p, plan)?,
+        "transpose" => parse_transpose(p, plan)?,
+        other => return Err(format!("unknown stage kind `{other}`")),
+    };
+    let params = parse_schedule(p.field("    schedule ")?)?;
+    let mut locals = Vec::new();
+    while let Some(l) = p.peek().filter(|l| l.starts_with("    local ")) {
+        p.pos += 1;
+        locals.push(parse_local(expect(l, "    local ")?)?);
+    }
+    let kind = what.scheduled(
+        unit,
+        Named::new(params, "schedule parameter"),
+        Named::new(locals, "local buffer"),
+    )?;
+    let stage = super::Stage {
+        nodes: node_list,
+        kind,
+        block_dim,
+        estimate,
+    };
+    if stage.unit() != unit {
+        return Err(format!(
+            "a {} stage runs on the vector unit",
+            stage.kind.name()
+        ));
+    }
+    Ok(stage)
+}
+
+/// `k=v k=v`.
+fn parse_schedule(s: &str) -> PResult<Vec<(String, u64)>> {
+    s.split_whitespace()
+        .map(|kv| {
+            let (k, v) = kv
+                .split_once('=')
+                .ok_or_else(|| format!("expected `key=value`, found `{kv}`"))?;
+            Ok((k.to_string(), num(v, "a number")?))
+        })
+        .collect()
+}
+
+/// `ub   in0      @0       1024 B x2`.
+fn parse_local(s: &str) -> PResult<(String, LocalBuf)> {
+    let words: Vec<&str> = s.split_whitespace().collect();
+    let (space, name, offset, bytes, copies) = match words[..] {
+        [space, name, offset, bytes, "B"] => (space, name, offset, bytes, "x1"),
+        [space, name, offset, bytes, "B", copies] => (space, name, offset, bytes, copies),
+        _ => {
+            return Err(format!(
+                "expected `local SPACE NAME @OFFSET BYTES B [xCOPIES]`, found `{s}`"
+            ));
+        }
+    };
+    let space = MemSpace::ALL
+        .into_iter()
+        .find(|m| m.name() == space)
+        .ok_or_else(|| format!("unknown memory space `{space}`"))?;
+    let copies: u32 = num(expect(copies, "x")?, "a copy count")?;
+    if copies == 0 {
+        return Err("a local buffer needs at least one copy".into());
+    }
+    Ok((
+        name.to_string(),
+        LocalBuf {
+            space,
+            offset: num(expect(offset, "@")?, "a byte offset")?,
+            bytes: num(bytes, "a byte count")?,
+            copies,
+        },
+    ))
+}
+
+/// Named items (schedule parameters, local buffers) taken one by one; any
+/// left over or missing is an error.
+struct Named<T> {
+    items: Vec<(String, T)>,
+    what: &'static str,
+}
+
+impl<T: Copy> Named<T> {
+    fn new(items: Vec<(String, T)>, what: &'static str) -> Named<T> {
+        Named { items, what }
+    }
+
+    fn take(&mut self, name: &str) -> Option<T> {
+        let i = self.items.iter().position(|(n, _)| n == name)?;
+        Some(self.items.remove(i).1)
+    }
+
+    fn need(&mut self, name: &str) -> PResult<T> {
+        self.take(name)
+            .ok_or_else(|| format!("missing {} `{name}`", self.what))
+    }
+
+    fn done(self) -> PResult<()> {
+        match self.items.first() {
+            None => Ok(()),
+            Some((n, _)) => Err(format!("unexpected {} `{n}`", self.what)),
+        }
+    }
+}
+
+/// A stage's text before its schedule: what it computes.
+enum What {
+    Elementwise(Vec<View>, Vec<EwInst>, View),
+    Reduce(Box<Reduce>),
+    MatMul(MatOperand, MatOperand, View, bool),
+    Transpose(View, View, usize),
+}
+
+impl What {
+    fn scheduled(
+        self,
+        unit: Unit,
+        mut p: Named<u64>,
+        mut l: Named<LocalBuf>,
+    ) -> PResult<StageKind> {
+        let kind = match self {
+            What::Elementwise(inputs, body, out) => {
+                let mut bufs = Vec::new();
+                for i in 0..inputs.len() {
+                    let tile = l.need(&format!("in{i}"))?;
+                    let broadcast = match l.take(&format!("st{i}")) {
+                        None => None,
+                        Some(staging) => Some(BroadcastBufs {
+                            staging,
+                            blocks: l.need(&format!("bc{i}"))?,
+                            widened: l.take(&format!("wd{i}")),
+                        }),
+                    };
+                    bufs.push(EwInputBufs { tile, broadcast });
+                }
+                let temps = (0..body.len().saturating_sub(1))
+                    .map(|j| l.need(&format!("t{j}")))
+                    .collect::<PResult<_>>()?;
+                let out_buf = l.need("out")?;
+                let scratch = (0..).map_while(|k| l.take(&format!("scr{k}"))).collect();
+                StageKind::Elementwise(Elementwise {
+                    inputs,
+                    body,
+                    out,
+                    schedule: EwSchedule {
+                        rows: p.need("rows")?,
+                        cols: p.need("cols")?,
+                        pitch: p.need("pitch")?,
+                        tiles: p.need("tiles")?,
+                        layout: EwLayout {
+                            inputs: bufs,
+                            temps,
+                            out: out_buf,
+                            scratch,
+                        },
+                    },
+                })
+            }
+            What::Reduce(r) => StageKind::Reduce(Reduce {
+                schedule: ReduceSchedule {
+                    rows: p.need("rows")?,
+                    pitch: p.need("pitch")?,
+                    chunk: p.need("chunk")?,
+                    chunks: p.need("chunks")?,
+                    tiles: p.need("tiles")?,
+                    layout: ReduceLayout {
+                        input: l.need("in")?,
+                        wide: l.take("wide"),
+                        lanes: l.take("lanes"),
+                        part: l.need("part")?,
+                        acc: l.need("acc")?,
+                        out: l.need("out")?,
+                    },
+                },
+                ..*r
+            }),
+            What::MatMul(a, b, out, relu) => {
+                let schedule = match unit {
+                    Unit::Cube => MatMulSchedule::Cube(CubeSchedule {
+                        base_m: p.need("base_m")?,
+                        base_n: p.need("base_n")?,
+                        base_k: p.need("base_k")?,
+                        l1_k: p.need("l1_k")?,
+                        a_stages: p.take("a_stages").unwrap_or(1),
+                        b_stages: p.take("b_stages").unwrap_or(1),
+                        epi_cols: p.take("epi_cols").unwrap_or(0),
+                        tail_parts: p.take("tail_parts").unwrap_or(1),
+                        tiles: p.need("tiles")?,
+                        layout: CubeLayout {
+                            a_l1: l.need("a_l1")?,
+                            b_l1: l.need("b_l1")?,
+                            a_l0: l.need("a_l0")?,
+                            b_l0: l.need("b_l0")?,
+                            acc: l.need("acc")?,
+                            out: l.take("out"),
+                        },
+                    }),
+                    Unit::Vector => {
+                        let a_buf = l.need("a")?;
+                        let b_buf = match l.take("bt") {
+                            Some(bt) => VecMatB::Transposed {
+                                bt,
+                                widened: l.take("bt32"),
+                                idx: l.need("idx")?,
+                                gathered: l.need("b32")?,
+                            },
+                            None => VecMatB::RowMajor {
+                                b: l.need("b")?,
+                                widened: l.take("b32"),
+                            },
+                        };
+                        MatMulSchedule::Vector(VecMatSchedule {
+                            rows: p.need("rows")?,
+                            cols: p.need("cols")?,
+                            k_chunk: p.need("k_chunk")?,
+                            tiles: p.need("tiles")?,
+                            layout: VecMatLayout {
+                                a: a_buf,
+                                b: b_buf,
+                                prod: l.need("prod")?,
+                                acc: l.need("acc")?,
+                                out: l.need("out")?,
+                            },
+                        })
+                    }
+                };
+                StageKind::MatMul(MatMul {
+                    a,
+                    b,
+                    out,
+                    relu,
+                    schedule,
+                })
+            }
+            What::Transpose(input, out, row_dim) => StageKind::Transpose(Transpose {
+                input,
+                out,
+                row_dim,
+                schedule: TransposeSchedule {
+                    tp: p.need("tp")?,
+                    tq: p.need("tq")?,
+                    tiles: p.need("tiles")?,
+                    layout: TransposeLayout {
+                        a: l.need("a")?,
+                        b: l.need("b")?,
+                        idx: l.need("idx")?,
+                    },
+                },
+            }),
+        };
+        p.done()?;
+        l.done()?;
+        Ok(kind)
+    }
+}
+
+/// An elementwise op from its text (`add`, `cast.f16`, `copy`).
+fn ew_op(s: &str) -> PResult<EwOp> {
+    if let Some(d) = s.strip_prefix("cast.") {
+        return Ok(EwOp::Cast(dtype(d)?));
+    }
+    Ok(match s {
+        "select" => EwOp::Select,
+        "copy" => EwOp::Copy,
+        _ => {
+            if let Some(u) = UnaryOp::from_name(s) {
+                EwOp::Unary(u)
+            } else if let Some(b) = BinaryOp::from_name(s) {
+                EwOp::Binary(b)
+            } else if let Some(c) = CompareOp::from_name(s) {
+                EwOp::Compare(c)
+            } else {
+                return Err(format!("unknown elementwise op `{s}`"));
+            }
+        }
+    })
+}
+
+fn parse_elementwise(p: &mut Parser<'_>, plan: &Plan) -> PResult<What> {
+    let mut inputs = Vec::new();
+    while let Some(l) = p.peek().filter(|l| l.starts_with("    in")) {
+        p.pos += 1;
+        let rest = expect(l, &format!("    in{} ", inputs.len()))?;
+        inputs.push(plan.parse_view(rest)?);
+    }
+    let mut body: Vec<EwInst> = Vec::new();
+    while let Some(l) = p.peek().filter(|l| l.starts_with("    t")) {
+        p.pos += 1;
+        let rest = expect(l, &format!("    t{} = ", body.len()))?;
+        let (inst, dtype_text) = rest
+            .rsplit_once(" : ")
+            .ok_or("expected `tN = OP ARGS : DTYPE`")?;
+        let (op, args) = inst.split_once(' ').unwrap_or((inst, ""));
+        let args = args
+            .split(',')
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .map(|a| {
+                if let Some(k) = a.strip_prefix("in") {
+                    let k: usize = num(k, "an input number")?;
+                    if k >= inputs.len() {
+                        return Err(format!("`{a}` is not an input of the stage"));
+                    }
+                    Ok(EwArg::Input(k))
+                } else if let Some(k) = a.strip_prefix('t') {
+                    let k: usize = num(k, "an instruction number")?;
+                    if k >= body.len() {
+                        return Err(format!("`{a}` is not an earlier instruction"));
+                    }
+                    Ok(EwArg::Inst(k))
+                } else {
+                    Err(format!("expected `inN` or `tN`, found `{a}`"))
+                }
+            })
+            .collect::<PResult<_>>()?;
+        body.push(EwInst {
+            op: ew_op(op)?,
+            args,
+            dtype: dtype(dtype_text)?,
+        });
+    }
+    if body.is_empty() {
+        return Err("an elementwise stage needs at least one instruction".into());
+    }
+    let out = plan.parse_view(p.field("    out  ")?)?;
+    Ok(What::Elementwise(inputs, body, out))
+}
+
+fn parse_reduce(p: &mut Parser<'_>, plan: &Plan) -> PResult<What> {
+    let input = plan.parse_view(p.field("    in   ")?)?;
+    let line = p.field("    ")?;
+    let (op, rest) = line
+        .split_once(" over [outer ")
+        .ok_or("expected `OP over [outer N, reduced N, inner N] accumulating DTYPE`")?;
+    let op = ReduceOp::from_name(op).ok_or_else(|| format!("unknown reduction `{op}`"))?;
+    let (outer, rest) = rest
+        .split_once(", reduced ")
+        .ok_or("expected `, reduced N`")?;
+    let (reduced, rest) = rest.split_once(", inner ").ok_or("expected `, inner N`")?;
+    let (inner, rest) = rest
+        .split_once("] accumulating ")
+        .ok_or("expected `] accumulating DTYPE`")?;
+    let (acc, divisor) = match rest.split_once(", divided by ") {
+        Some((a, d)) => (a, num(d, "a divisor")?),
+        None => (rest, 1),
+    };
+    let out = plan.parse_view(p.field("    out  ")?)?;
+    Ok(What::Reduce(Box::new(Reduce {
+        op,
+        input,
+        out,
+        outer: num(outer, "an extent")?,
+        reduced: num(reduced, "an extent")?,
+        inner: num(inner, "an extent")?,
+        acc: dtype(acc)?,
+        divisor,
+        schedule: Default::default(),
+    })))
+}
+
+fn parse_matmul(p: &mut Parser<'_>, plan: &Plan) -> PResult<What> {
+    let operand = |s: &str| -> PResult<MatOperand> {
+        let (s, transposed) = match s.strip_suffix(" (transposed)") {
+            Some(s) => (s, true),
+            None => (s, false),
+        };
+        Ok(MatOperand {
+            view: plan.parse_view(s)?,
+            transposed,
+        })
+    };
+    let a = operand(p.field("    a    ")?)?;
+    let b = operand(p.field("    b    ")?)?;
+    let out = p.field("    out  ")?;
+    let (out, relu) = match out.strip_suffix(" (relu)") {
+        Some(o) => (o, true),
+        None => (out, false),
+    };
+    Ok(What::MatMul(a, b, plan.parse_view(out)?, relu))
+}
+
+fn parse_transpose(p: &mut Parser<'_>, plan: &Plan) -> PResult<What> {
+    let input = plan.parse_view(p.field("    in   ")?)?;
+    let out = p.field("    out  ")?;
+    let (out, dim) = out
+        .rsplit_once(" (tiles along dim ")
+        .ok_or("expected `(tiles along dim N)`")?;
+    let dim = num(dim.strip_suffix(')').ok_or("expected `)`")?, "a dim")?;
+    Ok(What::Transpose(input, plan.parse_view(out)?, dim))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A two-stage plan written by hand: a column-broadcast add, then a
+    /// cube matmul with deep A loads.
+    const TEXT: &str = "plan k on 910b-like: 2 stages, workspace 512 B
+  buffer x        param 0        f32[4, 8]
+  buffer c        param 1        f32[4, 1]
+  buffer w        param 2        f16[8, 16]
+  buffer out0     result 0       f32[4, 16]
+  buffer ws0      workspace +0   f16[4, 8]
+// a comment, and a blank line
+
+stage 0 elementwise [%0, %1] on vector x1 (estimate 10 cycles)
+    in0  x : f32[4, 8]
+    in1  c : f32[4, 8] strides [1, 0]
+    in2  const 0.5 : f32[4, 8]
+    t0 = add in0, in1 : f32
+    t1 = mul t0, in2 : f32
+    t2 = cast.f16 t1 : f16
+    out  ws0 : f16[4, 8]
+    schedule rows=4 cols=8 pitch=16 tiles=1
+    local ub   in0      @0       256 B x2
+    local ub   in1      @512     256 B x2
+    local ub   st1      @1024    32 B x2
+    local ub   bc1      @1088    256 B x2
+    local ub   in2      @1600    256 B
+    local ub   t0       @1856    256 B
+    local ub   t1       @2112    256 B
+    local ub   out      @2368    128 B x2
+stage 1 matmul [%2] on cube x1 (estimate 20 cycles)
+    a    ws0 : f16[4, 8]
+    b    w : f16[8, 16]
+    out  out0 : f32[4, 16] (relu)
+    schedule base_m=16 base_n=16 base_k=16 l1_k=16 a_stages=2 tiles=1
+    local l1   a_l1     @0       512 B x2
+    local l1   b_l1     @1024    512 B x2
+    local l0a  a_l0     @0       512 B x2
+    local l0b  b_l0     @0       512 B x2
+    local l0c  acc      @0       1024 B
+";
+
+    #[test]
+    fn a_handwritten_plan_parses_into_its_types() {
+        let p = Plan::parse(TEXT).unwrap();
+        assert_eq!((p.kernel.as_str(), p.machine.as_str()), ("k", "910b-like"));
+        assert_eq!(p.buffers[4].kind, BufKind::Workspace { offset: 0 });
+        assert_eq!(p.buffers[2].shape, vec![8, 16]);
+        let StageKind::Elementwise(e) = &p.stages[0].kind else {
+            panic!("not elementwise")
+        };
+        assert_eq!(e.inputs[1].strides, vec![1, 0]);
+        assert_eq!(e.inputs[2].source, Source::Constant(Scalar::Float(0.5)));
+        assert_eq!(e.body[2].op, EwOp::Cast(DType::F16));
+        assert_eq!(e.body[1].args, vec![EwArg::Inst(0), EwArg::Input(2)]);
+        let bc = e.schedule.layout.inputs[1].broadcast.as_ref().unwrap();
+        assert_eq!((bc.staging.offset, bc.blocks.offset), (1024, 1088));
+        assert_eq!(e.schedule.layout.inputs[2].tile.copies, 1);
+        let StageKind::MatMul(m) = &p.stages[1].kind else {
+            panic!("not a matmul")
+        };
+        assert!(m.relu);
+        let MatMulSchedule::Cube(c) = &m.schedule else {
+            panic!("not on the cube")
+        };
+        assert_eq!(
+            (c.a_stages, c.b_stages, c.tail_parts, c.epi_cols),
+            (2, 1, 1, 0)
+        );
+        assert_eq!(c.layout.acc.space, MemSpace::L0c);
+        assert_eq!(c.layout.out, None);
+        // Printing drops the comment and blank line, and reads back the same.
+        let text = p.text();
+        assert_eq!(Plan::parse(&text).unwrap(), p);
+        assert!(!text.contains("comment"));
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        let err = |t: &str| Plan::parse(t).unwrap_err();
+        // The header counts its stages.
+        let e = err(&TEXT.replace("2 stages", "3 stages"));
+        assert!(e.message.contains("announces 3 stages"), "{e}");
+        // An unknown buffer in a view, on the line of the view (10).
+        let e = err(&TEXT.replace("    in0  x :", "    in0  y :"));
+        assert_eq!(e.line, 10, "{e}");
+        assert!(e.message.contains("no buffer named `y`"), "{e}");
+        // A schedule key the stage kind does not have.
+        let e = err(&TEXT.replace("pitch=16 tiles=1", "pitch=16 tiles=1 chunk=4"));
+        assert!(
+            e.message.contains("unexpected schedule parameter `chunk`"),
+            "{e}"
+        );
+        // A missing buffer of the layout.
+        let e = err(&TEXT.replace("    local ub   bc1      @1088    256 B x2\n", ""));
+        assert!(e.message.contains("missing local buffer `bc1`"), "{e}");
+        // A forward reference in the body.
+        let e = err(&TEXT.replace("t1 = mul t0, in2", "t1 = mul t2, in2"));
+        assert!(e.message.contains("not an earlier instruction"), "{e}");
+        // An elementwise stage cannot run on the cube.
+        let e = err(&TEXT.replace("[%0, %1] on vector", "[%0, %1] on cube"));
+        assert!(e.message.contains("runs on the vector unit"), "{e}");
+        // Two buffers of one name make a view ambiguous.
+        let e = err(&TEXT.replace("buffer c ", "buffer x "));
+        assert!(e.message.contains("ambiguous"), "{e}");
+        assert!(err("").message.contains("ends"));
+    }
+}
