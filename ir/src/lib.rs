@@ -60,6 +60,6 @@ pub mod verify;
 
 pub use diag::{Code, Diagnostic, Span};
 pub use graph::{Kernel, Module, Node, Output, Param, Value};
-pub use op::{BinaryOp, CompareOp, Op, ReduceOp, Scalar, TypeError, UnaryOp};
+pub use op::{BinaryOp, CompareOp, Domain, Op, ReduceOp, Scalar, TypeError, UnaryOp};
 pub use tensor::{Data, Tensor};
 pub use types::{DType, Dim, DimEnv, Shape, TensorType};

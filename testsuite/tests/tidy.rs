@@ -205,3 +205,115 @@ fn the_code_map_names_every_crate() {
         );
     }
 }
+
+/// The op and instruction enums: adding a variant must be a compile error
+/// wherever it needs handling, so no `match` over them may end in a
+/// catch-all arm (`_ =>` or a bare binding).
+const EXHAUSTIVE: &[&str] = &[
+    // IR ops and plan stages.
+    "Op",
+    "UnaryOp",
+    "BinaryOp",
+    "CompareOp",
+    "ReduceOp",
+    "EwOp",
+    "StageKind",
+    "MatMulSchedule",
+    // Instructions and their op fields.
+    "Insn",
+    "ScalarInsn",
+    "SyncInsn",
+    "PipeInsn",
+    "Opcode",
+    "Inst",
+    "AluOp",
+    "FOp",
+    "BinOp",
+    "ScaOp",
+    "UnOp",
+    "RRed",
+    "BRed",
+    "ARed",
+];
+
+/// Finds `match`es whose arms name a variant of an [`EXHAUSTIVE`] enum and
+/// that also have a catch-all arm.
+struct CatchAll {
+    file: String,
+    /// The function being walked.
+    func: String,
+    found: Vec<String>,
+}
+
+fn enum_of(p: &syn::Pat) -> Option<String> {
+    let path = match p {
+        syn::Pat::Path(p) => &p.path,
+        syn::Pat::TupleStruct(p) => &p.path,
+        syn::Pat::Struct(p) => &p.path,
+        syn::Pat::Or(o) => return o.cases.iter().find_map(enum_of),
+        syn::Pat::Tuple(t) => return t.elems.iter().find_map(enum_of),
+        syn::Pat::Reference(r) => return enum_of(&r.pat),
+        _ => return None,
+    };
+    let segs: Vec<String> = path.segments.iter().map(|s| s.ident.to_string()).collect();
+    let name = segs.len().checked_sub(2).map(|i| segs[i].clone())?;
+    EXHAUSTIVE.contains(&name.as_str()).then_some(name)
+}
+
+fn is_catch_all(p: &syn::Pat) -> bool {
+    match p {
+        syn::Pat::Wild(_) => true,
+        syn::Pat::Ident(i) => i.subpat.is_none(),
+        syn::Pat::Or(o) => o.cases.iter().any(is_catch_all),
+        _ => false,
+    }
+}
+
+impl<'a> syn::visit::Visit<'a> for CatchAll {
+    fn visit_expr_match(&mut self, m: &'a syn::ExprMatch) {
+        if let Some(name) = m.arms.iter().find_map(|a| enum_of(&a.pat))
+            && m.arms.iter().any(|a| is_catch_all(&a.pat))
+        {
+            self.found.push(format!(
+                "{}, in `{}`: a catch-all arm over `{name}`",
+                self.file, self.func
+            ));
+        }
+        syn::visit::visit_expr_match(self, m);
+    }
+
+    fn visit_item_fn(&mut self, f: &'a syn::ItemFn) {
+        self.func = f.sig.ident.to_string();
+        syn::visit::visit_item_fn(self, f);
+    }
+
+    fn visit_impl_item_fn(&mut self, f: &'a syn::ImplItemFn) {
+        self.func = f.sig.ident.to_string();
+        syn::visit::visit_impl_item_fn(self, f);
+    }
+}
+
+#[test]
+fn no_catch_all_arms_over_op_and_instruction_enums() {
+    let mut files = Vec::new();
+    for d in ["backend/src", "backend/sim/src", "ir/src"] {
+        walk(&root().join(d), &mut files);
+    }
+    files.retain(|p| p.extension().is_some_and(|e| e == "rs"));
+    let mut found = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap_or_default();
+        let ast = syn::parse_file(&text).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        let mut v = CatchAll {
+            file: f.strip_prefix(root()).unwrap_or(&f).display().to_string(),
+            func: String::new(),
+            found: Vec::new(),
+        };
+        syn::visit::Visit::visit_file(&mut v, &ast);
+        found.extend(v.found);
+    }
+    assert!(
+        found.is_empty(),
+        "matches that would let a new op or instruction through silently: {found:#?}"
+    );
+}

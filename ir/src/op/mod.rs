@@ -50,6 +50,21 @@ impl Accepts {
     }
 }
 
+/// Where an op's scalar semantics are well conditioned: the inputs for
+/// which two correct implementations agree within the spec's tolerances.
+/// Tests that compare implementations on random programs (the differential
+/// test) feed each op such inputs; outside them, results may legitimately
+/// differ (`log` near 0, `exp` of large values in f16).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Domain {
+    /// Any value.
+    Any,
+    /// Values away from zero and negative ones (`log`, `sqrt`, divisors).
+    Positive,
+    /// Moderate magnitudes (`exp`: no overflow).
+    Bounded,
+}
+
 macro_rules! op_enum {
     ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $v:ident = $s:literal,)* }) => {
         $(#[$m])*
@@ -126,6 +141,42 @@ impl UnaryOp {
         }
     }
 
+    /// Whether the op is correctly rounded (IEEE 754: its result is exact
+    /// up to the one rounding, so every backend matches bit for bit;
+    /// language.md, "Exactness"); transcendental ones are not.
+    pub fn is_exact(self) -> bool {
+        match self {
+            UnaryOp::Neg | UnaryOp::Abs | UnaryOp::Relu | UnaryOp::Sqrt => true,
+            UnaryOp::Exp
+            | UnaryOp::Log
+            | UnaryOp::Rsqrt
+            | UnaryOp::Reciprocal
+            | UnaryOp::Sigmoid
+            | UnaryOp::Tanh
+            | UnaryOp::Silu
+            | UnaryOp::Erf
+            | UnaryOp::Gelu
+            | UnaryOp::GeluTanh => false,
+        }
+    }
+
+    /// Where the op is well conditioned ([`Domain`]).
+    pub fn domain(self) -> Domain {
+        match self {
+            UnaryOp::Log | UnaryOp::Sqrt | UnaryOp::Rsqrt | UnaryOp::Reciprocal => Domain::Positive,
+            UnaryOp::Exp => Domain::Bounded,
+            UnaryOp::Neg
+            | UnaryOp::Abs
+            | UnaryOp::Relu
+            | UnaryOp::Sigmoid
+            | UnaryOp::Tanh
+            | UnaryOp::Silu
+            | UnaryOp::Erf
+            | UnaryOp::Gelu
+            | UnaryOp::GeluTanh => Domain::Any,
+        }
+    }
+
     /// Reference semantics on floats (computed in f64; the caller rounds).
     pub fn eval_float(self, x: f64) -> f64 {
         match self {
@@ -162,7 +213,17 @@ impl UnaryOp {
             UnaryOp::Neg => Some(x.wrapping_neg()),
             UnaryOp::Abs => Some(x.wrapping_abs()),
             UnaryOp::Relu => Some(x.max(0)),
-            _ => None,
+            UnaryOp::Exp
+            | UnaryOp::Log
+            | UnaryOp::Sqrt
+            | UnaryOp::Rsqrt
+            | UnaryOp::Reciprocal
+            | UnaryOp::Sigmoid
+            | UnaryOp::Tanh
+            | UnaryOp::Silu
+            | UnaryOp::Erf
+            | UnaryOp::Gelu
+            | UnaryOp::GeluTanh => None,
         }
     }
 }
@@ -206,6 +267,32 @@ impl BinaryOp {
             | BinaryOp::Div
             | BinaryOp::Maximum
             | BinaryOp::Minimum => Accepts::Numeric,
+        }
+    }
+
+    /// Whether the op is correctly rounded (see [`UnaryOp::is_exact`]).
+    pub fn is_exact(self) -> bool {
+        match self {
+            BinaryOp::Pow => false,
+            BinaryOp::Add
+            | BinaryOp::Sub
+            | BinaryOp::Mul
+            | BinaryOp::Div
+            | BinaryOp::Maximum
+            | BinaryOp::Minimum => true,
+        }
+    }
+
+    /// Where the op is well conditioned in each operand ([`Domain`]).
+    pub fn domains(self) -> (Domain, Domain) {
+        match self {
+            BinaryOp::Div => (Domain::Any, Domain::Positive),
+            BinaryOp::Pow => (Domain::Positive, Domain::Bounded),
+            BinaryOp::Add
+            | BinaryOp::Sub
+            | BinaryOp::Mul
+            | BinaryOp::Maximum
+            | BinaryOp::Minimum => (Domain::Any, Domain::Any),
         }
     }
 

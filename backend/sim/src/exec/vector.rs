@@ -362,7 +362,11 @@ pub fn un(
                 dt,
                 match op {
                     UnOp::Relu => v.max(0),
-                    _ => v.wrapping_abs(),
+                    UnOp::Abs => v.wrapping_abs(),
+                    // Float only (`Insn::check` refuses them on integers).
+                    UnOp::Exp | UnOp::Ln | UnOp::Sqrt | UnOp::Rsqrt | UnOp::Rec => {
+                        return Err(FaultKind::Illegal);
+                    }
                 },
             ))
         })?;
