@@ -64,9 +64,15 @@ fn repeat_cost(op: &Op, m: &Machine) -> f64 {
                 c(&v.exp) * 2.0 + c(&v.binary) * 6.0
             }
         },
-        Op::Binary(BinaryOp::Div) => c(&v.div),
-        Op::Binary(BinaryOp::Pow) => c(&v.ln) + c(&v.exp) + c(&v.binary),
-        Op::Binary(_) => c(&v.binary),
+        Op::Binary(b) => match b {
+            BinaryOp::Div => c(&v.div),
+            BinaryOp::Pow => c(&v.ln) + c(&v.exp) + c(&v.binary),
+            BinaryOp::Add
+            | BinaryOp::Sub
+            | BinaryOp::Mul
+            | BinaryOp::Maximum
+            | BinaryOp::Minimum => c(&v.binary),
+        },
         Op::Compare(_) => c(&v.compare),
         Op::Select => c(&v.select),
         Op::Cast(_) => c(&v.cast),

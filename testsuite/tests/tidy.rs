@@ -296,7 +296,7 @@ impl<'a> syn::visit::Visit<'a> for CatchAll {
 #[test]
 fn no_catch_all_arms_over_op_and_instruction_enums() {
     let mut files = Vec::new();
-    for d in ["backend/src", "backend/sim/src", "ir/src"] {
+    for d in ["backend/src", "backend/sim/src", "ir/src", "compiler/src"] {
         walk(&root().join(d), &mut files);
     }
     files.retain(|p| p.extension().is_some_and(|e| e == "rs"));

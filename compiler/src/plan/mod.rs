@@ -123,17 +123,18 @@ impl<'a> Planner<'a> {
                     break;
                 }
                 hint[j] = Some(i);
-                match &k.nodes[j].op {
-                    Op::Reshape(_) if uses[j] <= 1 || v == o.value => {
-                        let src = k.nodes[j].args[0];
-                        if matches!(src, Value::Node(s) if uses[s as usize] == 1) {
-                            v = src;
-                            continue;
-                        }
-                        break;
-                    }
-                    _ => break,
+                // A reshape (used once, or returned itself) passes the hint
+                // on to its source when the source has no other use.
+                let src = k.nodes[j].args.first().copied();
+                if matches!(k.nodes[j].op, Op::Reshape(_))
+                    && (uses[j] <= 1 || v == o.value)
+                    && let Some(src @ Value::Node(s)) = src
+                    && uses[s as usize] == 1
+                {
+                    v = src;
+                    continue;
                 }
+                break;
             }
         }
         let mut views = vec![None; k.params.len() + k.nodes.len()];
@@ -305,13 +306,9 @@ impl<'a> Planner<'a> {
                             .map(|v| self.readable(v, &out_shape))
                             .collect();
                         let out = self.fresh(n.ty.dtype, &out_shape, Some(i));
-                        let op = match &n.op {
-                            Op::Unary(u) => EwOp::Unary(*u),
-                            Op::Binary(b) => EwOp::Binary(*b),
-                            Op::Compare(c) => EwOp::Compare(*c),
-                            Op::Select => EwOp::Select,
-                            _ => EwOp::Cast(n.ty.dtype),
-                        };
+                        let op = elementwise(&n.op).ok_or_else(|| {
+                            Diagnostic::with_code("ICE", "internal: not an elementwise op")
+                        })?;
                         let args = (0..inputs.len()).map(EwArg::Input).collect();
                         self.push(
                             vec![i],
@@ -588,6 +585,25 @@ impl<'a> Planner<'a> {
             }),
         );
         Ok(out)
+    }
+}
+
+/// The elementwise instruction of an IR op, if it is an elementwise one.
+fn elementwise(op: &Op) -> Option<EwOp> {
+    match op {
+        Op::Unary(u) => Some(EwOp::Unary(*u)),
+        Op::Binary(b) => Some(EwOp::Binary(*b)),
+        Op::Compare(c) => Some(EwOp::Compare(*c)),
+        Op::Select => Some(EwOp::Select),
+        Op::Cast(d) => Some(EwOp::Cast(*d)),
+        Op::Full { .. }
+        | Op::Reduce { .. }
+        | Op::MatMul
+        | Op::Reshape(_)
+        | Op::Transpose(_)
+        | Op::BroadcastTo(_)
+        | Op::Concat { .. }
+        | Op::Slice { .. } => None,
     }
 }
 

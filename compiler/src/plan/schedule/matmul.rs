@@ -490,13 +490,14 @@ mod tests {
     }
 
     fn cube(s: &Stage) -> &CubeSchedule {
-        match &s.kind {
-            StageKind::MatMul(MatMul {
-                schedule: MatMulSchedule::Cube(c),
-                ..
-            }) => c,
-            other => panic!("not a cube matmul: {other:?}"),
-        }
+        let StageKind::MatMul(MatMul {
+            schedule: MatMulSchedule::Cube(c),
+            ..
+        }) = &s.kind
+        else {
+            panic!("not a cube matmul: {:?}", s.kind)
+        };
+        c
     }
 
     #[test]
@@ -561,16 +562,12 @@ mod tests {
                     };
                     let s = scheduled(stage(dtype, out, mkn, false), &machine);
                     assert!(fits(&s.local(), &machine), "{name} {dtype} {mkn:?}");
-                    let (tiles, cores) = match &s.kind {
-                        StageKind::MatMul(MatMul {
-                            schedule: MatMulSchedule::Cube(c),
-                            ..
-                        }) => (c.tiles, machine.cube_cores()),
-                        StageKind::MatMul(MatMul {
-                            schedule: MatMulSchedule::Vector(v),
-                            ..
-                        }) => (v.tiles, machine.vector_cores()),
-                        other => panic!("not a matmul: {other:?}"),
+                    let StageKind::MatMul(mm) = &s.kind else {
+                        panic!("not a matmul: {:?}", s.kind)
+                    };
+                    let (tiles, cores) = match &mm.schedule {
+                        MatMulSchedule::Cube(c) => (c.tiles, machine.cube_cores()),
+                        MatMulSchedule::Vector(v) => (v.tiles, machine.vector_cores()),
                     };
                     assert_eq!(u64::from(s.block_dim), tiles.min(u64::from(cores)));
                 }
