@@ -19,8 +19,8 @@ use super::inst::{InstBuilder, Operand, VecOperand, int_scalar};
 use super::prog::{Access, Build, Item};
 use super::tiles::double_buffered;
 use super::vector::{self, Opnd, Seq, VBuf, dt, scalar};
-use tessera_ir::plan::elementwise::{patterns, space};
-use tessera_ir::plan::{Elementwise, EwArg, EwInst, EwOp, Pattern, Source, View};
+use tessera_ir::plan::elementwise::{self as ew, SCRATCH_TABLE_BYTES, patterns, space};
+use tessera_ir::plan::{Elementwise, EwArg, EwInst, EwOp, LocalBuf, Pattern, Source, View};
 use tessera_ir::{BinaryOp, DType, Scalar};
 use tessera_sim::isa::{AluOp, Reg};
 
@@ -284,6 +284,20 @@ pub fn generate(ctx: &mut Ctx<'_>, e: &Elementwise) -> Result<Vec<Item>, String>
             .collect();
         let mut results: Vec<VBuf> = Vec::new();
         for (j, inst) in body.iter().enumerate() {
+            let need = ew::scratch(&inst.op, inst.dtype);
+            let short = |l: &LocalBuf| l.bytes < SCRATCH_TABLE_BYTES;
+            if layout.scratch.len() < need.tiles || (need.table && layout.scratch.iter().any(short))
+            {
+                return Err(format!(
+                    "internal: instruction {j} needs {} scratch tiles{}",
+                    need.tiles,
+                    if need.table {
+                        " (the first holding its table)"
+                    } else {
+                        ""
+                    }
+                ));
+            }
             let dst = match layout.temps.get(j) {
                 Some(t) => VBuf::of(t, 0, inst.dtype),
                 None => VBuf::of(&layout.out, half, out.dtype),

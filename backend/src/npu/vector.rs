@@ -9,7 +9,7 @@
 //! (`sigmoid`, `tanh`, `erf`, `gelu`, `silu`, `pow`) as sequences in f32
 //! scratch with one final rounding, `neg` as a multiplication by −1. The
 //! scratch a composite may use is declared by the plan
-//! (`tessera_ir::plan::elementwise::scratch_tiles`).
+//! (`tessera_ir::plan::elementwise::scratch`).
 
 use super::inst::{InstBuilder, VecOperand, float_scalar, int_scalar, lanes};
 use super::prog::{Access, Build, Item, OpAt, Region, Slot};
@@ -418,7 +418,7 @@ impl Seq<'_> {
 }
 
 /// Emits one elementwise instruction over `n` elements: `dst = op(args)`.
-/// `scratch` holds at least [`scratch_needed`] tiles.
+/// `scratch` holds what `tessera_ir::plan::elementwise::scratch` asks.
 pub fn emit_op(
     items: &mut Vec<Item>,
     n: u64,

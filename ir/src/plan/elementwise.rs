@@ -88,7 +88,7 @@ pub struct EwLayout {
     pub temps: Vec<LocalBuf>,
     /// The output tile (`out`, two copies).
     pub out: LocalBuf,
-    /// f32 scratch tiles of composite ops (`scr{k}`, [`scratch_tiles`]).
+    /// f32 scratch tiles of composite ops (`scr{k}`, [`scratch`]).
     pub scratch: Vec<LocalBuf>,
 }
 
@@ -188,19 +188,36 @@ pub fn pitch(inputs: &[View], body: &[EwInst], cols: u64) -> u64 {
     cols.div_ceil(32 / min) * (32 / min)
 }
 
-/// How many f32 scratch tiles the vector lowering of an instruction whose
-/// result dtype is `dtype` may use: composites compute in f32, and for
-/// f16/bf16 they also need an f32 copy of the operand(s) and an f32 result.
-/// The scheduler allocates the most any instruction of the body needs; the
+/// The bytes of a scratch tile that holds a table (constants a composite
+/// reads with a gather): when an instruction of the body needs one, every
+/// scratch tile has at least these.
+pub const SCRATCH_TABLE_BYTES: u64 = 256;
+
+/// What the vector lowering of one instruction needs besides its operands.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Scratch {
+    /// f32 tile-sized runs: composites compute in f32, and for f16/bf16
+    /// they also need an f32 copy of the operand(s) and an f32 result.
+    pub tiles: usize,
+    /// The first of them holds a table ([`SCRATCH_TABLE_BYTES`]).
+    pub table: bool,
+}
+
+/// The scratch of an instruction whose result dtype is `dtype`. The
+/// scheduler allocates the most any instruction of the body needs; the
 /// backend's lowering must stay within it.
-pub fn scratch_tiles(op: &EwOp, dtype: DType) -> usize {
+pub fn scratch(op: &EwOp, dtype: DType) -> Scratch {
     let narrow = usize::from(dtype.is_float() && dtype != DType::F32);
+    let tiles = |n: usize| Scratch {
+        tiles: n + 2 * narrow,
+        table: false,
+    };
     match op {
         EwOp::Unary(u) => match u {
-            UnaryOp::Sigmoid | UnaryOp::Silu => 1 + 2 * narrow,
-            UnaryOp::Tanh => 4 + 2 * narrow,
-            UnaryOp::Erf => 5 + 2 * narrow,
-            UnaryOp::Gelu | UnaryOp::GeluTanh => 6 + 2 * narrow,
+            UnaryOp::Sigmoid | UnaryOp::Silu => tiles(1),
+            UnaryOp::Tanh => tiles(4),
+            UnaryOp::Erf => tiles(5),
+            UnaryOp::Gelu | UnaryOp::GeluTanh => tiles(6),
             UnaryOp::Neg
             | UnaryOp::Abs
             | UnaryOp::Relu
@@ -208,9 +225,9 @@ pub fn scratch_tiles(op: &EwOp, dtype: DType) -> usize {
             | UnaryOp::Log
             | UnaryOp::Sqrt
             | UnaryOp::Rsqrt
-            | UnaryOp::Reciprocal => 0,
+            | UnaryOp::Reciprocal => Scratch::default(),
         },
-        EwOp::Binary(BinaryOp::Pow) => 9 + 2 * narrow,
+        EwOp::Binary(BinaryOp::Pow) => tiles(9),
         EwOp::Binary(
             BinaryOp::Add
             | BinaryOp::Sub
@@ -222,6 +239,6 @@ pub fn scratch_tiles(op: &EwOp, dtype: DType) -> usize {
         | EwOp::Compare(_)
         | EwOp::Select
         | EwOp::Cast(_)
-        | EwOp::Copy => 0,
+        | EwOp::Copy => Scratch::default(),
     }
 }

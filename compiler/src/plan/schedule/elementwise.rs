@@ -2,7 +2,7 @@
 //! layout.
 
 use super::{Allocator, fits};
-use tessera_ir::plan::elementwise::{patterns, pitch, scratch_tiles, space};
+use tessera_ir::plan::elementwise::{SCRATCH_TABLE_BYTES, patterns, pitch, scratch, space};
 use tessera_ir::plan::{
     BroadcastBufs, Elementwise, EwInputBufs, EwInst, EwLayout, EwSchedule, MemSpace, Pattern,
     Source, View,
@@ -53,16 +53,18 @@ pub fn layout(
         .map(|inst| add(tile * inst.dtype.size_bytes() as u64, 1))
         .collect();
     let out_buf = add(tile * size(out), 2);
-    let scratch = body
-        .iter()
-        .map(|i| scratch_tiles(&i.op, i.dtype))
-        .max()
-        .unwrap_or(0);
+    let need = body.iter().map(|i| scratch(&i.op, i.dtype));
+    let tiles = need.clone().map(|s| s.tiles).max().unwrap_or(0);
+    let bytes = if need.clone().any(|s| s.table) {
+        (tile * 4).max(SCRATCH_TABLE_BYTES)
+    } else {
+        tile * 4
+    };
     EwLayout {
         inputs: bufs,
         temps,
         out: out_buf,
-        scratch: (0..scratch).map(|_| add(tile * 4, 1)).collect(),
+        scratch: (0..tiles).map(|_| add(bytes, 1)).collect(),
     }
 }
 
