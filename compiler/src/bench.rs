@@ -63,6 +63,19 @@ fn repeat_cost(op: &Op, m: &Machine) -> f64 {
             UnaryOp::Erf | UnaryOp::Gelu | UnaryOp::GeluTanh => {
                 c(&v.exp) * 2.0 + c(&v.binary) * 6.0
             }
+            // The full-range reduction (six gathered chunks of 2/π, eleven
+            // exact products, their residues and fractions summed exactly),
+            // two polynomials, the quadrant's choice and sign.
+            UnaryOp::Sin | UnaryOp::Cos => {
+                c(&v.unary) * 2.0
+                    + c(&v.scalar) * 41.0
+                    + c(&v.binary) * 63.0
+                    + c(&v.div) * 3.0
+                    + c(&v.gather) * 6.0
+                    + c(&v.cast) * 2.0
+                    + c(&v.compare) * 5.0
+                    + c(&v.select) * 5.0
+            }
         },
         Op::Binary(b) => match b {
             BinaryOp::Div => c(&v.div),

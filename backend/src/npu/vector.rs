@@ -6,16 +6,30 @@
 //! one masked tail ([`emit`]). Every IR elementwise op is lowered here
 //! ([`emit_op`]): the ISA's primitives directly (in the op's dtype; f16/bf16
 //! compute in f32 and round once in the unit), the transcendental composites
-//! (`sigmoid`, `tanh`, `erf`, `gelu`, `silu`, `pow`) as sequences in f32
+//! (`sigmoid`, `tanh`, `erf`, `gelu`, `silu`, `pow`, `sin`, `cos`) as sequences in f32
 //! scratch with one final rounding, `neg` as a multiplication by −1. The
 //! scratch a composite may use is declared by the plan
 //! (`tessera_ir::plan::elementwise::scratch`).
 
 use super::inst::{InstBuilder, VecOperand, float_scalar, int_scalar, lanes};
 use super::prog::{Access, Build, Item, OpAt, Region, Slot};
+use tessera_ir::plan::elementwise::SCRATCH_TABLE_BYTES;
 use tessera_ir::plan::{EwOp, LocalBuf};
 use tessera_ir::{BinaryOp, CompareOp, DType, UnaryOp};
 use tessera_sim::isa::{BinOp, Cond, Dt, Mask, ScaOp, Scal, UnOp};
+
+/// 2/π in 12-bit chunks: chunk `k` is bits `12k + 1 ..= 12k + 12` after
+/// the point (fdlibm's `ipio2` digits).
+const TWO_OVER_PI: [u16; 14] = [
+    0xa2f, 0x983, 0x6e4, 0xe44, 0x152, 0x9fc, 0x275, 0x7d1, 0xf53, 0x4dd, 0xc0d, 0xb62, 0x959,
+    0x93c,
+];
+/// Entries of the sine's gather table: 12 zeros, then the chunks.
+const TABLE_ENTRIES: u64 = 12 + TWO_OVER_PI.len() as u64;
+/// Where the sine table's integer constants start (bytes).
+const TABLE_CONSTS: u64 = 128;
+const _: () =
+    assert!(TABLE_ENTRIES * 4 <= TABLE_CONSTS && TABLE_CONSTS + 96 <= SCRATCH_TABLE_BYTES);
 
 /// A run of elements in UB.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -74,6 +88,9 @@ pub enum Opnd {
     /// Every lane reads the same 32-byte block (a value replicated by
     /// `vec.brcb`): `[addr, 0, 0]`.
     Block(VBuf),
+    /// The first `bytes` of a buffer, read at addresses the instruction
+    /// computes (a gather's table); the operand passed is `[addr, 0, 0]`.
+    Whole(VBuf, u64),
 }
 
 /// The simulator's element type of an IR dtype.
@@ -122,7 +139,7 @@ pub fn emit(
     let max_size = ops
         .iter()
         .map(|o| match o {
-            Opnd::Run(b) | Opnd::Block(b) => b.size(),
+            Opnd::Run(b) | Opnd::Block(b) | Opnd::Whole(b, _) => b.size(),
         })
         .max()
         .unwrap_or(4);
@@ -154,6 +171,10 @@ pub fn emit(
                 Opnd::Block(b) => {
                     vops.push(VecOperand::new(b.addr, 0, 0));
                     accesses.push((Access::Read, b.region(32)));
+                }
+                Opnd::Whole(b, bytes) => {
+                    vops.push(VecOperand::new(b.addr, 0, 0));
+                    accesses.push((Access::Read, b.region(*bytes)));
                 }
             }
         }
@@ -284,6 +305,37 @@ impl Seq<'_> {
             b.vec_dup(dt(d.dtype), v[0], s, rep, m)
         });
     }
+    /// `d[l] = s` for the first `count` (at most one repeat of) lanes.
+    fn dup_lanes(&mut self, d: VBuf, count: u64, s: Scal) {
+        self.items
+            .op(vec![(Access::Write, d.region(count * d.size()))])
+            .vec_dup(
+                dt(d.dtype),
+                VecOperand::new(d.addr, 1, 8),
+                s,
+                1,
+                lanes(count),
+            );
+    }
+    /// `d = a <op> c`, `c` a 32-byte block that every lane reads (a constant).
+    fn bin_block(&mut self, op: BinOp, d: VBuf, a: VBuf, c: VBuf) {
+        let ops = [Opnd::Run(d), Opnd::Run(a), Opnd::Block(c)];
+        emit(self.items, self.n, &ops, |bld, v, rep, m| {
+            bld.vec_bin(op, dt(d.dtype), v[0], v[1], v[2], rep, m)
+        });
+    }
+    /// `d[l] = *(table + idx[l])` (`idx` in bytes), reading within the
+    /// table's first `bytes`.
+    fn gather(&mut self, d: VBuf, table: VBuf, bytes: u64, idx: VBuf) {
+        let ops = [
+            Opnd::Run(d),
+            Opnd::Run(idx.as_dtype(DType::I32)),
+            Opnd::Whole(table, bytes),
+        ];
+        emit(self.items, self.n, &ops, |bld, v, rep, m| {
+            bld.vec_gather(dt(d.dtype), v[0], table.addr, v[1], rep, m)
+        });
+    }
 
     /// `r = u(x)` for a transcendental composite, in f32, with its scratch
     /// tiles from `s`.
@@ -296,6 +348,14 @@ impl Seq<'_> {
     ) -> Result<(), String> {
         let q = self;
         match u {
+            UnaryOp::Sin | UnaryOp::Cos => {
+                let tb = s.take()?;
+                let mut t = [x; 11];
+                for v in &mut t {
+                    *v = s.take()?;
+                }
+                q.sine(r, x, u == UnaryOp::Cos, tb, t);
+            }
             UnaryOp::Sigmoid => q.sigmoid(r, x, s.take()?),
             UnaryOp::Silu => {
                 let t = s.take()?;
@@ -357,6 +417,218 @@ impl Seq<'_> {
             }
         }
         Ok(())
+    }
+
+    /// `d = sin(x)`, or `cos(x)` with `cos`, for every finite `x` (Payne–Hanek
+    /// reduction in f32, exact where it matters; `docs/codegen.md` has the
+    /// derivation).
+    ///
+    /// `|x| · 2/π = k + r` with `k mod 4` the quadrant and `|r| ≤ 1/2`. 2/π is
+    /// a table of 12-bit chunks (`TWO_OVER_PI`, gathered per lane at
+    /// the window its exponent needs); `|x|` is split in two 12-bit halves
+    /// and scaled by a power of two so that every product of a half and a
+    /// chunk is exact and lies in `[2^25, 2^37)`. Products are reduced
+    /// mod 4 and split into integers (summed exactly: the quadrant) and
+    /// fractions (summed exactly, the last ones with TwoSum). Then
+    /// `±sin(r·π/2)` or `±cos(r·π/2)` by the quadrant, each a minimax
+    /// polynomial on `[−π/4, π/4]`; `sin x = x` for `|x| < 2^−12`. An
+    /// infinite or NaN `x` gives NaN. `tb` holds the table and constants
+    /// (it has at least [`SCRATCH_TABLE_BYTES`]), `s` eleven f32 scratch tiles.
+    fn sine(&mut self, d: VBuf, x: VBuf, cos: bool, tb: VBuf, s: [VBuf; 11]) {
+        // sin r ≈ r + r·z·(S1 + z·(S2 + z·S3)), cos r ≈ 1 − z/2 + z²·(K1 +
+        // z·(K2 + z·K3)), z = r² (Cephes' single-precision minimax).
+        const S: [f64; 3] = [-1.666_665_461_1e-1, 8.332_160_873_6e-3, -1.951_529_589_1e-4];
+        const K: [f64; 3] = [
+            4.166_664_568_298_827e-2,
+            -1.388_731_625_493_765e-3,
+            2.443_315_711_809_948e-5,
+        ];
+        let (f, i) = (float_scalar, int_scalar);
+        let int = |b: VBuf| b.as_dtype(DType::I32);
+        let p2 = |e: i32| f(2f64.powi(e));
+        let [a, u, sc, idx, bh, bl, w, t, t2, nn, lo] = s;
+
+        // The table: 12 zeros (windows that start above 2/π's first bit),
+        // the chunks (written last to first, each over a shorter prefix: an
+        // operand starts 32-byte aligned), then three 8-lane constants for
+        // integer division.
+        for (k, c) in TWO_OVER_PI.iter().enumerate().rev() {
+            self.dup_lanes(tb, 13 + k as u64, f(f64::from(*c) / 4096.0));
+        }
+        self.dup_lanes(tb, 12, f(0.0));
+        let (c_exp, c_12, c_split) = (
+            int(tb.offset(TABLE_CONSTS)),
+            int(tb.offset(TABLE_CONSTS + 32)),
+            int(tb.offset(TABLE_CONSTS + 64)),
+        );
+        self.dup_lanes(c_exp, 8, i(1 << 23));
+        self.dup_lanes(c_12, 8, i(12));
+        self.dup_lanes(c_split, 8, i(1 << 12));
+
+        // a = |x|; e = its biased exponent; u = (e − 8) / 12 picks the window
+        // (entries u .. u+5), and b = a · 2^(144 − 12u) ∈ [2^25, 2^37) for
+        // a ≥ 2^−119: applied as sc² with sc = 2^(72 − 6u).
+        self.un(UnOp::Abs, a, x);
+        self.bin_block(BinOp::Div, int(u), int(a), c_exp);
+        self.sca(ScaOp::Adds, int(u), int(u), i(-8));
+        self.bin_block(BinOp::Div, int(u), int(u), c_12);
+        self.sca(ScaOp::Muls, int(idx), int(u), i(4));
+        self.sca(ScaOp::Muls, int(sc), int(u), i(-6 << 23));
+        self.sca(ScaOp::Adds, int(sc), int(sc), i(199 << 23));
+        // bh = a with its low 12 significand bits cleared, bl = a − bh (exact),
+        // both scaled.
+        self.bin_block(BinOp::Div, int(bh), int(a), c_split);
+        self.sca(ScaOp::Muls, int(bh), int(bh), i(1 << 12));
+        self.bin(BinOp::Sub, bl, a, bh);
+        for h in [bh, bl] {
+            self.bin(BinOp::Mul, h, h, sc);
+            self.bin(BinOp::Mul, h, h, sc);
+        }
+        // w = window entry j, at its weight 2^(−12j).
+        let window = |q: &mut Self, j: u64| {
+            q.gather(w, tb.offset(4 * j), TABLE_ENTRIES * 4 - 4 * j, idx);
+            if j > 0 {
+                q.sca(ScaOp::Muls, w, w, p2(-12 * j as i32));
+            }
+        };
+        // t mod 4 ∈ [−2, 2] for t ≥ 0 (t ≥ 2^25 is a multiple of 4); t is clobbered.
+        let mod4 = |q: &mut Self, dst: VBuf, t: VBuf| {
+            q.sca(ScaOp::Mins, t, t, p2(25));
+            q.sca(ScaOp::Adds, dst, t, p2(25));
+            q.sca(ScaOp::Adds, dst, dst, f(-(2f64.powi(25))));
+            q.bin(BinOp::Sub, dst, t, dst);
+        };
+        // dst = round(v) for |v| ≤ 2^22 (ties to even).
+        let round = |q: &mut Self, dst: VBuf, v: VBuf| {
+            q.sca(ScaOp::Adds, dst, v, f(1.5 * 2f64.powi(23)));
+            q.sca(ScaOp::Adds, dst, dst, f(-1.5 * 2f64.powi(23)));
+        };
+        // t = t − round(t), the integer added to nn.
+        let split = |q: &mut Self, t: VBuf| {
+            round(q, t2, t);
+            q.bin(BinOp::Sub, t, t, t2);
+            q.bin(BinOp::Add, nn, nn, t2);
+        };
+
+        // The product of the window's first entry with bh is a multiple of
+        // 4. Next, two products of granularity ≥ 2^−10 and < 2^25: their
+        // residues mod 4 add exactly; fr = the fraction, nn = the integer.
+        let (mut fr, mut spare) = (a, u);
+        let v = sc;
+        window(self, 0);
+        self.bin(BinOp::Mul, t, bl, w);
+        mod4(self, fr, t);
+        window(self, 1);
+        self.bin(BinOp::Mul, t, bh, w);
+        mod4(self, t2, t);
+        self.bin(BinOp::Add, fr, fr, t2);
+        round(self, nn, fr);
+        self.bin(BinOp::Sub, fr, fr, nn);
+        // Two products < 2^13 of granularity ≥ 2^−22: fractions add exactly.
+        for (h, j) in [(bl, 1), (bh, 2)] {
+            if j == 2 {
+                window(self, 2);
+            }
+            self.bin(BinOp::Mul, t, h, w);
+            split(self, t);
+            self.bin(BinOp::Add, fr, fr, t);
+        }
+        // Two products < 2 of granularity ≥ 2^−34: TwoSum keeps the error in lo.
+        for (k, (h, j)) in [(bl, 2), (bh, 3)].into_iter().enumerate() {
+            if j == 3 {
+                window(self, 3);
+            }
+            self.bin(BinOp::Mul, t, h, w);
+            split(self, t);
+            let sum = spare;
+            self.bin(BinOp::Add, sum, fr, t);
+            self.bin(BinOp::Sub, v, sum, fr);
+            self.bin(BinOp::Sub, t, t, v);
+            self.bin(BinOp::Sub, v, sum, v);
+            self.bin(BinOp::Sub, fr, fr, v);
+            if k == 0 {
+                self.bin(BinOp::Add, lo, fr, t);
+            } else {
+                self.bin(BinOp::Add, lo, lo, fr);
+                self.bin(BinOp::Add, lo, lo, t);
+            }
+            (fr, spare) = (sum, fr);
+        }
+        // The rest are below 2^−11: plain sums.
+        for (h, j) in [(bl, 3), (bh, 4), (bl, 4), (bh, 5), (bl, 5)] {
+            if j != 3 && h == bh {
+                window(self, j);
+            }
+            self.bin(BinOp::Mul, t, h, w);
+            self.bin(BinOp::Add, lo, lo, t);
+        }
+        // r = (fr − round(fr)) + lo, NaN for an infinite or NaN x; θ = r·π/2.
+        split(self, fr);
+        self.bin(BinOp::Add, fr, fr, lo);
+        self.bin(BinOp::Sub, t, x, x);
+        self.bin(BinOp::Add, fr, fr, t);
+        let r = fr;
+        self.sca(ScaOp::Muls, r, r, f(std::f64::consts::FRAC_PI_2));
+
+        // The quadrant as a quarter: (nn [+ 1 for the cosine]) mod 4 / 4.
+        let q = spare;
+        self.sca(
+            ScaOp::Adds,
+            nn,
+            nn,
+            f(f64::from(1 << 17) + f64::from(u8::from(cos))),
+        );
+        self.sca(ScaOp::Muls, nn, nn, f(0.25));
+        self.cvt(int(q), nn);
+        self.cvt(q, int(q));
+        self.bin(BinOp::Sub, q, nn, q);
+
+        // The polynomials.
+        let (z, sp, cp, m) = (bl, bh, w, idx);
+        self.bin(BinOp::Mul, z, r, r);
+        self.horner(sp, z, &S);
+        self.bin(BinOp::Mul, sp, sp, z);
+        self.bin(BinOp::Mul, sp, sp, r);
+        self.bin(BinOp::Add, sp, sp, r);
+        self.horner(cp, z, &K);
+        self.bin(BinOp::Mul, cp, cp, z);
+        self.bin(BinOp::Mul, cp, cp, z);
+        self.sca(ScaOp::Muls, t, z, f(-0.5));
+        self.bin(BinOp::Add, cp, cp, t);
+        self.sca(ScaOp::Adds, cp, cp, f(1.0));
+        // Quadrant 0: sin r, 1: cos r, 2: −sin r, 3: −cos r.
+        self.cmps(Cond::Eq, m, q, f(0.25));
+        self.sel(sp, m, cp, sp);
+        self.cmps(Cond::Eq, m, q, f(0.75));
+        self.sel(sp, m, cp, sp);
+        self.cmps(Cond::Ge, m, q, f(0.5));
+        self.sca(ScaOp::Muls, t, sp, f(-1.0));
+        if cos {
+            self.sel(d, m, t, sp);
+            return;
+        }
+        self.sel(sp, m, t, sp);
+        // sin(−a) = −sin(a); sin x = x below 2^−12.
+        self.cmps(Cond::Lt, m, x, f(0.0));
+        self.sca(ScaOp::Muls, t, sp, f(-1.0));
+        self.sel(sp, m, t, sp);
+        self.un(UnOp::Abs, t, x);
+        self.cmps(Cond::Lt, m, t, p2(-12));
+        self.sel(d, m, x, sp);
+    }
+
+    /// `d = c[0] + z·(c[1] + z·(… + z·c[n−1]))` by Horner's rule.
+    fn horner(&mut self, d: VBuf, z: VBuf, c: &[f64]) {
+        let Some((last, rest)) = c.split_last() else {
+            return self.dup(d, float_scalar(0.0));
+        };
+        self.sca(ScaOp::Muls, d, z, float_scalar(*last));
+        for (i, k) in rest.iter().rev().enumerate() {
+            if i > 0 {
+                self.bin(BinOp::Mul, d, d, z);
+            }
+            self.sca(ScaOp::Adds, d, d, float_scalar(*k));
+        }
     }
 
     /// `d = sign(x) * |v|`-style restore: `d = x < 0 ? -v : v`.
@@ -517,6 +789,8 @@ pub fn emit_op(
             | UnaryOp::Silu
             | UnaryOp::Tanh
             | UnaryOp::Erf
+            | UnaryOp::Sin
+            | UnaryOp::Cos
             | UnaryOp::Gelu
             | UnaryOp::GeluTanh => {
                 let mut s = Scratch::new(scratch);

@@ -119,6 +119,10 @@ op_enum! {
         Gelu = "gelu",
         /// `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))`.
         GeluTanh = "gelu_tanh",
+        /// Sine (radians).
+        Sin = "sin",
+        /// Cosine (radians).
+        Cos = "cos",
     }
 }
 
@@ -137,7 +141,9 @@ impl UnaryOp {
             | UnaryOp::Silu
             | UnaryOp::Erf
             | UnaryOp::Gelu
-            | UnaryOp::GeluTanh => Accepts::Float,
+            | UnaryOp::GeluTanh
+            | UnaryOp::Sin
+            | UnaryOp::Cos => Accepts::Float,
         }
     }
 
@@ -156,7 +162,9 @@ impl UnaryOp {
             | UnaryOp::Silu
             | UnaryOp::Erf
             | UnaryOp::Gelu
-            | UnaryOp::GeluTanh => false,
+            | UnaryOp::GeluTanh
+            | UnaryOp::Sin
+            | UnaryOp::Cos => false,
         }
     }
 
@@ -173,7 +181,9 @@ impl UnaryOp {
             | UnaryOp::Silu
             | UnaryOp::Erf
             | UnaryOp::Gelu
-            | UnaryOp::GeluTanh => Domain::Any,
+            | UnaryOp::GeluTanh
+            | UnaryOp::Sin
+            | UnaryOp::Cos => Domain::Any,
         }
     }
 
@@ -203,6 +213,8 @@ impl UnaryOp {
                 let c = (2.0 / std::f64::consts::PI).sqrt();
                 0.5 * x * (1.0 + (c * (x + 0.044715 * x * x * x)).tanh())
             }
+            UnaryOp::Sin => x.sin(),
+            UnaryOp::Cos => x.cos(),
         }
     }
 
@@ -223,7 +235,9 @@ impl UnaryOp {
             | UnaryOp::Silu
             | UnaryOp::Erf
             | UnaryOp::Gelu
-            | UnaryOp::GeluTanh => None,
+            | UnaryOp::GeluTanh
+            | UnaryOp::Sin
+            | UnaryOp::Cos => None,
         }
     }
 }

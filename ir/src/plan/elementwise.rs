@@ -218,6 +218,11 @@ pub fn scratch(op: &EwOp, dtype: DType) -> Scratch {
             UnaryOp::Tanh => tiles(4),
             UnaryOp::Erf => tiles(5),
             UnaryOp::Gelu | UnaryOp::GeluTanh => tiles(6),
+            // The table: 2/π in chunks.
+            UnaryOp::Sin | UnaryOp::Cos => Scratch {
+                table: true,
+                ..tiles(12)
+            },
             UnaryOp::Neg
             | UnaryOp::Abs
             | UnaryOp::Relu

@@ -342,6 +342,14 @@ def gelu(x, approximate="none"):
     return float_unary(x, lambda v: 0.5 * v * (1.0 + np.tanh(c * (v + 0.044715 * v**3))))
 
 
+def sin(x):
+    return float_unary(x, np.sin)
+
+
+def cos(x):
+    return float_unary(x, np.cos)
+
+
 def abs_(x):
     if x.dt in FLOATS:
         return float_unary(x, np.abs)
@@ -771,6 +779,90 @@ def _(rng):
 def _(rng):
     x = uniform(rng, (6, 20), "f32", -6.0, 6.0)
     return {"x": x}, {"r": relu(x), "s": sigmoid(x), "t": tanh(x)}
+
+
+def _trig_args(rng, n, dt):
+    """|x| <= 1e4: multiples of pi/2 (and their f32 neighbours) up to 1e4,
+    +-0, +-1e4, then uniform arguments."""
+    k = np.arange(-6000, 6001, 1000, dtype=np.float64)
+    halfpi = (np.pi / 2) * k
+    special = np.concatenate([halfpi, np.nextafter(halfpi.astype(np.float32), np.float32(np.inf)),
+                              [0.0, -0.0, 1e4, -1e4, np.pi, -np.pi, 1e-30]])
+    rest = rng.uniform(-1e4, 1e4, size=n - special.size)
+    return T(round_float(np.concatenate([special, rest]), dt), dt)
+
+
+def _sin_cos(x):
+    return {"x": x}, {"s": sin(x), "c": cos(x)}
+
+
+@case("sin_cos_f32_to_1e4")
+def _(rng):
+    x = _trig_args(rng, 1062, "f32")
+    x = T(np.concatenate([x.v, np.array([np.inf, np.nan], dtype=np.float32)]), "f32")
+    return _sin_cos(x)
+
+
+def _trig_full_range(rng, n, dt):
+    """Every kind of finite argument: +-0, subnormals, the 2^-12 boundary
+    below which sin x = x, the largest finite value, f32 neighbours of
+    multiples of pi/2 up to 1e38 (the hardest reductions), log-uniform
+    magnitudes over the whole range and random bit patterns; then inf, -inf
+    and NaN."""
+    f32 = np.float32
+    k = np.concatenate([np.arange(1.0, 40.0), 10.0 ** rng.uniform(4.0, 38.0, 60)])
+    halfpi = (k * (np.pi / 2)).astype(f32)
+    near = np.concatenate([halfpi, np.nextafter(halfpi, f32(np.inf)), np.nextafter(halfpi, f32(-np.inf))])
+    tiny = np.array([2.0**-12, np.nextafter(f32(2.0**-12), f32(0)), 2.0**-119, 1e-40, 1.4e-45], dtype=f32)
+    big = np.array([np.finfo(f32).max, 2.0**127, 2.0**25, 2.0**24 + 2.0, 1e4, 1e5, 1e6], dtype=f32)
+    special = np.concatenate([near, tiny, big, [0.0, -0.0]])
+    special = np.concatenate([special, -special[: special.size // 2]])
+    m = (n - special.size) // 2
+    mags = 10.0 ** rng.uniform(-44.0, 38.5, m)
+    logs = np.where(rng.random(m) < 0.5, -mags, mags).astype(f32)
+    bits = rng.integers(0, 2**32, size=4 * (n - special.size - m), dtype=np.uint64).astype(np.uint32)
+    pattern = bits.view(f32)
+    pattern = pattern[np.isfinite(pattern)][: n - special.size - m]
+    x = np.concatenate([special, logs, pattern, [np.inf, -np.inf, np.nan]])
+    return T(round_float(x.astype(np.float64), dt), dt)
+
+
+@case("sin_cos_f32_full_range")
+def _(rng):
+    x = _trig_full_range(rng, 2045, "f32")
+    return _sin_cos(x)
+
+
+@case("sin_cos_bf16_full_range")
+def _(rng):
+    x = _trig_full_range(rng, 1021, "bf16")
+    return _sin_cos(x)
+
+
+@case("sin_cos_f16")
+def _(rng):
+    x = _trig_args(rng, 1000, "f16")
+    x = T(x.v.reshape(4, 250), "f16")
+    return _sin_cos(x)
+
+
+@case("sin_cos_bf16")
+def _(rng):
+    x = _trig_args(rng, 1000, "bf16")
+    return _sin_cos(x)
+
+
+@case("rotary_embedding_f32")
+def _(rng):
+    s, h = 64, 32
+    x = uniform(rng, (s, 2, h), "f32")
+    pos = T(np.arange(s, dtype=np.float32).reshape(s, 1, 1) * 64.0, "f32")
+    inv_freq = T((10000.0 ** (-np.arange(h) / h)).astype(np.float32), "f32")
+    t = pos * inv_freq
+    x1 = slice_(x, axis=1, start=0, end=1)
+    x2 = slice_(x, axis=1, start=1, end=2)
+    rot = concat([-x2, x1], axis=1)
+    return {"x": x, "pos": pos, "inv_freq": inv_freq}, {"out0": x * cos(t) + rot * sin(t)}
 
 
 @case("silu_f16")
