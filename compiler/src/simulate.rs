@@ -3,8 +3,9 @@
 //! running a program and turning faults into diagnostics.
 
 use crate::driver::{Failure, Source};
-use tessera_ir::{Code, DType, Diagnostic, Tensor};
-use tessera_sim::{Dt, Machine, Program};
+pub use tessera_backend::npu::{dt, dtype};
+use tessera_ir::{Code, Diagnostic, Tensor};
+use tessera_sim::{Machine, Program};
 
 /// The machine used when `--machine` is not given.
 pub const DEFAULT_MACHINE: &str = "910b-like";
@@ -25,30 +26,6 @@ pub fn machine(name: Option<&str>) -> Result<Machine, Failure> {
         }
         Failure::input(vec![d])
     })
-}
-
-/// The sim's element type of an IR dtype.
-pub fn dt(d: DType) -> Dt {
-    match d {
-        DType::F16 => Dt::F16,
-        DType::BF16 => Dt::Bf16,
-        DType::F32 => Dt::F32,
-        DType::I8 => Dt::I8,
-        DType::I32 => Dt::I32,
-        DType::Bool => Dt::B8,
-    }
-}
-
-/// The IR dtype of a sim element type.
-pub fn dtype(d: Dt) -> DType {
-    match d {
-        Dt::F16 => DType::F16,
-        Dt::Bf16 => DType::BF16,
-        Dt::F32 => DType::F32,
-        Dt::I8 => DType::I8,
-        Dt::I32 => DType::I32,
-        Dt::B8 => DType::Bool,
-    }
 }
 
 /// A host tensor as the simulator's raw tensor.

@@ -21,6 +21,8 @@ mod tiles;
 pub mod transpose;
 pub mod vector;
 
+pub use vector::{dt, dtype};
+
 use inst::InstBuilder;
 use prog::{Build, Item, Regs};
 use tessera_ir::plan::{BufKind, Plan, Source, Stage, StageKind, Unit, View};

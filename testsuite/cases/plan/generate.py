@@ -145,24 +145,8 @@ def main():
     if plans != set(CASES):
         sys.exit(f"error: plans without a model: {sorted(plans - set(CASES))}; "
                  f"models without a plan: {sorted(set(CASES) - plans)}")
-    stale = 0
-    for name in sorted(CASES):
-        root = HERE / name
-        for rel, data in build(name).items():
-            path = root / rel
-            if path.exists() and path.read_bytes() == data:
-                continue
-            stale += 1
-            if args.check:
-                print(f"{name}: {rel} is out of date", file=sys.stderr)
-            else:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_bytes(data)
-    if args.check and stale:
-        sys.exit(f"{stale} fixture file(s) out of date")
-    verb = "checked" if args.check else "generated"
-    print(f"{verb} {len(CASES)} case(s)" + ("" if args.check else f", {stale} file(s) written"))
-
+    stale = sum(run.sync_fixtures(HERE / name, name, build(name), args.check) for name in sorted(CASES))
+    run.finish(stale, len(CASES), args.check)
 
 if __name__ == "__main__":
     main()

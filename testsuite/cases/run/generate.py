@@ -1875,6 +1875,38 @@ def build(name):
     return files
 
 
+def sync_fixtures(root, name, files, check):
+    """Makes `root`'s .npy fixtures exactly `files` ({relative path: bytes}),
+    or with `check` only reports the differences. Returns how many files were
+    (or would be) written or removed."""
+    stale = 0
+    on_disk = {p.relative_to(root).as_posix() for p in root.glob("*/*.npy")} if root.exists() else set()
+    for rel in sorted(on_disk - set(files)):
+        stale += 1
+        print(f"{name}: stale file {rel}", file=sys.stderr)
+        if not check:
+            (root / rel).unlink()
+    for rel, data in files.items():
+        path = root / rel
+        if path.exists() and path.read_bytes() == data:
+            continue
+        stale += 1
+        if check:
+            print(f"{name}: {rel} is out of date", file=sys.stderr)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+    return stale
+
+
+def finish(stale, cases, check):
+    """Exits with an error when `check` found differences; prints the count."""
+    if check and stale:
+        sys.exit(f"{stale} fixture file(s) out of date")
+    verb = "checked" if check else "generated"
+    print(f"{verb} {cases} case(s)" + ("" if check else f", {stale} file(s) written"))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--only", action="append", metavar="NAME", help="regenerate only this case")
@@ -1898,31 +1930,8 @@ def main():
             sys.exit(f"error: unknown case(s): {', '.join(unknown)}")
         names = args.only
 
-    stale = 0
-    for name in names:
-        files = build(name)
-        root = HERE / name
-        on_disk = {p.relative_to(root).as_posix() for p in root.glob("*/*.npy")} if root.exists() else set()
-        for rel in sorted(on_disk - set(files)):
-            stale += 1
-            print(f"{name}: stale file {rel}", file=sys.stderr)
-            if not args.check:
-                (root / rel).unlink()
-        for rel, data in files.items():
-            path = root / rel
-            if path.exists() and path.read_bytes() == data:
-                continue
-            stale += 1
-            if args.check:
-                print(f"{name}: {rel} is out of date", file=sys.stderr)
-            else:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_bytes(data)
-    if args.check and stale:
-        sys.exit(f"{stale} fixture file(s) out of date")
-    verb = "checked" if args.check else "generated"
-    print(f"{verb} {len(names)} case(s)" + ("" if args.check else f", {stale} file(s) written"))
-
+    stale = sum(sync_fixtures(HERE / name, name, build(name), args.check) for name in names)
+    finish(stale, len(names), args.check)
 
 if __name__ == "__main__":
     main()

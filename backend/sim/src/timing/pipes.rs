@@ -5,7 +5,6 @@
 //! `mmad` `head + fractals × cycles`, local moves `fixed + bytes / rate`, GM
 //! transfers `fixed` then streaming through the bandwidth model.
 
-use super::trace::Slice;
 use super::{Engine, Ev, PendingGm, SState, Wait, gm};
 use crate::exec::{self, Env, Outcome};
 use crate::fault::{FaultKind, Trap};
@@ -137,19 +136,8 @@ impl Engine<'_> {
                     ps.free_at = t + fixed;
                     ps.complete_at = ps.complete_at.max(t + fixed);
                     ps.busy += fixed;
-                    if let Some(tl) = self.timeline.as_mut() {
-                        tl.slices.push(Slice {
-                            core: c as u32,
-                            pipe: p,
-                            pc,
-                            block,
-                            launch: self.li as u32,
-                            start: t,
-                            end: t + fixed,
-                            visible: t + fixed,
-                            text: insn.text(),
-                        });
-                    }
+                    let span = [t, t + fixed, t + fixed];
+                    self.record((c, p, pc, block), span, |_| insn.text());
                 } else {
                     self.next_id += 1;
                     let id = self.next_id;
@@ -188,19 +176,8 @@ impl Engine<'_> {
                 if out.vector {
                     ps.vec_idle_at = Some(t + busy);
                 }
-                if let Some(tl) = self.timeline.as_mut() {
-                    tl.slices.push(Slice {
-                        core: c as u32,
-                        pipe: p,
-                        pc,
-                        block,
-                        launch: self.li as u32,
-                        start: t,
-                        end: t + busy,
-                        visible: t + busy + out.tail,
-                        text: insn.text(),
-                    });
-                }
+                let span = [t, t + busy, t + busy + out.tail];
+                self.record((c, p, pc, block), span, |_| insn.text());
             }
         }
         self.after_pop(c, p, t);
@@ -214,24 +191,13 @@ impl Engine<'_> {
         ps.free_at = t;
         ps.complete_at = ps.complete_at.max(t);
         ps.busy += t - start;
-        if let Some(tl) = self.timeline.as_mut() {
-            let text = self.l.sections[self.cores[c].section]
+        self.record((c, p, pc, block), [start, t, t], |e| {
+            e.l.sections[e.cores[c].section]
                 .insns
                 .get(pc as usize)
                 .map(Insn::text)
-                .unwrap_or_default();
-            tl.slices.push(Slice {
-                core: c as u32,
-                pipe: p,
-                pc,
-                block,
-                launch: self.li as u32,
-                start,
-                end: t,
-                visible: t,
-                text,
-            });
-        }
+                .unwrap_or_default()
+        });
         self.after_pop(c, p, t);
     }
 }

@@ -4,7 +4,6 @@
 //! synchronisation instructions that queue on the scalar unit itself run in
 //! `sync.rs`.
 
-use super::trace::Slice;
 use super::{Engine, QEntry, SState, Wait};
 use crate::exec;
 use crate::fault::{FaultKind, Space, Trap};
@@ -249,19 +248,9 @@ impl<'a> Engine<'a> {
             core.s_busy += cost;
             core.s_time = now + cost;
             core.pc = next_pc;
-            if let Some(tl) = self.timeline.as_mut() {
-                tl.slices.push(Slice {
-                    core: c as u32,
-                    pipe: Pipe::S,
-                    pc: pc as u32,
-                    block: core.block,
-                    launch: self.li as u32,
-                    start: now,
-                    end: now + cost,
-                    visible: now + cost,
-                    text: insn.text(),
-                });
-            }
+            let block = core.block;
+            let span = [now, now + cost, now + cost];
+            self.record((c, Pipe::S, pc as u32, block), span, |_| insn.text());
         }
     }
 

@@ -4,7 +4,7 @@
 //! or at the head of a pipe's queue ([`Engine::pipe_sync`]); either way the
 //! race detector's vector clocks travel with the events.
 
-use super::trace::{Flow, Slice};
+use super::trace::Flow;
 use super::{Engine, Ev, NPIPES, SState, Wait, XArrive};
 use crate::fault::{FaultKind, Trap};
 use crate::isa::{CoreKind, Insn, Pipe, SyncInsn, U8};
@@ -228,20 +228,10 @@ impl Engine<'_> {
     fn waited(&mut self, c: usize, p: Pipe, pc: u32, t: u64, end: u64, insn: Insn) {
         let core = &self.cores[c];
         let since = core.pipes[p.index()].head_since.unwrap_or(t);
-        if let Some(tl) = self.timeline.as_mut()
-            && since < t
-        {
-            tl.slices.push(Slice {
-                core: c as u32,
-                pipe: p,
-                pc,
-                block: core.block,
-                launch: self.li as u32,
-                start: since,
-                end,
-                visible: end,
-                text: format!("wait {}", insn.text()),
-            });
+        if since < t {
+            let block = core.block;
+            let text = |_: &Self| format!("wait {}", insn.text());
+            self.record((c, p, pc, block), [since, end, end], text);
         }
     }
 
@@ -259,23 +249,13 @@ impl Engine<'_> {
         ps.free_at = end;
         ps.busy += end - t;
         let block = core.block;
-        if let Some(tl) = self.timeline.as_mut()
-            && !matches!(
-                insn,
-                Insn::Sync(SyncInsn::SyncWait { .. } | SyncInsn::XcoreWait { .. })
-            )
-        {
-            tl.slices.push(Slice {
-                core: c as u32,
-                pipe: p,
-                pc: e.map_or(0, |e| e.pc),
-                block,
-                launch: self.li as u32,
-                start: t,
-                end,
-                visible: end,
-                text: insn.text(),
-            });
+        let waits = matches!(
+            insn,
+            Insn::Sync(SyncInsn::SyncWait { .. } | SyncInsn::XcoreWait { .. })
+        );
+        if !waits {
+            let pc = e.map_or(0, |e| e.pc);
+            self.record((c, p, pc, block), [t, end, end], |_| insn.text());
         }
         self.after_pop(c, p, t);
     }

@@ -15,6 +15,7 @@
 //! end of its last block, so the boundaries are visible. Core tracks are named
 //! chip-wide (`AIC 3` is the same track in every launch that uses it).
 
+use super::Engine;
 use crate::isa::Pipe;
 use std::fmt::Write as _;
 
@@ -83,6 +84,37 @@ pub struct Timeline {
 
 fn esc(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
+}
+
+impl Engine<'_> {
+    /// Records a slice on the timeline, when one is kept: instruction `pc`
+    /// of core `c`'s block `block` occupied `pipe` over `[start, end)`, its
+    /// result visible at `visible`; `text` is made only then.
+    pub(super) fn record(
+        &mut self,
+        (c, pipe, pc, block): (usize, Pipe, u32, u32),
+        [start, end, visible]: [u64; 3],
+        text: impl FnOnce(&Self) -> String,
+    ) {
+        if self.timeline.is_none() {
+            return;
+        }
+        let text = text(self);
+        let launch = self.li as u32;
+        if let Some(tl) = self.timeline.as_mut() {
+            tl.slices.push(Slice {
+                core: c as u32,
+                pipe,
+                pc,
+                block,
+                launch,
+                start,
+                end,
+                visible,
+                text,
+            });
+        }
+    }
 }
 
 impl Timeline {
