@@ -217,6 +217,10 @@ struct Linear {
     insts: Vec<Inst>,
     /// Where each label stands (an index into `insts`).
     labels: Vec<Option<usize>>,
+    /// Out-of-line blocks, laid out after the program's `end`: the
+    /// synchronisation of a skipped guard body (entry label, the syncs, the
+    /// label to return to).
+    skipped: Vec<(Label, Vec<Item>, Label)>,
 }
 
 impl Linear {
@@ -280,10 +284,25 @@ impl Linear {
                     self.place(end);
                 }
                 Item::Guard { skip_if, body } => {
-                    let skip = self.label();
-                    self.branches(skip_if, skip);
+                    // A skipped body still runs its synchronisation, in
+                    // order: every pipe then sees the same sequence of
+                    // events whether the guard runs or not, so the
+                    // orderings a later event relies on (a producer
+                    // rewriting a buffer only after its consumer released
+                    // it) hold in both cases, and an event id shared by
+                    // several events is never set twice. Those syncs stand
+                    // out of line, so a body that runs pays nothing.
+                    let end = self.label();
+                    match guard_syncs(body) {
+                        Some(syncs) if !syncs.is_empty() => {
+                            let skipped = self.label();
+                            self.branches(skip_if, skipped);
+                            self.skipped.push((skipped, syncs, end));
+                        }
+                        _ => self.branches(skip_if, end),
+                    }
                     self.items(body)?;
-                    self.place(skip);
+                    self.place(end);
                 }
             }
         }
@@ -291,14 +310,43 @@ impl Linear {
     }
 }
 
+/// The events a guard's body sets and waits for, in program order (those
+/// of nested guards included), or `None` when a loop inside has some: how
+/// often it would run is not known without the body.
+fn guard_syncs(body: &[Item]) -> Option<Vec<Item>> {
+    let mut out = Vec::new();
+    for it in body {
+        match it {
+            // A barrier orders a pipe's own instructions: with the body's
+            // skipped there is nothing for it to order.
+            Item::Sync(Sync::Barrier(_)) => {}
+            Item::Sync(_) => out.push(it.clone()),
+            Item::Guard { body, .. } => out.extend(guard_syncs(body)?),
+            Item::Loop { body, latch, .. } => {
+                if !guard_syncs(body)?.is_empty() || !guard_syncs(latch)?.is_empty() {
+                    return None;
+                }
+            }
+            Item::Op(_) | Item::Scalar(_) => {}
+        }
+    }
+    Some(out)
+}
+
 /// Lays out a structured program as a section's instructions, ending in
-/// `end`: loops and guards become branches, labels resolve to instruction
+/// `end`: loops and guards become branches (a guard's skipped syncs
+/// follow `end`), labels resolve to instruction
 /// indices, and an immediate too wide for its field is loaded into
 /// [`SCRATCH`] by an `s.li` just before its instruction.
 pub fn lower(items: &[Item]) -> Result<Vec<Insn>, String> {
     let mut lin = Linear::default();
     lin.items(items)?;
     lin.insts.push(Inst::End {});
+    for (entry, syncs, back) in std::mem::take(&mut lin.skipped) {
+        lin.place(entry);
+        lin.items(&syncs)?;
+        lin.insts.push(Inst::SJmp { target: back });
+    }
     // Where each linear instruction lands once the wide immediates have
     // their `s.li` (positions do not depend on label values).
     let mut at = Vec::with_capacity(lin.insts.len() + 1);
