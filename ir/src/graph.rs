@@ -50,6 +50,19 @@ pub struct Output {
     pub value: Value,
 }
 
+/// What a value's computation went through, from least to most rounding
+/// (ordered, so the most of a value's inputs is the max).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Upstream {
+    /// Only correctly rounded ops: results are exact (bit for bit).
+    Exact,
+    /// An op held to a tolerance (a transcendental, `pow`), but no
+    /// reduction or matmul.
+    Rounded,
+    /// A reduction or matmul.
+    Accumulated,
+}
+
 /// A kernel: the unit that is compiled and run.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct Kernel {
@@ -164,20 +177,27 @@ impl Kernel {
         self.nodes = kept;
     }
 
-    /// Whether each value depends (transitively, inclusively) on a
-    /// reduction or matmul; indexed like [`Value`]s: params first, then nodes.
-    pub fn accumulated(&self, v: Value) -> bool {
-        let mut acc = vec![false; self.nodes.len()];
+    /// What computed `v` (transitively, inclusively): only correctly
+    /// rounded ops, also an op held to a tolerance (a transcendental), or
+    /// a reduction or matmul ([`Upstream`]).
+    pub fn upstream(&self, v: Value) -> Upstream {
+        let mut up = vec![Upstream::Exact; self.nodes.len()];
         for (i, n) in self.nodes.iter().enumerate() {
-            acc[i] = n.op.accumulates()
-                || n.args.iter().any(|a| match a {
-                    Value::Node(j) => acc[*j as usize],
-                    Value::Param(_) => false,
-                });
+            let own = if n.op.accumulates() {
+                Upstream::Accumulated
+            } else if n.op.is_exact() {
+                Upstream::Exact
+            } else {
+                Upstream::Rounded
+            };
+            up[i] = n.args.iter().fold(own, |u, a| match a {
+                Value::Node(j) => u.max(up[*j as usize]),
+                Value::Param(_) => u,
+            });
         }
         match v {
-            Value::Node(i) => acc[i as usize],
-            Value::Param(_) => false,
+            Value::Node(i) => up[i as usize],
+            Value::Param(_) => Upstream::Exact,
         }
     }
 

@@ -59,7 +59,7 @@ pub mod types;
 pub mod verify;
 
 pub use diag::{Code, Diagnostic, Span};
-pub use graph::{Kernel, Module, Node, Output, Param, Value};
+pub use graph::{Kernel, Module, Node, Output, Param, Upstream, Value};
 pub use op::{BinaryOp, CompareOp, Domain, Op, ReduceOp, Scalar, TypeError, UnaryOp};
 pub use tensor::{Data, Tensor};
 pub use types::{DType, Dim, DimEnv, Shape, TensorType};

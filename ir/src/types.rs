@@ -5,7 +5,6 @@
 //! way the IR does not track (a slice of `M` starting at 2). Concrete IR — the
 //! only kind that is executed or compiled — has fixed dims only.
 
-use half::{bf16, f16};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
@@ -88,11 +87,15 @@ impl DType {
         }
     }
 
-    /// Rounds a value to this float dtype (round to nearest even).
+    /// Rounds a value to this float dtype, once, to nearest with ties to
+    /// even (overflow gives ±inf, NaN stays NaN). f16 and bf16 round from
+    /// the f64 value directly: going through f32 first, or through the
+    /// high half of the f64 as `half`'s `from_f64` does, can round twice
+    /// and lose the bits that break a tie.
     pub fn round_float(self, x: f64) -> f64 {
         match self {
-            DType::F16 => f16::from_f64(x).to_f64(),
-            DType::BF16 => bf16::from_f64(x).to_f64(),
+            DType::F16 => round_binary(x, 10, -14, 15),
+            DType::BF16 => round_binary(x, 7, -126, 127),
             _ => x as f32 as f64,
         }
     }
@@ -386,6 +389,31 @@ pub fn broadcast_shapes(a: &Shape, b: &Shape) -> Option<Shape> {
         out.push(d);
     }
     Some(Shape(out))
+}
+
+/// `x` rounded to nearest, ties to even, in a binary format with `mant`
+/// fraction bits and exponents `emin..=emax` (subnormals below `emin`,
+/// ±inf past the largest finite value). Exact: scaling by powers of two and
+/// `round_ties_even` lose nothing in f64 for formats of at most 24 bits.
+pub fn round_binary(x: f64, mant: i32, emin: i32, emax: i32) -> f64 {
+    if !x.is_finite() || x == 0.0 {
+        return x;
+    }
+    // The exponent of |x| (an f64 subnormal is far below any such format).
+    let e = ((x.to_bits() >> 52) & 0x7ff) as i32 - 1023;
+    let q = e.max(emin) - mant; // the exponent of the result's ulp
+    let r = (x * pow2(-q)).round_ties_even() * pow2(q);
+    let max = (2.0 - pow2(-mant)) * pow2(emax);
+    if r.abs() > max {
+        r.signum() * f64::INFINITY
+    } else {
+        r
+    }
+}
+
+/// `2^e` for `e` in f64's normal range.
+fn pow2(e: i32) -> f64 {
+    f64::from_bits(((e + 1023) as u64) << 52)
 }
 
 #[cfg(test)]

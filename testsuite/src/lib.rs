@@ -195,7 +195,7 @@ pub fn random_inputs(kernel: &tessera_ir::Kernel, seed: u64) -> Vec<tessera_ir::
 
 /// Runs `program` on the simulator of `machine` (race detector on) with
 /// `inputs`, and compares every output with the reference interpreter's
-/// under the spec's tolerances; `Err` names the first output that differs.
+/// under the spec's rules; `Err` names the first output that differs.
 pub fn simulate_against_reference(
     kernel: &tessera_ir::Kernel,
     machine: &tessera_sim::Machine,
@@ -203,7 +203,6 @@ pub fn simulate_against_reference(
     inputs: &[tessera_ir::Tensor],
 ) -> Result<(), String> {
     use tessera_compiler::simulate;
-    use tessera_ir::compare::{Tolerance, compare};
     let reference =
         tessera_ir::interp::run(kernel, inputs).map_err(|e| format!("reference: {e}"))?;
     let named: Vec<(String, tessera_sim::Tensor)> = kernel
@@ -219,14 +218,44 @@ pub fn simulate_against_reference(
         &tessera_sim::RunOptions::default(),
     )
     .map_err(|e| format!("simulator on {}: {e}", machine.name))?;
-    for ((o, (_, got)), want) in kernel.outputs.iter().zip(&out.outputs).zip(&reference) {
-        let got = simulate::from_sim(got).map_err(|e| format!("{e:?}"))?;
-        let tol = Tolerance::for_output(want.dtype, kernel.accumulated(o.value));
-        let c = compare(&got, want, tol);
+    let got = out
+        .outputs
+        .iter()
+        .map(|(n, t)| {
+            Ok((
+                n.clone(),
+                simulate::from_sim(t).map_err(|e| format!("{e:?}"))?,
+            ))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    compare_outputs(kernel, &got, &reference).map_err(|e| format!("{e} on {}", machine.name))
+}
+
+/// Compares named results with the reference interpreter's, output by
+/// output under the spec's rule for each ([`Rule::for_value`]): a missing,
+/// extra, misnamed or reordered output fails, as does any mismatch.
+///
+/// [`Rule::for_value`]: tessera_ir::compare::Rule::for_value
+pub fn compare_outputs(
+    kernel: &tessera_ir::Kernel,
+    got: &[(String, tessera_ir::Tensor)],
+    reference: &[tessera_ir::Tensor],
+) -> Result<(), String> {
+    use tessera_ir::compare::{Rule, compare};
+    let names: Vec<&str> = got.iter().map(|(n, _)| n.as_str()).collect();
+    let want: Vec<&str> = kernel.outputs.iter().map(|o| o.name.as_str()).collect();
+    if names != want || reference.len() != want.len() {
+        return Err(format!(
+            "outputs {names:?} (reference: {} of them) where the kernel declares {want:?}",
+            reference.len()
+        ));
+    }
+    for ((o, (_, got)), want) in kernel.outputs.iter().zip(got).zip(reference) {
+        let c = compare(got, want, Rule::for_value(kernel, o.value));
         if !c.ok() {
             return Err(format!(
-                "output `{}` on {}: {} mismatches, first {:?}, max abs {:.3e}, max rel {:.3e}",
-                o.name, machine.name, c.mismatches, c.first_mismatch, c.max_abs, c.max_rel
+                "output `{}`: {} mismatches (same type: {}), first {:?}, max abs {:.3e}, max rel {:.3e}",
+                o.name, c.mismatches, c.same_type, c.first_mismatch, c.max_abs, c.max_rel
             ));
         }
     }

@@ -59,20 +59,7 @@ impl Gen {
     }
 
     fn push(&mut self, op: Op, args: Vec<Value>) -> Option<Value> {
-        let inexact_op = match &op {
-            Op::Unary(u) => !u.is_exact(),
-            Op::Binary(b) => !b.is_exact(),
-            Op::Reduce { .. } | Op::MatMul => true,
-            Op::Full { .. }
-            | Op::Compare(_)
-            | Op::Select
-            | Op::Cast(_)
-            | Op::Reshape(_)
-            | Op::Transpose(_)
-            | Op::BroadcastTo(_)
-            | Op::Concat { .. }
-            | Op::Slice { .. } => false,
-        };
+        let inexact_op = !op.is_exact();
         let from_inexact = args.iter().any(|a| self.inexact.contains(a));
         let v = self.k.push(op, args, None).ok()?;
         if self.ty(v).dtype.is_float() && (inexact_op || from_inexact) {

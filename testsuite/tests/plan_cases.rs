@@ -5,7 +5,8 @@
 
 use std::path::Path;
 use tessera_compiler::{inputs, simulate};
-use tessera_ir::compare::{Tolerance, compare};
+use tessera_ir::Upstream;
+use tessera_ir::compare::{Rule, compare};
 use tessera_ir::plan::{Plan, StageKind};
 use tessera_testsuite::{case_name, snapshot_settings};
 
@@ -39,17 +40,39 @@ fn plan_case(path: &Path) -> Result {
         .collect::<std::result::Result<_, String>>()?;
     let out = tessera_sim::run(&machine, &program, &named, &Default::default())
         .map_err(|e| format!("simulator: {e}"))?;
-    // An output downstream of a reduction or matmul gets the looser bound.
-    let accumulated = plan
+    // The plan's stages say what its results went through: a reduction or
+    // matmul, an op held to a tolerance, or only exact ops (language.md).
+    let upstream = plan
         .stages
         .iter()
-        .any(|s| matches!(s.kind, StageKind::Reduce(_) | StageKind::MatMul(_)));
+        .map(|s| match &s.kind {
+            StageKind::Reduce(_) | StageKind::MatMul(_) => Upstream::Accumulated,
+            StageKind::Elementwise(e) if e.body.iter().any(|i| !i.op.is_exact()) => {
+                Upstream::Rounded
+            }
+            StageKind::Elementwise(_) | StageKind::Transpose(_) => Upstream::Exact,
+        })
+        .max()
+        .unwrap_or(Upstream::Exact);
+    let results: Vec<_> = plan.results().collect();
+    if results.len() != out.outputs.len()
+        || results
+            .iter()
+            .zip(&out.outputs)
+            .any(|(b, (n, _))| &b.name != n)
+    {
+        return Err(format!(
+            "the program's outputs {:?} are not the plan's results",
+            out.outputs.iter().map(|(n, _)| n).collect::<Vec<_>>()
+        )
+        .into());
+    }
     let mut failures = Vec::new();
-    for (b, (_, got)) in plan.results().zip(&out.outputs) {
+    for (b, (_, got)) in results.iter().zip(&out.outputs) {
         let got = simulate::from_sim(got).map_err(|f| format!("{f:?}"))?;
         let file = data.join("expected").join(format!("{}.npy", b.name));
         let want = inputs::read_input(&file, &b.name, b.dtype).map_err(|d| d.to_string())?;
-        let c = compare(&got, &want, Tolerance::for_output(b.dtype, accumulated));
+        let c = compare(&got, &want, Rule::new(b.dtype, upstream));
         if !c.ok() {
             failures.push(format!(
                 "output `{}`: {} mismatches, first {:?}, max abs {:.3e}, max rel {:.3e}",

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 use tessera_compiler::{driver, inputs};
-use tessera_ir::compare::{Tolerance, compare};
+use tessera_ir::compare::{Rule, compare};
 use tessera_ir::{DimEnv, Tensor, text};
 use tessera_testsuite::{case_name, directives, load, snapshot_settings};
 
@@ -140,14 +140,29 @@ fn run_target(
         .into());
     }
     let mut failures = Vec::new();
+    // Exactly the kernel's outputs were written, each compared by name.
+    let mut written: Vec<String> = std::fs::read_dir(&out_dir)?
+        .map(|e| Ok(e?.file_name().to_string_lossy().into_owned()))
+        .collect::<std::io::Result<_>>()?;
+    written.sort();
+    let mut declared: Vec<String> = kernel
+        .outputs
+        .iter()
+        .map(|o| format!("{}.npy", o.name))
+        .collect();
+    declared.sort();
+    if written != declared {
+        failures.push(format!(
+            "wrote {written:?}, the kernel declares {declared:?}"
+        ));
+    }
     for o in &kernel.outputs {
         let dtype = kernel.ty(o.value).dtype;
         let got = inputs::read_input(&out_dir.join(format!("{}.npy", o.name)), &o.name, dtype)
             .map_err(|d| d.to_string())?;
         let file = data.join("expected").join(format!("{}.npy", o.name));
         let want: Tensor = inputs::read_input(&file, &o.name, dtype).map_err(|d| d.to_string())?;
-        let tol = Tolerance::for_output(dtype, kernel.accumulated(o.value));
-        let c = compare(&got, &want, tol);
+        let c = compare(&got, &want, Rule::for_value(kernel, o.value));
         if !c.ok() {
             failures.push(format!(
                 "output `{}`: {} mismatches (shape ok: {}), max abs {:.3e}, max rel {:.3e}, first {:?}",

@@ -76,7 +76,12 @@ fn vector_add_64x64_f32_costs_152_cycles() {
         .find(|s| s.text.starts_with("wait sync.wait v, mte3"))
         .unwrap();
     assert_eq!(wait.end, add.visible + 1);
-    assert!(within(152.0, 160.0, 0.15), "profiled figure is 160");
+    // The simulated add is within 15 % of the profiled 160 cycles.
+    let simulated = (add.visible - add.start) as f64;
+    assert!(
+        within(simulated, 160.0, 0.15),
+        "{simulated}: the profiled figure is 160"
+    );
     // Each 16 KiB load: 200 fixed (first touch of its lines) + 16384 / 80 = 204.8 → 405 cycles.
     let loads: Vec<_> = tl
         .slices

@@ -45,6 +45,13 @@ fn expert_kernels_match_numpy() {
         let out =
             run(&m, &p, &inputs, &RunOptions::default()).unwrap_or_else(|e| panic!("{stem}: {e}"));
         let (atol, rtol) = tolerance(directive(&src, "tolerance").expect("a ;@ tolerance: line"));
+        // Every declared result, by name, and nothing else.
+        let names: Vec<&str> = out.outputs.iter().map(|(n, _)| n.as_str()).collect();
+        let results: Vec<&str> = p.results.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(
+            names, results,
+            "{stem}: the outputs are not the declared results"
+        );
         for (name, got) in &out.outputs {
             let want = read_npy(&dir.join(&stem).join("expected").join(format!("{name}.npy")));
             let (a, r) = assert_close(&format!("{stem}.{name}"), got, &want, atol, rtol);

@@ -307,16 +307,19 @@ fn compare_outputs(
     got: &[Tensor],
     reference: &[Tensor],
 ) -> bool {
-    use tessera_ir::compare::{Tolerance, compare};
+    use tessera_ir::compare::{Rule, compare};
     let mut ok = true;
     for ((o, g), r) in kernel.outputs.iter().zip(got).zip(reference) {
-        let tol = Tolerance::for_output(r.dtype, kernel.accumulated(o.value));
-        let c = compare(g, r, tol);
+        let rule = Rule::for_value(kernel, o.value);
+        let c = compare(g, r, rule);
         let verdict = if c.ok() { "ok" } else { "MISMATCH" };
         let _ = writeln!(
             io.out,
-            "check {:<10} max abs err {:.3e}  max rel err {:.3e}  (tolerance {:.0e} + {:.0e}·|ref|)  {verdict}",
-            o.name, c.max_abs, c.max_rel, tol.atol, tol.rtol
+            "check {:<10} max abs err {:.3e}  max rel err {:.3e}  ({})  {verdict}",
+            o.name,
+            c.max_abs,
+            c.max_rel,
+            rule.describe(c.max_ref)
         );
         if let Some((i, g, r)) = c.first_mismatch {
             let _ = writeln!(

@@ -567,6 +567,27 @@ impl Op {
     pub fn accumulates(&self) -> bool {
         matches!(self, Op::Reduce { .. } | Op::MatMul)
     }
+
+    /// Whether the op's result is its exact result rounded once (IEEE 754
+    /// correct rounding: arithmetic, `sqrt`, comparisons, `select`,
+    /// `cast`, layout ops), so backends must agree bit for bit
+    /// (language.md, "Exactness").
+    pub fn is_exact(&self) -> bool {
+        match self {
+            Op::Unary(u) => u.is_exact(),
+            Op::Binary(b) => b.is_exact(),
+            Op::Reduce { .. } | Op::MatMul => false,
+            Op::Full { .. }
+            | Op::Compare(_)
+            | Op::Select
+            | Op::Cast(_)
+            | Op::Reshape(_)
+            | Op::Transpose(_)
+            | Op::BroadcastTo(_)
+            | Op::Concat { .. }
+            | Op::Slice { .. } => true,
+        }
+    }
 }
 
 fn check_dtype(op: &'static str, accepts: Accepts, dtype: DType) -> Result<(), TypeError> {

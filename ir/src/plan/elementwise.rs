@@ -29,6 +29,17 @@ pub enum EwOp {
     Copy,
 }
 
+impl EwOp {
+    /// Whether the op rounds its exact result once (see `Op::is_exact`).
+    pub fn is_exact(&self) -> bool {
+        match self {
+            EwOp::Unary(u) => u.is_exact(),
+            EwOp::Binary(b) => b.is_exact(),
+            EwOp::Compare(_) | EwOp::Select | EwOp::Cast(_) | EwOp::Copy => true,
+        }
+    }
+}
+
 /// An operand of an elementwise instruction.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum EwArg {

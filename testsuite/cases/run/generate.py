@@ -970,6 +970,32 @@ def _(rng):
     return {"x": x}, {"h": h, "back": cast(h, "f32")}
 
 
+def _low_bit_classes():
+    """f32 bit patterns covering every class of the bits f16 and bf16 drop:
+    below, at and above half an ulp, with the kept part even and odd, under
+    zero and subnormal exponents, the binades where f16 turns subnormal or
+    overflows, and the largest finite values, both signs."""
+    exps = [0, 1, 2, 101, 102, 103, 112, 113, 126, 127, 142, 143, 254]
+    tops = [0, 1, 0x7F, 0x7FE]  # the bits above the low 16
+    lows = [0x0000, 0x0001, 0x0FFF, 0x1000, 0x1001, 0x17FF, 0x3000, 0x7FFF,
+            0x8000, 0x8001, 0x8005, 0x8007, 0x9000, 0xC000, 0xE001, 0xFFFF]
+    bits = [(sign << 31) | (e << 23) | ((t << 16) & 0x7FFFFF) | low
+            for sign in (0, 1) for e in exps for t in tops for low in lows]
+    return np.array(bits, dtype=np.uint32).view(np.float32)
+
+
+@case("cast_rounding_every_low_bit_class")
+def _(rng):
+    x = T(_low_bit_classes(), "f32")
+    # Integers whose conversion needs rounding: f16 ties at 2049 and 4097,
+    # overflow past 65519, bf16 ties at 257 and 16777217.
+    ints = [2049, 2051, 4097, 4099, 65504, 65519, 65520, -65520, 257, 259, 16777217,
+            16777219, 2147483647, -2147483648, 0, -1]
+    n = T(np.array(ints, dtype=np.int32), "i32")
+    return {"x": x, "n": n}, {"b": cast(x, "bf16"), "h": cast(x, "f16"),
+                              "nb": cast(n, "bf16"), "nh": cast(n, "f16")}
+
+
 @case("cast_f16_bf16")
 def _(rng):
     h = T(np.concatenate([const([65504.0, -65504.0, 6e-8, 1.0 + 2.0**-10, 3.140625], "f16").v,

@@ -84,9 +84,7 @@ pub fn write_wrap(mem: &mut [u8], off: usize, dt: Dt, v: i64) {
 #[inline]
 pub fn write_cast(mem: &mut [u8], off: usize, dt: Dt, v: f64) {
     match dt {
-        Dt::F16 => mem[off..off + 2].copy_from_slice(&f16::from_f64(v).to_bits().to_le_bytes()),
-        Dt::Bf16 => mem[off..off + 2].copy_from_slice(&bf16::from_f64(v).to_bits().to_le_bytes()),
-        Dt::F32 => mem[off..off + 4].copy_from_slice(&(v as f32).to_le_bytes()),
+        Dt::F16 | Dt::Bf16 | Dt::F32 => write_f32(mem, off, dt, round64(dt, v)),
         Dt::I32 => mem[off..off + 4].copy_from_slice(&(v as i32).to_le_bytes()),
         Dt::I8 => mem[off] = (v as i8) as u8,
         Dt::B8 => mem[off] = u8::from(v != 0.0),
@@ -103,14 +101,42 @@ pub fn round_to(dt: Dt, v: f32) -> f32 {
     }
 }
 
-/// Rounds an f64 to `dt` (f16/bf16/f32), returning f32.
+/// Rounds an f64 to `dt` (f16/bf16/f32) once, to nearest with ties to
+/// even, returning f32. f16 and bf16 round from the f64 directly: through
+/// f32 first, or through the high half of the f64 as `half`'s `from_f64`
+/// does, a tie could be broken on lost bits.
 #[inline]
 pub fn round64(dt: Dt, v: f64) -> f32 {
     match dt {
-        Dt::F16 => f16::from_f64(v).to_f32(),
-        Dt::Bf16 => bf16::from_f64(v).to_f32(),
+        Dt::F16 => round_binary(v, 10, -14, 15) as f32,
+        Dt::Bf16 => round_binary(v, 7, -126, 127) as f32,
         _ => v as f32,
     }
+}
+
+/// `x` rounded to nearest, ties to even, in a binary format with `mant`
+/// fraction bits and exponents `emin..=emax` (subnormals below `emin`,
+/// ±inf past the largest finite value); exact in f64 for formats of at most
+/// 24 bits. (The reference interpreter has its own copy in `tessera-ir`;
+/// this crate depends on none.)
+pub fn round_binary(x: f64, mant: i32, emin: i32, emax: i32) -> f64 {
+    if !x.is_finite() || x == 0.0 {
+        return x;
+    }
+    let e = ((x.to_bits() >> 52) & 0x7ff) as i32 - 1023;
+    let q = e.max(emin) - mant;
+    let r = (x * pow2(-q)).round_ties_even() * pow2(q);
+    let max = (2.0 - pow2(-mant)) * pow2(emax);
+    if r.abs() > max {
+        r.signum() * f64::INFINITY
+    } else {
+        r
+    }
+}
+
+/// `2^e` for `e` in f64's normal range.
+fn pow2(e: i32) -> f64 {
+    f64::from_bits(((e + 1023) as u64) << 52)
 }
 
 /// `max(a, b)`, NaN when either is NaN (the ISA's float max).
