@@ -7,7 +7,8 @@
 //! `TESSERA_DIFF_SEED` the first seed (default 1); a failure prints the
 //! seed and the kernel's IR text, and `TESSERA_DIFF_SEED=<seed>
 //! TESSERA_DIFF_CASES=1` replays it (`TESSERA_DIFF_PRINT=1` prints every
-//! kernel). Domains are kept safe (divisors away
+//! kernel, `TESSERA_DIFF_DUMP=DIR` writes each kernel's inputs as `.npy`
+//! files under `DIR/KERNEL/`). Domains are kept safe (divisors away
 //! from zero, logarithms and roots of positive values) so that every
 //! mismatch is a compiler bug, not an ill-conditioned program.
 
@@ -38,6 +39,20 @@ impl Rng {
 }
 
 const DIMS: [u64; 12] = [1, 2, 3, 5, 7, 8, 15, 16, 17, 31, 33, 64];
+/// Matmul dims at and just past the multiples tiles and K steps are made
+/// of (16, 64, 128, 256, 512, and the 160-deep L1 chunks of f32), so
+/// products reach multi-round K loops with guarded tails, strips and
+/// partial last rounds.
+const BIG: [u64; 14] = [
+    63, 65, 127, 129, 160, 161, 255, 257, 385, 511, 513, 769, 1025, 1100,
+];
+/// Long rows (a last dim past one tile of the vector templates).
+const LONG: [u64; 5] = [255, 1000, 1025, 2049, 4097];
+/// The magnitude an inexact op's float operands are clamped to.
+const TAME: f64 = 1e4;
+/// Most multiply-adds one random product may cost (the functional
+/// simulator runs them all).
+const MAC_BUDGET: u64 = 1 << 23;
 const DTYPES: [DType; 5] = [DType::F32, DType::F16, DType::BF16, DType::I32, DType::I8];
 
 struct Gen {
@@ -60,12 +75,36 @@ impl Gen {
 
     fn push(&mut self, op: Op, args: Vec<Value>) -> Option<Value> {
         let inexact_op = !op.is_exact();
+        // An op held to a tolerance (a transcendental, `pow`, a reduction,
+        // a matmul) reads its float operands clamped to ±TAME: near the
+        // overflow threshold, or with infinities that f64 and f32 sums
+        // order differently, two correct results may be inf and NaN. NaN
+        // passes the clamp (min and max propagate it).
+        let args = if inexact_op {
+            args.into_iter()
+                .map(|a| self.tame(a))
+                .collect::<Option<Vec<_>>>()?
+        } else {
+            args
+        };
         let from_inexact = args.iter().any(|a| self.inexact.contains(a));
         let v = self.k.push(op, args, None).ok()?;
         if self.ty(v).dtype.is_float() && (inexact_op || from_inexact) {
             self.inexact.push(v);
         }
         Some(v)
+    }
+
+    /// A float `v` clamped to ±[`TAME`]; other dtypes as they are.
+    fn tame(&mut self, v: Value) -> Option<Value> {
+        let d = self.ty(v).dtype;
+        if !d.is_float() {
+            return Some(v);
+        }
+        let hi = self.constant(d, TAME)?;
+        let lo = self.constant(d, -TAME)?;
+        let v = self.push(Op::Binary(BinaryOp::Minimum), vec![v, hi])?;
+        self.push(Op::Binary(BinaryOp::Maximum), vec![v, lo])
     }
 
     /// Whether any of `vs` is inexact (see [`Gen::inexact`]).
@@ -109,6 +148,16 @@ impl Gen {
         }
         self.positive.push(p);
         Some(p)
+    }
+
+    /// `v` with its sign, away from zero: `±(|v| + 1)` (a divisor).
+    fn nonzero_of(&mut self, v: Value) -> Option<Value> {
+        let d = self.ty(v).dtype;
+        let p = self.positive_of(v)?;
+        let zero = self.constant(d, 0.0)?;
+        let neg = self.push(Op::Compare(CompareOp::Lt), vec![v, zero])?;
+        let minus = self.push(Op::Unary(UnaryOp::Neg), vec![p])?;
+        self.push(Op::Select, vec![neg, minus, p])
     }
 
     /// `v`, brought into an op's well-conditioned domain: `|v| + 1` for a
@@ -192,15 +241,15 @@ impl Gen {
                     .filter(|o| o.accepts().allows(t.dtype))
                     .collect();
                 let op = *self.rng.pick(&ops);
-                // Integer products grow fast; keep i8 ones in range.
-                let op = if op == BinaryOp::Mul && t.dtype == DType::I8 {
-                    BinaryOp::Add
-                } else {
-                    op
-                };
+                // Integers wrap (language.md), so every op applies as is;
+                // a divisor is kept away from zero but keeps its sign.
                 let (da, db) = op.domains();
                 let a = self.in_domain(v, da)?;
-                let b = self.in_domain(b, db)?;
+                let b = if op == BinaryOp::Div {
+                    self.nonzero_of(b)?
+                } else {
+                    self.in_domain(b, db)?
+                };
                 self.push(Op::Binary(op), vec![a, b])
             }
             5 => {
@@ -287,10 +336,17 @@ impl Gen {
                 // v @ rhs, rhs a new parameter [.., k, n] (its batch dims a
                 // suffix of v's, so they broadcast) or v's own transpose;
                 // sometimes with a relu or cast epilogue the planner folds.
+                let (v, t) = if self.rng.chance(40) {
+                    self.big_operand(t.dtype)?
+                } else {
+                    (v, t)
+                };
                 let dims = t.shape.as_fixed()?;
                 let rank = dims.len();
                 let k = dims[rank - 1];
-                let rhs = if self.rng.chance(25) {
+                let macs_per_col: u64 = dims.iter().product();
+                let n_budget = (MAC_BUDGET / macs_per_col.max(1)).max(1);
+                let rhs = if self.rng.chance(25) && macs_per_col * dims[rank - 2] <= MAC_BUDGET {
                     let mut perm: Vec<usize> = (0..rank).collect();
                     perm.swap(rank - 2, rank - 1);
                     self.push(Op::Transpose(perm), vec![v])?
@@ -298,7 +354,12 @@ impl Gen {
                     let keep = self.rng.below(rank as u64 - 1) as usize;
                     let mut d: Vec<u64> = dims[rank - 2 - keep..rank - 2].to_vec();
                     d.push(k);
-                    d.push(*self.rng.pick(&DIMS));
+                    let n = if self.rng.chance(30) {
+                        *self.rng.pick(&BIG)
+                    } else {
+                        *self.rng.pick(&DIMS)
+                    };
+                    d.push(n.min(n_budget));
                     let name = format!("p{}", self.k.params.len());
                     self.k
                         .add_param(name, TensorType::new(t.dtype, Shape::fixed(&d)))
@@ -333,6 +394,31 @@ impl Gen {
     }
 }
 
+impl Gen {
+    /// A new `[batch.., M, K]` parameter of `dtype` with dims drawn from
+    /// [`BIG`] and [`DIMS`], within a quarter of the MAC budget per column
+    /// of the other operand.
+    fn big_operand(&mut self, dtype: DType) -> Option<(Value, TensorType)> {
+        let mut d = Vec::new();
+        if self.rng.chance(25) {
+            d.push(*self.rng.pick(&[2u64, 3, 5]));
+        }
+        let m = if self.rng.chance(50) {
+            *self.rng.pick(&BIG)
+        } else {
+            *self.rng.pick(&DIMS)
+        };
+        let k = *self.rng.pick(&BIG);
+        let batch: u64 = d.iter().product();
+        let m = m.min((MAC_BUDGET / 4 / (k * batch)).max(1));
+        d.extend([m, k]);
+        let name = format!("p{}", self.k.params.len());
+        let ty = TensorType::new(dtype, Shape::fixed(&d));
+        let v = self.k.add_param(name, ty.clone());
+        Some((v, ty))
+    }
+}
+
 fn generate(seed: u64) -> Kernel {
     let mut g = Gen {
         rng: Rng(SplitMix64(seed)),
@@ -343,7 +429,14 @@ fn generate(seed: u64) -> Kernel {
     let nparams = 1 + g.rng.below(3);
     for i in 0..nparams {
         let rank = g.rng.below(4) as usize;
-        let dims: Vec<u64> = (0..rank).map(|_| *g.rng.pick(&DIMS)).collect();
+        let mut dims: Vec<u64> = (0..rank).map(|_| *g.rng.pick(&DIMS)).collect();
+        if rank >= 1 && g.rng.chance(15) {
+            // A long row, the other dims kept small.
+            dims[rank - 1] = *g.rng.pick(&LONG);
+            for d in &mut dims[..rank - 1] {
+                *d = (*d).min(8);
+            }
+        }
         let dtype = *g.rng.pick(&DTYPES);
         g.k.add_param(format!("p{i}"), TensorType::new(dtype, Shape::fixed(&dims)));
     }
@@ -367,8 +460,11 @@ fn generate(seed: u64) -> Kernel {
     } else {
         Value::Node(last)
     }];
-    if g.k.nodes.len() > 2 && g.rng.chance(40) {
-        outs.push(Value::Node(g.rng.below(u64::from(last)) as u32));
+    // Up to three more outputs (the same value may be returned twice).
+    if g.k.nodes.len() > 2 {
+        for _ in 0..g.rng.below(4) {
+            outs.push(Value::Node(g.rng.below(u64::from(last)) as u32));
+        }
     }
     for (i, v) in outs.into_iter().enumerate() {
         g.k.outputs.push(Output {
@@ -402,8 +498,73 @@ fn check_kernel(kernel: &Kernel, machine_name: &str, seed: u64) -> Result<(), St
     };
     let code =
         driver::compile_npu(kernel, &machine, &src).map_err(|e| format!("compile: {e:?}"))?;
-    let inputs = tessera_testsuite::random_inputs(kernel, seed);
+    let inputs = wide_inputs(kernel, seed);
+    if let Some(dir) = std::env::var_os("TESSERA_DIFF_DUMP") {
+        // The kernel's inputs as .npy files, to replay it with `tessera run`.
+        let dir = std::path::Path::new(&dir).join(&kernel.name);
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        for (p, t) in kernel.params.iter().zip(&inputs) {
+            tessera_compiler::npy::write(&dir.join(format!("{}.npy", p.name)), t)
+                .map_err(|e| e.to_string())?;
+        }
+    }
     tessera_testsuite::simulate_against_reference(kernel, &machine, &code.program, &inputs)
+}
+
+/// Inputs for `kernel` from `seed`: per parameter, unit values (as `run
+/// --random-inputs` draws them), or magnitudes over 10^±6 with both signs,
+/// or either laced with the values IEEE 754 treats apart (±0, ±inf, NaN,
+/// subnormals, the dtype's largest finite values); integers over their
+/// dtype's whole range or near zero.
+fn wide_inputs(kernel: &Kernel, seed: u64) -> Vec<tessera_ir::Tensor> {
+    let mut rng = Rng(SplitMix64(seed ^ 0x5eed_1e55));
+    let unit = tessera_testsuite::random_inputs(kernel, seed);
+    kernel
+        .params
+        .iter()
+        .zip(unit)
+        .map(|(p, unit)| {
+            let d = p.ty.dtype;
+            let profile = rng.below(100);
+            if profile < 50 || d == DType::Bool {
+                return unit;
+            }
+            let n = unit.len();
+            let shape = unit.shape.clone();
+            let special = |rng: &mut Rng| -> f64 {
+                let max = d.float_max().unwrap_or(0.0);
+                *rng.pick(&[
+                    0.0,
+                    -0.0,
+                    f64::INFINITY,
+                    f64::NEG_INFINITY,
+                    f64::NAN,
+                    1e-40,
+                    -6e-8,
+                    max,
+                    -max,
+                ])
+            };
+            let values: Vec<f64> = (0..n)
+                .map(|_| {
+                    if d.is_int() {
+                        let (lo, hi) = d.int_range().unwrap_or((-8, 8));
+                        return if rng.chance(50) {
+                            (lo + (rng.next() % (hi - lo + 1) as u64) as i64) as f64
+                        } else {
+                            (rng.below(33) as i64 - 16) as f64
+                        };
+                    }
+                    if profile >= 85 && rng.chance(10) {
+                        return special(&mut rng);
+                    }
+                    let mag = 10f64.powf((rng.below(1_200_001) as f64 - 600_000.0) / 100_000.0);
+                    if rng.chance(50) { -mag } else { mag }
+                })
+                .collect();
+            tessera_ir::Tensor::from_f64(d, shape, values)
+        })
+        .collect()
 }
 
 #[test]
