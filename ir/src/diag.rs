@@ -116,6 +116,7 @@ codes! {
     E0406 => "bad slice",
     E0407 => "concat mismatch",
     E0408 => "bad broadcast_to",
+    E0409 => "tensor too large",
     E0500 => "unbound symbolic dim",
     E0501 => "conflicting dim bindings",
     E0502 => "unknown or ambiguous kernel",
@@ -128,6 +129,7 @@ codes! {
     E0604 => "unsupported .npy layout",
     E0605 => "missing or unknown input",
     E0606 => "malformed command-line value",
+    E0607 => "an output would overwrite an input or another output",
     E0700 => "integer division by zero",
 }
 
@@ -229,13 +231,18 @@ impl fmt::Display for Diagnostic {
     }
 }
 
-/// Renders diagnostics rustc-style. `source` is the text the spans point into
-/// (empty when there is none).
+/// At most this many diagnostics are rendered; a count stands for the
+/// rest (an error cascade is not worth reading).
+pub const MAX_RENDERED: usize = 100;
+
+/// Renders diagnostics rustc-style (at most [`MAX_RENDERED`]). `source` is
+/// the text the spans point into (empty when there is none).
 pub fn render(diags: &[Diagnostic], file_name: &str, source: &str, color: bool) -> String {
     let file = SimpleFile::new(file_name, source);
     let config = Config::default();
     let mut out = String::new();
-    for d in diags {
+    let (shown, rest) = diags.split_at(diags.len().min(MAX_RENDERED));
+    for d in shown {
         let mut cs = CsDiagnostic::error()
             .with_code(d.code.clone())
             .with_message(d.message.clone());
@@ -271,6 +278,13 @@ pub fn render(diags: &[Diagnostic], file_name: &str, source: &str, color: bool) 
             term::emit_into_string(&config, &file, &cs).unwrap_or_else(|_| format!("{d}\n"))
         };
         out.push_str(&rendered);
+    }
+    if !rest.is_empty() {
+        out.push_str(&format!(
+            "error: … and {} more error{} not shown (the first {MAX_RENDERED} are; fix those first)\n",
+            rest.len(),
+            if rest.len() == 1 { "" } else { "s" }
+        ));
     }
     out
 }

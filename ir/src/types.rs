@@ -188,6 +188,11 @@ impl fmt::Display for Dim {
 /// Values of symbolic dims.
 pub type DimEnv = BTreeMap<String, u64>;
 
+/// The most elements a tensor type may have, 2^48: byte sizes and the
+/// products of any two extents stay far inside `u64`. A larger type is a
+/// shape error (`E0409`) wherever it appears.
+pub const MAX_TENSOR_ELEMENTS: u64 = 1 << 48;
+
 /// A tensor shape: its dims, outermost first. Rank 0 is a scalar.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
 pub struct Shape(pub Vec<Dim>);
@@ -232,6 +237,41 @@ impl Shape {
     }
 
     /// The element count, if every dim is fixed and the product fits in `u64`.
+    /// The product of the fixed dims, exactly, in decimal (symbolic and
+    /// unknown dims count as 1): for messages about sizes past `u64`.
+    pub fn product_text(&self) -> String {
+        // Base-10^9 limbs, least significant first.
+        let mut limbs: Vec<u64> = vec![1];
+        for d in &self.0 {
+            let Some(n) = d.fixed() else { continue };
+            let mut carry: u128 = 0;
+            for l in &mut limbs {
+                let v = u128::from(*l) * u128::from(n) + carry;
+                *l = (v % 1_000_000_000) as u64;
+                carry = v / 1_000_000_000;
+            }
+            while carry > 0 {
+                limbs.push((carry % 1_000_000_000) as u64);
+                carry /= 1_000_000_000;
+            }
+        }
+        let mut s = limbs.last().map(u64::to_string).unwrap_or_default();
+        for l in limbs.iter().rev().skip(1) {
+            s.push_str(&format!("{l:09}"));
+        }
+        s
+    }
+
+    /// Whether the fixed dims' product is above [`MAX_TENSOR_ELEMENTS`]
+    /// (or overflows `u64`).
+    pub fn too_large(&self) -> bool {
+        self.0
+            .iter()
+            .filter_map(Dim::fixed)
+            .try_fold(1u64, |acc, n| acc.checked_mul(n))
+            .is_none_or(|n| n > MAX_TENSOR_ELEMENTS)
+    }
+
     pub fn num_elements(&self) -> Option<u64> {
         self.0
             .iter()

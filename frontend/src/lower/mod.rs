@@ -18,6 +18,7 @@ pub mod builtins;
 
 use crate::ast::{DimExpr, Expr, ExprKind, File, Stmt, TypeExpr};
 use std::collections::{HashMap, HashSet};
+use tessera_ir::types::MAX_TENSOR_ELEMENTS;
 use tessera_ir::{Code, DType, Diagnostic, Dim, DimEnv, Kernel, Shape, Span, TensorType};
 
 /// How a kernel instance binds its symbolic dims.
@@ -96,8 +97,13 @@ impl<'a> Context<'a> {
         let edges: Vec<Vec<(usize, Span)>> = (0..n).map(|k| self.calls(k)).collect();
         // 0 = unvisited, 1 = on the stack, 2 = done.
         let mut color = vec![0u8; n];
+        // Redefinitions are skipped (calls resolve to the first definition).
+        let mut defined = vec![false; n];
+        for &i in self.index.values() {
+            defined[i] = true;
+        }
         for root in 0..n {
-            if color[root] != 0 || !self.index.values().any(|&i| i == root) {
+            if color[root] != 0 || !defined[root] {
                 continue;
             }
             let mut path: Vec<usize> = vec![root];
@@ -283,7 +289,23 @@ fn resolve_type(
             },
         });
     }
-    TensorType::new(ty.dtype, Shape(out))
+    let shape = Shape(out);
+    if shape.too_large()
+        && let Some(diags) = diags
+    {
+        diags.push(
+            Diagnostic::new(
+                Code::E0409,
+                format!(
+                    "a tensor of type {}{shape} has {} elements, more than the {MAX_TENSOR_ELEMENTS} a tensor may have",
+                    ty.dtype,
+                    shape.product_text()
+                ),
+            )
+            .primary(ty.span, "too large"),
+        );
+    }
+    TensorType::new(ty.dtype, shape)
 }
 
 /// Lowers one instance of kernel `idx`. Diagnostics go to `diags`; the

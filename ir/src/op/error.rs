@@ -37,6 +37,13 @@ pub enum TypeError {
         /// Its dtype.
         dtype: DType,
     },
+    /// A result with more than [`MAX_TENSOR_ELEMENTS`] elements.
+    ///
+    /// [`MAX_TENSOR_ELEMENTS`]: crate::types::MAX_TENSOR_ELEMENTS
+    TooLarge {
+        /// The result's shape.
+        shape: Shape,
+    },
     /// Shapes that do not broadcast.
     Broadcast {
         /// One shape.
@@ -147,6 +154,7 @@ impl TypeError {
             TypeError::Slice { .. } => Code::E0406,
             TypeError::ConcatEmpty | TypeError::Concat { .. } => Code::E0407,
             TypeError::BroadcastTo { .. } => Code::E0408,
+            TypeError::TooLarge { .. } => Code::E0409,
             TypeError::Constant { .. } => Code::E0303,
         }
     }
@@ -174,6 +182,12 @@ impl fmt::Display for TypeError {
             TypeError::Broadcast { lhs, rhs } => {
                 write!(f, "shapes {lhs} and {rhs} do not broadcast")
             }
+            TypeError::TooLarge { shape } => write!(
+                f,
+                "a tensor of shape {shape} has {} elements, more than the {} a tensor may have",
+                shape.product_text(),
+                crate::types::MAX_TENSOR_ELEMENTS
+            ),
             TypeError::MatMulInner { lhs, rhs } => {
                 write!(f, "matmul of {lhs} and {rhs}: the contracted dims differ")
             }

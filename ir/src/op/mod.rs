@@ -648,6 +648,15 @@ pub fn scalar_fits(value: Scalar, dtype: DType) -> bool {
 /// The result type of `op` applied to operands of types `args`: the type and
 /// shape rule of every op. The frontend and the verifier both call this.
 pub fn infer(op: &Op, args: &[&TensorType]) -> Result<TensorType, TypeError> {
+    let ty = infer_shape(op, args)?;
+    if ty.shape.too_large() {
+        return Err(TypeError::TooLarge { shape: ty.shape });
+    }
+    Ok(ty)
+}
+
+/// [`infer`] before the size check.
+fn infer_shape(op: &Op, args: &[&TensorType]) -> Result<TensorType, TypeError> {
     if let Some(n) = op.arity()
         && args.len() != n
     {

@@ -159,6 +159,21 @@ impl Lowerer<'_, '_> {
                             .collect(),
                     );
                     let from = self.ty(t).shape.clone();
+                    if known.too_large() {
+                        // The other dims alone overflow: nothing can be inferred.
+                        self.report(
+                            Diagnostic::new(
+                                Code::E0409,
+                                format!(
+                                    "the other dims of this reshape multiply to {} elements, more than the {} a tensor may have",
+                                    known.product_text(),
+                                    tessera_ir::types::MAX_TENSOR_ELEMENTS
+                                ),
+                            )
+                            .primary(at, "cannot be inferred"),
+                        );
+                        return Val::Err;
+                    }
                     if let (Some(total), Some(part)) = (from.volume(), known.volume()) {
                         match total.divide(&part).and_then(|q| q.as_dim()) {
                             Some(d) => shape.0[pos] = d,

@@ -289,6 +289,10 @@ impl Lowerer<'_, '_> {
             };
             return self.push(Op::Full { value: zero, ty }, &[], span);
         }
+        let key = (idx, params.iter().map(|(_, v)| *v).collect::<Vec<_>>());
+        if let Some(&v) = self.memo.get(&key) {
+            return Val::T(v);
+        }
         let mut inner = Lowerer {
             cx: self.cx,
             k: &mut *self.k,
@@ -296,10 +300,16 @@ impl Lowerer<'_, '_> {
             scope: HashMap::new(),
             diags: &mut *self.diags,
             calls: self.calls.clone(),
+            memo: std::mem::take(&mut self.memo),
         };
         inner.calls.push((span, callee.name.clone()));
-        match inner.lower_kernel_body(def, &params, &results, Some(span)) {
-            Some(out) => Val::T(out[0]),
+        let out = inner.lower_kernel_body(def, &params, &results, Some(span));
+        self.memo = std::mem::take(&mut inner.memo);
+        match out {
+            Some(out) => {
+                self.memo.insert(key, out[0]);
+                Val::T(out[0])
+            }
             None => Val::Err,
         }
     }

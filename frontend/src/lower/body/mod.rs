@@ -85,6 +85,10 @@ pub(super) struct Lowerer<'c, 'a> {
     diags: &'c mut Vec<Diagnostic>,
     /// Call sites of the inlined bodies we are in, outermost first.
     calls: Vec<(Span, String)>,
+    /// Kernel calls already inlined, by callee and argument values: kernels
+    /// are pure, so a repeated call is its first call's result (a call tree
+    /// `g(a) + g(a)` stays linear in size).
+    memo: HashMap<(usize, Vec<Value>), Value>,
 }
 
 impl<'c, 'a> Lowerer<'c, 'a> {
@@ -101,6 +105,7 @@ impl<'c, 'a> Lowerer<'c, 'a> {
             scope: HashMap::new(),
             diags,
             calls: Vec::new(),
+            memo: HashMap::new(),
         }
     }
 
@@ -412,6 +417,7 @@ impl<'c, 'a> Lowerer<'c, 'a> {
             TypeError::MatMulInner { .. }
             | TypeError::MatMulBatch { .. }
             | TypeError::MatMulRank { .. } => "invalid matmul".to_string(),
+            TypeError::TooLarge { .. } => "too many elements".to_string(),
             _ => "here".to_string(),
         };
         let mut d = Diagnostic::new(e.code(), e.to_string()).primary(span, primary);
