@@ -174,7 +174,13 @@ impl<'a> Assembler<'a> {
     }
 
     fn err(&mut self, code: &'static str, span: Range<usize>, message: impl Into<String>) {
-        let (line, col) = line_col(self.src, span.start);
+        // Past the first hundred (all a reader sees), positions are not
+        // worth a scan of the source each.
+        let (line, col) = if self.errors.len() < 100 {
+            line_col(self.src, span.start)
+        } else {
+            (0, 0)
+        };
         self.errors.push(AsmError {
             code,
             message: message.into(),
@@ -285,11 +291,11 @@ impl<'a> Assembler<'a> {
                     }
                     "param" | "result" => match self.parse_decl(args) {
                         Ok(d) => {
-                            if params
-                                .iter()
-                                .chain(results.iter())
-                                .any(|p| p.name == d.name)
-                            {
+                            // Parameters and results are two namespaces (a
+                            // kernel may return a result named like a
+                            // parameter); names repeat in neither.
+                            let same = if dir == "param" { &params } else { &results };
+                            if same.iter().any(|p| p.name == d.name) {
                                 self.err(
                                     "E0805",
                                     span,
@@ -319,8 +325,12 @@ impl<'a> Assembler<'a> {
                             self.err(
                                 "E0807",
                                 span,
-                                format!("more than {} launches", crate::program::MAX_LAUNCHES),
+                                format!(
+                                    "more than {} launches (the rest of the file is not read)",
+                                    crate::program::MAX_LAUNCHES
+                                ),
                             );
+                            break;
                         } else {
                             launches.push(LaunchBuild {
                                 started: Some(span),

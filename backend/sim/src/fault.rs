@@ -78,6 +78,10 @@ pub enum FaultKind {
     RawWithoutBarrier,
     /// E0710.
     CrossCoreOverflow,
+    /// E0711.
+    StepLimit,
+    /// E0712.
+    WorkLimit,
 }
 
 impl FaultKind {
@@ -95,6 +99,8 @@ impl FaultKind {
             FaultKind::Race => "E0708",
             FaultKind::RawWithoutBarrier => "E0709",
             FaultKind::CrossCoreOverflow => "E0710",
+            FaultKind::StepLimit => "E0711",
+            FaultKind::WorkLimit => "E0712",
         }
     }
     /// A short title.
@@ -111,6 +117,8 @@ impl FaultKind {
             FaultKind::Race => "data race",
             FaultKind::RawWithoutBarrier => "read-after-write in one pipe without a barrier",
             FaultKind::CrossCoreOverflow => "cross-core flag counter overflow",
+            FaultKind::StepLimit => "step limit exceeded",
+            FaultKind::WorkLimit => "functional work limit exceeded",
         }
     }
 }

@@ -193,6 +193,9 @@ vector_costs! {
     transpose => Transpose,
 }
 
+/// The largest machine description file read (1 MiB).
+pub const MAX_DESCRIPTION_BYTES: u64 = 1 << 20;
+
 /// Per-core buffers.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -459,11 +462,28 @@ impl Machine {
                 ),
             });
         }
-        let text = std::fs::read_to_string(name_or_path).map_err(|e| MachineError {
+        // A description is a few KiB: read at most 1 MiB (a device or a
+        // huge file is an error, not an allocation).
+        let cannot = |why: String| MachineError {
             code: "E1003",
             field: None,
-            message: format!("cannot read `{name_or_path}`: {e}"),
-        })?;
+            message: format!("cannot read `{name_or_path}`: {why}"),
+        };
+        let mut bytes = Vec::new();
+        std::fs::File::open(name_or_path)
+            .and_then(|f| {
+                std::io::Read::read_to_end(
+                    &mut std::io::Read::take(f, MAX_DESCRIPTION_BYTES + 1),
+                    &mut bytes,
+                )
+            })
+            .map_err(|e| cannot(e.to_string()))?;
+        if bytes.len() as u64 > MAX_DESCRIPTION_BYTES {
+            return Err(cannot(format!(
+                "larger than {MAX_DESCRIPTION_BYTES} bytes, more than a machine description needs"
+            )));
+        }
+        let text = String::from_utf8(bytes).map_err(|_| cannot("not UTF-8".into()))?;
         Machine::from_toml(&text)
     }
 

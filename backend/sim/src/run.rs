@@ -47,6 +47,23 @@ pub struct RunOptions {
     pub cycle_limit: u64,
     /// Record the timeline and produce Chrome trace JSON.
     pub trace: bool,
+    /// Fault past this many steps (scalar instructions and pipe events) in
+    /// all; `None`: [`default_step_limit`] of the program.
+    pub step_limit: Option<u64>,
+    /// Fault past this much functional work in all (multiply-adds, vector
+    /// lane operations, bytes moved / 16; default [`MAX_WORK`]).
+    pub work_limit: u64,
+}
+
+/// The default functional work limit: 2^32 units, a few seconds.
+pub const MAX_WORK: u64 = 1 << 32;
+
+/// The default step limit of a program whose tensors and workspace take
+/// `gm_bytes`: 2^26 steps plus one per 8 bytes, so a kernel that loops
+/// without end faults in about a second whatever its `block_dim`, while
+/// compiled kernels (a few steps per 256 bytes) stay far inside it.
+pub fn default_step_limit(gm_bytes: u64) -> u64 {
+    (1u64 << 26).saturating_add(gm_bytes / 8)
 }
 
 impl Default for RunOptions {
@@ -56,6 +73,8 @@ impl Default for RunOptions {
             race_detection: true,
             cycle_limit: 10_000_000_000,
             trace: false,
+            step_limit: None,
+            work_limit: MAX_WORK,
         }
     }
 }
@@ -102,7 +121,7 @@ impl std::error::Error for RunError {}
 /// The largest GM (all tensors and the workspace) a timing-only run accepts.
 pub const MAX_RUN_GM: u64 = 64 << 30;
 /// The largest GM a functional run accepts (it is allocated).
-pub const MAX_FUNCTIONAL_GM: u64 = 8 << 30;
+pub const MAX_FUNCTIONAL_GM: u64 = 512 << 20;
 
 fn input_err(code: &'static str, message: String) -> RunError {
     RunError::Input { code, message }
@@ -241,6 +260,7 @@ pub fn run(
     let mut names: Vec<String> = Vec::new();
     let mut sum = Sum::default();
     let mut launches = Vec::new();
+    let step_limit = opts.step_limit.unwrap_or_else(|| default_step_limit(total));
     for li in 0..program.launches.len() {
         let eo = EngineOptions {
             functional,
@@ -248,6 +268,8 @@ pub fn run(
             cycle_limit: opts.cycle_limit,
             cycles_before: sum.spans,
             trace: opts.trace,
+            step_limit: step_limit.saturating_sub(sum.steps),
+            work_limit: opts.work_limit.saturating_sub(sum.work),
         };
         let engine = Engine::new(machine, program, li, eo, gm, lines);
         let (mut measured, g, l) = engine.run().map_err(RunError::Fault)?;
@@ -366,6 +388,8 @@ struct Sum {
     cube_flops: u64,
     vec_flops: u64,
     insns: u64,
+    steps: u64,
+    work: u64,
 }
 
 impl Sum {
@@ -390,5 +414,7 @@ impl Sum {
         self.cube_flops += m.cube_flops;
         self.vec_flops += m.vec_flops;
         self.insns += m.insns;
+        self.steps += m.steps;
+        self.work += m.work;
     }
 }

@@ -114,12 +114,17 @@ fn core_kind(machine: &Machine, unit: Unit) -> CoreKind {
 }
 
 /// Generates one stage's code.
-fn stage_code(plan: &Plan, stage: &Stage, machine: &Machine) -> Result<Vec<Item>, String> {
+fn stage_code(
+    plan: &Plan,
+    params: usize,
+    stage: &Stage,
+    machine: &Machine,
+) -> Result<Vec<Item>, String> {
     let mut ctx = Ctx {
         plan,
         stage,
         machine,
-        params: plan.params().count(),
+        params,
         regs: Regs::default(),
     };
     let items = match &stage.kind {
@@ -139,8 +144,9 @@ pub fn compile(plan: &Plan, machine: &Machine) -> Result<Program, CodegenError> 
         shape: b.shape.clone(),
     };
     let mut launches = Vec::with_capacity(plan.stages.len());
+    let params = plan.params().count();
     for (i, stage) in plan.stages.iter().enumerate() {
-        let items = stage_code(plan, stage, machine)
+        let items = stage_code(plan, params, stage, machine)
             .map_err(|e| CodegenError(format!("stage {i}: {e}")))?;
         let insns = prog::lower(&items).map_err(|e| CodegenError(format!("stage {i}: {e}")))?;
         launches.push(Launch {

@@ -55,6 +55,12 @@ pub struct EngineOptions {
     pub cycles_before: u64,
     /// Record the timeline.
     pub trace: bool,
+    /// Fault once this launch takes more steps (scalar instructions and
+    /// pipe events).
+    pub step_limit: u64,
+    /// Fault once this launch's functional work (multiply-adds, vector
+    /// lane operations, bytes moved / 16) passes this.
+    pub work_limit: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -203,6 +209,10 @@ pub struct Measured {
     pub vec_flops: u64,
     /// Instructions executed.
     pub insns: u64,
+    /// Steps taken (counted against the step limit).
+    pub steps: u64,
+    /// Functional work done (counted against the work limit).
+    pub work: u64,
     /// Timeline (when traced).
     pub timeline: Option<Timeline>,
     /// Core names by global index.
@@ -499,6 +509,23 @@ impl<'a> Engine<'a> {
         });
     }
 
+    /// Counts a step; `false` once past the step limit.
+    fn step(&mut self) -> bool {
+        self.m_out.steps += 1;
+        self.m_out.steps <= self.o.step_limit
+    }
+
+    /// The step-limit fault.
+    fn step_trap(&self) -> Trap {
+        Trap::new(
+            FaultKind::StepLimit,
+            format!(
+                "the simulation took more than {} steps (scalar instructions and pipe events); the limit grows with the program's GM data",
+                self.o.step_limit
+            ),
+        )
+    }
+
     /// The cycle-limit fault.
     fn limit_trap(&self) -> Trap {
         let lim = self.o.cycle_limit;
@@ -527,6 +554,12 @@ impl<'a> Engine<'a> {
             if t > self.limit {
                 let (c, pipe, pc) = self.unit_of(ev);
                 let trap = self.limit_trap();
+                self.raise(c, pipe, pc, t, trap);
+                break;
+            }
+            if !self.step() {
+                let (c, pipe, pc) = self.unit_of(ev);
+                let trap = self.step_trap();
                 self.raise(c, pipe, pc, t, trap);
                 break;
             }

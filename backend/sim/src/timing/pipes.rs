@@ -87,6 +87,21 @@ impl Engine<'_> {
                 return;
             }
         };
+        if self.o.functional {
+            let moved = out.moved.map_or(0, |(_, b)| b);
+            self.m_out.work += out.cube_flops / 2 + out.vec_flops + moved / 16;
+            if self.m_out.work > self.o.work_limit {
+                let trap = Trap::new(
+                    FaultKind::WorkLimit,
+                    format!(
+                        "the functional simulation passed {} units of work (multiply-adds, vector lane operations, bytes moved / 16); `--timing-only` or `tessera bench` measure larger kernels",
+                        self.o.work_limit
+                    ),
+                );
+                self.raise(c, p, Some(pc), t, trap);
+                return;
+            }
+        }
         let agent = self.agent(c, p);
         {
             let core = &mut self.cores[c];

@@ -62,6 +62,12 @@ impl<'a> Engine<'a> {
                 self.raise(c, Pipe::S, Some(pc), now, trap);
                 return;
             }
+            if !self.step() {
+                let pc = self.cores[c].pc as u32;
+                let trap = self.step_trap();
+                self.raise(c, Pipe::S, Some(pc), now, trap);
+                return;
+            }
             if let Some(Reverse((next, _, _))) = self.heap.peek()
                 && (now > *next || budget == 0)
             {
