@@ -75,12 +75,7 @@ impl Failure {
 
 /// Reads a source file.
 pub fn load_source(path: &Path) -> Result<Source, Failure> {
-    let bytes = std::fs::read(path).map_err(|e| {
-        Failure::input(vec![Diagnostic::new(
-            Code::E0600,
-            format!("cannot read `{}`: {e}", path.display()),
-        )])
-    })?;
+    let bytes = crate::files::read(path, crate::files::MAX_SOURCE_BYTES, "source file")?;
     let text = String::from_utf8(bytes).map_err(|e| {
         Failure::input(vec![Diagnostic::new(
             Code::E0001,
@@ -167,6 +162,7 @@ pub fn compile_npu(
     machine: &tessera_sim::Machine,
     src: &Source,
 ) -> Result<NpuCode, Failure> {
+    fits_the_npu(kernel)?;
     let plan = crate::plan::plan(kernel, machine).map_err(|diags| {
         if let Some(ice) = diags.iter().find(|d| d.code == "ICE") {
             Failure::Internal(ice.message.clone())
@@ -174,7 +170,109 @@ pub fn compile_npu(
             Failure::in_source(diags, src)
         }
     })?;
+    fits_gm(kernel, &plan)?;
+    if plan.stages.len() > tessera_sim::program::MAX_LAUNCHES {
+        return Err(Failure::input(vec![Diagnostic::new(
+            Code::E0504,
+            format!(
+                "kernel `{}` plans to {} stages; the NPU program holds at most {} launches",
+                kernel.name,
+                plan.stages.len(),
+                tessera_sim::program::MAX_LAUNCHES
+            ),
+        )]));
+    }
     let program = tessera_backend::npu::compile(&plan, machine)
         .map_err(|e| Failure::Internal(format!("code generation for `{}`: {e}", kernel.name)))?;
     Ok(NpuCode { plan, program })
+}
+
+/// The NPU's kernel calls take at most 256 tensors (the `s.arg` index is a
+/// byte) of at most 16 dims each (the bytecode's tensor declarations).
+fn fits_the_npu(kernel: &Kernel) -> Result<(), Failure> {
+    let args = kernel.params.len() + kernel.outputs.len();
+    if args > 256 {
+        return Err(Failure::input(vec![Diagnostic::new(
+            Code::E0504,
+            format!(
+                "kernel `{}` has {} parameter(s) and {} result(s); an NPU kernel takes at most 256 tensors",
+                kernel.name,
+                kernel.params.len(),
+                kernel.outputs.len()
+            ),
+        )]));
+    }
+    // Until fusion every op that computes is a stage, and every stage a
+    // launch: refuse before planning what the program could not hold.
+    let computing = kernel
+        .nodes
+        .iter()
+        .filter(|n| {
+            !matches!(
+                n.op,
+                tessera_ir::Op::Full { .. }
+                    | tessera_ir::Op::Reshape(_)
+                    | tessera_ir::Op::Transpose(_)
+                    | tessera_ir::Op::BroadcastTo(_)
+                    | tessera_ir::Op::Slice { .. }
+            )
+        })
+        .count();
+    let most = tessera_sim::program::MAX_LAUNCHES;
+    if computing > most {
+        return Err(Failure::input(vec![Diagnostic::new(
+            Code::E0504,
+            format!(
+                "kernel `{}` has {computing} ops that compute; each is one launch of the NPU program, which holds at most {most}",
+                kernel.name
+            ),
+        )]));
+    }
+    let types = kernel
+        .params
+        .iter()
+        .map(|p| (p.name.as_str(), &p.ty))
+        .chain(
+            kernel
+                .outputs
+                .iter()
+                .map(|o| (o.name.as_str(), kernel.ty(o.value))),
+        );
+    for (name, ty) in types {
+        if ty.shape.rank() > 16 {
+            return Err(Failure::input(vec![Diagnostic::new(
+                Code::E0504,
+                format!(
+                    "`{name}` ({ty}) has {} dims; an NPU kernel's tensors have at most 16",
+                    ty.shape.rank()
+                ),
+            )]));
+        }
+    }
+    Ok(())
+}
+
+/// The kernel's tensors and the plan's workspace must fit the simulator's
+/// GM (each tensor 4 KiB aligned), at most `MAX_GM_BYTES`.
+fn fits_gm(kernel: &Kernel, plan: &tessera_ir::plan::Plan) -> Result<(), Failure> {
+    use tessera_sim::program::MAX_GM_BYTES;
+    let tensors: u128 = plan
+        .params()
+        .chain(plan.results())
+        .map(|b| {
+            let n: u128 = b.shape.iter().map(|&d| u128::from(d)).product();
+            (n * b.dtype.size_bytes() as u128).div_ceil(4096) * 4096
+        })
+        .sum();
+    let total = tensors + u128::from(plan.workspace);
+    if total > u128::from(MAX_GM_BYTES) {
+        return Err(Failure::input(vec![Diagnostic::new(
+            Code::E0503,
+            format!(
+                "kernel `{}` needs {total} bytes of GM ({tensors} for its tensors, {} of workspace); the simulated machine's GM holds {MAX_GM_BYTES} (1 TiB)",
+                kernel.name, plan.workspace
+            ),
+        )]));
+    }
+    Ok(())
 }

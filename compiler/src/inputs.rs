@@ -11,7 +11,7 @@ use crate::npy;
 use std::path::{Path, PathBuf};
 use tessera_frontend::ast::{DimExpr, KernelDef};
 use tessera_frontend::lower::signature_dims;
-use tessera_ir::{Code, DType, Diagnostic, DimEnv, Tensor};
+use tessera_ir::{Code, DType, Diagnostic, DimEnv, Shape, Tensor, TensorType};
 
 /// Parses `--dim N=V` arguments.
 pub fn parse_dims(args: &[String], def: &KernelDef) -> Result<DimEnv, Vec<Diagnostic>> {
@@ -118,8 +118,8 @@ pub fn parse_inputs(
 /// Reads an input file as a tensor of the parameter's dtype (any shape).
 pub fn read_input(path: &Path, param: &str, dtype: DType) -> Result<Tensor, Diagnostic> {
     let what = format!("input `{param}` ({})", path.display());
-    let bytes = std::fs::read(path)
-        .map_err(|e| Diagnostic::new(Code::E0600, format!("cannot read {what}: {e}")))?;
+    let bytes = crate::files::read_raw(path, crate::files::MAX_NPY_BYTES, ".npy input")
+        .map_err(|e| Diagnostic::new(Code::E0600, format!("{what}: {e}")))?;
     let arr = npy::parse(&bytes).map_err(|e| {
         Diagnostic::new(
             Code::E0601,
@@ -129,6 +129,14 @@ pub fn read_input(path: &Path, param: &str, dtype: DType) -> Result<Tensor, Diag
             ),
         )
     })?;
+    let ty = TensorType::new(dtype, Shape::fixed(&arr.shape));
+    if ty
+        .shape
+        .num_elements()
+        .is_none_or(|n| n > crate::files::MAX_HOST_ELEMENTS)
+    {
+        return Err(crate::files::too_many(&what, &ty));
+    }
     npy::to_tensor(&arr, dtype, &what)
 }
 

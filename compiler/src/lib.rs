@@ -11,6 +11,7 @@
 pub mod bench;
 pub mod cli;
 pub mod driver;
+pub mod files;
 pub mod inputs;
 pub mod npy;
 pub mod plan;

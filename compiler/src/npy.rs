@@ -142,7 +142,13 @@ fn descr_item_size(descr: &str) -> Option<usize> {
         return None;
     }
     let size: usize = chars.as_str().parse().ok()?;
-    (1..=64).contains(&size).then_some(size)
+    // A unicode string's size counts 4-byte characters.
+    let bytes = match kind {
+        'U' => size.checked_mul(4)?,
+        'b' | 'i' | 'u' | 'f' | 'c' | 'S' | 'a' | 'V' | 'm' | 'M' => size,
+        _ => return None,
+    };
+    (1..=256).contains(&bytes).then_some(bytes)
 }
 
 /// A value of the header dict.

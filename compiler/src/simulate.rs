@@ -4,7 +4,7 @@
 
 use crate::driver::{Failure, Source};
 pub use tessera_backend::npu::{dt, dtype};
-use tessera_ir::{Code, Diagnostic, Tensor};
+use tessera_ir::{Diagnostic, Tensor};
 use tessera_sim::{Machine, Program};
 
 /// The machine used when `--machine` is not given.
@@ -76,12 +76,7 @@ pub fn load_bytecode(
     path: &std::path::Path,
     machine_arg: Option<&str>,
 ) -> Result<(Machine, Program), Failure> {
-    let bytes = std::fs::read(path).map_err(|e| {
-        Failure::input(vec![Diagnostic::new(
-            Code::E0600,
-            format!("cannot read `{}`: {e}", path.display()),
-        )])
-    })?;
+    let bytes = crate::files::read(path, crate::files::MAX_BYTECODE_BYTES, "bytecode file")?;
     let bad = |e: tessera_sim::LoadError| {
         Failure::input(vec![Diagnostic::with_code(
             e.code,

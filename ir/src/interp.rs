@@ -13,8 +13,13 @@ use crate::tensor::{Data, Tensor};
 use crate::types::DType;
 use std::fmt;
 
-/// The largest tensor (in elements) the interpreter will materialise.
-pub const MAX_ELEMENTS: usize = 1 << 28;
+/// The most elements the interpreter holds at once: it keeps every value
+/// of the kernel (parameters and nodes), as f64 (2^25: 256 MiB).
+pub const MAX_VALUES: u64 = 1 << 25;
+/// The most work it does: one unit per element an op produces, plus the
+/// multiply-adds of matmuls and the elements reductions read (2^30, a few
+/// seconds).
+pub const MAX_WORK: u64 = 1 << 30;
 
 /// Why a kernel could not be run.
 #[derive(Clone, Debug, PartialEq)]
@@ -23,12 +28,10 @@ pub enum InterpError {
     Inputs(String),
     /// The kernel has symbolic dims or is otherwise not runnable.
     NotConcrete(String),
-    /// A tensor above [`MAX_ELEMENTS`].
+    /// A kernel past [`MAX_VALUES`] or [`MAX_WORK`].
     TooLarge {
-        /// The value's name.
-        value: String,
-        /// Its element count (saturated).
-        elements: usize,
+        /// What is too large, with its figures.
+        what: String,
     },
     /// Integer division by zero at a node.
     DivByZero {
@@ -43,15 +46,81 @@ impl fmt::Display for InterpError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             InterpError::Inputs(m) | InterpError::NotConcrete(m) => f.write_str(m),
-            InterpError::TooLarge { value, elements } => write!(
-                f,
-                "{value} has {elements} elements; the reference interpreter is limited to {MAX_ELEMENTS}"
-            ),
+            InterpError::TooLarge { what } => {
+                write!(
+                    f,
+                    "the reference interpreter cannot run this kernel: {what}"
+                )
+            }
             InterpError::DivByZero { node, .. } => {
                 write!(f, "integer division by zero (node %{node})")
             }
         }
     }
+}
+
+/// Checks a kernel against [`MAX_VALUES`] and [`MAX_WORK`] before anything
+/// is allocated (exact arithmetic: no size can overflow).
+fn budget(k: &Kernel) -> Result<(), InterpError> {
+    let elements = |v: Value| -> u128 {
+        k.ty(v)
+            .shape
+            .dims()
+            .iter()
+            .map(|d| u128::from(d.fixed().unwrap_or(1)))
+            .product()
+    };
+    let params: u128 = (0..k.params.len() as u32)
+        .map(|p| elements(Value::Param(p)))
+        .sum();
+    let (mut held, mut work) = (params, 0u128);
+    for (i, n) in k.nodes.iter().enumerate() {
+        let out = elements(Value::Node(i as u32));
+        held += out;
+        work += out
+            + match &n.op {
+                // Each output element is a dot product over K.
+                Op::MatMul => {
+                    out * u128::from(
+                        k.ty(n.args[0])
+                            .shape
+                            .dims()
+                            .last()
+                            .and_then(|d| d.fixed())
+                            .unwrap_or(1),
+                    )
+                }
+                Op::Reduce { .. } => elements(n.args[0]),
+                Op::Full { .. }
+                | Op::Unary(_)
+                | Op::Binary(_)
+                | Op::Compare(_)
+                | Op::Select
+                | Op::Cast(_)
+                | Op::Reshape(_)
+                | Op::Transpose(_)
+                | Op::BroadcastTo(_)
+                | Op::Concat { .. }
+                | Op::Slice { .. } => 0,
+            };
+    }
+    if held > u128::from(MAX_VALUES) {
+        return Err(InterpError::TooLarge {
+            what: format!(
+                "it holds every value of `{}`, {held} elements in all, and its limit is {MAX_VALUES}",
+                k.name
+            ),
+        });
+    }
+    if work > u128::from(MAX_WORK) {
+        return Err(InterpError::TooLarge {
+            what: format!(
+                "`{}` takes {work} element operations and multiply-adds, and its limit is {MAX_WORK}",
+                k.name
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Runs a kernel on inputs given in parameter order.
@@ -77,16 +146,10 @@ pub fn run(k: &Kernel, inputs: &[Tensor]) -> Result<Vec<Tensor>, InterpError> {
             )));
         }
     }
+    budget(k)?;
     let mut values: Vec<Tensor> = Vec::with_capacity(k.nodes.len());
     for (i, n) in k.nodes.iter().enumerate() {
         let shape = n.ty.shape.as_usize().unwrap_or_default();
-        let elements = Tensor::count(&shape).unwrap_or(usize::MAX);
-        if elements > MAX_ELEMENTS {
-            return Err(InterpError::TooLarge {
-                value: format!("node %{i} ({})", n.ty),
-                elements,
-            });
-        }
         let get = |v: Value| -> &Tensor {
             match v {
                 Value::Param(p) => &inputs[p as usize],

@@ -1,8 +1,42 @@
 //! Command lines (`cases/cli/*.cli`): exit code, expected substrings, the
-//! output directory, and a snapshot of stdout and stderr.
+//! output directory, and a snapshot of stdout and stderr. Every file the
+//! command could read (under `cases/`, and the case's scratch directory
+//! `{work}`, prepared by `copy:` lines) is hashed before and after: an
+//! unchanged hash is part of every case, whatever its exit code. A case
+//! also fails past `MAX_SECONDS`.
 
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use tessera_testsuite::{case_name, snapshot_settings};
+
+/// The longest a case may take (debug builds included).
+const MAX_SECONDS: u64 = 30;
+
+/// Every file under `dirs`, with a hash of its bytes.
+fn hashes(dirs: &[&Path]) -> BTreeMap<PathBuf, u64> {
+    let mut out = BTreeMap::new();
+    let mut stack: Vec<PathBuf> = dirs.iter().map(|d| d.to_path_buf()).collect();
+    while let Some(d) = stack.pop() {
+        if d.is_file() {
+            if let Ok(bytes) = std::fs::read(&d) {
+                out.insert(d, tessera_sim::fnv::fnv1a(&bytes));
+            }
+            continue;
+        }
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Ok(bytes) = std::fs::read(&p) {
+                out.insert(p, tessera_sim::fnv::fnv1a(&bytes));
+            }
+        }
+    }
+    out
+}
 
 type Result = datatest_stable::Result<()>;
 
@@ -12,6 +46,18 @@ fn cli_case(path: &Path) -> Result {
     let out_dir = std::env::temp_dir().join(format!("tessera-cli-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out_dir);
     let out_text = out_dir.display().to_string();
+    let work = std::env::temp_dir().join(format!("tessera-work-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work)?;
+    let work_text = work.display().to_string();
+    let subst = |v: &str| {
+        v.replace("{cases}", "cases")
+            .replace("{data}", "cases/cli/data")
+            .replace("{sim}", "../backend/sim/tests")
+            .replace("{asm}", "cases/asm")
+            .replace("{out}", &out_text)
+            .replace("{work}", &work_text)
+    };
     let mut commands: Vec<Vec<String>> = Vec::new();
     let mut exit: Option<i32> = None;
     let (mut stderr_has, mut stdout_has) = (Vec::new(), Vec::new());
@@ -26,17 +72,17 @@ fn cli_case(path: &Path) -> Result {
             .ok_or_else(|| format!("malformed line `{line}`"))?;
         let value = value.trim();
         match key.trim() {
-            "args" => commands.push(
-                value
-                    .replace("{cases}", "cases")
-                    .replace("{data}", "cases/cli/data")
-                    .replace("{sim}", "../backend/sim/tests")
-                    .replace("{asm}", "cases/asm")
-                    .replace("{out}", &out_text)
-                    .split_whitespace()
-                    .map(String::from)
-                    .collect(),
-            ),
+            "args" => commands.push(subst(value).split_whitespace().map(String::from).collect()),
+            "copy" => {
+                let (from, to) = value
+                    .split_once("->")
+                    .ok_or_else(|| format!("`copy: FROM -> TO`, not `{value}`"))?;
+                let to = PathBuf::from(subst(to.trim()));
+                if let Some(dir) = to.parent() {
+                    std::fs::create_dir_all(dir)?;
+                }
+                std::fs::copy(subst(from.trim()), to)?;
+            }
             "exit" => exit = Some(value.parse()?),
             "stderr-contains" => stderr_has.push(value.to_string()),
             "stdout-contains" => stdout_has.push(value.to_string()),
@@ -64,9 +110,28 @@ fn cli_case(path: &Path) -> Result {
     }
     let mut argv = vec!["tessera".to_string()];
     argv.extend(last.iter().cloned());
+    // The scratch directory, the CLI data, and every file an argument names.
+    let mut named: Vec<PathBuf> = vec![work.clone(), PathBuf::from("cases/cli/data")];
+    for a in last {
+        for part in a.split('=') {
+            if Path::new(part).is_file() {
+                named.push(PathBuf::from(part));
+            }
+        }
+    }
+    let watched: Vec<&Path> = named.iter().map(PathBuf::as_path).collect();
+    let before = hashes(&watched);
+    let start = std::time::Instant::now();
     let code = tessera_compiler::cli::run(&argv, &mut out, &mut err, false);
-    let stdout = String::from_utf8_lossy(&out).replace(&out_text, "{out}");
-    let stderr = String::from_utf8_lossy(&err).replace(&out_text, "{out}");
+    let seconds = start.elapsed().as_secs();
+    let after = hashes(&watched);
+    let _ = std::fs::remove_dir_all(&work);
+    let stdout = String::from_utf8_lossy(&out)
+        .replace(&out_text, "{out}")
+        .replace(&work_text, "{work}");
+    let stderr = String::from_utf8_lossy(&err)
+        .replace(&out_text, "{out}")
+        .replace(&work_text, "{work}");
     let written: Vec<String> = std::fs::read_dir(&out_dir)
         .map(|rd| {
             rd.filter_map(|e| e.ok())
@@ -76,6 +141,22 @@ fn cli_case(path: &Path) -> Result {
         .unwrap_or_default();
     let _ = std::fs::remove_dir_all(&out_dir);
     let mut problems = Vec::new();
+    // Nothing outside the output directory changed (new files in it, like
+    // a stray temporary, count as changes too).
+    let changed: Vec<&PathBuf> = before
+        .iter()
+        .filter(|(p, h)| after.get(*p) != Some(h))
+        .map(|(p, _)| p)
+        .chain(after.keys().filter(|p| !before.contains_key(*p)))
+        .collect();
+    if !changed.is_empty() {
+        problems.push(format!(
+            "files outside the output directory changed: {changed:?}"
+        ));
+    }
+    if seconds > MAX_SECONDS {
+        problems.push(format!("took {seconds} s (more than {MAX_SECONDS})"));
+    }
     if code != exit {
         problems.push(format!("exit code {code}, expected {exit}"));
     }

@@ -3,6 +3,7 @@
 
 use super::{CompileArgs, Emit, Io, Target, not_yet};
 use crate::driver::{self, Failure};
+use crate::files::{self, Claims};
 use crate::{inputs, simulate};
 use tessera_ir::{Code, Diagnostic};
 
@@ -84,7 +85,7 @@ pub(super) fn cmd_compile(io: &mut Io<'_>, a: &CompileArgs) -> Result<(), Failur
             }
         }
     }
-    write_outputs(io, a.output.as_deref(), &outputs)
+    write_outputs(io, a, &outputs)
 }
 
 fn file_stem(p: &std::path::Path) -> String {
@@ -94,35 +95,49 @@ fn file_stem(p: &std::path::Path) -> String {
 
 fn write_outputs(
     io: &mut Io<'_>,
-    output: Option<&std::path::Path>,
+    a: &CompileArgs,
     outputs: &[(Emit, String, Vec<u8>)],
 ) -> Result<(), Failure> {
-    let io_err = |p: &std::path::Path, e: std::io::Error| {
-        Failure::input(vec![Diagnostic::new(
-            Code::E0600,
-            format!("cannot write `{}`: {e}", p.display()),
-        )])
+    let Some(path) = a.output.as_deref() else {
+        let many = outputs.len() > 1;
+        for (e, name, text) in outputs {
+            if many {
+                let _ = writeln!(io.out, "// ---- {} of {name}", e.name());
+            }
+            let _ = io.out.write_all(text);
+        }
+        return Ok(());
     };
-    match output {
-        None => {
-            let many = outputs.len() > 1;
-            for (e, name, text) in outputs {
-                if many {
-                    let _ = writeln!(io.out, "// ---- {} of {name}", e.name());
-                }
-                let _ = io.out.write_all(text);
-            }
-        }
-        Some(path) if outputs.len() == 1 => {
-            std::fs::write(path, &outputs[0].2).map_err(|e| io_err(path, e))?;
-        }
-        Some(dir) => {
-            std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
-            for (e, name, text) in outputs {
-                let p = dir.join(format!("{name}.{}", e.extension()));
-                std::fs::write(&p, text).map_err(|err| io_err(&p, err))?;
-            }
-        }
+    // One file, or a directory of `KERNEL.EXT`; none may be the source
+    // (or a machine file), each written whole or not at all.
+    let mut claims = Claims::default();
+    claims.input(&a.file, "source file");
+    if let Some(m) = a.machine.as_deref()
+        && std::path::Path::new(m).is_file()
+    {
+        claims.input(std::path::Path::new(m), "machine file");
+    }
+    let targets: Vec<std::path::PathBuf> = if outputs.len() == 1 {
+        vec![path.to_path_buf()]
+    } else {
+        outputs
+            .iter()
+            .map(|(e, name, _)| path.join(format!("{name}.{}", e.extension())))
+            .collect()
+    };
+    for (t, (e, name, _)) in targets.iter().zip(outputs) {
+        claims.output(t, format!("`--emit {}` of `{name}`", e.name()))?;
+    }
+    if outputs.len() > 1 {
+        std::fs::create_dir_all(path).map_err(|e| {
+            Failure::input(vec![Diagnostic::new(
+                Code::E0600,
+                format!("cannot create `{}`: {e}", path.display()),
+            )])
+        })?;
+    }
+    for (t, (_, _, bytes)) in targets.iter().zip(outputs) {
+        files::write(t, bytes)?;
     }
     Ok(())
 }

@@ -15,7 +15,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::PathBuf;
-use tessera_ir::{Code, Diagnostic};
+use tessera_ir::Diagnostic;
 
 /// Tessera: a kernel compiler for NPU dataflow machines.
 #[derive(Parser, Debug)]
@@ -397,15 +397,13 @@ fn cmd_asm(
     output: &std::path::Path,
     machine: Option<&str>,
 ) -> Result<(), Failure> {
+    let mut claims = crate::files::Claims::default();
+    claims.input(file, "assembly source");
+    claims.output(output, "bytecode file")?;
     let src = driver::load_source(file)?;
     let (m, program) = simulate::assemble(&src, machine)?;
     let bytes = tessera_sim::encode(&program);
-    std::fs::write(output, &bytes).map_err(|e| {
-        Failure::input(vec![Diagnostic::new(
-            Code::E0600,
-            format!("cannot write `{}`: {e}", output.display()),
-        )])
-    })?;
+    crate::files::write(output, &bytes)?;
     let _ = writeln!(
         io.out,
         "{}: kernel `{}` for {}, {} bytes -> {}",
@@ -419,12 +417,7 @@ fn cmd_asm(
 }
 
 fn cmd_disasm(io: &mut Io<'_>, file: &std::path::Path) -> Result<(), Failure> {
-    let bytes = std::fs::read(file).map_err(|e| {
-        Failure::input(vec![Diagnostic::new(
-            Code::E0600,
-            format!("cannot read `{}`: {e}", file.display()),
-        )])
-    })?;
+    let bytes = crate::files::read(file, crate::files::MAX_BYTECODE_BYTES, "bytecode file")?;
     let program = tessera_sim::decode(&bytes).map_err(|e| {
         Failure::input(vec![Diagnostic::with_code(
             e.code,

@@ -4,8 +4,9 @@
 
 use super::{Io, RunArgs, Target, target_not_yet};
 use crate::driver::{self, Failure, Source};
+use crate::files::{self, Claims};
 use crate::{inputs, simulate};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use tessera_ir::{Code, Diagnostic, Tensor};
 
 /// Summary statistics of a tensor for the run report.
@@ -110,31 +111,40 @@ pub(super) fn cmd_run(io: &mut Io<'_>, a: &RunArgs) -> Result<(), Failure> {
         ]));
     }
     let kernel = driver::lower(&file, &def.name.name, &env, &src)?;
-    for p in &kernel.params {
-        let n = p.ty.shape.num_elements().unwrap_or(u64::MAX);
-        if n > tessera_ir::interp::MAX_ELEMENTS as u64 {
-            return Err(Failure::input(vec![Diagnostic::new(
-                Code::E0503,
-                format!(
-                    "parameter `{}` ({}) has {n} elements; the reference interpreter is limited to {}",
-                    p.name,
-                    p.ty,
-                    tessera_ir::interp::MAX_ELEMENTS
-                ),
-            )]));
+    // Nothing the command reads is overwritten, and the host's tensors are
+    // bounded before any is drawn or simulated.
+    let mut claims = Claims::default();
+    claims.input(&a.file, "source file");
+    for (i, path) in &given {
+        claims.input(path, format!("input of `{}`", def.params[*i].name.name));
+    }
+    claim_machine(&mut claims, a.machine.as_deref());
+    let names: Vec<&str> = kernel.outputs.iter().map(|o| o.name.as_str()).collect();
+    claim_outputs(&mut claims, a, &names)?;
+    if !a.timing_only {
+        for p in &kernel.params {
+            files::check_host_tensor(&format!("parameter `{}`", p.name), &p.ty)?;
+        }
+        for o in &kernel.outputs {
+            files::check_host_tensor(&format!("result `{}`", o.name), kernel.ty(o.value))?;
         }
     }
-    let inputs: Vec<Tensor> = tensors
-        .into_iter()
-        .enumerate()
-        .map(|(i, t)| {
-            t.unwrap_or_else(|| {
-                let p = &kernel.params[i];
-                let shape = p.ty.shape.as_usize().unwrap_or_default();
-                inputs::random_tensor(p.ty.dtype, shape, a.seed, i)
+    // Timing alone needs no data: nothing is drawn.
+    let inputs: Vec<Tensor> = if a.timing_only {
+        Vec::new()
+    } else {
+        tensors
+            .into_iter()
+            .enumerate()
+            .map(|(i, t)| {
+                t.unwrap_or_else(|| {
+                    let p = &kernel.params[i];
+                    let shape = p.ty.shape.as_usize().unwrap_or_default();
+                    inputs::random_tensor(p.ty.dtype, shape, a.seed, i)
+                })
             })
-        })
-        .collect();
+            .collect()
+    };
     if a.target == Target::Ref {
         let outputs = run_reference(&kernel, &inputs, &src)?;
         return write_tensors(io, &a.out_dir, &kernel, &outputs, "ref");
@@ -192,6 +202,40 @@ fn run_bytecode(io: &mut Io<'_>, a: &RunArgs) -> Result<(), Failure> {
         ));
     }
     let (machine, program) = simulate::load_bytecode(&a.file, a.machine.as_deref())?;
+    if let Some(k) = &a.kernel
+        && *k != program.kernel
+    {
+        return Err(Failure::input(vec![
+            Diagnostic::new(
+                Code::E0502,
+                format!(
+                    "`{}` holds kernel `{}`, not `{k}`",
+                    a.file.display(),
+                    program.kernel
+                ),
+            )
+            .help("a `.tbc` file holds one kernel: drop `-k`, or give the file compiled from it"),
+        ]));
+    }
+    let mut claims = Claims::default();
+    claims.input(&a.file, "bytecode file");
+    claim_machine(&mut claims, a.machine.as_deref());
+    for arg in &a.inputs {
+        if let Some((name, path)) = arg.split_once('=') {
+            claims.input(Path::new(path), format!("input of `{name}`"));
+        }
+    }
+    let names: Vec<&str> = program.results.iter().map(|r| r.name.as_str()).collect();
+    claim_outputs(&mut claims, a, &names)?;
+    if !a.timing_only {
+        for t in program.params.iter().chain(&program.results) {
+            let ty = tessera_ir::TensorType::new(
+                simulate::dtype(t.dtype),
+                tessera_ir::Shape::fixed(&t.shape),
+            );
+            files::check_host_tensor(&format!("`{}`", t.name), &ty)?;
+        }
+    }
     // Inputs, by the signature in the file.
     let mut given: Vec<(usize, PathBuf)> = Vec::new();
     let mut diags = Vec::new();
@@ -242,9 +286,9 @@ fn run_bytecode(io: &mut Io<'_>, a: &RunArgs) -> Result<(), Failure> {
                     continue;
                 }
             },
-            None if a.random_inputs || a.timing_only => {
-                inputs::random_tensor(dtype, shape, a.seed, i)
-            }
+            // Timing alone needs no data.
+            None if a.timing_only => continue,
+            None if a.random_inputs => inputs::random_tensor(dtype, shape, a.seed, i),
             None => {
                 diags.push(
                     Diagnostic::new(
@@ -282,19 +326,38 @@ fn run_bytecode(io: &mut Io<'_>, a: &RunArgs) -> Result<(), Failure> {
 
 /// Writes `--trace` and `--stats-json` files of a simulation.
 fn write_side_files(a: &RunArgs, out: &tessera_sim::run::RunOutput) -> Result<(), Failure> {
-    let write = |p: &std::path::Path, text: &str| {
-        std::fs::write(p, text).map_err(|e| {
-            Failure::input(vec![Diagnostic::new(
-                Code::E0600,
-                format!("cannot write `{}`: {e}", p.display()),
-            )])
-        })
-    };
     if let Some(p) = &a.stats_json {
-        write(p, &out.report.to_json())?;
+        files::write(p, out.report.to_json().as_bytes())?;
     }
     if let (Some(p), Some(json)) = (&a.trace, &out.trace_json) {
-        write(p, json)?;
+        files::write(p, json.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// Claims a machine description given as a file.
+fn claim_machine(claims: &mut Claims, machine: Option<&str>) {
+    if let Some(m) = machine
+        && Path::new(m).is_file()
+    {
+        claims.input(Path::new(m), "machine file");
+    }
+}
+
+/// Claims every file a run writes: `--out-dir/NAME.npy` per result (none
+/// with `--timing-only`), `--trace` and `--stats-json`.
+fn claim_outputs(claims: &mut Claims, a: &RunArgs, results: &[&str]) -> Result<(), Failure> {
+    if !a.timing_only {
+        for name in results {
+            let p = a.out_dir.join(format!("{name}.npy"));
+            claims.output(&p, format!("output `{name}`"))?;
+        }
+    }
+    if let Some(p) = &a.trace {
+        claims.output(p, "trace")?;
+    }
+    if let Some(p) = &a.stats_json {
+        claims.output(p, "statistics file")?;
     }
     Ok(())
 }

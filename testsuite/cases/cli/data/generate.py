@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes the .npy files that the CLI cases (testsuite/cases/cli/*.cli) read.
+"""Writes the data files that the CLI cases (testsuite/cases/cli/*.cli) read.
 
     python3 testsuite/cases/cli/data/generate.py
 
@@ -12,7 +12,11 @@ Good files:  ok_4x8 (f32 4x8), ok_vec8 (f32 [8]), v2_4x8 / v3_4x8 (format
 Bad files:   fortran (Fortran order), big_endian (>f4), f64_4x8 (<f8),
              i2_4x8 (<i2), wrong_shape_8x4 (f32 8x4), truncated (header for
              4x8 f32, half the data), garbage (random bytes), bad_magic (valid
-             file with a broken magic string), empty (0 bytes).
+             file with a broken magic string), empty (0 bytes), unicode_4x8
+             (<U4 strings).
+Hostile programs (hostile_*.tsr, hostile_*.s): inputs that once crashed,
+             aborted or hung Tessera, for the CLI cases that keep them from
+             doing so again (each names its problem).
 """
 
 import io
@@ -32,6 +36,36 @@ def npy(arr, version=None):
     return buf.getvalue()
 
 
+def hostile():
+    """Programs and assembly that once broke Tessera (bytes by name)."""
+    files = {}
+    files["hostile_dims.tsr"] = b"kernel add(a: f32[M], b: f32[M]) -> f32[M] { return a + b; }\n"
+    files["hostile_huge_full.tsr"] = (
+        b"kernel f() -> f32[1000000000000] { return full([1000000000000], 1.0); }\n"
+    )
+    files["hostile_named.tsr"] = b"kernel k(a: f32[4, 8]) -> (a: f32[4, 8]) { return a * 2.0; }\n"
+    params = ", ".join(f"p{i}: f32[4]" for i in range(300))
+    files["hostile_many_params.tsr"] = f"kernel k({params}) -> f32[4] {{ return p0 + p299; }}\n".encode()
+    results = ", ".join(f"r{i}: f32[4]" for i in range(300))
+    values = ", ".join("a" for _ in range(300))
+    files["hostile_many_results.tsr"] = (
+        f"kernel k(a: f32[4]) -> ({results}) {{ return ({values}); }}\n".encode()
+    )
+    tree = ["kernel g0(a: f32[4]) -> f32[4] { return a * 2.0; }"]
+    tree += [f"kernel g{i}(a: f32[4]) -> f32[4] {{ return g{i - 1}(a) + g{i - 1}(a); }}" for i in range(1, 17)]
+    files["hostile_call_tree.tsr"] = ("\n".join(tree) + "\n").encode()
+    n = 100_000
+    files["hostile_deep_parens.tsr"] = (
+        "kernel k(a: f32[4]) -> f32[4] { return " + "(" * n + "a" + ")" * n + "; }\n"
+    ).encode()
+    files["hostile_loop.s"] = (
+        b".kernel spin\n.param a f32[8]\n.result c f32[8]\n.block_dim 2\n.aiv\ntop:\n    s.jmp top\n"
+    )
+    files["hostile_big_param.s"] = b".kernel big\n.param a f32[4294967296]\n.result c f32[4]\n.aiv\n    end\n"
+    files["hostile_big_result.s"] = b".kernel big\n.param a f32[4]\n.result c f32[536870912]\n.aiv\n    end\n"
+    return files
+
+
 def main():
     rng = np.random.default_rng(20240601)
     a = rng.uniform(-1.0, 1.0, size=(4, 8)).astype("<f4")
@@ -49,7 +83,9 @@ def main():
         "wrong_shape_8x4.npy": npy(np.ascontiguousarray(a.T)),
         "garbage.npy": rng.integers(0, 256, size=200, dtype=np.uint8).tobytes(),
         "empty.npy": b"",
+        "unicode_4x8.npy": npy(np.array([["ab"] * 8] * 4, dtype="<U4")),
     }
+    files.update(hostile())
     full = npy(a)
     header_len = len(full) - a.nbytes
     files["truncated.npy"] = full[: header_len + a.nbytes // 2]
@@ -65,7 +101,8 @@ def main():
         path = HERE / name
         if not path.exists() or path.read_bytes() != data:
             path.write_bytes(data)
-    stale = {p.name for p in HERE.glob("*.npy")} - set(files)
+    stale = {p.name for p in HERE.glob("*.npy")} | {p.name for p in HERE.glob("hostile_*")}
+    stale -= set(files)
     for name in sorted(stale):
         (HERE / name).unlink()
     print(f"wrote {len(files)} files")

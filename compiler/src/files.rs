@@ -1,0 +1,157 @@
+//! The files a command reads and writes, and the limits of what a run may
+//! hold (`docs/cli.md`, "Files and limits").
+//!
+//! - Every read is bounded by what its format can need ([`read`]), so a
+//!   huge file or `/dev/zero` is an error, not an allocation.
+//! - Every write goes to a temporary file beside its target, renamed once
+//!   complete ([`write`]): a failure leaves the old file or nothing.
+//! - No output may be a file the command reads, nor another of its outputs
+//!   ([`Claims`], `E0607`): nothing the user gave is overwritten.
+//! - The tensors a run holds on the host are bounded before any is
+//!   allocated ([`MAX_HOST_ELEMENTS`], [`check_host_tensor`]).
+
+use crate::driver::Failure;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use tessera_ir::{Code, Diagnostic, TensorType};
+
+/// The largest source file (`.tsr`, `.s`) read: 16 MiB.
+pub const MAX_SOURCE_BYTES: u64 = 16 << 20;
+/// The largest `.tbc` file read: 256 MiB.
+pub const MAX_BYTECODE_BYTES: u64 = 256 << 20;
+/// The most elements one tensor of a run may have on the host: an input
+/// read or drawn, an output written, a value of the reference interpreter
+/// (2^24; 128 MiB as the f64 values the host computes with).
+pub const MAX_HOST_ELEMENTS: u64 = 1 << 24;
+/// The largest `.npy` file read: a header and `MAX_HOST_ELEMENTS` elements
+/// of at most 8 bytes.
+pub const MAX_NPY_BYTES: u64 = (1 << 20) + MAX_HOST_ELEMENTS * 8;
+
+fn cannot(what: impl std::fmt::Display) -> Failure {
+    Failure::input(vec![Diagnostic::new(Code::E0600, what.to_string())])
+}
+
+/// Reads `path`, failing (`E0600`) when it is unreadable or longer than
+/// `max` bytes (`what` names the kind of file for the message).
+pub fn read(path: &Path, max: u64, what: &str) -> Result<Vec<u8>, Failure> {
+    read_raw(path, max, what).map_err(cannot)
+}
+
+/// [`read`] with the message as a string (for callers that build their
+/// own diagnostic).
+pub fn read_raw(path: &Path, max: u64, what: &str) -> Result<Vec<u8>, String> {
+    let f =
+        std::fs::File::open(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+    let mut bytes = Vec::new();
+    f.take(max + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+    if bytes.len() as u64 > max {
+        return Err(format!(
+            "`{}` is larger than {max} bytes, more than any {what} can need",
+            path.display()
+        ));
+    }
+    Ok(bytes)
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same directory
+/// and a rename, so `path` is either untouched or complete.
+pub fn write(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
+    let tmp = temp_beside(path);
+    let done = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
+    if let Err(e) = done {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(cannot(format!("cannot write `{}`: {e}", path.display())));
+    }
+    Ok(())
+}
+
+/// `DIR/.NAME.partial` for `DIR/NAME`.
+pub fn temp_beside(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map_or_else(|| "out".into(), |n| n.to_string_lossy().into_owned());
+    path.with_file_name(format!(".{name}.partial"))
+}
+
+/// What the same file is called whichever way it was written: the
+/// canonical path of the file, or of its directory and its name when it
+/// does not exist yet.
+fn identity(p: &Path) -> PathBuf {
+    if let Ok(c) = p.canonicalize() {
+        return c;
+    }
+    let abs = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    match (abs.parent(), abs.file_name()) {
+        (Some(dir), Some(name)) => dir
+            .canonicalize()
+            .map_or_else(|_| abs.clone(), |d| d.join(name)),
+        _ => abs,
+    }
+}
+
+/// The files a command reads and writes, so that an output never replaces
+/// an input or another output (`E0607`).
+#[derive(Default)]
+pub struct Claims {
+    inputs: Vec<(PathBuf, String)>,
+    outputs: Vec<(PathBuf, String)>,
+}
+
+impl Claims {
+    /// Records a file the command reads (`role` names it in messages).
+    pub fn input(&mut self, path: &Path, role: impl Into<String>) {
+        self.inputs.push((identity(path), role.into()));
+    }
+
+    /// Records a file the command will write; refused when it is one of
+    /// the inputs or already an output.
+    pub fn output(&mut self, path: &Path, role: impl Into<String>) -> Result<(), Failure> {
+        let id = identity(path);
+        let role = role.into();
+        let clash = self
+            .inputs
+            .iter()
+            .map(|(p, r)| (p, format!("the {r}")))
+            .chain(
+                self.outputs
+                    .iter()
+                    .map(|(p, r)| (p, format!("also the {r}"))),
+            )
+            .find(|(p, _)| **p == id);
+        if let Some((_, other)) = clash {
+            return Err(Failure::input(vec![
+                Diagnostic::new(
+                    Code::E0607,
+                    format!("`{}` would be written as the {role}, but it is {other}", path.display()),
+                )
+                .help("choose another path: Tessera never overwrites a file it reads, nor writes one file twice"),
+            ]));
+        }
+        self.outputs.push((id, role));
+        Ok(())
+    }
+}
+
+/// Refuses a tensor of `ty` the host would hold past [`MAX_HOST_ELEMENTS`]
+/// (`E0503`), before anything is allocated; `what` names it.
+pub fn check_host_tensor(what: &str, ty: &TensorType) -> Result<(), Failure> {
+    let n = ty.shape.num_elements();
+    if n.is_none_or(|n| n > MAX_HOST_ELEMENTS) {
+        return Err(Failure::input(vec![too_many(what, ty)]));
+    }
+    Ok(())
+}
+
+/// The `E0503` diagnostic for a tensor past [`MAX_HOST_ELEMENTS`].
+pub fn too_many(what: &str, ty: &TensorType) -> Diagnostic {
+    Diagnostic::new(
+        Code::E0503,
+        format!(
+            "{what} ({ty}) has {} elements; a run holds at most {MAX_HOST_ELEMENTS} per tensor on the host",
+            ty.shape.product_text()
+        ),
+    )
+    .help("`tessera bench` simulates timing without data, at any size the machine's GM holds")
+}
