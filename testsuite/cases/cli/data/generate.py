@@ -56,7 +56,12 @@ def hostile():
     files["hostile_call_tree.tsr"] = ("\n".join(tree) + "\n").encode()
     n = 100_000
     files["hostile_deep_parens.tsr"] = (
-        "kernel k(a: f32[4]) -> f32[4] { return " + "(" * n + "a" + ")" * n + "; }\n"
+        # 100 brackets a line, so the diagnostic quotes short lines.
+        "kernel k(a: f32[4]) -> f32[4] { return\n"
+        + ("(" * 100 + "\n") * (n // 100)
+        + "a\n"
+        + (")" * 100 + "\n") * (n // 100)
+        + "; }\n"
     ).encode()
     files["hostile_loop.s"] = (
         b".kernel spin\n.param a f32[8]\n.result c f32[8]\n.block_dim 2\n.aiv\ntop:\n    s.jmp top\n"
