@@ -187,15 +187,18 @@ pub fn compile_npu(
     Ok(NpuCode { plan, program })
 }
 
-/// The NPU's kernel calls take at most 256 tensors (the `s.arg` index is a
-/// byte) of at most 16 dims each (the bytecode's tensor declarations).
+/// The NPU's kernel calls take at most [`MAX_ARGS`] tensors of at most 16
+/// dims each (the bytecode's tensor declarations).
+///
+/// [`MAX_ARGS`]: tessera_sim::program::MAX_ARGS
 fn fits_the_npu(kernel: &Kernel) -> Result<(), Failure> {
+    use tessera_sim::program::MAX_ARGS;
     let args = kernel.params.len() + kernel.outputs.len();
-    if args > 256 {
+    if args > MAX_ARGS {
         return Err(Failure::input(vec![Diagnostic::new(
             Code::E0504,
             format!(
-                "kernel `{}` has {} parameter(s) and {} result(s); an NPU kernel takes at most 256 tensors",
+                "kernel `{}` has {} parameter(s) and {} result(s); an NPU kernel takes at most {MAX_ARGS} tensors",
                 kernel.name,
                 kernel.params.len(),
                 kernel.outputs.len()
@@ -255,21 +258,23 @@ fn fits_the_npu(kernel: &Kernel) -> Result<(), Failure> {
 /// The kernel's tensors and the plan's workspace must fit the simulator's
 /// GM (each tensor 4 KiB aligned), at most `MAX_GM_BYTES`.
 fn fits_gm(kernel: &Kernel, plan: &tessera_ir::plan::Plan) -> Result<(), Failure> {
-    use tessera_sim::program::MAX_GM_BYTES;
-    let tensors: u128 = plan
+    use tessera_sim::program::{MAX_GM_BYTES, gm_footprint};
+    let bytes: Vec<u128> = plan
         .params()
         .chain(plan.results())
         .map(|b| {
             let n: u128 = b.shape.iter().map(|&d| u128::from(d)).product();
-            (n * b.dtype.size_bytes() as u128).div_ceil(4096) * 4096
+            n * b.dtype.size_bytes() as u128
         })
-        .sum();
-    let total = tensors + u128::from(plan.workspace);
+        .collect();
+    let total = gm_footprint(bytes.iter().copied(), plan.workspace);
+    let tensors: u128 = bytes.iter().sum();
+    let alignment = total - tensors - u128::from(plan.workspace);
     if total > u128::from(MAX_GM_BYTES) {
         return Err(Failure::input(vec![Diagnostic::new(
             Code::E0503,
             format!(
-                "kernel `{}` needs {total} bytes of GM ({tensors} for its tensors, {} of workspace); the simulated machine's GM holds {MAX_GM_BYTES} (1 TiB)",
+                "kernel `{}` needs {total} bytes of GM: {tensors} bytes for its tensors, {alignment} of alignment and {} of workspace; the simulated machine's GM holds {MAX_GM_BYTES} (1 TiB)",
                 kernel.name, plan.workspace
             ),
         )]));

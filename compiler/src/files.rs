@@ -42,15 +42,24 @@ pub fn read(path: &Path, max: u64, what: &str) -> Result<Vec<u8>, Failure> {
 pub fn read_raw(path: &Path, max: u64, what: &str) -> Result<Vec<u8>, String> {
     let f =
         std::fs::File::open(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
-    let mut bytes = Vec::new();
+    let too_large = || {
+        format!(
+            "`{}` is larger than {max} bytes, more than any {what} can need",
+            path.display()
+        )
+    };
+    // A regular file states its length (checked before reading, and the
+    // buffer sized once); a pipe or device is read up to the limit.
+    let stated = f.metadata().ok().filter(|m| m.is_file()).map(|m| m.len());
+    if stated.is_some_and(|n| n > max) {
+        return Err(too_large());
+    }
+    let mut bytes = Vec::with_capacity(stated.map_or(0, |n| n as usize + 1));
     f.take(max + 1)
         .read_to_end(&mut bytes)
         .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
     if bytes.len() as u64 > max {
-        return Err(format!(
-            "`{}` is larger than {max} bytes, more than any {what} can need",
-            path.display()
-        ));
+        return Err(too_large());
     }
     Ok(bytes)
 }

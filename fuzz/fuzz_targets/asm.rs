@@ -3,17 +3,11 @@
 //! program disassembles, and its bytecode loads back.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
-use std::sync::LazyLock;
-use tessera_sim::{Machine, assemble, bytecode, disassemble, encode};
+mod common;
 
-/// Both built-in machines, parsed once (not per input).
-static MACHINES: LazyLock<Vec<Machine>> = LazyLock::new(|| {
-    ["910b-like", "910-like"]
-        .iter()
-        .filter_map(|n| Machine::load(n).ok())
-        .collect()
-});
+use common::MACHINES;
+use libfuzzer_sys::fuzz_target;
+use tessera_sim::{assemble, bytecode, disassemble, encode};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(src) = std::str::from_utf8(data) else {

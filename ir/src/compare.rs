@@ -208,6 +208,21 @@ mod tests {
     }
 
     #[test]
+    fn nan_against_an_infinity_is_an_infinite_error() {
+        // It once printed "max abs err 0.000e0 ... MISMATCH".
+        let nan = Tensor::from_f64(DType::F32, vec![1], vec![f64::NAN]);
+        let neg_inf = Tensor::from_f64(DType::F32, vec![1], vec![f64::NEG_INFINITY]);
+        for rule in [
+            Rule::Exact,
+            Rule::Within(Tolerance::for_dtype(DType::F32, false)),
+        ] {
+            let c = compare(&nan, &neg_inf, rule);
+            assert_eq!(c.mismatches, 1);
+            assert_eq!((c.max_abs, c.max_rel), (f64::INFINITY, f64::INFINITY));
+        }
+    }
+
+    #[test]
     fn exact_outputs_compare_bits() {
         let a = Tensor::from_f64(DType::BF16, vec![2], vec![1.0, 0.0]);
         let one_ulp = Tensor::from_f64(DType::BF16, vec![2], vec![1.0078125, 0.0]);

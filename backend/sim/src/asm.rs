@@ -13,7 +13,7 @@
 use crate::isa::{Dt, Insn, ParseCtx, ParseFail, TABLE, is_label};
 use crate::machine::Machine;
 use crate::program::{Launch, Program, Section, TensorDecl};
-use crate::syntax::{eval_int, line_col};
+use crate::syntax::{LineIndex, eval_int};
 use std::collections::HashMap;
 use std::fmt;
 use std::ops::Range;
@@ -133,6 +133,7 @@ struct Assembler<'a> {
     opts: &'a AsmOptions,
     errors: Vec<AsmError>,
     consts: HashMap<String, i64>,
+    lines: LineIndex,
 }
 
 fn split_operands(s: &str, base: usize) -> Vec<(usize, String)> {
@@ -170,17 +171,12 @@ impl<'a> Assembler<'a> {
             opts,
             errors: Vec::new(),
             consts: HashMap::new(),
+            lines: LineIndex::new(src),
         }
     }
 
     fn err(&mut self, code: &'static str, span: Range<usize>, message: impl Into<String>) {
-        // Past the first hundred (all a reader sees), positions are not
-        // worth a scan of the source each.
-        let (line, col) = if self.errors.len() < 100 {
-            line_col(self.src, span.start)
-        } else {
-            (0, 0)
-        };
+        let (line, col) = self.lines.line_col(self.src, span.start);
         self.errors.push(AsmError {
             code,
             message: message.into(),

@@ -18,6 +18,8 @@
 //! | E0708 | race between two pipes (or cores) without happens-before |
 //! | E0709 | same-pipe read-after-write without a barrier |
 //! | E0710 | a cross-core flag counter overflowed |
+//! | E0711 | the step limit was exceeded (scalar instructions and pipe events) |
+//! | E0712 | the functional work limit was exceeded |
 
 use crate::isa::Pipe;
 use std::fmt;

@@ -95,8 +95,21 @@ pub struct Program {
 pub const MAX_BLOCK_DIM: u32 = 65535;
 /// Maximum number of launches in a program.
 pub const MAX_LAUNCHES: usize = 65535;
-/// Maximum bytes of all tensors plus the workspace.
+/// Maximum bytes of all tensors plus the workspace ([`gm_footprint`]).
 pub const MAX_GM_BYTES: u64 = 1 << 40;
+/// Maximum number of parameters and results (`s.arg` indexes them).
+pub const MAX_ARGS: usize = 255;
+
+/// The GM a program's tensors (their sizes in bytes) and workspace take,
+/// as validation counts it: each tensor is charged 4 KiB more than its
+/// bytes for alignment. Exact, so a caller can compare it with
+/// [`MAX_GM_BYTES`] whatever the sizes.
+pub fn gm_footprint(tensor_bytes: impl IntoIterator<Item = u128>, workspace: u64) -> u128 {
+    tensor_bytes
+        .into_iter()
+        .map(|b| b + 4096)
+        .fold(u128::from(workspace), |total, b| total.saturating_add(b))
+}
 
 impl Program {
     /// Parameters then results, as `s.arg` indexes them.
@@ -124,10 +137,9 @@ impl Program {
     /// concern an instruction; messages about one launch of a multi-launch
     /// program start with `launch N: `.
     pub fn validate(&self, machine: &Machine) -> Result<(), (Option<InsnAt>, String)> {
-        if self.args().count() > 255 {
-            return Err((None, "at most 255 parameters and results".into()));
+        if self.args().count() > MAX_ARGS {
+            return Err((None, format!("at most {MAX_ARGS} parameters and results")));
         }
-        let mut total: u64 = self.workspace;
         for t in self.args() {
             if t.shape.len() > 16 {
                 return Err((None, format!("tensor `{}` has more than 16 dims", t.name)));
@@ -142,11 +154,11 @@ impl Program {
                     .filter(|&n| n <= MAX_GM_BYTES)
                     .ok_or_else(|| (None, format!("tensor `{}` is too large", t.name)))?;
             }
-            total = total
-                .saturating_add(n.saturating_mul(t.dtype.size()))
-                .saturating_add(4096);
         }
-        if total > MAX_GM_BYTES {
+        let bytes = self
+            .args()
+            .map(|t| u128::from(t.elements()) * u128::from(t.dtype.size()));
+        if gm_footprint(bytes, self.workspace) > u128::from(MAX_GM_BYTES) {
             return Err((None, "tensors and workspace exceed 1 TiB".into()));
         }
         if self.launches.is_empty() {
