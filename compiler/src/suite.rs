@@ -198,9 +198,7 @@ pub fn run_suite(
     let md = markdown(&results);
     let json = serde_json::to_string_pretty(&results).unwrap_or_default();
     for (name, body) in [("RESULTS.md", md), ("RESULTS.json", json + "\n")] {
-        let p = out_dir.join(name);
-        std::fs::write(&p, body)
-            .map_err(|e| input_error(format!("cannot write `{}`: {e}", p.display())))?;
+        crate::files::write(&out_dir.join(name), body.as_bytes())?;
     }
     let _ = writeln!(
         out,

@@ -329,19 +329,29 @@ fn a_machine_file_of_1_mib() {
 }
 
 #[test]
-fn the_step_limit_stops_a_loop_on_many_blocks() {
-    let s = file(
-        "spin.s",
-        b".kernel spin\n.param a f32[8]\n.result c f32[8]\n.block_dim 48\n.aiv\ntop:\n    s.jmp top\n",
-    );
-    let tbc = dir().join("spin.tbc");
-    ok(&tessera(&["asm", path(&s), "-o", path(&tbc)]));
-    let o = tessera(&[
-        "run",
-        path(&tbc),
-        "--random-inputs",
-        "--out-dir",
-        path(&dir().join("spin-out")),
-    ]);
-    refused(&o, 3, "E0711");
+fn the_spin_limit_stops_a_loop_on_many_blocks() {
+    // 2^16 scalar instructions in a row without pipe work: s.li, N times
+    // (s.add, s.br), end = 2N + 2. N = 32767 is at the limit, 32768 past it.
+    let program = |n: u64, blocks: u32| {
+        format!(
+            ".kernel spin\n.param a f32[8]\n.result c f32[8]\n.block_dim {blocks}\n.aiv\n    s.li r1, {n}\ntop:\n    s.add r1, r1, -1\n    s.br.ne r1, 0, top\n    end\n"
+        )
+    };
+    let run = |name: &str, text: &str| {
+        let s = file(&format!("{name}.s"), text.as_bytes());
+        let tbc = dir().join(format!("{name}.tbc"));
+        ok(&tessera(&["asm", path(&s), "-o", path(&tbc)]));
+        tessera(&[
+            "run",
+            path(&tbc),
+            "--random-inputs",
+            "--out-dir",
+            path(&dir().join(format!("{name}-out"))),
+        ])
+    };
+    ok(&run("spin_at", &program(32_767, 48)));
+    refused(&run("spin_past", &program(32_768, 48)), 3, "E0711");
+    // A loop without end, on as many blocks as a launch takes.
+    let forever = ".kernel spin\n.param a f32[8]\n.result c f32[8]\n.block_dim 65535\n.aiv\ntop:\n    s.jmp top\n";
+    refused(&run("spin_forever", forever), 3, "E0711");
 }

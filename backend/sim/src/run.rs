@@ -48,23 +48,20 @@ pub struct RunOptions {
     /// Record the timeline and produce Chrome trace JSON.
     pub trace: bool,
     /// Fault past this many steps (scalar instructions and pipe events) in
-    /// all; `None`: [`default_step_limit`] of the program.
+    /// all; `None`: no limit but the cycle limit, the work limit and
+    /// [`MAX_SPIN`] (fuzzers and tests set a small one).
+    ///
+    /// [`MAX_SPIN`]: crate::timing::MAX_SPIN
     pub step_limit: Option<u64>,
     /// Fault past this much functional work in all (multiply-adds, vector
     /// lane operations, bytes moved / 16; default [`MAX_WORK`]).
     pub work_limit: u64,
 }
 
-/// The default functional work limit: 2^32 units, a few seconds.
-pub const MAX_WORK: u64 = 1 << 32;
-
-/// The default step limit of a program whose tensors and workspace take
-/// `gm_bytes`: 2^26 steps plus one per 8 bytes, so a kernel that loops
-/// without end faults in about a second whatever its `block_dim`, while
-/// compiled kernels (a few steps per 256 bytes) stay far inside it.
-pub fn default_step_limit(gm_bytes: u64) -> u64 {
-    (1u64 << 26).saturating_add(gm_bytes / 8)
-}
+/// The default functional work limit: 2^37 units. The largest matmul whose
+/// three tensors each fit the CLI's host limit (2^24 elements) takes 2^36
+/// multiply-adds; twice that leaves room for the rest of its data work.
+pub const MAX_WORK: u64 = 1 << 37;
 
 impl Default for RunOptions {
     fn default() -> Self {
@@ -260,7 +257,7 @@ pub fn run(
     let mut names: Vec<String> = Vec::new();
     let mut sum = Sum::default();
     let mut launches = Vec::new();
-    let step_limit = opts.step_limit.unwrap_or_else(|| default_step_limit(total));
+    let step_limit = opts.step_limit.unwrap_or(u64::MAX);
     for li in 0..program.launches.len() {
         let eo = EngineOptions {
             functional,

@@ -56,12 +56,18 @@ pub struct EngineOptions {
     /// Record the timeline.
     pub trace: bool,
     /// Fault once this launch takes more steps (scalar instructions and
-    /// pipe events).
+    /// pipe events); `u64::MAX`: no limit.
     pub step_limit: u64,
     /// Fault once this launch's functional work (multiply-adds, vector
     /// lane operations, bytes moved / 16) passes this.
     pub work_limit: u64,
 }
+
+/// The most scalar instructions a core runs in a row without issuing pipe
+/// work or synchronising (2^16). Compiled code issues work every few dozen
+/// scalar instructions; a core past this loops without progress, and
+/// faults (`E0711`) after a fraction of a second whatever the `block_dim`.
+pub const MAX_SPIN: u64 = 1 << 16;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Ev {
@@ -149,6 +155,9 @@ struct Core {
     s_sched: u64,
     s_know: Clock,
     s_count: u32,
+    /// Scalar instructions run since the core last issued pipe work or
+    /// synchronised ([`MAX_SPIN`]).
+    spin: u64,
     s_busy: u64,
     pipes: [PipeSt; 7],
     flags: Vec<FlagSt>,
@@ -298,6 +307,7 @@ impl<'a> Engine<'a> {
             s_sched: u64::MAX,
             s_know: Clock::default(),
             s_count: 0,
+            spin: 0,
             s_busy: 0,
             pipes: Default::default(),
             flags: vec![FlagSt::default(); NPIPES * NPIPES * m.sync.event_ids as usize],
@@ -520,8 +530,19 @@ impl<'a> Engine<'a> {
         Trap::new(
             FaultKind::StepLimit,
             format!(
-                "the simulation took more than {} steps (scalar instructions and pipe events); the limit grows with the program's GM data",
+                "the simulation took more than {} steps (scalar instructions and pipe events), the limit this run was given",
                 self.o.step_limit
+            ),
+        )
+    }
+
+    /// The fault of a core that spins: [`MAX_SPIN`] scalar instructions
+    /// without issuing pipe work or synchronising.
+    fn spin_trap(&self) -> Trap {
+        Trap::new(
+            FaultKind::StepLimit,
+            format!(
+                "the core ran {MAX_SPIN} scalar instructions in a row without issuing pipe work or synchronising: it loops without progress"
             ),
         )
     }
@@ -758,6 +779,7 @@ impl<'a> Engine<'a> {
             core.s_state = SState::Run;
             core.s_know = Clock::default();
             core.s_count = 0;
+            core.spin = 0;
             for p in core.pipes.iter_mut() {
                 let busy = p.busy;
                 *p = PipeSt {

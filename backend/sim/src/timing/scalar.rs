@@ -4,7 +4,7 @@
 //! synchronisation instructions that queue on the scalar unit itself run in
 //! `sync.rs`.
 
-use super::{Engine, QEntry, SState, Wait};
+use super::{Engine, MAX_SPIN, QEntry, SState, Wait};
 use crate::exec;
 use crate::fault::{FaultKind, Space, Trap};
 use crate::isa::{CoreKind, Insn, Pipe, ScalarInsn, U8, ZR};
@@ -92,6 +92,7 @@ impl<'a> Engine<'a> {
             let sync_cost = u64::from(self.m.sync.sync_cycles).max(1);
             if insn.pipe() != Pipe::S {
                 // An instruction for another pipe: issue it.
+                self.cores[c].spin = 0;
                 let p = insn.pipe();
                 let depth = self.m.sync.queue_depth as usize;
                 let core = &mut self.cores[c];
@@ -115,6 +116,7 @@ impl<'a> Engine<'a> {
             } else {
                 match insn {
                     Insn::Sync(s) => {
+                        self.cores[c].spin = 0;
                         if !self.scalar_sync(c, s, pc, now) {
                             return;
                         }
@@ -122,6 +124,12 @@ impl<'a> Engine<'a> {
                     }
                     Insn::Scalar(s) => {
                         self.m_out.insns += 1;
+                        self.cores[c].spin += 1;
+                        if self.cores[c].spin > MAX_SPIN {
+                            let trap = self.spin_trap();
+                            self.raise(c, Pipe::S, Some(pc as u32), now, trap);
+                            return;
+                        }
                         match s {
                             ScalarInsn::SNop {} => {}
                             ScalarInsn::End {} => {
