@@ -252,3 +252,68 @@ fn markdown(r: &Results) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The suite file, read from the repository root.
+    fn suite() -> SuiteFile {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let text = std::fs::read_to_string(root.join(SUITE)).expect("suite.toml");
+        toml::from_str(&text).expect("suite.toml parses")
+    }
+
+    #[test]
+    fn the_suite_holds_every_benchmark_of_the_spec() {
+        // The ids of benchmarks.md's suite table (the models suite is
+        // benches/models.toml's own).
+        let spec = [
+            "gemm-1024",
+            "gemm-2048",
+            "gemm-4096",
+            "gemm-6144",
+            "gemm-i8",
+            "gemm-f32",
+            "mlp",
+            "add",
+            "softmax",
+            "layernorm",
+            "rmsnorm-matmul",
+            "attention-1024",
+            "attention-4096",
+            "attention-8192",
+            "transpose",
+            "ew-chain",
+            "swiglu-gate",
+            "softmax-long",
+            "layernorm-long",
+            "rmsnorm",
+            "ffn-swiglu",
+            "attention-gqa",
+            "attention-mask",
+        ];
+        let s = suite();
+        let ids: Vec<&str> = s.bench.iter().map(|b| b.id.as_str()).collect();
+        for id in spec {
+            assert!(ids.contains(&id), "benches/suite.toml lacks `{id}`");
+        }
+    }
+
+    #[test]
+    fn every_benchmark_compiles_on_both_machines() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        for b in suite().bench {
+            let src = driver::load_source(&root.join(&b.file)).expect("kernels.tsr");
+            let file = driver::parse_and_check(&src).expect("kernels.tsr checks");
+            let kernel = driver::lower(&file, &b.kernel, &b.dims, &src)
+                .unwrap_or_else(|e| panic!("{}: {e:?}", b.id));
+            for m in tessera_sim::Machine::builtin_names() {
+                let machine = simulate::machine(Some(m)).expect("built-in machine");
+                if let Err(e) = driver::compile_npu(&kernel, &machine, &src) {
+                    panic!("{} on {m}: {e:?}", b.id);
+                }
+            }
+        }
+    }
+}
