@@ -351,6 +351,17 @@ fn the_spin_limit_stops_a_loop_on_many_blocks() {
     };
     ok(&run("spin_at", &program(32_767, 48)));
     refused(&run("spin_past", &program(32_768, 48)), 3, "E0711");
+    // A loop that issues work (a barrier) is not spinning; it meets the
+    // step limit, 2^24 + 64 per GM byte (8 KiB here): 2^23 iterations of
+    // three steps pass it.
+    refused(
+        &run(
+            "busy_loop",
+            &program(1 << 23, 1).replace("top:\n", "top:\n    sync.barrier all\n"),
+        ),
+        3,
+        "E0711",
+    );
     // A loop without end, on as many blocks as a launch takes.
     let forever = ".kernel spin\n.param a f32[8]\n.result c f32[8]\n.block_dim 65535\n.aiv\ntop:\n    s.jmp top\n";
     refused(&run("spin_forever", forever), 3, "E0711");

@@ -1,8 +1,9 @@
 //! Fuzz target: small kernels through the whole pipeline. Any text is
 //! parsed and checked; each kernel that checks is lowered with its `//@
 //! dims:` (or 3, 5, 2 for M, N, K), planned and compiled for both built-in
-//! machines, and run on the simulator (race detector on, default step
-//! limit) against the reference interpreter on seeded inputs.
+//! machines, and run on the simulator (race detector on; the spin and
+//! cycle limits stop a program that loops) against the reference
+//! interpreter on seeded inputs.
 //!
 //! Input diagnostics are fine; an internal error, a panic, a fault or a
 //! result the reference disagrees with is a crash. Kernels whose tensors

@@ -18,7 +18,7 @@
 //! | E0708 | race between two pipes (or cores) without happens-before |
 //! | E0709 | same-pipe read-after-write without a barrier |
 //! | E0710 | a cross-core flag counter overflowed |
-//! | E0711 | a core spun (2^16 scalar instructions without pipe work or sync), or the run passed its step limit |
+//! | E0711 | a core spun (2^16 scalar instructions without pipe work or sync), or the run passed its step limit (2^24 + 64 per GM byte) |
 //! | E0712 | the functional work limit was exceeded |
 
 use crate::isa::Pipe;

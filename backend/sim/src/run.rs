@@ -48,14 +48,25 @@ pub struct RunOptions {
     /// Record the timeline and produce Chrome trace JSON.
     pub trace: bool,
     /// Fault past this many steps (scalar instructions and pipe events) in
-    /// all; `None`: no limit but the cycle limit, the work limit and
-    /// [`MAX_SPIN`] (fuzzers and tests set a small one).
-    ///
-    /// [`MAX_SPIN`]: crate::timing::MAX_SPIN
+    /// all; `None`: [`default_step_limit`] of the program.
     pub step_limit: Option<u64>,
     /// Fault past this much functional work in all (multiply-adds, vector
     /// lane operations, bytes moved / 16; default [`MAX_WORK`]).
     pub work_limit: u64,
+}
+
+/// The default step limit of a program whose tensors and workspace take
+/// `gm_bytes`: 2^24 steps plus 64 per byte. It bounds the host's time for
+/// a program that loops while issuing work (a core that loops without
+/// issuing work meets [`MAX_SPIN`] long before). Compiled kernels take far
+/// fewer: the suite's densest, an f32 GEMM on the vector unit (2048³ on
+/// 910-like), takes 15 steps per byte; that density grows with the square
+/// root of its size and reaches 64 at about 8192³, which takes an hour to
+/// simulate (`RunOptions::step_limit` lifts the limit).
+///
+/// [`MAX_SPIN`]: crate::timing::MAX_SPIN
+pub fn default_step_limit(gm_bytes: u64) -> u64 {
+    (1u64 << 24).saturating_add(gm_bytes.saturating_mul(64))
 }
 
 /// The default functional work limit: 2^37 units. The largest matmul whose
@@ -257,7 +268,7 @@ pub fn run(
     let mut names: Vec<String> = Vec::new();
     let mut sum = Sum::default();
     let mut launches = Vec::new();
-    let step_limit = opts.step_limit.unwrap_or(u64::MAX);
+    let step_limit = opts.step_limit.unwrap_or_else(|| default_step_limit(total));
     for li in 0..program.launches.len() {
         let eo = EngineOptions {
             functional,
