@@ -114,6 +114,16 @@ impl Claims {
         self.inputs.push((identity(path), role.into()));
     }
 
+    /// Records the machine description, when `--machine` names a file
+    /// rather than a built-in machine.
+    pub fn machine(&mut self, machine: Option<&str>) {
+        if let Some(m) = machine
+            && Path::new(m).is_file()
+        {
+            self.input(Path::new(m), "machine file");
+        }
+    }
+
     /// Records a file the command will write; refused when it is one of
     /// the inputs or already an output.
     pub fn output(&mut self, path: &Path, role: impl Into<String>) -> Result<(), Failure> {
@@ -145,22 +155,25 @@ impl Claims {
 
 /// Refuses a tensor of `ty` the host would hold past [`MAX_HOST_ELEMENTS`]
 /// (`E0503`), before anything is allocated; `what` names it.
-pub fn check_host_tensor(what: &str, ty: &TensorType) -> Result<(), Failure> {
-    let n = ty.shape.num_elements();
-    if n.is_none_or(|n| n > MAX_HOST_ELEMENTS) {
-        return Err(Failure::input(vec![too_many(what, ty)]));
+pub fn host_tensor(what: &str, ty: &TensorType) -> Result<(), Diagnostic> {
+    if ty
+        .shape
+        .num_elements()
+        .is_some_and(|n| n <= MAX_HOST_ELEMENTS)
+    {
+        return Ok(());
     }
-    Ok(())
-}
-
-/// The `E0503` diagnostic for a tensor past [`MAX_HOST_ELEMENTS`].
-pub fn too_many(what: &str, ty: &TensorType) -> Diagnostic {
-    Diagnostic::new(
+    Err(Diagnostic::new(
         Code::E0503,
         format!(
             "{what} ({ty}) has {} elements; a run holds at most {MAX_HOST_ELEMENTS} per tensor on the host",
             ty.shape.product_text()
         ),
     )
-    .help("`tessera bench` simulates timing without data, at any size the machine's GM holds")
+    .help("`tessera bench` simulates timing without data, at any size the machine's GM holds"))
+}
+
+/// [`host_tensor`] as a command's failure.
+pub fn check_host_tensor(what: &str, ty: &TensorType) -> Result<(), Failure> {
+    host_tensor(what, ty).map_err(|d| Failure::input(vec![d]))
 }

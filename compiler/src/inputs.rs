@@ -129,14 +129,7 @@ pub fn read_input(path: &Path, param: &str, dtype: DType) -> Result<Tensor, Diag
             ),
         )
     })?;
-    let ty = TensorType::new(dtype, Shape::fixed(&arr.shape));
-    if ty
-        .shape
-        .num_elements()
-        .is_none_or(|n| n > crate::files::MAX_HOST_ELEMENTS)
-    {
-        return Err(crate::files::too_many(&what, &ty));
-    }
+    crate::files::host_tensor(&what, &TensorType::new(dtype, Shape::fixed(&arr.shape)))?;
     npy::to_tensor(&arr, dtype, &what)
 }
 

@@ -236,7 +236,6 @@ impl Shape {
         self.0.iter().all(|d| matches!(d, Dim::Fixed(_)))
     }
 
-    /// The element count, if every dim is fixed and the product fits in `u64`.
     /// The product of the fixed dims, exactly, in decimal (symbolic and
     /// unknown dims count as 1): for messages about sizes past `u64`.
     pub fn product_text(&self) -> String {
@@ -272,6 +271,7 @@ impl Shape {
             .is_none_or(|n| n > MAX_TENSOR_ELEMENTS)
     }
 
+    /// The element count, if every dim is fixed and the product fits in `u64`.
     pub fn num_elements(&self) -> Option<u64> {
         self.0
             .iter()

@@ -139,6 +139,31 @@ pub fn crate_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The files of `dir` whose extension is `ext`, sorted by path.
+pub fn case_files(dir: &Path, ext: &str) -> Vec<PathBuf> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.expect("a directory entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == ext))
+        .collect();
+    paths.sort();
+    paths
+}
+
+/// Runs the `tessera` command line in-process on `args` (without the
+/// program name): its exit code, stdout and stderr.
+pub fn run_cli<S: AsRef<str>>(args: &[S]) -> (i32, String, String) {
+    let mut argv = vec!["tessera".to_string()];
+    argv.extend(args.iter().map(|a| a.as_ref().to_string()));
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = tessera_compiler::cli::run(&argv, &mut out, &mut err, false);
+    (
+        code,
+        String::from_utf8_lossy(&out).into_owned(),
+        String::from_utf8_lossy(&err).into_owned(),
+    )
+}
+
 /// A case's name: its file stem.
 pub fn case_name(path: &Path) -> String {
     path.file_stem()

@@ -95,6 +95,29 @@ impl Gen {
         Some(v)
     }
 
+    /// A new `[batch.., M, K]` parameter of `dtype` with dims drawn from
+    /// [`BIG`] and [`DIMS`], within a quarter of the MAC budget per column
+    /// of the other operand.
+    fn big_operand(&mut self, dtype: DType) -> Option<(Value, TensorType)> {
+        let mut d = Vec::new();
+        if self.rng.chance(25) {
+            d.push(*self.rng.pick(&[2u64, 3, 5]));
+        }
+        let m = if self.rng.chance(50) {
+            *self.rng.pick(&BIG)
+        } else {
+            *self.rng.pick(&DIMS)
+        };
+        let k = *self.rng.pick(&BIG);
+        let batch: u64 = d.iter().product();
+        let m = m.min((MAC_BUDGET / 4 / (k * batch)).max(1));
+        d.extend([m, k]);
+        let name = format!("p{}", self.k.params.len());
+        let ty = TensorType::new(dtype, Shape::fixed(&d));
+        let v = self.k.add_param(name, ty.clone());
+        Some((v, ty))
+    }
+
     /// A float `v` clamped to ±[`TAME`]; other dtypes as they are.
     fn tame(&mut self, v: Value) -> Option<Value> {
         let d = self.ty(v).dtype;
@@ -394,31 +417,6 @@ impl Gen {
     }
 }
 
-impl Gen {
-    /// A new `[batch.., M, K]` parameter of `dtype` with dims drawn from
-    /// [`BIG`] and [`DIMS`], within a quarter of the MAC budget per column
-    /// of the other operand.
-    fn big_operand(&mut self, dtype: DType) -> Option<(Value, TensorType)> {
-        let mut d = Vec::new();
-        if self.rng.chance(25) {
-            d.push(*self.rng.pick(&[2u64, 3, 5]));
-        }
-        let m = if self.rng.chance(50) {
-            *self.rng.pick(&BIG)
-        } else {
-            *self.rng.pick(&DIMS)
-        };
-        let k = *self.rng.pick(&BIG);
-        let batch: u64 = d.iter().product();
-        let m = m.min((MAC_BUDGET / 4 / (k * batch)).max(1));
-        d.extend([m, k]);
-        let name = format!("p{}", self.k.params.len());
-        let ty = TensorType::new(dtype, Shape::fixed(&d));
-        let v = self.k.add_param(name, ty.clone());
-        Some((v, ty))
-    }
-}
-
 fn generate(seed: u64) -> Kernel {
     let mut g = Gen {
         rng: Rng(SplitMix64(seed)),
@@ -607,12 +605,7 @@ fn random_kernels_match_the_reference_on_the_simulator() {
 #[test]
 fn kernels_that_found_bugs_still_match() {
     let dir = tessera_testsuite::crate_dir().join("cases/regressions");
-    let mut paths: Vec<_> = std::fs::read_dir(&dir)
-        .expect("cases/regressions")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "ir"))
-        .collect();
-    paths.sort();
+    let paths = tessera_testsuite::case_files(&dir, "ir");
     assert!(!paths.is_empty());
     for path in paths {
         let text = std::fs::read_to_string(&path).expect("readable");

@@ -8,28 +8,16 @@ use tessera_compiler::driver::{self, Source};
 /// Small dims, one per symbolic dim in signature order.
 const DIMS: [u64; 4] = [40, 72, 24, 136];
 
+/// `tessera ARGS`: the exit code and stdout followed by stderr.
 fn tessera(args: &[String]) -> (i32, String) {
-    let mut argv = vec!["tessera".to_string()];
-    argv.extend(args.iter().cloned());
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = tessera_compiler::cli::run(&argv, &mut out, &mut err, false);
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out),
-        String::from_utf8_lossy(&err)
-    );
-    (code, text)
+    let (code, out, err) = tessera_testsuite::run_cli(args);
+    (code, out + &err)
 }
 
 #[test]
 fn every_example_runs_and_checks_on_both_machines() {
     let root = tessera_testsuite::crate_dir().join("../examples");
-    let mut files: Vec<_> = std::fs::read_dir(&root)
-        .expect("examples/")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "tsr"))
-        .collect();
-    files.sort();
+    let files = tessera_testsuite::case_files(&root, "tsr");
     assert!(files.len() >= 4, "{files:?}");
     let out = std::env::temp_dir().join(format!("tessera-examples-{}", std::process::id()));
     let mut kernels = 0;

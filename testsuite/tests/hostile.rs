@@ -18,16 +18,9 @@ fn file(name: &str, text: &str) -> PathBuf {
 
 /// Runs `tessera ARGS`: (exit code, stderr, elapsed).
 fn tessera(args: &[&str]) -> (i32, String, Duration) {
-    let mut argv = vec!["tessera".to_string()];
-    argv.extend(args.iter().map(|s| s.to_string()));
-    let (mut out, mut err) = (Vec::new(), Vec::new());
     let start = Instant::now();
-    let code = tessera_compiler::cli::run(&argv, &mut out, &mut err, false);
-    (
-        code,
-        String::from_utf8_lossy(&err).into_owned(),
-        start.elapsed(),
-    )
+    let (code, _, err) = tessera_testsuite::run_cli(args);
+    (code, err, start.elapsed())
 }
 
 #[test]

@@ -8,7 +8,7 @@ use proptest::test_runner::Config;
 use std::sync::OnceLock;
 use tessera_compiler::{driver, simulate};
 use tessera_ir::plan::Plan;
-use tessera_testsuite::{crate_dir, directives, load};
+use tessera_testsuite::{case_files, crate_dir, directives, load};
 
 /// Parse; an accepted plan must print and read back unchanged.
 fn parse(text: &str) {
@@ -27,12 +27,7 @@ fn plans() -> &'static [String] {
     static PLANS: OnceLock<Vec<String>> = OnceLock::new();
     PLANS.get_or_init(|| {
         let dir = crate_dir().join("cases/codegen");
-        let mut paths: Vec<_> = std::fs::read_dir(&dir)
-            .expect("cases/codegen")
-            .map(|e| e.expect("entry").path())
-            .filter(|p| p.extension().is_some_and(|e| e == "tsr"))
-            .collect();
-        paths.sort();
+        let paths = case_files(&dir, "tsr");
         let mut out = Vec::new();
         for path in paths {
             let src = load(&path);

@@ -120,16 +120,21 @@ fn same(a: f64, b: f64) -> bool {
     (a.is_nan() && b.is_nan()) || a.to_bits() == b.to_bits()
 }
 
+/// Both the reference interpreter and the simulator round the f32 `x` to
+/// `want`.
+fn both_round(x: u32, d: DType, dt: Dt, want: f64) {
+    let v = f64::from(f32::from_bits(x));
+    let ir = d.round_float(v);
+    let sim = f64::from(round64(dt, v));
+    assert!(same(ir, want), "ir: {x:#010x} -> {ir} (want {want})");
+    assert!(same(sim, want), "sim: {x:#010x} -> {sim} (want {want})");
+}
+
 #[test]
 fn f32_to_bf16_rounds_to_nearest_even_on_every_dropped_pattern() {
     let mut checked = 0;
     for x in patterns(16) {
-        let v = f64::from(f32::from_bits(x));
-        let want = bf16_value(bf16_ref(x));
-        let ir = DType::BF16.round_float(v);
-        let sim = f64::from(round64(Dt::Bf16, v));
-        assert!(same(ir, want), "ir: {x:#010x} -> {ir} (want {want})");
-        assert!(same(sim, want), "sim: {x:#010x} -> {sim} (want {want})");
+        both_round(x, DType::BF16, Dt::Bf16, bf16_value(bf16_ref(x)));
         checked += 1;
     }
     assert!(checked > 1_000_000);
@@ -138,21 +143,13 @@ fn f32_to_bf16_rounds_to_nearest_even_on_every_dropped_pattern() {
 #[test]
 fn f32_to_f16_rounds_to_nearest_even_on_every_dropped_pattern() {
     for x in patterns(13) {
-        let v = f64::from(f32::from_bits(x));
-        let want = f16_value(f16_ref(x));
-        let ir = DType::F16.round_float(v);
-        let sim = f64::from(round64(Dt::F16, v));
-        assert!(same(ir, want), "ir: {x:#010x} -> {ir} (want {want})");
-        assert!(same(sim, want), "sim: {x:#010x} -> {sim} (want {want})");
+        both_round(x, DType::F16, Dt::F16, f16_value(f16_ref(x)));
     }
     // The f16 subnormal range in full: its values need up to 24 dropped bits.
     for e in 100u32..=113 {
         for frac in (0..1u32 << 23).step_by(97) {
             let x = (e << 23) | frac;
-            let v = f64::from(f32::from_bits(x));
-            let want = f16_value(f16_ref(x));
-            assert!(same(DType::F16.round_float(v), want), "{x:#010x}");
-            assert!(same(f64::from(round64(Dt::F16, v)), want), "{x:#010x}");
+            both_round(x, DType::F16, Dt::F16, f16_value(f16_ref(x)));
         }
     }
 }

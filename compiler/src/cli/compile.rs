@@ -112,11 +112,7 @@ fn write_outputs(
     // (or a machine file), each written whole or not at all.
     let mut claims = Claims::default();
     claims.input(&a.file, "source file");
-    if let Some(m) = a.machine.as_deref()
-        && std::path::Path::new(m).is_file()
-    {
-        claims.input(std::path::Path::new(m), "machine file");
-    }
+    claims.machine(a.machine.as_deref());
     let targets: Vec<std::path::PathBuf> = if outputs.len() == 1 {
         vec![path.to_path_buf()]
     } else {

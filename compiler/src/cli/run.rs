@@ -118,7 +118,7 @@ pub(super) fn cmd_run(io: &mut Io<'_>, a: &RunArgs) -> Result<(), Failure> {
     for (i, path) in &given {
         claims.input(path, format!("input of `{}`", def.params[*i].name.name));
     }
-    claim_machine(&mut claims, a.machine.as_deref());
+    claims.machine(a.machine.as_deref());
     let names: Vec<&str> = kernel.outputs.iter().map(|o| o.name.as_str()).collect();
     claim_outputs(&mut claims, a, &names)?;
     if !a.timing_only {
@@ -219,7 +219,7 @@ fn run_bytecode(io: &mut Io<'_>, a: &RunArgs) -> Result<(), Failure> {
     }
     let mut claims = Claims::default();
     claims.input(&a.file, "bytecode file");
-    claim_machine(&mut claims, a.machine.as_deref());
+    claims.machine(a.machine.as_deref());
     for arg in &a.inputs {
         if let Some((name, path)) = arg.split_once('=') {
             claims.input(Path::new(path), format!("input of `{name}`"));
@@ -333,15 +333,6 @@ fn write_side_files(a: &RunArgs, out: &tessera_sim::run::RunOutput) -> Result<()
         files::write(p, json.as_bytes())?;
     }
     Ok(())
-}
-
-/// Claims a machine description given as a file.
-fn claim_machine(claims: &mut Claims, machine: Option<&str>) {
-    if let Some(m) = machine
-        && Path::new(m).is_file()
-    {
-        claims.input(Path::new(m), "machine file");
-    }
 }
 
 /// Claims every file a run writes: `--out-dir/NAME.npy` per result (none
@@ -460,7 +451,7 @@ fn write_named_tensors(
     std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
     let mut temps = Vec::new();
     for ((name, _), bytes) in outputs.iter().zip(&encoded) {
-        let tmp = dir.join(format!(".{name}.npy.partial"));
+        let tmp = files::temp_beside(&dir.join(format!("{name}.npy")));
         if let Err(e) = std::fs::write(&tmp, bytes) {
             for t in &temps {
                 let _ = std::fs::remove_file(t);

@@ -530,7 +530,7 @@ impl<'a> Engine<'a> {
         Trap::new(
             FaultKind::StepLimit,
             format!(
-                "the simulation took more than {} steps (scalar instructions and pipe events); the limit is 2^24 plus 64 per byte of the program's tensors and workspace",
+                "the simulation took more than {} steps (scalar instructions and pipe events); by default the limit is 2^24 plus 64 per byte of the program's tensors and workspace",
                 self.o.step_limit
             ),
         )
