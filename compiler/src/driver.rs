@@ -148,29 +148,52 @@ pub fn lower(file: &File, name: &str, env: &DimEnv, src: &Source) -> Result<Kern
     })
 }
 
-/// A kernel compiled for the NPU: its plan and program.
+/// A kernel compiled for the NPU: the optimised kernel, its plan and
+/// program.
 pub struct NpuCode {
+    /// The kernel the plan was made from (the optimiser's output).
+    pub kernel: Kernel,
+    /// What the optimiser did.
+    pub report: crate::opt::Report,
     /// The plan.
     pub plan: tessera_ir::plan::Plan,
     /// The program (its assembly text is `tessera_sim::disassemble`).
     pub program: tessera_sim::Program,
 }
 
-/// Plans and generates a concrete kernel for a machine.
+/// Optimises (at `level`), plans and generates a concrete kernel for a
+/// machine. When the optimised kernel cannot be planned (a capacity
+/// error), the unoptimised one is: the optimiser never fails a kernel that
+/// `-O0` compiles.
 pub fn compile_npu(
     kernel: &Kernel,
     machine: &tessera_sim::Machine,
     src: &Source,
+    level: crate::opt::Level,
 ) -> Result<NpuCode, Failure> {
     fits_the_npu(kernel)?;
-    let plan = crate::plan::plan(kernel, machine).map_err(|diags| {
-        if let Some(ice) = diags.iter().find(|d| d.code == "ICE") {
-            Failure::Internal(ice.message.clone())
-        } else {
-            Failure::in_source(diags, src)
+    let optimised = crate::opt::optimise(kernel, machine, level).map_err(Failure::Internal)?;
+    let mut report = optimised.report;
+    let plan_of = |k: &Kernel| {
+        crate::plan::plan(k, machine).map_err(|diags| {
+            if let Some(ice) = diags.iter().find(|d| d.code == "ICE") {
+                Failure::Internal(ice.message.clone())
+            } else {
+                Failure::in_source(diags, src)
+            }
+        })
+    };
+    let (kernel, plan) = match plan_of(&optimised.kernel) {
+        Ok(plan) => (optimised.kernel, plan),
+        Err(Failure::Internal(e)) => return Err(Failure::Internal(e)),
+        Err(e) if level == crate::opt::Level::O0 => return Err(e),
+        Err(_) => {
+            let plan = plan_of(kernel)?;
+            report.fallback = true;
+            (kernel.clone(), plan)
         }
-    })?;
-    fits_gm(kernel, &plan)?;
+    };
+    fits_gm(&kernel, &plan)?;
     if plan.stages.len() > tessera_sim::program::MAX_LAUNCHES {
         return Err(Failure::input(vec![Diagnostic::new(
             Code::E0504,
@@ -184,7 +207,12 @@ pub fn compile_npu(
     }
     let program = tessera_backend::npu::compile(&plan, machine)
         .map_err(|e| Failure::Internal(format!("code generation for `{}`: {e}", kernel.name)))?;
-    Ok(NpuCode { plan, program })
+    Ok(NpuCode {
+        kernel,
+        report,
+        plan,
+        program,
+    })
 }
 
 /// The NPU's kernel calls take at most [`MAX_ARGS`] tensors of at most 16

@@ -10,10 +10,12 @@
 
 pub mod bench;
 pub mod cli;
+pub mod cost;
 pub mod driver;
 pub mod files;
 pub mod inputs;
 pub mod npy;
+pub mod opt;
 pub mod plan;
 pub mod simulate;
 pub mod suite;

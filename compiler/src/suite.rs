@@ -86,7 +86,7 @@ fn run_one(spec: &BenchSpec, machine: &tessera_sim::Machine) -> Result<BenchResu
     let file = driver::parse_and_check(&src)?;
     let env = spec.dims.clone();
     let kernel = driver::lower(&file, &spec.kernel, &env, &src)?;
-    bench(&kernel, machine, &src)
+    bench(&kernel, machine, &src, crate::opt::Level::O2)
 }
 
 fn expert_cycles(
@@ -310,7 +310,8 @@ mod tests {
                 .unwrap_or_else(|e| panic!("{}: {e:?}", b.id));
             for m in tessera_sim::Machine::builtin_names() {
                 let machine = simulate::machine(Some(m)).expect("built-in machine");
-                if let Err(e) = driver::compile_npu(&kernel, &machine, &src) {
+                if let Err(e) = driver::compile_npu(&kernel, &machine, &src, crate::opt::Level::O2)
+                {
                     panic!("{} on {m}: {e:?}", b.id);
                 }
             }

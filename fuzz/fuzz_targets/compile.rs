@@ -56,7 +56,7 @@ fuzz_target!(|data: &[u8]| {
         }
         let inputs = tessera_testsuite::random_inputs(&kernel, 7);
         for machine in MACHINES.iter() {
-            let code = match driver::compile_npu(&kernel, machine, &src) {
+            let code = match driver::compile_npu(&kernel, machine, &src, tessera_compiler::opt::Level::O2) {
                 Ok(c) => c,
                 Err(Failure::Internal(m)) => panic!("internal error on {}: {m}", machine.name),
                 Err(_) => continue,

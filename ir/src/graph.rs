@@ -39,6 +39,9 @@ pub struct Node {
     pub ty: TensorType,
     /// The source expression, if the node came from source.
     pub span: Option<Span>,
+    /// The fused group the node belongs to, if the optimiser fused it: the
+    /// planner turns each group (a contiguous run of nodes) into one stage.
+    pub group: Option<u32>,
 }
 
 /// A kernel result.
@@ -110,7 +113,13 @@ impl Kernel {
     ) -> Result<Value, TypeError> {
         let tys: Vec<&TensorType> = args.iter().map(|&v| self.ty(v)).collect();
         let ty = infer(&op, &tys)?;
-        self.nodes.push(Node { op, args, ty, span });
+        self.nodes.push(Node {
+            op,
+            args,
+            ty,
+            span,
+            group: None,
+        });
         Ok(Value::Node((self.nodes.len() - 1) as u32))
     }
 

@@ -14,7 +14,8 @@
 //! its result type; attributes that the result type already says (the target
 //! of `cast`, `reshape`, `broadcast_to`, the type of `full`) are not repeated.
 //! `//` comments are allowed in parsed text. Source spans are not part of the
-//! text form.
+//! text form. A node the optimiser fused ends with `group=N`: the nodes of
+//! one group are a contiguous run, planned as one stage.
 
 use crate::graph::{Kernel, Module, Node, Output, Param, Value};
 use crate::op::{BinaryOp, CompareOp, Op, ReduceOp, Scalar, UnaryOp, infer};
@@ -106,6 +107,9 @@ pub fn print_kernel(k: &Kernel) -> String {
             | Op::MatMul
             | Op::Reshape(_)
             | Op::BroadcastTo(_) => {}
+        }
+        if let Some(g) = n.group {
+            let _ = write!(line, " group={g}");
         }
         let _ = writeln!(out, "{line} : {}", n.ty);
     }
@@ -502,6 +506,13 @@ impl Parser<'_> {
                 }
             }
         };
+        let group = match attrs.iter().position(|(n, _)| n == "group") {
+            Some(at) => {
+                let g = attrs.remove(at).1.int(self)?;
+                Some(u32::try_from(g).map_err(|_| self.error("`group` is too large"))?)
+            }
+            None => None,
+        };
         if let Some((name, _)) = attrs.first() {
             return Err(self.error(format!("unexpected attribute `{name}` on `{op_name}`")));
         }
@@ -519,6 +530,7 @@ impl Parser<'_> {
             args,
             ty,
             span: None,
+            group,
         })
     }
 

@@ -74,6 +74,20 @@ pub fn verify(k: &Kernel) -> Result<(), VerifyError> {
             ));
         }
     }
+    // A fused group is one contiguous run of nodes (so it is convex: no
+    // path leaves it and comes back).
+    for (i, n) in k.nodes.iter().enumerate() {
+        if let Some(g) = n.group
+            && i > 0
+            && k.nodes[i - 1].group != Some(g)
+            && k.nodes[..i - 1].iter().any(|m| m.group == Some(g))
+        {
+            return Err(err(
+                Some(i),
+                format!("group {g} is not one contiguous run of nodes"),
+            ));
+        }
+    }
     for o in &k.outputs {
         if !defined(o.value, k.nodes.len()) {
             return Err(err(None, format!("result `{}` is not defined", o.name)));
@@ -123,6 +137,7 @@ mod tests {
             args: vec![Value::Node(1)],
             ty: TensorType::new(DType::F32, Shape::fixed(&[4])),
             span: None,
+            group: None,
         });
         k.outputs.push(Output {
             name: "out0".into(),

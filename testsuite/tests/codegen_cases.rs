@@ -1,5 +1,6 @@
-//! Code generation (`cases/codegen/*.tsr`): the plan and the assembly of
-//! each kernel on both built-in machines are snapshotted, and the kernel runs
+//! Code generation (`cases/codegen/*.tsr`): the optimised IR (with the
+//! optimiser's report), the plan and the assembly of each kernel on both
+//! built-in machines at `-O2` are snapshotted, and the kernel runs
 //! on the simulator (race detector on) against the reference interpreter on
 //! seeded random inputs.
 
@@ -21,8 +22,13 @@ fn codegen_case(path: &Path) -> Result {
     let settings = snapshot_settings(path);
     for machine_name in ["910b-like", "910-like"] {
         let machine = simulate::machine(Some(machine_name)).map_err(|f| format!("{f:?}"))?;
-        let code = driver::compile_npu(&kernel, &machine, &src).map_err(|f| format!("{f:?}"))?;
+        let code = driver::compile_npu(&kernel, &machine, &src, tessera_compiler::opt::Level::O2)
+            .map_err(|f| format!("{f:?}"))?;
         settings.bind(|| {
+            insta::assert_snapshot!(
+                format!("{name}@opt-ir-{machine_name}"),
+                tessera_ir::text::print_kernel(&code.kernel) + &code.report.text()
+            );
             insta::assert_snapshot!(format!("{name}@plan-{machine_name}"), code.plan.text());
             insta::assert_snapshot!(
                 format!("{name}@asm-{machine_name}"),

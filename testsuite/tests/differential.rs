@@ -494,8 +494,8 @@ fn check_kernel(kernel: &Kernel, machine_name: &str, seed: u64) -> Result<(), St
         name: "diff".into(),
         text: String::new(),
     };
-    let code =
-        driver::compile_npu(kernel, &machine, &src).map_err(|e| format!("compile: {e:?}"))?;
+    let code = driver::compile_npu(kernel, &machine, &src, tessera_compiler::opt::Level::O2)
+        .map_err(|e| format!("compile: {e:?}"))?;
     let inputs = wide_inputs(kernel, seed);
     if let Some(dir) = std::env::var_os("TESSERA_DIFF_DUMP") {
         // The kernel's inputs as .npy files, to replay it with `tessera run`.

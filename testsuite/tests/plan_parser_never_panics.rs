@@ -37,7 +37,9 @@ fn plans() -> &'static [String] {
             let kernel = driver::lower(&file, &def.name.name, &dirs.dims, &src).expect("lowers");
             for m in ["910b-like", "910-like"] {
                 let machine = simulate::machine(Some(m)).expect("machine");
-                let code = driver::compile_npu(&kernel, &machine, &src).expect("compiles");
+                let code =
+                    driver::compile_npu(&kernel, &machine, &src, tessera_compiler::opt::Level::O2)
+                        .expect("compiles");
                 out.push(code.plan.text());
             }
         }

@@ -64,7 +64,8 @@ fn run_case(path: &Path) -> Result {
     for machine_name in ["910b-like", "910-like"] {
         let machine = tessera_compiler::simulate::machine(Some(machine_name))
             .map_err(|f| format!("{f:?}"))?;
-        let code = driver::compile_npu(&kernel, &machine, &src).map_err(|f| render(f, &src))?;
+        let code = driver::compile_npu(&kernel, &machine, &src, tessera_compiler::opt::Level::O2)
+            .map_err(|f| render(f, &src))?;
         tessera_testsuite::plan_round_trip(&code.plan, &machine, &code.program)
             .map_err(|e| format!("{machine_name}: {e}"))?;
     }

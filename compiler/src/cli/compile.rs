@@ -23,16 +23,15 @@ pub(super) fn cmd_compile(io: &mut Io<'_>, a: &CompileArgs) -> Result<(), Failur
             Target::Host | Target::Ref => Emit::Obj,
         });
     }
-    let npu_stages = [Emit::Plan, Emit::Asm, Emit::Tbc];
+    let npu_stages = [Emit::OptIr, Emit::Plan, Emit::Asm, Emit::Tbc];
     let available = |e: &Emit| {
         matches!(e, Emit::Ast | Emit::Ir) || (a.target == Target::Sim && npu_stages.contains(e))
     };
     if let Some(e) = emits.iter().find(|e| !available(e)) {
-        let why = match e {
-            Emit::OptIr => "the optimiser",
-            _ => "the host backend, `--target host`",
-        };
-        return Err(not_yet(&format!("`--emit {}` ({why})", e.name())));
+        return Err(not_yet(&format!(
+            "`--emit {}` (the host backend, `--target host`)",
+            e.name()
+        )));
     }
     if emits.contains(&Emit::Tbc) && a.output.is_none() {
         return Err(Failure::Usage(
@@ -69,9 +68,14 @@ pub(super) fn cmd_compile(io: &mut Io<'_>, a: &CompileArgs) -> Result<(), Failur
             ));
         }
         if let Some(m) = &machine {
-            let code = driver::compile_npu(&k, m, &src)?;
+            let code = driver::compile_npu(&k, m, &src, super::level(&a.opt_level))?;
             for &e in &emits {
                 match e {
+                    Emit::OptIr => {
+                        let text =
+                            tessera_ir::text::print_kernel(&code.kernel) + &code.report.text();
+                        outputs.push((e, name.clone(), text.into_bytes()));
+                    }
                     Emit::Plan => outputs.push((e, name.clone(), code.plan.text().into_bytes())),
                     Emit::Asm => {
                         let text = tessera_sim::disassemble(&code.program);

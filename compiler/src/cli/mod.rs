@@ -189,7 +189,8 @@ pub struct CompileArgs {
     /// A built-in machine name or a TOML file.
     #[arg(long)]
     pub machine: Option<String>,
-    /// Optimisation level: -O0 (no fusion), -O1, -O2.
+    /// Optimisation level: -O0 (no optimiser: one stage per op), -O1 (no
+    /// fusion), -O2 (default).
     #[arg(short = 'O', value_name = "LEVEL", default_value = "2", value_parser = ["0", "1", "2"])]
     pub opt_level: String,
     /// Stages to print: ast, ir, opt-ir, plan, asm, tbc, clif, obj, header.
@@ -241,6 +242,10 @@ pub struct RunArgs {
     /// Simulate timing only (no numerics).
     #[arg(long)]
     pub timing_only: bool,
+    /// Optimisation level: -O0 (no optimiser: one stage per op), -O1 (no
+    /// fusion), -O2 (default).
+    #[arg(short = 'O', value_name = "LEVEL", default_value = "2", value_parser = ["0", "1", "2"])]
+    pub opt_level: String,
 }
 
 /// Arguments of `bench`.
@@ -261,6 +266,11 @@ pub struct BenchArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Optimisation level: -O0 (no optimiser: one stage per op), -O1 (no
+    /// fusion), -O2 (default).
+    #[arg(short = 'O', value_name = "LEVEL", default_value = "2", value_parser = ["0", "1", "2"])]
+    pub opt_level: String,
+
     /// Run the whole benchmark suite (`benches/suite.toml`) on both built-in
     /// machines and write `RESULTS.md` and `RESULTS.json` to `--out-dir`.
     #[arg(long, conflicts_with_all = ["file", "kernel", "dims", "json"])]
@@ -268,6 +278,11 @@ pub struct BenchArgs {
     /// Where `--suite` writes its tables.
     #[arg(long, default_value = "benches")]
     pub out_dir: PathBuf,
+}
+
+/// The optimiser level of an `-O` argument (clap admits only 0, 1, 2).
+pub fn level(arg: &str) -> crate::opt::Level {
+    crate::opt::Level::parse(arg).unwrap_or_default()
 }
 
 /// Writers and settings of one invocation.
@@ -444,7 +459,7 @@ fn cmd_bench(io: &mut Io<'_>, a: &BenchArgs) -> Result<(), Failure> {
     let env = inputs::parse_dims(&a.dims, def).map_err(|d| Failure::in_source(d, &src))?;
     let kernel = driver::lower(&parsed, &def.name.name, &env, &src)?;
     let machine = simulate::machine(a.machine.as_deref())?;
-    let r = crate::bench::bench(&kernel, &machine, &src)?;
+    let r = crate::bench::bench(&kernel, &machine, &src, level(&a.opt_level))?;
     let text = if a.json {
         serde_json::to_string_pretty(&r).unwrap_or_default() + "\n"
     } else {

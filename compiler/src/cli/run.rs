@@ -150,7 +150,7 @@ pub(super) fn cmd_run(io: &mut Io<'_>, a: &RunArgs) -> Result<(), Failure> {
         return write_tensors(io, &a.out_dir, &kernel, &outputs, "ref");
     }
     let machine = simulate::machine(a.machine.as_deref())?;
-    let code = driver::compile_npu(&kernel, &machine, &src)?;
+    let code = driver::compile_npu(&kernel, &machine, &src, super::level(&a.opt_level))?;
     let named: Vec<(String, tessera_sim::Tensor)> = kernel
         .params
         .iter()

@@ -7,20 +7,26 @@
 //! reshapes, if any), workspace otherwise. A view a stage cannot read
 //! directly (a transposed operand of an elementwise op, a non-contiguous
 //! reduction input) is first materialised by a copy or transpose stage.
-//! In this unfused plan each IR op is its own stage; the optimiser will
-//! group ops into stages through the same types.
+//! Each IR op is its own stage, except a fused group (nodes the optimiser
+//! marked with one `group`, a contiguous run): the group is one stage of
+//! its kind ([`crate::opt::group`]) — an elementwise stage with a
+//! multi-instruction body, or a matmul with its epilogue. A group the
+//! planner cannot build as one stage (a member used outside the group) is
+//! planned op by op instead.
 //!
 //! [`schedule`] then chooses each stage's tiles, block count and on-chip
 //! buffers from the machine description, and checks capacities.
 
 pub mod schedule;
 
+use crate::opt::group::{GroupKind, body_of, classify, ew_op};
+use crate::opt::lang::Arg;
 use tessera_ir::plan::transpose::plane;
 use tessera_ir::plan::{
     BufKind, Buffer, Elementwise, EwArg, EwInst, EwOp, MatMul, MatOperand, Pattern, Plan, Reduce,
     Source, Stage, StageKind, Transpose, View, coalesce, pattern, row_major_strides,
 };
-use tessera_ir::{DType, Diagnostic, Kernel, Op, Scalar, Tensor, UnaryOp, Value};
+use tessera_ir::{DType, Diagnostic, Kernel, Op, Value};
 use tessera_sim::Machine;
 
 /// Builds the unfused plan of a concrete kernel for a machine.
@@ -49,11 +55,9 @@ struct Planner<'a> {
     hint: Vec<Option<usize>>,
     /// Results already written by a stage.
     written: Vec<bool>,
-    /// For each node: how often its value is used (arguments and results).
-    uses: Vec<usize>,
     /// For each node: the nodes that use it.
     users: Vec<Vec<usize>>,
-    /// Nodes computed by an earlier stage (a folded matmul epilogue).
+    /// Nodes computed by an earlier stage (members of a fused group).
     folded: Vec<bool>,
 }
 
@@ -154,7 +158,6 @@ impl<'a> Planner<'a> {
             views,
             hint,
             written: vec![false; results],
-            uses,
             users,
             folded: vec![false; k.nodes.len()],
         }
@@ -266,7 +269,17 @@ impl<'a> Planner<'a> {
         let k = self.k;
         for (i, n) in k.nodes.iter().enumerate() {
             if self.folded[i] {
-                continue; // computed by the stage it was folded into
+                continue; // computed by its group's stage
+            }
+            if let Some(g) = n.group
+                && (i == 0 || k.nodes[i - 1].group != Some(g))
+            {
+                let end = (i..k.nodes.len())
+                    .find(|&j| k.nodes[j].group != Some(g))
+                    .unwrap_or(k.nodes.len());
+                if self.group(i..end)? {
+                    continue;
+                }
             }
             let out_shape = n.ty.shape.as_fixed().unwrap_or_default();
             let view = match &n.op {
@@ -298,36 +311,32 @@ impl<'a> Planner<'a> {
                         .iter()
                         .map(|&a| self.view(a))
                         .collect::<Result<_, _>>()?;
-                    if let Some(c) = fold(&n.op, &args, n.ty.dtype) {
-                        View::constant(c, n.ty.dtype, &out_shape)
-                    } else {
-                        let inputs: Vec<View> = args
-                            .into_iter()
-                            .map(|v| self.readable(v, &out_shape))
-                            .collect();
-                        let out = self.fresh(n.ty.dtype, &out_shape, Some(i));
-                        let op = elementwise(&n.op).ok_or_else(|| {
-                            Diagnostic::with_code("ICE", "internal: not an elementwise op")
-                        })?;
-                        let args = (0..inputs.len()).map(EwArg::Input).collect();
-                        self.push(
-                            vec![i],
-                            StageKind::Elementwise(Elementwise {
-                                inputs,
-                                body: vec![EwInst {
-                                    op,
-                                    args,
-                                    dtype: n.ty.dtype,
-                                }],
-                                out: out.clone(),
-                                schedule: Default::default(),
-                            }),
-                        );
-                        out
-                    }
+                    let inputs: Vec<View> = args
+                        .into_iter()
+                        .map(|v| self.readable(v, &out_shape))
+                        .collect();
+                    let out = self.fresh(n.ty.dtype, &out_shape, Some(i));
+                    let op = ew_op(&n.op).ok_or_else(|| {
+                        Diagnostic::with_code("ICE", "internal: not an elementwise op")
+                    })?;
+                    let args = (0..inputs.len()).map(EwArg::Input).collect();
+                    self.push(
+                        vec![i],
+                        StageKind::Elementwise(Elementwise {
+                            inputs,
+                            body: vec![EwInst {
+                                op,
+                                args,
+                                dtype: n.ty.dtype,
+                            }],
+                            out: out.clone(),
+                            schedule: Default::default(),
+                        }),
+                    );
+                    out
                 }
                 Op::Reduce { op, axes } => self.reduce(i, *op, axes)?,
-                Op::MatMul => self.matmul(i)?,
+                Op::MatMul => self.matmul(i, &[], false, n.ty.dtype)?,
                 Op::Concat { axis } => {
                     let out = self.fresh(n.ty.dtype, &out_shape, Some(i));
                     let mut at = 0;
@@ -496,43 +505,83 @@ impl<'a> Planner<'a> {
         })
     }
 
-    /// The only user of node `i`, if its value has exactly one use.
-    fn sole_user(&self, i: usize) -> Option<usize> {
-        match self.users[i].as_slice() {
-            [j] if self.uses[i] == 1 => Some(*j),
-            _ => None,
-        }
-    }
-
-    /// The epilogue a matmul stage computes on its way out of the
-    /// accumulator: `relu` and/or a cast to f16/bf16 when they are the
-    /// matmul's only use. Returns the folded nodes, whether relu is applied
-    /// and the output dtype.
-    fn epilogue(&self, i: usize) -> (Vec<usize>, bool, DType) {
+    /// Plans the fused group `nodes` as one stage; `false` when it cannot
+    /// be one (then its nodes are planned one by one).
+    fn group(&mut self, nodes: std::ops::Range<usize>) -> Result<bool, Diagnostic> {
         let k = self.k;
-        let mut nodes = Vec::new();
-        let mut relu = false;
-        let mut dtype = k.nodes[i].ty.dtype;
-        let mut last = i;
-        if let Some(j) = self.sole_user(last)
-            && matches!(k.nodes[j].op, Op::Unary(UnaryOp::Relu))
-        {
-            relu = true;
-            nodes.push(j);
-            last = j;
+        let last = nodes.end - 1;
+        // Only the last member's value may leave the group.
+        let inner_escapes = nodes.clone().take(nodes.len() - 1).any(|j| {
+            self.users[j].iter().any(|u| !nodes.contains(u))
+                || k.outputs.iter().any(|o| o.value == Value::Node(j as u32))
+        });
+        if inner_escapes {
+            return Ok(false);
         }
-        if let Some(j) = self.sole_user(last)
-            && matches!(k.nodes[j].op, Op::Cast(_))
-            && dtype == DType::F32
-            && matches!(k.nodes[j].ty.dtype, DType::F16 | DType::BF16)
-        {
-            dtype = k.nodes[j].ty.dtype;
-            nodes.push(j);
+        let (body, inputs) = body_of(k, nodes.clone());
+        let tys: Vec<tessera_ir::TensorType> =
+            nodes.clone().map(|j| k.nodes[j].ty.clone()).collect();
+        let out_shape = shape_of(k, Value::Node(last as u32));
+        let view = match classify(&body, &tys) {
+            Some(GroupKind::Elementwise) => {
+                let mut views = Vec::with_capacity(inputs.len());
+                for &v in &inputs {
+                    let view = self.view(v)?;
+                    views.push(self.readable(view, &out_shape));
+                }
+                let mut insts = Vec::with_capacity(body.nodes.len());
+                for (j, (op, args)) in body.nodes.iter().enumerate() {
+                    let op = ew_op(&op.op).ok_or_else(|| {
+                        Diagnostic::with_code("ICE", "internal: not an elementwise op")
+                    })?;
+                    let args = args
+                        .iter()
+                        .map(|a| match *a {
+                            Arg::In(x) => EwArg::Input(x as usize),
+                            Arg::At(x) => EwArg::Inst(x as usize),
+                        })
+                        .collect();
+                    insts.push(EwInst {
+                        op,
+                        args,
+                        dtype: tys[j].dtype,
+                    });
+                }
+                let out = self.fresh(k.nodes[last].ty.dtype, &out_shape, Some(last));
+                self.push(
+                    nodes.clone().collect(),
+                    StageKind::Elementwise(Elementwise {
+                        inputs: views,
+                        body: insts,
+                        out: out.clone(),
+                        schedule: Default::default(),
+                    }),
+                );
+                out
+            }
+            Some(GroupKind::MatMulEpilogue { relu, out }) => {
+                let folded: Vec<usize> = nodes.clone().skip(1).collect();
+                self.matmul(nodes.start, &folded, relu, out)?
+            }
+            None => return Ok(false),
+        };
+        for j in nodes {
+            self.folded[j] = true;
+            let s = self.slot(Value::Node(j as u32));
+            self.views[s] = Some(view.clone());
         }
-        (nodes, relu, dtype)
+        Ok(true)
     }
 
-    fn matmul(&mut self, i: usize) -> Result<View, Diagnostic> {
+    /// A matmul stage for node `i`, with the epilogue nodes `folded` (whose
+    /// values are the stage's output): `relu` and the output dtype.
+    fn matmul(
+        &mut self,
+        i: usize,
+        folded: &[usize],
+        relu: bool,
+        dtype: DType,
+    ) -> Result<View, Diagnostic> {
         let n = &self.k.nodes[i];
         let out_shape = n.ty.shape.as_fixed().unwrap_or_default();
         let batch = &out_shape[..out_shape.len() - 2];
@@ -557,7 +606,6 @@ impl<'a> Planner<'a> {
                 transposed,
             });
         }
-        let (folded, relu, dtype) = self.epilogue(i);
         let last = folded.last().copied().unwrap_or(i);
         let out = self.fresh(dtype, &out_shape, Some(last));
         let b = operands
@@ -567,7 +615,7 @@ impl<'a> Planner<'a> {
             .pop()
             .ok_or_else(|| Diagnostic::with_code("ICE", "internal: matmul arity"))?;
         let mut nodes = vec![i];
-        for &j in &folded {
+        for &j in folded {
             // The folded nodes' values are the stage's output.
             self.folded[j] = true;
             let s = self.slot(Value::Node(j as u32));
@@ -588,62 +636,6 @@ impl<'a> Planner<'a> {
     }
 }
 
-/// The elementwise instruction of an IR op, if it is an elementwise one.
-fn elementwise(op: &Op) -> Option<EwOp> {
-    match op {
-        Op::Unary(u) => Some(EwOp::Unary(*u)),
-        Op::Binary(b) => Some(EwOp::Binary(*b)),
-        Op::Compare(c) => Some(EwOp::Compare(*c)),
-        Op::Select => Some(EwOp::Select),
-        Op::Cast(d) => Some(EwOp::Cast(*d)),
-        Op::Full { .. }
-        | Op::Reduce { .. }
-        | Op::MatMul
-        | Op::Reshape(_)
-        | Op::Transpose(_)
-        | Op::BroadcastTo(_)
-        | Op::Concat { .. }
-        | Op::Slice { .. } => None,
-    }
-}
-
-/// Folds an elementwise op whose operands are all constants.
-fn fold(op: &Op, args: &[View], dtype: DType) -> Option<Scalar> {
-    let consts: Vec<Tensor> = args
-        .iter()
-        .map(|v| match v.source {
-            Source::Constant(c) => Some(scalar_tensor(c, v.dtype)),
-            Source::Buffer(_) => None,
-        })
-        .collect::<Option<_>>()?;
-    let mut k = Kernel::new("fold");
-    let vals: Vec<Value> = consts
-        .iter()
-        .map(|t| k.add_param("c", tessera_ir::TensorType::scalar(t.dtype)))
-        .collect();
-    let v = k.push(op.clone(), vals, None).ok()?;
-    k.outputs.push(tessera_ir::Output {
-        name: "r".into(),
-        value: v,
-    });
-    let out = tessera_ir::interp::run(&k, &consts).ok()?;
-    let x = out.first()?.get_f64(0);
-    Some(match dtype {
-        DType::Bool => Scalar::Bool(x != 0.0),
-        d if d.is_int() => Scalar::Int(x as i64),
-        _ => Scalar::Float(x),
-    })
-}
-
-fn scalar_tensor(c: Scalar, dtype: DType) -> Tensor {
-    let x = match c {
-        Scalar::Float(x) => x,
-        Scalar::Int(i) => i as f64,
-        Scalar::Bool(b) => f64::from(u8::from(b)),
-    };
-    Tensor::from_f64(dtype, vec![], vec![x])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -660,7 +652,9 @@ mod tests {
         let Ok(kernel) = driver::lower(&file, "k", &tessera_ir::DimEnv::default(), &src) else {
             panic!("does not lower")
         };
-        plan(&kernel, &Machine::builtin(machine).expect("machine")).expect("plans")
+        let m = Machine::builtin(machine).expect("machine");
+        let k = crate::opt::optimise(&kernel, &m, crate::opt::Level::O2).expect("optimises");
+        plan(&k.kernel, &m).expect("plans")
     }
 
     #[test]
@@ -682,17 +676,24 @@ mod tests {
 
     #[test]
     fn an_epilogue_with_other_uses_is_not_folded() {
-        // The accumulator is also returned: relu and cast stay stages.
+        // The accumulator is also returned: a product of this depth is
+        // computed once, and relu and cast become one elementwise stage
+        // after it (not a second matmul with the epilogue; for a tiny
+        // product, launch-bound either way, the cost model recomputes).
         let p = plan_of(
-            "kernel k(a: f16[16, 32], b: f16[32, 16]) -> (x: f32[16, 16], y: f16[16, 16]) {\n    let c = a @ b;\n    return (c, cast(relu(c), f16));\n}\n",
+            "kernel k(a: f16[512, 16384], b: f16[16384, 512]) -> (x: f32[512, 512], y: f16[512, 512]) {\n    let c = a @ b;\n    return (c, cast(relu(c), f16));\n}\n",
             "910-like",
         );
-        assert_eq!(p.stages.len(), 3, "{}", p.text());
+        assert_eq!(p.stages.len(), 2, "{}", p.text());
         let StageKind::MatMul(MatMul { out, relu, .. }) = &p.stages[0].kind else {
             panic!("not a matmul: {}", p.text());
         };
         assert!(!*relu);
         assert_eq!(out.dtype, DType::F32);
+        let StageKind::Elementwise(e) = &p.stages[1].kind else {
+            panic!("not elementwise: {}", p.text());
+        };
+        assert_eq!(e.body.len(), 2, "{}", p.text());
         // A cast to f32 of an i8 matmul's i32 accumulator is no hardware
         // cast: only f16/bf16 casts of float accumulators fold.
         let p = plan_of(

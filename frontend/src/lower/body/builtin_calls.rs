@@ -694,6 +694,7 @@ impl Lowerer<'_, '_> {
                             args: vec![t],
                             ty: out,
                             span: Some(span),
+                            group: None,
                         });
                         Val::T(Value::Node((self.k.nodes.len() - 1) as u32))
                     }

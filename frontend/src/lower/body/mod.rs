@@ -395,6 +395,7 @@ impl<'c, 'a> Lowerer<'c, 'a> {
                     args: Vec::new(),
                     ty: TensorType::scalar(DType::Bool),
                     span: None,
+                    group: None,
                 });
             }
             return Val::Err;

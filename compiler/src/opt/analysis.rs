@@ -1,0 +1,308 @@
+//! What every e-class knows about its value: type and, for constants, the
+//! value — the facts rules' conditions and the cost model read.
+//!
+//! Two classes merge only when a rule claims their values equal, so their
+//! facts must agree; a disagreement means an unsound rule. It is recorded
+//! (egg's `merge` cannot fail) and the optimiser turns it into an internal
+//! error after the runner stops: never a panic, never a wrong answer.
+
+use super::lang::{Arg, Body, ENode};
+use egg::{DidMerge, Id};
+use std::collections::HashMap;
+use tessera_ir::{DType, Kernel, Op, Scalar, Tensor, TensorType, Value};
+
+/// The e-graph of the optimiser.
+pub type EGraph = egg::EGraph<ENode, Meta>;
+
+/// Facts about one e-class.
+#[derive(Clone, Debug)]
+pub struct Data {
+    /// Dtype and (concrete) shape.
+    pub ty: TensorType,
+    /// The value everywhere, for a constant.
+    pub constant: Option<Scalar>,
+}
+
+impl Data {
+    /// The shape's dims.
+    pub fn shape(&self) -> Vec<u64> {
+        self.ty.shape.as_fixed().unwrap_or_default()
+    }
+
+    /// Number of elements.
+    pub fn elements(&self) -> u64 {
+        self.ty.shape.num_elements().unwrap_or(0)
+    }
+
+    /// Size in bytes.
+    pub fn bytes(&self) -> u64 {
+        self.elements() * self.ty.dtype.size_bytes() as u64
+    }
+}
+
+/// The analysis: the kernel's parameter types, the interned fused bodies,
+/// and the first merge conflict, if any.
+#[derive(Debug, Default)]
+pub struct Meta {
+    /// Types of the kernel's parameters.
+    pub params: Vec<TensorType>,
+    /// Interned bodies of fused nodes.
+    pub bodies: Vec<Body>,
+    ids: HashMap<Body, u32>,
+    /// What went wrong first, if the facts of two merged classes disagreed
+    /// or a rule built an ill-typed node.
+    pub conflict: Option<String>,
+}
+
+impl Meta {
+    /// An analysis for a kernel's parameters.
+    pub fn new(params: Vec<TensorType>) -> Meta {
+        Meta {
+            params,
+            ..Meta::default()
+        }
+    }
+
+    /// The index of `body`, interning it.
+    pub fn intern(&mut self, body: Body) -> u32 {
+        if let Some(&i) = self.ids.get(&body) {
+            return i;
+        }
+        let i = self.bodies.len() as u32;
+        self.bodies.push(body.clone());
+        self.ids.insert(body, i);
+        i
+    }
+
+    fn conflict(&mut self, what: String) {
+        if self.conflict.is_none() {
+            self.conflict = Some(what);
+        }
+    }
+}
+
+/// The types of a body's nodes over inputs of `inputs` types.
+pub fn body_types(body: &Body, inputs: &[TensorType]) -> Result<Vec<TensorType>, String> {
+    let mut tys: Vec<TensorType> = Vec::with_capacity(body.nodes.len());
+    for (op, args) in &body.nodes {
+        let arg_tys: Vec<&TensorType> = args
+            .iter()
+            .map(|a| match *a {
+                Arg::In(i) => inputs.get(i as usize),
+                Arg::At(i) => tys.get(i as usize),
+            })
+            .collect::<Option<_>>()
+            .ok_or("a body operand is out of range")?;
+        let ty = tessera_ir::op::infer(&op.op, &arg_tys).map_err(|e| e.to_string())?;
+        tys.push(ty);
+    }
+    Ok(tys)
+}
+
+/// Whether an op computes each element from the same element of its
+/// (broadcast) operands: whether it is an elementwise instruction.
+pub fn is_elementwise(op: &Op) -> bool {
+    super::group::ew_op(op).is_some()
+}
+
+/// The value of an elementwise op whose operands are all constants (the
+/// reference interpreter on one element, so it rounds as the op does).
+pub fn fold(op: &Op, args: &[(Scalar, DType)], dtype: DType) -> Option<Scalar> {
+    let consts: Vec<Tensor> = args.iter().map(|&(c, d)| scalar_tensor(c, d)).collect();
+    let mut k = Kernel::new("fold");
+    let vals: Vec<Value> = consts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| k.add_param(format!("c{i}"), TensorType::scalar(t.dtype)))
+        .collect();
+    let v = k.push(op.clone(), vals, None).ok()?;
+    k.outputs.push(tessera_ir::Output {
+        name: "r".into(),
+        value: v,
+    });
+    let out = tessera_ir::interp::run(&k, &consts).ok()?;
+    let x = out.first()?.get_f64(0);
+    Some(match dtype {
+        DType::Bool => Scalar::Bool(x != 0.0),
+        d if d.is_int() => Scalar::Int(x as i64),
+        _ => Scalar::Float(x),
+    })
+}
+
+fn scalar_tensor(c: Scalar, dtype: DType) -> Tensor {
+    let x = match c {
+        Scalar::Float(x) => x,
+        Scalar::Int(i) => i as f64,
+        Scalar::Bool(b) => f64::from(u8::from(b)),
+    };
+    Tensor::from_f64(dtype, vec![], vec![x])
+}
+
+/// Constants compare by their bits (any NaN is every NaN: folding may
+/// produce another payload).
+fn same_scalar(a: Scalar, b: Scalar) -> bool {
+    match (a, b) {
+        (Scalar::Float(x), Scalar::Float(y)) => {
+            x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan())
+        }
+        (Scalar::Int(x), Scalar::Int(y)) => x == y,
+        (Scalar::Bool(x), Scalar::Bool(y)) => x == y,
+        _ => false,
+    }
+}
+
+fn placeholder() -> Data {
+    Data {
+        ty: TensorType::scalar(DType::F32),
+        constant: None,
+    }
+}
+
+impl egg::Analysis<ENode> for Meta {
+    type Data = Data;
+
+    fn make(egraph: &mut EGraph, enode: &ENode, _id: Id) -> Data {
+        match enode {
+            ENode::Param(i) => match egraph.analysis.params.get(*i as usize) {
+                Some(ty) => Data {
+                    ty: ty.clone(),
+                    constant: None,
+                },
+                None => {
+                    egraph
+                        .analysis
+                        .conflict(format!("parameter {i} does not exist"));
+                    placeholder()
+                }
+            },
+            ENode::Op(key, children) => {
+                let tys: Vec<&TensorType> = children.iter().map(|&c| &egraph[c].data.ty).collect();
+                let ty = match tessera_ir::op::infer(&key.op, &tys) {
+                    Ok(ty) => ty,
+                    Err(e) => {
+                        let what = format!("a rule built an ill-typed `{}`: {e}", key.op.name());
+                        egraph.analysis.conflict(what);
+                        return placeholder();
+                    }
+                };
+                let consts: Option<Vec<(Scalar, DType)>> = children
+                    .iter()
+                    .map(|&c| {
+                        egraph[c]
+                            .data
+                            .constant
+                            .map(|v| (v, egraph[c].data.ty.dtype))
+                    })
+                    .collect();
+                let constant = match &key.op {
+                    Op::Full { value, .. } => Some(*value),
+                    Op::Reshape(_) | Op::BroadcastTo(_) | Op::Transpose(_) | Op::Slice { .. } => {
+                        consts.and_then(|c| c.first().map(|&(v, _)| v))
+                    }
+                    Op::Unary(_) | Op::Binary(_) | Op::Compare(_) | Op::Select | Op::Cast(_) => {
+                        consts.and_then(|c| fold(&key.op, &c, ty.dtype))
+                    }
+                    Op::Reduce { .. } | Op::MatMul | Op::Concat { .. } => None,
+                };
+                Data { ty, constant }
+            }
+            ENode::Fused(b, children) => {
+                let inputs: Vec<TensorType> = children
+                    .iter()
+                    .map(|&c| egraph[c].data.ty.clone())
+                    .collect();
+                let body = &egraph.analysis.bodies[*b as usize];
+                match body_types(body, &inputs) {
+                    Ok(tys) => Data {
+                        ty: tys.last().cloned().unwrap_or_else(|| placeholder().ty),
+                        constant: None,
+                    },
+                    Err(e) => {
+                        egraph
+                            .analysis
+                            .conflict(format!("a fused body is ill-typed: {e}"));
+                        placeholder()
+                    }
+                }
+            }
+        }
+    }
+
+    fn merge(&mut self, a: &mut Data, b: Data) -> DidMerge {
+        if a.ty != b.ty {
+            self.conflict(format!(
+                "a rule equated values of types {} and {}",
+                a.ty, b.ty
+            ));
+            return DidMerge(false, false);
+        }
+        match (a.constant, b.constant) {
+            (Some(x), Some(y)) if !same_scalar(x, y) => {
+                self.conflict(format!("a rule equated the constants {x} and {y}"));
+                DidMerge(false, false)
+            }
+            (None, Some(y)) => {
+                a.constant = Some(y);
+                DidMerge(true, false)
+            }
+            (Some(_), None) => DidMerge(false, true),
+            _ => DidMerge(false, false),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::opt::lang::ENode;
+    use tessera_ir::Shape;
+
+    fn graph() -> (EGraph, Id, Id) {
+        let f32s = |n| TensorType::new(DType::F32, Shape::fixed(&[n]));
+        let mut eg = EGraph::new(Meta::new(vec![f32s(4), f32s(8)]));
+        let x = eg.add(ENode::Param(0));
+        let y = eg.add(ENode::Param(1));
+        (eg, x, y)
+    }
+
+    #[test]
+    fn merging_values_of_different_types_is_reported() {
+        let (mut eg, x, y) = graph();
+        assert_eq!(eg.analysis.conflict, None);
+        eg.union(x, y);
+        eg.rebuild();
+        let c = eg.analysis.conflict.clone().expect("a conflict");
+        assert!(c.contains("f32[4]") && c.contains("f32[8]"), "{c}");
+    }
+
+    #[test]
+    fn merging_different_constants_is_reported() {
+        let (mut eg, _, _) = graph();
+        let ty = TensorType::scalar(DType::F32);
+        let one = eg.add(ENode::op(
+            Op::Full {
+                value: Scalar::Float(1.0),
+                ty: ty.clone(),
+            },
+            vec![],
+        ));
+        let two = eg.add(ENode::op(
+            Op::Full {
+                value: Scalar::Float(2.0),
+                ty,
+            },
+            vec![],
+        ));
+        eg.union(one, two);
+        eg.rebuild();
+        assert!(eg.analysis.conflict.is_some());
+    }
+
+    #[test]
+    fn an_ill_typed_node_is_reported() {
+        let (mut eg, x, y) = graph();
+        eg.add(ENode::op(Op::Binary(tessera_ir::BinaryOp::Add), vec![x, y]));
+        let c = eg.analysis.conflict.clone().expect("a conflict");
+        assert!(c.contains("ill-typed"), "{c}");
+    }
+}

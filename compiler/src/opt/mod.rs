@@ -1,0 +1,390 @@
+//! The optimiser: equality saturation (egg) between the checked IR and
+//! planning.
+//!
+//! [`optimise`] turns a concrete kernel into an e-graph ([`lang`]: one
+//! e-node per IR op, facts per class in [`analysis`]), runs the rule
+//! phases of [`rules`] — canonicalise, algebra, layout, fusion — each its
+//! own `Runner` bounded by iterations and e-nodes (never by time, so the
+//! result is the same on any machine), extracts the cheapest program under
+//! the machine's stage cost model ([`extract`]) and rebuilds a verified
+//! kernel whose fused groups ([`group`]) the planner turns into one stage
+//! each. [`Report`] says what happened: rules fired, e-graph size, why
+//! each runner stopped, and the extracted cost against the unoptimised
+//! one.
+//!
+//! A new rule goes in `rules/<phase>.rs`, with its case in
+//! `rules/cases.rs`.
+
+pub mod analysis;
+pub mod extract;
+pub mod group;
+pub mod lang;
+pub mod rules;
+
+use analysis::{EGraph, Meta};
+use egg::{Id, Language, Runner, SimpleScheduler, StopReason};
+use lang::{Arg, ENode};
+use rules::{Budget, Phase, Rule};
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write;
+use tessera_ir::{Kernel, Op, Output, Span, Value};
+use tessera_sim::Machine;
+
+/// How much the optimiser does.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub enum Level {
+    /// Nothing: one stage per op.
+    O0,
+    /// Canonicalise, algebra and layout, no fusion.
+    O1,
+    /// Everything (the default).
+    #[default]
+    O2,
+}
+
+impl Level {
+    /// The level of `-O<n>`.
+    pub fn parse(s: &str) -> Option<Level> {
+        match s {
+            "0" => Some(Level::O0),
+            "1" => Some(Level::O1),
+            "2" => Some(Level::O2),
+            _ => None,
+        }
+    }
+
+    fn phases(self) -> &'static [Phase] {
+        match self {
+            Level::O0 => &[],
+            Level::O1 => &[Phase::Canon, Phase::Algebra, Phase::Layout],
+            Level::O2 => &Phase::ALL,
+        }
+    }
+}
+
+/// The limits of one phase's runner.
+#[derive(Copy, Clone, Debug)]
+pub struct Limits {
+    /// Most iterations.
+    pub iterations: usize,
+    /// Most e-nodes.
+    pub nodes: usize,
+}
+
+fn limits(phase: Phase) -> Limits {
+    match phase {
+        Phase::Canon => Limits {
+            iterations: 20,
+            nodes: 20_000,
+        },
+        Phase::Algebra | Phase::Layout => Limits {
+            iterations: 8,
+            nodes: 30_000,
+        },
+        Phase::Fuse => Limits {
+            iterations: 40,
+            nodes: 40_000,
+        },
+    }
+}
+
+/// What one phase's runner did.
+#[derive(Clone, Debug)]
+pub struct PhaseReport {
+    /// The phase.
+    pub phase: Phase,
+    /// Iterations run.
+    pub iterations: usize,
+    /// E-nodes and e-classes when it stopped.
+    pub nodes: usize,
+    /// E-classes when it stopped.
+    pub classes: usize,
+    /// Why it stopped: `saturated`, `iteration limit 8`, `node limit 30000`.
+    pub stop: String,
+    /// Whether it stopped at a limit (the result is the best term found,
+    /// not necessarily the best there is).
+    pub limited: bool,
+}
+
+/// What the optimiser did.
+#[derive(Clone, Debug, Default)]
+pub struct Report {
+    /// The level.
+    pub level: Level,
+    /// Each phase run.
+    pub phases: Vec<PhaseReport>,
+    /// Times each rule fired (its unions that changed the e-graph).
+    pub fired: BTreeMap<&'static str, usize>,
+    /// The extracted program's cost in cycles (stage cost model).
+    pub cost: f64,
+    /// The unoptimised program's cost under the same model.
+    pub cost_o0: f64,
+    /// Fused groups in the result.
+    pub groups: usize,
+    /// Whether the optimised kernel could not be planned and the
+    /// unoptimised one was compiled instead.
+    pub fallback: bool,
+}
+
+impl Report {
+    /// The report as `//` comment lines (so optimised IR text still parses).
+    pub fn text(&self) -> String {
+        let mut s = String::new();
+        let level = match self.level {
+            Level::O0 => "-O0",
+            Level::O1 => "-O1",
+            Level::O2 => "-O2",
+        };
+        let _ = writeln!(s, "// optimiser report ({level})");
+        for p in &self.phases {
+            let _ = writeln!(
+                s,
+                "//   {:<8} {} iteration(s), {} e-nodes, {} e-classes, stopped: {}",
+                p.phase.name(),
+                p.iterations,
+                p.nodes,
+                p.classes,
+                p.stop
+            );
+        }
+        if self.fired.is_empty() {
+            let _ = writeln!(s, "//   rules fired: none");
+        } else {
+            let _ = writeln!(s, "//   rules fired:");
+            for (name, n) in &self.fired {
+                let _ = writeln!(s, "//     {name:<28} {n}");
+            }
+        }
+        let ratio = if self.cost > 0.0 {
+            self.cost_o0 / self.cost
+        } else {
+            1.0
+        };
+        let _ = writeln!(
+            s,
+            "//   fused groups: {}; cost {:.0} cycles (-O0: {:.0}, {ratio:.2}x)",
+            self.groups, self.cost, self.cost_o0
+        );
+        if self.fallback {
+            let _ = writeln!(
+                s,
+                "//   the optimised kernel did not fit the machine: compiled the unoptimised one"
+            );
+        }
+        s
+    }
+}
+
+/// The optimised kernel and the report.
+pub struct Optimised {
+    /// The kernel (verified; fused nodes carry their group).
+    pub kernel: Kernel,
+    /// What happened.
+    pub report: Report,
+}
+
+/// Optimises a concrete, verified kernel for a machine. An `Err` is an
+/// internal error (an unsound rule, an ill-formed result): the optimiser
+/// never returns a wrong kernel.
+pub fn optimise(kernel: &Kernel, machine: &Machine, level: Level) -> Result<Optimised, String> {
+    let mut report = Report {
+        level,
+        ..Report::default()
+    };
+    if level == Level::O0 || tessera_ir::verify::verify_concrete(kernel).is_err() {
+        return Ok(Optimised {
+            kernel: kernel.clone(),
+            report,
+        });
+    }
+    let (mut eg, roots, spans) = egraph_of(kernel);
+    let written: Vec<(Id, ENode)> = eg
+        .classes()
+        .flat_map(|c| c.nodes.iter().map(move |n| (c.id, n.clone())))
+        .collect();
+    report.cost_o0 = unoptimised_cost(&eg, machine);
+    let all = rules::all(Budget::of(machine));
+    for &phase in level.phases() {
+        let rules: Vec<&Rule> = all
+            .iter()
+            .filter(|r| r.phase == phase || r.phase == Phase::Canon)
+            .collect();
+        let lim = limits(phase);
+        let runner = Runner::<ENode, Meta, ()>::new(Meta::default())
+            .with_egraph(eg)
+            .with_iter_limit(lim.iterations)
+            .with_node_limit(lim.nodes)
+            .with_time_limit(std::time::Duration::MAX)
+            .with_scheduler(SimpleScheduler)
+            .run(rules.iter().map(|r| &r.rewrite));
+        for it in &runner.iterations {
+            for (name, n) in &it.applied {
+                if let Some(r) = all.iter().find(|r| r.name == name.as_str()) {
+                    *report.fired.entry(r.name).or_default() += n;
+                }
+            }
+        }
+        let (stop, limited) = match &runner.stop_reason {
+            Some(StopReason::Saturated) | None => ("saturated".to_string(), false),
+            Some(StopReason::IterationLimit(n)) => (format!("iteration limit {n}"), true),
+            Some(StopReason::NodeLimit(n)) => (format!("node limit {n}"), true),
+            Some(StopReason::TimeLimit(_)) => ("time limit".to_string(), true),
+            Some(StopReason::Other(s)) => (s.clone(), true),
+        };
+        eg = runner.egraph;
+        report.phases.push(PhaseReport {
+            phase,
+            iterations: runner.iterations.len(),
+            nodes: eg.total_number_of_nodes(),
+            classes: eg.number_of_classes(),
+            stop,
+            limited,
+        });
+        if let Some(c) = &eg.analysis.conflict {
+            return Err(format!("optimiser ({} phase): {c}", phase.name()));
+        }
+    }
+    let mut ex = extract::extract(&eg, &roots, machine).map_err(|e| format!("optimiser: {e}"))?;
+    // Never worse than the kernel as written, under the same model (its
+    // nodes are still in the e-graph).
+    let written = extract::Extraction::of_nodes(&eg, &written, &roots, machine);
+    if let Some(w) = written
+        && w.cost < ex.cost
+    {
+        ex = w;
+    }
+    report.cost = ex.cost;
+    let out = rebuild(kernel, &eg, &roots, &ex.best, &spans)?;
+    report.groups = out
+        .nodes
+        .iter()
+        .filter_map(|n| n.group)
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    tessera_ir::verify::verify_concrete(&out)
+        .map_err(|e| format!("optimiser produced an ill-formed kernel: {e}"))?;
+    Ok(Optimised {
+        kernel: out,
+        report,
+    })
+}
+
+/// The e-graph of a kernel, its result classes, and a source span per
+/// class (the first node's that has one).
+pub fn egraph_of(k: &Kernel) -> (EGraph, Vec<Id>, HashMap<Id, Span>) {
+    let mut eg = EGraph::new(Meta::new(k.params.iter().map(|p| p.ty.clone()).collect()));
+    let params: Vec<Id> = (0..k.params.len() as u32)
+        .map(|i| eg.add(ENode::Param(i)))
+        .collect();
+    let mut ids: Vec<Id> = Vec::with_capacity(k.nodes.len());
+    let mut spans = HashMap::new();
+    let id_of = |ids: &[Id], v: Value| match v {
+        Value::Param(i) => params[i as usize],
+        Value::Node(i) => ids[i as usize],
+    };
+    for n in &k.nodes {
+        let children = n.args.iter().map(|&a| id_of(&ids, a)).collect();
+        let id = eg.add(ENode::op(n.op.clone(), children));
+        if let Some(s) = n.span {
+            spans.entry(id).or_insert(s);
+        }
+        ids.push(id);
+    }
+    let roots = k.outputs.iter().map(|o| id_of(&ids, o.value)).collect();
+    eg.rebuild();
+    (eg, roots, spans)
+}
+
+/// The cost of the kernel as written (each op its own stage), on its
+/// fresh e-graph (one node per class).
+fn unoptimised_cost(eg: &EGraph, m: &Machine) -> f64 {
+    eg.classes()
+        .filter_map(|c| c.nodes.first())
+        .map(|n| extract::node_cost(eg, n, m))
+        .sum()
+}
+
+/// The kernel of the extracted program: each chosen node in dependency
+/// order, a fused node's body inlined as a contiguous group.
+pub(crate) fn rebuild(
+    k: &Kernel,
+    eg: &EGraph,
+    roots: &[Id],
+    best: &HashMap<Id, ENode>,
+    spans: &HashMap<Id, Span>,
+) -> Result<Kernel, String> {
+    let mut out = Kernel::new(k.name.clone());
+    out.params = k.params.clone();
+    let mut values: HashMap<Id, Value> = HashMap::new();
+    let mut groups = 0u32;
+    // Iterative post-order over the chosen nodes.
+    let mut stack: Vec<(Id, bool)> = roots.iter().rev().map(|&r| (eg.find(r), false)).collect();
+    while let Some((c, expanded)) = stack.pop() {
+        if values.contains_key(&c) {
+            continue;
+        }
+        let node = best
+            .get(&c)
+            .ok_or("optimiser: a needed class has no extracted node")?;
+        if !expanded {
+            stack.push((c, true));
+            for &ch in node.children().iter().rev() {
+                let ch = eg.find(ch);
+                if !values.contains_key(&ch) {
+                    stack.push((ch, false));
+                }
+            }
+            continue;
+        }
+        let args: Vec<Value> = node
+            .children()
+            .iter()
+            .map(|&ch| values.get(&eg.find(ch)).copied())
+            .collect::<Option<_>>()
+            .ok_or("optimiser: the extracted program is cyclic")?;
+        let span = spans.get(&c).copied();
+        let push = |out: &mut Kernel, op: Op, args: Vec<Value>, group: Option<u32>| {
+            let v = out
+                .push(op, args, span)
+                .map_err(|e| format!("optimiser: an extracted node is ill-typed: {e}"))?;
+            if let Some(n) = out.nodes.last_mut() {
+                n.group = group;
+            }
+            Ok::<Value, String>(v)
+        };
+        let v = match node {
+            ENode::Param(i) => Value::Param(*i),
+            ENode::Op(key, _) => push(&mut out, key.op.clone(), args, None)?,
+            ENode::Fused(b, _) => {
+                let body = &eg.analysis.bodies[*b as usize];
+                let group = (body.nodes.len() > 1).then(|| {
+                    groups += 1;
+                    groups - 1
+                });
+                let mut at: Vec<Value> = Vec::with_capacity(body.nodes.len());
+                for (key, bargs) in &body.nodes {
+                    let a: Vec<Value> = bargs
+                        .iter()
+                        .map(|x| match *x {
+                            Arg::In(i) => args[i as usize],
+                            Arg::At(i) => at[i as usize],
+                        })
+                        .collect();
+                    at.push(push(&mut out, key.op.clone(), a, group)?);
+                }
+                *at.last().ok_or("optimiser: an empty fused body")?
+            }
+        };
+        values.insert(c, v);
+    }
+    for (o, r) in k.outputs.iter().zip(roots) {
+        let value = *values
+            .get(&eg.find(*r))
+            .ok_or("optimiser: a result was not extracted")?;
+        out.outputs.push(Output {
+            name: o.name.clone(),
+            value,
+        });
+    }
+    Ok(out)
+}

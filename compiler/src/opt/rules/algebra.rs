@@ -1,0 +1,134 @@
+//! `algebra/*`: a bounded set of identities, each exact (bit for bit, as
+//! the spec's exactness rules require of the ops it touches). There is no
+//! associativity or commutativity: both orders of an identity are written
+//! out instead.
+//!
+//! Not every identity of the reals holds in floating point: `x + 0.0` is
+//! not `x` (`-0.0 + 0.0 = +0.0`), so only `x + (-0.0)` and `x - 0.0`
+//! simplify; `x / c` becomes `x · (1/c)` only when `1/c` is exact (a power
+//! of two whose reciprocal is a normal value of the dtype).
+
+use super::{Phase, Rule, is_const, is_const_bits, node_rule, pattern, same_type};
+use crate::opt::analysis::EGraph;
+use crate::opt::lang::ENode;
+use egg::{Id, Language, rewrite};
+use tessera_ir::{BinaryOp, Op, Scalar, TensorType};
+
+/// The algebra rules.
+pub fn rules() -> Vec<Rule> {
+    let p = |name, rw| pattern(Phase::Algebra, name, rw);
+    vec![
+        p(
+            "algebra/mul-one",
+            rewrite!("algebra/mul-one"; "(mul ?x ?c)" => "?x"
+                if is_const("?c", 1.0) if same_type("?x")),
+        ),
+        p(
+            "algebra/one-mul",
+            rewrite!("algebra/one-mul"; "(mul ?c ?x)" => "?x"
+                if is_const("?c", 1.0) if same_type("?x")),
+        ),
+        p(
+            "algebra/div-one",
+            rewrite!("algebra/div-one"; "(div ?x ?c)" => "?x"
+                if is_const("?c", 1.0) if same_type("?x")),
+        ),
+        p(
+            "algebra/sub-zero",
+            rewrite!("algebra/sub-zero"; "(sub ?x ?c)" => "?x"
+                if is_const_bits("?c", 0.0) if same_type("?x")),
+        ),
+        p(
+            "algebra/add-neg-zero",
+            rewrite!("algebra/add-neg-zero"; "(add ?x ?c)" => "?x"
+                if is_const_bits("?c", -0.0) if same_type("?x")),
+        ),
+        p(
+            "algebra/neg-neg",
+            rewrite!("algebra/neg-neg"; "(neg (neg ?x))" => "?x"),
+        ),
+        p(
+            "algebra/abs-neg",
+            rewrite!("algebra/abs-neg"; "(abs (neg ?x))" => "(abs ?x)"),
+        ),
+        p(
+            "algebra/relu-relu",
+            rewrite!("algebra/relu-relu"; "(relu (relu ?x))" => "(relu ?x)"),
+        ),
+        p(
+            "algebra/max-self",
+            rewrite!("algebra/max-self"; "(maximum ?x ?x)" => "?x"),
+        ),
+        p(
+            "algebra/min-self",
+            rewrite!("algebra/min-self"; "(minimum ?x ?x)" => "?x"),
+        ),
+        p(
+            "algebra/select-same",
+            rewrite!("algebra/select-same"; "(select ?c ?x ?x)" => "?x" if same_type("?x")),
+        ),
+        node_rule(Phase::Algebra, "algebra/div-pow2", is_div, div_pow2),
+    ]
+}
+
+fn is_div(n: &ENode) -> bool {
+    matches!(n.ir_op(), Some(Op::Binary(BinaryOp::Div)))
+}
+
+/// The exact reciprocal of `c` in `dtype`: `c` a power of two (either sign)
+/// whose reciprocal is a normal `dtype` value.
+pub fn exact_reciprocal(c: f64, ty: &TensorType) -> Option<f64> {
+    if !ty.dtype.is_float() || c == 0.0 || !c.is_finite() {
+        return None;
+    }
+    let (m, _) = frexp(c.abs());
+    if m != 0.5 {
+        return None;
+    }
+    let r = 1.0 / c;
+    let smallest_normal = match ty.dtype {
+        tessera_ir::DType::F16 => 2f64.powi(-14),
+        tessera_ir::DType::BF16 | tessera_ir::DType::F32 => 2f64.powi(-126),
+        _ => return None,
+    };
+    let max = ty.dtype.float_max()?;
+    (r.abs() >= smallest_normal && r.abs() <= max && ty.dtype.round_float(r) == r).then_some(r)
+}
+
+/// `x = m · 2^e` with `m` in `[0.5, 1)`.
+fn frexp(x: f64) -> (f64, i32) {
+    if x == 0.0 || !x.is_finite() {
+        return (x, 0);
+    }
+    let e = x.abs().log2().floor() as i32 + 1;
+    let m = x / 2f64.powi(e);
+    // log2 can be off by one at the edges.
+    if m.abs() >= 1.0 {
+        (m / 2.0, e + 1)
+    } else if m.abs() < 0.5 {
+        (m * 2.0, e - 1)
+    } else {
+        (m, e)
+    }
+}
+
+/// `x / c` ⇒ `x · (1/c)` for a constant `c` with an exact reciprocal.
+fn div_pow2(eg: &mut EGraph, _: Id, n: &ENode) -> Vec<Id> {
+    let (x, c) = (n.children()[0], n.children()[1]);
+    let cdata = eg[c].data.clone();
+    let Some(Scalar::Float(v)) = cdata.constant else {
+        return Vec::new();
+    };
+    let Some(r) = exact_reciprocal(v, &cdata.ty) else {
+        return Vec::new();
+    };
+    let recip = eg.add(ENode::op(
+        Op::Full {
+            value: Scalar::Float(r),
+            ty: cdata.ty,
+        },
+        Vec::new(),
+    ));
+    let mul = eg.add(ENode::op(Op::Binary(BinaryOp::Mul), vec![x, recip]));
+    vec![mul]
+}

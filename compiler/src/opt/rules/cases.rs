@@ -1,0 +1,586 @@
+//! One case per rule, and the three tests every rule gets from it:
+//!
+//! - *unit*: the start kernel's e-graph, with the goal added, has the goal
+//!   in another class than the start's result until the rule alone runs,
+//!   and in the same class after (for `fuse/*`: the result class gains a
+//!   fused node holding the start's ops);
+//! - *equivalence*: start and goal (for `fuse/*`: the kernel rebuilt from
+//!   that fused node) agree on the reference interpreter on random inputs,
+//!   for every dtype the case lists, under the spec's comparison rule (bit
+//!   for bit where the ops are exact);
+//! - *tidy*: every rule has a case and every case names a rule.
+//!
+//! Kernels are IR text with `{T}` for the dtype, `{one}`/`{two}` for
+//! constants of that dtype.
+
+use super::{Budget, Phase, all};
+use crate::opt::analysis::{EGraph, Meta};
+use crate::opt::lang::ENode;
+use egg::{Id, Runner, SimpleScheduler};
+use std::collections::HashMap;
+use tessera_ir::{DType, Kernel};
+
+/// The rule's goal.
+enum Goal {
+    /// This kernel's result is equal to the start's.
+    Kernel(&'static str),
+    /// The start's result class holds a fused node of this many ops.
+    Fused(usize),
+}
+
+struct Case {
+    rule: &'static str,
+    /// Rules that must run with it (a seed for growth).
+    with: &'static [&'static str],
+    dtypes: &'static [DType],
+    start: &'static str,
+    goal: Goal,
+}
+
+const FLOATS: &[DType] = &[DType::F32, DType::F16, DType::BF16];
+const NUMERIC: &[DType] = &[DType::F32, DType::F16, DType::BF16, DType::I32, DType::I8];
+const ANY: &[DType] = &[DType::F32, DType::F16, DType::BF16, DType::I32, DType::I8];
+
+const CASES: &[Case] = &[
+    Case {
+        rule: "canon/fold",
+        with: &[],
+        dtypes: NUMERIC,
+        start: "kernel k(%x: {T}[4, 8]) -> (out0: {T}[4, 8]) {
+  %0 = full {one} : {T}[]
+  %1 = full {two} : {T}[]
+  %2 = add %0, %1 : {T}[]
+  %3 = mul %x, %2 : {T}[4, 8]
+  return %3
+}",
+        goal: Goal::Kernel(
+            "kernel k(%x: {T}[4, 8]) -> (out0: {T}[4, 8]) {
+  %0 = full {three} : {T}[]
+  %1 = mul %x, %0 : {T}[4, 8]
+  return %1
+}",
+        ),
+    },
+    Case {
+        rule: "canon/reshape-noop",
+        with: &[],
+        dtypes: ANY,
+        start: "kernel k(%x: {T}[4, 8]) -> (out0: {T}[4, 8]) {
+  %0 = reshape %x : {T}[4, 8]
+  %1 = neg %0 : {T}[4, 8]
+  return %1
+}",
+        goal: Goal::Kernel(
+            "kernel k(%x: {T}[4, 8]) -> (out0: {T}[4, 8]) {
+  %0 = neg %x : {T}[4, 8]
+  return %0
+}",
+        ),
+    },
+    Case {
+        rule: "canon/reshape-reshape",
+        with: &[],
+        dtypes: ANY,
+        start: "kernel k(%x: {T}[4, 8]) -> (out0: {T}[8, 4]) {
+  %0 = reshape %x : {T}[32]
+  %1 = reshape %0 : {T}[8, 4]
+  return %1
+}",
+        goal: Goal::Kernel(
+            "kernel k(%x: {T}[4, 8]) -> (out0: {T}[8, 4]) {
+  %0 = reshape %x : {T}[8, 4]
+  return %0
+}",
+        ),
+    },
+    Case {
+        rule: "canon/broadcast-noop",
+        with: &[],
+        dtypes: ANY,
+        start: "kernel k(%x: {T}[4, 8]) -> (out0: {T}[4, 8]) {
+  %0 = broadcast_to %x : {T}[4, 8]
+  %1 = neg %0 : {T}[4, 8]
+  return %1
+}",
+        goal: Goal::Kernel(
+            "kernel k(%x: {T}[4, 8]) -> (out0: {T}[4, 8]) {
+  %0 = neg %x : {T}[4, 8]
+  return %0
+}",
+        ),
+    },
+    Case {
+        rule: "canon/broadcast-broadcast",
+        with: &[],
+        dtypes: ANY,
+        start: "kernel k(%x: {T}[8]) -> (out0: {T}[2, 4, 8]) {
+  %0 = broadcast_to %x : {T}[4, 8]
+  %1 = broadcast_to %0 : {T}[2, 4, 8]
+  return %1
+}",
+        goal: Goal::Kernel(
+            "kernel k(%x: {T}[8]) -> (out0: {T}[2, 4, 8]) {
+  %0 = broadcast_to %x : {T}[2, 4, 8]
+  return %0
+}",
+        ),
+    },
+    Case {
+        rule: "canon/transpose-identity",
+        with: &[],
+        dtypes: ANY,
+        start: "kernel k(%x: {T}[4, 8]) -> (out0: {T}[4, 8]) {
+  %0 = transpose %x perm=[0, 1] : {T}[4, 8]
+  %1 = neg %0 : {T}[4, 8]
+  return %1
+}",
+        goal: Goal::Kernel(
+            "kernel k(%x: {T}[4, 8]) -> (out0: {T}[4, 8]) {
+  %0 = neg %x : {T}[4, 8]
+  return %0
+}",
+        ),
+    },
+    Case {
+        rule: "canon/transpose-transpose",
+        with: &[],
+        dtypes: ANY,
+        start: "kernel k(%x: {T}[2, 3, 4]) -> (out0: {T}[3, 2, 4]) {
+  %0 = transpose %x perm=[2, 0, 1] : {T}[4, 2, 3]
+  %1 = transpose %0 perm=[2, 1, 0] : {T}[3, 2, 4]
+  return %1
+}",
+        goal: Goal::Kernel(
+            "kernel k(%x: {T}[2, 3, 4]) -> (out0: {T}[3, 2, 4]) {
+  %0 = transpose %x perm=[1, 0, 2] : {T}[3, 2, 4]
+  return %0
+}",
+        ),
+    },
+    Case {
+        rule: "canon/cast-noop",
+        with: &[],
+        dtypes: ANY,
+        start: "kernel k(%x: {T}[4, 8]) -> (out0: {T}[4, 8]) {
+  %0 = cast %x : {T}[4, 8]
+  %1 = neg %0 : {T}[4, 8]
+  return %1
+}",
+        goal: Goal::Kernel(
+            "kernel k(%x: {T}[4, 8]) -> (out0: {T}[4, 8]) {
+  %0 = neg %x : {T}[4, 8]
+  return %0
+}",
+        ),
+    },
+    Case {
+        rule: "canon/cast-roundtrip",
+        with: &[],
+        dtypes: &[DType::F16, DType::BF16, DType::I8],
+        start: "kernel k(%x: {T}[4, 8]) -> (out0: {T}[4, 8]) {
+  %0 = cast %x : f32[4, 8]
+  %1 = cast %0 : {T}[4, 8]
+  return %1
+}",
+        goal: Goal::Kernel(IDENTITY),
+    },
+    Case {
+        rule: "algebra/mul-one",
+        with: &[],
+        dtypes: NUMERIC,
+        start: "kernel k(%x: {T}[4, 8]) -> (out0: {T}[4, 8]) {
+  %0 = full {one} : {T}[]
+  %1 = mul %x, %0 : {T}[4, 8]
+  return %1
+}",
+        goal: Goal::Kernel(IDENTITY),
+    },
+    Case {
+        rule: "algebra/one-mul",
+        with: &[],
+        dtypes: NUMERIC,
+        start: "kernel k(%x: {T}[4, 8]) -> (out0: {T}[4, 8]) {
+  %0 = full {one} : {T}[]
+  %1 = mul %0, %x : {T}[4, 8]
+  return %1
+}",
+        goal: Goal::Kernel(IDENTITY),
+    },
+    Case {
+        rule: "algebra/div-one",
+        with: &[],
+        dtypes: NUMERIC,
+        start: "kernel k(%x: {T}[4, 8]) -> (out0: {T}[4, 8]) {
+  %0 = full {one} : {T}[]
+  %1 = div %x, %0 : {T}[4, 8]
+  return %1
+}",
+        goal: Goal::Kernel(IDENTITY),
+    },
+    Case {
+        rule: "algebra/sub-zero",
+        with: &[],
+        dtypes: NUMERIC,
+        start: "kernel k(%x: {T}[4, 8]) -> (out0: {T}[4, 8]) {
+  %0 = full {zero} : {T}[]
+  %1 = sub %x, %0 : {T}[4, 8]
+  return %1
+}",
+        goal: Goal::Kernel(IDENTITY),
+    },
+    Case {
+        rule: "algebra/add-neg-zero",
+        with: &[],
+        dtypes: FLOATS,
+        start: "kernel k(%x: {T}[4, 8]) -> (out0: {T}[4, 8]) {
+  %0 = full -0.0 : {T}[]
+  %1 = add %x, %0 : {T}[4, 8]
+  return %1
+}",
+        goal: Goal::Kernel(IDENTITY),
+    },
+    Case {
+        rule: "algebra/neg-neg",
+        with: &[],
+        dtypes: NUMERIC,
+        start: "kernel k(%x: {T}[4, 8]) -> (out0: {T}[4, 8]) {
+  %0 = neg %x : {T}[4, 8]
+  %1 = neg %0 : {T}[4, 8]
+  return %1
+}",
+        goal: Goal::Kernel(IDENTITY),
+    },
+    Case {
+        rule: "algebra/abs-neg",
+        with: &[],
+        dtypes: NUMERIC,
+        start: "kernel k(%x: {T}[4, 8]) -> (out0: {T}[4, 8]) {
+  %0 = neg %x : {T}[4, 8]
+  %1 = abs %0 : {T}[4, 8]
+  return %1
+}",
+        goal: Goal::Kernel(
+            "kernel k(%x: {T}[4, 8]) -> (out0: {T}[4, 8]) {
+  %0 = abs %x : {T}[4, 8]
+  return %0
+}",
+        ),
+    },
+    Case {
+        rule: "algebra/relu-relu",
+        with: &[],
+        dtypes: FLOATS,
+        start: "kernel k(%x: {T}[4, 8]) -> (out0: {T}[4, 8]) {
+  %0 = relu %x : {T}[4, 8]
+  %1 = relu %0 : {T}[4, 8]
+  return %1
+}",
+        goal: Goal::Kernel(
+            "kernel k(%x: {T}[4, 8]) -> (out0: {T}[4, 8]) {
+  %0 = relu %x : {T}[4, 8]
+  return %0
+}",
+        ),
+    },
+    Case {
+        rule: "algebra/max-self",
+        with: &[],
+        dtypes: NUMERIC,
+        start: "kernel k(%x: {T}[4, 8]) -> (out0: {T}[4, 8]) {
+  %0 = maximum %x, %x : {T}[4, 8]
+  return %0
+}",
+        goal: Goal::Kernel(IDENTITY),
+    },
+    Case {
+        rule: "algebra/min-self",
+        with: &[],
+        dtypes: NUMERIC,
+        start: "kernel k(%x: {T}[4, 8]) -> (out0: {T}[4, 8]) {
+  %0 = minimum %x, %x : {T}[4, 8]
+  return %0
+}",
+        goal: Goal::Kernel(IDENTITY),
+    },
+    Case {
+        rule: "algebra/select-same",
+        with: &[],
+        dtypes: NUMERIC,
+        start: "kernel k(%x: {T}[4, 8]) -> (out0: {T}[4, 8]) {
+  %0 = full {zero} : {T}[]
+  %1 = lt %x, %0 : bool[4, 8]
+  %2 = select %1, %x, %x : {T}[4, 8]
+  return %2
+}",
+        goal: Goal::Kernel(IDENTITY),
+    },
+    Case {
+        rule: "algebra/div-pow2",
+        with: &[],
+        dtypes: FLOATS,
+        start: "kernel k(%x: {T}[4, 8]) -> (out0: {T}[4, 8]) {
+  %0 = full -4.0 : {T}[]
+  %1 = div %x, %0 : {T}[4, 8]
+  return %1
+}",
+        goal: Goal::Kernel(
+            "kernel k(%x: {T}[4, 8]) -> (out0: {T}[4, 8]) {
+  %0 = full -0.25 : {T}[]
+  %1 = mul %x, %0 : {T}[4, 8]
+  return %1
+}",
+        ),
+    },
+    Case {
+        rule: "layout/transpose-out",
+        with: &[],
+        dtypes: NUMERIC,
+        start: "kernel k(%x: {T}[4, 8], %y: {T}[4, 8]) -> (out0: {T}[8, 4]) {
+  %0 = transpose %x perm=[1, 0] : {T}[8, 4]
+  %1 = transpose %y perm=[1, 0] : {T}[8, 4]
+  %2 = sub %0, %1 : {T}[8, 4]
+  return %2
+}",
+        goal: Goal::Kernel(
+            "kernel k(%x: {T}[4, 8], %y: {T}[4, 8]) -> (out0: {T}[8, 4]) {
+  %0 = sub %x, %y : {T}[4, 8]
+  %1 = transpose %0 perm=[1, 0] : {T}[8, 4]
+  return %1
+}",
+        ),
+    },
+    Case {
+        rule: "fuse/seed",
+        with: &[],
+        dtypes: NUMERIC,
+        start: "kernel k(%x: {T}[4, 8], %y: {T}[8]) -> (out0: {T}[4, 8]) {
+  %0 = sub %x, %y : {T}[4, 8]
+  return %0
+}",
+        goal: Goal::Fused(1),
+    },
+    Case {
+        rule: "fuse/grow",
+        with: &["fuse/seed"],
+        dtypes: FLOATS,
+        start: "kernel k(%x: {T}[4, 8], %y: {T}[8], %z: f32[4, 1]) -> (out0: f32[4, 8]) {
+  %0 = sub %x, %y : {T}[4, 8]
+  %1 = exp %0 : {T}[4, 8]
+  %2 = mul %1, %0 : {T}[4, 8]
+  %3 = cast %2 : f32[4, 8]
+  %4 = add %3, %z : f32[4, 8]
+  return %4
+}",
+        goal: Goal::Fused(5),
+    },
+];
+
+const IDENTITY: &str = "kernel k(%x: {T}[4, 8]) -> (out0: {T}[4, 8]) {
+  return %x
+}";
+
+fn instantiate(text: &str, dtype: DType) -> Kernel {
+    let (zero, one, two, three) = if dtype.is_float() {
+        ("0.0", "1.0", "2.0", "3.0")
+    } else {
+        ("0", "1", "2", "3")
+    };
+    let text = text
+        .replace("{T}", dtype.name())
+        .replace("{zero}", zero)
+        .replace("{one}", one)
+        .replace("{two}", two)
+        .replace("{three}", three);
+    match tessera_ir::text::parse_module(&text) {
+        Ok(mut m) if m.kernels.len() == 1 => m.kernels.remove(0),
+        Ok(_) => panic!("one kernel expected in\n{text}"),
+        Err(e) => panic!("{e}\n{text}"),
+    }
+}
+
+/// Adds `k`'s nodes to `eg` (parameters shared) and returns its result
+/// class.
+fn add_kernel(eg: &mut EGraph, k: &Kernel) -> Id {
+    let params: Vec<Id> = (0..k.params.len() as u32)
+        .map(|i| eg.add(ENode::Param(i)))
+        .collect();
+    let mut ids = Vec::new();
+    for n in &k.nodes {
+        let children = n
+            .args
+            .iter()
+            .map(|&a| match a {
+                tessera_ir::Value::Param(i) => params[i as usize],
+                tessera_ir::Value::Node(i) => ids[i as usize],
+            })
+            .collect();
+        ids.push(eg.add(ENode::op(n.op.clone(), children)));
+    }
+    match k.outputs[0].value {
+        tessera_ir::Value::Param(i) => params[i as usize],
+        tessera_ir::Value::Node(i) => ids[i as usize],
+    }
+}
+
+fn machine() -> tessera_sim::Machine {
+    tessera_sim::Machine::builtin("910b-like").expect("the default machine")
+}
+
+/// Runs only the case's rules on the start kernel (and the goal kernel, if
+/// any); returns the e-graph and the start's and goal's classes.
+fn saturate(case: &Case, dtype: DType) -> (EGraph, Id, Option<Id>, Kernel) {
+    let start = instantiate(case.start, dtype);
+    let mut eg = EGraph::new(Meta::new(
+        start.params.iter().map(|p| p.ty.clone()).collect(),
+    ));
+    let root = add_kernel(&mut eg, &start);
+    let goal = match case.goal {
+        Goal::Kernel(text) => Some(add_kernel(&mut eg, &instantiate(text, dtype))),
+        Goal::Fused(_) => None,
+    };
+    eg.rebuild();
+    if let Some(g) = goal {
+        assert_ne!(
+            eg.find(root),
+            eg.find(g),
+            "{} ({dtype}): start and goal are equal before the rule runs",
+            case.rule
+        );
+    }
+    let rules = all(Budget::of(&machine()));
+    let chosen: Vec<_> = rules
+        .iter()
+        .filter(|r| r.name == case.rule || case.with.contains(&r.name))
+        .map(|r| &r.rewrite)
+        .collect();
+    assert!(!chosen.is_empty(), "no rule named {}", case.rule);
+    let runner = Runner::<ENode, Meta, ()>::new(Meta::default())
+        .with_egraph(eg)
+        .with_iter_limit(20)
+        .with_node_limit(10_000)
+        .with_time_limit(std::time::Duration::MAX)
+        .with_scheduler(SimpleScheduler)
+        .run(chosen);
+    let fired: usize = runner
+        .iterations
+        .iter()
+        .filter_map(|it| it.applied.get(&egg::Symbol::from(case.rule)))
+        .sum();
+    assert!(fired > 0, "{} ({dtype}) did not fire", case.rule);
+    let eg = runner.egraph;
+    assert_eq!(eg.analysis.conflict, None, "{} ({dtype})", case.rule);
+    (eg, root, goal, start)
+}
+
+/// The largest fused node of `class` (fewest inputs among those), if any.
+fn largest_fused(eg: &EGraph, class: Id) -> Option<(ENode, usize)> {
+    eg[class]
+        .nodes
+        .iter()
+        .filter_map(|n| match n {
+            ENode::Fused(b, ins) => Some((
+                n.clone(),
+                eg.analysis.bodies[*b as usize].nodes.len(),
+                ins.len(),
+            )),
+            ENode::Param(_) | ENode::Op(..) => None,
+        })
+        .max_by_key(|&(_, len, ins)| (len, std::cmp::Reverse(ins)))
+        .map(|(n, len, _)| (n, len))
+}
+
+#[test]
+fn each_rule_puts_its_goal_in_the_start_class() {
+    for case in CASES {
+        for &dtype in case.dtypes {
+            let (eg, root, goal, _) = saturate(case, dtype);
+            match (&case.goal, goal) {
+                (Goal::Kernel(_), Some(g)) => assert_eq!(
+                    eg.find(root),
+                    eg.find(g),
+                    "{} ({dtype}): the goal is not in the start's class",
+                    case.rule
+                ),
+                (Goal::Fused(n), _) => {
+                    let got = largest_fused(&eg, root).map(|(_, len)| len);
+                    assert_eq!(got, Some(*n), "{} ({dtype})", case.rule);
+                }
+                (Goal::Kernel(_), None) => unreachable!("a kernel goal is added"),
+            }
+        }
+    }
+}
+
+#[test]
+fn each_rule_keeps_the_reference_results() {
+    for case in CASES {
+        for &dtype in case.dtypes {
+            let start = instantiate(case.start, dtype);
+            let goal = match case.goal {
+                Goal::Kernel(text) => instantiate(text, dtype),
+                Goal::Fused(_) => {
+                    // The kernel of the fused node: every other class by its
+                    // first node (the start's ops).
+                    let (eg, root, _, _) = saturate(case, dtype);
+                    let mut best: HashMap<Id, ENode> =
+                        eg.classes().map(|c| (c.id, c.nodes[0].clone())).collect();
+                    let (fused, len) = largest_fused(&eg, root).expect("a fused node");
+                    best.insert(eg.find(root), fused);
+                    let k = crate::opt::rebuild(&start, &eg, &[root], &best, &HashMap::new())
+                        .expect("rebuilds");
+                    // (A one-op body is no group: it plans as the op.)
+                    assert!(
+                        len == 1 || k.nodes.iter().all(|n| n.group.is_some()),
+                        "{}: not one group:\n{}",
+                        case.rule,
+                        tessera_ir::text::print_kernel(&k)
+                    );
+                    k
+                }
+            };
+            tessera_ir::verify::verify_concrete(&goal).expect("the goal verifies");
+            for seed in 0..4 {
+                let inputs: Vec<tessera_ir::Tensor> = start
+                    .params
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| {
+                        let shape = p.ty.shape.as_usize().unwrap_or_default();
+                        crate::inputs::random_tensor(p.ty.dtype, shape, seed, i)
+                    })
+                    .collect();
+                let want = tessera_ir::interp::run(&start, &inputs).expect("start runs");
+                let got = tessera_ir::interp::run(&goal, &inputs).expect("goal runs");
+                for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                    let rule = tessera_ir::compare::Rule::for_value(&start, start.outputs[i].value);
+                    let c = tessera_ir::compare::compare(g, w, rule);
+                    assert!(c.ok(), "{} ({dtype}, seed {seed}): {c:?}", case.rule);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn every_rule_has_a_case_and_every_case_a_rule() {
+    let rules = all(Budget::of(&machine()));
+    let mut names: Vec<&str> = rules.iter().map(|r| r.name).collect();
+    for r in &rules {
+        let family = r.name.split('/').next().unwrap_or_default();
+        assert!(
+            Phase::ALL
+                .iter()
+                .any(|p| p.name() == family && *p == r.phase),
+            "{} is not named `<its phase>/<what>`",
+            r.name
+        );
+    }
+    names.sort();
+    let before = names.len();
+    names.dedup();
+    assert_eq!(before, names.len(), "two rules share a name");
+    let mut cases: Vec<&str> = CASES.iter().map(|c| c.rule).collect();
+    cases.sort();
+    cases.dedup();
+    assert_eq!(names, cases, "rules and cases differ");
+}

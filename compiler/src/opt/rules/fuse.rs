@@ -1,0 +1,284 @@
+//! `fuse/*`: fused groups, grown by rewriting. A group is a
+//! [`ENode::Fused`] node: a closed body over input classes. Seeds wrap one
+//! op; growth inlines an input's own group into the body. Growth never
+//! shrinks and is capped by the [`Budget`] (ops, inputs, UB bytes per
+//! element, alternatives per class), so the phase saturates. The unfused
+//! nodes stay in the e-graph: extraction decides, by cost, which groups to
+//! keep, and whether a value used twice is recomputed in each group or
+//! materialised once.
+
+use super::{Budget, Phase, Rule};
+use crate::opt::analysis::{EGraph, Meta, body_types, is_elementwise};
+use crate::opt::group::{GroupKind, classify, ub_bytes_per_element};
+use crate::opt::lang::{Arg, Body, ENode, OpKey};
+use egg::{Applier, Id, PatternAst, Rewrite, Subst, Symbol};
+use std::collections::HashMap;
+use tessera_ir::{Op, TensorType};
+
+/// Smallest tile (elements) a fused elementwise group must fit in UB.
+pub const MIN_TILE_ELEMENTS: u64 = 1024;
+
+/// The fusion rules.
+pub fn rules(budget: Budget) -> Vec<Rule> {
+    vec![
+        super::node_rule(Phase::Fuse, "fuse/seed", seeds, seed),
+        grow_rule(budget),
+    ]
+}
+
+fn seeds(n: &ENode) -> bool {
+    n.ir_op()
+        .is_some_and(|op| is_elementwise(op) || *op == Op::MatMul)
+}
+
+/// `f(x₁, …, xₙ)` ⇒ `fused[f(in0, …, inₙ₋₁)](x₁, …, xₙ)`.
+fn seed(eg: &mut EGraph, _: Id, n: &ENode) -> Vec<Id> {
+    let ENode::Op(key, children) = n else {
+        return Vec::new();
+    };
+    let body = Body {
+        nodes: vec![(
+            key.clone(),
+            (0..children.len() as u32).map(Arg::In).collect(),
+        )],
+    };
+    let (body, children) = canonical(body, children.clone());
+    let b = eg.analysis.intern(body);
+    vec![eg.add(ENode::Fused(b, children))]
+}
+
+/// Renumbers a body's inputs in order of first use and drops duplicates
+/// (inputs naming the same class), so that equal computations intern to
+/// one body.
+fn canonical(body: Body, inputs: Vec<Id>) -> (Body, Vec<Id>) {
+    let mut order: Vec<Id> = Vec::new();
+    let mut map = vec![0u32; inputs.len()];
+    let mut seen = vec![false; inputs.len()];
+    for (_, args) in &body.nodes {
+        for a in args {
+            if let Arg::In(i) = *a {
+                let i = i as usize;
+                if !seen[i] {
+                    seen[i] = true;
+                    let class = inputs[i];
+                    map[i] = match order.iter().position(|&c| c == class) {
+                        Some(p) => p as u32,
+                        None => {
+                            order.push(class);
+                            (order.len() - 1) as u32
+                        }
+                    };
+                }
+            }
+        }
+    }
+    let nodes = body
+        .nodes
+        .into_iter()
+        .map(|(op, args)| {
+            let args = args
+                .into_iter()
+                .map(|a| match a {
+                    Arg::In(i) => Arg::In(map[i as usize]),
+                    at @ Arg::At(_) => at,
+                })
+                .collect();
+            (op, args)
+        })
+        .collect();
+    (Body { nodes }, order)
+}
+
+/// `outer` with its input `i` replaced by `inner` (over `inner_inputs`).
+fn inline(
+    outer: &Body,
+    outer_inputs: &[Id],
+    i: usize,
+    inner: &Body,
+    inner_inputs: &[Id],
+) -> (Body, Vec<Id>) {
+    let base = outer_inputs.len() as u32;
+    let shift = inner.nodes.len() as u32;
+    let mut nodes: Vec<(OpKey, Vec<Arg>)> = inner
+        .nodes
+        .iter()
+        .map(|(op, args)| {
+            let args = args
+                .iter()
+                .map(|a| match *a {
+                    Arg::In(j) => Arg::In(base + j),
+                    at @ Arg::At(_) => at,
+                })
+                .collect();
+            (op.clone(), args)
+        })
+        .collect();
+    for (op, args) in &outer.nodes {
+        let args = args
+            .iter()
+            .map(|a| match *a {
+                Arg::In(j) if j as usize == i => Arg::At(shift - 1),
+                inp @ Arg::In(_) => inp,
+                Arg::At(j) => Arg::At(j + shift),
+            })
+            .collect();
+        nodes.push((op.clone(), args));
+    }
+    let mut inputs = outer_inputs.to_vec();
+    inputs.extend_from_slice(inner_inputs);
+    let (body, inputs) = canonical(Body { nodes }, inputs);
+    (cse(body), inputs)
+}
+
+/// The body with repeated nodes (same op, same operands) computed once: a
+/// value inlined along two paths of a diamond is one node. (Unchanged in
+/// the odd case where the result itself repeats an earlier node.)
+fn cse(body: Body) -> Body {
+    let mut seen: HashMap<(OpKey, Vec<Arg>), u32> = HashMap::new();
+    let mut map: Vec<u32> = Vec::with_capacity(body.nodes.len());
+    let mut nodes = Vec::with_capacity(body.nodes.len());
+    for (op, args) in &body.nodes {
+        let args: Vec<Arg> = args
+            .iter()
+            .map(|a| match *a {
+                Arg::At(j) => Arg::At(map[j as usize]),
+                inp @ Arg::In(_) => inp,
+            })
+            .collect();
+        let key = (op.clone(), args);
+        let at = *seen.entry(key.clone()).or_insert_with(|| {
+            nodes.push(key);
+            nodes.len() as u32 - 1
+        });
+        map.push(at);
+    }
+    if map.last().is_some_and(|&l| l as usize + 1 != nodes.len()) {
+        return body;
+    }
+    Body { nodes }
+}
+
+fn grow_rule(budget: Budget) -> Rule {
+    let name = "fuse/grow";
+    let searcher = super::NodeSearcher {
+        matches: |n| matches!(n, ENode::Fused(..)),
+    };
+    let rewrite = Rewrite::new(name, searcher, Grow { budget })
+        .unwrap_or_else(|e| unreachable!("the grow rule binds no variables: {e}"));
+    Rule {
+        name,
+        phase: Phase::Fuse,
+        rewrite,
+    }
+}
+
+/// `fused[B](…, x, …)` where `x`'s class holds `fused[C](ys…)` ⇒
+/// `fused[B with C inlined for x](…, ys…)`, when the result is a group
+/// kind one stage computes and fits the budget.
+struct Grow {
+    budget: Budget,
+}
+
+/// The fused nodes of a class, largest body first (ties in node order), so
+/// that growth reaches the largest groups before the per-class cap.
+fn fused_nodes(eg: &EGraph, class: Id) -> Vec<(u32, Vec<Id>)> {
+    let mut nodes: Vec<(u32, Vec<Id>)> = eg[class]
+        .nodes
+        .iter()
+        .filter_map(|n| match n {
+            ENode::Fused(b, c) => Some((*b, c.clone())),
+            ENode::Param(_) | ENode::Op(..) => None,
+        })
+        .collect();
+    nodes.sort_by_key(|(b, _)| std::cmp::Reverse(eg.analysis.bodies[*b as usize].nodes.len()));
+    nodes
+}
+
+impl Grow {
+    fn admits(&self, eg: &EGraph, body: &Body, inputs: &[Id]) -> bool {
+        if body.nodes.len() > self.budget.max_ops || inputs.len() > self.budget.max_inputs {
+            return false;
+        }
+        let in_tys: Vec<TensorType> = inputs.iter().map(|&c| eg[c].data.ty.clone()).collect();
+        let Ok(tys) = body_types(body, &in_tys) else {
+            return false;
+        };
+        match classify(body, &tys) {
+            Some(GroupKind::Elementwise) => {
+                ub_bytes_per_element(body, &in_tys, &tys) * MIN_TILE_ELEMENTS
+                    <= self.budget.ub_bytes
+            }
+            Some(GroupKind::MatMulEpilogue { .. }) => true,
+            None => false,
+        }
+    }
+}
+
+impl Applier<ENode, Meta> for Grow {
+    fn apply_one(
+        &self,
+        egraph: &mut EGraph,
+        eclass: Id,
+        _subst: &Subst,
+        _ast: Option<&PatternAst<ENode>>,
+        _rule: Symbol,
+    ) -> Vec<Id> {
+        let mine = fused_nodes(egraph, eclass);
+        let mut variants = mine.len();
+        let mut changed = Vec::new();
+        for (b, inputs) in mine {
+            let outer = egraph.analysis.bodies[b as usize].clone();
+            for (i, &x) in inputs.iter().enumerate() {
+                if x == eclass {
+                    continue;
+                }
+                for (c, ys) in fused_nodes(egraph, x) {
+                    if variants >= self.budget.max_variants {
+                        return changed;
+                    }
+                    if ys.contains(&eclass) {
+                        continue; // would make the group read its own result
+                    }
+                    let inner = egraph.analysis.bodies[c as usize].clone();
+                    let (body, ins) = inline(&outer, &inputs, i, &inner, &ys);
+                    if !self.admits(egraph, &body, &ins) {
+                        continue;
+                    }
+                    let nb = egraph.analysis.intern(body);
+                    let id = egraph.add(ENode::Fused(nb, ins));
+                    if egraph.union(eclass, id) {
+                        variants += 1;
+                        changed.push(eclass);
+                    }
+                }
+            }
+        }
+        changed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inlining_renumbers_inputs_by_first_use_and_shares_them() {
+        let k = |op| OpKey::new(op);
+        let add = Op::Binary(tessera_ir::BinaryOp::Add);
+        let exp = Op::Unary(tessera_ir::UnaryOp::Exp);
+        // outer: in0 + in1 over [a, b]; inner: exp(in0) over [a].
+        let outer = Body {
+            nodes: vec![(k(add), vec![Arg::In(0), Arg::In(1)])],
+        };
+        let inner = Body {
+            nodes: vec![(k(exp), vec![Arg::In(0)])],
+        };
+        let (a, b) = (Id::from(7), Id::from(9));
+        let (body, ins) = inline(&outer, &[a, b], 1, &inner, &[a]);
+        // exp(a) + a: one input, read twice.
+        assert_eq!(ins, vec![a]);
+        assert_eq!(body.nodes[0].1, vec![Arg::In(0)]);
+        assert_eq!(body.nodes[1].1, vec![Arg::In(0), Arg::At(0)]);
+        assert_eq!(body.inputs(), 1);
+    }
+}
