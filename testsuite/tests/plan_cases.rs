@@ -46,7 +46,9 @@ fn plan_case(path: &Path) -> Result {
         .stages
         .iter()
         .map(|s| match &s.kind {
-            StageKind::Reduce(_) | StageKind::MatMul(_) => Upstream::Accumulated,
+            StageKind::Reduce(_) | StageKind::MatMul(_) | StageKind::Rows(_) => {
+                Upstream::Accumulated
+            }
             StageKind::Elementwise(e) if e.body.iter().any(|i| !i.op.is_exact()) => {
                 Upstream::Rounded
             }

@@ -16,6 +16,7 @@ pub mod inst;
 pub mod matmul;
 pub mod prog;
 pub mod reduce;
+mod rows;
 pub mod sync;
 mod tiles;
 pub mod transpose;
@@ -132,6 +133,7 @@ fn stage_code(
         StageKind::Reduce(r) => reduce::generate(&mut ctx, r)?,
         StageKind::Transpose(t) => transpose::generate(&mut ctx, t)?,
         StageKind::MatMul(m) => matmul::generate(&mut ctx, m)?,
+        StageKind::Rows(r) => rows::generate(&mut ctx, r)?,
     };
     sync::insert(items, machine.sync.event_ids)
 }

@@ -33,7 +33,7 @@ fn size(d: DType) -> u64 {
 }
 
 /// The identity of a reduction in a dtype.
-fn identity(op: ReduceOp, d: DType) -> Scal {
+pub(super) fn identity(op: ReduceOp, d: DType) -> Scal {
     let x = match (op, d.is_float()) {
         (ReduceOp::Sum | ReduceOp::Mean, _) => 0.0,
         (ReduceOp::Max, true) => f64::NEG_INFINITY,
@@ -45,7 +45,7 @@ fn identity(op: ReduceOp, d: DType) -> Scal {
 }
 
 /// How partial results combine (`acc = acc <op> part`).
-fn combine(op: ReduceOp) -> BinOp {
+pub(super) fn combine(op: ReduceOp) -> BinOp {
     match op {
         ReduceOp::Sum | ReduceOp::Mean => BinOp::Add,
         ReduceOp::Max => BinOp::Max,
@@ -54,7 +54,7 @@ fn combine(op: ReduceOp) -> BinOp {
 }
 
 /// The lane-wise fold across repeats.
-fn fold_across(op: ReduceOp) -> ARed {
+pub(super) fn fold_across(op: ReduceOp) -> ARed {
     match op {
         ReduceOp::Sum | ReduceOp::Mean => ARed::Sum,
         ReduceOp::Max => ARed::Max,
@@ -207,20 +207,18 @@ pub fn generate(ctx: &mut Ctx<'_>, r: &Reduce) -> Result<Vec<Item>, String> {
             for j in 0..rows {
                 let src = wide.offset(j * pitch * sa);
                 let dst = lanes_buf.offset(j * 256);
-                fold_repeats(&mut h, fold_across(op), acc, dst, src, pitch / LANES, 8);
+                fold_repeats(
+                    &mut h,
+                    fold_across(op),
+                    acc,
+                    dst,
+                    src,
+                    pitch / LANES,
+                    8,
+                    LANES,
+                );
             }
-            h.op(vec![
-                (Access::Write, part.region(rows * sa)),
-                (Access::Read, lanes_buf.region(rows * 256)),
-            ])
-            .vec_red_r(
-                fold_repeat(op),
-                dt(acc),
-                part.addr,
-                VecOperand::new(lanes_buf.addr, 1, 8),
-                rows,
-                lanes(LANES),
-            );
+            fold_lanes(&mut h, op, part, lanes_buf, rows, LANES);
         } else {
             for g in 0..pitch / LANES {
                 let src = wide.offset(g * 256);
@@ -233,6 +231,7 @@ pub fn generate(ctx: &mut Ctx<'_>, r: &Reduce) -> Result<Vec<Item>, String> {
                     src,
                     rows,
                     pitch * sa / 32,
+                    LANES,
                 );
             }
         }
@@ -296,9 +295,35 @@ pub fn generate(ctx: &mut Ctx<'_>, r: &Reduce) -> Result<Vec<Item>, String> {
     Ok(items)
 }
 
+/// `dst[j]` = the fold of the `per` lanes of row `j` of `lanes_buf` (one
+/// 256-byte repeat per row), for `rows` rows at once.
+pub(super) fn fold_lanes(
+    items: &mut Vec<Item>,
+    op: ReduceOp,
+    dst: VBuf,
+    lanes_buf: VBuf,
+    rows: u64,
+    per: u64,
+) {
+    items
+        .op(vec![
+            (Access::Write, dst.region(rows * size(dst.dtype))),
+            (Access::Read, lanes_buf.region(rows * 256)),
+        ])
+        .vec_red_r(
+            fold_repeat(op),
+            dt(dst.dtype),
+            dst.addr,
+            VecOperand::new(lanes_buf.addr, 1, 8),
+            rows,
+            lanes(per),
+        );
+}
+
 /// A lane-wise fold across `reps` repeats (stride `rep_stride` blocks) into
-/// one repeat of lanes.
-fn fold_repeats(
+/// one repeat of `per` lanes.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn fold_repeats(
     items: &mut Vec<Item>,
     op: ARed,
     acc: DType,
@@ -306,6 +331,7 @@ fn fold_repeats(
     src: VBuf,
     reps: u64,
     rep_stride: u64,
+    per: u64,
 ) {
     let read = (reps.saturating_sub(1) * rep_stride + 8) * 32;
     items
@@ -319,6 +345,6 @@ fn fold_repeats(
             VecOperand::new(dst.addr, 1, 8),
             VecOperand::new(src.addr, 1, rep_stride),
             reps,
-            lanes(LANES),
+            lanes(per),
         );
 }

@@ -16,6 +16,7 @@
 //! the first node found, so the choice is deterministic.
 
 use super::analysis::{Data, EGraph, body_types, is_elementwise};
+use super::group::{GroupKind, classify};
 use super::lang::{Arg, ENode};
 use crate::cost::{Work, node_work};
 use egg::{Id, Language};
@@ -55,7 +56,7 @@ pub fn node_cost(eg: &EGraph, n: &ENode, m: &Machine) -> f64 {
                 | Op::MatMul) => {
                     let tys: Vec<&TensorType> = children.iter().map(|&c| &out(c).ty).collect();
                     let Ok(result) = tessera_ir::op::infer(op, &tys) else {
-                        return f64::MAX / 4.0;
+                        return UNMAPPED;
                     };
                     let work = node_work(op, &tys, &result, m);
                     let gm = children.iter().map(|&c| read_bytes(out(c))).sum::<u64>()
@@ -67,11 +68,24 @@ pub fn node_cost(eg: &EGraph, n: &ENode, m: &Machine) -> f64 {
         ENode::Fused(b, children) => {
             let body = &eg.analysis.bodies[*b as usize];
             let inputs: Vec<TensorType> = children.iter().map(|&c| eg[c].data.ty.clone()).collect();
+            let consts: Vec<bool> = children
+                .iter()
+                .map(|&c| eg[c].data.constant.is_some())
+                .collect();
             let Ok(tys) = body_types(body, &inputs) else {
-                return f64::MAX / 4.0;
+                return UNMAPPED;
             };
             let Some(result) = tys.last() else {
-                return 0.0;
+                return UNMAPPED;
+            };
+            // Elementwise groups compute every op per element of the
+            // result; row and matmul groups compute each op at its own
+            // shape. A body no stage computes (a partial group, kept for
+            // growth) is never chosen.
+            let widen = match classify(body, &inputs, &consts, &tys) {
+                Some(GroupKind::Elementwise) => true,
+                Some(GroupKind::Rows | GroupKind::MatMulEpilogue { .. }) => false,
+                None => return UNMAPPED,
             };
             let mut work = Work::default();
             for ((key, args), ty) in body.nodes.iter().zip(&tys) {
@@ -82,8 +96,7 @@ pub fn node_cost(eg: &EGraph, n: &ENode, m: &Machine) -> f64 {
                         Arg::At(i) => tys[i as usize].clone(),
                     })
                     .collect();
-                if is_elementwise(&key.op) {
-                    // Computed per element of the group's result.
+                if widen && is_elementwise(&key.op) {
                     let wide = |t: &TensorType| TensorType::new(t.dtype, result.shape.clone());
                     let args: Vec<TensorType> = arg_tys.iter().map(wide).collect();
                     let refs: Vec<&TensorType> = args.iter().collect();
@@ -102,6 +115,9 @@ pub fn node_cost(eg: &EGraph, n: &ENode, m: &Machine) -> f64 {
         }
     }
 }
+
+/// The cost of what no stage computes: large, finite (sums stay ordered).
+pub const UNMAPPED: f64 = 1e30;
 
 /// The chosen node of every class reachable from the roots, and the DAG
 /// cost of the roots together.

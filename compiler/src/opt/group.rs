@@ -5,8 +5,9 @@
 
 use super::analysis::is_elementwise;
 use super::lang::{Arg, Body, OpKey};
-use tessera_ir::plan::EwOp;
 use tessera_ir::plan::elementwise::scratch;
+use tessera_ir::plan::rows::temp_slots;
+use tessera_ir::plan::{EwArg, EwOp, RowsInst, RowsOp, Width};
 use tessera_ir::{BinaryOp, DType, Kernel, Op, TensorType, UnaryOp, Value};
 
 /// A kind of fused group.
@@ -15,6 +16,9 @@ pub enum GroupKind {
     /// Elementwise ops (broadcasting their operands) over the result's
     /// shape: one elementwise stage with a multi-instruction body.
     Elementwise,
+    /// Row reductions with their elementwise prologue and epilogue over
+    /// whole rows: one row stage ([`rows_form`]).
+    Rows,
     /// `matmul(in0, in1)`, then optionally `relu`, then optionally a cast
     /// of the f32 accumulator to f16/bf16: one matmul stage whose
     /// epilogue applies them on the way out of the accumulator.
@@ -26,8 +30,17 @@ pub enum GroupKind {
     },
 }
 
-/// The kind of `body` with node types `tys`, if one stage can compute it.
-pub fn classify(body: &Body, tys: &[TensorType]) -> Option<GroupKind> {
+/// The kind of `body` with inputs of types `inputs` (constants marked in
+/// `consts`) and node types `tys`, if one stage can compute it.
+pub fn classify(
+    body: &Body,
+    inputs: &[TensorType],
+    consts: &[bool],
+    tys: &[TensorType],
+) -> Option<GroupKind> {
+    if rows_form(body, inputs, consts, tys).is_some() {
+        return Some(GroupKind::Rows);
+    }
     let nodes = &body.nodes;
     if nodes.iter().all(|(op, _)| is_elementwise(&op.op)) {
         // A stage computes whole tiles, padding included, and only its
@@ -138,4 +151,257 @@ pub fn ub_bytes_per_element(body: &Body, inputs: &[TensorType], tys: &[TensorTyp
         .max()
         .unwrap_or(0) as u64;
     ins + temps + out + 4 * scratch_tiles
+}
+
+/// A group as a row stage's body: the row space (`lead` dims flattened to
+/// rows, `n` elements a row), each input's width, and the instructions,
+/// with expansions inserted where a full op reads a per-row value.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RowsForm {
+    /// The kept leading dims (rows = their product).
+    pub lead: Vec<u64>,
+    /// Elements of a row.
+    pub n: u64,
+    /// Per input of the body: its width.
+    pub inputs: Vec<Width>,
+    /// The instructions; the last is the group's result.
+    pub insts: Vec<RowsInst>,
+}
+
+fn is_int_div(op: &Op, dtype: DType) -> bool {
+    *op == Op::Binary(BinaryOp::Div) && dtype.is_int()
+}
+
+/// `body` (node types `tys`, inputs of types `inputs`, of which those
+/// marked in `consts` are constants) as a row stage, if it is one: at
+/// least one reduction, every reduction over the last axis of the same
+/// `[lead.., n]` space, every value either full (`[lead.., n]`) or per row
+/// (`[lead..]` or `[lead.., 1]`), full inputs row-major or one row
+/// repeated, per-row inputs contiguous (or constants), no integer
+/// division, and expansions only of 2- or 4-byte values.
+pub fn rows_form(
+    body: &Body,
+    inputs: &[TensorType],
+    consts: &[bool],
+    tys: &[TensorType],
+) -> Option<RowsForm> {
+    let dims = |t: &TensorType| t.shape.as_fixed();
+    // The row space, from the reductions.
+    let mut space: Option<(Vec<u64>, u64)> = None;
+    for ((op, args), _) in body.nodes.iter().zip(tys) {
+        let Op::Reduce { axes, .. } = &op.op else {
+            continue;
+        };
+        let arg = match args.first()? {
+            Arg::In(i) => inputs.get(*i as usize)?,
+            Arg::At(i) => tys.get(*i as usize)?,
+        };
+        let shape = dims(arg)?;
+        let (&n, lead) = shape.split_last()?;
+        if *axes != [shape.len() - 1] || n < 2 {
+            return None;
+        }
+        match &space {
+            None => space = Some((lead.to_vec(), n)),
+            Some((l, m)) if l == lead && *m == n => {}
+            Some(_) => return None,
+        }
+    }
+    let (lead, n) = space?;
+    let mut full = lead.clone();
+    full.push(n);
+    let mut row1 = lead.clone();
+    row1.push(1);
+    let width_of_shape = |s: &[u64]| -> Option<Width> {
+        if s == full.as_slice() {
+            Some(Width::Full)
+        } else if s == lead.as_slice() || s == row1.as_slice() {
+            Some(Width::Row)
+        } else {
+            None
+        }
+    };
+    // Inputs: full when their last dim is the row's (row-major or one row
+    // repeated), else per row (contiguous, or a constant of any shape).
+    let mut in_widths = Vec::with_capacity(inputs.len());
+    for (t, &c) in inputs.iter().zip(consts) {
+        let s = dims(t)?;
+        let w = if c {
+            if s.last() == Some(&n) && s.len() > lead.len() {
+                Width::Full
+            } else {
+                Width::Row
+            }
+        } else if s == full || (s.last() == Some(&n) && s.iter().rev().skip(1).all(|&d| d == 1)) {
+            Width::Full // row-major, or one row repeated
+        } else {
+            width_of_shape(&s).filter(|w| *w == Width::Row)?
+        };
+        if t.dtype.size_bytes() == 8 {
+            return None;
+        }
+        in_widths.push(w);
+    }
+    // The instructions: aliases for reshapes between per-row shapes,
+    // expansions (once per value) where a full op reads a per-row value.
+    let mut insts: Vec<RowsInst> = Vec::new();
+    let mut values: Vec<(EwArg, Width)> = Vec::with_capacity(body.nodes.len());
+    let mut expanded: Vec<(EwArg, EwArg)> = Vec::new();
+    let arg_of = |a: &Arg, values: &[(EwArg, Width)]| -> Option<(EwArg, Width, DType)> {
+        match *a {
+            Arg::In(i) => Some((
+                EwArg::Input(i as usize),
+                *in_widths.get(i as usize)?,
+                inputs.get(i as usize)?.dtype,
+            )),
+            Arg::At(i) => {
+                let (v, w) = *values.get(i as usize)?;
+                Some((v, w, tys.get(i as usize)?.dtype))
+            }
+        }
+    };
+    for ((op, args), ty) in body.nodes.iter().zip(tys) {
+        let shape = dims(ty)?;
+        let width = width_of_shape(&shape)?;
+        let resolved: Vec<(EwArg, Width, DType)> = args
+            .iter()
+            .map(|a| arg_of(a, &values))
+            .collect::<Option<_>>()?;
+        let value = match &op.op {
+            Op::Reduce { op: r, .. } => {
+                let (a, w, _) = resolved.first().copied()?;
+                if w != Width::Full || width != Width::Row {
+                    return None;
+                }
+                insts.push(RowsInst {
+                    op: RowsOp::Reduce(*r),
+                    args: vec![a],
+                    dtype: ty.dtype,
+                    width: Width::Row,
+                });
+                (EwArg::Inst(insts.len() - 1), Width::Row)
+            }
+            Op::Reshape(_) => {
+                let (a, w, _) = resolved.first().copied()?;
+                if w != width {
+                    return None;
+                }
+                (a, w)
+            }
+            Op::BroadcastTo(_) => {
+                let (a, w, d) = resolved.first().copied()?;
+                match (w, width) {
+                    (Width::Row, Width::Full) => {
+                        (expand(&mut insts, &mut expanded, a, d)?, Width::Full)
+                    }
+                    (x, y) if x == y => (a, w),
+                    _ => return None,
+                }
+            }
+            e @ (Op::Unary(_) | Op::Binary(_) | Op::Compare(_) | Op::Select | Op::Cast(_)) => {
+                if is_int_div(e, ty.dtype) {
+                    return None;
+                }
+                let mut ew_args = Vec::with_capacity(resolved.len());
+                for (a, w, d) in resolved {
+                    ew_args.push(match (w, width) {
+                        (x, y) if x == y => a,
+                        (Width::Row, Width::Full) => expand(&mut insts, &mut expanded, a, d)?,
+                        _ => return None,
+                    });
+                }
+                insts.push(RowsInst {
+                    op: RowsOp::Ew(ew_op(e)?),
+                    args: ew_args,
+                    dtype: ty.dtype,
+                    width,
+                });
+                (EwArg::Inst(insts.len() - 1), width)
+            }
+            Op::Full { .. }
+            | Op::MatMul
+            | Op::Transpose(_)
+            | Op::Concat { .. }
+            | Op::Slice { .. } => {
+                return None;
+            }
+        };
+        values.push(value);
+    }
+    // The result must be the last instruction (a trailing alias copies).
+    let (last, w) = *values.last()?;
+    if last != EwArg::Inst(insts.len().checked_sub(1)?) {
+        let dtype = tys.last()?.dtype;
+        insts.push(RowsInst {
+            op: RowsOp::Ew(EwOp::Copy),
+            args: vec![last],
+            dtype,
+            width: w,
+        });
+    }
+    Some(RowsForm {
+        lead,
+        n,
+        inputs: in_widths,
+        insts,
+    })
+}
+
+/// The expansion of per-row value `a` (of dtype `d`), added once.
+fn expand(
+    insts: &mut Vec<RowsInst>,
+    expanded: &mut Vec<(EwArg, EwArg)>,
+    a: EwArg,
+    d: DType,
+) -> Option<EwArg> {
+    if let Some((_, e)) = expanded.iter().find(|(x, _)| *x == a) {
+        return Some(*e);
+    }
+    if d.size_bytes() < 2 {
+        return None;
+    }
+    insts.push(RowsInst {
+        op: RowsOp::Expand,
+        args: vec![a],
+        dtype: d,
+        width: Width::Full,
+    });
+    let e = EwArg::Inst(insts.len() - 1);
+    expanded.push((a, e));
+    Some(e)
+}
+
+/// UB bytes per element of a row of a row stage: double-buffered full
+/// inputs and result, the full temporaries' slots (shared by liveness), the f32
+/// scratch of its composites and the wide tile of its reductions (per-row
+/// buffers are small and left out).
+pub fn rows_bytes_per_element(form: &RowsForm, inputs: &[TensorType]) -> u64 {
+    let full_in: u64 = form
+        .inputs
+        .iter()
+        .zip(inputs)
+        .filter(|(w, _)| **w == Width::Full)
+        .map(|(_, t)| 2 * t.dtype.size_bytes() as u64)
+        .sum();
+    let (_, slots) = temp_slots(&form.insts);
+    let temps: u64 = slots
+        .iter()
+        .filter(|(w, _)| *w == Width::Full)
+        .map(|&(_, size)| size as u64)
+        .sum();
+    let out = form
+        .insts
+        .last()
+        .filter(|i| i.width == Width::Full)
+        .map_or(0, |i| 2 * i.dtype.size_bytes() as u64);
+    let scratch = form
+        .insts
+        .iter()
+        .filter_map(|i| match &i.op {
+            RowsOp::Ew(e) => Some(scratch(e, i.dtype).tiles),
+            RowsOp::Reduce(_) | RowsOp::Expand => None,
+        })
+        .max()
+        .unwrap_or(0) as u64;
+    full_in + temps + out + 4 * scratch + 4
 }

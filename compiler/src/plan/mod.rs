@@ -19,12 +19,13 @@
 
 pub mod schedule;
 
-use crate::opt::group::{GroupKind, body_of, classify, ew_op};
+use crate::opt::group::{GroupKind, RowsForm, body_of, classify, ew_op, rows_form};
 use crate::opt::lang::Arg;
 use tessera_ir::plan::transpose::plane;
 use tessera_ir::plan::{
     BufKind, Buffer, Elementwise, EwArg, EwInst, EwOp, MatMul, MatOperand, Pattern, Plan, Reduce,
-    Source, Stage, StageKind, Transpose, View, coalesce, pattern, row_major_strides,
+    Rows, RowsInput, Source, Stage, StageKind, Transpose, View, Width, coalesce, pattern,
+    row_major_strides,
 };
 use tessera_ir::{DType, Diagnostic, Kernel, Op, Value};
 use tessera_sim::Machine;
@@ -521,8 +522,19 @@ impl<'a> Planner<'a> {
         let (body, inputs) = body_of(k, nodes.clone());
         let tys: Vec<tessera_ir::TensorType> =
             nodes.clone().map(|j| k.nodes[j].ty.clone()).collect();
+        let in_tys: Vec<tessera_ir::TensorType> = inputs.iter().map(|&v| k.ty(v).clone()).collect();
+        let mut consts = Vec::with_capacity(inputs.len());
+        for &v in &inputs {
+            consts.push(self.view(v)?.buffer().is_none());
+        }
         let out_shape = shape_of(k, Value::Node(last as u32));
-        let view = match classify(&body, &tys) {
+        let view = match classify(&body, &in_tys, &consts, &tys) {
+            Some(GroupKind::Rows) => {
+                let Some(form) = rows_form(&body, &in_tys, &consts, &tys) else {
+                    return Ok(false);
+                };
+                self.rows(nodes.clone(), &form, &inputs)?
+            }
             Some(GroupKind::Elementwise) => {
                 let mut views = Vec::with_capacity(inputs.len());
                 for &v in &inputs {
@@ -571,6 +583,78 @@ impl<'a> Planner<'a> {
             self.views[s] = Some(view.clone());
         }
         Ok(true)
+    }
+
+    /// The row stage of the group `nodes` in row form `form`, reading
+    /// `inputs`; returns the result's view.
+    fn rows(
+        &mut self,
+        nodes: std::ops::Range<usize>,
+        form: &RowsForm,
+        inputs: &[Value],
+    ) -> Result<View, Diagnostic> {
+        let k = self.k;
+        let last = nodes.end - 1;
+        let outer: u64 = form.lead.iter().product();
+        let n = form.n;
+        let mut full = form.lead.clone();
+        full.push(n);
+        let mut views = Vec::with_capacity(inputs.len());
+        for (&v, &w) in inputs.iter().zip(&form.inputs) {
+            let view = self.view(v)?;
+            let flat = match (w, view.source.clone()) {
+                (Width::Full, Source::Constant(c)) => View::constant(c, view.dtype, &[outer, n]),
+                (Width::Row, Source::Constant(c)) => View::constant(c, view.dtype, &[outer]),
+                (Width::Full, Source::Buffer(_)) => match rows_view(&broadcast(&view, &full)) {
+                    Some(f) => f,
+                    None => {
+                        let m = self.materialise(&view, None);
+                        rows_view(&broadcast(&m, &full)).ok_or_else(|| {
+                            Diagnostic::with_code("ICE", "internal: a row input stays strided")
+                        })?
+                    }
+                },
+                (Width::Row, Source::Buffer(_)) => {
+                    let m = if view.is_contiguous() {
+                        view
+                    } else {
+                        self.materialise(&view, None)
+                    };
+                    View {
+                        shape: vec![outer],
+                        strides: vec![1],
+                        ..m
+                    }
+                }
+            };
+            views.push(RowsInput {
+                view: flat,
+                width: w,
+            });
+        }
+        let node = &k.nodes[last];
+        let out_shape = node.ty.shape.as_fixed().unwrap_or_default();
+        let out = self.fresh(node.ty.dtype, &out_shape, Some(last));
+        let flat_out = match form.insts.last().map(|i| i.width) {
+            Some(Width::Row) => vec![outer],
+            _ => vec![outer, n],
+        };
+        self.push(
+            nodes.collect(),
+            StageKind::Rows(Rows {
+                outer,
+                n,
+                inputs: views,
+                body: form.insts.clone(),
+                out: View {
+                    strides: row_major_strides(&flat_out),
+                    shape: flat_out,
+                    ..out.clone()
+                },
+                schedule: Default::default(),
+            }),
+        );
+        Ok(out)
     }
 
     /// A matmul stage for node `i`, with the epilogue nodes `folded` (whose
@@ -634,6 +718,28 @@ impl<'a> Planner<'a> {
         );
         Ok(out)
     }
+}
+
+/// A `[lead.., n]` view as the `[rows, n]` view of a row stage: one row
+/// stride over the flattened leading dims (0 for a repeated row) and a
+/// column stride of 1; `None` when no such view exists.
+fn rows_view(v: &View) -> Option<View> {
+    let (&n, lead) = v.shape.split_last()?;
+    let (&cs, lead_strides) = v.strides.split_last()?;
+    if cs != 1 && n > 1 {
+        return None;
+    }
+    let outer: u64 = lead.iter().product();
+    let (dims, strides) = coalesce(lead, &[lead_strides]);
+    let rs = match (dims.as_slice(), strides[0].as_slice()) {
+        ([_], [s]) => *s,
+        _ => return None,
+    };
+    Some(View {
+        shape: vec![outer, n],
+        strides: vec![rs, 1],
+        ..v.clone()
+    })
 }
 
 #[cfg(test)]

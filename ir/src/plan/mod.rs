@@ -17,7 +17,7 @@
 //! One module per stage kind holds what the stage computes, its typed
 //! schedule and on-chip layout, and the geometry both the scheduler and the
 //! backends derive from them: [`elementwise`], [`reduce`], [`transpose`],
-//! [`matmul`]. The text form (`--emit plan`) is printed in `text.rs` and
+//! [`matmul`], [`rows`]. The text form (`--emit plan`) is printed in `text.rs` and
 //! parsed in `parse.rs`.
 //!
 //! Invariants (checked by the planner's tests and relied upon by backends):
@@ -29,6 +29,7 @@ pub mod elementwise;
 pub mod matmul;
 mod parse;
 pub mod reduce;
+pub mod rows;
 mod text;
 pub mod transpose;
 
@@ -41,6 +42,7 @@ pub use matmul::{
 };
 pub use parse::PlanParseError;
 pub use reduce::{Reduce, ReduceLayout, ReduceSchedule};
+pub use rows::{Rows, RowsInput, RowsInst, RowsLayout, RowsOp, RowsSchedule, Width};
 pub use transpose::{Plane, Transpose, TransposeLayout, TransposeSchedule};
 
 use crate::op::Scalar;
@@ -335,6 +337,9 @@ pub enum StageKind {
     MatMul(MatMul),
     /// A copy whose input is contiguous along another dim than the output.
     Transpose(Transpose),
+    /// A fused group over whole rows: elementwise ops, row reductions and
+    /// their expansions back over the rows.
+    Rows(Rows),
 }
 
 impl StageKind {
@@ -345,6 +350,7 @@ impl StageKind {
             StageKind::Reduce(_) => "reduce",
             StageKind::MatMul(_) => "matmul",
             StageKind::Transpose(_) => "transpose",
+            StageKind::Rows(_) => "rows",
         }
     }
 }
@@ -387,7 +393,8 @@ impl Stage {
             })
             | StageKind::Elementwise(_)
             | StageKind::Reduce(_)
-            | StageKind::Transpose(_) => Unit::Vector,
+            | StageKind::Transpose(_)
+            | StageKind::Rows(_) => Unit::Vector,
         }
     }
 
@@ -397,6 +404,7 @@ impl Stage {
             StageKind::Elementwise(e) => e.schedule.layout.named(),
             StageKind::Reduce(r) => r.schedule.layout.named(),
             StageKind::Transpose(t) => t.schedule.layout.named(),
+            StageKind::Rows(r) => r.schedule.layout.named(),
             StageKind::MatMul(m) => match &m.schedule {
                 MatMulSchedule::Cube(c) => c.layout.named(),
                 MatMulSchedule::Vector(v) => v.layout.named(),

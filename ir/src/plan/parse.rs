@@ -5,8 +5,9 @@
 use super::{
     BroadcastBufs, BufKind, CubeLayout, CubeSchedule, Elementwise, EwArg, EwInputBufs, EwInst,
     EwLayout, EwOp, EwSchedule, LocalBuf, MatMul, MatMulSchedule, MatOperand, MemSpace, Plan,
-    Reduce, ReduceLayout, ReduceSchedule, Source, StageKind, Transpose, TransposeLayout,
-    TransposeSchedule, Unit, VecMatB, VecMatLayout, VecMatSchedule, View,
+    Reduce, ReduceLayout, ReduceSchedule, Rows, RowsInput, RowsInst, RowsLayout, RowsOp,
+    RowsSchedule, Source, StageKind, Transpose, TransposeLayout, TransposeSchedule, Unit, VecMatB,
+    VecMatLayout, VecMatSchedule, View, Width,
 };
 use crate::op::{BinaryOp, CompareOp, ReduceOp, Scalar, UnaryOp};
 use crate::types::DType;
@@ -313,6 +314,7 @@ fn parse_stage(p: &mut Parser<'_>, plan: &Plan) -> PResult<super::Stage> {
         "reduce" => parse_reduce(p, plan)?,
         "matmul" => parse_matmul(p, plan)?,
         "transpose" => parse_transpose(p, plan)?,
+        "rows" => parse_rows(p, plan)?,
         other => return Err(format!("unknown stage kind `{other}`")),
     };
     let params = parse_schedule(p.field("    schedule ")?)?;
@@ -420,6 +422,7 @@ enum What {
     Reduce(Box<Reduce>),
     MatMul(MatOperand, MatOperand, View, bool),
     Transpose(View, View, usize),
+    Rows(Box<Rows>),
 }
 
 impl What {
@@ -543,6 +546,34 @@ impl What {
                     schedule,
                 })
             }
+            What::Rows(r) => {
+                let inputs = (0..r.inputs.len())
+                    .map(|i| l.need(&format!("in{i}")))
+                    .collect::<PResult<_>>()?;
+                let temps = (0..r.body.len().saturating_sub(1))
+                    .map(|j| l.need(&format!("t{j}")))
+                    .collect::<PResult<_>>()?;
+                let out = l.need("out")?;
+                let scratch = (0..).map_while(|k| l.take(&format!("scr{k}"))).collect();
+                StageKind::Rows(Rows {
+                    schedule: RowsSchedule {
+                        rows: p.need("rows")?,
+                        pitch: p.need("pitch")?,
+                        tiles: p.need("tiles")?,
+                        layout: RowsLayout {
+                            inputs,
+                            temps,
+                            out,
+                            scratch,
+                            wide: l.take("wide"),
+                            lanes: l.take("lanes"),
+                            acc: l.take("acc"),
+                            blocks: l.take("blocks"),
+                        },
+                    },
+                    ..*r
+                })
+            }
             What::Transpose(input, out, row_dim) => StageKind::Transpose(Transpose {
                 input,
                 out,
@@ -587,6 +618,94 @@ fn ew_op(s: &str) -> PResult<EwOp> {
     })
 }
 
+/// `inA, tB, …`: operands naming the stage's inputs or earlier
+/// instructions.
+fn parse_args(args: &str, inputs: usize, earlier: usize) -> PResult<Vec<EwArg>> {
+    args.split(',')
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .map(|a| {
+            if let Some(k) = a.strip_prefix("in") {
+                let k: usize = num(k, "an input number")?;
+                if k >= inputs {
+                    return Err(format!("`{a}` is not an input of the stage"));
+                }
+                Ok(EwArg::Input(k))
+            } else if let Some(k) = a.strip_prefix('t') {
+                let k: usize = num(k, "an instruction number")?;
+                if k >= earlier {
+                    return Err(format!("`{a}` is not an earlier instruction"));
+                }
+                Ok(EwArg::Inst(k))
+            } else {
+                Err(format!("expected `inN` or `tN`, found `{a}`"))
+            }
+        })
+        .collect()
+}
+
+fn width(s: &str) -> PResult<Width> {
+    match s {
+        "full" => Ok(Width::Full),
+        "row" => Ok(Width::Row),
+        other => Err(format!("expected `full` or `row`, found `{other}`")),
+    }
+}
+
+fn parse_rows(p: &mut Parser<'_>, plan: &Plan) -> PResult<What> {
+    let head = p.field("    rows ")?;
+    let (outer, n) = head.split_once(" of ").ok_or("expected `rows N of N`")?;
+    let (outer, n) = (num(outer, "a row count")?, num(n, "a row length")?);
+    let mut inputs = Vec::new();
+    while let Some(l) = p.peek().filter(|l| l.starts_with("    in")) {
+        p.pos += 1;
+        let rest = expect(l, &format!("    in{} ", inputs.len()))?;
+        let (view, w) = rest
+            .rsplit_once(" (")
+            .and_then(|(v, w)| Some((v, w.strip_suffix(')')?)))
+            .ok_or("expected `inN VIEW (full|row)`")?;
+        inputs.push(RowsInput {
+            view: plan.parse_view(view.trim_start())?,
+            width: width(w)?,
+        });
+    }
+    let mut body: Vec<RowsInst> = Vec::new();
+    while let Some(l) = p.peek().filter(|l| l.starts_with("    t")) {
+        p.pos += 1;
+        let rest = expect(l, &format!("    t{} = ", body.len()))?;
+        let (inst, ty) = rest
+            .rsplit_once(" : ")
+            .ok_or("expected `tN = OP ARGS : DTYPE WIDTH`")?;
+        let (dt, w) = ty.split_once(' ').ok_or("expected `DTYPE WIDTH`")?;
+        let (op, args) = inst.split_once(' ').unwrap_or((inst, ""));
+        let op = if op == "expand" {
+            RowsOp::Expand
+        } else if let Some(r) = ReduceOp::from_name(op) {
+            RowsOp::Reduce(r)
+        } else {
+            RowsOp::Ew(ew_op(op)?)
+        };
+        body.push(RowsInst {
+            op,
+            args: parse_args(args, inputs.len(), body.len())?,
+            dtype: dtype(dt)?,
+            width: width(w)?,
+        });
+    }
+    if body.is_empty() {
+        return Err("a rows stage needs at least one instruction".into());
+    }
+    let out = plan.parse_view(p.field("    out  ")?)?;
+    Ok(What::Rows(Box::new(Rows {
+        outer,
+        n,
+        inputs,
+        body,
+        out,
+        schedule: Default::default(),
+    })))
+}
+
 fn parse_elementwise(p: &mut Parser<'_>, plan: &Plan) -> PResult<What> {
     let mut inputs = Vec::new();
     while let Some(l) = p.peek().filter(|l| l.starts_with("    in")) {
@@ -602,28 +721,7 @@ fn parse_elementwise(p: &mut Parser<'_>, plan: &Plan) -> PResult<What> {
             .rsplit_once(" : ")
             .ok_or("expected `tN = OP ARGS : DTYPE`")?;
         let (op, args) = inst.split_once(' ').unwrap_or((inst, ""));
-        let args = args
-            .split(',')
-            .map(str::trim)
-            .filter(|a| !a.is_empty())
-            .map(|a| {
-                if let Some(k) = a.strip_prefix("in") {
-                    let k: usize = num(k, "an input number")?;
-                    if k >= inputs.len() {
-                        return Err(format!("`{a}` is not an input of the stage"));
-                    }
-                    Ok(EwArg::Input(k))
-                } else if let Some(k) = a.strip_prefix('t') {
-                    let k: usize = num(k, "an instruction number")?;
-                    if k >= body.len() {
-                        return Err(format!("`{a}` is not an earlier instruction"));
-                    }
-                    Ok(EwArg::Inst(k))
-                } else {
-                    Err(format!("expected `inN` or `tN`, found `{a}`"))
-                }
-            })
-            .collect::<PResult<_>>()?;
+        let args = parse_args(args, inputs.len(), body.len())?;
         body.push(EwInst {
             op: ew_op(op)?,
             args,

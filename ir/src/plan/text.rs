@@ -19,7 +19,7 @@
 
 use super::{
     BufKind, CubeSchedule, Elementwise, EwArg, EwOp, MatMul, MatMulSchedule, MatOperand, Plan,
-    Reduce, Source, StageKind, Transpose, Unit, VecMatSchedule, View,
+    Reduce, Rows, RowsOp, Source, StageKind, Transpose, Unit, VecMatSchedule, View,
 };
 use crate::op::Scalar;
 use std::fmt::{self, Write};
@@ -59,6 +59,9 @@ fn schedule_params(kind: &StageKind) -> Vec<(&'static str, u64)> {
         ],
         StageKind::Transpose(Transpose { schedule: s, .. }) => {
             vec![("tp", s.tp), ("tq", s.tq), ("tiles", s.tiles)]
+        }
+        StageKind::Rows(Rows { schedule: s, .. }) => {
+            vec![("rows", s.rows), ("pitch", s.pitch), ("tiles", s.tiles)]
         }
         StageKind::MatMul(MatMul {
             schedule: MatMulSchedule::Cube(c),
@@ -101,6 +104,23 @@ fn vector_params(v: &VecMatSchedule) -> Vec<(&'static str, u64)> {
         ("k_chunk", v.k_chunk),
         ("tiles", v.tiles),
     ]
+}
+
+/// The text of a row stage's op: an elementwise op's, a reduction's name
+/// (`sum`, `mean`, `max`, `min`), or `expand`.
+fn rows_op_text(op: &RowsOp) -> String {
+    match op {
+        RowsOp::Ew(e) => ew_op_text(e),
+        RowsOp::Reduce(r) => r.name().to_string(),
+        RowsOp::Expand => "expand".to_string(),
+    }
+}
+
+fn arg_text(a: &EwArg) -> String {
+    match a {
+        EwArg::Input(k) => format!("in{k}"),
+        EwArg::Inst(k) => format!("t{k}"),
+    }
 }
 
 /// The text of an elementwise op (`add`, `cast.f16`, `copy`).
@@ -191,14 +211,7 @@ impl Plan {
                         let _ = writeln!(out, "    in{j}  {}", self.view_text(v));
                     }
                     for (j, inst) in e.body.iter().enumerate() {
-                        let args: Vec<String> = inst
-                            .args
-                            .iter()
-                            .map(|a| match a {
-                                EwArg::Input(k) => format!("in{k}"),
-                                EwArg::Inst(k) => format!("t{k}"),
-                            })
-                            .collect();
+                        let args: Vec<String> = inst.args.iter().map(arg_text).collect();
                         let _ = writeln!(
                             out,
                             "    t{j} = {} {} : {}",
@@ -236,6 +249,29 @@ impl Plan {
                         self.view_text(&m.out),
                         if m.relu { " (relu)" } else { "" }
                     );
+                }
+                StageKind::Rows(r) => {
+                    let _ = writeln!(out, "    rows {} of {}", r.outer, r.n);
+                    for (j, v) in r.inputs.iter().enumerate() {
+                        let _ = writeln!(
+                            out,
+                            "    in{j}  {} ({})",
+                            self.view_text(&v.view),
+                            v.width.name()
+                        );
+                    }
+                    for (j, inst) in r.body.iter().enumerate() {
+                        let args: Vec<String> = inst.args.iter().map(arg_text).collect();
+                        let _ = writeln!(
+                            out,
+                            "    t{j} = {} {} : {} {}",
+                            rows_op_text(&inst.op),
+                            args.join(", "),
+                            inst.dtype,
+                            inst.width.name()
+                        );
+                    }
+                    let _ = writeln!(out, "    out  {}", self.view_text(&r.out));
                 }
                 StageKind::Transpose(t) => {
                     let _ = writeln!(out, "    in   {}", self.view_text(&t.input));

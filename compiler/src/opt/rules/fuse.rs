@@ -9,10 +9,13 @@
 
 use super::{Budget, Phase, Rule};
 use crate::opt::analysis::{EGraph, Meta, body_types, is_elementwise};
-use crate::opt::group::{GroupKind, classify, ub_bytes_per_element};
+use crate::opt::group::{
+    GroupKind, classify, rows_bytes_per_element, rows_form, ub_bytes_per_element,
+};
 use crate::opt::lang::{Arg, Body, ENode, OpKey};
 use egg::{Applier, Id, PatternAst, Rewrite, Subst, Symbol};
 use std::collections::HashMap;
+use tessera_ir::plan::rows::ROW_ALIGN;
 use tessera_ir::{Op, TensorType};
 
 /// Smallest tile (elements) a fused elementwise group must fit in UB.
@@ -27,8 +30,13 @@ pub fn rules(budget: Budget) -> Vec<Rule> {
 }
 
 fn seeds(n: &ENode) -> bool {
-    n.ir_op()
-        .is_some_and(|op| is_elementwise(op) || *op == Op::MatMul)
+    n.ir_op().is_some_and(|op| {
+        is_elementwise(op)
+            || matches!(
+                op,
+                Op::MatMul | Op::Reduce { .. } | Op::Reshape(_) | Op::BroadcastTo(_)
+            )
+    })
 }
 
 /// `f(x₁, …, xₙ)` ⇒ `fused[f(in0, …, inₙ₋₁)](x₁, …, xₙ)`.
@@ -158,6 +166,105 @@ fn cse(body: Body) -> Body {
     Body { nodes }
 }
 
+/// Absorbs inputs the body already computes: when an input's class holds
+/// an op node whose operands are inputs of the body, and the body has that
+/// very node, the body reads its own node instead (a value inlined along
+/// one path of a diamond and still an input along the other).
+fn absorb(eg: &EGraph, mut body: Body, mut inputs: Vec<Id>) -> (Body, Vec<Id>) {
+    for _ in 0..inputs.len() {
+        let mut hit: Option<(u32, u32)> = None;
+        'inputs: for (j, &c) in inputs.iter().enumerate() {
+            for en in &eg[c].nodes {
+                let ENode::Op(key, ch) = en else { continue };
+                let args: Option<Vec<Arg>> = ch
+                    .iter()
+                    .map(|x| {
+                        let x = eg.find(*x);
+                        inputs
+                            .iter()
+                            .position(|&y| eg.find(y) == x)
+                            .map(|p| Arg::In(p as u32))
+                    })
+                    .collect();
+                let Some(args) = args else { continue };
+                if args.contains(&Arg::In(j as u32)) {
+                    continue;
+                }
+                if let Some(k) = body
+                    .nodes
+                    .iter()
+                    .position(|(op, a)| op == key && *a == args)
+                {
+                    hit = Some((j as u32, k as u32));
+                    break 'inputs;
+                }
+            }
+        }
+        let Some((j, k)) = hit else { break };
+        for (_, args) in &mut body.nodes {
+            for a in args.iter_mut() {
+                if *a == Arg::In(j) {
+                    *a = Arg::At(k);
+                }
+            }
+        }
+        let (b, ins) = canonical(toposort(body), inputs);
+        body = cse(b);
+        inputs = ins;
+    }
+    (body, inputs)
+}
+
+/// The body's nodes in dependency order (operands first, the result last),
+/// dropping nodes the result does not need.
+fn toposort(body: Body) -> Body {
+    let n = body.nodes.len();
+    let mut order: Vec<usize> = Vec::with_capacity(n);
+    let mut state = vec![0u8; n]; // 0 new, 1 open, 2 done
+    let mut stack: Vec<(usize, bool)> = vec![(n.saturating_sub(1), false)];
+    while let Some((i, done)) = stack.pop() {
+        if i >= n || state[i] == 2 {
+            continue;
+        }
+        if done {
+            state[i] = 2;
+            order.push(i);
+            continue;
+        }
+        if state[i] == 1 {
+            continue; // a cycle: cannot happen for a body built from a DAG
+        }
+        state[i] = 1;
+        stack.push((i, true));
+        for a in body.nodes[i].1.iter().rev() {
+            if let Arg::At(k) = *a
+                && state[k as usize] == 0
+            {
+                stack.push((k as usize, false));
+            }
+        }
+    }
+    let mut map = vec![0u32; n];
+    for (new, &old) in order.iter().enumerate() {
+        map[old] = new as u32;
+    }
+    let nodes = order
+        .iter()
+        .map(|&old| {
+            let (op, args) = &body.nodes[old];
+            let args = args
+                .iter()
+                .map(|a| match *a {
+                    Arg::At(k) => Arg::At(map[k as usize]),
+                    inp @ Arg::In(_) => inp,
+                })
+                .collect();
+            (op.clone(), args)
+        })
+        .collect();
+    Body { nodes }
+}
+
 fn grow_rule(budget: Budget) -> Rule {
     let name = "fuse/grow";
     let searcher = super::NodeSearcher {
@@ -200,18 +307,46 @@ impl Grow {
             return false;
         }
         let in_tys: Vec<TensorType> = inputs.iter().map(|&c| eg[c].data.ty.clone()).collect();
+        let consts: Vec<bool> = inputs
+            .iter()
+            .map(|&c| eg[c].data.constant.is_some())
+            .collect();
         let Ok(tys) = body_types(body, &in_tys) else {
             return false;
         };
-        match classify(body, &tys) {
+        match classify(body, &in_tys, &consts, &tys) {
             Some(GroupKind::Elementwise) => {
                 ub_bytes_per_element(body, &in_tys, &tys) * MIN_TILE_ELEMENTS
                     <= self.budget.ub_bytes
             }
+            Some(GroupKind::Rows) => rows_form(body, &in_tys, &consts, &tys).is_some_and(|f| {
+                // One row (padded to whole repeats) must fit.
+                let pitch = f.n.div_ceil(ROW_ALIGN) * ROW_ALIGN;
+                rows_bytes_per_element(&f, &in_tys) * pitch <= self.budget.ub_bytes
+            }),
             Some(GroupKind::MatMulEpilogue { .. }) => true,
-            None => false,
+            None => {
+                // A partial row group (a reshape or expansion without its
+                // reduction yet) may still grow into one.
+                partial_rows(body)
+            }
         }
     }
+}
+
+/// A body that is not a stage yet but may become a row stage by growing:
+/// it holds layout ops of per-row values (`reshape`, `broadcast_to`) and
+/// elementwise ops, or reductions, and no matmul.
+fn partial_rows(body: &Body) -> bool {
+    body.nodes.iter().all(|(op, _)| match &op.op {
+        Op::Reduce { .. } | Op::Reshape(_) | Op::BroadcastTo(_) => true,
+        o @ (Op::Unary(_) | Op::Binary(_) | Op::Compare(_) | Op::Select | Op::Cast(_)) => {
+            is_elementwise(o)
+        }
+        Op::Full { .. } | Op::MatMul | Op::Transpose(_) | Op::Concat { .. } | Op::Slice { .. } => {
+            false
+        }
+    })
 }
 
 impl Applier<ENode, Meta> for Grow {
@@ -241,6 +376,7 @@ impl Applier<ENode, Meta> for Grow {
                     }
                     let inner = egraph.analysis.bodies[c as usize].clone();
                     let (body, ins) = inline(&outer, &inputs, i, &inner, &ys);
+                    let (body, ins) = absorb(egraph, body, ins);
                     if !self.admits(egraph, &body, &ins) {
                         continue;
                     }

@@ -13,6 +13,7 @@
 pub mod elementwise;
 pub mod matmul;
 pub mod reduce;
+pub mod rows;
 pub mod transpose;
 
 use tessera_ir::plan::{LocalBuf, MemSpace, Plan, Stage, StageKind};
@@ -34,6 +35,7 @@ pub fn schedule(
             StageKind::Reduce(r) => reduce::schedule(r, machine),
             StageKind::Transpose(t) => transpose::schedule(t, machine),
             StageKind::MatMul(m) => matmul::schedule(m, machine),
+            StageKind::Rows(r) => rows::schedule(r, machine),
         };
         let result = result.map(|(block_dim, estimate)| {
             stage.block_dim = block_dim;

@@ -1,0 +1,158 @@
+//! Scheduling row stages: as many whole rows per tile as UB holds with its
+//! inputs and result double-buffered, shrunk so every vector core gets
+//! work.
+
+use super::{Allocator, fits};
+use tessera_ir::plan::elementwise::{SCRATCH_TABLE_BYTES, scratch};
+use tessera_ir::plan::rows::{ROW_ALIGN, row_slots, temp_slots};
+use tessera_ir::plan::{MemSpace, Rows, RowsInst, RowsLayout, RowsOp, RowsSchedule, Width};
+use tessera_ir::{DType, ReduceOp};
+use tessera_sim::Machine;
+
+/// Bytes of one value of width `w` and element size `s` in a `rows ×
+/// pitch` tile.
+fn bytes_of(w: Width, s: u64, rows: u64, pitch: u64) -> u64 {
+    match w {
+        Width::Full => rows * pitch * s,
+        Width::Row => row_slots(rows) * s,
+    }
+}
+
+/// The UB buffers of a row stage with `rows`-row tiles of `pitch`.
+pub fn layout(r: &Rows, rows: u64, pitch: u64, align: u64) -> RowsLayout {
+    let mut a = Allocator::default();
+    let mut add = |bytes: u64, copies: u32| a.add(MemSpace::Ub, bytes, copies, align);
+    let inputs = r
+        .inputs
+        .iter()
+        .map(|i| {
+            // Constants and repeated rows are loaded once.
+            let once = i.view.buffer().is_none()
+                || (i.width == Width::Full && i.view.strides.first() == Some(&0));
+            let copies = if once { 1 } else { 2 };
+            add(
+                bytes_of(i.width, i.view.dtype.size_bytes() as u64, rows, pitch),
+                copies,
+            )
+        })
+        .collect();
+    // Temporaries share slots by liveness.
+    let (slot_of, slots) = temp_slots(&r.body);
+    let slot_bufs: Vec<_> = slots
+        .iter()
+        .map(|&(w, size)| add(bytes_of(w, size as u64, rows, pitch), 1))
+        .collect();
+    let temps = slot_of.iter().map(|&s| slot_bufs[s]).collect();
+    let (ow, od) = r
+        .body
+        .last()
+        .map_or((Width::Full, r.out.dtype), |i| (i.width, i.dtype));
+    let out = add(bytes_of(ow, od.size_bytes() as u64, rows, pitch), 2);
+    let need = |i: &RowsInst| match &i.op {
+        RowsOp::Ew(e) => scratch(e, i.dtype),
+        RowsOp::Reduce(_) | RowsOp::Expand => Default::default(),
+    };
+    let tiles = r.body.iter().map(|i| need(i).tiles).max().unwrap_or(0);
+    let table = r.body.iter().any(|i| need(i).table);
+    let tile4 = rows * pitch * 4;
+    let scr_bytes = if table {
+        tile4.max(SCRATCH_TABLE_BYTES)
+    } else {
+        tile4
+    };
+    let scratch = (0..tiles).map(|_| add(scr_bytes, 1)).collect();
+    // Sums of narrow floats convert to f32 first (max and min fold in the
+    // values' dtype; integers widen to i32).
+    let reduce_inputs: Vec<DType> = r
+        .body
+        .iter()
+        .filter(|i| match i.op {
+            RowsOp::Reduce(op) => !matches!(op, ReduceOp::Max | ReduceOp::Min),
+            RowsOp::Ew(_) | RowsOp::Expand => false,
+        })
+        .filter_map(|i| match i.args.first() {
+            Some(tessera_ir::plan::EwArg::Input(k)) => r.inputs.get(*k).map(|v| v.view.dtype),
+            Some(tessera_ir::plan::EwArg::Inst(k)) => r.body.get(*k).map(|v| v.dtype),
+            None => None,
+        })
+        .collect();
+    let int_reduce = r.body.iter().any(|i| {
+        matches!(i.op, RowsOp::Reduce(_))
+            && i.args.first().is_some_and(|a| match a {
+                tessera_ir::plan::EwArg::Input(k) => {
+                    r.inputs.get(*k).is_some_and(|v| !v.view.dtype.is_float())
+                }
+                tessera_ir::plan::EwArg::Inst(k) => {
+                    r.body.get(*k).is_some_and(|v| !v.dtype.is_float())
+                }
+            })
+    });
+    let wide =
+        (reduce_inputs.iter().any(|d| d.size_bytes() < 4) || int_reduce).then(|| add(tile4, 1));
+    let reduces = r.reduces();
+    RowsLayout {
+        inputs,
+        temps,
+        out,
+        scratch,
+        wide,
+        lanes: reduces.then(|| add(row_slots(rows) * 256, 1)),
+        acc: reduces.then(|| add(row_slots(rows) * 4, 1)),
+        blocks: r.expands().then(|| add(row_slots(rows) * 32, 1)),
+    }
+}
+
+/// Chooses the tiles, blocks and buffers of a row stage; returns the block
+/// count and the estimate.
+pub fn schedule(r: &mut Rows, machine: &Machine) -> Result<(u32, u64), String> {
+    let cores = u64::from(machine.vector_cores());
+    let align = machine.memory.ub.align;
+    let pitch = r.n.div_ceil(ROW_ALIGN) * ROW_ALIGN;
+    // Enough tiles for every core, then as many rows as fit (reductions
+    // fold at most 255 rows at once).
+    let want = r.outer.div_ceil(cores).clamp(1, 248);
+    let mut rows = want;
+    while rows > 1 && !fits(&layout(r, rows, pitch, align).named(), machine) {
+        rows = rows.div_ceil(2).min(rows - 1);
+    }
+    let lay = layout(r, rows, pitch, align);
+    if !fits(&lay.named(), machine) {
+        r.schedule.layout = lay;
+        return Err(format!(
+            "one row of {} elements does not fit UB with the stage's buffers",
+            r.n
+        ));
+    }
+    let tiles = r.outer.div_ceil(rows);
+    let block_dim = tiles.min(cores).max(1);
+    r.schedule = RowsSchedule {
+        rows,
+        pitch,
+        tiles,
+        layout: lay,
+    };
+    // Cost: per tile, the slowest of loads, compute and stores.
+    let bytes = |w: Width, d: DType| match w {
+        Width::Full => rows * r.n * d.size_bytes() as u64,
+        Width::Row => rows * d.size_bytes() as u64,
+    };
+    let bytes_in: u64 = r
+        .inputs
+        .iter()
+        .filter(|i| i.view.buffer().is_some())
+        .map(|i| bytes(i.width, i.view.dtype))
+        .sum();
+    let bytes_out = r.body.last().map_or(0, |i| bytes(i.width, i.dtype));
+    let dma_in = &machine.dma.gm_to_ub;
+    let dma_out = &machine.dma.ub_to_gm;
+    let mte2 = r.inputs.len() as f64 * f64::from(dma_in.fixed_cycles)
+        + bytes_in as f64 / dma_in.bytes_per_cycle;
+    let mte3 = f64::from(dma_out.fixed_cycles) + bytes_out as f64 / dma_out.bytes_per_cycle;
+    let vec = r.body.len() as f64 * (rows * pitch).div_ceil(64) as f64 * 2.0 + rows as f64 * 8.0;
+    let per_tile = mte2.max(mte3).max(vec);
+    let waves = tiles.div_ceil(block_dim);
+    Ok((
+        block_dim as u32,
+        (waves as f64 * per_tile + mte2 + mte3) as u64,
+    ))
+}
