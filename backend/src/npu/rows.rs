@@ -21,10 +21,10 @@ use super::reduce::{combine, fold_across, fold_lanes, fold_repeats, identity};
 use super::tiles::double_buffered;
 use super::vector::{self, Opnd, Seq, VBuf, dt, scalar};
 use tessera_ir::plan::reduce::LANES;
-use tessera_ir::plan::rows::row_slots;
-use tessera_ir::plan::{EwArg, Rows, RowsOp, Source, Width};
-use tessera_ir::{DType, ReduceOp, Scalar};
-use tessera_sim::isa::{AluOp, ScaOp};
+use tessera_ir::plan::rows::{elided, row_slots};
+use tessera_ir::plan::{EwArg, EwOp, Rows, RowsOp, Source, Width};
+use tessera_ir::{BinaryOp, DType, ReduceOp, Scalar};
+use tessera_sim::isa::{AluOp, BinOp, ScaOp};
 
 fn size(d: DType) -> u64 {
     d.size_bytes() as u64
@@ -107,6 +107,7 @@ pub fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String> {
         ctx.regs.get()?,
         ctx.regs.get()?,
     ];
+    let elided = elided(body);
     let scratch: Vec<VBuf> = layout
         .scratch
         .iter()
@@ -149,27 +150,54 @@ pub fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String> {
                     }
                 }
             }
-            // The body.
+            // The body. An elided expansion's users read its blocks.
             let mut results: Vec<VBuf> = Vec::with_capacity(body.len());
+            let mut blocks_of: Vec<Option<VBuf>> = Vec::with_capacity(body.len());
+            let mut expands = 0u64;
             for (j, inst) in body.iter().enumerate() {
                 let dst = match layout.temps.get(j) {
                     Some(t) => VBuf::of(t, 0, inst.dtype),
                     None => VBuf::of(&layout.out, half, inst.dtype),
                 };
-                let args: Vec<VBuf> =
-                    inst.args
-                        .iter()
-                        .map(|a| match *a {
-                            EwArg::Input(k) => inputs
+                let mut args: Vec<VBuf> = Vec::with_capacity(inst.args.len());
+                let mut block_args: Vec<Option<VBuf>> = Vec::with_capacity(inst.args.len());
+                for a in &inst.args {
+                    let (v, b) = match *a {
+                        EwArg::Input(k) => (
+                            inputs
                                 .get(k)
                                 .map(|v| VBuf::of(&layout.inputs[k], half, v.view.dtype))
-                                .ok_or_else(|| "internal: a row input out of range".to_string()),
-                            EwArg::Inst(k) => results.get(k).copied().ok_or_else(|| {
-                                "internal: forward reference in a row body".to_string()
-                            }),
-                        })
-                        .collect::<Result<_, _>>()?;
+                                .ok_or("internal: a row input out of range")?,
+                            None,
+                        ),
+                        EwArg::Inst(k) => (
+                            *results
+                                .get(k)
+                                .ok_or("internal: forward reference in a row body")?,
+                            blocks_of.get(k).copied().flatten(),
+                        ),
+                    };
+                    args.push(v);
+                    block_args.push(b);
+                }
+                let mut my_blocks = None;
                 match &inst.op {
+                    RowsOp::Ew(EwOp::Binary(b)) if block_args.iter().any(Option::is_some) => {
+                        // Row by row, the expanded operand read from its
+                        // 32-byte block.
+                        let op = bin_op(*b)?;
+                        let s = size(dst.dtype);
+                        for row in 0..rows {
+                            let opnd = |k: usize| match block_args[k] {
+                                Some(bc) => Opnd::Block(bc.offset(32 * row)),
+                                None => Opnd::Run(args[k].offset(row * pitch * s)),
+                            };
+                            let ops = [Opnd::Run(dst.offset(row * pitch * s)), opnd(0), opnd(1)];
+                            vector::emit(&mut h, pitch, &ops, |bld, v, rep, m| {
+                                bld.vec_bin(op, dt(dst.dtype), v[0], v[1], v[2], rep, m)
+                            });
+                        }
+                    }
                     RowsOp::Ew(op) => {
                         vector::emit_op(&mut h, count(inst.width), op, dst, &args, &scratch)?;
                     }
@@ -187,7 +215,8 @@ pub fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String> {
                             .blocks
                             .as_ref()
                             .ok_or("internal: an expansion without its block buffer")?;
-                        let bc = VBuf::of(blocks, 0, src.dtype);
+                        let bc = VBuf::of(blocks, 0, src.dtype).offset(expands * slots * 32);
+                        expands += 1;
                         h.op(vec![
                             (Access::Write, bc.region(slots * 32)),
                             (Access::Read, src.region(slots * size(src.dtype))),
@@ -198,21 +227,26 @@ pub fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String> {
                             src.addr,
                             slots / 8,
                         );
-                        let s = size(dst.dtype);
-                        for row in 0..rows {
-                            vector::emit(
-                                &mut h,
-                                pitch,
-                                &[
-                                    Opnd::Run(dst.offset(row * pitch * s)),
-                                    Opnd::Block(bc.offset(32 * row)),
-                                ],
-                                |b, v, rep, m| b.vec_copy(dt(dst.dtype), v[0], v[1], rep, m),
-                            );
+                        if elided[j] {
+                            my_blocks = Some(bc);
+                        } else {
+                            let s = size(dst.dtype);
+                            for row in 0..rows {
+                                vector::emit(
+                                    &mut h,
+                                    pitch,
+                                    &[
+                                        Opnd::Run(dst.offset(row * pitch * s)),
+                                        Opnd::Block(bc.offset(32 * row)),
+                                    ],
+                                    |b, v, rep, m| b.vec_copy(dt(dst.dtype), v[0], v[1], rep, m),
+                                );
+                            }
                         }
                     }
                 }
                 results.push(dst);
+                blocks_of.push(my_blocks);
             }
             // Store.
             let last = body.last().ok_or("internal: an empty row body")?;
@@ -243,6 +277,19 @@ pub fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String> {
         },
     )?;
     Ok(items)
+}
+
+/// The vector instruction of a binary op (not `pow`, a composite).
+fn bin_op(b: BinaryOp) -> Result<BinOp, String> {
+    Ok(match b {
+        BinaryOp::Add => BinOp::Add,
+        BinaryOp::Sub => BinOp::Sub,
+        BinaryOp::Mul => BinOp::Mul,
+        BinaryOp::Div => BinOp::Div,
+        BinaryOp::Maximum => BinOp::Max,
+        BinaryOp::Minimum => BinOp::Min,
+        BinaryOp::Pow => return Err("internal: pow reading an expansion's blocks".into()),
+    })
 }
 
 /// The dtype a reduction of `d` values folds in: `max` and `min` of floats

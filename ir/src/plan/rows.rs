@@ -11,7 +11,7 @@
 //! inputs are contiguous; constants are filled once.
 
 use super::{EwArg, EwOp, LocalBuf, View};
-use crate::op::ReduceOp;
+use crate::op::{BinaryOp, ReduceOp};
 use crate::types::DType;
 
 /// Elements of one vector repeat of 4-byte values: a row's pitch is a
@@ -176,6 +176,39 @@ pub fn row_slots(rows: u64) -> u64 {
     rows.div_ceil(8) * 8
 }
 
+/// Which expansions are never materialised: those read only by full-width
+/// binary arithmetic (`add`, `sub`, `mul`, `div`, `maximum`, `minimum`),
+/// which read the replicated 32-byte blocks directly, row by row. Their
+/// result needs no full tile.
+pub fn elided(body: &[RowsInst]) -> Vec<bool> {
+    let simple = |i: &RowsInst| {
+        i.width == Width::Full
+            && matches!(
+                i.op,
+                RowsOp::Ew(EwOp::Binary(
+                    BinaryOp::Add
+                        | BinaryOp::Sub
+                        | BinaryOp::Mul
+                        | BinaryOp::Div
+                        | BinaryOp::Maximum
+                        | BinaryOp::Minimum
+                ))
+            )
+    };
+    let last = body.len().saturating_sub(1);
+    body.iter()
+        .enumerate()
+        .map(|(j, inst)| {
+            inst.op == RowsOp::Expand
+                && j != last
+                && body
+                    .iter()
+                    .filter(|u| u.args.contains(&EwArg::Inst(j)))
+                    .all(simple)
+        })
+        .collect()
+}
+
 /// Shares temporaries between instructions whose results are not live at
 /// the same time: for each instruction but the last, the index of the
 /// slot its result goes to, and per slot its width and element size.
@@ -196,12 +229,15 @@ pub fn temp_slots(body: &[RowsInst]) -> (Vec<usize>, Vec<(Width, usize)>) {
             }
         }
     }
+    let elided = elided(body);
     let mut slot_of = Vec::with_capacity(n);
     let mut slots: Vec<(Width, usize)> = Vec::new();
     // The instruction up to which each slot is busy.
     let mut busy_until: Vec<usize> = Vec::new();
     for (j, inst) in body.iter().take(n).enumerate() {
-        let class = (inst.width, inst.dtype.size_bytes());
+        // An elided expansion keeps only its per-row values.
+        let width = if elided[j] { Width::Row } else { inst.width };
+        let class = (width, inst.dtype.size_bytes());
         let free = (0..slots.len()).find(|&s| slots[s] == class && busy_until[s] < j);
         let s = match free {
             Some(s) => s,

@@ -98,7 +98,11 @@ pub fn layout(r: &Rows, rows: u64, pitch: u64, align: u64) -> RowsLayout {
         wide,
         lanes: reduces.then(|| add(row_slots(rows) * 256, 1)),
         acc: reduces.then(|| add(row_slots(rows) * 4, 1)),
-        blocks: r.expands().then(|| add(row_slots(rows) * 32, 1)),
+        // One block buffer per expansion (an elided one is read later).
+        blocks: r.expands().then(|| {
+            let expands = r.body.iter().filter(|i| i.op == RowsOp::Expand).count() as u64;
+            add(expands * row_slots(rows) * 32, 1)
+        }),
     }
 }
 
