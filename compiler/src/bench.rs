@@ -39,8 +39,10 @@ pub struct BenchResult {
     pub gm_bytes_min: u64,
     /// Number of stages (launches).
     pub stages: usize,
-    /// Host time to plan and generate, in milliseconds.
+    /// Host time to optimise, plan and generate, in milliseconds.
     pub compile_ms: f64,
+    /// What the optimiser did.
+    pub optimiser: OptSummary,
     /// The simulator's report.
     pub report: tessera_sim::Report,
 }
@@ -60,6 +62,39 @@ pub fn roofline_inputs(k: &Kernel, m: &Machine) -> (Vec<(tessera_sim::Dt, u64)>,
         .chain(k.outputs.iter().map(|o| bytes(k.ty(o.value))))
         .sum();
     (work.macs, work.vector, gm)
+}
+
+/// The optimiser's figures for one compile.
+#[derive(Clone, Debug, Serialize)]
+pub struct OptSummary {
+    /// `-O0`, `-O1` or `-O2`.
+    pub level: String,
+    /// Most e-nodes of any phase's e-graph.
+    pub egraph_nodes: usize,
+    /// Iterations over all phases.
+    pub iterations: usize,
+    /// Fused groups in the result.
+    pub groups: usize,
+    /// The cost model's cycles for the result and for the kernel as written.
+    pub cost: f64,
+    /// The cost model's cycles for the kernel as written.
+    pub cost_o0: f64,
+    /// Whether a phase stopped at a limit.
+    pub limited: bool,
+}
+
+impl OptSummary {
+    fn of(r: &crate::opt::Report) -> OptSummary {
+        OptSummary {
+            level: r.level.flag().to_string(),
+            egraph_nodes: r.phases.iter().map(|p| p.nodes).max().unwrap_or(0),
+            iterations: r.phases.iter().map(|p| p.iterations).sum(),
+            groups: r.groups,
+            cost: r.cost,
+            cost_o0: r.cost_o0,
+            limited: r.phases.iter().any(|p| p.limited),
+        }
+    }
 }
 
 /// Compiles and simulates (timing only, race detection off) one kernel.
@@ -105,6 +140,7 @@ pub fn bench(
         gm_bytes_min: gm,
         stages: code.plan.stages.len(),
         compile_ms,
+        optimiser: OptSummary::of(&code.report),
         report: out.report,
     })
 }
@@ -124,6 +160,17 @@ impl BenchResult {
         s.push_str(&format!(
             "cycles {}  ({:.3} us)\nbound  {:.0} ({}-bound: cube MACs {}, vector cycles {:.0}, GM bytes {})\nefficiency {:.3}\n",
             self.cycles, self.micros, self.bound, self.bound_by, self.cube_macs, self.vector_cycles_min, self.gm_bytes_min, self.efficiency
+        ));
+        let o = &self.optimiser;
+        s.push_str(&format!(
+            "optimiser {}: {} fused group(s), e-graph {} e-nodes, {} iteration(s){}; model {:.0} cycles (as written {:.0})\n",
+            o.level,
+            o.groups,
+            o.egraph_nodes,
+            o.iterations,
+            if o.limited { " (a phase hit its limit)" } else { "" },
+            o.cost,
+            o.cost_o0
         ));
         s.push_str(&self.report.table());
         s

@@ -60,6 +60,12 @@ struct Row {
     target: Option<f64>,
     stages: usize,
     compile_ms: f64,
+    /// Cycles at `-O0` (no optimiser) and the `-O2` speed-up over them.
+    cycles_o0: u64,
+    speedup_o0: f64,
+    /// The optimiser's e-graph: most e-nodes of a phase, iterations.
+    egraph_nodes: usize,
+    iterations: usize,
 }
 
 #[derive(Serialize)]
@@ -81,12 +87,16 @@ fn input_error(message: String) -> Failure {
     Failure::input(vec![Diagnostic::new(Code::E0600, message)])
 }
 
-fn run_one(spec: &BenchSpec, machine: &tessera_sim::Machine) -> Result<BenchResult, Failure> {
+fn run_one(
+    spec: &BenchSpec,
+    machine: &tessera_sim::Machine,
+    level: crate::opt::Level,
+) -> Result<BenchResult, Failure> {
     let src = driver::load_source(Path::new(&spec.file))?;
     let file = driver::parse_and_check(&src)?;
     let env = spec.dims.clone();
     let kernel = driver::lower(&file, &spec.kernel, &env, &src)?;
-    bench(&kernel, machine, &src, crate::opt::Level::O2)
+    bench(&kernel, machine, &src, level)
 }
 
 fn expert_cycles(
@@ -141,12 +151,14 @@ pub fn run_suite(
     for mname in &machines {
         let m = simulate::machine(Some(mname))?;
         for spec in &suite.bench {
-            let r = run_one(spec, &m)?;
+            let r = run_one(spec, &m, crate::opt::Level::O2)?;
+            let o0 = run_one(spec, &m, crate::opt::Level::O0)?;
+            let speedup_o0 = o0.cycles as f64 / r.cycles.max(1) as f64;
             let dims: Vec<String> = spec.dims.iter().map(|(k, v)| format!("{k}={v}")).collect();
             let _ = writeln!(
                 out,
-                "{:<16} {:<10} cycles {:>12}  bound {:>12.0}  efficiency {:.3}  ({} stages, {:.0} ms)",
-                spec.id, m.name, r.cycles, r.bound, r.efficiency, r.stages, r.compile_ms
+                "{:<16} {:<10} cycles {:>12}  bound {:>12.0}  efficiency {:.3}  ({} stages, {:.0} ms; -O0 {} cycles, {speedup_o0:.2}x)",
+                spec.id, m.name, r.cycles, r.bound, r.efficiency, r.stages, r.compile_ms, o0.cycles
             );
             results.benches.push(Row {
                 id: spec.id.clone(),
@@ -160,6 +172,10 @@ pub fn run_suite(
                 target: spec.target,
                 stages: r.stages,
                 compile_ms: r.compile_ms,
+                cycles_o0: o0.cycles,
+                speedup_o0,
+                egraph_nodes: r.optimiser.egraph_nodes,
+                iterations: r.optimiser.iterations,
             });
         }
         for e in &suite.expert {
@@ -214,20 +230,22 @@ fn markdown(r: &Results) -> String {
          Made by `cargo run --release -- bench --suite` from `benches/suite.toml` (kernels in\n\
          `benches/kernels.tsr`). Cycles are simulated (timing only), so they are exact and\n\
          reproducible; the bound is the roofline of machine.md and efficiency = bound / cycles.\n\
-         Compile times are host wall-clock and vary between runs.\n",
+         `-O2 / -O0` is the optimiser's speed-up over the unoptimised plan (one stage per op);\n\
+         `e-nodes` and `iters` are its e-graph's largest size and its iterations over all phases.\n\
+         Compile times (optimise, plan, generate) are host wall-clock and vary between runs.\n",
     );
     let mut machines: Vec<&str> = r.benches.iter().map(|b| b.machine.as_str()).collect();
     machines.dedup();
     for m in machines {
         s.push_str(&format!(
-            "\n## {m}\n\n| id | kernel | dims | cycles | bound | bound by | efficiency | target | stages | compile ms |\n| --- | --- | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: |\n"
+            "\n## {m}\n\n| id | kernel | dims | cycles | bound | bound by | efficiency | target | stages | -O0 cycles | -O2 / -O0 | e-nodes | iters | compile ms |\n| --- | --- | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
         ));
         for b in r.benches.iter().filter(|b| b.machine == m) {
             let target = b
                 .target
                 .map_or_else(|| "—".to_string(), |t| format!("{t:.2}"));
             s.push_str(&format!(
-                "| {} | {} | {} | {} | {:.0} | {} | {:.3} | {} | {} | {:.0} |\n",
+                "| {} | {} | {} | {} | {:.0} | {} | {:.3} | {} | {} | {} | {:.2} | {} | {} | {:.0} |\n",
                 b.id,
                 b.kernel,
                 b.dims,
@@ -237,6 +255,10 @@ fn markdown(r: &Results) -> String {
                 b.efficiency,
                 target,
                 b.stages,
+                b.cycles_o0,
+                b.speedup_o0,
+                b.egraph_nodes,
+                b.iterations,
                 b.compile_ms
             ));
         }

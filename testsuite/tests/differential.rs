@@ -475,6 +475,135 @@ fn generate(seed: u64) -> Kernel {
     g.k
 }
 
+/// Row lengths of the fusion-prone kernels: short, unaligned, a repeat, and
+/// longer than one.
+const ROW_LENGTHS: [u64; 9] = [2, 3, 8, 17, 64, 100, 255, 1000, 1025];
+
+/// A fusion-prone kernel: elementwise chains over one `[rows, n]` space,
+/// with diamonds (a value read twice), `[n]` and `[rows, 1]` operands,
+/// row reductions broadcast back into their rows (the shapes of softmax
+/// and the norms, written out), per-row arithmetic between them, and
+/// several results.
+fn generate_fusion(seed: u64) -> Kernel {
+    let mut g = Gen {
+        rng: Rng(SplitMix64(seed ^ 0xf05e_0f05)),
+        k: Kernel::new(format!("fuse{seed}")),
+        positive: Vec::new(),
+        inexact: Vec::new(),
+    };
+    let rows = *g.rng.pick(&[1u64, 2, 3, 7, 16, 33, 64]);
+    let n = *g.rng.pick(&ROW_LENGTHS);
+    let dtype = *g
+        .rng
+        .pick(&[DType::F32, DType::F32, DType::F16, DType::BF16, DType::I32]);
+    let full_ty = TensorType::new(dtype, Shape::fixed(&[rows, n]));
+    let mut fulls = vec![g.k.add_param("x", full_ty.clone())];
+    if g.rng.chance(50) {
+        fulls.push(g.k.add_param("y", full_ty));
+    }
+    let vector = g.rng.chance(50).then(|| {
+        g.k.add_param("v", TensorType::new(dtype, Shape::fixed(&[n])))
+    });
+    let mut per_row: Vec<Value> = Vec::new();
+    if g.rng.chance(30) {
+        per_row.push(g.k.add_param("c", TensorType::new(dtype, Shape::fixed(&[rows, 1]))));
+    }
+    let float = dtype.is_float();
+    let unary = |g: &mut Gen, v: Value| -> Option<Value> {
+        let ops: Vec<UnaryOp> = UnaryOp::ALL
+            .iter()
+            .copied()
+            .filter(|u| u.accepts().allows(dtype))
+            .collect();
+        let u = *g.rng.pick(&ops);
+        let arg = g.in_domain(v, u.domain())?;
+        g.push(Op::Unary(u), vec![arg])
+    };
+    let binary = |g: &mut Gen, a: Value, b: Value| -> Option<Value> {
+        let ops = [
+            BinaryOp::Add,
+            BinaryOp::Sub,
+            BinaryOp::Mul,
+            BinaryOp::Maximum,
+            BinaryOp::Div,
+        ];
+        let op = *g.rng.pick(if float { &ops[..] } else { &ops[..4] });
+        let b = if op == BinaryOp::Div {
+            g.nonzero_of(b)?
+        } else {
+            b
+        };
+        g.push(Op::Binary(op), vec![a, b])
+    };
+    let steps = 4 + g.rng.below(12);
+    let mut tries = 0;
+    while (g.k.nodes.len() as u64) < steps * 3 && tries < 60 {
+        tries += 1;
+        let f = *g.rng.pick(&fulls);
+        let made = match g.rng.below(8) {
+            0 => unary(&mut g, f).map(|v| (v, true)),
+            1 => {
+                let h = *g.rng.pick(&fulls); // maybe f itself: a diamond
+                binary(&mut g, f, h).map(|v| (v, true))
+            }
+            2 => match vector {
+                Some(v) => binary(&mut g, f, v).map(|v| (v, true)),
+                None => unary(&mut g, f).map(|v| (v, true)),
+            },
+            3 | 4 => {
+                let ops: &[ReduceOp] = if float {
+                    &[ReduceOp::Sum, ReduceOp::Max, ReduceOp::Min, ReduceOp::Mean]
+                } else {
+                    &[ReduceOp::Sum, ReduceOp::Max, ReduceOp::Min]
+                };
+                let op = *g.rng.pick(ops);
+                let r = g.push(Op::Reduce { op, axes: vec![1] }, vec![f]);
+                r.and_then(|r| g.push(Op::Reshape(Shape::fixed(&[rows, 1])), vec![r]))
+                    .map(|v| (v, false))
+            }
+            5 if !per_row.is_empty() => {
+                let r = *g.rng.pick(&per_row);
+                let made = if g.rng.chance(50) {
+                    unary(&mut g, r)
+                } else {
+                    g.constant(dtype, if float { 1e-3 } else { 3.0 })
+                        .and_then(|eps| binary(&mut g, r, eps))
+                };
+                made.map(|v| (v, false))
+            }
+            _ if !per_row.is_empty() => {
+                let r = *g.rng.pick(&per_row);
+                binary(&mut g, f, r).map(|v| (v, true))
+            }
+            _ => unary(&mut g, f).map(|v| (v, true)),
+        };
+        match made {
+            Some((v, true)) => fulls.push(v),
+            Some((v, false)) => per_row.push(v),
+            None => {}
+        }
+    }
+    // Results: the last full value; sometimes a per-row value and an
+    // intermediate full one too (multi-output groups).
+    let mut outs = vec![*fulls.last().unwrap_or(&Value::Param(0))];
+    if let Some(&r) = per_row.last()
+        && g.rng.chance(40)
+    {
+        outs.push(r);
+    }
+    if fulls.len() > 2 && g.rng.chance(30) {
+        outs.push(fulls[fulls.len() / 2]);
+    }
+    for (i, v) in outs.into_iter().enumerate() {
+        g.k.outputs.push(Output {
+            name: format!("out{i}"),
+            value: v,
+        });
+    }
+    g.k.remove_dead_nodes();
+    g.k
+}
+
 fn check(seed: u64) -> Result<(), String> {
     let kernel = generate(seed);
     tessera_ir::verify::verify_concrete(&kernel).map_err(|e| format!("generator bug: {e}"))?;
@@ -597,6 +726,71 @@ fn random_kernels_match_the_reference_on_the_simulator() {
         "{} of the random kernels failed (replay with TESSERA_DIFF_SEED=<seed> TESSERA_DIFF_CASES=1):\n{}",
         failures.len(),
         failures.join("\n")
+    );
+}
+
+#[test]
+fn fusion_prone_kernels_match_the_reference_on_the_simulator() {
+    let cases = std::env::var("TESSERA_FUSE_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(500u64);
+    let first = std::env::var("TESSERA_FUSE_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1u64);
+    let mut failures = Vec::new();
+    let mut grouped = 0;
+    for seed in first..first + cases {
+        let kernel = generate_fusion(seed);
+        if let Err(e) = tessera_ir::verify::verify_concrete(&kernel) {
+            failures.push(format!("seed {seed}: generator bug: {e}"));
+            break;
+        }
+        let machine = if seed.is_multiple_of(2) {
+            "910b-like"
+        } else {
+            "910-like"
+        };
+        let m = simulate::machine(Some(machine)).map_err(|e| format!("{e:?}"));
+        if let Ok(m) = &m
+            && let Ok(o) =
+                tessera_compiler::opt::optimise(&kernel, m, tessera_compiler::opt::Level::O2)
+            && o.report.groups > 0
+        {
+            grouped += 1;
+        }
+        // Unit inputs: these kernels test the grouping, not IEEE edge values
+        // (the test above does), and sums of wide values fed into steep
+        // functions would be ill-conditioned.
+        let result = m.and_then(|m| {
+            let src = Source {
+                name: "fuse".into(),
+                text: String::new(),
+            };
+            let code = driver::compile_npu(&kernel, &m, &src, tessera_compiler::opt::Level::O2)
+                .map_err(|e| format!("compile: {e:?}"))?;
+            let inputs = tessera_testsuite::random_inputs(&kernel, seed);
+            tessera_testsuite::simulate_against_reference(&kernel, &m, &code.program, &inputs)
+        });
+        if let Err(why) = result {
+            let ir = tessera_ir::text::print_kernel(&kernel);
+            failures.push(format!("seed {seed} ({machine}): {why}\n{ir}"));
+            if failures.len() >= 5 {
+                break;
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of the fusion-prone kernels failed (replay with TESSERA_FUSE_SEED=<seed> TESSERA_FUSE_CASES=1):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    // The generator must exercise fusion, or this test guards nothing.
+    assert!(
+        grouped * 2 > cases,
+        "only {grouped} of {cases} fusion-prone kernels were fused"
     );
 }
 

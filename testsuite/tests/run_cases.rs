@@ -72,13 +72,15 @@ fn run_case(path: &Path) -> Result {
 
     // Run it as a user would: `tessera run` with the fixture inputs on the
     // reference interpreter and on the simulator of both built-in machines
-    // (race detector on), then compare the .npy files each writes with
-    // numpy's.
+    // (race detector on), optimised (`-O2`, the default) and not (`-O0`),
+    // then compare the .npy files each writes with numpy's.
     let mut failures = Vec::new();
     for target in [
         &["--target", "ref"][..],
         &["--target", "sim", "--machine", "910b-like"],
         &["--target", "sim", "--machine", "910-like"],
+        &["--target", "sim", "--machine", "910b-like", "-O0"],
+        &["--target", "sim", "--machine", "910-like", "-O0"],
     ] {
         let what = target.join(" ");
         for f in run_target(&src, &name, def, &dirs, &kernel, &data, target)? {

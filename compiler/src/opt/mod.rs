@@ -53,6 +53,15 @@ impl Level {
         }
     }
 
+    /// The flag: `-O0`, `-O1`, `-O2`.
+    pub fn flag(self) -> &'static str {
+        match self {
+            Level::O0 => "-O0",
+            Level::O1 => "-O1",
+            Level::O2 => "-O2",
+        }
+    }
+
     fn phases(self) -> &'static [Phase] {
         match self {
             Level::O0 => &[],
@@ -130,12 +139,7 @@ impl Report {
     /// The report as `//` comment lines (so optimised IR text still parses).
     pub fn text(&self) -> String {
         let mut s = String::new();
-        let level = match self.level {
-            Level::O0 => "-O0",
-            Level::O1 => "-O1",
-            Level::O2 => "-O2",
-        };
-        let _ = writeln!(s, "// optimiser report ({level})");
+        let _ = writeln!(s, "// optimiser report ({})", self.level.flag());
         for p in &self.phases {
             let _ = writeln!(
                 s,
