@@ -43,6 +43,8 @@ pub struct BenchResult {
     pub compile_ms: f64,
     /// What the optimiser did.
     pub optimiser: OptSummary,
+    /// Per stage: the cost model's prediction against the simulated cycles.
+    pub per_stage: Vec<StageFigures>,
     /// The simulator's report.
     pub report: tessera_sim::Report,
 }
@@ -62,6 +64,20 @@ pub fn roofline_inputs(k: &Kernel, m: &Machine) -> (Vec<(tessera_sim::Dt, u64)>,
         .chain(k.outputs.iter().map(|o| bytes(k.ty(o.value))))
         .sum();
     (work.macs, work.vector, gm)
+}
+
+/// One stage's predicted and simulated cycles (launch cost included).
+#[derive(Clone, Debug, Serialize)]
+pub struct StageFigures {
+    /// The stage kind (`elementwise`, `rows`, `matmul`, …).
+    pub kind: String,
+    /// The IR nodes it computes.
+    pub nodes: Vec<usize>,
+    /// The optimiser's cost model, when the stage is one of its groups or
+    /// ops (not a copy the planner added).
+    pub predicted: Option<f64>,
+    /// The simulator's cycles of the launch.
+    pub simulated: u64,
 }
 
 /// The optimiser's figures for one compile.
@@ -141,6 +157,31 @@ pub fn bench(
         stages: code.plan.stages.len(),
         compile_ms,
         optimiser: OptSummary::of(&code.report),
+        per_stage: code
+            .plan
+            .stages
+            .iter()
+            .zip(&out.report.launches)
+            .enumerate()
+            .map(|(i, (st, l))| {
+                // A node planned as several stages (reduction runs, copies)
+                // has no one prediction.
+                let alone = code
+                    .plan
+                    .stages
+                    .iter()
+                    .enumerate()
+                    .all(|(j, o)| j == i || o.nodes.iter().all(|n| !st.nodes.contains(n)));
+                StageFigures {
+                    kind: st.kind.name().to_string(),
+                    nodes: st.nodes.clone(),
+                    predicted: alone
+                        .then(|| crate::opt::extract::stage_cost(&code.kernel, &st.nodes, machine))
+                        .flatten(),
+                    simulated: l.cycles,
+                }
+            })
+            .collect(),
         report: out.report,
     })
 }

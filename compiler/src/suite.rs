@@ -81,6 +81,51 @@ struct ExpertRow {
 struct Results {
     benches: Vec<Row>,
     experts: Vec<ExpertRow>,
+    cost_model: Vec<CostRow>,
+}
+
+/// How the cost model ranks the suite's stages against the simulator.
+#[derive(Serialize)]
+struct CostRow {
+    machine: String,
+    /// Stages compared (every stage of the `-O0` and `-O2` plans the model
+    /// predicts).
+    stages: usize,
+    /// Spearman's rank correlation of predicted and simulated cycles.
+    spearman: f64,
+}
+
+/// Spearman's rank correlation (ties take their average rank).
+pub fn spearman(pairs: &[(f64, f64)]) -> f64 {
+    fn ranks(xs: &[f64]) -> Vec<f64> {
+        let mut idx: Vec<usize> = (0..xs.len()).collect();
+        idx.sort_by(|&a, &b| xs[a].total_cmp(&xs[b]));
+        let mut r = vec![0.0; xs.len()];
+        let mut i = 0;
+        while i < idx.len() {
+            let mut j = i;
+            while j + 1 < idx.len() && xs[idx[j + 1]] == xs[idx[i]] {
+                j += 1;
+            }
+            let avg = (i + j) as f64 / 2.0 + 1.0;
+            for &k in &idx[i..=j] {
+                r[k] = avg;
+            }
+            i = j + 1;
+        }
+        r
+    }
+    let n = pairs.len() as f64;
+    if pairs.len() < 2 {
+        return f64::NAN;
+    }
+    let a = ranks(&pairs.iter().map(|p| p.0).collect::<Vec<_>>());
+    let b = ranks(&pairs.iter().map(|p| p.1).collect::<Vec<_>>());
+    let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
+    let cov: f64 = a.iter().zip(&b).map(|(x, y)| (x - ma) * (y - mb)).sum();
+    let va: f64 = a.iter().map(|x| (x - ma) * (x - ma)).sum();
+    let vb: f64 = b.iter().map(|y| (y - mb) * (y - mb)).sum();
+    cov / (va * vb).sqrt()
 }
 
 fn input_error(message: String) -> Failure {
@@ -147,13 +192,20 @@ pub fn run_suite(
     let mut results = Results {
         benches: Vec::new(),
         experts: Vec::new(),
+        cost_model: Vec::new(),
     };
     for mname in &machines {
         let m = simulate::machine(Some(mname))?;
+        let mut pairs: Vec<(f64, f64)> = Vec::new();
         for spec in &suite.bench {
             let r = run_one(spec, &m, crate::opt::Level::O2)?;
             let o0 = run_one(spec, &m, crate::opt::Level::O0)?;
             let speedup_o0 = o0.cycles as f64 / r.cycles.max(1) as f64;
+            for st in r.per_stage.iter().chain(&o0.per_stage) {
+                if let Some(p) = st.predicted {
+                    pairs.push((p, st.simulated as f64));
+                }
+            }
             let dims: Vec<String> = spec.dims.iter().map(|(k, v)| format!("{k}={v}")).collect();
             let _ = writeln!(
                 out,
@@ -178,6 +230,18 @@ pub fn run_suite(
                 iterations: r.optimiser.iterations,
             });
         }
+        let rho = spearman(&pairs);
+        let _ = writeln!(
+            out,
+            "cost model on {}: Spearman {rho:.3} over {} stages",
+            m.name,
+            pairs.len()
+        );
+        results.cost_model.push(CostRow {
+            machine: m.name.clone(),
+            stages: pairs.len(),
+            spearman: rho,
+        });
         for e in &suite.expert {
             let Some(path) = e.asm.get(mname) else {
                 continue;
@@ -263,6 +327,15 @@ fn markdown(r: &Results) -> String {
             ));
         }
     }
+    if !r.cost_model.is_empty() {
+        s.push_str("\n## The cost model against the simulator\n\nEvery stage of the suite's `-O0` and `-O2` plans that the optimiser's cost model predicts\n(its groups and ops; not the copies the planner adds), predicted against simulated cycles.\n\n| machine | stages | Spearman rank correlation |\n| --- | ---: | ---: |\n");
+        for c in &r.cost_model {
+            s.push_str(&format!(
+                "| {} | {} | {:.3} |\n",
+                c.machine, c.stages, c.spearman
+            ));
+        }
+    }
     if !r.experts.is_empty() {
         s.push_str("\n## Compiled kernels against the hand-written expert kernels\n\n| id | machine | expert cycles | compiled cycles | compiled speed / expert |\n| --- | --- | ---: | ---: | ---: |\n");
         for e in &r.experts {
@@ -280,6 +353,27 @@ mod tests {
     use super::*;
 
     /// The suite file, read from the repository root.
+    #[test]
+    fn spearman_is_the_pearson_correlation_of_ranks() {
+        // Hand-derived: a monotone relation is 1, a reversed one -1.
+        let up: Vec<(f64, f64)> = (0..5).map(|i| (f64::from(i), f64::from(i * i))).collect();
+        assert!((spearman(&up) - 1.0).abs() < 1e-12);
+        let down: Vec<(f64, f64)> = (0..5).map(|i| (f64::from(i), f64::from(-i))).collect();
+        assert!((spearman(&down) + 1.0).abs() < 1e-12);
+        // x = 1..5, y ranks 2 1 4 3 5: d² = 1+1+1+1+0 = 4, ρ = 1 − 6·4/(5·24) = 0.8.
+        let p = [
+            (1.0, 20.0),
+            (2.0, 10.0),
+            (3.0, 40.0),
+            (4.0, 30.0),
+            (5.0, 50.0),
+        ];
+        assert!((spearman(&p) - 0.8).abs() < 1e-12);
+        // Ties take the average rank: y = 1 1 2 → ranks 1.5 1.5 3.
+        let t = [(1.0, 1.0), (2.0, 1.0), (3.0, 2.0)];
+        assert!((spearman(&t) - 0.866_025_403_784_438_6).abs() < 1e-12);
+    }
+
     fn suite() -> SuiteFile {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         let text = std::fs::read_to_string(root.join(SUITE)).expect("suite.toml");

@@ -15,14 +15,17 @@
 //! iterated to a fixed point. Classes are visited in id order and ties keep
 //! the first node found, so the choice is deterministic.
 
-use super::analysis::{Data, EGraph, body_types, is_elementwise};
-use super::group::{GroupKind, classify};
+use super::analysis::{EGraph, body_types, is_elementwise};
+use super::group::{GroupKind, body_of, classify, rows_form};
+use super::lang::Body;
 use super::lang::{Arg, ENode};
 use crate::cost::{Work, node_work};
 use egg::{Id, Language};
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
-use tessera_ir::{Op, TensorType};
+use tessera_ir::plan::RowsOp;
+use tessera_ir::plan::rows::ROW_ALIGN;
+use tessera_ir::{Kernel, Op, TensorType, Value};
 use tessera_sim::Machine;
 
 /// Cycles of one stage with this work and GM traffic.
@@ -31,89 +34,144 @@ pub fn stage_cycles(m: &Machine, work: &Work, gm_bytes: u64) -> f64 {
 }
 
 /// Bytes a stage reads of an operand (nothing for a constant).
-fn read_bytes(d: &Data) -> u64 {
-    if d.constant.is_some() { 0 } else { d.bytes() }
+fn read_bytes(ty: &TensorType, constant: bool) -> u64 {
+    if constant { 0 } else { crate::cost::bytes(ty) }
 }
 
-/// The stage cost of one e-node (0 for views).
+/// The stage cost of one op on operands of types `args` (`consts` marks the
+/// constant ones): 0 for views, a copy for transposes and concats, the
+/// roofline of its work and traffic otherwise.
+pub fn op_cost(op: &Op, args: &[TensorType], consts: &[bool], m: &Machine) -> f64 {
+    let read: u64 = args
+        .iter()
+        .zip(consts)
+        .map(|(t, &c)| read_bytes(t, c))
+        .sum();
+    match op {
+        Op::Full { .. } | Op::Reshape(_) | Op::BroadcastTo(_) | Op::Slice { .. } => 0.0,
+        Op::Transpose(_) | Op::Concat { .. } => stage_cycles(m, &Work::default(), 2 * read),
+        op @ (Op::Unary(_)
+        | Op::Binary(_)
+        | Op::Compare(_)
+        | Op::Select
+        | Op::Cast(_)
+        | Op::Reduce { .. }
+        | Op::MatMul) => {
+            let tys: Vec<&TensorType> = args.iter().collect();
+            let Ok(result) = tessera_ir::op::infer(op, &tys) else {
+                return UNMAPPED;
+            };
+            let work = node_work(op, &tys, &result, m);
+            stage_cycles(m, &work, read + crate::cost::bytes(&result))
+        }
+    }
+}
+
+/// The stage cost of a fused group: its body over inputs of types `inputs`
+/// (`consts` marks the constant ones). Elementwise groups compute every op
+/// per element of the result; row and matmul groups compute each op at its
+/// own shape. A body no stage computes (a partial group, kept for growth)
+/// costs [`UNMAPPED`].
+pub fn group_cost(body: &Body, inputs: &[TensorType], consts: &[bool], m: &Machine) -> f64 {
+    let Ok(tys) = body_types(body, inputs) else {
+        return UNMAPPED;
+    };
+    let Some(result) = tys.last() else {
+        return UNMAPPED;
+    };
+    let widen = match classify(body, inputs, consts, &tys) {
+        Some(GroupKind::Elementwise) => true,
+        Some(GroupKind::Rows | GroupKind::MatMulEpilogue { .. }) => false,
+        None => return UNMAPPED,
+    };
+    let mut work = Work::default();
+    for ((key, args), ty) in body.nodes.iter().zip(&tys) {
+        let arg_tys: Vec<TensorType> = args
+            .iter()
+            .map(|a| match *a {
+                Arg::In(i) => inputs[i as usize].clone(),
+                Arg::At(i) => tys[i as usize].clone(),
+            })
+            .collect();
+        if widen && is_elementwise(&key.op) {
+            let wide = |t: &TensorType| TensorType::new(t.dtype, result.shape.clone());
+            let args: Vec<TensorType> = arg_tys.iter().map(wide).collect();
+            let refs: Vec<&TensorType> = args.iter().collect();
+            work.add(&node_work(&key.op, &refs, &wide(ty), m));
+        } else {
+            let refs: Vec<&TensorType> = arg_tys.iter().collect();
+            work.add(&node_work(&key.op, &refs, ty, m));
+        }
+    }
+    if !widen && let Some(form) = rows_form(body, inputs, consts, &tys) {
+        // A row stage pads each row to whole repeats, and folds and expands
+        // row by row: instructions whose fixed cost matters for short rows.
+        let pitch = form.n.div_ceil(ROW_ALIGN) * ROW_ALIGN;
+        work.vector *= pitch as f64 / form.n as f64;
+        let rows: u64 = form.lead.iter().product();
+        let per_row = form
+            .insts
+            .iter()
+            .map(|i| match i.op {
+                RowsOp::Reduce(_) => 2.0,
+                RowsOp::Expand => 1.0,
+                RowsOp::Ew(_) => 0.0,
+            })
+            .sum::<f64>();
+        let fixed = f64::from(m.vector.head_cycles) + f64::from(m.vector.ops.binary.tail);
+        work.vector += rows as f64 * per_row * fixed;
+    }
+    let gm = inputs
+        .iter()
+        .zip(consts)
+        .map(|(t, &c)| read_bytes(t, c))
+        .sum::<u64>()
+        + crate::cost::bytes(result);
+    stage_cycles(m, &work, gm)
+}
+
+/// The stage cost of one e-node.
 pub fn node_cost(eg: &EGraph, n: &ENode, m: &Machine) -> f64 {
+    let types = |children: &[Id]| -> (Vec<TensorType>, Vec<bool>) {
+        children
+            .iter()
+            .map(|&c| (eg[c].data.ty.clone(), eg[c].data.constant.is_some()))
+            .unzip()
+    };
     match n {
         ENode::Param(_) => 0.0,
         ENode::Op(key, children) => {
-            let out = |c: Id| &eg[c].data;
-            match &key.op {
-                Op::Full { .. } | Op::Reshape(_) | Op::BroadcastTo(_) | Op::Slice { .. } => 0.0,
-                Op::Transpose(_) | Op::Concat { .. } => {
-                    let bytes: u64 = children.iter().map(|&c| read_bytes(out(c))).sum();
-                    stage_cycles(m, &Work::default(), 2 * bytes)
-                }
-                op @ (Op::Unary(_)
-                | Op::Binary(_)
-                | Op::Compare(_)
-                | Op::Select
-                | Op::Cast(_)
-                | Op::Reduce { .. }
-                | Op::MatMul) => {
-                    let tys: Vec<&TensorType> = children.iter().map(|&c| &out(c).ty).collect();
-                    let Ok(result) = tessera_ir::op::infer(op, &tys) else {
-                        return UNMAPPED;
-                    };
-                    let work = node_work(op, &tys, &result, m);
-                    let gm = children.iter().map(|&c| read_bytes(out(c))).sum::<u64>()
-                        + crate::cost::bytes(&result);
-                    stage_cycles(m, &work, gm)
-                }
-            }
+            let (tys, consts) = types(children);
+            op_cost(&key.op, &tys, &consts, m)
         }
         ENode::Fused(b, children) => {
-            let body = &eg.analysis.bodies[*b as usize];
-            let inputs: Vec<TensorType> = children.iter().map(|&c| eg[c].data.ty.clone()).collect();
-            let consts: Vec<bool> = children
-                .iter()
-                .map(|&c| eg[c].data.constant.is_some())
-                .collect();
-            let Ok(tys) = body_types(body, &inputs) else {
-                return UNMAPPED;
-            };
-            let Some(result) = tys.last() else {
-                return UNMAPPED;
-            };
-            // Elementwise groups compute every op per element of the
-            // result; row and matmul groups compute each op at its own
-            // shape. A body no stage computes (a partial group, kept for
-            // growth) is never chosen.
-            let widen = match classify(body, &inputs, &consts, &tys) {
-                Some(GroupKind::Elementwise) => true,
-                Some(GroupKind::Rows | GroupKind::MatMulEpilogue { .. }) => false,
-                None => return UNMAPPED,
-            };
-            let mut work = Work::default();
-            for ((key, args), ty) in body.nodes.iter().zip(&tys) {
-                let arg_tys: Vec<TensorType> = args
-                    .iter()
-                    .map(|a| match *a {
-                        Arg::In(i) => inputs[i as usize].clone(),
-                        Arg::At(i) => tys[i as usize].clone(),
-                    })
-                    .collect();
-                if widen && is_elementwise(&key.op) {
-                    let wide = |t: &TensorType| TensorType::new(t.dtype, result.shape.clone());
-                    let args: Vec<TensorType> = arg_tys.iter().map(wide).collect();
-                    let refs: Vec<&TensorType> = args.iter().collect();
-                    work.add(&node_work(&key.op, &refs, &wide(ty), m));
-                } else {
-                    let refs: Vec<&TensorType> = arg_tys.iter().collect();
-                    work.add(&node_work(&key.op, &refs, ty, m));
-                }
-            }
-            let gm = children
-                .iter()
-                .map(|&c| read_bytes(&eg[c].data))
-                .sum::<u64>()
-                + crate::cost::bytes(result);
-            stage_cycles(m, &work, gm)
+            let (tys, consts) = types(children);
+            group_cost(&eg.analysis.bodies[*b as usize], &tys, &consts, m)
         }
     }
+}
+
+/// The model's cycles for the stage computing `nodes` of kernel `k` (a
+/// group, or one op), as the extraction costs it.
+pub fn stage_cost(k: &Kernel, nodes: &[usize], m: &Machine) -> Option<f64> {
+    let (&first, &last) = (nodes.first()?, nodes.last()?);
+    if nodes.iter().enumerate().any(|(i, &n)| n != first + i) || last >= k.nodes.len() {
+        return None;
+    }
+    let is_const = |v: Value| match v {
+        Value::Node(j) => matches!(k.nodes[j as usize].op, Op::Full { .. }),
+        Value::Param(_) => false,
+    };
+    if nodes.len() == 1 {
+        let n = &k.nodes[first];
+        let tys: Vec<TensorType> = n.args.iter().map(|&a| k.ty(a).clone()).collect();
+        let consts: Vec<bool> = n.args.iter().map(|&a| is_const(a)).collect();
+        return Some(op_cost(&n.op, &tys, &consts, m));
+    }
+    let (body, inputs) = body_of(k, first..last + 1);
+    let tys: Vec<TensorType> = inputs.iter().map(|&v| k.ty(v).clone()).collect();
+    let consts: Vec<bool> = inputs.iter().map(|&v| is_const(v)).collect();
+    Some(group_cost(&body, &tys, &consts, m))
 }
 
 /// The cost of what no stage computes: large, finite (sums stay ordered).
