@@ -21,7 +21,7 @@ use super::lang::Body;
 use super::lang::{Arg, ENode};
 use crate::cost::{Work, node_work};
 use egg::{Id, Language};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::rc::Rc;
 use tessera_ir::plan::RowsOp;
 use tessera_ir::plan::rows::ROW_ALIGN;
@@ -213,42 +213,72 @@ fn own_costs(eg: &EGraph, m: &Machine) -> HashMap<(Id, usize), f64> {
         .collect()
 }
 
-/// Greedy DAG extraction.
+/// Greedy DAG extraction. Each class keeps the set of classes its choice
+/// needs (a bitset over the classes) and its total: the own costs of the
+/// chosen nodes of that set.
 pub fn extract(eg: &EGraph, roots: &[Id], m: &Machine) -> Result<Extraction, String> {
     let mut classes: Vec<Id> = eg.classes().map(|c| c.id).collect();
     classes.sort();
-    // Per class: total cost, and the classes it needs with their own costs.
-    let mut costs: HashMap<Id, (f64, Rc<BTreeMap<Id, f64>>)> = HashMap::new();
+    let index: HashMap<Id, usize> = classes.iter().enumerate().map(|(i, &c)| (c, i)).collect();
+    let words = classes.len().div_ceil(64);
+    // Per class (by index): total cost and the classes it needs.
+    let mut costs: Vec<Option<(f64, Rc<Vec<u64>>)>> = vec![None; classes.len()];
+    // The own cost of each class's chosen node.
+    let mut chosen = vec![0.0f64; classes.len()];
     let mut best: HashMap<Id, ENode> = HashMap::new();
     let own = own_costs(eg, m);
+    let better = |total: f64, cur: Option<&(f64, Rc<Vec<u64>>)>| match cur {
+        Some((c, _)) => total < *c * (1.0 - 1e-12) - 1e-9,
+        None => true,
+    };
     for _pass in 0..10_000 {
         let mut changed = false;
-        for &c in &classes {
+        for (ci, &c) in classes.iter().enumerate() {
             for (i, n) in eg[c].nodes.iter().enumerate() {
-                let mut need: BTreeMap<Id, f64> = BTreeMap::new();
+                let mine = own[&(c, i)];
+                let kids: Option<Vec<usize>> = n
+                    .children()
+                    .iter()
+                    .map(|ch| index.get(&eg.find(*ch)).copied())
+                    .collect();
+                let Some(kids) = kids else { continue };
+                // A lower bound first: the node's own cost plus its dearest
+                // operand; most alternatives stop here, before the union.
+                let mut dearest = 0.0f64;
                 let mut ready = true;
-                for ch in n.children() {
-                    let ch = eg.find(*ch);
-                    match costs.get(&ch) {
-                        Some((_, set)) => need.extend(set.iter().map(|(&k, &v)| (k, v))),
-                        None => {
-                            ready = false;
-                            break;
+                for &k in &kids {
+                    match &costs[k] {
+                        Some((t, _)) => dearest = dearest.max(*t),
+                        None => ready = false,
+                    }
+                }
+                if !ready || !better(mine + dearest, costs[ci].as_ref()) {
+                    continue;
+                }
+                let mut need = vec![0u64; words];
+                for &k in &kids {
+                    if let Some((_, set)) = &costs[k] {
+                        for (w, x) in need.iter_mut().zip(set.iter()) {
+                            *w |= x;
                         }
                     }
                 }
-                if !ready || need.contains_key(&c) {
-                    continue;
+                if need[ci / 64] & (1 << (ci % 64)) != 0 {
+                    continue; // the choice would need its own class
                 }
-                let mine = own[&(c, i)];
-                let total = mine + need.values().sum::<f64>();
-                let better = match costs.get(&c) {
-                    Some((cur, _)) => total < *cur * (1.0 - 1e-12) - 1e-9,
-                    None => true,
-                };
-                if better {
-                    need.insert(c, mine);
-                    costs.insert(c, (total, Rc::new(need)));
+                let mut total = mine;
+                for (w, &bits) in need.iter().enumerate() {
+                    let mut b = bits;
+                    while b != 0 {
+                        let k = w * 64 + b.trailing_zeros() as usize;
+                        total += chosen[k];
+                        b &= b - 1;
+                    }
+                }
+                if better(total, costs[ci].as_ref()) {
+                    need[ci / 64] |= 1 << (ci % 64);
+                    costs[ci] = Some((total, Rc::new(need)));
+                    chosen[ci] = mine;
                     best.insert(c, n.clone());
                     changed = true;
                 }
@@ -263,6 +293,23 @@ pub fn extract(eg: &EGraph, roots: &[Id], m: &Machine) -> Result<Extraction, Str
         }
     }
     Err("extraction did not reach a fixed point".into())
+}
+
+/// The classes the selection reaches from the roots.
+fn used(eg: &EGraph, roots: &[Id], best: &HashMap<Id, ENode>) -> Vec<Id> {
+    let mut seen: std::collections::HashSet<Id> = std::collections::HashSet::new();
+    let mut stack: Vec<Id> = roots.iter().map(|&r| eg.find(r)).collect();
+    let mut out = Vec::new();
+    while let Some(c) = stack.pop() {
+        if !seen.insert(c) {
+            continue;
+        }
+        out.push(c);
+        if let Some(n) = best.get(&c) {
+            stack.extend(n.children().iter().map(|&ch| eg.find(ch)));
+        }
+    }
+    out
 }
 
 /// The cost of a whole selection: each class reachable from the roots
@@ -304,17 +351,28 @@ fn dag_cost(
     Some(total)
 }
 
+/// Class visits the local search may spend (each costing of the whole
+/// selection visits every class it uses): the search is quadratic in the
+/// kernel's size, so a large kernel keeps the greedy choice for the rest
+/// (deterministically: the same classes are tried in the same order).
+const IMPROVE_BUDGET: usize = 2_000_000;
+
 /// Local search after the greedy pass, which chooses each class alone and
 /// so can pay twice for a value two groups share: try every other node of
-/// every chosen class, keep a change that lowers the whole selection's
-/// cost, until none does (a few passes at most).
+/// every class the selection uses, keep a change that lowers the whole
+/// selection's cost, until none does (a few passes at most, within
+/// [`IMPROVE_BUDGET`]).
 fn improve(eg: &EGraph, roots: &[Id], ex: &mut Extraction, own: &HashMap<(Id, usize), f64>) {
-    let mut classes: Vec<Id> = ex.best.keys().copied().collect();
-    classes.sort();
+    let mut budget = IMPROVE_BUDGET;
     for _pass in 0..4 {
+        let mut classes = used(eg, roots, &ex.best);
+        classes.sort();
         let mut improved = false;
         for &c in &classes {
             for n in &eg[c].nodes {
+                if budget == 0 {
+                    return;
+                }
                 if ex.best.get(&c) == Some(n) {
                     continue;
                 }
@@ -324,6 +382,7 @@ fn improve(eg: &EGraph, roots: &[Id], ex: &mut Extraction, own: &HashMap<(Id, us
                 {
                     continue;
                 }
+                budget = budget.saturating_sub(classes.len());
                 let old = ex.best.insert(c, n.clone());
                 match dag_cost(eg, roots, &ex.best, own) {
                     Some(cost) if cost < ex.cost * (1.0 - 1e-9) => {
