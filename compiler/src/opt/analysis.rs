@@ -21,6 +21,9 @@ pub struct Data {
     pub ty: TensorType,
     /// The value everywhere, for a constant.
     pub constant: Option<Scalar>,
+    /// Whether a reduction or matmul is upstream: the spec then compares
+    /// the value with the accumulation tolerance, not bit for bit.
+    pub accumulated: bool,
 }
 
 impl Data {
@@ -155,6 +158,7 @@ fn placeholder() -> Data {
     Data {
         ty: TensorType::scalar(DType::F32),
         constant: None,
+        accumulated: false,
     }
 }
 
@@ -167,6 +171,7 @@ impl egg::Analysis<ENode> for Meta {
                 Some(ty) => Data {
                     ty: ty.clone(),
                     constant: None,
+                    accumulated: false,
                 },
                 None => {
                     egraph
@@ -204,7 +209,13 @@ impl egg::Analysis<ENode> for Meta {
                     }
                     Op::Reduce { .. } | Op::MatMul | Op::Concat { .. } => None,
                 };
-                Data { ty, constant }
+                let accumulated =
+                    key.op.accumulates() || children.iter().any(|&c| egraph[c].data.accumulated);
+                Data {
+                    ty,
+                    constant,
+                    accumulated,
+                }
             }
             ENode::Fused(b, children) => {
                 let inputs: Vec<TensorType> = children
@@ -212,10 +223,13 @@ impl egg::Analysis<ENode> for Meta {
                     .map(|&c| egraph[c].data.ty.clone())
                     .collect();
                 let body = &egraph.analysis.bodies[*b as usize];
+                let accumulated = body.nodes.iter().any(|(op, _)| op.op.accumulates())
+                    || children.iter().any(|&c| egraph[c].data.accumulated);
                 match body_types(body, &inputs) {
                     Ok(tys) => Data {
                         ty: tys.last().cloned().unwrap_or_else(|| placeholder().ty),
                         constant: None,
+                        accumulated,
                     },
                     Err(e) => {
                         egraph
@@ -229,6 +243,13 @@ impl egg::Analysis<ENode> for Meta {
     }
 
     fn merge(&mut self, a: &mut Data, b: Data) -> DidMerge {
+        // Equal values, one form with a reduction upstream: the class is
+        // held to the looser tolerance either way.
+        let acc = DidMerge(
+            !a.accumulated && b.accumulated,
+            a.accumulated && !b.accumulated,
+        );
+        a.accumulated |= b.accumulated;
         if a.ty != b.ty {
             self.conflict(format!(
                 "a rule equated values of types {} and {}",
@@ -243,10 +264,10 @@ impl egg::Analysis<ENode> for Meta {
             }
             (None, Some(y)) => {
                 a.constant = Some(y);
-                DidMerge(true, false)
+                DidMerge(true, acc.1)
             }
-            (Some(_), None) => DidMerge(false, true),
-            _ => DidMerge(false, false),
+            (Some(_), None) => DidMerge(acc.0, true),
+            _ => acc,
         }
     }
 }

@@ -6,13 +6,16 @@
 //! Not every identity of the reals holds in floating point: `x + 0.0` is
 //! not `x` (`-0.0 + 0.0 = +0.0`), so only `x + (-0.0)` and `x - 0.0`
 //! simplify; `x / c` becomes `x · (1/c)` only when `1/c` is exact (a power
-//! of two whose reciprocal is a normal value of the dtype).
+//! of two whose reciprocal is a normal value of the dtype). The one rule
+//! that changes bits, `algebra/div-accumulated`, applies only where the
+//! spec compares with the accumulation tolerance anyway (a reduction or
+//! matmul upstream of the divisor).
 
 use super::{Phase, Rule, is_const, is_const_bits, node_rule, pattern, same_type};
 use crate::opt::analysis::EGraph;
 use crate::opt::lang::ENode;
 use egg::{Id, Language, rewrite};
-use tessera_ir::{BinaryOp, Op, Scalar, TensorType};
+use tessera_ir::{BinaryOp, Op, Scalar, TensorType, UnaryOp};
 
 /// The algebra rules.
 pub fn rules() -> Vec<Rule> {
@@ -68,11 +71,32 @@ pub fn rules() -> Vec<Rule> {
             rewrite!("algebra/select-same"; "(select ?c ?x ?x)" => "?x" if same_type("?x")),
         ),
         node_rule(Phase::Algebra, "algebra/div-pow2", is_div, div_pow2),
+        node_rule(
+            Phase::Algebra,
+            "algebra/div-accumulated",
+            is_div,
+            div_accumulated,
+        ),
     ]
 }
 
 fn is_div(n: &ENode) -> bool {
     matches!(n.ir_op(), Some(Op::Binary(BinaryOp::Div)))
+}
+
+/// `x / s` ⇒ `x · reciprocal(s)` for floats when a reduction or matmul is
+/// upstream of `s`: the spec holds such values to the accumulation
+/// tolerance, not bit for bit, and a per-row divisor then costs one
+/// reciprocal per row and a multiply per element instead of a division
+/// per element (the cost model decides).
+fn div_accumulated(eg: &mut EGraph, _: Id, n: &ENode) -> Vec<Id> {
+    let (x, s) = (n.children()[0], n.children()[1]);
+    let d = &eg[s].data;
+    if !d.accumulated || !d.ty.dtype.is_float() || d.constant.is_some() {
+        return Vec::new();
+    }
+    let r = eg.add(ENode::op(Op::Unary(UnaryOp::Reciprocal), vec![s]));
+    vec![eg.add(ENode::op(Op::Binary(BinaryOp::Mul), vec![x, r]))]
 }
 
 /// The exact reciprocal of `c` in `dtype`: `c` a power of two (either sign)

@@ -332,6 +332,26 @@ const CASES: &[Case] = &[
         ),
     },
     Case {
+        rule: "algebra/div-accumulated",
+        with: &[],
+        dtypes: FLOATS,
+        start: "kernel k(%x: {T}[4, 8]) -> (out0: {T}[4, 8]) {
+  %0 = sum %x axes=[1] : {T}[4]
+  %1 = reshape %0 : {T}[4, 1]
+  %2 = div %x, %1 : {T}[4, 8]
+  return %2
+}",
+        goal: Goal::Kernel(
+            "kernel k(%x: {T}[4, 8]) -> (out0: {T}[4, 8]) {
+  %0 = sum %x axes=[1] : {T}[4]
+  %1 = reshape %0 : {T}[4, 1]
+  %2 = reciprocal %1 : {T}[4, 1]
+  %3 = mul %x, %2 : {T}[4, 8]
+  return %3
+}",
+        ),
+    },
+    Case {
         rule: "layout/transpose-out",
         with: &[],
         dtypes: NUMERIC,
