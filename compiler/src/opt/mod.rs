@@ -140,6 +140,10 @@ impl Report {
     pub fn text(&self) -> String {
         let mut s = String::new();
         let _ = writeln!(s, "// optimiser report ({})", self.level.flag());
+        if self.level == Level::O0 {
+            let _ = writeln!(s, "//   not run: one stage per op");
+            return s;
+        }
         for p in &self.phases {
             let _ = writeln!(
                 s,
