@@ -13,18 +13,25 @@
 //! (`vec.rsum`) and, for `mean`, scales by `1/n`; an expansion replicates
 //! the per-row values into 32-byte blocks (`vec.brcb`) and copies each
 //! block along its row. The result's valid rows and columns are stored.
+//!
+//! A chunked stage (rows longer than UB holds) loops over rows; per row it
+//! runs each pass of the body (`Passes`): the chunks of the row stream
+//! through the same ping-pong loop, each computing the pass's full
+//! instructions and folding its reductions into lanes kept across chunks;
+//! after the last chunk the reductions are finished and the per-row values
+//! of the pass computed. The last pass stores the result chunk by chunk.
 
 use super::Ctx;
 use super::inst::{InstBuilder, VecOperand, int_scalar};
-use super::prog::{Access, Build, Item};
+use super::prog::{Access, Branch, Build, Item};
 use super::reduce::{combine, fold_across, fold_lanes, fold_repeats, identity};
 use super::tiles::double_buffered;
 use super::vector::{self, Opnd, Seq, VBuf, dt, scalar};
 use tessera_ir::plan::reduce::LANES;
-use tessera_ir::plan::rows::{elided, row_slots};
+use tessera_ir::plan::rows::{Passes, elided, row_slots};
 use tessera_ir::plan::{EwArg, EwOp, Rows, RowsOp, Source, Width};
 use tessera_ir::{BinaryOp, DType, ReduceOp, Scalar};
-use tessera_sim::isa::{AluOp, BinOp, ScaOp};
+use tessera_sim::isa::{AluOp, BinOp, Cond, ScaOp};
 
 fn size(d: DType) -> u64 {
     d.size_bytes() as u64
@@ -40,6 +47,9 @@ pub fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String> {
         out,
         schedule,
     } = r;
+    if schedule.chunked() {
+        return generate_chunked(ctx, r);
+    }
     let (outer, n) = (*outer, *n);
     let layout = &schedule.layout;
     if layout.inputs.len() != inputs.len() || layout.temps.len() + 1 != body.len() {
@@ -56,31 +66,12 @@ pub fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String> {
         Width::Row => slots,
     };
     let mut items = Vec::new();
-    let (bi, bd) = ctx.block(&mut items)?;
-    let mut bases = Vec::with_capacity(inputs.len());
-    for i in inputs {
-        bases.push(match i.view.source {
-            Source::Constant(_) => None,
-            Source::Buffer(_) => Some(ctx.gm_view(&mut items, &i.view)?),
-        });
-    }
-    let base_out = ctx.gm_view(&mut items, out)?;
-    // Constants: filled once.
-    for (k, i) in inputs.iter().enumerate() {
-        if let Source::Constant(c) = &i.view.source {
-            let b = VBuf::of(&layout.inputs[k], 0, i.view.dtype);
-            let value = match *c {
-                Scalar::Float(x) => scalar(i.view.dtype, x),
-                Scalar::Int(v) => int_scalar(v),
-                Scalar::Bool(v) => int_scalar(i64::from(v)),
-            };
-            Seq {
-                items: &mut items,
-                n: count(i.width),
-            }
-            .dup(b, value);
-        }
-    }
+    let Opening {
+        bi,
+        bd,
+        bases,
+        base_out,
+    } = opening(ctx, r, &mut items, count)?;
     // Full inputs that repeat one row (a `[n]` vector): the same for every
     // tile, so loaded once (one copy, `rows` rows).
     let repeated = |k: usize| {
@@ -279,6 +270,57 @@ pub fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String> {
     Ok(items)
 }
 
+/// What both forms of a row stage open with.
+struct Opening {
+    /// This block's index and the block count.
+    bi: tessera_sim::isa::Reg,
+    bd: tessera_sim::isa::Reg,
+    /// Per input, its GM address (none for a constant).
+    bases: Vec<Option<tessera_sim::isa::Reg>>,
+    /// The result's GM address.
+    base_out: tessera_sim::isa::Reg,
+}
+
+/// Reads the block registers and GM addresses, and fills the constant
+/// inputs once (`count` elements of a value of each width).
+fn opening(
+    ctx: &mut Ctx<'_>,
+    r: &Rows,
+    items: &mut Vec<Item>,
+    count: impl Fn(Width) -> u64,
+) -> Result<Opening, String> {
+    let (bi, bd) = ctx.block(items)?;
+    let mut bases = Vec::with_capacity(r.inputs.len());
+    for i in &r.inputs {
+        bases.push(match i.view.source {
+            Source::Constant(_) => None,
+            Source::Buffer(_) => Some(ctx.gm_view(items, &i.view)?),
+        });
+    }
+    let base_out = ctx.gm_view(items, &r.out)?;
+    for (k, i) in r.inputs.iter().enumerate() {
+        if let Source::Constant(c) = &i.view.source {
+            let b = VBuf::of(&r.schedule.layout.inputs[k], 0, i.view.dtype);
+            let value = match *c {
+                Scalar::Float(x) => scalar(i.view.dtype, x),
+                Scalar::Int(v) => int_scalar(v),
+                Scalar::Bool(v) => int_scalar(i64::from(v)),
+            };
+            Seq {
+                items,
+                n: count(i.width),
+            }
+            .dup(b, value);
+        }
+    }
+    Ok(Opening {
+        bi,
+        bd,
+        bases,
+        base_out,
+    })
+}
+
 /// The vector instruction of a binary op (not `pow`, a composite).
 fn bin_op(b: BinaryOp) -> Result<BinOp, String> {
     Ok(match b {
@@ -371,4 +413,424 @@ fn reduce_rows(
         q.cvt(dst, acc);
     }
     Ok(())
+}
+
+/// Generates a chunked row stage: one row at a time, each pass streaming
+/// the row's chunks.
+fn generate_chunked(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String> {
+    let Rows {
+        outer,
+        n,
+        inputs,
+        body,
+        out,
+        schedule,
+    } = r;
+    let (outer, n) = (*outer, *n);
+    let layout = &schedule.layout;
+    if layout.inputs.len() != inputs.len() || layout.temps.len() + 1 != body.len() {
+        return Err("internal: the layout does not match the row stage".into());
+    }
+    let (c, chunks) = (schedule.pitch, schedule.chunks);
+    let covers = |k: u64| c.saturating_mul(k);
+    if schedule.rows != 1
+        || c == 0
+        || c % LANES != 0
+        || covers(chunks - 1) >= n
+        || covers(chunks) < n
+    {
+        return Err("internal: a chunked row stage with inconsistent chunks".into());
+    }
+    let last_len = n - c * (chunks - 1);
+    let slots = row_slots(1);
+    let count = |w: Width| match w {
+        Width::Full => c,
+        Width::Row => slots,
+    };
+    let widths: Vec<Width> = inputs.iter().map(|i| i.width).collect();
+    let passes = Passes::of(body, &widths);
+    let elided = elided(body);
+    let last = body.len() - 1;
+    let mut items = Vec::new();
+    let Opening {
+        bi,
+        bd,
+        bases,
+        base_out,
+    } = opening(ctx, r, &mut items, count)?;
+    let scratch: Vec<VBuf> = layout
+        .scratch
+        .iter()
+        .map(|l| VBuf::of(l, 0, DType::F32))
+        .collect();
+    // Per reduction, its lanes (kept across chunks); the last repeat of
+    // the lanes buffer takes one chunk's fold.
+    let mut lane_of = vec![None; body.len()];
+    let mut reductions = 0u64;
+    for (j, inst) in body.iter().enumerate() {
+        if let RowsOp::Reduce(_) = inst.op {
+            lane_of[j] = Some(reductions);
+            reductions += 1;
+        }
+    }
+    let lanes_buf = layout.lanes.as_ref();
+    let lane = |j: usize, d: DType| -> Result<VBuf, String> {
+        let b = lanes_buf.ok_or("internal: a reduction without its lanes buffer")?;
+        let k = lane_of.get(j).copied().flatten().unwrap_or(reductions);
+        Ok(VBuf::of(b, 0, d).offset(k * 256))
+    };
+    let mut block_of = vec![0u64; body.len()];
+    let mut expands = 0u64;
+    for (j, inst) in body.iter().enumerate() {
+        if inst.op == RowsOp::Expand {
+            block_of[j] = expands;
+            expands += 1;
+        }
+    }
+    // The per-row value (or result tile of copy `half`) of an instruction.
+    let value = |j: usize, half: u32| -> VBuf {
+        let d = body[j].dtype;
+        match layout.temps.get(j) {
+            Some(t) => VBuf::of(t, 0, d),
+            None => VBuf::of(&layout.out, half, d),
+        }
+    };
+    let mut w = [tessera_sim::isa::Reg(0); 10];
+    for x in &mut w {
+        *x = ctx.regs.get()?;
+    }
+    let [my_rows, nsteps, st, sb, t, q, cc, addr, off, len] = w;
+    // Full inputs any pass streams, and the passes that read them: one load
+    // per step (skipped on the passes that do not read it), so each buffer
+    // copy has one producer.
+    let mut streams = vec![false; inputs.len()];
+    let mut read_in: Vec<Vec<u64>> = vec![Vec::new(); inputs.len()];
+    for qq in 0..passes.count {
+        let streamed = passes.streamed(body, qq);
+        for (j, inst) in body.iter().enumerate() {
+            if !streamed[j] {
+                continue;
+            }
+            for a in &inst.args {
+                if let EwArg::Input(k) = *a
+                    && inputs[k].width == Width::Full
+                    && bases[k].is_some()
+                {
+                    streams[k] = true;
+                    if read_in[k].last() != Some(&qq) {
+                        read_in[k].push(qq);
+                    }
+                }
+            }
+        }
+    }
+    let acc_of = |j: usize| -> Result<DType, String> {
+        let RowsOp::Reduce(op) = body[j].op else {
+            return Err("internal: not a reduction".into());
+        };
+        let src_dt = match body[j].args.first() {
+            Some(EwArg::Input(k)) => inputs[*k].view.dtype,
+            Some(EwArg::Inst(k)) => body[*k].dtype,
+            None => return Err("internal: a reduction without operand".into()),
+        };
+        Ok(accumulator(op, src_dt))
+    };
+    // The full instructions of pass `p` on one chunk (`c` elements computed;
+    // reductions fold `len_last` valid elements on the last chunk).
+    let compute = |h: &mut Vec<Item>, p: u64, half: u32| -> Result<(), String> {
+        let streamed = passes.streamed(body, p);
+        let arg = |a: &EwArg| -> Result<VBuf, String> {
+            Ok(match *a {
+                EwArg::Input(k) => {
+                    let i = inputs.get(k).ok_or("internal: a row input out of range")?;
+                    let copy = if i.width == Width::Full { half } else { 0 };
+                    VBuf::of(&layout.inputs[k], copy, i.view.dtype)
+                }
+                EwArg::Inst(k) => value(k, half),
+            })
+        };
+        let block = |k: usize, d: DType| -> Result<VBuf, String> {
+            let b = layout
+                .blocks
+                .as_ref()
+                .ok_or("internal: an expansion without its block buffer")?;
+            Ok(VBuf::of(b, 0, d).offset(block_of[k] * slots * 32))
+        };
+        for (j, inst) in body.iter().enumerate() {
+            if !streamed[j] {
+                continue;
+            }
+            let dst = value(j, half);
+            let args = inst.args.iter().map(arg).collect::<Result<Vec<_>, _>>()?;
+            let elided_arg = |a: &EwArg| matches!(*a, EwArg::Inst(k) if elided[k]);
+            match &inst.op {
+                RowsOp::Ew(EwOp::Binary(b)) if inst.args.iter().any(elided_arg) => {
+                    let op = bin_op(*b)?;
+                    let mut ops = vec![Opnd::Run(dst)];
+                    for (a, v) in inst.args.iter().zip(&args) {
+                        ops.push(match *a {
+                            EwArg::Inst(k) if elided[k] => Opnd::Block(block(k, v.dtype)?),
+                            _ => Opnd::Run(*v),
+                        });
+                    }
+                    vector::emit(h, c, &ops, |bld, v, rep, m| {
+                        bld.vec_bin(op, dt(dst.dtype), v[0], v[1], v[2], rep, m)
+                    });
+                }
+                RowsOp::Ew(op) => {
+                    vector::emit_op(h, count(inst.width), op, dst, &args, &scratch)?;
+                }
+                RowsOp::Expand => {
+                    let src = *args
+                        .first()
+                        .ok_or("internal: an expansion without operand")?;
+                    let bc = block(j, src.dtype)?;
+                    h.op(vec![
+                        (Access::Write, bc.region(slots * 32)),
+                        (Access::Read, src.region(slots * size(src.dtype))),
+                    ])
+                    .vec_brcb(
+                        dt(src.dtype),
+                        VecOperand::new(bc.addr, 1, 8),
+                        src.addr,
+                        1,
+                    );
+                    if !elided[j] {
+                        vector::emit(h, c, &[Opnd::Run(dst), Opnd::Block(bc)], |b, v, rep, m| {
+                            b.vec_copy(dt(dst.dtype), v[0], v[1], rep, m)
+                        });
+                    }
+                }
+                RowsOp::Reduce(op) => {
+                    let src = *args
+                        .first()
+                        .ok_or("internal: a reduction without operand")?;
+                    let acc_dt = acc_of(j)?;
+                    let wide = if src.dtype == acc_dt {
+                        src
+                    } else {
+                        let w = layout
+                            .wide
+                            .as_ref()
+                            .ok_or("internal: a widening reduction without its wide buffer")?;
+                        let w = VBuf::of(w, 0, acc_dt);
+                        Seq { items: h, n: c }.cvt(w, src);
+                        w
+                    };
+                    let mine = lane(j, acc_dt)?;
+                    let part = lane(usize::MAX, acc_dt)?;
+                    let per = 256 / size(acc_dt);
+                    // Every chunk but the last folds whole repeats; the last
+                    // its valid ones and a masked partial repeat.
+                    let fold = |h: &mut Vec<Item>, valid: u64| {
+                        let (full, tail) = (valid / per, valid % per);
+                        if full > 0 {
+                            fold_repeats(h, fold_across(*op), acc_dt, part, wide, full, 8, per);
+                            Seq { items: h, n: per }.bin(combine(*op), mine, mine, part);
+                        }
+                        if tail > 0 {
+                            Seq { items: h, n: tail }.bin(
+                                combine(*op),
+                                mine,
+                                mine,
+                                wide.offset(full * 256),
+                            );
+                        }
+                    };
+                    if last_len == c {
+                        fold(h, c);
+                    } else {
+                        let mut most = Vec::new();
+                        fold(&mut most, c);
+                        h.push(Item::Guard {
+                            skip_if: vec![Branch::new(Cond::Eq, cc, chunks - 1)],
+                            body: most,
+                        });
+                        let mut end = Vec::new();
+                        fold(&mut end, last_len);
+                        h.push(Item::Guard {
+                            skip_if: vec![Branch::new(Cond::Ne, cc, chunks - 1)],
+                            body: end,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
+    };
+    // The per-row instructions known after pass `p` (−1: before the
+    // first), in body order.
+    let per_row = |h: &mut Vec<Item>, p: i64| -> Result<(), String> {
+        for (j, inst) in body.iter().enumerate() {
+            if passes.of[j] != p || inst.width != Width::Row {
+                continue;
+            }
+            let dst = value(j, 0);
+            match &inst.op {
+                RowsOp::Reduce(op) => {
+                    let acc_dt = acc_of(j)?;
+                    let acc = VBuf::of(
+                        layout
+                            .acc
+                            .as_ref()
+                            .ok_or("internal: a reduction without its accumulator")?,
+                        0,
+                        acc_dt,
+                    );
+                    fold_lanes(h, *op, acc, lane(j, acc_dt)?, 1, 256 / size(acc_dt));
+                    let mut s = Seq { items: h, n: slots };
+                    if *op == ReduceOp::Mean {
+                        s.sca(ScaOp::Muls, acc, acc, scalar(acc_dt, 1.0 / n as f64));
+                    }
+                    if dst.dtype == acc_dt {
+                        s.copy(dst, acc);
+                    } else {
+                        s.cvt(dst, acc);
+                    }
+                }
+                RowsOp::Ew(op) => {
+                    let args = inst
+                        .args
+                        .iter()
+                        .map(|a| match *a {
+                            EwArg::Input(k) => VBuf::of(&layout.inputs[k], 0, inputs[k].view.dtype),
+                            EwArg::Inst(k) => value(k, 0),
+                        })
+                        .collect::<Vec<_>>();
+                    vector::emit_op(h, slots, op, dst, &args, &scratch)?;
+                }
+                RowsOp::Expand => return Err("internal: a per-row expansion".into()),
+            }
+        }
+        Ok(())
+    };
+    // This block's rows are bi, bi + bd, …; each has passes × chunks steps.
+    let per_row_steps = passes.count * chunks;
+    items.ins().s_li(my_rows, outer);
+    items.ins().s_alu(AluOp::Sub, my_rows, my_rows, bi);
+    items.ins().s_alu(AluOp::Add, my_rows, my_rows, bd);
+    items.ins().s_alu(AluOp::Sub, my_rows, my_rows, 1u64);
+    items.ins().s_alu(AluOp::Div, my_rows, my_rows, bd);
+    items
+        .ins()
+        .s_alu(AluOp::Mul, nsteps, my_rows, per_row_steps);
+    items.ins().s_li(st, 0u64);
+    double_buffered(&mut items, (st, sb), 1u64, 2u64, nsteps, |half, sr| {
+        let mut h = Vec::new();
+        // Step → (row, pass, chunk).
+        h.ins().s_alu(AluOp::Div, t, sr, per_row_steps);
+        h.ins().s_alu(AluOp::Mul, t, t, bd);
+        h.ins().s_alu(AluOp::Add, t, t, bi);
+        h.ins().s_alu(AluOp::Rem, cc, sr, per_row_steps);
+        h.ins().s_alu(AluOp::Div, q, cc, chunks);
+        h.ins().s_alu(AluOp::Rem, cc, cc, chunks);
+        // Valid elements of the chunk.
+        h.ins().s_alu(AluOp::Mul, off, cc, c);
+        h.ins().s_li(len, n);
+        h.ins().s_alu(AluOp::Sub, len, len, off);
+        h.ins().s_alu(AluOp::Min, len, len, c);
+        // A row's first step: its per-row inputs and values, and every
+        // reduction's lanes reset.
+        let mut first = Vec::new();
+        for (k, i) in inputs.iter().enumerate() {
+            let (Width::Row, Some(base)) = (i.width, bases[k]) else {
+                continue;
+            };
+            let s = size(i.view.dtype);
+            let dst = VBuf::of(&layout.inputs[k], 0, i.view.dtype);
+            first.ins().s_alu(AluOp::Mul, addr, t, s);
+            first.ins().s_alu(AluOp::Add, addr, addr, base);
+            first
+                .op(vec![(Access::Write, dst.region(slots * s))])
+                .mte2_gm_ub(dst.addr, addr, 1u64, s, 0u64, 0u64);
+        }
+        per_row(&mut first, -1)?;
+        for (j, inst) in body.iter().enumerate() {
+            if let RowsOp::Reduce(op) = inst.op {
+                let acc_dt = acc_of(j)?;
+                Seq {
+                    items: &mut first,
+                    n: 256 / size(acc_dt),
+                }
+                .dup(lane(j, acc_dt)?, identity(op, acc_dt));
+            }
+        }
+        h.push(Item::Guard {
+            skip_if: vec![
+                Branch::new(Cond::Ne, q, 0u64),
+                Branch::new(Cond::Ne, cc, 0u64),
+            ],
+            body: first,
+        });
+        // Loads.
+        for (k, i) in inputs.iter().enumerate() {
+            let (true, Some(base)) = (streams[k], bases[k]) else {
+                continue;
+            };
+            let s = size(i.view.dtype);
+            let rs = i.view.strides.first().copied().unwrap_or(0);
+            let dst = VBuf::of(&layout.inputs[k], half, i.view.dtype);
+            h.ins().s_alu(AluOp::Mul, addr, cc, c * s);
+            h.ins().s_alu(AluOp::Mul, off, t, rs * s);
+            h.ins().s_alu(AluOp::Add, addr, addr, off);
+            h.ins().s_alu(AluOp::Add, addr, addr, base);
+            h.ins().s_alu(AluOp::Mul, off, len, s);
+            let mut load = Vec::new();
+            load.op(vec![(Access::Write, dst.region(c * s))])
+                .mte2_gm_ub(dst.addr, addr, 1u64, off, 0u64, c * s);
+            if read_in[k].len() as u64 == passes.count {
+                h.extend(load);
+            } else {
+                // Only on the passes that read it.
+                let skip = (0..passes.count)
+                    .filter(|p| !read_in[k].contains(p))
+                    .map(|p| Branch::new(Cond::Eq, q, p))
+                    .collect();
+                h.push(Item::Guard {
+                    skip_if: skip,
+                    body: load,
+                });
+            }
+        }
+        for p in 0..passes.count {
+            let mut g = Vec::new();
+            compute(&mut g, p, half)?;
+            let last_pass = p + 1 == passes.count;
+            if last_pass && body[last].width == Width::Full {
+                let so = size(out.dtype);
+                let ob = VBuf::of(&layout.out, half, out.dtype);
+                g.ins().s_alu(AluOp::Mul, addr, cc, c * so);
+                g.ins().s_alu(AluOp::Mul, off, t, n * so);
+                g.ins().s_alu(AluOp::Add, addr, addr, off);
+                g.ins().s_alu(AluOp::Add, addr, addr, base_out);
+                g.ins().s_alu(AluOp::Mul, off, len, so);
+                g.op(vec![(Access::Read, ob.region(c * so))])
+                    .mte3_ub_gm(addr, ob.addr, 1u64, off, 0u64, 0u64);
+            }
+            // The pass's last chunk: its reductions finished, its per-row
+            // values computed (and a per-row result stored).
+            let mut fin = Vec::new();
+            per_row(&mut fin, p as i64)?;
+            if last_pass && body[last].width == Width::Row {
+                let so = size(out.dtype);
+                let ob = VBuf::of(&layout.out, 0, out.dtype);
+                fin.ins().s_alu(AluOp::Mul, addr, t, so);
+                fin.ins().s_alu(AluOp::Add, addr, addr, base_out);
+                fin.op(vec![(Access::Read, ob.region(slots * so))])
+                    .mte3_ub_gm(addr, ob.addr, 1u64, so, 0u64, 0u64);
+            }
+            if !fin.is_empty() {
+                g.push(Item::Guard {
+                    skip_if: vec![Branch::new(Cond::Ne, cc, chunks - 1)],
+                    body: fin,
+                });
+            }
+            h.push(Item::Guard {
+                skip_if: vec![Branch::new(Cond::Ne, q, p)],
+                body: g,
+            });
+        }
+        Ok(h)
+    })?;
+    Ok(items)
 }

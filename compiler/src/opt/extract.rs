@@ -16,15 +16,15 @@
 //! the first node found, so the choice is deterministic.
 
 use super::analysis::{EGraph, body_types, is_elementwise};
-use super::group::{GroupKind, body_of, classify, rows_form};
+use super::group::{GroupKind, body_of, classify, rows_bytes_per_element, rows_form};
 use super::lang::Body;
 use super::lang::{Arg, ENode};
 use crate::cost::{Work, node_work};
 use egg::{Id, Language};
 use std::collections::HashMap;
 use std::rc::Rc;
-use tessera_ir::plan::RowsOp;
-use tessera_ir::plan::rows::ROW_ALIGN;
+use tessera_ir::plan::rows::{Passes, ROW_ALIGN};
+use tessera_ir::plan::{RowsInst, RowsOp, Width};
 use tessera_ir::{Kernel, Op, TensorType, Value};
 use tessera_sim::Machine;
 
@@ -108,6 +108,24 @@ pub fn group_cost(body: &Body, inputs: &[TensorType], consts: &[bool], m: &Machi
         // row by row: instructions whose fixed cost matters for short rows.
         let pitch = form.n.div_ceil(ROW_ALIGN) * ROW_ALIGN;
         work.vector *= pitch as f64 / form.n as f64;
+        // A row longer than UB holds streams in chunks once per pass, and
+        // a pass recomputes the full values it needs.
+        if rows_bytes_per_element(&form, inputs) * pitch > m.memory.ub.bytes {
+            let passes = Passes::of(&form.insts, &form.inputs);
+            let streamed =
+                |i: &RowsInst| i.width == Width::Full || matches!(i.op, RowsOp::Reduce(_));
+            let once = form.insts.iter().filter(|i| streamed(i)).count().max(1);
+            let runs: usize = (0..passes.count)
+                .map(|q| {
+                    passes
+                        .streamed(&form.insts, q)
+                        .iter()
+                        .filter(|&&s| s)
+                        .count()
+                })
+                .sum();
+            work.vector *= runs as f64 / once as f64;
+        }
         let rows: u64 = form.lead.iter().product();
         let per_row = form
             .insts

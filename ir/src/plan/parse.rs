@@ -559,6 +559,7 @@ impl What {
                     schedule: RowsSchedule {
                         rows: p.need("rows")?,
                         pitch: p.need("pitch")?,
+                        chunks: p.take("chunks").unwrap_or(1),
                         tiles: p.need("tiles")?,
                         layout: RowsLayout {
                             inputs,

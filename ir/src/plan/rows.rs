@@ -18,6 +18,11 @@ use crate::types::DType;
 /// multiple of it, so reductions fold whole repeats.
 pub const ROW_ALIGN: u64 = 64;
 
+/// Elements of a chunk of a chunked row are a multiple of this: whole
+/// repeats of every dtype (128 2-byte values), so only the last chunk of a
+/// row folds a partial repeat.
+pub const CHUNK_ALIGN: u64 = 128;
+
 /// Whether a value is full (`[rows, n]`) or one per row (`[rows]`).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Width {
@@ -108,16 +113,31 @@ impl Rows {
 }
 
 /// How a row stage is tiled.
+///
+/// With `chunks` ≤ 1 a tile is `rows` whole rows kept in UB. A row longer
+/// than UB holds is *chunked*: a tile is one row (`rows == 1`), streamed in
+/// `chunks` chunks of `pitch` elements (a multiple of [`CHUNK_ALIGN`]; the
+/// last chunk holds the rest) once per pass of the body ([`passes`]).
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct RowsSchedule {
     /// Rows of a tile.
     pub rows: u64,
-    /// Elements between rows in UB (a multiple of [`ROW_ALIGN`]).
+    /// Elements between rows in UB (a multiple of [`ROW_ALIGN`]); chunked,
+    /// the elements of a chunk.
     pub pitch: u64,
+    /// Chunks of a row: 1 (or 0) when whole rows fit UB.
+    pub chunks: u64,
     /// Tiles of the whole stage.
     pub tiles: u64,
     /// The UB buffers.
     pub layout: RowsLayout,
+}
+
+impl RowsSchedule {
+    /// Whether rows are streamed in chunks.
+    pub fn chunked(&self) -> bool {
+        self.chunks > 1
+    }
 }
 
 /// The UB buffers of a row stage (listed in this order).
@@ -217,7 +237,11 @@ pub fn elided(body: &[RowsInst]) -> Vec<bool> {
 /// instruction never writes a slot one of its own operands is in (so
 /// composites may read their operands after writing), and slots are
 /// shared only between results of the same width and element size.
-pub fn temp_slots(body: &[RowsInst]) -> (Vec<usize>, Vec<(Width, usize)>) {
+///
+/// Chunked (`chunked`), per-row values live across chunks and passes, so
+/// each gets a slot of its own; full values are recomputed per chunk in
+/// body order, so sharing them by liveness stays sound.
+pub fn temp_slots(body: &[RowsInst], chunked: bool) -> (Vec<usize>, Vec<(Width, usize)>) {
     let n = body.len().saturating_sub(1);
     let mut last_use = vec![0usize; n];
     for (j, inst) in body.iter().enumerate() {
@@ -234,21 +258,222 @@ pub fn temp_slots(body: &[RowsInst]) -> (Vec<usize>, Vec<(Width, usize)>) {
     let mut slots: Vec<(Width, usize)> = Vec::new();
     // The instruction up to which each slot is busy.
     let mut busy_until: Vec<usize> = Vec::new();
+    // Slots of per-row values of a chunked stage: never shared.
+    let mut reserved: Vec<bool> = Vec::new();
     for (j, inst) in body.iter().take(n).enumerate() {
         // An elided expansion keeps only its per-row values.
         let width = if elided[j] { Width::Row } else { inst.width };
         let class = (width, inst.dtype.size_bytes());
-        let free = (0..slots.len()).find(|&s| slots[s] == class && busy_until[s] < j);
+        let shareable = !(chunked && width == Width::Row);
+        let free = (0..slots.len())
+            .find(|&s| shareable && slots[s] == class && busy_until[s] < j && !reserved[s]);
         let s = match free {
             Some(s) => s,
             None => {
                 slots.push(class);
                 busy_until.push(0);
+                reserved.push(false);
                 slots.len() - 1
             }
         };
         busy_until[s] = last_use[j].max(j);
+        if !shareable {
+            reserved[s] = true;
+        }
         slot_of.push(s);
     }
     (slot_of, slots)
+}
+
+/// When each instruction of a chunked row stage runs: the pass that
+/// computes a full value (chunk by chunk) or after which a per-row value is
+/// known (−1: from per-row inputs alone, before the first pass).
+///
+/// A reduction is known after the pass that streams its operand; a full
+/// value that reads a per-row value (through an expansion) runs in a later
+/// pass. A full value needed in a later pass than its own is recomputed
+/// there from the inputs, which are read again (each pass is one streaming
+/// read of what it needs), so results are the same bits as the whole-row
+/// form's.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Passes {
+    /// Per instruction, its pass.
+    pub of: Vec<i64>,
+    /// Passes over each row (at least 1).
+    pub count: u64,
+}
+
+impl Passes {
+    /// The passes of a body over inputs of widths `inputs`.
+    pub fn of(body: &[RowsInst], inputs: &[Width]) -> Passes {
+        let mut of: Vec<i64> = Vec::with_capacity(body.len());
+        for inst in body {
+            let arg = |a: &EwArg| match *a {
+                EwArg::Input(k) => match inputs.get(k) {
+                    Some(Width::Row) => -1,
+                    _ => 0,
+                },
+                EwArg::Inst(k) => of.get(k).copied().unwrap_or(0),
+            };
+            let deepest = inst.args.iter().map(arg).max().unwrap_or(-1);
+            let p = match inst.op {
+                // Spread a per-row value over its row in the pass after it
+                // is known.
+                RowsOp::Expand => deepest + 1,
+                RowsOp::Reduce(_) => deepest.max(0),
+                RowsOp::Ew(_) => match inst.width {
+                    Width::Full => deepest.max(0),
+                    Width::Row => deepest,
+                },
+            };
+            of.push(p);
+        }
+        let count = of.last().map_or(1, |&p| (p + 1).max(1)) as u64;
+        Passes { of, count }
+    }
+
+    /// Which full instructions pass `q` computes for each chunk: those the
+    /// reductions known after `q` read, and on the last pass those the
+    /// result reads (when it is full).
+    pub fn streamed(&self, body: &[RowsInst], q: u64) -> Vec<bool> {
+        let q = q as i64;
+        let mut need = vec![false; body.len()];
+        let last = body.len().saturating_sub(1);
+        for (j, inst) in body.iter().enumerate().rev() {
+            let root = match inst.op {
+                RowsOp::Reduce(_) => self.of[j] == q,
+                RowsOp::Ew(_) | RowsOp::Expand => {
+                    j == last && inst.width == Width::Full && self.count as i64 == q + 1
+                }
+            };
+            if root {
+                need[j] = true;
+            }
+            if !need[j] {
+                continue;
+            }
+            // Full operands are computed in this chunk too; per-row ones
+            // are known already.
+            let full_reader = inst.width == Width::Full || matches!(inst.op, RowsOp::Reduce(_));
+            if !full_reader || inst.op == RowsOp::Expand {
+                continue;
+            }
+            for a in &inst.args {
+                if let EwArg::Inst(k) = *a
+                    && body[k].width == Width::Full
+                {
+                    need[k] = true;
+                }
+            }
+        }
+        // Reductions are folded, not computed, chunk by chunk.
+        need
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::op::UnaryOp;
+
+    fn inst(op: RowsOp, args: &[EwArg], width: Width) -> RowsInst {
+        RowsInst {
+            op,
+            args: args.to_vec(),
+            dtype: DType::F32,
+            width,
+        }
+    }
+
+    /// softmax: `max`, expand, `sub`, `exp`, `sum`, expand, `div`.
+    fn softmax() -> Vec<RowsInst> {
+        use EwArg::{Input as In, Inst as At};
+        vec![
+            inst(RowsOp::Reduce(ReduceOp::Max), &[In(0)], Width::Row),
+            inst(RowsOp::Expand, &[At(0)], Width::Full),
+            inst(
+                RowsOp::Ew(EwOp::Binary(BinaryOp::Sub)),
+                &[In(0), At(1)],
+                Width::Full,
+            ),
+            inst(RowsOp::Ew(EwOp::Unary(UnaryOp::Exp)), &[At(2)], Width::Full),
+            inst(RowsOp::Reduce(ReduceOp::Sum), &[At(3)], Width::Row),
+            inst(RowsOp::Expand, &[At(4)], Width::Full),
+            inst(
+                RowsOp::Ew(EwOp::Binary(BinaryOp::Div)),
+                &[At(3), At(5)],
+                Width::Full,
+            ),
+        ]
+    }
+
+    #[test]
+    fn softmax_streams_three_passes_and_recomputes_the_exponentials() {
+        let body = softmax();
+        let p = Passes::of(&body, &[Width::Full]);
+        // max known after pass 0; sub/exp/sum in pass 1; the quotient in 2.
+        assert_eq!(p.of, vec![0, 1, 1, 1, 1, 2, 2]);
+        assert_eq!(p.count, 3);
+        let on = |q| {
+            p.streamed(&body, q)
+                .iter()
+                .enumerate()
+                .filter_map(|(j, &s)| s.then_some(j))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(on(0), vec![0]);
+        assert_eq!(on(1), vec![1, 2, 3, 4]);
+        // The last pass recomputes `exp(x - max)` (1, 2, 3) for the quotient.
+        assert_eq!(on(2), vec![1, 2, 3, 5, 6]);
+    }
+
+    #[test]
+    fn a_per_row_result_and_per_row_inputs() {
+        use EwArg::{Input as In, Inst as At};
+        // sum(x) * r with r a per-row input: one pass, the product after it.
+        let body = vec![
+            inst(RowsOp::Reduce(ReduceOp::Sum), &[In(0)], Width::Row),
+            inst(
+                RowsOp::Ew(EwOp::Binary(BinaryOp::Mul)),
+                &[At(0), In(1)],
+                Width::Row,
+            ),
+        ];
+        let p = Passes::of(&body, &[Width::Full, Width::Row]);
+        assert_eq!(p.of, vec![0, 0]);
+        assert_eq!(p.count, 1);
+        // A per-row input expanded and added: known before the first pass.
+        let body = vec![
+            inst(RowsOp::Expand, &[In(1)], Width::Full),
+            inst(
+                RowsOp::Ew(EwOp::Binary(BinaryOp::Add)),
+                &[In(0), At(0)],
+                Width::Full,
+            ),
+        ];
+        let p = Passes::of(&body, &[Width::Full, Width::Row]);
+        assert_eq!(p.of, vec![0, 0]);
+        assert_eq!(p.count, 1);
+        assert_eq!(p.streamed(&body, 0), vec![true, true]);
+    }
+
+    #[test]
+    fn chunked_per_row_values_never_share_slots() {
+        use EwArg::{Input as In, Inst as At};
+        // Two independent means, the first dead before the second is made.
+        let body = vec![
+            inst(RowsOp::Reduce(ReduceOp::Mean), &[In(0)], Width::Row),
+            inst(RowsOp::Ew(EwOp::Unary(UnaryOp::Exp)), &[At(0)], Width::Row),
+            inst(RowsOp::Reduce(ReduceOp::Mean), &[In(0)], Width::Row),
+            inst(
+                RowsOp::Ew(EwOp::Binary(BinaryOp::Add)),
+                &[At(1), At(2)],
+                Width::Row,
+            ),
+        ];
+        let (whole, _) = temp_slots(&body, false);
+        assert_eq!(whole, vec![0, 1, 0]);
+        let (chunked, _) = temp_slots(&body, true);
+        assert_eq!(chunked, vec![0, 1, 2]);
+    }
 }

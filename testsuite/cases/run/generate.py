@@ -1508,6 +1508,36 @@ def _(rng):
     return {"x": x, "g": g}, {"out0": rms_norm(x, g, eps=1e-3)}
 
 
+# --- rows longer than UB: streamed in chunks, once per pass ------------------------------
+
+
+@case("rows_chunked_softmax_f16")
+def _(rng):
+    x = uniform(rng, (3, 20000), "f16", -8.0, 8.0)
+    return {"x": x}, {"out0": softmax(x)}
+
+
+@case("rows_chunked_layer_norm_f32")
+def _(rng):
+    x = uniform(rng, (2, 17000), "f32", -2.0, 3.0)
+    g, b = uniform(rng, (17000,), "f32", 0.5, 1.5), uniform(rng, (17000,), "f32")
+    return {"x": x, "g": g, "b": b}, {"out0": layer_norm(x, g, b)}
+
+
+@case("rows_chunked_logsumexp_f32")
+def _(rng):
+    x = uniform(rng, (3, 16500), "f32", -6.0, 6.0)
+    m = max_(x, axis=-1, keepdims=True)
+    lse = log(sum_(exp(x - m), axis=-1)) + reshape(m, (3,))
+    return {"x": x}, {"out0": lse}
+
+
+@case("rows_chunked_rms_norm_bf16")
+def _(rng):
+    x, g = uniform(rng, (2, 33000), "bf16", -2.0, 2.0), uniform(rng, (33000,), "bf16", 0.5, 1.5)
+    return {"x": x, "g": g}, {"out0": rms_norm(x, g)}
+
+
 # --- broadcasting ---------------------------------------------------------------------
 
 

@@ -21,6 +21,10 @@ use tessera_ir::{Op, TensorType};
 /// Smallest tile (elements) a fused elementwise group must fit in UB.
 pub const MIN_TILE_ELEMENTS: u64 = 1024;
 
+/// Smallest chunk (elements) a row group whose rows do not fit UB whole
+/// must stream in (shorter chunks would spend their time on fixed costs).
+pub const MIN_CHUNK: u64 = 2048;
+
 /// The fusion rules.
 pub fn rules(budget: Budget) -> Vec<Rule> {
     vec![
@@ -320,9 +324,10 @@ impl Grow {
                     <= self.budget.ub_bytes
             }
             Some(GroupKind::Rows) => rows_form(body, &in_tys, &consts, &tys).is_some_and(|f| {
-                // One row (padded to whole repeats) must fit.
+                // One row (padded to whole repeats) must fit, or a row
+                // streams in chunks of at least MIN_CHUNK elements.
                 let pitch = f.n.div_ceil(ROW_ALIGN) * ROW_ALIGN;
-                rows_bytes_per_element(&f, &in_tys) * pitch <= self.budget.ub_bytes
+                rows_bytes_per_element(&f, &in_tys) * pitch.min(MIN_CHUNK) <= self.budget.ub_bytes
             }),
             Some(GroupKind::MatMulEpilogue { .. }) => true,
             None => {

@@ -1,10 +1,11 @@
 //! Scheduling row stages: as many whole rows per tile as UB holds with its
 //! inputs and result double-buffered, shrunk so every vector core gets
-//! work.
+//! work. A row longer than UB holds is chunked: one row per tile, streamed
+//! in the largest balanced chunks that fit, once per pass of the body.
 
 use super::{Allocator, fits};
 use tessera_ir::plan::elementwise::{SCRATCH_TABLE_BYTES, scratch};
-use tessera_ir::plan::rows::{ROW_ALIGN, row_slots, temp_slots};
+use tessera_ir::plan::rows::{CHUNK_ALIGN, Passes, ROW_ALIGN, row_slots, temp_slots};
 use tessera_ir::plan::{MemSpace, Rows, RowsInst, RowsLayout, RowsOp, RowsSchedule, Width};
 use tessera_ir::{DType, ReduceOp};
 use tessera_sim::Machine;
@@ -18,17 +19,22 @@ fn bytes_of(w: Width, s: u64, rows: u64, pitch: u64) -> u64 {
     }
 }
 
-/// The UB buffers of a row stage with `rows`-row tiles of `pitch`.
-pub fn layout(r: &Rows, rows: u64, pitch: u64, align: u64) -> RowsLayout {
+/// The UB buffers of a row stage with `rows`-row tiles of `pitch` (chunked:
+/// one row, chunks of `pitch`).
+pub fn layout(r: &Rows, rows: u64, pitch: u64, chunked: bool, align: u64) -> RowsLayout {
     let mut a = Allocator::default();
     let mut add = |bytes: u64, copies: u32| a.add(MemSpace::Ub, bytes, copies, align);
     let inputs = r
         .inputs
         .iter()
         .map(|i| {
-            // Constants and repeated rows are loaded once.
+            // Constants and repeated rows are loaded once (chunked, a
+            // repeated row streams with the rest; a per-row input is loaded
+            // once per row).
+            let repeated = i.width == Width::Full && i.view.strides.first() == Some(&0);
             let once = i.view.buffer().is_none()
-                || (i.width == Width::Full && i.view.strides.first() == Some(&0));
+                || (repeated && !chunked)
+                || (chunked && i.width == Width::Row);
             let copies = if once { 1 } else { 2 };
             add(
                 bytes_of(i.width, i.view.dtype.size_bytes() as u64, rows, pitch),
@@ -37,7 +43,7 @@ pub fn layout(r: &Rows, rows: u64, pitch: u64, align: u64) -> RowsLayout {
         })
         .collect();
     // Temporaries share slots by liveness.
-    let (slot_of, slots) = temp_slots(&r.body);
+    let (slot_of, slots) = temp_slots(&r.body, chunked);
     let slot_bufs: Vec<_> = slots
         .iter()
         .map(|&(w, size)| add(bytes_of(w, size as u64, rows, pitch), 1))
@@ -90,13 +96,25 @@ pub fn layout(r: &Rows, rows: u64, pitch: u64, align: u64) -> RowsLayout {
     let wide =
         (reduce_inputs.iter().any(|d| d.size_bytes() < 4) || int_reduce).then(|| add(tile4, 1));
     let reduces = r.reduces();
+    // Chunked, every reduction keeps its lanes across chunks, and one more
+    // repeat takes a chunk's fold.
+    let lanes = if chunked {
+        let n = r
+            .body
+            .iter()
+            .filter(|i| matches!(i.op, RowsOp::Reduce(_)))
+            .count() as u64;
+        (n + 1) * 256
+    } else {
+        row_slots(rows) * 256
+    };
     RowsLayout {
         inputs,
         temps,
         out,
         scratch,
         wide,
-        lanes: reduces.then(|| add(row_slots(rows) * 256, 1)),
+        lanes: reduces.then(|| add(lanes, 1)),
         acc: reduces.then(|| add(row_slots(rows) * 4, 1)),
         // One block buffer per expansion (an elided one is read later).
         blocks: r.expands().then(|| {
@@ -106,6 +124,28 @@ pub fn layout(r: &Rows, rows: u64, pitch: u64, align: u64) -> RowsLayout {
     }
 }
 
+/// The largest chunk (a multiple of [`CHUNK_ALIGN`] that folds in at most
+/// 255 repeats of 64 lanes) whose buffers fit UB.
+fn largest_chunk(r: &Rows, machine: &Machine) -> Option<u64> {
+    let align = machine.memory.ub.align;
+    let top = (255 * ROW_ALIGN / CHUNK_ALIGN) * CHUNK_ALIGN;
+    let fits_at = |c: u64| fits(&layout(r, 1, c, true, align).named(), machine);
+    if !fits_at(CHUNK_ALIGN) {
+        return None;
+    }
+    // Binary search over multiples of CHUNK_ALIGN.
+    let (mut lo, mut hi) = (1, top / CHUNK_ALIGN);
+    while lo < hi {
+        let mid = (lo + hi).div_ceil(2);
+        if fits_at(mid * CHUNK_ALIGN) {
+            lo = mid;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    Some(lo * CHUNK_ALIGN)
+}
+
 /// Chooses the tiles, blocks and buffers of a row stage; returns the block
 /// count and the estimate.
 pub fn schedule(r: &mut Rows, machine: &Machine) -> Result<(u32, u64), String> {
@@ -113,25 +153,22 @@ pub fn schedule(r: &mut Rows, machine: &Machine) -> Result<(u32, u64), String> {
     let align = machine.memory.ub.align;
     let pitch = r.n.div_ceil(ROW_ALIGN) * ROW_ALIGN;
     // Enough tiles for every core, then as many rows as fit (reductions
-    // fold at most 255 rows at once).
+    // fold at most 255 rows at once, and a row at most 255 repeats).
     let want = r.outer.div_ceil(cores).clamp(1, 248);
     let mut rows = want;
-    while rows > 1 && !fits(&layout(r, rows, pitch, align).named(), machine) {
+    while rows > 1 && !fits(&layout(r, rows, pitch, false, align).named(), machine) {
         rows = rows.div_ceil(2).min(rows - 1);
     }
-    let lay = layout(r, rows, pitch, align);
-    if !fits(&lay.named(), machine) {
-        r.schedule.layout = lay;
-        return Err(format!(
-            "one row of {} elements does not fit UB with the stage's buffers",
-            r.n
-        ));
+    let lay = layout(r, rows, pitch, false, align);
+    if !fits(&lay.named(), machine) || pitch > 255 * ROW_ALIGN {
+        return chunked(r, machine, lay);
     }
     let tiles = r.outer.div_ceil(rows);
     let block_dim = tiles.min(cores).max(1);
     r.schedule = RowsSchedule {
         rows,
         pitch,
+        chunks: 1,
         tiles,
         layout: lay,
     };
@@ -159,4 +196,74 @@ pub fn schedule(r: &mut Rows, machine: &Machine) -> Result<(u32, u64), String> {
         block_dim as u32,
         (waves as f64 * per_tile + mte2 + mte3) as u64,
     ))
+}
+
+/// Schedules a row stage whose rows do not fit UB whole: one row per tile
+/// in balanced chunks of the largest size that fits. `whole` is the
+/// one-row layout that did not fit (kept for the capacity error).
+fn chunked(r: &mut Rows, machine: &Machine, whole: RowsLayout) -> Result<(u32, u64), String> {
+    let cores = u64::from(machine.vector_cores());
+    let align = machine.memory.ub.align;
+    let Some(most) = largest_chunk(r, machine) else {
+        r.schedule.layout = whole;
+        return Err(format!(
+            "a chunk of {CHUNK_ALIGN} elements of a row of {} does not fit UB with the stage's buffers",
+            r.n
+        ));
+    };
+    let chunks = r.n.div_ceil(most).max(1);
+    let chunk = r.n.div_ceil(chunks).div_ceil(CHUNK_ALIGN) * CHUNK_ALIGN;
+    let chunks = r.n.div_ceil(chunk);
+    let lay = layout(r, 1, chunk, true, align);
+    let tiles = r.outer;
+    let block_dim = tiles.min(cores).max(1);
+    r.schedule = RowsSchedule {
+        rows: 1,
+        pitch: chunk,
+        chunks,
+        tiles,
+        layout: lay,
+    };
+    // Cost: per pass, per chunk the slowest of its loads, compute and
+    // stores (later passes re-read what L2 holds).
+    let widths: Vec<Width> = r.inputs.iter().map(|i| i.width).collect();
+    let passes = Passes::of(&r.body, &widths);
+    let dma_in = &machine.dma.gm_to_ub;
+    let dma_out = &machine.dma.ub_to_gm;
+    let mut per_tile = 0.0;
+    for q in 0..passes.count {
+        let streamed = passes.streamed(&r.body, q);
+        let insts = streamed.iter().filter(|&&s| s).count() as f64;
+        let mut read = std::collections::BTreeSet::new();
+        for (j, inst) in r.body.iter().enumerate() {
+            if streamed[j] {
+                for a in &inst.args {
+                    if let tessera_ir::plan::EwArg::Input(k) = *a
+                        && r.inputs[k].view.buffer().is_some()
+                        && r.inputs[k].width == Width::Full
+                    {
+                        read.insert(k);
+                    }
+                }
+            }
+        }
+        let bytes_in: u64 = read
+            .iter()
+            .map(|&k| chunk * r.inputs[k].view.dtype.size_bytes() as u64)
+            .sum();
+        let mte2 = read.len() as f64 * f64::from(dma_in.fixed_cycles)
+            + bytes_in as f64 / dma_in.bytes_per_cycle;
+        let last = q + 1 == passes.count;
+        let mte3 = match r.body.last() {
+            Some(i) if last && i.width == Width::Full => {
+                f64::from(dma_out.fixed_cycles)
+                    + (chunk * i.dtype.size_bytes() as u64) as f64 / dma_out.bytes_per_cycle
+            }
+            _ => 0.0,
+        };
+        let vec = insts * chunk.div_ceil(64) as f64 * 2.0;
+        per_tile += chunks as f64 * mte2.max(mte3).max(vec) + 60.0;
+    }
+    let waves = tiles.div_ceil(block_dim);
+    Ok((block_dim as u32, (waves as f64 * per_tile) as u64))
 }
