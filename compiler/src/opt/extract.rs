@@ -23,7 +23,7 @@ use crate::cost::{Work, node_work};
 use egg::{Id, Language};
 use std::collections::HashMap;
 use std::rc::Rc;
-use tessera_ir::plan::rows::{Passes, ROW_ALIGN};
+use tessera_ir::plan::rows::{Passes, ROW_ALIGN, TRANSPOSE_MAX_N};
 use tessera_ir::plan::{RowsInst, RowsOp, Width};
 use tessera_ir::{Kernel, Op, TensorType, Value};
 use tessera_sim::Machine;
@@ -103,7 +103,24 @@ pub fn group_cost(body: &Body, inputs: &[TensorType], consts: &[bool], m: &Machi
             work.add(&node_work(&key.op, &refs, ty, m));
         }
     }
-    if !widen && let Some(form) = rows_form(body, inputs, consts, &tys) {
+    if !widen
+        && let Some(form) = rows_form(body, inputs, consts, &tys)
+        && form.n <= TRANSPOSE_MAX_N
+    {
+        // Short rows are computed transposed: no padding, no per-row
+        // instructions, but each full input gathered into columns and a
+        // full result gathered back (a repeat of 64 offsets each).
+        let rows: u64 = form.lead.iter().product();
+        let tile = (rows * form.n).div_ceil(64) as f64;
+        let gathered = form
+            .inputs
+            .iter()
+            .zip(consts)
+            .filter(|(w, c)| **w == Width::Full && !**c)
+            .count()
+            + usize::from(form.insts.last().is_some_and(|i| i.width == Width::Full));
+        work.vector += gathered as f64 * tile * f64::from(m.vector.ops.gather.per_repeat);
+    } else if !widen && let Some(form) = rows_form(body, inputs, consts, &tys) {
         // A row stage pads each row to whole repeats, and folds and expands
         // row by row: instructions whose fixed cost matters for short rows.
         let pitch = form.n.div_ceil(ROW_ALIGN) * ROW_ALIGN;

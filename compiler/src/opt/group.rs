@@ -383,7 +383,7 @@ pub fn rows_bytes_per_element(form: &RowsForm, inputs: &[TensorType]) -> u64 {
         .filter(|(w, _)| **w == Width::Full)
         .map(|(_, t)| 2 * t.dtype.size_bytes() as u64)
         .sum();
-    let (_, slots) = temp_slots(&form.insts, false);
+    let (_, slots) = temp_slots(&form.insts, false, true);
     let temps: u64 = slots
         .iter()
         .filter(|(w, _)| *w == Width::Full)

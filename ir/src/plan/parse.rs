@@ -560,6 +560,7 @@ impl What {
                         rows: p.need("rows")?,
                         pitch: p.need("pitch")?,
                         chunks: p.take("chunks").unwrap_or(1),
+                        transposed: p.take("transposed").is_some_and(|t| t != 0),
                         tiles: p.need("tiles")?,
                         layout: RowsLayout {
                             inputs,
@@ -570,6 +571,11 @@ impl What {
                             lanes: l.take("lanes"),
                             acc: l.take("acc"),
                             blocks: l.take("blocks"),
+                            raw: (0..r.inputs.len())
+                                .map(|k| l.take(&format!("raw{k}")))
+                                .collect(),
+                            cols: l.take("cols"),
+                            idx: l.take("idx"),
                         },
                     },
                     ..*r

@@ -23,6 +23,14 @@ pub const ROW_ALIGN: u64 = 64;
 /// row folds a partial repeat.
 pub const CHUNK_ALIGN: u64 = 128;
 
+/// Rows of at most this many elements are computed *transposed*: a tile of
+/// `rows` rows (a multiple of [`ROW_ALIGN`]) is gathered into `n` column
+/// runs of `rows` elements, so an elementwise op is one instruction over
+/// the whole tile, a reduction folds the `n` runs and a per-row value is a
+/// run of `rows`; the result is gathered back into rows. Padding each row
+/// to whole repeats instead would waste up to 64 / `n` of every op.
+pub const TRANSPOSE_MAX_N: u64 = 32;
+
 /// Whether a value is full (`[rows, n]`) or one per row (`[rows]`).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Width {
@@ -127,6 +135,8 @@ pub struct RowsSchedule {
     pub pitch: u64,
     /// Chunks of a row: 1 (or 0) when whole rows fit UB.
     pub chunks: u64,
+    /// Whether tiles are computed transposed ([`TRANSPOSE_MAX_N`]).
+    pub transposed: bool,
     /// Tiles of the whole stage.
     pub tiles: u64,
     /// The UB buffers.
@@ -160,6 +170,15 @@ pub struct RowsLayout {
     /// Per-row values replicated into 32-byte blocks, for expansions
     /// (`blocks`).
     pub blocks: Option<LocalBuf>,
+    /// Transposed: per input, the rows as loaded, before the gather into
+    /// its column runs (`raw{i}`; streamed inputs and repeated rows).
+    pub raw: Vec<Option<LocalBuf>>,
+    /// Transposed: the result's column runs, before the gather back into
+    /// rows (`cols`).
+    pub cols: Option<LocalBuf>,
+    /// Transposed: the gathers' byte offsets (`idx`; per element size the
+    /// stage gathers, into columns then back into rows).
+    pub idx: Option<LocalBuf>,
 }
 
 impl RowsLayout {
@@ -176,11 +195,18 @@ impl RowsLayout {
         for (k, s) in self.scratch.iter().enumerate() {
             out.push((format!("scr{k}"), *s));
         }
+        for (k, b) in self.raw.iter().enumerate() {
+            if let Some(b) = b {
+                out.push((format!("raw{k}"), *b));
+            }
+        }
         for (name, b) in [
             ("wide", self.wide),
             ("lanes", self.lanes),
             ("acc", self.acc),
             ("blocks", self.blocks),
+            ("cols", self.cols),
+            ("idx", self.idx),
         ] {
             if let Some(b) = b {
                 out.push((name.to_string(), b));
@@ -241,7 +267,13 @@ pub fn elided(body: &[RowsInst]) -> Vec<bool> {
 /// Chunked (`chunked`), per-row values live across chunks and passes, so
 /// each gets a slot of its own; full values are recomputed per chunk in
 /// body order, so sharing them by liveness stays sound.
-pub fn temp_slots(body: &[RowsInst], chunked: bool) -> (Vec<usize>, Vec<(Width, usize)>) {
+///
+/// Transposed (`!elide`), every expansion is materialised.
+pub fn temp_slots(
+    body: &[RowsInst],
+    chunked: bool,
+    elide: bool,
+) -> (Vec<usize>, Vec<(Width, usize)>) {
     let n = body.len().saturating_sub(1);
     let mut last_use = vec![0usize; n];
     for (j, inst) in body.iter().enumerate() {
@@ -253,7 +285,11 @@ pub fn temp_slots(body: &[RowsInst], chunked: bool) -> (Vec<usize>, Vec<(Width, 
             }
         }
     }
-    let elided = elided(body);
+    let elided = if elide {
+        elided(body)
+    } else {
+        vec![false; body.len()]
+    };
     let mut slot_of = Vec::with_capacity(n);
     let mut slots: Vec<(Width, usize)> = Vec::new();
     // The instruction up to which each slot is busy.
@@ -471,9 +507,9 @@ mod tests {
                 Width::Row,
             ),
         ];
-        let (whole, _) = temp_slots(&body, false);
+        let (whole, _) = temp_slots(&body, false, true);
         assert_eq!(whole, vec![0, 1, 0]);
-        let (chunked, _) = temp_slots(&body, true);
+        let (chunked, _) = temp_slots(&body, true, true);
         assert_eq!(chunked, vec![0, 1, 2]);
     }
 }

@@ -60,6 +60,12 @@ fn schedule_params(kind: &StageKind) -> Vec<(&'static str, u64)> {
         StageKind::Transpose(Transpose { schedule: s, .. }) => {
             vec![("tp", s.tp), ("tq", s.tq), ("tiles", s.tiles)]
         }
+        StageKind::Rows(Rows { schedule: s, .. }) if s.transposed => vec![
+            ("rows", s.rows),
+            ("pitch", s.pitch),
+            ("transposed", 1),
+            ("tiles", s.tiles),
+        ],
         StageKind::Rows(Rows { schedule: s, .. }) if s.chunked() => vec![
             ("rows", s.rows),
             ("pitch", s.pitch),

@@ -1538,6 +1538,36 @@ def _(rng):
     return {"x": x, "g": g}, {"out0": rms_norm(x, g)}
 
 
+# --- short rows: computed transposed -----------------------------------------------------
+
+
+@case("rows_transposed_softmax_f32_last_axis_3")
+def _(rng):
+    x = uniform(rng, (16, 250, 3), "f32", -8.0, 8.0)
+    return {"x": x}, {"out0": softmax(x)}
+
+
+@case("rows_transposed_layer_norm_f16")
+def _(rng):
+    x = uniform(rng, (130, 5), "f16", -2.0, 3.0)
+    g, b = uniform(rng, (5,), "f16", 0.5, 1.5), uniform(rng, (5,), "f16")
+    return {"x": x, "g": g, "b": b}, {"out0": layer_norm(x, g, b)}
+
+
+@case("rows_transposed_logsumexp_bf16")
+def _(rng):
+    x = uniform(rng, (4000, 6), "bf16", -4.0, 4.0)
+    m = max_(x, axis=-1, keepdims=True)
+    lse = log(sum_(exp(x - m), axis=-1)) + reshape(m, (4000,))
+    return {"x": x}, {"out0": lse}
+
+
+@case("rows_transposed_scaled_rows_i32")
+def _(rng):
+    x, r = ints(rng, (4000, 7), "i32"), ints(rng, (4000, 1), "i32")
+    return {"x": x, "r": r}, {"out0": x * r - sum_(x, axis=-1, keepdims=True)}
+
+
 # --- broadcasting ---------------------------------------------------------------------
 
 

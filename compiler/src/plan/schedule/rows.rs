@@ -1,11 +1,14 @@
 //! Scheduling row stages: as many whole rows per tile as UB holds with its
 //! inputs and result double-buffered, shrunk so every vector core gets
 //! work. A row longer than UB holds is chunked: one row per tile, streamed
-//! in the largest balanced chunks that fit, once per pass of the body.
+//! in the largest balanced chunks that fit, once per pass of the body. Rows
+//! of at most `TRANSPOSE_MAX_N` elements are computed transposed.
 
 use super::{Allocator, fits};
 use tessera_ir::plan::elementwise::{SCRATCH_TABLE_BYTES, scratch};
-use tessera_ir::plan::rows::{CHUNK_ALIGN, Passes, ROW_ALIGN, row_slots, temp_slots};
+use tessera_ir::plan::rows::{
+    CHUNK_ALIGN, Passes, ROW_ALIGN, TRANSPOSE_MAX_N, row_slots, temp_slots,
+};
 use tessera_ir::plan::{MemSpace, Rows, RowsInst, RowsLayout, RowsOp, RowsSchedule, Width};
 use tessera_ir::{DType, ReduceOp};
 use tessera_sim::Machine;
@@ -17,6 +20,23 @@ fn bytes_of(w: Width, s: u64, rows: u64, pitch: u64) -> u64 {
         Width::Full => rows * pitch * s,
         Width::Row => row_slots(rows) * s,
     }
+}
+
+/// The f32 scratch tiles the body's composites need: how many, and the
+/// bytes of each for tiles of `tile4` bytes of f32.
+fn scratch_tiles(r: &Rows, tile4: u64) -> (u32, u64) {
+    let need = |i: &RowsInst| match &i.op {
+        RowsOp::Ew(e) => scratch(e, i.dtype),
+        RowsOp::Reduce(_) | RowsOp::Expand => Default::default(),
+    };
+    let tiles = r.body.iter().map(|i| need(i).tiles).max().unwrap_or(0);
+    let table = r.body.iter().any(|i| need(i).table);
+    let bytes = if table {
+        tile4.max(SCRATCH_TABLE_BYTES)
+    } else {
+        tile4
+    };
+    (tiles as u32, bytes)
 }
 
 /// The UB buffers of a row stage with `rows`-row tiles of `pitch` (chunked:
@@ -43,7 +63,7 @@ pub fn layout(r: &Rows, rows: u64, pitch: u64, chunked: bool, align: u64) -> Row
         })
         .collect();
     // Temporaries share slots by liveness.
-    let (slot_of, slots) = temp_slots(&r.body, chunked);
+    let (slot_of, slots) = temp_slots(&r.body, chunked, true);
     let slot_bufs: Vec<_> = slots
         .iter()
         .map(|&(w, size)| add(bytes_of(w, size as u64, rows, pitch), 1))
@@ -54,18 +74,8 @@ pub fn layout(r: &Rows, rows: u64, pitch: u64, chunked: bool, align: u64) -> Row
         .last()
         .map_or((Width::Full, r.out.dtype), |i| (i.width, i.dtype));
     let out = add(bytes_of(ow, od.size_bytes() as u64, rows, pitch), 2);
-    let need = |i: &RowsInst| match &i.op {
-        RowsOp::Ew(e) => scratch(e, i.dtype),
-        RowsOp::Reduce(_) | RowsOp::Expand => Default::default(),
-    };
-    let tiles = r.body.iter().map(|i| need(i).tiles).max().unwrap_or(0);
-    let table = r.body.iter().any(|i| need(i).table);
     let tile4 = rows * pitch * 4;
-    let scr_bytes = if table {
-        tile4.max(SCRATCH_TABLE_BYTES)
-    } else {
-        tile4
-    };
+    let (tiles, scr_bytes) = scratch_tiles(r, tile4);
     let scratch = (0..tiles).map(|_| add(scr_bytes, 1)).collect();
     // Sums of narrow floats convert to f32 first (max and min fold in the
     // values' dtype; integers widen to i32).
@@ -121,7 +131,172 @@ pub fn layout(r: &Rows, rows: u64, pitch: u64, chunked: bool, align: u64) -> Row
             let expands = r.body.iter().filter(|i| i.op == RowsOp::Expand).count() as u64;
             add(expands * row_slots(rows) * 32, 1)
         }),
+        raw: vec![None; r.inputs.len()],
+        cols: None,
+        idx: None,
     }
+}
+
+/// Element sizes a transposed stage gathers: its streamed and repeated
+/// full inputs' and a full result's.
+pub fn gathered_sizes(r: &Rows) -> Vec<u64> {
+    let mut sizes: Vec<u64> = r
+        .inputs
+        .iter()
+        .filter(|i| i.width == Width::Full && i.view.buffer().is_some())
+        .map(|i| i.view.dtype.size_bytes() as u64)
+        .collect();
+    if let Some(last) = r.body.last()
+        && last.width == Width::Full
+    {
+        sizes.push(last.dtype.size_bytes() as u64);
+    }
+    sizes.sort_unstable();
+    sizes.dedup();
+    sizes
+}
+
+/// The UB buffers of a transposed row stage with `rows`-row tiles: every
+/// full value is `n` column runs of `rows` elements, a per-row value one
+/// run.
+pub fn transposed_layout(r: &Rows, rows: u64, align: u64) -> RowsLayout {
+    let mut a = Allocator::default();
+    let mut add = |bytes: u64, copies: u32| a.add(MemSpace::Ub, bytes, copies, align);
+    let n = r.n;
+    let of = |w: Width, size: u64| match w {
+        Width::Full => n * rows * size,
+        Width::Row => rows * size,
+    };
+    let mut raw = Vec::with_capacity(r.inputs.len());
+    let mut inputs = Vec::with_capacity(r.inputs.len());
+    for i in &r.inputs {
+        let s = i.view.dtype.size_bytes() as u64;
+        let repeated = i.view.strides.first() == Some(&0);
+        match (i.width, i.view.buffer().is_some()) {
+            (Width::Full, true) => {
+                // Gathered into columns from the rows as loaded (a
+                // repeated row: once, from one row).
+                inputs.push(add(of(Width::Full, s), 1));
+                raw.push(Some(if repeated {
+                    add(n * s, 1)
+                } else {
+                    add(rows * n * s, 2)
+                }));
+            }
+            (Width::Row, true) => {
+                inputs.push(add(of(Width::Row, s), 2));
+                raw.push(None);
+            }
+            (w, false) => {
+                inputs.push(add(of(w, s), 1));
+                raw.push(None);
+            }
+        }
+    }
+    let (slot_of, slots) = temp_slots(&r.body, false, false);
+    let slot_bufs: Vec<_> = slots
+        .iter()
+        .map(|&(w, size)| add(of(w, size as u64), 1))
+        .collect();
+    let temps = slot_of.iter().map(|&s| slot_bufs[s]).collect();
+    let (ow, od) = r
+        .body
+        .last()
+        .map_or((Width::Full, r.out.dtype), |i| (i.width, i.dtype));
+    let so = od.size_bytes() as u64;
+    let out = add(of(ow, so), 2);
+    let cols = (ow == Width::Full).then(|| add(of(Width::Full, so), 1));
+    let tile4 = n * rows * 4;
+    let (tiles, scr_bytes) = scratch_tiles(r, tile4);
+    let scratch = (0..tiles).map(|_| add(scr_bytes, 1)).collect();
+    let narrow = r.body.iter().any(|i| {
+        matches!(i.op, RowsOp::Reduce(_))
+            && i.args.first().is_some_and(|a| {
+                let d = match *a {
+                    tessera_ir::plan::EwArg::Input(k) => r.inputs.get(k).map(|v| v.view.dtype),
+                    tessera_ir::plan::EwArg::Inst(k) => r.body.get(k).map(|v| v.dtype),
+                };
+                d.is_some_and(|d| d.size_bytes() < 4)
+            })
+    });
+    let wide = narrow.then(|| add(tile4, 1));
+    let acc = r.reduces().then(|| add(rows * 4, 1));
+    // Per gathered size: the offsets into columns, back into rows, and
+    // one more run to build them (and a repeated row's) in.
+    let sizes = gathered_sizes(r).len() as u64;
+    let idx = (sizes > 0).then(|| add(sizes * 3 * tile4, 1));
+    RowsLayout {
+        inputs,
+        temps,
+        out,
+        scratch,
+        wide,
+        lanes: None,
+        acc,
+        blocks: None,
+        raw,
+        cols,
+        idx,
+    }
+}
+
+/// Schedules a row stage of short rows transposed: as many rows per tile
+/// (a multiple of [`ROW_ALIGN`]) as fit, shrunk so every core gets work.
+/// `None` when not even one repeat of rows fits.
+fn transposed(r: &mut Rows, machine: &Machine) -> Option<(u32, u64)> {
+    let cores = u64::from(machine.vector_cores());
+    let align = machine.memory.ub.align;
+    let per_core = r.outer.div_ceil(cores).div_ceil(ROW_ALIGN) * ROW_ALIGN;
+    // Reductions fold runs of `rows` in single instructions.
+    let mut rows = per_core.clamp(ROW_ALIGN, 255 * ROW_ALIGN);
+    while rows > ROW_ALIGN && !fits(&transposed_layout(r, rows, align).named(), machine) {
+        rows = (rows / 2).div_ceil(ROW_ALIGN) * ROW_ALIGN;
+    }
+    let lay = transposed_layout(r, rows, align);
+    if !fits(&lay.named(), machine) {
+        return None;
+    }
+    let tiles = r.outer.div_ceil(rows);
+    let block_dim = tiles.min(cores).max(1);
+    r.schedule = RowsSchedule {
+        rows,
+        pitch: rows,
+        chunks: 1,
+        transposed: true,
+        tiles,
+        layout: lay,
+    };
+    // Cost: per tile, the slowest of loads, compute (the body over the
+    // tile, the gathers in and out) and stores.
+    let n = r.n;
+    let bytes = |w: Width, d: DType| match w {
+        Width::Full => rows * n * d.size_bytes() as u64,
+        Width::Row => rows * d.size_bytes() as u64,
+    };
+    let streamed: Vec<_> = r
+        .inputs
+        .iter()
+        .filter(|i| i.view.buffer().is_some() && i.view.strides.first() != Some(&0))
+        .collect();
+    let bytes_in: u64 = streamed.iter().map(|i| bytes(i.width, i.view.dtype)).sum();
+    let bytes_out = r.body.last().map_or(0, |i| bytes(i.width, i.dtype));
+    let dma_in = &machine.dma.gm_to_ub;
+    let dma_out = &machine.dma.ub_to_gm;
+    let mte2 = streamed.len() as f64 * f64::from(dma_in.fixed_cycles)
+        + bytes_in as f64 / dma_in.bytes_per_cycle;
+    let mte3 = f64::from(dma_out.fixed_cycles) + bytes_out as f64 / dma_out.bytes_per_cycle;
+    let reps = (n * rows).div_ceil(64) as f64;
+    let gathers = streamed.len() as f64 + 1.0;
+    let vec = (r.body.len() as f64 + gathers) * (reps * 2.0 + 30.0);
+    let per_tile = mte2.max(mte3).max(vec);
+    let waves = tiles.div_ceil(block_dim);
+    // Building the offsets: six dependent instructions per run, two runs
+    // per gathered size.
+    let setup = gathered_sizes(r).len() as f64 * 12.0 * (reps * 2.0 + 30.0);
+    Some((
+        block_dim as u32,
+        (setup + waves as f64 * per_tile + mte2 + mte3) as u64,
+    ))
 }
 
 /// The largest chunk (a multiple of [`CHUNK_ALIGN`] that folds in at most
@@ -149,6 +324,30 @@ fn largest_chunk(r: &Rows, machine: &Machine) -> Option<u64> {
 /// Chooses the tiles, blocks and buffers of a row stage; returns the block
 /// count and the estimate.
 pub fn schedule(r: &mut Rows, machine: &Machine) -> Result<(u32, u64), String> {
+    if r.n <= TRANSPOSE_MAX_N {
+        // Transposed, unless whole rows are estimated faster (a few rows:
+        // the transposed form's offsets cost more than they save).
+        let mut t = r.clone();
+        if let Some(done) = transposed(&mut t, machine) {
+            let mut w = r.clone();
+            let whole = whole_rows(&mut w, machine);
+            match whole {
+                Ok(wd) if wd.1 <= done.1 => {
+                    *r = w;
+                    return Ok(wd);
+                }
+                _ => {
+                    *r = t;
+                    return Ok(done);
+                }
+            }
+        }
+    }
+    whole_rows(r, machine)
+}
+
+/// Schedules a row stage in whole rows (chunked when a row does not fit).
+fn whole_rows(r: &mut Rows, machine: &Machine) -> Result<(u32, u64), String> {
     let cores = u64::from(machine.vector_cores());
     let align = machine.memory.ub.align;
     let pitch = r.n.div_ceil(ROW_ALIGN) * ROW_ALIGN;
@@ -169,6 +368,7 @@ pub fn schedule(r: &mut Rows, machine: &Machine) -> Result<(u32, u64), String> {
         rows,
         pitch,
         chunks: 1,
+        transposed: false,
         tiles,
         layout: lay,
     };
@@ -221,6 +421,7 @@ fn chunked(r: &mut Rows, machine: &Machine, whole: RowsLayout) -> Result<(u32, u
         rows: 1,
         pitch: chunk,
         chunks,
+        transposed: false,
         tiles,
         layout: lay,
     };
