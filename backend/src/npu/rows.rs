@@ -82,7 +82,8 @@ pub fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String> {
         base_out,
     } = opening(ctx, r, &mut items, count)?;
     // Full inputs that repeat one row (a `[n]` vector): the same for every
-    // tile, so loaded once (one copy, `rows` rows).
+    // tile and every row, so one row loaded once; the ops that read one run
+    // row by row.
     let repeated = |k: usize| {
         let i = &inputs[k];
         i.width == Width::Full && i.view.strides.first() == Some(&0) && bases[k].is_some()
@@ -92,8 +93,8 @@ pub fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String> {
             let s = size(i.view.dtype);
             let dst = VBuf::of(&layout.inputs[k], 0, i.view.dtype);
             items
-                .op(vec![(Access::Write, dst.region(tile * s))])
-                .mte2_gm_ub(dst.addr, base, rows, n * s, 0u64, pitch * s);
+                .op(vec![(Access::Write, dst.region(pitch * s))])
+                .mte2_gm_ub(dst.addr, base, 1u64, n * s, 0u64, pitch * s);
         }
     }
     let tt = ctx.regs.get()?;
@@ -158,6 +159,19 @@ pub fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String> {
                 };
                 let mut args: Vec<VBuf> = Vec::with_capacity(inst.args.len());
                 let mut block_args: Vec<Option<VBuf>> = Vec::with_capacity(inst.args.len());
+                let one_row: Vec<bool> = inst
+                    .args
+                    .iter()
+                    .map(|a| matches!(*a, EwArg::Input(k) if repeated(k)))
+                    .collect();
+                // Operand `k` of row `row`: a repeated row is the same run.
+                let row_of = |v: VBuf, k: usize, row: u64| {
+                    if one_row[k] {
+                        v
+                    } else {
+                        v.offset(row * pitch * size(v.dtype))
+                    }
+                };
                 for a in &inst.args {
                     let (v, b) = match *a {
                         EwArg::Input(k) => (
@@ -187,12 +201,24 @@ pub fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String> {
                         for row in 0..rows {
                             let opnd = |k: usize| match block_args[k] {
                                 Some(bc) => Opnd::Block(bc.offset(32 * row)),
-                                None => Opnd::Run(args[k].offset(row * pitch * s)),
+                                None => Opnd::Run(row_of(args[k], k, row)),
                             };
                             let ops = [Opnd::Run(dst.offset(row * pitch * s)), opnd(0), opnd(1)];
                             vector::emit(&mut h, pitch, &ops, |bld, v, rep, m| {
                                 bld.vec_bin(op, dt(dst.dtype), v[0], v[1], v[2], rep, m)
                             });
+                        }
+                    }
+                    RowsOp::Ew(op) if one_row.iter().any(|&r| r) => {
+                        // Row by row (independent runs, no barrier between).
+                        for row in 0..rows {
+                            let row_args: Vec<VBuf> = args
+                                .iter()
+                                .enumerate()
+                                .map(|(k, &v)| row_of(v, k, row))
+                                .collect();
+                            let d = dst.offset(row * pitch * size(dst.dtype));
+                            vector::emit_op(&mut h, pitch, op, d, &row_args, &scratch)?;
                         }
                     }
                     RowsOp::Ew(op) => {
@@ -417,17 +443,30 @@ fn reduce_rows(
             Seq { items: h, n: tail }.bin(combine(op), lane, lane, from.offset(full * 256));
         }
     }
-    fold_lanes(h, op, acc, lanes_buf, rows, per);
-    let mut q = Seq { items: h, n: slots };
-    if op == ReduceOp::Mean {
-        q.sca(ScaOp::Muls, acc, acc, scalar(acc_dt, 1.0 / n as f64));
-    }
-    if dst.dtype == acc_dt {
-        q.copy(dst, acc);
+    if op != ReduceOp::Mean && dst.dtype == acc_dt {
+        // Straight into the result.
+        fold_lanes(h, op, dst, lanes_buf, rows, per);
     } else {
-        q.cvt(dst, acc);
+        fold_lanes(h, op, acc, lanes_buf, rows, per);
+        finish(h, op, dst, acc, slots, n);
     }
     Ok(())
+}
+
+/// `dst` = the folded accumulator `acc` (÷ `n` for `mean`), in `dst`'s
+/// dtype, for `slots` per-row values.
+fn finish(h: &mut Vec<Item>, op: ReduceOp, dst: VBuf, acc: VBuf, slots: u64, n: u64) {
+    let mut q = Seq { items: h, n: slots };
+    let scale = scalar(acc.dtype, 1.0 / n as f64);
+    match (op == ReduceOp::Mean, dst.dtype == acc.dtype) {
+        (true, true) => q.sca(ScaOp::Muls, dst, acc, scale),
+        (true, false) => {
+            q.sca(ScaOp::Muls, acc, acc, scale);
+            q.cvt(dst, acc);
+        }
+        (false, true) => q.copy(dst, acc),
+        (false, false) => q.cvt(dst, acc),
+    }
 }
 
 /// Generates a chunked row stage: one row at a time, each pass streaming
@@ -693,15 +732,7 @@ fn generate_chunked(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String> {
                         acc_dt,
                     );
                     fold_lanes(h, *op, acc, lane(j, acc_dt)?, 1, 256 / size(acc_dt));
-                    let mut s = Seq { items: h, n: slots };
-                    if *op == ReduceOp::Mean {
-                        s.sca(ScaOp::Muls, acc, acc, scalar(acc_dt, 1.0 / n as f64));
-                    }
-                    if dst.dtype == acc_dt {
-                        s.copy(dst, acc);
-                    } else {
-                        s.cvt(dst, acc);
-                    }
+                    finish(h, *op, dst, acc, slots, n);
                 }
                 RowsOp::Ew(op) => {
                     let args = inst
@@ -1166,14 +1197,7 @@ fn generate_transposed(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String>
                         for k in 2..n {
                             q.bin(combine(*op), acc, acc, wide.offset(k * rows * sa));
                         }
-                        if *op == ReduceOp::Mean {
-                            q.sca(ScaOp::Muls, acc, acc, scalar(acc_dt, 1.0 / n as f64));
-                        }
-                        if dst.dtype == acc_dt {
-                            q.copy(dst, acc);
-                        } else {
-                            q.cvt(dst, acc);
-                        }
+                        finish(q.items, *op, dst, acc, rows, n);
                     }
                 }
             }

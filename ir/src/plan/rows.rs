@@ -260,9 +260,10 @@ pub fn elided(body: &[RowsInst]) -> Vec<bool> {
 /// slot its result goes to, and per slot its width and element size.
 ///
 /// A result is live from its instruction to its last reader; an
-/// instruction never writes a slot one of its own operands is in (so
-/// composites may read their operands after writing), and slots are
-/// shared only between results of the same width and element size.
+/// instruction writes a slot one of its own operands is in only when it is
+/// one vector instruction per run (composites may read their operands after
+/// writing), and slots are shared only between results of the same width
+/// and element size.
 ///
 /// Chunked (`chunked`), per-row values live across chunks and passes, so
 /// each gets a slot of its own; full values are recomputed per chunk in
@@ -301,8 +302,12 @@ pub fn temp_slots(
         let width = if elided[j] { Width::Row } else { inst.width };
         let class = (width, inst.dtype.size_bytes());
         let shareable = !(chunked && width == Width::Row);
-        let free = (0..slots.len())
-            .find(|&s| shareable && slots[s] == class && busy_until[s] < j && !reserved[s]);
+        // A one-instruction elementwise op may overwrite an operand it
+        // reads last (each lane reads before it writes).
+        let in_place = |s: usize| busy_until[s] == j && width == Width::Full && in_place_ok(inst);
+        let free = (0..slots.len()).find(|&s| {
+            shareable && slots[s] == class && (busy_until[s] < j || in_place(s)) && !reserved[s]
+        });
         let s = match free {
             Some(s) => s,
             None => {
@@ -319,6 +324,34 @@ pub fn temp_slots(
         slot_of.push(s);
     }
     (slot_of, slots)
+}
+
+/// Whether an instruction is one vector instruction per run that reads
+/// each lane before writing it, so its result may overwrite an operand.
+fn in_place_ok(inst: &RowsInst) -> bool {
+    use crate::op::UnaryOp;
+    matches!(
+        inst.op,
+        RowsOp::Ew(
+            EwOp::Unary(
+                UnaryOp::Neg
+                    | UnaryOp::Abs
+                    | UnaryOp::Relu
+                    | UnaryOp::Exp
+                    | UnaryOp::Log
+                    | UnaryOp::Sqrt
+                    | UnaryOp::Rsqrt
+                    | UnaryOp::Reciprocal
+            ) | EwOp::Binary(
+                BinaryOp::Add
+                    | BinaryOp::Sub
+                    | BinaryOp::Mul
+                    | BinaryOp::Div
+                    | BinaryOp::Maximum
+                    | BinaryOp::Minimum
+            )
+        )
+    )
 }
 
 /// When each instruction of a chunked row stage runs: the pass that

@@ -56,8 +56,14 @@ pub fn layout(r: &Rows, rows: u64, pitch: u64, chunked: bool, align: u64) -> Row
                 || (repeated && !chunked)
                 || (chunked && i.width == Width::Row);
             let copies = if once { 1 } else { 2 };
+            // A repeated row is one row (whole rows: read by every row).
+            let held = if repeated && !chunked && i.view.buffer().is_some() {
+                1
+            } else {
+                rows
+            };
             add(
-                bytes_of(i.width, i.view.dtype.size_bytes() as u64, rows, pitch),
+                bytes_of(i.width, i.view.dtype.size_bytes() as u64, held, pitch),
                 copies,
             )
         })
@@ -354,10 +360,22 @@ fn whole_rows(r: &mut Rows, machine: &Machine) -> Result<(u32, u64), String> {
     // Enough tiles for every core, then as many rows as fit (reductions
     // fold at most 255 rows at once, and a row at most 255 repeats).
     let want = r.outer.div_ceil(cores).clamp(1, 248);
-    let mut rows = want;
-    while rows > 1 && !fits(&layout(r, rows, pitch, false, align).named(), machine) {
-        rows = rows.div_ceil(2).min(rows - 1);
-    }
+    let fits_at = |rows: u64| fits(&layout(r, rows, pitch, false, align).named(), machine);
+    // The most rows that fit (binary search: fitting is monotone in rows).
+    let rows = if fits_at(want) {
+        want
+    } else {
+        let (mut lo, mut hi) = (1, want - 1);
+        while lo < hi {
+            let mid = (lo + hi).div_ceil(2);
+            if fits_at(mid) {
+                lo = mid;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        lo
+    };
     let lay = layout(r, rows, pitch, false, align);
     if !fits(&lay.named(), machine) || pitch > 255 * ROW_ALIGN {
         return chunked(r, machine, lay);
