@@ -362,7 +362,10 @@ impl Seq<'_> {
                 q.sca(ScaOp::Muls, t, x, float_scalar(-1.0));
                 q.un(UnOp::Exp, t, t);
                 q.sca(ScaOp::Adds, t, t, float_scalar(1.0));
-                q.bin(BinOp::Div, r, x, t);
+                // x · (1 / (1 + e^−x)): a reciprocal and a product cost
+                // less than a division.
+                q.un(UnOp::Rec, t, t);
+                q.bin(BinOp::Mul, r, x, t);
             }
             UnaryOp::Tanh => q.tanh(r, x, [s.take()?, s.take()?, s.take()?, s.take()?]),
             UnaryOp::Erf => q.erf(
