@@ -371,6 +371,24 @@ fn expand(
     Some(e)
 }
 
+/// UB bytes per element of a row of a row stage's full inputs and result
+/// alone, double-buffered: what no body can do with less.
+pub fn rows_io_bytes_per_element(form: &RowsForm, inputs: &[TensorType]) -> u64 {
+    let full_in: u64 = form
+        .inputs
+        .iter()
+        .zip(inputs)
+        .filter(|(w, _)| **w == Width::Full)
+        .map(|(_, t)| 2 * t.dtype.size_bytes() as u64)
+        .sum();
+    let out = form
+        .insts
+        .last()
+        .filter(|i| i.width == Width::Full)
+        .map_or(0, |i| 2 * i.dtype.size_bytes() as u64);
+    full_in + out
+}
+
 /// UB bytes per element of a row of a row stage: double-buffered full
 /// inputs and result, the full temporaries' slots (shared by liveness), the f32
 /// scratch of its composites and the wide tile of its reductions (per-row
