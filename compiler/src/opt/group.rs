@@ -394,24 +394,12 @@ pub fn rows_io_bytes_per_element(form: &RowsForm, inputs: &[TensorType]) -> u64 
 /// scratch of its composites and the wide tile of its reductions (per-row
 /// buffers are small and left out).
 pub fn rows_bytes_per_element(form: &RowsForm, inputs: &[TensorType]) -> u64 {
-    let full_in: u64 = form
-        .inputs
-        .iter()
-        .zip(inputs)
-        .filter(|(w, _)| **w == Width::Full)
-        .map(|(_, t)| 2 * t.dtype.size_bytes() as u64)
-        .sum();
     let (_, slots) = temp_slots(&form.insts, false, true);
     let temps: u64 = slots
         .iter()
         .filter(|(w, _)| *w == Width::Full)
         .map(|&(_, size)| size as u64)
         .sum();
-    let out = form
-        .insts
-        .last()
-        .filter(|i| i.width == Width::Full)
-        .map_or(0, |i| 2 * i.dtype.size_bytes() as u64);
     let scratch = form
         .insts
         .iter()
@@ -421,5 +409,5 @@ pub fn rows_bytes_per_element(form: &RowsForm, inputs: &[TensorType]) -> u64 {
         })
         .max()
         .unwrap_or(0) as u64;
-    full_in + temps + out + 4 * scratch + 4
+    rows_io_bytes_per_element(form, inputs) + temps + 4 * scratch + 4
 }
