@@ -14,12 +14,16 @@
 //! the per-row values into 32-byte blocks (`vec.brcb`) and copies each
 //! block along its row. The result's valid rows and columns are stored.
 //!
-//! A chunked stage (rows longer than UB holds) loops over rows; per row it
-//! runs each pass of the body (`Passes`): the chunks of the row stream
-//! through the same ping-pong loop, each computing the pass's full
-//! instructions and folding its reductions into lanes kept across chunks;
-//! after the last chunk the reductions are finished and the per-row values
-//! of the pass computed. The last pass stores the result chunk by chunk.
+//! A chunked stage (rows longer than UB holds) runs each pass of the body
+//! (`Passes`) over a row's chunks, streamed through the same ping-pong
+//! loop: each step computes one chunk of one pass's full instructions and
+//! folds its reductions into lanes kept across chunks; after a pass's last
+//! chunk its reductions are finished and its per-row values computed. The
+//! last pass stores the result chunk by chunk. Steps go row by row, or,
+//! *pipelined* (`pipelines`), with one row per pass in flight: step s runs
+//! pass s mod passes of the row that pass is on, so the first pass's HBM
+//! reads overlap the later passes' vector work; pass p keeps its row's
+//! per-row state in copy p, shifted on when the rows move on a pass.
 //!
 //! A transposed stage (short rows) loads `rows` whole rows as one burst,
 //! gathers each full input into `n` column runs of `rows` elements, runs the
@@ -528,10 +532,20 @@ fn generate_chunked(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String> {
         }
     }
     let lanes_buf = layout.lanes.as_ref();
-    let lane = |j: usize, d: DType| -> Result<VBuf, String> {
+    // Rows in flight, one per pass: step s runs pass s mod passes of the
+    // row that pass is on, so every `passes` steps stream one chunk from HBM
+    // (the first pass), re-read the others' from L2 and write one (the last
+    // pass). Pass p keeps its row's per-row state (values, lanes, per-row
+    // inputs) in copy p; when the rows move on a pass, the copies shift.
+    let pc = passes.count;
+    let piped = schedule.pipelined;
+    // The state copy of pass p's row.
+    let state = |p: u64| if piped { p } else { 0 };
+    let state_bytes = (reductions + 1) * 256;
+    let lane = |j: usize, d: DType, st: u64| -> Result<VBuf, String> {
         let b = lanes_buf.ok_or("internal: a reduction without its lanes buffer")?;
         let k = lane_of.get(j).copied().flatten().unwrap_or(reductions);
-        Ok(VBuf::of(b, 0, d).offset(k * 256))
+        Ok(VBuf::of(b, 0, d).offset(st * state_bytes + k * 256))
     };
     let mut block_of = vec![0u64; body.len()];
     let mut expands = 0u64;
@@ -541,19 +555,21 @@ fn generate_chunked(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String> {
             expands += 1;
         }
     }
-    // The per-row value (or result tile of copy `half`) of an instruction.
-    let value = |j: usize, half: u32| -> VBuf {
+    // The value of an instruction: a full one's chunk (the result's of copy
+    // `half`), a per-row one's copy `st` (the state of the pass's row).
+    let value = |j: usize, half: u32, st: u64| -> VBuf {
         let d = body[j].dtype;
+        let row = body[j].width == Width::Row;
         match layout.temps.get(j) {
-            Some(t) => VBuf::of(t, 0, d),
-            None => VBuf::of(&layout.out, half, d),
+            Some(t) => VBuf::of(t, if row { st as u32 } else { 0 }, d),
+            None => VBuf::of(&layout.out, if row { st as u32 } else { half }, d),
         }
     };
-    let mut w = [Reg(0); 10];
+    let mut w = [Reg(0); 12];
     for x in &mut w {
         *x = ctx.regs.get()?;
     }
-    let [my_rows, nsteps, st, sb, t, q, cc, addr, off, len] = w;
+    let [my_rows, nsteps, sa, sb, t, q, cc, addr, off, len, base, lr] = w;
     // Full inputs any pass streams, and the passes that read them: one load
     // per step (skipped on the passes that do not read it), so each buffer
     // copy has one producer.
@@ -592,15 +608,20 @@ fn generate_chunked(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String> {
     // The full instructions of pass `p` on one chunk (`c` elements computed;
     // reductions fold `len_last` valid elements on the last chunk).
     let compute = |h: &mut Vec<Item>, p: u64, half: u32| -> Result<(), String> {
+        let st = state(p);
         let streamed = passes.streamed(body, p);
         let arg = |a: &EwArg| -> Result<VBuf, String> {
             Ok(match *a {
                 EwArg::Input(k) => {
                     let i = inputs.get(k).ok_or("internal: a row input out of range")?;
-                    let copy = if i.width == Width::Full { half } else { 0 };
+                    let copy = if i.width == Width::Full {
+                        half
+                    } else {
+                        st as u32
+                    };
                     VBuf::of(&layout.inputs[k], copy, i.view.dtype)
                 }
-                EwArg::Inst(k) => value(k, half),
+                EwArg::Inst(k) => value(k, half, st),
             })
         };
         let block = |k: usize, d: DType| -> Result<VBuf, String> {
@@ -614,7 +635,7 @@ fn generate_chunked(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String> {
             if !streamed[j] {
                 continue;
             }
-            let dst = value(j, half);
+            let dst = value(j, half, st);
             let args = inst.args.iter().map(arg).collect::<Result<Vec<_>, _>>()?;
             let elided_arg = |a: &EwArg| matches!(*a, EwArg::Inst(k) if elided[k]);
             match &inst.op {
@@ -671,8 +692,8 @@ fn generate_chunked(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String> {
                         Seq { items: h, n: c }.cvt(w, src);
                         w
                     };
-                    let mine = lane(j, acc_dt)?;
-                    let part = lane(usize::MAX, acc_dt)?;
+                    let mine = lane(j, acc_dt, st)?;
+                    let part = lane(usize::MAX, acc_dt, st)?;
                     let per = 256 / size(acc_dt);
                     // Every chunk but the last folds whole repeats; the last
                     // its valid ones and a masked partial repeat.
@@ -714,12 +735,12 @@ fn generate_chunked(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String> {
     };
     // The per-row instructions known after pass `p` (−1: before the
     // first), in body order.
-    let per_row = |h: &mut Vec<Item>, p: i64| -> Result<(), String> {
+    let per_row = |h: &mut Vec<Item>, p: i64, st: u64| -> Result<(), String> {
         for (j, inst) in body.iter().enumerate() {
             if passes.of[j] != p || inst.width != Width::Row {
                 continue;
             }
-            let dst = value(j, 0);
+            let dst = value(j, 0, st);
             match &inst.op {
                 RowsOp::Reduce(op) => {
                     let acc_dt = acc_of(j)?;
@@ -731,7 +752,7 @@ fn generate_chunked(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String> {
                         0,
                         acc_dt,
                     );
-                    fold_lanes(h, *op, acc, lane(j, acc_dt)?, 1, 256 / size(acc_dt));
+                    fold_lanes(h, *op, acc, lane(j, acc_dt, st)?, 1, 256 / size(acc_dt));
                     finish(h, *op, dst, acc, slots, n);
                 }
                 RowsOp::Ew(op) => {
@@ -739,8 +760,10 @@ fn generate_chunked(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String> {
                         .args
                         .iter()
                         .map(|a| match *a {
-                            EwArg::Input(k) => VBuf::of(&layout.inputs[k], 0, inputs[k].view.dtype),
-                            EwArg::Inst(k) => value(k, 0),
+                            EwArg::Input(k) => {
+                                VBuf::of(&layout.inputs[k], st as u32, inputs[k].view.dtype)
+                            }
+                            EwArg::Inst(k) => value(k, 0, st),
                         })
                         .collect::<Vec<_>>();
                     vector::emit_op(h, slots, op, dst, &args, &scratch)?;
@@ -750,26 +773,102 @@ fn generate_chunked(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String> {
         }
         Ok(())
     };
-    // This block's rows are bi, bi + bd, …; each has passes × chunks steps.
-    let per_row_steps = passes.count * chunks;
+    // This block's rows are bi, bi + bd, …: `my_rows` of them, in
+    // (my_rows + passes − 1) × chunks × passes steps.
     items.ins().s_li(my_rows, outer);
     items.ins().s_alu(AluOp::Sub, my_rows, my_rows, bi);
     items.ins().s_alu(AluOp::Add, my_rows, my_rows, bd);
     items.ins().s_alu(AluOp::Sub, my_rows, my_rows, 1u64);
     items.ins().s_alu(AluOp::Div, my_rows, my_rows, bd);
-    items
-        .ins()
-        .s_alu(AluOp::Mul, nsteps, my_rows, per_row_steps);
-    items.ins().s_li(st, 0u64);
-    double_buffered(&mut items, (st, sb), 1u64, 2u64, nsteps, |half, sr| {
+    if piped {
+        // The pipeline fills and drains: passes − 1 more rows' worth.
+        items.ins().s_alu(AluOp::Add, nsteps, my_rows, pc - 1);
+        items.ins().s_alu(AluOp::Mul, nsteps, nsteps, chunks * pc);
+    } else {
+        items.ins().s_alu(AluOp::Mul, nsteps, my_rows, chunks * pc);
+    }
+    items.ins().s_li(sa, 0u64);
+    double_buffered(&mut items, (sa, sb), 1u64, 2u64, nsteps, |half, sr| {
         let mut h = Vec::new();
-        // Step → (row, pass, chunk).
-        h.ins().s_alu(AluOp::Div, t, sr, per_row_steps);
-        h.ins().s_alu(AluOp::Mul, t, t, bd);
-        h.ins().s_alu(AluOp::Add, t, t, bi);
-        h.ins().s_alu(AluOp::Rem, cc, sr, per_row_steps);
-        h.ins().s_alu(AluOp::Div, q, cc, chunks);
-        h.ins().s_alu(AluOp::Rem, cc, cc, chunks);
+        // Step → (pass q, chunk, the pass's local row lr = base − q); a
+        // step whose row is not one of this block's does nothing but load
+        // (a clamped row: loads stay unconditional).
+        if piped {
+            h.ins().s_alu(AluOp::Rem, q, sr, pc);
+            h.ins().s_alu(AluOp::Div, base, sr, pc);
+            h.ins().s_alu(AluOp::Rem, cc, base, chunks);
+            h.ins().s_alu(AluOp::Div, base, base, chunks);
+            h.ins().s_alu(AluOp::Sub, lr, base, q);
+            h.ins().s_alu(AluOp::Max, t, lr, 0u64);
+            h.ins().s_alu(AluOp::Sub, off, my_rows, 1u64);
+            h.ins().s_alu(AluOp::Min, t, t, off);
+            h.ins().s_alu(AluOp::Mul, t, t, bd);
+            h.ins().s_alu(AluOp::Add, t, t, bi);
+        } else {
+            // One row at a time: its passes, each over its chunks.
+            h.ins().s_alu(AluOp::Div, t, sr, pc * chunks);
+            h.ins().s_alu(AluOp::Mul, t, t, bd);
+            h.ins().s_alu(AluOp::Add, t, t, bi);
+            h.ins().s_alu(AluOp::Rem, cc, sr, pc * chunks);
+            h.ins().s_alu(AluOp::Div, q, cc, chunks);
+            h.ins().s_alu(AluOp::Rem, cc, cc, chunks);
+        }
+        let idle: Vec<Branch> = if piped {
+            vec![
+                Branch::new(Cond::Lt, lr, 0u64),
+                Branch::new(Cond::Ge, lr, my_rows),
+            ]
+        } else {
+            Vec::new()
+        };
+        // The rows move on a pass at a row's first step: per-row state
+        // shifts from copy p − 1 to copy p, last first.
+        let mut shift = Vec::new();
+        for p in (1..pc).rev().filter(|_| piped) {
+            let (to, from) = (p as u32, p as u32 - 1);
+            for (j, inst) in body.iter().enumerate() {
+                if inst.width == Width::Row && j != last {
+                    let d = value(j, 0, p);
+                    let sz = slots * size(inst.dtype);
+                    let src = value(j, 0, p - 1);
+                    Seq {
+                        items: &mut shift,
+                        n: sz / 4,
+                    }
+                    .copy(d.as_dtype(DType::I32), src.as_dtype(DType::I32));
+                }
+            }
+            for (k, i) in inputs.iter().enumerate() {
+                if i.width == Width::Row && bases[k].is_some() {
+                    let d = VBuf::of(&layout.inputs[k], to, DType::I32);
+                    let src = VBuf::of(&layout.inputs[k], from, DType::I32);
+                    let sz = slots * size(i.view.dtype);
+                    Seq {
+                        items: &mut shift,
+                        n: sz.div_ceil(4),
+                    }
+                    .copy(d, src);
+                }
+            }
+            if let Some(b) = lanes_buf {
+                let d = VBuf::of(b, 0, DType::I32).offset(p * state_bytes);
+                let src = VBuf::of(b, 0, DType::I32).offset((p - 1) * state_bytes);
+                Seq {
+                    items: &mut shift,
+                    n: state_bytes / 4,
+                }
+                .copy(d, src);
+            }
+        }
+        if !shift.is_empty() {
+            h.push(Item::Guard {
+                skip_if: vec![
+                    Branch::new(Cond::Ne, q, 0u64),
+                    Branch::new(Cond::Ne, cc, 0u64),
+                ],
+                body: shift,
+            });
+        }
         // Valid elements of the chunk.
         h.ins().s_alu(AluOp::Mul, off, cc, c);
         h.ins().s_li(len, n);
@@ -790,7 +889,7 @@ fn generate_chunked(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String> {
                 .op(vec![(Access::Write, dst.region(slots * s))])
                 .mte2_gm_ub(dst.addr, addr, 1u64, s, 0u64, 0u64);
         }
-        per_row(&mut first, -1)?;
+        per_row(&mut first, -1, 0)?;
         for (j, inst) in body.iter().enumerate() {
             if let RowsOp::Reduce(op) = inst.op {
                 let acc_dt = acc_of(j)?;
@@ -798,14 +897,17 @@ fn generate_chunked(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String> {
                     items: &mut first,
                     n: 256 / size(acc_dt),
                 }
-                .dup(lane(j, acc_dt)?, identity(op, acc_dt));
+                .dup(lane(j, acc_dt, 0)?, identity(op, acc_dt));
             }
         }
         h.push(Item::Guard {
-            skip_if: vec![
+            skip_if: [
                 Branch::new(Cond::Ne, q, 0u64),
                 Branch::new(Cond::Ne, cc, 0u64),
-            ],
+            ]
+            .into_iter()
+            .chain(idle.iter().copied())
+            .collect(),
             body: first,
         });
         // Loads.
@@ -856,10 +958,10 @@ fn generate_chunked(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String> {
             // The pass's last chunk: its reductions finished, its per-row
             // values computed (and a per-row result stored).
             let mut fin = Vec::new();
-            per_row(&mut fin, p as i64)?;
+            per_row(&mut fin, p as i64, state(p))?;
             if last_pass && body[last].width == Width::Row {
                 let so = size(out.dtype);
-                let ob = VBuf::of(&layout.out, 0, out.dtype);
+                let ob = VBuf::of(&layout.out, state(p) as u32, out.dtype);
                 fin.ins().s_alu(AluOp::Mul, addr, t, so);
                 fin.ins().s_alu(AluOp::Add, addr, addr, base_out);
                 fin.op(vec![(Access::Read, ob.region(slots * so))])
@@ -872,7 +974,9 @@ fn generate_chunked(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String> {
                 });
             }
             h.push(Item::Guard {
-                skip_if: vec![Branch::new(Cond::Ne, q, p)],
+                skip_if: std::iter::once(Branch::new(Cond::Ne, q, p))
+                    .chain(idle.iter().copied())
+                    .collect(),
                 body: g,
             });
         }

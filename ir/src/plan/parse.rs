@@ -555,12 +555,32 @@ impl What {
                     .collect::<PResult<_>>()?;
                 let out = l.need("out")?;
                 let scratch = (0..).map_while(|k| l.take(&format!("scr{k}"))).collect();
+                // The three forms: whole rows, chunked (optionally
+                // pipelined) or transposed.
+                let chunks = p.take("chunks").unwrap_or(1);
+                let flag = |v: Option<u64>, name: &str| match v {
+                    None => Ok(false),
+                    Some(1) => Ok(true),
+                    Some(_) => Err(format!("`{name}` is 1 when present")),
+                };
+                let transposed = flag(p.take("transposed"), "transposed")?;
+                let pipelined = flag(p.take("pipelined"), "pipelined")?;
+                if chunks == 0 {
+                    return Err("`chunks` is at least 1".into());
+                }
+                if transposed && chunks > 1 {
+                    return Err("a transposed row stage is not chunked".into());
+                }
+                if pipelined && chunks < 2 {
+                    return Err("only a chunked row stage is pipelined".into());
+                }
                 StageKind::Rows(Rows {
                     schedule: RowsSchedule {
                         rows: p.need("rows")?,
                         pitch: p.need("pitch")?,
-                        chunks: p.take("chunks").unwrap_or(1),
-                        transposed: p.take("transposed").is_some_and(|t| t != 0),
+                        chunks,
+                        transposed,
+                        pipelined,
                         tiles: p.need("tiles")?,
                         layout: RowsLayout {
                             inputs,

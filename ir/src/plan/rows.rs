@@ -137,6 +137,8 @@ pub struct RowsSchedule {
     pub chunks: u64,
     /// Whether tiles are computed transposed ([`TRANSPOSE_MAX_N`]).
     pub transposed: bool,
+    /// Chunked: whether one row per pass is in flight ([`pipelines`]).
+    pub pipelined: bool,
     /// Tiles of the whole stage.
     pub tiles: u64,
     /// The UB buffers.
@@ -354,6 +356,22 @@ fn in_place_ok(inst: &RowsInst) -> bool {
     )
 }
 
+/// Whether a chunked stage keeps one row per pass in flight (step s runs
+/// pass s mod passes of the row that pass is on): when its first pass only
+/// folds its inputs. Such a pass is bound by HBM and leaves the vector unit
+/// idle, and the later passes of earlier rows fill that time; a first pass
+/// that computes (layer_norm's conversion) makes the stage vector-bound,
+/// and the pipeline's extra steps cost more than they hide.
+pub fn pipelines(body: &[RowsInst], inputs: &[Width]) -> bool {
+    let passes = Passes::of(body, inputs);
+    let first = passes.streamed(body, 0);
+    passes.count > 1
+        && body.iter().zip(&first).all(|(inst, &on)| {
+            !on || (matches!(inst.op, RowsOp::Reduce(_))
+                && inst.args.iter().all(|a| matches!(a, EwArg::Input(_))))
+        })
+}
+
 /// When each instruction of a chunked row stage runs: the pass that
 /// computes a full value (chunk by chunk) or after which a per-row value is
 /// known (−1: from per-row inputs alone, before the first pass).
@@ -494,6 +512,34 @@ mod tests {
         assert_eq!(on(1), vec![1, 2, 3, 4]);
         // The last pass recomputes `exp(x - max)` (1, 2, 3) for the quotient.
         assert_eq!(on(2), vec![1, 2, 3, 5, 6]);
+    }
+
+    #[test]
+    fn a_first_pass_that_only_folds_inputs_is_pipelined() {
+        use EwArg::{Input as In, Inst as At};
+        assert!(pipelines(&softmax(), &[Width::Full]));
+        // A conversion before the first fold (layer_norm over f16 in f32):
+        // the first pass computes, rows go one at a time.
+        let mut converted = vec![inst(
+            RowsOp::Ew(EwOp::Cast(DType::F32)),
+            &[In(0)],
+            Width::Full,
+        )];
+        for i in softmax() {
+            let args: Vec<EwArg> = i
+                .args
+                .iter()
+                .map(|a| match *a {
+                    In(_) => At(0),
+                    At(k) => At(k + 1),
+                })
+                .collect();
+            converted.push(inst(i.op, &args, i.width));
+        }
+        assert!(!pipelines(&converted, &[Width::Full]));
+        // One pass: nothing to overlap.
+        let one = vec![inst(RowsOp::Reduce(ReduceOp::Sum), &[In(0)], Width::Row)];
+        assert!(!pipelines(&one, &[Width::Full]));
     }
 
     #[test]

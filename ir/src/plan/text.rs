@@ -66,12 +66,14 @@ fn schedule_params(kind: &StageKind) -> Vec<(&'static str, u64)> {
             ("transposed", 1),
             ("tiles", s.tiles),
         ],
-        StageKind::Rows(Rows { schedule: s, .. }) if s.chunked() => vec![
-            ("rows", s.rows),
-            ("pitch", s.pitch),
-            ("chunks", s.chunks),
-            ("tiles", s.tiles),
-        ],
+        StageKind::Rows(Rows { schedule: s, .. }) if s.chunked() => {
+            let mut p = vec![("rows", s.rows), ("pitch", s.pitch), ("chunks", s.chunks)];
+            if s.pipelined {
+                p.push(("pipelined", 1));
+            }
+            p.push(("tiles", s.tiles));
+            p
+        }
         StageKind::Rows(Rows { schedule: s, .. }) => {
             vec![("rows", s.rows), ("pitch", s.pitch), ("tiles", s.tiles)]
         }

@@ -7,7 +7,7 @@
 use super::{Allocator, fits};
 use tessera_ir::plan::elementwise::{SCRATCH_TABLE_BYTES, scratch};
 use tessera_ir::plan::rows::{
-    CHUNK_ALIGN, Passes, ROW_ALIGN, TRANSPOSE_MAX_N, row_slots, temp_slots,
+    CHUNK_ALIGN, Passes, ROW_ALIGN, TRANSPOSE_MAX_N, pipelines, row_slots, temp_slots,
 };
 use tessera_ir::plan::{MemSpace, Rows, RowsInst, RowsLayout, RowsOp, RowsSchedule, Width};
 use tessera_ir::{DType, ReduceOp};
@@ -44,6 +44,14 @@ fn scratch_tiles(r: &Rows, tile4: u64) -> (u32, u64) {
 pub fn layout(r: &Rows, rows: u64, pitch: u64, chunked: bool, align: u64) -> RowsLayout {
     let mut a = Allocator::default();
     let mut add = |bytes: u64, copies: u32| a.add(MemSpace::Ub, bytes, copies, align);
+    // Chunked, one row per pass is in flight: per-row state has a copy per
+    // pass.
+    let widths: Vec<Width> = r.inputs.iter().map(|i| i.width).collect();
+    let in_flight = if chunked && pipelines(&r.body, &widths) {
+        Passes::of(&r.body, &widths).count as u32
+    } else {
+        1
+    };
     let inputs = r
         .inputs
         .iter()
@@ -52,10 +60,12 @@ pub fn layout(r: &Rows, rows: u64, pitch: u64, chunked: bool, align: u64) -> Row
             // repeated row streams with the rest; a per-row input is loaded
             // once per row).
             let repeated = i.width == Width::Full && i.view.strides.first() == Some(&0);
-            let once = i.view.buffer().is_none()
-                || (repeated && !chunked)
-                || (chunked && i.width == Width::Row);
-            let copies = if once { 1 } else { 2 };
+            let once = i.view.buffer().is_none() || (repeated && !chunked);
+            let copies = match (once, chunked, i.width) {
+                (true, _, _) => 1,
+                (false, true, Width::Row) => in_flight,
+                (false, _, _) => 2,
+            };
             // A repeated row is one row (whole rows: read by every row).
             let held = if repeated && !chunked && i.view.buffer().is_some() {
                 1
@@ -72,14 +82,25 @@ pub fn layout(r: &Rows, rows: u64, pitch: u64, chunked: bool, align: u64) -> Row
     let (slot_of, slots) = temp_slots(&r.body, chunked, true);
     let slot_bufs: Vec<_> = slots
         .iter()
-        .map(|&(w, size)| add(bytes_of(w, size as u64, rows, pitch), 1))
+        .map(|&(w, size)| {
+            let copies = if w == Width::Row { in_flight } else { 1 };
+            add(bytes_of(w, size as u64, rows, pitch), copies)
+        })
         .collect();
     let temps = slot_of.iter().map(|&s| slot_bufs[s]).collect();
     let (ow, od) = r
         .body
         .last()
         .map_or((Width::Full, r.out.dtype), |i| (i.width, i.dtype));
-    let out = add(bytes_of(ow, od.size_bytes() as u64, rows, pitch), 2);
+    let out_copies = if ow == Width::Row {
+        in_flight.max(2)
+    } else {
+        2
+    };
+    let out = add(
+        bytes_of(ow, od.size_bytes() as u64, rows, pitch),
+        out_copies,
+    );
     let tile4 = rows * pitch * 4;
     let (tiles, scr_bytes) = scratch_tiles(r, tile4);
     let scratch = (0..tiles).map(|_| add(scr_bytes, 1)).collect();
@@ -120,7 +141,7 @@ pub fn layout(r: &Rows, rows: u64, pitch: u64, chunked: bool, align: u64) -> Row
             .iter()
             .filter(|i| matches!(i.op, RowsOp::Reduce(_)))
             .count() as u64;
-        (n + 1) * 256
+        u64::from(in_flight) * (n + 1) * 256
     } else {
         row_slots(rows) * 256
     };
@@ -269,6 +290,7 @@ fn transposed(r: &mut Rows, machine: &Machine) -> Option<(u32, u64)> {
         pitch: rows,
         chunks: 1,
         transposed: true,
+        pipelined: false,
         tiles,
         layout: lay,
     };
@@ -387,6 +409,7 @@ fn whole_rows(r: &mut Rows, machine: &Machine) -> Result<(u32, u64), String> {
         pitch,
         chunks: 1,
         transposed: false,
+        pipelined: false,
         tiles,
         layout: lay,
     };
@@ -440,6 +463,10 @@ fn chunked(r: &mut Rows, machine: &Machine, whole: RowsLayout) -> Result<(u32, u
         pitch: chunk,
         chunks,
         transposed: false,
+        pipelined: pipelines(
+            &r.body,
+            &r.inputs.iter().map(|i| i.width).collect::<Vec<_>>(),
+        ),
         tiles,
         layout: lay,
     };
