@@ -477,7 +477,7 @@ fn generate(seed: u64) -> Kernel {
 
 /// Row lengths of the fusion-prone kernels: short, unaligned, a repeat, and
 /// longer than one.
-const ROW_LENGTHS: [u64; 9] = [2, 3, 8, 17, 64, 100, 255, 1000, 1025];
+const ROW_LENGTHS: [u64; 11] = [2, 3, 8, 17, 64, 100, 255, 1000, 1025, 16400, 20001];
 
 /// A fusion-prone kernel: elementwise chains over one `[rows, n]` space,
 /// with diamonds (a value read twice), `[n]` and `[rows, 1]` operands,
@@ -491,8 +491,16 @@ fn generate_fusion(seed: u64) -> Kernel {
         positive: Vec::new(),
         inexact: Vec::new(),
     };
-    let rows = *g.rng.pick(&[1u64, 2, 3, 7, 16, 33, 64]);
+    // Rows longer than UB holds (streamed in chunks) come few; short rows
+    // sometimes many (computed transposed once the rows fill the cores).
     let n = *g.rng.pick(&ROW_LENGTHS);
+    let rows = if n > 4096 {
+        *g.rng.pick(&[1u64, 2, 3])
+    } else if n <= 32 && g.rng.chance(25) {
+        *g.rng.pick(&[3000u64, 4096])
+    } else {
+        *g.rng.pick(&[1u64, 2, 3, 7, 16, 33, 64])
+    };
     let dtype = *g
         .rng
         .pick(&[DType::F32, DType::F32, DType::F16, DType::BF16, DType::I32]);
@@ -741,6 +749,8 @@ fn fusion_prone_kernels_match_the_reference_on_the_simulator() {
         .unwrap_or(1u64);
     let mut failures = Vec::new();
     let mut grouped = 0;
+    // Row stages in each of their less common forms.
+    let (mut chunked, mut transposed) = (0, 0);
     for seed in first..first + cases {
         let kernel = generate_fusion(seed);
         if let Err(e) = tessera_ir::verify::verify_concrete(&kernel) {
@@ -770,6 +780,12 @@ fn fusion_prone_kernels_match_the_reference_on_the_simulator() {
             };
             let code = driver::compile_npu(&kernel, &m, &src, tessera_compiler::opt::Level::O2)
                 .map_err(|e| format!("compile: {e:?}"))?;
+            for stage in &code.plan.stages {
+                if let tessera_ir::plan::StageKind::Rows(r) = &stage.kind {
+                    chunked += usize::from(r.schedule.chunked());
+                    transposed += usize::from(r.schedule.transposed);
+                }
+            }
             let inputs = tessera_testsuite::random_inputs(&kernel, seed);
             tessera_testsuite::simulate_against_reference(&kernel, &m, &code.program, &inputs)
         });
@@ -792,6 +808,13 @@ fn fusion_prone_kernels_match_the_reference_on_the_simulator() {
         grouped * 2 > cases,
         "only {grouped} of {cases} fusion-prone kernels were fused"
     );
+    // At the default count, rows longer than UB and many short rows too.
+    if cases >= 500 {
+        assert!(
+            chunked > 0 && transposed > 0,
+            "{chunked} chunked and {transposed} transposed row stages in {cases} kernels"
+        );
+    }
 }
 
 /// The random kernels that once found a bug (`cases/regressions/*.ir`, each
