@@ -532,11 +532,12 @@ fn generate_chunked(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String> {
         }
     }
     let lanes_buf = layout.lanes.as_ref();
-    // Rows in flight, one per pass: step s runs pass s mod passes of the
-    // row that pass is on, so every `passes` steps stream one chunk from HBM
-    // (the first pass), re-read the others' from L2 and write one (the last
-    // pass). Pass p keeps its row's per-row state (values, lanes, per-row
-    // inputs) in copy p; when the rows move on a pass, the copies shift.
+    // Pipelined, one row per pass is in flight: step s runs pass s mod
+    // passes of the row that pass is on, so every `passes` steps stream one
+    // chunk from HBM (the first pass), re-read the others' from L2 and write
+    // one (the last pass). Pass p keeps its row's per-row state (values,
+    // lanes, per-row inputs) in copy p; when the rows move on a pass, the
+    // copies shift. Otherwise rows go one at a time, their state in copy 0.
     let pc = passes.count;
     let piped = schedule.pipelined;
     // The state copy of pass p's row.
