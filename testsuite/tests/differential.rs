@@ -838,3 +838,47 @@ fn kernels_that_found_bugs_still_match() {
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     }
 }
+
+/// Row stages whose tile holds more rows than the wide buffer: reductions
+/// of f16/bf16 rows convert a group of rows at a time (softmax and
+/// rms_norm over 4 Ki-element rows, many rows per tile), against the
+/// reference on both machines.
+#[test]
+fn reductions_converting_rows_in_groups_match_the_reference() {
+    let src = Source {
+        name: "groups".into(),
+        text: "kernel sm(x: f16[240, 4096]) -> f16[240, 4096] { return softmax(x); }\n\
+               kernel rms(x: bf16[400, 4096], g: bf16[4096]) -> bf16[400, 4096] {\n\
+                   return rms_norm(x, g);\n\
+               }\n"
+        .into(),
+    };
+    let file = driver::parse_and_check(&src).expect("checks");
+    let mut grouped = 0;
+    for machine_name in ["910b-like", "910-like"] {
+        let machine = simulate::machine(Some(machine_name)).expect("machine");
+        for name in ["sm", "rms"] {
+            let kernel = driver::lower(&file, name, &Default::default(), &src).expect("lowers");
+            let code =
+                driver::compile_npu(&kernel, &machine, &src, tessera_compiler::opt::Level::O2)
+                    .expect("compiles");
+            for stage in &code.plan.stages {
+                if let tessera_ir::plan::StageKind::Rows(r) = &stage.kind
+                    && let Some(w) = r.schedule.layout.wide
+                {
+                    let rows_held = w.bytes / (r.schedule.pitch * 4);
+                    grouped += usize::from(rows_held < r.schedule.rows);
+                }
+            }
+            let inputs = tessera_testsuite::random_inputs(&kernel, 7);
+            tessera_testsuite::simulate_against_reference(
+                &kernel,
+                &machine,
+                &code.program,
+                &inputs,
+            )
+            .unwrap_or_else(|e| panic!("{name} on {machine_name}: {e}"));
+        }
+    }
+    assert!(grouped > 0, "no tile converted its rows in groups");
+}

@@ -402,18 +402,20 @@ fn reduce_rows(
     n: u64,
 ) -> Result<(), String> {
     let acc_dt = accumulator(op, src.dtype);
-    let tile = rows * pitch;
     let slots = row_slots(rows);
-    let wide = if src.dtype == acc_dt {
-        src
+    let sa = size(acc_dt);
+    // A narrower operand is converted into the wide buffer, as many rows
+    // at a time as it holds (its fold of one group and the conversion of
+    // the next need no barrier between them).
+    let (wide, group) = if src.dtype == acc_dt {
+        (None, rows)
     } else {
         let w = layout
             .wide
             .as_ref()
             .ok_or("internal: a widening reduction without its wide buffer")?;
-        let w = VBuf::of(w, 0, acc_dt);
-        Seq { items: h, n: tile }.cvt(w, src);
-        w
+        let group = (w.bytes / (pitch * sa)).clamp(1, rows);
+        (Some(VBuf::of(w, 0, acc_dt)), group)
     };
     let lanes_buf = VBuf::of(
         layout
@@ -435,8 +437,23 @@ fn reduce_rows(
     let per = 256 / size(acc_dt);
     let (full, tail) = (n / per, n % per);
     for row in 0..rows {
+        let from = match wide {
+            None => src.offset(row * pitch * sa),
+            Some(w) => {
+                let at = row % group;
+                if at == 0 {
+                    let n_rows = group.min(rows - row);
+                    let from = src.offset(row * pitch * size(src.dtype));
+                    Seq {
+                        items: h,
+                        n: n_rows * pitch,
+                    }
+                    .cvt(w, from);
+                }
+                w.offset(at * pitch * sa)
+            }
+        };
         let lane = lanes_buf.offset(row * 256);
-        let from = wide.offset(row * pitch * size(acc_dt));
         if full > 0 {
             fold_repeats(h, fold_across(op), acc_dt, lane, from, full, 8, per);
         } else {

@@ -42,6 +42,19 @@ fn scratch_tiles(r: &Rows, tile4: u64) -> (u32, u64) {
 /// The UB buffers of a row stage with `rows`-row tiles of `pitch` (chunked:
 /// one row, chunks of `pitch`).
 pub fn layout(r: &Rows, rows: u64, pitch: u64, chunked: bool, align: u64) -> RowsLayout {
+    layout_with(r, rows, pitch, chunked, rows, align)
+}
+
+/// [`layout`] with a wide buffer of `wide_rows` rows (reductions of narrow
+/// values convert that many rows at a time).
+fn layout_with(
+    r: &Rows,
+    rows: u64,
+    pitch: u64,
+    chunked: bool,
+    wide_rows: u64,
+    align: u64,
+) -> RowsLayout {
     let mut a = Allocator::default();
     let mut add = |bytes: u64, copies: u32| a.add(MemSpace::Ub, bytes, copies, align);
     // Chunked, one row per pass is in flight: per-row state has a copy per
@@ -130,8 +143,8 @@ pub fn layout(r: &Rows, rows: u64, pitch: u64, chunked: bool, align: u64) -> Row
                 }
             })
     });
-    let wide =
-        (reduce_inputs.iter().any(|d| d.size_bytes() < 4) || int_reduce).then(|| add(tile4, 1));
+    let wide = (reduce_inputs.iter().any(|d| d.size_bytes() < 4) || int_reduce)
+        .then(|| add(wide_rows.clamp(1, rows) * pitch * 4, 1));
     let reduces = r.reduces();
     // Chunked, every reduction keeps its lanes across chunks, and one more
     // repeat takes a chunk's fold.
@@ -382,7 +395,25 @@ fn whole_rows(r: &mut Rows, machine: &Machine) -> Result<(u32, u64), String> {
     // Enough tiles for every core, then as many rows as fit (reductions
     // fold at most 255 rows at once, and a row at most 255 repeats).
     let want = r.outer.div_ceil(cores).clamp(1, 248);
-    let fits_at = |rows: u64| fits(&layout(r, rows, pitch, false, align).named(), machine);
+    // A tile of `rows` rows, converting for reductions as many of them at
+    // once as fit (fewer rows at a time cost a barrier per group).
+    let wide_for = |rows: u64| {
+        (1..=rows)
+            .rev()
+            .find(|&w| {
+                fits(
+                    &layout_with(r, rows, pitch, false, w, align).named(),
+                    machine,
+                )
+            })
+            .unwrap_or(1)
+    };
+    let fits_at = |rows: u64| {
+        fits(
+            &layout_with(r, rows, pitch, false, wide_for(rows), align).named(),
+            machine,
+        )
+    };
     // The most rows that fit (binary search: fitting is monotone in rows).
     let rows = if fits_at(want) {
         want
@@ -398,7 +429,7 @@ fn whole_rows(r: &mut Rows, machine: &Machine) -> Result<(u32, u64), String> {
         }
         lo
     };
-    let lay = layout(r, rows, pitch, false, align);
+    let lay = layout_with(r, rows, pitch, false, wide_for(rows), align);
     if !fits(&lay.named(), machine) || pitch > 255 * ROW_ALIGN {
         return chunked(r, machine, lay);
     }
