@@ -89,6 +89,24 @@ def _(rng):
     return {"a": a, "c": c}, {"x": a + c}
 
 
+@case("rows_chunked_pipelined_softmax_f16")
+def _(rng):
+    x = run.uniform(rng, (5, 1000), "f16", -8.0, 8.0)
+    return {"x": x}, {"out0": run.softmax(x)}
+
+
+@case("rows_chunked_rms_norm_bf16")
+def _(rng):
+    x, g = run.uniform(rng, (3, 700), "bf16", -2.0, 2.0), run.uniform(rng, (700,), "bf16", 0.5, 1.5)
+    return {"x": x, "g": g}, {"out0": run.rms_norm(x, g)}
+
+
+@case("rows_transposed_softmax_f32_910")
+def _(rng):
+    x = run.uniform(rng, (200, 3), "f32", -8.0, 8.0)
+    return {"x": x}, {"out0": run.softmax(x)}
+
+
 @case("transpose_small_tiles_910")
 def _(rng):
     x = run.uniform(rng, (40, 70), "f16")
