@@ -1,0 +1,526 @@
+//! Chunked row stages (rows longer than UB holds): each pass of the body
+//! (`Passes`) runs over a row's chunks, streamed through the ping-pong loop
+//! of the vector templates. Each step computes one chunk of one pass's full
+//! instructions and folds its reductions into lanes kept across chunks;
+//! after a pass's last chunk its reductions are finished and its per-row
+//! values computed. The last pass stores the result chunk by chunk. Steps
+//! go row by row, or, *pipelined* (`pipelines`), with one row per pass in
+//! flight: step s runs pass s mod passes of the row that pass is on, so the
+//! first pass's HBM reads overlap the later passes' vector work; pass p
+//! keeps its row's per-row state in copy p, shifted on when the rows move
+//! on a pass.
+
+use super::{Opening, accumulator, bin_op, finish, opening, replicate, size, spread};
+use crate::npu::Ctx;
+use crate::npu::inst::InstBuilder;
+use crate::npu::prog::{Access, Branch, Build, Item};
+use crate::npu::reduce::{combine, fold_across, fold_lanes, fold_repeats, identity};
+use crate::npu::tiles::double_buffered;
+use crate::npu::vector::{self, Opnd, Seq, VBuf, dt};
+use tessera_ir::DType;
+use tessera_ir::plan::reduce::LANES;
+use tessera_ir::plan::rows::{Passes, elided, row_slots};
+use tessera_ir::plan::{EwArg, EwOp, Rows, RowsOp, Width};
+use tessera_sim::isa::{AluOp, Cond, Reg};
+
+/// Generates a chunked row stage: one row at a time, each pass streaming
+/// the row's chunks.
+pub(super) fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String> {
+    let Rows {
+        outer,
+        n,
+        inputs,
+        body,
+        out,
+        schedule,
+    } = r;
+    let (outer, n) = (*outer, *n);
+    let layout = &schedule.layout;
+    if layout.inputs.len() != inputs.len() || layout.temps.len() + 1 != body.len() {
+        return Err("internal: the layout does not match the row stage".into());
+    }
+    let (c, chunks) = (schedule.pitch, schedule.chunks);
+    let covers = |k: u64| c.saturating_mul(k);
+    if schedule.rows != 1
+        || c == 0
+        || c % LANES != 0
+        || covers(chunks - 1) >= n
+        || covers(chunks) < n
+    {
+        return Err("internal: a chunked row stage with inconsistent chunks".into());
+    }
+    let last_len = n - c * (chunks - 1);
+    let slots = row_slots(1);
+    let count = |w: Width| match w {
+        Width::Full => c,
+        Width::Row => slots,
+    };
+    let widths: Vec<Width> = inputs.iter().map(|i| i.width).collect();
+    let passes = Passes::of(body, &widths);
+    let elided = elided(body);
+    let last = body.len() - 1;
+    let mut items = Vec::new();
+    let Opening {
+        bi,
+        bd,
+        bases,
+        base_out,
+    } = opening(ctx, r, &mut items, count)?;
+    let scratch: Vec<VBuf> = layout
+        .scratch
+        .iter()
+        .map(|l| VBuf::of(l, 0, DType::F32))
+        .collect();
+    // Per reduction, its lanes (kept across chunks); the last repeat of
+    // the lanes buffer takes one chunk's fold.
+    let mut lane_of = vec![None; body.len()];
+    let mut reductions = 0u64;
+    for (j, inst) in body.iter().enumerate() {
+        if let RowsOp::Reduce(_) = inst.op {
+            lane_of[j] = Some(reductions);
+            reductions += 1;
+        }
+    }
+    let lanes_buf = layout.lanes.as_ref();
+    // Pipelined, one row per pass is in flight: step s runs pass s mod
+    // passes of the row that pass is on, so every `passes` steps stream one
+    // chunk from HBM (the first pass), re-read the others' from L2 and write
+    // one (the last pass). Pass p keeps its row's per-row state (values,
+    // lanes, per-row inputs) in copy p; when the rows move on a pass, the
+    // copies shift. Otherwise rows go one at a time, their state in copy 0.
+    let pc = passes.count;
+    let piped = schedule.pipelined;
+    // The state copy of pass p's row.
+    let state = |p: u64| if piped { p } else { 0 };
+    let state_bytes = (reductions + 1) * 256;
+    let lane = |j: usize, d: DType, st: u64| -> Result<VBuf, String> {
+        let b = lanes_buf.ok_or("internal: a reduction without its lanes buffer")?;
+        let k = lane_of.get(j).copied().flatten().unwrap_or(reductions);
+        Ok(VBuf::of(b, 0, d).offset(st * state_bytes + k * 256))
+    };
+    let mut block_of = vec![0u64; body.len()];
+    let mut expands = 0u64;
+    for (j, inst) in body.iter().enumerate() {
+        if inst.op == RowsOp::Expand {
+            block_of[j] = expands;
+            expands += 1;
+        }
+    }
+    // The value of an instruction: a full one's chunk (the result's of copy
+    // `half`), a per-row one's copy `st` (the state of the pass's row).
+    let value = |j: usize, half: u32, st: u64| -> VBuf {
+        let d = body[j].dtype;
+        let row = body[j].width == Width::Row;
+        match layout.temps.get(j) {
+            Some(t) => VBuf::of(t, if row { st as u32 } else { 0 }, d),
+            None => VBuf::of(&layout.out, if row { st as u32 } else { half }, d),
+        }
+    };
+    let mut w = [Reg(0); 12];
+    for x in &mut w {
+        *x = ctx.regs.get()?;
+    }
+    let [my_rows, nsteps, sa, sb, t, q, cc, addr, off, len, base, lr] = w;
+    // Full inputs any pass streams, and the passes that read them: one load
+    // per step (skipped on the passes that do not read it), so each buffer
+    // copy has one producer.
+    let mut streams = vec![false; inputs.len()];
+    let mut read_in: Vec<Vec<u64>> = vec![Vec::new(); inputs.len()];
+    for qq in 0..passes.count {
+        let streamed = passes.streamed(body, qq);
+        for (j, inst) in body.iter().enumerate() {
+            if !streamed[j] {
+                continue;
+            }
+            for a in &inst.args {
+                if let EwArg::Input(k) = *a
+                    && inputs[k].width == Width::Full
+                    && bases[k].is_some()
+                {
+                    streams[k] = true;
+                    if read_in[k].last() != Some(&qq) {
+                        read_in[k].push(qq);
+                    }
+                }
+            }
+        }
+    }
+    let acc_of = |j: usize| -> Result<DType, String> {
+        let RowsOp::Reduce(op) = body[j].op else {
+            return Err("internal: not a reduction".into());
+        };
+        let src_dt = match body[j].args.first() {
+            Some(EwArg::Input(k)) => inputs[*k].view.dtype,
+            Some(EwArg::Inst(k)) => body[*k].dtype,
+            None => return Err("internal: a reduction without operand".into()),
+        };
+        Ok(accumulator(op, src_dt))
+    };
+    // The full instructions of pass `p` on one chunk (`c` elements computed;
+    // reductions fold `len_last` valid elements on the last chunk).
+    let compute = |h: &mut Vec<Item>, p: u64, half: u32| -> Result<(), String> {
+        let st = state(p);
+        let streamed = passes.streamed(body, p);
+        let arg = |a: &EwArg| -> Result<VBuf, String> {
+            Ok(match *a {
+                EwArg::Input(k) => {
+                    let i = inputs.get(k).ok_or("internal: a row input out of range")?;
+                    let copy = if i.width == Width::Full {
+                        half
+                    } else {
+                        st as u32
+                    };
+                    VBuf::of(&layout.inputs[k], copy, i.view.dtype)
+                }
+                EwArg::Inst(k) => value(k, half, st),
+            })
+        };
+        let block = |k: usize, d: DType| -> Result<VBuf, String> {
+            let b = layout
+                .blocks
+                .as_ref()
+                .ok_or("internal: an expansion without its block buffer")?;
+            Ok(VBuf::of(b, 0, d).offset(block_of[k] * slots * 32))
+        };
+        for (j, inst) in body.iter().enumerate() {
+            if !streamed[j] {
+                continue;
+            }
+            let dst = value(j, half, st);
+            let args = inst.args.iter().map(arg).collect::<Result<Vec<_>, _>>()?;
+            let elided_arg = |a: &EwArg| matches!(*a, EwArg::Inst(k) if elided[k]);
+            match &inst.op {
+                RowsOp::Ew(EwOp::Binary(b)) if inst.args.iter().any(elided_arg) => {
+                    let op = bin_op(*b)?;
+                    let mut ops = vec![Opnd::Run(dst)];
+                    for (a, v) in inst.args.iter().zip(&args) {
+                        ops.push(match *a {
+                            EwArg::Inst(k) if elided[k] => Opnd::Block(block(k, v.dtype)?),
+                            _ => Opnd::Run(*v),
+                        });
+                    }
+                    vector::emit(h, c, &ops, |bld, v, rep, m| {
+                        bld.vec_bin(op, dt(dst.dtype), v[0], v[1], v[2], rep, m)
+                    });
+                }
+                RowsOp::Ew(op) => {
+                    vector::emit_op(h, count(inst.width), op, dst, &args, &scratch)?;
+                }
+                RowsOp::Expand => {
+                    let src = *args
+                        .first()
+                        .ok_or("internal: an expansion without operand")?;
+                    let bc = block(j, src.dtype)?;
+                    replicate(h, bc, src, slots);
+                    if !elided[j] {
+                        spread(h, dst, bc, 1, c);
+                    }
+                }
+                RowsOp::Reduce(op) => {
+                    let src = *args
+                        .first()
+                        .ok_or("internal: a reduction without operand")?;
+                    let acc_dt = acc_of(j)?;
+                    let wide = if src.dtype == acc_dt {
+                        src
+                    } else {
+                        let w = layout
+                            .wide
+                            .as_ref()
+                            .ok_or("internal: a widening reduction without its wide buffer")?;
+                        let w = VBuf::of(w, 0, acc_dt);
+                        Seq { items: h, n: c }.cvt(w, src);
+                        w
+                    };
+                    let mine = lane(j, acc_dt, st)?;
+                    let part = lane(usize::MAX, acc_dt, st)?;
+                    let per = 256 / size(acc_dt);
+                    // Every chunk but the last folds whole repeats; the last
+                    // its valid ones and a masked partial repeat.
+                    let fold = |h: &mut Vec<Item>, valid: u64| {
+                        let (full, tail) = (valid / per, valid % per);
+                        if full > 0 {
+                            fold_repeats(h, fold_across(*op), acc_dt, part, wide, full, 8, per);
+                            Seq { items: h, n: per }.bin(combine(*op), mine, mine, part);
+                        }
+                        if tail > 0 {
+                            Seq { items: h, n: tail }.bin(
+                                combine(*op),
+                                mine,
+                                mine,
+                                wide.offset(full * 256),
+                            );
+                        }
+                    };
+                    if last_len == c {
+                        fold(h, c);
+                    } else {
+                        let mut most = Vec::new();
+                        fold(&mut most, c);
+                        h.push(Item::Guard {
+                            skip_if: vec![Branch::new(Cond::Eq, cc, chunks - 1)],
+                            body: most,
+                        });
+                        let mut end = Vec::new();
+                        fold(&mut end, last_len);
+                        h.push(Item::Guard {
+                            skip_if: vec![Branch::new(Cond::Ne, cc, chunks - 1)],
+                            body: end,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
+    };
+    // The per-row instructions known after pass `p` (−1: before the
+    // first), in body order.
+    let per_row = |h: &mut Vec<Item>, p: i64, st: u64| -> Result<(), String> {
+        for (j, inst) in body.iter().enumerate() {
+            if passes.of[j] != p || inst.width != Width::Row {
+                continue;
+            }
+            let dst = value(j, 0, st);
+            match &inst.op {
+                RowsOp::Reduce(op) => {
+                    let acc_dt = acc_of(j)?;
+                    let acc = VBuf::of(
+                        layout
+                            .acc
+                            .as_ref()
+                            .ok_or("internal: a reduction without its accumulator")?,
+                        0,
+                        acc_dt,
+                    );
+                    fold_lanes(h, *op, acc, lane(j, acc_dt, st)?, 1, 256 / size(acc_dt));
+                    finish(h, *op, dst, acc, slots, n);
+                }
+                RowsOp::Ew(op) => {
+                    let args = inst
+                        .args
+                        .iter()
+                        .map(|a| match *a {
+                            EwArg::Input(k) => {
+                                VBuf::of(&layout.inputs[k], st as u32, inputs[k].view.dtype)
+                            }
+                            EwArg::Inst(k) => value(k, 0, st),
+                        })
+                        .collect::<Vec<_>>();
+                    vector::emit_op(h, slots, op, dst, &args, &scratch)?;
+                }
+                RowsOp::Expand => return Err("internal: a per-row expansion".into()),
+            }
+        }
+        Ok(())
+    };
+    // This block's rows are bi, bi + bd, …: `my_rows` of them, in
+    // (my_rows + passes − 1) × chunks × passes steps.
+    items.ins().s_li(my_rows, outer);
+    items.ins().s_alu(AluOp::Sub, my_rows, my_rows, bi);
+    items.ins().s_alu(AluOp::Add, my_rows, my_rows, bd);
+    items.ins().s_alu(AluOp::Sub, my_rows, my_rows, 1u64);
+    items.ins().s_alu(AluOp::Div, my_rows, my_rows, bd);
+    if piped {
+        // The pipeline fills and drains: passes − 1 more rows' worth.
+        items.ins().s_alu(AluOp::Add, nsteps, my_rows, pc - 1);
+        items.ins().s_alu(AluOp::Mul, nsteps, nsteps, chunks * pc);
+    } else {
+        items.ins().s_alu(AluOp::Mul, nsteps, my_rows, chunks * pc);
+    }
+    items.ins().s_li(sa, 0u64);
+    double_buffered(&mut items, (sa, sb), 1u64, 2u64, nsteps, |half, sr| {
+        let mut h = Vec::new();
+        // Step → (pass q, chunk, the pass's local row lr = base − q); a
+        // step whose row is not one of this block's does nothing but load
+        // (a clamped row: loads stay unconditional).
+        if piped {
+            h.ins().s_alu(AluOp::Rem, q, sr, pc);
+            h.ins().s_alu(AluOp::Div, base, sr, pc);
+            h.ins().s_alu(AluOp::Rem, cc, base, chunks);
+            h.ins().s_alu(AluOp::Div, base, base, chunks);
+            h.ins().s_alu(AluOp::Sub, lr, base, q);
+            h.ins().s_alu(AluOp::Max, t, lr, 0u64);
+            h.ins().s_alu(AluOp::Sub, off, my_rows, 1u64);
+            h.ins().s_alu(AluOp::Min, t, t, off);
+            h.ins().s_alu(AluOp::Mul, t, t, bd);
+            h.ins().s_alu(AluOp::Add, t, t, bi);
+        } else {
+            // One row at a time: its passes, each over its chunks.
+            h.ins().s_alu(AluOp::Div, t, sr, pc * chunks);
+            h.ins().s_alu(AluOp::Mul, t, t, bd);
+            h.ins().s_alu(AluOp::Add, t, t, bi);
+            h.ins().s_alu(AluOp::Rem, cc, sr, pc * chunks);
+            h.ins().s_alu(AluOp::Div, q, cc, chunks);
+            h.ins().s_alu(AluOp::Rem, cc, cc, chunks);
+        }
+        let idle: Vec<Branch> = if piped {
+            vec![
+                Branch::new(Cond::Lt, lr, 0u64),
+                Branch::new(Cond::Ge, lr, my_rows),
+            ]
+        } else {
+            Vec::new()
+        };
+        // The rows move on a pass at a row's first step: per-row state
+        // shifts from copy p − 1 to copy p, last first.
+        let mut shift = Vec::new();
+        for p in (1..pc).rev().filter(|_| piped) {
+            let (to, from) = (p as u32, p as u32 - 1);
+            for (j, inst) in body.iter().enumerate() {
+                if inst.width == Width::Row && j != last {
+                    let d = value(j, 0, p);
+                    let sz = slots * size(inst.dtype);
+                    let src = value(j, 0, p - 1);
+                    Seq {
+                        items: &mut shift,
+                        n: sz / 4,
+                    }
+                    .copy(d.as_dtype(DType::I32), src.as_dtype(DType::I32));
+                }
+            }
+            for (k, i) in inputs.iter().enumerate() {
+                if i.width == Width::Row && bases[k].is_some() {
+                    let d = VBuf::of(&layout.inputs[k], to, DType::I32);
+                    let src = VBuf::of(&layout.inputs[k], from, DType::I32);
+                    let sz = slots * size(i.view.dtype);
+                    Seq {
+                        items: &mut shift,
+                        n: sz.div_ceil(4),
+                    }
+                    .copy(d, src);
+                }
+            }
+            if let Some(b) = lanes_buf {
+                let d = VBuf::of(b, 0, DType::I32).offset(p * state_bytes);
+                let src = VBuf::of(b, 0, DType::I32).offset((p - 1) * state_bytes);
+                Seq {
+                    items: &mut shift,
+                    n: state_bytes / 4,
+                }
+                .copy(d, src);
+            }
+        }
+        if !shift.is_empty() {
+            h.push(Item::Guard {
+                skip_if: vec![
+                    Branch::new(Cond::Ne, q, 0u64),
+                    Branch::new(Cond::Ne, cc, 0u64),
+                ],
+                body: shift,
+            });
+        }
+        // Valid elements of the chunk.
+        h.ins().s_alu(AluOp::Mul, off, cc, c);
+        h.ins().s_li(len, n);
+        h.ins().s_alu(AluOp::Sub, len, len, off);
+        h.ins().s_alu(AluOp::Min, len, len, c);
+        // A row's first step: its per-row inputs and values, and every
+        // reduction's lanes reset.
+        let mut first = Vec::new();
+        for (k, i) in inputs.iter().enumerate() {
+            let (Width::Row, Some(base)) = (i.width, bases[k]) else {
+                continue;
+            };
+            let s = size(i.view.dtype);
+            let dst = VBuf::of(&layout.inputs[k], 0, i.view.dtype);
+            first.ins().s_alu(AluOp::Mul, addr, t, s);
+            first.ins().s_alu(AluOp::Add, addr, addr, base);
+            first
+                .op(vec![(Access::Write, dst.region(slots * s))])
+                .mte2_gm_ub(dst.addr, addr, 1u64, s, 0u64, 0u64);
+        }
+        per_row(&mut first, -1, 0)?;
+        for (j, inst) in body.iter().enumerate() {
+            if let RowsOp::Reduce(op) = inst.op {
+                let acc_dt = acc_of(j)?;
+                Seq {
+                    items: &mut first,
+                    n: 256 / size(acc_dt),
+                }
+                .dup(lane(j, acc_dt, 0)?, identity(op, acc_dt));
+            }
+        }
+        h.push(Item::Guard {
+            skip_if: [
+                Branch::new(Cond::Ne, q, 0u64),
+                Branch::new(Cond::Ne, cc, 0u64),
+            ]
+            .into_iter()
+            .chain(idle.iter().copied())
+            .collect(),
+            body: first,
+        });
+        // Loads.
+        for (k, i) in inputs.iter().enumerate() {
+            let (true, Some(base)) = (streams[k], bases[k]) else {
+                continue;
+            };
+            let s = size(i.view.dtype);
+            let rs = i.view.strides.first().copied().unwrap_or(0);
+            let dst = VBuf::of(&layout.inputs[k], half, i.view.dtype);
+            h.ins().s_alu(AluOp::Mul, addr, cc, c * s);
+            h.ins().s_alu(AluOp::Mul, off, t, rs * s);
+            h.ins().s_alu(AluOp::Add, addr, addr, off);
+            h.ins().s_alu(AluOp::Add, addr, addr, base);
+            h.ins().s_alu(AluOp::Mul, off, len, s);
+            let mut load = Vec::new();
+            load.op(vec![(Access::Write, dst.region(c * s))])
+                .mte2_gm_ub(dst.addr, addr, 1u64, off, 0u64, c * s);
+            if read_in[k].len() as u64 == passes.count {
+                h.extend(load);
+            } else {
+                // Only on the passes that read it.
+                let skip = (0..passes.count)
+                    .filter(|p| !read_in[k].contains(p))
+                    .map(|p| Branch::new(Cond::Eq, q, p))
+                    .collect();
+                h.push(Item::Guard {
+                    skip_if: skip,
+                    body: load,
+                });
+            }
+        }
+        for p in 0..passes.count {
+            let mut g = Vec::new();
+            compute(&mut g, p, half)?;
+            let last_pass = p + 1 == passes.count;
+            if last_pass && body[last].width == Width::Full {
+                let so = size(out.dtype);
+                let ob = VBuf::of(&layout.out, half, out.dtype);
+                g.ins().s_alu(AluOp::Mul, addr, cc, c * so);
+                g.ins().s_alu(AluOp::Mul, off, t, n * so);
+                g.ins().s_alu(AluOp::Add, addr, addr, off);
+                g.ins().s_alu(AluOp::Add, addr, addr, base_out);
+                g.ins().s_alu(AluOp::Mul, off, len, so);
+                g.op(vec![(Access::Read, ob.region(c * so))])
+                    .mte3_ub_gm(addr, ob.addr, 1u64, off, 0u64, 0u64);
+            }
+            // The pass's last chunk: its reductions finished, its per-row
+            // values computed (and a per-row result stored).
+            let mut fin = Vec::new();
+            per_row(&mut fin, p as i64, state(p))?;
+            if last_pass && body[last].width == Width::Row {
+                let so = size(out.dtype);
+                let ob = VBuf::of(&layout.out, state(p) as u32, out.dtype);
+                fin.ins().s_alu(AluOp::Mul, addr, t, so);
+                fin.ins().s_alu(AluOp::Add, addr, addr, base_out);
+                fin.op(vec![(Access::Read, ob.region(slots * so))])
+                    .mte3_ub_gm(addr, ob.addr, 1u64, so, 0u64, 0u64);
+            }
+            if !fin.is_empty() {
+                g.push(Item::Guard {
+                    skip_if: vec![Branch::new(Cond::Ne, cc, chunks - 1)],
+                    body: fin,
+                });
+            }
+            h.push(Item::Guard {
+                skip_if: std::iter::once(Branch::new(Cond::Ne, q, p))
+                    .chain(idle.iter().copied())
+                    .collect(),
+                body: g,
+            });
+        }
+        Ok(h)
+    })?;
+    Ok(items)
+}

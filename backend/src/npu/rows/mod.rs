@@ -1,0 +1,169 @@
+//! The row stage: a fused group over rows on the vector unit (see
+//! `tessera_ir::plan::rows`), in three forms:
+//!
+//! - `whole.rs`: whole rows kept in UB, a tile of `rows` rows;
+//! - `chunked.rs`: rows longer than UB holds, streamed in chunks once per
+//!   pass of the body (row by row, or pipelined);
+//! - `transposed.rs`: short rows gathered into column runs.
+//!
+//! This file dispatches on the schedule and holds what the forms share: the
+//! opening (block registers, GM addresses, constants), a tile's rows, the
+//! reductions' accumulator dtype and finish, and the expansion's blocks.
+
+mod chunked;
+mod transposed;
+mod whole;
+
+use super::Ctx;
+use super::inst::{InstBuilder, VecOperand, int_scalar};
+use super::prog::{Access, Build, Item};
+use super::vector::{self, Opnd, Seq, VBuf, dt, scalar};
+use tessera_ir::plan::{Rows, Source, Width};
+use tessera_ir::{BinaryOp, DType, ReduceOp, Scalar};
+use tessera_sim::isa::{AluOp, BinOp, Reg, ScaOp};
+
+fn size(d: DType) -> u64 {
+    d.size_bytes() as u64
+}
+
+/// Generates a row stage, in the form its schedule says.
+pub fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String> {
+    if r.schedule.transposed {
+        transposed::generate(ctx, r)
+    } else if r.schedule.chunked() {
+        chunked::generate(ctx, r)
+    } else {
+        whole::generate(ctx, r)
+    }
+}
+
+/// What both forms of a row stage open with.
+struct Opening {
+    /// This block's index and the block count.
+    bi: Reg,
+    bd: Reg,
+    /// Per input, its GM address (none for a constant).
+    bases: Vec<Option<Reg>>,
+    /// The result's GM address.
+    base_out: Reg,
+}
+
+/// Reads the block registers and GM addresses, and fills the constant
+/// inputs once (`count` elements of a value of each width).
+fn opening(
+    ctx: &mut Ctx<'_>,
+    r: &Rows,
+    items: &mut Vec<Item>,
+    count: impl Fn(Width) -> u64,
+) -> Result<Opening, String> {
+    let (bi, bd) = ctx.block(items)?;
+    let mut bases = Vec::with_capacity(r.inputs.len());
+    for i in &r.inputs {
+        bases.push(match i.view.source {
+            Source::Constant(_) => None,
+            Source::Buffer(_) => Some(ctx.gm_view(items, &i.view)?),
+        });
+    }
+    let base_out = ctx.gm_view(items, &r.out)?;
+    for (k, i) in r.inputs.iter().enumerate() {
+        if let Source::Constant(c) = &i.view.source {
+            let b = VBuf::of(&r.schedule.layout.inputs[k], 0, i.view.dtype);
+            let value = match *c {
+                Scalar::Float(x) => scalar(i.view.dtype, x),
+                Scalar::Int(v) => int_scalar(v),
+                Scalar::Bool(v) => int_scalar(i64::from(v)),
+            };
+            Seq {
+                items,
+                n: count(i.width),
+            }
+            .dup(b, value);
+        }
+    }
+    Ok(Opening {
+        bi,
+        bd,
+        bases,
+        base_out,
+    })
+}
+
+/// `row0 = t · rows`, `rcur = min(rows, outer − row0)`: a tile's first row
+/// and its row count.
+fn tile_rows(h: &mut Vec<Item>, (row0, rcur): (Reg, Reg), t: Reg, rows: u64, outer: u64) {
+    h.ins().s_alu(AluOp::Mul, row0, t, rows);
+    h.ins().s_li(rcur, outer);
+    h.ins().s_alu(AluOp::Sub, rcur, rcur, row0);
+    h.ins().s_alu(AluOp::Min, rcur, rcur, rows);
+}
+
+/// The vector instruction of a binary op (not `pow`, a composite).
+fn bin_op(b: BinaryOp) -> Result<BinOp, String> {
+    Ok(match b {
+        BinaryOp::Add => BinOp::Add,
+        BinaryOp::Sub => BinOp::Sub,
+        BinaryOp::Mul => BinOp::Mul,
+        BinaryOp::Div => BinOp::Div,
+        BinaryOp::Maximum => BinOp::Max,
+        BinaryOp::Minimum => BinOp::Min,
+        BinaryOp::Pow => return Err("internal: pow reading an expansion's blocks".into()),
+    })
+}
+
+/// The dtype a reduction of `d` values folds in: `max` and `min` of floats
+/// in the values' own dtype (exact in any), sums in f32; integers in i32.
+pub fn accumulator(op: ReduceOp, d: DType) -> DType {
+    match (op, d.is_float()) {
+        (ReduceOp::Max | ReduceOp::Min, true) => d,
+        (ReduceOp::Sum | ReduceOp::Mean, true) => DType::F32,
+        (_, false) => DType::I32,
+    }
+}
+
+/// `dst` = the folded accumulator `acc` (÷ `n` for `mean`), in `dst`'s
+/// dtype, for `slots` per-row values.
+fn finish(h: &mut Vec<Item>, op: ReduceOp, dst: VBuf, acc: VBuf, slots: u64, n: u64) {
+    let mut q = Seq { items: h, n: slots };
+    let scale = scalar(acc.dtype, 1.0 / n as f64);
+    match (op == ReduceOp::Mean, dst.dtype == acc.dtype) {
+        (true, true) => q.sca(ScaOp::Muls, dst, acc, scale),
+        (true, false) => {
+            q.sca(ScaOp::Muls, acc, acc, scale);
+            q.cvt(dst, acc);
+        }
+        (false, true) => q.copy(dst, acc),
+        (false, false) => q.cvt(dst, acc),
+    }
+}
+
+/// Replicates `slots` per-row values of `src` (a multiple of 8) into
+/// 32-byte blocks at `bc`, one block per row (`vec.brcb`).
+fn replicate(h: &mut Vec<Item>, bc: VBuf, src: VBuf, slots: u64) {
+    h.op(vec![
+        (Access::Write, bc.region(slots * 32)),
+        (Access::Read, src.region(slots * size(src.dtype))),
+    ])
+    .vec_brcb(
+        dt(src.dtype),
+        VecOperand::new(bc.addr, 1, 8),
+        src.addr,
+        slots / 8,
+    );
+}
+
+/// Spreads each row's block (from `bc`) along its run of `pitch` elements
+/// in `dst`, for `rows` rows.
+fn spread(h: &mut Vec<Item>, dst: VBuf, bc: VBuf, rows: u64, pitch: u64) {
+    let s = size(dst.dtype);
+    for row in 0..rows {
+        vector::emit(
+            h,
+            pitch,
+            &[
+                Opnd::Run(dst.offset(row * pitch * s)),
+                Opnd::Block(bc.offset(32 * row)),
+            ],
+            |b, v, rep, m| b.vec_copy(dt(dst.dtype), v[0], v[1], rep, m),
+        );
+    }
+}
