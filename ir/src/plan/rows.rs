@@ -224,6 +224,32 @@ pub fn row_slots(rows: u64) -> u64 {
     rows.div_ceil(8) * 8
 }
 
+/// The dtype a reduction of `d` values folds in: `max` and `min` of floats
+/// in the values' own dtype (exact in any), sums in f32; integers in i32.
+pub fn accumulator(op: ReduceOp, d: DType) -> DType {
+    match (op, d.is_float()) {
+        (ReduceOp::Max | ReduceOp::Min, true) => d,
+        (ReduceOp::Sum | ReduceOp::Mean, true) => DType::F32,
+        (_, false) => DType::I32,
+    }
+}
+
+/// Whether a reduction of the body folds an operand narrower than its
+/// accumulator, which it first converts into a wide buffer.
+pub fn widens(body: &[RowsInst], inputs: &[RowsInput]) -> bool {
+    body.iter().any(|i| {
+        let RowsOp::Reduce(op) = i.op else {
+            return false;
+        };
+        let d = match i.args.first() {
+            Some(EwArg::Input(k)) => inputs.get(*k).map(|v| v.view.dtype),
+            Some(EwArg::Inst(k)) => body.get(*k).map(|v| v.dtype),
+            None => None,
+        };
+        d.is_some_and(|d| accumulator(op, d) != d)
+    })
+}
+
 /// Which expansions are never materialised: those read only by full-width
 /// binary arithmetic (`add`, `sub`, `mul`, `div`, `maximum`, `minimum`),
 /// which read the replicated 32-byte blocks directly, row by row. Their

@@ -10,7 +10,7 @@
 //! keeps its row's per-row state in copy p, shifted on when the rows move
 //! on a pass.
 
-use super::{Opening, accumulator, bin_op, finish, opening, replicate, size, spread};
+use super::{Opening, bin_op, finish, opening, replicate, size, spread};
 use crate::npu::Ctx;
 use crate::npu::inst::InstBuilder;
 use crate::npu::prog::{Access, Branch, Build, Item};
@@ -19,7 +19,7 @@ use crate::npu::tiles::double_buffered;
 use crate::npu::vector::{self, Opnd, Seq, VBuf, dt};
 use tessera_ir::DType;
 use tessera_ir::plan::reduce::LANES;
-use tessera_ir::plan::rows::{Passes, elided, row_slots};
+use tessera_ir::plan::rows::{Passes, accumulator, elided, row_slots};
 use tessera_ir::plan::{EwArg, EwOp, Rows, RowsOp, Width};
 use tessera_sim::isa::{AluOp, Cond, Reg};
 

@@ -110,16 +110,6 @@ fn bin_op(b: BinaryOp) -> Result<BinOp, String> {
     })
 }
 
-/// The dtype a reduction of `d` values folds in: `max` and `min` of floats
-/// in the values' own dtype (exact in any), sums in f32; integers in i32.
-pub fn accumulator(op: ReduceOp, d: DType) -> DType {
-    match (op, d.is_float()) {
-        (ReduceOp::Max | ReduceOp::Min, true) => d,
-        (ReduceOp::Sum | ReduceOp::Mean, true) => DType::F32,
-        (_, false) => DType::I32,
-    }
-}
-
 /// `dst` = the folded accumulator `acc` (÷ `n` for `mean`), in `dst`'s
 /// dtype, for `slots` per-row values.
 fn finish(h: &mut Vec<Item>, op: ReduceOp, dst: VBuf, acc: VBuf, slots: u64, n: u64) {

@@ -5,7 +5,7 @@
 //! run `n` times) and the result gathered back into rows. The gathers'
 //! offsets are built once.
 
-use super::{Opening, accumulator, finish, opening, size, tile_rows};
+use super::{Opening, finish, opening, size, tile_rows};
 use crate::npu::Ctx;
 use crate::npu::inst::{InstBuilder, VecOperand, int_scalar};
 use crate::npu::prog::{Access, Build, Item};
@@ -14,6 +14,7 @@ use crate::npu::tiles::double_buffered;
 use crate::npu::vector::{self, Opnd, Seq, VBuf, dt};
 use tessera_ir::DType;
 use tessera_ir::plan::reduce::LANES;
+use tessera_ir::plan::rows::accumulator;
 use tessera_ir::plan::{EwArg, Rows, RowsOp, Width};
 use tessera_sim::isa::{AluOp, BinOp, ScaOp};
 

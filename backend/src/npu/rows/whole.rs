@@ -13,7 +13,7 @@
 //! the per-row values into 32-byte blocks (`vec.brcb`) and copies each
 //! block along its row. The result's valid rows and columns are stored.
 
-use super::{Opening, accumulator, bin_op, finish, opening, replicate, size, spread, tile_rows};
+use super::{Opening, bin_op, finish, opening, replicate, size, spread, tile_rows};
 use crate::npu::Ctx;
 use crate::npu::inst::InstBuilder;
 use crate::npu::prog::{Access, Build, Item};
@@ -21,7 +21,7 @@ use crate::npu::reduce::{combine, fold_across, fold_lanes, fold_repeats, identit
 use crate::npu::tiles::double_buffered;
 use crate::npu::vector::{self, Opnd, Seq, VBuf, dt};
 use tessera_ir::plan::reduce::LANES;
-use tessera_ir::plan::rows::{elided, row_slots};
+use tessera_ir::plan::rows::{accumulator, elided, row_slots};
 use tessera_ir::plan::{EwArg, EwOp, Rows, RowsOp, Width};
 use tessera_ir::{DType, ReduceOp};
 use tessera_sim::isa::AluOp;

@@ -5,12 +5,12 @@
 //! of at most `TRANSPOSE_MAX_N` elements are computed transposed.
 
 use super::{Allocator, fits};
+use tessera_ir::DType;
 use tessera_ir::plan::elementwise::{SCRATCH_TABLE_BYTES, scratch};
 use tessera_ir::plan::rows::{
-    CHUNK_ALIGN, Passes, ROW_ALIGN, TRANSPOSE_MAX_N, pipelines, row_slots, temp_slots,
+    CHUNK_ALIGN, Passes, ROW_ALIGN, TRANSPOSE_MAX_N, pipelines, row_slots, temp_slots, widens,
 };
 use tessera_ir::plan::{MemSpace, Rows, RowsInst, RowsLayout, RowsOp, RowsSchedule, Width};
-use tessera_ir::{DType, ReduceOp};
 use tessera_sim::Machine;
 
 /// Bytes of one value of width `w` and element size `s` in a `rows ×
@@ -117,34 +117,8 @@ fn layout_with(
     let tile4 = rows * pitch * 4;
     let (tiles, scr_bytes) = scratch_tiles(r, tile4);
     let scratch = (0..tiles).map(|_| add(scr_bytes, 1)).collect();
-    // Sums of narrow floats convert to f32 first (max and min fold in the
-    // values' dtype; integers widen to i32).
-    let reduce_inputs: Vec<DType> = r
-        .body
-        .iter()
-        .filter(|i| match i.op {
-            RowsOp::Reduce(op) => !matches!(op, ReduceOp::Max | ReduceOp::Min),
-            RowsOp::Ew(_) | RowsOp::Expand => false,
-        })
-        .filter_map(|i| match i.args.first() {
-            Some(tessera_ir::plan::EwArg::Input(k)) => r.inputs.get(*k).map(|v| v.view.dtype),
-            Some(tessera_ir::plan::EwArg::Inst(k)) => r.body.get(*k).map(|v| v.dtype),
-            None => None,
-        })
-        .collect();
-    let int_reduce = r.body.iter().any(|i| {
-        matches!(i.op, RowsOp::Reduce(_))
-            && i.args.first().is_some_and(|a| match a {
-                tessera_ir::plan::EwArg::Input(k) => {
-                    r.inputs.get(*k).is_some_and(|v| !v.view.dtype.is_float())
-                }
-                tessera_ir::plan::EwArg::Inst(k) => {
-                    r.body.get(*k).is_some_and(|v| !v.dtype.is_float())
-                }
-            })
-    });
-    let wide = (reduce_inputs.iter().any(|d| d.size_bytes() < 4) || int_reduce)
-        .then(|| add(wide_rows.clamp(1, rows) * pitch * 4, 1));
+    // Reductions of narrower values convert to their accumulator first.
+    let wide = widens(&r.body, &r.inputs).then(|| add(wide_rows.clamp(1, rows) * pitch * 4, 1));
     let reduces = r.reduces();
     // Chunked, every reduction keeps its lanes across chunks, and one more
     // repeat takes a chunk's fold.
@@ -249,17 +223,7 @@ pub fn transposed_layout(r: &Rows, rows: u64, align: u64) -> RowsLayout {
     let tile4 = n * rows * 4;
     let (tiles, scr_bytes) = scratch_tiles(r, tile4);
     let scratch = (0..tiles).map(|_| add(scr_bytes, 1)).collect();
-    let narrow = r.body.iter().any(|i| {
-        matches!(i.op, RowsOp::Reduce(_))
-            && i.args.first().is_some_and(|a| {
-                let d = match *a {
-                    tessera_ir::plan::EwArg::Input(k) => r.inputs.get(k).map(|v| v.view.dtype),
-                    tessera_ir::plan::EwArg::Inst(k) => r.body.get(k).map(|v| v.dtype),
-                };
-                d.is_some_and(|d| d.size_bytes() < 4)
-            })
-    });
-    let wide = narrow.then(|| add(tile4, 1));
+    let wide = widens(&r.body, &r.inputs).then(|| add(tile4, 1));
     let acc = r.reduces().then(|| add(rows * 4, 1));
     // Per gathered size: the offsets into columns, back into rows, and
     // one more run to build them (and a repeated row's) in.
