@@ -115,6 +115,45 @@ pub fn generate(ctx: &mut Ctx<'_>, e: &Elementwise) -> Result<Vec<Item>, String>
             .dup(b, constant(c, v.dtype));
         }
     }
+    // Held rows: the same in every tile of this block, loaded once.
+    let held: Vec<bool> = layout.inputs.iter().map(|b| b.held).collect();
+    if held.contains(&true) {
+        if held != ew::held(inputs, out, ncb, u64::from(ctx.stage.block_dim)) {
+            return Err("internal: held inputs that differ per tile".into());
+        }
+        let (col0, len, addr) = (ctx.regs.get()?, ctx.regs.get()?, ctx.regs.get()?);
+        // This block's column range: its tiles are bi + k·blocks.
+        items.ins().s_alu(AluOp::Rem, col0, bi, ncb);
+        items.ins().s_alu(AluOp::Mul, col0, col0, l_tile);
+        items.ins().s_li(len, t.cols);
+        items.ins().s_alu(AluOp::Sub, len, len, col0);
+        items.ins().s_alu(AluOp::Min, len, len, l_tile);
+        for (i, v) in inputs.iter().enumerate() {
+            let Some(Some(base)) = bases.get(i).filter(|_| held[i]) else {
+                continue;
+            };
+            let s = size(v.dtype);
+            let dst = VBuf::of(&layout.inputs[i].tile, 0, v.dtype);
+            let st = &t.strides[i];
+            items
+                .ins()
+                .s_alu(AluOp::Mul, addr, col0, st[st.len() - 1] * s);
+            items.ins().s_alu(AluOp::Add, addr, addr, *base);
+            if divs.contains(&i) {
+                Seq {
+                    items: &mut items,
+                    n: tile,
+                }
+                .dup(dst, int_scalar(1));
+            }
+            items.ins().s_alu(AluOp::Mul, len, len, s);
+            // Every row of the tile is the same row: a GM stride of 0.
+            items
+                .op(vec![(Access::Write, dst.region(tile * s))])
+                .mte2_gm_ub(dst.addr, addr, r_tile, len, 0u64, pitch * s);
+            items.ins().s_alu(AluOp::Div, len, len, s);
+        }
+    }
     // The tile loop: two tiles per iteration.
     let tt = ctx.regs.get()?;
     let tb = ctx.regs.get()?;
@@ -169,7 +208,7 @@ pub fn generate(ctx: &mut Ctx<'_>, e: &Elementwise) -> Result<Vec<Item>, String>
         // scalars, so one event covers every load of the tile.
         let mut expand: Vec<Item> = Vec::new();
         for (i, v) in inputs.iter().enumerate() {
-            if let Source::Constant(_) = v.source {
+            if matches!(v.source, Source::Constant(_)) || held[i] {
                 continue;
             }
             let s = size(v.dtype);

@@ -373,21 +373,7 @@ impl Seq<'_> {
                 x,
                 [s.take()?, s.take()?, s.take()?, s.take()?, s.take()?],
             ),
-            UnaryOp::Gelu => {
-                // 0.5·x·(1 + erf(x/√2))
-                let u = s.take()?;
-                q.sca(
-                    ScaOp::Muls,
-                    u,
-                    x,
-                    float_scalar(std::f64::consts::FRAC_1_SQRT_2),
-                );
-                let scr = [s.take()?, s.take()?, s.take()?, s.take()?, s.take()?];
-                q.erf(u, u, scr);
-                q.sca(ScaOp::Adds, u, u, float_scalar(1.0));
-                q.bin(BinOp::Mul, u, u, x);
-                q.sca(ScaOp::Muls, r, u, float_scalar(0.5));
-            }
+            UnaryOp::Gelu => q.gelu(r, x, [s.take()?, s.take()?, s.take()?]),
             UnaryOp::GeluTanh => {
                 // 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))
                 let w = s.take()?;
@@ -662,9 +648,33 @@ impl Seq<'_> {
         self.copysign_from(d, num, x, mask, den);
     }
 
-    /// `d = erf(x)` (Abramowitz & Stegun 7.1.26, |error| ≤ 1.5e-7).
-    fn erf(&mut self, d: VBuf, x: VBuf, s: [VBuf; 5]) {
-        let [a, t, p, e, mask] = s;
+    /// `d = gelu(x)` = x·Φ(x), Φ the standard normal CDF: with
+    /// y = ½·erfc(|x|/√2) (Abramowitz & Stegun 7.1.26, its coefficients
+    /// scaled by ½ and 1/√2), Φ(x) is y for x < 0 and 1 − y otherwise.
+    /// The sign is one select rather than erf's copysign and the affine
+    /// steps after it; gelu(+∞) = +∞ and gelu(−∞) = −∞·0 = NaN, as the
+    /// reference's 0.5·x·(1 + erf(x/√2)) gives.
+    fn gelu(&mut self, d: VBuf, x: VBuf, s: [VBuf; 3]) {
+        let [a, t, p] = s;
+        self.un(UnOp::Abs, a, x);
+        self.erfc_factor(p, t, a, std::f64::consts::FRAC_1_SQRT_2, 0.5);
+        // e^(−x²/2)
+        self.bin(BinOp::Mul, a, a, a);
+        self.sca(ScaOp::Muls, a, a, float_scalar(-0.5));
+        self.un(UnOp::Exp, a, a);
+        // y, then 1 − y
+        self.bin(BinOp::Mul, p, p, a);
+        self.sca(ScaOp::Muls, t, p, float_scalar(-1.0));
+        self.sca(ScaOp::Adds, t, t, float_scalar(1.0));
+        self.cmps(Cond::Lt, a, x, float_scalar(0.0));
+        self.sel(d, a, p, t);
+        self.bin(BinOp::Mul, d, d, x);
+    }
+
+    /// `p = k·t·(a1 + a2·t + … + a5·t⁴)` with `t = 1 / (1 + P·z)`, `z = c·a`
+    /// (`a` = |x| ≥ 0): Abramowitz & Stegun 7.1.26's erfc(z) without its
+    /// e^(−z²) factor. `t` is left holding `t`.
+    fn erfc_factor(&mut self, p: VBuf, t: VBuf, a: VBuf, c: f64, k: f64) {
         const P: f64 = 0.327_591_1;
         const A: [f64; 5] = [
             0.254_829_592,
@@ -673,15 +683,21 @@ impl Seq<'_> {
             -1.453_152_027,
             1.061_405_429,
         ];
-        self.un(UnOp::Abs, a, x);
-        self.sca(ScaOp::Muls, t, a, float_scalar(P));
+        self.sca(ScaOp::Muls, t, a, float_scalar(P * c));
         self.sca(ScaOp::Adds, t, t, float_scalar(1.0));
         self.un(UnOp::Rec, t, t);
-        self.sca(ScaOp::Muls, p, t, float_scalar(A[4]));
-        for &c in A[..4].iter().rev() {
-            self.sca(ScaOp::Adds, p, p, float_scalar(c));
+        self.sca(ScaOp::Muls, p, t, float_scalar(A[4] * k));
+        for &a in A[..4].iter().rev() {
+            self.sca(ScaOp::Adds, p, p, float_scalar(a * k));
             self.bin(BinOp::Mul, p, p, t);
         }
+    }
+
+    /// `d = erf(x)` (Abramowitz & Stegun 7.1.26, |error| ≤ 1.5e-7).
+    fn erf(&mut self, d: VBuf, x: VBuf, s: [VBuf; 5]) {
+        let [a, t, p, e, mask] = s;
+        self.un(UnOp::Abs, a, x);
+        self.erfc_factor(p, t, a, 1.0, 1.0);
         self.bin(BinOp::Mul, e, a, a);
         self.sca(ScaOp::Muls, e, e, float_scalar(-1.0));
         self.un(UnOp::Exp, e, e);

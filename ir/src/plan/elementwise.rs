@@ -106,8 +106,12 @@ pub struct EwLayout {
 /// The buffers of one elementwise input.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct EwInputBufs {
-    /// The operand's tile, as the body reads it (`in{i}`).
+    /// The operand's tile, as the body reads it (`in{i}`; `row{i}` when
+    /// held).
     pub tile: LocalBuf,
+    /// A repeated row that is the same in every tile a block computes
+    /// ([`held`]): loaded once, before the tile loop, into one copy.
+    pub held: bool,
     /// For a column or a scalar input: where it is staged and spread.
     pub broadcast: Option<BroadcastBufs>,
 }
@@ -130,7 +134,8 @@ impl EwLayout {
     pub fn named(&self) -> Vec<(String, LocalBuf)> {
         let mut out = Vec::new();
         for (i, b) in self.inputs.iter().enumerate() {
-            out.push((format!("in{i}"), b.tile));
+            let name = if b.held { "row" } else { "in" };
+            out.push((format!("{name}{i}"), b.tile));
             if let Some(bc) = &b.broadcast {
                 out.push((format!("st{i}"), bc.staging));
                 out.push((format!("bc{i}"), bc.blocks));
@@ -187,6 +192,100 @@ pub fn patterns(inputs: &[View], out: &View) -> Vec<Pattern> {
         .collect()
 }
 
+/// Which UB slot holds each temporary of a body (every instruction but the
+/// last, whose result is the output tile), and each slot's element size.
+///
+/// A result is live from its instruction to its last reader. Slots are
+/// shared only between results of the same element size; an instruction
+/// writes a slot one of its operands is in only when [`in_place_ok`] says
+/// it may (composites read their operands after writing their scratch, not
+/// their result, but a slot freed at the instruction itself is not reused
+/// for them).
+pub fn temp_slots(body: &[EwInst]) -> (Vec<usize>, Vec<usize>) {
+    let n = body.len().saturating_sub(1);
+    let last_use = last_uses(body.iter().map(|i| i.args.as_slice()));
+    let mut slot_of = Vec::with_capacity(n);
+    let mut sizes: Vec<usize> = Vec::new();
+    // The instruction up to which each slot is busy.
+    let mut busy_until: Vec<usize> = Vec::new();
+    for (j, inst) in body.iter().take(n).enumerate() {
+        let size = inst.dtype.size_bytes();
+        let free = (0..sizes.len()).find(|&s| {
+            sizes[s] == size && (busy_until[s] < j || busy_until[s] == j && in_place_ok(&inst.op))
+        });
+        let s = free.unwrap_or_else(|| {
+            sizes.push(size);
+            busy_until.push(0);
+            sizes.len() - 1
+        });
+        busy_until[s] = last_use[j].max(j);
+        slot_of.push(s);
+    }
+    (slot_of, sizes)
+}
+
+/// Per instruction of a body but the last (given by its operands, in
+/// order): the last instruction that reads its result (0 when none does).
+pub fn last_uses<'a>(args: impl ExactSizeIterator<Item = &'a [EwArg]>) -> Vec<usize> {
+    let n = args.len().saturating_sub(1);
+    let mut last_use = vec![0usize; n];
+    for (j, args) in args.enumerate() {
+        for a in args {
+            if let EwArg::Inst(k) = *a
+                && k < n
+            {
+                last_use[k] = last_use[k].max(j);
+            }
+        }
+    }
+    last_use
+}
+
+/// Whether an op is one vector instruction per run that reads each lane
+/// before writing it (or, for f16/bf16, converts its operands to f32
+/// scratch first), so its result may overwrite an operand it reads last.
+pub fn in_place_ok(op: &EwOp) -> bool {
+    matches!(
+        op,
+        EwOp::Unary(
+            UnaryOp::Neg
+                | UnaryOp::Abs
+                | UnaryOp::Relu
+                | UnaryOp::Exp
+                | UnaryOp::Log
+                | UnaryOp::Sqrt
+                | UnaryOp::Rsqrt
+                | UnaryOp::Reciprocal
+        ) | EwOp::Binary(
+            BinaryOp::Add
+                | BinaryOp::Sub
+                | BinaryOp::Mul
+                | BinaryOp::Div
+                | BinaryOp::Maximum
+                | BinaryOp::Minimum
+        )
+    )
+}
+
+/// Which inputs are held: a row repeated over every other dim (strides 0
+/// but along the last), when each block computes tiles of one column range
+/// only — there is one range (`col_tiles == 1`), or the blocks, handed
+/// tiles round-robin, are a multiple of the ranges. Such an input's tile
+/// (its row, once per tile row) is the same in every tile of a block.
+pub fn held(inputs: &[View], out: &View, col_tiles: u64, blocks: u64) -> Vec<bool> {
+    let (_, strides) = space(inputs, out);
+    let fixed = col_tiles == 1 || (col_tiles > 0 && blocks.is_multiple_of(col_tiles));
+    inputs
+        .iter()
+        .zip(&strides)
+        .map(|(v, s)| {
+            let repeated =
+                s.len() > 1 && s[s.len() - 1] == 1 && s[..s.len() - 1].iter().all(|&x| x == 0);
+            fixed && repeated && matches!(v.source, Source::Buffer(_))
+        })
+        .collect()
+}
+
 /// The smallest row pitch (in elements) that keeps every operand's rows on
 /// 32-byte boundaries, for tiles `cols` wide.
 pub fn pitch(inputs: &[View], body: &[EwInst], cols: u64) -> u64 {
@@ -228,7 +327,8 @@ pub fn scratch(op: &EwOp, dtype: DType) -> Scratch {
             UnaryOp::Sigmoid | UnaryOp::Silu => tiles(1),
             UnaryOp::Tanh => tiles(4),
             UnaryOp::Erf => tiles(5),
-            UnaryOp::Gelu | UnaryOp::GeluTanh => tiles(6),
+            UnaryOp::Gelu => tiles(3),
+            UnaryOp::GeluTanh => tiles(6),
             // The table: 2/π in chunks.
             UnaryOp::Sin | UnaryOp::Cos => Scratch {
                 table: true,

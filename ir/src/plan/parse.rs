@@ -436,7 +436,10 @@ impl What {
             What::Elementwise(inputs, body, out) => {
                 let mut bufs = Vec::new();
                 for i in 0..inputs.len() {
-                    let tile = l.need(&format!("in{i}"))?;
+                    let (tile, held) = match l.take(&format!("row{i}")) {
+                        Some(t) => (t, true),
+                        None => (l.need(&format!("in{i}"))?, false),
+                    };
                     let broadcast = match l.take(&format!("st{i}")) {
                         None => None,
                         Some(staging) => Some(BroadcastBufs {
@@ -445,7 +448,11 @@ impl What {
                             widened: l.take(&format!("wd{i}")),
                         }),
                     };
-                    bufs.push(EwInputBufs { tile, broadcast });
+                    bufs.push(EwInputBufs {
+                        tile,
+                        held,
+                        broadcast,
+                    });
                 }
                 let temps = (0..body.len().saturating_sub(1))
                     .map(|j| l.need(&format!("t{j}")))

@@ -304,16 +304,7 @@ pub fn temp_slots(
     elide: bool,
 ) -> (Vec<usize>, Vec<(Width, usize)>) {
     let n = body.len().saturating_sub(1);
-    let mut last_use = vec![0usize; n];
-    for (j, inst) in body.iter().enumerate() {
-        for a in &inst.args {
-            if let EwArg::Inst(k) = *a
-                && k < n
-            {
-                last_use[k] = last_use[k].max(j);
-            }
-        }
-    }
+    let last_use = super::elementwise::last_uses(body.iter().map(|i| i.args.as_slice()));
     let elided = if elide {
         elided(body)
     } else {
@@ -354,32 +345,13 @@ pub fn temp_slots(
     (slot_of, slots)
 }
 
-/// Whether an instruction is one vector instruction per run that reads
-/// each lane before writing it, so its result may overwrite an operand.
+/// Whether an instruction may overwrite an operand (see
+/// [`super::elementwise::in_place_ok`]).
 fn in_place_ok(inst: &RowsInst) -> bool {
-    use crate::op::UnaryOp;
-    matches!(
-        inst.op,
-        RowsOp::Ew(
-            EwOp::Unary(
-                UnaryOp::Neg
-                    | UnaryOp::Abs
-                    | UnaryOp::Relu
-                    | UnaryOp::Exp
-                    | UnaryOp::Log
-                    | UnaryOp::Sqrt
-                    | UnaryOp::Rsqrt
-                    | UnaryOp::Reciprocal
-            ) | EwOp::Binary(
-                BinaryOp::Add
-                    | BinaryOp::Sub
-                    | BinaryOp::Mul
-                    | BinaryOp::Div
-                    | BinaryOp::Maximum
-                    | BinaryOp::Minimum
-            )
-        )
-    )
+    match &inst.op {
+        RowsOp::Ew(e) => super::elementwise::in_place_ok(e),
+        RowsOp::Reduce(_) | RowsOp::Expand => false,
+    }
 }
 
 /// Whether a chunked stage keeps one row per pass in flight (step s runs

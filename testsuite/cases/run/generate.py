@@ -883,6 +883,22 @@ def _(rng):
     return {"x": x}, {"out0": gelu(x)}
 
 
+@case("gelu_exact_f32_wide_and_special")
+def _(rng):
+    x = uniform(rng, (200,), "f32", -12.0, 12.0)
+    special = const([0.0, -0.0, 1e-30, -1e-30, 1e-3, -1e-3, 40.0, -40.0, 3.0e38, -3.0e38,
+                     np.inf, -np.inf, np.nan], "f32")
+    x = T(np.concatenate([x.v, special.v]), "f32")
+    return {"x": x}, {"out0": gelu(x)}
+
+
+@case("broadcast_row_held")
+def _(rng):
+    x, r = uniform(rng, (5, 3000), "f32"), uniform(rng, (3000,), "f32")
+    q, d = ints(rng, (300, 100), "i32", -1000, 1000), ints(rng, (100,), "i32", 1, 9)
+    return {"x": x, "r": r, "q": q, "d": d}, {"y": x * r + r, "z": q / d - d}
+
+
 @case("gelu_tanh_f32")
 def _(rng):
     x = uniform(rng, (4, 25), "f32", -4.0, 4.0)

@@ -2,20 +2,23 @@
 //! layout.
 
 use super::{Allocator, fits};
-use tessera_ir::plan::elementwise::{SCRATCH_TABLE_BYTES, patterns, pitch, scratch, space};
+use tessera_ir::plan::elementwise::{
+    SCRATCH_TABLE_BYTES, held, patterns, pitch, scratch, space, temp_slots,
+};
 use tessera_ir::plan::{
     BroadcastBufs, Elementwise, EwInputBufs, EwInst, EwLayout, EwSchedule, MemSpace, Pattern,
     Source, View,
 };
 use tessera_sim::Machine;
 
-/// The UB buffers of an elementwise stage with `rows × pitch` tiles.
+/// The UB buffers of an elementwise stage with `rows × pitch` tiles, the
+/// `held` inputs ([`held`]) in one copy.
 pub fn layout(
     inputs: &[View],
     body: &[EwInst],
     out: &View,
-    rows: u64,
-    pitch: u64,
+    (rows, pitch): (u64, u64),
+    held: &[bool],
     align: u64,
 ) -> EwLayout {
     let tile = rows * pitch;
@@ -28,11 +31,13 @@ pub fn layout(
         if let Source::Constant(_) = v.source {
             bufs.push(EwInputBufs {
                 tile: add(tile * s, 1),
+                held: false,
                 broadcast: None,
             });
             continue;
         }
-        let tile = add(tile * s, 2);
+        let is_held = held.get(bufs.len()).copied().unwrap_or(false);
+        let tile = add(tile * s, if is_held { 1 } else { 2 });
         let broadcast = match p {
             Pattern::Column | Pattern::Scalar => {
                 let n = if p == Pattern::Column { rows } else { 1 };
@@ -45,13 +50,16 @@ pub fn layout(
             }
             Pattern::RowMajor | Pattern::Strided => None,
         };
-        bufs.push(EwInputBufs { tile, broadcast });
+        bufs.push(EwInputBufs {
+            tile,
+            held: is_held,
+            broadcast,
+        });
     }
-    let temps = body
-        .iter()
-        .take(body.len().saturating_sub(1))
-        .map(|inst| add(tile * inst.dtype.size_bytes() as u64, 1))
-        .collect();
+    // Temporaries share slots by liveness.
+    let (slot_of, sizes) = temp_slots(body);
+    let slots: Vec<_> = sizes.iter().map(|&s| add(tile * s as u64, 1)).collect();
+    let temps = slot_of.iter().map(|&s| slots[s]).collect();
     let out_buf = add(tile * size(out), 2);
     let need = body.iter().map(|i| scratch(&i.op, i.dtype));
     let tiles = need.clone().map(|s| s.tiles).max().unwrap_or(0);
@@ -91,57 +99,85 @@ pub fn schedule(e: &mut Elementwise, machine: &Machine) -> Result<(u32, u64), St
         1
     };
     let total = outer * rows * cols;
-    let cores = u64::from(machine.vector_cores());
     let align = machine.memory.ub.align;
     let shape_for = |e: u64| -> (u64, u64, u64) {
         // (rows per tile, cols per tile, pitch)
         if cols >= e || rows == 1 {
-            let l = e.min(cols).max(1);
+            // Rows split into equal pieces of at most `e` (a multiple of 64).
+            let pieces = cols.div_ceil(e.max(1));
+            let l = cols.div_ceil(pieces).div_ceil(64) * 64;
+            let l = l.min(e).min(cols).max(1);
             (1, l, pitch(inputs, body, l))
         } else {
             let p = pitch(inputs, body, cols);
             ((e / p).clamp(1, rows), cols, p)
         }
     };
-    // The largest power-of-two tile that fits.
-    let mut e = 1u64 << 16;
-    let layout_for = |e: u64| {
-        let (r, _, p) = shape_for(e);
-        layout(inputs, body, out, r, p, align)
+    let cores = u64::from(machine.vector_cores());
+    // Tiles, blocks and held inputs of a shape.
+    let split = |(r, l): (u64, u64)| {
+        let tiles = outer * rows.div_ceil(r) * cols.div_ceil(l);
+        let blocks = tiles.min(cores).max(1);
+        (tiles, blocks, held(inputs, out, cols.div_ceil(l), blocks))
     };
-    while e > 32 && !fits(&layout_for(e).named(), machine) {
-        e /= 2;
-    }
-    if !fits(&layout_for(e).named(), machine) {
-        schedule.layout = layout_for(e);
-        return Err("even the smallest tile does not fit UB".into());
+    let layout_for = |e: u64| {
+        let (r, l, p) = shape_for(e);
+        layout(inputs, body, out, (r, p), &split((r, l)).2, align)
+    };
+    // The largest tile (a multiple of 64 elements, at most 64 Ki) that fits.
+    let ok = |e: u64| fits(&layout_for(e).named(), machine);
+    let mut e = 64u64;
+    if !ok(e) {
+        e = 32;
+        if !ok(e) {
+            schedule.layout = layout_for(e);
+            return Err("even the smallest tile does not fit UB".into());
+        }
+    } else {
+        let (mut lo, mut hi) = (1u64, 1u64 << 10);
+        while lo < hi {
+            let mid = (lo + hi).div_ceil(2);
+            if ok(mid * 64) {
+                lo = mid;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        e = lo * 64;
     }
     // Leave no core idle when the tensor is small.
     let per_core = total.div_ceil(cores).max(1);
     if per_core < e {
-        e = per_core.next_power_of_two().max(64).min(e);
+        let smaller = per_core.next_power_of_two().max(64).min(e);
+        if ok(smaller) {
+            e = smaller;
+        }
     }
     let (r, l, p) = shape_for(e);
-    let tiles = outer * rows.div_ceil(r) * cols.div_ceil(l);
-    let block_dim = tiles.min(cores).max(1);
+    let (tiles, block_dim, _) = split((r, l));
     *schedule = EwSchedule {
         rows: r,
         cols: l,
         pitch: p,
         tiles,
-        layout: layout(inputs, body, out, r, p, align),
+        layout: layout_for(e),
     };
     // Cost: per tile, the slowest of loads, compute, store and the chip GM share.
     let tile_elems = r * p;
-    let bytes_in: u64 = inputs
+    // Held inputs are loaded once per block, not per tile.
+    let streamed = inputs
         .iter()
-        .map(|v| r * l * v.dtype.size_bytes() as u64)
+        .zip(&schedule.layout.inputs)
+        .filter(|(v, b)| !b.held && matches!(v.source, Source::Buffer(_)));
+    let loads = streamed.clone().count();
+    let bytes_in: u64 = streamed
+        .map(|(v, _)| r * l * v.dtype.size_bytes() as u64)
         .sum();
     let bytes_out = r * l * out.dtype.size_bytes() as u64;
     let dma_in = &machine.dma.gm_to_ub;
     let dma_out = &machine.dma.ub_to_gm;
-    let mte2 = inputs.len() as f64 * f64::from(dma_in.fixed_cycles)
-        + bytes_in as f64 / dma_in.bytes_per_cycle;
+    let mte2 =
+        loads as f64 * f64::from(dma_in.fixed_cycles) + bytes_in as f64 / dma_in.bytes_per_cycle;
     let mte3 = f64::from(dma_out.fixed_cycles) + bytes_out as f64 / dma_out.bytes_per_cycle;
     let lanes = 256 / 4;
     let vec = body.len() as f64 * (tile_elems.div_ceil(lanes) as f64) * 2.0;
