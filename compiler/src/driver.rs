@@ -162,9 +162,11 @@ pub struct NpuCode {
 }
 
 /// Optimises (at `level`), plans and generates a concrete kernel for a
-/// machine. When the optimised kernel cannot be planned (a capacity
-/// error), the unoptimised one is: the optimiser never fails a kernel that
-/// `-O0` compiles.
+/// machine. The optimiser never fails a kernel that `-O0` compiles: a fused
+/// group whose stage cannot be scheduled (a capacity error) is split into
+/// its ops, one stage each, and planning tried again, the other groups kept;
+/// when planning still fails with no group left to split, the unoptimised
+/// kernel is planned instead.
 pub fn compile_npu(
     kernel: &Kernel,
     machine: &tessera_sim::Machine,
@@ -174,25 +176,8 @@ pub fn compile_npu(
     fits_the_npu(kernel)?;
     let optimised = crate::opt::optimise(kernel, machine, level).map_err(Failure::Internal)?;
     let mut report = optimised.report;
-    let plan_of = |k: &Kernel| {
-        crate::plan::plan(k, machine).map_err(|diags| {
-            if let Some(ice) = diags.iter().find(|d| d.code == "ICE") {
-                Failure::Internal(ice.message.clone())
-            } else {
-                Failure::in_source(diags, src)
-            }
-        })
-    };
-    let (kernel, plan) = match plan_of(&optimised.kernel) {
-        Ok(plan) => (optimised.kernel, plan),
-        Err(Failure::Internal(e)) => return Err(Failure::Internal(e)),
-        Err(e) if level == crate::opt::Level::O0 => return Err(e),
-        Err(_) => {
-            let plan = plan_of(kernel)?;
-            report.fallback = true;
-            (kernel.clone(), plan)
-        }
-    };
+    let (kernel, plan) =
+        plan_optimised(optimised.kernel, kernel, machine, src, level, &mut report)?;
     fits_gm(&kernel, &plan)?;
     if plan.stages.len() > tessera_sim::program::MAX_LAUNCHES {
         return Err(Failure::input(vec![Diagnostic::new(
@@ -213,6 +198,54 @@ pub fn compile_npu(
         plan,
         program,
     })
+}
+
+/// Plans an optimised kernel, splitting the fused groups whose stages
+/// cannot be scheduled (see [`compile_npu`]); `original` is the kernel as
+/// written, planned when no group is left to split.
+pub fn plan_optimised(
+    optimised: Kernel,
+    original: &Kernel,
+    machine: &tessera_sim::Machine,
+    src: &Source,
+    level: crate::opt::Level,
+    report: &mut crate::opt::Report,
+) -> Result<(Kernel, tessera_ir::plan::Plan), Failure> {
+    let failure = |diags: Vec<Diagnostic>| {
+        if let Some(ice) = diags.iter().find(|d| d.code == "ICE") {
+            Failure::Internal(ice.message.clone())
+        } else {
+            Failure::in_source(diags, src)
+        }
+    };
+    let mut candidate = optimised;
+    let (kernel, plan) = loop {
+        let (diags, unscheduled) = match crate::plan::plan_or_unscheduled(&candidate, machine) {
+            Ok(plan) => break (candidate, plan),
+            Err(e) => e,
+        };
+        let failed = failure(diags);
+        if matches!(failed, Failure::Internal(_)) || level == crate::opt::Level::O0 {
+            return Err(failed);
+        }
+        let groups: std::collections::BTreeSet<u32> = unscheduled
+            .iter()
+            .filter_map(|&j| candidate.nodes.get(j).and_then(|n| n.group))
+            .collect();
+        if groups.is_empty() {
+            let plan = crate::plan::plan(original, machine).map_err(failure)?;
+            report.fallback = true;
+            break (original.clone(), plan);
+        }
+        for n in &mut candidate.nodes {
+            if n.group.is_some_and(|g| groups.contains(&g)) {
+                n.group = None;
+            }
+        }
+        report.split += groups.len();
+        report.groups -= groups.len().min(report.groups);
+    };
+    Ok((kernel, plan))
 }
 
 /// The NPU's kernel calls take at most [`MAX_ARGS`] tensors of at most 16
@@ -309,3 +342,6 @@ fn fits_gm(kernel: &Kernel, plan: &tessera_ir::plan::Plan) -> Result<(), Failure
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

@@ -130,6 +130,9 @@ pub struct Report {
     pub cost_o0: f64,
     /// Fused groups in the result.
     pub groups: usize,
+    /// Fused groups whose stage could not be scheduled, split into their
+    /// ops (one stage each).
+    pub split: usize,
     /// Whether the optimised kernel could not be planned and the
     /// unoptimised one was compiled instead.
     pub fallback: bool,
@@ -173,6 +176,13 @@ impl Report {
             "//   fused groups: {}; cost {:.0} cycles (-O0: {:.0}, {ratio:.2}x)",
             self.groups, self.cost, self.cost_o0
         );
+        if self.split > 0 {
+            let _ = writeln!(
+                s,
+                "//   {} fused group(s) did not fit the machine: split into one stage per op",
+                self.split
+            );
+        }
         if self.fallback {
             let _ = writeln!(
                 s,

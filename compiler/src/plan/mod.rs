@@ -32,8 +32,17 @@ use tessera_sim::Machine;
 
 /// Builds the unfused plan of a concrete kernel for a machine.
 pub fn plan(kernel: &Kernel, machine: &Machine) -> Result<Plan, Vec<Diagnostic>> {
+    plan_or_unscheduled(kernel, machine).map_err(|(diags, _)| diags)
+}
+
+/// [`plan`], and on failure also the IR nodes of the stages that could
+/// not be scheduled (none when planning failed before scheduling).
+pub fn plan_or_unscheduled(
+    kernel: &Kernel,
+    machine: &Machine,
+) -> Result<Plan, (Vec<Diagnostic>, Vec<usize>)> {
     let mut p = Planner::new(kernel);
-    p.run().map_err(|d| vec![d])?;
+    p.run().map_err(|d| (vec![d], Vec::new()))?;
     let mut plan = Plan {
         kernel: kernel.name.clone(),
         machine: machine.name.clone(),

@@ -22,13 +22,15 @@ pub use matmul::{cube_cost, cube_layout, vector_layout};
 use tessera_ir::{Code, Diagnostic, Kernel};
 use tessera_sim::Machine;
 
-/// Schedules every stage of a plan in place.
+/// Schedules every stage of a plan in place. On failure, the diagnostics
+/// and the IR nodes of every stage that could not be scheduled.
 pub fn schedule(
     plan: &mut Plan,
     kernel: &Kernel,
     machine: &Machine,
-) -> Result<(), Vec<Diagnostic>> {
+) -> Result<(), (Vec<Diagnostic>, Vec<usize>)> {
     let mut diags = Vec::new();
+    let mut unscheduled = Vec::new();
     for stage in &mut plan.stages {
         let result = match &mut stage.kind {
             StageKind::Elementwise(e) => elementwise::schedule(e, machine),
@@ -43,9 +45,14 @@ pub fn schedule(
         });
         if let Err(why) = result {
             diags.push(capacity_diagnostic(stage, kernel, machine, &why));
+            unscheduled.extend_from_slice(&stage.nodes);
         }
     }
-    if diags.is_empty() { Ok(()) } else { Err(diags) }
+    if diags.is_empty() {
+        Ok(())
+    } else {
+        Err((diags, unscheduled))
+    }
 }
 
 /// A stage that cannot be mapped: points at the source of its first node
