@@ -30,8 +30,21 @@ use tessera_sim::Machine;
 
 /// Cycles of one stage with this work and GM traffic.
 pub fn stage_cycles(m: &Machine, work: &Work, gm_bytes: u64) -> f64 {
-    m.roofline(&work.macs, work.vector, gm_bytes)
+    let bound = m.roofline(&work.macs, work.vector, gm_bytes);
+    // Ties go to less work: among forms with the same roofline (a GM-bound
+    // stage computed with a division or with a reciprocal and a multiply),
+    // the one whose other pipes are less loaded runs no slower, and faster
+    // where the bound is not met. The term is a millionth of the whole
+    // work, far below a cycle of difference between distinct stages.
+    let cube = m.roofline(&work.macs, 0.0, 0);
+    let vector = m.roofline(&[], work.vector, 0);
+    let gm = m.roofline(&[], 0.0, gm_bytes);
+    let launch = m.roofline(&[], 0.0, 0);
+    bound + TIE_BREAK * (cube + vector + gm - 3.0 * launch)
 }
+
+/// The weight of a stage's whole work in its cost, below the roofline's.
+const TIE_BREAK: f64 = 1e-6;
 
 /// Bytes a stage reads of an operand (nothing for a constant).
 fn read_bytes(ty: &TensorType, constant: bool) -> u64 {
