@@ -370,6 +370,54 @@ pub fn pipelines(body: &[RowsInst], inputs: &[Width]) -> bool {
         })
 }
 
+/// The online softmax of a chunked row stage: `(m, s)` when instruction
+/// `m` is the `max` of a full value `x` computed in the first pass (an
+/// input, or computed from inputs alone) and `s` the `sum` of
+/// `exp(x − expand(m))`, through instructions `m + 1 … s` (the expansion,
+/// the difference, the exponential), and the sum's pass streams nothing
+/// else. Then `s` needs no pass of its own: each chunk's maximum raises the
+/// running one, the sum's lanes are scaled by `exp(old − new)` (in f32) and
+/// the chunk's exponentials, taken against the running maximum, are folded
+/// in; `m` starts at the dtype's lowest finite value, so chunks of −∞ add
+/// zeros rather than NaN.
+pub fn online(body: &[RowsInst], inputs: &[Width]) -> Option<(usize, usize)> {
+    let plain = Passes::of_written(body, inputs);
+    (0..body.len()).find_map(|m| {
+        let x = match (&body[m].op, body[m].args.as_slice()) {
+            (RowsOp::Reduce(ReduceOp::Max), [x]) => *x,
+            _ => return None,
+        };
+        let full_first = match x {
+            EwArg::Input(k) => inputs.get(k) == Some(&Width::Full),
+            EwArg::Inst(k) => body[k].width == Width::Full && plain.of[k] == 0,
+        };
+        let at = |j: usize, op: &RowsOp, args: &[EwArg]| {
+            body.get(j).is_some_and(|i| i.op == *op && i.args == args)
+        };
+        let chain = plain.of[m] == 0
+            && full_first
+            && at(m + 1, &RowsOp::Expand, &[EwArg::Inst(m)])
+            && at(
+                m + 2,
+                &RowsOp::Ew(EwOp::Binary(BinaryOp::Sub)),
+                &[x, EwArg::Inst(m + 1)],
+            )
+            && at(
+                m + 3,
+                &RowsOp::Ew(EwOp::Unary(crate::op::UnaryOp::Exp)),
+                &[EwArg::Inst(m + 2)],
+            )
+            && at(m + 4, &RowsOp::Reduce(ReduceOp::Sum), &[EwArg::Inst(m + 3)]);
+        // Nothing else may be streamed in the sum's pass.
+        let alone = (0..body.len()).all(|j| {
+            plain.of[j] != 1
+                || (m + 1..=m + 4).contains(&j)
+                || (body[j].width == Width::Row && !matches!(body[j].op, RowsOp::Reduce(_)))
+        });
+        (chain && alone).then_some((m, m + 4))
+    })
+}
+
 /// When each instruction of a chunked row stage runs: the pass that
 /// computes a full value (chunk by chunk) or after which a per-row value is
 /// known (−1: from per-row inputs alone, before the first pass).
@@ -378,8 +426,10 @@ pub fn pipelines(body: &[RowsInst], inputs: &[Width]) -> bool {
 /// value that reads a per-row value (through an expansion) runs in a later
 /// pass. A full value needed in a later pass than its own is recomputed
 /// there from the inputs, which are read again (each pass is one streaming
-/// read of what it needs), so results are the same bits as the whole-row
-/// form's.
+/// read of what it needs). The online softmax ([`online`]) folds the sum's
+/// pass into the maximum's, one pass fewer (its results are then within
+/// the reduction tolerance of the whole-row form's); otherwise the results
+/// are the same bits as the whole-row form's.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Passes {
     /// Per instruction, its pass.
@@ -389,8 +439,27 @@ pub struct Passes {
 }
 
 impl Passes {
-    /// The passes of a body over inputs of widths `inputs`.
+    /// The passes of a body over inputs of widths `inputs`, with the
+    /// online softmax's sum in the first pass ([`online`]).
     pub fn of(body: &[RowsInst], inputs: &[Width]) -> Passes {
+        let plain = Passes::of_written(body, inputs);
+        if online(body, inputs).is_none() {
+            return plain;
+        }
+        let of = plain
+            .of
+            .iter()
+            .map(|&p| if p >= 1 { p - 1 } else { p })
+            .collect();
+        Passes {
+            of,
+            count: (plain.count - 1).max(1),
+        }
+    }
+
+    /// The passes of a body as written: each reduction known one pass
+    /// after what it reads.
+    fn of_written(body: &[RowsInst], inputs: &[Width]) -> Passes {
         let mut of: Vec<i64> = Vec::with_capacity(body.len());
         for inst in body {
             let arg = |a: &EwArg| match *a {
@@ -492,30 +561,62 @@ mod tests {
         ]
     }
 
+    /// softmax with `min` for `max`: no online form, three passes.
+    fn softmin_shifted() -> Vec<RowsInst> {
+        let mut body = softmax();
+        body[0].op = RowsOp::Reduce(ReduceOp::Min);
+        body
+    }
+
+    fn streamed_on(p: &Passes, body: &[RowsInst], q: u64) -> Vec<usize> {
+        p.streamed(body, q)
+            .iter()
+            .enumerate()
+            .filter_map(|(j, &s)| s.then_some(j))
+            .collect()
+    }
+
     #[test]
-    fn softmax_streams_three_passes_and_recomputes_the_exponentials() {
-        let body = softmax();
+    fn a_fold_then_its_use_streams_three_passes_and_recomputes() {
+        let body = softmin_shifted();
+        assert_eq!(online(&body, &[Width::Full]), None);
         let p = Passes::of(&body, &[Width::Full]);
-        // max known after pass 0; sub/exp/sum in pass 1; the quotient in 2.
+        // min known after pass 0; sub/exp/sum in pass 1; the quotient in 2.
         assert_eq!(p.of, vec![0, 1, 1, 1, 1, 2, 2]);
         assert_eq!(p.count, 3);
-        let on = |q| {
-            p.streamed(&body, q)
-                .iter()
-                .enumerate()
-                .filter_map(|(j, &s)| s.then_some(j))
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(on(0), vec![0]);
-        assert_eq!(on(1), vec![1, 2, 3, 4]);
-        // The last pass recomputes `exp(x - max)` (1, 2, 3) for the quotient.
-        assert_eq!(on(2), vec![1, 2, 3, 5, 6]);
+        assert_eq!(streamed_on(&p, &body, 0), vec![0]);
+        assert_eq!(streamed_on(&p, &body, 1), vec![1, 2, 3, 4]);
+        // The last pass recomputes `exp(x - min)` (1, 2, 3) for the quotient.
+        assert_eq!(streamed_on(&p, &body, 2), vec![1, 2, 3, 5, 6]);
+    }
+
+    #[test]
+    fn softmax_is_online_in_two_passes() {
+        let body = softmax();
+        assert_eq!(online(&body, &[Width::Full]), Some((0, 4)));
+        let p = Passes::of(&body, &[Width::Full]);
+        // The running max and the sum together, then the quotient.
+        assert_eq!(p.of, vec![0, 0, 0, 0, 0, 1, 1]);
+        assert_eq!(p.count, 2);
+        assert_eq!(streamed_on(&p, &body, 0), vec![0, 1, 2, 3, 4]);
+        assert_eq!(streamed_on(&p, &body, 1), vec![1, 2, 3, 5, 6]);
+        // Not when the exponent is of another value than the maximum's.
+        use EwArg::{Input as In, Inst as At};
+        let mut other = softmax();
+        other[2].args = vec![In(1), At(1)];
+        assert_eq!(online(&other, &[Width::Full, Width::Full]), None);
+        // Nor when the sum's pass streams something else as well.
+        let mut more = softmax();
+        more.push(inst(RowsOp::Reduce(ReduceOp::Sum), &[At(2)], Width::Row));
+        assert_eq!(online(&more, &[Width::Full]), None);
     }
 
     #[test]
     fn a_first_pass_that_only_folds_inputs_is_pipelined() {
         use EwArg::{Input as In, Inst as At};
-        assert!(pipelines(&softmax(), &[Width::Full]));
+        assert!(pipelines(&softmin_shifted(), &[Width::Full]));
+        // The online softmax's first pass computes: rows go one at a time.
+        assert!(!pipelines(&softmax(), &[Width::Full]));
         // A conversion before the first fold (layer_norm over f16 in f32):
         // the first pass computes, rows go one at a time.
         let mut converted = vec![inst(
@@ -523,7 +624,7 @@ mod tests {
             &[In(0)],
             Width::Full,
         )];
-        for i in softmax() {
+        for i in softmin_shifted() {
             let args: Vec<EwArg> = i
                 .args
                 .iter()

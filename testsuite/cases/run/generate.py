@@ -899,6 +899,19 @@ def _(rng):
     return {"x": x, "r": r, "q": q, "d": d}, {"y": x * r + r, "z": q / d - d}
 
 
+@case("rows_chunked_online_softmax_specials")
+def _(rng):
+    n = 20000
+    x = rng.uniform(-3.0, 3.0, (4, n))
+    x[0] += np.linspace(0.0, 40.0, n)
+    x[1, : n // 2] = -np.inf
+    x[2] -= np.linspace(0.0, 40.0, n)
+    x[3, :] = -np.inf
+    x[3, 15000] = 0.0
+    x = T(round_float(x, "f16"), "f16")
+    return {"x": x}, {"out0": softmax(x)}
+
+
 @case("gelu_tanh_f32")
 def _(rng):
     x = uniform(rng, (4, 25), "f32", -4.0, 4.0)

@@ -17,11 +17,11 @@ use crate::npu::prog::{Access, Branch, Build, Item};
 use crate::npu::reduce::{combine, fold_across, fold_lanes, fold_repeats, identity};
 use crate::npu::tiles::double_buffered;
 use crate::npu::vector::{self, Opnd, Seq, VBuf, dt};
-use tessera_ir::DType;
 use tessera_ir::plan::reduce::LANES;
-use tessera_ir::plan::rows::{Passes, accumulator, elided, row_slots};
+use tessera_ir::plan::rows::{Passes, accumulator, elided, online, row_slots};
 use tessera_ir::plan::{EwArg, EwOp, Rows, RowsOp, Width};
-use tessera_sim::isa::{AluOp, Cond, Reg};
+use tessera_ir::{DType, ReduceOp};
+use tessera_sim::isa::{AluOp, BinOp, Cond, Reg, UnOp};
 
 /// Generates a chunked row stage: one row at a time, each pass streaming
 /// the row's chunks.
@@ -57,6 +57,7 @@ pub(super) fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String>
     };
     let widths: Vec<Width> = inputs.iter().map(|i| i.width).collect();
     let passes = Passes::of(body, &widths);
+    let online = online(body, &widths);
     let elided = elided(body);
     let last = body.len() - 1;
     let mut items = Vec::new();
@@ -234,6 +235,15 @@ pub(super) fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String>
                     };
                     let mine = lane(j, acc_dt, st)?;
                     let part = lane(usize::MAX, acc_dt, st)?;
+                    let running_max = online.map(|(m, _)| m) == Some(j);
+                    if running_max {
+                        // The chunk's own maximum, in the max's lanes.
+                        Seq {
+                            items: h,
+                            n: 256 / size(acc_dt),
+                        }
+                        .dup(mine, identity(*op, acc_dt));
+                    }
                     let per = 256 / size(acc_dt);
                     // Every chunk but the last folds whole repeats; the last
                     // its valid ones and a masked partial repeat.
@@ -268,6 +278,15 @@ pub(super) fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String>
                             body: end,
                         });
                     }
+                    if let Some((_, s)) = online.filter(|_| running_max) {
+                        let acc = layout
+                            .acc
+                            .as_ref()
+                            .ok_or("internal: a reduction without its accumulator")?;
+                        let acc = VBuf::of(acc, 0, acc_dt);
+                        let sum = lane(s, DType::F32, st)?;
+                        raise_max(h, *op, (dst, mine, acc), sum, part, slots);
+                    }
                 }
             }
         }
@@ -277,7 +296,7 @@ pub(super) fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String>
     // first), in body order.
     let per_row = |h: &mut Vec<Item>, p: i64, st: u64| -> Result<(), String> {
         for (j, inst) in body.iter().enumerate() {
-            if passes.of[j] != p || inst.width != Width::Row {
+            if passes.of[j] != p || inst.width != Width::Row || online.map(|(m, _)| m) == Some(j) {
                 continue;
             }
             let dst = value(j, 0, st);
@@ -430,6 +449,14 @@ pub(super) fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String>
                 .mte2_gm_ub(dst.addr, addr, 1u64, s, 0u64, 0u64);
         }
         per_row(&mut first, -1, 0)?;
+        if let Some((m, _)) = online {
+            let v = value(m, 0, 0);
+            Seq {
+                items: &mut first,
+                n: slots,
+            }
+            .dup(v, lowest(v.dtype)?);
+        }
         for (j, inst) in body.iter().enumerate() {
             if let RowsOp::Reduce(op) = inst.op {
                 let acc_dt = acc_of(j)?;
@@ -523,4 +550,58 @@ pub(super) fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String>
         Ok(h)
     })?;
     Ok(items)
+}
+
+/// The online softmax's step after a chunk's maximum is folded into the
+/// lanes `chunk` (of the running maximum `m`, a per-row value; `acc` takes
+/// the fold): `m` rises to the chunk's maximum where that is larger, and
+/// the sum's f32 lanes `sum` are scaled by `exp(old − new)`, computed in
+/// f32; `tmp` is a spare repeat of lanes.
+fn raise_max(
+    h: &mut Vec<Item>,
+    op: ReduceOp,
+    (m, chunk, acc): (VBuf, VBuf, VBuf),
+    sum: VBuf,
+    tmp: VBuf,
+    slots: u64,
+) {
+    fold_lanes(h, op, acc, chunk, 1, 256 / size(chunk.dtype));
+    let (old, new) = (
+        tmp.as_dtype(DType::F32),
+        tmp.as_dtype(DType::F32).offset(128),
+    );
+    let mut q = Seq { items: h, n: slots };
+    q.bin(BinOp::Max, acc, acc, m);
+    if m.dtype == DType::F32 {
+        q.copy(old, m);
+        q.copy(new, acc);
+    } else {
+        q.cvt(old, m);
+        q.cvt(new, acc);
+    }
+    q.bin(BinOp::Sub, old, old, new);
+    q.un(UnOp::Exp, old, old);
+    q.copy(m, acc);
+    // exp(old − new) in every lane of one block, then the lanes scaled.
+    let bc = chunk.as_dtype(DType::F32);
+    replicate(h, bc, old, slots);
+    vector::emit(
+        h,
+        256 / 4,
+        &[Opnd::Run(sum), Opnd::Run(sum), Opnd::Block(bc)],
+        |b, v, rep, mk| b.vec_bin(BinOp::Mul, dt(DType::F32), v[0], v[1], v[2], rep, mk),
+    );
+}
+
+/// The lowest finite value of a float dtype, as a vector scalar.
+fn lowest(d: DType) -> Result<tessera_sim::isa::Scal, String> {
+    let v = match d {
+        DType::F32 => f64::from(f32::MIN),
+        DType::F16 => -65504.0,
+        DType::BF16 => -3.389_531_389_251_535_5e38,
+        DType::I32 | DType::I8 | DType::Bool => {
+            return Err("internal: an online maximum of integers".into());
+        }
+    };
+    Ok(vector::scalar(d, v))
 }

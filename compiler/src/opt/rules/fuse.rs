@@ -10,8 +10,7 @@
 use super::{Budget, Phase, Rule};
 use crate::opt::analysis::{EGraph, Meta, body_types, is_elementwise};
 use crate::opt::group::{
-    GroupKind, classify, rows_bytes_per_element, rows_form, rows_io_bytes_per_element,
-    ub_bytes_per_element,
+    GroupKind, classify, rows_bytes_per_element, rows_form, ub_bytes_per_element,
 };
 use crate::opt::lang::{Arg, Body, ENode, OpKey};
 use egg::{Applier, Id, PatternAst, Rewrite, Subst, Symbol};
@@ -325,15 +324,13 @@ impl Grow {
                     <= self.budget.ub_bytes
             }
             Some(GroupKind::Rows) => rows_form(body, &in_tys, &consts, &tys).is_some_and(|f| {
-                // One row (padded to whole repeats) must fit; a row whose
-                // inputs and result alone do not fit whole streams in
-                // chunks of at least MIN_CHUNK elements.
+                // One row (padded to whole repeats) fits, or the row
+                // streams in chunks of at least MIN_CHUNK elements (the
+                // cost model weighs that against smaller groups).
                 let pitch = f.n.div_ceil(ROW_ALIGN) * ROW_ALIGN;
                 let ub = self.budget.ub_bytes;
                 let per = rows_bytes_per_element(&f, &in_tys);
-                per * pitch <= ub
-                    || (rows_io_bytes_per_element(&f, &in_tys) * pitch > ub
-                        && per * MIN_CHUNK <= ub)
+                per * pitch <= ub || per * MIN_CHUNK <= ub
             }),
             Some(GroupKind::MatMulEpilogue { .. }) => true,
             None => {
