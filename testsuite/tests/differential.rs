@@ -749,8 +749,9 @@ fn fusion_prone_kernels_match_the_reference_on_the_simulator() {
         .unwrap_or(1u64);
     let mut failures = Vec::new();
     let mut grouped = 0;
-    // Row stages in each of their less common forms.
-    let (mut chunked, mut transposed) = (0, 0);
+    // Row stages in each of their less common forms, and elementwise
+    // stages that store more than their result.
+    let (mut chunked, mut transposed, mut multi) = (0, 0, 0);
     for seed in first..first + cases {
         let kernel = generate_fusion(seed);
         if let Err(e) = tessera_ir::verify::verify_concrete(&kernel) {
@@ -781,9 +782,17 @@ fn fusion_prone_kernels_match_the_reference_on_the_simulator() {
             let code = driver::compile_npu(&kernel, &m, &src, tessera_compiler::opt::Level::O2)
                 .map_err(|e| format!("compile: {e:?}"))?;
             for stage in &code.plan.stages {
-                if let tessera_ir::plan::StageKind::Rows(r) = &stage.kind {
-                    chunked += usize::from(r.schedule.chunked());
-                    transposed += usize::from(r.schedule.transposed);
+                match &stage.kind {
+                    tessera_ir::plan::StageKind::Rows(r) => {
+                        chunked += usize::from(r.schedule.chunked());
+                        transposed += usize::from(r.schedule.transposed);
+                    }
+                    tessera_ir::plan::StageKind::Elementwise(e) => {
+                        multi += usize::from(!e.also.is_empty());
+                    }
+                    tessera_ir::plan::StageKind::Reduce(_)
+                    | tessera_ir::plan::StageKind::Transpose(_)
+                    | tessera_ir::plan::StageKind::MatMul(_) => {}
                 }
             }
             let inputs = tessera_testsuite::random_inputs(&kernel, seed);
@@ -811,8 +820,11 @@ fn fusion_prone_kernels_match_the_reference_on_the_simulator() {
     // At the default count, rows longer than UB and many short rows too.
     if cases >= 500 {
         assert!(
-            chunked > 0 && transposed > 0,
-            "{chunked} chunked and {transposed} transposed row stages in {cases} kernels"
+            chunked > 0 && transposed > 0 && multi > 0,
+            "{chunked} chunked and {transposed} transposed row stages and {multi} multi-output elementwise stages in {cases} kernels"
+        );
+        eprintln!(
+            "{chunked} chunked and {transposed} transposed row stages, {multi} multi-output elementwise stages in {cases} kernels"
         );
     }
 }

@@ -76,8 +76,15 @@ pub fn generate(ctx: &mut Ctx<'_>, e: &Elementwise) -> Result<Vec<Item>, String>
         inputs,
         body,
         out,
+        also,
         schedule,
     } = e;
+    if also
+        .iter()
+        .any(|(j, v)| *j + 1 >= body.len() || v.shape != out.shape || v.strides != out.strides)
+    {
+        return Err("internal: a further result unlike the stage's output".into());
+    }
     let layout = &schedule.layout;
     if layout.inputs.len() != inputs.len() || layout.temps.len() + 1 != body.len() {
         return Err("internal: the layout does not match the stage".into());
@@ -103,6 +110,11 @@ pub fn generate(ctx: &mut Ctx<'_>, e: &Elementwise) -> Result<Vec<Item>, String>
             continue;
         }
         bases.push(Some(ctx.gm_view(&mut items, v)?));
+    }
+    // The further results' GM bases (laid out as the output is).
+    let mut also_bases = Vec::with_capacity(also.len());
+    for (_, v) in also {
+        also_bases.push(ctx.gm_view(&mut items, v)?);
     }
     // Constants: filled once.
     for (i, v) in inputs.iter().enumerate() {
@@ -337,8 +349,14 @@ pub fn generate(ctx: &mut Ctx<'_>, e: &Elementwise) -> Result<Vec<Item>, String>
                     }
                 ));
             }
+            // A stored result's buffer is double-buffered, as `out` is.
+            let copy = if also.iter().any(|(k, _)| *k == j) {
+                half
+            } else {
+                0
+            };
             let dst = match layout.temps.get(j) {
-                Some(t) => VBuf::of(t, 0, inst.dtype),
+                Some(t) => VBuf::of(t, copy, inst.dtype),
                 None => VBuf::of(&layout.out, half, out.dtype),
             };
             let args: Vec<VBuf> = inst
@@ -357,21 +375,41 @@ pub fn generate(ctx: &mut Ctx<'_>, e: &Elementwise) -> Result<Vec<Item>, String>
             vector::emit_op(&mut h, tile, &inst.op, dst, &args, &scratch)?;
             results.push(dst);
         }
-        // Store.
+        // Store the result, then the further results (the same strides
+        // from their own bases).
         let o_idx = inputs.len();
         let so = size(out.dtype);
         let ob = VBuf::of(&layout.out, half, out.dtype);
         address(&mut h, o_idx, so);
         h.ins().s_alu(AluOp::Mul, len, ccur, so);
         let st = &t.strides[o_idx];
+        let row_stride = st[st.len() - 2];
         h.op(vec![(Access::Read, ob.region(tile * so))]).mte3_ub_gm(
             addr,
             ob.addr,
             rcur,
             len,
             pitch * so,
-            st[st.len() - 2] * so,
+            row_stride * so,
         );
+        for ((j, v), &base) in also.iter().zip(&also_bases) {
+            let s = size(v.dtype);
+            let b = results[*j];
+            address(&mut h, o_idx, s);
+            if let Some(Some(ob)) = bases.get(o_idx) {
+                h.ins().s_alu(AluOp::Sub, addr, addr, *ob);
+            }
+            h.ins().s_alu(AluOp::Add, addr, addr, base);
+            h.ins().s_alu(AluOp::Mul, len, ccur, s);
+            h.op(vec![(Access::Read, b.region(tile * s))]).mte3_ub_gm(
+                addr,
+                b.addr,
+                rcur,
+                len,
+                pitch * s,
+                row_stride * s,
+            );
+        }
         Ok(h)
     })?;
     Ok(items)

@@ -19,6 +19,7 @@ pub mod analysis;
 pub mod extract;
 pub mod group;
 pub mod lang;
+mod merge;
 pub mod rules;
 
 use analysis::{EGraph, Meta};
@@ -130,6 +131,9 @@ pub struct Report {
     pub cost_o0: f64,
     /// Fused groups in the result.
     pub groups: usize,
+    /// Pairs of elementwise stages merged into multi-output stages after
+    /// extraction (`merge.rs`).
+    pub merged: usize,
     /// Fused groups whose stage could not be scheduled, split into their
     /// ops (one stage each).
     pub split: usize,
@@ -176,6 +180,13 @@ impl Report {
             "//   fused groups: {}; cost {:.0} cycles (-O0: {:.0}, {ratio:.2}x)",
             self.groups, self.cost, self.cost_o0
         );
+        if self.merged > 0 {
+            let _ = writeln!(
+                s,
+                "//   multi-output: {} pair(s) of elementwise stages merged",
+                self.merged
+            );
+        }
         if self.split > 0 {
             let _ = writeln!(
                 s,
@@ -273,6 +284,13 @@ pub fn optimise(kernel: &Kernel, machine: &Machine, level: Level) -> Result<Opti
     }
     report.cost = ex.cost;
     let out = rebuild(kernel, &eg, &roots, &ex.best, &spans)?;
+    let out = if level == Level::O2 {
+        let (merged, n) = merge::merge_outputs(out, &Budget::of(machine));
+        report.merged = n;
+        merged
+    } else {
+        out
+    };
     report.groups = out
         .nodes
         .iter()

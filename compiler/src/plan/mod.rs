@@ -256,6 +256,7 @@ impl<'a> Planner<'a> {
                         dtype: dst.dtype,
                     }],
                     out: dst.clone(),
+                    also: Vec::new(),
                     schedule: Default::default(),
                 }),
             );
@@ -340,6 +341,7 @@ impl<'a> Planner<'a> {
                                 dtype: n.ty.dtype,
                             }],
                             out: out.clone(),
+                            also: Vec::new(),
                             schedule: Default::default(),
                         }),
                     );
@@ -520,14 +522,17 @@ impl<'a> Planner<'a> {
     fn group(&mut self, nodes: std::ops::Range<usize>) -> Result<bool, Diagnostic> {
         let k = self.k;
         let last = nodes.end - 1;
-        // Only the last member's value may leave the group.
-        let inner_escapes = nodes.clone().take(nodes.len() - 1).any(|j| {
-            self.users[j].iter().any(|u| !nodes.contains(u))
-                || k.outputs.iter().any(|o| o.value == Value::Node(j as u32))
-        });
-        if inner_escapes {
-            return Ok(false);
-        }
+        // Members other than the last whose values leave the group: an
+        // elementwise stage stores them too (of the output's shape); other
+        // stages keep one result.
+        let escaping: Vec<usize> = nodes
+            .clone()
+            .take(nodes.len() - 1)
+            .filter(|&j| {
+                self.users[j].iter().any(|u| !nodes.contains(u))
+                    || k.outputs.iter().any(|o| o.value == Value::Node(j as u32))
+            })
+            .collect();
         let (body, inputs) = body_of(k, nodes.clone());
         let tys: Vec<tessera_ir::TensorType> =
             nodes.clone().map(|j| k.nodes[j].ty.clone()).collect();
@@ -537,7 +542,16 @@ impl<'a> Planner<'a> {
             consts.push(self.view(v)?.buffer().is_none());
         }
         let out_shape = shape_of(k, Value::Node(last as u32));
-        let view = match classify(&body, &in_tys, &consts, &tys) {
+        let kind = classify(&body, &in_tys, &consts, &tys);
+        let stores_all = matches!(kind, Some(GroupKind::Elementwise))
+            && escaping
+                .iter()
+                .all(|&j| shape_of(k, Value::Node(j as u32)) == out_shape);
+        if !escaping.is_empty() && !stores_all {
+            return Ok(false);
+        }
+        let mut also_views: Vec<(usize, View)> = Vec::new();
+        let view = match kind {
             Some(GroupKind::Rows) => {
                 let Some(form) = rows_form(&body, &in_tys, &consts, &tys) else {
                     return Ok(false);
@@ -569,12 +583,19 @@ impl<'a> Planner<'a> {
                     });
                 }
                 let out = self.fresh(k.nodes[last].ty.dtype, &out_shape, Some(last));
+                let mut also = Vec::with_capacity(escaping.len());
+                for &j in &escaping {
+                    let v = self.fresh(k.nodes[j].ty.dtype, &out_shape, Some(j));
+                    also.push((j - nodes.start, v.clone()));
+                    also_views.push((j, v));
+                }
                 self.push(
                     nodes.clone().collect(),
                     StageKind::Elementwise(Elementwise {
                         inputs: views,
                         body: insts,
                         out: out.clone(),
+                        also,
                         schedule: Default::default(),
                     }),
                 );
@@ -590,6 +611,10 @@ impl<'a> Planner<'a> {
             self.folded[j] = true;
             let s = self.slot(Value::Node(j as u32));
             self.views[s] = Some(view.clone());
+        }
+        for (j, v) in also_views {
+            let s = self.slot(Value::Node(j as u32));
+            self.views[s] = Some(v);
         }
         Ok(true)
     }

@@ -70,6 +70,11 @@ pub struct Elementwise {
     pub body: Vec<EwInst>,
     /// Where the result goes.
     pub out: View,
+    /// Further results (a multi-output stage): an instruction of the body
+    /// before the last whose value the kernel also needs, and where it
+    /// goes (the output's shape). Its temporary is a buffer of its own,
+    /// double-buffered like `out`, stored tile by tile.
+    pub also: Vec<(usize, View)>,
     /// Tiles and buffers.
     pub schedule: EwSchedule,
 }
@@ -193,7 +198,8 @@ pub fn patterns(inputs: &[View], out: &View) -> Vec<Pattern> {
 }
 
 /// Which UB slot holds each temporary of a body (every instruction but the
-/// last, whose result is the output tile), and each slot's element size.
+/// last, whose result is the output tile), and each slot's element size and
+/// whether it holds a stored result.
 ///
 /// A result is live from its instruction to its last reader. Slots are
 /// shared only between results of the same element size; an instruction
@@ -201,27 +207,32 @@ pub fn patterns(inputs: &[View], out: &View) -> Vec<Pattern> {
 /// it may (composites read their operands after writing their scratch, not
 /// their result, but a slot freed at the instruction itself is not reused
 /// for them).
-pub fn temp_slots(body: &[EwInst]) -> (Vec<usize>, Vec<usize>) {
+///
+/// A result that leaves the stage (`stored`, see [`Elementwise::also`]) gets
+/// a slot of its own, never shared (its slot's flag is `true`).
+pub fn temp_slots(body: &[EwInst], stored: &[usize]) -> (Vec<usize>, Vec<(usize, bool)>) {
     let n = body.len().saturating_sub(1);
     let last_use = last_uses(body.iter().map(|i| i.args.as_slice()));
     let mut slot_of = Vec::with_capacity(n);
-    let mut sizes: Vec<usize> = Vec::new();
+    let mut slots: Vec<(usize, bool)> = Vec::new();
     // The instruction up to which each slot is busy.
     let mut busy_until: Vec<usize> = Vec::new();
     for (j, inst) in body.iter().take(n).enumerate() {
         let size = inst.dtype.size_bytes();
-        let free = (0..sizes.len()).find(|&s| {
-            sizes[s] == size && (busy_until[s] < j || busy_until[s] == j && in_place_ok(&inst.op))
+        let own = stored.contains(&j);
+        let free = (0..slots.len()).filter(|_| !own).find(|&s| {
+            slots[s] == (size, false)
+                && (busy_until[s] < j || busy_until[s] == j && in_place_ok(&inst.op))
         });
         let s = free.unwrap_or_else(|| {
-            sizes.push(size);
+            slots.push((size, own));
             busy_until.push(0);
-            sizes.len() - 1
+            slots.len() - 1
         });
-        busy_until[s] = last_use[j].max(j);
+        busy_until[s] = if own { usize::MAX } else { last_use[j].max(j) };
         slot_of.push(s);
     }
-    (slot_of, sizes)
+    (slot_of, slots)
 }
 
 /// Per instruction of a body but the last (given by its operands, in

@@ -418,7 +418,7 @@ impl<T: Copy> Named<T> {
 
 /// A stage's text before its schedule: what it computes.
 enum What {
-    Elementwise(Vec<View>, Vec<EwInst>, View),
+    Elementwise(Vec<View>, Vec<EwInst>, View, Vec<(usize, View)>),
     Reduce(Box<Reduce>),
     MatMul(MatOperand, MatOperand, View, bool),
     Transpose(View, View, usize),
@@ -433,7 +433,7 @@ impl What {
         mut l: Named<LocalBuf>,
     ) -> PResult<StageKind> {
         let kind = match self {
-            What::Elementwise(inputs, body, out) => {
+            What::Elementwise(inputs, body, out, also) => {
                 let mut bufs = Vec::new();
                 for i in 0..inputs.len() {
                     let (tile, held) = match l.take(&format!("row{i}")) {
@@ -463,6 +463,7 @@ impl What {
                     inputs,
                     body,
                     out,
+                    also,
                     schedule: EwSchedule {
                         rows: p.need("rows")?,
                         cols: p.need("cols")?,
@@ -766,7 +767,22 @@ fn parse_elementwise(p: &mut Parser<'_>, plan: &Plan) -> PResult<What> {
         return Err("an elementwise stage needs at least one instruction".into());
     }
     let out = plan.parse_view(p.field("    out  ")?)?;
-    Ok(What::Elementwise(inputs, body, out))
+    let mut also = Vec::new();
+    while let Some(l) = p.peek().filter(|l| l.starts_with("    also t")) {
+        p.pos += 1;
+        let rest = expect(l, "    also t")?;
+        let (j, view) = rest.split_once(' ').ok_or("expected `also tN VIEW`")?;
+        let j: usize = num(j, "an instruction")?;
+        if j + 1 >= body.len() || also.iter().any(|(k, _)| *k == j) {
+            return Err(format!("`also t{j}` must name an earlier instruction once"));
+        }
+        let view = plan.parse_view(view)?;
+        if view.shape != out.shape {
+            return Err(format!("`also t{j}` must have the output's shape"));
+        }
+        also.push((j, view));
+    }
+    Ok(What::Elementwise(inputs, body, out, also))
 }
 
 fn parse_reduce(p: &mut Parser<'_>, plan: &Plan) -> PResult<What> {

@@ -235,6 +235,9 @@ impl Plan {
                         );
                     }
                     let _ = writeln!(out, "    out  {}", self.view_text(&e.out));
+                    for (j, v) in &e.also {
+                        let _ = writeln!(out, "    also t{j} {}", self.view_text(v));
+                    }
                 }
                 StageKind::Reduce(r) => {
                     let _ = writeln!(out, "    in   {}", self.view_text(&r.input));

@@ -912,6 +912,13 @@ def _(rng):
     return {"x": x}, {"out0": softmax(x)}
 
 
+@case("multi_output_elementwise")
+def _(rng):
+    a, b, c = uniform(rng, (64, 300), "f32"), uniform(rng, (64, 300), "f32"), uniform(rng, (300,), "f32")
+    y = a + b
+    return {"a": a, "b": b, "c": c}, {"y": y, "z": exp(y) * c, "w": cast(a * b, "f16")}
+
+
 @case("gelu_tanh_f32")
 def _(rng):
     x = uniform(rng, (4, 25), "f32", -4.0, 4.0)

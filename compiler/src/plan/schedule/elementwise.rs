@@ -18,7 +18,7 @@ pub fn layout(
     body: &[EwInst],
     out: &View,
     (rows, pitch): (u64, u64),
-    held: &[bool],
+    (held, stored): (&[bool], &[usize]),
     align: u64,
 ) -> EwLayout {
     let tile = rows * pitch;
@@ -56,9 +56,13 @@ pub fn layout(
             broadcast,
         });
     }
-    // Temporaries share slots by liveness.
-    let (slot_of, sizes) = temp_slots(body);
-    let slots: Vec<_> = sizes.iter().map(|&s| add(tile * s as u64, 1)).collect();
+    // Temporaries share slots by liveness; a stored result has its own,
+    // double-buffered.
+    let (slot_of, sizes) = temp_slots(body, stored);
+    let slots: Vec<_> = sizes
+        .iter()
+        .map(|&(s, own)| add(tile * s as u64, if own { 2 } else { 1 }))
+        .collect();
     let temps = slot_of.iter().map(|&s| slots[s]).collect();
     let out_buf = add(tile * size(out), 2);
     let need = body.iter().map(|i| scratch(&i.op, i.dtype));
@@ -84,8 +88,10 @@ pub fn schedule(e: &mut Elementwise, machine: &Machine) -> Result<(u32, u64), St
         inputs,
         body,
         out,
+        also,
         schedule,
     } = e;
+    let stored: Vec<usize> = also.iter().map(|(j, _)| *j).collect();
     let (dims, _) = space(inputs, out);
     let n = dims.len();
     let (rows, cols) = if n >= 2 {
@@ -122,7 +128,14 @@ pub fn schedule(e: &mut Elementwise, machine: &Machine) -> Result<(u32, u64), St
     };
     let layout_for = |e: u64| {
         let (r, l, p) = shape_for(e);
-        layout(inputs, body, out, (r, p), &split((r, l)).2, align)
+        layout(
+            inputs,
+            body,
+            out,
+            (r, p),
+            (&split((r, l)).2, &stored),
+            align,
+        )
     };
     // The largest tile (a multiple of 64 elements, at most 64 Ki) that fits.
     let ok = |e: u64| fits(&layout_for(e).named(), machine);
@@ -173,12 +186,16 @@ pub fn schedule(e: &mut Elementwise, machine: &Machine) -> Result<(u32, u64), St
     let bytes_in: u64 = streamed
         .map(|(v, _)| r * l * v.dtype.size_bytes() as u64)
         .sum();
-    let bytes_out = r * l * out.dtype.size_bytes() as u64;
+    let bytes_out: u64 = std::iter::once(&*out)
+        .chain(also.iter().map(|(_, v)| v))
+        .map(|v| r * l * v.dtype.size_bytes() as u64)
+        .sum();
     let dma_in = &machine.dma.gm_to_ub;
     let dma_out = &machine.dma.ub_to_gm;
     let mte2 =
         loads as f64 * f64::from(dma_in.fixed_cycles) + bytes_in as f64 / dma_in.bytes_per_cycle;
-    let mte3 = f64::from(dma_out.fixed_cycles) + bytes_out as f64 / dma_out.bytes_per_cycle;
+    let mte3 = (1 + also.len()) as f64 * f64::from(dma_out.fixed_cycles)
+        + bytes_out as f64 / dma_out.bytes_per_cycle;
     let lanes = 256 / 4;
     let vec = body.len() as f64 * (tile_elems.div_ceil(lanes) as f64) * 2.0;
     let chip = (bytes_in + bytes_out) as f64 * block_dim as f64 / machine.gm.chip_bytes_per_cycle;
