@@ -139,6 +139,11 @@ pub struct RowsSchedule {
     pub transposed: bool,
     /// Chunked: whether one row per pass is in flight ([`pipelines`]).
     pub pipelined: bool,
+    /// Whole rows: whether a sum converted to f32 folds block by block
+    /// first (`vec.bsum` in place, then an eighth of the repeats across):
+    /// fewer vector cycles, chosen when the stage is bound by its vector
+    /// work rather than its GM traffic.
+    pub blockwise: bool,
     /// Tiles of the whole stage.
     pub tiles: u64,
     /// The UB buffers.

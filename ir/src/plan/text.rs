@@ -75,7 +75,12 @@ fn schedule_params(kind: &StageKind) -> Vec<(&'static str, u64)> {
             p
         }
         StageKind::Rows(Rows { schedule: s, .. }) => {
-            vec![("rows", s.rows), ("pitch", s.pitch), ("tiles", s.tiles)]
+            let mut p = vec![("rows", s.rows), ("pitch", s.pitch)];
+            if s.blockwise {
+                p.push(("blockwise", 1));
+            }
+            p.push(("tiles", s.tiles));
+            p
         }
         StageKind::MatMul(MatMul {
             schedule: MatMulSchedule::Cube(c),

@@ -15,7 +15,7 @@
 
 use super::{Opening, bin_op, finish, opening, replicate, size, spread, tile_rows};
 use crate::npu::Ctx;
-use crate::npu::inst::InstBuilder;
+use crate::npu::inst::{InstBuilder, VecOperand, lanes};
 use crate::npu::prog::{Access, Build, Item};
 use crate::npu::reduce::{combine, fold_across, fold_lanes, fold_repeats, identity};
 use crate::npu::tiles::double_buffered;
@@ -24,7 +24,7 @@ use tessera_ir::plan::reduce::LANES;
 use tessera_ir::plan::rows::{accumulator, elided, row_slots};
 use tessera_ir::plan::{EwArg, EwOp, Rows, RowsOp, Width};
 use tessera_ir::{DType, ReduceOp};
-use tessera_sim::isa::AluOp;
+use tessera_sim::isa::{AluOp, BRed};
 
 /// Generates a row stage of whole rows.
 pub(super) fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String> {
@@ -205,7 +205,17 @@ pub(super) fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String>
                         let src = *args
                             .first()
                             .ok_or("internal: a reduction without operand")?;
-                        reduce_rows(&mut h, layout, *op, dst, src, rows, pitch, n)?;
+                        reduce_rows(
+                            &mut h,
+                            layout,
+                            *op,
+                            dst,
+                            src,
+                            rows,
+                            pitch,
+                            n,
+                            schedule.blockwise,
+                        )?;
                     }
                     RowsOp::Expand => {
                         let src = *args
@@ -259,6 +269,20 @@ pub(super) fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String>
     Ok(items)
 }
 
+/// Fewest whole repeats of a converted row that are folded block by block
+/// first (below, the extra instruction and its barrier cost more than the
+/// repeats save).
+const BLOCKWISE_MIN_REPEATS: u64 = 32;
+
+/// The per-block fold of a reduction.
+fn block_fold(op: ReduceOp) -> BRed {
+    match op {
+        ReduceOp::Sum | ReduceOp::Mean => BRed::Sum,
+        ReduceOp::Max => BRed::Max,
+        ReduceOp::Min => BRed::Min,
+    }
+}
+
 /// `dst[row]` = `op` over the first `n` elements of row `row` of `src`.
 #[allow(clippy::too_many_arguments)]
 fn reduce_rows(
@@ -270,6 +294,7 @@ fn reduce_rows(
     rows: u64,
     pitch: u64,
     n: u64,
+    blockwise: bool,
 ) -> Result<(), String> {
     let acc_dt = accumulator(op, src.dtype);
     let slots = row_slots(rows);
@@ -306,33 +331,67 @@ fn reduce_rows(
     // Elements of one repeat of the accumulator.
     let per = 256 / size(acc_dt);
     let (full, tail) = (n / per, n % per);
-    for row in 0..rows {
-        let from = match wide {
-            None => src.offset(row * pitch * sa),
-            Some(w) => {
-                let at = row % group;
-                if at == 0 {
-                    let n_rows = group.min(rows - row);
-                    let from = src.offset(row * pitch * size(src.dtype));
-                    Seq {
-                        items: h,
-                        n: n_rows * pitch,
-                    }
-                    .cvt(w, from);
-                }
-                w.offset(at * pitch * sa)
-            }
+    // A converted row (in the wide buffer, scratch) is first summed block by
+    // block in place (`vec.bsum`, a cycle a repeat, into a run of `full · 8`
+    // partial sums at its start), and the partials folded across repeats:
+    // cheaper than folding every repeat once there are enough of them.
+    let blockwise = blockwise && wide.is_some() && full >= BLOCKWISE_MIN_REPEATS;
+    let mut row = 0;
+    while row < rows {
+        let n_rows = group.min(rows - row);
+        let from_of = |r: u64| match wide {
+            None => src.offset(r * pitch * sa),
+            Some(w) => w.offset((r % group) * pitch * sa),
         };
-        let lane = lanes_buf.offset(row * 256);
-        if full > 0 {
-            fold_repeats(h, fold_across(op), acc_dt, lane, from, full, 8, per);
-        } else {
-            Seq { items: h, n: per }.dup(lane, identity(op, acc_dt));
+        if let Some(w) = wide {
+            let from = src.offset(row * pitch * size(src.dtype));
+            Seq {
+                items: h,
+                n: n_rows * pitch,
+            }
+            .cvt(w, from);
         }
-        if tail > 0 {
-            // The partial last repeat, under a mask of its valid lanes.
-            Seq { items: h, n: tail }.bin(combine(op), lane, lane, from.offset(full * 256));
+        if blockwise {
+            for r in row..row + n_rows {
+                let from = from_of(r);
+                h.op(vec![
+                    (Access::Write, from.region(full * 8 * sa)),
+                    (Access::Read, from.region(full * 256)),
+                ])
+                .vec_red_b(
+                    block_fold(op),
+                    dt(acc_dt),
+                    from.addr,
+                    VecOperand::new(from.addr, 1, 8),
+                    full,
+                    lanes(per),
+                );
+            }
         }
+        for r in row..row + n_rows {
+            let from = from_of(r);
+            let lane = lanes_buf.offset(r * 256);
+            // What folds across repeats: the row's whole repeats, or their
+            // partials (whole repeats of them, then a partial one).
+            let (reps, rest) = if blockwise {
+                ((full * 8) / per, (full * 8) % per)
+            } else {
+                (full, 0)
+            };
+            if reps > 0 {
+                fold_repeats(h, fold_across(op), acc_dt, lane, from, reps, 8, per);
+            } else {
+                Seq { items: h, n: per }.dup(lane, identity(op, acc_dt));
+            }
+            if rest > 0 {
+                Seq { items: h, n: rest }.bin(combine(op), lane, lane, from.offset(reps * 256));
+            }
+            if tail > 0 {
+                // The partial last repeat, under a mask of its valid lanes.
+                Seq { items: h, n: tail }.bin(combine(op), lane, lane, from.offset(full * 256));
+            }
+        }
+        row += n_rows;
     }
     if op != ReduceOp::Mean && dst.dtype == acc_dt {
         // Straight into the result.

@@ -268,6 +268,7 @@ fn transposed(r: &mut Rows, machine: &Machine) -> Option<(u32, u64)> {
         chunks: 1,
         transposed: true,
         pipelined: false,
+        blockwise: false,
         tiles,
         layout: lay,
     };
@@ -405,6 +406,7 @@ fn whole_rows(r: &mut Rows, machine: &Machine) -> Result<(u32, u64), String> {
         chunks: 1,
         transposed: false,
         pipelined: false,
+        blockwise: false,
         tiles,
         layout: lay,
     };
@@ -426,12 +428,50 @@ fn whole_rows(r: &mut Rows, machine: &Machine) -> Result<(u32, u64), String> {
         + bytes_in as f64 / dma_in.bytes_per_cycle;
     let mte3 = f64::from(dma_out.fixed_cycles) + bytes_out as f64 / dma_out.bytes_per_cycle;
     let vec = r.body.len() as f64 * (rows * pitch).div_ceil(64) as f64 * 2.0 + rows as f64 * 8.0;
+    r.schedule.blockwise = blockwise(r, rows, pitch, bytes_in + bytes_out, machine);
     let per_tile = mte2.max(mte3).max(vec);
     let waves = tiles.div_ceil(block_dim);
     Ok((
         block_dim as u32,
         (waves as f64 * per_tile + mte2 + mte3) as u64,
     ))
+}
+
+/// Whether a whole-row stage folds its converted sums block by block: when
+/// it has one long enough (32 repeats of f32) and its vector work per tile
+/// exceeds its share of the chip's GM bandwidth, so that fewer vector
+/// cycles shorten the stage. (A GM-bound stage gains nothing, and the extra
+/// instruction and barrier per group of rows shift its loads and stores.)
+/// The vector work counts each full instruction over the tile at its
+/// dtype's lanes (a converted reduction: the conversion and the fold of
+/// f32 repeats), 2 cycles a repeat, and each per-row one as a short
+/// instruction.
+fn blockwise(r: &Rows, rows: u64, pitch: u64, gm_bytes: u64, machine: &Machine) -> bool {
+    let reps = |d: DType| (rows * pitch * d.size_bytes() as u64).div_ceil(256) as f64;
+    let mut vec = 0.0;
+    let mut long_sum = false;
+    for inst in &r.body {
+        vec += match (&inst.op, inst.width) {
+            (RowsOp::Reduce(op), _) => {
+                let src = match inst.args.first() {
+                    Some(tessera_ir::plan::EwArg::Input(k)) => r.inputs[*k].view.dtype,
+                    Some(tessera_ir::plan::EwArg::Inst(k)) => r.body[*k].dtype,
+                    None => inst.dtype,
+                };
+                let acc = tessera_ir::plan::rows::accumulator(*op, src);
+                if acc != src {
+                    long_sum |= pitch * 4 / 256 >= 32;
+                    2.0 * 2.0 * reps(acc)
+                } else {
+                    2.0 * reps(src)
+                }
+            }
+            (RowsOp::Ew(_) | RowsOp::Expand, Width::Full) => 2.0 * reps(inst.dtype),
+            (RowsOp::Ew(_) | RowsOp::Expand, Width::Row) => 24.0,
+        };
+    }
+    let share = machine.gm.chip_bytes_per_cycle / f64::from(machine.vector_cores().max(1));
+    long_sum && vec > gm_bytes as f64 / share
 }
 
 /// Schedules a row stage whose rows do not fit UB whole: one row per tile
@@ -462,6 +502,7 @@ fn chunked(r: &mut Rows, machine: &Machine, whole: RowsLayout) -> Result<(u32, u
             &r.body,
             &r.inputs.iter().map(|i| i.width).collect::<Vec<_>>(),
         ),
+        blockwise: false,
         tiles,
         layout: lay,
     };
