@@ -609,6 +609,7 @@ impl What {
                                 .collect(),
                             cols: l.take("cols"),
                             idx: l.take("idx"),
+                            part: l.take("part"),
                         },
                     },
                     ..*r

@@ -139,10 +139,11 @@ pub struct RowsSchedule {
     pub transposed: bool,
     /// Chunked: whether one row per pass is in flight ([`pipelines`]).
     pub pipelined: bool,
-    /// Whole rows: whether a sum converted to f32 folds block by block
-    /// first (`vec.bsum` in place, then an eighth of the repeats across):
-    /// fewer vector cycles, chosen when the stage is bound by its vector
-    /// work rather than its GM traffic.
+    /// Whole rows: whether reductions of at least 32 repeats fold block by
+    /// block first (`vec.bsum`…, a converted row in place, another into
+    /// `part`; then an eighth of the repeats across): fewer vector cycles,
+    /// chosen when the stage is bound by its vector work rather than its GM
+    /// traffic.
     pub blockwise: bool,
     /// Tiles of the whole stage.
     pub tiles: u64,
@@ -186,6 +187,10 @@ pub struct RowsLayout {
     /// Transposed: the gathers' byte offsets (`idx`; per element size the
     /// stage gathers, into columns then back into rows).
     pub idx: Option<LocalBuf>,
+    /// Folding block by block (`blockwise`): the partial sums of reductions
+    /// whose operand is not scratch to fold in place (`part`; an eighth of
+    /// a tile of f32).
+    pub part: Option<LocalBuf>,
 }
 
 impl RowsLayout {
@@ -214,6 +219,7 @@ impl RowsLayout {
             ("blocks", self.blocks),
             ("cols", self.cols),
             ("idx", self.idx),
+            ("part", self.part),
         ] {
             if let Some(b) = b {
                 out.push((name.to_string(), b));

@@ -926,7 +926,10 @@ def _(rng):
     # tail) shows in the result beyond the absolute tolerance.
     x = T(round_float(rng.uniform(-1.0, 1.0, (6, 3000)) + np.linspace(0.0, 8.0, 3000), "f16"), "f16")
     y, g = uniform(rng, (5, 2500), "bf16"), uniform(rng, (2500,), "bf16")
-    return {"x": x, "y": y, "g": g}, {"s": softmax(x), "r": rms_norm(y, g)}
+    z = T(round_float(rng.uniform(-1.0, 1.0, (4, 2600)) + np.linspace(0.0, 6.0, 2600), "f16"), "f16")
+    w, b = uniform(rng, (2600,), "f32"), uniform(rng, (2600,), "f32")
+    l = cast(layer_norm(cast(z, "f32"), w, b), "f16")
+    return {"x": x, "y": y, "g": g, "z": z, "w": w, "b": b}, {"s": softmax(x), "r": rms_norm(y, g), "l": l}
 
 
 @case("gelu_tanh_f32")

@@ -335,7 +335,19 @@ fn reduce_rows(
     // block in place (`vec.bsum`, a cycle a repeat, into a run of `full · 8`
     // partial sums at its start), and the partials folded across repeats:
     // cheaper than folding every repeat once there are enough of them.
-    let blockwise = blockwise && wide.is_some() && full >= BLOCKWISE_MIN_REPEATS;
+    // A converted row (scratch) takes its partials in place; another row's
+    // go to `part`, an eighth of its f32 bytes per row.
+    let part = match (wide, layout.part.as_ref()) {
+        (Some(_), _) => None,
+        (None, Some(p)) => Some(VBuf::of(p, 0, acc_dt)),
+        (None, None) => None,
+    };
+    let blockwise =
+        blockwise && (wide.is_some() || part.is_some()) && full >= BLOCKWISE_MIN_REPEATS;
+    let partials_of = |r: u64, from: VBuf| match part {
+        Some(p) => p.offset(r * pitch / 2),
+        None => from,
+    };
     let mut row = 0;
     while row < rows {
         let n_rows = group.min(rows - row);
@@ -354,14 +366,15 @@ fn reduce_rows(
         if blockwise {
             for r in row..row + n_rows {
                 let from = from_of(r);
+                let to = partials_of(r, from);
                 h.op(vec![
-                    (Access::Write, from.region(full * 8 * sa)),
+                    (Access::Write, to.region(full * 8 * sa)),
                     (Access::Read, from.region(full * 256)),
                 ])
                 .vec_red_b(
                     block_fold(op),
                     dt(acc_dt),
-                    from.addr,
+                    to.addr,
                     VecOperand::new(from.addr, 1, 8),
                     full,
                     lanes(per),
@@ -373,18 +386,18 @@ fn reduce_rows(
             let lane = lanes_buf.offset(r * 256);
             // What folds across repeats: the row's whole repeats, or their
             // partials (whole repeats of them, then a partial one).
-            let (reps, rest) = if blockwise {
-                ((full * 8) / per, (full * 8) % per)
+            let (folded, reps, rest) = if blockwise {
+                (partials_of(r, from), (full * 8) / per, (full * 8) % per)
             } else {
-                (full, 0)
+                (from, full, 0)
             };
             if reps > 0 {
-                fold_repeats(h, fold_across(op), acc_dt, lane, from, reps, 8, per);
+                fold_repeats(h, fold_across(op), acc_dt, lane, folded, reps, 8, per);
             } else {
                 Seq { items: h, n: per }.dup(lane, identity(op, acc_dt));
             }
             if rest > 0 {
-                Seq { items: h, n: rest }.bin(combine(op), lane, lane, from.offset(reps * 256));
+                Seq { items: h, n: rest }.bin(combine(op), lane, lane, folded.offset(reps * 256));
             }
             if tail > 0 {
                 // The partial last repeat, under a mask of its valid lanes.

@@ -148,6 +148,7 @@ fn layout_with(
         raw: vec![None; r.inputs.len()],
         cols: None,
         idx: None,
+        part: None,
     }
 }
 
@@ -241,6 +242,7 @@ pub fn transposed_layout(r: &Rows, rows: u64, align: u64) -> RowsLayout {
         raw,
         cols,
         idx,
+        part: None,
     }
 }
 
@@ -428,7 +430,35 @@ fn whole_rows(r: &mut Rows, machine: &Machine) -> Result<(u32, u64), String> {
         + bytes_in as f64 / dma_in.bytes_per_cycle;
     let mte3 = f64::from(dma_out.fixed_cycles) + bytes_out as f64 / dma_out.bytes_per_cycle;
     let vec = r.body.len() as f64 * (rows * pitch).div_ceil(64) as f64 * 2.0 + rows as f64 * 8.0;
-    r.schedule.blockwise = blockwise(r, rows, pitch, bytes_in + bytes_out, machine);
+    // GM traffic per tile: a repeated row (a row stride of 0) is read once
+    // per block, not per tile.
+    let streamed_in: u64 = r
+        .inputs
+        .iter()
+        .filter(|i| i.view.buffer().is_some() && i.view.strides.first() != Some(&0))
+        .map(|i| bytes(i.width, i.view.dtype))
+        .sum();
+    if blockwise(r, rows, pitch, streamed_in + bytes_out, machine) {
+        // Converted rows fold in place; reductions of values that are not
+        // scratch fold into `part`, after the other buffers, when it fits
+        // (else they fold as usual).
+        r.schedule.blockwise = true;
+        let mut with_part = r.schedule.layout.clone();
+        if needs_part(r, pitch) {
+            let end = with_part
+                .named()
+                .iter()
+                .map(|(_, b)| b.end())
+                .max()
+                .unwrap_or(0);
+            let mut a = Allocator::default();
+            a.add(MemSpace::Ub, end, 1, align);
+            with_part.part = Some(a.add(MemSpace::Ub, rows * pitch / 2, 1, align));
+        }
+        if fits(&with_part.named(), machine) {
+            r.schedule.layout = with_part;
+        }
+    }
     let per_tile = mte2.max(mte3).max(vec);
     let waves = tiles.div_ceil(block_dim);
     Ok((
@@ -437,8 +467,9 @@ fn whole_rows(r: &mut Rows, machine: &Machine) -> Result<(u32, u64), String> {
     ))
 }
 
-/// Whether a whole-row stage folds its converted sums block by block: when
-/// it has one long enough (32 repeats of f32) and its vector work per tile
+/// Whether a whole-row stage folds its reductions block by block: when it
+/// has one long enough (32 repeats of its accumulator) and its vector work
+/// per tile
 /// exceeds its share of the chip's GM bandwidth, so that fewer vector
 /// cycles shorten the stage. (A GM-bound stage gains nothing, and the extra
 /// instruction and barrier per group of rows shift its loads and stores.)
@@ -459,8 +490,8 @@ fn blockwise(r: &Rows, rows: u64, pitch: u64, gm_bytes: u64, machine: &Machine) 
                     None => inst.dtype,
                 };
                 let acc = tessera_ir::plan::rows::accumulator(*op, src);
+                long_sum |= pitch * acc.size_bytes() as u64 / 256 >= 32;
                 if acc != src {
-                    long_sum |= pitch * 4 / 256 >= 32;
                     2.0 * 2.0 * reps(acc)
                 } else {
                     2.0 * reps(src)
@@ -471,7 +502,30 @@ fn blockwise(r: &Rows, rows: u64, pitch: u64, gm_bytes: u64, machine: &Machine) 
         };
     }
     let share = machine.gm.chip_bytes_per_cycle / f64::from(machine.vector_cores().max(1));
-    long_sum && vec > gm_bytes as f64 / share
+    long_sum && vec > VECTOR_BOUND_MARGIN * gm_bytes as f64 / share
+}
+
+/// How much a row stage's estimated vector work per tile must exceed its
+/// GM time for it to count as vector-bound (the estimate is coarse; near
+/// the balance, faster vector work mostly reorders loads and stores).
+const VECTOR_BOUND_MARGIN: f64 = 1.2;
+
+/// Whether a blockwise stage has a reduction of a value that is not
+/// scratch (not converted into the wide buffer) long enough to fold block
+/// by block: its partials go to `part`.
+fn needs_part(r: &Rows, pitch: u64) -> bool {
+    r.body.iter().any(|inst| {
+        let RowsOp::Reduce(op) = inst.op else {
+            return false;
+        };
+        let src = match inst.args.first() {
+            Some(tessera_ir::plan::EwArg::Input(k)) => r.inputs[*k].view.dtype,
+            Some(tessera_ir::plan::EwArg::Inst(k)) => r.body[*k].dtype,
+            None => return false,
+        };
+        let acc = tessera_ir::plan::rows::accumulator(op, src);
+        acc == src && pitch * acc.size_bytes() as u64 / 256 >= 32
+    })
 }
 
 /// Schedules a row stage whose rows do not fit UB whole: one row per tile
