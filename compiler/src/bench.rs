@@ -3,9 +3,11 @@
 //!
 //! The bound is `launch + max(cube, vector, GM)`: cube MACs per dtype over
 //! every matmul of the IR; the minimal vector work — each vector op of the
-//! IR once over its elements at full 256-byte repeats and its per-repeat
-//! cost class; and GM bytes for reading each input once and writing each
-//! output once. `efficiency = bound / simulated cycles`.
+//! IR once over its elements at full 256-byte repeats and the per-repeat
+//! cost of its least primitive sequence (a reduction: block by block, then
+//! an eighth of the repeats across); and GM bytes for reading each input
+//! once and writing each output once. `efficiency = bound / simulated
+//! cycles`.
 
 use crate::cost::{Work, bytes, node_work};
 use crate::driver::{self, Failure, Source};

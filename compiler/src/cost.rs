@@ -81,8 +81,12 @@ fn repeat_cost(op: &Op, m: &Machine) -> f64 {
         Op::Compare(_) => c(&v.compare),
         Op::Select => c(&v.select),
         Op::Cast(_) => c(&v.cast),
+        // Block by block (one block reduction a repeat), then the partials
+        // across repeats: an eighth of the repeats at the binary class.
         Op::Reduce { op, .. } => match op {
-            ReduceOp::Sum | ReduceOp::Mean | ReduceOp::Max | ReduceOp::Min => c(&v.binary),
+            ReduceOp::Sum | ReduceOp::Mean | ReduceOp::Max | ReduceOp::Min => {
+                c(&v.block_reduce) + c(&v.binary) / 8.0
+            }
         },
         Op::Full { .. }
         | Op::MatMul
