@@ -475,9 +475,12 @@ fn generate(seed: u64) -> Kernel {
     g.k
 }
 
-/// Row lengths of the fusion-prone kernels: short, unaligned, a repeat, and
-/// longer than one.
-const ROW_LENGTHS: [u64; 11] = [2, 3, 8, 17, 64, 100, 255, 1000, 1025, 16400, 20001];
+/// Row lengths of the fusion-prone kernels: short, unaligned, a repeat,
+/// longer than one, long enough to fold block by block (32 repeats of f32),
+/// and longer than UB holds.
+const ROW_LENGTHS: [u64; 13] = [
+    2, 3, 8, 17, 64, 100, 255, 1000, 1025, 2500, 4100, 16400, 20001,
+];
 
 /// A fusion-prone kernel: elementwise chains over one `[rows, n]` space,
 /// with diamonds (a value read twice), `[n]` and `[rows, 1]` operands,
@@ -751,7 +754,7 @@ fn fusion_prone_kernels_match_the_reference_on_the_simulator() {
     let mut grouped = 0;
     // Row stages in each of their less common forms, and elementwise
     // stages that store more than their result.
-    let (mut chunked, mut transposed, mut multi) = (0, 0, 0);
+    let (mut chunked, mut transposed, mut multi, mut blockwise) = (0, 0, 0, 0);
     for seed in first..first + cases {
         let kernel = generate_fusion(seed);
         if let Err(e) = tessera_ir::verify::verify_concrete(&kernel) {
@@ -786,6 +789,7 @@ fn fusion_prone_kernels_match_the_reference_on_the_simulator() {
                     tessera_ir::plan::StageKind::Rows(r) => {
                         chunked += usize::from(r.schedule.chunked());
                         transposed += usize::from(r.schedule.transposed);
+                        blockwise += usize::from(r.schedule.blockwise);
                     }
                     tessera_ir::plan::StageKind::Elementwise(e) => {
                         multi += usize::from(!e.also.is_empty());
@@ -820,11 +824,11 @@ fn fusion_prone_kernels_match_the_reference_on_the_simulator() {
     // At the default count, rows longer than UB and many short rows too.
     if cases >= 500 {
         assert!(
-            chunked > 0 && transposed > 0 && multi > 0,
-            "{chunked} chunked and {transposed} transposed row stages and {multi} multi-output elementwise stages in {cases} kernels"
+            chunked > 0 && transposed > 0 && blockwise > 0 && multi > 0,
+            "{chunked} chunked, {transposed} transposed and {blockwise} blockwise row stages, {multi} multi-output elementwise stages in {cases} kernels"
         );
         eprintln!(
-            "{chunked} chunked and {transposed} transposed row stages, {multi} multi-output elementwise stages in {cases} kernels"
+            "{chunked} chunked, {transposed} transposed and {blockwise} blockwise row stages, {multi} multi-output elementwise stages in {cases} kernels"
         );
     }
 }

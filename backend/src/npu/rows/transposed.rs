@@ -153,17 +153,27 @@ pub(super) fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String>
         );
     }
     // Repeated rows (a `[n]` vector): loaded once and gathered once, column
-    // k all element k (offset `(m / rows)·s`).
-    for (k, i) in inputs.iter().enumerate() {
-        let repeated = i.width == Width::Full && i.view.strides.first() == Some(&0);
-        let (true, Some(base), Some(raw)) = (repeated, bases[k], layout.raw[k]) else {
-            continue;
-        };
+    // k all element k (offset `(m / rows)·s`). Every load first, so that one
+    // event covers them all (a pipe pair has few event ids).
+    let repeated: Vec<(usize, VBuf)> = inputs
+        .iter()
+        .enumerate()
+        .filter_map(|(k, i)| {
+            let rep = i.width == Width::Full && i.view.strides.first() == Some(&0);
+            let (true, Some(base), Some(raw)) = (rep, bases[k], layout.raw[k]) else {
+                return None;
+            };
+            let s = size(i.view.dtype);
+            let small = VBuf::of(&raw, 0, i.view.dtype);
+            items
+                .op(vec![(Access::Write, small.region(n * s))])
+                .mte2_gm_ub(small.addr, base, 1u64, n * s, 0u64, 0u64);
+            Some((k, small))
+        })
+        .collect();
+    for (k, small) in repeated {
+        let i = &inputs[k];
         let s = size(i.view.dtype);
-        let small = VBuf::of(&raw, 0, i.view.dtype);
-        items
-            .op(vec![(Access::Write, small.region(n * s))])
-            .mte2_gm_ub(small.addr, base, 1u64, n * s, 0u64, 0u64);
         let si = size_index(s);
         let (tmp, col) = (idx_run(si, 2)?, idx_run(si, 1)?);
         iota(&mut items, tmp, tile);
