@@ -260,6 +260,18 @@ pub fn rows_form(
             }
         }
     };
+    // The rank of an operand: a per-row value broadcasts along the rows only
+    // from `[lead.., 1]`; a `[lead..]` one aligns with the trailing dims
+    // (numpy's rule), which is no per-row broadcast.
+    // (A constant is one value everywhere: any broadcast of it is per row.)
+    let rank_of = |a: &Arg| -> Option<usize> {
+        let t = match *a {
+            Arg::In(i) if consts.get(i as usize) == Some(&true) => return Some(full.len()),
+            Arg::In(i) => inputs.get(i as usize)?,
+            Arg::At(i) => tys.get(i as usize)?,
+        };
+        Some(dims(t)?.len())
+    };
     for ((op, args), ty) in body.nodes.iter().zip(tys) {
         let shape = dims(ty)?;
         let width = width_of_shape(&shape)?;
@@ -267,6 +279,22 @@ pub fn rows_form(
             .iter()
             .map(|a| arg_of(a, &values))
             .collect::<Option<_>>()?;
+        let expands_lower_rank = matches!(
+            op.op,
+            Op::BroadcastTo(_)
+                | Op::Unary(_)
+                | Op::Binary(_)
+                | Op::Compare(_)
+                | Op::Select
+                | Op::Cast(_)
+        ) && width == Width::Full
+            && args
+                .iter()
+                .zip(&resolved)
+                .any(|(a, &(_, w, _))| w == Width::Row && rank_of(a) != Some(full.len()));
+        if expands_lower_rank {
+            return None;
+        }
         let value = match &op.op {
             Op::Reduce { op: r, .. } => {
                 let (a, w, _) = resolved.first().copied()?;
