@@ -173,9 +173,15 @@ impl Gen {
         Some(p)
     }
 
-    /// `v` with its sign, away from zero: `±(|v| + 1)` (a divisor).
+    /// `v` with its sign, away from zero: `±(|v| + 1)` (a divisor). An
+    /// inexact `v` gives `|v| + 1`: its sign may be rounding noise (the mean
+    /// of deviations from a mean), which no tolerance covers once a
+    /// comparison turns it into a choice.
     fn nonzero_of(&mut self, v: Value) -> Option<Value> {
         let d = self.ty(v).dtype;
+        if self.any_inexact(&[v]) {
+            return self.positive_of(v);
+        }
         let p = self.positive_of(v)?;
         let zero = self.constant(d, 0.0)?;
         let neg = self.push(Op::Compare(CompareOp::Lt), vec![v, zero])?;
