@@ -67,9 +67,13 @@ fn elementwise(k: &Kernel, nodes: &[usize], stored: usize, budget: &Budget) -> b
 pub fn merge_outputs(k: Kernel, budget: &Budget) -> (Kernel, usize) {
     let mut k = k;
     let mut merged = 0;
+    // Pairs of stages looked at, over all merges: bounded, so a kernel of
+    // thousands of ops stays quick (deterministically: the same pairs in
+    // the same order every time).
+    let mut visits = 0usize;
     // Each merge removes a unit: at most one per node.
     for _ in 0..k.nodes.len() {
-        match merge_one(&k, budget) {
+        match merge_one(&k, budget, &mut visits) {
             Some(next) => {
                 k = next;
                 merged += 1;
@@ -80,8 +84,11 @@ pub fn merge_outputs(k: Kernel, budget: &Budget) -> (Kernel, usize) {
     (k, merged)
 }
 
+/// Most pairs of stages [`merge_outputs`] looks at.
+const MAX_PAIR_VISITS: usize = 200_000;
+
 /// The kernel with the first qualifying pair of stages merged.
-fn merge_one(k: &Kernel, budget: &Budget) -> Option<Kernel> {
+fn merge_one(k: &Kernel, budget: &Budget, visits: &mut usize) -> Option<Kernel> {
     let us = units(k);
     let unit_of: Vec<usize> = {
         let mut u = vec![0; k.nodes.len()];
@@ -123,13 +130,16 @@ fn merge_one(k: &Kernel, budget: &Budget) -> Option<Kernel> {
         false
     };
     let root_shape = |u: &Unit| u.nodes.last().map(|&j| k.nodes[j].ty.shape.clone());
-    let reads = |u: &Unit| -> BTreeSet<Value> {
-        u.nodes
-            .iter()
-            .flat_map(|&j| k.nodes[j].args.iter().copied())
-            .filter(|a| !matches!(a, Value::Node(n) if u.nodes.contains(&(*n as usize))))
-            .collect()
-    };
+    let reads: Vec<BTreeSet<Value>> = us
+        .iter()
+        .map(|u| {
+            u.nodes
+                .iter()
+                .flat_map(|&j| k.nodes[j].args.iter().copied())
+                .filter(|a| !matches!(a, Value::Node(n) if u.nodes.contains(&(*n as usize))))
+                .collect()
+        })
+        .collect();
     for (ai, a) in us.iter().enumerate() {
         let Some(&a_root) = a.nodes.last() else {
             continue;
@@ -137,13 +147,16 @@ fn merge_one(k: &Kernel, budget: &Budget) -> Option<Kernel> {
         if !elementwise(k, &a.nodes, 0, budget) {
             continue;
         }
-        let a_reads = reads(a);
         for (bi, b) in us.iter().enumerate().skip(ai + 1) {
+            *visits += 1;
+            if *visits > MAX_PAIR_VISITS {
+                return None;
+            }
             if root_shape(b) != root_shape(a) {
                 continue;
             }
             let direct = deps[bi].contains(&ai);
-            let shared = !direct && !reads(b).is_disjoint(&a_reads);
+            let shared = !direct && !reads[bi].is_disjoint(&reads[ai]);
             if !(direct || shared) || through_other(ai, bi) || (shared && deps_reach(&deps, bi, ai))
             {
                 continue;
@@ -161,6 +174,13 @@ fn merge_one(k: &Kernel, budget: &Budget) -> Option<Kernel> {
                 });
             if !root_leaves {
                 continue; // plain fusion, which the extraction declined
+            }
+            // The fusion budget's counts first (cheap), before building the
+            // reordered kernel.
+            let root = Value::Node(a_root as u32);
+            let inputs = reads[ai].union(&reads[bi]).filter(|&&v| v != root).count();
+            if a.nodes.len() + b.nodes.len() > budget.max_ops || inputs > budget.max_inputs {
+                continue;
             }
             let Some((candidate, start)) = reorder(k, &us, ai, bi) else {
                 continue;
