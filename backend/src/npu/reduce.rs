@@ -26,7 +26,7 @@ use super::vector::{Seq, VBuf, dt, scalar};
 use tessera_ir::plan::Reduce;
 use tessera_ir::plan::reduce::LANES;
 use tessera_ir::{DType, ReduceOp};
-use tessera_sim::isa::{ARed, AluOp, BinOp, Cond, RRed, Reg, ScaOp, Scal};
+use tessera_sim::isa::{ARed, AluOp, BRed, BinOp, Cond, RRed, Reg, ScaOp, Scal};
 
 fn size(d: DType) -> u64 {
     d.size_bytes() as u64
@@ -59,6 +59,15 @@ pub(super) fn fold_across(op: ReduceOp) -> ARed {
         ReduceOp::Sum | ReduceOp::Mean => ARed::Sum,
         ReduceOp::Max => ARed::Max,
         ReduceOp::Min => ARed::Min,
+    }
+}
+
+/// The fold of each 32-byte block of a repeat to one value.
+pub(super) fn fold_blocks(op: ReduceOp) -> BRed {
+    match op {
+        ReduceOp::Sum | ReduceOp::Mean => BRed::Sum,
+        ReduceOp::Max => BRed::Max,
+        ReduceOp::Min => BRed::Min,
     }
 }
 

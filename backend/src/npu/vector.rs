@@ -708,6 +708,19 @@ impl Seq<'_> {
     }
 }
 
+/// The vector instruction of a binary op (not `pow`, a composite).
+pub fn bin_op(b: BinaryOp) -> Result<BinOp, String> {
+    Ok(match b {
+        BinaryOp::Add => BinOp::Add,
+        BinaryOp::Sub => BinOp::Sub,
+        BinaryOp::Mul => BinOp::Mul,
+        BinaryOp::Div => BinOp::Div,
+        BinaryOp::Maximum => BinOp::Max,
+        BinaryOp::Minimum => BinOp::Min,
+        BinaryOp::Pow => return Err("internal: pow reached the primitive lowering".into()),
+    })
+}
+
 /// Emits one elementwise instruction over `n` elements: `dst = op(args)`.
 /// `scratch` holds what `tessera_ir::plan::elementwise::scratch` asks.
 pub fn emit_op(
@@ -781,20 +794,7 @@ pub fn emit_op(
                 q.cvt(dst, y);
             }
         }
-        EwOp::Binary(b) => {
-            let op = match b {
-                BinaryOp::Add => BinOp::Add,
-                BinaryOp::Sub => BinOp::Sub,
-                BinaryOp::Mul => BinOp::Mul,
-                BinaryOp::Div => BinOp::Div,
-                BinaryOp::Maximum => BinOp::Max,
-                BinaryOp::Minimum => BinOp::Min,
-                BinaryOp::Pow => {
-                    return Err("internal: pow reached the primitive lowering".into());
-                }
-            };
-            q.bin(op, dst, args[0], args[1])
-        }
+        EwOp::Binary(b) => q.bin(bin_op(*b)?, dst, args[0], args[1]),
         EwOp::Unary(u) => match u {
             UnaryOp::Neg => q.sca(ScaOp::Muls, dst, args[0], scalar(d, -1.0)),
             UnaryOp::Abs => q.un(UnOp::Abs, dst, args[0]),

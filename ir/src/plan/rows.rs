@@ -245,20 +245,30 @@ pub fn accumulator(op: ReduceOp, d: DType) -> DType {
     }
 }
 
+/// Fewest whole repeats (of its accumulator) a row's reduction folds block
+/// by block in a `blockwise` stage: below, the extra instruction and its
+/// barrier cost more than the repeats save.
+pub const BLOCKWISE_MIN_REPEATS: u64 = 32;
+
+/// What a reduction folds: its operand's dtype and its accumulator's
+/// (`None` for an instruction that is not a reduction, or has no operand).
+pub fn folds(body: &[RowsInst], inputs: &[RowsInput], inst: &RowsInst) -> Option<(DType, DType)> {
+    let RowsOp::Reduce(op) = inst.op else {
+        return None;
+    };
+    let d = match inst.args.first()? {
+        EwArg::Input(k) => inputs.get(*k)?.view.dtype,
+        EwArg::Inst(k) => body.get(*k)?.dtype,
+    };
+    Some((d, accumulator(op, d)))
+}
+
 /// Whether a reduction of the body folds an operand narrower than its
 /// accumulator, which it first converts into a wide buffer.
 pub fn widens(body: &[RowsInst], inputs: &[RowsInput]) -> bool {
-    body.iter().any(|i| {
-        let RowsOp::Reduce(op) = i.op else {
-            return false;
-        };
-        let d = match i.args.first() {
-            Some(EwArg::Input(k)) => inputs.get(*k).map(|v| v.view.dtype),
-            Some(EwArg::Inst(k)) => body.get(*k).map(|v| v.dtype),
-            None => None,
-        };
-        d.is_some_and(|d| accumulator(op, d) != d)
-    })
+    body.iter()
+        .filter_map(|i| folds(body, inputs, i))
+        .any(|(d, acc)| d != acc)
 }
 
 /// Which expansions are never materialised: those read only by full-width

@@ -10,15 +10,15 @@
 //! keeps its row's per-row state in copy p, shifted on when the rows move
 //! on a pass.
 
-use super::{Opening, bin_op, finish, opening, replicate, size, spread};
+use super::{Opening, finish, opening, replicate, size, spread};
 use crate::npu::Ctx;
 use crate::npu::inst::InstBuilder;
 use crate::npu::prog::{Access, Branch, Build, Item};
 use crate::npu::reduce::{combine, fold_across, fold_lanes, fold_repeats, identity};
 use crate::npu::tiles::double_buffered;
-use crate::npu::vector::{self, Opnd, Seq, VBuf, dt};
+use crate::npu::vector::{self, Opnd, Seq, VBuf, bin_op, dt};
 use tessera_ir::plan::reduce::LANES;
-use tessera_ir::plan::rows::{Passes, accumulator, elided, online, row_slots};
+use tessera_ir::plan::rows::{Passes, elided, folds, online, row_slots};
 use tessera_ir::plan::{EwArg, EwOp, Rows, RowsOp, Width};
 use tessera_ir::{DType, ReduceOp};
 use tessera_sim::isa::{AluOp, BinOp, Cond, Reg, UnOp};
@@ -36,9 +36,6 @@ pub(super) fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String>
     } = r;
     let (outer, n) = (*outer, *n);
     let layout = &schedule.layout;
-    if layout.inputs.len() != inputs.len() || layout.temps.len() + 1 != body.len() {
-        return Err("internal: the layout does not match the row stage".into());
-    }
     let (c, chunks) = (schedule.pitch, schedule.chunks);
     let covers = |k: u64| c.saturating_mul(k);
     if schedule.rows != 1
@@ -147,15 +144,9 @@ pub(super) fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String>
         }
     }
     let acc_of = |j: usize| -> Result<DType, String> {
-        let RowsOp::Reduce(op) = body[j].op else {
-            return Err("internal: not a reduction".into());
-        };
-        let src_dt = match body[j].args.first() {
-            Some(EwArg::Input(k)) => inputs[*k].view.dtype,
-            Some(EwArg::Inst(k)) => body[*k].dtype,
-            None => return Err("internal: a reduction without operand".into()),
-        };
-        Ok(accumulator(op, src_dt))
+        folds(body, inputs, &body[j])
+            .map(|(_, acc)| acc)
+            .ok_or_else(|| "internal: not a reduction with an operand".to_string())
     };
     // The full instructions of pass `p` on one chunk (`c` elements computed;
     // reductions fold `len_last` valid elements on the last chunk).

@@ -19,8 +19,8 @@ use super::inst::{InstBuilder, VecOperand, int_scalar};
 use super::prog::{Access, Build, Item};
 use super::vector::{self, Opnd, Seq, VBuf, dt, scalar};
 use tessera_ir::plan::{Rows, Source, Width};
-use tessera_ir::{BinaryOp, DType, ReduceOp, Scalar};
-use tessera_sim::isa::{AluOp, BinOp, Reg, ScaOp};
+use tessera_ir::{DType, ReduceOp, Scalar};
+use tessera_sim::isa::{AluOp, Reg, ScaOp};
 
 fn size(d: DType) -> u64 {
     d.size_bytes() as u64
@@ -28,6 +28,10 @@ fn size(d: DType) -> u64 {
 
 /// Generates a row stage, in the form its schedule says.
 pub fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String> {
+    let layout = &r.schedule.layout;
+    if layout.inputs.len() != r.inputs.len() || layout.temps.len() + 1 != r.body.len() {
+        return Err("internal: the layout does not match the row stage".into());
+    }
     if r.schedule.transposed {
         transposed::generate(ctx, r)
     } else if r.schedule.chunked() {
@@ -95,19 +99,6 @@ fn tile_rows(h: &mut Vec<Item>, (row0, rcur): (Reg, Reg), t: Reg, rows: u64, out
     h.ins().s_li(rcur, outer);
     h.ins().s_alu(AluOp::Sub, rcur, rcur, row0);
     h.ins().s_alu(AluOp::Min, rcur, rcur, rows);
-}
-
-/// The vector instruction of a binary op (not `pow`, a composite).
-fn bin_op(b: BinaryOp) -> Result<BinOp, String> {
-    Ok(match b {
-        BinaryOp::Add => BinOp::Add,
-        BinaryOp::Sub => BinOp::Sub,
-        BinaryOp::Mul => BinOp::Mul,
-        BinaryOp::Div => BinOp::Div,
-        BinaryOp::Maximum => BinOp::Max,
-        BinaryOp::Minimum => BinOp::Min,
-        BinaryOp::Pow => return Err("internal: pow reading an expansion's blocks".into()),
-    })
 }
 
 /// `dst` = the folded accumulator `acc` (÷ `n` for `mean`), in `dst`'s

@@ -13,18 +13,18 @@
 //! the per-row values into 32-byte blocks (`vec.brcb`) and copies each
 //! block along its row. The result's valid rows and columns are stored.
 
-use super::{Opening, bin_op, finish, opening, replicate, size, spread, tile_rows};
+use super::{Opening, finish, opening, replicate, size, spread, tile_rows};
 use crate::npu::Ctx;
 use crate::npu::inst::{InstBuilder, VecOperand, lanes};
 use crate::npu::prog::{Access, Build, Item};
-use crate::npu::reduce::{combine, fold_across, fold_lanes, fold_repeats, identity};
+use crate::npu::reduce::{combine, fold_across, fold_blocks, fold_lanes, fold_repeats, identity};
 use crate::npu::tiles::double_buffered;
-use crate::npu::vector::{self, Opnd, Seq, VBuf, dt};
+use crate::npu::vector::{self, Opnd, Seq, VBuf, bin_op, dt};
 use tessera_ir::plan::reduce::LANES;
-use tessera_ir::plan::rows::{accumulator, elided, row_slots};
+use tessera_ir::plan::rows::{BLOCKWISE_MIN_REPEATS, accumulator, elided, row_slots};
 use tessera_ir::plan::{EwArg, EwOp, Rows, RowsOp, Width};
 use tessera_ir::{DType, ReduceOp};
-use tessera_sim::isa::{AluOp, BRed};
+use tessera_sim::isa::AluOp;
 
 /// Generates a row stage of whole rows.
 pub(super) fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String> {
@@ -38,9 +38,6 @@ pub(super) fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String>
     } = r;
     let (outer, n) = (*outer, *n);
     let layout = &schedule.layout;
-    if layout.inputs.len() != inputs.len() || layout.temps.len() + 1 != body.len() {
-        return Err("internal: the layout does not match the row stage".into());
-    }
     let (rows, pitch) = (schedule.rows, schedule.pitch);
     if pitch % LANES != 0 || pitch < n {
         return Err("internal: a row pitch that is not whole repeats of the row".into());
@@ -269,20 +266,6 @@ pub(super) fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String>
     Ok(items)
 }
 
-/// Fewest whole repeats of a converted row that are folded block by block
-/// first (below, the extra instruction and its barrier cost more than the
-/// repeats save).
-const BLOCKWISE_MIN_REPEATS: u64 = 32;
-
-/// The per-block fold of a reduction.
-fn block_fold(op: ReduceOp) -> BRed {
-    match op {
-        ReduceOp::Sum | ReduceOp::Mean => BRed::Sum,
-        ReduceOp::Max => BRed::Max,
-        ReduceOp::Min => BRed::Min,
-    }
-}
-
 /// `dst[row]` = `op` over the first `n` elements of row `row` of `src`.
 #[allow(clippy::too_many_arguments)]
 fn reduce_rows(
@@ -372,7 +355,7 @@ fn reduce_rows(
                     (Access::Read, from.region(full * 256)),
                 ])
                 .vec_red_b(
-                    block_fold(op),
+                    fold_blocks(op),
                     dt(acc_dt),
                     to.addr,
                     VecOperand::new(from.addr, 1, 8),

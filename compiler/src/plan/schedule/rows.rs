@@ -8,7 +8,8 @@ use super::{Allocator, fits};
 use tessera_ir::DType;
 use tessera_ir::plan::elementwise::{SCRATCH_TABLE_BYTES, scratch};
 use tessera_ir::plan::rows::{
-    CHUNK_ALIGN, Passes, ROW_ALIGN, TRANSPOSE_MAX_N, pipelines, row_slots, temp_slots, widens,
+    BLOCKWISE_MIN_REPEATS, CHUNK_ALIGN, Passes, ROW_ALIGN, TRANSPOSE_MAX_N, folds, pipelines,
+    row_slots, temp_slots, widens,
 };
 use tessera_ir::plan::{MemSpace, Rows, RowsInst, RowsLayout, RowsOp, RowsSchedule, Width};
 use tessera_sim::Machine;
@@ -482,23 +483,17 @@ fn blockwise(r: &Rows, rows: u64, pitch: u64, gm_bytes: u64, machine: &Machine) 
     let mut vec = 0.0;
     let mut long_sum = false;
     for inst in &r.body {
-        vec += match (&inst.op, inst.width) {
-            (RowsOp::Reduce(op), _) => {
-                let src = match inst.args.first() {
-                    Some(tessera_ir::plan::EwArg::Input(k)) => r.inputs[*k].view.dtype,
-                    Some(tessera_ir::plan::EwArg::Inst(k)) => r.body[*k].dtype,
-                    None => inst.dtype,
-                };
-                let acc = tessera_ir::plan::rows::accumulator(*op, src);
-                long_sum |= pitch * acc.size_bytes() as u64 / 256 >= 32;
+        vec += match (folds(&r.body, &r.inputs, inst), inst.width) {
+            (Some((src, acc)), _) => {
+                long_sum |= long_fold(acc, pitch);
                 if acc != src {
                     2.0 * 2.0 * reps(acc)
                 } else {
                     2.0 * reps(src)
                 }
             }
-            (RowsOp::Ew(_) | RowsOp::Expand, Width::Full) => 2.0 * reps(inst.dtype),
-            (RowsOp::Ew(_) | RowsOp::Expand, Width::Row) => 24.0,
+            (None, Width::Full) => 2.0 * reps(inst.dtype),
+            (None, Width::Row) => 24.0,
         };
     }
     let share = machine.gm.chip_bytes_per_cycle / f64::from(machine.vector_cores().max(1));
@@ -514,18 +509,16 @@ const VECTOR_BOUND_MARGIN: f64 = 1.2;
 /// scratch (not converted into the wide buffer) long enough to fold block
 /// by block: its partials go to `part`.
 fn needs_part(r: &Rows, pitch: u64) -> bool {
-    r.body.iter().any(|inst| {
-        let RowsOp::Reduce(op) = inst.op else {
-            return false;
-        };
-        let src = match inst.args.first() {
-            Some(tessera_ir::plan::EwArg::Input(k)) => r.inputs[*k].view.dtype,
-            Some(tessera_ir::plan::EwArg::Inst(k)) => r.body[*k].dtype,
-            None => return false,
-        };
-        let acc = tessera_ir::plan::rows::accumulator(op, src);
-        acc == src && pitch * acc.size_bytes() as u64 / 256 >= 32
-    })
+    r.body
+        .iter()
+        .filter_map(|inst| folds(&r.body, &r.inputs, inst))
+        .any(|(src, acc)| acc == src && long_fold(acc, pitch))
+}
+
+/// Whether a row of `pitch` elements folded in `acc` is long enough to
+/// fold block by block.
+fn long_fold(acc: DType, pitch: u64) -> bool {
+    pitch * acc.size_bytes() as u64 / 256 >= BLOCKWISE_MIN_REPEATS
 }
 
 /// Schedules a row stage whose rows do not fit UB whole: one row per tile
