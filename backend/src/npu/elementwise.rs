@@ -199,8 +199,9 @@ pub fn generate(ctx: &mut Ctx<'_>, e: &Elementwise) -> Result<Vec<Item>, String>
             h.ins().s_alu(AluOp::Rem, digits[k], o, *d);
             h.ins().s_alu(AluOp::Div, o, o, *d);
         }
-        // The GM address of operand `v` for this tile, into `addr`.
-        let address = |h: &mut Vec<Item>, v: usize, elem: u64| {
+        // The GM address of operand `v`'s tile (strides of operand `v`,
+        // from base `base`), into `addr`.
+        let address = |h: &mut Vec<Item>, v: usize, elem: u64, base: Option<Reg>| {
             let st = &t.strides[v];
             let n = st.len();
             h.ins().s_alu(AluOp::Mul, addr, row0, st[n - 2] * elem);
@@ -212,8 +213,8 @@ pub fn generate(ctx: &mut Ctx<'_>, e: &Elementwise) -> Result<Vec<Item>, String>
                     h.ins().s_alu(AluOp::Add, addr, addr, tmp);
                 }
             }
-            if let Some(Some(b)) = bases.get(v) {
-                h.ins().s_alu(AluOp::Add, addr, addr, *b);
+            if let Some(b) = base {
+                h.ins().s_alu(AluOp::Add, addr, addr, b);
             }
         };
         // Loads first (all MTE2), then the vector expansions of columns and
@@ -233,7 +234,7 @@ pub fn generate(ctx: &mut Ctx<'_>, e: &Elementwise) -> Result<Vec<Item>, String>
                     Seq { items: h, n }.dup(b, int_scalar(1));
                 }
             };
-            address(&mut h, i, s);
+            address(&mut h, i, s, bases[i]);
             let st = &t.strides[i];
             match pats[i] {
                 Pattern::RowMajor => {
@@ -380,7 +381,7 @@ pub fn generate(ctx: &mut Ctx<'_>, e: &Elementwise) -> Result<Vec<Item>, String>
         let o_idx = inputs.len();
         let so = size(out.dtype);
         let ob = VBuf::of(&layout.out, half, out.dtype);
-        address(&mut h, o_idx, so);
+        address(&mut h, o_idx, so, bases[o_idx]);
         h.ins().s_alu(AluOp::Mul, len, ccur, so);
         let st = &t.strides[o_idx];
         let row_stride = st[st.len() - 2];
@@ -395,11 +396,7 @@ pub fn generate(ctx: &mut Ctx<'_>, e: &Elementwise) -> Result<Vec<Item>, String>
         for ((j, v), &base) in also.iter().zip(&also_bases) {
             let s = size(v.dtype);
             let b = results[*j];
-            address(&mut h, o_idx, s);
-            if let Some(Some(ob)) = bases.get(o_idx) {
-                h.ins().s_alu(AluOp::Sub, addr, addr, *ob);
-            }
-            h.ins().s_alu(AluOp::Add, addr, addr, base);
+            address(&mut h, o_idx, s, Some(base));
             h.ins().s_alu(AluOp::Mul, len, ccur, s);
             h.op(vec![(Access::Read, b.region(tile * s))]).mte3_ub_gm(
                 addr,

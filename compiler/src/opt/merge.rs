@@ -114,21 +114,6 @@ fn merge_one(k: &Kernel, budget: &Budget, visits: &mut usize) -> Option<Kernel> 
                 .collect()
         })
         .collect();
-    // Whether unit `b` depends on unit `a` through another unit.
-    let through_other = |a: usize, b: usize| -> bool {
-        let mut seen = vec![false; us.len()];
-        let mut stack: Vec<usize> = deps[b].iter().copied().filter(|&d| d != a).collect();
-        while let Some(u) = stack.pop() {
-            if u == a {
-                return true;
-            }
-            if u < a || std::mem::replace(&mut seen[u], true) {
-                continue;
-            }
-            stack.extend(deps[u].iter().copied());
-        }
-        false
-    };
     let root_shape = |u: &Unit| u.nodes.last().map(|&j| k.nodes[j].ty.shape.clone());
     let reads: Vec<BTreeSet<Value>> = us
         .iter()
@@ -157,8 +142,11 @@ fn merge_one(k: &Kernel, budget: &Budget, visits: &mut usize) -> Option<Kernel> 
             }
             let direct = deps[bi].contains(&ai);
             let shared = !direct && !reads[bi].is_disjoint(&reads[ai]);
-            if !(direct || shared) || through_other(ai, bi) || (shared && deps_reach(&deps, bi, ai))
-            {
+            // Nothing may lie between them: B reads A directly or not at all.
+            let through_other = deps[bi]
+                .iter()
+                .any(|&d| d != ai && deps_reach(&deps, d, ai));
+            if !(direct || shared) || through_other {
                 continue;
             }
             // A's values other than its root never leave it (it was one
