@@ -6,4 +6,5 @@
 //! **Architecture invariant:** a backend makes no scheduling decisions; it
 //! either translates a verified plan or returns an error.
 
+pub mod host;
 pub mod npu;

@@ -200,6 +200,30 @@ pub fn compile_npu(
     })
 }
 
+/// A kernel compiled for the host (`--target host`).
+pub struct HostCode {
+    /// The kernel the host code was made from (the optimiser's output).
+    pub kernel: Kernel,
+    /// What the optimiser did.
+    pub report: crate::opt::Report,
+    /// The compiled code.
+    pub host: tessera_backend::host::HostKernel,
+}
+
+/// Optimises (at `level`, weighing with the default machine's cost model)
+/// and compiles a concrete kernel for the host.
+pub fn compile_host(kernel: &Kernel, level: crate::opt::Level) -> Result<HostCode, Failure> {
+    let machine = crate::simulate::machine(None)?;
+    let optimised = crate::opt::optimise(kernel, &machine, level).map_err(Failure::Internal)?;
+    let host = tessera_backend::host::HostKernel::compile(&optimised.kernel)
+        .map_err(|e| Failure::Internal(format!("host code for `{}`: {e}", kernel.name)))?;
+    Ok(HostCode {
+        kernel: optimised.kernel,
+        report: optimised.report,
+        host,
+    })
+}
+
 /// Plans an optimised kernel, splitting the fused groups whose stages
 /// cannot be scheduled (see [`compile_npu`]); `original` is the kernel as
 /// written, planned when no group is left to split.

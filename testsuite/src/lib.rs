@@ -256,6 +256,26 @@ pub fn simulate_against_reference(
     compare_outputs(kernel, &got, &reference).map_err(|e| format!("{e} on {}", machine.name))
 }
 
+/// Compiles `kernel` for the host (`-O2`) and compares its results on
+/// `inputs` with the reference interpreter's.
+pub fn host_against_reference(
+    kernel: &tessera_ir::Kernel,
+    inputs: &[tessera_ir::Tensor],
+) -> Result<(), String> {
+    let reference =
+        tessera_ir::interp::run(kernel, inputs).map_err(|e| format!("reference: {e}"))?;
+    let code = tessera_compiler::driver::compile_host(kernel, tessera_compiler::opt::Level::O2)
+        .map_err(|e| format!("host compile: {e:?}"))?;
+    let out = code.host.run(inputs).map_err(|e| format!("host: {e}"))?;
+    let got: Vec<(String, tessera_ir::Tensor)> = kernel
+        .outputs
+        .iter()
+        .map(|o| o.name.clone())
+        .zip(out)
+        .collect();
+    compare_outputs(kernel, &got, &reference).map_err(|e| format!("{e} on the host"))
+}
+
 /// Compares named results with the reference interpreter's, output by
 /// output under the spec's rule for each ([`Rule::for_value`]): a missing,
 /// extra, misnamed or reordered output fails, as does any mismatch.

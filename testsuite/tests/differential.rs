@@ -1,7 +1,8 @@
-//! Differential testing of the NPU code generator: random well-typed
-//! kernels (random op DAGs over random shapes and dtypes) are compiled for
-//! the simulator on both built-in machines, run with the race detector on,
-//! and compared with the reference interpreter under the spec's tolerances.
+//! Differential testing of the code generators: random well-typed kernels
+//! (random op DAGs over random shapes and dtypes) are compiled for the
+//! simulator on both built-in machines, run with the race detector on, and
+//! compiled for and run on the host; both are compared with the reference
+//! interpreter under the spec's tolerances.
 //!
 //! `TESSERA_DIFF_CASES` sets the number of programs (default 1000) and
 //! `TESSERA_DIFF_SEED` the first seed (default 1); a failure prints the
@@ -664,7 +665,8 @@ fn check_kernel(kernel: &Kernel, machine_name: &str, seed: u64) -> Result<(), St
                 .map_err(|e| e.to_string())?;
         }
     }
-    tessera_testsuite::simulate_against_reference(kernel, &machine, &code.program, &inputs)
+    tessera_testsuite::simulate_against_reference(kernel, &machine, &code.program, &inputs)?;
+    tessera_testsuite::host_against_reference(kernel, &inputs)
 }
 
 /// Inputs for `kernel` from `seed`: per parameter, unit values (as `run
@@ -818,7 +820,8 @@ fn fusion_prone_kernels_match_the_reference_on_the_simulator() {
                 }
             }
             let inputs = tessera_testsuite::random_inputs(&kernel, seed);
-            tessera_testsuite::simulate_against_reference(&kernel, &m, &code.program, &inputs)
+            tessera_testsuite::simulate_against_reference(&kernel, &m, &code.program, &inputs)?;
+            tessera_testsuite::host_against_reference(&kernel, &inputs)
         });
         if let Err(why) = result {
             let ir = tessera_ir::text::print_kernel(&kernel);

@@ -1,7 +1,7 @@
 //! Valid programs (`cases/run/*.tsr`): check, AST and IR snapshots, IR text
 //! round trip, the plan text round trip on both built-in machines, and the
-//! reference interpreter and the simulator (both built-in machines, race
-//! detector on) against numpy fixtures.
+//! reference interpreter, the simulator (both built-in machines, race
+//! detector on) and the host against numpy fixtures.
 
 use std::path::Path;
 use tessera_compiler::{driver, inputs};
@@ -71,9 +71,9 @@ fn run_case(path: &Path) -> Result {
     }
 
     // Run it as a user would: `tessera run` with the fixture inputs on the
-    // reference interpreter and on the simulator of both built-in machines
-    // (race detector on), optimised (`-O2`, the default) and not (`-O0`),
-    // then compare the .npy files each writes with numpy's.
+    // reference interpreter, on the simulator of both built-in machines
+    // (race detector on) and on the host, optimised (`-O2`, the default) and
+    // not (`-O0`), then compare the .npy files each writes with numpy's.
     let mut failures = Vec::new();
     for target in [
         &["--target", "ref"][..],
@@ -81,6 +81,8 @@ fn run_case(path: &Path) -> Result {
         &["--target", "sim", "--machine", "910-like"],
         &["--target", "sim", "--machine", "910b-like", "-O0"],
         &["--target", "sim", "--machine", "910-like", "-O0"],
+        &["--target", "host"],
+        &["--target", "host", "-O0"],
     ] {
         let what = target.join(" ");
         for f in run_target(&src, &name, def, &dirs, &kernel, &data, target)? {

@@ -24,8 +24,10 @@ pub(super) fn cmd_compile(io: &mut Io<'_>, a: &CompileArgs) -> Result<(), Failur
         });
     }
     let npu_stages = [Emit::OptIr, Emit::Plan, Emit::Asm, Emit::Tbc];
-    let available = |e: &Emit| {
-        matches!(e, Emit::Ast | Emit::Ir) || (a.target == Target::Sim && npu_stages.contains(e))
+    let available = |e: &Emit| match a.target {
+        Target::Sim => matches!(e, Emit::Ast | Emit::Ir) || npu_stages.contains(e),
+        Target::Host => matches!(e, Emit::Ast | Emit::Ir | Emit::OptIr | Emit::Clif),
+        Target::Ref => false,
     };
     if let Some(e) = emits.iter().find(|e| !available(e)) {
         return Err(not_yet(&format!(
@@ -38,7 +40,7 @@ pub(super) fn cmd_compile(io: &mut Io<'_>, a: &CompileArgs) -> Result<(), Failur
             "`--emit tbc` writes binary bytecode: give `-o PATH`".into(),
         ));
     }
-    let machine = if emits.iter().any(|e| npu_stages.contains(e)) {
+    let machine = if a.target == Target::Sim && emits.iter().any(|e| npu_stages.contains(e)) {
         Some(simulate::machine(a.machine.as_deref())?)
     } else {
         None
@@ -67,14 +69,26 @@ pub(super) fn cmd_compile(io: &mut Io<'_>, a: &CompileArgs) -> Result<(), Failur
                 tessera_ir::text::print_kernel(&k).into_bytes(),
             ));
         }
+        if a.target == Target::Host && emits.iter().any(|e| matches!(e, Emit::OptIr | Emit::Clif)) {
+            let code = driver::compile_host(&k, super::level(&a.opt_level))?;
+            for &e in &emits {
+                match e {
+                    Emit::OptIr => {
+                        outputs.push((e, name.clone(), opt_ir(&code.kernel, &code.report)))
+                    }
+                    Emit::Clif => {
+                        outputs.push((e, name.clone(), code.host.clif().as_bytes().to_vec()))
+                    }
+                    _ => {}
+                }
+            }
+        }
         if let Some(m) = &machine {
             let code = driver::compile_npu(&k, m, &src, super::level(&a.opt_level))?;
             for &e in &emits {
                 match e {
                     Emit::OptIr => {
-                        let text =
-                            tessera_ir::text::print_kernel(&code.kernel) + &code.report.text();
-                        outputs.push((e, name.clone(), text.into_bytes()));
+                        outputs.push((e, name.clone(), opt_ir(&code.kernel, &code.report)))
                     }
                     Emit::Plan => outputs.push((e, name.clone(), code.plan.text().into_bytes())),
                     Emit::Asm => {
@@ -90,6 +104,11 @@ pub(super) fn cmd_compile(io: &mut Io<'_>, a: &CompileArgs) -> Result<(), Failur
         }
     }
     write_outputs(io, a, &outputs)
+}
+
+/// `--emit opt-ir`: the optimised kernel and the optimiser's report.
+fn opt_ir(kernel: &tessera_ir::Kernel, report: &crate::opt::Report) -> Vec<u8> {
+    (tessera_ir::text::print_kernel(kernel) + &report.text()).into_bytes()
 }
 
 fn file_stem(p: &std::path::Path) -> String {

@@ -377,15 +377,6 @@ fn not_yet(what: &str) -> Failure {
     ))
 }
 
-fn target_not_yet(t: Target) -> Failure {
-    let what = match t {
-        Target::Sim => "--target sim (the NPU code generator)",
-        Target::Host => "--target host (the Cranelift backend)",
-        Target::Ref => "--target ref",
-    };
-    not_yet(what)
-}
-
 fn cmd_machine(io: &mut Io<'_>, action: MachineAction, name: Option<&str>) -> Result<(), Failure> {
     match action {
         MachineAction::List => {

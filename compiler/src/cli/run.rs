@@ -2,7 +2,7 @@
 //! interpreter) or a bytecode file on inputs, with `--check`, the report,
 //! the trace and the outputs as `.npy` files.
 
-use super::{Io, RunArgs, Target, target_not_yet};
+use super::{Io, RunArgs, Target};
 use crate::driver::{self, Failure, Source};
 use crate::files::{self, Claims};
 use crate::{inputs, simulate};
@@ -49,12 +49,10 @@ pub(super) fn cmd_run(io: &mut Io<'_>, a: &RunArgs) -> Result<(), Failure> {
             "`--check` compares a target with the reference interpreter; it has no meaning with `--target ref`".into(),
         ));
     }
-    if a.target == Target::Host {
-        return Err(target_not_yet(a.target));
-    }
-    if a.target == Target::Ref && (a.trace.is_some() || a.stats_json.is_some() || a.timing_only) {
+    if a.target != Target::Sim && (a.trace.is_some() || a.stats_json.is_some() || a.timing_only) {
         return Err(Failure::Usage(
-            "`--trace`, `--stats-json` and `--timing-only` need a simulated target (`--target sim`)".into(),
+            "`--trace`, `--stats-json` and `--timing-only` need the simulator (`--target sim`)"
+                .into(),
         ));
     }
     if a.timing_only && a.check {
@@ -148,6 +146,20 @@ pub(super) fn cmd_run(io: &mut Io<'_>, a: &RunArgs) -> Result<(), Failure> {
     if a.target == Target::Ref {
         let outputs = run_reference(&kernel, &inputs, &src)?;
         return write_tensors(io, &a.out_dir, &kernel, &outputs, "ref");
+    }
+    if a.target == Target::Host {
+        let code = driver::compile_host(&kernel, super::level(&a.opt_level))?;
+        let outputs = code
+            .host
+            .run(&inputs)
+            .map_err(|e| host_error(e, &code.kernel, &src))?;
+        if a.check {
+            let reference = run_reference(&kernel, &inputs, &src)?;
+            if !compare_outputs(io, &kernel, &outputs, &reference) {
+                return Err(Failure::Mismatch);
+            }
+        }
+        return write_tensors(io, &a.out_dir, &kernel, &outputs, "host");
     }
     let machine = simulate::machine(a.machine.as_deref())?;
     let code = driver::compile_npu(&kernel, &machine, &src, super::level(&a.opt_level))?;
@@ -388,6 +400,30 @@ fn compare_outputs(
 }
 
 /// Runs the reference interpreter, mapping its errors to failures.
+/// A host run's error as the reference's would be.
+fn host_error(
+    e: tessera_backend::host::HostError,
+    kernel: &tessera_ir::Kernel,
+    src: &Source,
+) -> Failure {
+    use tessera_backend::host::HostError;
+    match e {
+        HostError::DivByZero { node } => {
+            let mut d = Diagnostic::new(Code::E0700, "integer division by zero");
+            if let Some(s) = kernel.nodes.get(node).and_then(|n| n.span) {
+                d = d.primary(s, "a divisor is zero");
+            }
+            Failure::Fault {
+                diags: vec![d],
+                source: Some(src.clone()),
+            }
+        }
+        HostError::Unsupported(_) | HostError::Codegen(_) | HostError::Inputs(_) => {
+            Failure::Internal(e.to_string())
+        }
+    }
+}
+
 fn run_reference(
     kernel: &tessera_ir::Kernel,
     inputs: &[Tensor],
