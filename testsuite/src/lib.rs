@@ -266,7 +266,10 @@ pub fn host_against_reference(
         tessera_ir::interp::run(kernel, inputs).map_err(|e| format!("reference: {e}"))?;
     let code = tessera_compiler::driver::compile_host(kernel, tessera_compiler::opt::Level::O2)
         .map_err(|e| format!("host compile: {e:?}"))?;
-    let out = code.host.run(inputs).map_err(|e| format!("host: {e}"))?;
+    let out = code
+        .host
+        .run(inputs, None)
+        .map_err(|e| format!("host: {e}"))?;
     let got: Vec<(String, tessera_ir::Tensor)> = kernel
         .outputs
         .iter()

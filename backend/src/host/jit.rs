@@ -3,7 +3,8 @@
 
 use super::HostError;
 use super::elem::{MATH, Math};
-use super::lower::{Layout, lower};
+use super::lower::{lower_stage, outer_extent};
+use super::schedule::schedule;
 use cranelift_codegen::ir::{AbiParam, Function, UserFuncName, types};
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
@@ -50,10 +51,11 @@ fn symbols() -> [*const u8; 7] {
 
 /// A kernel compiled for the host, ready to run.
 pub struct HostKernel {
-    // Owns the code `entry` points into.
+    // Owns the code the stage entries point into.
     _module: JITModule,
-    entry: *const u8,
-    layout: Layout,
+    /// Each stage's function and the extent of its outermost axis.
+    stages: Vec<(usize, u64)>,
+    work_bytes: u64,
     kernel: Kernel,
     clif: String,
 }
@@ -65,6 +67,7 @@ fn codegen(e: impl std::fmt::Display) -> HostError {
 impl HostKernel {
     /// Compiles a verified kernel with concrete dims.
     pub fn compile(kernel: &Kernel) -> Result<HostKernel, HostError> {
+        let sched = schedule(kernel)?;
         let mut flags = settings::builder();
         flags.set("opt_level", "speed").map_err(codegen)?;
         flags.set("is_pic", "false").map_err(codegen)?;
@@ -93,55 +96,70 @@ impl HostKernel {
         }
         let mut sig = module.make_signature();
         sig.params.extend([AbiParam::new(ptr); 3]);
+        sig.params.extend([AbiParam::new(types::I64); 2]);
         sig.returns.push(AbiParam::new(types::I32));
-        let id = module
-            .declare_function(&kernel.name, Linkage::Export, &sig)
-            .map_err(codegen)?;
-
-        let mut func = Function::with_name_signature(UserFuncName::user(0, id.as_u32()), sig);
+        let mut clif = String::new();
+        let mut ids = Vec::new();
         let mut fctx = FunctionBuilderContext::new();
-        let layout = {
-            let mut fb = FunctionBuilder::new(&mut func, &mut fctx);
-            let refs: Vec<_> = math_ids
-                .iter()
-                .map(|&m| module.declare_func_in_func(m, fb.func))
-                .collect();
-            let math = Math {
-                exp: refs[0],
-                log: refs[1],
-                tanh: refs[2],
-                sin: refs[3],
-                cos: refs[4],
-                erf: refs[5],
-                pow: refs[6],
-            };
-            let layout = lower(kernel, &mut fb, math, ptr)?;
-            fb.finalize(module.target_config());
-            layout
-        };
-        let clif = func.display().to_string();
-        let mut ctx = module.make_context();
-        ctx.func = func;
-        module.define_function(id, &mut ctx).map_err(codegen)?;
-        module.clear_context(&mut ctx);
+        for (s, stage) in sched.stages.iter().enumerate() {
+            let name = format!("{}_stage{s}", kernel.name);
+            let id = module
+                .declare_function(&name, Linkage::Local, &sig)
+                .map_err(codegen)?;
+            let mut func =
+                Function::with_name_signature(UserFuncName::user(0, id.as_u32()), sig.clone());
+            {
+                let mut fb = FunctionBuilder::new(&mut func, &mut fctx);
+                let refs: Vec<_> = math_ids
+                    .iter()
+                    .map(|&m| module.declare_func_in_func(m, fb.func))
+                    .collect();
+                let math = Math {
+                    exp: refs[0],
+                    log: refs[1],
+                    tanh: refs[2],
+                    sin: refs[3],
+                    cos: refs[4],
+                    erf: refs[5],
+                    pow: refs[6],
+                };
+                lower_stage(kernel, &sched, s, &mut fb, math, ptr)?;
+                fb.finalize(module.target_config());
+            }
+            clif.push_str(&format!("; {name}\n{}\n", func.display()));
+            let mut ctx = module.make_context();
+            ctx.func = func;
+            module.define_function(id, &mut ctx).map_err(codegen)?;
+            module.clear_context(&mut ctx);
+            ids.push((id, outer_extent(kernel, stage)));
+        }
         module.finalize_definitions().map_err(codegen)?;
-        let entry = module.get_finalized_function(id);
+        let stages = ids
+            .into_iter()
+            .map(|(id, n)| (module.get_finalized_function(id) as usize, n))
+            .collect();
         Ok(HostKernel {
             _module: module,
-            entry,
-            layout,
+            stages,
+            work_bytes: sched.work_bytes,
             kernel: kernel.clone(),
             clif,
         })
     }
 
-    /// The Cranelift IR of the kernel's function (`--emit clif`).
+    /// The Cranelift IR of the kernel's stage functions (`--emit clif`).
     pub fn clif(&self) -> &str {
         &self.clif
     }
 
-    /// Runs the kernel on inputs in parameter order.
-    pub fn run(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, HostError> {
+    /// The number of stages (loop nests).
+    pub fn stages(&self) -> usize {
+        self.stages.len()
+    }
+
+    /// Runs the kernel on inputs in parameter order, on `threads` threads
+    /// (`None`: every core). The results are the same bits for any count.
+    pub fn run(&self, inputs: &[Tensor], threads: Option<usize>) -> Result<Vec<Tensor>, HostError> {
         let k = &self.kernel;
         if inputs.len() != k.params.len() {
             return Err(HostError::Inputs(format!(
@@ -171,8 +189,24 @@ impl HostKernel {
                 vec![0u8; ty.shape.num_elements().unwrap_or(0) as usize * ty.dtype.size_bytes()]
             })
             .collect();
-        let mut work = vec![0u8; self.layout.work_bytes as usize];
-        let status = call(self.entry, &ins, &mut outs, &mut work);
+        let mut work = vec![0u8; self.work_bytes as usize];
+        let params: Vec<usize> = ins.iter().map(|b| b.as_ptr() as usize).collect();
+        let results: Vec<usize> = outs.iter_mut().map(|b| b.as_mut_ptr() as usize).collect();
+        let frame = [
+            params.as_ptr() as usize,
+            results.as_ptr() as usize,
+            work.as_mut_ptr() as usize,
+        ];
+        let stages = &self.stages;
+        let go = || run_stages(stages, frame);
+        let status = match threads {
+            None => go(),
+            Some(n) => rayon::ThreadPoolBuilder::new()
+                .num_threads(n.max(1))
+                .build()
+                .map_err(|e| HostError::Inputs(format!("--threads {n}: {e}")))?
+                .install(go),
+        };
         if status != 0 {
             return Err(HostError::DivByZero {
                 node: (status - 1) as usize,
@@ -191,19 +225,41 @@ impl HostKernel {
     }
 }
 
-/// Calls the generated function on the buffers.
+/// Runs the stages in order, each split over its outermost axis into ranges
+/// run in parallel; the lowest failing status, or 0.
+fn run_stages(stages: &[(usize, u64)], frame: [usize; 3]) -> i32 {
+    use rayon::prelude::*;
+    let threads = rayon::current_num_threads() as u64;
+    for &(entry, n) in stages {
+        let parts = if n < 2 || threads == 1 {
+            1
+        } else {
+            n.min(threads * 4)
+        };
+        let status = (0..parts)
+            .into_par_iter()
+            .map(|p| call(entry, frame, n * p / parts, n * (p + 1) / parts))
+            .filter(|&s| s != 0)
+            .min();
+        if let Some(s) = status {
+            return s;
+        }
+    }
+    0
+}
+
+/// Calls a stage function on the indices `lo..hi` of its outermost axis.
 #[allow(unsafe_code)]
-fn call(entry: *const u8, ins: &[Vec<u8>], outs: &mut [Vec<u8>], work: &mut [u8]) -> i32 {
-    let params: Vec<*const u8> = ins.iter().map(|b| b.as_ptr()).collect();
-    let results: Vec<*mut u8> = outs.iter_mut().map(|b| b.as_mut_ptr()).collect();
-    type Entry = unsafe extern "C" fn(*const *const u8, *const *mut u8, *mut u8) -> i32;
-    // SAFETY: `entry` is the finalized function `lower` built with this
-    // signature, and the module that owns it outlives the call. It reads
-    // each parameter buffer and writes each result buffer and the
-    // workspace within the sizes of their types, which are the sizes
-    // allocated here (checked against the parameters by `run`).
+fn call(entry: usize, frame: [usize; 3], lo: u64, hi: u64) -> i32 {
+    type Entry = unsafe extern "C" fn(usize, usize, usize, i64, i64) -> i32;
+    // SAFETY: `entry` is a finalized stage function `lower_stage` built with
+    // this signature, and the module that owns it outlives the call. The
+    // frame holds the pointer tables of `run`, whose buffers are sized by
+    // the parameter and result types, and a workspace of the schedule's
+    // size; a stage writes only its own values' elements in `lo..hi`, so
+    // ranges of one stage running at once touch disjoint bytes.
     unsafe {
-        let f: Entry = std::mem::transmute::<*const u8, Entry>(entry);
-        f(params.as_ptr(), results.as_ptr(), work.as_mut_ptr())
+        let f: Entry = std::mem::transmute::<usize, Entry>(entry);
+        f(frame[0], frame[1], frame[2], lo as i64, hi as i64)
     }
 }

@@ -1,158 +1,98 @@
-//! A kernel to one CLIF function: `(params, results, work) -> status`, one
-//! loop nest per value in node order.
+//! One stage of the host schedule to a CLIF function
+//! `(params, results, work, lo, hi) -> status` that runs the indices
+//! `lo..hi` of the stage's outermost axis.
 //!
-//! Every value is packed row-major, so an operand's element is found by one
-//! strided index map from the loop indices: broadcasting, transposes and
-//! slices only change the strides (as in the reference interpreter).
+//! Every operand is read through one strided index map from the loop
+//! indices: broadcasting, transposes and slices only change the strides (as
+//! in the reference interpreter).
 
 use super::HostError;
 use super::elem::{El, Emit, Math, mem};
+use super::schedule::{Access, Place, Schedule, Stage, State, broadcast, contiguous, dims, index};
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{Block, InstBuilder, Type, Value as ClValue, types};
 use cranelift_frontend::FunctionBuilder;
-use tessera_ir::{DType, Kernel, Op, ReduceOp, Value};
+use std::collections::BTreeMap;
+use tessera_ir::{BinaryOp, Kernel, Op, ReduceOp, Value};
 
-/// Where a value's bytes live.
-#[derive(Copy, Clone, Debug, PartialEq)]
-enum Loc {
-    Param(usize),
-    Result(usize),
-    /// A byte offset in the workspace.
-    Work(u64),
+/// The stage function's own view of memory: the parameter and result
+/// pointers (loaded in the entry block) and the workspace.
+struct Frame {
+    params: Vec<ClValue>,
+    results: Vec<ClValue>,
+    work: ClValue,
+    lo: ClValue,
+    hi: ClValue,
 }
 
-/// What the caller provides besides inputs and results.
-#[derive(Clone, Debug, PartialEq)]
-pub(super) struct Layout {
-    /// Bytes of workspace.
-    pub work_bytes: u64,
-}
-
-/// A strided view of a value: element `offset + Σ idx_d · strides[d]`.
-struct View {
-    base: ClValue,
-    dtype: DType,
-    strides: Vec<i64>,
-    offset: i64,
-}
-
-fn dims_of(k: &Kernel, v: Value) -> Result<Vec<u64>, HostError> {
-    k.ty(v).shape.as_fixed().ok_or_else(|| {
-        HostError::Unsupported(format!("`{}` has symbolic dims; bind them first", k.name))
-    })
-}
-
-/// Row-major strides of `dims`, in elements.
-fn contiguous(dims: &[u64]) -> Vec<i64> {
-    let mut s = vec![1i64; dims.len()];
-    for i in (0..dims.len().saturating_sub(1)).rev() {
-        s[i] = s[i + 1] * dims[i + 1] as i64;
-    }
-    s
-}
-
-/// The strides that read a value of `from` dims as `to` dims under numpy
-/// broadcasting (right-aligned; size-1 and missing axes repeat).
-fn broadcast(from: &[u64], to: &[u64]) -> Vec<i64> {
-    let s = contiguous(from);
-    let lead = to.len() - from.len();
-    (0..to.len())
-        .map(|d| {
-            if d < lead || from[d - lead] == 1 {
-                0
-            } else {
-                s[d - lead]
-            }
-        })
-        .collect()
-}
-
-fn size(d: DType) -> i64 {
-    d.size_bytes() as i64
-}
-
-/// Lowers `k` into the function under construction in `fb`, whose
-/// signature is `(params: ptr, results: ptr, work: ptr) -> i32`.
-pub(super) fn lower(
+/// Lowers stage `s` of `sched` into the function under construction in
+/// `fb`, whose signature is `(params: ptr, results: ptr, work: ptr, lo: i64,
+/// hi: i64) -> i32`.
+pub(super) fn lower_stage(
     k: &Kernel,
+    sched: &Schedule,
+    s: usize,
     fb: &mut FunctionBuilder<'_>,
     math: Math,
     ptr: Type,
-) -> Result<Layout, HostError> {
-    // Where each value lives.
-    let mut locs: Vec<Loc> = (0..k.params.len()).map(Loc::Param).collect();
-    let mut work = 0u64;
-    for (i, n) in k.nodes.iter().enumerate() {
-        let out = k
-            .outputs
-            .iter()
-            .position(|o| o.value == Value::Node(i as u32));
-        let loc = match (&n.op, out) {
-            (_, Some(j)) => Loc::Result(j),
-            (Op::Reshape(_), None) => locs[value_index(k, n.args[0])],
-            (_, None) => {
-                let bytes = n.ty.shape.num_elements().unwrap_or(0) * n.ty.dtype.size_bytes() as u64;
-                let at = work;
-                work = (work + bytes).next_multiple_of(64);
-                Loc::Work(at)
-            }
-        };
-        locs.push(loc);
-    }
-
+) -> Result<(), HostError> {
     let entry = fb.create_block();
     fb.append_block_params_for_function_params(entry);
     fb.switch_to_block(entry);
-    let [tp, tr, tw] = [0, 1, 2].map(|i| fb.block_params(entry)[i]);
-    let step = i32::try_from(ptr.bytes()).unwrap_or(8);
-    let bases: Vec<ClValue> = locs
-        .iter()
-        .map(|l| match *l {
-            Loc::Param(i) => fb.ins().load(ptr, mem(), tp, step * i as i32),
-            Loc::Result(j) => fb.ins().load(ptr, mem(), tr, step * j as i32),
-            Loc::Work(off) => fb.ins().iadd_imm_s(tw, off as i64),
-        })
+    let p = fb.block_params(entry).to_vec();
+    let step = ptr.bytes() as i32;
+    let params = (0..k.params.len())
+        .map(|i| fb.ins().load(ptr, mem(), p[0], step * i as i32))
         .collect();
-    let result_bases: Vec<ClValue> = (0..k.outputs.len())
-        .map(|j| fb.ins().load(ptr, mem(), tr, step * j as i32))
+    let results = (0..k.outputs.len())
+        .map(|j| fb.ins().load(ptr, mem(), p[1], step * j as i32))
         .collect();
-
+    let frame = Frame {
+        params,
+        results,
+        work: p[2],
+        lo: p[3],
+        hi: p[4],
+    };
     let mut l = Lower {
         e: Emit { fb, math },
         k,
-        bases,
+        sched,
+        frame,
     };
-    for i in 0..k.nodes.len() {
-        l.node(i, &locs)?;
-    }
-    // Results that are not computed in place: parameters, a value returned
-    // twice.
-    for (j, o) in k.outputs.iter().enumerate() {
-        let vi = value_index(k, o.value);
-        if locs[vi] != Loc::Result(j) {
-            let ty = k.ty(o.value);
-            let bytes = ty.shape.num_elements().unwrap_or(0) * ty.dtype.size_bytes() as u64;
-            let src = l.bases[vi];
-            l.copy_bytes(src, result_bases[j], bytes);
-        }
+    match &sched.stages[s] {
+        Stage::Map {
+            dims,
+            nodes,
+            stores,
+        } => l.map(dims, nodes, stores)?,
+        Stage::Reduce { node } => l.reduce(*node)?,
+        Stage::MatMul { node } => l.matmul(*node)?,
+        Stage::Place { src, dst, dims } => l.copy(src, dst, dims)?,
     }
     let ok = l.e.fb.ins().iconst(types::I32, 0);
     l.e.fb.ins().return_(&[ok]);
     l.e.fb.seal_all_blocks();
-    Ok(Layout { work_bytes: work })
+    Ok(())
 }
 
-fn value_index(k: &Kernel, v: Value) -> usize {
-    match v {
-        Value::Param(p) => p as usize,
-        Value::Node(n) => k.params.len() + n as usize,
-    }
+/// The number of indices of a stage's outermost axis (1 for a stage over a
+/// scalar): what its callers split among threads.
+pub(super) fn outer_extent(k: &Kernel, stage: &Stage) -> u64 {
+    let d = match stage {
+        Stage::Map { dims, .. } | Stage::Place { dims, .. } => dims.clone(),
+        Stage::Reduce { node } | Stage::MatMul { node } => {
+            dims(k, Value::Node(*node as u32)).unwrap_or_default()
+        }
+    };
+    d.first().copied().unwrap_or(1)
 }
 
 struct Lower<'k, 'a, 'b> {
     e: Emit<'a, 'b>,
     k: &'k Kernel,
-    bases: Vec<ClValue>,
+    sched: &'k Schedule,
+    frame: Frame,
 }
 
 type Body<'f, 'k, 'a, 'b> =
@@ -163,10 +103,61 @@ impl<'k, 'a, 'b> Lower<'k, 'a, 'b> {
         self.e.fb
     }
 
-    /// Runs `body` for every index of `dims`, row-major.
-    fn nest(&mut self, dims: &[u64], body: &mut Body<'_, 'k, 'a, 'b>) -> Result<(), HostError> {
+    /// Runs `body` for every index of `dims`, row-major, the outermost axis
+    /// over the function's `lo..hi` (a scalar's one iteration is index 0).
+    fn stage_nest(
+        &mut self,
+        dims: &[u64],
+        body: &mut Body<'_, 'k, 'a, 'b>,
+    ) -> Result<(), HostError> {
+        let (lo, hi) = (self.frame.lo, self.frame.hi);
+        if dims.is_empty() {
+            // One iteration, in the range that holds index 0.
+            let fb = self.fb();
+            let run = fb.create_block();
+            let done = fb.create_block();
+            let has = fb.ins().icmp_imm_s(IntCC::Equal, lo, 0);
+            fb.ins().brif(has, run, &[], done, &[]);
+            fb.switch_to_block(run);
+            body(self, &[])?;
+            let fb = self.fb();
+            fb.ins().jump(done, &[]);
+            fb.switch_to_block(done);
+            return Ok(());
+        }
         let mut idx = Vec::with_capacity(dims.len());
-        self.nest_from(dims, &mut idx, body)
+        self.loop_over(lo, hi, &mut |l, i| {
+            idx.push(i);
+            let r = l.nest_from(dims, &mut idx, body);
+            idx.pop();
+            r
+        })
+    }
+
+    /// `for i in lo..hi { body(i) }`.
+    fn loop_over(
+        &mut self,
+        lo: ClValue,
+        hi: ClValue,
+        body: &mut dyn FnMut(&mut Self, ClValue) -> Result<(), HostError>,
+    ) -> Result<(), HostError> {
+        let fb = self.fb();
+        let head = fb.create_block();
+        let inner = fb.create_block();
+        let exit = fb.create_block();
+        fb.append_block_param(head, types::I64);
+        fb.ins().jump(head, &[lo.into()]);
+        fb.switch_to_block(head);
+        let i = fb.block_params(head)[0];
+        let more = fb.ins().icmp(IntCC::SignedLessThan, i, hi);
+        fb.ins().brif(more, inner, &[], exit, &[]);
+        fb.switch_to_block(inner);
+        body(self, i)?;
+        let fb = self.fb();
+        let next = fb.ins().iadd_imm_s(i, 1);
+        fb.ins().jump(head, &[next.into()]);
+        fb.switch_to_block(exit);
+        Ok(())
     }
 
     fn nest_from(
@@ -179,47 +170,66 @@ impl<'k, 'a, 'b> Lower<'k, 'a, 'b> {
             return body(self, idx);
         };
         let fb = self.fb();
-        let head = fb.create_block();
-        let inner = fb.create_block();
-        let exit = fb.create_block();
-        fb.append_block_param(head, types::I64);
-        let zero = fb.ins().iconst(types::I64, 0);
-        fb.ins().jump(head, &[zero.into()]);
-        fb.switch_to_block(head);
-        let i = fb.block_params(head)[0];
-        let more = fb.ins().icmp_imm_s(IntCC::UnsignedLessThan, i, n as i64);
-        fb.ins().brif(more, inner, &[], exit, &[]);
-        fb.switch_to_block(inner);
-        idx.push(i);
-        self.nest_from(dims, idx, body)?;
-        idx.pop();
-        let fb = self.fb();
-        let next = fb.ins().iadd_imm_s(i, 1);
-        fb.ins().jump(head, &[next.into()]);
-        fb.switch_to_block(exit);
-        Ok(())
+        let lo = fb.ins().iconst(types::I64, 0);
+        let hi = fb.ins().iconst(types::I64, n as i64);
+        self.loop_over(lo, hi, &mut |l, i| {
+            idx.push(i);
+            let r = l.nest_from(dims, idx, body);
+            idx.pop();
+            r
+        })
     }
 
-    /// The address of `view`'s element at `idx`.
-    fn addr(&mut self, view: &View, idx: &[ClValue]) -> ClValue {
+    fn base(&mut self, place: Place) -> ClValue {
+        match place {
+            Place::Param(i) => self.frame.params[i],
+            Place::Result(j) => self.frame.results[j],
+            Place::Work(off) => {
+                let w = self.frame.work;
+                self.fb().ins().iadd_imm_s(w, off as i64)
+            }
+        }
+    }
+
+    /// The address of `a`'s element at `idx`.
+    fn addr(&mut self, a: &Access, idx: &[ClValue]) -> ClValue {
+        let base = self.base(a.place);
         let fb = self.fb();
-        let mut lin = fb.ins().iconst(types::I64, view.offset);
-        for (&i, &s) in idx.iter().zip(&view.strides) {
+        let mut lin = fb.ins().iconst(types::I64, a.offset);
+        for (&i, &s) in idx.iter().zip(&a.strides) {
             if s != 0 {
                 let t = fb.ins().imul_imm_s(i, s);
                 lin = fb.ins().iadd(lin, t);
             }
         }
-        let bytes = fb.ins().imul_imm_s(lin, size(view.dtype));
-        fb.ins().iadd(view.base, bytes)
+        let bytes = fb.ins().imul_imm_s(lin, a.dtype.size_bytes() as i64);
+        fb.ins().iadd(base, bytes)
     }
 
-    fn view(&self, v: Value, strides: Vec<i64>, offset: i64) -> View {
-        View {
-            base: self.bases[value_index(self.k, v)],
-            dtype: self.k.ty(v).dtype,
-            strides,
-            offset,
+    /// How value `v` is read from memory, over its own dims.
+    fn access(&self, v: usize) -> Result<Access, HostError> {
+        let value = self.value(v);
+        let dtype = self.k.ty(value).dtype;
+        match &self.sched.states[v] {
+            State::Stored(place) => Ok(Access {
+                place: *place,
+                dtype,
+                strides: contiguous(&dims(self.k, value)?),
+                offset: 0,
+            }),
+            State::View(a) => Ok(a.clone()),
+            State::Const(_) | State::Reg(_) => Err(HostError::Unsupported(format!(
+                "internal: value {v} is not in memory where it is read"
+            ))),
+        }
+    }
+
+    fn value(&self, v: usize) -> Value {
+        let np = self.k.params.len();
+        if v < np {
+            Value::Param(v as u32)
+        } else {
+            Value::Node((v - np) as u32)
         }
     }
 
@@ -237,108 +247,78 @@ impl<'k, 'a, 'b> Lower<'k, 'a, 'b> {
         fail
     }
 
-    fn node(&mut self, i: usize, locs: &[Loc]) -> Result<(), HostError> {
+    /// A map stage: every node's element in registers, the stored ones
+    /// written.
+    fn map(&mut self, dims: &[u64], nodes: &[usize], stores: &[usize]) -> Result<(), HostError> {
         let k = self.k;
-        let n = &k.nodes[i];
-        let me = Value::Node(i as u32);
-        let out_dims = dims_of(k, me)?;
-        let out = self.view(me, contiguous(&out_dims), 0);
-        let arg_dims: Vec<Vec<u64>> = n
-            .args
+        let np = k.params.len();
+        let fails: BTreeMap<usize, Block> = nodes
             .iter()
-            .map(|&a| dims_of(k, a))
+            .filter(|&&i| {
+                matches!(k.nodes[i].op, Op::Binary(BinaryOp::Div)) && k.nodes[i].ty.dtype.is_int()
+            })
+            .map(|&i| (i, self.fail_block(i)))
+            .collect();
+        let outs: Vec<(usize, Access)> = stores
+            .iter()
+            .map(|&v| self.access(v).map(|a| (v, a)))
             .collect::<Result<_, _>>()?;
-        let dtype = n.ty.dtype;
-        match &n.op {
-            Op::Full { value, .. } => {
-                let value = *value;
-                self.nest(&out_dims, &mut |l, idx| {
-                    let c = l.e.constant(dtype, value);
-                    let at = l.addr(&out, idx);
-                    l.e.store(dtype, c, at);
-                    Ok(())
-                })
-            }
-            Op::Unary(_)
-            | Op::Binary(_)
-            | Op::Compare(_)
-            | Op::Select
-            | Op::Cast(_)
-            | Op::BroadcastTo(_) => {
-                let srcs: Vec<View> = n
-                    .args
-                    .iter()
-                    .zip(&arg_dims)
-                    .map(|(&a, d)| self.view(a, broadcast(d, &out_dims), 0))
-                    .collect();
-                let divides = matches!(n.op, Op::Binary(tessera_ir::BinaryOp::Div));
-                let fail = (divides && dtype.is_int()).then(|| self.fail_block(i));
-                self.nest(&out_dims, &mut |l, idx| {
-                    let mut xs = Vec::with_capacity(srcs.len());
-                    for s in &srcs {
-                        let at = l.addr(s, idx);
-                        xs.push(l.e.load(s.dtype, at));
-                    }
-                    let r = l.elementwise(&n.op, &xs, dtype, fail)?;
-                    let at = l.addr(&out, idx);
-                    l.e.store(dtype, r, at);
-                    Ok(())
-                })
-            }
-            Op::Transpose(perm) => {
-                let s = contiguous(&arg_dims[0]);
-                let strides = perm.iter().map(|&p| s[p]).collect();
-                let src = self.view(n.args[0], strides, 0);
-                self.copy_view(&src, &out, &out_dims)
-            }
-            Op::Slice { axis, start, .. } => {
-                let s = contiguous(&arg_dims[0]);
-                let off = *start as i64 * s[*axis];
-                let src = self.view(n.args[0], s, off);
-                self.copy_view(&src, &out, &out_dims)
-            }
-            Op::Reshape(_) => {
-                let (src, dst) = (value_index(k, n.args[0]), value_index(k, me));
-                if locs[src] != locs[dst] {
-                    let bytes = n.ty.shape.num_elements().unwrap_or(0) * dtype.size_bytes() as u64;
-                    let (s, d) = (self.bases[src], self.bases[dst]);
-                    self.copy_bytes(s, d, bytes);
+        self.stage_nest(dims, &mut |l, idx| {
+            let mut regs: BTreeMap<usize, El> = BTreeMap::new();
+            for &i in nodes {
+                let n = &k.nodes[i];
+                let mut xs = Vec::with_capacity(n.args.len());
+                for &a in &n.args {
+                    xs.push(l.operand(index(k, a), dims, idx, &regs)?);
                 }
-                Ok(())
+                let el = l.elementwise(i, &xs, fails.get(&i).copied())?;
+                regs.insert(np + i, el);
             }
-            Op::Concat { axis } => {
-                let mut at_axis = 0i64;
-                for (&a, d) in n.args.iter().zip(&arg_dims) {
-                    let src = self.view(a, contiguous(d), 0);
-                    let dst = View {
-                        base: out.base,
-                        dtype,
-                        strides: out.strides.clone(),
-                        offset: at_axis * out.strides[*axis],
-                    };
-                    self.copy_view(&src, &dst, d)?;
-                    at_axis += d[*axis] as i64;
-                }
-                Ok(())
+            for (v, a) in &outs {
+                let el = regs.get(v).copied().ok_or_else(|| {
+                    HostError::Unsupported(format!("internal: value {v} stored but not computed"))
+                })?;
+                let at = l.addr(a, idx);
+                l.e.store(a.dtype, el, at);
             }
-            Op::Reduce { op, axes } => {
-                let src = self.view(n.args[0], contiguous(&arg_dims[0]), 0);
-                self.reduce(*op, axes, src, &arg_dims[0], out, &out_dims)
-            }
-            Op::MatMul => self.matmul(n.args[0], n.args[1], &arg_dims, out, &out_dims),
-        }
+            Ok(())
+        })
     }
 
-    /// One elementwise op on loaded operands.
-    fn elementwise(
+    /// Operand `v` of a map node at `idx` over `dims`: its register, its
+    /// constant, or a load through its access broadcast to `dims`.
+    fn operand(
         &mut self,
-        op: &Op,
-        xs: &[El],
-        dtype: DType,
-        fail: Option<Block>,
+        v: usize,
+        dims: &[u64],
+        idx: &[ClValue],
+        regs: &BTreeMap<usize, El>,
     ) -> Result<El, HostError> {
+        if let Some(&el) = regs.get(&v) {
+            return Ok(el);
+        }
+        let value = self.value(v);
+        let dtype = self.k.ty(value).dtype;
+        if let Some(c) = self.sched.consts[v] {
+            return Ok(self.e.constant(dtype, c));
+        }
+        let a = self.access(v)?;
+        let from = super::schedule::dims(self.k, value)?;
+        let a = Access {
+            strides: broadcast(&from, &a.strides, dims),
+            ..a
+        };
+        let at = self.addr(&a, idx);
+        Ok(self.e.load(dtype, at))
+    }
+
+    /// One map node's element from its operands.
+    fn elementwise(&mut self, i: usize, xs: &[El], fail: Option<Block>) -> Result<El, HostError> {
+        let n = &self.k.nodes[i];
+        let dtype = n.ty.dtype;
         let e = &mut self.e;
-        match op {
+        match &n.op {
+            Op::Full { value, .. } => Ok(e.constant(dtype, *value)),
             Op::Unary(u) => e.unary(*u, xs[0], dtype),
             Op::Binary(b) => e.binary(*b, xs[0], xs[1], dtype, &mut |fb, y| {
                 if let Some(fail) = fail {
@@ -351,23 +331,22 @@ impl<'k, 'a, 'b> Lower<'k, 'a, 'b> {
             Op::Compare(c) => e.compare(*c, xs[0], xs[1]),
             Op::Select => e.select(xs[0], xs[1], xs[2]),
             Op::Cast(to) => Ok(e.cast(xs[0], *to)),
-            Op::BroadcastTo(_) => Ok(xs[0]),
-            Op::Full { .. }
-            | Op::Reduce { .. }
+            // A constant's broadcast or reshape, stored for a reader.
+            Op::BroadcastTo(_) | Op::Reshape(_) => Ok(xs[0]),
+            Op::Reduce { .. }
             | Op::MatMul
-            | Op::Reshape(_)
             | Op::Transpose(_)
             | Op::Concat { .. }
             | Op::Slice { .. } => Err(HostError::Unsupported(format!(
-                "internal: `{}` is not elementwise",
-                op.name()
+                "internal: `{}` in a map stage",
+                n.op.name()
             ))),
         }
     }
 
-    /// `dst[idx] = src[idx]` over `dims` (same dtype).
-    fn copy_view(&mut self, src: &View, dst: &View, dims: &[u64]) -> Result<(), HostError> {
-        self.nest(dims, &mut |l, idx| {
+    /// `dst[idx] = src[idx]` over `dims`.
+    fn copy(&mut self, src: &Access, dst: &Access, dims: &[u64]) -> Result<(), HostError> {
+        self.stage_nest(dims, &mut |l, idx| {
             let at = l.addr(src, idx);
             let x = l.e.load(src.dtype, at);
             let to = l.addr(dst, idx);
@@ -376,37 +355,23 @@ impl<'k, 'a, 'b> Lower<'k, 'a, 'b> {
         })
     }
 
-    fn copy_bytes(&mut self, src: ClValue, dst: ClValue, bytes: u64) {
-        let s = View {
-            base: src,
-            dtype: DType::I8,
-            strides: vec![1],
-            offset: 0,
+    fn reduce(&mut self, node: usize) -> Result<(), HostError> {
+        let k = self.k;
+        let n = &k.nodes[node];
+        let Op::Reduce { op, axes } = &n.op else {
+            return Err(HostError::Unsupported("internal: not a reduction".into()));
         };
-        let d = View {
-            base: dst,
-            dtype: DType::I8,
-            strides: vec![1],
-            offset: 0,
-        };
-        // Byte copies cannot fail.
-        let _ = self.copy_view(&s, &d, &[bytes]);
-    }
-
-    fn reduce(
-        &mut self,
-        op: ReduceOp,
-        axes: &[usize],
-        src: View,
-        in_dims: &[u64],
-        out: View,
-        out_dims: &[u64],
-    ) -> Result<(), HostError> {
+        let op = *op;
+        let arg = index(k, n.args[0]);
+        let src = self.access(arg)?;
+        let in_dims = dims(k, n.args[0])?;
+        let out = self.access(k.params.len() + node)?;
+        let out_dims = dims(k, Value::Node(node as u32))?;
         let (mut kept_s, mut red_s, mut red_d) = (Vec::new(), Vec::new(), Vec::new());
-        for (d, (&n, &s)) in in_dims.iter().zip(&src.strides).enumerate() {
+        for (d, (&len, &s)) in in_dims.iter().zip(&src.strides).enumerate() {
             if axes.contains(&d) {
                 red_s.push(s);
-                red_d.push(n);
+                red_d.push(len);
             } else {
                 kept_s.push(s);
             }
@@ -422,7 +387,11 @@ impl<'k, 'a, 'b> Lower<'k, 'a, 'b> {
             (false, ReduceOp::Min) => (types::I32, f64::from(i32::MAX)),
         };
         let out_dtype = out.dtype;
-        self.nest(out_dims, &mut |l, oidx| {
+        let base = Access {
+            strides: kept_s.iter().chain(&red_s).copied().collect(),
+            ..src
+        };
+        self.stage_nest(&out_dims, &mut |l, oidx| {
             let fb = l.fb();
             let acc = fb.declare_var(acc_ty);
             let v0 = match acc_ty {
@@ -431,16 +400,10 @@ impl<'k, 'a, 'b> Lower<'k, 'a, 'b> {
                 _ => fb.ins().iconst(types::I32, init as i64),
             };
             fb.def_var(acc, v0);
-            let base = View {
-                base: src.base,
-                dtype: src.dtype,
-                strides: kept_s.iter().chain(&red_s).copied().collect(),
-                offset: src.offset,
-            };
-            let kept: Vec<ClValue> = oidx.to_vec();
-            l.nest(&red_d, &mut |l, ridx| {
-                let idx: Vec<ClValue> = kept.iter().chain(ridx).copied().collect();
-                let at = l.addr(&base, &idx);
+            let idx: Vec<ClValue> = oidx.to_vec();
+            let mut body = |l: &mut Self, ridx: &[ClValue]| -> Result<(), HostError> {
+                let full: Vec<ClValue> = idx.iter().chain(ridx).copied().collect();
+                let at = l.addr(&base, &full);
                 let x = l.e.load(base.dtype, at);
                 let fb = l.fb();
                 let a = fb.use_var(acc);
@@ -460,7 +423,9 @@ impl<'k, 'a, 'b> Lower<'k, 'a, 'b> {
                 };
                 fb.def_var(acc, next);
                 Ok(())
-            })?;
+            };
+            let mut ridx = Vec::new();
+            l.nest_from(&red_d, &mut ridx, &mut body)?;
             let fb = l.fb();
             let a = fb.use_var(acc);
             let r = match (float, op) {
@@ -479,35 +444,28 @@ impl<'k, 'a, 'b> Lower<'k, 'a, 'b> {
         })
     }
 
-    fn matmul(
-        &mut self,
-        a: Value,
-        b: Value,
-        arg_dims: &[Vec<u64>],
-        out: View,
-        out_dims: &[u64],
-    ) -> Result<(), HostError> {
-        let (ad, bd) = (&arg_dims[0], &arg_dims[1]);
+    fn matmul(&mut self, node: usize) -> Result<(), HostError> {
+        let k = self.k;
+        let n = &k.nodes[node];
+        let (a, b) = (index(k, n.args[0]), index(k, n.args[1]));
+        let (ad, bd) = (dims(k, n.args[0])?, dims(k, n.args[1])?);
+        let out_dims = dims(k, Value::Node(node as u32))?;
+        let (va, vb) = (self.access(a)?, self.access(b)?);
+        let out = self.access(k.params.len() + node)?;
         let (ra, rb, ro) = (ad.len(), bd.len(), out_dims.len());
-        let (m, kk, n) = (ad[ra - 2], ad[ra - 1], bd[rb - 1]);
+        let kk = ad[ra - 1];
         let batch = &out_dims[..ro - 2];
-        // Batch strides in elements: which matrix of each operand an output
-        // batch index reads.
-        let bstrides = |d: &[u64], mat: u64| -> Vec<i64> {
-            broadcast(&d[..d.len() - 2], batch)
-                .into_iter()
-                .map(|s| s * mat as i64)
-                .collect()
-        };
-        let mut sa = bstrides(ad, m * kk);
-        sa.extend([kk as i64, 0, 1]);
-        let mut sb = bstrides(bd, kk * n);
-        sb.extend([0, 1, n as i64]);
-        let va = self.view(a, sa, 0);
-        let vb = self.view(b, sb, 0);
+        // Over (batch…, i, j, l): each operand's batch strides broadcast to
+        // the result's, then its row and column strides.
+        let mut sa = broadcast(&ad[..ra - 2], &va.strides[..ra - 2], batch);
+        sa.extend([va.strides[ra - 2], 0, va.strides[ra - 1]]);
+        let mut sb = broadcast(&bd[..rb - 2], &vb.strides[..rb - 2], batch);
+        sb.extend([0, vb.strides[rb - 1], vb.strides[rb - 2]]);
+        let va = Access { strides: sa, ..va };
+        let vb = Access { strides: sb, ..vb };
         let float = va.dtype.is_float();
         let out_dtype = out.dtype;
-        self.nest(out_dims, &mut |l, oidx| {
+        self.stage_nest(&out_dims, &mut |l, oidx| {
             let fb = l.fb();
             let ty = if float { types::F64 } else { types::I32 };
             let acc = fb.declare_var(ty);
@@ -518,7 +476,8 @@ impl<'k, 'a, 'b> Lower<'k, 'a, 'b> {
             };
             fb.def_var(acc, z);
             let o: Vec<ClValue> = oidx.to_vec();
-            l.nest(&[kk], &mut |l, kidx| {
+            let mut kidx = Vec::new();
+            l.nest_from(&[kk], &mut kidx, &mut |l, kidx| {
                 let idx: Vec<ClValue> = o.iter().chain(kidx).copied().collect();
                 let pa = l.addr(&va, &idx);
                 let pb = l.addr(&vb, &idx);

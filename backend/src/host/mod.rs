@@ -29,6 +29,7 @@
 mod elem;
 mod jit;
 mod lower;
+mod schedule;
 
 pub use jit::HostKernel;
 

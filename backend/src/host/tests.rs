@@ -10,7 +10,7 @@ fn run(src: &str, inputs: &[Tensor]) -> Vec<Tensor> {
     let m = parse_module(src).unwrap();
     let k = &m.kernels[0];
     let host = HostKernel::compile(k).unwrap();
-    host.run(inputs).unwrap()
+    host.run(inputs, None).unwrap()
 }
 
 #[test]
@@ -48,12 +48,12 @@ fn integer_division_by_zero_is_reported() {
     let ok = Tensor::from_f64(DType::I32, vec![2], vec![-1.0, 2.0]);
     // MIN / -1 wraps; -7 / 2 truncates.
     assert_eq!(
-        host.run(&[a.clone(), ok]).unwrap()[0],
+        host.run(&[a.clone(), ok], None).unwrap()[0],
         Tensor::from_f64(DType::I32, vec![2], vec![-2147483648.0, -3.0])
     );
     let zero = Tensor::from_f64(DType::I32, vec![2], vec![1.0, 0.0]);
     assert_eq!(
-        host.run(&[a, zero]),
+        host.run(&[a, zero], None),
         Err(super::HostError::DivByZero { node: 0 })
     );
 }
@@ -99,7 +99,7 @@ fn f16_and_bf16_conversions_match_the_reference_bit_for_bit() {
         let k = &m.kernels[0];
         let input = Tensor::from_f64(DType::F32, vec![n], xs);
         let want = interp::run(k, std::slice::from_ref(&input)).unwrap();
-        let got = HostKernel::compile(k).unwrap().run(&[input]).unwrap();
+        let got = HostKernel::compile(k).unwrap().run(&[input], None).unwrap();
         let (w, g) = (want[0].to_le_bytes(), got[0].to_le_bytes());
         let bad = w
             .chunks(2)
@@ -113,4 +113,71 @@ fn f16_and_bf16_conversions_match_the_reference_bit_for_bit() {
 fn is_nan16(b: &[u8]) -> bool {
     let h = u16::from_le_bytes([b[0], b[1]]);
     h & 0x7c00 == 0x7c00 && h & 0x3ff != 0
+}
+
+/// An elementwise chain is one loop nest (no intermediate arrays); a
+/// reduction and what follows it are one stage each.
+#[test]
+fn elementwise_chains_are_one_stage() {
+    let src = "kernel k(%x: f16[64, 32], %s: f32[32]) -> (out0: f16[64, 32]) {
+  %0 = cast %x : f32[64, 32]
+  %1 = mul %0, %s : f32[64, 32]
+  %2 = sigmoid %1 : f32[64, 32]
+  %3 = mul %1, %2 : f32[64, 32]
+  %4 = cast %3 : f16[64, 32]
+  return %4
+}
+";
+    let m = parse_module(src).unwrap();
+    assert_eq!(HostKernel::compile(&m.kernels[0]).unwrap().stages(), 1);
+    let src = "kernel k(%x: f32[8, 16]) -> (out0: f32[8, 16]) {
+  %0 = max %x axes=[1] : f32[8]
+  %1 = reshape %0 : f32[8, 1]
+  %2 = sub %x, %1 : f32[8, 16]
+  %3 = exp %2 : f32[8, 16]
+  return %3
+}
+";
+    let m = parse_module(src).unwrap();
+    assert_eq!(HostKernel::compile(&m.kernels[0]).unwrap().stages(), 2);
+}
+
+/// The same bits on one thread as on several, whatever the split.
+#[test]
+fn results_do_not_depend_on_the_thread_count() {
+    let src = "kernel k(%a: f32[37, 19], %b: f32[19, 23], %c: f16[37, 23]) -> (out0: f32[37, 23], out1: f32[37]) {
+  %0 = matmul %a, %b : f32[37, 23]
+  %1 = cast %c : f32[37, 23]
+  %2 = mul %0, %1 : f32[37, 23]
+  %3 = exp %2 : f32[37, 23]
+  %4 = sum %3 axes=[1] : f32[37]
+  return %2, %4
+}
+";
+    let m = parse_module(src).unwrap();
+    let k = &m.kernels[0];
+    let mut x = 0x1234_5678u64;
+    let mut draw = |n: usize| -> Vec<f64> {
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x % 2001) as f64 / 1000.0 - 1.0
+            })
+            .collect()
+    };
+    let inputs = [
+        Tensor::from_f64(DType::F32, vec![37, 19], draw(37 * 19)),
+        Tensor::from_f64(DType::F32, vec![19, 23], draw(19 * 23)),
+        Tensor::from_f64(DType::F16, vec![37, 23], draw(37 * 23)),
+    ];
+    let host = HostKernel::compile(k).unwrap();
+    let one = host.run(&inputs, Some(1)).unwrap();
+    for t in [2, 3, 7] {
+        assert_eq!(host.run(&inputs, Some(t)).unwrap(), one, "{t} threads");
+    }
+    let want = interp::run(k, &inputs).unwrap();
+    // f64 accumulation in the reference's order: the matmul is exact.
+    assert_eq!(one[0], want[0]);
 }

@@ -242,6 +242,10 @@ pub struct RunArgs {
     /// Simulate timing only (no numerics).
     #[arg(long)]
     pub timing_only: bool,
+    /// Threads of `--target host` (default: every core); the results are
+    /// the same bits for any count.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: Option<u16>,
     /// Optimisation level: -O0 (no optimiser: one stage per op), -O1 (no
     /// fusion), -O2 (default).
     #[arg(short = 'O', value_name = "LEVEL", default_value = "2", value_parser = ["0", "1", "2"])]

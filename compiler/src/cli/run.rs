@@ -49,6 +49,11 @@ pub(super) fn cmd_run(io: &mut Io<'_>, a: &RunArgs) -> Result<(), Failure> {
             "`--check` compares a target with the reference interpreter; it has no meaning with `--target ref`".into(),
         ));
     }
+    if a.threads.is_some() && a.target != Target::Host {
+        return Err(Failure::Usage(
+            "`--threads` sets the host's threads; it needs `--target host`".into(),
+        ));
+    }
     if a.target != Target::Sim && (a.trace.is_some() || a.stats_json.is_some() || a.timing_only) {
         return Err(Failure::Usage(
             "`--trace`, `--stats-json` and `--timing-only` need the simulator (`--target sim`)"
@@ -151,7 +156,7 @@ pub(super) fn cmd_run(io: &mut Io<'_>, a: &RunArgs) -> Result<(), Failure> {
         let code = driver::compile_host(&kernel, super::level(&a.opt_level))?;
         let outputs = code
             .host
-            .run(&inputs)
+            .run(&inputs, a.threads.map(usize::from))
             .map_err(|e| host_error(e, &code.kernel, &src))?;
         if a.check {
             let reference = run_reference(&kernel, &inputs, &src)?;

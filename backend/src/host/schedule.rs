@@ -1,0 +1,410 @@
+//! The host schedule: which values live in memory, which are strided views
+//! of others, and which exist only in registers inside a fused loop; and the
+//! stages, in order, each one loop nest compiled to its own function.
+//!
+//! - A **map** stage is a run of elementwise nodes over one index space:
+//!   each element of every node is computed in registers, and only the
+//!   values that leave the run are stored (the optimiser's fused
+//!   elementwise groups become one loop nest, with no intermediate arrays).
+//! - `transpose`, `slice` and `broadcast_to` of a value in memory are views:
+//!   their consumers read through composed strides and nothing is copied;
+//!   `reshape` of a packed value is the same bytes.
+//! - A **reduce** or **matmul** stage computes one node, iterating over its
+//!   result; a **place** stage copies a value into part of another (one per
+//!   `concat` operand).
+//!
+//! Every stage's outermost axis can be split into ranges that run on
+//! different threads: an element's value never depends on how its axis was
+//! split, so results are the same bits for any number of threads.
+
+use super::HostError;
+use tessera_ir::{DType, Kernel, Op, Scalar, Value};
+
+/// Where a packed value's bytes are.
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub(super) enum Place {
+    Param(usize),
+    Result(usize),
+    /// A byte offset in the workspace.
+    Work(u64),
+}
+
+/// A strided read of a packed value: element `offset + Σ idx_d · strides[d]`
+/// of `place`, over the reader's own dims.
+#[derive(Clone, Debug, PartialEq)]
+pub(super) struct Access {
+    pub place: Place,
+    pub dtype: DType,
+    pub strides: Vec<i64>,
+    pub offset: i64,
+}
+
+/// What a value is at run time.
+#[derive(Clone, Debug, PartialEq)]
+pub(super) enum State {
+    /// Packed row-major at a place.
+    Stored(Place),
+    /// A strided read of a stored value (over this value's dims).
+    View(Access),
+    /// A constant (`full`).
+    Const(Scalar),
+    /// Computed in registers by map stage `stage`.
+    Reg(usize),
+}
+
+/// A stage: one loop nest.
+#[derive(Clone, Debug, PartialEq)]
+pub(super) enum Stage {
+    /// Elementwise `nodes` over `dims`; `stores` are the values written.
+    Map {
+        dims: Vec<u64>,
+        nodes: Vec<usize>,
+        stores: Vec<usize>,
+    },
+    /// A reduction node.
+    Reduce { node: usize },
+    /// A matmul node.
+    MatMul { node: usize },
+    /// `dst[idx] = src[idx]` over `dims`: an output not computed in place,
+    /// or one operand of a concat.
+    Place {
+        src: Access,
+        dst: Access,
+        dims: Vec<u64>,
+    },
+}
+
+/// The schedule of a kernel.
+#[derive(Clone, Debug, PartialEq)]
+pub(super) struct Schedule {
+    pub states: Vec<State>,
+    /// The values that are constants (`full`, and its broadcasts and
+    /// reshapes): a map stage computes them inline wherever it reads them,
+    /// even when a stage stores one for other readers.
+    pub consts: Vec<Option<Scalar>>,
+    pub stages: Vec<Stage>,
+    pub work_bytes: u64,
+}
+
+/// The index of a value among parameters then nodes.
+pub(super) fn index(k: &Kernel, v: Value) -> usize {
+    match v {
+        Value::Param(p) => p as usize,
+        Value::Node(n) => k.params.len() + n as usize,
+    }
+}
+
+pub(super) fn dims(k: &Kernel, v: Value) -> Result<Vec<u64>, HostError> {
+    k.ty(v).shape.as_fixed().ok_or_else(|| {
+        HostError::Unsupported(format!("`{}` has symbolic dims; bind them first", k.name))
+    })
+}
+
+/// Row-major strides of `dims`, in elements.
+pub(super) fn contiguous(dims: &[u64]) -> Vec<i64> {
+    let mut s = vec![1i64; dims.len()];
+    for i in (0..dims.len().saturating_sub(1)).rev() {
+        s[i] = s[i + 1] * dims[i + 1] as i64;
+    }
+    s
+}
+
+/// Strides that read a value of `from` dims with `strides` as `to` dims
+/// under numpy broadcasting (right-aligned; size-1 and missing axes repeat).
+pub(super) fn broadcast(from: &[u64], strides: &[i64], to: &[u64]) -> Vec<i64> {
+    let lead = to.len() - from.len();
+    (0..to.len())
+        .map(|d| {
+            if d < lead || from[d - lead] == 1 {
+                0
+            } else {
+                strides[d - lead]
+            }
+        })
+        .collect()
+}
+
+struct Builder<'k> {
+    k: &'k Kernel,
+    states: Vec<State>,
+    stages: Vec<Stage>,
+    work: u64,
+    /// The map stage still open for more nodes.
+    open: Option<usize>,
+}
+
+impl Builder<'_> {
+    fn ty_bytes(&self, v: usize) -> u64 {
+        let ty = self.ty(v);
+        ty.shape.num_elements().unwrap_or(0) * ty.dtype.size_bytes() as u64
+    }
+
+    fn value(&self, v: usize) -> Value {
+        if v < self.k.params.len() {
+            Value::Param(v as u32)
+        } else {
+            Value::Node((v - self.k.params.len()) as u32)
+        }
+    }
+
+    fn ty(&self, v: usize) -> &tessera_ir::TensorType {
+        self.k.ty(self.value(v))
+    }
+
+    fn dims(&self, v: usize) -> Result<Vec<u64>, HostError> {
+        dims(self.k, self.value(v))
+    }
+
+    /// A new place for value `v`: its result slot when the kernel returns
+    /// it (and no other value took that slot), else workspace.
+    fn place_for(&mut self, v: usize) -> Place {
+        let value = self.value(v);
+        let taken = |j: usize| {
+            self.states
+                .iter()
+                .any(|s| matches!(s, State::Stored(Place::Result(r)) if *r == j))
+        };
+        if let Some(j) =
+            (0..self.k.outputs.len()).find(|&j| self.k.outputs[j].value == value && !taken(j))
+        {
+            return Place::Result(j);
+        }
+        let at = self.work;
+        self.work = (self.work + self.ty_bytes(v)).next_multiple_of(64);
+        Place::Work(at)
+    }
+
+    /// How value `v` is read from memory; stores it first when it is not
+    /// in memory (a register value is written by its stage, a constant or
+    /// a view gets a stage of its own).
+    fn readable(&mut self, v: usize) -> Result<Access, HostError> {
+        let dtype = self.ty(v).dtype;
+        match self.states[v].clone() {
+            State::Stored(place) => Ok(Access {
+                place,
+                dtype,
+                strides: contiguous(&self.dims(v)?),
+                offset: 0,
+            }),
+            State::View(a) => Ok(a),
+            State::Reg(stage) => {
+                let place = self.place_for(v);
+                if let Some(Stage::Map { stores, .. }) = self.stages.get_mut(stage) {
+                    stores.push(v);
+                }
+                self.states[v] = State::Stored(place);
+                self.readable(v)
+            }
+            State::Const(_) => {
+                // A stage of its own that writes it.
+                self.open = None;
+                let d = self.dims(v)?;
+                self.stages.push(Stage::Map {
+                    dims: d,
+                    nodes: vec![v - self.k.params.len()],
+                    stores: Vec::new(),
+                });
+                let stage = self.stages.len() - 1;
+                self.states[v] = State::Reg(stage);
+                self.readable(v)
+            }
+        }
+    }
+
+    /// The stored (packed) form of `v`, for a reshape.
+    fn packed(&mut self, v: usize) -> Result<Place, HostError> {
+        if let State::View(a) = self.states[v].clone() {
+            let place = self.place_for(v);
+            let d = self.dims(v)?;
+            self.open = None;
+            self.stages.push(Stage::Place {
+                src: a,
+                dst: Access {
+                    place,
+                    dtype: self.ty(v).dtype,
+                    strides: contiguous(&d),
+                    offset: 0,
+                },
+                dims: d,
+            });
+            self.states[v] = State::Stored(place);
+        }
+        Ok(self.readable(v)?.place)
+    }
+
+    fn node(&mut self, i: usize) -> Result<(), HostError> {
+        let k = self.k;
+        let n = &k.nodes[i];
+        let me = k.params.len() + i;
+        let args: Vec<usize> = n.args.iter().map(|&a| index(k, a)).collect();
+        let my_dims = self.dims(me)?;
+        match &n.op {
+            Op::Full { value, .. } => {
+                self.states.push(State::Const(*value));
+            }
+            Op::Transpose(perm) => {
+                let a = self.readable(args[0])?;
+                let strides = perm.iter().map(|&p| a.strides[p]).collect();
+                self.states.push(State::View(Access { strides, ..a }));
+            }
+            Op::Slice { axis, start, .. } => {
+                let a = self.readable(args[0])?;
+                let offset = a.offset + *start as i64 * a.strides[*axis];
+                self.states.push(State::View(Access { offset, ..a }));
+            }
+            Op::BroadcastTo(_) => {
+                if let State::Const(c) = self.states[args[0]] {
+                    self.states.push(State::Const(c));
+                } else {
+                    let from = self.dims(args[0])?;
+                    let a = self.readable(args[0])?;
+                    let strides = broadcast(&from, &a.strides, &my_dims);
+                    self.states.push(State::View(Access { strides, ..a }));
+                }
+            }
+            Op::Reshape(_) => {
+                if let State::Const(c) = self.states[args[0]] {
+                    self.states.push(State::Const(c));
+                } else {
+                    let p = self.packed(args[0])?;
+                    self.states.push(State::Stored(p));
+                }
+            }
+            Op::Unary(_) | Op::Binary(_) | Op::Compare(_) | Op::Select | Op::Cast(_) => {
+                // Operands computed in another loop, or over other dims,
+                // are read from memory.
+                let open = self.open.filter(
+                    |&s| matches!(&self.stages[s], Stage::Map { dims, .. } if *dims == my_dims),
+                );
+                for &a in &args {
+                    if let State::Reg(s) = self.states[a]
+                        && (Some(s) != open || self.dims(a)? != my_dims)
+                    {
+                        self.readable(a)?;
+                    }
+                }
+                let stage = match self.open.filter(|&s| Some(s) == open) {
+                    Some(s) => s,
+                    None => {
+                        self.stages.push(Stage::Map {
+                            dims: my_dims,
+                            nodes: Vec::new(),
+                            stores: Vec::new(),
+                        });
+                        self.stages.len() - 1
+                    }
+                };
+                if let Some(Stage::Map { nodes, .. }) = self.stages.get_mut(stage) {
+                    nodes.push(i);
+                }
+                self.open = Some(stage);
+                self.states.push(State::Reg(stage));
+            }
+            Op::Reduce { .. } | Op::MatMul => {
+                for &a in &args {
+                    self.readable(a)?;
+                }
+                self.open = None;
+                self.stages.push(if matches!(n.op, Op::MatMul) {
+                    Stage::MatMul { node: i }
+                } else {
+                    Stage::Reduce { node: i }
+                });
+                let p = self.place_for(me);
+                self.states.push(State::Stored(p));
+            }
+            Op::Concat { axis } => {
+                let srcs: Vec<Access> = args
+                    .iter()
+                    .map(|&a| self.readable(a))
+                    .collect::<Result<_, _>>()?;
+                self.open = None;
+                let place = self.place_for(me);
+                let out = contiguous(&my_dims);
+                let mut at = 0i64;
+                for (src, &a) in srcs.into_iter().zip(&args) {
+                    let d = self.dims(a)?;
+                    self.stages.push(Stage::Place {
+                        src,
+                        dst: Access {
+                            place,
+                            dtype: n.ty.dtype,
+                            strides: out.clone(),
+                            offset: at * out[*axis],
+                        },
+                        dims: d.clone(),
+                    });
+                    at += d[*axis] as i64;
+                }
+                self.states.push(State::Stored(place));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The constant value `v` is, if it is one.
+fn constant(k: &Kernel, v: usize) -> Option<Scalar> {
+    let i = v.checked_sub(k.params.len())?;
+    let n = &k.nodes[i];
+    match &n.op {
+        Op::Full { value, .. } => Some(*value),
+        Op::BroadcastTo(_) | Op::Reshape(_) => constant(k, index(k, n.args[0])),
+        Op::Unary(_)
+        | Op::Binary(_)
+        | Op::Compare(_)
+        | Op::Select
+        | Op::Cast(_)
+        | Op::Reduce { .. }
+        | Op::MatMul
+        | Op::Transpose(_)
+        | Op::Concat { .. }
+        | Op::Slice { .. } => None,
+    }
+}
+
+/// Schedules a kernel with concrete dims.
+pub(super) fn schedule(k: &Kernel) -> Result<Schedule, HostError> {
+    let mut b = Builder {
+        k,
+        states: (0..k.params.len())
+            .map(|p| State::Stored(Place::Param(p)))
+            .collect(),
+        stages: Vec::new(),
+        work: 0,
+        open: None,
+    };
+    for i in 0..k.nodes.len() {
+        b.node(i)?;
+    }
+    // Every result in its slot: values still in registers are stored there
+    // by their stage; anything else is copied in.
+    for (j, o) in k.outputs.iter().enumerate() {
+        let v = index(k, o.value);
+        if let State::Reg(_) = b.states[v] {
+            b.readable(v)?;
+        }
+        if b.states[v] == State::Stored(Place::Result(j)) {
+            continue;
+        }
+        let src = b.readable(v)?;
+        let d = b.dims(v)?;
+        b.stages.push(Stage::Place {
+            src,
+            dst: Access {
+                place: Place::Result(j),
+                dtype: k.ty(o.value).dtype,
+                strides: contiguous(&d),
+                offset: 0,
+            },
+            dims: d,
+        });
+    }
+    let consts = (0..b.states.len()).map(|v| constant(k, v)).collect();
+    Ok(Schedule {
+        consts,
+        states: b.states,
+        stages: b.stages,
+        work_bytes: b.work,
+    })
+}
