@@ -13,6 +13,7 @@ pub mod cli;
 pub mod cost;
 pub mod driver;
 pub mod files;
+pub mod host_bench;
 pub mod inputs;
 pub mod npy;
 pub mod opt;

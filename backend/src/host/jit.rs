@@ -160,6 +160,40 @@ impl HostKernel {
     /// Runs the kernel on inputs in parameter order, on `threads` threads
     /// (`None`: every core). The results are the same bits for any count.
     pub fn run(&self, inputs: &[Tensor], threads: Option<usize>) -> Result<Vec<Tensor>, HostError> {
+        let (_, outs) = self.execute(inputs, threads, 1)?;
+        let k = &self.kernel;
+        k.outputs
+            .iter()
+            .zip(&outs)
+            .map(|(o, bytes)| {
+                let ty = k.ty(o.value);
+                let shape = ty.shape.as_usize().unwrap_or_default();
+                Tensor::from_le_bytes(ty.dtype, shape, bytes)
+                    .map_err(|e| HostError::Codegen(format!("a result's bytes: {e:?}")))
+            })
+            .collect()
+    }
+
+    /// Runs the kernel `reps` times on the same buffers and returns the
+    /// wall-clock seconds of each run of the compiled code (the inputs'
+    /// conversion to and from packed bytes is outside).
+    pub fn time(
+        &self,
+        inputs: &[Tensor],
+        threads: Option<usize>,
+        reps: usize,
+    ) -> Result<Vec<f64>, HostError> {
+        Ok(self.execute(inputs, threads, reps.max(1))?.0)
+    }
+
+    /// Packs the inputs, runs the stages `reps` times and returns each
+    /// run's seconds and the packed results.
+    fn execute(
+        &self,
+        inputs: &[Tensor],
+        threads: Option<usize>,
+        reps: usize,
+    ) -> Result<(Vec<f64>, Vec<Vec<u8>>), HostError> {
         let k = &self.kernel;
         if inputs.len() != k.params.len() {
             return Err(HostError::Inputs(format!(
@@ -198,8 +232,19 @@ impl HostKernel {
             work.as_mut_ptr() as usize,
         ];
         let stages = &self.stages;
-        let go = || run_stages(stages, frame);
-        let status = match threads {
+        let go = || {
+            let mut secs = Vec::with_capacity(reps);
+            for _ in 0..reps {
+                let t = std::time::Instant::now();
+                let status = run_stages(stages, frame);
+                secs.push(t.elapsed().as_secs_f64());
+                if status != 0 {
+                    return Err(status);
+                }
+            }
+            Ok(secs)
+        };
+        let timed = match threads {
             None => go(),
             Some(n) => rayon::ThreadPoolBuilder::new()
                 .num_threads(n.max(1))
@@ -207,21 +252,12 @@ impl HostKernel {
                 .map_err(|e| HostError::Inputs(format!("--threads {n}: {e}")))?
                 .install(go),
         };
-        if status != 0 {
-            return Err(HostError::DivByZero {
+        match timed {
+            Ok(secs) => Ok((secs, outs)),
+            Err(status) => Err(HostError::DivByZero {
                 node: (status - 1) as usize,
-            });
+            }),
         }
-        k.outputs
-            .iter()
-            .zip(&outs)
-            .map(|(o, bytes)| {
-                let ty = k.ty(o.value);
-                let shape = ty.shape.as_usize().unwrap_or_default();
-                Tensor::from_le_bytes(ty.dtype, shape, bytes)
-                    .map_err(|e| HostError::Codegen(format!("a result's bytes: {e:?}")))
-            })
-            .collect()
     }
 }
 

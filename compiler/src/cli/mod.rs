@@ -279,6 +279,13 @@ pub struct BenchArgs {
     /// machines and write `RESULTS.md` and `RESULTS.json` to `--out-dir`.
     #[arg(long, conflicts_with_all = ["file", "kernel", "dims", "json"])]
     pub suite: bool,
+    /// `sim`: simulated cycles against the roofline; `host`: wall-clock
+    /// time of the host code on this machine.
+    #[arg(long, value_enum, default_value = "sim")]
+    pub target: Target,
+    /// Threads of `--target host` (default: every core).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: Option<u16>,
     /// Where `--suite` writes its tables.
     #[arg(long, default_value = "benches")]
     pub out_dir: PathBuf,
@@ -441,6 +448,25 @@ fn cmd_disasm(io: &mut Io<'_>, file: &std::path::Path) -> Result<(), Failure> {
 }
 
 fn cmd_bench(io: &mut Io<'_>, a: &BenchArgs) -> Result<(), Failure> {
+    match (a.target, a.threads.is_some(), a.suite) {
+        (Target::Ref, ..) => {
+            return Err(Failure::Usage(
+                "`bench` measures the simulator (`--target sim`) or the host (`--target host`)"
+                    .into(),
+            ));
+        }
+        (Target::Sim, true, _) => {
+            return Err(Failure::Usage(
+                "`--threads` sets the host's threads; it needs `--target host`".into(),
+            ));
+        }
+        (Target::Host, _, true) => {
+            return Err(Failure::Usage(
+                "`--suite` runs on the simulator; time a host kernel with `--target host FILE -k KERNEL`".into(),
+            ));
+        }
+        _ => {}
+    }
     if a.suite {
         return crate::suite::run_suite(io.out, a.machine.as_deref(), &a.out_dir);
     }
@@ -453,6 +479,20 @@ fn cmd_bench(io: &mut Io<'_>, a: &BenchArgs) -> Result<(), Failure> {
     let def = driver::select_kernel(&parsed, a.kernel.as_deref())?;
     let env = inputs::parse_dims(&a.dims, def).map_err(|d| Failure::in_source(d, &src))?;
     let kernel = driver::lower(&parsed, &def.name.name, &env, &src)?;
+    if a.target == Target::Host {
+        let r = crate::host_bench::bench_host(
+            &kernel,
+            level(&a.opt_level),
+            a.threads.map(usize::from),
+        )?;
+        let text = if a.json {
+            serde_json::to_string_pretty(&r).unwrap_or_default() + "\n"
+        } else {
+            r.table()
+        };
+        let _ = io.out.write_all(text.as_bytes());
+        return Ok(());
+    }
     let machine = simulate::machine(a.machine.as_deref())?;
     let r = crate::bench::bench(&kernel, &machine, &src, level(&a.opt_level))?;
     let text = if a.json {
