@@ -224,6 +224,20 @@ pub fn compile_host(kernel: &Kernel, level: crate::opt::Level) -> Result<HostCod
     })
 }
 
+/// Optimises a concrete kernel (as [`compile_host`]) and compiles it ahead
+/// of time: an object whose entry point takes `dims` (the symbolic dims'
+/// names and compiled values, in the C signature's order) and its header.
+pub fn compile_host_object(
+    kernel: &Kernel,
+    level: crate::opt::Level,
+    dims: &[(String, u64)],
+) -> Result<tessera_backend::host::HostObject, Failure> {
+    let machine = crate::simulate::machine(None)?;
+    let optimised = crate::opt::optimise(kernel, &machine, level).map_err(Failure::Internal)?;
+    tessera_backend::host::compile_object(&optimised.kernel, dims)
+        .map_err(|e| Failure::Internal(format!("host object for `{}`: {e}", kernel.name)))
+}
+
 /// Plans an optimised kernel, splitting the fused groups whose stages
 /// cannot be scheduled (see [`compile_npu`]); `original` is the kernel as
 /// written, planned when no group is left to split.

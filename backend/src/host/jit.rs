@@ -2,14 +2,11 @@
 //! and the one call into the generated code.
 
 use super::HostError;
-use super::elem::{MATH, Math};
-use super::lower::{lower_stage, outer_extent};
+use super::elem::MATH;
+use super::module::{codegen, define_stages, isa};
 use super::schedule::schedule;
-use cranelift_codegen::ir::{AbiParam, Function, UserFuncName, types};
-use cranelift_codegen::settings::{self, Configurable};
-use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_jit::{JITBuilder, JITModule};
-use cranelift_module::{FuncId, Linkage, Module, default_libcall_names};
+use cranelift_module::{Linkage, default_libcall_names};
 use tessera_ir::{Kernel, Tensor};
 
 // The math functions, linked by name: the JIT resolves them to these
@@ -60,81 +57,20 @@ pub struct HostKernel {
     clif: String,
 }
 
-fn codegen(e: impl std::fmt::Display) -> HostError {
-    HostError::Codegen(e.to_string())
-}
-
 impl HostKernel {
     /// Compiles a verified kernel with concrete dims.
     pub fn compile(kernel: &Kernel) -> Result<HostKernel, HostError> {
         let sched = schedule(kernel)?;
-        let mut flags = settings::builder();
-        flags.set("opt_level", "speed").map_err(codegen)?;
-        flags.set("is_pic", "false").map_err(codegen)?;
-        let isa = cranelift_native::builder()
-            .map_err(|m| HostError::Unsupported(format!("this host: {m}")))?
-            .finish(settings::Flags::new(flags))
-            .map_err(codegen)?;
+        let isa = isa(false)?;
         let mut jb = JITBuilder::with_isa(isa, default_libcall_names());
         for ((name, _), f) in MATH.iter().zip(symbols()) {
             jb.symbol(*name, f);
         }
         let mut module = JITModule::new(jb);
-        let ptr = module.target_config().pointer_type();
-
-        let mut math_ids: Vec<FuncId> = Vec::new();
-        for (name, arity) in MATH {
-            let mut sig = module.make_signature();
-            sig.params
-                .extend((0..arity).map(|_| AbiParam::new(types::F64)));
-            sig.returns.push(AbiParam::new(types::F64));
-            math_ids.push(
-                module
-                    .declare_function(name, Linkage::Import, &sig)
-                    .map_err(codegen)?,
-            );
-        }
-        let mut sig = module.make_signature();
-        sig.params.extend([AbiParam::new(ptr); 3]);
-        sig.params.extend([AbiParam::new(types::I64); 2]);
-        sig.returns.push(AbiParam::new(types::I32));
-        let mut clif = String::new();
-        let mut ids = Vec::new();
-        let mut fctx = FunctionBuilderContext::new();
-        for (s, stage) in sched.stages.iter().enumerate() {
-            let name = format!("{}_stage{s}", kernel.name);
-            let id = module
-                .declare_function(&name, Linkage::Local, &sig)
-                .map_err(codegen)?;
-            let mut func =
-                Function::with_name_signature(UserFuncName::user(0, id.as_u32()), sig.clone());
-            {
-                let mut fb = FunctionBuilder::new(&mut func, &mut fctx);
-                let refs: Vec<_> = math_ids
-                    .iter()
-                    .map(|&m| module.declare_func_in_func(m, fb.func))
-                    .collect();
-                let math = Math {
-                    exp: refs[0],
-                    log: refs[1],
-                    tanh: refs[2],
-                    sin: refs[3],
-                    cos: refs[4],
-                    erf: refs[5],
-                    pow: refs[6],
-                };
-                lower_stage(kernel, &sched, s, &mut fb, math, ptr)?;
-                fb.finalize(module.target_config());
-            }
-            clif.push_str(&format!("; {name}\n{}\n", func.display()));
-            let mut ctx = module.make_context();
-            ctx.func = func;
-            module.define_function(id, &mut ctx).map_err(codegen)?;
-            module.clear_context(&mut ctx);
-            ids.push((id, outer_extent(kernel, stage)));
-        }
+        let defined = define_stages(&mut module, kernel, &sched, Linkage::Local)?;
         module.finalize_definitions().map_err(codegen)?;
-        let stages = ids
+        let stages = defined
+            .stages
             .into_iter()
             .map(|(id, n)| (module.get_finalized_function(id) as usize, n))
             .collect();
@@ -143,7 +79,7 @@ impl HostKernel {
             stages,
             work_bytes: sched.work_bytes,
             kernel: kernel.clone(),
-            clif,
+            clif: defined.clif,
         })
     }
 

@@ -29,9 +29,12 @@
 mod elem;
 mod jit;
 mod lower;
+mod module;
+mod object;
 mod schedule;
 
 pub use jit::HostKernel;
+pub use object::{HostObject, STATUS, compile_object};
 
 use std::fmt;
 

@@ -26,7 +26,10 @@ pub(super) fn cmd_compile(io: &mut Io<'_>, a: &CompileArgs) -> Result<(), Failur
     let npu_stages = [Emit::OptIr, Emit::Plan, Emit::Asm, Emit::Tbc];
     let available = |e: &Emit| match a.target {
         Target::Sim => matches!(e, Emit::Ast | Emit::Ir) || npu_stages.contains(e),
-        Target::Host => matches!(e, Emit::Ast | Emit::Ir | Emit::OptIr | Emit::Clif),
+        Target::Host => matches!(
+            e,
+            Emit::Ast | Emit::Ir | Emit::OptIr | Emit::Clif | Emit::Obj | Emit::Header
+        ),
         Target::Ref => false,
     };
     if let Some(e) = emits.iter().find(|e| !available(e)) {
@@ -38,6 +41,11 @@ pub(super) fn cmd_compile(io: &mut Io<'_>, a: &CompileArgs) -> Result<(), Failur
     if emits.contains(&Emit::Tbc) && a.output.is_none() {
         return Err(Failure::Usage(
             "`--emit tbc` writes binary bytecode: give `-o PATH`".into(),
+        ));
+    }
+    if emits.contains(&Emit::Obj) && a.output.is_none() {
+        return Err(Failure::Usage(
+            "`--emit obj` writes an object file: give `-o PATH` (a directory with `--emit obj,header`)".into(),
         ));
     }
     let machine = if a.target == Target::Sim && emits.iter().any(|e| npu_stages.contains(e)) {
@@ -78,6 +86,19 @@ pub(super) fn cmd_compile(io: &mut Io<'_>, a: &CompileArgs) -> Result<(), Failur
                     }
                     Emit::Clif => {
                         outputs.push((e, name.clone(), code.host.clif().as_bytes().to_vec()))
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if emits.iter().any(|e| matches!(e, Emit::Obj | Emit::Header)) {
+            let dims: Vec<(String, u64)> = env.iter().map(|(n, v)| (n.clone(), *v)).collect();
+            let obj = driver::compile_host_object(&k, super::level(&a.opt_level), &dims)?;
+            for &e in &emits {
+                match e {
+                    Emit::Obj => outputs.push((e, name.clone(), obj.object.clone())),
+                    Emit::Header => {
+                        outputs.push((e, name.clone(), obj.header.clone().into_bytes()))
                     }
                     _ => {}
                 }
