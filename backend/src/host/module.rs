@@ -49,6 +49,11 @@ pub(super) fn define_stages<M: Module>(
     linkage: Linkage,
 ) -> Result<Defined, HostError> {
     let ptr = module.target_config().pointer_type();
+    let fma = module
+        .isa()
+        .isa_flags()
+        .iter()
+        .any(|f| f.name == "has_fma" && f.as_bool() == Some(true));
     let mut math_ids: Vec<FuncId> = Vec::new();
     for (name, arity) in MATH {
         let mut sig = module.make_signature();
@@ -90,7 +95,7 @@ pub(super) fn define_stages<M: Module>(
                 erf: refs[5],
                 pow: refs[6],
             };
-            lower_stage(kernel, sched, s, &mut fb, math, ptr)?;
+            lower_stage(kernel, sched, s, &mut fb, math, ptr, fma)?;
             fb.finalize(module.target_config());
         }
         clif.push_str(&format!("; {name}\n{}\n", func.display()));

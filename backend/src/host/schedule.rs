@@ -63,8 +63,21 @@ pub(super) enum Stage {
     },
     /// A reduction node.
     Reduce { node: usize },
-    /// A matmul node.
-    MatMul { node: usize },
+    /// A matmul operand copied, per batch index of the result, to a packed
+    /// matrix of f32 (i32 for integers) padded with zeros: element `idx`
+    /// of `dst` (over `padded`) is `src[idx]` where `idx < valid`, else 0.
+    Pack {
+        src: Access,
+        dst: Place,
+        valid: Vec<u64>,
+        padded: Vec<u64>,
+        int: bool,
+    },
+    /// A matmul of packed operands (`a`: `[batch, m_pad, k]`, `b`: `[batch,
+    /// k, n_pad]`) into the accumulator `c` (`[batch, m_pad, n_pad]`, f32 or
+    /// i32), in blocks of 4 rows and 8 columns; each block of rows is then
+    /// written to the node's result in its dtype.
+    Gemm(Gemm),
     /// `dst[idx] = src[idx]` over `dims`: an output not computed in place,
     /// or one operand of a concat.
     Place {
@@ -73,6 +86,27 @@ pub(super) enum Stage {
         dims: Vec<u64>,
     },
 }
+
+/// A blocked matmul's operands and sizes (see [`Stage::Gemm`]).
+#[derive(Clone, Debug, PartialEq)]
+pub(super) struct Gemm {
+    pub node: usize,
+    pub a: Place,
+    pub b: Place,
+    pub c: Place,
+    pub batch: u64,
+    pub m: u64,
+    pub n: u64,
+    pub k: u64,
+    pub m_pad: u64,
+    pub n_pad: u64,
+    pub int: bool,
+}
+
+/// Rows and columns of a GEMM's register block.
+pub(super) const GEMM_ROWS: u64 = 4;
+/// Columns of a GEMM's register block (two vectors of four lanes).
+pub(super) const GEMM_COLS: u64 = 8;
 
 /// The schedule of a kernel.
 #[derive(Clone, Debug, PartialEq)]
@@ -169,9 +203,7 @@ impl Builder<'_> {
         {
             return Place::Result(j);
         }
-        let at = self.work;
-        self.work = (self.work + self.ty_bytes(v)).next_multiple_of(64);
-        Place::Work(at)
+        self.work(self.ty_bytes(v))
     }
 
     /// How value `v` is read from memory; stores it first when it is not
@@ -230,6 +262,79 @@ impl Builder<'_> {
             self.states[v] = State::Stored(place);
         }
         Ok(self.readable(v)?.place)
+    }
+
+    /// Workspace for `bytes`.
+    fn work(&mut self, bytes: u64) -> Place {
+        let at = self.work;
+        self.work = (self.work + bytes).next_multiple_of(64);
+        Place::Work(at)
+    }
+
+    /// The stages of matmul node `i` (operands read through `a` and `b`,
+    /// result dims `out`): both operands packed, then the blocked product.
+    fn matmul(&mut self, i: usize, a: Access, b: Access, out: &[u64]) -> Result<(), HostError> {
+        let n = &self.k.nodes[i];
+        let (ad, bd) = (dims(self.k, n.args[0])?, dims(self.k, n.args[1])?);
+        let (ra, rb, ro) = (ad.len(), bd.len(), out.len());
+        let batch_dims = &out[..ro - 2];
+        let batch: u64 = batch_dims.iter().product();
+        let (m, k, nn) = (ad[ra - 2], ad[ra - 1], bd[rb - 1]);
+        let m_pad = m.div_ceil(GEMM_ROWS) * GEMM_ROWS;
+        let n_pad = nn.div_ceil(GEMM_COLS) * GEMM_COLS;
+        let int = a.dtype.is_int();
+        // Each operand per batch index of the result: its batch strides
+        // broadcast, then its row and column strides.
+        let pack = |acc: &Access, d: &[u64], rows: u64, cols: u64, pad: (u64, u64)| {
+            let r = d.len();
+            let mut strides = broadcast(&d[..r - 2], &acc.strides[..r - 2], batch_dims);
+            strides.extend([acc.strides[r - 2], acc.strides[r - 1]]);
+            let mut valid = batch_dims.to_vec();
+            valid.extend([rows, cols]);
+            let mut padded = batch_dims.to_vec();
+            padded.extend([pad.0, pad.1]);
+            (
+                Access {
+                    strides,
+                    ..acc.clone()
+                },
+                valid,
+                padded,
+            )
+        };
+        let (sa, va, pa) = pack(&a, &ad, m, k, (m_pad, k));
+        let (sb, vb, pb) = pack(&b, &bd, k, nn, (k, n_pad));
+        let pa_place = self.work(batch * m_pad * k * 4);
+        let pb_place = self.work(batch * k * n_pad * 4);
+        let c = self.work(batch * m_pad * n_pad * 4);
+        self.stages.push(Stage::Pack {
+            src: sa,
+            dst: pa_place,
+            valid: va,
+            padded: pa,
+            int,
+        });
+        self.stages.push(Stage::Pack {
+            src: sb,
+            dst: pb_place,
+            valid: vb,
+            padded: pb,
+            int,
+        });
+        self.stages.push(Stage::Gemm(Gemm {
+            node: i,
+            a: pa_place,
+            b: pb_place,
+            c,
+            batch,
+            m,
+            n: nn,
+            k,
+            m_pad,
+            n_pad,
+            int,
+        }));
+        Ok(())
     }
 
     fn node(&mut self, i: usize) -> Result<(), HostError> {
@@ -300,16 +405,17 @@ impl Builder<'_> {
                 self.open = Some(stage);
                 self.states.push(State::Reg(stage));
             }
-            Op::Reduce { .. } | Op::MatMul => {
-                for &a in &args {
-                    self.readable(a)?;
-                }
+            Op::Reduce { .. } => {
+                self.readable(args[0])?;
                 self.open = None;
-                self.stages.push(if matches!(n.op, Op::MatMul) {
-                    Stage::MatMul { node: i }
-                } else {
-                    Stage::Reduce { node: i }
-                });
+                self.stages.push(Stage::Reduce { node: i });
+                let p = self.place_for(me);
+                self.states.push(State::Stored(p));
+            }
+            Op::MatMul => {
+                let (a, b) = (self.readable(args[0])?, self.readable(args[1])?);
+                self.open = None;
+                self.matmul(i, a, b, &my_dims)?;
                 let p = self.place_for(me);
                 self.states.push(State::Stored(p));
             }

@@ -6,9 +6,13 @@
 //! indices: broadcasting, transposes and slices only change the strides (as
 //! in the reference interpreter).
 
+mod gemm;
+
 use super::HostError;
 use super::elem::{El, Emit, Math, mem};
-use super::schedule::{Access, Place, Schedule, Stage, State, broadcast, contiguous, dims, index};
+use super::schedule::{
+    Access, GEMM_ROWS, Place, Schedule, Stage, State, broadcast, contiguous, dims, index,
+};
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{Block, InstBuilder, Type, Value as ClValue, types};
 use cranelift_frontend::FunctionBuilder;
@@ -23,6 +27,8 @@ struct Frame {
     work: ClValue,
     lo: ClValue,
     hi: ClValue,
+    /// Whether the host has fused multiply-add.
+    fma: bool,
 }
 
 /// Lowers stage `s` of `sched` into the function under construction in
@@ -35,6 +41,7 @@ pub(super) fn lower_stage(
     fb: &mut FunctionBuilder<'_>,
     math: Math,
     ptr: Type,
+    fma: bool,
 ) -> Result<(), HostError> {
     let entry = fb.create_block();
     fb.append_block_params_for_function_params(entry);
@@ -53,6 +60,7 @@ pub(super) fn lower_stage(
         work: p[2],
         lo: p[3],
         hi: p[4],
+        fma,
     };
     let mut l = Lower {
         e: Emit { fb, math },
@@ -67,7 +75,14 @@ pub(super) fn lower_stage(
             stores,
         } => l.map(dims, nodes, stores)?,
         Stage::Reduce { node } => l.reduce(*node)?,
-        Stage::MatMul { node } => l.matmul(*node)?,
+        Stage::Pack {
+            src,
+            dst,
+            valid,
+            padded,
+            int,
+        } => l.pack(src, *dst, valid, padded, *int)?,
+        Stage::Gemm(g) => l.gemm(g)?,
         Stage::Place { src, dst, dims } => l.copy(src, dst, dims)?,
     }
     let ok = l.e.fb.ins().iconst(types::I32, 0);
@@ -81,9 +96,10 @@ pub(super) fn lower_stage(
 pub(super) fn outer_extent(k: &Kernel, stage: &Stage) -> u64 {
     let d = match stage {
         Stage::Map { dims, .. } | Stage::Place { dims, .. } => dims.clone(),
-        Stage::Reduce { node } | Stage::MatMul { node } => {
-            dims(k, Value::Node(*node as u32)).unwrap_or_default()
-        }
+        Stage::Pack { padded, .. } => padded.clone(),
+        Stage::Reduce { node } => dims(k, Value::Node(*node as u32)).unwrap_or_default(),
+        // Blocks of rows, over every batch index.
+        Stage::Gemm(g) => vec![g.batch * g.m_pad / GEMM_ROWS],
     };
     d.first().copied().unwrap_or(1)
 }
@@ -437,76 +453,6 @@ impl<'k, 'a, 'b> Lower<'k, 'a, 'b> {
                 (true, ReduceOp::Sum) => El::F(l.e.round64(out_dtype, a)),
                 (true, ReduceOp::Max | ReduceOp::Min) => El::F(a),
                 (false, _) => El::I(l.e.saturate(out_dtype, a)),
-            };
-            let at = l.addr(&out, oidx);
-            l.e.store(out_dtype, r, at);
-            Ok(())
-        })
-    }
-
-    fn matmul(&mut self, node: usize) -> Result<(), HostError> {
-        let k = self.k;
-        let n = &k.nodes[node];
-        let (a, b) = (index(k, n.args[0]), index(k, n.args[1]));
-        let (ad, bd) = (dims(k, n.args[0])?, dims(k, n.args[1])?);
-        let out_dims = dims(k, Value::Node(node as u32))?;
-        let (va, vb) = (self.access(a)?, self.access(b)?);
-        let out = self.access(k.params.len() + node)?;
-        let (ra, rb, ro) = (ad.len(), bd.len(), out_dims.len());
-        let kk = ad[ra - 1];
-        let batch = &out_dims[..ro - 2];
-        // Over (batch…, i, j, l): each operand's batch strides broadcast to
-        // the result's, then its row and column strides.
-        let mut sa = broadcast(&ad[..ra - 2], &va.strides[..ra - 2], batch);
-        sa.extend([va.strides[ra - 2], 0, va.strides[ra - 1]]);
-        let mut sb = broadcast(&bd[..rb - 2], &vb.strides[..rb - 2], batch);
-        sb.extend([0, vb.strides[rb - 1], vb.strides[rb - 2]]);
-        let va = Access { strides: sa, ..va };
-        let vb = Access { strides: sb, ..vb };
-        let float = va.dtype.is_float();
-        let out_dtype = out.dtype;
-        self.stage_nest(&out_dims, &mut |l, oidx| {
-            let fb = l.fb();
-            let ty = if float { types::F64 } else { types::I32 };
-            let acc = fb.declare_var(ty);
-            let z = if float {
-                fb.ins().f64const(0.0)
-            } else {
-                fb.ins().iconst(types::I32, 0)
-            };
-            fb.def_var(acc, z);
-            let o: Vec<ClValue> = oidx.to_vec();
-            let mut kidx = Vec::new();
-            l.nest_from(&[kk], &mut kidx, &mut |l, kidx| {
-                let idx: Vec<ClValue> = o.iter().chain(kidx).copied().collect();
-                let pa = l.addr(&va, &idx);
-                let pb = l.addr(&vb, &idx);
-                let x = l.e.load(va.dtype, pa);
-                let y = l.e.load(vb.dtype, pb);
-                let fb = l.fb();
-                let s = fb.use_var(acc);
-                let next = match (x, y) {
-                    (El::F(x), El::F(y)) => {
-                        // The product of two f32 is exact in f64.
-                        let x = fb.ins().fpromote(types::F64, x);
-                        let y = fb.ins().fpromote(types::F64, y);
-                        let p = fb.ins().fmul(x, y);
-                        fb.ins().fadd(s, p)
-                    }
-                    (El::I(x), El::I(y)) => {
-                        let p = fb.ins().imul(x, y);
-                        fb.ins().iadd(s, p)
-                    }
-                    _ => return Err(HostError::Unsupported("a matmul of these dtypes".into())),
-                };
-                fb.def_var(acc, next);
-                Ok(())
-            })?;
-            let a = l.fb().use_var(acc);
-            let r = if float {
-                El::F(l.e.round64(out_dtype, a))
-            } else {
-                El::I(a)
             };
             let at = l.addr(&out, oidx);
             l.e.store(out_dtype, r, at);
