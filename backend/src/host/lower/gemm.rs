@@ -22,33 +22,6 @@ const KC: i64 = 256;
 const MB: i64 = 16;
 
 impl Lower<'_, '_, '_> {
-    /// `for i in (lo..hi).step_by(step) { body(i) }`.
-    fn loop_step(
-        &mut self,
-        lo: ClValue,
-        hi: ClValue,
-        step: i64,
-        body: &mut dyn FnMut(&mut Self, ClValue) -> Result<(), HostError>,
-    ) -> Result<(), HostError> {
-        let fb = self.fb();
-        let head = fb.create_block();
-        let inner = fb.create_block();
-        let exit = fb.create_block();
-        fb.append_block_param(head, types::I64);
-        fb.ins().jump(head, &[lo.into()]);
-        fb.switch_to_block(head);
-        let i = fb.block_params(head)[0];
-        let more = fb.ins().icmp(IntCC::SignedLessThan, i, hi);
-        fb.ins().brif(more, inner, &[], exit, &[]);
-        fb.switch_to_block(inner);
-        body(self, i)?;
-        let fb = self.fb();
-        let next = fb.ins().iadd_imm_s(i, step);
-        fb.ins().jump(head, &[next.into()]);
-        fb.switch_to_block(exit);
-        Ok(())
-    }
-
     /// A pack stage: the padded matrix's element, or 0 outside the valid
     /// rows and columns.
     pub(super) fn pack(

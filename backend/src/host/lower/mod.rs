@@ -157,6 +157,17 @@ impl<'k, 'a, 'b> Lower<'k, 'a, 'b> {
         hi: ClValue,
         body: &mut dyn FnMut(&mut Self, ClValue) -> Result<(), HostError>,
     ) -> Result<(), HostError> {
+        self.loop_step(lo, hi, 1, body)
+    }
+
+    /// `for i in (lo..hi).step_by(step) { body(i) }`.
+    fn loop_step(
+        &mut self,
+        lo: ClValue,
+        hi: ClValue,
+        step: i64,
+        body: &mut dyn FnMut(&mut Self, ClValue) -> Result<(), HostError>,
+    ) -> Result<(), HostError> {
         let fb = self.fb();
         let head = fb.create_block();
         let inner = fb.create_block();
@@ -170,7 +181,7 @@ impl<'k, 'a, 'b> Lower<'k, 'a, 'b> {
         fb.switch_to_block(inner);
         body(self, i)?;
         let fb = self.fb();
-        let next = fb.ins().iadd_imm_s(i, 1);
+        let next = fb.ins().iadd_imm_s(i, step);
         fb.ins().jump(head, &[next.into()]);
         fb.switch_to_block(exit);
         Ok(())
