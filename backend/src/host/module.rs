@@ -101,7 +101,12 @@ pub(super) fn define_stages<M: Module>(
         clif.push_str(&format!("; {name}\n{}\n", func.display()));
         let mut ctx = module.make_context();
         ctx.func = func;
-        module.define_function(id, &mut ctx).map_err(codegen)?;
+        module.define_function(id, &mut ctx).map_err(|e| match e {
+            cranelift_module::ModuleError::Compilation(c) => {
+                HostError::Codegen(format!("{name}: {c:?}"))
+            }
+            other => codegen(other),
+        })?;
         module.clear_context(&mut ctx);
         stages.push((id, outer_extent(kernel, stage)));
     }

@@ -78,6 +78,11 @@ pub(super) enum Stage {
     /// i32), in blocks of 4 rows and 8 columns; each block of rows is then
     /// written to the node's result in its dtype.
     Gemm(Gemm),
+    /// Stages over the same leading `rows` dims whose every part reads, of
+    /// what the others write, only its own row: one loop over the rows
+    /// that runs each part on a row in turn, so a row's intermediates are
+    /// still in cache when the next part reads them (softmax, layer_norm).
+    Rows { rows: Vec<u64>, parts: Vec<Stage> },
     /// `dst[idx] = src[idx]` over `dims`: an output not computed in place,
     /// or one operand of a concat.
     Place {
@@ -449,6 +454,114 @@ impl Builder<'_> {
     }
 }
 
+/// The row dims a stage can run under in a row stage: a map's dims but
+/// the last, a reduction over its operand's last axis its result's dims.
+fn row_dims(k: &Kernel, st: &Stage) -> Option<Vec<u64>> {
+    match st {
+        Stage::Map { dims, .. } if dims.len() >= 2 => Some(dims[..dims.len() - 1].to_vec()),
+        Stage::Reduce { node } => {
+            let n = &k.nodes[*node];
+            let rank = k.ty(n.args[0]).shape.rank();
+            let last = matches!(&n.op, Op::Reduce { axes, .. } if axes == &[rank - 1]);
+            let out = dims(k, Value::Node(*node as u32)).ok()?;
+            (last && !out.is_empty()).then_some(out)
+        }
+        Stage::Map { .. }
+        | Stage::Pack { .. }
+        | Stage::Gemm(_)
+        | Stage::Rows { .. }
+        | Stage::Place { .. } => None,
+    }
+}
+
+/// The places a stage writes.
+fn writes(k: &Kernel, states: &[State], st: &Stage) -> Vec<Place> {
+    let place = |v: usize| match &states[v] {
+        State::Stored(p) => Some(*p),
+        State::View(_) | State::Const(_) | State::Reg(_) => None,
+    };
+    match st {
+        Stage::Map { stores, .. } => stores.iter().filter_map(|&v| place(v)).collect(),
+        Stage::Reduce { node } => place(k.params.len() + node).into_iter().collect(),
+        Stage::Gemm(g) => vec![g.c],
+        Stage::Pack { dst, .. } => vec![*dst],
+        Stage::Place { dst, .. } => vec![dst.place],
+        Stage::Rows { parts, .. } => parts.iter().flat_map(|p| writes(k, states, p)).collect(),
+    }
+}
+
+/// Whether `st` reads, of the `written` places, only packed values of dims
+/// `rows ++ [x]` (so, broadcast or not, only the row it runs on).
+fn row_local(k: &Kernel, states: &[State], st: &Stage, rows: &[u64], written: &[Place]) -> bool {
+    let np = k.params.len();
+    let operands: Vec<usize> = match st {
+        Stage::Map { nodes, .. } => nodes
+            .iter()
+            .flat_map(|&i| k.nodes[i].args.iter().map(|&a| index(k, a)))
+            .filter(|&v| {
+                !(v >= np && matches!(st, Stage::Map { nodes, .. } if nodes.contains(&(v - np))))
+            })
+            .collect(),
+        Stage::Reduce { node } => vec![index(k, k.nodes[*node].args[0])],
+        Stage::Pack { .. } | Stage::Gemm(_) | Stage::Rows { .. } | Stage::Place { .. } => {
+            return false;
+        }
+    };
+    operands.iter().all(|&v| match &states[v] {
+        State::Const(_) | State::Reg(_) => true,
+        State::View(a) => !written.contains(&a.place),
+        State::Stored(p) => {
+            !written.contains(p) || {
+                let d = k
+                    .ty(if v < np {
+                        Value::Param(v as u32)
+                    } else {
+                        Value::Node((v - np) as u32)
+                    })
+                    .shape
+                    .as_fixed()
+                    .unwrap_or_default();
+                d.len() == rows.len() + 1 && d[..rows.len()] == *rows
+            }
+        }
+    })
+}
+
+/// Groups runs of stages into row stages (see [`Stage::Rows`]): a run
+/// over the same row dims, holding a reduction, each stage row-local to
+/// what the earlier ones write.
+fn fuse_rows(k: &Kernel, states: &[State], stages: Vec<Stage>) -> Result<Vec<Stage>, HostError> {
+    let mut out: Vec<Stage> = Vec::with_capacity(stages.len());
+    let mut i = 0;
+    while i < stages.len() {
+        let Some(rows) = row_dims(k, &stages[i]) else {
+            out.push(stages[i].clone());
+            i += 1;
+            continue;
+        };
+        let mut written = writes(k, states, &stages[i]);
+        let mut j = i + 1;
+        while j < stages.len()
+            && row_dims(k, &stages[j]).as_ref() == Some(&rows)
+            && row_local(k, states, &stages[j], &rows, &written)
+        {
+            written.extend(writes(k, states, &stages[j]));
+            j += 1;
+        }
+        let run = &stages[i..j];
+        if run.len() >= 2 && run.iter().any(|s| matches!(s, Stage::Reduce { .. })) {
+            out.push(Stage::Rows {
+                rows,
+                parts: run.to_vec(),
+            });
+        } else {
+            out.extend(run.iter().cloned());
+        }
+        i = j;
+    }
+    Ok(out)
+}
+
 /// The constant value `v` is, if it is one.
 fn constant(k: &Kernel, v: usize) -> Option<Scalar> {
     let i = v.checked_sub(k.params.len())?;
@@ -506,11 +619,12 @@ pub(super) fn schedule(k: &Kernel) -> Result<Schedule, HostError> {
             dims: d,
         });
     }
+    let stages = fuse_rows(k, &b.states, b.stages)?;
     let consts = (0..b.states.len()).map(|v| constant(k, v)).collect();
     Ok(Schedule {
         consts,
         states: b.states,
-        stages: b.stages,
+        stages,
         work_bytes: b.work,
     })
 }

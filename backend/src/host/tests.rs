@@ -117,7 +117,8 @@ fn is_nan16(b: &[u8]) -> bool {
 }
 
 /// An elementwise chain is one loop nest (no intermediate arrays); a
-/// reduction and what follows it are one stage each.
+/// reduction over rows and what follows it on the same rows are one row
+/// stage.
 #[test]
 fn elementwise_chains_are_one_stage() {
     let src = "kernel k(%x: f16[64, 32], %s: f32[32]) -> (out0: f16[64, 32]) {
@@ -137,6 +138,15 @@ fn elementwise_chains_are_one_stage() {
   %2 = sub %x, %1 : f32[8, 16]
   %3 = exp %2 : f32[8, 16]
   return %3
+}
+";
+    let m = parse_module(src).unwrap();
+    assert_eq!(HostKernel::compile(&m.kernels[0]).unwrap().stages(), 1);
+    // A reduction over the first axis is not row-local to its consumer.
+    let src = "kernel k(%x: f32[8, 16]) -> (out0: f32[8, 16]) {
+  %0 = max %x axes=[0] : f32[16]
+  %1 = sub %x, %0 : f32[8, 16]
+  return %1
 }
 ";
     let m = parse_module(src).unwrap();

@@ -7,6 +7,7 @@
 //! in the reference interpreter).
 
 mod gemm;
+mod simd;
 
 use super::HostError;
 use super::elem::{El, Emit, Math, mem};
@@ -67,28 +68,61 @@ pub(super) fn lower_stage(
         k,
         sched,
         frame,
+        row: None,
     };
-    match &sched.stages[s] {
-        Stage::Map {
-            dims,
-            nodes,
-            stores,
-        } => l.map(dims, nodes, stores)?,
-        Stage::Reduce { node } => l.reduce(*node)?,
-        Stage::Pack {
-            src,
-            dst,
-            valid,
-            padded,
-            int,
-        } => l.pack(src, *dst, valid, padded, *int)?,
-        Stage::Gemm(g) => l.gemm(g)?,
-        Stage::Place { src, dst, dims } => l.copy(src, dst, dims)?,
-    }
+    l.stage(&sched.stages[s])?;
     let ok = l.e.fb.ins().iconst(types::I32, 0);
     l.e.fb.ins().return_(&[ok]);
     l.e.fb.seal_all_blocks();
     Ok(())
+}
+
+impl Lower<'_, '_, '_> {
+    /// One stage's loop nest (or, in a row stage, its part of one row).
+    fn stage(&mut self, stage: &Stage) -> Result<(), HostError> {
+        let l = self;
+        match stage {
+            Stage::Rows { rows, parts } => {
+                let parts = parts.clone();
+                l.stage_nest(rows, &mut |l, idx| {
+                    l.row = Some(idx.to_vec());
+                    for p in &parts {
+                        l.stage(p)?;
+                    }
+                    l.row = None;
+                    Ok(())
+                })?
+            }
+            Stage::Map {
+                dims,
+                nodes,
+                stores,
+            } => {
+                if l.vector_map_ok(dims, nodes) {
+                    l.vector_map(dims, nodes, stores)?
+                } else {
+                    l.map(dims, nodes, stores)?
+                }
+            }
+            Stage::Reduce { node } => {
+                if l.vector_reduce_ok(*node) {
+                    l.vector_reduce(*node)?
+                } else {
+                    l.reduce(*node)?
+                }
+            }
+            Stage::Pack {
+                src,
+                dst,
+                valid,
+                padded,
+                int,
+            } => l.pack(src, *dst, valid, padded, *int)?,
+            Stage::Gemm(g) => l.gemm(g)?,
+            Stage::Place { src, dst, dims } => l.copy(src, dst, dims)?,
+        }
+        Ok(())
+    }
 }
 
 /// The number of indices of a stage's outermost axis (1 for a stage over a
@@ -96,6 +130,7 @@ pub(super) fn lower_stage(
 pub(super) fn outer_extent(k: &Kernel, stage: &Stage) -> u64 {
     let d = match stage {
         Stage::Map { dims, .. } | Stage::Place { dims, .. } => dims.clone(),
+        Stage::Rows { rows, .. } => rows.clone(),
         Stage::Pack { padded, .. } => padded.clone(),
         Stage::Reduce { node } => dims(k, Value::Node(*node as u32)).unwrap_or_default(),
         // Blocks of rows, over every batch index.
@@ -109,6 +144,8 @@ struct Lower<'k, 'a, 'b> {
     k: &'k Kernel,
     sched: &'k Schedule,
     frame: Frame,
+    /// In a row stage, the indices of the row its parts are lowered for.
+    row: Option<Vec<ClValue>>,
 }
 
 type Body<'f, 'k, 'a, 'b> =
@@ -120,12 +157,18 @@ impl<'k, 'a, 'b> Lower<'k, 'a, 'b> {
     }
 
     /// Runs `body` for every index of `dims`, row-major, the outermost axis
-    /// over the function's `lo..hi` (a scalar's one iteration is index 0).
+    /// over the function's `lo..hi` (a scalar's one iteration is index 0);
+    /// in a part of a row stage, for the indices of the current row.
     fn stage_nest(
         &mut self,
         dims: &[u64],
         body: &mut Body<'_, 'k, 'a, 'b>,
     ) -> Result<(), HostError> {
+        if let Some(prefix) = self.row.clone() {
+            // A part of a row stage: this row only.
+            let mut idx = prefix;
+            return self.nest_from(dims, &mut idx, body);
+        }
         let (lo, hi) = (self.frame.lo, self.frame.hi);
         if dims.is_empty() {
             // One iteration, in the range that holds index 0.
