@@ -27,6 +27,9 @@ pub(super) enum Place {
     Result(usize),
     /// A byte offset in the workspace.
     Work(u64),
+    /// A byte offset in the scratch of a row stage: the current row of a
+    /// value that no other stage reads (read with stride 0 over the rows).
+    Scratch(u64),
 }
 
 /// A strided read of a packed value: element `offset + Σ idx_d · strides[d]`
@@ -82,7 +85,13 @@ pub(super) enum Stage {
     /// what the others write, only its own row: one loop over the rows
     /// that runs each part on a row in turn, so a row's intermediates are
     /// still in cache when the next part reads them (softmax, layer_norm).
-    Rows { rows: Vec<u64>, parts: Vec<Stage> },
+    Rows {
+        rows: Vec<u64>,
+        parts: Vec<Stage>,
+        /// Bytes of scratch (per thread, on its stack) for the rows of the
+        /// values only its parts read.
+        scratch: u64,
+    },
     /// `dst[idx] = src[idx]` over `dims`: an output not computed in place,
     /// or one operand of a concat.
     Place {
@@ -553,6 +562,7 @@ fn fuse_rows(k: &Kernel, states: &[State], stages: Vec<Stage>) -> Result<Vec<Sta
             out.push(Stage::Rows {
                 rows,
                 parts: run.to_vec(),
+                scratch: 0,
             });
         } else {
             out.extend(run.iter().cloned());
@@ -560,6 +570,97 @@ fn fuse_rows(k: &Kernel, states: &[State], stages: Vec<Stage>) -> Result<Vec<Sta
         i = j;
     }
     Ok(out)
+}
+
+/// The places a stage reads.
+fn reads(k: &Kernel, states: &[State], st: &Stage) -> Vec<Place> {
+    let np = k.params.len();
+    let of = |v: usize| match &states[v] {
+        State::Stored(p) => Some(*p),
+        State::View(a) => Some(a.place),
+        State::Const(_) | State::Reg(_) => None,
+    };
+    match st {
+        Stage::Map { nodes, .. } => nodes
+            .iter()
+            .flat_map(|&i| k.nodes[i].args.iter().map(|&a| index(k, a)))
+            .filter(|&v| v < np || !nodes.contains(&(v - np)))
+            .filter_map(of)
+            .collect(),
+        Stage::Reduce { node } => of(index(k, k.nodes[*node].args[0])).into_iter().collect(),
+        Stage::Pack { src, .. } | Stage::Place { src, .. } => vec![src.place],
+        Stage::Gemm(g) => vec![g.a, g.b, g.c],
+        Stage::Rows { parts, .. } => parts.iter().flat_map(|p| reads(k, states, p)).collect(),
+    }
+}
+
+/// The most scratch a row stage takes on a thread's stack.
+const MAX_SCRATCH: u64 = 128 * 1024;
+
+/// Moves the rows of values that only one row stage reads (its own
+/// intermediates) from the workspace to that stage's scratch: each row is
+/// written and read back while it is in cache, and never goes to memory.
+fn row_scratch(k: &Kernel, states: &mut [State], stages: &mut [Stage]) {
+    for s in 0..stages.len() {
+        let Stage::Rows { rows, parts, .. } = &stages[s] else {
+            continue;
+        };
+        let rows = rows.clone();
+        let mut mine: Vec<u64> = parts
+            .iter()
+            .flat_map(|p| writes(k, states, p))
+            .filter_map(|p| match p {
+                Place::Work(off) => Some(off),
+                Place::Param(_) | Place::Result(_) | Place::Scratch(_) => None,
+            })
+            .collect();
+        let later: Vec<Place> = stages[s + 1..]
+            .iter()
+            .flat_map(|st| reads(k, states, st))
+            .collect();
+        mine.retain(|off| !later.contains(&Place::Work(*off)));
+        mine.sort_unstable();
+        mine.dedup();
+        let mut used = 0u64;
+        for off in mine {
+            let values: Vec<usize> = (0..states.len())
+                .filter(|&v| states[v] == State::Stored(Place::Work(off)))
+                .collect();
+            let Some(&first) = values.first() else {
+                continue;
+            };
+            let value = |v: usize| {
+                if v < k.params.len() {
+                    Value::Param(v as u32)
+                } else {
+                    Value::Node((v - k.params.len()) as u32)
+                }
+            };
+            let ty = k.ty(value(first));
+            let row: u64 = ty.shape.as_fixed().unwrap_or_default()[rows.len()..]
+                .iter()
+                .product();
+            let bytes = (row * ty.dtype.size_bytes() as u64).next_multiple_of(64);
+            if used + bytes > MAX_SCRATCH {
+                continue;
+            }
+            for v in values {
+                let d = k.ty(value(v)).shape.as_fixed().unwrap_or_default();
+                let mut strides = vec![0i64; rows.len()];
+                strides.extend(contiguous(&d[rows.len()..]));
+                states[v] = State::View(Access {
+                    place: Place::Scratch(used),
+                    dtype: k.ty(value(v)).dtype,
+                    strides,
+                    offset: 0,
+                });
+            }
+            used += bytes;
+        }
+        if let Stage::Rows { scratch, .. } = &mut stages[s] {
+            *scratch = used;
+        }
+    }
 }
 
 /// The constant value `v` is, if it is one.
@@ -619,7 +720,8 @@ pub(super) fn schedule(k: &Kernel) -> Result<Schedule, HostError> {
             dims: d,
         });
     }
-    let stages = fuse_rows(k, &b.states, b.stages)?;
+    let mut stages = fuse_rows(k, &b.states, b.stages)?;
+    row_scratch(k, &mut b.states, &mut stages);
     let consts = (0..b.states.len()).map(|v| constant(k, v)).collect();
     Ok(Schedule {
         consts,

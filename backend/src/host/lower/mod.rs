@@ -30,6 +30,10 @@ struct Frame {
     hi: ClValue,
     /// Whether the host has fused multiply-add.
     fma: bool,
+    /// The pointer type.
+    ptr: Type,
+    /// A row stage's scratch.
+    scratch: Option<cranelift_codegen::ir::StackSlot>,
 }
 
 /// Lowers stage `s` of `sched` into the function under construction in
@@ -62,6 +66,17 @@ pub(super) fn lower_stage(
         lo: p[3],
         hi: p[4],
         fma,
+        ptr,
+        scratch: match &sched.stages[s] {
+            Stage::Rows { scratch, .. } if *scratch > 0 => Some(fb.create_sized_stack_slot(
+                cranelift_codegen::ir::StackSlotData::new(
+                    cranelift_codegen::ir::StackSlotKind::ExplicitSlot,
+                    *scratch as u32,
+                    6,
+                ),
+            )),
+            _ => None,
+        },
     };
     let mut l = Lower {
         e: Emit { fb, math },
@@ -82,7 +97,7 @@ impl Lower<'_, '_, '_> {
     fn stage(&mut self, stage: &Stage) -> Result<(), HostError> {
         let l = self;
         match stage {
-            Stage::Rows { rows, parts } => {
+            Stage::Rows { rows, parts, .. } => {
                 let parts = parts.clone();
                 l.stage_nest(rows, &mut |l, idx| {
                     l.row = Some(idx.to_vec());
@@ -257,6 +272,14 @@ impl<'k, 'a, 'b> Lower<'k, 'a, 'b> {
             Place::Work(off) => {
                 let w = self.frame.work;
                 self.fb().ins().iadd_imm_s(w, off as i64)
+            }
+            Place::Scratch(off) => {
+                let slot = self
+                    .frame
+                    .scratch
+                    .unwrap_or_else(|| unreachable!("internal: scratch outside a row stage"));
+                let ptr = self.frame.ptr;
+                self.fb().ins().stack_addr(ptr, slot, off as i32)
             }
         }
     }

@@ -16,7 +16,7 @@ use super::super::elem::mem;
 use super::super::schedule::{Access, State, broadcast};
 use super::Lower;
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
-use cranelift_codegen::ir::{InstBuilder, MemFlagsData, Value as ClValue, types};
+use cranelift_codegen::ir::{BlockArg, InstBuilder, MemFlagsData, Value as ClValue, types};
 use std::collections::BTreeMap;
 use tessera_ir::{BinaryOp, DType, Op, ReduceOp, UnaryOp, Value};
 
@@ -378,6 +378,9 @@ impl<'k, 'a, 'b> Lower<'k, 'a, 'b> {
         let log2e = self.splat(std::f32::consts::LOG2_E);
         let c1 = self.splat(0.693_359_4);
         let c2 = self.splat(-2.121_944_4e-4);
+        let nc1 = self.splat(-0.693_359_4);
+        let nc2 = self.splat(2.121_944_4e-4);
+        let fma = self.frame.fma;
         const P: [f32; 6] = [
             1.987_569_1e-4,
             1.398_199_9e-3,
@@ -406,18 +409,34 @@ impl<'k, 'a, 'b> Lower<'k, 'a, 'b> {
         let tb = fb.ins().bitcast(types::I32X4, MemFlagsData::new(), t);
         let mb = fb.ins().bitcast(types::I32X4, MemFlagsData::new(), magic);
         let ni = fb.ins().isub(tb, mb);
-        let a = fb.ins().fmul(n, c1);
-        let r = fb.ins().fsub(xc, a);
-        let b = fb.ins().fmul(n, c2);
-        let r = fb.ins().fsub(r, b);
-        let z = fb.ins().fmul(r, r);
-        let mut q = p[0];
-        for &c in &p[1..] {
-            q = fb.ins().fmul(q, r);
-            q = fb.ins().fadd(q, c);
-        }
-        let q = fb.ins().fmul(q, z);
-        let q = fb.ins().fadd(q, r);
+        let (r, z, q) = if fma {
+            let r = fb.ins().fma(n, nc1, xc);
+            let r = fb.ins().fma(n, nc2, r);
+            let z = fb.ins().fmul(r, r);
+            let mut q = p[0];
+            for &c in &p[1..] {
+                q = fb.ins().fma(q, r, c);
+            }
+            (r, z, q)
+        } else {
+            let a = fb.ins().fmul(n, c1);
+            let r = fb.ins().fsub(xc, a);
+            let b = fb.ins().fmul(n, c2);
+            let r = fb.ins().fsub(r, b);
+            let z = fb.ins().fmul(r, r);
+            let mut q = p[0];
+            for &c in &p[1..] {
+                q = fb.ins().fmul(q, r);
+                q = fb.ins().fadd(q, c);
+            }
+            (r, z, q)
+        };
+        let q = if fma {
+            fb.ins().fma(q, z, r)
+        } else {
+            let q = fb.ins().fmul(q, z);
+            fb.ins().fadd(q, r)
+        };
         let q = fb.ins().fadd(q, one);
         // 2^n in two halves, each a normal power of two.
         let n1 = fb.ins().sshr_imm_u(ni, 1);
@@ -534,8 +553,9 @@ impl<'k, 'a, 'b> Lower<'k, 'a, 'b> {
         let len = in_dims[in_dims.len() - 1] as i64;
         let out = self.access(k.params.len() + node)?;
         let out_dims = super::dims(k, Value::Node(node as u32))?;
-        // Two vectors a step: the additions of one do not wait on the other.
-        let main = len - len % 8;
+        // Four vectors a step: the operations of one do not wait on the
+        // others.
+        let main = len - len % 16;
         let sum = matches!(op, ReduceOp::Sum | ReduceOp::Mean);
         self.stage_nest(&out_dims, &mut |l, oidx| {
             let fb = l.fb();
@@ -553,13 +573,15 @@ impl<'k, 'a, 'b> Lower<'k, 'a, 'b> {
             let body = fb.create_block();
             let exit = fb.create_block();
             fb.append_block_param(head, types::I64);
-            fb.append_block_param(head, V);
-            fb.append_block_param(head, V);
-            fb.ins()
-                .jump(head, &[zero.into(), init.into(), init.into()]);
+            let mut args: Vec<BlockArg> = vec![zero.into()];
+            for _ in 0..4 {
+                fb.append_block_param(head, V);
+                args.push(init.into());
+            }
+            fb.ins().jump(head, &args);
             fb.switch_to_block(head);
             let p = fb.block_params(head).to_vec();
-            let (j, acc0, acc1) = (p[0], p[1], p[2]);
+            let (j, accs) = (p[0], &p[1..]);
             let more = fb.ins().icmp_imm_s(IntCC::SignedLessThan, j, main);
             fb.ins().brif(more, body, &[], exit, &[]);
             fb.switch_to_block(body);
@@ -580,14 +602,17 @@ impl<'k, 'a, 'b> Lower<'k, 'a, 'b> {
                 let m = fb.ins().bitcast(V, MemFlagsData::new(), m);
                 fb.ins().bitselect(m, b, a)
             };
-            let x0 = fb.ins().load(V, mem(), at, 0);
-            let x1 = fb.ins().load(V, mem(), at, 16);
-            let n0 = combine(fb, acc0, x0);
-            let n1 = combine(fb, acc1, x1);
-            let j8 = fb.ins().iadd_imm_s(j, 8);
-            fb.ins().jump(head, &[j8.into(), n0.into(), n1.into()]);
+            let j16 = fb.ins().iadd_imm_s(j, 16);
+            let mut next: Vec<BlockArg> = vec![j16.into()];
+            for (t, &a) in accs.iter().enumerate() {
+                let x = fb.ins().load(V, mem(), at, 16 * t as i32);
+                next.push(combine(fb, a, x).into());
+            }
+            fb.ins().jump(head, &next);
             fb.switch_to_block(exit);
-            let acc = combine(fb, acc0, acc1);
+            let left = combine(fb, accs[0], accs[1]);
+            let right = combine(fb, accs[2], accs[3]);
+            let acc = combine(fb, left, right);
             // The lanes in order, then the tail.
             let mut parts: Vec<ClValue> = (0..4u8).map(|t| fb.ins().extractlane(acc, t)).collect();
             for t in main..len {
