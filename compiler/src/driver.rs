@@ -215,8 +215,13 @@ pub struct HostCode {
 pub fn compile_host(kernel: &Kernel, level: crate::opt::Level) -> Result<HostCode, Failure> {
     let machine = crate::simulate::machine(None)?;
     let optimised = crate::opt::optimise(kernel, &machine, level).map_err(Failure::Internal)?;
-    let host = tessera_backend::host::HostKernel::compile(&optimised.kernel)
-        .map_err(|e| Failure::Internal(format!("host code for `{}`: {e}", kernel.name)))?;
+    let host = tessera_backend::host::HostKernel::compile(&optimised.kernel).map_err(|e| {
+        if let tessera_backend::host::HostError::TooLarge { .. } = e {
+            Failure::input(vec![Diagnostic::new(Code::E0503, e.to_string())])
+        } else {
+            Failure::Internal(format!("host code for `{}`: {e}", kernel.name))
+        }
+    })?;
     Ok(HostCode {
         kernel: optimised.kernel,
         report: optimised.report,

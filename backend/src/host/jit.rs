@@ -61,6 +61,11 @@ impl HostKernel {
     /// Compiles a verified kernel with concrete dims.
     pub fn compile(kernel: &Kernel) -> Result<HostKernel, HostError> {
         let sched = schedule(kernel)?;
+        if sched.work_bytes > super::MAX_WORK_BYTES {
+            return Err(HostError::TooLarge {
+                bytes: sched.work_bytes,
+            });
+        }
         let isa = isa(false)?;
         let mut jb = JITBuilder::with_isa(isa, default_libcall_names());
         for ((name, _), f) in MATH.iter().zip(symbols()) {

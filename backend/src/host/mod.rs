@@ -38,6 +38,10 @@ pub use object::{HostObject, STATUS, compile_object};
 
 use std::fmt;
 
+/// The most workspace (intermediate values, packed matmul operands) a JIT
+/// run allocates: 4 GiB.
+pub const MAX_WORK_BYTES: u64 = 1 << 32;
+
 /// Why a kernel could not be compiled or run on the host.
 #[derive(Clone, Debug, PartialEq)]
 pub enum HostError {
@@ -48,6 +52,12 @@ pub enum HostError {
     Codegen(String),
     /// The inputs do not match the parameters.
     Inputs(String),
+    /// The kernel needs more workspace than a run may take
+    /// ([`MAX_WORK_BYTES`]).
+    TooLarge {
+        /// The bytes it needs.
+        bytes: u64,
+    },
     /// Integer division by zero at a node.
     DivByZero {
         /// The node.
@@ -61,6 +71,10 @@ impl fmt::Display for HostError {
             HostError::Unsupported(m) => write!(f, "the host backend cannot compile this: {m}"),
             HostError::Codegen(m) => write!(f, "internal: Cranelift refused the host code: {m}"),
             HostError::Inputs(m) => f.write_str(m),
+            HostError::TooLarge { bytes } => write!(
+                f,
+                "the host code needs {bytes} bytes of workspace for its intermediate values; a run takes at most {MAX_WORK_BYTES}"
+            ),
             HostError::DivByZero { node } => {
                 write!(f, "integer division by zero (node %{node})")
             }

@@ -423,6 +423,9 @@ fn host_error(
                 source: Some(src.clone()),
             }
         }
+        HostError::TooLarge { .. } => {
+            Failure::input(vec![Diagnostic::new(Code::E0503, e.to_string())])
+        }
         HostError::Unsupported(_) | HostError::Codegen(_) | HostError::Inputs(_) => {
             Failure::Internal(e.to_string())
         }

@@ -84,10 +84,17 @@ pub(super) fn lower_stage(
         sched,
         frame,
         row: None,
+        fails: Vec::new(),
     };
     l.stage(&sched.stages[s])?;
     let ok = l.e.fb.ins().iconst(types::I32, 0);
     l.e.fb.ins().return_(&[ok]);
+    for (fail, node) in std::mem::take(&mut l.fails) {
+        let fb = l.fb();
+        fb.switch_to_block(fail);
+        let code = fb.ins().iconst(types::I32, 1 + node as i64);
+        fb.ins().return_(&[code]);
+    }
     l.e.fb.seal_all_blocks();
     Ok(())
 }
@@ -161,6 +168,8 @@ struct Lower<'k, 'a, 'b> {
     frame: Frame,
     /// In a row stage, the indices of the row its parts are lowered for.
     row: Option<Vec<ClValue>>,
+    /// The blocks that return a division's failure, and its node.
+    fails: Vec<(Block, usize)>,
 }
 
 type Body<'f, 'k, 'a, 'b> =
@@ -326,17 +335,12 @@ impl<'k, 'a, 'b> Lower<'k, 'a, 'b> {
         }
     }
 
-    /// A block that returns the status of a division by zero at `node`.
+    /// A block that returns the status of a division by zero at `node`
+    /// (filled after the stage's code: a block is filled before another is
+    /// entered).
     fn fail_block(&mut self, node: usize) -> Block {
-        let fb = self.fb();
-        let here = fb.current_block();
-        let fail = fb.create_block();
-        fb.switch_to_block(fail);
-        let code = fb.ins().iconst(types::I32, 1 + node as i64);
-        fb.ins().return_(&[code]);
-        if let Some(b) = here {
-            fb.switch_to_block(b);
-        }
+        let fail = self.fb().create_block();
+        self.fails.push((fail, node));
         fail
     }
 
