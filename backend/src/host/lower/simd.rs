@@ -1,6 +1,8 @@
 //! Four lanes at a time (Cranelift's x86-64 vectors are 128-bit): map
-//! stages of f32 values whose operands run along the innermost axis with
-//! stride 1 or 0, and f32 reductions over a contiguous last axis.
+//! stages of float values (f16 and bf16 converted exactly to f32 lanes on
+//! load, rounded back after every op, as the scalar code does) whose
+//! operands run along the innermost axis with stride 1 or 0, and f32
+//! reductions over a contiguous last axis.
 //!
 //! Every element of a vector map goes through the same vector code, the
 //! last partial vector of a row too (its lanes loaded and stored one by
@@ -53,9 +55,9 @@ impl<'k, 'a, 'b> Lower<'k, 'a, 'b> {
         let vector_op = |op: &Op| match op {
             Op::Unary(u) => !matches!(u, UnaryOp::Log | UnaryOp::Sin | UnaryOp::Cos),
             Op::Binary(b) => !matches!(b, BinaryOp::Pow),
-            Op::Full { .. } | Op::BroadcastTo(_) | Op::Reshape(_) | Op::Cast(DType::F32) => true,
-            Op::Cast(_)
-            | Op::Compare(_)
+            Op::Full { .. } | Op::BroadcastTo(_) | Op::Reshape(_) => true,
+            Op::Cast(to) => to.is_float(),
+            Op::Compare(_)
             | Op::Select
             | Op::Reduce { .. }
             | Op::MatMul
@@ -65,12 +67,12 @@ impl<'k, 'a, 'b> Lower<'k, 'a, 'b> {
         };
         nodes.iter().all(|&i| {
             let n = &k.nodes[i];
-            n.ty.dtype == DType::F32
+            n.ty.dtype.is_float()
                 && vector_op(&n.op)
                 && n.args.iter().all(|&a| {
                     let v = super::index(k, a);
                     let in_map = v >= np && nodes.contains(&(v - np));
-                    k.ty(a).dtype == DType::F32
+                    k.ty(a).dtype.is_float()
                         && (in_map
                             || self.sched.consts[v].is_some()
                             || self.access(v).is_ok_and(|acc| {
@@ -141,6 +143,7 @@ impl<'k, 'a, 'b> Lower<'k, 'a, 'b> {
                     xs.push(x);
                 }
                 let y = l.vnode(&node.op, &xs)?;
+                let y = l.vround(node.ty.dtype, y);
                 regs.insert(np + i, y);
             }
             for (v, acc) in &outs {
@@ -199,8 +202,9 @@ impl<'k, 'a, 'b> Lower<'k, 'a, 'b> {
         Ok(())
     }
 
-    /// Lanes `j..j+4` of `acc` at `idx` (`j` its last index); with `lanes`
-    /// only those below it, the others 0.
+    /// Lanes `j..j+4` of `acc` at `idx` (`j` its last index) as f32; with
+    /// `lanes` only those below it, the others 0. f16 and bf16 lanes are
+    /// loaded as their bits and converted (exactly).
     fn vload(
         &mut self,
         acc: &Access,
@@ -209,46 +213,90 @@ impl<'k, 'a, 'b> Lower<'k, 'a, 'b> {
         lanes: Option<ClValue>,
     ) -> ClValue {
         let at = self.addr(acc, idx);
+        let half = acc.dtype != DType::F32;
+        let vec_ty = if half { types::I32X4 } else { V };
         let fb = self.fb();
-        if !unit {
-            let x = fb.ins().load(types::F32, mem(), at, 0);
-            return fb.ins().splat(V, x);
-        }
-        let Some(hi) = lanes else {
-            return fb.ins().load(V, mem(), at, 0);
+        let scalar = |fb: &mut cranelift_frontend::FunctionBuilder<'_>, off: i32| {
+            if half {
+                fb.ins().uload16(types::I32, mem(), at, off)
+            } else {
+                fb.ins().load(types::F32, mem(), at, off)
+            }
         };
-        let j = idx[idx.len() - 1];
-        let mut v = {
-            let z = fb.ins().f32const(0.0);
-            fb.ins().splat(V, z)
+        let raw = if !unit {
+            let x = scalar(fb, 0);
+            fb.ins().splat(vec_ty, x)
+        } else if let Some(hi) = lanes {
+            let j = idx[idx.len() - 1];
+            let z = if half {
+                fb.ins().iconst(types::I32, 0)
+            } else {
+                fb.ins().f32const(0.0)
+            };
+            let mut v = fb.ins().splat(vec_ty, z);
+            let step = acc.dtype.size_bytes() as i32;
+            for t in 0..4u8 {
+                let fb = self.fb();
+                let jt = fb.ins().iadd_imm_s(j, i64::from(t));
+                let inside = fb.ins().icmp(IntCC::SignedLessThan, jt, hi);
+                let load = fb.create_block();
+                let join = fb.create_block();
+                fb.append_block_param(join, vec_ty);
+                fb.ins().brif(inside, load, &[], join, &[v.into()]);
+                fb.switch_to_block(load);
+                let x = scalar(fb, i32::from(t) * step);
+                let w = fb.ins().insertlane(v, x, t);
+                fb.ins().jump(join, &[w.into()]);
+                fb.switch_to_block(join);
+                v = fb.block_params(join)[0];
+            }
+            v
+        } else if half {
+            fb.ins().uload16x4(mem(), at, 0)
+        } else {
+            fb.ins().load(V, mem(), at, 0)
         };
-        for t in 0..4u8 {
-            let fb = self.fb();
-            let jt = fb.ins().iadd_imm_s(j, i64::from(t));
-            let inside = fb.ins().icmp(IntCC::SignedLessThan, jt, hi);
-            let load = fb.create_block();
-            let join = fb.create_block();
-            fb.append_block_param(join, V);
-            fb.ins().brif(inside, load, &[], join, &[v.into()]);
-            fb.switch_to_block(load);
-            let x = fb.ins().load(types::F32, mem(), at, i32::from(t) * 4);
-            let w = fb.ins().insertlane(v, x, t);
-            fb.ins().jump(join, &[w.into()]);
-            fb.switch_to_block(join);
-            v = fb.block_params(join)[0];
+        match acc.dtype {
+            DType::F16 => self.vf16_to_f32(raw),
+            DType::BF16 => {
+                let fb = self.fb();
+                let b = fb.ins().ishl_imm_u(raw, 16);
+                fb.ins().bitcast(V, MemFlagsData::new(), b)
+            }
+            DType::F32 | DType::I8 | DType::I32 | DType::Bool => raw,
         }
-        v
     }
 
-    /// Stores lanes of `y` at `idx` of `acc` (contiguous), only those below
-    /// `lanes` when given.
+    /// Stores lanes of `y` (a value of `acc`'s dtype, in f32) at `idx` of
+    /// `acc` (contiguous), only those below `lanes` when given.
     fn vstore(&mut self, acc: &Access, idx: &[ClValue], y: ClValue, lanes: Option<ClValue>) {
         let at = self.addr(acc, idx);
+        let bits = match acc.dtype {
+            DType::F16 => Some(self.vf32_to_f16(y)),
+            DType::BF16 => Some(self.vf32_to_bf16(y)),
+            DType::F32 | DType::I8 | DType::I32 | DType::Bool => None,
+        };
         let Some(hi) = lanes else {
-            self.fb().ins().store(mem(), y, at, 0);
+            let fb = self.fb();
+            match bits {
+                None => {
+                    fb.ins().store(mem(), y, at, 0);
+                }
+                Some(b) => {
+                    // Four 16-bit lanes: narrow (every lane is ≤ 0xffff),
+                    // then the low 8 bytes.
+                    let n = fb.ins().unarrow(b, b);
+                    let le = MemFlagsData::new()
+                        .with_endianness(cranelift_codegen::ir::Endianness::Little);
+                    let w = fb.ins().bitcast(types::I64X2, le, n);
+                    let lo = fb.ins().extractlane(w, 0);
+                    fb.ins().store(mem(), lo, at, 0);
+                }
+            }
             return;
         };
         let j = idx[idx.len() - 1];
+        let step = acc.dtype.size_bytes() as i32;
         for t in 0..4u8 {
             let fb = self.fb();
             let jt = fb.ins().iadd_imm_s(j, i64::from(t));
@@ -257,10 +305,145 @@ impl<'k, 'a, 'b> Lower<'k, 'a, 'b> {
             let next = fb.create_block();
             fb.ins().brif(inside, store, &[], next, &[]);
             fb.switch_to_block(store);
-            let x = fb.ins().extractlane(y, t);
-            fb.ins().store(mem(), x, at, i32::from(t) * 4);
+            match bits {
+                None => {
+                    let x = fb.ins().extractlane(y, t);
+                    fb.ins().store(mem(), x, at, i32::from(t) * step);
+                }
+                Some(b) => {
+                    let x = fb.ins().extractlane(b, t);
+                    fb.ins().istore16(mem(), x, at, i32::from(t) * step);
+                }
+            }
             fb.ins().jump(next, &[]);
             fb.switch_to_block(next);
+        }
+    }
+
+    fn isplat(&mut self, x: i64) -> ClValue {
+        let fb = self.fb();
+        let c = fb.ins().iconst(types::I32, x);
+        fb.ins().splat(types::I32X4, c)
+    }
+
+    /// `bitselect` on an integer mask.
+    fn vsel(&mut self, mask: ClValue, a: ClValue, b: ClValue) -> ClValue {
+        let fb = self.fb();
+        let ty = fb.func.dfg.value_type(a);
+        let m = if fb.func.dfg.value_type(mask) == ty {
+            mask
+        } else {
+            fb.ins().bitcast(ty, MemFlagsData::new(), mask)
+        };
+        fb.ins().bitselect(m, a, b)
+    }
+
+    /// f16 bits (in i32 lanes) to f32, exactly: normals rebiased, infinity
+    /// and NaN to the f32 ones, subnormals through one exact subtraction.
+    fn vf16_to_f32(&mut self, h: ClValue) -> ClValue {
+        let lo15 = self.isplat(0x7fff);
+        let expmask = self.isplat(0x0f80_0000);
+        let bias = self.isplat(0x3800_0000);
+        let one_exp = self.isplat(0x0080_0000);
+        let signbit = self.isplat(0x8000);
+        let zero = self.isplat(0);
+        let magic = self.splat(f32::from_bits(113 << 23));
+        let fb = self.fb();
+        let o = fb.ins().band(h, lo15);
+        let o = fb.ins().ishl_imm_u(o, 13);
+        let e = fb.ins().band(o, expmask);
+        let o = fb.ins().iadd(o, bias);
+        let special = fb.ins().icmp(IntCC::Equal, e, expmask);
+        let o_special = fb.ins().iadd(o, bias);
+        let sub = fb.ins().icmp(IntCC::Equal, e, zero);
+        let o_sub = fb.ins().iadd(o, one_exp);
+        let o_sub = fb.ins().bitcast(V, MemFlagsData::new(), o_sub);
+        let o_sub = fb.ins().fsub(o_sub, magic);
+        let o_sub = fb.ins().bitcast(types::I32X4, MemFlagsData::new(), o_sub);
+        let o = self.vsel(special, o_special, o);
+        let o = self.vsel(sub, o_sub, o);
+        let fb = self.fb();
+        let s = fb.ins().band(h, signbit);
+        let s = fb.ins().ishl_imm_u(s, 16);
+        let o = fb.ins().bor(o, s);
+        fb.ins().bitcast(V, MemFlagsData::new(), o)
+    }
+
+    /// f32 to f16 bits (in i32 lanes), rounding to nearest even: overflow to
+    /// infinity, subnormals by one f32 addition that rounds at 2^-24, NaN
+    /// quiet.
+    fn vf32_to_f16(&mut self, y: ClValue) -> ClValue {
+        let signmask = self.isplat(i64::from(i32::MIN));
+        let f16max = self.isplat(0x4780_0000);
+        let infbits = self.isplat(0x7f80_0000);
+        let qnan = self.isplat(0x7e00);
+        let inf16 = self.isplat(0x7c00);
+        let smallest = self.isplat(0x3880_0000);
+        let magic_i = self.isplat(0x3f00_0000);
+        let magic = self.splat(0.5);
+        let rebias = self.isplat(((15 - 127) << 23) + 0xfff);
+        let one = self.isplat(1);
+        let fb = self.fb();
+        let u = fb.ins().bitcast(types::I32X4, MemFlagsData::new(), y);
+        let sign = fb.ins().band(u, signmask);
+        let f = fb.ins().bxor(u, sign);
+        // Too large: infinity, or NaN.
+        let big = fb.ins().icmp(IntCC::SignedGreaterThanOrEqual, f, f16max);
+        let nan = fb.ins().icmp(IntCC::SignedGreaterThan, f, infbits);
+        // Subnormal or zero.
+        let small = fb.ins().icmp(IntCC::SignedLessThan, f, smallest);
+        let ff = fb.ins().bitcast(V, MemFlagsData::new(), f);
+        let t = fb.ins().fadd(ff, magic);
+        let t = fb.ins().bitcast(types::I32X4, MemFlagsData::new(), t);
+        let o_small = fb.ins().isub(t, magic_i);
+        // Normal: rebias, round half to even at bit 13.
+        let odd = fb.ins().ushr_imm_u(f, 13);
+        let odd = fb.ins().band(odd, one);
+        let n = fb.ins().iadd(f, rebias);
+        let n = fb.ins().iadd(n, odd);
+        let o_norm = fb.ins().ushr_imm_u(n, 13);
+        let o_big = self.vsel(nan, qnan, inf16);
+        let o = self.vsel(small, o_small, o_norm);
+        let o = self.vsel(big, o_big, o);
+        let fb = self.fb();
+        let s = fb.ins().ushr_imm_u(sign, 16);
+        fb.ins().bor(o, s)
+    }
+
+    /// f32 to bf16 bits (in i32 lanes), rounding to nearest even; NaN quiet.
+    fn vf32_to_bf16(&mut self, y: ClValue) -> ClValue {
+        let abs = self.isplat(0x7fff_ffff);
+        let infbits = self.isplat(0x7f80_0000);
+        let quiet = self.isplat(0x40);
+        let one = self.isplat(1);
+        let half = self.isplat(0x7fff);
+        let fb = self.fb();
+        let u = fb.ins().bitcast(types::I32X4, MemFlagsData::new(), y);
+        let a = fb.ins().band(u, abs);
+        let nan = fb.ins().icmp(IntCC::SignedGreaterThan, a, infbits);
+        let hi = fb.ins().ushr_imm_u(u, 16);
+        let q = fb.ins().bor(hi, quiet);
+        let lsb = fb.ins().band(hi, one);
+        let r = fb.ins().iadd(u, half);
+        let r = fb.ins().iadd(r, lsb);
+        let r = fb.ins().ushr_imm_u(r, 16);
+        self.vsel(nan, q, r)
+    }
+
+    /// Rounds four f32 lanes to `dtype` (f16, bf16; f32 is itself).
+    fn vround(&mut self, dtype: DType, y: ClValue) -> ClValue {
+        match dtype {
+            DType::F16 => {
+                let b = self.vf32_to_f16(y);
+                self.vf16_to_f32(b)
+            }
+            DType::BF16 => {
+                let b = self.vf32_to_bf16(y);
+                let fb = self.fb();
+                let b = fb.ins().ishl_imm_u(b, 16);
+                fb.ins().bitcast(V, MemFlagsData::new(), b)
+            }
+            DType::F32 | DType::I8 | DType::I32 | DType::Bool => y,
         }
     }
 
