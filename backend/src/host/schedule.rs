@@ -75,9 +75,13 @@ pub(super) enum Stage {
         valid: Vec<u64>,
         padded: Vec<u64>,
         int: bool,
+        /// B's layout: per batch index, each panel of `GEMM_COLS` columns
+        /// whole (`[panel, k, GEMM_COLS]`), so that the product reads a
+        /// panel's rows one after another, not a matrix row apart.
+        panels: bool,
     },
     /// A matmul of packed operands (`a`: `[batch, m_pad, k]`, `b`: `[batch,
-    /// k, n_pad]`) into the accumulator `c` (`[batch, m_pad, n_pad]`, f32 or
+    /// n_pad / 8, k, 8]`) into the accumulator `c` (`[batch, m_pad, n_pad]`, f32 or
     /// i32), in blocks of 4 rows and 8 columns; each block of rows is then
     /// written to the node's result in its dtype.
     Gemm(Gemm),
@@ -327,6 +331,7 @@ impl Builder<'_> {
             valid: va,
             padded: pa,
             int,
+            panels: false,
         });
         self.stages.push(Stage::Pack {
             src: sb,
@@ -334,6 +339,7 @@ impl Builder<'_> {
             valid: vb,
             padded: pb,
             int,
+            panels: true,
         });
         self.stages.push(Stage::Gemm(Gemm {
             node: i,

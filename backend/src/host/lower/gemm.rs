@@ -31,8 +31,11 @@ impl Lower<'_, '_, '_> {
         valid: &[u64],
         padded: &[u64],
         int: bool,
+        panels: bool,
     ) -> Result<(), HostError> {
         let r = padded.len();
+        let batch_strides = contiguous(&padded[..r - 2]);
+        let (k, n_pad) = (padded[r - 2] as i64, padded[r - 1] as i64);
         let (et, dtype) = if int {
             (types::I32, DType::I32)
         } else {
@@ -75,7 +78,29 @@ impl Lower<'_, '_, '_> {
             fb.ins().jump(join, &[x.into()]);
             fb.switch_to_block(join);
             let v = fb.block_params(join)[0];
-            let to = l.addr(&out, idx);
+            let to = if panels {
+                // ((batch · panels + j / 8) · k + l) · 8 + j % 8
+                let fb = l.fb();
+                let mut b = fb.ins().iconst(types::I64, 0);
+                for (&i, &st) in idx.iter().zip(&batch_strides) {
+                    let t = fb.ins().imul_imm_s(i, st);
+                    b = fb.ins().iadd(b, t);
+                }
+                let per = n_pad / GEMM_COLS as i64;
+                let b = fb.ins().imul_imm_s(b, per);
+                let jp = fb.ins().ushr_imm_u(idx[r - 1], 3);
+                let jl = fb.ins().band_imm_u(idx[r - 1], 7);
+                let p = fb.ins().iadd(b, jp);
+                let p = fb.ins().imul_imm_s(p, k);
+                let p = fb.ins().iadd(p, idx[r - 2]);
+                let p = fb.ins().imul_imm_s(p, GEMM_COLS as i64);
+                let p = fb.ins().iadd(p, jl);
+                let p = fb.ins().imul_imm_s(p, 4);
+                let base = l.base(dst);
+                l.fb().ins().iadd(base, p)
+            } else {
+                l.addr(&out, idx)
+            };
             let v = if int { El::I(v) } else { El::F(v) };
             l.e.store(dtype, v, to);
             Ok(())
@@ -188,9 +213,10 @@ impl Lower<'_, '_, '_> {
         let a_off = fb.ins().imul_imm_s(row0, k * 4);
         let a_row = fb.ins().iadd(abase, a_off);
         let col0 = fb.ins().imul_imm_s(jb, GEMM_COLS as i64);
-        let bk = fb.ins().imul_imm_s(b, k * n_pad);
-        let b_off = fb.ins().iadd(bk, col0);
-        let b_off = fb.ins().imul_imm_s(b_off, 4);
+        // B's panel jb of batch b: [k, 8] contiguous.
+        let bp = fb.ins().imul_imm_s(b, n_pad / GEMM_COLS as i64);
+        let bp = fb.ins().iadd(bp, jb);
+        let b_off = fb.ins().imul_imm_s(bp, k * GEMM_COLS as i64 * 4);
         let b_col = fb.ins().iadd(bbase, b_off);
         let c_off = fb.ins().imul_imm_s(row0, n_pad);
         let c_off = fb.ins().iadd(c_off, col0);
@@ -228,42 +254,74 @@ impl Lower<'_, '_, '_> {
             args.push(fb.ins().load(vt, mem(), c_at, off).into());
         }
         fb.ins().jump(head, &args);
-        // for l in k0..k1
+        // One step of K: the accumulators after A[rows, l] · B[l, panel].
+        let step = |fb: &mut cranelift_frontend::FunctionBuilder<'_>,
+                    l: ClValue,
+                    acc: &[ClValue]|
+         -> Vec<ClValue> {
+            let boff = fb.ins().imul_imm_s(l, GEMM_COLS as i64 * 4);
+            let brow = fb.ins().iadd(b_col, boff);
+            let b0 = fb.ins().load(vt, mem(), brow, 0);
+            let b1 = fb.ins().load(vt, mem(), brow, 16);
+            let aoff = fb.ins().imul_imm_s(l, 4);
+            let acol = fb.ins().iadd(a_row, aoff);
+            let mut next = Vec::with_capacity(acc.len());
+            for r in 0..GEMM_ROWS as usize {
+                let a = fb.ins().load(et, mem(), acol, (r as i64 * k * 4) as i32);
+                let av = fb.ins().splat(vt, a);
+                for (v, bv) in [b0, b1].into_iter().enumerate() {
+                    let s = acc[2 * r + v];
+                    next.push(if g.int {
+                        let p = fb.ins().imul(av, bv);
+                        fb.ins().iadd(s, p)
+                    } else if fma {
+                        fb.ins().fma(av, bv, s)
+                    } else {
+                        let p = fb.ins().fmul(av, bv);
+                        fb.ins().fadd(s, p)
+                    });
+                }
+            }
+            next
+        };
+        let args = |l: ClValue, acc: &[ClValue]| -> Vec<BlockArg> {
+            std::iter::once(l)
+                .chain(acc.iter().copied())
+                .map(BlockArg::from)
+                .collect()
+        };
+        // Two steps of K a turn (half the loop's moves of the accumulators),
+        // then the odd last one.
+        let head1 = fb.create_block();
+        let body1 = fb.create_block();
+        fb.append_block_param(head1, types::I64);
+        for _ in &slots {
+            fb.append_block_param(head1, vt);
+            fb.append_block_param(exit, vt);
+        }
         fb.switch_to_block(head);
         let params = fb.block_params(head).to_vec();
         let (l, acc) = (params[0], &params[1..]);
-        let more = fb.ins().icmp(IntCC::SignedLessThan, l, k1);
-        fb.ins().brif(more, body, &[], exit, &[]);
+        let l2 = fb.ins().iadd_imm_s(l, 2);
+        let two = fb.ins().icmp(IntCC::SignedLessThanOrEqual, l2, k1);
+        fb.ins().brif(two, body, &[], head1, &args(l, acc));
         fb.switch_to_block(body);
-        let boff = fb.ins().imul_imm_s(l, n_pad * 4);
-        let brow = fb.ins().iadd(b_col, boff);
-        let b0 = fb.ins().load(vt, mem(), brow, 0);
-        let b1 = fb.ins().load(vt, mem(), brow, 16);
-        let aoff = fb.ins().imul_imm_s(l, 4);
-        let acol = fb.ins().iadd(a_row, aoff);
-        let mut next: Vec<BlockArg> = Vec::with_capacity(slots.len() + 1);
+        let once = step(fb, l, acc);
         let l1 = fb.ins().iadd_imm_s(l, 1);
-        next.push(l1.into());
-        for r in 0..GEMM_ROWS as usize {
-            let a = fb.ins().load(et, mem(), acol, (r as i64 * k * 4) as i32);
-            let av = fb.ins().splat(vt, a);
-            for (v, bv) in [b0, b1].into_iter().enumerate() {
-                let s = acc[2 * r + v];
-                let t = if g.int {
-                    let p = fb.ins().imul(av, bv);
-                    fb.ins().iadd(s, p)
-                } else if fma {
-                    fb.ins().fma(av, bv, s)
-                } else {
-                    let p = fb.ins().fmul(av, bv);
-                    fb.ins().fadd(s, p)
-                };
-                next.push(t.into());
-            }
-        }
-        fb.ins().jump(head, &next);
+        let twice = step(fb, l1, &once);
+        fb.ins().jump(head, &args(l2, &twice));
+        fb.switch_to_block(head1);
+        let params = fb.block_params(head1).to_vec();
+        let (l, acc) = (params[0], &params[1..]);
+        let more = fb.ins().icmp(IntCC::SignedLessThan, l, k1);
+        fb.ins().brif(more, body1, &[], exit, &args(l, acc)[1..]);
+        fb.switch_to_block(body1);
+        let once = step(fb, l, acc);
+        let l1 = fb.ins().iadd_imm_s(l, 1);
+        fb.ins().jump(head1, &args(l1, &once));
         fb.switch_to_block(exit);
-        for (&off, &a) in slots.iter().zip(acc) {
+        let acc = fb.block_params(exit).to_vec();
+        for (&off, &a) in slots.iter().zip(&acc) {
             fb.ins().store(mem(), a, c_at, off);
         }
         Ok(())

@@ -139,7 +139,8 @@ impl Lower<'_, '_, '_> {
                 valid,
                 padded,
                 int,
-            } => l.pack(src, *dst, valid, padded, *int)?,
+                panels,
+            } => l.pack(src, *dst, valid, padded, *int, *panels)?,
             Stage::Gemm(g) => l.gemm(g)?,
             Stage::Place { src, dst, dims } => l.copy(src, dst, dims)?,
         }
