@@ -1,10 +1,15 @@
-//! Tessera's code generators: they translate a [`tessera_ir::plan::Plan`]
-//! into target code.
+//! Tessera's code generators.
 //!
-//! - [`npu`]: NPU assembly and bytecode for `tessera-sim`.
+//! - [`npu`]: a [`tessera_ir::plan::Plan`] to NPU assembly and bytecode for
+//!   `tessera-sim`.
+//! - [`host`]: the optimised IR to native code through Cranelift (JIT, or an
+//!   object file and its C header).
 //!
-//! **Architecture invariant:** a backend makes no scheduling decisions; it
-//! either translates a verified plan or returns an error.
+//! **Architecture invariant:** the NPU backend makes no scheduling decisions;
+//! it either translates a verified plan or returns an error. The host backend
+//! derives its own schedule from the optimised IR alone (the NPU plan's
+//! buffers and cores do not apply to a CPU), and its results never depend on
+//! the thread count.
 
 pub mod host;
 pub mod npu;

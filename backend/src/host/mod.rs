@@ -1,30 +1,35 @@
-//! Host code through Cranelift: a verified, concrete kernel lowered to one
-//! native function, compiled in-process (JIT) and run on the CPU.
+//! Host code through Cranelift: a verified, concrete kernel compiled to
+//! native functions, one per stage, run in-process (JIT) or written to an
+//! object file with a C entry point (`docs/host.md`).
 //!
-//! - [`lower`](self::lower): the kernel to a CLIF function, one loop nest per
-//!   value (the host schedule: row-major, innermost axis last).
+//! - `schedule`: the host schedule (which values are stored, viewed or kept
+//!   in registers; the map, row, reduce, pack/GEMM and place stages).
+//! - `lower`: a stage to a CLIF function over a range of its outermost axis
+//!   (`simd`: four-lane maps and reductions; `gemm`: the blocked matmul).
 //! - `elem`: what one element is in registers, its loads, stores and
 //!   conversions, and the elementwise ops on it.
-//! - `jit`: the Cranelift JIT module, the math functions it links, and the
-//!   one call into native code.
+//! - `module`: the ISA and the stage functions the JIT and objects share;
+//!   `jit`: the JIT module and the parallel runner; `object`: the object
+//!   file, its entry point and C header.
 //!
 //! **Memory.** Every tensor is packed row-major in its storage dtype: f16 and
-//! bf16 as their 16-bit patterns, i8 as a byte, bool as one byte 0 or 1. The
-//! function takes a table of parameter pointers, a table of result pointers
-//! and a workspace for the values that are neither; a `reshape` is the bytes
-//! of its operand.
+//! bf16 as their 16-bit patterns, i8 as a byte, bool as one byte 0 or 1. A
+//! stage function takes a table of parameter pointers, a table of result
+//! pointers, a workspace for the values that are neither, and the range of
+//! its outermost axis to run; a `reshape` is the bytes of its operand.
 //!
 //! **Numerics** (`docs/language-notes.md`, "Numeric semantics"). Floats are
 //! f32 in registers; a value of dtype f16 or bf16 is rounded to it after every
 //! op, so `+ - * /`, `sqrt`, `maximum`, `minimum`, comparisons, `select` and
 //! casts give the reference's bits (f32 carries more than twice the bits of
-//! f16 and bf16, so rounding twice is rounding once). Transcendentals compute
-//! as the reference does, in f64 through libm, and round to the dtype.
-//! Reductions and matmuls accumulate floats in f64 and integers in wrapping
-//! i32, as the reference does.
+//! f16 and bf16, so rounding twice is rounding once). Transcendentals in
+//! scalar code compute as the reference does, in f64 through libm; in
+//! four-lane maps they are f32 polynomials within the spec's tolerance.
+//! Reductions accumulate floats in f64 (four f32 lanes first when
+//! vectorised), matmuls in f32, integers in wrapping i32.
 //!
-//! **Status.** The function returns 0, or `1 + node` when the integer
-//! division of that node met a zero divisor (the reference's error).
+//! **Status.** A stage returns 0, or `1 + node` when the integer division of
+//! that node met a zero divisor (the reference's error).
 
 mod elem;
 mod jit;
