@@ -123,16 +123,17 @@ fn budget(k: &Kernel) -> Result<(), InterpError> {
     Ok(())
 }
 
-/// Runs a kernel on inputs given in parameter order.
-pub fn run(k: &Kernel, inputs: &[Tensor]) -> Result<Vec<Tensor>, InterpError> {
-    crate::verify::verify_concrete(k).map_err(|e| InterpError::NotConcrete(e.to_string()))?;
+/// Checks that `inputs` match a concrete kernel's parameters, in order: their
+/// number, and each one's dtype, shape and element count (what every target
+/// that runs a kernel on host tensors checks first).
+pub fn check_inputs(k: &Kernel, inputs: &[Tensor]) -> Result<(), String> {
     if inputs.len() != k.params.len() {
-        return Err(InterpError::Inputs(format!(
+        return Err(format!(
             "`{}` takes {} inputs, {} given",
             k.name,
             k.params.len(),
             inputs.len()
-        )));
+        ));
     }
     for (p, t) in k.params.iter().zip(inputs) {
         let want = p.ty.shape.as_usize().unwrap_or_default();
@@ -140,12 +141,19 @@ pub fn run(k: &Kernel, inputs: &[Tensor]) -> Result<Vec<Tensor>, InterpError> {
             || want != t.shape
             || t.len() != Tensor::count(&t.shape).unwrap_or(0)
         {
-            return Err(InterpError::Inputs(format!(
+            return Err(format!(
                 "input `{}` is {}{:?}, the parameter is {}",
                 p.name, t.dtype, t.shape, p.ty
-            )));
+            ));
         }
     }
+    Ok(())
+}
+
+/// Runs a kernel on inputs given in parameter order.
+pub fn run(k: &Kernel, inputs: &[Tensor]) -> Result<Vec<Tensor>, InterpError> {
+    crate::verify::verify_concrete(k).map_err(|e| InterpError::NotConcrete(e.to_string()))?;
+    check_inputs(k, inputs).map_err(InterpError::Inputs)?;
     budget(k)?;
     let mut values: Vec<Tensor> = Vec::with_capacity(k.nodes.len());
     for (i, n) in k.nodes.iter().enumerate() {

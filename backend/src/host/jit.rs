@@ -136,26 +136,8 @@ impl HostKernel {
         reps: usize,
     ) -> Result<(Vec<f64>, Vec<Vec<u8>>), HostError> {
         let k = &self.kernel;
-        if inputs.len() != k.params.len() {
-            return Err(HostError::Inputs(format!(
-                "`{}` takes {} inputs, {} given",
-                k.name,
-                k.params.len(),
-                inputs.len()
-            )));
-        }
-        let mut ins: Vec<Vec<u8>> = Vec::with_capacity(inputs.len());
-        for (p, t) in k.params.iter().zip(inputs) {
-            let want = p.ty.shape.as_usize().unwrap_or_default();
-            if p.ty.dtype != t.dtype || want != t.shape || t.len() != want.iter().product::<usize>()
-            {
-                return Err(HostError::Inputs(format!(
-                    "input `{}` is {}{:?}, the parameter is {}",
-                    p.name, t.dtype, t.shape, p.ty
-                )));
-            }
-            ins.push(t.to_le_bytes());
-        }
+        tessera_ir::interp::check_inputs(k, inputs).map_err(HostError::Inputs)?;
+        let ins: Vec<Vec<u8>> = inputs.iter().map(Tensor::to_le_bytes).collect();
         let mut outs: Vec<Vec<u8>> = k
             .outputs
             .iter()

@@ -146,6 +146,15 @@ pub(super) fn index(k: &Kernel, v: Value) -> usize {
     }
 }
 
+/// The value at index `v` among parameters then nodes (inverse of
+/// [`index`]).
+pub(super) fn value(k: &Kernel, v: usize) -> Value {
+    match v.checked_sub(k.params.len()) {
+        None => Value::Param(v as u32),
+        Some(n) => Value::Node(n as u32),
+    }
+}
+
 pub(super) fn dims(k: &Kernel, v: Value) -> Result<Vec<u64>, HostError> {
     k.ty(v).shape.as_fixed().ok_or_else(|| {
         HostError::Unsupported(format!("`{}` has symbolic dims; bind them first", k.name))
@@ -192,11 +201,7 @@ impl Builder<'_> {
     }
 
     fn value(&self, v: usize) -> Value {
-        if v < self.k.params.len() {
-            Value::Param(v as u32)
-        } else {
-            Value::Node((v - self.k.params.len()) as u32)
-        }
+        value(self.k, v)
     }
 
     fn ty(&self, v: usize) -> &tessera_ir::TensorType {
@@ -513,9 +518,7 @@ fn row_local(k: &Kernel, states: &[State], st: &Stage, rows: &[u64], written: &[
         Stage::Map { nodes, .. } => nodes
             .iter()
             .flat_map(|&i| k.nodes[i].args.iter().map(|&a| index(k, a)))
-            .filter(|&v| {
-                !(v >= np && matches!(st, Stage::Map { nodes, .. } if nodes.contains(&(v - np))))
-            })
+            .filter(|&v| v < np || !nodes.contains(&(v - np)))
             .collect(),
         Stage::Reduce { node } => vec![index(k, k.nodes[*node].args[0])],
         Stage::Pack { .. } | Stage::Gemm(_) | Stage::Rows { .. } | Stage::Place { .. } => {
@@ -527,15 +530,7 @@ fn row_local(k: &Kernel, states: &[State], st: &Stage, rows: &[u64], written: &[
         State::View(a) => !written.contains(&a.place),
         State::Stored(p) => {
             !written.contains(p) || {
-                let d = k
-                    .ty(if v < np {
-                        Value::Param(v as u32)
-                    } else {
-                        Value::Node((v - np) as u32)
-                    })
-                    .shape
-                    .as_fixed()
-                    .unwrap_or_default();
+                let d = dims(k, value(k, v)).unwrap_or_default();
                 d.len() == rows.len() + 1 && d[..rows.len()] == *rows
             }
         }
@@ -545,7 +540,7 @@ fn row_local(k: &Kernel, states: &[State], st: &Stage, rows: &[u64], written: &[
 /// Groups runs of stages into row stages (see [`Stage::Rows`]): a run
 /// over the same row dims, holding a reduction, each stage row-local to
 /// what the earlier ones write.
-fn fuse_rows(k: &Kernel, states: &[State], stages: Vec<Stage>) -> Result<Vec<Stage>, HostError> {
+fn fuse_rows(k: &Kernel, states: &[State], stages: Vec<Stage>) -> Vec<Stage> {
     let mut out: Vec<Stage> = Vec::with_capacity(stages.len());
     let mut i = 0;
     while i < stages.len() {
@@ -575,7 +570,7 @@ fn fuse_rows(k: &Kernel, states: &[State], stages: Vec<Stage>) -> Result<Vec<Sta
         }
         i = j;
     }
-    Ok(out)
+    out
 }
 
 /// The places a stage reads.
@@ -635,14 +630,7 @@ fn row_scratch(k: &Kernel, states: &mut [State], stages: &mut [Stage]) {
             let Some(&first) = values.first() else {
                 continue;
             };
-            let value = |v: usize| {
-                if v < k.params.len() {
-                    Value::Param(v as u32)
-                } else {
-                    Value::Node((v - k.params.len()) as u32)
-                }
-            };
-            let ty = k.ty(value(first));
+            let ty = k.ty(value(k, first));
             let row: u64 = ty.shape.as_fixed().unwrap_or_default()[rows.len()..]
                 .iter()
                 .product();
@@ -651,12 +639,12 @@ fn row_scratch(k: &Kernel, states: &mut [State], stages: &mut [Stage]) {
                 continue;
             }
             for v in values {
-                let d = k.ty(value(v)).shape.as_fixed().unwrap_or_default();
+                let d = k.ty(value(k, v)).shape.as_fixed().unwrap_or_default();
                 let mut strides = vec![0i64; rows.len()];
                 strides.extend(contiguous(&d[rows.len()..]));
                 states[v] = State::View(Access {
                     place: Place::Scratch(used),
-                    dtype: k.ty(value(v)).dtype,
+                    dtype: k.ty(value(k, v)).dtype,
                     strides,
                     offset: 0,
                 });
@@ -726,7 +714,7 @@ pub(super) fn schedule(k: &Kernel) -> Result<Schedule, HostError> {
             dims: d,
         });
     }
-    let mut stages = fuse_rows(k, &b.states, b.stages)?;
+    let mut stages = fuse_rows(k, &b.states, b.stages);
     row_scratch(k, &mut b.states, &mut stages);
     let consts = (0..b.states.len()).map(|v| constant(k, v)).collect();
     Ok(Schedule {

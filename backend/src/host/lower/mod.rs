@@ -328,12 +328,7 @@ impl<'k, 'a, 'b> Lower<'k, 'a, 'b> {
     }
 
     fn value(&self, v: usize) -> Value {
-        let np = self.k.params.len();
-        if v < np {
-            Value::Param(v as u32)
-        } else {
-            Value::Node((v - np) as u32)
-        }
+        super::schedule::value(self.k, v)
     }
 
     /// A block that returns the status of a division by zero at `node`
