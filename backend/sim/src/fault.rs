@@ -20,6 +20,7 @@
 //! | E0710 | a cross-core flag counter overflowed |
 //! | E0711 | a core spun (2^16 scalar instructions without pipe work or sync), or the run passed its step limit (2^24 + 64 per GM byte) |
 //! | E0712 | the functional work limit was exceeded |
+//! | E0713 | the run was interrupted by its caller (`RunOptions::interrupt`) |
 
 use crate::isa::Pipe;
 use std::fmt;
@@ -84,6 +85,8 @@ pub enum FaultKind {
     StepLimit,
     /// E0712.
     WorkLimit,
+    /// E0713.
+    Interrupted,
 }
 
 impl FaultKind {
@@ -103,6 +106,7 @@ impl FaultKind {
             FaultKind::CrossCoreOverflow => "E0710",
             FaultKind::StepLimit => "E0711",
             FaultKind::WorkLimit => "E0712",
+            FaultKind::Interrupted => "E0713",
         }
     }
     /// A short title.
@@ -121,6 +125,7 @@ impl FaultKind {
             FaultKind::CrossCoreOverflow => "cross-core flag counter overflow",
             FaultKind::StepLimit => "step limit exceeded",
             FaultKind::WorkLimit => "functional work limit exceeded",
+            FaultKind::Interrupted => "interrupted",
         }
     }
 }

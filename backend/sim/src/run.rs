@@ -53,6 +53,10 @@ pub struct RunOptions {
     /// Fault past this much functional work in all (multiply-adds, vector
     /// lane operations, bytes moved / 16; default [`MAX_WORK`]).
     pub work_limit: u64,
+    /// Stop with fault `E0713` soon after this flag is set (an embedding
+    /// caller's Ctrl-C); checked every few thousand steps, so setting it
+    /// never changes what a run that finishes computes.
+    pub interrupt: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// The default step limit of a program whose tensors and workspace take
@@ -83,6 +87,7 @@ impl Default for RunOptions {
             trace: false,
             step_limit: None,
             work_limit: MAX_WORK,
+            interrupt: None,
         }
     }
 }
@@ -278,6 +283,7 @@ pub fn run(
             trace: opts.trace,
             step_limit: step_limit.saturating_sub(sum.steps),
             work_limit: opts.work_limit.saturating_sub(sum.work),
+            interrupt: opts.interrupt.clone(),
         };
         let engine = Engine::new(machine, program, li, eo, gm, lines);
         let (mut measured, g, l) = engine.run().map_err(RunError::Fault)?;

@@ -61,6 +61,8 @@ pub struct EngineOptions {
     /// Fault once this launch's functional work (multiply-adds, vector
     /// lane operations, bytes moved / 16) passes this.
     pub work_limit: u64,
+    /// A caller's request to stop (see `RunOptions::interrupt`).
+    pub interrupt: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// The most scalar instructions a core runs in a row without issuing pipe
@@ -522,11 +524,27 @@ impl<'a> Engine<'a> {
     /// Counts a step; `false` once past the step limit.
     fn step(&mut self) -> bool {
         self.m_out.steps += 1;
+        if self.m_out.steps.is_multiple_of(4096) && self.interrupted() {
+            return false;
+        }
         self.m_out.steps <= self.o.step_limit
     }
 
-    /// The step-limit fault.
+    fn interrupted(&self) -> bool {
+        self.o
+            .interrupt
+            .as_ref()
+            .is_some_and(|f| f.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    /// The step-limit fault (or the interrupt that stopped the steps).
     fn step_trap(&self) -> Trap {
+        if self.interrupted() {
+            return Trap::new(
+                FaultKind::Interrupted,
+                "the run was interrupted by its caller".to_string(),
+            );
+        }
         Trap::new(
             FaultKind::StepLimit,
             format!(
