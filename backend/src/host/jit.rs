@@ -46,15 +46,75 @@ fn symbols() -> [*const u8; 7] {
     ]
 }
 
-/// A kernel compiled for the host, ready to run.
+/// The JIT module that owns a kernel's code. After `finalize_definitions`
+/// it is never used again, only kept alive and dropped.
+struct Code(#[allow(dead_code)] JITModule);
+
+// SAFETY: `JITModule` is neither `Send` nor `Sync` because it holds raw
+// pointers to its code memory and a `RefCell` of symbols. `Code` keeps the
+// module only so that the memory lives as long as the kernel: nothing reads
+// the module or borrows its cells after construction, and the finalized
+// code it owns is immutable, so moving it to or sharing it between threads
+// (an embedding caller's thread pool) cannot race.
+#[allow(unsafe_code)]
+unsafe impl Send for Code {}
+#[allow(unsafe_code)]
+unsafe impl Sync for Code {}
+
+/// A kernel compiled for the host, ready to run (from any thread).
 pub struct HostKernel {
     // Owns the code the stage entries point into.
-    _module: JITModule,
+    _module: Code,
     /// Each stage's function and the extent of its outermost axis.
     stages: Vec<(usize, u64)>,
     work_bytes: u64,
+    /// Small enough to run on the calling thread: the parallel split's
+    /// own cost (microseconds) would exceed the work.
+    serial: bool,
     kernel: Kernel,
     clif: String,
+}
+
+/// Kernels whose tensors take at most this many bytes in all, and that do
+/// no matrix multiply, run on the calling thread (results are the same bits
+/// either way: the split never changes what an element computes).
+const SERIAL_BYTES: u64 = 64 * 1024;
+
+fn is_small(kernel: &Kernel) -> bool {
+    let bytes = |ty: &tessera_ir::TensorType| {
+        ty.shape.num_elements().unwrap_or(u64::MAX) * ty.dtype.size_bytes() as u64
+    };
+    let total = kernel
+        .params
+        .iter()
+        .map(|p| bytes(&p.ty))
+        .chain(kernel.outputs.iter().map(|o| bytes(kernel.ty(o.value))))
+        .fold(0u64, u64::saturating_add);
+    total <= SERIAL_BYTES
+        && !kernel
+            .nodes
+            .iter()
+            .any(|n| matches!(n.op, tessera_ir::Op::MatMul))
+}
+
+/// The thread pools of `--threads N`, made once per count.
+fn pool(n: usize) -> Result<std::sync::Arc<rayon::ThreadPool>, HostError> {
+    static POOLS: std::sync::Mutex<Vec<(usize, std::sync::Arc<rayon::ThreadPool>)>> =
+        std::sync::Mutex::new(Vec::new());
+    let mut pools = POOLS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((_, p)) = pools.iter().find(|(m, _)| *m == n) {
+        return Ok(p.clone());
+    }
+    let p = std::sync::Arc::new(
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build()
+            .map_err(|e| HostError::Inputs(format!("--threads {n}: {e}")))?,
+    );
+    pools.push((n, p.clone()));
+    Ok(p)
 }
 
 impl HostKernel {
@@ -80,9 +140,10 @@ impl HostKernel {
             .map(|(id, n)| (module.get_finalized_function(id) as usize, n))
             .collect();
         Ok(HostKernel {
-            _module: module,
+            _module: Code(module),
             stages,
             work_bytes: sched.work_bytes,
+            serial: is_small(kernel),
             kernel: kernel.clone(),
             clif: defined.clif,
         })
@@ -127,6 +188,62 @@ impl HostKernel {
         Ok(self.execute(inputs, threads, reps.max(1))?.0)
     }
 
+    /// Runs the kernel on inputs given as packed little-endian bytes (each
+    /// parameter's elements in row-major order, as `Tensor::to_le_bytes`
+    /// makes them) and writes the results into `outputs`, sized the same
+    /// way. Nothing is copied: the compiled code reads and writes these
+    /// buffers in place (an embedding caller's arrays). A length that does
+    /// not match its type is an error before anything runs.
+    pub fn run_packed(
+        &self,
+        inputs: &[&[u8]],
+        outputs: &mut [&mut [u8]],
+        threads: Option<usize>,
+    ) -> Result<(), HostError> {
+        let k = &self.kernel;
+        let bytes = |ty: &tessera_ir::TensorType| {
+            ty.shape.num_elements().unwrap_or(0) as usize * ty.dtype.size_bytes()
+        };
+        if inputs.len() != k.params.len() || outputs.len() != k.outputs.len() {
+            return Err(HostError::Inputs(format!(
+                "kernel `{}` takes {} inputs and {} results, not {} and {}",
+                k.name,
+                k.params.len(),
+                k.outputs.len(),
+                inputs.len(),
+                outputs.len()
+            )));
+        }
+        for (p, b) in k.params.iter().zip(inputs) {
+            if b.len() != bytes(&p.ty) {
+                return Err(HostError::Inputs(format!(
+                    "input `{}` has {} bytes, but {} takes {}",
+                    p.name,
+                    b.len(),
+                    p.ty,
+                    bytes(&p.ty)
+                )));
+            }
+        }
+        for (o, b) in k.outputs.iter().zip(outputs.iter()) {
+            let ty = k.ty(o.value);
+            if b.len() != bytes(ty) {
+                return Err(HostError::Inputs(format!(
+                    "result `{}` has {} bytes, but {ty} takes {}",
+                    o.name,
+                    b.len(),
+                    bytes(ty)
+                )));
+            }
+        }
+        let params: Vec<usize> = inputs.iter().map(|b| b.as_ptr() as usize).collect();
+        let results: Vec<usize> = outputs
+            .iter_mut()
+            .map(|b| b.as_mut_ptr() as usize)
+            .collect();
+        self.launch(&params, &results, threads, 1).map(|_| ())
+    }
+
     /// Packs the inputs, runs the stages `reps` times and returns each
     /// run's seconds and the packed results.
     fn execute(
@@ -146,20 +263,43 @@ impl HostKernel {
                 vec![0u8; ty.shape.num_elements().unwrap_or(0) as usize * ty.dtype.size_bytes()]
             })
             .collect();
-        let mut work = vec![0u8; self.work_bytes as usize];
         let params: Vec<usize> = ins.iter().map(|b| b.as_ptr() as usize).collect();
         let results: Vec<usize> = outs.iter_mut().map(|b| b.as_mut_ptr() as usize).collect();
+        let secs = self.launch(&params, &results, threads, reps)?;
+        Ok((secs, outs))
+    }
+
+    /// Runs the stages `reps` times on the buffers at `params` and
+    /// `results` (sized by the kernel's types) with a fresh workspace, and
+    /// returns each run's seconds.
+    fn launch(
+        &self,
+        params: &[usize],
+        results: &[usize],
+        threads: Option<usize>,
+        reps: usize,
+    ) -> Result<Vec<f64>, HostError> {
+        let mut work = vec![0u8; self.work_bytes as usize];
         let frame = [
             params.as_ptr() as usize,
             results.as_ptr() as usize,
             work.as_mut_ptr() as usize,
         ];
         let stages = &self.stages;
+        let serial = self.serial;
         let go = || {
             let mut secs = Vec::with_capacity(reps);
             for _ in 0..reps {
                 let t = std::time::Instant::now();
-                let status = run_stages(stages, frame);
+                let status = if serial {
+                    stages
+                        .iter()
+                        .map(|&(entry, n)| call(entry, frame, 0, n))
+                        .find(|&s| s != 0)
+                        .unwrap_or(0)
+                } else {
+                    run_stages(stages, frame)
+                };
                 secs.push(t.elapsed().as_secs_f64());
                 if status != 0 {
                     return Err(status);
@@ -169,18 +309,12 @@ impl HostKernel {
         };
         let timed = match threads {
             None => go(),
-            Some(n) => rayon::ThreadPoolBuilder::new()
-                .num_threads(n.max(1))
-                .build()
-                .map_err(|e| HostError::Inputs(format!("--threads {n}: {e}")))?
-                .install(go),
+            Some(_) if serial => go(),
+            Some(n) => pool(n.max(1))?.install(go),
         };
-        match timed {
-            Ok(secs) => Ok((secs, outs)),
-            Err(status) => Err(HostError::DivByZero {
-                node: (status - 1) as usize,
-            }),
-        }
+        timed.map_err(|status| HostError::DivByZero {
+            node: (status - 1) as usize,
+        })
     }
 }
 
@@ -213,8 +347,8 @@ fn call(entry: usize, frame: [usize; 3], lo: u64, hi: u64) -> i32 {
     type Entry = unsafe extern "C" fn(usize, usize, usize, i64, i64) -> i32;
     // SAFETY: `entry` is a finalized stage function `lower_stage` built with
     // this signature, and the module that owns it outlives the call. The
-    // frame holds the pointer tables of `run`, whose buffers are sized by
-    // the parameter and result types, and a workspace of the schedule's
+    // frame holds the pointer tables of `launch`, whose buffers are sized by
+    // the parameter and result types (`run_packed` checks its callers'), and a workspace of the schedule's
     // size; a stage writes only its own values' elements in `lo..hi`, so
     // ranges of one stage running at once touch disjoint bytes.
     unsafe {
