@@ -9,7 +9,7 @@
 
 use std::path::Path;
 use tessera_frontend::ast::{File, KernelDef};
-use tessera_ir::{Code, Diagnostic, DimEnv, Kernel};
+use tessera_ir::{Code, Diagnostic, DimEnv, Kernel, Tensor};
 
 /// A source file and its text.
 #[derive(Clone, Debug)]
@@ -388,3 +388,81 @@ fn fits_gm(kernel: &Kernel, plan: &tessera_ir::plan::Plan) -> Result<(), Failure
 
 #[cfg(test)]
 mod tests;
+
+/// Compares outputs with the reference under the spec's tolerances: one
+/// line per output (two where it mismatches, the first mismatch named), as
+/// `run --check` prints them, and whether all match.
+pub fn check_outputs(kernel: &Kernel, got: &[Tensor], reference: &[Tensor]) -> (Vec<String>, bool) {
+    use tessera_ir::compare::{Rule, compare};
+    let mut ok = true;
+    let mut lines = Vec::new();
+    for ((o, g), r) in kernel.outputs.iter().zip(got).zip(reference) {
+        let rule = Rule::for_value(kernel, o.value);
+        let c = compare(g, r, rule);
+        let verdict = if c.ok() { "ok" } else { "MISMATCH" };
+        lines.push(format!(
+            "check {:<10} max abs err {:.3e}  max rel err {:.3e}  ({})  {verdict}",
+            o.name,
+            c.max_abs,
+            c.max_rel,
+            rule.describe(c.max_ref)
+        ));
+        if let Some((i, g, r)) = c.first_mismatch {
+            lines.push(format!(
+                "      first mismatch at flat index {i}: got {g}, reference {r} ({} mismatches)",
+                c.mismatches
+            ));
+        }
+        ok &= c.ok();
+    }
+    (lines, ok)
+}
+
+/// The runtime fault of an integer division by zero at `span`.
+fn div_by_zero(span: Option<tessera_ir::Span>, src: &Source) -> Failure {
+    let mut d = Diagnostic::new(Code::E0700, "integer division by zero");
+    if let Some(s) = span {
+        d = d.primary(s, "a divisor is zero");
+    }
+    Failure::Fault {
+        diags: vec![d],
+        source: Some(src.clone()),
+    }
+}
+
+/// A host run's error as the reference's would be.
+pub fn host_failure(e: tessera_backend::host::HostError, kernel: &Kernel, src: &Source) -> Failure {
+    use tessera_backend::host::HostError;
+    match e {
+        HostError::DivByZero { node } => {
+            div_by_zero(kernel.nodes.get(node).and_then(|n| n.span), src)
+        }
+        HostError::TooLarge { .. } => {
+            Failure::input(vec![Diagnostic::new(Code::E0503, e.to_string())])
+        }
+        HostError::Unsupported(_) | HostError::Codegen(_) | HostError::Inputs(_) => {
+            Failure::Internal(e.to_string())
+        }
+    }
+}
+
+/// Runs the reference interpreter, mapping its errors to failures.
+pub fn run_reference(
+    kernel: &Kernel,
+    inputs: &[Tensor],
+    src: &Source,
+) -> Result<Vec<Tensor>, Failure> {
+    use tessera_ir::interp::{InterpError, run};
+    run(kernel, inputs).map_err(|e| match e {
+        InterpError::DivByZero { span, .. } => div_by_zero(span, src),
+        InterpError::TooLarge { .. } => {
+            Failure::input(vec![Diagnostic::new(Code::E0503, e.to_string())])
+        }
+        InterpError::Inputs(m) | InterpError::NotConcrete(m) => Failure::Internal(m),
+    })
+}
+
+/// `--emit opt-ir`: the optimised kernel and the optimiser's report.
+pub fn opt_ir_text(kernel: &Kernel, report: &crate::opt::Report) -> String {
+    tessera_ir::text::print_kernel(kernel) + &report.text()
+}

@@ -9,9 +9,11 @@
 //! and no machine model (backend/sim).
 
 pub mod bench;
+pub mod cache;
 pub mod cli;
 pub mod cost;
 pub mod driver;
+pub mod embed;
 pub mod files;
 pub mod host_bench;
 pub mod inputs;

@@ -127,9 +127,8 @@ pub(super) fn cmd_compile(io: &mut Io<'_>, a: &CompileArgs) -> Result<(), Failur
     write_outputs(io, a, &outputs)
 }
 
-/// `--emit opt-ir`: the optimised kernel and the optimiser's report.
 fn opt_ir(kernel: &tessera_ir::Kernel, report: &crate::opt::Report) -> Vec<u8> {
-    (tessera_ir::text::print_kernel(kernel) + &report.text()).into_bytes()
+    driver::opt_ir_text(kernel, report).into_bytes()
 }
 
 fn file_stem(p: &std::path::Path) -> String {

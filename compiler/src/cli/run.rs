@@ -3,7 +3,7 @@
 //! the trace and the outputs as `.npy` files.
 
 use super::{Io, RunArgs, Target};
-use crate::driver::{self, Failure, Source};
+use crate::driver::{self, Failure};
 use crate::files::{self, Claims};
 use crate::{inputs, simulate};
 use std::path::{Path, PathBuf};
@@ -149,7 +149,7 @@ pub(super) fn cmd_run(io: &mut Io<'_>, a: &RunArgs) -> Result<(), Failure> {
             .collect()
     };
     if a.target == Target::Ref {
-        let outputs = run_reference(&kernel, &inputs, &src)?;
+        let outputs = driver::run_reference(&kernel, &inputs, &src)?;
         return write_tensors(io, &a.out_dir, &kernel, &outputs, "ref");
     }
     if a.target == Target::Host {
@@ -157,9 +157,9 @@ pub(super) fn cmd_run(io: &mut Io<'_>, a: &RunArgs) -> Result<(), Failure> {
         let outputs = code
             .host
             .run(&inputs, a.threads.map(usize::from))
-            .map_err(|e| host_error(e, &code.kernel, &src))?;
+            .map_err(|e| driver::host_failure(e, &code.kernel, &src))?;
         if a.check {
-            let reference = run_reference(&kernel, &inputs, &src)?;
+            let reference = driver::run_reference(&kernel, &inputs, &src)?;
             if !compare_outputs(io, &kernel, &outputs, &reference) {
                 return Err(Failure::Mismatch);
             }
@@ -192,7 +192,7 @@ pub(super) fn cmd_run(io: &mut Io<'_>, a: &RunArgs) -> Result<(), Failure> {
         .map(|(_, t)| simulate::from_sim(t))
         .collect::<Result<_, _>>()?;
     if a.check {
-        let reference = run_reference(&kernel, &inputs, &src)?;
+        let reference = driver::run_reference(&kernel, &inputs, &src)?;
         if !compare_outputs(io, &kernel, &outputs, &reference) {
             return Err(Failure::Mismatch);
         }
@@ -370,90 +370,18 @@ fn claim_outputs(claims: &mut Claims, a: &RunArgs, results: &[&str]) -> Result<(
     Ok(())
 }
 
-/// Compares outputs with the reference under the spec's tolerances; prints
-/// one line per output and returns whether all match.
+/// Prints the comparison of outputs with the reference; whether all match.
 fn compare_outputs(
     io: &mut Io<'_>,
     kernel: &tessera_ir::Kernel,
     got: &[Tensor],
     reference: &[Tensor],
 ) -> bool {
-    use tessera_ir::compare::{Rule, compare};
-    let mut ok = true;
-    for ((o, g), r) in kernel.outputs.iter().zip(got).zip(reference) {
-        let rule = Rule::for_value(kernel, o.value);
-        let c = compare(g, r, rule);
-        let verdict = if c.ok() { "ok" } else { "MISMATCH" };
-        let _ = writeln!(
-            io.out,
-            "check {:<10} max abs err {:.3e}  max rel err {:.3e}  ({})  {verdict}",
-            o.name,
-            c.max_abs,
-            c.max_rel,
-            rule.describe(c.max_ref)
-        );
-        if let Some((i, g, r)) = c.first_mismatch {
-            let _ = writeln!(
-                io.out,
-                "      first mismatch at flat index {i}: got {g}, reference {r} ({} mismatches)",
-                c.mismatches
-            );
-        }
-        ok &= c.ok();
+    let (lines, ok) = driver::check_outputs(kernel, got, reference);
+    for l in lines {
+        let _ = writeln!(io.out, "{l}");
     }
     ok
-}
-
-/// Runs the reference interpreter, mapping its errors to failures.
-/// A host run's error as the reference's would be.
-fn host_error(
-    e: tessera_backend::host::HostError,
-    kernel: &tessera_ir::Kernel,
-    src: &Source,
-) -> Failure {
-    use tessera_backend::host::HostError;
-    match e {
-        HostError::DivByZero { node } => {
-            let mut d = Diagnostic::new(Code::E0700, "integer division by zero");
-            if let Some(s) = kernel.nodes.get(node).and_then(|n| n.span) {
-                d = d.primary(s, "a divisor is zero");
-            }
-            Failure::Fault {
-                diags: vec![d],
-                source: Some(src.clone()),
-            }
-        }
-        HostError::TooLarge { .. } => {
-            Failure::input(vec![Diagnostic::new(Code::E0503, e.to_string())])
-        }
-        HostError::Unsupported(_) | HostError::Codegen(_) | HostError::Inputs(_) => {
-            Failure::Internal(e.to_string())
-        }
-    }
-}
-
-fn run_reference(
-    kernel: &tessera_ir::Kernel,
-    inputs: &[Tensor],
-    src: &Source,
-) -> Result<Vec<Tensor>, Failure> {
-    use tessera_ir::interp::{InterpError, run};
-    run(kernel, inputs).map_err(|e| match e {
-        InterpError::DivByZero { span, .. } => {
-            let mut d = Diagnostic::new(Code::E0700, "integer division by zero");
-            if let Some(s) = span {
-                d = d.primary(s, "a divisor is zero");
-            }
-            Failure::Fault {
-                diags: vec![d],
-                source: Some(src.clone()),
-            }
-        }
-        InterpError::TooLarge { .. } => {
-            Failure::input(vec![Diagnostic::new(Code::E0503, e.to_string())])
-        }
-        InterpError::Inputs(m) | InterpError::NotConcrete(m) => Failure::Internal(m),
-    })
 }
 
 /// Writes every output of a kernel (all or nothing) and prints the summary.
