@@ -1,0 +1,433 @@
+"""The Python package against numpy: every target, the dtype matrix, dims
+bound from arrays, several results, each error class, the caches, zero-copy
+inputs, the GIL and Ctrl-C.
+
+Expected values come from numpy (or ml_dtypes for bf16) computing the same
+formula, or are derived by hand where a rounding rule is the point."""
+
+import json
+import os
+import subprocess
+import threading
+import _thread
+
+import numpy as np
+import pytest
+
+import tessera
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TARGETS = ["sim", "host", "ref"]
+
+try:
+    import ml_dtypes
+except ImportError:  # the bf16-dtype tests need it; CI installs it
+    ml_dtypes = None
+
+SOFTMAX = """
+kernel softmax_rows(x: f32[B, N]) -> f32[B, N] {
+    return softmax(x, axis = -1);
+}
+"""
+
+
+def np_softmax(x):
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def rng(seed=0):
+    return np.random.default_rng(seed)
+
+
+# f32 after a reduction: |d| <= 1e-4 + 1e-3 |ref| (language.md)
+def assert_close_reduced_f32(got, want):
+    np.testing.assert_array_less(np.abs(got.astype(np.float64) - want), 1e-4 + 1e-3 * np.abs(want) + 1e-12)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_softmax_on_every_target_matches_numpy(target):
+    k = tessera.compile(SOFTMAX, "softmax_rows")
+    x = rng(1).uniform(-4, 4, size=(6, 40)).astype(np.float32)
+    y = k(x, target=target)
+    assert y.dtype == np.float32 and y.shape == x.shape
+    assert_close_reduced_f32(y, np_softmax(x.astype(np.float64)))
+
+
+@pytest.mark.parametrize("target", ["sim", "host"])
+def test_check_runs_the_reference(target):
+    k = tessera.compile(SOFTMAX, "softmax_rows")
+    x = rng(2).standard_normal((3, 17)).astype(np.float32)
+    k(x, target=target, check=True)
+    assert len(k.last_check) == 1 and k.last_check[0].endswith("ok")
+
+
+# The dtype matrix: exact operations (add, maximum, comparisons) must match
+# numpy bit for bit on every target.
+ADD = "kernel add(a: {t}[N], b: {t}[N]) -> {t}[N] {{ return a + b; }}"
+GT = "kernel gt(a: {t}[N], b: {t}[N]) -> bool[N] {{ return a > b; }}"
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("dtype,np_dtype", [("f32", np.float32), ("f16", np.float16), ("i32", np.int32)])
+def test_add_is_exact_in_each_dtype(dtype, np_dtype, target):
+    k = tessera.compile(ADD.format(t=dtype))
+    r = rng(3)
+    if dtype == "i32":
+        a = r.integers(-1000, 1000, 33).astype(np_dtype)
+        b = r.integers(-1000, 1000, 33).astype(np_dtype)
+    else:
+        a = r.uniform(-8, 8, 33).astype(np_dtype)
+        b = r.uniform(-8, 8, 33).astype(np_dtype)
+    got = k(a, b, target=target)
+    assert got.dtype == np_dtype
+    np.testing.assert_array_equal(got.view(np.uint8), (a + b).view(np.uint8))
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_i8_maximum_and_bool_results(target):
+    k = tessera.compile("kernel m(a: i8[N], b: i8[N]) -> i8[N] { return maximum(a, b); }")
+    a = rng(4).integers(-128, 128, 50).astype(np.int8)
+    b = rng(5).integers(-128, 128, 50).astype(np.int8)
+    np.testing.assert_array_equal(k(a, b, target=target), np.maximum(a, b))
+    g = tessera.compile(GT.format(t="f32"))
+    x = rng(6).standard_normal(21).astype(np.float32)
+    y = rng(7).standard_normal(21).astype(np.float32)
+    out = g(x, y, target=target)
+    assert out.dtype == np.bool_
+    np.testing.assert_array_equal(out, x > y)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_bf16_as_float32_is_rounded_to_nearest_even(target):
+    k = tessera.compile(ADD.format(t="bf16"))
+    # bf16 keeps 8 significant bits. 1 + 2^-8 lies halfway between 1 and
+    # 1 + 2^-7: ties to even gives 1. 1 + 3*2^-9 is above halfway: 1 + 2^-7.
+    # -3 and 0.5 are exact. Adding 0 returns the rounded inputs.
+    a = np.array([1 + 2**-8, 1 + 3 * 2**-9, -3.0, 0.5], np.float32)
+    zero = np.zeros(4, np.float32)
+    before = tessera.stats()["input_copies"]
+    got = k(a, zero, target=target)
+    want = [1.0, 1 + 2**-7, -3.0, 0.5]
+    if ml_dtypes is None:
+        assert got.dtype == np.float32
+        np.testing.assert_array_equal(got, np.array(want, np.float32))
+    else:
+        assert got.dtype == np.dtype(ml_dtypes.bfloat16)
+        np.testing.assert_array_equal(got.astype(np.float32), np.array(want, np.float32))
+    assert tessera.stats()["input_copies"] == before + 2  # both rounded copies
+
+
+@pytest.mark.skipif(ml_dtypes is None, reason="needs ml_dtypes")
+@pytest.mark.parametrize("target", TARGETS)
+def test_bf16_dtype_add_matches_ml_dtypes(target):
+    bf16 = ml_dtypes.bfloat16
+    k = tessera.compile(ADD.format(t="bf16"))
+    a = rng(8).uniform(-4, 4, 40).astype(bf16)
+    b = rng(9).uniform(-4, 4, 40).astype(bf16)
+    got = k(a, b, target=target)
+    assert got.dtype == np.dtype(bf16)
+    np.testing.assert_array_equal(got.view(np.uint16), (a + b).view(np.uint16))
+
+
+def test_symbolic_dims_are_bound_from_each_calls_arrays():
+    k = tessera.compile(SOFTMAX)
+    for shape in [(2, 5), (7, 3)]:
+        x = rng().standard_normal(shape).astype(np.float32)
+        y = k(x, target="host")
+        assert y.shape == shape
+        assert_close_reduced_f32(y, np_softmax(x.astype(np.float64)))
+
+
+def test_dims_given_at_compile_must_agree_with_the_arrays():
+    k = tessera.compile(SOFTMAX, dims={"N": 5})
+    k(np.zeros((3, 5), np.float32), target="ref")
+    with pytest.raises(ValueError) as e:
+        k(np.zeros((3, 6), np.float32), target="ref")
+    assert e.value.code == "E0501" and "`x`" in str(e.value)
+
+
+def test_several_results_come_back_as_a_tuple():
+    src = """
+    kernel stats(x: f32[B, N]) -> (s: f32[B], m: f32[B, 1], y: f32[B, N]) {
+        return (sum(x, axis = -1), max(x, axis = -1, keepdims = true), x * 2.0);
+    }
+    """
+    k = tessera.compile(src)
+    x = rng(10).standard_normal((4, 9)).astype(np.float32)
+    for target in TARGETS:
+        s, m, y = k(x, target=target)
+        assert_close_reduced_f32(s, x.astype(np.float64).sum(axis=-1))
+        np.testing.assert_array_equal(m, x.max(axis=-1, keepdims=True))
+        np.testing.assert_array_equal(y, x * np.float32(2))
+
+
+# Errors.
+
+
+def test_a_diagnostic_raises_compile_error_with_code_and_spans():
+    src = "kernel f(a: f32[N]) -> f32[N] {\n    return a + c;\n}\n"
+    with pytest.raises(tessera.CompileError) as e:
+        tessera.compile(src)
+    err = e.value
+    assert err.code == "E0100"
+    assert "unknown name `c`" in str(err) and "error[E0100]" in str(err)
+    (span,) = err.spans
+    assert (span.line, span.column) == (2, 16)
+    assert src[span.start:span.end] == "c" and span.primary
+
+
+def test_a_parse_error_raises_compile_error():
+    with pytest.raises(tessera.CompileError) as e:
+        tessera.compile("kernel f(a: f32[N]) -> f32[N] { return a + ; }")
+    assert e.value.code.startswith("E0")
+
+
+def test_a_type_error_suggests_a_cast():
+    with pytest.raises(tessera.CompileError) as e:
+        tessera.compile("kernel f(a: f16[N], b: f32[N]) -> f32[N] { return a + b; }")
+    assert "cast" in str(e.value)
+
+
+def test_integer_division_by_zero_is_a_machine_fault_on_every_target():
+    k = tessera.compile("kernel d(a: i32[N], b: i32[N]) -> i32[N] { return a / b; }")
+    a = np.array([7, -7, 9], np.int32)
+    np.testing.assert_array_equal(k(a, np.array([2, 2, -4], np.int32), target="ref"), [3, -3, -2])
+    for target in TARGETS:
+        with pytest.raises(tessera.MachineFault) as e:
+            k(a, np.array([1, 0, 1], np.int32), target=target)
+        assert e.value.code == "E0700"
+
+
+def test_wrong_dtype_is_a_type_error_naming_the_parameter():
+    k = tessera.compile(ADD.format(t="f32"))
+    with pytest.raises(TypeError, match="parameter `b` is f32.*float64"):
+        k(np.zeros(3, np.float32), np.zeros(3), target="ref")
+    with pytest.raises(TypeError, match="parameter `a`"):
+        k([1.0, 2.0], np.zeros(2, np.float32), target="ref")
+    with pytest.raises(TypeError, match="takes 2 arrays"):
+        k(np.zeros(3, np.float32), target="ref")
+
+
+def test_wrong_shape_is_a_value_error_naming_the_parameter():
+    k = tessera.compile("kernel f(a: f32[4, N]) -> f32[4, N] { return a; }")
+    with pytest.raises(ValueError, match="`a`") as e:
+        k(np.zeros((3, 2), np.float32), target="ref")
+    assert e.value.code == "E0603"
+    with pytest.raises(ValueError, match="`a`"):
+        k(np.zeros(8, np.float32), target="ref")
+
+
+def test_an_unknown_kernel_is_a_key_error_listing_the_kernels():
+    src = "kernel a1(x: f32[N]) -> f32[N] { return x; }\nkernel b2(x: f32[N]) -> f32[N] { return -x; }"
+    with pytest.raises(KeyError, match="a1, b2"):
+        tessera.compile(src, "c3")
+    with pytest.raises(KeyError, match="a1, b2"):
+        tessera.compile(src)
+
+
+def test_an_unknown_machine_is_a_compile_error():
+    with pytest.raises(tessera.CompileError) as e:
+        tessera.compile(SOFTMAX, machine="no-such-machine", dims={"B": 2, "N": 3})
+    assert e.value.code == "E1003"
+
+
+def test_a_bad_target_or_level_is_a_value_error():
+    k = tessera.compile(SOFTMAX)
+    with pytest.raises(ValueError, match="target"):
+        k(np.zeros((1, 1), np.float32), target="gpu")
+    with pytest.raises(ValueError, match="opt"):
+        tessera.compile(SOFTMAX, opt=3)
+
+
+# Layout and copies.
+
+
+def test_contiguous_inputs_reach_the_host_code_without_a_copy():
+    k = tessera.compile(ADD.format(t="f32"))
+    a = rng(11).standard_normal(64).astype(np.float32)
+    b = rng(12).standard_normal(64).astype(np.float32)
+    before = tessera.stats()["input_copies"]
+    np.testing.assert_array_equal(k(a, b, target="host"), a + b)
+    assert tessera.stats()["input_copies"] == before
+    # The compiled code read the arrays' own memory.
+    assert k.last_host_inputs == [a.ctypes.data, b.ctypes.data]
+
+
+@pytest.mark.parametrize("view", ["strided", "reversed", "fortran", "big-endian"])
+def test_other_layouts_are_copied_and_still_right(view):
+    k = tessera.compile("kernel f(a: f32[M, N]) -> f32[M, N] { return a * 3.0; }")
+    base = rng(13).standard_normal((6, 8)).astype(np.float32)
+    a = {
+        "strided": base[:, ::2],
+        "reversed": base[::-1, ::-1],
+        "fortran": np.asfortranarray(base),
+        "big-endian": base.astype(">f4"),
+    }[view]
+    before = tessera.stats()["input_copies"]
+    got = k(a, target="host")
+    assert tessera.stats()["input_copies"] == before + 1
+    np.testing.assert_array_equal(got, np.asarray(a, np.float32) * np.float32(3))
+    assert k.last_host_inputs != [a.ctypes.data]
+
+
+# Caches.
+
+
+def test_a_disk_cache_hit_skips_compilation_and_a_corrupt_entry_is_rebuilt(tmp_path, monkeypatch):
+    monkeypatch.setenv("TESSERA_CACHE_DIR", str(tmp_path))
+    src = SOFTMAX + "// cache test %d\n" % os.getpid()
+    x = rng(14).standard_normal((2, 8)).astype(np.float32)
+    want = np_softmax(x.astype(np.float64))
+
+    tessera.clear_memory_cache()
+    s0 = tessera.stats()
+    assert_close_reduced_f32(tessera.compile(src)(x, target="sim"), want)
+    s1 = tessera.stats()
+    assert s1["compiles"] == s0["compiles"] + 1
+    assert s1["cache_misses"] == s0["cache_misses"] + 1
+    (entry,) = list(tmp_path.iterdir())
+
+    # A new kernel object and no in-memory copy: loaded from disk.
+    tessera.clear_memory_cache()
+    assert_close_reduced_f32(tessera.compile(src)(x, target="sim"), want)
+    s2 = tessera.stats()
+    assert s2["compiles"] == s1["compiles"]
+    assert s2["cache_hits"] == s1["cache_hits"] + 1
+
+    # In memory: neither compiled nor loaded.
+    assert_close_reduced_f32(tessera.compile(src)(x, target="sim"), want)
+    s3 = tessera.stats()
+    assert (s3["compiles"], s3["cache_hits"]) == (s2["compiles"], s2["cache_hits"])
+    assert s3["memory_hits"] > s2["memory_hits"]
+
+    # A corrupt entry is not trusted: compiled again, right, and rewritten.
+    data = bytearray(entry.read_bytes())
+    data[-10] ^= 0xFF
+    entry.write_bytes(bytes(data))
+    tessera.clear_memory_cache()
+    assert_close_reduced_f32(tessera.compile(src)(x, target="sim"), want)
+    s4 = tessera.stats()
+    assert s4["cache_stale"] == s3["cache_stale"] + 1
+    assert s4["compiles"] == s3["compiles"] + 1
+    tessera.clear_memory_cache()
+    tessera.compile(src)(x, target="sim")
+    assert tessera.stats()["cache_hits"] == s4["cache_hits"] + 1
+
+
+def test_the_cache_can_be_turned_off(tmp_path, monkeypatch):
+    monkeypatch.setenv("TESSERA_CACHE_DIR", str(tmp_path))
+    k = tessera.compile(SOFTMAX + "// off\n", cache=False)
+    k(np.zeros((2, 3), np.float32), target="sim")
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.setenv("TESSERA_CACHE", "0")
+    assert tessera.cache_dir() is None
+
+
+# Stages, bench, trace.
+
+
+def test_every_stage_prints():
+    k = tessera.compile(SOFTMAX, dims={"B": 4, "N": 64})
+    assert "kernel softmax_rows" in k.text("ast")
+    assert "softmax_rows" in k.text("ir")
+    assert "rules fired" in k.text("opt-ir") or "e-graph" in k.text("opt-ir")
+    assert k.text("plan").startswith("plan softmax_rows on 910b-like")
+    assert k.text("asm").startswith("; tessera bytecode, machine 910b-like")
+    assert "function" in k.text("clif")
+    tbc = k.tbc()
+    assert isinstance(tbc, bytes) and len(tbc) > 0
+    with pytest.raises(ValueError, match="stages"):
+        k.text("llvm")
+
+
+def cli():
+    """The `tessera` binary CI built, when it says where."""
+    path = os.environ.get("TESSERA_BIN")
+    if not path:
+        pytest.skip("TESSERA_BIN names the tessera binary to compare with")
+    return path
+
+
+def test_bench_and_tbc_are_the_clis(tmp_path):
+    path = tmp_path / "softmax.tsr"
+    path.write_text(SOFTMAX)
+    k = tessera.compile(path, dims={"B": 64})
+    got = k.bench(N=256)
+    out = subprocess.run([cli(), "bench", str(path), "--dim", "B=64", "--dim", "N=256", "--json"],
+                         check=True, capture_output=True, text=True).stdout
+    want = json.loads(out)
+    assert set(got) == set(want)
+    for key in ["cycles", "bound", "efficiency", "stages", "gm_bytes_min", "per_stage"]:
+        assert got[key] == want[key], key
+    tbc = tmp_path / "k.tbc"
+    subprocess.run([cli(), "compile", str(path), "--dim", "B=64", "--dim", "N=256", "--emit", "tbc", "-o", str(tbc)],
+                   check=True, capture_output=True)
+    assert k.tbc(N=256) == tbc.read_bytes()
+
+
+def test_trace_writes_a_chrome_trace(tmp_path):
+    k = tessera.compile(SOFTMAX)
+    k.trace(tmp_path / "timing.json", B=8, N=128)
+    x = rng(15).standard_normal((2, 16)).astype(np.float32)
+    k.trace(tmp_path / "run.json", x)
+    for name in ["timing.json", "run.json"]:
+        t = json.loads((tmp_path / name).read_text())
+        events = t["traceEvents"] if isinstance(t, dict) else t
+        assert any(e.get("ph") == "X" for e in events)
+
+
+def test_machines():
+    assert tessera.machines() == ["910b-like", "910-like"]
+    k = tessera.compile(SOFTMAX, machine="910-like", dims={"B": 4, "N": 64})
+    assert k.text("plan").startswith("plan softmax_rows on 910-like")
+
+
+# The GIL and Ctrl-C.
+
+LONG = """
+kernel mm(a: f16[M, K], b: f16[K, N]) -> f32[M, N] { return a @ b; }
+"""
+
+
+def long_inputs():
+    a = np.ones((512, 2048), np.float16)
+    b = np.ones((2048, 1024), np.float16)
+    return a, b
+
+
+def test_the_gil_is_released_while_simulating():
+    k = tessera.compile(LONG)
+    a, b = long_inputs()
+    k(a[:16, :16].copy(), b[:16, :16].copy(), target="sim")  # compile the small one first
+    done = threading.Event()
+    result = {}
+
+    def work():
+        result["out"] = k(a, b, target="sim")
+        done.set()
+
+    t = threading.Thread(target=work)
+    t.start()
+    ticks = 0
+    while not done.is_set():
+        ticks += 1  # runs only while the simulating thread has let go of the GIL
+        done.wait(0.001)
+    t.join()
+    assert ticks > 100
+    np.testing.assert_array_equal(result["out"], np.full((512, 1024), 2048, np.float32))
+
+
+def test_ctrl_c_stops_a_long_simulation():
+    k = tessera.compile(LONG)
+    a, b = long_inputs()
+    before = tessera.stats()["interrupts"]
+    timer = threading.Timer(0.3, _thread.interrupt_main)
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            k(a, b, target="sim")
+    finally:
+        timer.cancel()
+    # Raised by the run's own check, which stopped the simulation.
+    assert tessera.stats()["interrupts"] == before + 1
