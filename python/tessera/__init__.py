@@ -185,6 +185,8 @@ class Kernel:
         params, results = source.signature(name)
         self.params: List[Tuple[str, str, List[Union[int, str]]]] = [tuple(p) for p in params]  # type: ignore[misc]
         self.results: List[Tuple[str, str, List[Union[int, str]]]] = [tuple(r) for r in results]  # type: ignore[misc]
+        self.last_check: List[str] = []
+        self.last_host_inputs: List[int] = []
         self._hash = hashlib.sha256(source.text.encode()).hexdigest()
         self._want = [_numpy_dtype(t) for _, t, _ in self.params]
         # Per tuple of input shapes: the compiled kernel and its results'
@@ -321,10 +323,10 @@ class Kernel:
             views.append(o.reshape(-1).view(np.uint8))
         finish = [f for _, _, f in specs]
         lines, ok, addresses = compiled.run(target, raw, views, check, threads)
-        self.last_host_inputs: List[int] = list(addresses)
+        self.last_host_inputs = list(addresses)
         results = [_f32_from_bf16(o) if f else o for o, f in zip(outs, finish)]
         if lines is not None:
-            self.last_check: List[str] = list(lines)
+            self.last_check = list(lines)
             if not ok:
                 raise MismatchError(list(lines))
         return results[0] if len(results) == 1 else tuple(results)

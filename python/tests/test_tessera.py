@@ -420,9 +420,12 @@ def test_the_gil_is_released_while_simulating():
 
 def test_ctrl_c_stops_a_long_simulation():
     k = tessera.compile(LONG)
-    a, b = long_inputs()
+    # 8.6 G multiply-adds: seconds of simulation, so the signal (at 0.2 s)
+    # arrives while it runs.
+    a = np.ones((2048, 2048), np.float16)
+    b = np.ones((2048, 2048), np.float16)
     before = tessera.stats()["interrupts"]
-    timer = threading.Timer(0.3, _thread.interrupt_main)
+    timer = threading.Timer(0.2, _thread.interrupt_main)
     timer.start()
     try:
         with pytest.raises(KeyboardInterrupt):
