@@ -49,6 +49,9 @@ pub struct BenchResult {
     pub per_stage: Vec<StageFigures>,
     /// The simulator's report.
     pub report: tessera_sim::Report,
+    /// Tuning entries that matched a stage but were not used, and why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// The roofline inputs of a kernel: cube MACs per dtype, minimal vector
@@ -121,9 +124,10 @@ pub fn bench(
     machine: &Machine,
     src: &Source,
     level: crate::opt::Level,
+    tuning: &crate::tune::Tuning,
 ) -> Result<BenchResult, Failure> {
     let start = Instant::now();
-    let code = driver::compile_npu(kernel, machine, src, level)?;
+    let (code, notes) = driver::compile_npu_tuned(kernel, machine, src, level, tuning)?;
     let compile_ms = start.elapsed().as_secs_f64() * 1e3;
     let opts = tessera_sim::RunOptions {
         timing_only: true,
@@ -185,6 +189,7 @@ pub fn bench(
             })
             .collect(),
         report: out.report,
+        notes,
     })
 }
 

@@ -173,11 +173,25 @@ pub fn compile_npu(
     src: &Source,
     level: crate::opt::Level,
 ) -> Result<NpuCode, Failure> {
+    compile_npu_tuned(kernel, machine, src, level, &crate::tune::Tuning::default())
+        .map(|(code, _)| code)
+}
+
+/// [`compile_npu`] with the tuned schedules of `tuning` (`tessera tune`)
+/// where they match a stage; with a note for each matching entry not used.
+pub fn compile_npu_tuned(
+    kernel: &Kernel,
+    machine: &tessera_sim::Machine,
+    src: &Source,
+    level: crate::opt::Level,
+    tuning: &crate::tune::Tuning,
+) -> Result<(NpuCode, Vec<String>), Failure> {
     fits_the_npu(kernel)?;
     let optimised = crate::opt::optimise(kernel, machine, level).map_err(Failure::Internal)?;
     let mut report = optimised.report;
-    let (kernel, plan) =
+    let (kernel, mut plan) =
         plan_optimised(optimised.kernel, kernel, machine, src, level, &mut report)?;
+    let notes = crate::tune::apply(&mut plan, tuning, machine);
     fits_gm(&kernel, &plan)?;
     if plan.stages.len() > tessera_sim::program::MAX_LAUNCHES {
         return Err(Failure::input(vec![Diagnostic::new(
@@ -192,12 +206,15 @@ pub fn compile_npu(
     }
     let program = tessera_backend::npu::compile(&plan, machine)
         .map_err(|e| Failure::Internal(format!("code generation for `{}`: {e}", kernel.name)))?;
-    Ok(NpuCode {
-        kernel,
-        report,
-        plan,
-        program,
-    })
+    Ok((
+        NpuCode {
+            kernel,
+            report,
+            plan,
+            program,
+        },
+        notes,
+    ))
 }
 
 /// A kernel compiled for the host (`--target host`).

@@ -363,6 +363,7 @@ impl Bound {
             &self.machine,
             &self.source,
             self.options.level,
+            &crate::tune::Tuning::default(),
         )?;
         serde_json::to_string(&r).map_err(|e| Failure::Internal(e.to_string()))
     }

@@ -22,3 +22,4 @@ pub mod opt;
 pub mod plan;
 pub mod simulate;
 pub mod suite;
+pub mod tune;

@@ -130,6 +130,7 @@ codes! {
     E0605 => "missing or unknown input",
     E0606 => "malformed command-line value",
     E0607 => "an output would overwrite an input or another output",
+    E0608 => "malformed tuning file",
     E0700 => "integer division by zero",
 }
 

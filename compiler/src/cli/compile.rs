@@ -53,6 +53,11 @@ pub(super) fn cmd_compile(io: &mut Io<'_>, a: &CompileArgs) -> Result<(), Failur
     } else {
         None
     };
+    let tuning = if machine.is_some() {
+        super::tune::tuning(io, a.tuning.as_deref())?
+    } else {
+        crate::tune::Tuning::default()
+    };
     let kernels: Vec<&tessera_frontend::ast::KernelDef> = if a.all {
         file.kernels.iter().collect()
     } else if emits == [Emit::Ast] {
@@ -105,7 +110,9 @@ pub(super) fn cmd_compile(io: &mut Io<'_>, a: &CompileArgs) -> Result<(), Failur
             }
         }
         if let Some(m) = &machine {
-            let code = driver::compile_npu(&k, m, &src, super::level(&a.opt_level))?;
+            let (code, notes) =
+                driver::compile_npu_tuned(&k, m, &src, super::level(&a.opt_level), &tuning)?;
+            super::tune::notes_out(io, &notes);
             for &e in &emits {
                 match e {
                     Emit::OptIr => {

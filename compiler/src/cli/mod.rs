@@ -8,6 +8,7 @@
 
 mod compile;
 mod run;
+mod tune;
 
 use crate::driver::{self, Failure, Source};
 use crate::{inputs, simulate};
@@ -128,6 +129,11 @@ pub enum Command {
         after_help = "Example:\n  tessera bench examples/mlp.tsr -k mlp --dim M=1024 --dim K=1024 --dim N=1024"
     )]
     Bench(BenchArgs),
+    /// Simulate the cost model's best few schedules of each matmul stage and record the fastest in a tuning file.
+    #[command(
+        after_help = "Example:\n  tessera tune benches/kernels.tsr -k gemm --dim M=1024 --dim N=1024 --dim K=1024 -o tuning.toml\n  tessera bench benches/kernels.tsr -k gemm --dim M=1024 --dim N=1024 --dim K=1024 --tuning tuning.toml"
+    )]
+    Tune(TuneArgs),
     /// Assemble NPU assembly text into bytecode.
     #[command(after_help = "Example:\n  tessera asm kernel.s -o kernel.tbc")]
     Asm {
@@ -199,6 +205,10 @@ pub struct CompileArgs {
     /// Output file (one stage) or directory (several stages or kernels).
     #[arg(short = 'o', long = "output")]
     pub output: Option<PathBuf>,
+    /// A tuning file from `tessera tune` (default: `tuning.toml` in the
+    /// per-user cache directory, when there is one).
+    #[arg(long, value_name = "FILE")]
+    pub tuning: Option<PathBuf>,
 }
 
 /// Arguments of `run`.
@@ -250,6 +260,10 @@ pub struct RunArgs {
     /// fusion), -O2 (default).
     #[arg(short = 'O', value_name = "LEVEL", default_value = "2", value_parser = ["0", "1", "2"])]
     pub opt_level: String,
+    /// A tuning file from `tessera tune` (default: `tuning.toml` in the
+    /// per-user cache directory, when there is one).
+    #[arg(long, value_name = "FILE")]
+    pub tuning: Option<PathBuf>,
 }
 
 /// Arguments of `bench`.
@@ -289,6 +303,39 @@ pub struct BenchArgs {
     /// Where `--suite` writes its tables.
     #[arg(long, default_value = "benches")]
     pub out_dir: PathBuf,
+    /// A tuning file from `tessera tune` (default: `tuning.toml` in the
+    /// per-user cache directory, when there is one).
+    #[arg(long, value_name = "FILE")]
+    pub tuning: Option<PathBuf>,
+}
+
+/// Arguments of `tune`.
+#[derive(clap::Args, Debug)]
+pub struct TuneArgs {
+    /// The `.tsr` file.
+    pub file: PathBuf,
+    /// The kernel.
+    #[arg(short = 'k', long = "kernel")]
+    pub kernel: Option<String>,
+    /// Bind a symbolic dim (repeatable).
+    #[arg(long = "dim", value_name = "NAME=VALUE")]
+    pub dims: Vec<String>,
+    /// A built-in machine name or a TOML file.
+    #[arg(long)]
+    pub machine: Option<String>,
+    /// Optimisation level.
+    #[arg(short = 'O', value_name = "LEVEL", default_value = "2", value_parser = ["0", "1", "2"])]
+    pub opt_level: String,
+    /// Candidates to simulate per stage (the cost model's cheapest).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub top: u16,
+    /// The tuning file to add the winners to (default: `tuning.toml` in the
+    /// per-user cache directory).
+    #[arg(short = 'o', long = "output")]
+    pub output: Option<PathBuf>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// The optimiser level of an `-O` argument (clap admits only 0, 1, 2).
@@ -368,6 +415,7 @@ where
         Command::Compile(a) => compile::cmd_compile(&mut io, a),
         Command::Run(a) => run::cmd_run(&mut io, a),
         Command::Bench(a) => cmd_bench(&mut io, a),
+        Command::Tune(a) => tune::cmd_tune(&mut io, a),
         Command::Asm {
             file,
             output,
@@ -494,7 +542,9 @@ fn cmd_bench(io: &mut Io<'_>, a: &BenchArgs) -> Result<(), Failure> {
         return Ok(());
     }
     let machine = simulate::machine(a.machine.as_deref())?;
-    let r = crate::bench::bench(&kernel, &machine, &src, level(&a.opt_level))?;
+    let tuning = tune::tuning(io, a.tuning.as_deref())?;
+    let r = crate::bench::bench(&kernel, &machine, &src, level(&a.opt_level), &tuning)?;
+    tune::notes_out(io, &r.notes);
     let text = if a.json {
         serde_json::to_string_pretty(&r).unwrap_or_default() + "\n"
     } else {

@@ -167,7 +167,10 @@ pub(super) fn cmd_run(io: &mut Io<'_>, a: &RunArgs) -> Result<(), Failure> {
         return write_tensors(io, &a.out_dir, &kernel, &outputs, "host");
     }
     let machine = simulate::machine(a.machine.as_deref())?;
-    let code = driver::compile_npu(&kernel, &machine, &src, super::level(&a.opt_level))?;
+    let tuning = super::tune::tuning(io, a.tuning.as_deref())?;
+    let (code, notes) =
+        driver::compile_npu_tuned(&kernel, &machine, &src, super::level(&a.opt_level), &tuning)?;
+    super::tune::notes_out(io, &notes);
     let named: Vec<(String, tessera_sim::Tensor)> = kernel
         .params
         .iter()

@@ -254,6 +254,39 @@ fn candidates(limit: u64) -> Vec<u64> {
 const DEEP_EVENT_IDS: u32 = 8;
 
 fn schedule_cube(mm: &mut MatMul, g: &Geometry, machine: &Machine) -> Result<(u32, u64), String> {
+    let kq = 16u64.max(g.c0());
+    // The first of the cheapest (candidates come in a fixed order).
+    let best = cube_candidates(g, machine).into_iter().fold(
+        None::<(f64, CubeSchedule)>,
+        |best, (cost, t)| match best {
+            Some((c, _)) if c <= cost => best,
+            _ => Some((cost, t)),
+        },
+    );
+    let Some((cost, t)) = best else {
+        let smallest = CubeSchedule {
+            base_m: 16,
+            base_n: 16,
+            base_k: kq,
+            l1_k: kq,
+            a_stages: 1,
+            b_stages: 1,
+            epi_cols: 16,
+            tail_parts: 1,
+            ..CubeSchedule::default()
+        };
+        let layout = cube_layout(g, &smallest, machine);
+        mm.schedule = MatMulSchedule::Cube(CubeSchedule { layout, ..smallest });
+        return Err("even the smallest matmul tiles do not fit the cube's buffers".into());
+    };
+    Ok(apply_cube(mm, g, t, cost, machine))
+}
+
+/// Every cube schedule that fits the machine's buffers, with its estimate,
+/// in a fixed order (tile rows, tile columns, L0 step, L1 stage, load
+/// depths). The scheduler takes the first of the cheapest; `tessera tune`
+/// simulates the cheapest few.
+pub fn cube_candidates(g: &Geometry, machine: &Machine) -> Vec<(f64, CubeSchedule)> {
     let coupled = machine.organisation == Organisation::Coupled;
     let c0 = g.c0();
     let kq = 16u64.max(c0);
@@ -262,7 +295,7 @@ fn schedule_cube(mm: &mut MatMul, g: &Geometry, machine: &Machine) -> Result<(u3
     let ub = machine.memory.ub.bytes;
     let so = g.out.size_bytes() as u64;
     let deep_ok = machine.sync.event_ids >= DEEP_EVENT_IDS;
-    let mut best: Option<(f64, CubeSchedule)> = None;
+    let mut all = Vec::new();
     for &bm in &candidates(r16(g.m)) {
         for &bn in &candidates(r16(g.n)) {
             if bm * bn * 4 > machine.memory.l0c.bytes {
@@ -307,34 +340,28 @@ fn schedule_cube(mm: &mut MatMul, g: &Geometry, machine: &Machine) -> Result<(u3
                             tail_parts: 1,
                             ..CubeSchedule::default()
                         };
-                        if !fits(&cube_layout(g, &t, machine).named(), machine) {
-                            continue;
-                        }
-                        let cost = cube_cost(g, &t, machine);
-                        if best.as_ref().is_none_or(|(c, _)| cost < *c) {
-                            best = Some((cost, t));
+                        if fits(&cube_layout(g, &t, machine).named(), machine) {
+                            all.push((cube_cost(g, &t, machine), t));
                         }
                     }
                 }
             }
         }
     }
-    let Some((cost, mut t)) = best else {
-        let smallest = CubeSchedule {
-            base_m: 16,
-            base_n: 16,
-            base_k: kq,
-            l1_k: kq,
-            a_stages: 1,
-            b_stages: 1,
-            epi_cols: 16,
-            tail_parts: 1,
-            ..CubeSchedule::default()
-        };
-        let layout = cube_layout(g, &smallest, machine);
-        mm.schedule = MatMulSchedule::Cube(CubeSchedule { layout, ..smallest });
-        return Err("even the smallest matmul tiles do not fit the cube's buffers".into());
-    };
+    all
+}
+
+/// Sets a cube schedule (a candidate's tiles, steps and depths) on a matmul
+/// stage: the last round's balance, the tile count and the layout; returns
+/// the block count and `cost` as the estimate.
+pub fn apply_cube(
+    mm: &mut MatMul,
+    g: &Geometry,
+    mut t: CubeSchedule,
+    cost: f64,
+    machine: &Machine,
+) -> (u32, u64) {
+    t.tail_parts = 1;
     let tiles = g.batches() * g.m.div_ceil(t.base_m) * g.n.div_ceil(t.base_n);
     let cores = u64::from(machine.cube_cores());
     let block_dim = tiles.min(cores).max(1);
@@ -353,7 +380,7 @@ fn schedule_cube(mm: &mut MatMul, g: &Geometry, machine: &Machine) -> Result<(u3
     t.tiles = tiles;
     t.layout = cube_layout(g, &t, machine);
     mm.schedule = MatMulSchedule::Cube(t);
-    Ok((block_dim as u32, cost as u64))
+    (block_dim as u32, cost as u64)
 }
 
 /// The estimated cycles of a vector candidate (launch excluded).

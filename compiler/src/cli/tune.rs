@@ -1,0 +1,89 @@
+//! `tessera tune`, and the tuning file the other commands read.
+
+use super::{Io, TuneArgs};
+use crate::driver::{self, Failure};
+use crate::files::{self, Claims};
+use crate::{inputs, simulate, tune};
+use tessera_ir::{Code, Diagnostic};
+
+/// The tuning of `compile`, `run` and `bench` (`--tuning FILE` or the
+/// per-user file), printing its notes.
+pub(super) fn tuning(
+    io: &mut Io<'_>,
+    named: Option<&std::path::Path>,
+) -> Result<tune::Tuning, Failure> {
+    let mut notes = Vec::new();
+    let t = tune::for_command(named, &mut notes)?;
+    notes_out(io, &notes);
+    Ok(t)
+}
+
+/// Prints notes (tuning entries not used) to the error writer.
+pub(super) fn notes_out(io: &mut Io<'_>, notes: &[String]) {
+    for n in notes {
+        let _ = writeln!(io.err, "note: {n}");
+    }
+}
+
+pub(super) fn cmd_tune(io: &mut Io<'_>, a: &TuneArgs) -> Result<(), Failure> {
+    let output = match &a.output {
+        Some(p) => p.clone(),
+        None => tune::default_path().ok_or_else(|| {
+            Failure::Usage(
+                "there is no per-user cache directory (TESSERA_CACHE=0, or no HOME): give `-o FILE`"
+                    .into(),
+            )
+        })?,
+    };
+    let mut claims = Claims::default();
+    claims.input(&a.file, "source file");
+    claims.machine(a.machine.as_deref());
+    claims.output(&output, "tuning file")?;
+    let src = driver::load_source(&a.file)?;
+    let file = driver::parse_and_check(&src)?;
+    let def = driver::select_kernel(&file, a.kernel.as_deref())?;
+    let env = inputs::parse_dims(&a.dims, def).map_err(|d| Failure::in_source(d, &src))?;
+    let kernel = driver::lower(&file, &def.name.name, &env, &src)?;
+    let machine = simulate::machine(a.machine.as_deref())?;
+    let report = tune::tune(
+        &kernel,
+        &machine,
+        &src,
+        super::level(&a.opt_level),
+        usize::from(a.top),
+    )?;
+    // Add to the file: one that exists must be a tuning file (it may hold
+    // other kernels' entries); a missing one is made.
+    let existing = if output.exists() {
+        tune::read(&output).map_err(|d| Failure::input(vec![d]))?
+    } else {
+        tune::Tuning::default()
+    };
+    let merged = tune::merge(existing, &report.entries);
+    if let Some(dir) = output.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            Failure::input(vec![Diagnostic::new(
+                Code::E0600,
+                format!("cannot create `{}`: {e}", dir.display()),
+            )])
+        })?;
+    }
+    files::write(&output, tune::to_text(&merged).as_bytes())?;
+    let text = if a.json {
+        serde_json::to_string_pretty(&report).unwrap_or_default() + "\n"
+    } else {
+        format!(
+            "{}-> {} ({} entr{})\n",
+            report.table(),
+            output.display(),
+            report.entries.len(),
+            if report.entries.len() == 1 {
+                "y"
+            } else {
+                "ies"
+            }
+        )
+    };
+    let _ = io.out.write_all(text.as_bytes());
+    Ok(())
+}

@@ -1,0 +1,589 @@
+//! Simulator-in-the-loop tuning (`tessera tune`) and the tuning file that
+//! `compile`, `run` and `bench` read.
+//!
+//! The scheduler ranks a stage's candidate schedules with its cost model
+//! and takes the cheapest. `tune` simulates (timing only) the cheapest few
+//! of each cube matmul stage in the kernel's real program and records the
+//! fastest: in a TOML file of entries keyed by the stage's canonical form
+//! (its geometry: extents, strides, dtypes, transposes, epilogue), the
+//! machine's name and the machine description's fingerprint. Reading a file
+//! back, an entry whose fingerprint differs (the machine changed), or whose
+//! schedule no longer fits, is ignored with a note, never trusted.
+//!
+//! Tuning is deterministic: candidates are simulated in parallel (rayon),
+//! but their order, the simulated cycles and the choice (least cycles, the
+//! cost model's order breaking ties) do not depend on the thread count, and
+//! the file holds no times.
+
+use crate::driver::{self, Failure, Source};
+use crate::plan::schedule::matmul::{apply_cube, cube_candidates, cube_cost};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use tessera_ir::plan::matmul::Geometry;
+use tessera_ir::plan::{CubeSchedule, MatMul, MatMulSchedule, Plan, StageKind};
+use tessera_ir::{Code, Diagnostic, Kernel};
+use tessera_sim::Machine;
+
+/// The tuning file's name in the per-user cache directory.
+pub const FILE_NAME: &str = "tuning.toml";
+
+/// The format this build writes and reads.
+pub const FORMAT: u32 = 1;
+
+/// A tuning file.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Tuning {
+    /// [`FORMAT`].
+    pub format: u32,
+    /// The entries, sorted by machine and stage.
+    #[serde(default, rename = "entry")]
+    pub entries: Vec<Entry>,
+}
+
+/// The tuned schedule of one stage on one machine.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    /// The machine's name.
+    pub machine: String,
+    /// The machine description's fingerprint (16 hex digits).
+    pub fingerprint: String,
+    /// The stage's canonical form ([`stage_key`]).
+    pub stage: String,
+    /// Output tile rows in L0C.
+    pub base_m: u64,
+    /// Output tile columns in L0C.
+    pub base_n: u64,
+    /// K per L0 step.
+    pub base_k: u64,
+    /// K per L1 stage.
+    pub l1_k: u64,
+    /// L1 stages one A load covers.
+    pub a_stages: u64,
+    /// L1 stages one B load covers.
+    pub b_stages: u64,
+    /// The cost model's cycles for this schedule.
+    pub predicted: u64,
+    /// The stage's simulated cycles with it (the stage alone, launch
+    /// included).
+    pub simulated: u64,
+    /// The kernel's simulated cycles with the cost model's choices.
+    pub untuned: u64,
+}
+
+/// A cube matmul stage's canonical form: what its best schedule depends on.
+pub fn stage_key(mm: &MatMul) -> Option<String> {
+    let g = Geometry::of(mm).ok()?;
+    Some(format!(
+        "matmul {}->{} batch={:?} m={} k={} n={} a_t={} b_t={} a_row={} b_row={} c_row={} a_bs={:?} b_bs={:?} c_bs={:?} relu={}",
+        g.dtype,
+        g.out,
+        g.batch,
+        g.m,
+        g.k,
+        g.n,
+        g.a_t,
+        g.b_t,
+        g.a_row,
+        g.b_row,
+        g.c_row,
+        g.a_bs,
+        g.b_bs,
+        g.c_bs,
+        mm.relu
+    ))
+}
+
+fn fingerprint(machine: &Machine) -> String {
+    format!("{:016x}", machine.fingerprint())
+}
+
+/// The per-user tuning file (`tuning.toml` in the cache directory of
+/// `compiler/src/cache.rs`), if there is a cache directory.
+pub fn default_path() -> Option<PathBuf> {
+    crate::cache::default_dir().map(|d| d.join(FILE_NAME))
+}
+
+fn malformed(path: &Path, why: impl std::fmt::Display) -> Diagnostic {
+    Diagnostic::new(
+        Code::E0608,
+        format!("`{}` is not a tuning file: {why}", path.display()),
+    )
+    .help("make it again with `tessera tune`, or delete it")
+}
+
+/// Reads a tuning file.
+pub fn read(path: &Path) -> Result<Tuning, Diagnostic> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        Diagnostic::new(
+            Code::E0600,
+            format!("cannot read `{}`: {e}", path.display()),
+        )
+    })?;
+    let text = String::from_utf8(bytes).map_err(|_| malformed(path, "not UTF-8"))?;
+    let t: Tuning = toml::from_str(&text).map_err(|e| malformed(path, e.message()))?;
+    if t.format != FORMAT {
+        return Err(malformed(
+            path,
+            format!("format {} (this build reads format {FORMAT})", t.format),
+        ));
+    }
+    Ok(t)
+}
+
+/// The tuning `compile`, `run` and `bench` use: `--tuning FILE` (an error
+/// if it cannot be read), else the per-user file if it exists (a note if it
+/// cannot be read, and no tuning). Notes go to `notes`.
+pub fn for_command(named: Option<&Path>, notes: &mut Vec<String>) -> Result<Tuning, Failure> {
+    if let Some(p) = named {
+        return read(p).map_err(|d| Failure::input(vec![d]));
+    }
+    let Some(p) = default_path().filter(|p| p.exists()) else {
+        return Ok(Tuning::default());
+    };
+    match read(&p) {
+        Ok(t) => Ok(t),
+        Err(d) => {
+            notes.push(format!("{} (ignored)", d.message));
+            Ok(Tuning::default())
+        }
+    }
+}
+
+/// Sets the tuned schedules of a plan's cube matmul stages; a note for
+/// each entry that matches a stage but is not used.
+pub fn apply(plan: &mut Plan, tuning: &Tuning, machine: &Machine) -> Vec<String> {
+    let mut notes = Vec::new();
+    if tuning.entries.is_empty() {
+        return notes;
+    }
+    let fp = fingerprint(machine);
+    for (i, stage) in plan.stages.iter_mut().enumerate() {
+        let StageKind::MatMul(mm) = &mut stage.kind else {
+            continue;
+        };
+        if !matches!(mm.schedule, MatMulSchedule::Cube(_)) {
+            continue;
+        }
+        let (Some(key), Ok(g)) = (stage_key(mm), Geometry::of(mm)) else {
+            continue;
+        };
+        let Some(e) = tuning
+            .entries
+            .iter()
+            .find(|e| e.machine == machine.name && e.stage == key)
+        else {
+            continue;
+        };
+        if e.fingerprint != fp {
+            notes.push(format!(
+                "the tuning of stage {i} was made for another description of `{}` (fingerprint {}, now {fp}); ignored",
+                machine.name, e.fingerprint
+            ));
+            continue;
+        }
+        let t = CubeSchedule {
+            base_m: e.base_m,
+            base_n: e.base_n,
+            base_k: e.base_k,
+            l1_k: e.l1_k,
+            a_stages: e.a_stages,
+            b_stages: e.b_stages,
+            ..CubeSchedule::default()
+        };
+        // Only a schedule the scheduler itself would offer is trusted.
+        let Some((cost, t)) = cube_candidates(&g, machine).into_iter().find(|(_, c)| {
+            (c.base_m, c.base_n, c.base_k, c.l1_k, c.a_stages, c.b_stages)
+                == (t.base_m, t.base_n, t.base_k, t.l1_k, t.a_stages, t.b_stages)
+        }) else {
+            notes.push(format!(
+                "the tuned schedule of stage {i} is not a valid schedule of it on `{}`; ignored",
+                machine.name
+            ));
+            continue;
+        };
+        let (block_dim, estimate) = apply_cube(mm, &g, t, cost, machine);
+        stage.block_dim = block_dim;
+        stage.estimate = estimate;
+    }
+    notes
+}
+
+/// One candidate `tune` simulated.
+#[derive(Clone, Debug, Serialize)]
+pub struct Tried {
+    /// `base_m×base_n×base_k l1_k=… a×b`.
+    pub schedule: String,
+    /// The cost model's cycles for the stage.
+    pub predicted: u64,
+    /// The stage's simulated cycles (alone, launch included).
+    pub simulated: u64,
+}
+
+/// What `tune` did for one stage.
+#[derive(Clone, Debug, Serialize)]
+pub struct StageReport {
+    /// The stage's index in the plan.
+    pub stage: usize,
+    /// Its canonical form.
+    pub key: String,
+    /// The candidates, the cost model's cheapest first.
+    pub tried: Vec<Tried>,
+    /// The index in `tried` of the fastest.
+    pub chosen: usize,
+}
+
+/// What `tune` did for a kernel.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    /// The kernel.
+    pub kernel: String,
+    /// The machine.
+    pub machine: String,
+    /// Simulated cycles with the cost model's choices.
+    pub untuned: u64,
+    /// Simulated cycles with the tuned schedules.
+    pub tuned: u64,
+    /// Each tuned stage.
+    pub stages: Vec<StageReport>,
+    /// Host seconds spent (not in the file).
+    pub seconds: f64,
+    /// The entries to record.
+    pub entries: Vec<Entry>,
+}
+
+fn simulate(plan: &Plan, machine: &Machine) -> Result<u64, Failure> {
+    let program = tessera_backend::npu::compile(plan, machine)
+        .map_err(|e| Failure::Internal(format!("code generation: {e}")))?;
+    let opts = tessera_sim::RunOptions {
+        timing_only: true,
+        race_detection: false,
+        ..tessera_sim::RunOptions::default()
+    };
+    let out =
+        tessera_sim::run(machine, &program, &[], &opts).map_err(crate::simulate::run_error)?;
+    Ok(out.report.cycles)
+}
+
+fn describe(t: &CubeSchedule) -> String {
+    format!(
+        "{}x{}x{} l1_k={} depth={}x{}",
+        t.base_m, t.base_n, t.base_k, t.l1_k, t.a_stages, t.b_stages
+    )
+}
+
+/// Tunes every cube matmul stage of a kernel's plan: simulates the stage
+/// alone with each of its `top` cheapest candidates and keeps the fastest;
+/// then simulates the whole kernel with the winners.
+pub fn tune(
+    kernel: &Kernel,
+    machine: &Machine,
+    src: &Source,
+    level: crate::opt::Level,
+    top: usize,
+) -> Result<Report, Failure> {
+    let start = std::time::Instant::now();
+    let code = driver::compile_npu(kernel, machine, src, level)?;
+    let mut plan = code.plan;
+    let untuned = simulate(&plan, machine)?;
+    let mut stages = Vec::new();
+    let mut entries = Vec::new();
+    for i in 0..plan.stages.len() {
+        let StageKind::MatMul(mm) = &plan.stages[i].kind else {
+            continue;
+        };
+        if !matches!(mm.schedule, MatMulSchedule::Cube(_)) {
+            continue;
+        }
+        let (Some(key), Ok(g)) = (stage_key(mm), Geometry::of(mm)) else {
+            continue;
+        };
+        let mut cands = cube_candidates(&g, machine);
+        // Stable: equal estimates keep the scheduler's order, so the first
+        // is the scheduler's own choice.
+        cands.sort_by(|a, b| a.0.total_cmp(&b.0));
+        cands.truncate(top.max(1));
+        // Each candidate runs as the stage alone (one launch on the
+        // kernel's buffers): the other stages do not change with it.
+        let runs: Vec<Result<(u64, tessera_ir::plan::Stage), Failure>> = cands
+            .par_iter()
+            .map(|(cost, t)| {
+                let mut st = plan.stages[i].clone();
+                if let StageKind::MatMul(m) = &mut st.kind {
+                    let (bd, est) = apply_cube(m, &g, t.clone(), *cost, machine);
+                    st.block_dim = bd;
+                    st.estimate = est;
+                }
+                let alone = Plan {
+                    stages: vec![st],
+                    ..plan.clone()
+                };
+                let cycles = simulate(&alone, machine)?;
+                let [st] = <[_; 1]>::try_from(alone.stages)
+                    .map_err(|_| Failure::Internal("one stage".into()))?;
+                Ok((cycles, st))
+            })
+            .collect();
+        let mut tried = Vec::new();
+        let mut best: Option<(usize, u64, tessera_ir::plan::Stage)> = None;
+        for (j, (r, (cost, t))) in runs.into_iter().zip(&cands).enumerate() {
+            let (cycles, st) = r?;
+            tried.push(Tried {
+                schedule: describe(t),
+                predicted: *cost as u64,
+                simulated: cycles,
+            });
+            if best.as_ref().is_none_or(|(_, c, _)| cycles < *c) {
+                best = Some((j, cycles, st));
+            }
+        }
+        let Some((chosen, cycles, st)) = best else {
+            continue;
+        };
+        let (_, t) = &cands[chosen];
+        entries.push(Entry {
+            machine: machine.name.clone(),
+            fingerprint: fingerprint(machine),
+            stage: key.clone(),
+            base_m: t.base_m,
+            base_n: t.base_n,
+            base_k: t.base_k,
+            l1_k: t.l1_k,
+            a_stages: t.a_stages,
+            b_stages: t.b_stages,
+            predicted: cube_cost(&g, t, machine) as u64,
+            simulated: cycles,
+            untuned,
+        });
+        stages.push(StageReport {
+            stage: i,
+            key,
+            tried,
+            chosen,
+        });
+        plan.stages[i] = st;
+    }
+    let tuned = simulate(&plan, machine)?;
+    Ok(Report {
+        kernel: kernel.name.clone(),
+        machine: machine.name.clone(),
+        untuned,
+        tuned,
+        stages,
+        seconds: start.elapsed().as_secs_f64(),
+        entries,
+    })
+}
+
+/// `file` with `entries` added (an entry for the same machine, fingerprint
+/// and stage replaced), sorted so that the same entries give the same file.
+pub fn merge(mut file: Tuning, entries: &[Entry]) -> Tuning {
+    file.format = FORMAT;
+    for e in entries {
+        file.entries
+            .retain(|o| !(o.machine == e.machine && o.stage == e.stage));
+        file.entries.push(e.clone());
+    }
+    file.entries.sort_by(|a, b| {
+        (&a.machine, &a.stage, &a.fingerprint).cmp(&(&b.machine, &b.stage, &b.fingerprint))
+    });
+    file
+}
+
+/// The file's text.
+pub fn to_text(file: &Tuning) -> String {
+    let mut s = String::from(
+        "# Tessera tuning file: the fastest simulated schedule of each stage, made by `tessera tune`.\n",
+    );
+    s.push_str(&toml::to_string(file).unwrap_or_default());
+    s
+}
+
+impl Report {
+    /// The report as a table.
+    pub fn table(&self) -> String {
+        let mut s = format!(
+            "tune {} on {}: {} -> {} cycles ({:.3}x), {} stage{} tuned in {:.2} s\n",
+            self.kernel,
+            self.machine,
+            self.untuned,
+            self.tuned,
+            self.untuned as f64 / self.tuned.max(1) as f64,
+            self.stages.len(),
+            if self.stages.len() == 1 { "" } else { "s" },
+            self.seconds
+        );
+        for st in &self.stages {
+            s.push_str(&format!("stage {}: {}\n", st.stage, st.key));
+            s.push_str("    candidate                          predicted    simulated\n");
+            for (j, t) in st.tried.iter().enumerate() {
+                let mark = if j == st.chosen { "  <- chosen" } else { "" };
+                s.push_str(&format!(
+                    "    {:<32} {:>11} {:>12}{mark}\n",
+                    t.schedule, t.predicted, t.simulated
+                ));
+            }
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::opt::Level;
+
+    const GEMM: &str =
+        "kernel gemm(a: f16[M, K], b: f16[K, N]) -> f16[M, N] { return cast(a @ b, f16); }";
+
+    fn gemm(n: u64) -> (Kernel, Source) {
+        let src = Source {
+            name: "gemm.tsr".into(),
+            text: GEMM.into(),
+        };
+        let file = driver::parse_and_check(&src).expect("parses");
+        let env = [("M", n), ("N", n), ("K", n)]
+            .iter()
+            .map(|(k, v)| (k.to_string(), *v))
+            .collect();
+        (
+            driver::lower(&file, "gemm", &env, &src).expect("lowers"),
+            src,
+        )
+    }
+
+    fn machine() -> Machine {
+        crate::simulate::machine(Some("910b-like")).expect("built-in")
+    }
+
+    fn cube(plan: &Plan) -> CubeSchedule {
+        let StageKind::MatMul(mm) = &plan.stages[0].kind else {
+            panic!("a matmul stage, not {}", plan.stages[0].kind.name());
+        };
+        let MatMulSchedule::Cube(t) = &mm.schedule else {
+            panic!("a cube matmul");
+        };
+        t.clone()
+    }
+
+    #[test]
+    fn tuning_keeps_the_fastest_candidate_and_compiles_to_it() {
+        let (k, src) = gemm(1024);
+        let m = machine();
+        let r = tune(&k, &m, &src, Level::O2, 8).expect("tunes");
+        let st = &r.stages[0];
+        assert_eq!(st.tried.len(), 8);
+        let fastest = st.tried.iter().map(|t| t.simulated).min().expect("tried");
+        assert_eq!(st.tried[st.chosen].simulated, fastest);
+        // The first candidate is the scheduler's own choice; the kernel is
+        // this one stage.
+        assert_eq!(st.tried[0].simulated, r.untuned);
+        assert_eq!(r.tuned, fastest);
+        // On this product the cost model's choice is not the fastest.
+        assert!(r.tuned < r.untuned, "{} vs {}", r.tuned, r.untuned);
+        let file = merge(Tuning::default(), &r.entries);
+        let (code, notes) =
+            driver::compile_npu_tuned(&k, &m, &src, Level::O2, &file).expect("compiles");
+        assert!(notes.is_empty(), "{notes:?}");
+        let e = &file.entries[0];
+        assert_eq!(e.simulated, fastest);
+        let t = cube(&code.plan);
+        assert_eq!(
+            (t.base_m, t.base_n, t.base_k, t.l1_k),
+            (e.base_m, e.base_n, e.base_k, e.l1_k)
+        );
+        let b = crate::bench::bench(&k, &m, &src, Level::O2, &file).expect("benches");
+        assert_eq!(b.cycles, r.tuned);
+    }
+
+    #[test]
+    fn tuning_does_not_depend_on_the_thread_count() {
+        let (k, src) = gemm(512);
+        let m = machine();
+        let run = |threads| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .expect("pool");
+            let r = pool.install(|| tune(&k, &m, &src, Level::O2, 6).expect("tunes"));
+            let tried: Vec<(String, u64, u64)> = r.stages[0]
+                .tried
+                .iter()
+                .map(|t| (t.schedule.clone(), t.predicted, t.simulated))
+                .collect();
+            (to_text(&merge(Tuning::default(), &r.entries)), tried)
+        };
+        assert_eq!(run(1), run(2));
+    }
+
+    #[test]
+    fn stale_and_invalid_entries_are_ignored_with_a_note() {
+        let (k, src) = gemm(1024);
+        let m = machine();
+        let untuned = driver::compile_npu(&k, &m, &src, Level::O2).expect("compiles");
+        let r = tune(&k, &m, &src, Level::O2, 4).expect("tunes");
+        let good = merge(Tuning::default(), &r.entries);
+        let mut stale = good.clone();
+        stale.entries[0].fingerprint = "0000000000000000".into();
+        let mut invalid = good.clone();
+        invalid.entries[0].base_m = 7;
+        for (file, why) in [
+            (stale, "another description"),
+            (invalid, "not a valid schedule"),
+        ] {
+            let (code, notes) =
+                driver::compile_npu_tuned(&k, &m, &src, Level::O2, &file).expect("compiles");
+            assert_eq!(notes.len(), 1, "{notes:?}");
+            assert!(notes[0].contains(why), "{notes:?}");
+            assert_eq!(cube(&code.plan), cube(&untuned.plan));
+        }
+        // On another machine the entry matches nothing.
+        let other = crate::simulate::machine(Some("910-like")).expect("built-in");
+        let (_, notes) =
+            driver::compile_npu_tuned(&k, &other, &src, Level::O2, &good).expect("compiles");
+        assert!(notes.is_empty());
+    }
+
+    #[test]
+    fn files_round_trip_and_bad_ones_are_e0608() {
+        let dir = std::env::temp_dir().join(format!("tessera-tune-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let e = |stage: &str, base_m| Entry {
+            machine: "910b-like".into(),
+            fingerprint: "00000000000000ff".into(),
+            stage: stage.into(),
+            base_m,
+            base_n: 16,
+            base_k: 16,
+            l1_k: 16,
+            a_stages: 1,
+            b_stages: 1,
+            predicted: 1,
+            simulated: 2,
+            untuned: 3,
+        };
+        // Merging replaces the same stage and sorts.
+        let f = merge(Tuning::default(), &[e("z", 16), e("a", 16)]);
+        let f = merge(f, &[e("z", 32)]);
+        let stages: Vec<(&str, u64)> = f
+            .entries
+            .iter()
+            .map(|x| (x.stage.as_str(), x.base_m))
+            .collect();
+        assert_eq!(stages, [("a", 16), ("z", 32)]);
+        let p = dir.join("t.toml");
+        std::fs::write(&p, to_text(&f)).expect("write");
+        assert_eq!(read(&p).expect("reads"), f);
+        for bad in [
+            "format = 1\n[[entry]]\nmachine = 3\n",
+            "not toml [",
+            "format = 2\n",
+            "\u{0}\u{ff}",
+        ] {
+            std::fs::write(&p, bad).expect("write");
+            let d = read(&p).expect_err("malformed");
+            assert_eq!(d.code, "E0608", "{bad:?}: {}", d.message);
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
