@@ -20,6 +20,9 @@ use tessera_ir::{Code, Diagnostic};
 /// The suite file.
 pub const SUITE: &str = "benches/suite.toml";
 
+/// The model-shape suite (its rows follow the suite's, in their own tables).
+pub const MODELS: &str = "benches/models.toml";
+
 #[derive(Deserialize)]
 struct SuiteFile {
     bench: Vec<BenchSpec>,
@@ -49,6 +52,8 @@ struct ExpertSpec {
 /// One row of the results.
 #[derive(Serialize)]
 struct Row {
+    /// `suite` (benches/suite.toml) or `models` (benches/models.toml).
+    suite: &'static str,
     id: String,
     machine: String,
     kernel: String,
@@ -66,6 +71,12 @@ struct Row {
     /// The optimiser's e-graph: most e-nodes of a phase, iterations.
     egraph_nodes: usize,
     iterations: usize,
+    /// `tessera tune` (its default 8 candidates a cube matmul stage): the
+    /// tuned cycles, the speed-up over `cycles` and the host seconds it
+    /// took; none for a kernel without a cube matmul.
+    tuned_cycles: Option<u64>,
+    tune_speedup: Option<f64>,
+    tune_seconds: Option<f64>,
 }
 
 #[derive(Serialize)]
@@ -93,6 +104,10 @@ struct CostRow {
     stages: usize,
     /// Spearman's rank correlation of predicted and simulated cycles.
     spearman: f64,
+    /// The matmul schedules `tune` simulated, and the Spearman rank
+    /// correlation of the scheduler's estimates with their cycles.
+    matmul_candidates: usize,
+    matmul_spearman: f64,
 }
 
 /// Spearman's rank correlation (ties take their average rank).
@@ -141,7 +156,24 @@ fn run_one(
     let file = driver::parse_and_check(&src)?;
     let env = spec.dims.clone();
     let kernel = driver::lower(&file, &spec.kernel, &env, &src)?;
-    bench(&kernel, machine, &src, level)
+    bench(
+        &kernel,
+        machine,
+        &src,
+        level,
+        &crate::tune::Tuning::default(),
+    )
+}
+
+/// `tessera tune` on a benchmark (its default candidate count).
+fn tune_one(
+    spec: &BenchSpec,
+    machine: &tessera_sim::Machine,
+) -> Result<crate::tune::Report, Failure> {
+    let src = driver::load_source(Path::new(&spec.file))?;
+    let file = driver::parse_and_check(&src)?;
+    let kernel = driver::lower(&file, &spec.kernel, &spec.dims, &src)?;
+    crate::tune::tune(&kernel, machine, &src, crate::opt::Level::O2, 8)
 }
 
 fn expert_cycles(
@@ -169,19 +201,30 @@ fn expert_cycles(
     Ok(out.report.cycles)
 }
 
+/// Reads a suite file (run from the repository root).
+fn read_suite(path: &str) -> Result<SuiteFile, Failure> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        input_error(format!(
+            "cannot read `{path}` (run from the repository root): {e}"
+        ))
+    })?;
+    toml::from_str(&text).map_err(|e| input_error(format!("`{path}`: {e}")))
+}
+
 /// Runs the suite and writes `RESULTS.md` and `RESULTS.json` to `out_dir`.
 pub fn run_suite(
     out: &mut dyn Write,
     machine: Option<&str>,
     out_dir: &Path,
 ) -> Result<(), Failure> {
-    let text = std::fs::read_to_string(SUITE).map_err(|e| {
-        input_error(format!(
-            "cannot read `{SUITE}` (run from the repository root): {e}"
-        ))
-    })?;
-    let suite: SuiteFile =
-        toml::from_str(&text).map_err(|e| input_error(format!("`{SUITE}`: {e}")))?;
+    let suite = read_suite(SUITE)?;
+    let models = read_suite(MODELS)?;
+    let specs: Vec<(&'static str, &BenchSpec)> = suite
+        .bench
+        .iter()
+        .map(|b| ("suite", b))
+        .chain(models.bench.iter().map(|b| ("models", b)))
+        .collect();
     let machines: Vec<String> = match machine {
         Some(m) => vec![m.to_string()],
         None => tessera_sim::Machine::builtin_names()
@@ -197,13 +240,29 @@ pub fn run_suite(
     for mname in &machines {
         let m = simulate::machine(Some(mname))?;
         let mut pairs: Vec<(f64, f64)> = Vec::new();
-        for spec in &suite.bench {
+        let mut tune_pairs: Vec<(f64, f64)> = Vec::new();
+        for &(which, spec) in &specs {
             let r = run_one(spec, &m, crate::opt::Level::O2)?;
+            let tuned = if r.per_stage.iter().any(|s| s.kind == "matmul") {
+                let t = tune_one(spec, &m)?;
+                for st in &t.stages {
+                    tune_pairs.extend(
+                        st.tried
+                            .iter()
+                            .map(|c| (c.predicted as f64, c.simulated as f64)),
+                    );
+                }
+                (!t.stages.is_empty()).then_some(t)
+            } else {
+                None
+            };
             let o0 = run_one(spec, &m, crate::opt::Level::O0)?;
             let speedup_o0 = o0.cycles as f64 / r.cycles.max(1) as f64;
-            for st in r.per_stage.iter().chain(&o0.per_stage) {
-                if let Some(p) = st.predicted {
-                    pairs.push((p, st.simulated as f64));
+            if which == "suite" {
+                for st in r.per_stage.iter().chain(&o0.per_stage) {
+                    if let Some(p) = st.predicted {
+                        pairs.push((p, st.simulated as f64));
+                    }
                 }
             }
             let dims: Vec<String> = spec.dims.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -213,6 +272,7 @@ pub fn run_suite(
                 spec.id, m.name, r.cycles, r.bound, r.efficiency, r.stages, r.compile_ms, o0.cycles
             );
             results.benches.push(Row {
+                suite: which,
                 id: spec.id.clone(),
                 machine: m.name.clone(),
                 kernel: spec.kernel.clone(),
@@ -228,6 +288,11 @@ pub fn run_suite(
                 speedup_o0,
                 egraph_nodes: r.optimiser.egraph_nodes,
                 iterations: r.optimiser.iterations,
+                tuned_cycles: tuned.as_ref().map(|t| t.tuned),
+                tune_speedup: tuned
+                    .as_ref()
+                    .map(|t| t.untuned as f64 / t.tuned.max(1) as f64),
+                tune_seconds: tuned.as_ref().map(|t| t.seconds),
             });
         }
         let rho = spearman(&pairs);
@@ -237,10 +302,19 @@ pub fn run_suite(
             m.name,
             pairs.len()
         );
+        let tune_rho = spearman(&tune_pairs);
+        let _ = writeln!(
+            out,
+            "cost model on {}: Spearman {tune_rho:.3} over {} tuned matmul candidates",
+            m.name,
+            tune_pairs.len()
+        );
         results.cost_model.push(CostRow {
             machine: m.name.clone(),
             stages: pairs.len(),
             spearman: rho,
+            matmul_candidates: tune_pairs.len(),
+            matmul_spearman: tune_rho,
         });
         for e in &suite.expert {
             let Some(path) = e.asm.get(mname) else {
@@ -296,20 +370,39 @@ fn markdown(r: &Results) -> String {
          reproducible; the bound is the roofline of machine.md and efficiency = bound / cycles.\n\
          `-O2 / -O0` is the optimiser's speed-up over the unoptimised plan (one stage per op);\n\
          `e-nodes` and `iters` are its e-graph's largest size and its iterations over all phases.\n\
-         Compile times (optimise, plan, generate) are host wall-clock and vary between runs.\n",
+         Compile times (optimise, plan, generate) are host wall-clock and vary between runs.\n\
+         `tuned` is the kernel with `tessera tune`'s schedules (the fastest simulated of the cost\n\
+         model's 8 cheapest per cube matmul stage), `tune ×` its speed-up, `tune s` the host\n\
+         seconds the tuning took (all candidates of a stage run in parallel).\n",
     );
     let mut machines: Vec<&str> = r.benches.iter().map(|b| b.machine.as_str()).collect();
     machines.dedup();
-    for m in machines {
+    for (m, which) in machines
+        .iter()
+        .flat_map(|m| [(*m, "suite"), (*m, "models")])
+    {
+        let title = if which == "suite" {
+            m.to_string()
+        } else {
+            format!("{m}: model shapes (`benches/models.toml`)")
+        };
         s.push_str(&format!(
-            "\n## {m}\n\n| id | kernel | dims | cycles | bound | bound by | efficiency | target | stages | -O0 cycles | -O2 / -O0 | e-nodes | iters | compile ms |\n| --- | --- | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
+            "\n## {title}\n\n| id | kernel | dims | cycles | bound | bound by | efficiency | target | stages | -O0 cycles | -O2 / -O0 | e-nodes | iters | compile ms | tuned | tune × | tune s |\n| --- | --- | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
         ));
-        for b in r.benches.iter().filter(|b| b.machine == m) {
+        for b in r
+            .benches
+            .iter()
+            .filter(|b| b.machine == m && b.suite == which)
+        {
             let target = b
                 .target
                 .map_or_else(|| "—".to_string(), |t| format!("{t:.2}"));
+            let dash = || "—".to_string();
+            let tuned = b.tuned_cycles.map_or_else(dash, |c| c.to_string());
+            let tune_x = b.tune_speedup.map_or_else(dash, |x| format!("{x:.3}"));
+            let tune_s = b.tune_seconds.map_or_else(dash, |x| format!("{x:.2}"));
             s.push_str(&format!(
-                "| {} | {} | {} | {} | {:.0} | {} | {:.3} | {} | {} | {} | {:.2} | {} | {} | {:.0} |\n",
+                "| {} | {} | {} | {} | {:.0} | {} | {:.3} | {} | {} | {} | {:.2} | {} | {} | {:.0} | {tuned} | {tune_x} | {tune_s} |\n",
                 b.id,
                 b.kernel,
                 b.dims,
@@ -328,11 +421,11 @@ fn markdown(r: &Results) -> String {
         }
     }
     if !r.cost_model.is_empty() {
-        s.push_str("\n## The cost model against the simulator\n\nEvery stage of the suite's `-O0` and `-O2` plans that the optimiser's cost model predicts\n(its groups and ops; not the copies the planner adds), predicted against simulated cycles.\n\n| machine | stages | Spearman rank correlation |\n| --- | ---: | ---: |\n");
+        s.push_str("\n## The cost model against the simulator\n\nEvery stage of the suite's `-O0` and `-O2` plans that the optimiser's cost model predicts\n(its groups and ops; not the copies the planner adds), predicted against simulated cycles.\nThe last two columns rank the scheduler's estimates of the matmul schedules `tune` simulated\n(suite and model shapes).\n\n| machine | stages | Spearman rank correlation | matmul candidates | Spearman |\n| --- | ---: | ---: | ---: | ---: |\n");
         for c in &r.cost_model {
             s.push_str(&format!(
-                "| {} | {} | {:.3} |\n",
-                c.machine, c.stages, c.spearman
+                "| {} | {} | {:.3} | {} | {:.3} |\n",
+                c.machine, c.stages, c.spearman, c.matmul_candidates, c.matmul_spearman
             ));
         }
     }
@@ -375,9 +468,45 @@ mod tests {
     }
 
     fn suite() -> SuiteFile {
+        load(SUITE)
+    }
+
+    fn load(path: &str) -> SuiteFile {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let text = std::fs::read_to_string(root.join(SUITE)).expect("suite.toml");
-        toml::from_str(&text).expect("suite.toml parses")
+        let text = std::fs::read_to_string(root.join(path)).expect(path);
+        toml::from_str(&text).expect(path)
+    }
+
+    #[test]
+    fn the_model_suite_holds_the_shapes_of_the_spec() {
+        // (M, K, N) of benchmarks.md's model shapes: one LLaMA-7B-class
+        // layer's prefill GEMMs over 4096 tokens, its decode GEMVs at M = 1
+        // and 16, 512×512×8192 and 4000³.
+        let mut want = vec![
+            (4096, 4096, 12288),
+            (4096, 4096, 4096),
+            (4096, 4096, 11008),
+            (4096, 11008, 4096),
+            (512, 8192, 512),
+            (4000, 4000, 4000),
+        ];
+        for m in [1, 16] {
+            want.extend([(m, 4096, 12288), (m, 4096, 11008), (m, 11008, 4096)]);
+        }
+        let got: Vec<(u64, u64, u64)> = load(MODELS)
+            .bench
+            .iter()
+            .map(|b| {
+                assert_eq!(b.kernel, "gemm", "{}", b.id);
+                (b.dims["M"], b.dims["K"], b.dims["N"])
+            })
+            .collect();
+        for w in want {
+            assert!(
+                got.contains(&w),
+                "benches/models.toml lacks M, K, N = {w:?}"
+            );
+        }
     }
 
     #[test]
@@ -419,7 +548,7 @@ mod tests {
     #[test]
     fn every_benchmark_compiles_on_both_machines() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        for b in suite().bench {
+        for b in suite().bench.into_iter().chain(load(MODELS).bench) {
             let src = driver::load_source(&root.join(&b.file)).expect("kernels.tsr");
             let file = driver::parse_and_check(&src).expect("kernels.tsr checks");
             let kernel = driver::lower(&file, &b.kernel, &b.dims, &src)
