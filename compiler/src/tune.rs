@@ -229,7 +229,8 @@ pub struct StageReport {
     pub key: String,
     /// The candidates, the cost model's cheapest first.
     pub tried: Vec<Tried>,
-    /// The index in `tried` of the fastest.
+    /// The index in `tried` of the fastest (0, the scheduler's own, when
+    /// the winners together were slower in the whole kernel).
     pub chosen: usize,
 }
 
@@ -363,7 +364,16 @@ pub fn tune(
         });
         plan.stages[i] = st;
     }
-    let tuned = simulate(&plan, machine)?;
+    let mut tuned = simulate(&plan, machine)?;
+    // Each stage was timed alone; should the winners together lose in the
+    // whole kernel (its stages share L2 and GM), keep the scheduler's.
+    if tuned > untuned {
+        entries.clear();
+        for st in &mut stages {
+            st.chosen = 0;
+        }
+        tuned = untuned;
+    }
     Ok(Report {
         kernel: kernel.name.clone(),
         machine: machine.name.clone(),

@@ -148,8 +148,15 @@ pub fn vector_layout(g: &Geometry, t: &VecMatSchedule, machine: &Machine) -> Vec
     }
 }
 
-/// The estimated cycles of a cube candidate (launch excluded).
+/// The estimated cycles of a cube candidate (launch excluded): the busiest
+/// core's, and at least the chip's GM traffic.
 pub fn cube_cost(g: &Geometry, t: &CubeSchedule, machine: &Machine) -> f64 {
+    cube_core_cost(g, t, machine).max(chip_bound(g, machine))
+}
+
+/// The busiest core's estimated cycles for a cube candidate (launch
+/// excluded), before the chip's GM floor.
+fn cube_core_cost(g: &Geometry, t: &CubeSchedule, machine: &Machine) -> f64 {
     let s = size(g.dtype);
     let so = size(g.out);
     let c0 = g.c0();
@@ -236,7 +243,7 @@ pub fn cube_cost(g: &Geometry, t: &CubeSchedule, machine: &Machine) -> f64 {
     let tile = hi + 0.05 * lo;
     // The pipeline fills once: the next tile's loads overlap this one's end.
     let fill = a_load(ka.min(g.k)) + b_load(kb.min(g.k)) + mte1_step;
-    (rounds * tile + fill).max(chip_bound(g, machine))
+    rounds * tile + fill
 }
 
 /// Tile extents to try: multiples of 16 up to `limit` (at most 512).
@@ -283,9 +290,11 @@ fn schedule_cube(mm: &mut MatMul, g: &Geometry, machine: &Machine) -> Result<(u3
 }
 
 /// Every cube schedule that fits the machine's buffers, with its estimate,
-/// in a fixed order (tile rows, tile columns, L0 step, L1 stage, load
-/// depths). The scheduler takes the first of the cheapest; `tessera tune`
-/// simulates the cheapest few.
+/// the scheduler's choice first: by estimate, then (where the chip's GM
+/// traffic floors several estimates alike, as in memory-bound GEMVs) by the
+/// busiest core's own cycles, then in enumeration order (tile rows, tile
+/// columns, L0 step, L1 stage, load depths). `tessera tune` simulates the
+/// first few.
 pub fn cube_candidates(g: &Geometry, machine: &Machine) -> Vec<(f64, CubeSchedule)> {
     let coupled = machine.organisation == Organisation::Coupled;
     let c0 = g.c0();
@@ -341,14 +350,17 @@ pub fn cube_candidates(g: &Geometry, machine: &Machine) -> Vec<(f64, CubeSchedul
                             ..CubeSchedule::default()
                         };
                         if fits(&cube_layout(g, &t, machine).named(), machine) {
-                            all.push((cube_cost(g, &t, machine), t));
+                            let core = cube_core_cost(g, &t, machine);
+                            all.push((core.max(chip_bound(g, machine)), core, t));
                         }
                     }
                 }
             }
         }
     }
-    all
+    // Stable: equal keys keep the enumeration order.
+    all.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
+    all.into_iter().map(|(cost, _, t)| (cost, t)).collect()
 }
 
 /// Sets a cube schedule (a candidate's tiles, steps and depths) on a matmul
