@@ -371,9 +371,7 @@ impl Bound {
     /// Bytes of each parameter and each result.
     pub fn sizes(&self) -> (Vec<usize>, Vec<usize>) {
         let k = &self.kernel;
-        let bytes = |ty: &tessera_ir::TensorType| {
-            ty.shape.num_elements().unwrap_or(0) as usize * ty.dtype.size_bytes()
-        };
+        let bytes = |ty| crate::cost::bytes(ty) as usize;
         (
             k.params.iter().map(|p| bytes(&p.ty)).collect(),
             k.outputs.iter().map(|o| bytes(k.ty(o.value))).collect(),

@@ -80,17 +80,24 @@ pub struct HostKernel {
 /// either way: the split never changes what an element computes).
 const SERIAL_BYTES: u64 = 64 * 1024;
 
+/// Bytes of a packed tensor of type `ty` (its buffers' size).
+fn packed_bytes(ty: &tessera_ir::TensorType) -> usize {
+    ty.shape.num_elements().unwrap_or(0) as usize * ty.dtype.size_bytes()
+}
+
 fn is_small(kernel: &Kernel) -> bool {
-    let bytes = |ty: &tessera_ir::TensorType| {
-        ty.shape.num_elements().unwrap_or(u64::MAX) * ty.dtype.size_bytes() as u64
-    };
     let total = kernel
         .params
         .iter()
-        .map(|p| bytes(&p.ty))
-        .chain(kernel.outputs.iter().map(|o| bytes(kernel.ty(o.value))))
-        .fold(0u64, u64::saturating_add);
-    total <= SERIAL_BYTES
+        .map(|p| packed_bytes(&p.ty))
+        .chain(
+            kernel
+                .outputs
+                .iter()
+                .map(|o| packed_bytes(kernel.ty(o.value))),
+        )
+        .fold(0usize, usize::saturating_add);
+    total as u64 <= SERIAL_BYTES
         && !kernel
             .nodes
             .iter()
@@ -201,9 +208,6 @@ impl HostKernel {
         threads: Option<usize>,
     ) -> Result<(), HostError> {
         let k = &self.kernel;
-        let bytes = |ty: &tessera_ir::TensorType| {
-            ty.shape.num_elements().unwrap_or(0) as usize * ty.dtype.size_bytes()
-        };
         if inputs.len() != k.params.len() || outputs.len() != k.outputs.len() {
             return Err(HostError::Inputs(format!(
                 "kernel `{}` takes {} inputs and {} results, not {} and {}",
@@ -215,24 +219,24 @@ impl HostKernel {
             )));
         }
         for (p, b) in k.params.iter().zip(inputs) {
-            if b.len() != bytes(&p.ty) {
+            if b.len() != packed_bytes(&p.ty) {
                 return Err(HostError::Inputs(format!(
                     "input `{}` has {} bytes, but {} takes {}",
                     p.name,
                     b.len(),
                     p.ty,
-                    bytes(&p.ty)
+                    packed_bytes(&p.ty)
                 )));
             }
         }
         for (o, b) in k.outputs.iter().zip(outputs.iter()) {
             let ty = k.ty(o.value);
-            if b.len() != bytes(ty) {
+            if b.len() != packed_bytes(ty) {
                 return Err(HostError::Inputs(format!(
                     "result `{}` has {} bytes, but {ty} takes {}",
                     o.name,
                     b.len(),
-                    bytes(ty)
+                    packed_bytes(ty)
                 )));
             }
         }
@@ -260,7 +264,7 @@ impl HostKernel {
             .iter()
             .map(|o| {
                 let ty = k.ty(o.value);
-                vec![0u8; ty.shape.num_elements().unwrap_or(0) as usize * ty.dtype.size_bytes()]
+                vec![0u8; packed_bytes(ty)]
             })
             .collect();
         let params: Vec<usize> = ins.iter().map(|b| b.as_ptr() as usize).collect();
