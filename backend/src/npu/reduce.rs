@@ -329,6 +329,34 @@ pub(super) fn fold_lanes(
         );
 }
 
+/// The blockwise partials of `reps` whole repeats of `src` (`per` lanes
+/// each): every 32-byte block folded to one value, repeat `r`'s eight at
+/// `dst + 8r` values (`dst` may be `src`: each repeat is read before its
+/// partials land at or below it).
+pub(super) fn fold_block_partials(
+    items: &mut Vec<Item>,
+    op: ReduceOp,
+    acc: DType,
+    dst: VBuf,
+    src: VBuf,
+    reps: u64,
+    per: u64,
+) {
+    items
+        .op(vec![
+            (Access::Write, dst.region(reps * 8 * size(acc))),
+            (Access::Read, src.region(reps * 256)),
+        ])
+        .vec_red_b(
+            fold_blocks(op),
+            dt(acc),
+            dst.addr,
+            VecOperand::new(src.addr, 1, 8),
+            reps,
+            lanes(per),
+        );
+}
+
 /// A lane-wise fold across `reps` repeats (stride `rep_stride` blocks) into
 /// one repeat of `per` lanes.
 #[allow(clippy::too_many_arguments)]

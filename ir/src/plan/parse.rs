@@ -574,8 +574,8 @@ impl What {
                 let transposed = flag(p.take("transposed"), "transposed")?;
                 let pipelined = flag(p.take("pipelined"), "pipelined")?;
                 let blockwise = flag(p.take("blockwise"), "blockwise")?;
-                if blockwise && (transposed || chunks > 1) {
-                    return Err("only a whole-row stage folds block by block".into());
+                if blockwise && transposed {
+                    return Err("a transposed row stage does not fold block by block".into());
                 }
                 if chunks == 0 {
                     return Err("`chunks` is at least 1".into());

@@ -139,11 +139,11 @@ pub struct RowsSchedule {
     pub transposed: bool,
     /// Chunked: whether one row per pass is in flight ([`pipelines`]).
     pub pipelined: bool,
-    /// Whole rows: whether reductions of at least 32 repeats fold block by
-    /// block first (`vec.bsum`…, a converted row in place, another into
-    /// `part`; then an eighth of the repeats across): fewer vector cycles,
-    /// chosen when the stage is bound by its vector work rather than its GM
-    /// traffic.
+    /// Whether reductions of at least 32 repeats (of a row; chunked, of a
+    /// chunk) fold block by block first (`vec.bsum`…, a converted row in
+    /// place, another into `part`; then an eighth of the repeats across):
+    /// fewer vector cycles, chosen when the stage is bound by its vector
+    /// work rather than its GM traffic. Not transposed.
     pub blockwise: bool,
     /// Tiles of the whole stage.
     pub tiles: u64,
@@ -269,6 +269,30 @@ pub fn widens(body: &[RowsInst], inputs: &[RowsInput]) -> bool {
     body.iter()
         .filter_map(|i| folds(body, inputs, i))
         .any(|(d, acc)| d != acc)
+}
+
+/// Whether reduction `j` folds its operand block by block in place (its
+/// partials over the operand's own first bytes): the operand is converted
+/// to the accumulator first (into scratch), or it is a full instruction's
+/// value, not the result, that no other instruction computed alongside
+/// (`with`: whole rows, every instruction; chunked, those of the pass that
+/// folds `j`, [`Passes::streamed`]) reads. Otherwise its partials go to the
+/// `part` buffer.
+pub fn folds_in_place(body: &[RowsInst], inputs: &[RowsInput], j: usize, with: &[bool]) -> bool {
+    let Some((src, acc)) = body.get(j).and_then(|i| folds(body, inputs, i)) else {
+        return false;
+    };
+    if src != acc {
+        return true;
+    }
+    let Some(&EwArg::Inst(k)) = body[j].args.first() else {
+        return false;
+    };
+    body[k].width == Width::Full
+        && k + 1 != body.len()
+        && body.iter().enumerate().all(|(i, b)| {
+            i == j || !with.get(i).copied().unwrap_or(true) || !b.args.contains(&EwArg::Inst(k))
+        })
 }
 
 /// Which expansions are never materialised: those read only by full-width

@@ -71,6 +71,9 @@ fn schedule_params(kind: &StageKind) -> Vec<(&'static str, u64)> {
             if s.pipelined {
                 p.push(("pipelined", 1));
             }
+            if s.blockwise {
+                p.push(("blockwise", 1));
+            }
             p.push(("tiles", s.tiles));
             p
         }

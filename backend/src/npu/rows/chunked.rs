@@ -14,11 +14,15 @@ use super::{Opening, finish, opening, replicate, size, spread};
 use crate::npu::Ctx;
 use crate::npu::inst::InstBuilder;
 use crate::npu::prog::{Access, Branch, Build, Item};
-use crate::npu::reduce::{combine, fold_across, fold_lanes, fold_repeats, identity};
+use crate::npu::reduce::{
+    combine, fold_across, fold_block_partials, fold_lanes, fold_repeats, identity,
+};
 use crate::npu::tiles::double_buffered;
 use crate::npu::vector::{self, Opnd, Seq, VBuf, bin_op, dt};
 use tessera_ir::plan::reduce::LANES;
-use tessera_ir::plan::rows::{Passes, elided, folds, online, row_slots};
+use tessera_ir::plan::rows::{
+    BLOCKWISE_MIN_REPEATS, Passes, elided, folds, folds_in_place, online, row_slots,
+};
 use tessera_ir::plan::{EwArg, EwOp, Rows, RowsOp, Width};
 use tessera_ir::{DType, ReduceOp};
 use tessera_sim::isa::{AluOp, BinOp, Cond, Reg, UnOp};
@@ -236,21 +240,42 @@ pub(super) fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String>
                         .dup(mine, identity(*op, acc_dt));
                     }
                     let per = 256 / size(acc_dt);
-                    // Every chunk but the last folds whole repeats; the last
-                    // its valid ones and a masked partial repeat.
+                    // Blockwise, the partials of a converted or dead chunk
+                    // land in place, another's in `part`.
+                    let partials = if !schedule.blockwise {
+                        None
+                    } else if folds_in_place(body, inputs, j, &streamed) {
+                        Some(wide)
+                    } else {
+                        layout.part.as_ref().map(|p| VBuf::of(p, 0, acc_dt))
+                    };
+                    // Every chunk but the last folds whole repeats (long
+                    // enough, blockwise: their partials, whole repeats of
+                    // them and then a partial one); the last its valid ones
+                    // and a masked partial repeat.
                     let fold = |h: &mut Vec<Item>, valid: u64| {
                         let (full, tail) = (valid / per, valid % per);
-                        if full > 0 {
-                            fold_repeats(h, fold_across(*op), acc_dt, part, wide, full, 8, per);
+                        let (folded, reps, rest) =
+                            match partials.filter(|_| full >= BLOCKWISE_MIN_REPEATS) {
+                                Some(to) => {
+                                    fold_block_partials(h, *op, acc_dt, to, wide, full, per);
+                                    (to, (full * 8) / per, (full * 8) % per)
+                                }
+                                None => (wide, full, 0),
+                            };
+                        if reps > 0 {
+                            fold_repeats(h, fold_across(*op), acc_dt, part, folded, reps, 8, per);
                             Seq { items: h, n: per }.bin(combine(*op), mine, mine, part);
                         }
-                        if tail > 0 {
-                            Seq { items: h, n: tail }.bin(
-                                combine(*op),
-                                mine,
-                                mine,
-                                wide.offset(full * 256),
-                            );
+                        // The partials' partial repeat, then the chunk's,
+                        // under masks of their valid lanes.
+                        for (n, from) in [
+                            (rest, folded.offset(reps * 256)),
+                            (tail, wide.offset(full * 256)),
+                        ] {
+                            if n > 0 {
+                                Seq { items: h, n }.bin(combine(*op), mine, mine, from);
+                            }
                         }
                     };
                     if last_len == c {

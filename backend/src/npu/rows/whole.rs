@@ -15,13 +15,17 @@
 
 use super::{Opening, finish, opening, replicate, size, spread, tile_rows};
 use crate::npu::Ctx;
-use crate::npu::inst::{InstBuilder, VecOperand, lanes};
+use crate::npu::inst::InstBuilder;
 use crate::npu::prog::{Access, Build, Item};
-use crate::npu::reduce::{combine, fold_across, fold_blocks, fold_lanes, fold_repeats, identity};
+use crate::npu::reduce::{
+    combine, fold_across, fold_block_partials, fold_lanes, fold_repeats, identity,
+};
 use crate::npu::tiles::double_buffered;
 use crate::npu::vector::{self, Opnd, Seq, VBuf, bin_op, dt};
 use tessera_ir::plan::reduce::LANES;
-use tessera_ir::plan::rows::{BLOCKWISE_MIN_REPEATS, accumulator, elided, row_slots};
+use tessera_ir::plan::rows::{
+    BLOCKWISE_MIN_REPEATS, accumulator, elided, folds_in_place, row_slots,
+};
 use tessera_ir::plan::{EwArg, EwOp, Rows, RowsOp, Width};
 use tessera_ir::{DType, ReduceOp};
 use tessera_sim::isa::AluOp;
@@ -212,6 +216,7 @@ pub(super) fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String>
                             pitch,
                             n,
                             schedule.blockwise,
+                            folds_in_place(body, inputs, j, &vec![true; body.len()]),
                         )?;
                     }
                     RowsOp::Expand => {
@@ -278,6 +283,7 @@ fn reduce_rows(
     pitch: u64,
     n: u64,
     blockwise: bool,
+    in_place: bool,
 ) -> Result<(), String> {
     let acc_dt = accumulator(op, src.dtype);
     let slots = row_slots(rows);
@@ -318,15 +324,16 @@ fn reduce_rows(
     // block in place (`vec.bsum`, a cycle a repeat, into a run of `full · 8`
     // partial sums at its start), and the partials folded across repeats:
     // cheaper than folding every repeat once there are enough of them.
-    // A converted row (scratch) takes its partials in place; another row's
-    // go to `part`, an eighth of its f32 bytes per row.
-    let part = match (wide, layout.part.as_ref()) {
-        (Some(_), _) => None,
-        (None, Some(p)) => Some(VBuf::of(p, 0, acc_dt)),
-        (None, None) => None,
+    // A converted row (scratch), or a value nothing else reads
+    // (`in_place`), takes its partials in place; another row's go to
+    // `part`, an eighth of its f32 bytes per row.
+    let part = match (wide.is_some() || in_place, layout.part.as_ref()) {
+        (false, Some(p)) => Some(VBuf::of(p, 0, acc_dt)),
+        (true, _) | (false, None) => None,
     };
-    let blockwise =
-        blockwise && (wide.is_some() || part.is_some()) && full >= BLOCKWISE_MIN_REPEATS;
+    let blockwise = blockwise
+        && (wide.is_some() || in_place || part.is_some())
+        && full >= BLOCKWISE_MIN_REPEATS;
     let partials_of = |r: u64, from: VBuf| match part {
         Some(p) => p.offset(r * pitch / 2),
         None => from,
@@ -350,18 +357,7 @@ fn reduce_rows(
             for r in row..row + n_rows {
                 let from = from_of(r);
                 let to = partials_of(r, from);
-                h.op(vec![
-                    (Access::Write, to.region(full * 8 * sa)),
-                    (Access::Read, from.region(full * 256)),
-                ])
-                .vec_red_b(
-                    fold_blocks(op),
-                    dt(acc_dt),
-                    to.addr,
-                    VecOperand::new(from.addr, 1, 8),
-                    full,
-                    lanes(per),
-                );
+                fold_block_partials(h, op, acc_dt, to, from, full, per);
             }
         }
         for r in row..row + n_rows {

@@ -8,8 +8,8 @@ use super::{Allocator, fits};
 use tessera_ir::DType;
 use tessera_ir::plan::elementwise::{SCRATCH_TABLE_BYTES, scratch};
 use tessera_ir::plan::rows::{
-    BLOCKWISE_MIN_REPEATS, CHUNK_ALIGN, Passes, ROW_ALIGN, TRANSPOSE_MAX_N, folds, pipelines,
-    row_slots, temp_slots, widens,
+    BLOCKWISE_MIN_REPEATS, CHUNK_ALIGN, Passes, ROW_ALIGN, TRANSPOSE_MAX_N, folds, folds_in_place,
+    pipelines, row_slots, temp_slots, widens,
 };
 use tessera_ir::plan::{MemSpace, Rows, RowsInst, RowsLayout, RowsOp, RowsSchedule, Width};
 use tessera_sim::Machine;
@@ -308,12 +308,33 @@ fn transposed(r: &mut Rows, machine: &Machine) -> Option<(u32, u64)> {
     ))
 }
 
+/// Appends the blockwise partials buffer (`part`, `bytes` long) after
+/// every other buffer of a layout.
+fn add_part(lay: &mut RowsLayout, bytes: u64, align: u64) {
+    let end = lay.named().iter().map(|(_, b)| b.end()).max().unwrap_or(0);
+    let mut a = Allocator::default();
+    a.add(MemSpace::Ub, end, 1, align);
+    lay.part = Some(a.add(MemSpace::Ub, bytes, 1, align));
+}
+
+/// The layout of a chunked stage with chunks of `chunk` elements; with
+/// `part`, the partials buffer of blockwise folds (an eighth of a chunk of
+/// f32).
+fn chunk_layout(r: &Rows, chunk: u64, part: bool, align: u64) -> RowsLayout {
+    let mut lay = layout(r, 1, chunk, true, align);
+    if part {
+        add_part(&mut lay, chunk / 2, align);
+    }
+    lay
+}
+
 /// The largest chunk (a multiple of [`CHUNK_ALIGN`] that folds in at most
-/// 255 repeats of 64 lanes) whose buffers fit UB.
-fn largest_chunk(r: &Rows, machine: &Machine) -> Option<u64> {
+/// 255 repeats of 64 lanes) whose buffers fit UB (with `part`: and the
+/// blockwise partials buffer).
+fn largest_chunk(r: &Rows, machine: &Machine, part: bool) -> Option<u64> {
     let align = machine.memory.ub.align;
     let top = (255 * ROW_ALIGN / CHUNK_ALIGN) * CHUNK_ALIGN;
-    let fits_at = |c: u64| fits(&layout(r, 1, c, true, align).named(), machine);
+    let fits_at = |c: u64| fits(&chunk_layout(r, c, part, align).named(), machine);
     if !fits_at(CHUNK_ALIGN) {
         return None;
     }
@@ -445,16 +466,8 @@ fn whole_rows(r: &mut Rows, machine: &Machine) -> Result<(u32, u64), String> {
         // (else they fold as usual).
         r.schedule.blockwise = true;
         let mut with_part = r.schedule.layout.clone();
-        if needs_part(r, pitch) {
-            let end = with_part
-                .named()
-                .iter()
-                .map(|(_, b)| b.end())
-                .max()
-                .unwrap_or(0);
-            let mut a = Allocator::default();
-            a.add(MemSpace::Ub, end, 1, align);
-            with_part.part = Some(a.add(MemSpace::Ub, rows * pitch / 2, 1, align));
+        if needs_part(r, pitch, false) {
+            add_part(&mut with_part, rows * pitch / 2, align);
         }
         if fits(&with_part.named(), machine) {
             r.schedule.layout = with_part;
@@ -505,14 +518,22 @@ fn blockwise(r: &Rows, rows: u64, pitch: u64, gm_bytes: u64, machine: &Machine) 
 /// the balance, faster vector work mostly reorders loads and stores).
 const VECTOR_BOUND_MARGIN: f64 = 1.2;
 
-/// Whether a blockwise stage has a reduction of a value that is not
-/// scratch (not converted into the wide buffer) long enough to fold block
-/// by block: its partials go to `part`.
-fn needs_part(r: &Rows, pitch: u64) -> bool {
-    r.body
-        .iter()
-        .filter_map(|inst| folds(&r.body, &r.inputs, inst))
-        .any(|(src, acc)| acc == src && long_fold(acc, pitch))
+/// Whether a blockwise stage has a reduction long enough to fold block by
+/// block whose operand is not scratch ([`folds_in_place`]; chunked, in the
+/// pass that folds it): its partials go to `part`.
+fn needs_part(r: &Rows, pitch: u64, chunked: bool) -> bool {
+    let widths: Vec<Width> = r.inputs.iter().map(|i| i.width).collect();
+    let passes = Passes::of(&r.body, &widths);
+    (0..r.body.len()).any(|j| {
+        let with = if chunked {
+            passes.streamed(&r.body, passes.of[j].max(0) as u64)
+        } else {
+            vec![true; r.body.len()]
+        };
+        folds(&r.body, &r.inputs, &r.body[j]).is_some_and(|(_, acc)| {
+            long_fold(acc, pitch) && !folds_in_place(&r.body, &r.inputs, j, &with)
+        })
+    })
 }
 
 /// Whether a row of `pitch` elements folded in `acc` is long enough to
@@ -521,23 +542,81 @@ fn long_fold(acc: DType, pitch: u64) -> bool {
     pitch * acc.size_bytes() as u64 / 256 >= BLOCKWISE_MIN_REPEATS
 }
 
+/// The full inputs pass `q` of a chunked stage loads per chunk of `chunk`
+/// elements: how many, and their bytes.
+fn pass_bytes(r: &Rows, passes: &Passes, q: u64, chunk: u64) -> (usize, u64) {
+    let streamed = passes.streamed(&r.body, q);
+    let mut read = std::collections::BTreeSet::new();
+    for (j, inst) in r.body.iter().enumerate() {
+        if streamed[j] {
+            for a in &inst.args {
+                if let tessera_ir::plan::EwArg::Input(k) = *a
+                    && r.inputs[k].view.buffer().is_some()
+                    && r.inputs[k].width == Width::Full
+                {
+                    read.insert(k);
+                }
+            }
+        }
+    }
+    let bytes = read
+        .iter()
+        .map(|&k| chunk * r.inputs[k].view.dtype.size_bytes() as u64)
+        .sum();
+    (read.len(), bytes)
+}
+
 /// Schedules a row stage whose rows do not fit UB whole: one row per tile
 /// in balanced chunks of the largest size that fits. `whole` is the
 /// one-row layout that did not fit (kept for the capacity error).
 fn chunked(r: &mut Rows, machine: &Machine, whole: RowsLayout) -> Result<(u32, u64), String> {
     let cores = u64::from(machine.vector_cores());
     let align = machine.memory.ub.align;
-    let Some(most) = largest_chunk(r, machine) else {
+    let Some(most) = largest_chunk(r, machine, false) else {
         r.schedule.layout = whole;
         return Err(format!(
             "a chunk of {CHUNK_ALIGN} elements of a row of {} does not fit UB with the stage's buffers",
             r.n
         ));
     };
-    let chunks = r.n.div_ceil(most).max(1);
-    let chunk = r.n.div_ceil(chunks).div_ceil(CHUNK_ALIGN) * CHUNK_ALIGN;
-    let chunks = r.n.div_ceil(chunk);
-    let lay = layout(r, 1, chunk, true, align);
+    let balanced = |most: u64| {
+        let chunks = r.n.div_ceil(most).max(1);
+        let chunk = r.n.div_ceil(chunks).div_ceil(CHUNK_ALIGN) * CHUNK_ALIGN;
+        (chunk, r.n.div_ceil(chunk))
+    };
+    let widths: Vec<Width> = r.inputs.iter().map(|i| i.width).collect();
+    let passes = Passes::of(&r.body, &widths);
+    let (mut chunk, mut chunks) = balanced(most);
+    // Blockwise folds when the chunk's vector work exceeds its share of GM
+    // bandwidth (HBM: each streamed input read once, as later passes and
+    // repeated rows hit L2, and the result written); reductions of values
+    // that are not scratch then fold into `part`, for which the chunks
+    // shrink when it is needed and fits (else they fold as usual).
+    let gm_per_chunk: u64 = r
+        .inputs
+        .iter()
+        .filter(|i| {
+            i.width == Width::Full
+                && i.view.buffer().is_some()
+                && i.view.strides.first() != Some(&0)
+        })
+        .map(|i| chunk * i.view.dtype.size_bytes() as u64)
+        .sum::<u64>()
+        + r.body.last().map_or(0, |i| match i.width {
+            Width::Full => chunk * i.dtype.size_bytes() as u64,
+            Width::Row => 0,
+        });
+    let blockwise = blockwise(r, 1, chunk, gm_per_chunk, machine);
+    let mut part = false;
+    if blockwise
+        && needs_part(r, chunk, true)
+        && let Some(most) = largest_chunk(r, machine, true)
+        && needs_part(r, balanced(most).0, true)
+    {
+        (chunk, chunks) = balanced(most);
+        part = true;
+    }
+    let lay = chunk_layout(r, chunk, part, align);
     let tiles = r.outer;
     let block_dim = tiles.min(cores).max(1);
     r.schedule = RowsSchedule {
@@ -545,42 +624,21 @@ fn chunked(r: &mut Rows, machine: &Machine, whole: RowsLayout) -> Result<(u32, u
         pitch: chunk,
         chunks,
         transposed: false,
-        pipelined: pipelines(
-            &r.body,
-            &r.inputs.iter().map(|i| i.width).collect::<Vec<_>>(),
-        ),
-        blockwise: false,
+        pipelined: pipelines(&r.body, &widths),
+        blockwise,
         tiles,
         layout: lay,
     };
     // Cost: per pass, per chunk the slowest of its loads, compute and
     // stores (later passes re-read what L2 holds).
-    let widths: Vec<Width> = r.inputs.iter().map(|i| i.width).collect();
-    let passes = Passes::of(&r.body, &widths);
     let dma_in = &machine.dma.gm_to_ub;
     let dma_out = &machine.dma.ub_to_gm;
     let mut per_tile = 0.0;
     for q in 0..passes.count {
         let streamed = passes.streamed(&r.body, q);
         let insts = streamed.iter().filter(|&&s| s).count() as f64;
-        let mut read = std::collections::BTreeSet::new();
-        for (j, inst) in r.body.iter().enumerate() {
-            if streamed[j] {
-                for a in &inst.args {
-                    if let tessera_ir::plan::EwArg::Input(k) = *a
-                        && r.inputs[k].view.buffer().is_some()
-                        && r.inputs[k].width == Width::Full
-                    {
-                        read.insert(k);
-                    }
-                }
-            }
-        }
-        let bytes_in: u64 = read
-            .iter()
-            .map(|&k| chunk * r.inputs[k].view.dtype.size_bytes() as u64)
-            .sum();
-        let mte2 = read.len() as f64 * f64::from(dma_in.fixed_cycles)
+        let (loads, bytes_in) = pass_bytes(r, &passes, q, chunk);
+        let mte2 = loads as f64 * f64::from(dma_in.fixed_cycles)
             + bytes_in as f64 / dma_in.bytes_per_cycle;
         let last = q + 1 == passes.count;
         let mte3 = match r.body.last() {
