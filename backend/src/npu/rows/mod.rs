@@ -8,19 +8,20 @@
 //!
 //! This file dispatches on the schedule and holds what the forms share: the
 //! opening (block registers, GM addresses, constants), a tile's rows, the
-//! reductions' accumulator dtype and finish, and the expansion's blocks.
+//! reductions' accumulator dtype and finish, the expansion's blocks, and
+//! the scalar-operand form of arithmetic with a per-row value.
 
 mod chunked;
 mod transposed;
 mod whole;
 
 use super::Ctx;
-use super::inst::{InstBuilder, VecOperand, int_scalar};
+use super::inst::{Address, InstBuilder, VecOperand, int_scalar};
 use super::prog::{Access, Build, Item};
 use super::vector::{self, Opnd, Seq, VBuf, dt, scalar};
-use tessera_ir::plan::{Rows, Source, Width};
-use tessera_ir::{DType, ReduceOp, Scalar};
-use tessera_sim::isa::{AluOp, Reg, ScaOp};
+use tessera_ir::plan::{EwArg, EwOp, Rows, RowsInst, RowsOp, Source, Width};
+use tessera_ir::{BinaryOp, DType, ReduceOp, Scalar};
+use tessera_sim::isa::{AluOp, MemTy, Reg, ScaOp, Scal, ScalarSpace};
 
 fn size(d: DType) -> u64 {
     d.size_bytes() as u64
@@ -146,5 +147,90 @@ fn spread(h: &mut Vec<Item>, dst: VBuf, bc: VBuf, rows: u64, pitch: u64) {
             ],
             |b, v, rep, m| b.vec_copy(dt(dst.dtype), v[0], v[1], rep, m),
         );
+    }
+}
+
+/// The scalar-operand form of instruction `j` (whole rows): a full f32
+/// `add`, `mul` or `x - v` one of whose operands is an elided expansion of
+/// an f32 per-row value `v`. Row by row, `v` is loaded into a scalar
+/// register (`s.ld.ub`, after the vector pipe wrote it) and the op runs as
+/// `vec.adds`/`vec.muls`, a cycle a repeat instead of two, without the
+/// expansion's blocks. `x - v` adds `-v` (the register's sign bit flipped):
+/// the same IEEE result. Returns the op, the index of the other operand and
+/// whether `v` is negated.
+pub(super) fn scalar_form(
+    body: &[RowsInst],
+    elided: &[bool],
+    j: usize,
+) -> Option<(ScaOp, usize, bool)> {
+    let inst = body.get(j)?;
+    let RowsOp::Ew(EwOp::Binary(b)) = inst.op else {
+        return None;
+    };
+    let per_row = |a: &EwArg| match *a {
+        EwArg::Inst(k) => {
+            elided.get(k).copied().unwrap_or(false)
+                && body[k].op == RowsOp::Expand
+                && body[k].dtype == DType::F32
+        }
+        EwArg::Input(_) => false,
+    };
+    let [x, y] = inst.args.as_slice() else {
+        return None;
+    };
+    if inst.width != Width::Full || inst.dtype != DType::F32 || per_row(x) == per_row(y) {
+        return None;
+    }
+    let at = if per_row(x) { 0 } else { 1 };
+    let other = 1 - at;
+    match b {
+        BinaryOp::Add => Some((ScaOp::Adds, other, false)),
+        BinaryOp::Mul => Some((ScaOp::Muls, other, false)),
+        BinaryOp::Sub if at == 1 => Some((ScaOp::Adds, other, true)),
+        BinaryOp::Sub | BinaryOp::Div | BinaryOp::Maximum | BinaryOp::Minimum | BinaryOp::Pow => {
+            None
+        }
+    }
+}
+
+/// Whether every reader of elided expansion `k` takes the scalar-operand
+/// form, so that its blocks are never read.
+fn scalar_only(body: &[RowsInst], elided: &[bool], k: usize) -> bool {
+    body.iter()
+        .enumerate()
+        .all(|(j, i)| !i.args.contains(&EwArg::Inst(k)) || scalar_form(body, elided, j).is_some())
+}
+
+/// `dst = op(x, v)` row by row in the scalar-operand form: `vals` holds the
+/// per-row values (f32), `reg` takes each in turn.
+#[allow(clippy::too_many_arguments)]
+fn scalar_rows(
+    h: &mut Vec<Item>,
+    (op, negate): (ScaOp, bool),
+    reg: Reg,
+    dst: VBuf,
+    x: VBuf,
+    x_repeated: bool,
+    vals: VBuf,
+    (rows, pitch): (u64, u64),
+) {
+    let s = size(dst.dtype);
+    for row in 0..rows {
+        let v = vals.offset(row * 4);
+        h.op(vec![(Access::Read, v.region(4))]).s_ld(
+            ScalarSpace::Ub,
+            MemTy::U32,
+            reg,
+            Address::from(v.addr),
+        );
+        if negate {
+            h.ins().s_alu(AluOp::Xor, reg, reg, 0x8000_0000u64);
+        }
+        let xr = if x_repeated {
+            x
+        } else {
+            x.offset(row * pitch * s)
+        };
+        Seq { items: h, n: pitch }.sca(op, dst.offset(row * pitch * s), xr, Scal::Reg(reg));
     }
 }

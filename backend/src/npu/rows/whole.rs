@@ -13,14 +13,17 @@
 //! the per-row values into 32-byte blocks (`vec.brcb`) and copies each
 //! block along its row. The result's valid rows and columns are stored.
 
-use super::{Opening, finish, opening, replicate, size, spread, tile_rows};
+use super::{
+    Opening, finish, opening, replicate, scalar_form, scalar_only, scalar_rows, size, spread,
+    tile_rows,
+};
 use crate::npu::Ctx;
 use crate::npu::inst::InstBuilder;
 use crate::npu::prog::{Access, Build, Item};
 use crate::npu::reduce::{
     combine, fold_across, fold_block_partials, fold_lanes, fold_repeats, identity,
 };
-use crate::npu::tiles::double_buffered;
+use crate::npu::tiles::{double_buffered, double_buffered_ahead};
 use crate::npu::vector::{self, Opnd, Seq, VBuf, bin_op, dt};
 use tessera_ir::plan::reduce::LANES;
 use tessera_ir::plan::rows::{
@@ -28,7 +31,7 @@ use tessera_ir::plan::rows::{
 };
 use tessera_ir::plan::{EwArg, EwOp, Rows, RowsOp, Width};
 use tessera_ir::{DType, ReduceOp};
-use tessera_sim::isa::AluOp;
+use tessera_sim::isa::{AluOp, Reg};
 
 /// Generates a row stage of whole rows.
 pub(super) fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String> {
@@ -77,7 +80,9 @@ pub(super) fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String>
     }
     let tt = ctx.regs.get()?;
     let tb = ctx.regs.get()?;
+    let tc = ctx.regs.get()?;
     let step = ctx.regs.get()?;
+    let sreg = ctx.regs.get()?;
     items.ins().s_mov(tt, bi);
     items.ins().s_alu(AluOp::Add, step, bd, bd);
     let [row0, rcur, len, addr] = [
@@ -92,182 +97,237 @@ pub(super) fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String>
         .iter()
         .map(|l| VBuf::of(l, 0, DType::F32))
         .collect();
-    double_buffered(
-        &mut items,
-        (tt, tb),
-        bd,
-        step,
-        schedule.tiles,
-        |half, t_reg| {
-            let mut h = Vec::new();
-            tile_rows(&mut h, (row0, rcur), t_reg, rows, outer);
-            // Loads.
-            for (k, i) in inputs.iter().enumerate() {
-                let Some(base) = bases[k] else { continue };
-                if repeated(k) {
-                    continue;
-                }
-                let s = size(i.view.dtype);
-                let dst = VBuf::of(&layout.inputs[k], half, i.view.dtype);
-                match i.width {
-                    Width::Full => {
-                        let rs = i.view.strides.first().copied().unwrap_or(0);
-                        h.ins().s_alu(AluOp::Mul, addr, row0, rs * s);
-                        h.ins().s_alu(AluOp::Add, addr, addr, base);
-                        h.op(vec![(Access::Write, dst.region(tile * s))])
-                            .mte2_gm_ub(dst.addr, addr, rcur, n * s, rs * s, pitch * s);
-                    }
-                    Width::Row => {
-                        h.ins().s_alu(AluOp::Mul, addr, row0, s);
-                        h.ins().s_alu(AluOp::Add, addr, addr, base);
-                        h.ins().s_alu(AluOp::Mul, len, rcur, s);
-                        h.op(vec![(Access::Write, dst.region(slots * s))])
-                            .mte2_gm_ub(dst.addr, addr, 1u64, len, 0u64, 0u64);
-                    }
-                }
+    // With a scalar-operand instruction, loads go a tile ahead: its
+    // register load waits for the vector pipe mid-tile, too late to issue
+    // the next tile's loads in time. (Otherwise the scalar unit runs ahead
+    // on its own, and loads issued a tile early only crowd GM.)
+    let ahead = (0..body.len()).any(|j| scalar_form(body, &elided, j).is_some());
+    let tile_step = |half: u32, t_reg: Reg| -> Result<(Vec<Item>, Vec<Item>), String> {
+        let mut loads = Vec::new();
+        tile_rows(&mut loads, (row0, rcur), t_reg, rows, outer);
+        let h = &mut loads;
+        for (k, i) in inputs.iter().enumerate() {
+            let Some(base) = bases[k] else { continue };
+            if repeated(k) {
+                continue;
             }
-            // The body. An elided expansion's users read its blocks.
-            let mut results: Vec<VBuf> = Vec::with_capacity(body.len());
-            let mut blocks_of: Vec<Option<VBuf>> = Vec::with_capacity(body.len());
-            let mut expands = 0u64;
-            for (j, inst) in body.iter().enumerate() {
-                let dst = match layout.temps.get(j) {
-                    Some(t) => VBuf::of(t, 0, inst.dtype),
-                    None => VBuf::of(&layout.out, half, inst.dtype),
-                };
-                let mut args: Vec<VBuf> = Vec::with_capacity(inst.args.len());
-                let mut block_args: Vec<Option<VBuf>> = Vec::with_capacity(inst.args.len());
-                let one_row: Vec<bool> = inst
-                    .args
-                    .iter()
-                    .map(|a| matches!(*a, EwArg::Input(k) if repeated(k)))
-                    .collect();
-                // Operand `k` of row `row`: a repeated row is the same run.
-                let row_of = |v: VBuf, k: usize, row: u64| {
-                    if one_row[k] {
-                        v
-                    } else {
-                        v.offset(row * pitch * size(v.dtype))
-                    }
-                };
-                for a in &inst.args {
-                    let (v, b) = match *a {
-                        EwArg::Input(k) => (
-                            inputs
-                                .get(k)
-                                .map(|v| VBuf::of(&layout.inputs[k], half, v.view.dtype))
-                                .ok_or("internal: a row input out of range")?,
-                            None,
-                        ),
-                        EwArg::Inst(k) => (
-                            *results
-                                .get(k)
-                                .ok_or("internal: forward reference in a row body")?,
-                            blocks_of.get(k).copied().flatten(),
-                        ),
-                    };
-                    args.push(v);
-                    block_args.push(b);
-                }
-                let mut my_blocks = None;
-                match &inst.op {
-                    RowsOp::Ew(EwOp::Binary(b)) if block_args.iter().any(Option::is_some) => {
-                        // Row by row, the expanded operand read from its
-                        // 32-byte block.
-                        let op = bin_op(*b)?;
-                        let s = size(dst.dtype);
-                        for row in 0..rows {
-                            let opnd = |k: usize| match block_args[k] {
-                                Some(bc) => Opnd::Block(bc.offset(32 * row)),
-                                None => Opnd::Run(row_of(args[k], k, row)),
-                            };
-                            let ops = [Opnd::Run(dst.offset(row * pitch * s)), opnd(0), opnd(1)];
-                            vector::emit(&mut h, pitch, &ops, |bld, v, rep, m| {
-                                bld.vec_bin(op, dt(dst.dtype), v[0], v[1], v[2], rep, m)
-                            });
-                        }
-                    }
-                    RowsOp::Ew(op) if one_row.iter().any(|&r| r) => {
-                        // Row by row (independent runs, no barrier between).
-                        for row in 0..rows {
-                            let row_args: Vec<VBuf> = args
-                                .iter()
-                                .enumerate()
-                                .map(|(k, &v)| row_of(v, k, row))
-                                .collect();
-                            let d = dst.offset(row * pitch * size(dst.dtype));
-                            vector::emit_op(&mut h, pitch, op, d, &row_args, &scratch)?;
-                        }
-                    }
-                    RowsOp::Ew(op) => {
-                        vector::emit_op(&mut h, count(inst.width), op, dst, &args, &scratch)?;
-                    }
-                    RowsOp::Reduce(op) => {
-                        let src = *args
-                            .first()
-                            .ok_or("internal: a reduction without operand")?;
-                        reduce_rows(
-                            &mut h,
-                            layout,
-                            *op,
-                            dst,
-                            src,
-                            rows,
-                            pitch,
-                            n,
-                            schedule.blockwise,
-                            folds_in_place(body, inputs, j, &vec![true; body.len()]),
-                        )?;
-                    }
-                    RowsOp::Expand => {
-                        let src = *args
-                            .first()
-                            .ok_or("internal: an expansion without operand")?;
-                        let blocks = layout
-                            .blocks
-                            .as_ref()
-                            .ok_or("internal: an expansion without its block buffer")?;
-                        let bc = VBuf::of(blocks, 0, src.dtype).offset(expands * slots * 32);
-                        expands += 1;
-                        replicate(&mut h, bc, src, slots);
-                        if elided[j] {
-                            my_blocks = Some(bc);
-                        } else {
-                            spread(&mut h, dst, bc, rows, pitch);
-                        }
-                    }
-                }
-                results.push(dst);
-                blocks_of.push(my_blocks);
-            }
-            // Store.
-            let last = body.last().ok_or("internal: an empty row body")?;
-            let so = size(out.dtype);
-            let ob = VBuf::of(&layout.out, half, out.dtype);
-            match last.width {
+            let s = size(i.view.dtype);
+            let dst = VBuf::of(&layout.inputs[k], half, i.view.dtype);
+            match i.width {
                 Width::Full => {
-                    h.ins().s_alu(AluOp::Mul, addr, row0, n * so);
-                    h.ins().s_alu(AluOp::Add, addr, addr, base_out);
-                    h.op(vec![(Access::Read, ob.region(tile * so))]).mte3_ub_gm(
-                        addr,
-                        ob.addr,
-                        rcur,
-                        n * so,
-                        pitch * so,
-                        n * so,
-                    );
+                    let rs = i.view.strides.first().copied().unwrap_or(0);
+                    h.ins().s_alu(AluOp::Mul, addr, row0, rs * s);
+                    h.ins().s_alu(AluOp::Add, addr, addr, base);
+                    h.op(vec![(Access::Write, dst.region(tile * s))])
+                        .mte2_gm_ub(dst.addr, addr, rcur, n * s, rs * s, pitch * s);
                 }
                 Width::Row => {
-                    h.ins().s_alu(AluOp::Mul, addr, row0, so);
-                    h.ins().s_alu(AluOp::Add, addr, addr, base_out);
-                    h.ins().s_alu(AluOp::Mul, len, rcur, so);
-                    h.op(vec![(Access::Read, ob.region(slots * so))])
-                        .mte3_ub_gm(addr, ob.addr, 1u64, len, 0u64, 0u64);
+                    h.ins().s_alu(AluOp::Mul, addr, row0, s);
+                    h.ins().s_alu(AluOp::Add, addr, addr, base);
+                    h.ins().s_alu(AluOp::Mul, len, rcur, s);
+                    h.op(vec![(Access::Write, dst.region(slots * s))])
+                        .mte2_gm_ub(dst.addr, addr, 1u64, len, 0u64, 0u64);
                 }
             }
-            Ok(h)
-        },
-    )?;
+        }
+        let mut h = Vec::new();
+        tile_rows(&mut h, (row0, rcur), t_reg, rows, outer);
+        // The body. An elided expansion's users read its blocks (or,
+        // in the scalar-operand form, its per-row values).
+        let mut results: Vec<VBuf> = Vec::with_capacity(body.len());
+        let mut blocks_of: Vec<Option<VBuf>> = Vec::with_capacity(body.len());
+        // An elided expansion's per-row values (its operand).
+        let mut values_of: Vec<Option<VBuf>> = Vec::with_capacity(body.len());
+        let mut expands = 0u64;
+        for (j, inst) in body.iter().enumerate() {
+            let dst = match layout.temps.get(j) {
+                Some(t) => VBuf::of(t, 0, inst.dtype),
+                None => VBuf::of(&layout.out, half, inst.dtype),
+            };
+            let mut args: Vec<VBuf> = Vec::with_capacity(inst.args.len());
+            let mut block_args: Vec<Option<VBuf>> = Vec::with_capacity(inst.args.len());
+            let one_row: Vec<bool> = inst
+                .args
+                .iter()
+                .map(|a| matches!(*a, EwArg::Input(k) if repeated(k)))
+                .collect();
+            // Operand `k` of row `row`: a repeated row is the same run.
+            let row_of = |v: VBuf, k: usize, row: u64| {
+                if one_row[k] {
+                    v
+                } else {
+                    v.offset(row * pitch * size(v.dtype))
+                }
+            };
+            for a in &inst.args {
+                let (v, b) = match *a {
+                    EwArg::Input(k) => (
+                        inputs
+                            .get(k)
+                            .map(|v| VBuf::of(&layout.inputs[k], half, v.view.dtype))
+                            .ok_or("internal: a row input out of range")?,
+                        None,
+                    ),
+                    EwArg::Inst(k) => (
+                        *results
+                            .get(k)
+                            .ok_or("internal: forward reference in a row body")?,
+                        blocks_of.get(k).copied().flatten(),
+                    ),
+                };
+                args.push(v);
+                block_args.push(b);
+            }
+            let mut my_blocks = None;
+            let mut my_values = None;
+            match &inst.op {
+                RowsOp::Ew(EwOp::Binary(_)) if scalar_form(body, &elided, j).is_some() => {
+                    let Some((op, x, negate)) = scalar_form(body, &elided, j) else {
+                        return Err("internal: a scalar form that vanished".into());
+                    };
+                    let vals = inst
+                        .args
+                        .iter()
+                        .find_map(|a| match *a {
+                            EwArg::Inst(k) => values_of.get(k).copied().flatten(),
+                            EwArg::Input(_) => None,
+                        })
+                        .ok_or("internal: a scalar operand without its per-row values")?;
+                    scalar_rows(
+                        &mut h,
+                        (op, negate),
+                        sreg,
+                        dst,
+                        args[x],
+                        one_row[x],
+                        vals,
+                        (rows, pitch),
+                    );
+                }
+                RowsOp::Ew(EwOp::Binary(b)) if block_args.iter().any(Option::is_some) => {
+                    // Row by row, the expanded operand read from its
+                    // 32-byte block.
+                    let op = bin_op(*b)?;
+                    let s = size(dst.dtype);
+                    for row in 0..rows {
+                        let opnd = |k: usize| match block_args[k] {
+                            Some(bc) => Opnd::Block(bc.offset(32 * row)),
+                            None => Opnd::Run(row_of(args[k], k, row)),
+                        };
+                        let ops = [Opnd::Run(dst.offset(row * pitch * s)), opnd(0), opnd(1)];
+                        vector::emit(&mut h, pitch, &ops, |bld, v, rep, m| {
+                            bld.vec_bin(op, dt(dst.dtype), v[0], v[1], v[2], rep, m)
+                        });
+                    }
+                }
+                RowsOp::Ew(op) if one_row.iter().any(|&r| r) => {
+                    // Row by row (independent runs, no barrier between).
+                    for row in 0..rows {
+                        let row_args: Vec<VBuf> = args
+                            .iter()
+                            .enumerate()
+                            .map(|(k, &v)| row_of(v, k, row))
+                            .collect();
+                        let d = dst.offset(row * pitch * size(dst.dtype));
+                        vector::emit_op(&mut h, pitch, op, d, &row_args, &scratch)?;
+                    }
+                }
+                RowsOp::Ew(op) => {
+                    vector::emit_op(&mut h, count(inst.width), op, dst, &args, &scratch)?;
+                }
+                RowsOp::Reduce(op) => {
+                    let src = *args
+                        .first()
+                        .ok_or("internal: a reduction without operand")?;
+                    reduce_rows(
+                        &mut h,
+                        layout,
+                        *op,
+                        dst,
+                        src,
+                        rows,
+                        pitch,
+                        n,
+                        schedule.blockwise,
+                        folds_in_place(body, inputs, j, &vec![true; body.len()]),
+                    )?;
+                }
+                RowsOp::Expand => {
+                    let src = *args
+                        .first()
+                        .ok_or("internal: an expansion without operand")?;
+                    let blocks = layout
+                        .blocks
+                        .as_ref()
+                        .ok_or("internal: an expansion without its block buffer")?;
+                    let bc = VBuf::of(blocks, 0, src.dtype).offset(expands * slots * 32);
+                    expands += 1;
+                    if elided[j] {
+                        my_values = Some(src);
+                        if !scalar_only(body, &elided, j) {
+                            replicate(&mut h, bc, src, slots);
+                            my_blocks = Some(bc);
+                        }
+                    } else {
+                        replicate(&mut h, bc, src, slots);
+                        spread(&mut h, dst, bc, rows, pitch);
+                    }
+                }
+            }
+            results.push(dst);
+            blocks_of.push(my_blocks);
+            values_of.push(my_values);
+        }
+        // Store.
+        let last = body.last().ok_or("internal: an empty row body")?;
+        let so = size(out.dtype);
+        let ob = VBuf::of(&layout.out, half, out.dtype);
+        match last.width {
+            Width::Full => {
+                h.ins().s_alu(AluOp::Mul, addr, row0, n * so);
+                h.ins().s_alu(AluOp::Add, addr, addr, base_out);
+                h.op(vec![(Access::Read, ob.region(tile * so))]).mte3_ub_gm(
+                    addr,
+                    ob.addr,
+                    rcur,
+                    n * so,
+                    pitch * so,
+                    n * so,
+                );
+            }
+            Width::Row => {
+                h.ins().s_alu(AluOp::Mul, addr, row0, so);
+                h.ins().s_alu(AluOp::Add, addr, addr, base_out);
+                h.ins().s_alu(AluOp::Mul, len, rcur, so);
+                h.op(vec![(Access::Read, ob.region(slots * so))])
+                    .mte3_ub_gm(addr, ob.addr, 1u64, len, 0u64, 0u64);
+            }
+        }
+        Ok((loads, h))
+    };
+    if ahead {
+        double_buffered_ahead(
+            &mut items,
+            (tt, tb, tc),
+            bd,
+            step,
+            schedule.tiles,
+            tile_step,
+        )?;
+    } else {
+        double_buffered(
+            &mut items,
+            (tt, tb),
+            bd,
+            step,
+            schedule.tiles,
+            |half, t_reg| {
+                let (mut loads, work) = tile_step(half, t_reg)?;
+                loads.extend(work);
+                Ok(loads)
+            },
+        )?;
+    }
     Ok(items)
 }
 
