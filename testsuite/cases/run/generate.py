@@ -912,6 +912,21 @@ def _(rng):
     return {"x": x}, {"out0": softmax(x)}
 
 
+@case("rows_scalar_operand_specials")
+def _(rng):
+    x = rng.uniform(-4.0, 4.0, (6, 300))
+    y = rng.uniform(-1.0, 1.0, (6, 300))
+    x[1, 17] = np.inf  # max +inf: x - m is -inf, or NaN at the inf
+    x[2, :] = -np.inf  # max -inf: x - m is NaN everywhere
+    x[3, :] = -x[3, :] ** 2  # max below zero: -m flips to positive
+    y[4, 5] = np.nan  # sum NaN
+    y[5, :] = 3.0e38  # sum overflows to +inf
+    x, y = T(round_float(x, "f32"), "f32"), T(round_float(y, "f32"), "f32")
+    m = max_(x, axis=-1, keepdims=True)
+    s = sum_(y, axis=-1, keepdims=True)
+    return {"x": x, "y": y}, {"d": x - m, "p": (y + s) * m, "r": m - y}
+
+
 @case("multi_output_elementwise")
 def _(rng):
     a, b, c = uniform(rng, (64, 300), "f32"), uniform(rng, (64, 300), "f32"), uniform(rng, (300,), "f32")
