@@ -92,3 +92,29 @@ pub fn double_buffered_ahead(
     push_loop(items, first, stride, end, body);
     Ok(())
 }
+
+/// [`double_buffered`] over `regs.len()` buffer copies: `loop { step(0,
+/// first); for i in 1..n { r_i = first + i; if r_i < end { step(i, r_i) } };
+/// first += n }` while `first < end`, with `first = regs[0]` and `r_i =
+/// regs[i]`. With three copies a step's loads run two steps ahead.
+pub fn multi_buffered(
+    items: &mut Vec<Item>,
+    regs: &[Reg],
+    end: impl Into<Operand> + Copy,
+    mut step: impl FnMut(u32, Reg) -> Result<Vec<Item>, String>,
+) -> Result<(), String> {
+    let (&first, rest) = regs
+        .split_first()
+        .ok_or("internal: a buffered loop without registers")?;
+    let mut body = step(0, first)?;
+    for (i, &r) in rest.iter().enumerate() {
+        let h = step(i as u32 + 1, r)?;
+        body.ins().s_alu(AluOp::Add, r, first, i as u64 + 1);
+        body.push(Item::Guard {
+            skip_if: vec![Branch::new(Cond::Ge, r, end)],
+            body: h,
+        });
+    }
+    push_loop(items, first, regs.len() as u64, end, body);
+    Ok(())
+}

@@ -399,20 +399,31 @@ fn in_place_ok(inst: &RowsInst) -> bool {
     }
 }
 
+/// Copies of each streamed buffer (full inputs and the result) of a
+/// chunked stage: three when pipelined, so that a step's loads run two
+/// steps ahead (a pass's HBM reads overlap the other passes' work), else
+/// two (ping-pong).
+pub fn stream_copies(pipelined: bool) -> u32 {
+    if pipelined { 3 } else { 2 }
+}
+
 /// Whether a chunked stage keeps one row per pass in flight (step s runs
 /// pass s mod passes of the row that pass is on): when its first pass only
-/// folds its inputs. Such a pass is bound by HBM and leaves the vector unit
-/// idle, and the later passes of earlier rows fill that time; a first pass
-/// that computes (layer_norm's conversion) makes the stage vector-bound,
-/// and the pipeline's extra steps cost more than they hide.
+/// folds its inputs, or is an online softmax's ([`online`]). Such a pass
+/// is bound by HBM reads, its last pass by HBM writes, and the passes of
+/// neighbouring rows overlap the two (with [`stream_copies`], a pass's
+/// reads run two steps ahead); a first pass that computes more
+/// (layer_norm's conversion and sums) makes the stage vector-bound, and the
+/// pipeline's extra steps cost more than they hide.
 pub fn pipelines(body: &[RowsInst], inputs: &[Width]) -> bool {
     let passes = Passes::of(body, inputs);
     let first = passes.streamed(body, 0);
     passes.count > 1
-        && body.iter().zip(&first).all(|(inst, &on)| {
-            !on || (matches!(inst.op, RowsOp::Reduce(_))
-                && inst.args.iter().all(|a| matches!(a, EwArg::Input(_))))
-        })
+        && (online(body, inputs).is_some()
+            || body.iter().zip(&first).all(|(inst, &on)| {
+                !on || (matches!(inst.op, RowsOp::Reduce(_))
+                    && inst.args.iter().all(|a| matches!(a, EwArg::Input(_))))
+            }))
 }
 
 /// The online softmax of a chunked row stage: `(m, s)` when instruction
@@ -660,8 +671,9 @@ mod tests {
     fn a_first_pass_that_only_folds_inputs_is_pipelined() {
         use EwArg::{Input as In, Inst as At};
         assert!(pipelines(&softmin_shifted(), &[Width::Full]));
-        // The online softmax's first pass computes: rows go one at a time.
-        assert!(!pipelines(&softmax(), &[Width::Full]));
+        // The online softmax's first pass computes, but is bound by its HBM
+        // reads as the quotient's pass is by its writes: pipelined as well.
+        assert!(pipelines(&softmax(), &[Width::Full]));
         // A conversion before the first fold (layer_norm over f16 in f32):
         // the first pass computes, rows go one at a time.
         let mut converted = vec![inst(

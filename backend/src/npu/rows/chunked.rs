@@ -17,11 +17,11 @@ use crate::npu::prog::{Access, Branch, Build, Item};
 use crate::npu::reduce::{
     combine, fold_across, fold_block_partials, fold_lanes, fold_repeats, identity,
 };
-use crate::npu::tiles::double_buffered;
+use crate::npu::tiles::multi_buffered;
 use crate::npu::vector::{self, Opnd, Seq, VBuf, bin_op, dt};
 use tessera_ir::plan::reduce::LANES;
 use tessera_ir::plan::rows::{
-    BLOCKWISE_MIN_REPEATS, Passes, elided, folds, folds_in_place, online, row_slots,
+    BLOCKWISE_MIN_REPEATS, Passes, elided, folds, folds_in_place, online, row_slots, stream_copies,
 };
 use tessera_ir::plan::{EwArg, EwOp, Rows, RowsOp, Width};
 use tessera_ir::{DType, ReduceOp};
@@ -363,7 +363,27 @@ pub(super) fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String>
         items.ins().s_alu(AluOp::Mul, nsteps, my_rows, chunks * pc);
     }
     items.ins().s_li(sa, 0u64);
-    double_buffered(&mut items, (sa, sb), 1u64, 2u64, nsteps, |half, sr| {
+    // Steps take turns on the copies the layout gives every streamed
+    // buffer (the planner's `stream_copies`; a plan written by hand may
+    // give fewer): two or three.
+    let full_out = body.last().is_some_and(|i| i.width == Width::Full);
+    let copies = inputs
+        .iter()
+        .enumerate()
+        .filter(|&(k, _)| streams[k])
+        .map(|(k, _)| layout.inputs[k].copies)
+        .chain(full_out.then_some(layout.out.copies))
+        .min()
+        .unwrap_or(2)
+        .min(stream_copies(true));
+    if copies < 2 {
+        return Err("internal: a chunked stage's streamed buffers need two copies".into());
+    }
+    let mut step_regs = vec![sa, sb];
+    for _ in 2..copies {
+        step_regs.push(ctx.regs.get()?);
+    }
+    multi_buffered(&mut items, &step_regs, nsteps, |half, sr| {
         let mut h = Vec::new();
         // Step → (pass q, chunk, the pass's local row lr = base − q); a
         // step whose row is not one of this block's does nothing but load

@@ -9,7 +9,7 @@ use tessera_ir::DType;
 use tessera_ir::plan::elementwise::{SCRATCH_TABLE_BYTES, scratch};
 use tessera_ir::plan::rows::{
     BLOCKWISE_MIN_REPEATS, CHUNK_ALIGN, Passes, ROW_ALIGN, TRANSPOSE_MAX_N, folds, folds_in_place,
-    pipelines, row_slots, temp_slots, widens,
+    pipelines, row_slots, stream_copies, temp_slots, widens,
 };
 use tessera_ir::plan::{MemSpace, Rows, RowsInst, RowsLayout, RowsOp, RowsSchedule, Width};
 use tessera_sim::Machine;
@@ -61,11 +61,13 @@ fn layout_with(
     // Chunked, one row per pass is in flight: per-row state has a copy per
     // pass.
     let widths: Vec<Width> = r.inputs.iter().map(|i| i.width).collect();
-    let in_flight = if chunked && pipelines(&r.body, &widths) {
+    let piped = chunked && pipelines(&r.body, &widths);
+    let in_flight = if piped {
         Passes::of(&r.body, &widths).count as u32
     } else {
         1
     };
+    let streamed = stream_copies(piped);
     let inputs = r
         .inputs
         .iter()
@@ -78,7 +80,8 @@ fn layout_with(
             let copies = match (once, chunked, i.width) {
                 (true, _, _) => 1,
                 (false, true, Width::Row) => in_flight,
-                (false, _, _) => 2,
+                (false, true, Width::Full) => streamed,
+                (false, false, _) => 2,
             };
             // A repeated row is one row (whole rows: read by every row).
             let held = if repeated && !chunked && i.view.buffer().is_some() {
@@ -106,10 +109,10 @@ fn layout_with(
         .body
         .last()
         .map_or((Width::Full, r.out.dtype), |i| (i.width, i.dtype));
-    let out_copies = if ow == Width::Row {
-        in_flight.max(2)
-    } else {
-        2
+    let out_copies = match (ow, chunked) {
+        (Width::Row, _) => in_flight.max(2),
+        (Width::Full, true) => streamed,
+        (Width::Full, false) => 2,
     };
     let out = add(
         bytes_of(ow, od.size_bytes() as u64, rows, pitch),
