@@ -103,6 +103,7 @@ pub(super) fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String>
     // on its own, and loads issued a tile early only crowd GM.)
     let ahead = (0..body.len()).any(|j| scalar_form(body, &elided, j).is_some());
     let tile_step = |half: u32, t_reg: Reg| -> Result<(Vec<Item>, Vec<Item>), String> {
+        // Loads.
         let mut loads = Vec::new();
         tile_rows(&mut loads, (row0, rcur), t_reg, rows, outer);
         let h = &mut loads;
