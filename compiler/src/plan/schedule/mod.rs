@@ -16,7 +16,7 @@ pub mod reduce;
 pub mod rows;
 pub mod transpose;
 
-use tessera_ir::plan::{LocalBuf, MemSpace, Plan, Stage, StageKind};
+use tessera_ir::plan::{BufKind, LocalBuf, MemSpace, Plan, Stage, StageKind};
 
 pub use matmul::{cube_cost, cube_layout, vector_layout};
 use tessera_ir::{Code, Diagnostic, Kernel};
@@ -31,13 +31,30 @@ pub fn schedule(
 ) -> Result<(), (Vec<Diagnostic>, Vec<usize>)> {
     let mut diags = Vec::new();
     let mut unscheduled = Vec::new();
+    // Workspace buffers are written by an earlier stage: L2 holds them.
+    let workspace: Vec<bool> = plan
+        .buffers
+        .iter()
+        .map(|b| matches!(b.kind, BufKind::Workspace { .. }))
+        .collect();
     for stage in &mut plan.stages {
         let result = match &mut stage.kind {
             StageKind::Elementwise(e) => elementwise::schedule(e, machine),
             StageKind::Reduce(r) => reduce::schedule(r, machine),
             StageKind::Transpose(t) => transpose::schedule(t, machine),
             StageKind::MatMul(m) => matmul::schedule(m, machine),
-            StageKind::Rows(r) => rows::schedule(r, machine),
+            StageKind::Rows(r) => {
+                let resident: Vec<bool> = r
+                    .inputs
+                    .iter()
+                    .map(|i| {
+                        i.view
+                            .buffer()
+                            .is_some_and(|b| workspace.get(b) == Some(&true))
+                    })
+                    .collect();
+                rows::schedule(r, machine, &resident)
+            }
         };
         let result = result.map(|(block_dim, estimate)| {
             stage.block_dim = block_dim;

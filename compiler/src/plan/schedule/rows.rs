@@ -355,15 +355,16 @@ fn largest_chunk(r: &Rows, machine: &Machine, part: bool) -> Option<u64> {
 }
 
 /// Chooses the tiles, blocks and buffers of a row stage; returns the block
-/// count and the estimate.
-pub fn schedule(r: &mut Rows, machine: &Machine) -> Result<(u32, u64), String> {
+/// count and the estimate. `resident[k]`: input `k` is a buffer an earlier
+/// stage wrote, whose lines L2 holds (it costs no HBM bandwidth).
+pub fn schedule(r: &mut Rows, machine: &Machine, resident: &[bool]) -> Result<(u32, u64), String> {
     if r.n <= TRANSPOSE_MAX_N {
         // Transposed, unless whole rows are estimated faster (a few rows:
         // the transposed form's offsets cost more than they save).
         let mut t = r.clone();
         if let Some(done) = transposed(&mut t, machine) {
             let mut w = r.clone();
-            let whole = whole_rows(&mut w, machine);
+            let whole = whole_rows(&mut w, machine, resident);
             match whole {
                 Ok(wd) if wd.1 <= done.1 => {
                     *r = w;
@@ -376,11 +377,11 @@ pub fn schedule(r: &mut Rows, machine: &Machine) -> Result<(u32, u64), String> {
             }
         }
     }
-    whole_rows(r, machine)
+    whole_rows(r, machine, resident)
 }
 
 /// Schedules a row stage in whole rows (chunked when a row does not fit).
-fn whole_rows(r: &mut Rows, machine: &Machine) -> Result<(u32, u64), String> {
+fn whole_rows(r: &mut Rows, machine: &Machine, resident: &[bool]) -> Result<(u32, u64), String> {
     let cores = u64::from(machine.vector_cores());
     let align = machine.memory.ub.align;
     let pitch = r.n.div_ceil(ROW_ALIGN) * ROW_ALIGN;
@@ -423,7 +424,7 @@ fn whole_rows(r: &mut Rows, machine: &Machine) -> Result<(u32, u64), String> {
     };
     let lay = layout_with(r, rows, pitch, false, wide_for(rows), align);
     if !fits(&lay.named(), machine) || pitch > 255 * ROW_ALIGN {
-        return chunked(r, machine, lay);
+        return chunked(r, machine, lay, resident);
     }
     let tiles = r.outer.div_ceil(rows);
     let block_dim = tiles.min(cores).max(1);
@@ -456,14 +457,24 @@ fn whole_rows(r: &mut Rows, machine: &Machine) -> Result<(u32, u64), String> {
     let mte3 = f64::from(dma_out.fixed_cycles) + bytes_out as f64 / dma_out.bytes_per_cycle;
     let vec = r.body.len() as f64 * (rows * pitch).div_ceil(64) as f64 * 2.0 + rows as f64 * 8.0;
     // GM traffic per tile: a repeated row (a row stride of 0) is read once
-    // per block, not per tile.
-    let streamed_in: u64 = r
-        .inputs
-        .iter()
-        .filter(|i| i.view.buffer().is_some() && i.view.strides.first() != Some(&0))
-        .map(|i| bytes(i.width, i.view.dtype))
-        .sum();
-    if blockwise(r, rows, pitch, streamed_in + bytes_out, machine) {
+    // per block, not per tile; a resident input's reads are L2 hits.
+    let streamed_in = |hbm: bool| -> u64 {
+        r.inputs
+            .iter()
+            .enumerate()
+            .filter(|&(k, i)| {
+                i.view.buffer().is_some()
+                    && i.view.strides.first() != Some(&0)
+                    && !(hbm && resident.get(k).copied().unwrap_or(false))
+            })
+            .map(|(_, i)| bytes(i.width, i.view.dtype))
+            .sum()
+    };
+    let traffic = (
+        streamed_in(true) + bytes_out,
+        streamed_in(false) + bytes_out,
+    );
+    if blockwise(r, rows, pitch, traffic, machine) {
         // Converted rows fold in place; reductions of values that are not
         // scratch fold into `part`, after the other buffers, when it fits
         // (else they fold as usual).
@@ -484,17 +495,17 @@ fn whole_rows(r: &mut Rows, machine: &Machine) -> Result<(u32, u64), String> {
     ))
 }
 
-/// Whether a whole-row stage folds its reductions block by block: when it
-/// has one long enough (32 repeats of its accumulator) and its vector work
-/// per tile
-/// exceeds its share of the chip's GM bandwidth, so that fewer vector
-/// cycles shorten the stage. (A GM-bound stage gains nothing, and the extra
+/// Whether a row stage folds its reductions block by block: when it has
+/// one long enough (32 repeats of its accumulator) and its vector work per
+/// tile exceeds its GM time — `(hbm, moved)` bytes per tile: what crosses
+/// HBM at its share of the chip's bandwidth, and everything it moves at
+/// its core's DMA rate — so that fewer vector cycles shorten the stage. (A GM-bound stage gains nothing, and the extra
 /// instruction and barrier per group of rows shift its loads and stores.)
 /// The vector work counts each full instruction over the tile at its
 /// dtype's lanes (a converted reduction: the conversion and the fold of
 /// f32 repeats), 2 cycles a repeat, and each per-row one as a short
 /// instruction.
-fn blockwise(r: &Rows, rows: u64, pitch: u64, gm_bytes: u64, machine: &Machine) -> bool {
+fn blockwise(r: &Rows, rows: u64, pitch: u64, (hbm, moved): (u64, u64), machine: &Machine) -> bool {
     let reps = |d: DType| (rows * pitch * d.size_bytes() as u64).div_ceil(256) as f64;
     let mut vec = 0.0;
     let mut long_sum = false;
@@ -513,7 +524,8 @@ fn blockwise(r: &Rows, rows: u64, pitch: u64, gm_bytes: u64, machine: &Machine) 
         };
     }
     let share = machine.gm.chip_bytes_per_cycle / f64::from(machine.vector_cores().max(1));
-    long_sum && vec > VECTOR_BOUND_MARGIN * gm_bytes as f64 / share
+    let gm = (hbm as f64 / share).max(moved as f64 / machine.dma.gm_to_ub.bytes_per_cycle);
+    long_sum && vec > VECTOR_BOUND_MARGIN * gm
 }
 
 /// How much a row stage's estimated vector work per tile must exceed its
@@ -572,7 +584,12 @@ fn pass_bytes(r: &Rows, passes: &Passes, q: u64, chunk: u64) -> (usize, u64) {
 /// Schedules a row stage whose rows do not fit UB whole: one row per tile
 /// in balanced chunks of the largest size that fits. `whole` is the
 /// one-row layout that did not fit (kept for the capacity error).
-fn chunked(r: &mut Rows, machine: &Machine, whole: RowsLayout) -> Result<(u32, u64), String> {
+fn chunked(
+    r: &mut Rows,
+    machine: &Machine,
+    whole: RowsLayout,
+    resident: &[bool],
+) -> Result<(u32, u64), String> {
     let cores = u64::from(machine.vector_cores());
     let align = machine.memory.ub.align;
     let Some(most) = largest_chunk(r, machine, false) else {
@@ -595,21 +612,24 @@ fn chunked(r: &mut Rows, machine: &Machine, whole: RowsLayout) -> Result<(u32, u
     // repeated rows hit L2, and the result written); reductions of values
     // that are not scratch then fold into `part`, for which the chunks
     // shrink when it is needed and fits (else they fold as usual).
-    let gm_per_chunk: u64 = r
-        .inputs
-        .iter()
-        .filter(|i| {
-            i.width == Width::Full
-                && i.view.buffer().is_some()
-                && i.view.strides.first() != Some(&0)
-        })
-        .map(|i| chunk * i.view.dtype.size_bytes() as u64)
-        .sum::<u64>()
-        + r.body.last().map_or(0, |i| match i.width {
-            Width::Full => chunk * i.dtype.size_bytes() as u64,
-            Width::Row => 0,
-        });
-    let blockwise = blockwise(r, 1, chunk, gm_per_chunk, machine);
+    let per_chunk = |hbm: bool| -> u64 {
+        r.inputs
+            .iter()
+            .enumerate()
+            .filter(|&(k, i)| {
+                i.width == Width::Full
+                    && i.view.buffer().is_some()
+                    && i.view.strides.first() != Some(&0)
+                    && !(hbm && resident.get(k).copied().unwrap_or(false))
+            })
+            .map(|(_, i)| chunk * i.view.dtype.size_bytes() as u64)
+            .sum::<u64>()
+            + r.body.last().map_or(0, |i| match i.width {
+                Width::Full => chunk * i.dtype.size_bytes() as u64,
+                Width::Row => 0,
+            })
+    };
+    let blockwise = blockwise(r, 1, chunk, (per_chunk(true), per_chunk(false)), machine);
     let mut part = false;
     if blockwise
         && needs_part(r, chunk, true)
