@@ -93,10 +93,11 @@ pub fn double_buffered_ahead(
     Ok(())
 }
 
-/// [`double_buffered`] over `regs.len()` buffer copies: `loop { step(0,
-/// first); for i in 1..n { r_i = first + i; if r_i < end { step(i, r_i) } };
-/// first += n }` while `first < end`, with `first = regs[0]` and `r_i =
-/// regs[i]`. With three copies a step's loads run two steps ahead.
+/// A loop over steps numbered `first`, `first + 1`, … below `end`, on
+/// `n = regs.len()` buffer copies: `loop { step(0, first); for i in 1..n {
+/// r_i = first + i; if r_i < end { step(i, r_i) } }; first += n }` while
+/// `first < end`, with `first = regs[0]` and `r_i = regs[i]`. With three
+/// copies a step's loads run two steps ahead.
 pub fn multi_buffered(
     items: &mut Vec<Item>,
     regs: &[Reg],

@@ -78,11 +78,21 @@ pub(super) fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String>
                 .mte2_gm_ub(dst.addr, base, 1u64, n * s, 0u64, pitch * s);
         }
     }
+    let elided = elided(body);
+    // With a scalar-operand instruction, loads go a tile ahead: its
+    // register load waits for the vector pipe mid-tile, too late to issue
+    // the next tile's loads in time. (Otherwise the scalar unit runs ahead
+    // on its own, and loads issued a tile early only crowd GM.) Such a
+    // stage takes two more registers: the third step's and the operand's.
+    let ahead = (0..body.len()).any(|j| scalar_form(body, &elided, j).is_some());
     let tt = ctx.regs.get()?;
     let tb = ctx.regs.get()?;
-    let tc = ctx.regs.get()?;
     let step = ctx.regs.get()?;
-    let sreg = ctx.regs.get()?;
+    let (tc, sreg) = if ahead {
+        (ctx.regs.get()?, ctx.regs.get()?)
+    } else {
+        (tb, tb)
+    };
     items.ins().s_mov(tt, bi);
     items.ins().s_alu(AluOp::Add, step, bd, bd);
     let [row0, rcur, len, addr] = [
@@ -91,17 +101,11 @@ pub(super) fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String>
         ctx.regs.get()?,
         ctx.regs.get()?,
     ];
-    let elided = elided(body);
     let scratch: Vec<VBuf> = layout
         .scratch
         .iter()
         .map(|l| VBuf::of(l, 0, DType::F32))
         .collect();
-    // With a scalar-operand instruction, loads go a tile ahead: its
-    // register load waits for the vector pipe mid-tile, too late to issue
-    // the next tile's loads in time. (Otherwise the scalar unit runs ahead
-    // on its own, and loads issued a tile early only crowd GM.)
-    let ahead = (0..body.len()).any(|j| scalar_form(body, &elided, j).is_some());
     let tile_step = |half: u32, t_reg: Reg| -> Result<(Vec<Item>, Vec<Item>), String> {
         // Loads.
         let mut loads = Vec::new();
