@@ -95,6 +95,17 @@ def _(rng):
     return {"x": x}, {"out0": run.softmax(x)}
 
 
+@case("rows_chunked_online_softmax_short_last_chunk")
+def _(rng):
+    x = run.uniform(rng, (5, 800), "f16", -8.0, 8.0)
+    # The row's maximum in its last 32 elements, in some rows.
+    v = x.v.copy()
+    v[1, 790] = 12.0
+    v[3, 775] = 11.0
+    x = run.T(v, "f16")
+    return {"x": x}, {"out0": run.softmax(x)}
+
+
 @case("rows_chunked_rms_norm_bf16")
 def _(rng):
     x, g = run.uniform(rng, (3, 700), "bf16", -2.0, 2.0), run.uniform(rng, (700,), "bf16", 0.5, 1.5)

@@ -230,15 +230,9 @@ pub(super) fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String>
                     };
                     let mine = lane(j, acc_dt, st)?;
                     let part = lane(usize::MAX, acc_dt, st)?;
+                    // An online softmax's max folds the chunk's own maximum
+                    // into its lanes afresh: the first fold writes them.
                     let running_max = online.map(|(m, _)| m) == Some(j);
-                    if running_max {
-                        // The chunk's own maximum, in the max's lanes.
-                        Seq {
-                            items: h,
-                            n: 256 / size(acc_dt),
-                        }
-                        .dup(mine, identity(*op, acc_dt));
-                    }
                     let per = 256 / size(acc_dt);
                     // Blockwise, the partials of a converted or dead chunk
                     // land in place, another's in `part`.
@@ -263,9 +257,13 @@ pub(super) fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String>
                                 }
                                 None => (wide, full, 0),
                             };
-                        if reps > 0 {
+                        if running_max && reps > 0 {
+                            fold_repeats(h, fold_across(*op), acc_dt, mine, folded, reps, 8, per);
+                        } else if reps > 0 {
                             fold_repeats(h, fold_across(*op), acc_dt, part, folded, reps, 8, per);
                             Seq { items: h, n: per }.bin(combine(*op), mine, mine, part);
+                        } else if running_max {
+                            Seq { items: h, n: per }.dup(mine, identity(*op, acc_dt));
                         }
                         // The partials' partial repeat, then the chunk's,
                         // under masks of their valid lanes.
