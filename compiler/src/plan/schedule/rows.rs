@@ -11,7 +11,9 @@ use tessera_ir::plan::rows::{
     BLOCKWISE_MIN_REPEATS, CHUNK_ALIGN, Passes, ROW_ALIGN, TRANSPOSE_MAX_N, folds, folds_in_place,
     pipelines, row_slots, stream_copies, temp_slots, widens,
 };
-use tessera_ir::plan::{MemSpace, Rows, RowsInst, RowsLayout, RowsOp, RowsSchedule, Width};
+use tessera_ir::plan::{
+    MemSpace, Rows, RowsInput, RowsInst, RowsLayout, RowsOp, RowsSchedule, Width,
+};
 use tessera_sim::Machine;
 
 /// Bytes of one value of width `w` and element size `s` in a `rows ×
@@ -456,25 +458,8 @@ fn whole_rows(r: &mut Rows, machine: &Machine, resident: &[bool]) -> Result<(u32
         + bytes_in as f64 / dma_in.bytes_per_cycle;
     let mte3 = f64::from(dma_out.fixed_cycles) + bytes_out as f64 / dma_out.bytes_per_cycle;
     let vec = r.body.len() as f64 * (rows * pitch).div_ceil(64) as f64 * 2.0 + rows as f64 * 8.0;
-    // GM traffic per tile: a repeated row (a row stride of 0) is read once
-    // per block, not per tile; a resident input's reads are L2 hits.
-    let streamed_in = |hbm: bool| -> u64 {
-        r.inputs
-            .iter()
-            .enumerate()
-            .filter(|&(k, i)| {
-                i.view.buffer().is_some()
-                    && i.view.strides.first() != Some(&0)
-                    && !(hbm && resident.get(k).copied().unwrap_or(false))
-            })
-            .map(|(_, i)| bytes(i.width, i.view.dtype))
-            .sum()
-    };
-    let traffic = (
-        streamed_in(true) + bytes_out,
-        streamed_in(false) + bytes_out,
-    );
-    if blockwise(r, rows, pitch, traffic, machine) {
+    let moved = traffic(r, resident, |i| bytes(i.width, i.view.dtype), bytes_out);
+    if blockwise(r, rows, pitch, moved, machine) {
         // Converted rows fold in place; reductions of values that are not
         // scratch fold into `part`, after the other buffers, when it fits
         // (else they fold as usual).
@@ -495,12 +480,33 @@ fn whole_rows(r: &mut Rows, machine: &Machine, resident: &[bool]) -> Result<(u32
     ))
 }
 
+/// The GM bytes a tile (or chunk) moves, `(hbm, moved)`: its streamed
+/// inputs at `bytes` each (not constants, not a repeated row, which is read
+/// once per block) and `out` for its result; `hbm` leaves out the inputs an
+/// earlier stage wrote (`resident`), whose reads are L2 hits.
+fn traffic(r: &Rows, resident: &[bool], bytes: impl Fn(&RowsInput) -> u64, out: u64) -> (u64, u64) {
+    let streamed = |hbm: bool| -> u64 {
+        r.inputs
+            .iter()
+            .enumerate()
+            .filter(|&(k, i)| {
+                i.view.buffer().is_some()
+                    && i.view.strides.first() != Some(&0)
+                    && !(hbm && resident.get(k).copied().unwrap_or(false))
+            })
+            .map(|(_, i)| bytes(i))
+            .sum()
+    };
+    (streamed(true) + out, streamed(false) + out)
+}
+
 /// Whether a row stage folds its reductions block by block: when it has
 /// one long enough (32 repeats of its accumulator) and its vector work per
-/// tile exceeds its GM time — `(hbm, moved)` bytes per tile: what crosses
-/// HBM at its share of the chip's bandwidth, and everything it moves at
-/// its core's DMA rate — so that fewer vector cycles shorten the stage. (A GM-bound stage gains nothing, and the extra
-/// instruction and barrier per group of rows shift its loads and stores.)
+/// tile exceeds its GM time — of its [`traffic`], what crosses HBM at its
+/// core's share of the chip's bandwidth, and everything at its core's DMA
+/// rate, whichever is slower — so that fewer vector cycles shorten the
+/// stage. (A GM-bound stage gains nothing, and the extra instruction and
+/// barrier per group of rows shift its loads and stores.)
 /// The vector work counts each full instruction over the tile at its
 /// dtype's lanes (a converted reduction: the conversion and the fold of
 /// f32 repeats), 2 cycles a repeat, and each per-row one as a short
@@ -607,29 +613,18 @@ fn chunked(
     let widths: Vec<Width> = r.inputs.iter().map(|i| i.width).collect();
     let passes = Passes::of(&r.body, &widths);
     let (mut chunk, mut chunks) = balanced(most);
-    // Blockwise folds when the chunk's vector work exceeds its share of GM
-    // bandwidth (HBM: each streamed input read once, as later passes and
-    // repeated rows hit L2, and the result written); reductions of values
-    // that are not scratch then fold into `part`, for which the chunks
-    // shrink when it is needed and fits (else they fold as usual).
-    let per_chunk = |hbm: bool| -> u64 {
-        r.inputs
-            .iter()
-            .enumerate()
-            .filter(|&(k, i)| {
-                i.width == Width::Full
-                    && i.view.buffer().is_some()
-                    && i.view.strides.first() != Some(&0)
-                    && !(hbm && resident.get(k).copied().unwrap_or(false))
-            })
-            .map(|(_, i)| chunk * i.view.dtype.size_bytes() as u64)
-            .sum::<u64>()
-            + r.body.last().map_or(0, |i| match i.width {
-                Width::Full => chunk * i.dtype.size_bytes() as u64,
-                Width::Row => 0,
-            })
+    // Blockwise folds when the chunk's vector work exceeds its GM time
+    // (each streamed input counted once, as later passes hit L2);
+    // reductions of values that are not scratch then fold into `part`, for
+    // which the chunks shrink when it is needed and fits (else they fold as
+    // usual).
+    let full = |w: Width, d: DType| match w {
+        Width::Full => chunk * d.size_bytes() as u64,
+        Width::Row => 0,
     };
-    let blockwise = blockwise(r, 1, chunk, (per_chunk(true), per_chunk(false)), machine);
+    let out = r.body.last().map_or(0, |i| full(i.width, i.dtype));
+    let moved = traffic(r, resident, |i| full(i.width, i.view.dtype), out);
+    let blockwise = blockwise(r, 1, chunk, moved, machine);
     let mut part = false;
     if blockwise
         && needs_part(r, chunk, true)
