@@ -267,8 +267,13 @@ fn simulate(plan: &Plan, machine: &Machine) -> Result<u64, Failure> {
 }
 
 fn describe(t: &CubeSchedule) -> String {
+    let order = if t.group_m > 1 {
+        format!(" group_m={}", t.group_m)
+    } else {
+        String::new()
+    };
     format!(
-        "{}x{}x{} l1_k={} depth={}x{}",
+        "{}x{}x{} l1_k={} depth={}x{}{order}",
         t.base_m, t.base_n, t.base_k, t.l1_k, t.a_stages, t.b_stages
     )
 }

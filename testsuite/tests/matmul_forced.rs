@@ -5,7 +5,9 @@
 //! - one operand loaded two L1 stages deep (`a_stages`, `b_stages`), with
 //!   transposed operands and batches, on 910b-like (the scheduler offers
 //!   deep loads only where K is whole iterations of the K loop and on
-//!   machines with 8 event ids per pipe pair).
+//!   machines with 8 event ids per pipe pair);
+//! - tiles taken in groups of tile rows (`group_m`), with a partial last
+//!   group, strips, batches and transposed operands.
 
 use tessera_compiler::plan::schedule::{cube_layout, fits};
 use tessera_compiler::simulate;
@@ -174,4 +176,50 @@ fn deep_loads_need_whole_k_loop_iterations() {
     mm.schedule = MatMulSchedule::Cube(t);
     let err = tessera_backend::npu::compile(&plan, &machine).expect_err("refused");
     assert!(err.0.contains("a multiple of 256"), "{err}");
+}
+
+/// Products whose tiles (32 × 128) fall in groups of 2, 3 and 4 tile rows
+/// with a partial last group: 10 × 6 tiles (a partial last round on
+/// 910b-like, cut into strips), a batch of 4 × 3 tiles per batch, and a
+/// transposed A with a transposed B and a cast.
+const GROUPED: [&str; 3] = [
+    "kernel t(%a: f16[300, 64], %b: f16[64, 760]) -> (x: f16[300, 760]) {\n  %0 = matmul %a, %b : f32[300, 760]\n  %1 = cast %0 : f16[300, 760]\n  return %1\n}\n",
+    "kernel t(%a: f16[2, 100, 64], %b: f16[2, 64, 300]) -> (x: f32[2, 100, 300]) {\n  %0 = matmul %a, %b : f32[2, 100, 300]\n  return %0\n}\n",
+    "kernel t(%a: f16[64, 230], %b: f16[520, 64]) -> (x: f16[230, 520]) {\n  %0 = transpose %a perm=[1, 0] : f16[230, 64]\n  %1 = transpose %b perm=[1, 0] : f16[64, 520]\n  %2 = matmul %0, %1 : f32[230, 520]\n  %3 = cast %2 : f16[230, 520]\n  return %3\n}\n",
+];
+
+#[test]
+fn tiles_taken_in_groups_of_rows_compute_the_product() {
+    for machine_name in ["910b-like", "910-like"] {
+        for (i, text) in GROUPED.iter().enumerate() {
+            for group in [2, 3, 4] {
+                let mut strips = None;
+                let (asm, g) = run_forced(machine_name, text, |g, cores| {
+                    let tiles = g.batches() * g.m.div_ceil(32) * g.n.div_ceil(128);
+                    let mut t = small(machine_name, 1, 1, 1);
+                    t.group_m = group;
+                    if tiles > cores && !tiles.is_multiple_of(cores) {
+                        t.tail_parts = cores / (tiles % cores);
+                        strips = Tail::of(g, &t, cores);
+                        if strips.is_none() {
+                            t.tail_parts = 1;
+                        }
+                    }
+                    t
+                });
+                // The group's first row and its rows: `m0 = idx / (G·tn) · G`.
+                let tn = g.n.div_ceil(128);
+                let setup = format!(", {}\n", group * tn);
+                assert!(
+                    asm.lines().any(|l| l.trim_start().starts_with("s.div ")
+                        && l.ends_with(&setup[..setup.len() - 1])),
+                    "{machine_name} kernel {i} group {group}: no grouped tile setup"
+                );
+                // 60 tiles on 24 cores: the last 12 in 2 strips each.
+                if i == 0 && machine_name == "910b-like" {
+                    assert!(strips.is_some(), "{machine_name} group {group}: strips");
+                }
+            }
+        }
+    }
 }

@@ -91,6 +91,12 @@ pub struct CubeSchedule {
     /// cores as `r · tail_parts` tiles, so the busiest core runs `q` tiles
     /// and one strip rather than `q + 1` tiles.
     pub tail_parts: u64,
+    /// The order of a batch's tiles (0 or 1: row-major). `G > 1` walks them
+    /// in groups of `G` tile rows, column by column within a group (the
+    /// group's rows fastest), so the tiles the cores run at once share A's
+    /// and B's panels in L2 rather than all touching new B columns
+    /// ([`CubeSchedule::tile_at`]).
+    pub group_m: u64,
     /// Output tiles (`base_m × base_n`) of the whole stage.
     pub tiles: u64,
     /// The on-chip buffers.
@@ -101,6 +107,23 @@ impl CubeSchedule {
     /// The width of a tail strip: `base_n / tail_parts` rounded up to 16.
     pub fn tail_width(&self) -> u64 {
         self.base_n.div_ceil(self.tail_parts.max(1)).div_ceil(16) * 16
+    }
+
+    /// The batch, tile row and tile column of tile `idx` (in the order the
+    /// cores take tiles) of a stage with `tm × tn` tiles per batch. With
+    /// `group_m = G > 1`, group `idx / (G·tn)` covers tile rows from `G` on
+    /// its index (fewer in the last group), walked column by column.
+    pub fn tile_at(&self, idx: u64, tm: u64, tn: u64) -> (u64, u64, u64) {
+        let per_batch = tm * tn;
+        let (q, r) = (idx / per_batch, idx % per_batch);
+        if self.group_m <= 1 {
+            return (q, r / tn, r % tn);
+        }
+        let per_group = self.group_m * tn;
+        let first = r / per_group * self.group_m;
+        let rows = (tm - first).min(self.group_m);
+        let w = r % per_group;
+        (q, first + w % rows, w / rows)
     }
 
     /// Why the load depths are not valid for a stage of K `k` (see
@@ -377,7 +400,8 @@ impl Tail {
             return None;
         }
         let tn = g.n.div_ceil(t.base_n);
-        let tiles = g.m.div_ceil(t.base_m) * tn;
+        let tm = g.m.div_ceil(t.base_m);
+        let tiles = tm * tn;
         let r = tiles % cores;
         if tiles <= cores || r == 0 || r * t.tail_parts > cores {
             return None;
@@ -385,7 +409,8 @@ impl Tail {
         let width = t.tail_width();
         let first = tiles - r;
         let nonempty = (first..tiles).all(|q| {
-            let w = t.base_n.min(g.n - (q % tn) * t.base_n);
+            let (_, _, col) = t.tile_at(q, tm, tn);
+            let w = t.base_n.min(g.n - col * t.base_n);
             w > (t.tail_parts - 1) * width
         });
         nonempty.then_some(Tail {
@@ -434,5 +459,71 @@ pub fn vec_pitch(g: &Geometry, t: &VecMatSchedule) -> VecPitch {
             up(t.k_chunk, e)
         },
         bt: up(t.k_chunk, 8.max(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn order(group_m: u64) -> CubeSchedule {
+        CubeSchedule {
+            group_m,
+            ..CubeSchedule::default()
+        }
+    }
+
+    #[test]
+    fn grouped_orders_walk_each_group_column_by_column() {
+        // 5 × 3 tiles in groups of 2 rows: rows {0, 1}, {2, 3}, then the
+        // last group of row 4 alone; within a group the row is the fast
+        // digit. Written out by hand.
+        let want = [
+            (0, 0),
+            (1, 0),
+            (0, 1),
+            (1, 1),
+            (0, 2),
+            (1, 2),
+            (2, 0),
+            (3, 0),
+            (2, 1),
+            (3, 1),
+            (2, 2),
+            (3, 2),
+            (4, 0),
+            (4, 1),
+            (4, 2),
+        ];
+        let t = order(2);
+        for (idx, &(m, n)) in want.iter().enumerate() {
+            assert_eq!(t.tile_at(idx as u64, 5, 3), (0, m, n), "tile {idx}");
+        }
+        // The next batch starts over.
+        assert_eq!(t.tile_at(15 + 2, 5, 3), (1, 0, 1));
+        // Row-major (0 and 1 alike), and a group of every row is
+        // column-major.
+        for g in [0, 1] {
+            assert_eq!(order(g).tile_at(4, 5, 3), (0, 1, 1));
+        }
+        assert_eq!(order(5).tile_at(4, 5, 3), (0, 4, 0));
+        assert_eq!(order(5).tile_at(7, 5, 3), (0, 2, 1));
+    }
+
+    #[test]
+    fn every_order_takes_each_tile_once() {
+        for (tm, tn) in [(1, 1), (7, 3), (32, 16), (5, 48)] {
+            for g in [1, 2, 4, 8, 16] {
+                let t = order(g);
+                let mut seen = vec![false; (2 * tm * tn) as usize];
+                for idx in 0..2 * tm * tn {
+                    let (q, m, n) = t.tile_at(idx, tm, tn);
+                    assert!(m < tm && n < tn && q < 2, "{tm}×{tn} g={g}: {idx}");
+                    let at = ((q * tm + m) * tn + n) as usize;
+                    assert!(!seen[at], "{tm}×{tn} g={g}: {idx} twice");
+                    seen[at] = true;
+                }
+            }
+        }
     }
 }

@@ -115,6 +115,9 @@ fn cube_params(c: &CubeSchedule) -> Vec<(&'static str, u64)> {
     if c.tail_parts != 1 {
         p.push(("tail_parts", c.tail_parts));
     }
+    if c.group_m > 1 {
+        p.push(("group_m", c.group_m));
+    }
     p.push(("tiles", c.tiles));
     p
 }

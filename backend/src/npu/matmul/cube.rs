@@ -48,7 +48,13 @@ pub(super) fn generate(
     let [m16, m1, n1, init, ks, kc, kk, k1] = r8;
 
     let mut tile = Vec::new();
-    tile_setup(&g, (t.base_m, t.base_n), &o, tail.as_ref(), &mut tile);
+    tile_setup(
+        &g,
+        (t.base_m, t.base_n, t.group_m),
+        &o,
+        tail.as_ref(),
+        &mut tile,
+    );
     let Open { regs, tmp, .. } = &o;
     let (mcur, ncur, ga, gb, gc) = (regs.mcur, regs.ncur, regs.ga, regs.gb, regs.gc);
     tile.ins().s_alu(AluOp::Add, m1, mcur, 15u64);

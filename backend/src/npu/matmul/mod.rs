@@ -152,11 +152,41 @@ fn log2(x: u64) -> u32 {
     x.trailing_zeros()
 }
 
+/// Scalar code: the tile row `m0` and column `n0` of the tile whose index
+/// within its batch is in `n0`, in groups of `group` tile rows walked
+/// column by column (`CubeSchedule::tile_at`); `mcur` and `ncur` are
+/// scratch (the caller sets them after).
+fn tile_coords(
+    items: &mut Vec<Item>,
+    (tm, tn, group): (u64, u64, u64),
+    [m0, n0]: [Reg; 2],
+    r: &TileRegs,
+) {
+    if group <= 1 {
+        items.ins().s_alu(AluOp::Div, m0, n0, tn);
+        items.ins().s_alu(AluOp::Rem, n0, n0, tn);
+        return;
+    }
+    let (rows, within) = (r.ncur, r.mcur);
+    // The group's first row, and its rows (fewer in the last group).
+    items.ins().s_alu(AluOp::Div, m0, n0, group * tn);
+    items.ins().s_alu(AluOp::Mul, m0, m0, group);
+    items.ins().s_li(rows, tm);
+    items.ins().s_alu(AluOp::Sub, rows, rows, m0);
+    items.ins().s_alu(AluOp::Min, rows, rows, group);
+    // The index within the group: its row is the fast digit.
+    items.ins().s_alu(AluOp::Rem, n0, n0, group * tn);
+    items.ins().s_alu(AluOp::Rem, within, n0, rows);
+    items.ins().s_alu(AluOp::Add, m0, m0, within);
+    items.ins().s_alu(AluOp::Div, n0, n0, rows);
+}
+
 /// Per-tile setup shared by both paths: batch digits and the GM addresses
-/// of the tile's A rows, B columns and output, plus its extents.
+/// of the tile's A rows, B columns and output, plus its extents; tiles in
+/// the order of `group` (see [`tile_coords`]).
 fn tile_setup(
     g: &Geometry,
-    (tile_m, tile_n): (u64, u64),
+    (tile_m, tile_n, group): (u64, u64, u64),
     o: &Open,
     tail: Option<&Tail>,
     items: &mut Vec<Item>,
@@ -170,8 +200,7 @@ fn tile_setup(
     let mut whole = Vec::new();
     whole.ins().s_alu(AluOp::Div, q, t, per_batch);
     whole.ins().s_alu(AluOp::Rem, n0, t, per_batch);
-    whole.ins().s_alu(AluOp::Div, m0, n0, tn);
-    whole.ins().s_alu(AluOp::Rem, n0, n0, tn);
+    tile_coords(&mut whole, (tm, tn, group), [m0, n0], r);
     whole.ins().s_alu(AluOp::Mul, m0, m0, tile_m);
     whole.ins().s_alu(AluOp::Mul, n0, n0, tile_n);
     remaining(&mut whole, r.mcur, g.m, m0, tile_m);
@@ -189,8 +218,7 @@ fn tile_setup(
             strip.ins().s_alu(AluOp::Sub, q, t, tl.first);
             strip.ins().s_alu(AluOp::Div, n0, q, tl.parts);
             strip.ins().s_alu(AluOp::Add, n0, n0, tl.first);
-            strip.ins().s_alu(AluOp::Div, m0, n0, tn);
-            strip.ins().s_alu(AluOp::Rem, n0, n0, tn);
+            tile_coords(&mut strip, (tm, tn, group), [m0, n0], r);
             strip.ins().s_alu(AluOp::Mul, m0, m0, tile_m);
             strip.ins().s_alu(AluOp::Mul, n0, n0, tile_n);
             remaining(&mut strip, r.mcur, g.m, m0, tile_m);

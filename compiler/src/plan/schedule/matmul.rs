@@ -21,6 +21,18 @@
 //! - per tile: the stages, plus the pipeline fill (first stage's loads and
 //!   first step's MTE1), plus the epilogue the cube waits for (FixPipe
 //!   `fixed + bytes / rate`, or the L0C → UB move of the first chunk);
+//! - per round (`block_dim` tiles at once), the lines it touches first —
+//!   each A row panel and B column panel the first time a tile reads it —
+//!   over the chip's HBM bandwidth: a tile loads A and B chunks in turn,
+//!   so the new A lines must come in during A's share of the tile and the
+//!   new B lines during B's; a round that needs longer waits. Row-major,
+//!   the first round of a wide product reads 16 B panels at once (4096³
+//!   f16 on 910b-like: 32 MiB, 44 k cycles against B's 25 k of a tile);
+//!   each candidate takes the tile order ([`CubeSchedule::group_m`]:
+//!   row-major or groups of 2–16 tile rows) that waits least, the smaller
+//!   group among equals, and row-major unless another order saves 1 % of
+//!   its cycles. The model follows the first 16 rounds and takes the later
+//!   ones to be like them;
 //! - the whole stage is at least the chip's GM traffic (each input once,
 //!   the output once) over `gm.chip_bytes_per_cycle`.
 //!
@@ -157,6 +169,160 @@ pub fn cube_cost(g: &Geometry, t: &CubeSchedule, machine: &Machine) -> f64 {
 /// The busiest core's estimated cycles for a cube candidate (launch
 /// excluded), before the chip's GM floor.
 fn cube_core_cost(g: &Geometry, t: &CubeSchedule, machine: &Machine) -> f64 {
+    let touches = first_touches(g, t.base_m, t.base_n, t.group_m, machine);
+    let (rounds, tile, fill) = cube_core_parts(g, t, machine);
+    rounds * tile + fill + touches.wait(tile)
+}
+
+/// Tile orders the scheduler weighs: row-major, and groups of these many
+/// tile rows (see [`CubeSchedule::group_m`]).
+const GROUPS: [u64; 5] = [1, 2, 4, 8, 16];
+
+/// Rounds of a stage's tile order the first-touch model follows: its cold
+/// start and enough of the steady state to stand for the rest.
+const ORDER_ROUNDS: u64 = 16;
+
+/// What the first touches of GM lines cost a stage's rounds in one tile
+/// order.
+struct Touches {
+    /// HBM cycles of the A and of the B lines each of the first
+    /// [`ORDER_ROUNDS`] rounds touches first.
+    hbm: Vec<(f64, f64)>,
+    /// A's share of a tile's GM → L1 bytes.
+    a_share: f64,
+    /// HBM cycles of a round's output tiles (new lines too), which the
+    /// misses share the round with.
+    writes: f64,
+    /// Rounds of the whole stage.
+    rounds: u64,
+}
+
+impl Touches {
+    /// The cycles rounds of `tile` cycles each wait on HBM. A tile loads A
+    /// and B chunks in turn, so a round's new A lines must come in during
+    /// the A loads (A's share of the tile, less the time HBM spends on the
+    /// round's output) and its new B lines during the B loads; a round
+    /// that needs longer for either waits the difference.
+    /// The rounds past those followed are taken to be like the followed
+    /// ones after the first.
+    fn wait(&self, tile: f64) -> f64 {
+        let span = (tile - self.writes).max(0.0);
+        let over = |&(a, b): &(f64, f64)| {
+            (a - span * self.a_share).max(0.0) + (b - span * (1.0 - self.a_share)).max(0.0)
+        };
+        let Some((first, rest)) = self.hbm.split_first() else {
+            return 0.0;
+        };
+        let later: f64 = rest.iter().map(over).sum();
+        let scale = if rest.is_empty() {
+            0.0
+        } else {
+            (self.rounds - 1) as f64 / rest.len() as f64
+        };
+        over(first) + later * scale
+    }
+}
+
+/// The first touches of `bm × bn` tiles taken in the order of `group`,
+/// round by round (`block_dim` tiles a round): every A row panel and B
+/// column panel (all of K) that several tiles read is an L2 miss the
+/// first time one reads it, and misses share the chip's HBM bandwidth
+/// (machine.md's L2 model).
+fn first_touches(g: &Geometry, bm: u64, bn: u64, group: u64, machine: &Machine) -> Touches {
+    let s = g.dtype.size_bytes() as u64;
+    let (tm, tn) = (g.m.div_ceil(bm), g.n.div_ceil(bn));
+    let tiles = g.batches() * tm * tn;
+    let cores = u64::from(machine.cube_cores());
+    let block_dim = tiles.min(cores).max(1);
+    let rounds = tiles.div_ceil(block_dim);
+    let order = CubeSchedule {
+        group_m: group,
+        ..CubeSchedule::default()
+    };
+    // The batch whose panels an operand's batch `q` reads: `q` with the
+    // digits of the dims it is broadcast over zeroed (never above `q`).
+    let source = |q: u64, strides: &[u64]| {
+        let (mut q, mut src, mut place) = (q, 0, 1);
+        for (d, &ext) in g.batch.iter().enumerate().rev() {
+            if strides[d] != 0 {
+                src += (q % ext) * place;
+            }
+            q /= ext;
+            place *= ext;
+        }
+        src
+    };
+    // Only panels more than one tile reads depend on the order; a panel
+    // read once misses in any order (the chip's GM floor counts it).
+    let shared = |strides: &[u64]| {
+        g.batch
+            .iter()
+            .zip(strides)
+            .any(|(&e, &st)| e > 1 && st == 0)
+    };
+    let a_reused = tn > 1 || shared(&g.a_bs);
+    let b_reused = tm > 1 || shared(&g.b_bs);
+    let followed = (rounds.min(ORDER_ROUNDS) * block_dim).min(tiles);
+    let batches = followed.div_ceil(tm * tn) as usize;
+    let (mut seen_a, mut seen_b) = (
+        vec![false; batches * tm as usize],
+        vec![false; batches * tn as usize],
+    );
+    let first = |seen: &mut Vec<bool>, at: u64| !std::mem::replace(&mut seen[at as usize], true);
+    let chip = machine.gm.chip_bytes_per_cycle;
+    let mut hbm = Vec::new();
+    for round in 0..rounds.min(ORDER_ROUNDS) {
+        let (mut a, mut b) = (0, 0);
+        for idx in round * block_dim..((round + 1) * block_dim).min(tiles) {
+            let (q, mi, ni) = order.tile_at(idx, tm, tn);
+            if a_reused && first(&mut seen_a, source(q, &g.a_bs) * tm + mi) {
+                a += bm.min(g.m - mi * bm) * g.k * s;
+            }
+            if b_reused && first(&mut seen_b, source(q, &g.b_bs) * tn + ni) {
+                b += bn.min(g.n - ni * bn) * g.k * s;
+            }
+        }
+        hbm.push((a as f64 / chip, b as f64 / chip));
+    }
+    let (a_tile, b_tile) = (bm.min(g.m), bn.min(g.n));
+    let out = block_dim * a_tile * b_tile * g.out.size_bytes() as u64;
+    Touches {
+        hbm,
+        a_share: a_tile as f64 / (a_tile + b_tile) as f64,
+        writes: out as f64 / chip,
+        rounds,
+    }
+}
+
+/// The tile order of `orders` (row-major first) that waits least for a
+/// candidate of `tile` cycles a tile and `base` cycles in all, and its
+/// wait. Another order is taken only when it saves more than
+/// [`ORDER_GAIN`] of `base`: below that the model cannot tell orders
+/// apart (the simulator has them within a few hundred cycles either way).
+fn least_wait(orders: &[(u64, Touches)], tile: f64, base: f64) -> (u64, f64) {
+    let waits = orders.iter().map(|(gr, touches)| (*gr, touches.wait(tile)));
+    let Some((row_major, plain)) = waits.clone().next() else {
+        return (1, 0.0);
+    };
+    let (group, wait) = waits.fold(
+        (row_major, plain),
+        |best, (gr, w)| {
+            if w < best.1 { (gr, w) } else { best }
+        },
+    );
+    if plain - wait > ORDER_GAIN * base {
+        (group, wait)
+    } else {
+        (row_major, plain)
+    }
+}
+
+/// The share of a candidate's cycles another tile order must save.
+const ORDER_GAIN: f64 = 0.01;
+
+/// A cube candidate's rounds (of the busiest core), the cycles of one of
+/// its tiles, and the pipeline's fill.
+fn cube_core_parts(g: &Geometry, t: &CubeSchedule, machine: &Machine) -> (f64, f64, f64) {
     let s = size(g.dtype);
     let so = size(g.out);
     let c0 = g.c0();
@@ -243,7 +409,7 @@ fn cube_core_cost(g: &Geometry, t: &CubeSchedule, machine: &Machine) -> f64 {
     let tile = hi + 0.05 * lo;
     // The pipeline fills once: the next tile's loads overlap this one's end.
     let fill = a_load(ka.min(g.k)) + b_load(kb.min(g.k)) + mte1_step;
-    rounds * tile + fill
+    (rounds, tile, fill)
 }
 
 /// Tile extents to try: multiples of 16 up to `limit` (at most 512).
@@ -292,7 +458,8 @@ fn schedule_cube(mm: &mut MatMul, g: &Geometry, machine: &Machine) -> Result<(u3
 /// Every cube schedule that fits the machine's buffers, with its estimate,
 /// the scheduler's choice first: by estimate, then (where the chip's GM
 /// traffic floors several estimates alike, as in memory-bound GEMVs) by the
-/// busiest core's own cycles, then in enumeration order (tile rows, tile
+/// busiest core's own cycles before any wait for HBM (which the floor
+/// already counts), then in enumeration order (tile rows, tile
 /// columns, L0 step, L1 stage, load depths). `tessera tune` simulates the
 /// first few.
 pub fn cube_candidates(g: &Geometry, machine: &Machine) -> Vec<(f64, CubeSchedule)> {
@@ -310,6 +477,16 @@ pub fn cube_candidates(g: &Geometry, machine: &Machine) -> Vec<(f64, CubeSchedul
             if bm * bn * 4 > machine.memory.l0c.bytes {
                 continue;
             }
+            // The tile orders worth weighing (a group of every tile row is
+            // the column-major order, the last one; a single round takes
+            // the same tiles in any order).
+            let tm = g.m.div_ceil(bm);
+            let one_round = g.batches() * tm * g.n.div_ceil(bn) <= u64::from(machine.cube_cores());
+            let orders: Vec<(u64, Touches)> = GROUPS
+                .iter()
+                .filter(|&&gr| gr == 1 || (gr < tm && !one_round))
+                .map(|&gr| (gr, first_touches(g, bm, bn, gr, machine)))
+                .collect();
             // The widest epilogue chunk that fits two UB copies.
             let ec = if coupled {
                 let mut ec = bn;
@@ -338,7 +515,7 @@ pub fn cube_candidates(g: &Geometry, machine: &Machine) -> Vec<(f64, CubeSchedul
                         &[(1, 1)]
                     };
                     for &(sa, sb) in depths {
-                        let t = CubeSchedule {
+                        let mut t = CubeSchedule {
                             base_m: bm,
                             base_n: bn,
                             base_k: bk,
@@ -350,8 +527,12 @@ pub fn cube_candidates(g: &Geometry, machine: &Machine) -> Vec<(f64, CubeSchedul
                             ..CubeSchedule::default()
                         };
                         if fits(&cube_layout(g, &t, machine).named(), machine) {
-                            let core = cube_core_cost(g, &t, machine);
-                            all.push((core.max(chip_bound(g, machine)), core, t));
+                            let (rounds, tile, fill) = cube_core_parts(g, &t, machine);
+                            let base = rounds * tile + fill;
+                            let (group, wait) = least_wait(&orders, tile, base);
+                            t.group_m = group;
+                            let cost = (base + wait).max(chip_bound(g, machine));
+                            all.push((cost, base, t));
                         }
                     }
                 }
@@ -374,6 +555,7 @@ pub fn apply_cube(
     machine: &Machine,
 ) -> (u32, u64) {
     t.tail_parts = 1;
+    t.group_m = t.group_m.max(1);
     let tiles = g.batches() * g.m.div_ceil(t.base_m) * g.n.div_ceil(t.base_n);
     let cores = u64::from(machine.cube_cores());
     let block_dim = tiles.min(cores).max(1);
@@ -559,6 +741,37 @@ mod tests {
                 assert_eq!((c.a_stages, c.b_stages), (1, 1), "{name}: {c:?}");
             }
         }
+    }
+
+    #[test]
+    fn a_wide_product_takes_its_tiles_in_groups_of_rows() {
+        // 4096³ f16 in 128 × 256 tiles on 910b-like's 24 cube cores: row by
+        // row, the first round reads A's panels of rows 0 and 1 (128 × 4096
+        // f16 = 1 MiB each) and the first 16 B panels (4096 × 256 = 2 MiB
+        // each): 2 MiB and 32 MiB at 768 B a cycle; a tile spends 1/3 of
+        // its loads on A. In groups of 4 rows, it reads 4 A panels and 6 B
+        // panels.
+        let machine = Machine::builtin("910b-like").unwrap();
+        let mm = stage(DType::F16, DType::F16, (4096, 4096, 4096), false);
+        let g = Geometry::of(&mm).unwrap();
+        let mib = (1 << 20) as f64 / 768.0;
+        let rows = first_touches(&g, 128, 256, 1, &machine);
+        assert_eq!((rows.rounds, rows.hbm.len()), (22, 16));
+        assert_eq!(rows.hbm[0], (2.0 * mib, 32.0 * mib));
+        assert!((rows.a_share - 1.0 / 3.0).abs() < 1e-12);
+        let groups = first_touches(&g, 128, 256, 4, &machine);
+        assert_eq!(groups.hbm[0], (4.0 * mib, 12.0 * mib));
+        // Against a 36 000-cycle tile, less the round's 24 output tiles
+        // (1.5 MiB), B's two thirds: 22 635 cycles. Row by row the first
+        // round waits for 32 MiB of B (43 691 cycles), and no later round
+        // waits; in groups of 4 (12 MiB of B, 4 of A) no round waits.
+        let b_span = (36_000.0 - 1.5 * mib) * 2.0 / 3.0;
+        let wait = rows.wait(36_000.0);
+        assert!((wait - (32.0 * mib - b_span)).abs() < 1e-6, "{wait}");
+        assert_eq!(groups.wait(36_000.0), 0.0);
+        // The scheduler takes the smallest group that does not wait.
+        let s = scheduled(mm, &machine);
+        assert_eq!(cube(&s).group_m, 4);
     }
 
     #[test]
