@@ -372,8 +372,9 @@ fn markdown(r: &Results) -> String {
          `e-nodes` and `iters` are its e-graph's largest size and its iterations over all phases.\n\
          Compile times (optimise, plan, generate) are host wall-clock and vary between runs.\n\
          `tuned` is the kernel with `tessera tune`'s schedules (the fastest simulated of the cost\n\
-         model's 8 cheapest per cube matmul stage), `tune ×` its speed-up, `tune s` the host\n\
-         seconds the tuning took (all candidates of a stage run in parallel).\n",
+         model's 8 cheapest per cube matmul stage and its choice in up to 3 other tile orders),\n\
+         `tune ×` its speed-up, `tune s` the host seconds the tuning took (all candidates of a\n\
+         stage run in parallel).\n",
     );
     let mut machines: Vec<&str> = r.benches.iter().map(|b| b.machine.as_str()).collect();
     machines.dedup();

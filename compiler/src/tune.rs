@@ -3,7 +3,8 @@
 //!
 //! The scheduler ranks a stage's candidate schedules with its cost model
 //! and takes the cheapest. `tune` simulates (timing only) the cheapest few
-//! of each cube matmul stage in the kernel's real program and records the
+//! of each cube matmul stage in the kernel's real program, and the
+//! scheduler's choice in its other tile orders (up to 3), and records the
 //! fastest: in a TOML file of entries keyed by the stage's canonical form
 //! (its geometry: extents, strides, dtypes, transposes, epilogue), the
 //! machine's name and the machine description's fingerprint. Reading a file
@@ -16,7 +17,7 @@
 //! the file holds no times.
 
 use crate::driver::{self, Failure, Source};
-use crate::plan::schedule::matmul::{apply_cube, cube_candidates, cube_cost};
+use crate::plan::schedule::matmul::{apply_cube, cube_candidates, cube_cost, tile_orders};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -24,6 +25,9 @@ use tessera_ir::plan::matmul::Geometry;
 use tessera_ir::plan::{CubeSchedule, MatMul, MatMulSchedule, Plan, StageKind};
 use tessera_ir::{Code, Diagnostic, Kernel};
 use tessera_sim::Machine;
+
+/// Tile orders of the scheduler's choice `tune` simulates besides it.
+const ORDER_VARIANTS: usize = 3;
 
 /// The tuning file's name in the per-user cache directory.
 pub const FILE_NAME: &str = "tuning.toml";
@@ -62,6 +66,9 @@ pub struct Entry {
     pub a_stages: u64,
     /// L1 stages one B load covers.
     pub b_stages: u64,
+    /// The tile order (`CubeSchedule::group_m`; 1, row-major, when absent).
+    #[serde(default = "row_major")]
+    pub group_m: u64,
     /// The cost model's cycles for this schedule.
     pub predicted: u64,
     /// The stage's simulated cycles with it (the stage alone, launch
@@ -69,6 +76,10 @@ pub struct Entry {
     pub simulated: u64,
     /// The kernel's simulated cycles with the cost model's choices.
     pub untuned: u64,
+}
+
+fn row_major() -> u64 {
+    1
 }
 
 /// A cube matmul stage's canonical form: what its best schedule depends on.
@@ -191,17 +202,23 @@ pub fn apply(plan: &mut Plan, tuning: &Tuning, machine: &Machine) -> Vec<String>
             b_stages: e.b_stages,
             ..CubeSchedule::default()
         };
-        // Only a schedule the scheduler itself would offer is trusted.
-        let Some((cost, t)) = cube_candidates(&g, machine).into_iter().find(|(_, c)| {
+        // Only a schedule the scheduler itself would offer, in one of its
+        // tile orders, is trusted.
+        let found = cube_candidates(&g, machine).into_iter().find(|(_, c)| {
             (c.base_m, c.base_n, c.base_k, c.l1_k, c.a_stages, c.b_stages)
                 == (t.base_m, t.base_n, t.base_k, t.l1_k, t.a_stages, t.b_stages)
-        }) else {
+        });
+        let ordered = found
+            .filter(|(_, c)| tile_orders(&g, c.base_m, c.base_n, machine).contains(&e.group_m));
+        let Some((_, mut t)) = ordered else {
             notes.push(format!(
                 "the tuned schedule of stage {i} is not a valid schedule of it on `{}`; ignored",
                 machine.name
             ));
             continue;
         };
+        t.group_m = e.group_m;
+        let cost = cube_cost(&g, &t, machine);
         let (block_dim, estimate) = apply_cube(mm, &g, t, cost, machine);
         stage.block_dim = block_dim;
         stage.estimate = estimate;
@@ -308,7 +325,27 @@ pub fn tune(
         // Stable: equal estimates keep the scheduler's order, so the first
         // is the scheduler's own choice.
         cands.sort_by(|a, b| a.0.total_cmp(&b.0));
+        // Then the scheduler's choice in its other tile orders (up to 3):
+        // the order's model is the coarsest part.
+        let first = cands.first().map(|(_, t)| t.clone());
+        let orders: Vec<(f64, CubeSchedule)> = first
+            .iter()
+            .flat_map(|t| {
+                tile_orders(&g, t.base_m, t.base_n, machine)
+                    .into_iter()
+                    .filter(|&gr| gr != t.group_m.max(1))
+                    .take(ORDER_VARIANTS)
+                    .map(|gr| {
+                        let v = CubeSchedule {
+                            group_m: gr,
+                            ..t.clone()
+                        };
+                        (cube_cost(&g, &v, machine), v)
+                    })
+            })
+            .collect();
         cands.truncate(top.max(1));
+        cands.extend(orders);
         // Each candidate runs as the stage alone (one launch on the
         // kernel's buffers): the other stages do not change with it.
         let runs: Vec<Result<(u64, tessera_ir::plan::Stage), Failure>> = cands
@@ -357,6 +394,7 @@ pub fn tune(
             l1_k: t.l1_k,
             a_stages: t.a_stages,
             b_stages: t.b_stages,
+            group_m: t.group_m.max(1),
             predicted: cube_cost(&g, t, machine) as u64,
             simulated: cycles,
             untuned,
@@ -487,7 +525,7 @@ mod tests {
         let m = machine();
         let r = tune(&k, &m, &src, Level::O2, 8).expect("tunes");
         let st = &r.stages[0];
-        assert_eq!(st.tried.len(), 8);
+        assert_eq!(st.tried.len(), 8 + 3);
         let fastest = st.tried.iter().map(|t| t.simulated).min().expect("tried");
         assert_eq!(st.tried[st.chosen].simulated, fastest);
         // The first candidate is the scheduler's own choice; the kernel is
@@ -496,6 +534,17 @@ mod tests {
         assert_eq!(r.tuned, fastest);
         // On this product the cost model's choice is not the fastest.
         assert!(r.tuned < r.untuned, "{} vs {}", r.tuned, r.untuned);
+        // 44 tiles of 96 × 256 (11 tile rows) on 24 cores take two rounds:
+        // after the cost model's 8, the choice in groups of 2, 4 and 8
+        // rows.
+        let orders: Vec<&str> = st.tried[8..].iter().map(|t| t.schedule.as_str()).collect();
+        let first = &st.tried[0].schedule;
+        assert!(!first.contains("group_m"), "{first}");
+        assert_eq!(
+            orders,
+            [2, 4, 8].map(|g| format!("{first} group_m={g}")),
+            "{orders:?}"
+        );
         let file = merge(Tuning::default(), &r.entries);
         let (code, notes) =
             driver::compile_npu_tuned(&k, &m, &src, Level::O2, &file).expect("compiles");
@@ -542,9 +591,13 @@ mod tests {
         stale.entries[0].fingerprint = "0000000000000000".into();
         let mut invalid = good.clone();
         invalid.entries[0].base_m = 7;
+        // Tile orders are groups of 2, 4, 8 or 16 rows.
+        let mut disorder = good.clone();
+        disorder.entries[0].group_m = 3;
         for (file, why) in [
             (stale, "another description"),
             (invalid, "not a valid schedule"),
+            (disorder, "not a valid schedule"),
         ] {
             let (code, notes) =
                 driver::compile_npu_tuned(&k, &m, &src, Level::O2, &file).expect("compiles");
@@ -573,6 +626,7 @@ mod tests {
             l1_k: 16,
             a_stages: 1,
             b_stages: 1,
+            group_m: 4,
             predicted: 1,
             simulated: 2,
             untuned: 3,
@@ -589,6 +643,12 @@ mod tests {
         let p = dir.join("t.toml");
         std::fs::write(&p, to_text(&f)).expect("write");
         assert_eq!(read(&p).expect("reads"), f);
+        // A file from before tile orders: row-major.
+        let old = to_text(&f).replace("group_m = 4\n", "");
+        assert_ne!(old, to_text(&f));
+        std::fs::write(&p, old).expect("write");
+        let back = read(&p).expect("reads");
+        assert!(back.entries.iter().all(|x| x.group_m == 1), "{back:?}");
         for bad in [
             "format = 1\n[[entry]]\nmachine = 3\n",
             "not toml [",

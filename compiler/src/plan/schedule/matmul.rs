@@ -182,6 +182,19 @@ const GROUPS: [u64; 5] = [1, 2, 4, 8, 16];
 /// start and enough of the steady state to stand for the rest.
 const ORDER_ROUNDS: u64 = 16;
 
+/// The tile orders worth weighing for `bm × bn` tiles (row-major first):
+/// groups of fewer tile rows than the stage has (a group of every row is
+/// the column-major order, the last one), and none when a single round
+/// takes every tile anyway.
+pub fn tile_orders(g: &Geometry, bm: u64, bn: u64, machine: &Machine) -> Vec<u64> {
+    let tm = g.m.div_ceil(bm);
+    let one_round = g.batches() * tm * g.n.div_ceil(bn) <= u64::from(machine.cube_cores());
+    GROUPS
+        .into_iter()
+        .filter(|&gr| gr == 1 || (gr < tm && !one_round))
+        .collect()
+}
+
 /// What the first touches of GM lines cost a stage's rounds in one tile
 /// order.
 struct Touches {
@@ -477,15 +490,9 @@ pub fn cube_candidates(g: &Geometry, machine: &Machine) -> Vec<(f64, CubeSchedul
             if bm * bn * 4 > machine.memory.l0c.bytes {
                 continue;
             }
-            // The tile orders worth weighing (a group of every tile row is
-            // the column-major order, the last one; a single round takes
-            // the same tiles in any order).
-            let tm = g.m.div_ceil(bm);
-            let one_round = g.batches() * tm * g.n.div_ceil(bn) <= u64::from(machine.cube_cores());
-            let orders: Vec<(u64, Touches)> = GROUPS
-                .iter()
-                .filter(|&&gr| gr == 1 || (gr < tm && !one_round))
-                .map(|&gr| (gr, first_touches(g, bm, bn, gr, machine)))
+            let orders: Vec<(u64, Touches)> = tile_orders(g, bm, bn, machine)
+                .into_iter()
+                .map(|gr| (gr, first_touches(g, bm, bn, gr, machine)))
                 .collect();
             // The widest epilogue chunk that fits two UB copies.
             let ec = if coupled {
