@@ -69,6 +69,9 @@ pub struct Entry {
     /// The tile order (`CubeSchedule::group_m`; 1, row-major, when absent).
     #[serde(default = "row_major")]
     pub group_m: u64,
+    /// L0C accumulators (1 when absent).
+    #[serde(default = "one")]
+    pub accumulators: u64,
     /// The cost model's cycles for this schedule.
     pub predicted: u64,
     /// The stage's simulated cycles with it (the stage alone, launch
@@ -79,6 +82,10 @@ pub struct Entry {
 }
 
 fn row_major() -> u64 {
+    1
+}
+
+fn one() -> u64 {
     1
 }
 
@@ -207,6 +214,7 @@ pub fn apply(plan: &mut Plan, tuning: &Tuning, machine: &Machine) -> Vec<String>
         let found = cube_candidates(&g, machine).into_iter().find(|(_, c)| {
             (c.base_m, c.base_n, c.base_k, c.l1_k, c.a_stages, c.b_stages)
                 == (t.base_m, t.base_n, t.base_k, t.l1_k, t.a_stages, t.b_stages)
+                && c.accumulators.max(1) == e.accumulators
         });
         let ordered = found
             .filter(|(_, c)| tile_orders(&g, c.base_m, c.base_n, machine).contains(&e.group_m));
@@ -289,8 +297,13 @@ fn describe(t: &CubeSchedule) -> String {
     } else {
         String::new()
     };
+    let accs = if t.accumulators > 1 {
+        format!(" accumulators={}", t.accumulators)
+    } else {
+        String::new()
+    };
     format!(
-        "{}x{}x{} l1_k={} depth={}x{}{order}",
+        "{}x{}x{} l1_k={} depth={}x{}{order}{accs}",
         t.base_m, t.base_n, t.base_k, t.l1_k, t.a_stages, t.b_stages
     )
 }
@@ -395,6 +408,7 @@ pub fn tune(
             a_stages: t.a_stages,
             b_stages: t.b_stages,
             group_m: t.group_m.max(1),
+            accumulators: t.accumulators.max(1),
             predicted: cube_cost(&g, t, machine) as u64,
             simulated: cycles,
             untuned,
@@ -627,6 +641,7 @@ mod tests {
             a_stages: 1,
             b_stages: 1,
             group_m: 4,
+            accumulators: 1,
             predicted: 1,
             simulated: 2,
             untuned: 3,

@@ -7,7 +7,10 @@
 //!   deep loads only where K is whole iterations of the K loop and on
 //!   machines with 8 event ids per pipe pair);
 //! - tiles taken in groups of tile rows (`group_m`), with a partial last
-//!   group, strips, batches and transposed operands.
+//!   group, strips, batches and transposed operands;
+//! - two L0C accumulators that tiles alternate between (`accumulators`),
+//!   with odd tile counts per core, strips, batches and transposed
+//!   operands (and refused with deep loads).
 
 use tessera_compiler::plan::schedule::{cube_layout, fits};
 use tessera_compiler::simulate;
@@ -222,4 +225,49 @@ fn tiles_taken_in_groups_of_rows_compute_the_product() {
             }
         }
     }
+}
+
+#[test]
+fn tiles_alternating_between_two_accumulators_compute_the_product() {
+    // The grouped products: odd tile counts per core (the loop body's
+    // second tile skipped), strips on 910b-like, a batch, transposed
+    // operands; 910-like shares its 4 event ids between the two tiles'
+    // events.
+    for machine_name in ["910b-like", "910-like"] {
+        for (i, text) in GROUPED.iter().enumerate() {
+            let (asm, _) = run_forced(machine_name, text, |g, cores| {
+                let mut t = small(machine_name, 1, 1, 1);
+                t.accumulators = 2;
+                let tiles = g.batches() * g.m.div_ceil(32) * g.n.div_ceil(128);
+                if tiles > cores && !tiles.is_multiple_of(cores) {
+                    t.tail_parts = cores / (tiles % cores);
+                    if Tail::of(g, &t, cores).is_none() {
+                        t.tail_parts = 1;
+                    }
+                }
+                t
+            });
+            // Both accumulators (16 KiB each) take mmads.
+            for acc in ["cube.mmad.f16 [0]", "cube.mmad.f16 [16384]"] {
+                assert!(asm.contains(acc), "{machine_name} kernel {i}: no `{acc}`");
+            }
+        }
+    }
+}
+
+#[test]
+fn two_accumulators_with_deep_loads_are_refused() {
+    let module = tessera_ir::text::parse_module(DEEP[0]).expect("IR text");
+    let machine = simulate::machine(Some("910b-like")).expect("machine");
+    let mut plan = tessera_compiler::plan::plan(&module.kernels[0], &machine).expect("plan");
+    let StageKind::MatMul(mm) = &mut plan.stages[0].kind else {
+        panic!("not a matmul stage")
+    };
+    let g = Geometry::of(mm).expect("geometry");
+    let mut t = small("910b-like", 1, 2, 1);
+    t.accumulators = 2;
+    t.layout = cube_layout(&g, &t, &machine);
+    mm.schedule = MatMulSchedule::Cube(t);
+    let err = tessera_backend::npu::compile(&plan, &machine).expect_err("refused");
+    assert!(err.0.contains("one stage deep"), "{err}");
 }

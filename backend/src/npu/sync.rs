@@ -35,7 +35,12 @@
 //!   released it). Otherwise events of the same pair are first merged
 //!   within a container, and then share one id per set of buffer copies
 //!   they protect (the events of one copy alternate through its life cycle
-//!   as well).
+//!   as well), except that two events signalling the same producer's
+//!   writes never share an id (both could be set before the first wait).
+//! - A loop's pre-set at the place where an event of the same id is waited
+//!   for (ids shared by the copies they protect) would set the id while it
+//!   may still be set: both go, and the loop's first iteration waits for
+//!   that event's set instead (it also says the copies are free).
 
 use super::prog::{Access, Item, MicroOp, Region, Slot, Sync};
 use std::collections::{BTreeMap, BTreeSet};
@@ -105,6 +110,8 @@ struct Need {
     pair: Option<(Pipe, Pipe)>,
     /// The barrier's pipe (for barriers).
     pipe: Pipe,
+    /// The first op (its index in the flattened program).
+    producer: usize,
     /// Buffer copies involved.
     slots: BTreeSet<Slot>,
 }
@@ -194,7 +201,13 @@ struct Insert {
     /// Ordering among inserts at the same place: sets, barriers, waits.
     rank: u8,
     insn: Sync,
+    /// A loop's pre-set (its first iteration has nothing to wait for).
+    pre: bool,
 }
+
+/// A shared event id: the buffer copies its events protect and their
+/// producers (indices in the flattened program).
+type SharedId = (BTreeSet<Slot>, BTreeSet<usize>);
 
 /// A chosen event.
 #[derive(Clone, Debug)]
@@ -207,6 +220,8 @@ struct Event {
     src: Pipe,
     dst: Pipe,
     slots: BTreeSet<Slot>,
+    /// The producers' ops (indices in the flattened program).
+    producers: BTreeSet<usize>,
 }
 
 /// Inserts the synchronisation a program needs. `ids` is the number of
@@ -280,6 +295,7 @@ pub fn insert(items: Vec<Item>, ids: u32) -> Result<Vec<Item>, String> {
                 carried_loop,
                 pair,
                 pipe: y.op.pipe,
+                producer: i,
                 slots,
             });
         }
@@ -307,6 +323,7 @@ pub fn insert(items: Vec<Item>, ids: u32) -> Result<Vec<Item>, String> {
                         && e.b <= n.y
                 }) {
                     e.slots.extend(n.slots.iter().copied());
+                    e.producers.insert(n.producer);
                     continue;
                 }
                 // A carried need is also covered by a forward event of the
@@ -334,6 +351,7 @@ pub fn insert(items: Vec<Item>, ids: u32) -> Result<Vec<Item>, String> {
                     src,
                     dst,
                     slots: n.slots.clone(),
+                    producers: BTreeSet::from([n.producer]),
                 });
             }
             None => {
@@ -383,10 +401,11 @@ pub fn insert(items: Vec<Item>, ids: u32) -> Result<Vec<Item>, String> {
                 }
                 let (a, b) = (ei.a.max(ej.a), ei.b.min(ej.b));
                 if ei.carried || a < b {
-                    let slots = ej.slots.clone();
+                    let (slots, producers) = (ej.slots.clone(), ej.producers.clone());
                     events[i].a = a;
                     events[i].b = b;
                     events[i].slots.extend(slots);
+                    events[i].producers.extend(producers);
                     events.remove(j);
                     merged = true;
                     break 'search;
@@ -408,7 +427,9 @@ pub fn insert(items: Vec<Item>, ids: u32) -> Result<Vec<Item>, String> {
         *per_pair.entry((e.src, e.dst)).or_default() += 1;
     }
     let mut counts: BTreeMap<(Pipe, Pipe), u32> = BTreeMap::new();
-    let mut keys: BTreeMap<(Pipe, Pipe), Vec<BTreeSet<Slot>>> = BTreeMap::new();
+    // Per pair: each shared id's buffer copies and the producers of its
+    // events so far.
+    let mut keys: BTreeMap<(Pipe, Pipe), Vec<SharedId>> = BTreeMap::new();
     let mut event_ids = Vec::with_capacity(events.len());
     for e in &events {
         let pair = (e.src, e.dst);
@@ -417,11 +438,19 @@ pub fn insert(items: Vec<Item>, ids: u32) -> Result<Vec<Item>, String> {
             *next += 1;
             *next - 1
         } else {
+            // Two events signalling the same producers' writes could both
+            // be set before the consumer's first wait: they never share.
             let list = keys.entry(pair).or_default();
-            match list.iter().position(|k| k == &e.slots) {
-                Some(i) => i as u32,
+            match list
+                .iter()
+                .position(|(k, p)| k == &e.slots && p.is_disjoint(&e.producers))
+            {
+                Some(i) => {
+                    list[i].1.extend(e.producers.iter().copied());
+                    i as u32
+                }
                 None => {
-                    list.push(e.slots.clone());
+                    list.push((e.slots.clone(), e.producers.clone()));
                     list.len() as u32 - 1
                 }
             }
@@ -442,12 +471,14 @@ pub fn insert(items: Vec<Item>, ids: u32) -> Result<Vec<Item>, String> {
             at: e.a + 1,
             rank: 0,
             insn: Sync::Set(e.src, e.dst, id),
+            pre: false,
         });
         inserts.push(Insert {
             container: e.container.clone(),
             at: e.b,
             rank: 2,
             insn: Sync::Wait(e.src, e.dst, id),
+            pre: false,
         });
         if let Some(lp) = &e.carried_loop {
             // Before the loop: the first iteration has nothing to wait for.
@@ -474,6 +505,7 @@ pub fn insert(items: Vec<Item>, ids: u32) -> Result<Vec<Item>, String> {
                 at: idx,
                 rank: 0,
                 insn: Sync::Set(e.src, e.dst, id),
+                pre: true,
             });
             if inside_loop(&items, parent) {
                 inserts.push(Insert {
@@ -481,6 +513,7 @@ pub fn insert(items: Vec<Item>, ids: u32) -> Result<Vec<Item>, String> {
                     at: idx + 1,
                     rank: 2,
                     insn: Sync::Wait(e.src, e.dst, id),
+                    pre: false,
                 });
             }
         }
@@ -491,6 +524,7 @@ pub fn insert(items: Vec<Item>, ids: u32) -> Result<Vec<Item>, String> {
             at,
             rank: 1,
             insn: Sync::Barrier(p),
+            pre: false,
         });
     }
     inserts.sort_by(|a, b| (&a.container, a.at, a.rank).cmp(&(&b.container, b.at, b.rank)));
@@ -505,7 +539,43 @@ pub fn insert(items: Vec<Item>, ids: u32) -> Result<Vec<Item>, String> {
             kept.push(ins);
         }
     }
-    let inserts = kept;
+    // A loop's pre-set where another event of its id is waited for before
+    // the same loop (ids shared by the buffer copies they protect: that
+    // event's set also says the copies are free) would set the id while
+    // it may still be set. The loop's first iteration waits for that set
+    // instead: both go.
+    let cancel: Vec<usize> = (0..kept.len())
+        .filter(|&i| {
+            let k = &kept[i];
+            let Sync::Set(src, dst, id) = k.insn else {
+                return false;
+            };
+            k.pre
+                && kept.iter().any(|w| {
+                    w.container == k.container && w.at == k.at && w.insn == Sync::Wait(src, dst, id)
+                })
+        })
+        .collect();
+    let mut dropped = vec![false; kept.len()];
+    for &i in &cancel {
+        dropped[i] = true;
+        let Sync::Set(src, dst, id) = kept[i].insn else {
+            continue;
+        };
+        if let Some(w) = (0..kept.len()).find(|&j| {
+            !dropped[j]
+                && kept[j].container == kept[i].container
+                && kept[j].at == kept[i].at
+                && kept[j].insn == Sync::Wait(src, dst, id)
+        }) {
+            dropped[w] = true;
+        }
+    }
+    let inserts: Vec<Insert> = kept
+        .into_iter()
+        .zip(dropped)
+        .filter_map(|(k, d)| (!d).then_some(k))
+        .collect();
     Ok(apply(items, &mut Vec::new(), &inserts))
 }
 

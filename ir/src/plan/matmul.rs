@@ -97,6 +97,10 @@ pub struct CubeSchedule {
     /// and B's panels in L2 rather than all touching new B columns
     /// ([`CubeSchedule::tile_at`]).
     pub group_m: u64,
+    /// L0C accumulators (0 or 1: one; 2: tiles alternate between two, so
+    /// a tile's epilogue overlaps the next tile's K loop). The layout's
+    /// `acc` has this many copies.
+    pub accumulators: u64,
     /// Output tiles (`base_m × base_n`) of the whole stage.
     pub tiles: u64,
     /// The on-chip buffers.

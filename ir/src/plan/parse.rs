@@ -508,6 +508,7 @@ impl What {
                         epi_cols: p.take("epi_cols").unwrap_or(0),
                         tail_parts: p.take("tail_parts").unwrap_or(1),
                         group_m: p.take("group_m").unwrap_or(1),
+                        accumulators: p.take("accumulators").unwrap_or(1),
                         tiles: p.need("tiles")?,
                         layout: CubeLayout {
                             a_l1: l.need("a_l1")?,
@@ -890,7 +891,7 @@ stage 1 matmul [%2] on cube x1 (estimate 20 cycles)
     a    ws0 : f16[4, 8]
     b    w : f16[8, 16]
     out  out0 : f32[4, 16] (relu)
-    schedule base_m=16 base_n=16 base_k=16 l1_k=16 a_stages=2 group_m=3 tiles=1
+    schedule base_m=16 base_n=16 base_k=16 l1_k=16 a_stages=2 group_m=3 accumulators=2 tiles=1
     local l1   a_l1     @0       512 B x2
     local l1   b_l1     @1024    512 B x2
     local l0a  a_l0     @0       512 B x2
@@ -922,8 +923,15 @@ stage 1 matmul [%2] on cube x1 (estimate 20 cycles)
             panic!("not on the cube")
         };
         assert_eq!(
-            (c.a_stages, c.b_stages, c.tail_parts, c.epi_cols, c.group_m),
-            (2, 1, 1, 0, 3)
+            (
+                c.a_stages,
+                c.b_stages,
+                c.tail_parts,
+                c.epi_cols,
+                c.group_m,
+                c.accumulators
+            ),
+            (2, 1, 1, 0, 3, 2)
         );
         assert_eq!(c.layout.acc.space, MemSpace::L0c);
         assert_eq!(c.layout.out, None);

@@ -118,6 +118,9 @@ fn cube_params(c: &CubeSchedule) -> Vec<(&'static str, u64)> {
     if c.group_m > 1 {
         p.push(("group_m", c.group_m));
     }
+    if c.accumulators > 1 {
+        p.push(("accumulators", c.accumulators));
+    }
     p.push(("tiles", c.tiles));
     p
 }

@@ -63,6 +63,13 @@ def _(rng):
     return {"a": a, "b": b}, {"x": run.cast(run.matmul(a, b), "f16")}
 
 
+@case("cube_two_accumulators")
+def _(rng):
+    a = run.uniform(rng, (300, 64), "f16")
+    b = run.uniform(rng, (64, 760), "f16")
+    return {"a": a, "b": b}, {"x": run.cast(run.matmul(a, b), "f16")}
+
+
 @case("cube_deep_b_transposed")
 def _(rng):
     a = run.uniform(rng, (70, 512), "f16")

@@ -36,6 +36,9 @@ pub(super) fn generate(
         ));
     }
     t.check_depths(g.k).map_err(|e| format!("internal: {e}"))?;
+    if layout.acc.copies > 1 && (t.a_stages, t.b_stages) != (1, 1) {
+        return Err("internal: two accumulators need loads one stage deep".into());
+    }
     let total = tail.map_or(g.batches() * tm * tn, |tl| tl.indices());
     let steps = t.l1_k / t.base_k;
 
@@ -47,25 +50,8 @@ pub(super) fn generate(
     }
     let [m16, m1, n1, init, ks, kc, kk, k1] = r8;
 
-    let mut tile = Vec::new();
-    tile_setup(
-        &g,
-        (t.base_m, t.base_n, t.group_m),
-        &o,
-        tail.as_ref(),
-        &mut tile,
-    );
     let Open { regs, tmp, .. } = &o;
     let (mcur, ncur, ga, gb, gc) = (regs.mcur, regs.ncur, regs.ga, regs.gb, regs.gc);
-    tile.ins().s_alu(AluOp::Add, m1, mcur, 15u64);
-    tile.ins().s_alu(AluOp::Shr, m1, m1, 4u64);
-    tile.ins().s_alu(AluOp::Shl, m16, m1, 4u64);
-    tile.ins().s_alu(AluOp::Add, n1, ncur, 15u64);
-    tile.ins().s_alu(AluOp::Shr, n1, n1, 4u64);
-    tile.ins().s_li(init, 1u64);
-    tile.ins().s_li(ks, 0u64);
-
-    let acc = Region::copy(&layout.acc, 0);
     // One L1 stage `h` of an iteration, as pieces: the loads, each L0 step
     // (with the K offset it skips at), the advance. An iteration runs
     // `2 · max(a_stages, b_stages)` stages so every buffer copy sits at a
@@ -147,7 +133,7 @@ pub(super) fn generate(
             body,
         });
     };
-    let stage = |h: u64| -> Vec<(Vec<Item>, u64)> {
+    let stage = |h: u64, acc: Region| -> Vec<(Vec<Item>, u64)> {
         let mut pieces = Vec::new();
         let mut st = Vec::new();
         let (a_part, b_part) = (h % t.a_stages, h % t.b_stages);
@@ -234,90 +220,120 @@ pub(super) fn generate(
         pieces.push((st, 0));
         pieces
     };
-    let mut kbody = Vec::new();
-    for h in 0..2 * t.a_stages.max(t.b_stages) {
-        for (body, koff) in stage(h) {
-            let mut skip = Vec::new();
-            if h > 0 {
-                skip.push(Branch::new(Cond::Ge, ks, g.k));
-            }
-            if koff > 0 {
-                skip.push(Branch::new(Cond::Le, kc, koff));
-            }
-            if skip.is_empty() {
-                kbody.extend(body);
-            } else {
-                kbody.push(Item::Guard {
-                    skip_if: skip,
-                    body,
-                });
+    // One tile into accumulator `acc`: its setup, K loop and epilogue.
+    let build = |acc: Region| -> Result<Vec<Item>, String> {
+        let mut tile = Vec::new();
+        tile_setup(
+            &g,
+            (t.base_m, t.base_n, t.group_m),
+            &o,
+            tail.as_ref(),
+            &mut tile,
+        );
+        tile.ins().s_alu(AluOp::Add, m1, mcur, 15u64);
+        tile.ins().s_alu(AluOp::Shr, m1, m1, 4u64);
+        tile.ins().s_alu(AluOp::Shl, m16, m1, 4u64);
+        tile.ins().s_alu(AluOp::Add, n1, ncur, 15u64);
+        tile.ins().s_alu(AluOp::Shr, n1, n1, 4u64);
+        tile.ins().s_li(init, 1u64);
+        tile.ins().s_li(ks, 0u64);
+        let mut kbody = Vec::new();
+        for h in 0..2 * t.a_stages.max(t.b_stages) {
+            for (body, koff) in stage(h, acc) {
+                let mut skip = Vec::new();
+                if h > 0 {
+                    skip.push(Branch::new(Cond::Ge, ks, g.k));
+                }
+                if koff > 0 {
+                    skip.push(Branch::new(Cond::Le, kc, koff));
+                }
+                if skip.is_empty() {
+                    kbody.extend(body);
+                } else {
+                    kbody.push(Item::Guard {
+                        skip_if: skip,
+                        body,
+                    });
+                }
             }
         }
-    }
-    tile.push(Item::Loop {
-        exit_if: vec![Branch::new(Cond::Ge, ks, g.k)],
-        body: kbody,
-        latch: Vec::new(),
-    });
+        tile.push(Item::Loop {
+            exit_if: vec![Branch::new(Cond::Ge, ks, g.k)],
+            body: kbody,
+            latch: Vec::new(),
+        });
 
-    // Epilogue.
-    let relu = u64::from(g.relu);
-    if coupled {
-        let out_buf = layout
-            .out
-            .as_ref()
-            .ok_or_else(|| "internal: a coupled cube epilogue without UB".to_string())?;
-        let chunks = t.base_n.div_ceil(t.epi_cols);
-        let [ecur, la, gaddr] = *tmp;
-        for ch in 0..chunks {
-            let ub = Region::copy(out_buf, (ch % 2) as u32);
-            let mut body = Vec::new();
-            body.ins().s_alu(AluOp::Sub, ecur, ncur, ch * t.epi_cols);
-            body.ins().s_alu(AluOp::Min, ecur, ecur, t.epi_cols);
-            body.ins()
-                .s_alu(AluOp::Mul, la, m16, ch * (t.epi_cols / 16) * 64);
-            body.op(vec![(Access::Read, acc), (Access::Write, ub)])
-                .vec_l0c_ub(
-                    dt_out,
+        // Epilogue.
+        let relu = u64::from(g.relu);
+        if coupled {
+            let out_buf = layout
+                .out
+                .as_ref()
+                .ok_or_else(|| "internal: a coupled cube epilogue without UB".to_string())?;
+            let chunks = t.base_n.div_ceil(t.epi_cols);
+            let [ecur, la, gaddr] = *tmp;
+            for ch in 0..chunks {
+                let ub = Region::copy(out_buf, (ch % 2) as u32);
+                let mut body = Vec::new();
+                body.ins().s_alu(AluOp::Sub, ecur, ncur, ch * t.epi_cols);
+                body.ins().s_alu(AluOp::Min, ecur, ecur, t.epi_cols);
+                body.ins()
+                    .s_alu(AluOp::Mul, la, m16, ch * (t.epi_cols / 16) * 64);
+                body.op(vec![(Access::Read, acc), (Access::Write, ub)])
+                    .vec_l0c_ub(
+                        dt_out,
+                        ub.start,
+                        Address::at(la, acc.start),
+                        mcur,
+                        ecur,
+                        m16,
+                        t.epi_cols * so,
+                        relu,
+                    );
+                body.ins()
+                    .s_alu(AluOp::Add, gaddr, gc, ch * t.epi_cols * so);
+                body.ins().s_alu(AluOp::Mul, ecur, ecur, so);
+                body.op(vec![(Access::Read, ub)]).mte3_ub_gm(
+                    gaddr,
                     ub.start,
-                    Address::at(la, acc.start),
                     mcur,
                     ecur,
-                    m16,
                     t.epi_cols * so,
-                    relu,
+                    g.c_row * so,
                 );
-            body.ins()
-                .s_alu(AluOp::Add, gaddr, gc, ch * t.epi_cols * so);
-            body.ins().s_alu(AluOp::Mul, ecur, ecur, so);
-            body.op(vec![(Access::Read, ub)]).mte3_ub_gm(
-                gaddr,
-                ub.start,
-                mcur,
-                ecur,
-                t.epi_cols * so,
-                g.c_row * so,
-            );
-            if ch == 0 {
-                tile.extend(body);
-            } else {
-                tile.push(Item::Guard {
-                    skip_if: vec![Branch::new(Cond::Le, ncur, ch * t.epi_cols)],
-                    body,
-                });
+                if ch == 0 {
+                    tile.extend(body);
+                } else {
+                    tile.push(Item::Guard {
+                        skip_if: vec![Branch::new(Cond::Le, ncur, ch * t.epi_cols)],
+                        body,
+                    });
+                }
             }
+        } else {
+            tile.op(vec![(Access::Read, acc)]).fix_l0c_gm(
+                dt_out,
+                gc,
+                acc.start,
+                mcur,
+                ncur,
+                m16,
+                g.c_row * so,
+                relu,
+            );
         }
-    } else {
-        tile.op(vec![(Access::Read, acc)]).fix_l0c_gm(
-            dt_out,
-            gc,
-            acc.start,
-            mcur,
-            ncur,
-            m16,
-            g.c_row * so,
-            relu,
-        );
+        Ok(tile)
+    };
+    // With two accumulators, tiles alternate between them, so a tile's
+    // epilogue (reading one) overlaps the next tile's K loop (writing the
+    // other): the loop body runs two tiles.
+    let mut tile = build(Region::copy(&layout.acc, 0))?;
+    if layout.acc.copies > 1 {
+        tile.ins().s_alu(AluOp::Add, o.tr, o.tr, o.bd);
+        tile.push(Item::Guard {
+            skip_if: vec![Branch::new(Cond::Ge, o.tr, total)],
+            body: build(Region::copy(&layout.acc, 1))?,
+        });
     }
     tile_loop(&mut items, &o, total, tile);
     Ok(items)

@@ -1,8 +1,10 @@
 //! The matmul stage: `out = epilogue(a @ b)` with numpy batch broadcasting.
 //!
 //! **Cube path** (`Unit::Cube`). The output is cut into `base_m × base_n`
-//! tiles (one L0C accumulator each), handed out round-robin to the cube
-//! cores over all batches. Per tile, K is streamed in L1 stages of `l1_k`
+//! tiles (one L0C accumulator each; with two accumulators the tile loop's
+//! body runs two tiles, one in each, so an epilogue overlaps the next K
+//! loop), handed out round-robin to the cube cores over all batches, in the
+//! schedule's tile order (`group_m`). Per tile, K is streamed in L1 stages of `l1_k`
 //! (A and B tiles moved GM → L1 by `mte2.nd2nz`, which zero-pads tails to
 //! fractals), two stages per loop iteration on two L1 copies (ping-pong; the
 //! second stage is guarded so a tail may skip it). Each stage is consumed in

@@ -4,8 +4,8 @@
 //! **Cube** (when the cube supports the input dtype). Candidates are L0C
 //! tiles `base_m × base_n`, L0 steps `base_k` and L1 stages `l1_k` (a
 //! multiple of `base_k`); a candidate must fit every buffer double-buffered
-//! (L1 A/B stages, L0A/L0B steps; one L0C accumulator; on coupled machines
-//! two UB epilogue chunks). Its cost, per core (`block_dim = min(tiles,
+//! (L1 A/B stages, L0A/L0B steps; one L0C accumulator, or two; on coupled
+//! machines two UB epilogue chunks). Its cost, per core (`block_dim = min(tiles,
 //! cube cores)`, tiles dealt round-robin, so the busiest core runs
 //! `⌈tiles / block_dim⌉` of them):
 //! - per L0 step: the cube `head + ⌈m/16⌉⌈k/k0⌉⌈n/16⌉ × cycles_per_fractal`
@@ -20,7 +20,14 @@
 //!   per pipe pair;
 //! - per tile: the stages, plus the pipeline fill (first stage's loads and
 //!   first step's MTE1), plus the epilogue the cube waits for (FixPipe
-//!   `fixed + bytes / rate`, or the L0C → UB move of the first chunk);
+//!   `fixed + bytes / rate`, or the L0C → UB move of the first chunk). With
+//!   two accumulators (`accumulators=2`: tiles alternate between them) the
+//!   cube does not wait; the epilogue's whole stream (FixPipe, or MTE3 per
+//!   chunk) is a third side beside the cube and the loads. Two are offered
+//!   where L0C holds two tiles, a core runs more than one, loads are one
+//!   stage deep, and the model has
+//!   the tile at most 0.9 of its time with one: a short K, as attention's
+//!   Q·Kᵀ (K = 128), whose epilogue outweighs its mmads;
 //! - per round (`block_dim` tiles at once), the lines it touches first —
 //!   each A row panel and B column panel the first time a tile reads it —
 //!   over the chip's HBM bandwidth: a tile loads A and B chunks in turn,
@@ -120,7 +127,12 @@ pub fn cube_layout(g: &Geometry, t: &CubeSchedule, machine: &Machine) -> CubeLay
         b_l1: l.add(MemSpace::L1, b_l1, 2, mem.l1.align),
         a_l0: l.add(MemSpace::L0a, t.base_m * k_step * s, 2, mem.l0a.align),
         b_l0: l.add(MemSpace::L0b, t.base_n * k_step * s, 2, mem.l0b.align),
-        acc: l.add(MemSpace::L0c, t.base_m * t.base_n * 4, 1, mem.l0c.align),
+        acc: l.add(
+            MemSpace::L0c,
+            t.base_m * t.base_n * 4,
+            t.accumulators.max(1) as u32,
+            mem.l0c.align,
+        ),
         out: (machine.organisation == Organisation::Coupled).then(|| {
             let so = g.out.size_bytes() as u64;
             l.add(MemSpace::Ub, t.base_m * t.epi_cols * so, 2, mem.ub.align)
@@ -330,6 +342,10 @@ fn least_wait(orders: &[(u64, Touches)], tile: f64, base: f64) -> (u64, f64) {
     }
 }
 
+/// Two accumulators are offered only when the model has a tile take at
+/// most this share of its time with one.
+const ACC_GAIN: f64 = 0.9;
+
 /// The share of a candidate's cycles another tile order must save.
 const ORDER_GAIN: f64 = 0.01;
 
@@ -413,13 +429,29 @@ fn cube_core_parts(g: &Geometry, t: &CubeSchedule, machine: &Machine) -> (f64, f
     };
     // Per step, the events between MTE1 and the cube add latency.
     let sync = 16.0 * (g.k as f64 / bk as f64).max(1.0);
-    // Overlap is imperfect: the less loaded side still shows through a little.
-    let (hi, lo) = if compute + sync + epi > loads {
-        (compute + sync + epi, loads)
+    // With two accumulators the cube does not wait for the epilogue; the
+    // epilogue's whole stream (FixPipe, or MTE3 chunk by chunk after the
+    // L0C → UB moves) is a bound of its own instead.
+    let (cube, out) = if t.accumulators > 1 {
+        let stream = match machine.organisation {
+            Organisation::Split => epi,
+            Organisation::Coupled => {
+                let d = &machine.dma.ub_to_gm;
+                let chunks = t.base_n.div_ceil(t.epi_cols.max(16)) as f64;
+                let mte3 =
+                    chunks * f64::from(d.fixed_cycles) + (bm * bn) as f64 * so / d.bytes_per_cycle;
+                mte3.max(epi)
+            }
+        };
+        (compute + sync, stream)
     } else {
-        (loads, compute + sync + epi)
+        (compute + sync + epi, 0.0)
     };
-    let tile = hi + 0.05 * lo;
+    // Overlap is imperfect: the less loaded sides still show through a
+    // little.
+    let mut sides = [cube, loads, out];
+    sides.sort_by(f64::total_cmp);
+    let tile = sides[2] + 0.05 * sides[1];
     // The pipeline fills once: the next tile's loads overlap this one's end.
     let fill = a_load(ka.min(g.k)) + b_load(kb.min(g.k)) + mte1_step;
     (rounds, tile, fill)
@@ -521,7 +553,21 @@ pub fn cube_candidates(g: &Geometry, machine: &Machine) -> Vec<(f64, CubeSchedul
                     } else {
                         &[(1, 1)]
                     };
-                    for &(sa, sb) in depths {
+                    // Two accumulators where L0C holds two tiles and a core
+                    // runs more than one, with loads one stage deep (the
+                    // backend's rule).
+                    let rounds = g.batches() * g.m.div_ceil(bm) * g.n.div_ceil(bn)
+                        > u64::from(machine.cube_cores());
+                    let accs: &[u64] = if rounds && 2 * bm * bn * 4 <= machine.memory.l0c.bytes {
+                        &[1, 2]
+                    } else {
+                        &[1]
+                    };
+                    for (&(sa, sb), &accumulators) in depths
+                        .iter()
+                        .flat_map(|d| accs.iter().map(move |a| (d, a)))
+                        .filter(|&(&d, &a)| a == 1 || d == (1, 1))
+                    {
                         let mut t = CubeSchedule {
                             base_m: bm,
                             base_n: bn,
@@ -531,9 +577,21 @@ pub fn cube_candidates(g: &Geometry, machine: &Machine) -> Vec<(f64, CubeSchedul
                             b_stages: sb,
                             epi_cols: ec,
                             tail_parts: 1,
+                            accumulators,
                             ..CubeSchedule::default()
                         };
-                        if fits(&cube_layout(g, &t, machine).named(), machine) {
+                        // A second accumulator halves what L0C could hold
+                        // for one tile: worth it only where the epilogue is
+                        // a large share of the tile (a short K).
+                        let overlap_pays = accumulators == 1 || {
+                            let one = CubeSchedule {
+                                accumulators: 1,
+                                ..t.clone()
+                            };
+                            cube_core_parts(g, &t, machine).1
+                                < ACC_GAIN * cube_core_parts(g, &one, machine).1
+                        };
+                        if overlap_pays && fits(&cube_layout(g, &t, machine).named(), machine) {
                             let (rounds, tile, fill) = cube_core_parts(g, &t, machine);
                             let base = rounds * tile + fill;
                             let (group, wait) = least_wait(&orders, tile, base);
@@ -563,6 +621,7 @@ pub fn apply_cube(
 ) -> (u32, u64) {
     t.tail_parts = 1;
     t.group_m = t.group_m.max(1);
+    t.accumulators = t.accumulators.max(1);
     let tiles = g.batches() * g.m.div_ceil(t.base_m) * g.n.div_ceil(t.base_n);
     let cores = u64::from(machine.cube_cores());
     let block_dim = tiles.min(cores).max(1);
@@ -779,6 +838,27 @@ mod tests {
         // The scheduler takes the smallest group that does not wait.
         let s = scheduled(mm, &machine);
         assert_eq!(cube(&s).group_m, 4);
+    }
+
+    #[test]
+    fn a_short_k_alternates_two_accumulators_and_a_long_one_does_not() {
+        // Attention's Q·Kᵀ on 910b-like (K = 128): a 128 × 128 tile's 512
+        // mmad cycles against its 1 224-cycle FixPipe epilogue; two fit
+        // L0C's 128 KiB. At K = 4096 the epilogue is a few percent of the
+        // tile.
+        let machine = Machine::builtin("910b-like").unwrap();
+        let short = scheduled(
+            stage(DType::F16, DType::F32, (4096, 128, 4096), true),
+            &machine,
+        );
+        assert_eq!(cube(&short).accumulators, 2, "{:?}", cube(&short));
+        assert_eq!(cube(&short).layout.acc.copies, 2);
+        assert!(fits(&short.local(), &machine));
+        let long = scheduled(
+            stage(DType::F16, DType::F16, (4096, 4096, 4096), false),
+            &machine,
+        );
+        assert_eq!(cube(&long).accumulators, 1);
     }
 
     #[test]
