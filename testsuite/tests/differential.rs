@@ -634,7 +634,7 @@ fn generate_fusion(seed: u64) -> Kernel {
     g.k
 }
 
-fn check(seed: u64) -> Result<(), String> {
+fn check(seed: u64) -> Result<CubeForms, String> {
     let kernel = generate(seed);
     tessera_ir::verify::verify_concrete(&kernel).map_err(|e| format!("generator bug: {e}"))?;
     let machine_name = if seed.is_multiple_of(2) {
@@ -645,9 +645,17 @@ fn check(seed: u64) -> Result<(), String> {
     check_kernel(&kernel, machine_name, seed)
 }
 
+/// The less common cube schedules a kernel's plan used: stages taking
+/// their tiles in groups of rows, and stages alternating two accumulators.
+#[derive(Default)]
+struct CubeForms {
+    grouped: usize,
+    two_accumulators: usize,
+}
+
 /// Compiles `kernel` for a machine and compares the simulator with the
-/// reference on inputs drawn from `seed`.
-fn check_kernel(kernel: &Kernel, machine_name: &str, seed: u64) -> Result<(), String> {
+/// reference on inputs drawn from `seed`; returns the cube forms it used.
+fn check_kernel(kernel: &Kernel, machine_name: &str, seed: u64) -> Result<CubeForms, String> {
     let machine = simulate::machine(Some(machine_name)).map_err(|e| format!("{e:?}"))?;
     let src = Source {
         name: "diff".into(),
@@ -666,7 +674,17 @@ fn check_kernel(kernel: &Kernel, machine_name: &str, seed: u64) -> Result<(), St
         }
     }
     tessera_testsuite::simulate_against_reference(kernel, &machine, &code.program, &inputs)?;
-    tessera_testsuite::host_against_reference(kernel, &inputs)
+    tessera_testsuite::host_against_reference(kernel, &inputs)?;
+    let mut forms = CubeForms::default();
+    for stage in &code.plan.stages {
+        if let tessera_ir::plan::StageKind::MatMul(mm) = &stage.kind
+            && let tessera_ir::plan::MatMulSchedule::Cube(t) = &mm.schedule
+        {
+            forms.grouped += usize::from(t.group_m > 1);
+            forms.two_accumulators += usize::from(t.accumulators > 1);
+        }
+    }
+    Ok(forms)
 }
 
 /// Inputs for `kernel` from `seed`: per parameter, unit values (as `run
@@ -737,6 +755,7 @@ fn random_kernels_match_the_reference_on_the_simulator() {
     let first = env("TESSERA_DIFF_SEED", 1);
     let print = std::env::var_os("TESSERA_DIFF_PRINT").is_some();
     let mut failures = Vec::new();
+    let mut forms = CubeForms::default();
     for seed in first..first + cases {
         if print {
             println!(
@@ -744,11 +763,17 @@ fn random_kernels_match_the_reference_on_the_simulator() {
                 tessera_ir::text::print_kernel(&generate(seed))
             );
         }
-        if let Err(why) = check(seed) {
-            let ir = tessera_ir::text::print_kernel(&generate(seed));
-            failures.push(format!("seed {seed}: {why}\n{ir}"));
-            if failures.len() >= 5 {
-                break;
+        match check(seed) {
+            Ok(f) => {
+                forms.grouped += f.grouped;
+                forms.two_accumulators += f.two_accumulators;
+            }
+            Err(why) => {
+                let ir = tessera_ir::text::print_kernel(&generate(seed));
+                failures.push(format!("seed {seed}: {why}\n{ir}"));
+                if failures.len() >= 5 {
+                    break;
+                }
             }
         }
     }
@@ -758,6 +783,19 @@ fn random_kernels_match_the_reference_on_the_simulator() {
         failures.len(),
         failures.join("\n")
     );
+    eprintln!(
+        "{} cube stages in groups of tile rows, {} with two accumulators in {cases} kernels",
+        forms.grouped, forms.two_accumulators
+    );
+    // At the default count, short-K products on several rounds of tiles
+    // alternate two accumulators (grouped orders need products too large
+    // for this test's budget: `matmul_forced` runs them).
+    if cases >= 500 {
+        assert!(
+            forms.two_accumulators > 0,
+            "no cube stage alternated two accumulators in {cases} kernels"
+        );
+    }
 }
 
 #[test]
