@@ -67,7 +67,7 @@ pub struct Entry {
     /// L1 stages one B load covers.
     pub b_stages: u64,
     /// The tile order (`CubeSchedule::group_m`; 1, row-major, when absent).
-    #[serde(default = "row_major")]
+    #[serde(default = "one")]
     pub group_m: u64,
     /// L0C accumulators (1 when absent).
     #[serde(default = "one")]
@@ -81,10 +81,7 @@ pub struct Entry {
     pub untuned: u64,
 }
 
-fn row_major() -> u64 {
-    1
-}
-
+/// The default of the fields older files lack.
 fn one() -> u64 {
     1
 }
@@ -214,7 +211,7 @@ pub fn apply(plan: &mut Plan, tuning: &Tuning, machine: &Machine) -> Vec<String>
         let found = cube_candidates(&g, machine).into_iter().find(|(_, c)| {
             (c.base_m, c.base_n, c.base_k, c.l1_k, c.a_stages, c.b_stages)
                 == (t.base_m, t.base_n, t.base_k, t.l1_k, t.a_stages, t.b_stages)
-                && c.accumulators.max(1) == e.accumulators
+                && c.accumulators == e.accumulators
         });
         let ordered = found
             .filter(|(_, c)| tile_orders(&g, c.base_m, c.base_n, machine).contains(&e.group_m));
@@ -346,7 +343,7 @@ pub fn tune(
             .flat_map(|t| {
                 tile_orders(&g, t.base_m, t.base_n, machine)
                     .into_iter()
-                    .filter(|&gr| gr != t.group_m.max(1))
+                    .filter(|&gr| gr != t.group_m)
                     .take(ORDER_VARIANTS)
                     .map(|gr| {
                         let v = CubeSchedule {
@@ -407,8 +404,8 @@ pub fn tune(
             l1_k: t.l1_k,
             a_stages: t.a_stages,
             b_stages: t.b_stages,
-            group_m: t.group_m.max(1),
-            accumulators: t.accumulators.max(1),
+            group_m: t.group_m,
+            accumulators: t.accumulators,
             predicted: cube_cost(&g, t, machine) as u64,
             simulated: cycles,
             untuned,

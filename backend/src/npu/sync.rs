@@ -544,22 +544,9 @@ pub fn insert(items: Vec<Item>, ids: u32) -> Result<Vec<Item>, String> {
     // event's set also says the copies are free) would set the id while
     // it may still be set. The loop's first iteration waits for that set
     // instead: both go.
-    let cancel: Vec<usize> = (0..kept.len())
-        .filter(|&i| {
-            let k = &kept[i];
-            let Sync::Set(src, dst, id) = k.insn else {
-                return false;
-            };
-            k.pre
-                && kept.iter().any(|w| {
-                    w.container == k.container && w.at == k.at && w.insn == Sync::Wait(src, dst, id)
-                })
-        })
-        .collect();
     let mut dropped = vec![false; kept.len()];
-    for &i in &cancel {
-        dropped[i] = true;
-        let Sync::Set(src, dst, id) = kept[i].insn else {
+    for i in 0..kept.len() {
+        let (&Sync::Set(src, dst, id), true) = (&kept[i].insn, kept[i].pre) else {
             continue;
         };
         if let Some(w) = (0..kept.len()).find(|&j| {
@@ -568,6 +555,7 @@ pub fn insert(items: Vec<Item>, ids: u32) -> Result<Vec<Item>, String> {
                 && kept[j].at == kept[i].at
                 && kept[j].insn == Sync::Wait(src, dst, id)
         }) {
+            dropped[i] = true;
             dropped[w] = true;
         }
     }

@@ -4,10 +4,10 @@
 //! tiles (one L0C accumulator each; with two accumulators the tile loop's
 //! body runs two tiles, one in each, so an epilogue overlaps the next K
 //! loop), handed out round-robin to the cube cores over all batches, in the
-//! schedule's tile order (`group_m`). Per tile, K is streamed in L1 stages of `l1_k`
-//! (A and B tiles moved GM → L1 by `mte2.nd2nz`, which zero-pads tails to
-//! fractals), two stages per loop iteration on two L1 copies (ping-pong; the
-//! second stage is guarded so a tail may skip it). Each stage is consumed in
+//! schedule's tile order (`group_m`). Per tile, K is streamed in L1 stages
+//! of `l1_k` (A and B tiles moved GM → L1 by `mte2.nd2nz`, which zero-pads
+//! tails to fractals), two stages per loop iteration on two L1 copies
+//! (ping-pong; the second stage is guarded so a tail may skip it). Each stage is consumed in
 //! `base_k` steps: MTE1 loads into L0A/L0B (two copies each, alternating
 //! step by step; steps past the K tail are guarded) and one `cube.mmad`
 //! accumulating into L0C. Layouts (docs/assembly.md):

@@ -5,9 +5,9 @@
 //! tiles `base_m × base_n`, L0 steps `base_k` and L1 stages `l1_k` (a
 //! multiple of `base_k`); a candidate must fit every buffer double-buffered
 //! (L1 A/B stages, L0A/L0B steps; one L0C accumulator, or two; on coupled
-//! machines two UB epilogue chunks). Its cost, per core (`block_dim = min(tiles,
-//! cube cores)`, tiles dealt round-robin, so the busiest core runs
-//! `⌈tiles / block_dim⌉` of them):
+//! machines two UB epilogue chunks). Its cost, per core (`block_dim =
+//! min(tiles, cube cores)`, tiles dealt round-robin, so the busiest core
+//! runs `⌈tiles / block_dim⌉` of them):
 //! - per L0 step: the cube `head + ⌈m/16⌉⌈k/k0⌉⌈n/16⌉ × cycles_per_fractal`
 //!   against the MTE1 loads `fixed + bytes / rate` (L0A and L0B); double
 //!   buffering overlaps them, so a step costs the larger;
@@ -25,9 +25,9 @@
 //!   cube does not wait; the epilogue's whole stream (FixPipe, or MTE3 per
 //!   chunk) is a third side beside the cube and the loads. Two are offered
 //!   where L0C holds two tiles, a core runs more than one, loads are one
-//!   stage deep, and the model has
-//!   the tile at most 0.9 of its time with one: a short K, as attention's
-//!   Q·Kᵀ (K = 128), whose epilogue outweighs its mmads;
+//!   stage deep, and the model has the tile at most 0.9 of its time with
+//!   one: a short K, as attention's Q·Kᵀ (K = 128), whose epilogue
+//!   outweighs its mmads;
 //! - per round (`block_dim` tiles at once), the lines it touches first —
 //!   each A row panel and B column panel the first time a tile reads it —
 //!   over the chip's HBM bandwidth: a tile loads A and B chunks in turn,
@@ -200,11 +200,16 @@ const ORDER_ROUNDS: u64 = 16;
 /// takes every tile anyway.
 pub fn tile_orders(g: &Geometry, bm: u64, bn: u64, machine: &Machine) -> Vec<u64> {
     let tm = g.m.div_ceil(bm);
-    let one_round = g.batches() * tm * g.n.div_ceil(bn) <= u64::from(machine.cube_cores());
+    let several = several_rounds(g, bm, bn, machine);
     GROUPS
         .into_iter()
-        .filter(|&gr| gr == 1 || (gr < tm && !one_round))
+        .filter(|&gr| gr == 1 || (gr < tm && several))
         .collect()
+}
+
+/// Whether a core runs more than one of the stage's `bm × bn` tiles.
+fn several_rounds(g: &Geometry, bm: u64, bn: u64, machine: &Machine) -> bool {
+    g.batches() * g.m.div_ceil(bm) * g.n.div_ceil(bn) > u64::from(machine.cube_cores())
 }
 
 /// What the first touches of GM lines cost a stage's rounds in one tile
@@ -227,9 +232,9 @@ impl Touches {
     /// and B chunks in turn, so a round's new A lines must come in during
     /// the A loads (A's share of the tile, less the time HBM spends on the
     /// round's output) and its new B lines during the B loads; a round
-    /// that needs longer for either waits the difference.
-    /// The rounds past those followed are taken to be like the followed
-    /// ones after the first.
+    /// that needs longer for either waits the difference. The rounds past
+    /// those followed are taken to be like the followed ones after the
+    /// first.
     fn wait(&self, tile: f64) -> f64 {
         let span = (tile - self.writes).max(0.0);
         let over = |&(a, b): &(f64, f64)| {
@@ -556,9 +561,9 @@ pub fn cube_candidates(g: &Geometry, machine: &Machine) -> Vec<(f64, CubeSchedul
                     // Two accumulators where L0C holds two tiles and a core
                     // runs more than one, with loads one stage deep (the
                     // backend's rule).
-                    let rounds = g.batches() * g.m.div_ceil(bm) * g.n.div_ceil(bn)
-                        > u64::from(machine.cube_cores());
-                    let accs: &[u64] = if rounds && 2 * bm * bn * 4 <= machine.memory.l0c.bytes {
+                    let accs: &[u64] = if several_rounds(g, bm, bn, machine)
+                        && 2 * bm * bn * 4 <= machine.memory.l0c.bytes
+                    {
                         &[1, 2]
                     } else {
                         &[1]
@@ -583,16 +588,15 @@ pub fn cube_candidates(g: &Geometry, machine: &Machine) -> Vec<(f64, CubeSchedul
                         // A second accumulator halves what L0C could hold
                         // for one tile: worth it only where the epilogue is
                         // a large share of the tile (a short K).
+                        let (rounds, tile, fill) = cube_core_parts(g, &t, machine);
                         let overlap_pays = accumulators == 1 || {
                             let one = CubeSchedule {
                                 accumulators: 1,
                                 ..t.clone()
                             };
-                            cube_core_parts(g, &t, machine).1
-                                < ACC_GAIN * cube_core_parts(g, &one, machine).1
+                            tile < ACC_GAIN * cube_core_parts(g, &one, machine).1
                         };
                         if overlap_pays && fits(&cube_layout(g, &t, machine).named(), machine) {
-                            let (rounds, tile, fill) = cube_core_parts(g, &t, machine);
                             let base = rounds * tile + fill;
                             let (group, wait) = least_wait(&orders, tile, base);
                             t.group_m = group;
