@@ -266,10 +266,12 @@ impl Builder<'_> {
         }
     }
 
-    /// The stored (packed) form of `v`, for a reshape.
-    fn packed(&mut self, v: usize) -> Result<Place, HostError> {
+    /// The stored (packed) form of `v` for reshape `me`: where `v` is
+    /// stored, or, for a view, a copy into `me`'s own buffer. The view
+    /// stays a view: stages scheduled before read it as one.
+    fn packed(&mut self, v: usize, me: usize) -> Result<Place, HostError> {
         if let State::View(a) = self.states[v].clone() {
-            let place = self.place_for(v);
+            let place = self.place_for(me);
             let d = self.dims(v)?;
             self.open = None;
             self.stages.push(Stage::Place {
@@ -282,7 +284,7 @@ impl Builder<'_> {
                 },
                 dims: d,
             });
-            self.states[v] = State::Stored(place);
+            return Ok(place);
         }
         Ok(self.readable(v)?.place)
     }
@@ -396,7 +398,7 @@ impl Builder<'_> {
                 if let State::Const(c) = self.states[args[0]] {
                     self.states.push(State::Const(c));
                 } else {
-                    let p = self.packed(args[0])?;
+                    let p = self.packed(args[0], me)?;
                     self.states.push(State::Stored(p));
                 }
             }
