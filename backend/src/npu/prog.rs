@@ -293,7 +293,7 @@ impl Linear {
                     // several events is never set twice. Those syncs stand
                     // out of line, so a body that runs pays nothing.
                     let end = self.label();
-                    match guard_syncs(body) {
+                    match guard_syncs(body).map(without_scalar_pairs) {
                         Some(syncs) if !syncs.is_empty() => {
                             let skipped = self.label();
                             self.branches(skip_if, skipped);
@@ -331,6 +331,38 @@ fn guard_syncs(body: &[Item]) -> Option<Vec<Item>> {
         }
     }
     Some(out)
+}
+
+/// A skipped body's syncs less each event into the scalar unit that the
+/// body both sets and waits for: the pair leaves the event as it found it,
+/// and the scalar unit's wait orders only the body's own scalar reads (no
+/// other pipe's ordering rests on it: events cover needs of their own
+/// container only, and scalar accesses need none). Running it would stall
+/// the scalar unit, which issues every pipe's instructions, until the
+/// setting pipe drains.
+fn without_scalar_pairs(syncs: Vec<Item>) -> Vec<Item> {
+    let mut keep = vec![true; syncs.len()];
+    for (i, it) in syncs.iter().enumerate() {
+        let Item::Sync(Sync::Set(src, Pipe::S, id)) = *it else {
+            continue;
+        };
+        let next = (i + 1..syncs.len()).find(|&j| {
+            matches!(syncs[j], Item::Sync(Sync::Set(a, Pipe::S, b) | Sync::Wait(a, Pipe::S, b))
+                if (a, b) == (src, id))
+        });
+        if let Some(j) = next
+            && matches!(syncs[j], Item::Sync(Sync::Wait(..)))
+            && keep[i]
+        {
+            keep[i] = false;
+            keep[j] = false;
+        }
+    }
+    syncs
+        .into_iter()
+        .zip(keep)
+        .filter_map(|(it, k)| k.then_some(it))
+        .collect()
 }
 
 /// Lays out a structured program as a section's instructions, ending in
@@ -382,4 +414,56 @@ pub fn lower(items: &[Item]) -> Result<Vec<Insn>, String> {
         out.push(insn);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(a: Pipe, b: Pipe, id: u32) -> Item {
+        Item::Sync(Sync::Set(a, b, id))
+    }
+
+    fn wait(a: Pipe, b: Pipe, id: u32) -> Item {
+        Item::Sync(Sync::Wait(a, b, id))
+    }
+
+    #[test]
+    fn a_skipped_body_drops_only_its_own_scalar_pairs() {
+        let syncs = vec![
+            // Set and waited for inside the body: dropped.
+            set(Pipe::V, Pipe::S, 2),
+            set(Pipe::Mte3, Pipe::V, 1),
+            wait(Pipe::V, Pipe::S, 2),
+            // Between two other pipes: kept.
+            wait(Pipe::Mte3, Pipe::V, 1),
+            // A wait for a set before the body, and a set for a wait after
+            // it: kept.
+            wait(Pipe::Mte2, Pipe::S, 0),
+            set(Pipe::V, Pipe::S, 3),
+        ];
+        assert_eq!(
+            without_scalar_pairs(syncs),
+            vec![
+                set(Pipe::Mte3, Pipe::V, 1),
+                wait(Pipe::Mte3, Pipe::V, 1),
+                wait(Pipe::Mte2, Pipe::S, 0),
+                set(Pipe::V, Pipe::S, 3),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_scalar_pair_is_a_set_then_a_wait_of_one_id() {
+        // A wait for a set before the body, then the body's own pair of
+        // the same id, with another id's pair between: both pairs go.
+        let syncs = vec![
+            wait(Pipe::V, Pipe::S, 0),
+            set(Pipe::V, Pipe::S, 0),
+            set(Pipe::Mte2, Pipe::S, 0),
+            wait(Pipe::Mte2, Pipe::S, 0),
+            wait(Pipe::V, Pipe::S, 0),
+        ];
+        assert_eq!(without_scalar_pairs(syncs), vec![wait(Pipe::V, Pipe::S, 0)]);
+    }
 }

@@ -10,7 +10,7 @@
 //! keeps its row's per-row state in copy p, shifted on when the rows move
 //! on a pass.
 
-use super::{Opening, finish, opening, replicate, size, spread};
+use super::{Opening, finish, load_scalar, opening, replicate, scalar_form, size, spread};
 use crate::npu::Ctx;
 use crate::npu::inst::InstBuilder;
 use crate::npu::prog::{Access, Branch, Build, Item};
@@ -19,13 +19,14 @@ use crate::npu::reduce::{
 };
 use crate::npu::tiles::multi_buffered;
 use crate::npu::vector::{self, Opnd, Seq, VBuf, bin_op, dt};
+use std::collections::BTreeMap;
 use tessera_ir::plan::reduce::LANES;
 use tessera_ir::plan::rows::{
     BLOCKWISE_MIN_REPEATS, Passes, elided, folds, folds_in_place, online, row_slots, stream_copies,
 };
 use tessera_ir::plan::{EwArg, EwOp, Rows, RowsOp, Width};
 use tessera_ir::{DType, ReduceOp};
-use tessera_sim::isa::{AluOp, BinOp, Cond, Reg, UnOp};
+use tessera_sim::isa::{AluOp, BinOp, Cond, Reg, ScaOp, Scal, UnOp};
 
 /// Generates a chunked row stage: one row at a time, each pass streaming
 /// the row's chunks.
@@ -118,6 +119,39 @@ pub(super) fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String>
             None => VBuf::of(&layout.out, if row { st as u32 } else { half }, d),
         }
     };
+    // Arithmetic with a per-row value known before its pass takes the
+    // scalar-operand form (`scalar_at`): the value's f32 bits (converted
+    // first when it is narrower) wait in a register, loaded once per row
+    // where the value becomes the pass's (`load_values`), so that the
+    // register load's wait for the vector pipe comes once a row, not once
+    // a chunk. Registers go per expansion, and when pipelined per pass too
+    // (the passes are on different rows).
+    let ready = |a: &EwArg| match *a {
+        EwArg::Input(_) => -1,
+        EwArg::Inst(i) => passes.of[i],
+    };
+    let scalar_at = |j: usize, p: u64| -> Option<(ScaOp, usize, bool, usize)> {
+        let (op, x, negate) = scalar_form(body, &elided, j, true)?;
+        let k = body[j].args.iter().find_map(|a| match *a {
+            EwArg::Inst(k) if elided[k] => Some(k),
+            EwArg::Inst(_) | EwArg::Input(_) => None,
+        })?;
+        let src = body[k].args.first()?;
+        (ready(src) < p as i64).then_some((op, x, negate, k))
+    };
+    let key = |p: u64| if schedule.pipelined { p } else { 0 };
+    // (pass or 0, expansion, negated) → its register.
+    let mut sregs: BTreeMap<(u64, usize, bool), Reg> = BTreeMap::new();
+    for p in 0..passes.count {
+        let streamed = passes.streamed(body, p);
+        for j in (0..body.len()).filter(|&j| streamed[j]) {
+            if let Some((_, _, negate, k)) = scalar_at(j, p)
+                && !sregs.contains_key(&(key(p), k, negate))
+            {
+                sregs.insert((key(p), k, negate), ctx.regs.get()?);
+            }
+        }
+    }
     let mut w = [Reg(0); 12];
     for x in &mut w {
         *x = ctx.regs.get()?;
@@ -152,6 +186,37 @@ pub(super) fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String>
             .map(|(_, acc)| acc)
             .ok_or_else(|| "internal: not a reduction with an operand".to_string())
     };
+    // Loads the registers of `sregs` that `which` picks (by pass key and
+    // the pass after which the value is known, −1 before the first) from
+    // state copy `st`: the value's f32 bits (a narrower value converted
+    // into its expansion's block first), negated where the form wants it.
+    let load_values = |h: &mut Vec<Item>, st: u64, which: &dyn Fn(u64, i64) -> bool| {
+        for (&(pk, k, negate), &reg) in &sregs {
+            let Some(src) = body[k].args.first() else {
+                return Err("internal: an expansion without operand".to_string());
+            };
+            if !which(pk, ready(src)) {
+                continue;
+            }
+            let v = match *src {
+                EwArg::Input(i) => VBuf::of(&layout.inputs[i], st as u32, inputs[i].view.dtype),
+                EwArg::Inst(i) => value(i, 0, st),
+            };
+            let bits = if v.dtype == DType::F32 {
+                v
+            } else {
+                let b = layout
+                    .blocks
+                    .as_ref()
+                    .ok_or("internal: an expansion without its block buffer")?;
+                let b = VBuf::of(b, 0, DType::F32).offset(block_of[k] * slots * 32);
+                Seq { items: h, n: 1 }.cvt(b, v);
+                b
+            };
+            load_scalar(h, reg, bits, negate);
+        }
+        Ok(())
+    };
     // The full instructions of pass `p` on one chunk (`c` elements computed;
     // reductions fold `len_last` valid elements on the last chunk).
     let compute = |h: &mut Vec<Item>, p: u64, half: u32| -> Result<(), String> {
@@ -185,6 +250,14 @@ pub(super) fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String>
             let dst = value(j, half, st);
             let args = inst.args.iter().map(arg).collect::<Result<Vec<_>, _>>()?;
             let elided_arg = |a: &EwArg| matches!(*a, EwArg::Inst(k) if elided[k]);
+            if let Some((op, x, negate, k)) = scalar_at(j, p) {
+                let reg = *sregs
+                    .get(&(key(p), k, negate))
+                    .ok_or("internal: a scalar form without its register")?;
+                let other = *args.get(x).ok_or("internal: a scalar form's operand")?;
+                Seq { items: h, n: c }.sca(op, dst, other, Scal::Reg(reg));
+                continue;
+            }
             match &inst.op {
                 RowsOp::Ew(EwOp::Binary(b)) if inst.args.iter().any(elided_arg) => {
                     let op = bin_op(*b)?;
@@ -206,6 +279,13 @@ pub(super) fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String>
                     let src = *args
                         .first()
                         .ok_or("internal: an expansion without operand")?;
+                    let blocks_read = body.iter().enumerate().any(|(i, u)| {
+                        streamed[i] && u.args.contains(&EwArg::Inst(j)) && scalar_at(i, p).is_none()
+                    });
+                    if elided[j] && !blocks_read {
+                        // Its readers in this pass take the value itself.
+                        continue;
+                    }
                     let bc = block(j, src.dtype)?;
                     replicate(h, bc, src, slots);
                     if !elided[j] {
@@ -453,12 +533,16 @@ pub(super) fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String>
                 .copy(d, src);
             }
         }
+        // Skips all but a row's first step (the first pass's first chunk).
+        let row_start = || {
+            vec![
+                Branch::new(Cond::Ne, q, 0u64),
+                Branch::new(Cond::Ne, cc, 0u64),
+            ]
+        };
         if !shift.is_empty() {
             h.push(Item::Guard {
-                skip_if: vec![
-                    Branch::new(Cond::Ne, q, 0u64),
-                    Branch::new(Cond::Ne, cc, 0u64),
-                ],
+                skip_if: row_start(),
                 body: shift,
             });
         }
@@ -483,6 +567,8 @@ pub(super) fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String>
                 .mte2_gm_ub(dst.addr, addr, 1u64, s, 0u64, 0u64);
         }
         per_row(&mut first, -1, 0)?;
+        // Values known before the first pass (pipelined: the first pass's).
+        load_values(&mut first, 0, &|pk, r| if piped { pk == 0 } else { r < 0 })?;
         if let Some((m, _)) = online {
             let v = value(m, 0, 0);
             Seq {
@@ -502,13 +588,10 @@ pub(super) fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String>
             }
         }
         h.push(Item::Guard {
-            skip_if: [
-                Branch::new(Cond::Ne, q, 0u64),
-                Branch::new(Cond::Ne, cc, 0u64),
-            ]
-            .into_iter()
-            .chain(idle.iter().copied())
-            .collect(),
+            skip_if: row_start()
+                .into_iter()
+                .chain(idle.iter().copied())
+                .collect(),
             body: first,
         });
         // Loads.
@@ -541,6 +624,19 @@ pub(super) fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String>
                 });
             }
         }
+        // Pipelined, at a row move pass p ≥ 1 takes its new row's values
+        // from copy p, once the step's loads are on their way (the
+        // register load waits for the vector pipe).
+        let mut moved = Vec::new();
+        for p in (1..pc).filter(|_| piped) {
+            load_values(&mut moved, p, &|pk, _| pk == p)?;
+        }
+        if !moved.is_empty() {
+            h.push(Item::Guard {
+                skip_if: row_start(),
+                body: moved,
+            });
+        }
         for p in 0..passes.count {
             let mut g = Vec::new();
             compute(&mut g, p, half)?;
@@ -560,6 +656,9 @@ pub(super) fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String>
             // values computed (and a per-row result stored).
             let mut fin = Vec::new();
             per_row(&mut fin, p as i64, state(p))?;
+            if !piped {
+                load_values(&mut fin, 0, &|_, r| r == p as i64)?;
+            }
             if last_pass && body[last].width == Width::Row {
                 let so = size(out.dtype);
                 let ob = VBuf::of(&layout.out, state(p) as u32, out.dtype);

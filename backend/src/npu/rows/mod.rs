@@ -150,35 +150,44 @@ fn spread(h: &mut Vec<Item>, dst: VBuf, bc: VBuf, rows: u64, pitch: u64) {
     }
 }
 
-/// The scalar-operand form of instruction `j` (whole rows): a full f32
-/// `add`, `mul` or `x - v` one of whose operands is an elided expansion of
-/// an f32 per-row value `v`. Row by row, `v` is loaded into a scalar
-/// register (`s.ld.ub`, after the vector pipe wrote it) and the op runs as
-/// `vec.adds`/`vec.muls`, a cycle a repeat instead of two, without the
-/// expansion's blocks. `x - v` adds `-v` (the register's sign bit flipped):
-/// the same IEEE result. Returns the op, the index of the other operand and
-/// whether `v` is negated.
+/// The scalar-operand form of instruction `j`: a full `add`, `mul` or
+/// `x - v` one of whose operands is an elided expansion of a per-row value
+/// `v` of the instruction's own float dtype: f32, or with `narrow` (chunked
+/// rows, which convert `v` to f32 first) also f16 and bf16. Row by row, `v`
+/// is loaded into a scalar register (`s.ld.ub` of its f32 bits, after the
+/// vector pipe wrote them) and the op runs as `vec.adds`/`vec.muls`, a
+/// cycle a repeat instead of two, without the expansion's blocks. The
+/// vector unit takes the register's f32 value rounded to the op's dtype,
+/// which is `v` itself. `x - v` adds `-v` (the sign bit flipped): the same
+/// IEEE result. Returns the op, the index of the other operand and whether
+/// `v` is negated.
 pub(super) fn scalar_form(
     body: &[RowsInst],
     elided: &[bool],
     j: usize,
+    narrow: bool,
 ) -> Option<(ScaOp, usize, bool)> {
     let inst = body.get(j)?;
     let RowsOp::Ew(EwOp::Binary(b)) = inst.op else {
         return None;
     };
+    let float = match inst.dtype {
+        DType::F32 => true,
+        DType::F16 | DType::BF16 => narrow,
+        DType::I32 | DType::I8 | DType::Bool => false,
+    };
     let per_row = |a: &EwArg| match *a {
         EwArg::Inst(k) => {
             elided.get(k).copied().unwrap_or(false)
                 && body[k].op == RowsOp::Expand
-                && body[k].dtype == DType::F32
+                && body[k].dtype == inst.dtype
         }
         EwArg::Input(_) => false,
     };
     let [x, y] = inst.args.as_slice() else {
         return None;
     };
-    if inst.width != Width::Full || inst.dtype != DType::F32 || per_row(x) == per_row(y) {
+    if inst.width != Width::Full || !float || per_row(x) == per_row(y) {
         return None;
     }
     let at = if per_row(x) { 0 } else { 1 };
@@ -194,11 +203,26 @@ pub(super) fn scalar_form(
 }
 
 /// Whether every reader of elided expansion `k` takes the scalar-operand
-/// form, so that its blocks are never read.
-fn scalar_only(body: &[RowsInst], elided: &[bool], k: usize) -> bool {
-    body.iter()
-        .enumerate()
-        .all(|(j, i)| !i.args.contains(&EwArg::Inst(k)) || scalar_form(body, elided, j).is_some())
+/// form (`narrow` as for [`scalar_form`]), so that its blocks are never
+/// read.
+fn scalar_only(body: &[RowsInst], elided: &[bool], k: usize, narrow: bool) -> bool {
+    body.iter().enumerate().all(|(j, i)| {
+        !i.args.contains(&EwArg::Inst(k)) || scalar_form(body, elided, j, narrow).is_some()
+    })
+}
+
+/// Loads the f32 at `bits` (written by the vector pipe) into `reg`, its
+/// sign flipped when `negate`.
+fn load_scalar(h: &mut Vec<Item>, reg: Reg, bits: VBuf, negate: bool) {
+    h.op(vec![(Access::Read, bits.region(4))]).s_ld(
+        ScalarSpace::Ub,
+        MemTy::U32,
+        reg,
+        Address::from(bits.addr),
+    );
+    if negate {
+        h.ins().s_alu(AluOp::Xor, reg, reg, 0x8000_0000u64);
+    }
 }
 
 /// `dst = op(x, v)` row by row in the scalar-operand form: `vals` holds the
@@ -216,16 +240,7 @@ fn scalar_rows(
 ) {
     let s = size(dst.dtype);
     for row in 0..rows {
-        let v = vals.offset(row * 4);
-        h.op(vec![(Access::Read, v.region(4))]).s_ld(
-            ScalarSpace::Ub,
-            MemTy::U32,
-            reg,
-            Address::from(v.addr),
-        );
-        if negate {
-            h.ins().s_alu(AluOp::Xor, reg, reg, 0x8000_0000u64);
-        }
+        load_scalar(h, reg, vals.offset(row * 4), negate);
         let xr = if x_repeated {
             x
         } else {

@@ -84,7 +84,7 @@ pub(super) fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String>
     // the next tile's loads in time. (Otherwise the scalar unit runs ahead
     // on its own, and loads issued a tile early only crowd GM.) Such a
     // stage takes two more registers: the third step's and the operand's.
-    let ahead = (0..body.len()).any(|j| scalar_form(body, &elided, j).is_some());
+    let ahead = (0..body.len()).any(|j| scalar_form(body, &elided, j, false).is_some());
     let tt = ctx.regs.get()?;
     let tb = ctx.regs.get()?;
     let step = ctx.regs.get()?;
@@ -186,8 +186,8 @@ pub(super) fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String>
             let mut my_blocks = None;
             let mut my_values = None;
             match &inst.op {
-                RowsOp::Ew(EwOp::Binary(_)) if scalar_form(body, &elided, j).is_some() => {
-                    let Some((op, x, negate)) = scalar_form(body, &elided, j) else {
+                RowsOp::Ew(EwOp::Binary(_)) if scalar_form(body, &elided, j, false).is_some() => {
+                    let Some((op, x, negate)) = scalar_form(body, &elided, j, false) else {
                         return Err("internal: a scalar form that vanished".into());
                     };
                     let vals = inst
@@ -269,7 +269,7 @@ pub(super) fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String>
                     expands += 1;
                     if elided[j] {
                         my_values = Some(src);
-                        if !scalar_only(body, &elided, j) {
+                        if !scalar_only(body, &elided, j, false) {
                             replicate(&mut h, bc, src, slots);
                             my_blocks = Some(bc);
                         }
