@@ -13,6 +13,7 @@
 
 pub mod elementwise;
 pub mod inst;
+mod interleave;
 pub mod matmul;
 pub mod prog;
 pub mod reduce;
@@ -135,7 +136,7 @@ fn stage_code(
         StageKind::MatMul(m) => matmul::generate(&mut ctx, m)?,
         StageKind::Rows(r) => rows::generate(&mut ctx, r)?,
     };
-    sync::insert(items, machine.sync.event_ids)
+    sync::insert(interleave::interleave(items), machine.sync.event_ids)
 }
 
 /// Compiles a plan into a validated program: one launch per stage.
