@@ -1588,6 +1588,20 @@ def _(rng):
     return {"x": x, "g": g, "b": b}, {"out0": layer_norm(x, g, b)}
 
 
+@case("rows_chunked_layer_norm_f16")
+def _(rng):
+    x = uniform(rng, (3, 30000), "f16", -2.0, 3.0)
+    g, b = uniform(rng, (30000,), "f16", 0.5, 1.5), uniform(rng, (30000,), "f16")
+    return {"x": x, "g": g, "b": b}, {"out0": layer_norm(x, g, b)}
+
+
+@case("rows_chunked_centred_squares_f16")
+def _(rng):
+    x = uniform(rng, (2, 30000), "f16", -2.0, 2.0)
+    s = x * x
+    return {"x": x}, {"out0": s - mean(s, axis=-1, keepdims=True)}
+
+
 @case("rows_chunked_logsumexp_f32")
 def _(rng):
     x = uniform(rng, (3, 16500), "f32", -6.0, 6.0)
