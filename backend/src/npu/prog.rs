@@ -200,6 +200,11 @@ pub struct Regs {
 }
 
 impl Regs {
+    /// How many registers are left.
+    pub fn left(&self) -> u8 {
+        SCRATCH.0.saturating_sub(self.next)
+    }
+
     /// A fresh register.
     pub fn get(&mut self) -> Result<Reg, String> {
         if self.next >= SCRATCH.0 {

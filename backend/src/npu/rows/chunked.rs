@@ -130,7 +130,7 @@ pub(super) fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String>
         EwArg::Input(_) => -1,
         EwArg::Inst(i) => passes.of[i],
     };
-    let scalar_at = |j: usize, p: u64| -> Option<(ScaOp, usize, bool, usize)> {
+    let candidate = |j: usize, p: u64| -> Option<(ScaOp, usize, bool, usize)> {
         let (op, x, negate) = scalar_form(body, &elided, j, true)?;
         let k = body[j].args.iter().find_map(|a| match *a {
             EwArg::Inst(k) if elided[k] => Some(k),
@@ -140,18 +140,24 @@ pub(super) fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String>
         (ready(src) < p as i64).then_some((op, x, negate, k))
     };
     let key = |p: u64| if schedule.pipelined { p } else { 0 };
-    // (pass or 0, expansion, negated) → its register.
+    // (pass or 0, expansion, negated) → its register, while registers last
+    // (the stage's own take `RESERVED` more); the rest keep the block form.
+    const RESERVED: u8 = 13;
     let mut sregs: BTreeMap<(u64, usize, bool), Reg> = BTreeMap::new();
     for p in 0..passes.count {
         let streamed = passes.streamed(body, p);
         for j in (0..body.len()).filter(|&j| streamed[j]) {
-            if let Some((_, _, negate, k)) = scalar_at(j, p)
+            if let Some((_, _, negate, k)) = candidate(j, p)
                 && !sregs.contains_key(&(key(p), k, negate))
+                && ctx.regs.left() > RESERVED
             {
                 sregs.insert((key(p), k, negate), ctx.regs.get()?);
             }
         }
     }
+    let scalar_at = |j: usize, p: u64| {
+        candidate(j, p).filter(|&(_, _, negate, k)| sregs.contains_key(&(key(p), k, negate)))
+    };
     let mut w = [Reg(0); 12];
     for x in &mut w {
         *x = ctx.regs.get()?;
