@@ -196,33 +196,42 @@ pub(super) fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String>
     // the pass after which the value is known, −1 before the first) from
     // state copy `st`: the value's f32 bits (a narrower value converted
     // into its expansion's block first), negated where the form wants it.
-    let load_values = |h: &mut Vec<Item>, st: u64, which: &dyn Fn(u64, i64) -> bool| {
-        for (&(pk, k, negate), &reg) in &sregs {
-            let Some(src) = body[k].args.first() else {
-                return Err("internal: an expansion without operand".to_string());
-            };
-            if !which(pk, ready(src)) {
-                continue;
+    // With `staged`, an f32 value is copied into the block too: the
+    // register load then waits for a vector instruction of its own guard,
+    // not for one in another guard (an event the whole loop body would
+    // wait for at every step).
+    let load_values =
+        |h: &mut Vec<Item>, st: u64, staged: bool, which: &dyn Fn(u64, i64) -> bool| {
+            for (&(pk, k, negate), &reg) in &sregs {
+                let Some(src) = body[k].args.first() else {
+                    return Err("internal: an expansion without operand".to_string());
+                };
+                if !which(pk, ready(src)) {
+                    continue;
+                }
+                let v = match *src {
+                    EwArg::Input(i) => VBuf::of(&layout.inputs[i], st as u32, inputs[i].view.dtype),
+                    EwArg::Inst(i) => value(i, 0, st),
+                };
+                let bits = if v.dtype == DType::F32 && !staged {
+                    v
+                } else {
+                    let b = layout
+                        .blocks
+                        .as_ref()
+                        .ok_or("internal: an expansion without its block buffer")?;
+                    let b = VBuf::of(b, 0, DType::F32).offset(block_of[k] * slots * 32);
+                    if v.dtype == DType::F32 {
+                        Seq { items: h, n: 1 }.copy(b, v);
+                    } else {
+                        Seq { items: h, n: 1 }.cvt(b, v);
+                    }
+                    b
+                };
+                load_scalar(h, reg, bits, negate);
             }
-            let v = match *src {
-                EwArg::Input(i) => VBuf::of(&layout.inputs[i], st as u32, inputs[i].view.dtype),
-                EwArg::Inst(i) => value(i, 0, st),
-            };
-            let bits = if v.dtype == DType::F32 {
-                v
-            } else {
-                let b = layout
-                    .blocks
-                    .as_ref()
-                    .ok_or("internal: an expansion without its block buffer")?;
-                let b = VBuf::of(b, 0, DType::F32).offset(block_of[k] * slots * 32);
-                Seq { items: h, n: 1 }.cvt(b, v);
-                b
-            };
-            load_scalar(h, reg, bits, negate);
-        }
-        Ok(())
-    };
+            Ok(())
+        };
     // The full instructions of pass `p` on one chunk (`c` elements computed;
     // reductions fold `len_last` valid elements on the last chunk).
     let compute = |h: &mut Vec<Item>, p: u64, half: u32| -> Result<(), String> {
@@ -574,7 +583,9 @@ pub(super) fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String>
         }
         per_row(&mut first, -1, 0)?;
         // Values known before the first pass (pipelined: the first pass's).
-        load_values(&mut first, 0, &|pk, r| if piped { pk == 0 } else { r < 0 })?;
+        load_values(&mut first, 0, false, &|pk, r| {
+            if piped { pk == 0 } else { r < 0 }
+        })?;
         if let Some((m, _)) = online {
             let v = value(m, 0, 0);
             Seq {
@@ -635,7 +646,7 @@ pub(super) fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String>
         // register load waits for the vector pipe).
         let mut moved = Vec::new();
         for p in (1..pc).filter(|_| piped) {
-            load_values(&mut moved, p, &|pk, _| pk == p)?;
+            load_values(&mut moved, p, true, &|pk, _| pk == p)?;
         }
         if !moved.is_empty() {
             h.push(Item::Guard {
@@ -663,7 +674,7 @@ pub(super) fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String>
             let mut fin = Vec::new();
             per_row(&mut fin, p as i64, state(p))?;
             if !piped {
-                load_values(&mut fin, 0, &|_, r| r == p as i64)?;
+                load_values(&mut fin, 0, false, &|_, r| r == p as i64)?;
             }
             if last_pass && body[last].width == Width::Row {
                 let so = size(out.dtype);
