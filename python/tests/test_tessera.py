@@ -420,10 +420,11 @@ def test_the_gil_is_released_while_simulating():
 
 def test_ctrl_c_stops_a_long_simulation():
     k = tessera.compile(LONG)
-    # 8.6 G multiply-adds: seconds of simulation, so the signal (at 0.2 s)
-    # arrives while it runs.
-    a = np.ones((2048, 2048), np.float16)
-    b = np.ones((2048, 2048), np.float16)
+    # 34 G multiply-adds: several seconds of simulation even on a fast
+    # host, so the signal (at 0.2 s) arrives while it runs however late
+    # the timer's thread is scheduled; the run stops soon after it.
+    a = np.ones((4096, 2048), np.float16)
+    b = np.ones((2048, 4096), np.float16)
     before = tessera.stats()["interrupts"]
     timer = threading.Timer(0.2, _thread.interrupt_main)
     timer.start()
