@@ -163,9 +163,11 @@ pub struct NpuCode {
 
 /// Optimises (at `level`), plans and generates a concrete kernel for a
 /// machine. The optimiser never fails a kernel that `-O0` compiles: a fused
-/// group whose stage cannot be scheduled (a capacity error) is split into
-/// its ops, one stage each, and planning tried again, the other groups kept;
-/// when planning still fails with no group left to split, the unoptimised
+/// group whose stage cannot be scheduled (a capacity error) or generated
+/// (the backend's templates have limits the planner does not see, such as
+/// a machine's event ids) is split into its ops, one stage each, and
+/// planning tried again, the other groups kept; when planning or code
+/// generation still fails with no group left to split, the unoptimised
 /// kernel is planned instead.
 pub fn compile_npu(
     kernel: &Kernel,
@@ -189,32 +191,65 @@ pub fn compile_npu_tuned(
     fits_the_npu(kernel)?;
     let optimised = crate::opt::optimise(kernel, machine, level).map_err(Failure::Internal)?;
     let mut report = optimised.report;
-    let (kernel, mut plan) =
-        plan_optimised(optimised.kernel, kernel, machine, src, level, &mut report)?;
-    let notes = crate::tune::apply(&mut plan, tuning, machine);
-    fits_gm(&kernel, &plan)?;
-    if plan.stages.len() > tessera_sim::program::MAX_LAUNCHES {
-        return Err(Failure::input(vec![Diagnostic::new(
-            Code::E0504,
-            format!(
-                "kernel `{}` plans to {} stages; the NPU program holds at most {} launches",
-                kernel.name,
-                plan.stages.len(),
-                tessera_sim::program::MAX_LAUNCHES
-            ),
-        )]));
+    let mut candidate = optimised.kernel;
+    loop {
+        let (planned, mut plan) =
+            plan_optimised(candidate, kernel, machine, src, level, &mut report)?;
+        let notes = crate::tune::apply(&mut plan, tuning, machine);
+        fits_gm(&planned, &plan)?;
+        if plan.stages.len() > tessera_sim::program::MAX_LAUNCHES {
+            return Err(Failure::input(vec![Diagnostic::new(
+                Code::E0504,
+                format!(
+                    "kernel `{}` plans to {} stages; the NPU program holds at most {} launches",
+                    planned.name,
+                    plan.stages.len(),
+                    tessera_sim::program::MAX_LAUNCHES
+                ),
+            )]));
+        }
+        let e = match tessera_backend::npu::compile(&plan, machine) {
+            Ok(program) => {
+                let code = NpuCode {
+                    kernel: planned,
+                    report,
+                    plan,
+                    program,
+                };
+                return Ok((code, notes));
+            }
+            Err(e) => e,
+        };
+        // A fused group whose stage the backend cannot generate is split
+        // into its ops, as one the planner cannot schedule; with no group
+        // to split, the kernel as written; then the failure stands.
+        let ice = || Failure::Internal(format!("code generation for `{}`: {e}", kernel.name));
+        if level == crate::opt::Level::O0 || report.fallback {
+            return Err(ice());
+        }
+        let groups: std::collections::BTreeSet<u32> =
+            e.1.and_then(|i| plan.stages.get(i))
+                .map(|st| {
+                    st.nodes
+                        .iter()
+                        .filter_map(|&j| planned.nodes.get(j).and_then(|n| n.group))
+                        .collect()
+                })
+                .unwrap_or_default();
+        candidate = planned;
+        if groups.is_empty() {
+            candidate = kernel.clone();
+            report.fallback = true;
+            continue;
+        }
+        for n in &mut candidate.nodes {
+            if n.group.is_some_and(|g| groups.contains(&g)) {
+                n.group = None;
+            }
+        }
+        report.split += groups.len();
+        report.groups -= groups.len().min(report.groups);
     }
-    let program = tessera_backend::npu::compile(&plan, machine)
-        .map_err(|e| Failure::Internal(format!("code generation for `{}`: {e}", kernel.name)))?;
-    Ok((
-        NpuCode {
-            kernel,
-            report,
-            plan,
-            program,
-        },
-        notes,
-    ))
 }
 
 /// A kernel compiled for the host (`--target host`).

@@ -31,9 +31,10 @@ use tessera_ir::plan::{BufKind, Plan, Source, Stage, StageKind, Unit, View};
 use tessera_sim::isa::{AluOp, CoreKind, Reg, SysReg};
 use tessera_sim::{Launch, Machine, Organisation, Program, Section, TensorDecl};
 
-/// Why code generation failed (always a compiler bug: plans are checked).
+/// Why code generation failed (always a compiler bug: plans are checked),
+/// and the stage whose template failed, when one did.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CodegenError(pub String);
+pub struct CodegenError(pub String, pub Option<usize>);
 
 impl std::fmt::Display for CodegenError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -43,7 +44,7 @@ impl std::fmt::Display for CodegenError {
 
 impl From<String> for CodegenError {
     fn from(s: String) -> Self {
-        CodegenError(s)
+        CodegenError(s, None)
     }
 }
 
@@ -150,8 +151,9 @@ pub fn compile(plan: &Plan, machine: &Machine) -> Result<Program, CodegenError> 
     let params = plan.params().count();
     for (i, stage) in plan.stages.iter().enumerate() {
         let items = stage_code(plan, params, stage, machine)
-            .map_err(|e| CodegenError(format!("stage {i}: {e}")))?;
-        let insns = prog::lower(&items).map_err(|e| CodegenError(format!("stage {i}: {e}")))?;
+            .map_err(|e| CodegenError(format!("stage {i}: {e}"), Some(i)))?;
+        let insns =
+            prog::lower(&items).map_err(|e| CodegenError(format!("stage {i}: {e}"), Some(i)))?;
         launches.push(Launch {
             block_dim: stage.block_dim,
             sections: vec![Section {
@@ -173,9 +175,10 @@ pub fn compile(plan: &Plan, machine: &Machine) -> Result<Program, CodegenError> 
         let at = at.map_or(String::new(), |(l, _, i)| {
             format!(" (stage {l}, instruction {i})")
         });
-        CodegenError(format!(
-            "internal: the generated program is invalid{at}: {e}"
-        ))
+        CodegenError(
+            format!("internal: the generated program is invalid{at}: {e}"),
+            None,
+        )
     })?;
     Ok(program)
 }
