@@ -223,33 +223,40 @@ pub fn compile_npu_tuned(
         // A fused group whose stage the backend cannot generate is split
         // into its ops, as one the planner cannot schedule; with no group
         // to split, the kernel as written; then the failure stands.
-        let ice = || Failure::Internal(format!("code generation for `{}`: {e}", kernel.name));
         if level == crate::opt::Level::O0 || report.fallback {
-            return Err(ice());
+            return Err(Failure::Internal(format!(
+                "code generation for `{}`: {e}",
+                kernel.name
+            )));
         }
-        let groups: std::collections::BTreeSet<u32> =
-            e.1.and_then(|i| plan.stages.get(i))
-                .map(|st| {
-                    st.nodes
-                        .iter()
-                        .filter_map(|&j| planned.nodes.get(j).and_then(|n| n.group))
-                        .collect()
-                })
-                .unwrap_or_default();
         candidate = planned;
-        if groups.is_empty() {
+        let failed = e.1.and_then(|i| plan.stages.get(i));
+        if !split_groups(
+            &mut candidate,
+            failed.map_or(&[][..], |st| &st.nodes),
+            &mut report,
+        ) {
             candidate = kernel.clone();
             report.fallback = true;
-            continue;
         }
-        for n in &mut candidate.nodes {
-            if n.group.is_some_and(|g| groups.contains(&g)) {
-                n.group = None;
-            }
-        }
-        report.split += groups.len();
-        report.groups -= groups.len().min(report.groups);
     }
+}
+
+/// Splits the fused groups of `nodes` (indices into `kernel`'s nodes) into
+/// their ops, counting them in `report`; whether there was any.
+fn split_groups(kernel: &mut Kernel, nodes: &[usize], report: &mut crate::opt::Report) -> bool {
+    let groups: std::collections::BTreeSet<u32> = nodes
+        .iter()
+        .filter_map(|&j| kernel.nodes.get(j).and_then(|n| n.group))
+        .collect();
+    for n in &mut kernel.nodes {
+        if n.group.is_some_and(|g| groups.contains(&g)) {
+            n.group = None;
+        }
+    }
+    report.split += groups.len();
+    report.groups -= groups.len().min(report.groups);
+    !groups.is_empty()
 }
 
 /// A kernel compiled for the host (`--target host`).
@@ -323,22 +330,11 @@ pub fn plan_optimised(
         if matches!(failed, Failure::Internal(_)) || level == crate::opt::Level::O0 {
             return Err(failed);
         }
-        let groups: std::collections::BTreeSet<u32> = unscheduled
-            .iter()
-            .filter_map(|&j| candidate.nodes.get(j).and_then(|n| n.group))
-            .collect();
-        if groups.is_empty() {
+        if !split_groups(&mut candidate, &unscheduled, report) {
             let plan = crate::plan::plan(original, machine).map_err(failure)?;
             report.fallback = true;
             break (original.clone(), plan);
         }
-        for n in &mut candidate.nodes {
-            if n.group.is_some_and(|g| groups.contains(&g)) {
-                n.group = None;
-            }
-        }
-        report.split += groups.len();
-        report.groups -= groups.len().min(report.groups);
     };
     Ok((kernel, plan))
 }

@@ -357,7 +357,6 @@ fn without_scalar_pairs(syncs: Vec<Item>) -> Vec<Item> {
         });
         if let Some(j) = next
             && matches!(syncs[j], Item::Sync(Sync::Wait(..)))
-            && keep[i]
         {
             keep[i] = false;
             keep[j] = false;
