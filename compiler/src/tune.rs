@@ -72,13 +72,19 @@ pub struct Entry {
     /// L0C accumulators (1 when absent).
     #[serde(default = "one")]
     pub accumulators: u64,
-    /// The cost model's cycles for this schedule.
+    /// The cost model's cycles for this schedule (on the sample, when
+    /// there is one).
     pub predicted: u64,
     /// The stage's simulated cycles with it (the stage alone, launch
-    /// included).
+    /// included; on the sample, when there is one).
     pub simulated: u64,
-    /// The kernel's simulated cycles with the cost model's choices.
+    /// The stage's simulated cycles with the scheduler's own choice (alone,
+    /// on the same sample).
     pub untuned: u64,
+    /// When the stage was simulated on a sample: the items of its outermost
+    /// batch dim kept, and of how many.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample: Option<[u64; 2]>,
 }
 
 /// The default of the fields older files lack.
@@ -251,9 +257,15 @@ pub struct StageReport {
     pub key: String,
     /// The candidates, the cost model's cheapest first.
     pub tried: Vec<Tried>,
-    /// The index in `tried` of the fastest (0, the scheduler's own, when
-    /// the winners together were slower in the whole kernel).
+    /// The index in `tried` of the fastest (of the stage it is the same
+    /// as, with `same_as`).
     pub chosen: usize,
+    /// The items of the outermost batch dim its sample kept, and of how
+    /// many (none: the whole stage was simulated).
+    pub sample: Option<[u64; 2]>,
+    /// The stage of the same canonical form this one takes its choice from
+    /// (then nothing was simulated for it).
+    pub same_as: Option<usize>,
 }
 
 /// What `tune` did for a kernel.
@@ -263,10 +275,6 @@ pub struct Report {
     pub kernel: String,
     /// The machine.
     pub machine: String,
-    /// Simulated cycles with the cost model's choices.
-    pub untuned: u64,
-    /// Simulated cycles with the tuned schedules.
-    pub tuned: u64,
     /// Each tuned stage.
     pub stages: Vec<StageReport>,
     /// Host seconds spent (not in the file).
@@ -305,9 +313,53 @@ fn describe(t: &CubeSchedule) -> String {
     )
 }
 
+/// How much dearer than the cheapest a candidate may be predicted and
+/// still be simulated.
+const CLOSE: f64 = 1.05;
+
+/// Waves of the scheduler's tiles (over the cube cores) a sample keeps.
+const SAMPLE_WAVES: u64 = 16;
+
+/// A batched stage with more tiles than [`SAMPLE_WAVES`] waves of the
+/// scheduler's choice `t` in fewer items of its outermost batch dim than it
+/// has: that stage on the first items only (the same buffers, the same tile
+/// grid per item), how many it keeps and of how many. Its candidates rank
+/// on the sample as on the whole: the items are alike and the cores run
+/// waves of the same tiles.
+fn sample(
+    mm: &MatMul,
+    g: &Geometry,
+    t: &CubeSchedule,
+    machine: &Machine,
+) -> Option<(MatMul, u64, u64)> {
+    let rank = mm.out.shape.len();
+    if rank < 3 || mm.a.view.shape.len() != rank || mm.b.view.shape.len() != rank {
+        return None;
+    }
+    let items = mm.out.shape[0];
+    let inner: u64 = mm.out.shape[1..rank - 2].iter().product();
+    let per_item = g.m.div_ceil(t.base_m.max(1)) * g.n.div_ceil(t.base_n.max(1)) * inner.max(1);
+    let tiles = SAMPLE_WAVES * u64::from(machine.cube_cores());
+    let keep = tiles.div_ceil(per_item.max(1)).max(1);
+    if keep >= items {
+        return None;
+    }
+    let mut s = mm.clone();
+    for v in [&mut s.a.view, &mut s.b.view, &mut s.out] {
+        // A broadcast operand keeps its one item.
+        if v.shape[0] == items {
+            v.shape[0] = keep;
+        }
+    }
+    Some((s, keep, items))
+}
+
 /// Tunes every cube matmul stage of a kernel's plan: simulates the stage
-/// alone with each of its `top` cheapest candidates and keeps the fastest;
-/// then simulates the whole kernel with the winners.
+/// alone (on a sample of its batch when it is large, [`sample`]) with each
+/// of its `top` cheapest candidates and the scheduler's choice in its other
+/// tile orders, and keeps the fastest. A stage of the same canonical form
+/// as one tuned before takes that one's choice. The kernel as a whole is
+/// not simulated: `bench --tuning` does that.
 pub fn tune(
     kernel: &Kernel,
     machine: &Machine,
@@ -317,9 +369,8 @@ pub fn tune(
 ) -> Result<Report, Failure> {
     let start = std::time::Instant::now();
     let code = driver::compile_npu(kernel, machine, src, level)?;
-    let mut plan = code.plan;
-    let untuned = simulate(&plan, machine)?;
-    let mut stages = Vec::new();
+    let plan = code.plan;
+    let mut stages: Vec<StageReport> = Vec::new();
     let mut entries = Vec::new();
     for i in 0..plan.stages.len() {
         let StageKind::MatMul(mm) = &plan.stages[i].kind else {
@@ -331,6 +382,18 @@ pub fn tune(
         let (Some(key), Ok(g)) = (stage_key(mm), Geometry::of(mm)) else {
             continue;
         };
+        if let Some(first) = stages.iter().find(|s| s.key == key && s.same_as.is_none()) {
+            let stage = first.stage;
+            stages.push(StageReport {
+                stage: i,
+                key,
+                tried: Vec::new(),
+                chosen: first.chosen,
+                sample: first.sample,
+                same_as: Some(stage),
+            });
+            continue;
+        }
         let mut cands = cube_candidates(&g, machine);
         // Stable: equal estimates keep the scheduler's order, so the first
         // is the scheduler's own choice.
@@ -356,41 +419,53 @@ pub fn tune(
             .collect();
         cands.truncate(top.max(1));
         cands.extend(orders);
+        // Only those the cost model finds close to its cheapest.
+        let cheapest = cands.first().map_or(0.0, |(c, _)| *c);
+        cands.retain(|(c, _)| *c <= cheapest * CLOSE);
+        let Some((_, own)) = cands.first() else {
+            continue;
+        };
+        // What is simulated: the stage, or its sample, and its geometry.
+        let (target, gs, kept) = match sample(mm, &g, own, machine) {
+            Some((s, keep, of)) => match Geometry::of(&s) {
+                Ok(gs) => (s, gs, Some([keep, of])),
+                Err(_) => (mm.clone(), g.clone(), None),
+            },
+            None => (mm.clone(), g.clone(), None),
+        };
         // Each candidate runs as the stage alone (one launch on the
         // kernel's buffers): the other stages do not change with it.
-        let runs: Vec<Result<(u64, tessera_ir::plan::Stage), Failure>> = cands
+        let runs: Vec<Result<(u64, u64), Failure>> = cands
             .par_iter()
-            .map(|(cost, t)| {
+            .map(|(_, t)| {
                 let mut st = plan.stages[i].clone();
-                if let StageKind::MatMul(m) = &mut st.kind {
-                    let (bd, est) = apply_cube(m, &g, t.clone(), *cost, machine);
-                    st.block_dim = bd;
-                    st.estimate = est;
-                }
+                let cost = cube_cost(&gs, t, machine);
+                let mut m = target.clone();
+                let (bd, est) = apply_cube(&mut m, &gs, t.clone(), cost, machine);
+                st.kind = StageKind::MatMul(m);
+                st.block_dim = bd;
+                st.estimate = est;
                 let alone = Plan {
                     stages: vec![st],
                     ..plan.clone()
                 };
-                let cycles = simulate(&alone, machine)?;
-                let [st] = <[_; 1]>::try_from(alone.stages)
-                    .map_err(|_| Failure::Internal("one stage".into()))?;
-                Ok((cycles, st))
+                Ok((cost as u64, simulate(&alone, machine)?))
             })
             .collect();
         let mut tried = Vec::new();
-        let mut best: Option<(usize, u64, tessera_ir::plan::Stage)> = None;
-        for (j, (r, (cost, t))) in runs.into_iter().zip(&cands).enumerate() {
-            let (cycles, st) = r?;
+        let mut best: Option<(usize, u64)> = None;
+        for (j, (r, (_, t))) in runs.into_iter().zip(&cands).enumerate() {
+            let (predicted, cycles) = r?;
             tried.push(Tried {
                 schedule: describe(t),
-                predicted: *cost as u64,
+                predicted,
                 simulated: cycles,
             });
-            if best.as_ref().is_none_or(|(_, c, _)| cycles < *c) {
-                best = Some((j, cycles, st));
+            if best.is_none_or(|(_, c)| cycles < c) {
+                best = Some((j, cycles));
             }
         }
-        let Some((chosen, cycles, st)) = best else {
+        let Some((chosen, cycles)) = best else {
             continue;
         };
         let (_, t) = &cands[chosen];
@@ -406,33 +481,23 @@ pub fn tune(
             b_stages: t.b_stages,
             group_m: t.group_m,
             accumulators: t.accumulators,
-            predicted: cube_cost(&g, t, machine) as u64,
+            predicted: tried[chosen].predicted,
             simulated: cycles,
-            untuned,
+            untuned: tried[0].simulated,
+            sample: kept,
         });
         stages.push(StageReport {
             stage: i,
             key,
             tried,
             chosen,
+            sample: kept,
+            same_as: None,
         });
-        plan.stages[i] = st;
-    }
-    let mut tuned = simulate(&plan, machine)?;
-    // Each stage was timed alone; should the winners together lose in the
-    // whole kernel (its stages share L2 and GM), keep the scheduler's.
-    if tuned > untuned {
-        entries.clear();
-        for st in &mut stages {
-            st.chosen = 0;
-        }
-        tuned = untuned;
     }
     Ok(Report {
         kernel: kernel.name.clone(),
         machine: machine.name.clone(),
-        untuned,
-        tuned,
         stages,
         seconds: start.elapsed().as_secs_f64(),
         entries,
@@ -467,18 +532,34 @@ impl Report {
     /// The report as a table.
     pub fn table(&self) -> String {
         let mut s = format!(
-            "tune {} on {}: {} -> {} cycles ({:.3}x), {} stage{} tuned in {:.2} s\n",
+            "tune {} on {}: {} stage{} tuned in {:.2} s (each alone; `bench --tuning FILE` times the kernel)\n",
             self.kernel,
             self.machine,
-            self.untuned,
-            self.tuned,
-            self.untuned as f64 / self.tuned.max(1) as f64,
             self.stages.len(),
             if self.stages.len() == 1 { "" } else { "s" },
             self.seconds
         );
         for st in &self.stages {
             s.push_str(&format!("stage {}: {}\n", st.stage, st.key));
+            if let Some(first) = st.same_as {
+                s.push_str(&format!("    the same as stage {first}: its choice\n"));
+                continue;
+            }
+            let (Some(own), Some(best)) = (st.tried.first(), st.tried.get(st.chosen)) else {
+                continue;
+            };
+            let on = match st.sample {
+                Some([keep, of]) => {
+                    format!(" (on a sample: {keep} of the {of} items of its outermost batch dim)")
+                }
+                None => String::new(),
+            };
+            s.push_str(&format!(
+                "    scheduler's {} -> chosen {} cycles ({:.3}x){on}\n",
+                own.simulated,
+                best.simulated,
+                own.simulated as f64 / best.simulated.max(1) as f64
+            ));
             s.push_str("    candidate                          predicted    simulated\n");
             for (j, t) in st.tried.iter().enumerate() {
                 let mark = if j == st.chosen { "  <- chosen" } else { "" };
@@ -539,12 +620,14 @@ mod tests {
         assert_eq!(st.tried.len(), 8 + 3);
         let fastest = st.tried.iter().map(|t| t.simulated).min().expect("tried");
         assert_eq!(st.tried[st.chosen].simulated, fastest);
-        // The first candidate is the scheduler's own choice; the kernel is
-        // this one stage.
-        assert_eq!(st.tried[0].simulated, r.untuned);
-        assert_eq!(r.tuned, fastest);
-        // On this product the cost model's choice is not the fastest.
-        assert!(r.tuned < r.untuned, "{} vs {}", r.tuned, r.untuned);
+        // The first candidate is the scheduler's own choice; on this
+        // product it is not the fastest. The whole stage was simulated.
+        assert!(
+            fastest < st.tried[0].simulated,
+            "{fastest} vs {:?}",
+            st.tried[0]
+        );
+        assert_eq!((st.sample, st.same_as), (None, None));
         // 44 tiles of 96 × 256 (11 tile rows) on 24 cores take two rounds:
         // after the cost model's 8, the choice in groups of 2, 4 and 8
         // rows.
@@ -567,8 +650,88 @@ mod tests {
             (t.base_m, t.base_n, t.base_k, t.l1_k),
             (e.base_m, e.base_n, e.base_k, e.l1_k)
         );
+        assert_eq!(e.untuned, st.tried[0].simulated);
+        // The kernel is this one stage: with the file it runs as fast as
+        // the fastest candidate did alone, without it as the first.
         let b = crate::bench::bench(&k, &m, &src, Level::O2, &file).expect("benches");
-        assert_eq!(b.cycles, r.tuned);
+        assert_eq!(b.cycles, fastest);
+        let b = crate::bench::bench(&k, &m, &src, Level::O2, &Tuning::default()).expect("benches");
+        assert_eq!(b.cycles, st.tried[0].simulated);
+    }
+
+    #[test]
+    fn a_large_batch_is_tuned_on_a_sample_and_a_repeated_stage_once() {
+        // Two products of one form (and an add), each its own stage at -O0:
+        // 512 items of 128 × 128 × 32.
+        let src = Source {
+            name: "twice.tsr".into(),
+            text:
+                "kernel twice(a: f16[B, M, K], b: f16[B, K, N], c: f16[B, K, N]) -> f32[B, M, N] \
+                   { return a @ b + a @ c; }"
+                    .into(),
+        };
+        let file = driver::parse_and_check(&src).expect("parses");
+        let env = [("B", 512), ("M", 128), ("N", 128), ("K", 32)]
+            .iter()
+            .map(|(k, v)| (k.to_string(), *v))
+            .collect();
+        let k = driver::lower(&file, "twice", &env, &src).expect("lowers");
+        let m = machine();
+        let r = tune(&k, &m, &src, Level::O0, 4).expect("tunes");
+        assert_eq!(r.stages.len(), 2, "{}", r.table());
+        let (first, second) = (&r.stages[0], &r.stages[1]);
+        // The scheduler's first candidate has one or a few tiles an item:
+        // the sample keeps the items of 16 waves on the 24 cube cores.
+        let [keep, of] = first.sample.expect("sampled");
+        assert_eq!(of, 512);
+        let dims: Vec<u64> = first.tried[0]
+            .schedule
+            .split(' ')
+            .next()
+            .expect("tiles")
+            .split('x')
+            .map(|d| d.parse().expect("a number"))
+            .collect();
+        let per_item = 128u64.div_ceil(dims[0]) * 128u64.div_ceil(dims[1]);
+        assert_eq!(keep, (16 * 24u64).div_ceil(per_item), "{dims:?}");
+        assert!(!first.tried.is_empty());
+        assert_eq!(second.same_as, Some(first.stage));
+        assert!(second.tried.is_empty());
+        assert_eq!(r.entries.len(), 1);
+        assert_eq!(r.entries[0].sample, Some([keep, of]));
+        assert!(
+            r.table()
+                .contains(&format!("the same as stage {}", first.stage))
+        );
+        // Both stages take the choice, and the whole kernel is no slower
+        // with it.
+        let tuned = merge(Tuning::default(), &r.entries);
+        let with = crate::bench::bench(&k, &m, &src, Level::O0, &tuned).expect("benches");
+        let without =
+            crate::bench::bench(&k, &m, &src, Level::O0, &Tuning::default()).expect("benches");
+        assert!(
+            with.cycles <= without.cycles,
+            "{} vs {}",
+            with.cycles,
+            without.cycles
+        );
+        let (code, notes) =
+            driver::compile_npu_tuned(&k, &m, &src, Level::O0, &tuned).expect("compiles");
+        assert!(notes.is_empty(), "{notes:?}");
+        let e = &r.entries[0];
+        let cubes: Vec<(u64, u64, u64)> = code
+            .plan
+            .stages
+            .iter()
+            .filter_map(|s| match &s.kind {
+                StageKind::MatMul(mm) => match &mm.schedule {
+                    MatMulSchedule::Cube(t) => Some((t.base_m, t.base_n, t.group_m)),
+                    MatMulSchedule::Vector(_) => None,
+                },
+                _ => None,
+            })
+            .collect();
+        assert_eq!(cubes, [(e.base_m, e.base_n, e.group_m); 2]);
     }
 
     #[test]
@@ -642,6 +805,7 @@ mod tests {
             predicted: 1,
             simulated: 2,
             untuned: 3,
+            sample: (base_m == 32).then_some([1, 8]),
         };
         // Merging replaces the same stage and sorts.
         let f = merge(Tuning::default(), &[e("z", 16), e("a", 16)]);
