@@ -258,7 +258,10 @@ pub struct StageReport {
     /// The candidates, the cost model's cheapest first.
     pub tried: Vec<Tried>,
     /// The index in `tried` of the fastest (of the stage it is the same
-    /// as, with `same_as`).
+    /// as, with `same_as`); 0, the scheduler's own, when the winners made
+    /// the kernel slower whole, or, in a kernel too large to simulate
+    /// whole, when the stage is not the kernel (it has several stages or
+    /// was sampled) and the fastest is not 2 % faster.
     pub chosen: usize,
     /// The items of the outermost batch dim its sample kept, and of how
     /// many (none: the whole stage was simulated).
@@ -277,6 +280,10 @@ pub struct Report {
     pub machine: String,
     /// Each tuned stage.
     pub stages: Vec<StageReport>,
+    /// The kernel's simulated cycles with the scheduler's choices and with
+    /// the tuned ones, when it was simulated whole (a plan estimated at no
+    /// more than 10 M cycles whose stages timed alone are not the kernel).
+    pub kernel_cycles: Option<[u64; 2]>,
     /// Host seconds spent (not in the file).
     pub seconds: f64,
     /// The entries to record.
@@ -317,8 +324,23 @@ fn describe(t: &CubeSchedule) -> String {
 /// still be simulated.
 const CLOSE: f64 = 1.05;
 
+/// How much faster than the scheduler's choice, alone, another must be to
+/// be chosen in a kernel of several stages or on a sample: smaller gains
+/// alone turned into losses in the whole kernel (910b-like rmsnorm-matmul
+/// and attention with a mask, 0.1 %).
+const SHARED_GAIN: f64 = 1.02;
+
 /// Waves of the scheduler's tiles (over the cube cores) a sample keeps.
 const SAMPLE_WAVES: u64 = 16;
+
+/// The plan's estimated cycles up to which `tune` also simulates the kernel
+/// whole, with the scheduler's choices and with its own (two simulations
+/// of about a second per 3 M cycles on the development machine).
+const WHOLE_LIMIT: u64 = 10_000_000;
+
+/// Matmul items (of all batch dims) a sample keeps at least: the first starts with cold caches and the
+/// last drains, so that one at least runs as the whole stage's do.
+const SAMPLE_ITEMS: u64 = 3;
 
 /// A batched stage with more tiles than [`SAMPLE_WAVES`] waves of the
 /// scheduler's choice `t` in fewer items of its outermost batch dim than it
@@ -340,7 +362,9 @@ fn sample(
     let inner: u64 = mm.out.shape[1..rank - 2].iter().product();
     let per_item = g.m.div_ceil(t.base_m.max(1)) * g.n.div_ceil(t.base_n.max(1)) * inner.max(1);
     let tiles = SAMPLE_WAVES * u64::from(machine.cube_cores());
-    let keep = tiles.div_ceil(per_item.max(1)).max(1);
+    let keep = tiles
+        .div_ceil(per_item.max(1))
+        .max(SAMPLE_ITEMS.div_ceil(inner.max(1)));
     if keep >= items {
         return None;
     }
@@ -352,6 +376,24 @@ fn sample(
         }
     }
     Some((s, keep, items))
+}
+
+/// The candidate to keep of those simulated (`cycles`, the scheduler's
+/// own first): the fastest, the first of equals; when the stage is not
+/// the whole kernel (`shared`), the scheduler's own unless the fastest is
+/// [`SHARED_GAIN`] faster.
+fn choose(cycles: &[u64], shared: bool) -> Option<usize> {
+    let (&own, _) = cycles.split_first()?;
+    let mut best = 0;
+    for (j, &c) in cycles.iter().enumerate() {
+        if c < cycles[best] {
+            best = j;
+        }
+    }
+    if shared && (cycles[best] as f64) * SHARED_GAIN > own as f64 {
+        return Some(0);
+    }
+    Some(best)
 }
 
 /// Tunes every cube matmul stage of a kernel's plan: simulates the stage
@@ -370,8 +412,13 @@ pub fn tune(
     let start = std::time::Instant::now();
     let code = driver::compile_npu(kernel, machine, src, level)?;
     let plan = code.plan;
+    // Small enough to simulate whole: then the choices are checked in the
+    // kernel, else a stage that is not the kernel changes only for a clear
+    // gain alone.
+    let whole = plan.stages.iter().map(|s| s.estimate).sum::<u64>() <= WHOLE_LIMIT;
     let mut stages: Vec<StageReport> = Vec::new();
     let mut entries = Vec::new();
+    let mut winners: Vec<(usize, CubeSchedule)> = Vec::new();
     for i in 0..plan.stages.len() {
         let StageKind::MatMul(mm) = &plan.stages[i].kind else {
             continue;
@@ -384,6 +431,9 @@ pub fn tune(
         };
         if let Some(first) = stages.iter().find(|s| s.key == key && s.same_as.is_none()) {
             let stage = first.stage;
+            if let Some((_, t)) = winners.iter().find(|(j, _)| *j == stage) {
+                winners.push((i, t.clone()));
+            }
             stages.push(StageReport {
                 stage: i,
                 key,
@@ -453,22 +503,25 @@ pub fn tune(
             })
             .collect();
         let mut tried = Vec::new();
-        let mut best: Option<(usize, u64)> = None;
-        for (j, (r, (_, t))) in runs.into_iter().zip(&cands).enumerate() {
+        for (r, (_, t)) in runs.into_iter().zip(&cands) {
             let (predicted, cycles) = r?;
             tried.push(Tried {
                 schedule: describe(t),
                 predicted,
                 simulated: cycles,
             });
-            if best.is_none_or(|(_, c)| cycles < c) {
-                best = Some((j, cycles));
-            }
         }
-        let Some((chosen, cycles)) = best else {
+        // Alone is the whole only for a kernel of one stage simulated
+        // whole; otherwise the stages share L2 and GM (or the sample is not
+        // the stage), and a small gain alone can be a loss together.
+        let cycles: Vec<u64> = tried.iter().map(|t| t.simulated).collect();
+        let shared = (plan.stages.len() > 1 || kept.is_some()) && !whole;
+        let Some(chosen) = choose(&cycles, shared) else {
             continue;
         };
+        let cycles = cycles[chosen];
         let (_, t) = &cands[chosen];
+        winners.push((i, t.clone()));
         entries.push(Entry {
             machine: machine.name.clone(),
             fingerprint: fingerprint(machine),
@@ -495,10 +548,40 @@ pub fn tune(
             same_as: None,
         });
     }
+    // The kernel whole, when it is small enough and a stage timed alone
+    // is not the kernel: should the winners make it slower together, the
+    // scheduler's choices stay and nothing is recorded.
+    let mut kernel_cycles = None;
+    let changed = stages.iter().any(|s| s.chosen != 0);
+    if whole && changed && (plan.stages.len() > 1 || stages.iter().any(|s| s.sample.is_some())) {
+        let untuned = simulate(&plan, machine)?;
+        let mut tuned_plan = plan.clone();
+        for (i, t) in &winners {
+            let st = &mut tuned_plan.stages[*i];
+            if let StageKind::MatMul(mm) = &mut st.kind
+                && let Ok(g) = Geometry::of(mm)
+            {
+                let cost = cube_cost(&g, t, machine);
+                let (bd, est) = apply_cube(mm, &g, t.clone(), cost, machine);
+                st.block_dim = bd;
+                st.estimate = est;
+            }
+        }
+        let mut tuned = simulate(&tuned_plan, machine)?;
+        if tuned > untuned {
+            entries.clear();
+            for st in &mut stages {
+                st.chosen = 0;
+            }
+            tuned = untuned;
+        }
+        kernel_cycles = Some([untuned, tuned]);
+    }
     Ok(Report {
         kernel: kernel.name.clone(),
         machine: machine.name.clone(),
         stages,
+        kernel_cycles,
         seconds: start.elapsed().as_secs_f64(),
         entries,
     })
@@ -531,8 +614,15 @@ pub fn to_text(file: &Tuning) -> String {
 impl Report {
     /// The report as a table.
     pub fn table(&self) -> String {
+        let whole = match self.kernel_cycles {
+            Some([a, b]) => format!(
+                "the kernel {a} -> {b} cycles ({:.3}x)",
+                a as f64 / b.max(1) as f64
+            ),
+            None => "each alone; `bench --tuning FILE` times the kernel".into(),
+        };
         let mut s = format!(
-            "tune {} on {}: {} stage{} tuned in {:.2} s (each alone; `bench --tuning FILE` times the kernel)\n",
+            "tune {} on {}: {} stage{} tuned in {:.2} s ({whole})\n",
             self.kernel,
             self.machine,
             self.stages.len(),
@@ -695,6 +785,12 @@ mod tests {
         let per_item = 128u64.div_ceil(dims[0]) * 128u64.div_ceil(dims[1]);
         assert_eq!(keep, (16 * 24u64).div_ceil(per_item), "{dims:?}");
         assert!(!first.tried.is_empty());
+        // Small enough to simulate whole: the fastest alone, kept since
+        // the kernel is not slower with it.
+        let cycles: Vec<u64> = first.tried.iter().map(|t| t.simulated).collect();
+        assert_eq!(choose(&cycles, false), Some(first.chosen));
+        let [untuned, tuned] = r.kernel_cycles.expect("simulated whole");
+        assert!(tuned <= untuned, "{tuned} vs {untuned}");
         assert_eq!(second.same_as, Some(first.stage));
         assert!(second.tried.is_empty());
         assert_eq!(r.entries.len(), 1);
@@ -732,6 +828,18 @@ mod tests {
             })
             .collect();
         assert_eq!(cubes, [(e.base_m, e.base_n, e.group_m); 2]);
+    }
+
+    #[test]
+    fn a_stage_shared_with_others_changes_only_for_a_clear_gain() {
+        // Alone (the whole kernel): the fastest, the first of equals.
+        assert_eq!(choose(&[100, 99, 98, 98], false), Some(2));
+        assert_eq!(choose(&[100, 100], false), Some(0));
+        // Shared: 2 % faster than the scheduler's own, else its own.
+        assert_eq!(choose(&[1000, 990, 985, 990], true), Some(0));
+        assert_eq!(choose(&[102, 101, 100], true), Some(2));
+        assert_eq!(choose(&[103, 99, 101], true), Some(1));
+        assert_eq!(choose(&[], true), None);
     }
 
     #[test]
