@@ -819,12 +819,14 @@ mod tests {
             .plan
             .stages
             .iter()
-            .filter_map(|s| match &s.kind {
-                StageKind::MatMul(mm) => match &mm.schedule {
-                    MatMulSchedule::Cube(t) => Some((t.base_m, t.base_n, t.group_m)),
-                    MatMulSchedule::Vector(_) => None,
-                },
-                _ => None,
+            .filter_map(|s| {
+                let StageKind::MatMul(mm) = &s.kind else {
+                    return None;
+                };
+                let MatMulSchedule::Cube(t) = &mm.schedule else {
+                    return None;
+                };
+                Some((t.base_m, t.base_n, t.group_m))
             })
             .collect();
         assert_eq!(cubes, [(e.base_m, e.base_n, e.group_m); 2]);

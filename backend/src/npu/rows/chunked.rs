@@ -130,6 +130,18 @@ pub(super) fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String>
         EwArg::Input(_) => -1,
         EwArg::Inst(i) => passes.of[i],
     };
+    // The online softmax's running maximum in its own pass: known chunk by
+    // chunk, its register is loaded after each chunk raises it. Only where
+    // the vector work is the bound (blockwise): the scalar unit waits for
+    // the vector pipe once a chunk, and so issues the next loads later,
+    // which costs a stage bound by GM more than the halved subtraction
+    // saves.
+    let online_at = |a: &EwArg, p: u64| match *a {
+        EwArg::Inst(i) => {
+            schedule.blockwise && online.map(|(m, _)| m) == Some(i) && passes.of[i] == p as i64
+        }
+        EwArg::Input(_) => false,
+    };
     let candidate = |j: usize, p: u64| -> Option<(ScaOp, usize, bool, usize)> {
         let (op, x, negate) = scalar_form(body, &elided, j, true)?;
         let k = body[j].args.iter().find_map(|a| match *a {
@@ -137,7 +149,7 @@ pub(super) fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String>
             EwArg::Inst(_) | EwArg::Input(_) => None,
         })?;
         let src = body[k].args.first()?;
-        (ready(src) < p as i64).then_some((op, x, negate, k))
+        (ready(src) < p as i64 || online_at(src, p)).then_some((op, x, negate, k))
     };
     let key = |p: u64| if schedule.pipelined { p } else { 0 };
     // (pass or 0, expansion, negated) → its register, while registers last
@@ -206,7 +218,9 @@ pub(super) fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String>
                 let Some(src) = body[k].args.first() else {
                     return Err("internal: an expansion without operand".to_string());
                 };
-                if !which(pk, ready(src)) {
+                // The running maximum's own register (pipelined, its pass's
+                // key) is loaded chunk by chunk instead.
+                if !which(pk, ready(src)) || (schedule.pipelined && online_at(src, pk)) {
                     continue;
                 }
                 let v = match *src {
@@ -352,23 +366,33 @@ pub(super) fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String>
                                 }
                                 None => (wide, full, 0),
                             };
+                        // The partials' partial repeat, then the chunk's,
+                        // under masks of their valid lanes: into the lanes
+                        // as they are, alongside the fold of the whole
+                        // repeats into `part` (a running maximum's lanes
+                        // are written afresh by its fold: after it).
+                        let ends = |h: &mut Vec<Item>| {
+                            for (n, from) in [
+                                (rest, folded.offset(reps * 256)),
+                                (tail, wide.offset(full * 256)),
+                            ] {
+                                if n > 0 {
+                                    Seq { items: h, n }.bin(combine(*op), mine, mine, from);
+                                }
+                            }
+                        };
                         if running_max && reps > 0 {
                             fold_repeats(h, fold_across(*op), acc_dt, mine, folded, reps, 8, per);
+                            ends(h);
                         } else if reps > 0 {
                             fold_repeats(h, fold_across(*op), acc_dt, part, folded, reps, 8, per);
+                            ends(h);
                             Seq { items: h, n: per }.bin(combine(*op), mine, mine, part);
-                        } else if running_max {
-                            Seq { items: h, n: per }.dup(mine, identity(*op, acc_dt));
-                        }
-                        // The partials' partial repeat, then the chunk's,
-                        // under masks of their valid lanes.
-                        for (n, from) in [
-                            (rest, folded.offset(reps * 256)),
-                            (tail, wide.offset(full * 256)),
-                        ] {
-                            if n > 0 {
-                                Seq { items: h, n }.bin(combine(*op), mine, mine, from);
+                        } else {
+                            if running_max {
+                                Seq { items: h, n: per }.dup(mine, identity(*op, acc_dt));
                             }
+                            ends(h);
                         }
                     };
                     if last_len == c {
@@ -394,7 +418,16 @@ pub(super) fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String>
                             .ok_or("internal: a reduction without its accumulator")?;
                         let acc = VBuf::of(acc, 0, acc_dt);
                         let sum = lane(s, DType::F32, st)?;
-                        raise_max(h, *op, (dst, mine, acc), sum, part, slots);
+                        // Registers of this maximum's expansions in this
+                        // pass take its new value's f32 bits.
+                        let load = |h: &mut Vec<Item>, new: VBuf| {
+                            for (&(pk, k, negate), &reg) in &sregs {
+                                if pk == key(p) && body[k].args.first() == Some(&EwArg::Inst(j)) {
+                                    load_scalar(h, reg, new, negate);
+                                }
+                            }
+                        };
+                        raise_max(h, *op, (dst, mine, acc), sum, part, slots, load);
                     }
                 }
             }
@@ -706,7 +739,10 @@ pub(super) fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String>
 /// lanes `chunk` (of the running maximum `m`, a per-row value; `acc` takes
 /// the fold): `m` rises to the chunk's maximum where that is larger, and
 /// the sum's f32 lanes `sum` are scaled by `exp(old − new)`, computed in
-/// f32; `tmp` is a spare repeat of lanes.
+/// f32; `tmp` is a spare repeat of lanes. `then` runs once the new maximum
+/// is known, with its f32 bits (in `tmp`), before the sum is scaled: a
+/// scalar load there splits the straight run, and the scaling after it
+/// then overlaps the chunk's own work.
 fn raise_max(
     h: &mut Vec<Item>,
     op: ReduceOp,
@@ -714,6 +750,7 @@ fn raise_max(
     sum: VBuf,
     tmp: VBuf,
     slots: u64,
+    then: impl FnOnce(&mut Vec<Item>, VBuf),
 ) {
     fold_lanes(h, op, acc, chunk, 1, 256 / size(chunk.dtype));
     let (old, new) = (
@@ -729,9 +766,11 @@ fn raise_max(
         q.cvt(old, m);
         q.cvt(new, acc);
     }
+    q.copy(m, acc);
+    then(h, new);
+    let mut q = Seq { items: h, n: slots };
     q.bin(BinOp::Sub, old, old, new);
     q.un(UnOp::Exp, old, old);
-    q.copy(m, acc);
     // exp(old − new) in every lane of one block, then the lanes scaled.
     let bc = chunk.as_dtype(DType::F32);
     replicate(h, bc, old, slots);
