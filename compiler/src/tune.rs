@@ -325,7 +325,8 @@ fn describe(t: &CubeSchedule) -> String {
 const CLOSE: f64 = 1.05;
 
 /// How much faster than the scheduler's choice, alone, another must be to
-/// be chosen in a kernel of several stages or on a sample: smaller gains
+/// be chosen when the stage is not the whole kernel (several stages, or a
+/// sample) and the kernel is too large to simulate whole: smaller gains
 /// alone turned into losses in the whole kernel (910b-like rmsnorm-matmul
 /// and attention with a mask, 0.1 %).
 const SHARED_GAIN: f64 = 1.02;
@@ -334,12 +335,14 @@ const SHARED_GAIN: f64 = 1.02;
 const SAMPLE_WAVES: u64 = 16;
 
 /// The plan's estimated cycles up to which `tune` also simulates the kernel
-/// whole, with the scheduler's choices and with its own (two simulations
-/// of about a second per 3 M cycles on the development machine).
+/// whole, with the scheduler's choices and with the tuned ones (two
+/// simulations of about a second per 3 M cycles on the development
+/// machine).
 const WHOLE_LIMIT: u64 = 10_000_000;
 
-/// Matmul items (of all batch dims) a sample keeps at least: the first starts with cold caches and the
-/// last drains, so that one at least runs as the whole stage's do.
+/// Matmul items (of all batch dims) a sample keeps at least: the first
+/// starts with cold caches and the last drains, so that one at least runs
+/// as the whole stage's do.
 const SAMPLE_ITEMS: u64 = 3;
 
 /// A batched stage with more tiles than [`SAMPLE_WAVES`] waves of the
