@@ -912,6 +912,19 @@ def _(rng):
     return {"x": x}, {"out0": softmax(x)}
 
 
+@case("rows_chunked_online_softmax_whole_repeats")
+def _(rng):
+    n = 32768
+    x = rng.uniform(-3.0, 3.0, (4, n))
+    x[0] += np.linspace(0.0, 40.0, n)
+    x[1, : n // 2] = -np.inf
+    x[2] -= np.linspace(0.0, 40.0, n)
+    x[3, :] = -np.inf
+    x[3, 25000] = 0.0
+    x = T(round_float(x, "f16"), "f16")
+    return {"x": x}, {"out0": softmax(x)}
+
+
 @case("rows_scalar_operand_specials")
 def _(rng):
     x = rng.uniform(-4.0, 4.0, (6, 300))
