@@ -899,30 +899,27 @@ def _(rng):
     return {"x": x, "r": r, "q": q, "d": d}, {"y": x * r + r, "z": q / d - d}
 
 
-@case("rows_chunked_online_softmax_specials")
-def _(rng):
-    n = 20000
+def online_softmax_specials(rng, n, late):
+    """f16 rows of `n` for the online softmax: a max rising in every chunk,
+    −inf first chunks, the max in the first chunk, −inf but for a 0 at `late`."""
     x = rng.uniform(-3.0, 3.0, (4, n))
     x[0] += np.linspace(0.0, 40.0, n)
     x[1, : n // 2] = -np.inf
     x[2] -= np.linspace(0.0, 40.0, n)
     x[3, :] = -np.inf
-    x[3, 15000] = 0.0
+    x[3, late] = 0.0
     x = T(round_float(x, "f16"), "f16")
     return {"x": x}, {"out0": softmax(x)}
+
+
+@case("rows_chunked_online_softmax_specials")
+def _(rng):
+    return online_softmax_specials(rng, 20000, 15000)
 
 
 @case("rows_chunked_online_softmax_whole_repeats")
 def _(rng):
-    n = 32768
-    x = rng.uniform(-3.0, 3.0, (4, n))
-    x[0] += np.linspace(0.0, 40.0, n)
-    x[1, : n // 2] = -np.inf
-    x[2] -= np.linspace(0.0, 40.0, n)
-    x[3, :] = -np.inf
-    x[3, 25000] = 0.0
-    x = T(round_float(x, "f16"), "f16")
-    return {"x": x}, {"out0": softmax(x)}
+    return online_softmax_specials(rng, 32768, 25000)
 
 
 @case("rows_scalar_operand_specials")
