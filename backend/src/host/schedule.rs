@@ -230,8 +230,8 @@ impl Builder<'_> {
     }
 
     /// How value `v` is read from memory; stores it first when it is not
-    /// in memory (a register value is written by its stage, a constant or
-    /// a view gets a stage of its own).
+    /// in memory (a register value is written by its stage, which then
+    /// closes; a constant or a view gets a stage of its own).
     fn readable(&mut self, v: usize) -> Result<Access, HostError> {
         let dtype = self.ty(v).dtype;
         match self.states[v].clone() {
@@ -248,6 +248,12 @@ impl Builder<'_> {
                     stores.push(v);
                 }
                 self.states[v] = State::Stored(place);
+                // Read from memory, it is there only once its loop is done:
+                // that loop takes no more nodes (one that joined it would
+                // read an element before the loop stores it).
+                if self.open == Some(stage) {
+                    self.open = None;
+                }
                 self.readable(v)
             }
             State::Const(_) => {
