@@ -352,10 +352,6 @@ pub(super) fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String>
                     } else {
                         layout.part.as_ref().map(|p| VBuf::of(p, 0, acc_dt))
                     };
-                    // Every chunk but the last folds whole repeats (long
-                    // enough, blockwise: their partials, whole repeats of
-                    // them and then a partial one); the last its valid ones
-                    // and a masked partial repeat.
                     // A running maximum's lanes are folded to one value
                     // right after (`raise_max`): when every chunk's block
                     // partials fit one repeat of lanes after a second
@@ -383,6 +379,10 @@ pub(super) fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String>
                         .zip(lanes_used(last_len))
                         .map(|(a, b)| a.max(b).div_ceil(block_lanes) * block_lanes)
                         .filter(|&l| running_max && l + slots <= per);
+                    // Every chunk but the last folds whole repeats (long
+                    // enough, blockwise: their partials, whole repeats of
+                    // them and then a partial one); the last its valid ones
+                    // and a masked partial repeat.
                     let fold = |h: &mut Vec<Item>, valid: u64| {
                         let (full, tail) = (valid / per, valid % per);
                         let (folded, reps, rest) =
