@@ -22,7 +22,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use tessera_ir::plan::matmul::Geometry;
-use tessera_ir::plan::{CubeSchedule, MatMul, MatMulSchedule, Plan, StageKind};
+use tessera_ir::plan::{CubeSchedule, MatMul, MatMulSchedule, Plan, Stage, StageKind};
 use tessera_ir::{Code, Diagnostic, Kernel};
 use tessera_sim::Machine;
 
@@ -229,12 +229,21 @@ pub fn apply(plan: &mut Plan, tuning: &Tuning, machine: &Machine) -> Vec<String>
             continue;
         };
         t.group_m = e.group_m;
-        let cost = cube_cost(&g, &t, machine);
-        let (block_dim, estimate) = apply_cube(mm, &g, t, cost, machine);
+        set_schedule(stage, &g, t, machine);
+    }
+    notes
+}
+
+/// Gives matmul `stage` (of geometry `g`) the cube schedule `t`, with its
+/// block count and estimate; returns the cost model's cycles for it.
+fn set_schedule(stage: &mut Stage, g: &Geometry, t: CubeSchedule, machine: &Machine) -> f64 {
+    let cost = cube_cost(g, &t, machine);
+    if let StageKind::MatMul(mm) = &mut stage.kind {
+        let (block_dim, estimate) = apply_cube(mm, g, t, cost, machine);
         stage.block_dim = block_dim;
         stage.estimate = estimate;
     }
-    notes
+    cost
 }
 
 /// One candidate `tune` simulated.
@@ -403,8 +412,10 @@ fn choose(cycles: &[u64], shared: bool) -> Option<usize> {
 /// alone (on a sample of its batch when it is large, [`sample`]) with each
 /// of its `top` cheapest candidates and the scheduler's choice in its other
 /// tile orders, and keeps the fastest. A stage of the same canonical form
-/// as one tuned before takes that one's choice. The kernel as a whole is
-/// not simulated: `bench --tuning` does that.
+/// as one tuned before takes that one's choice. A kernel estimated at no
+/// more than [`WHOLE_LIMIT`] cycles is then simulated whole, and keeps the
+/// scheduler's choices if the winners make it slower; a larger one is
+/// not (`bench --tuning` times it), and its stages follow [`choose`].
 pub fn tune(
     kernel: &Kernel,
     machine: &Machine,
@@ -491,13 +502,11 @@ pub fn tune(
         let runs: Vec<Result<(u64, u64), Failure>> = cands
             .par_iter()
             .map(|(_, t)| {
-                let mut st = plan.stages[i].clone();
-                let cost = cube_cost(&gs, t, machine);
-                let mut m = target.clone();
-                let (bd, est) = apply_cube(&mut m, &gs, t.clone(), cost, machine);
-                st.kind = StageKind::MatMul(m);
-                st.block_dim = bd;
-                st.estimate = est;
+                let mut st = Stage {
+                    kind: StageKind::MatMul(target.clone()),
+                    ..plan.stages[i].clone()
+                };
+                let cost = set_schedule(&mut st, &gs, t.clone(), machine);
                 let alone = Plan {
                     stages: vec![st],
                     ..plan.clone()
@@ -561,13 +570,10 @@ pub fn tune(
         let mut tuned_plan = plan.clone();
         for (i, t) in &winners {
             let st = &mut tuned_plan.stages[*i];
-            if let StageKind::MatMul(mm) = &mut st.kind
+            if let StageKind::MatMul(mm) = &st.kind
                 && let Ok(g) = Geometry::of(mm)
             {
-                let cost = cube_cost(&g, t, machine);
-                let (bd, est) = apply_cube(mm, &g, t.clone(), cost, machine);
-                st.block_dim = bd;
-                st.estimate = est;
+                set_schedule(st, &g, t.clone(), machine);
             }
         }
         let mut tuned = simulate(&tuned_plan, machine)?;

@@ -361,23 +361,23 @@ pub(super) fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String>
                     // lanes (at `m_lane`) beside them (the rest keep the
                     // identity), so that the fold of the lanes is the new
                     // maximum: two dependent steps fewer.
+                    // (At least BLOCKWISE_MIN_REPEATS whole repeats give
+                    // at least one whole repeat of partials.)
                     let block_lanes = 32 / size(acc_dt);
+                    let to_block = |lane: u64| lane.div_ceil(block_lanes) * block_lanes;
                     let lanes_used = |valid: u64| -> Option<u64> {
                         let (full, tail) = (valid / per, valid % per);
-                        let np = full * 8;
-                        (partials.is_some()
-                            && full >= BLOCKWISE_MIN_REPEATS
-                            && tail == 0
-                            && np >= per)
-                            .then_some(if np % per > 0 {
-                                ((np / per) * 8).div_ceil(block_lanes) * block_lanes + 8
+                        let (reps, rest) = ((full * 8) / per, (full * 8) % per);
+                        (partials.is_some() && full >= BLOCKWISE_MIN_REPEATS && tail == 0)
+                            .then_some(if rest > 0 {
+                                to_block(reps * 8) + 8
                             } else {
-                                (np / per) * 8
+                                reps * 8
                             })
                     };
                     let m_lane = lanes_used(c)
                         .zip(lanes_used(last_len))
-                        .map(|(a, b)| a.max(b).div_ceil(block_lanes) * block_lanes)
+                        .map(|(a, b)| to_block(a.max(b)))
                         .filter(|&l| running_max && l + slots <= per);
                     // Every chunk but the last folds whole repeats (long
                     // enough, blockwise: their partials, whole repeats of
@@ -393,7 +393,7 @@ pub(super) fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String>
                                 }
                                 None => (wide, full, 0),
                             };
-                        if let Some(m_lane) = m_lane.filter(|_| running_max) {
+                        if let Some(m_lane) = m_lane {
                             // Partials, then their second block fold into
                             // the lanes, the running maximum beside them.
                             Seq { items: h, n: per }.dup(mine, identity(*op, acc_dt));
@@ -401,8 +401,7 @@ pub(super) fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String>
                             if rest > 0 {
                                 // At a block boundary (the lanes between
                                 // keep the identity).
-                                let lane = (reps * 8).div_ceil(block_lanes) * block_lanes;
-                                let at = mine.offset(lane * size(acc_dt));
+                                let at = mine.offset(to_block(reps * 8) * size(acc_dt));
                                 let from = folded.offset(reps * 256);
                                 fold_block_partials(h, *op, acc_dt, at, from, 1, rest);
                             }
@@ -793,10 +792,10 @@ pub(super) fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String>
 /// the sum's f32 lanes `sum` are scaled by `exp(old − new)`, computed in
 /// f32; `tmp` is a spare repeat of lanes. With `folded` (the second of
 /// `(slots, folded)`), `chunk` holds `m` already, so that its fold is the
-/// new maximum. `then` runs once the new maximum
-/// is known, with its f32 bits (in `tmp`), before the sum is scaled: a
-/// scalar load there splits the straight run, and the scaling after it
-/// then overlaps the chunk's own work.
+/// new maximum. `then` runs once the new maximum is known, with its f32
+/// bits (in `tmp`), before the sum is scaled: a scalar load there splits
+/// the straight run, and the scaling after it then overlaps the chunk's
+/// own work.
 fn raise_max(
     h: &mut Vec<Item>,
     op: ReduceOp,
