@@ -338,7 +338,7 @@ pub fn scratch(op: &EwOp, dtype: DType) -> Scratch {
             UnaryOp::Sigmoid | UnaryOp::Silu => tiles(1),
             UnaryOp::Tanh => tiles(4),
             UnaryOp::Erf => tiles(5),
-            UnaryOp::Gelu => tiles(3),
+            UnaryOp::Gelu => tiles(2),
             UnaryOp::GeluTanh => tiles(6),
             // The table: 2/π in chunks.
             UnaryOp::Sin | UnaryOp::Cos => Scratch {
