@@ -258,6 +258,19 @@ pub fn transposed_layout(r: &Rows, rows: u64, align: u64) -> RowsLayout {
 fn transposed(r: &mut Rows, machine: &Machine) -> Option<(u32, u64)> {
     let cores = u64::from(machine.vector_cores());
     let align = machine.memory.ub.align;
+    // A tile is loaded as one burst of rows, or, when rows are apart in GM
+    // (a slice of longer rows), as a burst per row packed in UB: that needs
+    // rows of whole UB alignment units; otherwise the stage takes whole rows.
+    let packed = |i: &RowsInput| {
+        let rs = i.view.strides.first().copied().unwrap_or(0);
+        i.width == Width::Row
+            || rs == 0
+            || rs == r.n
+            || (r.n * i.view.dtype.size_bytes() as u64).is_multiple_of(align)
+    };
+    if !r.inputs.iter().all(packed) {
+        return None;
+    }
     let per_core = r.outer.div_ceil(cores).div_ceil(ROW_ALIGN) * ROW_ALIGN;
     // Reductions fold runs of `rows` in single instructions.
     let mut rows = per_core.clamp(ROW_ALIGN, 255 * ROW_ALIGN);
