@@ -330,9 +330,14 @@ impl BinaryOp {
             BinaryOp::Sub => a - b,
             BinaryOp::Mul => a * b,
             BinaryOp::Div => a / b,
+            // IEEE 754-2019 maximum and minimum: NaN propagates and −0 is
+            // below +0, so neither the operands' order nor a reduction's
+            // decides the sign of a zero (docs/language-notes.md).
             BinaryOp::Maximum => {
                 if a.is_nan() || b.is_nan() {
                     f64::NAN
+                } else if a == b {
+                    f64::from_bits(a.to_bits() & b.to_bits())
                 } else {
                     a.max(b)
                 }
@@ -340,6 +345,8 @@ impl BinaryOp {
             BinaryOp::Minimum => {
                 if a.is_nan() || b.is_nan() {
                     f64::NAN
+                } else if a == b {
+                    f64::from_bits(a.to_bits() | b.to_bits())
                 } else {
                     a.min(b)
                 }

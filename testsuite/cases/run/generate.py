@@ -362,17 +362,29 @@ def relu(x):
     return T(np.maximum(x.i64(), 0).astype(STORAGE[x.dt]), x.dt)
 
 
+def _zeros_ordered(r, a, b, top):
+    """IEEE 754-2019 maximum (top) / minimum of two zeros: +0 above -0.
+    np.maximum returns its second operand for equal f32/f64 zeros and its
+    first for f16, so the sign of a zero is set here, not taken from numpy."""
+    a, b = np.broadcast_arrays(a, b)
+    both = (a == 0) & (b == 0)
+    neg = (np.signbit(a) & np.signbit(b)) if top else (np.signbit(a) | np.signbit(b))
+    return np.where(both, np.where(neg, -0.0, 0.0), r)
+
+
 def maximum(a, b):
     a, b = meet(a, b)
     if a.dt in FLOATS:
-        return T(round_float(np.maximum(a.f64(), b.f64()), a.dt), a.dt)
+        x, y = a.f64(), b.f64()
+        return T(round_float(_zeros_ordered(np.maximum(x, y), x, y, True), a.dt), a.dt)
     return T(np.maximum(a.i64(), b.i64()).astype(STORAGE[a.dt]), a.dt)
 
 
 def minimum(a, b):
     a, b = meet(a, b)
     if a.dt in FLOATS:
-        return T(round_float(np.minimum(a.f64(), b.f64()), a.dt), a.dt)
+        x, y = a.f64(), b.f64()
+        return T(round_float(_zeros_ordered(np.minimum(x, y), x, y, False), a.dt), a.dt)
     return T(np.minimum(a.i64(), b.i64()).astype(STORAGE[a.dt]), a.dt)
 
 
@@ -445,14 +457,28 @@ def mean(x, axis=None, keepdims=False):
     return T(round_float(np.sum(f, axis=ax, keepdims=keepdims) / count, x.dt), x.dt)
 
 
+def _zero_extreme(x, axis, keepdims, top):
+    """np.max / np.min, with a zero result signed as IEEE 754-2019's
+    maximum / minimum fold gives it in any order: +0 if the max's zeros
+    include +0, -0 if the min's include -0."""
+    r = (np.max if top else np.min)(x.v, axis=_axis(axis), keepdims=keepdims)
+    if x.dt not in FLOATS:
+        return r
+    zeros = x.v == 0
+    kind = zeros & (np.signbit(x.v) != top)  # +0 for max, -0 for min
+    some = np.any(kind, axis=_axis(axis), keepdims=keepdims)
+    signed = np.where(some, 0.0 if top else -0.0, -0.0 if top else 0.0)
+    return np.where(r == 0, signed, r).astype(r.dtype)
+
+
 def max_(x, axis=None, keepdims=False):
     assert x.dt != "bool"
-    return T(np.max(x.v, axis=_axis(axis), keepdims=keepdims), x.dt)
+    return T(_zero_extreme(x, axis, keepdims, True), x.dt)
 
 
 def min_(x, axis=None, keepdims=False):
     assert x.dt != "bool"
-    return T(np.min(x.v, axis=_axis(axis), keepdims=keepdims), x.dt)
+    return T(_zero_extreme(x, axis, keepdims, False), x.dt)
 
 
 def matmul(a, b):
@@ -898,6 +924,30 @@ def _(rng):
     # approximation, and its worst points lie between random samples.
     x = const(np.arange(-8.0, 8.0, 2.0**-8), "f32")
     return {"x": x}, {"out0": gelu(x)}
+
+
+@case("signed_zeros_in_maximum_minimum_and_relu")
+def _(rng):
+    # -0 is below +0 in either operand order (IEEE 754-2019), as in the
+    # max / min folds of a row; the folds' zeros are told apart by their
+    # reciprocals (+inf / -inf: reductions are compared within a tolerance).
+    nz = -0.0
+    a = const([nz, 0.0, nz, 0.0, 1.0, -1.0, np.nan, nz], "f32")
+    b = const([0.0, nz, nz, 0.0, nz, 0.0, nz, np.nan], "f32")
+    h, k = cast(a, "f16"), cast(b, "f16")
+    # Rows of 48: a vectorised fold meets a row's two zeros in one lane
+    # (elements 16 apart), the later one of the other sign.
+    r = np.full((4, 48), nz)
+    r[1, :] = -1.0
+    r[1, 4], r[1, 20], r[1, 30] = nz, 0.0, -2.0
+    r[2, :] = 0.0
+    r[3, :] = np.arange(1.0, 49.0)
+    r[3, 3], r[3, 19] = 0.0, nz
+    r = const(r, "f32")
+    return {"a": a, "b": b, "h": h, "k": k, "r": r}, {
+        "mx": maximum(a, b), "xm": maximum(b, a), "mn": minimum(a, b), "nm": minimum(b, a),
+        "hm": maximum(h, k), "hn": minimum(k, h), "re": relu(a),
+        "rmax": 1.0 / max_(r, axis=-1), "rmin": 1.0 / min_(r, axis=-1)}
 
 
 @case("broadcast_row_held")

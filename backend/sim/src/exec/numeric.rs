@@ -139,21 +139,27 @@ fn pow2(e: i32) -> f64 {
     f64::from_bits(((e + 1023) as u64) << 52)
 }
 
-/// `max(a, b)`, NaN when either is NaN (the ISA's float max).
+/// `max(a, b)`, NaN when either is NaN, +0 above −0 (the ISA's float max:
+/// IEEE 754-2019 maximum).
 #[inline]
 pub fn max_nan(a: f32, b: f32) -> f32 {
     if a.is_nan() || b.is_nan() {
         f32::NAN
+    } else if a == b {
+        f32::from_bits(a.to_bits() & b.to_bits())
     } else {
         a.max(b)
     }
 }
 
-/// `min(a, b)`, NaN when either is NaN (the ISA's float min).
+/// `min(a, b)`, NaN when either is NaN, −0 below +0 (the ISA's float min:
+/// IEEE 754-2019 minimum).
 #[inline]
 pub fn min_nan(a: f32, b: f32) -> f32 {
     if a.is_nan() || b.is_nan() {
         f32::NAN
+    } else if a == b {
+        f32::from_bits(a.to_bits() | b.to_bits())
     } else {
         a.min(b)
     }

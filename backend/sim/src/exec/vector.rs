@@ -346,11 +346,12 @@ pub fn un(
                 UnOp::Rsqrt => round64(dt, 1.0 / v.sqrt()),
                 UnOp::Rec => round64(dt, 1.0 / v),
                 UnOp::Abs => v.abs() as f32,
+                // NaN stays, −0 becomes +0.
                 UnOp::Relu => {
-                    if v.is_nan() {
-                        f32::NAN
+                    if v.is_nan() || v > 0.0 {
+                        v as f32
                     } else {
-                        v.max(0.0) as f32
+                        0.0
                     }
                 }
             }))

@@ -771,8 +771,10 @@ impl<'k, 'a, 'b> Lower<'k, 'a, 'b> {
             let off = fb.ins().imul_imm_s(j, 4);
             let at = fb.ins().iadd(row, off);
             // Max and min keep the running value unless the new one is
-            // beyond it or NaN (a NaN, once in, stays): a compare and a
-            // select, shorter than Cranelift's IEEE fmax/fmin sequences.
+            // beyond it or NaN (a NaN, once in, stays), and of two equal
+            // values take their bits' and (max) or or (min): +0 over −0
+            // as IEEE 754-2019 and the reference, in any order. Compares
+            // and selects, shorter than Cranelift's fmax/fmin sequences.
             let combine = |fb: &mut cranelift_frontend::FunctionBuilder<'_>, a, b| {
                 let beyond = match op {
                     ReduceOp::Sum | ReduceOp::Mean => return fb.ins().fadd(a, b),
@@ -783,7 +785,15 @@ impl<'k, 'a, 'b> Lower<'k, 'a, 'b> {
                 let nan = fb.ins().fcmp(FloatCC::Unordered, b, b);
                 let m = fb.ins().bor(m, nan);
                 let m = fb.ins().bitcast(V, MemFlagsData::new(), m);
-                fb.ins().bitselect(m, b, a)
+                let eq = fb.ins().fcmp(FloatCC::Equal, b, a);
+                let eq = fb.ins().bitcast(V, MemFlagsData::new(), eq);
+                let both = if op == ReduceOp::Max {
+                    fb.ins().band(a, b)
+                } else {
+                    fb.ins().bor(a, b)
+                };
+                let kept = fb.ins().bitselect(eq, both, a);
+                fb.ins().bitselect(m, b, kept)
             };
             let j16 = fb.ins().iadd_imm_s(j, 16);
             let mut next: Vec<BlockArg> = vec![j16.into()];
