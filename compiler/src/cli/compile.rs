@@ -1,7 +1,7 @@
 //! `tessera compile`: the stages `--emit` asks for, written to stdout, a
 //! file or a directory.
 
-use super::{CompileArgs, Emit, Io, Target, not_yet};
+use super::{CompileArgs, Emit, Io, Target};
 use crate::driver::{self, Failure};
 use crate::files::{self, Claims};
 use crate::{inputs, simulate};
@@ -33,8 +33,18 @@ pub(super) fn cmd_compile(io: &mut Io<'_>, a: &CompileArgs) -> Result<(), Failur
         Target::Ref => false,
     };
     if let Some(e) = emits.iter().find(|e| !available(e)) {
-        return Err(not_yet(&format!(
-            "`--emit {}` (the host backend, `--target host`)",
+        let (stage, fix) = if npu_stages.contains(e) {
+            ("the NPU backend's", "`--target sim` (the default)")
+        } else {
+            ("the host backend's", "`--target host`")
+        };
+        let target = match a.target {
+            Target::Sim => "sim",
+            Target::Host => "host",
+            Target::Ref => "ref",
+        };
+        return Err(Failure::Usage(format!(
+            "`--emit {}` is {stage} output, which `--target {target}` does not produce: use {fix}",
             e.name()
         )));
     }

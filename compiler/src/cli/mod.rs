@@ -430,12 +430,6 @@ where
     }
 }
 
-fn not_yet(what: &str) -> Failure {
-    Failure::Usage(format!(
-        "{what} is not available yet in this build of Tessera"
-    ))
-}
-
 fn cmd_machine(io: &mut Io<'_>, action: MachineAction, name: Option<&str>) -> Result<(), Failure> {
     match action {
         MachineAction::List => {
