@@ -232,8 +232,16 @@ pub fn rows_form(
             } else {
                 Width::Row
             }
-        } else if s == full || (s.last() == Some(&n) && s.iter().rev().skip(1).all(|&d| d == 1)) {
-            Width::Full // row-major, or one row repeated
+        } else if s.last() == Some(&n)
+            && s.len() <= full.len()
+            && s.iter()
+                .rev()
+                .zip(full.iter().rev())
+                .all(|(&d, &f)| d == f || d == 1)
+        {
+            // Row-major, one row repeated, or rows broadcast over leading
+            // dims (a mask over heads: rows that repeat with a period).
+            Width::Full
         } else {
             width_of_shape(&s).filter(|w| *w == Width::Row)?
         };

@@ -639,7 +639,9 @@ impl<'a> Planner<'a> {
             let flat = match (w, view.source.clone()) {
                 (Width::Full, Source::Constant(c)) => View::constant(c, view.dtype, &[outer, n]),
                 (Width::Row, Source::Constant(c)) => View::constant(c, view.dtype, &[outer]),
-                (Width::Full, Source::Buffer(_)) => match rows_view(&broadcast(&view, &full)) {
+                (Width::Full, Source::Buffer(_)) => match rows_view(&broadcast(&view, &full))
+                    .or_else(|| periodic_rows_view(&broadcast(&view, &full)))
+                {
                     Some(f) => f,
                     None => {
                         let m = self.materialise(&view, None);
@@ -774,6 +776,27 @@ fn rows_view(v: &View) -> Option<View> {
         strides: vec![rs, 1],
         ..v.clone()
     })
+}
+
+/// `v` (`[lead.., n]`, column stride 1) as `[rows / p, p, n]` rows that
+/// repeat with period `p`, when its leading dims coalesce to two with a
+/// nonzero inner stride (a `[S, S]` mask broadcast over heads: strides
+/// `[0, S, 1]`); see [`tessera_ir::plan::RowsInput::period`].
+fn periodic_rows_view(v: &View) -> Option<View> {
+    let (&n, lead) = v.shape.split_last()?;
+    let (&cs, lead_strides) = v.strides.split_last()?;
+    if cs != 1 && n > 1 {
+        return None;
+    }
+    let (dims, strides) = coalesce(lead, &[lead_strides]);
+    match (dims.as_slice(), strides[0].as_slice()) {
+        (&[b, p], &[hs, rs]) if rs != 0 && p > 1 => Some(View {
+            shape: vec![b, p, n],
+            strides: vec![hs, rs, 1],
+            ..v.clone()
+        }),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

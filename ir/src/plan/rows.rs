@@ -79,11 +79,44 @@ pub struct RowsInst {
 /// An input of a row stage.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RowsInput {
-    /// The view: `[rows, n]` for a full input (column stride 1), `[rows]`
-    /// for a per-row one (stride 1), or a constant.
+    /// The view: `[rows, n]` for a full input (column stride 1), or
+    /// `[rows / p, p, n]` for one whose rows repeat with period `p` (a mask
+    /// broadcast over heads: [`RowsInput::period`]); `[rows]` for a per-row
+    /// one (stride 1); or a constant.
     pub view: View,
     /// Its width.
     pub width: Width,
+}
+
+impl RowsInput {
+    /// A full input that is one row for every row (row stride 0).
+    pub fn repeats_one_row(&self) -> bool {
+        self.width == Width::Full && self.view.shape.len() == 2 && self.view.strides[0] == 0
+    }
+
+    /// The stride between the rows of a full `[rows, n]` input (0 when it
+    /// repeats one row, and for a periodic one, whose rows
+    /// [`RowsInput::period`] places).
+    pub fn row_stride(&self) -> u64 {
+        match self.view.strides.as_slice() {
+            [rs, _] => *rs,
+            _ => 0,
+        }
+    }
+
+    /// For a periodic full input (`[rows / p, p, n]` with strides
+    /// `[hs, rs, 1]`): `(p, hs, rs)`, row `r` being at `(r / p)·hs +
+    /// (r % p)·rs`. A tile of rows must not cross a multiple of `p`.
+    pub fn period(&self) -> Option<(u64, u64, u64)> {
+        match (
+            self.width,
+            self.view.shape.as_slice(),
+            self.view.strides.as_slice(),
+        ) {
+            (Width::Full, [_, p, _], [hs, rs, _]) => Some((*p, *hs, *rs)),
+            _ => None,
+        }
+    }
 }
 
 /// A fused row stage; the last instruction is the result.

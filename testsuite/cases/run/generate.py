@@ -1649,6 +1649,26 @@ def _(rng):
     return {"x": x}, {"out0": softmax(x)}
 
 
+@case("rows_periodic_mask_softmax")
+def _(rng):
+    # A mask broadcast over heads and a head-major view of a seq-major
+    # tensor: rows that repeat every 7 rows (strides [0, 40]) and rows at
+    # (r / 7)·40 + (r % 7)·2400 — read in place, not copied out first.
+    x = uniform(rng, (60, 7, 40), "f32", -4.0, 4.0)
+    mask = uniform(rng, (7, 40), "f16", -4.0, 0.0)
+    z = uniform(rng, (7, 60, 40), "f32", -2.0, 2.0)
+    s = x * 0.125 + cast(mask, "f32")
+    return {"x": x, "mask": mask, "z": z}, {
+        "p": softmax(s), "q": softmax(x + transpose(z, (1, 0, 2)))}
+
+
+@case("rows_chunked_periodic_mask_softmax_f16")
+def _(rng):
+    x = uniform(rng, (2, 3, 20000), "f16", -6.0, 6.0)
+    mask = uniform(rng, (3, 20000), "f16", -6.0, 0.0)
+    return {"x": x, "mask": mask}, {"out0": softmax(x + mask)}
+
+
 @case("rows_chunked_layer_norm_f32")
 def _(rng):
     x = uniform(rng, (2, 17000), "f32", -2.0, 3.0)

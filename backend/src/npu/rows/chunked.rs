@@ -10,7 +10,9 @@
 //! keeps its row's per-row state in copy p, shifted on when the rows move
 //! on a pass.
 
-use super::{Opening, finish, load_scalar, opening, replicate, scalar_form, size, spread};
+use super::{
+    Opening, finish, load_scalar, opening, replicate, row_offset, scalar_form, size, spread,
+};
 use crate::npu::Ctx;
 use crate::npu::inst::InstBuilder;
 use crate::npu::prog::{Access, Branch, Build, Item};
@@ -701,10 +703,9 @@ pub(super) fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String>
                 continue;
             };
             let s = size(i.view.dtype);
-            let rs = i.view.strides.first().copied().unwrap_or(0);
             let dst = VBuf::of(&layout.inputs[k], half, i.view.dtype);
+            row_offset(&mut h, off, addr, t, i);
             h.ins().s_alu(AluOp::Mul, addr, cc, c * s);
-            h.ins().s_alu(AluOp::Mul, off, t, rs * s);
             h.ins().s_alu(AluOp::Add, addr, addr, off);
             h.ins().s_alu(AluOp::Add, addr, addr, base);
             h.ins().s_alu(AluOp::Mul, off, len, s);

@@ -19,7 +19,7 @@ use super::Ctx;
 use super::inst::{Address, InstBuilder, VecOperand, int_scalar};
 use super::prog::{Access, Build, Item};
 use super::vector::{self, Opnd, Seq, VBuf, dt, scalar};
-use tessera_ir::plan::{EwArg, EwOp, Rows, RowsInst, RowsOp, Source, Width};
+use tessera_ir::plan::{EwArg, EwOp, Rows, RowsInput, RowsInst, RowsOp, Source, Width};
 use tessera_ir::{BinaryOp, DType, ReduceOp, Scalar};
 use tessera_sim::isa::{AluOp, MemTy, Reg, ScaOp, Scal, ScalarSpace};
 
@@ -100,6 +100,27 @@ fn tile_rows(h: &mut Vec<Item>, (row0, rcur): (Reg, Reg), t: Reg, rows: u64, out
     h.ins().s_li(rcur, outer);
     h.ins().s_alu(AluOp::Sub, rcur, rcur, row0);
     h.ins().s_alu(AluOp::Min, rcur, rcur, rows);
+}
+
+/// `dst = offset` (bytes) of row `row` of full input `i` from its base:
+/// `row · rs`, or for rows that repeat with a period `p`,
+/// `(row / p)·hs + (row % p)·rs`. `tmp` is clobbered.
+fn row_offset(h: &mut Vec<Item>, dst: Reg, tmp: Reg, row: Reg, i: &RowsInput) {
+    let s = size(i.view.dtype);
+    match i.period() {
+        None => {
+            h.ins().s_alu(AluOp::Mul, dst, row, i.row_stride() * s);
+        }
+        Some((p, hs, rs)) => {
+            h.ins().s_alu(AluOp::Rem, dst, row, p);
+            h.ins().s_alu(AluOp::Mul, dst, dst, rs * s);
+            if hs != 0 {
+                h.ins().s_alu(AluOp::Div, tmp, row, p);
+                h.ins().s_alu(AluOp::Mul, tmp, tmp, hs * s);
+                h.ins().s_alu(AluOp::Add, dst, dst, tmp);
+            }
+        }
+    }
 }
 
 /// `dst` = the folded accumulator `acc` (÷ `n` for `mean`), in `dst`'s

@@ -154,7 +154,7 @@ pub(super) fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String>
         .iter()
         .enumerate()
         .filter_map(|(k, i)| {
-            let rep = i.width == Width::Full && i.view.strides.first() == Some(&0);
+            let rep = i.repeats_one_row();
             let (true, Some(base), Some(raw)) = (rep, bases[k], layout.raw[k]) else {
                 return None;
             };
@@ -221,7 +221,7 @@ pub(super) fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String>
                 let s = size(i.view.dtype);
                 match i.width {
                     Width::Full => {
-                        let rs = i.view.strides.first().copied().unwrap_or(0);
+                        let rs = i.row_stride();
                         if rs == 0 {
                             continue;
                         }
@@ -258,7 +258,7 @@ pub(super) fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String>
                 let (Width::Full, Some(raw)) = (i.width, layout.raw[k]) else {
                     continue;
                 };
-                if bases[k].is_none() || i.view.strides.first() == Some(&0) {
+                if bases[k].is_none() || i.repeats_one_row() {
                     continue;
                 }
                 let s = size(i.view.dtype);

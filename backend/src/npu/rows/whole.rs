@@ -14,8 +14,8 @@
 //! block along its row. The result's valid rows and columns are stored.
 
 use super::{
-    Opening, finish, opening, replicate, scalar_form, scalar_only, scalar_rows, size, spread,
-    tile_rows,
+    Opening, finish, opening, replicate, row_offset, scalar_form, scalar_only, scalar_rows, size,
+    spread, tile_rows,
 };
 use crate::npu::Ctx;
 use crate::npu::inst::InstBuilder;
@@ -67,7 +67,7 @@ pub(super) fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String>
     // row by row.
     let repeated = |k: usize| {
         let i = &inputs[k];
-        i.width == Width::Full && i.view.strides.first() == Some(&0) && bases[k].is_some()
+        i.repeats_one_row() && bases[k].is_some()
     };
     for (k, i) in inputs.iter().enumerate() {
         if let (true, Some(base)) = (repeated(k), bases[k]) {
@@ -120,8 +120,9 @@ pub(super) fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String>
             let dst = VBuf::of(&layout.inputs[k], half, i.view.dtype);
             match i.width {
                 Width::Full => {
-                    let rs = i.view.strides.first().copied().unwrap_or(0);
-                    h.ins().s_alu(AluOp::Mul, addr, row0, rs * s);
+                    // (A tile does not cross a periodic input's period.)
+                    let rs = i.period().map_or(i.row_stride(), |(_, _, rs)| rs);
+                    row_offset(h, addr, len, row0, i);
                     h.ins().s_alu(AluOp::Add, addr, addr, base);
                     h.op(vec![(Access::Write, dst.region(tile * s))])
                         .mte2_gm_ub(dst.addr, addr, rcur, n * s, rs * s, pitch * s);

@@ -71,7 +71,7 @@ impl Budget {
             ub_bytes: machine.memory.ub.bytes,
             max_ops: 48,
             max_inputs: 12,
-            max_variants: 64,
+            max_variants: 128,
         }
     }
 }

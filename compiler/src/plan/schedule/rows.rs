@@ -77,7 +77,7 @@ fn layout_with(
             // Constants and repeated rows are loaded once (chunked, a
             // repeated row streams with the rest; a per-row input is loaded
             // once per row).
-            let repeated = i.width == Width::Full && i.view.strides.first() == Some(&0);
+            let repeated = i.repeats_one_row();
             let once = i.view.buffer().is_none() || (repeated && !chunked);
             let copies = match (once, chunked, i.width) {
                 (true, _, _) => 1,
@@ -192,7 +192,7 @@ pub fn transposed_layout(r: &Rows, rows: u64, align: u64) -> RowsLayout {
     let mut inputs = Vec::with_capacity(r.inputs.len());
     for i in &r.inputs {
         let s = i.view.dtype.size_bytes() as u64;
-        let repeated = i.view.strides.first() == Some(&0);
+        let repeated = i.repeats_one_row();
         match (i.width, i.view.buffer().is_some()) {
             (Width::Full, true) => {
                 // Gathered into columns from the rows as loaded (a
@@ -261,12 +261,14 @@ fn transposed(r: &mut Rows, machine: &Machine) -> Option<(u32, u64)> {
     // A tile is loaded as one burst of rows, or, when rows are apart in GM
     // (a slice of longer rows), as a burst per row packed in UB: that needs
     // rows of whole UB alignment units; otherwise the stage takes whole rows.
+    // Rows that repeat with a period take whole rows too.
     let packed = |i: &RowsInput| {
-        let rs = i.view.strides.first().copied().unwrap_or(0);
+        let rs = i.row_stride();
         i.width == Width::Row
-            || rs == 0
-            || rs == r.n
-            || (r.n * i.view.dtype.size_bytes() as u64).is_multiple_of(align)
+            || (i.period().is_none()
+                && (rs == 0
+                    || rs == r.n
+                    || (r.n * i.view.dtype.size_bytes() as u64).is_multiple_of(align)))
     };
     if !r.inputs.iter().all(packed) {
         return None;
@@ -303,7 +305,7 @@ fn transposed(r: &mut Rows, machine: &Machine) -> Option<(u32, u64)> {
     let streamed: Vec<_> = r
         .inputs
         .iter()
-        .filter(|i| i.view.buffer().is_some() && i.view.strides.first() != Some(&0))
+        .filter(|i| i.view.buffer().is_some() && !i.repeats_one_row())
         .collect();
     let bytes_in: u64 = streamed.iter().map(|i| bytes(i.width, i.view.dtype)).sum();
     let bytes_out = r.body.last().map_or(0, |i| bytes(i.width, i.dtype));
@@ -437,6 +439,15 @@ fn whole_rows(r: &mut Rows, machine: &Machine, resident: &[bool]) -> Result<(u32
         }
         lo
     };
+    // A tile loads each input's rows as one strided copy: it must not cross
+    // the period of an input whose rows repeat.
+    let rows = r
+        .inputs
+        .iter()
+        .filter_map(RowsInput::period)
+        .fold(rows, |rows, (p, ..)| {
+            (1..=rows).rev().find(|d| p % d == 0).unwrap_or(1)
+        });
     let lay = layout_with(r, rows, pitch, false, wide_for(rows), align);
     if !fits(&lay.named(), machine) || pitch > 255 * ROW_ALIGN {
         return chunked(r, machine, lay, resident);
@@ -504,7 +515,7 @@ fn traffic(r: &Rows, resident: &[bool], bytes: impl Fn(&RowsInput) -> u64, out: 
             .enumerate()
             .filter(|&(k, i)| {
                 i.view.buffer().is_some()
-                    && i.view.strides.first() != Some(&0)
+                    && !i.repeats_one_row()
                     && !(hbm && resident.get(k).copied().unwrap_or(false))
             })
             .map(|(_, i)| bytes(i))
