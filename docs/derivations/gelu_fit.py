@@ -3,7 +3,7 @@
 section "Composites: gelu"; backend/src/npu/vector.rs, `Seq::gelu`).
 
 gelu(x) = x * Phi(x), and Phi(x) = sigmoid(g(x)) with g = logit(Phi), an odd
-function. g is approximated by x * P(x^2), P of degree 4, fitted (Lawson's
+function. g is approximated by x * P(x^2), P of degree 6, fitted (Lawson's
 iteratively reweighted least squares, a near-minimax fit) to the error that
 the spec's f32 elementwise tolerance 1e-5 + 1e-4 |ref| weighs: the
 gelu error x * Phi (1 - Phi) * dg over the tolerance.
@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-TERMS = 5  # P(u) = c0 + c1 u + ... + c4 u^4
+TERMS = 7  # P(u) = c0 + c1 u + ... + c6 u^6
 
 
 def gelu_ref(x):
@@ -72,9 +72,12 @@ def main():
     print(f"worst error / tolerance on [-16, 16): {ratio.max():.4f} at x = {x[ratio.argmax()]}")
     special = np.array([np.inf, -np.inf, np.nan, 1e30, -1e30, 0.0, -0.0], np.float32)
     print("special", list(zip(special.tolist(), vector_gelu(special, c).tolist())))
-    assert ratio.max() < 0.5, "the fit leaves too little margin"
-    # P must keep g increasing beyond the fitted range, so that gelu(x) -> x
-    # and gelu(-x) -> -0 (and gelu(-inf) = -inf * 0 = NaN, as the reference).
+    # A chain can double the error and cancel most of the value (y - 2·gelu(x)):
+    # keep it near the ulp level, as the other composites are.
+    assert ratio.max() < 0.02, "the fit leaves too little margin"
+    # P's leading coefficient must keep g increasing beyond the fitted range,
+    # so that gelu(x) -> x and gelu(-x) -> -0 (and gelu(-inf) = -inf * 0 =
+    # NaN, as the reference): an even number of terms fits with a negative one.
     assert c[-1] > 0
 
 

@@ -649,27 +649,31 @@ impl Seq<'_> {
     }
 
     /// `d = gelu(x)` = x·Φ(x), Φ the standard normal CDF, as
-    /// x·sigmoid(g(x)) with g = logit(Φ) (odd) ≈ x·P(x²), P of degree 4
+    /// x·sigmoid(g(x)) with g = logit(Φ) (odd) ≈ x·P(x²), P of degree 6
     /// fitted to the spec's f32 tolerance (`docs/derivations/gelu_fit.py`:
-    /// at most 0.22 of it over [−16, 16], this sequence in f32). 21 cycles a
-    /// repeat against 31 for Abramowitz & Stegun's erfc with its select, and
-    /// 14 steps deep rather than 22. P's leading coefficient is positive,
-    /// so g grows without bound beyond the fit: gelu(+∞) = +∞ and
+    /// at most 0.0073 of it over [−16, 16], this sequence in f32 — near the
+    /// ulp level, as a chain may double the error and cancel the value). 27
+    /// cycles a repeat against 31 for Abramowitz & Stegun's erfc with its
+    /// select, and 18 steps deep rather than 22. P's leading coefficient is
+    /// positive, so g grows without bound beyond the fit: gelu(+∞) = +∞ and
     /// gelu(−∞) = −∞·0 = NaN, as the reference's 0.5·x·(1 + erf(x/√2))
     /// gives, and a large negative x gives −0.
     fn gelu(&mut self, d: VBuf, x: VBuf, s: [VBuf; 2]) {
-        const P: [f32; 5] = [
-            1.595_583,
-            0.073_055_215,
-            -0.000_297_944_8,
-            -5.440_839_6e-5,
-            1.948_324e-6,
+        const P: [f32; 7] = [
+            1.595_765_5,
+            0.072_674_23,
+            -6.951_258_5e-5,
+            -0.000_109_692_98,
+            7.849_182e-6,
+            -2.622_956_3e-7,
+            3.524_868e-9,
         ];
         let [u, p] = s;
         self.bin(BinOp::Mul, u, x, x);
         // p = −P(u), by Horner, then −g = p·x
-        self.sca(ScaOp::Muls, p, u, float_scalar(f64::from(-P[4])));
-        for (k, &c) in P[..4].iter().enumerate().rev() {
+        let [rest @ .., last] = P;
+        self.sca(ScaOp::Muls, p, u, float_scalar(f64::from(-last)));
+        for (k, &c) in rest.iter().enumerate().rev() {
             self.sca(ScaOp::Adds, p, p, float_scalar(f64::from(-c)));
             if k > 0 {
                 self.bin(BinOp::Mul, p, p, u);
