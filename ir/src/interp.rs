@@ -60,8 +60,9 @@ impl fmt::Display for InterpError {
 }
 
 /// Checks a kernel against [`MAX_VALUES`] and [`MAX_WORK`] before anything
-/// is allocated (exact arithmetic: no size can overflow).
-fn budget(k: &Kernel) -> Result<(), InterpError> {
+/// is allocated (exact arithmetic: no size can overflow). [`run`] does it
+/// first; a caller may ask before building inputs.
+pub fn budget(k: &Kernel) -> Result<(), InterpError> {
     let elements = |v: Value| -> u128 {
         k.ty(v)
             .shape
