@@ -666,6 +666,20 @@ struct CubeForms {
     two_accumulators: usize,
 }
 
+/// With `TESSERA_DIFF_DUMP=DIR`, writes the kernel's inputs as `.npy` files
+/// under `DIR/<kernel name>/`, to replay it with `tessera run`.
+fn dump_inputs(kernel: &Kernel, inputs: &[tessera_ir::Tensor]) -> Result<(), String> {
+    if let Some(dir) = std::env::var_os("TESSERA_DIFF_DUMP") {
+        let dir = std::path::Path::new(&dir).join(&kernel.name);
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        for (p, t) in kernel.params.iter().zip(inputs) {
+            tessera_compiler::npy::write(&dir.join(format!("{}.npy", p.name)), t)
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(())
+}
+
 /// Compiles `kernel` for a machine and compares the simulator with the
 /// reference on inputs drawn from `seed`; returns the cube forms it used.
 fn check_kernel(kernel: &Kernel, machine_name: &str, seed: u64) -> Result<CubeForms, String> {
@@ -677,15 +691,7 @@ fn check_kernel(kernel: &Kernel, machine_name: &str, seed: u64) -> Result<CubeFo
     let code = driver::compile_npu(kernel, &machine, &src, tessera_compiler::opt::Level::O2)
         .map_err(|e| format!("compile: {e:?}"))?;
     let inputs = wide_inputs(kernel, seed);
-    if let Some(dir) = std::env::var_os("TESSERA_DIFF_DUMP") {
-        // The kernel's inputs as .npy files, to replay it with `tessera run`.
-        let dir = std::path::Path::new(&dir).join(&kernel.name);
-        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        for (p, t) in kernel.params.iter().zip(&inputs) {
-            tessera_compiler::npy::write(&dir.join(format!("{}.npy", p.name)), t)
-                .map_err(|e| e.to_string())?;
-        }
-    }
+    dump_inputs(kernel, &inputs)?;
     tessera_testsuite::simulate_against_reference(kernel, &machine, &code.program, &inputs)?;
     tessera_testsuite::host_against_reference(kernel, &inputs)?;
     let mut forms = CubeForms::default();
@@ -871,6 +877,7 @@ fn fusion_prone_kernels_match_the_reference_on_the_simulator() {
                 }
             }
             let inputs = tessera_testsuite::random_inputs(&kernel, seed);
+            dump_inputs(&kernel, &inputs)?;
             tessera_testsuite::simulate_against_reference(&kernel, &m, &code.program, &inputs)?;
             tessera_testsuite::host_against_reference(&kernel, &inputs)
         });

@@ -382,7 +382,18 @@ pub fn temp_slots(
     elide: bool,
 ) -> (Vec<usize>, Vec<(Width, usize)>) {
     let n = body.len().saturating_sub(1);
-    let last_use = super::elementwise::last_uses(body.iter().map(|i| i.args.as_slice()));
+    let mut last_use = super::elementwise::last_uses(body.iter().map(|i| i.args.as_slice()));
+    // An expansion's readers may read the per-row value itself (the
+    // scalar-operand form loads it into a register where they run), so the
+    // value stays live as long as its expansion.
+    for (j, inst) in body.iter().enumerate().take(n) {
+        if inst.op == RowsOp::Expand
+            && let Some(&EwArg::Inst(a)) = inst.args.first()
+            && a < n
+        {
+            last_use[a] = last_use[a].max(last_use[j]);
+        }
+    }
     let elided = if elide {
         elided(body)
     } else {
