@@ -644,8 +644,11 @@ impl<'a> Planner<'a> {
                 {
                     Some(f) => f,
                     None => {
-                        let m = self.materialise(&view, None);
-                        rows_view(&broadcast(&m, &full)).ok_or_else(|| {
+                        // Rows neither in one stride nor periodic (rows
+                        // repeated within a head: `[H, 1, n]` over
+                        // `[H, S, n]`): copied out whole.
+                        let m = self.materialise(&broadcast(&view, &full), None);
+                        rows_view(&m).ok_or_else(|| {
                             Diagnostic::with_code("ICE", "internal: a row input stays strided")
                         })?
                     }

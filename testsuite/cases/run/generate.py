@@ -1662,6 +1662,15 @@ def _(rng):
         "p": softmax(s), "q": softmax(x + transpose(z, (1, 0, 2)))}
 
 
+@case("rows_repeated_within_heads_softmax")
+def _(rng):
+    # `[H, 1, n]` over `[H, S, n]`: rows repeated within each head, neither
+    # one row stride nor periodic, so copied out whole before the row stage.
+    x = uniform(rng, (3, 5, 40), "f32", -4.0, 4.0)
+    y = uniform(rng, (3, 1, 40), "f32", -4.0, 4.0)
+    return {"x": x, "y": y}, {"out0": softmax(x + y)}
+
+
 @case("rows_chunked_periodic_mask_softmax_f16")
 def _(rng):
     x = uniform(rng, (2, 3, 20000), "f16", -6.0, 6.0)
