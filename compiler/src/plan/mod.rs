@@ -639,9 +639,7 @@ impl<'a> Planner<'a> {
             let flat = match (w, view.source.clone()) {
                 (Width::Full, Source::Constant(c)) => View::constant(c, view.dtype, &[outer, n]),
                 (Width::Row, Source::Constant(c)) => View::constant(c, view.dtype, &[outer]),
-                (Width::Full, Source::Buffer(_)) => match rows_view(&broadcast(&view, &full))
-                    .or_else(|| periodic_rows_view(&broadcast(&view, &full)))
-                {
+                (Width::Full, Source::Buffer(_)) => match rows_view(&broadcast(&view, &full)) {
                     Some(f) => f,
                     None => {
                         // Rows neither in one stride nor periodic (rows
@@ -759,47 +757,29 @@ impl<'a> Planner<'a> {
     }
 }
 
-/// A `[lead.., n]` view as the `[rows, n]` view of a row stage: one row
-/// stride over the flattened leading dims (0 for a repeated row) and a
-/// column stride of 1; `None` when no such view exists.
+/// A `[lead.., n]` view (column stride 1) as the view of a row stage's
+/// full input: `[rows, n]` with one row stride over the flattened leading
+/// dims (0 for a repeated row), or, when the leading dims coalesce to two
+/// with a nonzero inner stride, `[rows / p, p, n]` rows that repeat with
+/// period `p` (a `[S, S]` mask broadcast over heads: strides `[0, S, 1]`; see
+/// [`tessera_ir::plan::RowsInput::period`]); `None` otherwise.
 fn rows_view(v: &View) -> Option<View> {
     let (&n, lead) = v.shape.split_last()?;
     let (&cs, lead_strides) = v.strides.split_last()?;
     if cs != 1 && n > 1 {
         return None;
     }
-    let outer: u64 = lead.iter().product();
     let (dims, strides) = coalesce(lead, &[lead_strides]);
-    let rs = match (dims.as_slice(), strides[0].as_slice()) {
-        ([_], [s]) => *s,
+    let (shape, strides) = match (dims.as_slice(), strides[0].as_slice()) {
+        (&[rows], &[rs]) => (vec![rows, n], vec![rs, 1]),
+        (&[b, p], &[hs, rs]) if rs != 0 && p > 1 => (vec![b, p, n], vec![hs, rs, 1]),
         _ => return None,
     };
     Some(View {
-        shape: vec![outer, n],
-        strides: vec![rs, 1],
+        shape,
+        strides,
         ..v.clone()
     })
-}
-
-/// `v` (`[lead.., n]`, column stride 1) as `[rows / p, p, n]` rows that
-/// repeat with period `p`, when its leading dims coalesce to two with a
-/// nonzero inner stride (a `[S, S]` mask broadcast over heads: strides
-/// `[0, S, 1]`); see [`tessera_ir::plan::RowsInput::period`].
-fn periodic_rows_view(v: &View) -> Option<View> {
-    let (&n, lead) = v.shape.split_last()?;
-    let (&cs, lead_strides) = v.strides.split_last()?;
-    if cs != 1 && n > 1 {
-        return None;
-    }
-    let (dims, strides) = coalesce(lead, &[lead_strides]);
-    match (dims.as_slice(), strides[0].as_slice()) {
-        (&[b, p], &[hs, rs]) if rs != 0 && p > 1 => Some(View {
-            shape: vec![b, p, n],
-            strides: vec![hs, rs, 1],
-            ..v.clone()
-        }),
-        _ => None,
-    }
 }
 
 #[cfg(test)]

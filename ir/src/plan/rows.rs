@@ -91,15 +91,14 @@ pub struct RowsInput {
 impl RowsInput {
     /// A full input that is one row for every row (row stride 0).
     pub fn repeats_one_row(&self) -> bool {
-        self.width == Width::Full && self.view.shape.len() == 2 && self.view.strides[0] == 0
+        self.width == Width::Full && matches!(self.view.strides.as_slice(), [0, _])
     }
 
-    /// The stride between the rows of a full `[rows, n]` input (0 when it
-    /// repeats one row, and for a periodic one, whose rows
-    /// [`RowsInput::period`] places).
+    /// The stride between consecutive rows of a full input (0 when it
+    /// repeats one row; within a period for a periodic one).
     pub fn row_stride(&self) -> u64 {
         match self.view.strides.as_slice() {
-            [rs, _] => *rs,
+            [rs, _] | [_, rs, _] => *rs,
             _ => 0,
         }
     }

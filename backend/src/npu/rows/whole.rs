@@ -121,7 +121,7 @@ pub(super) fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String>
             match i.width {
                 Width::Full => {
                     // (A tile does not cross a periodic input's period.)
-                    let rs = i.period().map_or(i.row_stride(), |(_, _, rs)| rs);
+                    let rs = i.row_stride();
                     row_offset(h, addr, len, row0, i);
                     h.ins().s_alu(AluOp::Add, addr, addr, base);
                     h.op(vec![(Access::Write, dst.region(tile * s))])
