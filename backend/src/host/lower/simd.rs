@@ -24,6 +24,26 @@ use tessera_ir::{BinaryOp, DType, Op, ReduceOp, UnaryOp, Value};
 
 const V: types::Type = types::F32X4;
 
+/// Elements a sum's f32 lanes add up before they are folded into f64 (a
+/// power of two, a multiple of the 16 a loop step takes).
+const SUM_BLOCK: i64 = 1024;
+
+/// `w + a` with the four f32 lanes of `a` widened to f64, lanes 0 and 2
+/// into `w`'s lane 0, 1 and 3 into its lane 1: `(w + [a0, a1]) + [a2, a3]`.
+fn widen_into(fb: &mut cranelift_frontend::FunctionBuilder<'_>, w: ClValue, a: ClValue) -> ClValue {
+    let lo = fb.ins().fvpromote_low(a);
+    let hi: Vec<ClValue> = (2..4u8)
+        .map(|t| {
+            let x = fb.ins().extractlane(a, t);
+            fb.ins().fpromote(types::F64, x)
+        })
+        .collect();
+    let hi_v = fb.ins().scalar_to_vector(types::F64X2, hi[0]);
+    let hi_v = fb.ins().insertlane(hi_v, hi[1], 1);
+    let w = fb.ins().fadd(w, lo);
+    fb.ins().fadd(w, hi_v)
+}
+
 /// The body of a vector loop: the indices (the last one the first lane's)
 /// and, for the last partial vector, the end of the row.
 type VectorBody<'f, 'k, 'a, 'b> =
@@ -722,8 +742,12 @@ impl<'k, 'a, 'b> Lower<'k, 'a, 'b> {
             && self.access(v).is_ok_and(|a| a.strides.last() == Some(&1))
     }
 
-    /// A reduction over the contiguous last axis: four f32 lanes, then the
-    /// lanes and the tail in order (sums in f64).
+    /// A reduction over the contiguous last axis: four vectors of four f32
+    /// lanes, then the lanes and the tail in order. Sums fold their lanes
+    /// into f64 every [`SUM_BLOCK`] elements, so no f32 lane adds up more
+    /// than `SUM_BLOCK / 16` values: a long sum that cancels (a row minus
+    /// its mean) keeps its error near the reference's, as pairwise
+    /// summation would, rather than growing with the row.
     pub(super) fn vector_reduce(&mut self, node: usize) -> Result<(), HostError> {
         let k = self.k;
         let n = &k.nodes[node];
@@ -761,10 +785,18 @@ impl<'k, 'a, 'b> Lower<'k, 'a, 'b> {
                 fb.append_block_param(head, V);
                 args.push(init.into());
             }
+            // Sums: the f64 lanes (two per vector) of the finished blocks.
+            let wide = if sum { 4 } else { 0 };
+            let wzero = fb.ins().f64const(0.0);
+            let wzero = fb.ins().splat(types::F64X2, wzero);
+            for _ in 0..wide {
+                fb.append_block_param(head, types::F64X2);
+                args.push(wzero.into());
+            }
             fb.ins().jump(head, &args);
             fb.switch_to_block(head);
             let p = fb.block_params(head).to_vec();
-            let (j, accs) = (p[0], &p[1..]);
+            let (j, accs, wides) = (p[0], &p[1..5], &p[5..]);
             let more = fb.ins().icmp_imm_s(IntCC::SignedLessThan, j, main);
             fb.ins().brif(more, body, &[], exit, &[]);
             fb.switch_to_block(body);
@@ -797,23 +829,42 @@ impl<'k, 'a, 'b> Lower<'k, 'a, 'b> {
             };
             let j16 = fb.ins().iadd_imm_s(j, 16);
             let mut next: Vec<BlockArg> = vec![j16.into()];
+            let mut sums = Vec::with_capacity(4);
             for (t, &a) in accs.iter().enumerate() {
                 let x = fb.ins().load(V, mem(), at, 16 * t as i32);
-                next.push(combine(fb, a, x).into());
+                sums.push(combine(fb, a, x));
             }
-            fb.ins().jump(head, &next);
+            next.extend(sums.iter().map(|&v| BlockArg::from(v)));
+            next.extend(wides.iter().map(|&v| BlockArg::from(v)));
+            if sum {
+                // At the end of a block, its lanes go into the f64 ones and
+                // the f32 lanes start again from zero.
+                let flush = fb.create_block();
+                let edge = fb.ins().band_imm_s(j16, SUM_BLOCK - 1);
+                fb.ins().brif(edge, head, &next, flush, &[]);
+                fb.switch_to_block(flush);
+                let mut again: Vec<BlockArg> = vec![j16.into()];
+                again.extend((0..4).map(|_| BlockArg::from(init)));
+                for (&w, &a) in wides.iter().zip(&sums) {
+                    again.push(widen_into(fb, w, a).into());
+                }
+                fb.ins().jump(head, &again);
+            } else {
+                fb.ins().jump(head, &next);
+            }
             fb.switch_to_block(exit);
-            let left = combine(fb, accs[0], accs[1]);
-            let right = combine(fb, accs[2], accs[3]);
-            let acc = combine(fb, left, right);
-            // The lanes in order, then the tail.
-            let mut parts: Vec<ClValue> = (0..4u8).map(|t| fb.ins().extractlane(acc, t)).collect();
-            for t in main..len {
-                parts.push(fb.ins().load(types::F32, mem(), row, (t * 4) as i32));
-            }
             let r = if sum {
+                // The last block's lanes, every f64 lane in order, the tail.
                 let mut s = fb.ins().f64const(0.0);
-                for p in parts {
+                for (&w, &a) in wides.iter().zip(accs) {
+                    let w = widen_into(fb, w, a);
+                    for t in 0..2u8 {
+                        let x = fb.ins().extractlane(w, t);
+                        s = fb.ins().fadd(s, x);
+                    }
+                }
+                for t in main..len {
+                    let p = fb.ins().load(types::F32, mem(), row, (t * 4) as i32);
                     let w = fb.ins().fpromote(types::F64, p);
                     s = fb.ins().fadd(s, w);
                 }
@@ -823,6 +874,15 @@ impl<'k, 'a, 'b> Lower<'k, 'a, 'b> {
                 }
                 l.e.round64(out.dtype, s)
             } else {
+                let left = combine(fb, accs[0], accs[1]);
+                let right = combine(fb, accs[2], accs[3]);
+                let acc = combine(fb, left, right);
+                // The lanes in order, then the tail.
+                let mut parts: Vec<ClValue> =
+                    (0..4u8).map(|t| fb.ins().extractlane(acc, t)).collect();
+                for t in main..len {
+                    parts.push(fb.ins().load(types::F32, mem(), row, (t * 4) as i32));
+                }
                 let mut m = parts[0];
                 for p in &parts[1..] {
                     m = if op == ReduceOp::Max {
