@@ -376,3 +376,52 @@ mod tests {
         assert!(directives("//@ color: red\n").is_err());
     }
 }
+
+/// The built-in machine a randomised test runs seed `seed` on: 910b-like
+/// for even seeds, 910-like for odd ones.
+pub fn machine_of_seed(seed: u64) -> &'static str {
+    if seed.is_multiple_of(2) {
+        "910b-like"
+    } else {
+        "910-like"
+    }
+}
+
+/// A count or seed from environment variable `key`, else `default`.
+pub fn env_u64(key: &str, default: u64) -> u64 {
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The failures of a randomised test: the first five, each with its seed,
+/// machine, reason and the kernel's IR text.
+#[derive(Default)]
+pub struct Failures(Vec<String>);
+
+impl Failures {
+    /// Records a failure; true once five are kept (stop generating).
+    pub fn record(
+        &mut self,
+        seed: u64,
+        machine: &str,
+        why: &str,
+        kernel: &tessera_ir::Kernel,
+    ) -> bool {
+        let ir = tessera_ir::text::print_kernel(kernel);
+        self.0.push(format!("seed {seed} ({machine}): {why}\n{ir}"));
+        self.0.len() >= 5
+    }
+
+    /// Panics listing the failures, if any: `what` names the programs, and
+    /// `PREFIX_SEED=<seed> PREFIX_CASES=1` replays one.
+    pub fn assert_none(self, what: &str, prefix: &str) {
+        assert!(
+            self.0.is_empty(),
+            "{} of the {what} failed (replay with {prefix}_SEED=<seed> {prefix}_CASES=1):\n{}",
+            self.0.len(),
+            self.0.join("\n")
+        );
+    }
+}

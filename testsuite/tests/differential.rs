@@ -650,12 +650,7 @@ fn generate_fusion(seed: u64) -> Kernel {
 fn check(seed: u64) -> Result<CubeForms, String> {
     let kernel = generate(seed);
     tessera_ir::verify::verify_concrete(&kernel).map_err(|e| format!("generator bug: {e}"))?;
-    let machine_name = if seed.is_multiple_of(2) {
-        "910b-like"
-    } else {
-        "910-like"
-    };
-    check_kernel(&kernel, machine_name, seed)
+    check_kernel(&kernel, tessera_testsuite::machine_of_seed(seed), seed)
 }
 
 /// The less common cube schedules a kernel's plan used: stages taking
@@ -764,16 +759,10 @@ fn wide_inputs(kernel: &Kernel, seed: u64) -> Vec<tessera_ir::Tensor> {
 
 #[test]
 fn random_kernels_match_the_reference_on_the_simulator() {
-    let env = |k: &str, d: u64| {
-        std::env::var(k)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(d)
-    };
-    let cases = env("TESSERA_DIFF_CASES", 1000);
-    let first = env("TESSERA_DIFF_SEED", 1);
+    let cases = tessera_testsuite::env_u64("TESSERA_DIFF_CASES", 1000);
+    let first = tessera_testsuite::env_u64("TESSERA_DIFF_SEED", 1);
     let print = std::env::var_os("TESSERA_DIFF_PRINT").is_some();
-    let mut failures = Vec::new();
+    let mut failures = tessera_testsuite::Failures::default();
     let mut forms = CubeForms::default();
     for seed in first..first + cases {
         if print {
@@ -788,20 +777,14 @@ fn random_kernels_match_the_reference_on_the_simulator() {
                 forms.two_accumulators += f.two_accumulators;
             }
             Err(why) => {
-                let ir = tessera_ir::text::print_kernel(&generate(seed));
-                failures.push(format!("seed {seed}: {why}\n{ir}"));
-                if failures.len() >= 5 {
+                let machine = tessera_testsuite::machine_of_seed(seed);
+                if failures.record(seed, machine, &why, &generate(seed)) {
                     break;
                 }
             }
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} of the random kernels failed (replay with TESSERA_DIFF_SEED=<seed> TESSERA_DIFF_CASES=1):\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    failures.assert_none("random kernels", "TESSERA_DIFF");
     eprintln!(
         "{} cube stages in groups of tile rows, {} with two accumulators in {cases} kernels",
         forms.grouped, forms.two_accumulators
@@ -819,30 +802,20 @@ fn random_kernels_match_the_reference_on_the_simulator() {
 
 #[test]
 fn fusion_prone_kernels_match_the_reference_on_the_simulator() {
-    let cases = std::env::var("TESSERA_FUSE_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(500u64);
-    let first = std::env::var("TESSERA_FUSE_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1u64);
-    let mut failures = Vec::new();
+    let cases = tessera_testsuite::env_u64("TESSERA_FUSE_CASES", 500);
+    let first = tessera_testsuite::env_u64("TESSERA_FUSE_SEED", 1);
+    let mut failures = tessera_testsuite::Failures::default();
     let mut grouped = 0;
     // Row stages in each of their less common forms, and elementwise
     // stages that store more than their result.
     let (mut chunked, mut transposed, mut multi, mut blockwise) = (0, 0, 0, 0);
     for seed in first..first + cases {
         let kernel = generate_fusion(seed);
+        let machine = tessera_testsuite::machine_of_seed(seed);
         if let Err(e) = tessera_ir::verify::verify_concrete(&kernel) {
-            failures.push(format!("seed {seed}: generator bug: {e}"));
+            failures.record(seed, machine, &format!("generator bug: {e}"), &kernel);
             break;
         }
-        let machine = if seed.is_multiple_of(2) {
-            "910b-like"
-        } else {
-            "910-like"
-        };
         let m = simulate::machine(Some(machine)).map_err(|e| format!("{e:?}"));
         if let Ok(m) = &m
             && let Ok(o) =
@@ -881,20 +854,13 @@ fn fusion_prone_kernels_match_the_reference_on_the_simulator() {
             tessera_testsuite::simulate_against_reference(&kernel, &m, &code.program, &inputs)?;
             tessera_testsuite::host_against_reference(&kernel, &inputs)
         });
-        if let Err(why) = result {
-            let ir = tessera_ir::text::print_kernel(&kernel);
-            failures.push(format!("seed {seed} ({machine}): {why}\n{ir}"));
-            if failures.len() >= 5 {
-                break;
-            }
+        if let Err(why) = result
+            && failures.record(seed, machine, &why, &kernel)
+        {
+            break;
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} of the fusion-prone kernels failed (replay with TESSERA_FUSE_SEED=<seed> TESSERA_FUSE_CASES=1):\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    failures.assert_none("fusion-prone kernels", "TESSERA_FUSE");
     // The generator must exercise fusion, or this test guards nothing.
     assert!(
         grouped * 2 > cases,
