@@ -604,3 +604,46 @@ fn every_rule_has_a_case_and_every_case_a_rule() {
     cases.dedup();
     assert_eq!(names, cases, "rules and cases differ");
 }
+
+/// `algebra/div-accumulated` in f16/bf16 leaves a quotient that a sum
+/// reads (the reciprocal's rounding would move every quotient the sum adds
+/// up), and still fires on the same division in f32 and on a quotient that
+/// is a result.
+#[test]
+fn div_accumulated_keeps_narrow_quotients_that_are_summed() {
+    let summed = "kernel k(%x: {T}[4, 8]) -> (out0: {T}[4]) {
+  %0 = sum %x axes=[1] : {T}[4]
+  %1 = reshape %0 : {T}[4, 1]
+  %2 = div %x, %1 : {T}[4, 8]
+  %3 = sum %2 axes=[1] : {T}[4]
+  return %3
+}";
+    let rule = all(Budget::of(&machine()))
+        .into_iter()
+        .find(|r| r.name == "algebra/div-accumulated")
+        .expect("the rule");
+    for (dtype, fires) in [
+        (DType::F16, false),
+        (DType::BF16, false),
+        (DType::F32, true),
+    ] {
+        let start = instantiate(summed, dtype);
+        let mut eg = EGraph::new(Meta::new(
+            start.params.iter().map(|p| p.ty.clone()).collect(),
+        ));
+        add_kernel(&mut eg, &start);
+        eg.rebuild();
+        let runner = Runner::<ENode, Meta, ()>::new(Meta::default())
+            .with_egraph(eg)
+            .with_iter_limit(5)
+            .with_time_limit(std::time::Duration::MAX)
+            .with_scheduler(SimpleScheduler)
+            .run([&rule.rewrite]);
+        let fired: usize = runner
+            .iterations
+            .iter()
+            .filter_map(|it| it.applied.get(&egg::Symbol::from(rule.name)))
+            .sum();
+        assert_eq!(fired > 0, fires, "{dtype}: fired {fired} times");
+    }
+}
