@@ -256,6 +256,20 @@ pub fn simulate_against_reference(
     compare_outputs(kernel, &got, &reference).map_err(|e| format!("{e} on {}", machine.name))
 }
 
+/// Compiles a kernel that has no source text (a generated one) for
+/// `machine` at `-O2`.
+pub fn compile_generated(
+    kernel: &tessera_ir::Kernel,
+    machine: &tessera_sim::Machine,
+) -> Result<tessera_compiler::driver::NpuCode, String> {
+    let src = Source {
+        name: kernel.name.clone(),
+        text: String::new(),
+    };
+    driver::compile_npu(kernel, machine, &src, tessera_compiler::opt::Level::O2)
+        .map_err(|e| format!("compile: {e:?}"))
+}
+
 /// Compiles `kernel` for the host (`-O2`) and compares its results on
 /// `inputs` with the reference interpreter's.
 pub fn host_against_reference(

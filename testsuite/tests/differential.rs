@@ -679,12 +679,7 @@ fn dump_inputs(kernel: &Kernel, inputs: &[tessera_ir::Tensor]) -> Result<(), Str
 /// reference on inputs drawn from `seed`; returns the cube forms it used.
 fn check_kernel(kernel: &Kernel, machine_name: &str, seed: u64) -> Result<CubeForms, String> {
     let machine = simulate::machine(Some(machine_name)).map_err(|e| format!("{e:?}"))?;
-    let src = Source {
-        name: "diff".into(),
-        text: String::new(),
-    };
-    let code = driver::compile_npu(kernel, &machine, &src, tessera_compiler::opt::Level::O2)
-        .map_err(|e| format!("compile: {e:?}"))?;
+    let code = tessera_testsuite::compile_generated(kernel, &machine)?;
     let inputs = wide_inputs(kernel, seed);
     dump_inputs(kernel, &inputs)?;
     tessera_testsuite::simulate_against_reference(kernel, &machine, &code.program, &inputs)?;
@@ -828,12 +823,7 @@ fn fusion_prone_kernels_match_the_reference_on_the_simulator() {
         // (the test above does), and sums of wide values fed into steep
         // functions would be ill-conditioned.
         let result = m.and_then(|m| {
-            let src = Source {
-                name: "fuse".into(),
-                text: String::new(),
-            };
-            let code = driver::compile_npu(&kernel, &m, &src, tessera_compiler::opt::Level::O2)
-                .map_err(|e| format!("compile: {e:?}"))?;
+            let code = tessera_testsuite::compile_generated(&kernel, &m)?;
             for stage in &code.plan.stages {
                 match &stage.kind {
                     tessera_ir::plan::StageKind::Rows(r) => {

@@ -17,7 +17,6 @@
 //! --random-inputs`); score ranges grow with the attention's scale, up to
 //! exponents of ±60 before the softmax subtracts the row maximum.
 
-use tessera_compiler::driver::{self, Source};
 use tessera_compiler::inputs::SplitMix64;
 use tessera_compiler::simulate;
 use tessera_ir::{
@@ -545,12 +544,7 @@ fn generate(seed: u64, seen: &mut Seen) -> Kernel {
 fn check(kernel: &Kernel, machine_name: &str, seed: u64) -> Result<(), String> {
     tessera_ir::verify::verify_concrete(kernel).map_err(|e| format!("generator bug: {e}"))?;
     let machine = simulate::machine(Some(machine_name)).map_err(|e| format!("{e:?}"))?;
-    let src = Source {
-        name: "cube".into(),
-        text: String::new(),
-    };
-    let code = driver::compile_npu(kernel, &machine, &src, tessera_compiler::opt::Level::O2)
-        .map_err(|e| format!("compile: {e:?}"))?;
+    let code = tessera_testsuite::compile_generated(kernel, &machine)?;
     let inputs = tessera_testsuite::random_inputs(kernel, seed);
     tessera_testsuite::simulate_against_reference(kernel, &machine, &code.program, &inputs)?;
     tessera_testsuite::host_against_reference(kernel, &inputs)

@@ -786,12 +786,13 @@ impl<'k, 'a, 'b> Lower<'k, 'a, 'b> {
                 args.push(init.into());
             }
             // Sums: the f64 lanes (two per vector) of the finished blocks.
-            let wide = if sum { 4 } else { 0 };
-            let wzero = fb.ins().f64const(0.0);
-            let wzero = fb.ins().splat(types::F64X2, wzero);
-            for _ in 0..wide {
-                fb.append_block_param(head, types::F64X2);
-                args.push(wzero.into());
+            if sum {
+                let wzero = fb.ins().f64const(0.0);
+                let wzero = fb.ins().splat(types::F64X2, wzero);
+                for _ in 0..4 {
+                    fb.append_block_param(head, types::F64X2);
+                    args.push(wzero.into());
+                }
             }
             fb.ins().jump(head, &args);
             fb.switch_to_block(head);
