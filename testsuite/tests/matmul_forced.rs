@@ -181,6 +181,61 @@ fn deep_loads_need_whole_k_loop_iterations() {
     assert!(err.0.contains("a multiple of 256"), "{err}");
 }
 
+/// Single-stage loads of stages of many steps (10 steps of 16: more than
+/// MTE1's queue holds) are prefetched a stage early: products of 10 × 5
+/// tiles (several per core on both machines) whose K takes one L1 stage
+/// (partial or whole), two, three (an odd count: the loop's second stage
+/// skipped in its last iteration) and four, with transposed operands.
+#[test]
+fn single_stage_loads_prefetched_a_stage_early_compute_the_product() {
+    for machine_name in ["910b-like", "910-like"] {
+        for k in [40, 160, 300, 480, 500, 640] {
+            for (a_t, b_t) in [(false, false), (true, false), (false, true)] {
+                let a = if a_t {
+                    format!("{k}, 300")
+                } else {
+                    format!("300, {k}")
+                };
+                let b = if b_t {
+                    format!("520, {k}")
+                } else {
+                    format!("{k}, 520")
+                };
+                let mut body = String::new();
+                let (mut x, mut y, mut n) = ("%a".to_string(), "%b".to_string(), 0);
+                if a_t {
+                    body += &format!("  %{n} = transpose %a perm=[1, 0] : f16[300, {k}]\n");
+                    x = format!("%{n}");
+                    n += 1;
+                }
+                if b_t {
+                    body += &format!("  %{n} = transpose %b perm=[1, 0] : f16[{k}, 520]\n");
+                    y = format!("%{n}");
+                    n += 1;
+                }
+                let text = format!(
+                    "kernel t(%a: f16[{a}], %b: f16[{b}]) -> (x: f32[300, 520]) {{\n{body}  %{n} = matmul {x}, {y} : f32[300, 520]\n  return %{n}\n}}\n"
+                );
+                let (asm, g) = run_forced(machine_name, &text, |_, _| CubeSchedule {
+                    base_k: 16,
+                    l1_k: 160,
+                    ..small(machine_name, 1, 1, 1)
+                });
+                assert_eq!((g.a_t, g.b_t, g.k), (a_t, b_t, k), "{text}");
+                // The first stage loads the tile's first chunks of A and B;
+                // with more than one stage, each of the loop body's two
+                // stages also prefetches the next chunk of both.
+                let prefetches = if k > 160 { 4 } else { 0 };
+                assert_eq!(
+                    asm.matches("mte2.nd2nz").count(),
+                    2 + prefetches,
+                    "{machine_name} {text}"
+                );
+            }
+        }
+    }
+}
+
 /// Products whose tiles (32 × 128) fall in groups of 2, 3 and 4 tile rows
 /// with a partial last group: 10 × 6 tiles (a partial last round on
 /// 910b-like, cut into strips), a batch of 4 × 3 tiles per batch, and a

@@ -70,6 +70,13 @@ def _(rng):
     return {"a": a, "b": b}, {"x": run.cast(run.matmul(a, b), "f16")}
 
 
+@case("cube_prefetched_loads_910")
+def _(rng):
+    a = run.uniform(rng, (1100, 480), "f16")
+    b = run.uniform(rng, (480, 200), "f16")
+    return {"a": a, "b": b}, {"x": run.cast(run.matmul(a, b), "f16")}
+
+
 @case("cube_deep_b_transposed")
 def _(rng):
     a = run.uniform(rng, (70, 512), "f16")

@@ -102,7 +102,12 @@ pub(super) fn generate(
     // the last stage of each of its chunks (after its own loads) loads the
     // next chunk, from the next stage's K on, into the other copy. Issued
     // later, the large load would sit in MTE2's queue behind the wait for
-    // the other operand's buffer and starve the cube.
+    // the other operand's buffer and starve the cube. With single-stage
+    // loads (one accumulator, many steps a stage) both operands are
+    // prefetched so: the scalar unit issues in program order, and a stage's
+    // loads placed after the previous stage's steps reach MTE2 only once
+    // MTE1's queue has taken those steps, which left MTE2 idle between
+    // loads.
     // K from which no stage follows (no next chunk to prefetch).
     let (last_k, prefetch_reg) = (g.k.saturating_sub(t.l1_k), tmp[0]);
     let prefetch = |st: &mut Vec<Item>,
@@ -133,6 +138,17 @@ pub(super) fn generate(
             body,
         });
     };
+    // Which operands are prefetched a stage early: a deep one; with
+    // single-stage loads, both, once a stage has more steps than MTE1's
+    // queue holds (a step queues about four entries there: its two loads,
+    // the wait for a free L0 copy and the event to the cube), so that the
+    // loads after them would wait for the cube.
+    let queued_steps = u64::from(ctx.machine.sync.queue_depth) / 4;
+    let single =
+        t.a_stages == 1 && t.b_stages == 1 && layout.acc.copies == 1 && steps > queued_steps;
+    let early = [single || t.a_stages > 1, single || t.b_stages > 1];
+    // A tile of one stage has no next chunk to prefetch.
+    let prefetches = last_k > 0;
     let stage = |h: u64, acc: Region| -> Vec<(Vec<Item>, u64)> {
         let mut pieces = Vec::new();
         let mut st = Vec::new();
@@ -140,12 +156,12 @@ pub(super) fn generate(
         remaining(&mut st, kc, g.k, ks, t.l1_k);
         let a1 = Region::copy(&layout.a_l1, ((h / t.a_stages) % 2) as u32);
         let b1 = Region::copy(&layout.b_l1, ((h / t.b_stages) % 2) as u32);
-        if t.a_stages == 1 {
+        if !early[0] {
             a_load(&mut st, a1, ga, kc);
         } else if h == 0 {
             first_chunk(&mut st, &a_load, a1, ga, ka);
         }
-        if t.b_stages == 1 {
+        if !early[1] {
             b_load(&mut st, b1, gb, kc);
         } else if h == 0 {
             first_chunk(&mut st, &b_load, b1, gb, kb);
@@ -153,11 +169,11 @@ pub(super) fn generate(
         pieces.push((std::mem::take(&mut st), 0));
         // Its own piece, so the events of this stage's loads are set
         // before it.
-        if t.a_stages > 1 && a_part == t.a_stages - 1 {
+        if prefetches && early[0] && a_part == t.a_stages - 1 {
             let to = Region::copy(&layout.a_l1, ((h / t.a_stages + 1) % 2) as u32);
             prefetch(&mut st, &a_load, to, a_k, ga, ka);
         }
-        if t.b_stages > 1 && b_part == t.b_stages - 1 {
+        if prefetches && early[1] && b_part == t.b_stages - 1 {
             let to = Region::copy(&layout.b_l1, ((h / t.b_stages + 1) % 2) as u32);
             prefetch(&mut st, &b_load, to, b_k, gb, kb);
         }

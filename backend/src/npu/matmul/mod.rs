@@ -7,7 +7,9 @@
 //! schedule's tile order (`group_m`). Per tile, K is streamed in L1 stages
 //! of `l1_k` (A and B tiles moved GM → L1 by `mte2.nd2nz`, which zero-pads
 //! tails to fractals), two stages per loop iteration on two L1 copies
-//! (ping-pong; the second stage is guarded so a tail may skip it). Each stage is consumed in
+//! (ping-pong; the second stage is guarded so a tail may skip it; with
+//! stages of many steps, each stage first loads the next stage's chunks, see
+//! `cube.rs`). Each stage is consumed in
 //! `base_k` steps: MTE1 loads into L0A/L0B (two copies each, alternating
 //! step by step; steps past the K tail are guarded) and one `cube.mmad`
 //! accumulating into L0C. Layouts (docs/assembly.md):
