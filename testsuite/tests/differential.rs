@@ -784,15 +784,12 @@ fn random_kernels_match_the_reference_on_the_simulator() {
         "{} cube stages in groups of tile rows, {} with two accumulators in {cases} kernels",
         forms.grouped, forms.two_accumulators
     );
-    // At the default count, short-K products on several rounds of tiles
-    // alternate two accumulators (grouped orders need products too large
-    // for this test's budget: `matmul_forced` runs them).
-    if cases >= 500 {
-        assert!(
-            forms.two_accumulators > 0,
-            "no cube stage alternated two accumulators in {cases} kernels"
-        );
-    }
+    // Grouped orders need products too large for this test's budget, and
+    // since the cost model charges a tile of one L1 stage in two
+    // accumulators for its start on the copy the last tile ended on, the
+    // small short-K products here keep one (measured faster on the
+    // simulator): `matmul_forced` runs both forms, and the cube programs'
+    // differential test checks that attention shapes alternate two.
 }
 
 #[test]

@@ -19,6 +19,7 @@
 
 use tessera_compiler::inputs::SplitMix64;
 use tessera_compiler::simulate;
+use tessera_ir::plan::{MatMulSchedule, StageKind};
 use tessera_ir::{
     BinaryOp, DType, Kernel, Op, Output, ReduceOp, Scalar, Shape, TensorType, UnaryOp, Value,
 };
@@ -540,14 +541,24 @@ fn generate(seed: u64, seen: &mut Seen) -> Kernel {
 }
 
 /// Compiles `kernel` for `machine_name` and compares the simulator and the
-/// host with the reference on unit inputs drawn from `seed`.
-fn check(kernel: &Kernel, machine_name: &str, seed: u64) -> Result<(), String> {
+/// host with the reference on unit inputs drawn from `seed`; returns how
+/// many of its cube stages alternate two accumulators.
+fn check(kernel: &Kernel, machine_name: &str, seed: u64) -> Result<usize, String> {
     tessera_ir::verify::verify_concrete(kernel).map_err(|e| format!("generator bug: {e}"))?;
     let machine = simulate::machine(Some(machine_name)).map_err(|e| format!("{e:?}"))?;
     let code = tessera_testsuite::compile_generated(kernel, &machine)?;
     let inputs = tessera_testsuite::random_inputs(kernel, seed);
     tessera_testsuite::simulate_against_reference(kernel, &machine, &code.program, &inputs)?;
-    tessera_testsuite::host_against_reference(kernel, &inputs)
+    tessera_testsuite::host_against_reference(kernel, &inputs)?;
+    Ok(code
+        .plan
+        .stages
+        .iter()
+        .filter(|s| {
+            matches!(&s.kind, StageKind::MatMul(mm)
+                if matches!(&mm.schedule, MatMulSchedule::Cube(t) if t.accumulators > 1))
+        })
+        .count())
 }
 
 #[test]
@@ -556,13 +567,17 @@ fn cube_programs_match_the_reference() {
     let first = tessera_testsuite::env_u64("TESSERA_CUBE_SEED", 1);
     let mut seen = Seen::default();
     let mut failures = tessera_testsuite::Failures::default();
+    let mut two_accumulators = 0;
     for seed in first..first + cases {
         let kernel = generate(seed, &mut seen);
         let machine = tessera_testsuite::machine_of_seed(seed);
-        if let Err(why) = check(&kernel, machine, seed)
-            && failures.record(seed, machine, &why, &kernel)
-        {
-            break;
+        match check(&kernel, machine, seed) {
+            Ok(n) => two_accumulators += n,
+            Err(why) => {
+                if failures.record(seed, machine, &why, &kernel) {
+                    break;
+                }
+            }
         }
     }
     failures.assert_none("cube programs", "TESSERA_CUBE");
@@ -575,7 +590,7 @@ fn cube_programs_match_the_reference() {
         epilogues,
     } = seen;
     eprintln!(
-        "{attention} attention programs ({grouped_heads} with grouped K/V heads, {masked} masked), {chains} matmul chains, {prologues} prologues, {epilogues} epilogues in {cases} programs"
+        "{attention} attention programs ({grouped_heads} with grouped K/V heads, {masked} masked), {chains} matmul chains, {prologues} prologues, {epilogues} epilogues in {cases} programs; {two_accumulators} cube stages alternated two accumulators"
     );
     // At the default count, every family came up.
     if cases >= 500 {
@@ -587,6 +602,12 @@ fn cube_programs_match_the_reference() {
                 && prologues > 0
                 && epilogues > 0,
             "a family of cube programs never came up in {cases} programs"
+        );
+        // Attention's short-K Q·Kᵀ on several rounds of tiles alternates two
+        // accumulators on 910b-like.
+        assert!(
+            two_accumulators > 0,
+            "no cube stage alternated two accumulators in {cases} programs"
         );
     }
 }
