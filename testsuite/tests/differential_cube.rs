@@ -542,23 +542,25 @@ fn generate(seed: u64, seen: &mut Seen) -> Kernel {
 
 /// Compiles `kernel` for `machine_name` and compares the simulator and the
 /// host with the reference on unit inputs drawn from `seed`; returns how
-/// many of its cube stages alternate two accumulators.
-fn check(kernel: &Kernel, machine_name: &str, seed: u64) -> Result<usize, String> {
+/// many of its cube stages alternate two accumulators and how many issue
+/// single-stage loads a stage early.
+fn check(kernel: &Kernel, machine_name: &str, seed: u64) -> Result<[usize; 2], String> {
     tessera_ir::verify::verify_concrete(kernel).map_err(|e| format!("generator bug: {e}"))?;
     let machine = simulate::machine(Some(machine_name)).map_err(|e| format!("{e:?}"))?;
     let code = tessera_testsuite::compile_generated(kernel, &machine)?;
     let inputs = tessera_testsuite::random_inputs(kernel, seed);
     tessera_testsuite::simulate_against_reference(kernel, &machine, &code.program, &inputs)?;
     tessera_testsuite::host_against_reference(kernel, &inputs)?;
-    Ok(code
-        .plan
-        .stages
-        .iter()
-        .filter(|s| {
-            matches!(&s.kind, StageKind::MatMul(mm)
-                if matches!(&mm.schedule, MatMulSchedule::Cube(t) if t.accumulators > 1))
-        })
-        .count())
+    let mut forms = [0; 2];
+    for stage in &code.plan.stages {
+        if let StageKind::MatMul(mm) = &stage.kind
+            && let MatMulSchedule::Cube(t) = &mm.schedule
+        {
+            forms[0] += usize::from(t.accumulators > 1);
+            forms[1] += usize::from(t.loads_early(machine.sync.queue_depth));
+        }
+    }
+    Ok(forms)
 }
 
 #[test]
@@ -567,12 +569,15 @@ fn cube_programs_match_the_reference() {
     let first = tessera_testsuite::env_u64("TESSERA_CUBE_SEED", 1);
     let mut seen = Seen::default();
     let mut failures = tessera_testsuite::Failures::default();
-    let mut two_accumulators = 0;
+    let (mut two_accumulators, mut loads_early) = (0, 0);
     for seed in first..first + cases {
         let kernel = generate(seed, &mut seen);
         let machine = tessera_testsuite::machine_of_seed(seed);
         match check(&kernel, machine, seed) {
-            Ok(n) => two_accumulators += n,
+            Ok([two, early]) => {
+                two_accumulators += two;
+                loads_early += early;
+            }
             Err(why) => {
                 if failures.record(seed, machine, &why, &kernel) {
                     break;
@@ -590,7 +595,7 @@ fn cube_programs_match_the_reference() {
         epilogues,
     } = seen;
     eprintln!(
-        "{attention} attention programs ({grouped_heads} with grouped K/V heads, {masked} masked), {chains} matmul chains, {prologues} prologues, {epilogues} epilogues in {cases} programs; {two_accumulators} cube stages alternated two accumulators"
+        "{attention} attention programs ({grouped_heads} with grouped K/V heads, {masked} masked), {chains} matmul chains, {prologues} prologues, {epilogues} epilogues in {cases} programs; {two_accumulators} cube stages alternated two accumulators, {loads_early} loaded a stage early"
     );
     // At the default count, every family came up.
     if cases >= 500 {
@@ -604,10 +609,11 @@ fn cube_programs_match_the_reference() {
             "a family of cube programs never came up in {cases} programs"
         );
         // Attention's short-K Q·Kᵀ on several rounds of tiles alternates two
-        // accumulators on 910b-like.
+        // accumulators on 910b-like; a long K in deep stages of short steps
+        // loads a stage early.
         assert!(
-            two_accumulators > 0,
-            "no cube stage alternated two accumulators in {cases} programs"
+            two_accumulators > 0 && loads_early > 0,
+            "no cube stage alternated two accumulators ({two_accumulators}) or loaded a stage early ({loads_early}) in {cases} programs"
         );
     }
 }

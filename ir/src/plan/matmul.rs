@@ -130,6 +130,18 @@ impl CubeSchedule {
         (q, first + w % rows, w / rows)
     }
 
+    /// Whether single-stage loads are issued a stage early: with one
+    /// accumulator and more L0 steps a stage than a pipe queue of
+    /// `queue_depth` entries holds (a step queues about four in MTE1's: its
+    /// two loads, the wait for a free L0 copy and the event to the cube),
+    /// the loads placed after a stage's steps would reach MTE2 only as the
+    /// cube caught up. A deep operand is always prefetched.
+    pub fn loads_early(&self, queue_depth: u32) -> bool {
+        (self.a_stages, self.b_stages) == (1, 1)
+            && self.accumulators <= 1
+            && self.l1_k / self.base_k.max(1) > u64::from(queue_depth) / 4
+    }
+
     /// Why the load depths are not valid for a stage of K `k` (see
     /// [`CubeSchedule::a_stages`]), if they are not.
     pub fn check_depths(&self, k: u64) -> Result<(), String> {

@@ -139,13 +139,8 @@ pub(super) fn generate(
         });
     };
     // Which operands are prefetched a stage early: a deep one; with
-    // single-stage loads, both, once a stage has more steps than MTE1's
-    // queue holds (a step queues about four entries there: its two loads,
-    // the wait for a free L0 copy and the event to the cube), so that the
-    // loads after them would wait for the cube.
-    let queued_steps = u64::from(ctx.machine.sync.queue_depth) / 4;
-    let single =
-        t.a_stages == 1 && t.b_stages == 1 && layout.acc.copies == 1 && steps > queued_steps;
+    // single-stage loads, both when the schedule says so.
+    let single = t.loads_early(ctx.machine.sync.queue_depth);
     let early = [single || t.a_stages > 1, single || t.b_stages > 1];
     // A tile of one stage has no next chunk to prefetch.
     let prefetches = last_k > 0;
