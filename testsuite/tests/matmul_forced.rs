@@ -8,6 +8,8 @@
 //!   machines with 8 event ids per pipe pair);
 //! - tiles taken in groups of tile rows (`group_m`), with a partial last
 //!   group, strips, batches and transposed operands;
+//! - single-stage loads issued a stage early (`loads_early`), with odd
+//!   stage counts, one partial stage, transposed operands and batches;
 //! - two L0C accumulators that tiles alternate between (`accumulators`),
 //!   with odd tile counts per core, strips, batches and transposed
 //!   operands (and refused with deep loads).
@@ -185,7 +187,8 @@ fn deep_loads_need_whole_k_loop_iterations() {
 /// MTE1's queue holds) are prefetched a stage early: products of 10 × 5
 /// tiles (several per core on both machines) whose K takes one L1 stage
 /// (partial or whole), two, three (an odd count: the loop's second stage
-/// skipped in its last iteration) and four, with transposed operands.
+/// skipped in its last iteration) and four, with transposed operands, and
+/// batched products (one with a broadcast B).
 #[test]
 fn single_stage_loads_prefetched_a_stage_early_compute_the_product() {
     for machine_name in ["910b-like", "910-like"] {
@@ -232,6 +235,24 @@ fn single_stage_loads_prefetched_a_stage_early_compute_the_product() {
                     "{machine_name} {text}"
                 );
             }
+        }
+        // Batches, one of them broadcast (B shared by both), K in three
+        // stages.
+        for b in ["f16[2, 480, 150]", "f16[480, 150]"] {
+            let text = format!(
+                "kernel t(%a: f16[2, 100, 480], %b: {b}) -> (x: f32[2, 100, 150]) {{\n  %0 = matmul %a, %b : f32[2, 100, 150]\n  return %0\n}}\n"
+            );
+            let (asm, g) = run_forced(machine_name, &text, |_, _| CubeSchedule {
+                base_k: 16,
+                l1_k: 160,
+                ..small(machine_name, 1, 1, 1)
+            });
+            assert_eq!(g.batches(), 2, "{text}");
+            assert_eq!(
+                asm.matches("mte2.nd2nz").count(),
+                2 + 4,
+                "{machine_name} {text}"
+            );
         }
     }
 }
