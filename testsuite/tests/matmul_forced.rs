@@ -9,7 +9,8 @@
 //! - tiles taken in groups of tile rows (`group_m`), with a partial last
 //!   group, strips, batches and transposed operands;
 //! - single-stage loads issued a stage early (`loads_early`), with odd
-//!   stage counts, one partial stage, transposed operands and batches;
+//!   stage counts, one partial stage, transposed operands and batches, and
+//!   on random products;
 //! - two L0C accumulators that tiles alternate between (`accumulators`),
 //!   with odd tile counts per core, strips, batches and transposed
 //!   operands (and refused with deep loads).
@@ -255,6 +256,97 @@ fn single_stage_loads_prefetched_a_stage_early_compute_the_product() {
             );
         }
     }
+}
+
+/// Loads a stage early on random products: shapes, transposes, batches
+/// (shared or not), output casts, tile extents and stage depths of more
+/// than 8 steps of 16, on both machines.
+#[test]
+fn loads_early_on_random_products_compute_the_product() {
+    let mut rng = tessera_compiler::inputs::SplitMix64(0x10ad_ea71);
+    let mut below = |n: u64| rng.next_u64() % n;
+    let mut counts = [0; 3];
+    for case in 0..24 {
+        let machine_name = ["910b-like", "910-like"][case % 2];
+        let (m, n) = (1 + below(160), 1 + below(260));
+        let k = 1 + below((1 << 22) / (m * n)).min(900);
+        let (a_t, b_t) = (below(3) == 0, below(3) == 0);
+        let batch = below(3);
+        let cast = below(2) == 0;
+        let dims = |r: u64, c: u64, t: bool| {
+            if t {
+                format!("{c}, {r}")
+            } else {
+                format!("{r}, {c}")
+            }
+        };
+        let lead = |shared: bool| {
+            if batch == 0 || shared {
+                String::new()
+            } else {
+                "2, ".to_string()
+            }
+        };
+        let a = format!("f16[{}{}]", lead(false), dims(m, k, a_t));
+        let b = format!("f16[{}{}]", lead(batch == 2), dims(k, n, b_t));
+        let out = |d: &str| format!("{d}[{}{m}, {n}]", lead(false));
+        let mut body = String::new();
+        let mut next = 0;
+        let mut operand = |name: &str, t: bool, rows: u64, cols: u64, shared: bool| {
+            if !t {
+                return format!("%{name}");
+            }
+            let perm = if batch == 0 || shared {
+                "[1, 0]"
+            } else {
+                "[0, 2, 1]"
+            };
+            let lead = if batch == 0 || shared {
+                String::new()
+            } else {
+                "2, ".to_string()
+            };
+            body +=
+                &format!("  %{next} = transpose %{name} perm={perm} : f16[{lead}{rows}, {cols}]\n");
+            next += 1;
+            format!("%{}", next - 1)
+        };
+        let x = operand("a", a_t, m, k, false);
+        let y = operand("b", b_t, k, n, batch == 2);
+        body += &format!("  %{next} = matmul {x}, {y} : {}\n", out("f32"));
+        let mut result = next;
+        if cast {
+            body += &format!("  %{} = cast %{next} : {}\n", next + 1, out("f16"));
+            result += 1;
+        }
+        let text = format!(
+            "kernel t(%a: {a}, %b: {b}) -> (x: {}) {{\n{body}  return %{result}\n}}\n",
+            out(if cast { "f16" } else { "f32" })
+        );
+        let base_m = 16 * (1 + below(3));
+        let base_n = 16 * (1 + below(8));
+        let l1_k = 16 * (9 + below(6));
+        let (_, g) = run_forced(machine_name, &text, |_, _| CubeSchedule {
+            base_m,
+            base_n,
+            base_k: 16,
+            l1_k,
+            epi_cols: if machine_name == "910-like" {
+                base_n
+            } else {
+                0
+            },
+            ..small(machine_name, 1, 1, 1)
+        });
+        assert_eq!(g.k, k, "{text}");
+        let stages = k.div_ceil(l1_k);
+        eprintln!(
+            "{machine_name} m={m} n={n} k={k} a_t={a_t} b_t={b_t} batch={batch} cast={cast} tile {base_m}x{base_n} l1_k={l1_k}: {stages} stages"
+        );
+        counts[usize::from(stages > 1) + usize::from(stages > 1 && stages % 2 == 1)] += 1;
+    }
+    // One stage (no prefetch), an even count and an odd count all came up.
+    assert!(counts.iter().all(|&c| c > 0), "{counts:?}");
 }
 
 /// Products whose tiles (32 × 128) fall in groups of 2, 3 and 4 tile rows
