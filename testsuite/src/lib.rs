@@ -391,6 +391,45 @@ mod tests {
     }
 }
 
+/// The less common cube schedules a plan uses, counted over its stages:
+/// tiles taken in groups of rows, two alternating accumulators, and
+/// single-stage loads issued a stage early.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CubeForms {
+    /// Stages with `group_m > 1`.
+    pub grouped: usize,
+    /// Stages with two accumulators.
+    pub two_accumulators: usize,
+    /// Stages whose loads go a stage early ([`CubeSchedule::loads_early`]).
+    ///
+    /// [`CubeSchedule::loads_early`]: tessera_ir::plan::CubeSchedule::loads_early
+    pub loads_early: usize,
+}
+
+impl CubeForms {
+    /// The forms of `plan`'s cube matmul stages on `machine`.
+    pub fn of(plan: &tessera_ir::plan::Plan, machine: &tessera_sim::Machine) -> CubeForms {
+        let mut forms = CubeForms::default();
+        for stage in &plan.stages {
+            if let tessera_ir::plan::StageKind::MatMul(mm) = &stage.kind
+                && let tessera_ir::plan::MatMulSchedule::Cube(t) = &mm.schedule
+            {
+                forms.grouped += usize::from(t.group_m > 1);
+                forms.two_accumulators += usize::from(t.accumulators > 1);
+                forms.loads_early += usize::from(t.loads_early(machine.sync.queue_depth));
+            }
+        }
+        forms
+    }
+
+    /// Adds `other`'s counts.
+    pub fn add(&mut self, other: CubeForms) {
+        self.grouped += other.grouped;
+        self.two_accumulators += other.two_accumulators;
+        self.loads_early += other.loads_early;
+    }
+}
+
 /// The built-in machine a randomised test runs seed `seed` on: 910b-like
 /// for even seeds, 910-like for odd ones.
 pub fn machine_of_seed(seed: u64) -> &'static str {

@@ -20,6 +20,7 @@ use tessera_ir::{
     BinaryOp, CompareOp, DType, Domain, Kernel, Op, Output, ReduceOp, Scalar, Shape, TensorType,
     UnaryOp, Value,
 };
+use tessera_testsuite::CubeForms;
 
 /// The inputs' SplitMix64 with the draws the generator needs.
 struct Rng(SplitMix64);
@@ -653,14 +654,6 @@ fn check(seed: u64) -> Result<CubeForms, String> {
     check_kernel(&kernel, tessera_testsuite::machine_of_seed(seed), seed)
 }
 
-/// The less common cube schedules a kernel's plan used: stages taking
-/// their tiles in groups of rows, and stages alternating two accumulators.
-#[derive(Default)]
-struct CubeForms {
-    grouped: usize,
-    two_accumulators: usize,
-}
-
 /// With `TESSERA_DIFF_DUMP=DIR`, writes the kernel's inputs as `.npy` files
 /// under `DIR/<kernel name>/`, to replay it with `tessera run`.
 fn dump_inputs(kernel: &Kernel, inputs: &[tessera_ir::Tensor]) -> Result<(), String> {
@@ -684,16 +677,7 @@ fn check_kernel(kernel: &Kernel, machine_name: &str, seed: u64) -> Result<CubeFo
     dump_inputs(kernel, &inputs)?;
     tessera_testsuite::simulate_against_reference(kernel, &machine, &code.program, &inputs)?;
     tessera_testsuite::host_against_reference(kernel, &inputs)?;
-    let mut forms = CubeForms::default();
-    for stage in &code.plan.stages {
-        if let tessera_ir::plan::StageKind::MatMul(mm) = &stage.kind
-            && let tessera_ir::plan::MatMulSchedule::Cube(t) = &mm.schedule
-        {
-            forms.grouped += usize::from(t.group_m > 1);
-            forms.two_accumulators += usize::from(t.accumulators > 1);
-        }
-    }
-    Ok(forms)
+    Ok(CubeForms::of(&code.plan, &machine))
 }
 
 /// Inputs for `kernel` from `seed`: per parameter, unit values (as `run
@@ -767,10 +751,7 @@ fn random_kernels_match_the_reference_on_the_simulator() {
             );
         }
         match check(seed) {
-            Ok(f) => {
-                forms.grouped += f.grouped;
-                forms.two_accumulators += f.two_accumulators;
-            }
+            Ok(f) => forms.add(f),
             Err(why) => {
                 let machine = tessera_testsuite::machine_of_seed(seed);
                 if failures.record(seed, machine, &why, &generate(seed)) {

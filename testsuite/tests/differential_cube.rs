@@ -19,10 +19,10 @@
 
 use tessera_compiler::inputs::SplitMix64;
 use tessera_compiler::simulate;
-use tessera_ir::plan::{MatMulSchedule, StageKind};
 use tessera_ir::{
     BinaryOp, DType, Kernel, Op, Output, ReduceOp, Scalar, Shape, TensorType, UnaryOp, Value,
 };
+use tessera_testsuite::CubeForms;
 
 /// Most multiply-adds a program may cost (the functional simulator and the
 /// reference interpreter run them all), except the rare large attention.
@@ -541,26 +541,16 @@ fn generate(seed: u64, seen: &mut Seen) -> Kernel {
 }
 
 /// Compiles `kernel` for `machine_name` and compares the simulator and the
-/// host with the reference on unit inputs drawn from `seed`; returns how
-/// many of its cube stages alternate two accumulators and how many issue
-/// single-stage loads a stage early.
-fn check(kernel: &Kernel, machine_name: &str, seed: u64) -> Result<[usize; 2], String> {
+/// host with the reference on unit inputs drawn from `seed`; returns the
+/// cube forms its plan used.
+fn check(kernel: &Kernel, machine_name: &str, seed: u64) -> Result<CubeForms, String> {
     tessera_ir::verify::verify_concrete(kernel).map_err(|e| format!("generator bug: {e}"))?;
     let machine = simulate::machine(Some(machine_name)).map_err(|e| format!("{e:?}"))?;
     let code = tessera_testsuite::compile_generated(kernel, &machine)?;
     let inputs = tessera_testsuite::random_inputs(kernel, seed);
     tessera_testsuite::simulate_against_reference(kernel, &machine, &code.program, &inputs)?;
     tessera_testsuite::host_against_reference(kernel, &inputs)?;
-    let mut forms = [0; 2];
-    for stage in &code.plan.stages {
-        if let StageKind::MatMul(mm) = &stage.kind
-            && let MatMulSchedule::Cube(t) = &mm.schedule
-        {
-            forms[0] += usize::from(t.accumulators > 1);
-            forms[1] += usize::from(t.loads_early(machine.sync.queue_depth));
-        }
-    }
-    Ok(forms)
+    Ok(CubeForms::of(&code.plan, &machine))
 }
 
 #[test]
@@ -569,15 +559,12 @@ fn cube_programs_match_the_reference() {
     let first = tessera_testsuite::env_u64("TESSERA_CUBE_SEED", 1);
     let mut seen = Seen::default();
     let mut failures = tessera_testsuite::Failures::default();
-    let (mut two_accumulators, mut loads_early) = (0, 0);
+    let mut forms = CubeForms::default();
     for seed in first..first + cases {
         let kernel = generate(seed, &mut seen);
         let machine = tessera_testsuite::machine_of_seed(seed);
         match check(&kernel, machine, seed) {
-            Ok([two, early]) => {
-                two_accumulators += two;
-                loads_early += early;
-            }
+            Ok(f) => forms.add(f),
             Err(why) => {
                 if failures.record(seed, machine, &why, &kernel) {
                     break;
@@ -594,6 +581,11 @@ fn cube_programs_match_the_reference() {
         prologues,
         epilogues,
     } = seen;
+    let CubeForms {
+        two_accumulators,
+        loads_early,
+        ..
+    } = forms;
     eprintln!(
         "{attention} attention programs ({grouped_heads} with grouped K/V heads, {masked} masked), {chains} matmul chains, {prologues} prologues, {epilogues} epilogues in {cases} programs; {two_accumulators} cube stages alternated two accumulators, {loads_early} loaded a stage early"
     );
@@ -609,8 +601,8 @@ fn cube_programs_match_the_reference() {
             "a family of cube programs never came up in {cases} programs"
         );
         // Attention's short-K Q·Kᵀ on several rounds of tiles alternates two
-        // accumulators on 910b-like; a long K in deep stages of short steps
-        // loads a stage early.
+        // accumulators on 910b-like; a long K in L1 stages of many short
+        // steps loads a stage early.
         assert!(
             two_accumulators > 0 && loads_early > 0,
             "no cube stage alternated two accumulators ({two_accumulators}) or loaded a stage early ({loads_early}) in {cases} programs"

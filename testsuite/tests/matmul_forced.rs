@@ -184,48 +184,78 @@ fn deep_loads_need_whole_k_loop_iterations() {
     assert!(err.0.contains("a multiple of 256"), "{err}");
 }
 
-/// Single-stage loads of stages of many steps (10 steps of 16: more than
-/// MTE1's queue holds) are prefetched a stage early: products of 10 × 5
-/// tiles (several per core on both machines) whose K takes one L1 stage
-/// (partial or whole), two, three (an odd count: the loop's second stage
-/// skipped in its last iteration) and four, with transposed operands, and
-/// batched products (one with a broadcast B).
+/// How a product's operands carry a batch of 2.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Batch {
+    /// No batch.
+    None,
+    /// A and B both batched.
+    Both,
+    /// A batched, B shared by the batch (broadcast).
+    SharedB,
+}
+
+/// The IR text of `x = a @ b` (cast to f16 if `cast`) for an `m × k` A and
+/// a `k × n` B in f16, each stored transposed when asked (the kernel
+/// transposes it back), with a batch of 2 as `batch` says.
+fn product_text(
+    (m, k, n): (u64, u64, u64),
+    (a_t, b_t): (bool, bool),
+    batch: Batch,
+    cast: bool,
+) -> String {
+    let lead = |batched: bool| if batched { "2, " } else { "" };
+    let mut body = String::new();
+    let mut next = 0;
+    let mut operand = |name: &str, (rows, cols): (u64, u64), t: bool, batched: bool| {
+        let lead = lead(batched);
+        if !t {
+            return (format!("f16[{lead}{rows}, {cols}]"), format!("%{name}"));
+        }
+        let perm = if batched { "[0, 2, 1]" } else { "[1, 0]" };
+        body += &format!("  %{next} = transpose %{name} perm={perm} : f16[{lead}{rows}, {cols}]\n");
+        next += 1;
+        (
+            format!("f16[{lead}{cols}, {rows}]"),
+            format!("%{}", next - 1),
+        )
+    };
+    let (a, x) = operand("a", (m, k), a_t, batch != Batch::None);
+    let (b, y) = operand("b", (k, n), b_t, batch == Batch::Both);
+    let out = |d: &str| format!("{d}[{}{m}, {n}]", lead(batch != Batch::None));
+    body += &format!("  %{next} = matmul {x}, {y} : {}\n", out("f32"));
+    if cast {
+        body += &format!("  %{} = cast %{next} : {}\n", next + 1, out("f16"));
+        next += 1;
+    }
+    let result = out(if cast { "f16" } else { "f32" });
+    format!("kernel t(%a: {a}, %b: {b}) -> (x: {result}) {{\n{body}  return %{next}\n}}\n")
+}
+
+/// Small tiles (32 × 128) in L1 stages of 10 steps of 16: more than MTE1's
+/// queue holds, so single-stage loads go a stage early.
+fn early(machine_name: &str) -> CubeSchedule {
+    CubeSchedule {
+        base_k: 16,
+        l1_k: 160,
+        ..small(machine_name, 1, 1, 1)
+    }
+}
+
+/// Single-stage loads of stages of many steps ([`early`]) are prefetched a
+/// stage early: products of 10 × 5 tiles (several per core on both
+/// machines) whose K takes one L1 stage (partial or whole), two, three (an
+/// odd count: the loop's second stage skipped in its last iteration) and
+/// four, with transposed operands, and batched products (one with a
+/// broadcast B).
 #[test]
 fn single_stage_loads_prefetched_a_stage_early_compute_the_product() {
     for machine_name in ["910b-like", "910-like"] {
         for k in [40, 160, 300, 480, 500, 640] {
-            for (a_t, b_t) in [(false, false), (true, false), (false, true)] {
-                let a = if a_t {
-                    format!("{k}, 300")
-                } else {
-                    format!("300, {k}")
-                };
-                let b = if b_t {
-                    format!("520, {k}")
-                } else {
-                    format!("{k}, 520")
-                };
-                let mut body = String::new();
-                let (mut x, mut y, mut n) = ("%a".to_string(), "%b".to_string(), 0);
-                if a_t {
-                    body += &format!("  %{n} = transpose %a perm=[1, 0] : f16[300, {k}]\n");
-                    x = format!("%{n}");
-                    n += 1;
-                }
-                if b_t {
-                    body += &format!("  %{n} = transpose %b perm=[1, 0] : f16[{k}, 520]\n");
-                    y = format!("%{n}");
-                    n += 1;
-                }
-                let text = format!(
-                    "kernel t(%a: f16[{a}], %b: f16[{b}]) -> (x: f32[300, 520]) {{\n{body}  %{n} = matmul {x}, {y} : f32[300, 520]\n  return %{n}\n}}\n"
-                );
-                let (asm, g) = run_forced(machine_name, &text, |_, _| CubeSchedule {
-                    base_k: 16,
-                    l1_k: 160,
-                    ..small(machine_name, 1, 1, 1)
-                });
-                assert_eq!((g.a_t, g.b_t, g.k), (a_t, b_t, k), "{text}");
+            for ts in [(false, false), (true, false), (false, true)] {
+                let text = product_text((300, k, 520), ts, Batch::None, false);
+                let (asm, g) = run_forced(machine_name, &text, |_, _| early(machine_name));
+                assert_eq!((g.a_t, g.b_t, g.k), (ts.0, ts.1, k), "{text}");
                 // The first stage loads the tile's first chunks of A and B;
                 // with more than one stage, each of the loop body's two
                 // stages also prefetches the next chunk of both.
@@ -239,15 +269,9 @@ fn single_stage_loads_prefetched_a_stage_early_compute_the_product() {
         }
         // Batches, one of them broadcast (B shared by both), K in three
         // stages.
-        for b in ["f16[2, 480, 150]", "f16[480, 150]"] {
-            let text = format!(
-                "kernel t(%a: f16[2, 100, 480], %b: {b}) -> (x: f32[2, 100, 150]) {{\n  %0 = matmul %a, %b : f32[2, 100, 150]\n  return %0\n}}\n"
-            );
-            let (asm, g) = run_forced(machine_name, &text, |_, _| CubeSchedule {
-                base_k: 16,
-                l1_k: 160,
-                ..small(machine_name, 1, 1, 1)
-            });
+        for batch in [Batch::Both, Batch::SharedB] {
+            let text = product_text((100, 480, 150), (false, false), batch, false);
+            let (asm, g) = run_forced(machine_name, &text, |_, _| early(machine_name));
             assert_eq!(g.batches(), 2, "{text}");
             assert_eq!(
                 asm.matches("mte2.nd2nz").count(),
@@ -270,78 +294,28 @@ fn loads_early_on_random_products_compute_the_product() {
         let machine_name = ["910b-like", "910-like"][case % 2];
         let (m, n) = (1 + below(160), 1 + below(260));
         let k = 1 + below((1 << 22) / (m * n)).min(900);
-        let (a_t, b_t) = (below(3) == 0, below(3) == 0);
-        let batch = below(3);
+        let ts = (below(3) == 0, below(3) == 0);
+        let batch = [Batch::None, Batch::Both, Batch::SharedB][below(3) as usize];
         let cast = below(2) == 0;
-        let dims = |r: u64, c: u64, t: bool| {
-            if t {
-                format!("{c}, {r}")
-            } else {
-                format!("{r}, {c}")
-            }
-        };
-        let lead = |shared: bool| {
-            if batch == 0 || shared {
-                String::new()
-            } else {
-                "2, ".to_string()
-            }
-        };
-        let a = format!("f16[{}{}]", lead(false), dims(m, k, a_t));
-        let b = format!("f16[{}{}]", lead(batch == 2), dims(k, n, b_t));
-        let out = |d: &str| format!("{d}[{}{m}, {n}]", lead(false));
-        let mut body = String::new();
-        let mut next = 0;
-        let mut operand = |name: &str, t: bool, rows: u64, cols: u64, shared: bool| {
-            if !t {
-                return format!("%{name}");
-            }
-            let perm = if batch == 0 || shared {
-                "[1, 0]"
-            } else {
-                "[0, 2, 1]"
-            };
-            let lead = if batch == 0 || shared {
-                String::new()
-            } else {
-                "2, ".to_string()
-            };
-            body +=
-                &format!("  %{next} = transpose %{name} perm={perm} : f16[{lead}{rows}, {cols}]\n");
-            next += 1;
-            format!("%{}", next - 1)
-        };
-        let x = operand("a", a_t, m, k, false);
-        let y = operand("b", b_t, k, n, batch == 2);
-        body += &format!("  %{next} = matmul {x}, {y} : {}\n", out("f32"));
-        let mut result = next;
-        if cast {
-            body += &format!("  %{} = cast %{next} : {}\n", next + 1, out("f16"));
-            result += 1;
-        }
-        let text = format!(
-            "kernel t(%a: {a}, %b: {b}) -> (x: {}) {{\n{body}  return %{result}\n}}\n",
-            out(if cast { "f16" } else { "f32" })
-        );
+        let text = product_text((m, k, n), ts, batch, cast);
         let base_m = 16 * (1 + below(3));
         let base_n = 16 * (1 + below(8));
         let l1_k = 16 * (9 + below(6));
         let (_, g) = run_forced(machine_name, &text, |_, _| CubeSchedule {
             base_m,
             base_n,
-            base_k: 16,
             l1_k,
             epi_cols: if machine_name == "910-like" {
                 base_n
             } else {
                 0
             },
-            ..small(machine_name, 1, 1, 1)
+            ..early(machine_name)
         });
         assert_eq!(g.k, k, "{text}");
         let stages = k.div_ceil(l1_k);
         eprintln!(
-            "{machine_name} m={m} n={n} k={k} a_t={a_t} b_t={b_t} batch={batch} cast={cast} tile {base_m}x{base_n} l1_k={l1_k}: {stages} stages"
+            "{machine_name} m={m} n={n} k={k} {ts:?} {batch:?} cast={cast} tile {base_m}x{base_n} l1_k={l1_k}: {stages} stages"
         );
         counts[usize::from(stages > 1) + usize::from(stages > 1 && stages % 2 == 1)] += 1;
     }
