@@ -17,7 +17,9 @@
 //! the file holds no times.
 
 use crate::driver::{self, Failure, Source};
-use crate::plan::schedule::matmul::{apply_cube, cube_candidates, cube_cost, tile_orders};
+use crate::plan::schedule::matmul::{
+    apply_cube, cube_candidates, cube_cost, place_partials, tile_orders,
+};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -72,6 +74,9 @@ pub struct Entry {
     /// L0C accumulators (1 when absent).
     #[serde(default = "one")]
     pub accumulators: u64,
+    /// K parts (`CubeSchedule::split_k`; 1, none, when absent).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub split_k: u64,
     /// The cost model's cycles for this schedule (on the sample, when
     /// there is one).
     pub predicted: u64,
@@ -90,6 +95,11 @@ pub struct Entry {
 /// The default of the fields older files lack.
 fn one() -> u64 {
     1
+}
+
+/// Whether a field holds its default of 1 (and is left out of the file).
+fn is_one(x: &u64) -> bool {
+    *x == 1
 }
 
 /// A cube matmul stage's canonical form: what its best schedule depends on.
@@ -218,6 +228,7 @@ pub fn apply(plan: &mut Plan, tuning: &Tuning, machine: &Machine) -> Vec<String>
             (c.base_m, c.base_n, c.base_k, c.l1_k, c.a_stages, c.b_stages)
                 == (t.base_m, t.base_n, t.base_k, t.l1_k, t.a_stages, t.b_stages)
                 && c.accumulators == e.accumulators
+                && c.parts() == e.split_k.max(1)
         });
         let ordered = found
             .filter(|(_, c)| tile_orders(&g, c.base_m, c.base_n, machine).contains(&e.group_m));
@@ -231,6 +242,7 @@ pub fn apply(plan: &mut Plan, tuning: &Tuning, machine: &Machine) -> Vec<String>
         t.group_m = e.group_m;
         set_schedule(stage, &g, t, machine);
     }
+    place_partials(plan);
     notes
 }
 
@@ -300,7 +312,9 @@ pub struct Report {
 }
 
 fn simulate(plan: &Plan, machine: &Machine) -> Result<u64, Failure> {
-    let program = tessera_backend::npu::compile(plan, machine)
+    let mut plan = plan.clone();
+    place_partials(&mut plan);
+    let program = tessera_backend::npu::compile(&plan, machine)
         .map_err(|e| Failure::Internal(format!("code generation: {e}")))?;
     let opts = tessera_sim::RunOptions {
         timing_only: true,
@@ -323,8 +337,13 @@ fn describe(t: &CubeSchedule) -> String {
     } else {
         String::new()
     };
+    let split = if t.parts() > 1 {
+        format!(" split_k={}", t.parts())
+    } else {
+        String::new()
+    };
     format!(
-        "{}x{}x{} l1_k={} depth={}x{}{order}{accs}",
+        "{}x{}x{} l1_k={} depth={}x{}{order}{accs}{split}",
         t.base_m, t.base_n, t.base_k, t.l1_k, t.a_stages, t.b_stages
     )
 }
@@ -546,6 +565,7 @@ pub fn tune(
             b_stages: t.b_stages,
             group_m: t.group_m,
             accumulators: t.accumulators,
+            split_k: t.parts(),
             predicted: tried[chosen].predicted,
             simulated: cycles,
             untuned: tried[0].simulated,
@@ -874,6 +894,64 @@ mod tests {
     }
 
     #[test]
+    fn split_k_entries_apply_with_their_partials() {
+        // 512 × 512 × 8192: too few tiles for 910b-like's cube cores, so
+        // the scheduler splits K; its partials follow the workspace.
+        let src = Source {
+            name: "gemm.tsr".into(),
+            text: GEMM.into(),
+        };
+        let file = driver::parse_and_check(&src).expect("parses");
+        let env = [("M", 512), ("N", 512), ("K", 8192)]
+            .iter()
+            .map(|(k, v)| (k.to_string(), *v))
+            .collect();
+        let k = driver::lower(&file, "gemm", &env, &src).expect("lowers");
+        let m = machine();
+        let untuned = driver::compile_npu(&k, &m, &src, Level::O2).expect("compiles");
+        let t = cube(&untuned.plan);
+        assert!(t.parts() > 1, "{}", untuned.plan.text());
+        assert_eq!(untuned.plan.workspace, t.parts() * 512 * 512 * 4);
+        let StageKind::MatMul(mm) = &untuned.plan.stages[0].kind else {
+            panic!("not a matmul: {}", untuned.plan.text());
+        };
+        let entry = |split_k| Entry {
+            machine: m.name.clone(),
+            fingerprint: fingerprint(&m),
+            stage: stage_key(mm).expect("a key"),
+            base_m: t.base_m,
+            base_n: t.base_n,
+            base_k: t.base_k,
+            l1_k: t.l1_k,
+            a_stages: 1,
+            b_stages: 1,
+            group_m: 1,
+            accumulators: 1,
+            split_k,
+            predicted: 0,
+            simulated: 0,
+            untuned: 0,
+            sample: None,
+        };
+        // The same tiles unsplit: no partials, no workspace.
+        let file = merge(Tuning::default(), &[entry(1)]);
+        let (code, notes) =
+            driver::compile_npu_tuned(&k, &m, &src, Level::O2, &file).expect("compiles");
+        assert!(notes.is_empty(), "{notes:?}");
+        assert_eq!(cube(&code.plan).parts(), 1);
+        assert_eq!(code.plan.workspace, 0);
+        // More parts than one round of units: not offered, so ignored.
+        let file = merge(Tuning::default(), &[entry(7)]);
+        let (code, notes) =
+            driver::compile_npu_tuned(&k, &m, &src, Level::O2, &file).expect("compiles");
+        assert!(
+            notes.len() == 1 && notes[0].contains("not a valid schedule"),
+            "{notes:?}"
+        );
+        assert_eq!(cube(&code.plan), t);
+    }
+
+    #[test]
     fn stale_and_invalid_entries_are_ignored_with_a_note() {
         let (k, src) = gemm(1024);
         let m = machine();
@@ -921,6 +999,7 @@ mod tests {
             b_stages: 1,
             group_m: 4,
             accumulators: 1,
+            split_k: if base_m == 32 { 3 } else { 1 },
             predicted: 1,
             simulated: 2,
             untuned: 3,

@@ -404,6 +404,8 @@ pub struct CubeForms {
     ///
     /// [`CubeSchedule::loads_early`]: tessera_ir::plan::CubeSchedule::loads_early
     pub loads_early: usize,
+    /// Stages split over K (`split_k > 1`).
+    pub split_k: usize,
 }
 
 impl CubeForms {
@@ -417,6 +419,7 @@ impl CubeForms {
                 forms.grouped += usize::from(t.group_m > 1);
                 forms.two_accumulators += usize::from(t.accumulators > 1);
                 forms.loads_early += usize::from(t.loads_early(machine.sync.queue_depth));
+                forms.split_k += usize::from(t.parts() > 1);
             }
         }
         forms
@@ -427,6 +430,7 @@ impl CubeForms {
         self.grouped += other.grouped;
         self.two_accumulators += other.two_accumulators;
         self.loads_early += other.loads_early;
+        self.split_k += other.split_k;
     }
 }
 

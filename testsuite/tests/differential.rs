@@ -762,8 +762,8 @@ fn random_kernels_match_the_reference_on_the_simulator() {
     }
     failures.assert_none("random kernels", "TESSERA_DIFF");
     eprintln!(
-        "{} cube stages in groups of tile rows, {} with two accumulators in {cases} kernels",
-        forms.grouped, forms.two_accumulators
+        "{} cube stages in groups of tile rows, {} with two accumulators, {} split over K in {cases} kernels",
+        forms.grouped, forms.two_accumulators, forms.split_k
     );
     // Grouped orders need products too large for this test's budget, and
     // since the cost model charges a tile of one L1 stage in two

@@ -13,9 +13,13 @@
 //!   on random products;
 //! - two L0C accumulators that tiles alternate between (`accumulators`),
 //!   with odd tile counts per core, strips, batches and transposed
-//!   operands (and refused with deep loads).
+//!   operands (and refused with deep loads);
+//! - split-K on 910b-like (`split_k`): odd K, uneven last parts, more units
+//!   than cube cores, transposed operands, relu, f16/bf16/f32 outputs and
+//!   reduction chunks that end partway, the same bits on every run (and
+//!   refused on 910-like and where `check_split` says no).
 
-use tessera_compiler::plan::schedule::{cube_layout, fits};
+use tessera_compiler::plan::schedule::{cube_layout, fits, place_partials};
 use tessera_compiler::simulate;
 use tessera_ir::plan::{CubeSchedule, Geometry, MatMulSchedule, StageKind, Tail};
 use tessera_sim::Organisation;
@@ -45,10 +49,11 @@ fn run_forced(
     let mut t = tiles(&g, cores);
     t.tiles = g.batches() * g.m.div_ceil(t.base_m) * g.n.div_ceil(t.base_n);
     t.layout = cube_layout(&g, &t, &machine);
-    stage.block_dim = t.tiles.min(cores) as u32;
+    stage.block_dim = (t.tiles * t.parts()).min(cores) as u32;
     let forced = format!("{t:?}");
     mm.schedule = MatMulSchedule::Cube(t);
     assert!(fits(&stage.local(), &machine), "the forced buffers fit");
+    place_partials(&mut plan);
 
     let program = tessera_backend::npu::compile(&plan, &machine)
         .unwrap_or_else(|e| panic!("{machine_name} {forced}: {e:?}"));
@@ -412,4 +417,285 @@ fn two_accumulators_with_deep_loads_are_refused() {
     mm.schedule = MatMulSchedule::Cube(t);
     let err = tessera_backend::npu::compile(&plan, &machine).expect_err("refused");
     assert!(err.0.contains("one stage deep"), "{err}");
+}
+
+/// `x = [cast](relu?(a @ b))` for an `m × k` A and a `k × n` B of `dtype`
+/// (A stored transposed when asked), the output of `out`.
+fn split_text((m, k, n): (u64, u64, u64), dtype: &str, a_t: bool, relu: bool, out: &str) -> String {
+    let (a, mut body, mut next) = if a_t {
+        (
+            format!("{dtype}[{k}, {m}]"),
+            format!("  %0 = transpose %a perm=[1, 0] : {dtype}[{m}, {k}]\n"),
+            1,
+        )
+    } else {
+        (format!("{dtype}[{m}, {k}]"), String::new(), 0)
+    };
+    let x = if a_t { "%0" } else { "%a" };
+    body += &format!("  %{next} = matmul {x}, %b : f32[{m}, {n}]\n");
+    next += 1;
+    if relu {
+        body += &format!("  %{next} = relu %{} : f32[{m}, {n}]\n", next - 1);
+        next += 1;
+    }
+    if out != "f32" {
+        body += &format!("  %{next} = cast %{} : {out}[{m}, {n}]\n", next - 1);
+        next += 1;
+    }
+    format!(
+        "kernel t(%a: {a}, %b: {dtype}[{k}, {n}]) -> (x: {out}[{m}, {n}]) {{\n{body}  return %{}\n}}\n",
+        next - 1
+    )
+}
+
+/// A split-K schedule: `parts` parts of `⌈k / parts⌉` rounded up to 16,
+/// `base_m × base_n` tiles in stages of 4 steps of 32, reduction chunks of
+/// `red_rows × red_cols`.
+fn split_k(
+    k: u64,
+    parts: u64,
+    (base_m, base_n): (u64, u64),
+    (red_rows, red_cols): (u64, u64),
+) -> CubeSchedule {
+    let part_k = k.div_ceil(parts).div_ceil(16) * 16;
+    assert!((parts - 1) * part_k < k, "every part holds K");
+    CubeSchedule {
+        base_m,
+        base_n,
+        l1_k: 128,
+        split_k: parts,
+        part_k,
+        red_rows,
+        red_cols,
+        ..small("910b-like", 1, 1, 1)
+    }
+}
+
+/// Split-K on 910b-like against the reference: odd and prime K with an
+/// uneven last part, one and several units per cube core (4 × 2 tiles × 3
+/// parts = 24; 7 × 4 × 2 = 56 over 24 cores), a transposed A and B, relu,
+/// f16, bf16 and f32 outputs, and reduction chunks that end partway in
+/// both dims (several per vector core where chunks outnumber them).
+#[test]
+fn split_k_computes_the_product() {
+    type Case = (
+        (u64, u64, u64),
+        &'static str,
+        bool,
+        bool,
+        &'static str,
+        u64,
+        (u64, u64),
+        (u64, u64),
+    );
+    let cases: [Case; 7] = [
+        (
+            (100, 1000, 150),
+            "f16",
+            false,
+            true,
+            "f16",
+            3,
+            (32, 128),
+            (5, 64),
+        ),
+        (
+            (100, 1000, 150),
+            "f16",
+            true,
+            false,
+            "f32",
+            3,
+            (32, 128),
+            (5, 64),
+        ),
+        (
+            (37, 777, 250),
+            "f16",
+            false,
+            false,
+            "f16",
+            2,
+            (32, 128),
+            (3, 16),
+        ),
+        (
+            (200, 509, 100),
+            "f16",
+            true,
+            true,
+            "f16",
+            2,
+            (32, 32),
+            (7, 48),
+        ),
+        (
+            (64, 333, 48),
+            "bf16",
+            false,
+            false,
+            "bf16",
+            5,
+            (32, 16),
+            (2, 32),
+        ),
+        (
+            (48, 2000, 64),
+            "f16",
+            false,
+            true,
+            "f32",
+            12,
+            (16, 32),
+            (48, 64),
+        ),
+        (
+            (16, 4096, 80),
+            "f16",
+            false,
+            false,
+            "f16",
+            24,
+            (16, 80),
+            (1, 80),
+        ),
+    ];
+    for ((m, k, n), dtype, a_t, relu, out, parts, tile, chunk) in cases {
+        let text = split_text((m, k, n), dtype, a_t, relu, out);
+        let (asm, g) = run_forced("910b-like", &text, |_, _| split_k(k, parts, tile, chunk));
+        // (The planner alone leaves relu to a stage of its own; the plan
+        // case `cube_split_k` has it in the reduction.)
+        assert_eq!((g.k, g.a_t), (k, a_t), "{text}");
+        // The cube cores' barrier and hand-off, and the vector cores'
+        // section waiting for it.
+        for want in [
+            ".aiv",
+            "xcore.set fix, 0, 0",
+            "xcore.wait fix, 0",
+            "xcore.set fix, 2, 1",
+            "xcore.wait s, 1",
+        ] {
+            assert!(asm.contains(want), "{want} in {text}\n{asm}");
+        }
+    }
+    // Transposed B (the kernel transposes it back).
+    let text = product_text((90, 700, 130), (false, true), Batch::None, true);
+    let (_, g) = run_forced("910b-like", &text, |_, _| {
+        split_k(700, 4, (32, 64), (4, 32))
+    });
+    assert!(g.b_t, "{text}");
+}
+
+/// Split-K sums the parts in a fixed order: two runs give the same bits.
+#[test]
+fn split_k_results_are_the_same_bits_on_every_run() {
+    let text = split_text((100, 1000, 150), "f16", false, false, "f32");
+    let module = tessera_ir::text::parse_module(&text).expect("IR text");
+    let kernel = &module.kernels[0];
+    let machine = simulate::machine(Some("910b-like")).expect("machine");
+    let mut plan = tessera_compiler::plan::plan(kernel, &machine).expect("plan");
+    let StageKind::MatMul(mm) = &mut plan.stages[0].kind else {
+        panic!("not a matmul")
+    };
+    let g = Geometry::of(mm).expect("geometry");
+    let mut t = split_k(1000, 3, (32, 128), (5, 64));
+    t.tiles = 8;
+    t.layout = cube_layout(&g, &t, &machine);
+    mm.schedule = MatMulSchedule::Cube(t);
+    plan.stages[0].block_dim = 24;
+    place_partials(&mut plan);
+    let program = tessera_backend::npu::compile(&plan, &machine).expect("compiles");
+    let inputs: Vec<(String, tessera_sim::Tensor)> = kernel
+        .params
+        .iter()
+        .zip(tessera_testsuite::random_inputs(kernel, 5))
+        .map(|(p, t)| (p.name.clone(), simulate::to_sim(&t)))
+        .collect();
+    let run = || {
+        tessera_sim::run(
+            &machine,
+            &program,
+            &inputs,
+            &tessera_sim::RunOptions::default(),
+        )
+        .expect("runs")
+        .outputs
+    };
+    assert_eq!(run(), run());
+    // And they are the product.
+    let inputs = tessera_testsuite::random_inputs(kernel, 5);
+    tessera_testsuite::simulate_against_reference(kernel, &machine, &program, &inputs)
+        .expect("the product");
+}
+
+/// Split-K needs cross-core flags (not on 910-like) and a stage it applies
+/// to (`check_split`): the code generator refuses the rest.
+#[test]
+fn split_k_is_refused_where_it_cannot_run() {
+    let text = split_text((100, 1000, 150), "f16", false, false, "f16");
+    let module = tessera_ir::text::parse_module(&text).expect("IR text");
+    let kernel = &module.kernels[0];
+    let refused = |machine_name: &str, t: CubeSchedule| {
+        let machine = simulate::machine(Some(machine_name)).expect("machine");
+        let mut plan = tessera_compiler::plan::plan(kernel, &machine).expect("plan");
+        let StageKind::MatMul(mm) = &mut plan.stages[0].kind else {
+            panic!("not a matmul")
+        };
+        let g = Geometry::of(mm).expect("geometry");
+        let mut t = CubeSchedule { tiles: 8, ..t };
+        t.layout = cube_layout(&g, &t, &machine);
+        mm.schedule = MatMulSchedule::Cube(t);
+        plan.stages[0].block_dim = 24;
+        place_partials(&mut plan);
+        tessera_backend::npu::compile(&plan, &machine)
+            .expect_err("refused")
+            .0
+    };
+    let t = split_k(1000, 3, (32, 128), (5, 64));
+    let coupled = CubeSchedule {
+        epi_cols: 128,
+        ..t.clone()
+    };
+    assert!(refused("910-like", coupled).contains("cross-core"));
+    // A part that holds no K, deep loads, two accumulators, no chunks.
+    for (bad, why) in [
+        (
+            CubeSchedule {
+                part_k: 512,
+                ..t.clone()
+            },
+            "no K",
+        ),
+        (
+            CubeSchedule {
+                part_k: 320,
+                ..t.clone()
+            },
+            "cover K",
+        ),
+        (
+            CubeSchedule {
+                b_stages: 2,
+                ..t.clone()
+            },
+            "deep",
+        ),
+        (
+            CubeSchedule {
+                accumulators: 2,
+                ..t.clone()
+            },
+            "two accumulators",
+        ),
+        (
+            CubeSchedule {
+                red_cols: 40,
+                ..t.clone()
+            },
+            "chunks",
+        ),
+    ] {
+        let e = refused("910b-like", bad);
+        assert!(e.contains("split_k=3") && e.contains(why), "{why}: {e}");
+    }
 }

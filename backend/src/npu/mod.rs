@@ -116,14 +116,16 @@ fn core_kind(machine: &Machine, unit: Unit) -> CoreKind {
     }
 }
 
-/// Generates one stage's code.
+/// Generates one stage's code: its sections, each with the kind of core it
+/// runs on (a split-K matmul's second one finishes on the vector cores, a
+/// mix launch).
 fn stage_code(
     plan: &Plan,
     params: usize,
     stage: &Stage,
     machine: &Machine,
-) -> Result<Vec<Item>, String> {
-    let mut ctx = Ctx {
+) -> Result<Vec<(CoreKind, Vec<Item>)>, String> {
+    let ctx = || Ctx {
         plan,
         stage,
         machine,
@@ -131,13 +133,25 @@ fn stage_code(
         regs: Regs::default(),
     };
     let items = match &stage.kind {
-        StageKind::Elementwise(e) => elementwise::generate(&mut ctx, e)?,
-        StageKind::Reduce(r) => reduce::generate(&mut ctx, r)?,
-        StageKind::Transpose(t) => transpose::generate(&mut ctx, t)?,
-        StageKind::MatMul(m) => matmul::generate(&mut ctx, m)?,
-        StageKind::Rows(r) => rows::generate(&mut ctx, r)?,
+        StageKind::Elementwise(e) => elementwise::generate(&mut ctx(), e)?,
+        StageKind::Reduce(r) => reduce::generate(&mut ctx(), r)?,
+        StageKind::Transpose(t) => transpose::generate(&mut ctx(), t)?,
+        StageKind::MatMul(m) => matmul::generate(&mut ctx(), m)?,
+        StageKind::Rows(r) => rows::generate(&mut ctx(), r)?,
     };
-    sync::insert(interleave::interleave(items), machine.sync.event_ids)
+    let mut sections = vec![(core_kind(machine, stage.unit()), items)];
+    if let StageKind::MatMul(mm) = &stage.kind
+        && let Some(t) = matmul::split::is_split(mm)
+    {
+        sections.push((CoreKind::Aiv, matmul::split::generate(&mut ctx(), mm, t)?));
+    }
+    sections
+        .into_iter()
+        .map(|(kind, items)| {
+            let items = sync::insert(interleave::interleave(items), machine.sync.event_ids)?;
+            Ok((kind, items))
+        })
+        .collect()
 }
 
 /// Compiles a plan into a validated program: one launch per stage.
@@ -150,16 +164,20 @@ pub fn compile(plan: &Plan, machine: &Machine) -> Result<Program, CodegenError> 
     let mut launches = Vec::with_capacity(plan.stages.len());
     let params = plan.params().count();
     for (i, stage) in plan.stages.iter().enumerate() {
-        let items = stage_code(plan, params, stage, machine)
-            .map_err(|e| CodegenError(format!("stage {i}: {e}"), Some(i)))?;
-        let insns =
-            prog::lower(&items).map_err(|e| CodegenError(format!("stage {i}: {e}"), Some(i)))?;
+        let at = |e: String| CodegenError(format!("stage {i}: {e}"), Some(i));
+        let sections = stage_code(plan, params, stage, machine)
+            .map_err(at)?
+            .into_iter()
+            .map(|(kind, items)| {
+                Ok(Section {
+                    kind,
+                    insns: prog::lower(&items).map_err(at)?,
+                })
+            })
+            .collect::<Result<_, CodegenError>>()?;
         launches.push(Launch {
             block_dim: stage.block_dim,
-            sections: vec![Section {
-                kind: core_kind(machine, stage.unit()),
-                insns,
-            }],
+            sections,
         });
     }
     let program = Program {

@@ -101,6 +101,28 @@ pub struct CubeSchedule {
     /// a tile's epilogue overlaps the next tile's K loop). The layout's
     /// `acc` has this many copies.
     pub accumulators: u64,
+    /// K parts (0 or 1: none; split machines only). With `S > 1`, each
+    /// tile's K is cut into `S` parts of `part_k` (the last takes the
+    /// rest), and every
+    /// (part, tile) pair is a unit of the cube cores' loop (unit `u`: part
+    /// `u / tiles` of tile `u % tiles`). FixPipe writes each unit's
+    /// accumulator, unconverted, to the `partials` workspace (`[S, m, n]`
+    /// of the accumulator dtype); the cube cores meet at a cross-core
+    /// barrier and signal their vector cores, which add the parts in order
+    /// (`p = 0, 1, …`, so results are the same bits on every run), apply
+    /// relu and the cast, and write the output in `red_rows × red_cols`
+    /// chunks ([`CubeSchedule::check_split`] says which stages may).
+    pub split_k: u64,
+    /// Split-K: K of a part (a multiple of 16; `S · part_k ≥ k`, and every
+    /// part holds some K).
+    pub part_k: u64,
+    /// Split-K: the workspace byte offset of the partial tiles.
+    pub partials: u64,
+    /// Split-K: rows of a reduction chunk.
+    pub red_rows: u64,
+    /// Split-K: columns of a reduction chunk (a multiple of 16; the UB
+    /// row pitch).
+    pub red_cols: u64,
     /// Output tiles (`base_m × base_n`) of the whole stage.
     pub tiles: u64,
     /// The on-chip buffers.
@@ -142,6 +164,46 @@ impl CubeSchedule {
             && self.l1_k / self.base_k.max(1) > u64::from(queue_depth) / 4
     }
 
+    /// K parts (1 without split-K).
+    pub fn parts(&self) -> u64 {
+        self.split_k.max(1)
+    }
+
+    /// K of a unit for a stage of K `k`: `part_k`, or `k` without split-K.
+    pub fn unit_k(&self, k: u64) -> u64 {
+        if self.parts() <= 1 { k } else { self.part_k }
+    }
+
+    /// Why split-K does not apply to a stage of geometry `g` (every part
+    /// must hold some K; one batch, float accumulators, single-stage loads,
+    /// one accumulator, no tail strips, reduction chunks set), if it does
+    /// not.
+    pub fn check_split(&self, g: &Geometry) -> Result<(), String> {
+        let s = self.parts();
+        if s <= 1 {
+            return Ok(());
+        }
+        let kp = self.part_k;
+        let why = if kp == 0 || !kp.is_multiple_of(16) || s * kp < g.k {
+            "the parts do not cover K (or part_k is not a multiple of 16)"
+        } else if (s - 1) * kp >= g.k {
+            "a part would hold no K"
+        } else if g.batches() != 1 {
+            "the stage has batches"
+        } else if g.acc() != DType::F32 {
+            "the accumulator is not f32"
+        } else if (self.a_stages, self.b_stages) != (1, 1) || self.accumulators > 1 {
+            "loads are deep or there are two accumulators"
+        } else if self.tail_parts > 1 {
+            "the last round is cut into strips"
+        } else if self.red_rows == 0 || self.red_cols == 0 || !self.red_cols.is_multiple_of(16) {
+            "the reduction chunks are not set"
+        } else {
+            return Ok(());
+        };
+        Err(format!("split_k={s}: {why}"))
+    }
+
     /// Why the load depths are not valid for a stage of K `k` (see
     /// [`CubeSchedule::a_stages`]), if they are not.
     pub fn check_depths(&self, k: u64) -> Result<(), String> {
@@ -178,6 +240,21 @@ pub struct CubeLayout {
     pub acc: LocalBuf,
     /// Coupled machines: the epilogue's UB chunks (`out`, two copies).
     pub out: Option<LocalBuf>,
+    /// Split-K: the vector cores' reduction buffers.
+    pub reduce: Option<SplitBufs>,
+}
+
+/// The UB buffers of a split-K reduction (on the vector cores), one
+/// `red_rows × red_cols` chunk each.
+#[derive(Copy, Clone, Debug, PartialEq, Default)]
+pub struct SplitBufs {
+    /// The running sum (`r_acc`, accumulator dtype).
+    pub acc: LocalBuf,
+    /// The next part (`r_part`, two copies).
+    pub part: LocalBuf,
+    /// The cast result (`r_out`), when the output dtype is not the
+    /// accumulator's.
+    pub out: Option<LocalBuf>,
 }
 
 impl CubeLayout {
@@ -192,6 +269,13 @@ impl CubeLayout {
         ];
         if let Some(o) = self.out {
             v.push(("out".to_string(), o));
+        }
+        if let Some(r) = self.reduce {
+            v.push(("r_acc".to_string(), r.acc));
+            v.push(("r_part".to_string(), r.part));
+            if let Some(o) = r.out {
+                v.push(("r_out".to_string(), o));
+            }
         }
         v
     }

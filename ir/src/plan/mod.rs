@@ -37,8 +37,8 @@ pub use elementwise::{
     BroadcastBufs, Elementwise, EwArg, EwInputBufs, EwInst, EwLayout, EwOp, EwSchedule,
 };
 pub use matmul::{
-    CubeLayout, CubeSchedule, Geometry, MatMul, MatMulSchedule, MatOperand, Tail, VecMatB,
-    VecMatLayout, VecMatSchedule,
+    CubeLayout, CubeSchedule, Geometry, MatMul, MatMulSchedule, MatOperand, SplitBufs, Tail,
+    VecMatB, VecMatLayout, VecMatSchedule,
 };
 pub use parse::PlanParseError;
 pub use reduce::{Reduce, ReduceLayout, ReduceSchedule};

@@ -6,8 +6,8 @@ use super::{
     BroadcastBufs, BufKind, CubeLayout, CubeSchedule, Elementwise, EwArg, EwInputBufs, EwInst,
     EwLayout, EwOp, EwSchedule, LocalBuf, MatMul, MatMulSchedule, MatOperand, MemSpace, Plan,
     Reduce, ReduceLayout, ReduceSchedule, Rows, RowsInput, RowsInst, RowsLayout, RowsOp,
-    RowsSchedule, Source, StageKind, Transpose, TransposeLayout, TransposeSchedule, Unit, VecMatB,
-    VecMatLayout, VecMatSchedule, View, Width,
+    RowsSchedule, Source, SplitBufs, StageKind, Transpose, TransposeLayout, TransposeSchedule,
+    Unit, VecMatB, VecMatLayout, VecMatSchedule, View, Width,
 };
 use crate::op::{BinaryOp, CompareOp, ReduceOp, Scalar, UnaryOp};
 use crate::types::DType;
@@ -509,6 +509,11 @@ impl What {
                         tail_parts: p.take("tail_parts").unwrap_or(1),
                         group_m: p.take("group_m").unwrap_or(1),
                         accumulators: p.take("accumulators").unwrap_or(1),
+                        split_k: p.take("split_k").unwrap_or(1),
+                        part_k: p.take("part_k").unwrap_or(0),
+                        partials: p.take("partials").unwrap_or(0),
+                        red_rows: p.take("red_rows").unwrap_or(0),
+                        red_cols: p.take("red_cols").unwrap_or(0),
                         tiles: p.need("tiles")?,
                         layout: CubeLayout {
                             a_l1: l.need("a_l1")?,
@@ -517,6 +522,14 @@ impl What {
                             b_l0: l.need("b_l0")?,
                             acc: l.need("acc")?,
                             out: l.take("out"),
+                            reduce: match l.take("r_acc") {
+                                Some(acc) => Some(SplitBufs {
+                                    acc,
+                                    part: l.need("r_part")?,
+                                    out: l.take("r_out"),
+                                }),
+                                None => None,
+                            },
                         },
                     }),
                     Unit::Vector => {

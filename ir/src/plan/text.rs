@@ -121,6 +121,13 @@ fn cube_params(c: &CubeSchedule) -> Vec<(&'static str, u64)> {
     if c.accumulators > 1 {
         p.push(("accumulators", c.accumulators));
     }
+    if c.split_k > 1 {
+        p.push(("split_k", c.split_k));
+        p.push(("part_k", c.part_k));
+        p.push(("partials", c.partials));
+        p.push(("red_rows", c.red_rows));
+        p.push(("red_cols", c.red_cols));
+    }
     p.push(("tiles", c.tiles));
     p
 }

@@ -70,6 +70,13 @@ def _(rng):
     return {"a": a, "b": b}, {"x": run.cast(run.matmul(a, b), "f16")}
 
 
+@case("cube_split_k")
+def _(rng):
+    a = run.uniform(rng, (100, 1000), "f16")
+    b = run.uniform(rng, (1000, 150), "f16")
+    return {"a": a, "b": b}, {"x": run.cast(run.relu(run.matmul(a, b)), "f16")}
+
+
 @case("cube_prefetched_loads_910")
 def _(rng):
     a = run.uniform(rng, (1100, 480), "f16")

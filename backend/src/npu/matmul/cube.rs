@@ -2,18 +2,31 @@
 //! L0C accumulator per tile, and the epilogue out of L0C (see the parent
 //! module's docs).
 
+use super::split::{XC_DONE, XC_READY};
 use super::{Open, log2, open, remaining, size, tile_loop, tile_setup};
 use crate::npu::Ctx;
-use crate::npu::inst::{Address, InstBuilder};
+use crate::npu::inst::{Address, InstBuilder, Operand};
 use crate::npu::prog::{Access, Branch, Build, Item, Region};
 use crate::npu::vector::dt;
 use tessera_ir::plan::matmul::{Geometry, Tail, nz_rows};
 use tessera_ir::plan::{CubeSchedule, MatMul};
-use tessera_sim::Organisation;
-use tessera_sim::isa::{AluOp, Cond, Reg};
+use tessera_sim::isa::{AluOp, Cond, Reg, SysReg};
+use tessera_sim::{Organisation, Pipe};
 
 /// A GM → L1 load of an operand: `(items, to, GM source, K)`.
 type Load<'a> = dyn Fn(&mut Vec<Item>, Region, Reg, Reg) + 'a;
+
+/// Scalar code: `dst = min(total - start, tile)`, `total` a constant or a
+/// register.
+fn remaining_to(items: &mut Vec<Item>, dst: Reg, total: Operand, start: Reg, tile: u64) {
+    match total {
+        Operand::Imm(v) => remaining(items, dst, v as u64, start, tile),
+        Operand::Reg(r) => {
+            items.ins().s_alu(AluOp::Sub, dst, r, start);
+            items.ins().s_alu(AluOp::Min, dst, dst, tile);
+        }
+    }
+}
 
 /// Generates the cube path of a matmul stage.
 pub(super) fn generate(
@@ -24,8 +37,26 @@ pub(super) fn generate(
     let g = Geometry::of(mm)?;
     let layout = &t.layout;
     let coupled = ctx.machine.organisation == Organisation::Coupled;
-    let (s, so, c0) = (size(g.dtype), size(g.out), g.c0());
-    let (dt_in, dt_out) = (dt(g.dtype), dt(g.out));
+    t.check_split(&g).map_err(|e| format!("internal: {e}"))?;
+    let split = t.parts() > 1;
+    if split && ctx.machine.sync.cross_core_flags == 0 {
+        return Err("internal: split-K needs cross-core flags".into());
+    }
+    // Split-K writes each unit's accumulator, unconverted, to its part of
+    // the partials workspace (`[S, m, n]`); the vector cores finish it
+    // (`split.rs`).
+    let ge = if split {
+        Geometry {
+            out: g.acc(),
+            c_row: g.n,
+            relu: false,
+            ..g.clone()
+        }
+    } else {
+        g.clone()
+    };
+    let (s, so, c0) = (size(g.dtype), size(ge.out), g.c0());
+    let (dt_in, dt_out) = (dt(g.dtype), dt(ge.out));
     let tm = g.m.div_ceil(t.base_m);
     let tn = g.n.div_ceil(t.base_n);
     let tail = Tail::of(&g, t, u64::from(ctx.stage.block_dim));
@@ -41,6 +72,8 @@ pub(super) fn generate(
     }
     let total = tail.map_or(g.batches() * tm * tn, |tl| tl.indices());
     let steps = t.l1_k / t.base_k;
+    // K of a unit: the whole of K, or a part of it.
+    let kp = t.unit_k(g.k);
 
     let mut items = Vec::new();
     let o = open(ctx, mm, &g, &mut items)?;
@@ -49,6 +82,26 @@ pub(super) fn generate(
         *r = ctx.regs.get()?;
     }
     let [m16, m1, n1, init, ks, kc, kk, k1] = r8;
+    // Split-K: the unit's tile and part, and the end of its K (`kend`) and
+    // the K from which no stage follows (`klast`), in registers.
+    let parts = if split {
+        let mut r4 = [Reg(0); 4];
+        for r in &mut r4 {
+            *r = ctx.regs.get()?;
+        }
+        // The output base becomes the partials' (`open` read the output's).
+        items.ins().s_sys(o.bases[2], SysReg::Workspace);
+        items
+            .ins()
+            .s_alu(AluOp::Add, o.bases[2], o.bases[2], t.partials);
+        Some(r4)
+    } else {
+        None
+    };
+    let (kend, klast): (Operand, Operand) = match parts {
+        Some([_, _, ke, kl]) => (ke.into(), kl.into()),
+        None => (g.k.into(), g.k.saturating_sub(t.l1_k).into()),
+    };
 
     let Open { regs, tmp, .. } = &o;
     let (mcur, ncur, ga, gb, gc) = (regs.mcur, regs.ncur, regs.ga, regs.gb, regs.gc);
@@ -108,8 +161,8 @@ pub(super) fn generate(
     // loads placed after the previous stage's steps reach MTE2 only once
     // MTE1's queue has taken those steps, which left MTE2 idle between
     // loads.
-    // K from which no stage follows (no next chunk to prefetch).
-    let (last_k, prefetch_reg) = (g.k.saturating_sub(t.l1_k), tmp[0]);
+    // `klast`: K from which no stage follows (no next chunk to prefetch).
+    let prefetch_reg = tmp[0];
     let prefetch = |st: &mut Vec<Item>,
                     load: &Load<'_>,
                     to: Region,
@@ -117,12 +170,12 @@ pub(super) fn generate(
                     gsrc: Reg,
                     depth: u64| {
         let mut body = Vec::new();
-        remaining(&mut body, kk, last_k, ks, depth);
+        remaining_to(&mut body, kk, klast, ks, depth);
         body.ins()
             .s_alu(AluOp::Add, prefetch_reg, gsrc, t.l1_k * step_bytes);
         load(&mut body, to, prefetch_reg, kk);
         st.push(Item::Guard {
-            skip_if: vec![Branch::new(Cond::Ge, ks, last_k)],
+            skip_if: vec![Branch::new(Cond::Ge, ks, klast)],
             body,
         });
     };
@@ -131,7 +184,13 @@ pub(super) fn generate(
     // end of the previous tile's K loop.
     let first_chunk = |st: &mut Vec<Item>, load: &Load<'_>, to: Region, src: Reg, depth: u64| {
         let mut body = Vec::new();
-        body.ins().s_li(kk, depth.min(g.k));
+        match kend {
+            Operand::Imm(k) => body.ins().s_li(kk, depth.min(k as u64)),
+            Operand::Reg(ke) => {
+                body.ins().s_li(kk, depth);
+                body.ins().s_alu(AluOp::Min, kk, kk, ke);
+            }
+        }
         load(&mut body, to, src, kk);
         st.push(Item::Guard {
             skip_if: vec![Branch::new(Cond::Ge, ks, t.l1_k)],
@@ -143,12 +202,12 @@ pub(super) fn generate(
     let single = t.loads_early(ctx.machine.sync.queue_depth);
     let early = [single || t.a_stages > 1, single || t.b_stages > 1];
     // A tile of one stage has no next chunk to prefetch.
-    let prefetches = last_k > 0;
+    let prefetches = kp > t.l1_k;
     let stage = |h: u64, acc: Region| -> Vec<(Vec<Item>, u64)> {
         let mut pieces = Vec::new();
         let mut st = Vec::new();
         let (a_part, b_part) = (h % t.a_stages, h % t.b_stages);
-        remaining(&mut st, kc, g.k, ks, t.l1_k);
+        remaining_to(&mut st, kc, kend, ks, t.l1_k);
         let a1 = Region::copy(&layout.a_l1, ((h / t.a_stages) % 2) as u32);
         let b1 = Region::copy(&layout.b_l1, ((h / t.b_stages) % 2) as u32);
         if !early[0] {
@@ -234,13 +293,37 @@ pub(super) fn generate(
     // One tile into accumulator `acc`: its setup, K loop and epilogue.
     let build = |acc: Region| -> Result<Vec<Item>, String> {
         let mut tile = Vec::new();
+        // Split-K: unit `u` is part `u / tiles` of tile `u % tiles`.
+        let at = match parts {
+            Some([ut, p, ..]) => {
+                tile.ins().s_alu(AluOp::Rem, ut, o.tr, total);
+                tile.ins().s_alu(AluOp::Div, p, o.tr, total);
+                ut
+            }
+            None => o.tr,
+        };
         tile_setup(
-            &g,
+            &ge,
             (t.base_m, t.base_n, t.group_m),
-            &o,
+            (&o, at),
             tail.as_ref(),
             &mut tile,
         );
+        if let Some([_, p, ke, kl]) = parts {
+            // The part's partial tile, and its K from `p · kp` on.
+            tile.ins().s_alu(AluOp::Mul, kl, p, g.m * g.n * so);
+            tile.ins().s_alu(AluOp::Add, gc, gc, kl);
+            tile.ins().s_alu(AluOp::Mul, p, p, kp);
+            tile.ins().s_alu(AluOp::Mul, kl, p, a_k);
+            tile.ins().s_alu(AluOp::Add, ga, ga, kl);
+            tile.ins().s_alu(AluOp::Mul, kl, p, b_k);
+            tile.ins().s_alu(AluOp::Add, gb, gb, kl);
+            tile.ins().s_li(ke, g.k);
+            tile.ins().s_alu(AluOp::Sub, ke, ke, p);
+            tile.ins().s_alu(AluOp::Min, ke, ke, kp);
+            tile.ins().s_alu(AluOp::Max, kl, ke, t.l1_k);
+            tile.ins().s_alu(AluOp::Sub, kl, kl, t.l1_k);
+        }
         tile.ins().s_alu(AluOp::Add, m1, mcur, 15u64);
         tile.ins().s_alu(AluOp::Shr, m1, m1, 4u64);
         tile.ins().s_alu(AluOp::Shl, m16, m1, 4u64);
@@ -253,7 +336,7 @@ pub(super) fn generate(
             for (body, koff) in stage(h, acc) {
                 let mut skip = Vec::new();
                 if h > 0 {
-                    skip.push(Branch::new(Cond::Ge, ks, g.k));
+                    skip.push(Branch::new(Cond::Ge, ks, kend));
                 }
                 if koff > 0 {
                     skip.push(Branch::new(Cond::Le, kc, koff));
@@ -269,13 +352,13 @@ pub(super) fn generate(
             }
         }
         tile.push(Item::Loop {
-            exit_if: vec![Branch::new(Cond::Ge, ks, g.k)],
+            exit_if: vec![Branch::new(Cond::Ge, ks, kend)],
             body: kbody,
             latch: Vec::new(),
         });
 
         // Epilogue.
-        let relu = u64::from(g.relu);
+        let relu = u64::from(ge.relu);
         if coupled {
             let out_buf = layout
                 .out
@@ -310,7 +393,7 @@ pub(super) fn generate(
                     mcur,
                     ecur,
                     t.epi_cols * so,
-                    g.c_row * so,
+                    ge.c_row * so,
                 );
                 if ch == 0 {
                     tile.extend(body);
@@ -329,7 +412,7 @@ pub(super) fn generate(
                 mcur,
                 ncur,
                 m16,
-                g.c_row * so,
+                ge.c_row * so,
                 relu,
             );
         }
@@ -346,6 +429,14 @@ pub(super) fn generate(
             body: build(Region::copy(&layout.acc, 1))?,
         });
     }
-    tile_loop(&mut items, &o, total, tile);
+    tile_loop(&mut items, &o, total * t.parts(), tile);
+    if split {
+        // Every cube core's partial tiles are in GM (a set in FIX waits for
+        // its earlier writes): meet the others, then hand the reduction to
+        // this core's vector cores.
+        items.op(Vec::new()).xcore_set(Pipe::Fix, 0u64, XC_DONE);
+        items.op(Vec::new()).xcore_wait(Pipe::Fix, XC_DONE);
+        items.op(Vec::new()).xcore_set(Pipe::Fix, 2u64, XC_READY);
+    }
     Ok(items)
 }

@@ -38,6 +38,7 @@
 //! are the paths. Synchronisation is derived by `sync.rs` from the accesses.
 
 mod cube;
+pub mod split;
 mod vector;
 
 use super::Ctx;
@@ -186,12 +187,12 @@ fn tile_coords(
 }
 
 /// Per-tile setup shared by both paths: batch digits and the GM addresses
-/// of the tile's A rows, B columns and output, plus its extents; tiles in
+/// of tile `t`'s A rows, B columns and output, plus its extents; tiles in
 /// the order of `group` (see [`tile_coords`]).
 fn tile_setup(
     g: &Geometry,
     (tile_m, tile_n, group): (u64, u64, u64),
-    o: &Open,
+    (o, t): (&Open, Reg),
     tail: Option<&Tail>,
     items: &mut Vec<Item>,
 ) {
@@ -199,7 +200,7 @@ fn tile_setup(
     let tm = g.m.div_ceil(tile_m);
     let tn = g.n.div_ceil(tile_n);
     let per_batch = tm * tn;
-    let (t, r) = (o.tr, &o.regs);
+    let r = &o.regs;
     let [q, m0, n0] = o.tmp;
     let mut whole = Vec::new();
     whole.ins().s_alu(AluOp::Div, q, t, per_batch);

@@ -60,11 +60,16 @@
 //! instead of `q + 1` tiles (4096³ f16 on 910b-like, single-stage loads:
 //! 843 751 → 836 409 cycles). The estimate does not model it.
 
+mod split;
+
+pub use split::place_partials;
+use split::split_candidates;
+
 use super::{Allocator, fits};
 use tessera_ir::DType;
 use tessera_ir::plan::matmul::{DEEP_STAGES, Geometry, Tail, deep_loads_fit, nz_bytes, vec_pitch};
 use tessera_ir::plan::{
-    CubeLayout, CubeSchedule, MatMul, MatMulSchedule, MemSpace, VecMatB, VecMatLayout,
+    CubeLayout, CubeSchedule, MatMul, MatMulSchedule, MemSpace, SplitBufs, VecMatB, VecMatLayout,
     VecMatSchedule,
 };
 use tessera_sim::machine::CubeDtype;
@@ -141,6 +146,17 @@ pub fn cube_layout(g: &Geometry, t: &CubeSchedule, machine: &Machine) -> CubeLay
             let so = g.out.size_bytes() as u64;
             l.add(MemSpace::Ub, t.base_m * t.epi_cols * so, 2, mem.ub.align)
         }),
+        reduce: (t.parts() > 1).then(|| {
+            let e = t.red_rows * t.red_cols;
+            let acc = g.acc().size_bytes() as u64;
+            let align = mem.ub.align;
+            SplitBufs {
+                acc: l.add(MemSpace::Ub, e * acc, 1, align),
+                part: l.add(MemSpace::Ub, e * acc, 2, align),
+                out: (g.out != g.acc())
+                    .then(|| l.add(MemSpace::Ub, e * g.out.size_bytes() as u64, 1, align)),
+            }
+        }),
     }
 }
 
@@ -179,6 +195,9 @@ pub fn vector_layout(g: &Geometry, t: &VecMatSchedule, machine: &Machine) -> Vec
 /// The estimated cycles of a cube candidate (launch excluded): the busiest
 /// core's, and at least the chip's GM traffic.
 pub fn cube_cost(g: &Geometry, t: &CubeSchedule, machine: &Machine) -> f64 {
+    if t.parts() > 1 {
+        return split::cost(g, t, machine);
+    }
     cube_core_cost(g, t, machine).max(chip_bound(g, machine))
 }
 
@@ -617,6 +636,9 @@ pub fn cube_candidates(g: &Geometry, machine: &Machine) -> Vec<(f64, CubeSchedul
                             let (group, wait) = least_wait(&orders, tile, base);
                             t.group_m = group;
                             let cost = (base + wait).max(chip_bound(g, machine));
+                            if accumulators == 1 && (sa, sb) == (1, 1) {
+                                all.extend(split_candidates(g, &t, machine));
+                            }
                             all.push((cost, base, t));
                         }
                     }
@@ -642,9 +664,10 @@ pub fn apply_cube(
     t.tail_parts = 1;
     t.group_m = t.group_m.max(1);
     t.accumulators = t.accumulators.max(1);
+    t.split_k = t.split_k.max(1);
     let tiles = g.batches() * g.m.div_ceil(t.base_m) * g.n.div_ceil(t.base_n);
     let cores = u64::from(machine.cube_cores());
-    let block_dim = tiles.min(cores).max(1);
+    let block_dim = (tiles * t.parts()).min(cores).max(1);
     // Balance the last round: its `r` tiles become `r · parts` column strips
     // so every core has work and the busiest runs one strip, not one tile.
     if tiles > cores && !tiles.is_multiple_of(cores) {
@@ -941,11 +964,12 @@ mod tests {
                     let StageKind::MatMul(mm) = &s.kind else {
                         panic!("not a matmul: {:?}", s.kind)
                     };
-                    let (tiles, cores) = match &mm.schedule {
-                        MatMulSchedule::Cube(c) => (c.tiles, machine.cube_cores()),
+                    // A split stage runs every part of each tile as a unit.
+                    let (units, cores) = match &mm.schedule {
+                        MatMulSchedule::Cube(c) => (c.tiles * c.parts(), machine.cube_cores()),
                         MatMulSchedule::Vector(v) => (v.tiles, machine.vector_cores()),
                     };
-                    assert_eq!(u64::from(s.block_dim), tiles.min(u64::from(cores)));
+                    assert_eq!(u64::from(s.block_dim), units.min(u64::from(cores)));
                 }
             }
         }

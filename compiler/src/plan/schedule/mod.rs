@@ -18,7 +18,7 @@ pub mod transpose;
 
 use tessera_ir::plan::{BufKind, LocalBuf, MemSpace, Plan, Stage, StageKind};
 
-pub use matmul::{cube_cost, cube_layout, vector_layout};
+pub use matmul::{cube_cost, cube_layout, place_partials, vector_layout};
 use tessera_ir::{Code, Diagnostic, Kernel};
 use tessera_sim::Machine;
 
@@ -66,6 +66,7 @@ pub fn schedule(
         }
     }
     if diags.is_empty() {
+        place_partials(plan);
         Ok(())
     } else {
         Err((diags, unscheduled))
