@@ -736,7 +736,9 @@ mod tests {
         let m = machine();
         let r = tune(&k, &m, &src, Level::O2, 8).expect("tunes");
         let st = &r.stages[0];
-        assert_eq!(st.tried.len(), 8 + 3);
+        // The cost model's cheapest within `CLOSE` (3 of the 8 asked for),
+        // then the scheduler's choice in its other tile orders.
+        assert_eq!(st.tried.len(), 3 + 2);
         let fastest = st.tried.iter().map(|t| t.simulated).min().expect("tried");
         assert_eq!(st.tried[st.chosen].simulated, fastest);
         // The first candidate is the scheduler's own choice; on this
@@ -747,15 +749,15 @@ mod tests {
             st.tried[0]
         );
         assert_eq!((st.sample, st.same_as), (None, None));
-        // 44 tiles of 96 × 256 (11 tile rows) on 24 cores take two rounds:
-        // after the cost model's 8, the choice in groups of 2, 4 and 8
-        // rows.
-        let orders: Vec<&str> = st.tried[8..].iter().map(|t| t.schedule.as_str()).collect();
+        // 32 tiles of 128 × 256 (8 tile rows) on 24 cores take a round and
+        // strips: after the cost model's 3, the choice in groups of 2 and
+        // 4 rows (fewer than the stage's 8).
+        let orders: Vec<&str> = st.tried[3..].iter().map(|t| t.schedule.as_str()).collect();
         let first = &st.tried[0].schedule;
         assert!(!first.contains("group_m"), "{first}");
         assert_eq!(
             orders,
-            [2, 4, 8].map(|g| format!("{first} group_m={g}")),
+            [2, 4].map(|g| format!("{first} group_m={g}")),
             "{orders:?}"
         );
         let file = merge(Tuning::default(), &r.entries);

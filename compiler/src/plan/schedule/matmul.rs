@@ -58,7 +58,11 @@
 //! cut into `⌊cores / r⌋` column strips (`tail_parts`, see
 //! [`CubeSchedule::tail_parts`]) so the busiest core runs `q` tiles and a strip
 //! instead of `q + 1` tiles (4096³ f16 on 910b-like, single-stage loads:
-//! 843 751 → 836 409 cycles). The estimate does not model it.
+//! 843 751 → 836 409 cycles). Where the cores (not HBM) bound the stage,
+//! the estimate counts the busiest core's last round as its strip: the
+//! larger of the strip's share of a tile's mmads and of its loads (1024³
+//! f16 on 910b-like: 128 × 256 tiles in strips, 30 830 cycles, over 96 ×
+//! 256 tiles without, 32 419).
 
 mod split;
 
@@ -494,6 +498,20 @@ fn cube_core_parts(g: &Geometry, t: &CubeSchedule, machine: &Machine) -> (f64, f
     let tile = sides[2] + 0.05 * sides[1];
     // The pipeline fills once: the next tile's loads overlap this one's end.
     let fill = a_load(ka.min(g.k)) + b_load(kb.min(g.k)) + mte1_step;
+    // With strips, the busiest core's last round is one strip: about the
+    // larger of its share of a tile's mmads and of its loads. Only where
+    // the cores bound the stage: where HBM does, every core waits on it
+    // anyway, and a core with a tile and a strip reads more than its share
+    // (910-like decode GEMVs ran 2 % slower in 256-column tiles with
+    // strips than in 352-column ones without).
+    let rounds = match strips(g, t, machine) {
+        Some(tail) if rounds * tile + fill > chip_bound(g, machine) => {
+            let w = tail.width.min(bn) as f64;
+            let share = (w / bn as f64).max((bm as f64 + w) / (bm + bn) as f64);
+            (tiles / cores) as f64 + share
+        }
+        Some(_) | None => rounds,
+    };
     (rounds, tile, fill)
 }
 
@@ -651,6 +669,23 @@ pub fn cube_candidates(g: &Geometry, machine: &Machine) -> Vec<(f64, CubeSchedul
     all.into_iter().map(|(cost, _, t)| (cost, t)).collect()
 }
 
+/// The strips of the last round a candidate gets (see
+/// [`CubeSchedule::tail_parts`]): its `r` tiles become `r · parts` column
+/// strips, `parts = ⌊cores / r⌋` (at most one per 16 columns), so every
+/// core has work and the busiest runs one strip, not one tile.
+fn strips(g: &Geometry, t: &CubeSchedule, machine: &Machine) -> Option<Tail> {
+    let tiles = g.batches() * g.m.div_ceil(t.base_m) * g.n.div_ceil(t.base_n);
+    let cores = u64::from(machine.cube_cores());
+    if tiles <= cores || tiles.is_multiple_of(cores) || t.parts() > 1 {
+        return None;
+    }
+    let cut = CubeSchedule {
+        tail_parts: (cores / (tiles % cores)).min(t.base_n / 16),
+        ..t.clone()
+    };
+    Tail::of(g, &cut, cores)
+}
+
 /// Sets a cube schedule (a candidate's tiles, steps and depths) on a matmul
 /// stage: the last round's balance, the tile count and the layout; returns
 /// the block count and `cost` as the estimate.
@@ -668,17 +703,8 @@ pub fn apply_cube(
     let tiles = g.batches() * g.m.div_ceil(t.base_m) * g.n.div_ceil(t.base_n);
     let cores = u64::from(machine.cube_cores());
     let block_dim = (tiles * t.parts()).min(cores).max(1);
-    // Balance the last round: its `r` tiles become `r · parts` column strips
-    // so every core has work and the busiest runs one strip, not one tile.
-    if tiles > cores && !tiles.is_multiple_of(cores) {
-        let parts = (cores / (tiles % cores)).min(t.base_n / 16);
-        let cut = CubeSchedule {
-            tail_parts: parts,
-            ..t.clone()
-        };
-        if parts > 1 && Tail::of(g, &cut, cores).is_some() {
-            t = cut;
-        }
+    if let Some(tail) = strips(g, &t, machine) {
+        t.tail_parts = tail.parts;
     }
     t.tiles = tiles;
     t.layout = cube_layout(g, &t, machine);
@@ -780,198 +806,4 @@ fn schedule_vector(mm: &mut MatMul, g: &Geometry, machine: &Machine) -> Result<(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use tessera_ir::plan::{MatOperand, Stage, StageKind, Unit, View};
-
-    fn stage(dtype: DType, out: DType, (m, k, n): (u64, u64, u64), b_t: bool) -> MatMul {
-        let a = View::contiguous(0, dtype, &[m, k]);
-        let b = if b_t {
-            View {
-                strides: vec![1, k],
-                ..View::contiguous(1, dtype, &[k, n])
-            }
-        } else {
-            View::contiguous(1, dtype, &[k, n])
-        };
-        MatMul {
-            a: MatOperand {
-                view: a,
-                transposed: false,
-            },
-            b: MatOperand {
-                view: b,
-                transposed: b_t,
-            },
-            out: View::contiguous(2, out, &[m, n]),
-            relu: false,
-            schedule: MatMulSchedule::default(),
-        }
-    }
-
-    /// Schedules a matmul as a stage.
-    fn scheduled(mut mm: MatMul, machine: &Machine) -> Stage {
-        let (block_dim, estimate) = schedule(&mut mm, machine).unwrap();
-        Stage {
-            block_dim,
-            estimate,
-            ..Stage::new(vec![0], StageKind::MatMul(mm))
-        }
-    }
-
-    fn cube(s: &Stage) -> &CubeSchedule {
-        let StageKind::MatMul(MatMul {
-            schedule: MatMulSchedule::Cube(c),
-            ..
-        }) = &s.kind
-        else {
-            panic!("not a cube matmul: {:?}", s.kind)
-        };
-        c
-    }
-
-    #[test]
-    fn a_large_f16_gemm_fills_l0c_and_every_core() {
-        for (name, tile) in [("910b-like", 128 * 256), ("910-like", 256 * 256)] {
-            let machine = Machine::builtin(name).unwrap();
-            let s = scheduled(
-                stage(DType::F16, DType::F16, (4096, 4096, 4096), false),
-                &machine,
-            );
-            assert_eq!(s.unit(), Unit::Cube);
-            let c = cube(&s);
-            assert_eq!(c.base_m * c.base_n, tile, "{name}: {c:?}");
-            assert_eq!(c.l1_k % c.base_k, 0);
-            assert_eq!(s.block_dim, machine.cube_cores());
-            assert!(fits(&s.local(), &machine));
-            assert!(s.estimate > 0);
-            // Deep loads only where the machine has the event ids for them.
-            if machine.sync.event_ids < DEEP_EVENT_IDS {
-                assert_eq!((c.a_stages, c.b_stages), (1, 1), "{name}: {c:?}");
-            }
-        }
-    }
-
-    #[test]
-    fn several_tiles_a_core_stream_an_even_number_of_single_stage_loads() {
-        // 4000³ f16 on 910-like: 256 × 256 tiles, 8 a core. With 448-deep
-        // stages (9 of them) each tile waits for the last stage of the one
-        // before (631 474 simulated cycles); 512-deep ones (8) do not
-        // (593 238). The estimates were 0.03 % apart before the model
-        // charged odd counts.
-        let machine = Machine::builtin("910-like").unwrap();
-        let s = scheduled(
-            stage(DType::F16, DType::F16, (4000, 4000, 4000), false),
-            &machine,
-        );
-        let c = cube(&s);
-        assert_eq!((c.a_stages, c.b_stages), (1, 1), "{c:?}");
-        assert_eq!(4000u64.div_ceil(c.l1_k) % 2, 0, "{c:?}");
-    }
-
-    #[test]
-    fn a_wide_product_takes_its_tiles_in_groups_of_rows() {
-        // 4096³ f16 in 128 × 256 tiles on 910b-like's 24 cube cores: row by
-        // row, the first round reads A's panels of rows 0 and 1 (128 × 4096
-        // f16 = 1 MiB each) and the first 16 B panels (4096 × 256 = 2 MiB
-        // each): 2 MiB and 32 MiB at 768 B a cycle; a tile spends 1/3 of
-        // its loads on A. In groups of 4 rows, it reads 4 A panels and 6 B
-        // panels.
-        let machine = Machine::builtin("910b-like").unwrap();
-        let mm = stage(DType::F16, DType::F16, (4096, 4096, 4096), false);
-        let g = Geometry::of(&mm).unwrap();
-        let mib = (1 << 20) as f64 / 768.0;
-        let rows = first_touches(&g, 128, 256, 1, &machine);
-        assert_eq!((rows.rounds, rows.hbm.len()), (22, 16));
-        assert_eq!(rows.hbm[0], (2.0 * mib, 32.0 * mib));
-        assert!((rows.a_share - 1.0 / 3.0).abs() < 1e-12);
-        let groups = first_touches(&g, 128, 256, 4, &machine);
-        assert_eq!(groups.hbm[0], (4.0 * mib, 12.0 * mib));
-        // Against a 36 000-cycle tile, less the round's 24 output tiles
-        // (1.5 MiB), B's two thirds: 22 635 cycles. Row by row the first
-        // round waits for 32 MiB of B (43 691 cycles), and no later round
-        // waits; in groups of 4 (12 MiB of B, 4 of A) no round waits.
-        let b_span = (36_000.0 - 1.5 * mib) * 2.0 / 3.0;
-        let wait = rows.wait(36_000.0);
-        assert!((wait - (32.0 * mib - b_span)).abs() < 1e-6, "{wait}");
-        assert_eq!(groups.wait(36_000.0), 0.0);
-        // The scheduler takes the smallest group that does not wait.
-        let s = scheduled(mm, &machine);
-        assert_eq!(cube(&s).group_m, 4);
-    }
-
-    #[test]
-    fn a_short_k_alternates_two_accumulators_and_a_long_one_does_not() {
-        // Attention's Q·Kᵀ on 910b-like (K = 128): a 128 × 128 tile's 512
-        // mmad cycles against its 1 224-cycle FixPipe epilogue; two fit
-        // L0C's 128 KiB. At K = 4096 the epilogue is a few percent of the
-        // tile.
-        let machine = Machine::builtin("910b-like").unwrap();
-        let short = scheduled(
-            stage(DType::F16, DType::F32, (4096, 128, 4096), true),
-            &machine,
-        );
-        assert_eq!(cube(&short).accumulators, 2, "{:?}", cube(&short));
-        assert_eq!(cube(&short).layout.acc.copies, 2);
-        assert!(fits(&short.local(), &machine));
-        let long = scheduled(
-            stage(DType::F16, DType::F16, (4096, 4096, 4096), false),
-            &machine,
-        );
-        assert_eq!(cube(&long).accumulators, 1);
-    }
-
-    #[test]
-    fn dtypes_the_cube_lacks_go_to_the_vector_unit() {
-        let machine = Machine::builtin("910-like").unwrap();
-        for dtype in [DType::BF16, DType::F32] {
-            for b_t in [false, true] {
-                let s = scheduled(stage(dtype, DType::F32, (1000, 17, 15), b_t), &machine);
-                assert_eq!(s.unit(), Unit::Vector);
-                let StageKind::MatMul(MatMul {
-                    schedule: MatMulSchedule::Vector(v),
-                    ..
-                }) = &s.kind
-                else {
-                    panic!("not a vector matmul");
-                };
-                assert!(v.cols.is_multiple_of(64));
-                assert!(fits(&s.local(), &machine));
-            }
-        }
-        // The same dtypes use the cube where it has them.
-        let machine = Machine::builtin("910b-like").unwrap();
-        let s = scheduled(
-            stage(DType::BF16, DType::F32, (1000, 17, 15), true),
-            &machine,
-        );
-        assert_eq!(s.unit(), Unit::Cube);
-    }
-
-    #[test]
-    fn awkward_shapes_get_tiles_that_fit() {
-        for name in Machine::builtin_names() {
-            let machine = Machine::builtin(name).unwrap();
-            for dtype in [DType::F16, DType::I8, DType::F32] {
-                for mkn in [(1, 1, 1), (15, 1000, 17), (1000, 17, 1), (17, 4097, 15)] {
-                    let out = if dtype == DType::I8 {
-                        DType::I32
-                    } else {
-                        DType::F32
-                    };
-                    let s = scheduled(stage(dtype, out, mkn, false), &machine);
-                    assert!(fits(&s.local(), &machine), "{name} {dtype} {mkn:?}");
-                    let StageKind::MatMul(mm) = &s.kind else {
-                        panic!("not a matmul: {:?}", s.kind)
-                    };
-                    // A split stage runs every part of each tile as a unit.
-                    let (units, cores) = match &mm.schedule {
-                        MatMulSchedule::Cube(c) => (c.tiles * c.parts(), machine.cube_cores()),
-                        MatMulSchedule::Vector(v) => (v.tiles, machine.vector_cores()),
-                    };
-                    assert_eq!(u64::from(s.block_dim), units.min(u64::from(cores)));
-                }
-            }
-        }
-    }
-}
+mod tests;
