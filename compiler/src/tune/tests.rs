@@ -1,0 +1,344 @@
+//! `tune`'s tests: candidates, tuning files, and applying them.
+
+use super::*;
+use crate::opt::Level;
+
+const GEMM: &str =
+    "kernel gemm(a: f16[M, K], b: f16[K, N]) -> f16[M, N] { return cast(a @ b, f16); }";
+
+fn gemm(n: u64) -> (Kernel, Source) {
+    let src = Source {
+        name: "gemm.tsr".into(),
+        text: GEMM.into(),
+    };
+    let file = driver::parse_and_check(&src).expect("parses");
+    let env = [("M", n), ("N", n), ("K", n)]
+        .iter()
+        .map(|(k, v)| (k.to_string(), *v))
+        .collect();
+    (
+        driver::lower(&file, "gemm", &env, &src).expect("lowers"),
+        src,
+    )
+}
+
+fn machine() -> Machine {
+    crate::simulate::machine(Some("910b-like")).expect("built-in")
+}
+
+fn cube(plan: &Plan) -> CubeSchedule {
+    let StageKind::MatMul(mm) = &plan.stages[0].kind else {
+        panic!("a matmul stage, not {}", plan.stages[0].kind.name());
+    };
+    let MatMulSchedule::Cube(t) = &mm.schedule else {
+        panic!("a cube matmul");
+    };
+    t.clone()
+}
+
+#[test]
+fn tuning_keeps_the_fastest_candidate_and_compiles_to_it() {
+    let (k, src) = gemm(1024);
+    let m = machine();
+    let r = tune(&k, &m, &src, Level::O2, 8).expect("tunes");
+    let st = &r.stages[0];
+    // The cost model's cheapest within `CLOSE` (3 of the 8 asked for),
+    // then the scheduler's choice in its other tile orders.
+    assert_eq!(st.tried.len(), 3 + 2);
+    let fastest = st.tried.iter().map(|t| t.simulated).min().expect("tried");
+    assert_eq!(st.tried[st.chosen].simulated, fastest);
+    // The first candidate is the scheduler's own choice; on this
+    // product it is not the fastest. The whole stage was simulated.
+    assert!(
+        fastest < st.tried[0].simulated,
+        "{fastest} vs {:?}",
+        st.tried[0]
+    );
+    assert_eq!((st.sample, st.same_as), (None, None));
+    // 32 tiles of 128 × 256 (8 tile rows) on 24 cores take a round and
+    // strips: after the cost model's 3, the choice in groups of 2 and
+    // 4 rows (fewer than the stage's 8).
+    let orders: Vec<&str> = st.tried[3..].iter().map(|t| t.schedule.as_str()).collect();
+    let first = &st.tried[0].schedule;
+    assert!(!first.contains("group_m"), "{first}");
+    assert_eq!(
+        orders,
+        [2, 4].map(|g| format!("{first} group_m={g}")),
+        "{orders:?}"
+    );
+    let file = merge(Tuning::default(), &r.entries);
+    let (code, notes) =
+        driver::compile_npu_tuned(&k, &m, &src, Level::O2, &file).expect("compiles");
+    assert!(notes.is_empty(), "{notes:?}");
+    let e = &file.entries[0];
+    assert_eq!(e.simulated, fastest);
+    let t = cube(&code.plan);
+    assert_eq!(
+        (t.base_m, t.base_n, t.base_k, t.l1_k),
+        (e.base_m, e.base_n, e.base_k, e.l1_k)
+    );
+    assert_eq!(e.untuned, st.tried[0].simulated);
+    // The kernel is this one stage: with the file it runs as fast as
+    // the fastest candidate did alone, without it as the first.
+    let b = crate::bench::bench(&k, &m, &src, Level::O2, &file).expect("benches");
+    assert_eq!(b.cycles, fastest);
+    let b = crate::bench::bench(&k, &m, &src, Level::O2, &Tuning::default()).expect("benches");
+    assert_eq!(b.cycles, st.tried[0].simulated);
+}
+
+#[test]
+fn a_large_batch_is_tuned_on_a_sample_and_a_repeated_stage_once() {
+    // Two products of one form (and an add), each its own stage at -O0:
+    // 512 items of 128 × 128 × 32.
+    let src = Source {
+        name: "twice.tsr".into(),
+        text: "kernel twice(a: f16[B, M, K], b: f16[B, K, N], c: f16[B, K, N]) -> f32[B, M, N] \
+               { return a @ b + a @ c; }"
+            .into(),
+    };
+    let file = driver::parse_and_check(&src).expect("parses");
+    let env = [("B", 512), ("M", 128), ("N", 128), ("K", 32)]
+        .iter()
+        .map(|(k, v)| (k.to_string(), *v))
+        .collect();
+    let k = driver::lower(&file, "twice", &env, &src).expect("lowers");
+    let m = machine();
+    let r = tune(&k, &m, &src, Level::O0, 4).expect("tunes");
+    assert_eq!(r.stages.len(), 2, "{}", r.table());
+    let (first, second) = (&r.stages[0], &r.stages[1]);
+    // The scheduler's first candidate has one or a few tiles an item:
+    // the sample keeps the items of 16 waves on the 24 cube cores.
+    let [keep, of] = first.sample.expect("sampled");
+    assert_eq!(of, 512);
+    let dims: Vec<u64> = first.tried[0]
+        .schedule
+        .split(' ')
+        .next()
+        .expect("tiles")
+        .split('x')
+        .map(|d| d.parse().expect("a number"))
+        .collect();
+    let per_item = 128u64.div_ceil(dims[0]) * 128u64.div_ceil(dims[1]);
+    assert_eq!(keep, (16 * 24u64).div_ceil(per_item), "{dims:?}");
+    assert!(!first.tried.is_empty());
+    // Small enough to simulate whole: the fastest alone, kept since
+    // the kernel is not slower with it.
+    let cycles: Vec<u64> = first.tried.iter().map(|t| t.simulated).collect();
+    assert_eq!(choose(&cycles, false), Some(first.chosen));
+    let [untuned, tuned] = r.kernel_cycles.expect("simulated whole");
+    assert!(tuned <= untuned, "{tuned} vs {untuned}");
+    assert_eq!(second.same_as, Some(first.stage));
+    assert!(second.tried.is_empty());
+    assert_eq!(r.entries.len(), 1);
+    assert_eq!(r.entries[0].sample, Some([keep, of]));
+    assert!(
+        r.table()
+            .contains(&format!("the same as stage {}", first.stage))
+    );
+    // Both stages take the choice, and the whole kernel is no slower
+    // with it.
+    let tuned = merge(Tuning::default(), &r.entries);
+    let with = crate::bench::bench(&k, &m, &src, Level::O0, &tuned).expect("benches");
+    let without =
+        crate::bench::bench(&k, &m, &src, Level::O0, &Tuning::default()).expect("benches");
+    assert!(
+        with.cycles <= without.cycles,
+        "{} vs {}",
+        with.cycles,
+        without.cycles
+    );
+    let (code, notes) =
+        driver::compile_npu_tuned(&k, &m, &src, Level::O0, &tuned).expect("compiles");
+    assert!(notes.is_empty(), "{notes:?}");
+    let e = &r.entries[0];
+    let cubes: Vec<(u64, u64, u64)> = code
+        .plan
+        .stages
+        .iter()
+        .filter_map(|s| {
+            let StageKind::MatMul(mm) = &s.kind else {
+                return None;
+            };
+            let MatMulSchedule::Cube(t) = &mm.schedule else {
+                return None;
+            };
+            Some((t.base_m, t.base_n, t.group_m))
+        })
+        .collect();
+    assert_eq!(cubes, [(e.base_m, e.base_n, e.group_m); 2]);
+}
+
+#[test]
+fn a_stage_shared_with_others_changes_only_for_a_clear_gain() {
+    // Alone (the whole kernel): the fastest, the first of equals.
+    assert_eq!(choose(&[100, 99, 98, 98], false), Some(2));
+    assert_eq!(choose(&[100, 100], false), Some(0));
+    // Shared: 2 % faster than the scheduler's own, else its own.
+    assert_eq!(choose(&[1000, 990, 985, 990], true), Some(0));
+    assert_eq!(choose(&[102, 101, 100], true), Some(2));
+    assert_eq!(choose(&[103, 99, 101], true), Some(1));
+    assert_eq!(choose(&[], true), None);
+}
+
+#[test]
+fn tuning_does_not_depend_on_the_thread_count() {
+    let (k, src) = gemm(512);
+    let m = machine();
+    let run = |threads| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("pool");
+        let r = pool.install(|| tune(&k, &m, &src, Level::O2, 6).expect("tunes"));
+        let tried: Vec<(String, u64, u64)> = r.stages[0]
+            .tried
+            .iter()
+            .map(|t| (t.schedule.clone(), t.predicted, t.simulated))
+            .collect();
+        (to_text(&merge(Tuning::default(), &r.entries)), tried)
+    };
+    assert_eq!(run(1), run(2));
+}
+
+#[test]
+fn split_k_entries_apply_with_their_partials() {
+    // 512 × 512 × 8192: too few tiles for 910b-like's cube cores, so
+    // the scheduler splits K; its partials follow the workspace.
+    let src = Source {
+        name: "gemm.tsr".into(),
+        text: GEMM.into(),
+    };
+    let file = driver::parse_and_check(&src).expect("parses");
+    let env = [("M", 512), ("N", 512), ("K", 8192)]
+        .iter()
+        .map(|(k, v)| (k.to_string(), *v))
+        .collect();
+    let k = driver::lower(&file, "gemm", &env, &src).expect("lowers");
+    let m = machine();
+    let untuned = driver::compile_npu(&k, &m, &src, Level::O2).expect("compiles");
+    let t = cube(&untuned.plan);
+    assert!(t.parts() > 1, "{}", untuned.plan.text());
+    assert_eq!(untuned.plan.workspace, t.parts() * 512 * 512 * 4);
+    let StageKind::MatMul(mm) = &untuned.plan.stages[0].kind else {
+        panic!("not a matmul: {}", untuned.plan.text());
+    };
+    let entry = |split_k| Entry {
+        machine: m.name.clone(),
+        fingerprint: fingerprint(&m),
+        stage: stage_key(mm).expect("a key"),
+        base_m: t.base_m,
+        base_n: t.base_n,
+        base_k: t.base_k,
+        l1_k: t.l1_k,
+        a_stages: 1,
+        b_stages: 1,
+        group_m: 1,
+        accumulators: 1,
+        split_k,
+        predicted: 0,
+        simulated: 0,
+        untuned: 0,
+        sample: None,
+    };
+    // The same tiles unsplit: no partials, no workspace.
+    let file = merge(Tuning::default(), &[entry(1)]);
+    let (code, notes) =
+        driver::compile_npu_tuned(&k, &m, &src, Level::O2, &file).expect("compiles");
+    assert!(notes.is_empty(), "{notes:?}");
+    assert_eq!(cube(&code.plan).parts(), 1);
+    assert_eq!(code.plan.workspace, 0);
+    // More parts than one round of units: not offered, so ignored.
+    let file = merge(Tuning::default(), &[entry(7)]);
+    let (code, notes) =
+        driver::compile_npu_tuned(&k, &m, &src, Level::O2, &file).expect("compiles");
+    assert!(
+        notes.len() == 1 && notes[0].contains("not a valid schedule"),
+        "{notes:?}"
+    );
+    assert_eq!(cube(&code.plan), t);
+}
+
+#[test]
+fn stale_and_invalid_entries_are_ignored_with_a_note() {
+    let (k, src) = gemm(1024);
+    let m = machine();
+    let untuned = driver::compile_npu(&k, &m, &src, Level::O2).expect("compiles");
+    let r = tune(&k, &m, &src, Level::O2, 4).expect("tunes");
+    let good = merge(Tuning::default(), &r.entries);
+    let mut stale = good.clone();
+    stale.entries[0].fingerprint = "0000000000000000".into();
+    let mut invalid = good.clone();
+    invalid.entries[0].base_m = 7;
+    // Tile orders are groups of 2, 4, 8 or 16 rows.
+    let mut disorder = good.clone();
+    disorder.entries[0].group_m = 3;
+    for (file, why) in [
+        (stale, "another description"),
+        (invalid, "not a valid schedule"),
+        (disorder, "not a valid schedule"),
+    ] {
+        let (code, notes) =
+            driver::compile_npu_tuned(&k, &m, &src, Level::O2, &file).expect("compiles");
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(notes[0].contains(why), "{notes:?}");
+        assert_eq!(cube(&code.plan), cube(&untuned.plan));
+    }
+    // On another machine the entry matches nothing.
+    let other = crate::simulate::machine(Some("910-like")).expect("built-in");
+    let (_, notes) =
+        driver::compile_npu_tuned(&k, &other, &src, Level::O2, &good).expect("compiles");
+    assert!(notes.is_empty());
+}
+
+#[test]
+fn files_round_trip_and_bad_ones_are_e0608() {
+    let dir = std::env::temp_dir().join(format!("tessera-tune-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let e = |stage: &str, base_m| Entry {
+        machine: "910b-like".into(),
+        fingerprint: "00000000000000ff".into(),
+        stage: stage.into(),
+        base_m,
+        base_n: 16,
+        base_k: 16,
+        l1_k: 16,
+        a_stages: 1,
+        b_stages: 1,
+        group_m: 4,
+        accumulators: 1,
+        split_k: if base_m == 32 { 3 } else { 1 },
+        predicted: 1,
+        simulated: 2,
+        untuned: 3,
+        sample: (base_m == 32).then_some([1, 8]),
+    };
+    // Merging replaces the same stage and sorts.
+    let f = merge(Tuning::default(), &[e("z", 16), e("a", 16)]);
+    let f = merge(f, &[e("z", 32)]);
+    let stages: Vec<(&str, u64)> = f
+        .entries
+        .iter()
+        .map(|x| (x.stage.as_str(), x.base_m))
+        .collect();
+    assert_eq!(stages, [("a", 16), ("z", 32)]);
+    let p = dir.join("t.toml");
+    std::fs::write(&p, to_text(&f)).expect("write");
+    assert_eq!(read(&p).expect("reads"), f);
+    // A file from before tile orders: row-major.
+    let old = to_text(&f).replace("group_m = 4\n", "");
+    assert_ne!(old, to_text(&f));
+    std::fs::write(&p, old).expect("write");
+    let back = read(&p).expect("reads");
+    assert!(back.entries.iter().all(|x| x.group_m == 1), "{back:?}");
+    for bad in [
+        "format = 1\n[[entry]]\nmachine = 3\n",
+        "not toml [",
+        "format = 2\n",
+        "\u{0}\u{ff}",
+    ] {
+        std::fs::write(&p, bad).expect("write");
+        let d = read(&p).expect_err("malformed");
+        assert_eq!(d.code, "E0608", "{bad:?}: {}", d.message);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
