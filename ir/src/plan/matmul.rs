@@ -103,9 +103,8 @@ pub struct CubeSchedule {
     pub accumulators: u64,
     /// K parts (0 or 1: none; split machines only). With `S > 1`, each
     /// tile's K is cut into `S` parts of `part_k` (the last takes the
-    /// rest), and every
-    /// (part, tile) pair is a unit of the cube cores' loop (unit `u`: part
-    /// `u / tiles` of tile `u % tiles`). FixPipe writes each unit's
+    /// rest), and every (part, tile) pair is a unit of the cube cores' loop
+    /// (unit `u`: part `u / tiles` of tile `u % tiles`). FixPipe writes each unit's
     /// accumulator, unconverted, to the `partials` workspace (`[S, m, n]`
     /// of the accumulator dtype); the cube cores meet at a cross-core
     /// barrier and signal their vector cores, which add the parts in order
@@ -475,6 +474,13 @@ impl Geometry {
         } else {
             DType::F32
         }
+    }
+
+    /// Bytes of one split-K part's partial tiles: the whole `m × n` output
+    /// in the accumulation dtype (the partials workspace holds one per
+    /// part, part-major).
+    pub fn partial_bytes(&self) -> u64 {
+        self.m * self.n * self.acc().size_bytes() as u64
     }
 }
 

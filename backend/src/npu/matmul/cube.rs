@@ -39,8 +39,8 @@ pub(super) fn generate(
     let coupled = ctx.machine.organisation == Organisation::Coupled;
     t.check_split(&g).map_err(|e| format!("internal: {e}"))?;
     let split = t.parts() > 1;
-    if split && ctx.machine.sync.cross_core_flags == 0 {
-        return Err("internal: split-K needs cross-core flags".into());
+    if split && u64::from(ctx.machine.sync.cross_core_flags) <= XC_READY {
+        return Err("internal: split-K needs two cross-core flags".into());
     }
     // Split-K writes each unit's accumulator, unconverted, to its part of
     // the partials workspace (`[S, m, n]`); the vector cores finish it
@@ -311,16 +311,14 @@ pub(super) fn generate(
         );
         if let Some([_, p, ke, kl]) = parts {
             // The part's partial tile, and its K from `p · kp` on.
-            tile.ins().s_alu(AluOp::Mul, kl, p, g.m * g.n * so);
+            tile.ins().s_alu(AluOp::Mul, kl, p, g.partial_bytes());
             tile.ins().s_alu(AluOp::Add, gc, gc, kl);
             tile.ins().s_alu(AluOp::Mul, p, p, kp);
             tile.ins().s_alu(AluOp::Mul, kl, p, a_k);
             tile.ins().s_alu(AluOp::Add, ga, ga, kl);
             tile.ins().s_alu(AluOp::Mul, kl, p, b_k);
             tile.ins().s_alu(AluOp::Add, gb, gb, kl);
-            tile.ins().s_li(ke, g.k);
-            tile.ins().s_alu(AluOp::Sub, ke, ke, p);
-            tile.ins().s_alu(AluOp::Min, ke, ke, kp);
+            remaining(&mut tile, ke, g.k, p, kp);
             tile.ins().s_alu(AluOp::Max, kl, ke, t.l1_k);
             tile.ins().s_alu(AluOp::Sub, kl, kl, t.l1_k);
         }

@@ -15,7 +15,7 @@
 //! run over the whole chunk buffer (`red_rows · red_cols` elements), so a
 //! partial chunk computes a few stale elements that are never written out.
 
-use super::size;
+use super::{remaining, size};
 use crate::npu::Ctx;
 use crate::npu::inst::InstBuilder;
 use crate::npu::prog::{Access, Branch, Build, Item, Region};
@@ -43,7 +43,7 @@ pub fn generate(ctx: &mut Ctx<'_>, mm: &MatMul, t: &CubeSchedule) -> Result<Vec<
     let (rr, cw) = (t.red_rows, t.red_cols);
     let ncc = g.n.div_ceil(cw);
     let chunks = g.m.div_ceil(rr) * ncc;
-    let part_bytes = g.m * g.n * sa;
+    let part_bytes = g.partial_bytes();
 
     let mut items = Vec::new();
     let (bi, bd) = ctx.block(&mut items)?;
@@ -74,12 +74,8 @@ pub fn generate(ctx: &mut Ctx<'_>, mm: &MatMul, t: &CubeSchedule) -> Result<Vec<
     chunk.ins().s_alu(AluOp::Mul, r0, r0, rr);
     chunk.ins().s_alu(AluOp::Rem, c0, c, ncc);
     chunk.ins().s_alu(AluOp::Mul, c0, c0, cw);
-    chunk.ins().s_li(rows, g.m);
-    chunk.ins().s_alu(AluOp::Sub, rows, rows, r0);
-    chunk.ins().s_alu(AluOp::Min, rows, rows, rr);
-    chunk.ins().s_li(cols, g.n);
-    chunk.ins().s_alu(AluOp::Sub, cols, cols, c0);
-    chunk.ins().s_alu(AluOp::Min, cols, cols, cw);
+    remaining(&mut chunk, rows, g.m, r0, rr);
+    remaining(&mut chunk, cols, g.n, c0, cw);
     // Part 0's rows of the chunk: `ws + (r0 · n + c0) · 4`.
     chunk.ins().s_alu(AluOp::Mul, src, r0, g.n);
     chunk.ins().s_alu(AluOp::Add, src, src, c0);
@@ -103,31 +99,26 @@ pub fn generate(ctx: &mut Ctx<'_>, mm: &MatMul, t: &CubeSchedule) -> Result<Vec<
         }
         .bin(BinOp::Add, acc, acc, part);
     }
-    if g.relu {
-        Seq {
-            items: &mut chunk,
-            n: elems,
-        }
-        .un(UnOp::Relu, acc, acc);
-    }
-    let (from, from_dt) = match bufs.out {
-        Some(o) if g.out != acc_dt => {
-            let res = VBuf::of(&o, 0, g.out);
-            Seq {
-                items: &mut chunk,
-                n: elems,
-            }
-            .cvt(res, acc);
-            (o, g.out)
-        }
-        _ => (bufs.acc, acc_dt),
+    let mut seq = Seq {
+        items: &mut chunk,
+        n: elems,
     };
-    if from_dt != g.out {
-        return Err(format!(
-            "internal: a split-K reduction to {} without an output buffer",
-            g.out.name()
-        ));
+    if g.relu {
+        seq.un(UnOp::Relu, acc, acc);
     }
+    // The output leaves from the running sum, or from its cast.
+    let from = if g.out == acc_dt {
+        bufs.acc
+    } else {
+        let o = bufs.out.ok_or_else(|| {
+            format!(
+                "internal: a split-K reduction to {} without an output buffer",
+                g.out.name()
+            )
+        })?;
+        seq.cvt(VBuf::of(&o, 0, g.out), acc);
+        o
+    };
     // The output rows: `out + r0 · c_row · so + c0 · so`.
     chunk.ins().s_alu(AluOp::Mul, src, r0, g.c_row * so);
     chunk.ins().s_alu(AluOp::Add, src, src, out);

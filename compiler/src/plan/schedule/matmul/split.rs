@@ -162,14 +162,14 @@ pub fn place_partials(plan: &mut Plan) {
             && t.parts() > 1
         {
             t.partials = own;
-            need = need.max(t.parts() * g.m * g.n * g.acc().size_bytes() as u64);
+            need = need.max(t.parts() * g.partial_bytes());
         }
     }
     plan.workspace = own + need.div_ceil(512) * 512;
 }
 
 /// The split-K variants of a single-stage candidate `t` with one
-/// accumulator (see [`split`]), with their estimates (twice: the sort's
+/// accumulator (this module), with their estimates (twice: the sort's
 /// second key is the estimate too).
 pub(super) fn split_candidates(
     g: &Geometry,
