@@ -21,21 +21,19 @@
 
 use tessera_compiler::plan::schedule::{cube_layout, fits, place_partials};
 use tessera_compiler::simulate;
-use tessera_ir::plan::{CubeSchedule, Geometry, MatMulSchedule, StageKind, Tail};
+use tessera_ir::plan::{CubeSchedule, Geometry, MatMulSchedule, Plan, StageKind, Tail};
 use tessera_sim::Organisation;
 
-/// Forces `tiles(geometry)` onto the first matmul stage of the IR kernel
-/// `text`, compiles it for `machine_name` and checks it on the simulator
-/// against the reference. Returns the assembly and the stage's geometry.
-fn run_forced(
-    machine_name: &str,
-    text: &str,
+/// The plan of `kernel` for `machine` with `tiles(geometry, cube cores)`
+/// forced onto its first matmul stage (tile count, layout, block count and
+/// the split-K partials follow from it), the stage's geometry, and whether
+/// the forced buffers fit.
+fn forced_plan(
+    kernel: &tessera_ir::Kernel,
+    machine: &tessera_sim::Machine,
     tiles: impl FnOnce(&Geometry, u64) -> CubeSchedule,
-) -> (String, Geometry) {
-    let module = tessera_ir::text::parse_module(text).expect("IR text");
-    let kernel = &module.kernels[0];
-    let machine = simulate::machine(Some(machine_name)).expect("machine");
-    let mut plan = tessera_compiler::plan::plan(kernel, &machine).expect("plan");
+) -> (Plan, Geometry, bool) {
+    let mut plan = tessera_compiler::plan::plan(kernel, machine).expect("plan");
     let stage = plan
         .stages
         .iter_mut()
@@ -48,12 +46,33 @@ fn run_forced(
     let cores = u64::from(machine.cube_cores());
     let mut t = tiles(&g, cores);
     t.tiles = g.batches() * g.m.div_ceil(t.base_m) * g.n.div_ceil(t.base_n);
-    t.layout = cube_layout(&g, &t, &machine);
+    t.layout = cube_layout(&g, &t, machine);
     stage.block_dim = (t.tiles * t.parts()).min(cores) as u32;
-    let forced = format!("{t:?}");
     mm.schedule = MatMulSchedule::Cube(t);
-    assert!(fits(&stage.local(), &machine), "the forced buffers fit");
+    let fitting = fits(&stage.local(), machine);
     place_partials(&mut plan);
+    (plan, g, fitting)
+}
+
+/// Forces `tiles(geometry)` onto the first matmul stage of the IR kernel
+/// `text` ([`forced_plan`]), compiles it for `machine_name` and checks it
+/// on the simulator against the reference. Returns the assembly and the
+/// stage's geometry.
+fn run_forced(
+    machine_name: &str,
+    text: &str,
+    tiles: impl FnOnce(&Geometry, u64) -> CubeSchedule,
+) -> (String, Geometry) {
+    let module = tessera_ir::text::parse_module(text).expect("IR text");
+    let kernel = &module.kernels[0];
+    let machine = simulate::machine(Some(machine_name)).expect("machine");
+    let mut forced = String::new();
+    let (plan, g, fitting) = forced_plan(kernel, &machine, |g, cores| {
+        let t = tiles(g, cores);
+        forced = format!("{t:?}");
+        t
+    });
+    assert!(fitting, "the forced buffers fit");
 
     let program = tessera_backend::npu::compile(&plan, &machine)
         .unwrap_or_else(|e| panic!("{machine_name} {forced}: {e:?}"));
@@ -177,14 +196,7 @@ fn deep_loads_need_whole_k_loop_iterations() {
     let module = tessera_ir::text::parse_module(text).expect("IR text");
     let kernel = &module.kernels[0];
     let machine = simulate::machine(Some("910b-like")).expect("machine");
-    let mut plan = tessera_compiler::plan::plan(kernel, &machine).expect("plan");
-    let StageKind::MatMul(mm) = &mut plan.stages[0].kind else {
-        panic!("not a matmul stage")
-    };
-    let g = Geometry::of(mm).expect("geometry");
-    let mut t = small("910b-like", 1, 2, 1);
-    t.layout = cube_layout(&g, &t, &machine);
-    mm.schedule = MatMulSchedule::Cube(t);
+    let (plan, ..) = forced_plan(kernel, &machine, |_, _| small("910b-like", 1, 2, 1));
     let err = tessera_backend::npu::compile(&plan, &machine).expect_err("refused");
     assert!(err.0.contains("a multiple of 256"), "{err}");
 }
@@ -406,15 +418,10 @@ fn tiles_alternating_between_two_accumulators_compute_the_product() {
 fn two_accumulators_with_deep_loads_are_refused() {
     let module = tessera_ir::text::parse_module(DEEP[0]).expect("IR text");
     let machine = simulate::machine(Some("910b-like")).expect("machine");
-    let mut plan = tessera_compiler::plan::plan(&module.kernels[0], &machine).expect("plan");
-    let StageKind::MatMul(mm) = &mut plan.stages[0].kind else {
-        panic!("not a matmul stage")
-    };
-    let g = Geometry::of(mm).expect("geometry");
-    let mut t = small("910b-like", 1, 2, 1);
-    t.accumulators = 2;
-    t.layout = cube_layout(&g, &t, &machine);
-    mm.schedule = MatMulSchedule::Cube(t);
+    let (plan, ..) = forced_plan(&module.kernels[0], &machine, |_, _| CubeSchedule {
+        accumulators: 2,
+        ..small("910b-like", 1, 2, 1)
+    });
     let err = tessera_backend::npu::compile(&plan, &machine).expect_err("refused");
     assert!(err.0.contains("one stage deep"), "{err}");
 }
@@ -593,17 +600,9 @@ fn split_k_results_are_the_same_bits_on_every_run() {
     let module = tessera_ir::text::parse_module(&text).expect("IR text");
     let kernel = &module.kernels[0];
     let machine = simulate::machine(Some("910b-like")).expect("machine");
-    let mut plan = tessera_compiler::plan::plan(kernel, &machine).expect("plan");
-    let StageKind::MatMul(mm) = &mut plan.stages[0].kind else {
-        panic!("not a matmul")
-    };
-    let g = Geometry::of(mm).expect("geometry");
-    let mut t = split_k(1000, 3, (32, 128), (5, 64));
-    t.tiles = 8;
-    t.layout = cube_layout(&g, &t, &machine);
-    mm.schedule = MatMulSchedule::Cube(t);
-    plan.stages[0].block_dim = 24;
-    place_partials(&mut plan);
+    let (plan, ..) = forced_plan(kernel, &machine, |_, _| {
+        split_k(1000, 3, (32, 128), (5, 64))
+    });
     let program = tessera_backend::npu::compile(&plan, &machine).expect("compiles");
     let inputs: Vec<(String, tessera_sim::Tensor)> = kernel
         .params
@@ -637,16 +636,7 @@ fn split_k_is_refused_where_it_cannot_run() {
     let kernel = &module.kernels[0];
     let refused = |machine_name: &str, t: CubeSchedule| {
         let machine = simulate::machine(Some(machine_name)).expect("machine");
-        let mut plan = tessera_compiler::plan::plan(kernel, &machine).expect("plan");
-        let StageKind::MatMul(mm) = &mut plan.stages[0].kind else {
-            panic!("not a matmul")
-        };
-        let g = Geometry::of(mm).expect("geometry");
-        let mut t = CubeSchedule { tiles: 8, ..t };
-        t.layout = cube_layout(&g, &t, &machine);
-        mm.schedule = MatMulSchedule::Cube(t);
-        plan.stages[0].block_dim = 24;
-        place_partials(&mut plan);
+        let (plan, ..) = forced_plan(kernel, &machine, |_, _| t);
         tessera_backend::npu::compile(&plan, &machine)
             .expect_err("refused")
             .0
