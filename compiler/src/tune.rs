@@ -17,9 +17,8 @@
 //! the file holds no times.
 
 use crate::driver::{self, Failure, Source};
-use crate::plan::schedule::matmul::{
-    apply_cube, cube_candidates, cube_cost, place_partials, tile_orders,
-};
+use crate::plan::schedule::finish;
+use crate::plan::schedule::matmul::{apply_cube, cube_candidates, cube_cost, tile_orders};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -242,7 +241,7 @@ pub fn apply(plan: &mut Plan, tuning: &Tuning, machine: &Machine) -> Vec<String>
         t.group_m = e.group_m;
         set_schedule(stage, &g, t, machine);
     }
-    place_partials(plan);
+    finish(plan, machine);
     notes
 }
 
@@ -313,7 +312,7 @@ pub struct Report {
 
 fn simulate(plan: &Plan, machine: &Machine) -> Result<u64, Failure> {
     let mut plan = plan.clone();
-    place_partials(&mut plan);
+    finish(&mut plan, machine);
     let program = tessera_backend::npu::compile(&plan, machine)
         .map_err(|e| Failure::Internal(format!("code generation: {e}")))?;
     let opts = tessera_sim::RunOptions {

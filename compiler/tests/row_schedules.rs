@@ -2,10 +2,17 @@
 //! whose scores an earlier stage wrote (L2 holds them, so only its result
 //! crosses HBM) is vector-bound and folds block by block; the same softmax
 //! over a kernel parameter is bound by its HBM reads and does not.
+//!
+//! Joined prologues (`plan::schedule::prologue`): on 910b-like a row stage
+//! feeding a matmul's A runs in the matmul's launch — a GM-bound norm on
+//! one vector core per cube core, the vector-bound softmax on all — with a
+//! first phase of the rows the cube cores' first round reads; never on
+//! 910-like, nor before a matmul whose launch has fewer vector cores than
+//! the row stage has blocks; and deciding again gives the same plan.
 
 use tessera_compiler::driver;
 use tessera_compiler::opt::Level;
-use tessera_ir::plan::{Plan, StageKind};
+use tessera_ir::plan::{MatMulSchedule, Plan, StageKind};
 
 const SRC: &str = "kernel att(q: f16[S, D], k: f16[S, D], v: f16[S, D]) -> f16[S, D] {
     let s = (q @ transpose(k, [1, 0])) * 0.125;
@@ -14,23 +21,52 @@ const SRC: &str = "kernel att(q: f16[S, D], k: f16[S, D], v: f16[S, D]) -> f16[S
 kernel sm(x: f32[S, S]) -> f16[S, S] {
     return cast(softmax(x * 0.125, axis = -1), f16);
 }
+kernel rmm(x: f16[M, K], g: f16[K], w: f16[K, N]) -> f32[M, N] {
+    return rms_norm(x, g) @ w;
+}
 ";
 
 fn plan(kernel: &str) -> Plan {
+    let dims = [("S", 2048), ("D", 64)];
+    let dims = if kernel == "att" {
+        &dims[..]
+    } else {
+        &dims[..1]
+    };
+    plan_on(kernel, dims, "910b-like")
+}
+
+fn plan_on(kernel: &str, dims: &[(&str, u64)], machine: &str) -> Plan {
     let src = driver::Source {
         name: "rows.tsr".into(),
         text: SRC.into(),
     };
     let file = driver::parse_and_check(&src).expect("checks");
-    let env = [("S".to_string(), 2048), ("D".to_string(), 64)]
-        .into_iter()
-        .filter(|(d, _)| kernel == "att" || d == "S")
-        .collect();
+    let env = dims.iter().map(|&(d, v)| (d.to_string(), v)).collect();
     let k = driver::lower(&file, kernel, &env, &src).expect("lowers");
-    let m = tessera_sim::Machine::builtin("910b-like").expect("machine");
+    let m = tessera_sim::Machine::builtin(machine).expect("machine");
     driver::compile_npu(&k, &m, &src, Level::O2)
         .expect("compiles")
         .plan
+}
+
+/// The joined prologue's first phase of the plan's last stage (a matmul)
+/// and the block counts of the last two stages.
+fn joined(p: &Plan) -> (u64, u32, u32) {
+    let [.., rows, mm] = &p.stages[..] else {
+        panic!("two stages at least")
+    };
+    let StageKind::MatMul(m) = &mm.kind else {
+        panic!("a matmul last")
+    };
+    let MatMulSchedule::Cube(t) = &m.schedule else {
+        panic!("on the cube")
+    };
+    assert!(
+        matches!(rows.kind, StageKind::Rows(_)),
+        "a row stage before"
+    );
+    (t.prologue, rows.block_dim, mm.block_dim)
 }
 
 /// The `blockwise` flag of the plan's one row stage.
@@ -58,4 +94,56 @@ fn a_softmax_over_scores_an_earlier_stage_wrote_folds_block_by_block() {
 #[test]
 fn a_softmax_over_a_parameter_streams_from_hbm_and_folds_as_usual() {
     assert!(!blockwise(&plan("sm")));
+}
+
+#[test]
+fn a_norm_before_a_matmul_runs_in_its_launch_on_one_vector_core_per_cube_core() {
+    let p = plan_on("rmm", &[("M", 4096), ("K", 1024), ("N", 2048)], "910b-like");
+    let (first, rows, cube) = joined(&p);
+    assert_eq!((rows, cube), (24, 24));
+    // Tiles of 128 × 256 taken row by row, 8 to a tile row: the first
+    // round's 24 read the first 3 tile rows.
+    let StageKind::MatMul(m) = &p.stages[1].kind else {
+        unreachable!()
+    };
+    let MatMulSchedule::Cube(t) = &m.schedule else {
+        unreachable!()
+    };
+    assert_eq!((t.base_m, t.base_n, t.group_m), (128, 256, 1));
+    assert_eq!(first, 3 * 128);
+}
+
+#[test]
+fn a_softmax_before_a_matmul_keeps_every_vector_core() {
+    let (first, rows, cube) = joined(&plan_on("att", &[("S", 8192), ("D", 64)], "910b-like"));
+    assert!(first > 0);
+    assert_eq!((rows, cube), (48, 24));
+}
+
+#[test]
+fn no_prologue_is_joined_on_a_coupled_machine_or_before_a_small_matmul() {
+    let (first, rows, _) = joined(&plan_on(
+        "rmm",
+        &[("M", 4096), ("K", 1024), ("N", 2048)],
+        "910-like",
+    ));
+    assert_eq!((first, rows), (0, 32));
+    // The product's launch has 12 cube cores, 24 vector cores; the norm
+    // has 48 blocks of its own.
+    let p = plan_on("rmm", &[("M", 96), ("K", 512), ("N", 32)], "910b-like");
+    assert_eq!(joined(&p), (0, 48, 12));
+}
+
+#[test]
+fn joining_again_gives_the_same_plan() {
+    let m = tessera_sim::Machine::builtin("910b-like").expect("machine");
+    for p in [
+        plan_on("att", &[("S", 8192), ("D", 64)], "910b-like"),
+        plan_on("rmm", &[("M", 4096), ("K", 1024), ("N", 2048)], "910b-like"),
+        plan_on("rmm", &[("M", 96), ("K", 512), ("N", 32)], "910b-like"),
+    ] {
+        let mut again = p.clone();
+        tessera_compiler::plan::schedule::finish(&mut again, &m);
+        assert_eq!(again, p);
+    }
 }

@@ -406,6 +406,9 @@ pub struct CubeForms {
     pub loads_early: usize,
     /// Stages split over K (`split_k > 1`).
     pub split_k: usize,
+    /// Stages running the row stage before them as a joined prologue
+    /// (`prologue > 0`).
+    pub prologue: usize,
 }
 
 impl CubeForms {
@@ -420,6 +423,7 @@ impl CubeForms {
                 forms.two_accumulators += usize::from(t.accumulators > 1);
                 forms.loads_early += usize::from(t.loads_early(machine.sync.queue_depth));
                 forms.split_k += usize::from(t.parts() > 1);
+                forms.prologue += usize::from(t.prologue > 0);
             }
         }
         forms
@@ -431,6 +435,7 @@ impl CubeForms {
         self.two_accumulators += other.two_accumulators;
         self.loads_early += other.loads_early;
         self.split_k += other.split_k;
+        self.prologue += other.prologue;
     }
 }
 

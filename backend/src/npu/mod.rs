@@ -1,6 +1,7 @@
 //! NPU code generation: a [`Plan`] to a `tessera_sim::Program`.
 //!
-//! Each stage becomes one launch. A stage template (`elementwise`,
+//! Each stage becomes one launch (a joined prologue, `prologue`, runs in
+//! its matmul's). A stage template (`elementwise`,
 //! `reduce`, `transpose`, `matmul`) builds a structured program of typed
 //! instructions ([`inst`], generated from the simulator's instruction list)
 //! with their on-chip accesses, over the stage's planned buffers; the sync
@@ -16,6 +17,7 @@ pub mod inst;
 mod interleave;
 pub mod matmul;
 pub mod prog;
+mod prologue;
 pub mod reduce;
 mod rows;
 pub mod sync;
@@ -27,7 +29,9 @@ pub use vector::{dt, dtype};
 
 use inst::InstBuilder;
 use prog::{Build, Item, Regs};
-use tessera_ir::plan::{BufKind, Plan, Source, Stage, StageKind, Unit, View};
+use tessera_ir::plan::{
+    BufKind, MatMul, MatMulSchedule, Plan, Source, Stage, StageKind, Unit, View,
+};
 use tessera_sim::isa::{AluOp, CoreKind, Reg, SysReg};
 use tessera_sim::{Launch, Machine, Organisation, Program, Section, TensorDecl};
 
@@ -60,6 +64,10 @@ pub struct Ctx<'a> {
     pub params: usize,
     /// Scalar registers.
     pub regs: Regs,
+    /// A row stage run as a joined prologue (on the vector cores of the
+    /// next stage's mix launch): the rows ready after each phase.
+    /// [`Ctx::block`] then numbers the vector cores.
+    pub phases: Option<Vec<u64>>,
 }
 
 impl Ctx<'_> {
@@ -103,6 +111,20 @@ impl Ctx<'_> {
         let (bi, bd) = (self.regs.get()?, self.regs.get()?);
         items.ins().s_sys(bi, SysReg::BlockIdx);
         items.ins().s_sys(bd, SysReg::BlockDim);
+        if self.phases.is_some() {
+            // A joined prologue runs on the launch's first `block_dim` (the
+            // stage's) vector cores, numbered `sub · blocks + block`; the
+            // others an index past every tile (`+ 2³²`).
+            let sub = self.regs.get()?;
+            items.ins().s_sys(sub, SysReg::SubBlockIdx);
+            items.ins().s_alu(AluOp::Mul, sub, sub, bd);
+            items.ins().s_alu(AluOp::Add, bi, bi, sub);
+            let count = u64::from(self.stage.block_dim.max(1));
+            items.ins().s_alu(AluOp::Div, sub, bi, count);
+            items.ins().s_alu(AluOp::Shl, sub, sub, 32u64);
+            items.ins().s_alu(AluOp::Add, bi, bi, sub);
+            items.ins().s_li(bd, count);
+        }
         Ok((bi, bd))
     }
 }
@@ -116,34 +138,49 @@ fn core_kind(machine: &Machine, unit: Unit) -> CoreKind {
     }
 }
 
-/// Generates one stage's code: its sections, each with the kind of core it
-/// runs on (a split-K matmul's second one finishes on the vector cores, a
-/// mix launch).
+/// Generates stage `i`'s code: its sections, each with the kind of core it
+/// runs on (a mix launch: a split-K matmul finishes on the vector cores; a
+/// matmul with a joined prologue runs the stage before on them).
 fn stage_code(
     plan: &Plan,
     params: usize,
-    stage: &Stage,
+    i: usize,
     machine: &Machine,
 ) -> Result<Vec<(CoreKind, Vec<Item>)>, String> {
-    let ctx = || Ctx {
+    let stage = &plan.stages[i];
+    let ctx = |stage| Ctx {
         plan,
         stage,
         machine,
         params,
         regs: Regs::default(),
+        phases: None,
     };
     let items = match &stage.kind {
-        StageKind::Elementwise(e) => elementwise::generate(&mut ctx(), e)?,
-        StageKind::Reduce(r) => reduce::generate(&mut ctx(), r)?,
-        StageKind::Transpose(t) => transpose::generate(&mut ctx(), t)?,
-        StageKind::MatMul(m) => matmul::generate(&mut ctx(), m)?,
-        StageKind::Rows(r) => rows::generate(&mut ctx(), r)?,
+        StageKind::Elementwise(e) => elementwise::generate(&mut ctx(stage), e)?,
+        StageKind::Reduce(r) => reduce::generate(&mut ctx(stage), r)?,
+        StageKind::Transpose(t) => transpose::generate(&mut ctx(stage), t)?,
+        StageKind::MatMul(m) => matmul::generate(&mut ctx(stage), m)?,
+        StageKind::Rows(r) => rows::generate(&mut ctx(stage), r)?,
     };
     let mut sections = vec![(core_kind(machine, stage.unit()), items)];
     if let StageKind::MatMul(mm) = &stage.kind
         && let Some(t) = matmul::split::is_split(mm)
     {
-        sections.push((CoreKind::Aiv, matmul::split::generate(&mut ctx(), mm, t)?));
+        sections.push((
+            CoreKind::Aiv,
+            matmul::split::generate(&mut ctx(stage), mm, t)?,
+        ));
+    }
+    if joins_prologue(plan, i) {
+        prologue::check(plan, i, machine)?;
+        let prev = &plan.stages[i - 1];
+        let StageKind::Rows(r) = &prev.kind else {
+            return Err("internal: a joined prologue that is not a row stage".into());
+        };
+        let mut c = ctx(prev);
+        c.phases = Some(prologue::ends(plan, i)?);
+        sections.push((CoreKind::Aiv, rows::generate(&mut c, r)?));
     }
     sections
         .into_iter()
@@ -154,7 +191,20 @@ fn stage_code(
         .collect()
 }
 
-/// Compiles a plan into a validated program: one launch per stage.
+/// Whether stage `i` is a cube matmul that runs the stage before it as its
+/// joined prologue.
+fn joins_prologue(plan: &Plan, i: usize) -> bool {
+    matches!(
+        plan.stages.get(i).map(|s| &s.kind),
+        Some(StageKind::MatMul(MatMul {
+            schedule: MatMulSchedule::Cube(t),
+            ..
+        })) if t.prologue > 0
+    )
+}
+
+/// Compiles a plan into a validated program: one launch per stage (a
+/// joined prologue's in its matmul's).
 pub fn compile(plan: &Plan, machine: &Machine) -> Result<Program, CodegenError> {
     let decl = |b: &tessera_ir::plan::Buffer| TensorDecl {
         name: b.name.clone(),
@@ -162,10 +212,16 @@ pub fn compile(plan: &Plan, machine: &Machine) -> Result<Program, CodegenError> 
         shape: b.shape.clone(),
     };
     let mut launches = Vec::with_capacity(plan.stages.len());
+    // The stage of each launch (a joined prologue has none of its own).
+    let mut launch_stage = Vec::with_capacity(plan.stages.len());
     let params = plan.params().count();
     for (i, stage) in plan.stages.iter().enumerate() {
+        if joins_prologue(plan, i + 1) {
+            continue;
+        }
         let at = |e: String| CodegenError(format!("stage {i}: {e}"), Some(i));
-        let sections = stage_code(plan, params, stage, machine)
+        launch_stage.push(i);
+        let sections = stage_code(plan, params, i, machine)
             .map_err(at)?
             .into_iter()
             .map(|(kind, items)| {
@@ -191,7 +247,8 @@ pub fn compile(plan: &Plan, machine: &Machine) -> Result<Program, CodegenError> 
     };
     program.validate(machine).map_err(|(at, e)| {
         let at = at.map_or(String::new(), |(l, _, i)| {
-            format!(" (stage {l}, instruction {i})")
+            let stage = launch_stage.get(l).copied().unwrap_or(l);
+            format!(" (stage {stage}, instruction {i})")
         });
         CodegenError(
             format!("internal: the generated program is invalid{at}: {e}"),

@@ -122,6 +122,13 @@ pub struct CubeSchedule {
     /// Split-K: columns of a reduction chunk (a multiple of 16; the UB
     /// row pitch).
     pub red_cols: u64,
+    /// A joined prologue's first phase, in rows of A (0: none; split
+    /// machines only). With `R > 0` the stage before this one, a row stage
+    /// writing A, runs in this stage's launch on the vector cores, in
+    /// phases of `R`, `2R`, `4R`, … rows, and each cube core waits for a
+    /// phase's signal before its first unit that reads its rows
+    /// ([`super::prologue`]).
+    pub prologue: u64,
     /// Output tiles (`base_m × base_n`) of the whole stage.
     pub tiles: u64,
     /// The on-chip buffers.

@@ -28,6 +28,7 @@
 pub mod elementwise;
 pub mod matmul;
 mod parse;
+pub mod prologue;
 pub mod reduce;
 pub mod rows;
 mod text;

@@ -128,6 +128,9 @@ fn cube_params(c: &CubeSchedule) -> Vec<(&'static str, u64)> {
         p.push(("red_rows", c.red_rows));
         p.push(("red_cols", c.red_cols));
     }
+    if c.prologue > 0 {
+        p.push(("prologue", c.prologue));
+    }
     p.push(("tiles", c.tiles));
     p
 }

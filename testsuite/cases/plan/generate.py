@@ -77,6 +77,14 @@ def _(rng):
     return {"a": a, "b": b}, {"x": run.cast(run.relu(run.matmul(a, b)), "f16")}
 
 
+@case("cube_joined_prologue")
+def _(rng):
+    x = run.uniform(rng, (300, 128), "f16")
+    g = run.uniform(rng, (128,), "f16")
+    w = run.uniform(rng, (128, 256), "f16")
+    return {"x": x, "g": g, "w": w}, {"out0": run.matmul(run.rms_norm(x, g), w)}
+
+
 @case("cube_prefetched_loads_910")
 def _(rng):
     a = run.uniform(rng, (1100, 480), "f16")

@@ -4,11 +4,12 @@
 
 use super::split::{XC_DONE, XC_READY};
 use super::{Open, log2, open, remaining, size, tile_loop, tile_setup};
-use crate::npu::Ctx;
 use crate::npu::inst::{Address, InstBuilder, Operand};
 use crate::npu::prog::{Access, Branch, Build, Item, Region};
 use crate::npu::vector::dt;
+use crate::npu::{Ctx, prologue};
 use tessera_ir::plan::matmul::{Geometry, Tail, nz_rows};
+use tessera_ir::plan::prologue::{phase_ends, phase_starts};
 use tessera_ir::plan::{CubeSchedule, MatMul};
 use tessera_sim::isa::{AluOp, Cond, Reg, SysReg};
 use tessera_sim::{Organisation, Pipe};
@@ -75,6 +76,14 @@ pub(super) fn generate(
     // K of a unit: the whole of K, or a part of it.
     let kp = t.unit_k(g.k);
 
+    let block_dim = u64::from(ctx.stage.block_dim);
+    let phase_starts = match t.prologue {
+        0 => Vec::new(),
+        first => {
+            let rows = g.batches() * g.m;
+            phase_starts(t, &g, &phase_ends(first, rows))
+        }
+    };
     let mut items = Vec::new();
     let o = open(ctx, mm, &g, &mut items)?;
     let mut r8 = [Reg(0); 8];
@@ -292,7 +301,9 @@ pub(super) fn generate(
     };
     // One tile into accumulator `acc`: its setup, K loop and epilogue.
     let build = |acc: Region| -> Result<Vec<Item>, String> {
-        let mut tile = Vec::new();
+        // A joined prologue: the waits for the phases this unit is the
+        // core's first reader of.
+        let mut tile = prologue::unit_waits(o.tr, &phase_starts, total, block_dim);
         // Split-K: unit `u` is part `u / tiles` of tile `u % tiles`.
         let at = match parts {
             Some([ut, p, ..]) => {

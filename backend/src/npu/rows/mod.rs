@@ -33,6 +33,9 @@ pub fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String> {
     if layout.inputs.len() != r.inputs.len() || layout.temps.len() + 1 != r.body.len() {
         return Err("internal: the layout does not match the row stage".into());
     }
+    if ctx.phases.is_some() && (r.schedule.transposed || r.schedule.chunked()) {
+        return Err("internal: a joined prologue of rows that UB does not hold whole".into());
+    }
     if r.schedule.transposed {
         transposed::generate(ctx, r)
     } else if r.schedule.chunked() {

@@ -17,21 +17,22 @@ use super::{
     Opening, finish, opening, replicate, row_offset, scalar_form, scalar_only, scalar_rows, size,
     spread, tile_rows,
 };
-use crate::npu::Ctx;
 use crate::npu::inst::InstBuilder;
-use crate::npu::prog::{Access, Build, Item};
+use crate::npu::inst::Operand;
+use crate::npu::prog::{Access, Branch, Build, Item};
 use crate::npu::reduce::{
     combine, fold_across, fold_block_partials, fold_lanes, fold_repeats, identity,
 };
 use crate::npu::tiles::{double_buffered, double_buffered_ahead};
 use crate::npu::vector::{self, Opnd, Seq, VBuf, bin_op, dt};
+use crate::npu::{Ctx, prologue};
 use tessera_ir::plan::reduce::LANES;
 use tessera_ir::plan::rows::{
     BLOCKWISE_MIN_REPEATS, accumulator, elided, folds_in_place, row_slots,
 };
 use tessera_ir::plan::{EwArg, EwOp, Rows, RowsOp, Width};
 use tessera_ir::{DType, ReduceOp};
-use tessera_sim::isa::{AluOp, Reg};
+use tessera_sim::isa::{AluOp, Cond, Reg};
 
 /// Generates a row stage of whole rows.
 pub(super) fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String> {
@@ -55,6 +56,7 @@ pub(super) fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String>
         Width::Full => tile,
         Width::Row => slots,
     };
+    let phases = ctx.phases.clone();
     let mut items = Vec::new();
     let Opening {
         bi,
@@ -311,29 +313,51 @@ pub(super) fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String>
         }
         Ok((loads, h))
     };
-    if ahead {
-        double_buffered_ahead(
-            &mut items,
-            (tt, tb, tc),
-            bd,
-            step,
-            schedule.tiles,
-            tile_step,
-        )?;
-    } else {
-        double_buffered(
-            &mut items,
-            (tt, tb),
-            bd,
-            step,
-            schedule.tiles,
-            |half, t_reg| {
+    // The tiles in one loop, or, as a joined prologue, a loop per phase
+    // (inside a loop over the phases), each ending with its signal to the
+    // cube cores.
+    let tile_loop = |items: &mut Vec<Item>, end: Operand| {
+        if ahead {
+            double_buffered_ahead(items, (tt, tb, tc), bd, step, end, &tile_step)
+        } else {
+            double_buffered(items, (tt, tb), bd, step, end, |half, t_reg| {
                 let (mut loads, work) = tile_step(half, t_reg)?;
                 loads.extend(work);
                 Ok(loads)
-            },
-        )?;
-    }
+            })
+        }
+    };
+    let Some(first) = phases.as_ref().and_then(|e| e.first().copied()) else {
+        tile_loop(&mut items, schedule.tiles.into())?;
+        return Ok(items);
+    };
+    // Phase `p` covers rows up to `pr` (`first`, `3·first`, …, `outer`),
+    // its tiles `[ps, pe)`.
+    let [pr, psz, ps, pe] = [
+        ctx.regs.get()?,
+        ctx.regs.get()?,
+        ctx.regs.get()?,
+        ctx.regs.get()?,
+    ];
+    items.ins().s_li(pr, 0u64);
+    items.ins().s_li(psz, first);
+    let mut phase = Vec::new();
+    phase.ins().s_alu(AluOp::Add, ps, pr, rows - 1);
+    phase.ins().s_alu(AluOp::Div, ps, ps, rows);
+    phase.ins().s_alu(AluOp::Add, pr, pr, psz);
+    phase.ins().s_alu(AluOp::Min, pr, pr, outer);
+    phase.ins().s_alu(AluOp::Add, pe, pr, rows - 1);
+    phase.ins().s_alu(AluOp::Div, pe, pe, rows);
+    phase.ins().s_alu(AluOp::Add, tt, bi, ps);
+    tile_loop(&mut phase, pe.into())?;
+    prologue::phase_done(&mut phase);
+    let mut latch = Vec::new();
+    latch.ins().s_alu(AluOp::Add, psz, psz, psz);
+    items.push(Item::Loop {
+        exit_if: vec![Branch::new(Cond::Ge, pr, outer)],
+        body: phase,
+        latch,
+    });
     Ok(items)
 }
 

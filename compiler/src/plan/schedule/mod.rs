@@ -12,6 +12,7 @@
 
 pub mod elementwise;
 pub mod matmul;
+pub mod prologue;
 pub mod reduce;
 pub mod rows;
 pub mod transpose;
@@ -66,11 +67,19 @@ pub fn schedule(
         }
     }
     if diags.is_empty() {
-        place_partials(plan);
+        finish(plan, machine);
         Ok(())
     } else {
         Err((diags, unscheduled))
     }
+}
+
+/// What follows from the stages' schedules as a whole, after scheduling
+/// and again after tuning: the split-K partials' place and the joined
+/// prologues. Idempotent.
+pub fn finish(plan: &mut Plan, machine: &Machine) {
+    place_partials(plan);
+    prologue::join_prologues(plan, machine);
 }
 
 /// A stage that cannot be mapped: points at the source of its first node

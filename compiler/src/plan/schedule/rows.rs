@@ -284,7 +284,7 @@ fn transposed(r: &mut Rows, machine: &Machine) -> Option<(u32, u64)> {
         return None;
     }
     let tiles = r.outer.div_ceil(rows);
-    let block_dim = tiles.min(cores).max(1);
+    let block_dim = blocks(tiles, machine);
     r.schedule = RowsSchedule {
         rows,
         pitch: rows,
@@ -371,6 +371,12 @@ fn largest_chunk(r: &Rows, machine: &Machine, part: bool) -> Option<u64> {
     Some(lo * CHUNK_ALIGN)
 }
 
+/// The block count of a row stage of `tiles` tiles: a tile per vector core
+/// at most.
+pub fn blocks(tiles: u64, machine: &Machine) -> u64 {
+    tiles.min(u64::from(machine.vector_cores())).max(1)
+}
+
 /// Chooses the tiles, blocks and buffers of a row stage; returns the block
 /// count and the estimate. `resident[k]`: input `k` is a buffer an earlier
 /// stage wrote, whose lines L2 holds (it costs no HBM bandwidth).
@@ -453,7 +459,7 @@ fn whole_rows(r: &mut Rows, machine: &Machine, resident: &[bool]) -> Result<(u32
         return chunked(r, machine, lay, resident);
     }
     let tiles = r.outer.div_ceil(rows);
-    let block_dim = tiles.min(cores).max(1);
+    let block_dim = blocks(tiles, machine);
     r.schedule = RowsSchedule {
         rows,
         pitch,
@@ -535,7 +541,35 @@ fn traffic(r: &Rows, resident: &[bool], bytes: impl Fn(&RowsInput) -> u64, out: 
 /// dtype's lanes (a converted reduction: the conversion and the fold of
 /// f32 repeats), 2 cycles a repeat, and each per-row one as a short
 /// instruction.
-fn blockwise(r: &Rows, rows: u64, pitch: u64, (hbm, moved): (u64, u64), machine: &Machine) -> bool {
+fn blockwise(r: &Rows, rows: u64, pitch: u64, moved: (u64, u64), machine: &Machine) -> bool {
+    let (vec, gm, long_sum) = balance(r, rows, pitch, moved, machine);
+    long_sum && vec > VECTOR_BOUND_MARGIN * gm
+}
+
+/// Whether a scheduled row stage of whole rows is bound by its GM traffic
+/// rather than its vector work, by [`blockwise`]'s measures of a tile.
+/// `resident[k]`: as for [`schedule`].
+pub fn gm_bound(r: &Rows, machine: &Machine, resident: &[bool]) -> bool {
+    let (rows, pitch) = (r.schedule.rows, r.schedule.pitch);
+    let bytes = |w: Width, d: DType| match w {
+        Width::Full => rows * r.n * d.size_bytes() as u64,
+        Width::Row => rows * d.size_bytes() as u64,
+    };
+    let out = r.body.last().map_or(0, |i| bytes(i.width, i.dtype));
+    let moved = traffic(r, resident, |i| bytes(i.width, i.view.dtype), out);
+    let (vec, gm, _) = balance(r, rows, pitch, moved, machine);
+    vec < gm
+}
+
+/// A tile's vector cycles and GM cycles ([`blockwise`]), and whether it
+/// has a reduction long enough to fold block by block.
+fn balance(
+    r: &Rows,
+    rows: u64,
+    pitch: u64,
+    (hbm, moved): (u64, u64),
+    machine: &Machine,
+) -> (f64, f64, bool) {
     let reps = |d: DType| (rows * pitch * d.size_bytes() as u64).div_ceil(256) as f64;
     let mut vec = 0.0;
     let mut long_sum = false;
@@ -555,7 +589,7 @@ fn blockwise(r: &Rows, rows: u64, pitch: u64, (hbm, moved): (u64, u64), machine:
     }
     let share = machine.gm.chip_bytes_per_cycle / f64::from(machine.vector_cores().max(1));
     let gm = (hbm as f64 / share).max(moved as f64 / machine.dma.gm_to_ub.bytes_per_cycle);
-    long_sum && vec > VECTOR_BOUND_MARGIN * gm
+    (vec, gm, long_sum)
 }
 
 /// How much a row stage's estimated vector work per tile must exceed its
