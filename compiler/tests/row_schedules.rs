@@ -3,7 +3,7 @@
 //! crosses HBM) is vector-bound and folds block by block; the same softmax
 //! over a kernel parameter is bound by its HBM reads and does not.
 //!
-//! Joined prologues (`plan::schedule::prologue`): on 910b-like a row stage
+//! Joined prologues (`plan::schedule::join`): on 910b-like a row stage
 //! feeding a matmul's A runs in the matmul's launch — a GM-bound norm on
 //! one vector core per cube core, the vector-bound softmax on all — with a
 //! first phase of the rows the cube cores' first round reads; never on
@@ -23,6 +23,9 @@ kernel sm(x: f32[S, S]) -> f16[S, S] {
 }
 kernel rmm(x: f16[M, K], g: f16[K], w: f16[K, N]) -> f32[M, N] {
     return rms_norm(x, g) @ w;
+}
+kernel mlp(x: f16[M, K], w: f16[K, N], b: f32[N]) -> f16[M, N] {
+    return cast(gelu(x @ w + b), f16);
 }
 ";
 
@@ -113,11 +116,45 @@ fn a_norm_before_a_matmul_runs_in_its_launch_on_one_vector_core_per_cube_core() 
     assert_eq!(first, 3 * 128);
 }
 
+/// A cube matmul stage's `(prologue, epilogue)` and block count.
+fn cube(p: &Plan, i: usize) -> (u64, u64, u32) {
+    let StageKind::MatMul(m) = &p.stages[i].kind else {
+        panic!("stage {i} is not a matmul")
+    };
+    let MatMulSchedule::Cube(t) = &m.schedule else {
+        panic!("on the cube")
+    };
+    (t.prologue, t.epilogue, p.stages[i].block_dim)
+}
+
 #[test]
-fn a_softmax_before_a_matmul_keeps_every_vector_core() {
-    let (first, rows, cube) = joined(&plan_on("att", &[("S", 8192), ("D", 64)], "910b-like"));
-    assert!(first > 0);
-    assert_eq!((rows, cube), (48, 24));
+fn a_softmax_after_a_matmul_runs_in_its_launch_on_every_vector_core() {
+    // Q·Kᵀ, the softmax, P·V: the softmax joins the first product as its
+    // epilogue (equal phases of whole tiles of its rows, at most 15), so
+    // the second takes no prologue.
+    let p = plan_on("att", &[("S", 8192), ("D", 64)], "910b-like");
+    let StageKind::Rows(r) = &p.stages[1].kind else {
+        panic!("a row stage second")
+    };
+    let (pro, epi, blocks) = cube(&p, 0);
+    assert_eq!((pro, blocks), (0, 24));
+    assert!(epi > 0 && epi % r.schedule.rows == 0, "{epi}");
+    assert!(8192u64.div_ceil(epi) <= 15 && 8192u64.div_ceil(epi - r.schedule.rows) > 15);
+    assert_eq!(p.stages[1].block_dim, 48);
+    assert_eq!(cube(&p, 2).0, 0);
+}
+
+#[test]
+fn an_elementwise_stage_after_a_matmul_runs_in_its_launch() {
+    let p = plan_on("mlp", &[("M", 4096), ("K", 1024), ("N", 2048)], "910b-like");
+    let StageKind::Elementwise(e) = &p.stages[1].kind else {
+        panic!("an elementwise stage second")
+    };
+    let (_, epi, _) = cube(&p, 0);
+    assert!(epi > 0 && epi % e.schedule.rows == 0, "{epi}");
+    assert!(4096u64.div_ceil(epi) <= 15);
+    let coupled = plan_on("mlp", &[("M", 4096), ("K", 1024), ("N", 2048)], "910-like");
+    assert_eq!(cube(&coupled, 0).1, 0);
 }
 
 #[test]
@@ -139,6 +176,7 @@ fn joining_again_gives_the_same_plan() {
     let m = tessera_sim::Machine::builtin("910b-like").expect("machine");
     for p in [
         plan_on("att", &[("S", 8192), ("D", 64)], "910b-like"),
+        plan_on("mlp", &[("M", 4096), ("K", 1024), ("N", 2048)], "910b-like"),
         plan_on("rmm", &[("M", 4096), ("K", 1024), ("N", 2048)], "910b-like"),
         plan_on("rmm", &[("M", 96), ("K", 512), ("N", 32)], "910b-like"),
     ] {

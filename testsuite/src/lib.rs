@@ -409,6 +409,9 @@ pub struct CubeForms {
     /// Stages running the row stage before them as a joined prologue
     /// (`prologue > 0`).
     pub prologue: usize,
+    /// Stages running the vector stage after them as a joined epilogue
+    /// (`epilogue > 0`).
+    pub epilogue: usize,
 }
 
 impl CubeForms {
@@ -424,6 +427,7 @@ impl CubeForms {
                 forms.loads_early += usize::from(t.loads_early(machine.sync.queue_depth));
                 forms.split_k += usize::from(t.parts() > 1);
                 forms.prologue += usize::from(t.prologue > 0);
+                forms.epilogue += usize::from(t.epilogue > 0);
             }
         }
         forms
@@ -436,6 +440,7 @@ impl CubeForms {
         self.loads_early += other.loads_early;
         self.split_k += other.split_k;
         self.prologue += other.prologue;
+        self.epilogue += other.epilogue;
     }
 }
 

@@ -588,10 +588,11 @@ fn cube_programs_match_the_reference() {
         loads_early,
         split_k,
         prologue: joined,
+        epilogue: joined_after,
         ..
     } = forms;
     eprintln!(
-        "{attention} attention programs ({grouped_heads} with grouped K/V heads, {masked} masked), {chains} matmul chains, {prologues} prologues, {epilogues} epilogues in {cases} programs; {two_accumulators} cube stages alternated two accumulators, {loads_early} loaded a stage early, {split_k} split over K, {joined} ran the row stage before as a joined prologue"
+        "{attention} attention programs ({grouped_heads} with grouped K/V heads, {masked} masked), {chains} matmul chains, {prologues} prologues, {epilogues} epilogues in {cases} programs; {two_accumulators} cube stages alternated two accumulators, {loads_early} loaded a stage early, {split_k} split over K, {joined} ran the row stage before as a joined prologue, {joined_after} the vector stage after as a joined epilogue"
     );
     // At the default count, every family came up.
     if cases >= 500 {
@@ -615,11 +616,11 @@ fn cube_programs_match_the_reference() {
             two_accumulators > 0 && split_k > 0,
             "no cube stage alternated two accumulators ({two_accumulators}) or was split over K ({split_k}) in {cases} programs"
         );
-        // A norm or softmax before a product of enough tiles runs in the
-        // product's launch on 910b-like.
+        // A norm before a product, and a softmax or an epilogue chain after
+        // one, of enough tiles run in the product's launch on 910b-like.
         assert!(
-            joined > 0,
-            "no cube stage ran the row stage before as a joined prologue in {cases} programs"
+            joined > 0 && joined_after > 0,
+            "no cube stage ran the row stage before as a joined prologue ({joined}) or the vector stage after as a joined epilogue ({joined_after}) in {cases} programs"
         );
     }
 }

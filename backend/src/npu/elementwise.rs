@@ -14,11 +14,11 @@
 //! filled once before the loop. The whole tile is computed (padding
 //! included); only the valid rows and columns are stored.
 
-use super::Ctx;
 use super::inst::{InstBuilder, Operand, VecOperand, int_scalar};
 use super::prog::{Access, Build, Item};
 use super::tiles::double_buffered;
 use super::vector::{self, Opnd, Seq, VBuf, dt, scalar};
+use super::{Ctx, join};
 use tessera_ir::plan::elementwise::{self as ew, SCRATCH_TABLE_BYTES, patterns, space};
 use tessera_ir::plan::{Elementwise, EwArg, EwInst, EwOp, LocalBuf, Pattern, Source, View};
 use tessera_ir::{BinaryOp, DType, Scalar};
@@ -100,6 +100,7 @@ pub fn generate(ctx: &mut Ctx<'_>, e: &Elementwise) -> Result<Vec<Item>, String>
     let per_outer = nrb * ncb;
     let divs = divisors(body);
 
+    let phases = ctx.phases.clone();
     let mut items = Vec::new();
     let (bi, bd) = ctx.block(&mut items)?;
     // GM bases, already offset to each view's first element.
@@ -180,7 +181,7 @@ pub fn generate(ctx: &mut Ctx<'_>, e: &Elementwise) -> Result<Vec<Item>, String>
         .map(|_| ctx.regs.get())
         .collect::<Result<_, _>>()?;
     let [row0, col0, rcur, ccur, len, addr, tmp, o] = work;
-    double_buffered(&mut items, (tt, tb), bd, step, total, |half, t_reg| {
+    let tile_step = |half: u32, t_reg: Reg| -> Result<Vec<Item>, String> {
         let mut h = Vec::new();
         // Tile coordinates.
         h.ins().s_alu(AluOp::Div, o, t_reg, per_outer);
@@ -408,7 +409,28 @@ pub fn generate(ctx: &mut Ctx<'_>, e: &Elementwise) -> Result<Vec<Item>, String>
             );
         }
         Ok(h)
-    })?;
+    };
+    // The tiles in one loop, or, joined to a matmul, a loop per phase
+    // inside a loop over the phases (`join::phase_loop`; tiles go row by
+    // row of tiles when there are no outer dims).
+    match phases {
+        None => double_buffered(&mut items, (tt, tb), bd, step, total, tile_step)?,
+        Some(p) => {
+            if !outer.is_empty() {
+                return Err("internal: a joined elementwise stage with outer dims".into());
+            }
+            let shape = join::TileRows {
+                rows: t.rows,
+                tile_rows: r_tile,
+                per_row: ncb,
+                tiles: total,
+            };
+            join::phase_loop(ctx, &mut items, &p, shape, |h, start, end| {
+                h.ins().s_alu(AluOp::Add, tt, bi, start);
+                double_buffered(h, (tt, tb), bd, step, end, &tile_step)
+            })?;
+        }
+    }
     Ok(items)
 }
 

@@ -1,6 +1,6 @@
 //! NPU code generation: a [`Plan`] to a `tessera_sim::Program`.
 //!
-//! Each stage becomes one launch (a joined prologue, `prologue`, runs in
+//! Each stage becomes one launch (a joined vector stage, `join`, runs in
 //! its matmul's). A stage template (`elementwise`,
 //! `reduce`, `transpose`, `matmul`) builds a structured program of typed
 //! instructions ([`inst`], generated from the simulator's instruction list)
@@ -15,9 +15,9 @@
 pub mod elementwise;
 pub mod inst;
 mod interleave;
+mod join;
 pub mod matmul;
 pub mod prog;
-mod prologue;
 pub mod reduce;
 mod rows;
 pub mod sync;
@@ -29,9 +29,7 @@ pub use vector::{dt, dtype};
 
 use inst::InstBuilder;
 use prog::{Build, Item, Regs};
-use tessera_ir::plan::{
-    BufKind, MatMul, MatMulSchedule, Plan, Source, Stage, StageKind, Unit, View,
-};
+use tessera_ir::plan::{BufKind, Plan, Source, Stage, StageKind, Unit, View};
 use tessera_sim::isa::{AluOp, CoreKind, Reg, SysReg};
 use tessera_sim::{Launch, Machine, Organisation, Program, Section, TensorDecl};
 
@@ -64,10 +62,10 @@ pub struct Ctx<'a> {
     pub params: usize,
     /// Scalar registers.
     pub regs: Regs,
-    /// A row stage run as a joined prologue (on the vector cores of the
-    /// next stage's mix launch): the rows ready after each phase.
-    /// [`Ctx::block`] then numbers the vector cores.
-    pub phases: Option<Vec<u64>>,
+    /// A vector stage joined to a matmul (run on the vector cores of its
+    /// mix launch): its phases. [`Ctx::block`] then numbers the vector
+    /// cores.
+    pub phases: Option<join::Phases>,
 }
 
 impl Ctx<'_> {
@@ -140,7 +138,7 @@ fn core_kind(machine: &Machine, unit: Unit) -> CoreKind {
 
 /// Generates stage `i`'s code: its sections, each with the kind of core it
 /// runs on (a mix launch: a split-K matmul finishes on the vector cores; a
-/// matmul with a joined prologue runs the stage before on them).
+/// matmul with a joined stage runs it on them).
 fn stage_code(
     plan: &Plan,
     params: usize,
@@ -172,15 +170,17 @@ fn stage_code(
             matmul::split::generate(&mut ctx(stage), mm, t)?,
         ));
     }
-    if joins_prologue(plan, i) {
-        prologue::check(plan, i, machine)?;
-        let prev = &plan.stages[i - 1];
-        let StageKind::Rows(r) = &prev.kind else {
-            return Err("internal: a joined prologue that is not a row stage".into());
+    if let Some((j, phases)) = join::joined(plan, i, machine)? {
+        let mut c = ctx(&plan.stages[j]);
+        c.phases = Some(phases);
+        let items = match &plan.stages[j].kind {
+            StageKind::Rows(r) => rows::generate(&mut c, r)?,
+            StageKind::Elementwise(e) => elementwise::generate(&mut c, e)?,
+            StageKind::Reduce(_) | StageKind::Transpose(_) | StageKind::MatMul(_) => {
+                return Err("internal: a joined stage that is not a row or elementwise one".into());
+            }
         };
-        let mut c = ctx(prev);
-        c.phases = Some(prologue::ends(plan, i)?);
-        sections.push((CoreKind::Aiv, rows::generate(&mut c, r)?));
+        sections.push((CoreKind::Aiv, items));
     }
     sections
         .into_iter()
@@ -191,20 +191,8 @@ fn stage_code(
         .collect()
 }
 
-/// Whether stage `i` is a cube matmul that runs the stage before it as its
-/// joined prologue.
-fn joins_prologue(plan: &Plan, i: usize) -> bool {
-    matches!(
-        plan.stages.get(i).map(|s| &s.kind),
-        Some(StageKind::MatMul(MatMul {
-            schedule: MatMulSchedule::Cube(t),
-            ..
-        })) if t.prologue > 0
-    )
-}
-
 /// Compiles a plan into a validated program: one launch per stage (a
-/// joined prologue's in its matmul's).
+/// joined stage's in its matmul's).
 pub fn compile(plan: &Plan, machine: &Machine) -> Result<Program, CodegenError> {
     let decl = |b: &tessera_ir::plan::Buffer| TensorDecl {
         name: b.name.clone(),
@@ -216,7 +204,7 @@ pub fn compile(plan: &Plan, machine: &Machine) -> Result<Program, CodegenError> 
     let mut launch_stage = Vec::with_capacity(plan.stages.len());
     let params = plan.params().count();
     for (i, stage) in plan.stages.iter().enumerate() {
-        if joins_prologue(plan, i + 1) {
+        if join::in_matmul_launch(plan, i) {
             continue;
         }
         let at = |e: String| CodegenError(format!("stage {i}: {e}"), Some(i));

@@ -127,8 +127,14 @@ pub struct CubeSchedule {
     /// writing A, runs in this stage's launch on the vector cores, in
     /// phases of `R`, `2R`, `4R`, … rows, and each cube core waits for a
     /// phase's signal before its first unit that reads its rows
-    /// ([`super::prologue`]).
+    /// ([`super::join`]).
     pub prologue: u64,
+    /// A joined epilogue's phase, in rows of the result (0: none; split
+    /// machines only). With `R > 0` the stage after this one, a row or
+    /// elementwise stage reading the result, runs in this stage's launch on
+    /// the vector cores, in phases of `R` rows, each once every cube core
+    /// has written its rows ([`super::join`]).
+    pub epilogue: u64,
     /// Output tiles (`base_m × base_n`) of the whole stage.
     pub tiles: u64,
     /// The on-chip buffers.

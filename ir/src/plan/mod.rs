@@ -26,9 +26,9 @@
 //! alignment.
 
 pub mod elementwise;
+pub mod join;
 pub mod matmul;
 mod parse;
-pub mod prologue;
 pub mod reduce;
 pub mod rows;
 mod text;

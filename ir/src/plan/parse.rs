@@ -515,6 +515,7 @@ impl What {
                         red_rows: p.take("red_rows").unwrap_or(0),
                         red_cols: p.take("red_cols").unwrap_or(0),
                         prologue: p.take("prologue").unwrap_or(0),
+                        epilogue: p.take("epilogue").unwrap_or(0),
                         tiles: p.need("tiles")?,
                         layout: CubeLayout {
                             a_l1: l.need("a_l1")?,

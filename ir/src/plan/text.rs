@@ -131,6 +131,9 @@ fn cube_params(c: &CubeSchedule) -> Vec<(&'static str, u64)> {
     if c.prologue > 0 {
         p.push(("prologue", c.prologue));
     }
+    if c.epilogue > 0 {
+        p.push(("epilogue", c.epilogue));
+    }
     p.push(("tiles", c.tiles));
     p
 }

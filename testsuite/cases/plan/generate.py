@@ -85,6 +85,14 @@ def _(rng):
     return {"x": x, "g": g, "w": w}, {"out0": run.matmul(run.rms_norm(x, g), w)}
 
 
+@case("cube_joined_epilogue")
+def _(rng):
+    x = run.uniform(rng, (300, 64), "f16")
+    w = run.uniform(rng, (64, 256), "f16")
+    b = run.uniform(rng, (256,), "f32")
+    return {"x": x, "w": w, "b": b}, {"out0": run.cast(run.gelu(run.binary(run.matmul(x, w), b, np.add)), "f16")}
+
+
 @case("cube_prefetched_loads_910")
 def _(rng):
     a = run.uniform(rng, (1100, 480), "f16")

@@ -7,9 +7,9 @@ use super::{Open, log2, open, remaining, size, tile_loop, tile_setup};
 use crate::npu::inst::{Address, InstBuilder, Operand};
 use crate::npu::prog::{Access, Branch, Build, Item, Region};
 use crate::npu::vector::dt;
-use crate::npu::{Ctx, prologue};
+use crate::npu::{Ctx, join};
+use tessera_ir::plan::join::{epilogue_ends, phase_ends, phase_starts, phase_writers};
 use tessera_ir::plan::matmul::{Geometry, Tail, nz_rows};
-use tessera_ir::plan::prologue::{phase_ends, phase_starts};
 use tessera_ir::plan::{CubeSchedule, MatMul};
 use tessera_sim::isa::{AluOp, Cond, Reg, SysReg};
 use tessera_sim::{Organisation, Pipe};
@@ -76,16 +76,28 @@ pub(super) fn generate(
     // K of a unit: the whole of K, or a part of it.
     let kp = t.unit_k(g.k);
 
+    // A joined prologue's phases, each first read at a unit; a joined
+    // epilogue's, each written by units before one.
     let block_dim = u64::from(ctx.stage.block_dim);
+    let rows = g.batches() * g.m;
     let phase_starts = match t.prologue {
         0 => Vec::new(),
-        first => {
-            let rows = g.batches() * g.m;
-            phase_starts(t, &g, &phase_ends(first, rows))
-        }
+        first => phase_starts(t, &g, &phase_ends(first, rows)),
+    };
+    let writers = match t.epilogue {
+        0 => Vec::new(),
+        size => phase_writers(t, &g, &epilogue_ends(size, rows)),
     };
     let mut items = Vec::new();
     let o = open(ctx, mm, &g, &mut items)?;
+    // The epilogue's phases signalled so far.
+    let sent = if writers.is_empty() {
+        None
+    } else {
+        let r = ctx.regs.get()?;
+        items.ins().s_li(r, 0u64);
+        Some(r)
+    };
     let mut r8 = [Reg(0); 8];
     for r in &mut r8 {
         *r = ctx.regs.get()?;
@@ -301,9 +313,14 @@ pub(super) fn generate(
     };
     // One tile into accumulator `acc`: its setup, K loop and epilogue.
     let build = |acc: Region| -> Result<Vec<Item>, String> {
-        // A joined prologue: the waits for the phases this unit is the
-        // core's first reader of.
-        let mut tile = prologue::unit_waits(o.tr, &phase_starts, total, block_dim);
+        // Joined stages: the signals for the phases whose rows this core
+        // has all written before this unit, and the waits for the phases
+        // this unit is the core's first reader of.
+        let mut tile = match sent {
+            Some(sent) => join::unit_signals(o.tr, sent, &writers, block_dim),
+            None => Vec::new(),
+        };
+        tile.extend(join::unit_waits(o.tr, &phase_starts, total, block_dim));
         // Split-K: unit `u` is part `u / tiles` of tile `u % tiles`.
         let at = match parts {
             Some([ut, p, ..]) => {
@@ -439,6 +456,9 @@ pub(super) fn generate(
         });
     }
     tile_loop(&mut items, &o, total * t.parts(), tile);
+    if let Some(sent) = sent {
+        join::last_signals(&mut items, sent, writers.len() as u64);
+    }
     if split {
         // Every cube core's partial tiles are in GM (a set in FIX waits for
         // its earlier writes): meet the others, then hand the reduction to

@@ -34,7 +34,7 @@ pub fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String> {
         return Err("internal: the layout does not match the row stage".into());
     }
     if ctx.phases.is_some() && (r.schedule.transposed || r.schedule.chunked()) {
-        return Err("internal: a joined prologue of rows that UB does not hold whole".into());
+        return Err("internal: a joined row stage whose rows UB does not hold whole".into());
     }
     if r.schedule.transposed {
         transposed::generate(ctx, r)

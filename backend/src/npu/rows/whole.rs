@@ -19,20 +19,20 @@ use super::{
 };
 use crate::npu::inst::InstBuilder;
 use crate::npu::inst::Operand;
-use crate::npu::prog::{Access, Branch, Build, Item};
+use crate::npu::prog::{Access, Build, Item};
 use crate::npu::reduce::{
     combine, fold_across, fold_block_partials, fold_lanes, fold_repeats, identity,
 };
 use crate::npu::tiles::{double_buffered, double_buffered_ahead};
 use crate::npu::vector::{self, Opnd, Seq, VBuf, bin_op, dt};
-use crate::npu::{Ctx, prologue};
+use crate::npu::{Ctx, join};
 use tessera_ir::plan::reduce::LANES;
 use tessera_ir::plan::rows::{
     BLOCKWISE_MIN_REPEATS, accumulator, elided, folds_in_place, row_slots,
 };
 use tessera_ir::plan::{EwArg, EwOp, Rows, RowsOp, Width};
 use tessera_ir::{DType, ReduceOp};
-use tessera_sim::isa::{AluOp, Cond, Reg};
+use tessera_sim::isa::{AluOp, Reg};
 
 /// Generates a row stage of whole rows.
 pub(super) fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String> {
@@ -313,10 +313,12 @@ pub(super) fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String>
         }
         Ok((loads, h))
     };
-    // The tiles in one loop, or, as a joined prologue, a loop per phase
-    // (inside a loop over the phases), each ending with its signal to the
-    // cube cores.
-    let tile_loop = |items: &mut Vec<Item>, end: Operand| {
+    // The tiles in one loop, or, joined to a matmul, a loop per phase
+    // inside a loop over the phases (`join::phase_loop`).
+    let tile_loop = |items: &mut Vec<Item>, start: Option<Reg>, end: Operand| {
+        if let Some(start) = start {
+            items.ins().s_alu(AluOp::Add, tt, bi, start);
+        }
         if ahead {
             double_buffered_ahead(items, (tt, tb, tc), bd, step, end, &tile_step)
         } else {
@@ -327,37 +329,20 @@ pub(super) fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String>
             })
         }
     };
-    let Some(first) = phases.as_ref().and_then(|e| e.first().copied()) else {
-        tile_loop(&mut items, schedule.tiles.into())?;
-        return Ok(items);
-    };
-    // Phase `p` covers rows up to `pr` (`first`, `3·first`, …, `outer`),
-    // its tiles `[ps, pe)`.
-    let [pr, psz, ps, pe] = [
-        ctx.regs.get()?,
-        ctx.regs.get()?,
-        ctx.regs.get()?,
-        ctx.regs.get()?,
-    ];
-    items.ins().s_li(pr, 0u64);
-    items.ins().s_li(psz, first);
-    let mut phase = Vec::new();
-    phase.ins().s_alu(AluOp::Add, ps, pr, rows - 1);
-    phase.ins().s_alu(AluOp::Div, ps, ps, rows);
-    phase.ins().s_alu(AluOp::Add, pr, pr, psz);
-    phase.ins().s_alu(AluOp::Min, pr, pr, outer);
-    phase.ins().s_alu(AluOp::Add, pe, pr, rows - 1);
-    phase.ins().s_alu(AluOp::Div, pe, pe, rows);
-    phase.ins().s_alu(AluOp::Add, tt, bi, ps);
-    tile_loop(&mut phase, pe.into())?;
-    prologue::phase_done(&mut phase);
-    let mut latch = Vec::new();
-    latch.ins().s_alu(AluOp::Add, psz, psz, psz);
-    items.push(Item::Loop {
-        exit_if: vec![Branch::new(Cond::Ge, pr, outer)],
-        body: phase,
-        latch,
-    });
+    match &phases {
+        None => tile_loop(&mut items, None, schedule.tiles.into())?,
+        Some(p) => {
+            let shape = join::TileRows {
+                rows: outer,
+                tile_rows: rows,
+                per_row: 1,
+                tiles: schedule.tiles,
+            };
+            join::phase_loop(ctx, &mut items, p, shape, |h, start, end| {
+                tile_loop(h, Some(start), end.into())
+            })?;
+        }
+    }
     Ok(items)
 }
 

@@ -11,8 +11,8 @@
 //! [`Allocator`]) and returns its block count and estimate.
 
 pub mod elementwise;
+pub mod join;
 pub mod matmul;
-pub mod prologue;
 pub mod reduce;
 pub mod rows;
 pub mod transpose;
@@ -79,7 +79,7 @@ pub fn schedule(
 /// prologues. Idempotent.
 pub fn finish(plan: &mut Plan, machine: &Machine) {
     place_partials(plan);
-    prologue::join_prologues(plan, machine);
+    join::join_stages(plan, machine);
 }
 
 /// A stage that cannot be mapped: points at the source of its first node

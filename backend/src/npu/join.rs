@@ -1,0 +1,260 @@
+//! The cross-core protocols of joined stages (`tessera_ir::plan::join`): a
+//! row or elementwise stage on the vector cores of a cube matmul's mix
+//! launch, in phases of rows.
+//!
+//! A joined prologue (the vector stage writes the matmul's A):
+//! - vector side, after each phase's tiles (their results leave through
+//!   MTE3): `xcore.set mte3, 0, XC_PHASE_MET` and `xcore.wait mte3,
+//!   XC_PHASE_MET` (every vector core has written its rows of the phase),
+//!   then `xcore.set mte3, 2, XC_PHASE` (the cube core's counter rises once
+//!   both its vector cores have set it);
+//! - cube side, at the top of each unit `u`: for each phase `s` whose first
+//!   reading unit `v_s` has `v_s ≤ u < v_s + block_dim` — this core's first
+//!   unit at or after `v_s` — `xcore.wait mte2, XC_PHASE`, ahead of the
+//!   unit's loads in MTE2's queue.
+//!
+//! A joined epilogue (the vector stage reads the matmul's result):
+//! - cube side, at the top of each unit `u`: for each phase `s` whose
+//!   writers all come before `w_s` with `w_s ≤ u < w_s + block_dim`, and
+//!   after the last unit for the phases not yet signalled: `xcore.set fix,
+//!   2, XC_ROWS` (after the core's earlier FixPipe writes; both its vector
+//!   cores' counters rise);
+//! - vector side, before each phase's tiles: `xcore.wait mte2, XC_ROWS`
+//!   (this core's cube core has written its rows of the phase), then
+//!   `xcore.set mte2, 0, XC_ROWS_MET` and `xcore.wait mte2, XC_ROWS_MET`
+//!   (every cube core has), ahead of the phase's loads.
+//!
+//! The counters are apart from split-K's ([`super::matmul`]), which a
+//! joined stage does not use.
+
+use super::Ctx;
+use super::inst::InstBuilder;
+use super::prog::{Branch, Build, Item};
+use tessera_ir::plan::join::{self, epilogue_ends, phase_ends};
+use tessera_ir::plan::matmul::Geometry;
+use tessera_ir::plan::{MatMulSchedule, Plan, StageKind};
+use tessera_sim::isa::{AluOp, Cond, Reg};
+use tessera_sim::{Machine, Organisation, Pipe};
+
+/// Cross-core counter the vector cores meet at after a phase.
+pub const XC_PHASE_MET: u64 = 2;
+/// Cross-core counter by which a phase's rows are announced to a cube core.
+pub const XC_PHASE: u64 = 3;
+/// Cross-core counter by which a cube core announces a phase's rows.
+pub const XC_ROWS: u64 = 4;
+/// Cross-core counter the vector cores meet at before an epilogue's phase.
+pub const XC_ROWS_MET: u64 = 5;
+
+/// A vector stage's phases in a joined launch.
+#[derive(Clone, Debug)]
+pub struct Phases {
+    /// The rows ready after each phase.
+    pub ends: Vec<u64>,
+    /// An epilogue (waits for the cube cores before each phase) rather than
+    /// a prologue (signals them after each).
+    pub epilogue: bool,
+}
+
+/// How a vector stage's tiles cover its rows: `tiles` tiles of `tile_rows`
+/// rows (of `rows`), `per_row` tiles to a row of tiles, in row order.
+#[derive(Clone, Copy, Debug)]
+pub struct TileRows {
+    pub rows: u64,
+    pub tile_rows: u64,
+    pub per_row: u64,
+    pub tiles: u64,
+}
+
+/// Vector side: a loop over the phases around `tile_loop(items, start,
+/// end)`, which runs the tiles `[start, end)` (registers). A prologue's
+/// phase runs every tile with a row below its end (so that all of them are
+/// written), then signals; an epilogue's waits, then runs the tiles whose
+/// rows all lie below its end (the last phase: the rest).
+pub fn phase_loop(
+    ctx: &mut Ctx<'_>,
+    items: &mut Vec<Item>,
+    p: &Phases,
+    t: TileRows,
+    tile_loop: impl FnOnce(&mut Vec<Item>, Reg, Reg) -> Result<(), String>,
+) -> Result<(), String> {
+    let first = p.ends.first().copied().unwrap_or(t.rows).max(1);
+    let [pr, psz, ps, pe] = [
+        ctx.regs.get()?,
+        ctx.regs.get()?,
+        ctx.regs.get()?,
+        ctx.regs.get()?,
+    ];
+    items.ins().s_li(pr, 0u64);
+    items.ins().s_li(psz, first);
+    items.ins().s_li(pe, 0u64);
+    // Phase: rows up to `pr`, tiles `[ps, pe)`.
+    let mut phase = Vec::new();
+    phase.ins().s_mov(ps, pe);
+    phase.ins().s_alu(AluOp::Add, pr, pr, psz);
+    phase.ins().s_alu(AluOp::Min, pr, pr, t.rows);
+    if p.epilogue {
+        phase.ins().s_alu(AluOp::Div, pe, pr, t.tile_rows);
+        if t.per_row != 1 {
+            phase.ins().s_alu(AluOp::Mul, pe, pe, t.per_row);
+        }
+        let mut last = Vec::new();
+        last.ins().s_li(pe, t.tiles);
+        phase.push(Item::Guard {
+            skip_if: vec![Branch::new(Cond::Lt, pr, t.rows)],
+            body: last,
+        });
+        phase.op(Vec::new()).xcore_wait(Pipe::Mte2, XC_ROWS);
+        phase
+            .op(Vec::new())
+            .xcore_set(Pipe::Mte2, 0u64, XC_ROWS_MET);
+        phase.op(Vec::new()).xcore_wait(Pipe::Mte2, XC_ROWS_MET);
+    } else {
+        phase.ins().s_alu(AluOp::Add, pe, pr, t.tile_rows - 1);
+        phase.ins().s_alu(AluOp::Div, pe, pe, t.tile_rows);
+        if t.per_row != 1 {
+            phase.ins().s_alu(AluOp::Mul, pe, pe, t.per_row);
+        }
+        phase.ins().s_alu(AluOp::Min, pe, pe, t.tiles);
+    }
+    tile_loop(&mut phase, ps, pe)?;
+    let mut latch = Vec::new();
+    if !p.epilogue {
+        phase_done(&mut phase);
+        latch.ins().s_alu(AluOp::Add, psz, psz, psz);
+    }
+    items.push(Item::Loop {
+        exit_if: vec![Branch::new(Cond::Ge, pr, t.rows)],
+        body: phase,
+        latch,
+    });
+    Ok(())
+}
+
+/// The vector stage joined to matmul stage `i` on `machine`, if any: its
+/// index and phases, once the plan and the machine are checked for it.
+pub fn joined(plan: &Plan, i: usize, machine: &Machine) -> Result<Option<(usize, Phases)>, String> {
+    let Some(StageKind::MatMul(mm)) = plan.stages.get(i).map(|s| &s.kind) else {
+        return Ok(None);
+    };
+    let MatMulSchedule::Cube(t) = &mm.schedule else {
+        return Ok(None);
+    };
+    let internal = |e: String| format!("internal: {e}");
+    let g = Geometry::of(mm)?;
+    let rows = g.batches() * g.m;
+    let (j, phases) = if t.epilogue > 0 {
+        join::check_epilogue(plan, i).map_err(internal)?;
+        let ends = epilogue_ends(t.epilogue, rows);
+        (
+            i + 1,
+            Phases {
+                ends,
+                epilogue: true,
+            },
+        )
+    } else if t.prologue > 0 {
+        join::check(plan, i).map_err(internal)?;
+        let ends = phase_ends(t.prologue, rows);
+        (
+            i - 1,
+            Phases {
+                ends,
+                epilogue: false,
+            },
+        )
+    } else {
+        return Ok(None);
+    };
+    if machine.organisation != Organisation::Split
+        || u64::from(machine.sync.cross_core_flags) <= XC_ROWS_MET
+    {
+        return Err(format!(
+            "internal: a joined stage needs a split machine with {} cross-core counters",
+            XC_ROWS_MET + 1
+        ));
+    }
+    let launch = plan.stages[i].block_dim * machine.aiv_per_core();
+    if plan.stages[j].block_dim > launch {
+        return Err(format!(
+            "internal: a joined stage on {} vector cores of a launch of {launch}",
+            plan.stages[j].block_dim
+        ));
+    }
+    Ok(Some((j, phases)))
+}
+
+/// Whether vector stage `j` runs in the launch of a matmul next to it.
+pub fn in_matmul_launch(plan: &Plan, j: usize) -> bool {
+    let cube = |i: usize| match plan.stages.get(i).map(|s| &s.kind) {
+        Some(StageKind::MatMul(m)) => match &m.schedule {
+            MatMulSchedule::Cube(t) => Some(t),
+            MatMulSchedule::Vector(_) => None,
+        },
+        _ => None,
+    };
+    cube(j + 1).is_some_and(|t| t.prologue > 0)
+        || j.checked_sub(1)
+            .and_then(cube)
+            .is_some_and(|t| t.epilogue > 0)
+}
+
+/// Vector side: the end of a prologue's phase.
+fn phase_done(items: &mut Vec<Item>) {
+    items
+        .op(Vec::new())
+        .xcore_set(Pipe::Mte3, 0u64, XC_PHASE_MET);
+    items.op(Vec::new()).xcore_wait(Pipe::Mte3, XC_PHASE_MET);
+    items.op(Vec::new()).xcore_set(Pipe::Mte3, 2u64, XC_PHASE);
+}
+
+/// Cube side: the signals at the top of the unit in `unit` for the phases
+/// whose writers all come before `writers` (of `units`), with `block_dim`
+/// cube cores; each counts in `sent`.
+pub fn unit_signals(unit: Reg, sent: Reg, writers: &[u64], block_dim: u64) -> Vec<Item> {
+    let mut items = Vec::new();
+    for &w in writers {
+        let mut signal = Vec::new();
+        signal.op(Vec::new()).xcore_set(Pipe::Fix, 2u64, XC_ROWS);
+        signal.ins().s_alu(AluOp::Add, sent, sent, 1u64);
+        items.push(Item::Guard {
+            skip_if: vec![
+                Branch::new(Cond::Lt, unit, w),
+                Branch::new(Cond::Ge, unit, w + block_dim),
+            ],
+            body: signal,
+        });
+    }
+    items
+}
+
+/// Cube side, after the last unit: the signals of the `phases` not yet
+/// sent (`sent` counts them).
+pub fn last_signals(items: &mut Vec<Item>, sent: Reg, phases: u64) {
+    let mut body = Vec::new();
+    body.op(Vec::new()).xcore_set(Pipe::Fix, 2u64, XC_ROWS);
+    let mut latch = Vec::new();
+    latch.ins().s_alu(AluOp::Add, sent, sent, 1u64);
+    items.push(Item::Loop {
+        exit_if: vec![Branch::new(Cond::Ge, sent, phases)],
+        body,
+        latch,
+    });
+}
+
+/// Cube side: the waits at the top of the unit in `unit`, for phases first
+/// read at units `starts` (of `units`), with `block_dim` cube cores.
+pub fn unit_waits(unit: Reg, starts: &[u64], units: u64, block_dim: u64) -> Vec<Item> {
+    let mut items = Vec::new();
+    for &v in starts.iter().filter(|&&v| v < units) {
+        let mut wait = Vec::new();
+        wait.op(Vec::new()).xcore_wait(Pipe::Mte2, XC_PHASE);
+        items.push(Item::Guard {
+            skip_if: vec![
+                Branch::new(Cond::Lt, unit, v),
+                Branch::new(Cond::Ge, unit, v + block_dim),
+            ],
+            body: wait,
+        });
+    }
+    items
+}

@@ -1,0 +1,181 @@
+//! Joined prologues (`tessera_ir::plan::join`): on a split machine, a
+//! row stage whose result is the next stage's A — `rms_norm(x) @ w`, or
+//! attention's softmax before `@ v` — runs on the vector cores of the
+//! matmul's launch, which would otherwise sit idle, in phases of A's rows,
+//! while the cube cores run the matmul on the rows already written. The
+//! pair then takes about the longer of the two plus the first phase,
+//! rather than their sum plus a launch.
+//!
+//! The first phase holds the rows the cube cores' first round reads (so
+//! that every cube core starts once it is out), rounded up to whole groups
+//! of the tile order's rows; each later phase doubles, so the vector cores
+//! keep ahead of the cube while they signal at most a few times. A pair
+//! is joined whenever [`tessera_ir::plan::join::check`] allows it and
+//! the matmul's launch has as many vector cores as the row stage would
+//! have on its own (a small matmul runs on few cores): the vector cores
+//! are otherwise idle during the matmul and the cube during the row stage,
+//! so overlapping them never loses more than the HBM they share. The stages keep their own estimates (the pair's is at most
+//! their sum).
+//!
+//! A row stage bound by its GM traffic ([`super::rows::gm_bound`]) then
+//! runs on one vector core per cube core (its block count becomes the
+//! matmul's). HBM is shared evenly among the transfers in flight, and such
+//! a stage's are many: on all 48 vector cores of 910b-like they took two
+//! thirds of it while the cube cores first touched B, and
+//! `rms_norm(x) @ w` (8192 × 4096 × 4096) ran 1 798 182 cycles; on 24,
+//! 1 734 638 (the matmul alone: 1 672 682). The vector cores still finish
+//! far ahead of the cube. A stage bound by its vector work (attention's
+//! softmax) keeps every vector core: on half of them it would take twice
+//! as long.
+//!
+//! Decided after scheduling and after tuning (a tuned tile order moves the
+//! phases), from the schedules alone: idempotent.
+
+use super::rows::{blocks, gm_bound};
+use tessera_ir::plan::join::{MAX_PHASES, check, check_epilogue};
+use tessera_ir::plan::matmul::Geometry;
+use tessera_ir::plan::{BufKind, MatMulSchedule, Plan, StageKind};
+use tessera_sim::{Machine, Organisation};
+
+/// Cross-core counters joined stages use (ids 2 to 5).
+const COUNTERS: u32 = 6;
+
+/// Joins every vector stage of `plan` that can run in a neighbouring cube
+/// matmul's launch on `machine` — as the epilogue of the matmul before it,
+/// else as the prologue of the matmul after it — and clears every other
+/// join.
+pub fn join_stages(plan: &mut Plan, machine: &Machine) {
+    let split =
+        machine.organisation == Organisation::Split && machine.sync.cross_core_flags >= COUNTERS;
+    for i in 0..plan.stages.len() {
+        set(plan, i, 0, 0);
+    }
+    for i in 0..plan.stages.len() {
+        if !split || !matches!(plan.stages[i].kind, StageKind::MatMul(_)) {
+            continue;
+        }
+        // The stage after, unless it is joined already.
+        let size = epilogue_size(plan, i);
+        if size > 0 {
+            set(plan, i, 0, size);
+            if check_epilogue(plan, i).is_ok() && keeps_cores(plan, i, i + 1, machine) {
+                continue;
+            }
+            set(plan, i, 0, 0);
+        }
+        let taken = i >= 2 && tessera_ir::plan::join::is_epilogue_of(plan, i - 2);
+        let first = if i > 0 && !taken {
+            first_phase(plan, i)
+        } else {
+            0
+        };
+        if first > 0 {
+            set(plan, i, first, 0);
+            if !(check(plan, i).is_ok() && keeps_cores(plan, i, i - 1, machine)) {
+                set(plan, i, 0, 0);
+            }
+        }
+    }
+    // A joined row stage bound by its GM traffic runs on one vector core
+    // per cube core (see the module docs); every other vector stage keeps
+    // its own blocks.
+    for j in 0..plan.stages.len() {
+        let StageKind::Rows(r) = &plan.stages[j].kind else {
+            continue;
+        };
+        let cube = |i: usize| match plan.stages.get(i).map(|s| &s.kind) {
+            Some(StageKind::MatMul(m)) => match &m.schedule {
+                MatMulSchedule::Cube(t) => Some((t.prologue, t.epilogue)),
+                MatMulSchedule::Vector(_) => None,
+            },
+            _ => None,
+        };
+        let joined = match (j.checked_sub(1).and_then(cube), cube(j + 1)) {
+            (Some((_, e)), _) if e > 0 => Some(j - 1),
+            (_, Some((p, _))) if p > 0 => Some(j + 1),
+            _ => None,
+        };
+        let resident: Vec<bool> = r
+            .inputs
+            .iter()
+            .map(|x| {
+                x.view
+                    .buffer()
+                    .is_some_and(|b| matches!(plan.buffers[b].kind, BufKind::Workspace { .. }))
+            })
+            .collect();
+        plan.stages[j].block_dim = match joined {
+            Some(i) if gm_bound(r, machine, &resident) => plan.stages[i].block_dim,
+            _ => blocks(r.schedule.tiles, machine) as u32,
+        };
+    }
+}
+
+/// Whether matmul stage `i`'s launch has as many vector cores as vector
+/// stage `j` has blocks of its own.
+fn keeps_cores(plan: &Plan, i: usize, j: usize, machine: &Machine) -> bool {
+    let own = match &plan.stages[j].kind {
+        StageKind::Rows(r) => blocks(r.schedule.tiles, machine),
+        StageKind::Elementwise(_) => u64::from(plan.stages[j].block_dim),
+        StageKind::Reduce(_) | StageKind::Transpose(_) | StageKind::MatMul(_) => return false,
+    };
+    u64::from(plan.stages[i].block_dim) * u64::from(machine.aiv_per_core()) >= own
+}
+
+/// The phase of matmul stage `i`'s epilogue: its result's rows in at most
+/// [`MAX_PHASES`] equal phases, each whole tiles of the stage after's rows
+/// (0 when that stage is not a row or elementwise one).
+fn epilogue_size(plan: &Plan, i: usize) -> u64 {
+    let StageKind::MatMul(mm) = &plan.stages[i].kind else {
+        return 0;
+    };
+    let Ok(g) = Geometry::of(mm) else {
+        return 0;
+    };
+    let tile_rows = match plan.stages.get(i + 1).map(|s| &s.kind) {
+        Some(StageKind::Rows(r)) => r.schedule.rows,
+        Some(StageKind::Elementwise(e)) => e.schedule.rows,
+        _ => return 0,
+    };
+    let rows = g.batches() * g.m;
+    let tile_rows = tile_rows.max(1);
+    rows.div_ceil(MAX_PHASES as u64)
+        .div_ceil(tile_rows)
+        .saturating_mul(tile_rows)
+}
+
+fn set(plan: &mut Plan, i: usize, prologue: u64, epilogue: u64) {
+    if let StageKind::MatMul(mm) = &mut plan.stages[i].kind
+        && let MatMulSchedule::Cube(t) = &mut mm.schedule
+    {
+        t.prologue = prologue;
+        t.epilogue = epilogue;
+    }
+}
+
+/// The first phase of matmul stage `i`'s prologue: the rows its first round
+/// of units reads, in whole groups of its tile order's rows (0 when the
+/// stage is not a cube matmul).
+fn first_phase(plan: &Plan, i: usize) -> u64 {
+    let stage = &plan.stages[i];
+    let StageKind::MatMul(mm) = &stage.kind else {
+        return 0;
+    };
+    let (MatMulSchedule::Cube(t), Ok(g)) = (&mm.schedule, Geometry::of(mm)) else {
+        return 0;
+    };
+    let (tm, tn) = (g.m.div_ceil(t.base_m), g.n.div_ceil(t.base_n));
+    let units = g.batches() * tm * tn;
+    let rows = g.batches() * g.m;
+    let group = t.base_m * t.group_m.max(1);
+    let read = (0..units.min(u64::from(stage.block_dim)))
+        .map(|u| {
+            let (q, mi, _) = t.tile_at(u, tm, tn);
+            q * g.m + ((mi + 1) * t.base_m).min(g.m)
+        })
+        .max()
+        .unwrap_or(rows);
+    read.div_ceil(group)
+        .saturating_mul(group)
+        .clamp(1, rows.max(1))
+}
