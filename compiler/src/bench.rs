@@ -71,10 +71,13 @@ pub fn roofline_inputs(k: &Kernel, m: &Machine) -> (Vec<(tessera_sim::Dt, u64)>,
     (work.macs, work.vector, gm)
 }
 
-/// One stage's predicted and simulated cycles (launch cost included).
+/// One launch's stages with their predicted and simulated cycles (launch
+/// cost included): one stage, or a matmul and the vector stage joined to
+/// it (then no prediction).
 #[derive(Clone, Debug, Serialize)]
 pub struct StageFigures {
-    /// The stage kind (`elementwise`, `rows`, `matmul`, …).
+    /// The stage kind (`elementwise`, `rows`, `matmul`, …; joined stages'
+    /// kinds with `+`, in stage order: `matmul+rows`).
     pub kind: String,
     /// The IR nodes it computes.
     pub nodes: Vec<usize>,
@@ -163,27 +166,27 @@ pub fn bench(
         stages: code.plan.stages.len(),
         compile_ms,
         optimiser: OptSummary::of(&code.report),
-        per_stage: code
-            .plan
-            .stages
+        per_stage: tessera_backend::npu::launch_stages(&code.plan)
             .iter()
             .zip(&out.report.launches)
-            .enumerate()
-            .map(|(i, (st, l))| {
+            .map(|(group, l)| {
+                let stages: Vec<_> = group.iter().map(|&i| &code.plan.stages[i]).collect();
                 // A node planned as several stages (reduction runs, copies)
-                // has no one prediction.
-                let alone = code
-                    .plan
-                    .stages
-                    .iter()
-                    .enumerate()
-                    .all(|(j, o)| j == i || o.nodes.iter().all(|n| !st.nodes.contains(n)));
+                // has no one prediction; nor has a launch of joined stages.
+                let alone = match group.as_slice() {
+                    [i] => code.plan.stages.iter().enumerate().all(|(j, o)| {
+                        j == *i || o.nodes.iter().all(|n| !stages[0].nodes.contains(n))
+                    }),
+                    _ => false,
+                };
+                let kinds: Vec<&str> = stages.iter().map(|st| st.kind.name()).collect();
+                let nodes: Vec<usize> = stages.iter().flat_map(|st| st.nodes.clone()).collect();
                 StageFigures {
-                    kind: st.kind.name().to_string(),
-                    nodes: st.nodes.clone(),
+                    kind: kinds.join("+"),
                     predicted: alone
-                        .then(|| crate::opt::extract::stage_cost(&code.kernel, &st.nodes, machine))
+                        .then(|| crate::opt::extract::stage_cost(&code.kernel, &nodes, machine))
                         .flatten(),
+                    nodes,
                     simulated: l.cycles,
                 }
             })

@@ -254,7 +254,11 @@ pub fn run_suite(
         let mut tune_pairs: Vec<(f64, f64)> = Vec::new();
         for &(which, spec) in &specs {
             let r = run_one(spec, &m, crate::opt::Level::O2)?;
-            let tuned = if r.per_stage.iter().any(|s| s.kind == "matmul") {
+            let tuned = if r
+                .per_stage
+                .iter()
+                .any(|s| s.kind.split('+').any(|k| k == "matmul"))
+            {
                 let (t, cycles) = tune_one(spec, &m)?;
                 for st in &t.stages {
                     tune_pairs.extend(

@@ -24,6 +24,9 @@ kernel sm(x: f32[S, S]) -> f16[S, S] {
 kernel rmm(x: f16[M, K], g: f16[K], w: f16[K, N]) -> f32[M, N] {
     return rms_norm(x, g) @ w;
 }
+kernel dec(q: f16[1, D], k: f16[S, D]) -> f16[1, S] {
+    return cast(softmax((q @ transpose(k, [1, 0])) * 0.125, axis = -1), f16);
+}
 kernel mlp(x: f16[M, K], w: f16[K, N], b: f32[N]) -> f16[M, N] {
     return cast(gelu(x @ w + b), f16);
 }
@@ -128,18 +131,26 @@ fn cube(p: &Plan, i: usize) -> (u64, u64, u32) {
 }
 
 #[test]
-fn a_softmax_after_a_matmul_runs_in_its_launch_on_every_vector_core() {
+fn a_softmax_after_a_matmul_runs_in_its_launch_through_a_ring() {
     // Q·Kᵀ, the softmax, P·V: the softmax joins the first product as its
-    // epilogue (equal phases of whole tiles of its rows, at most 15), so
-    // the second takes no prologue.
+    // epilogue, on every vector core, its scores kept in a ring of two
+    // phases (at most 64 MiB; at least 16 phases; whole tiles of the row
+    // stage and whole groups of the tile order), so the second product
+    // takes no prologue.
     let p = plan_on("att", &[("S", 8192), ("D", 64)], "910b-like");
     let StageKind::Rows(r) = &p.stages[1].kind else {
         panic!("a row stage second")
     };
-    let (pro, epi, blocks) = cube(&p, 0);
-    assert_eq!((pro, blocks), (0, 24));
-    assert!(epi > 0 && epi % r.schedule.rows == 0, "{epi}");
-    assert!(8192u64.div_ceil(epi) <= 15 && 8192u64.div_ceil(epi - r.schedule.rows) > 15);
+    let StageKind::MatMul(m) = &p.stages[0].kind else {
+        panic!("a matmul first")
+    };
+    let MatMulSchedule::Cube(t) = &m.schedule else {
+        panic!("on the cube")
+    };
+    let (epi, ring) = (t.epilogue, t.ring);
+    assert_eq!((t.prologue, ring), (0, 2 * epi));
+    assert!(epi > 0 && epi % r.schedule.rows == 0 && epi % (t.base_m * t.group_m.max(1)) == 0);
+    assert!(ring * 8192 * 4 <= 64 << 20 && epi <= 8192 / 16, "{epi}");
     assert_eq!(p.stages[1].block_dim, 48);
     assert_eq!(cube(&p, 2).0, 0);
 }
@@ -184,4 +195,35 @@ fn joining_again_gives_the_same_plan() {
         tessera_compiler::plan::schedule::finish(&mut again, &m);
         assert_eq!(again, p);
     }
+}
+
+#[test]
+fn a_softmax_over_one_row_of_a_product_is_not_joined() {
+    // The row stage loads a single row once, before its tiles (a repeated
+    // row): it would read the scores before the cube wrote them.
+    let p = plan_on("dec", &[("S", 200), ("D", 16)], "910b-like");
+    assert!(matches!(p.stages[1].kind, StageKind::Rows(_)));
+    assert_eq!(cube(&p, 0).1, 0);
+}
+
+#[test]
+fn a_joined_stage_runs_in_its_matmuls_launch() {
+    let launches = |p: &Plan| tessera_backend::npu::launch_stages(p);
+    let dims = [("M", 4096), ("K", 1024), ("N", 2048)];
+    assert_eq!(
+        launches(&plan_on("rmm", &dims, "910b-like")),
+        vec![vec![0, 1]]
+    );
+    assert_eq!(
+        launches(&plan_on("mlp", &dims, "910b-like")),
+        vec![vec![0, 1]]
+    );
+    assert_eq!(
+        launches(&plan_on("att", &[("S", 8192), ("D", 64)], "910b-like")),
+        vec![vec![0, 1], vec![2]]
+    );
+    assert_eq!(
+        launches(&plan_on("rmm", &dims, "910-like")),
+        vec![vec![0], vec![1]]
+    );
 }

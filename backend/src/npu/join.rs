@@ -53,6 +53,10 @@ pub struct Phases {
     /// An epilogue (waits for the cube cores before each phase) rather than
     /// a prologue (signals them after each).
     pub epilogue: bool,
+    /// An epilogue's ring: the inputs that read the matmul's result (row
+    /// `r` at row `r mod rows` of its buffer) and the ring's rows; the
+    /// vector cores signal their cube core once they have read a phase.
+    pub ring: Option<(Vec<usize>, u64)>,
 }
 
 /// How a vector stage's tiles cover its rows: `tiles` tiles of `tile_rows`
@@ -117,6 +121,14 @@ pub fn phase_loop(
         phase.ins().s_alu(AluOp::Min, pe, pe, t.tiles);
     }
     tile_loop(&mut phase, ps, pe)?;
+    if p.ring.is_some() {
+        // The phase's rows of the ring are read (the loads are MTE2's).
+        phase
+            .op(Vec::new())
+            .xcore_set(Pipe::Mte2, 0u64, XC_PHASE_MET);
+        phase.op(Vec::new()).xcore_wait(Pipe::Mte2, XC_PHASE_MET);
+        phase.op(Vec::new()).xcore_set(Pipe::Mte2, 2u64, XC_PHASE);
+    }
     let mut latch = Vec::new();
     if !p.epilogue {
         phase_done(&mut phase);
@@ -145,11 +157,20 @@ pub fn joined(plan: &Plan, i: usize, machine: &Machine) -> Result<Option<(usize,
     let (j, phases) = if t.epilogue > 0 {
         join::check_epilogue(plan, i).map_err(internal)?;
         let ends = epilogue_ends(t.epilogue, rows);
+        let ring = if let (StageKind::Rows(r), true) = (&plan.stages[i + 1].kind, t.ring > 0) {
+            let inputs = (0..r.inputs.len())
+                .filter(|&k| r.inputs[k].view.buffer() == mm.out.buffer())
+                .collect();
+            Some((inputs, t.ring))
+        } else {
+            None
+        };
         (
             i + 1,
             Phases {
                 ends,
                 epilogue: true,
+                ring,
             },
         )
     } else if t.prologue > 0 {
@@ -160,6 +181,7 @@ pub fn joined(plan: &Plan, i: usize, machine: &Machine) -> Result<Option<(usize,
             Phases {
                 ends,
                 epilogue: false,
+                ring: None,
             },
         )
     } else {
@@ -181,6 +203,23 @@ pub fn joined(plan: &Plan, i: usize, machine: &Machine) -> Result<Option<(usize,
         ));
     }
     Ok(Some((j, phases)))
+}
+
+/// The vector stage joined to matmul stage `i`, if any (unchecked).
+pub fn partner(plan: &Plan, i: usize) -> Option<usize> {
+    let Some(StageKind::MatMul(m)) = plan.stages.get(i).map(|s| &s.kind) else {
+        return None;
+    };
+    let MatMulSchedule::Cube(t) = &m.schedule else {
+        return None;
+    };
+    if t.epilogue > 0 {
+        Some(i + 1)
+    } else if t.prologue > 0 {
+        i.checked_sub(1)
+    } else {
+        None
+    }
 }
 
 /// Whether vector stage `j` runs in the launch of a matmul next to it.
@@ -225,6 +264,58 @@ pub fn unit_signals(unit: Reg, sent: Reg, writers: &[u64], block_dim: u64) -> Ve
         });
     }
     items
+}
+
+/// Cube side, with a ring, after the unit's setup: the unit's first row
+/// `row = (gc − base) / (size · n)` of the result (flattened), its phase
+/// `row / phase`, the signals of the phases before it not yet sent
+/// (counted in `sent`), the waits (in FIX, ahead of the unit's writes) for
+/// the phases up to two before it to be read (counted in `read`), and the
+/// output address moved into the ring: `base + ((row mod ring) · n + col) ·
+/// size`. `[a, b]` are scratch.
+#[allow(clippy::too_many_arguments)]
+pub fn ring_unit(
+    items: &mut Vec<Item>,
+    (gc, base): (Reg, Reg),
+    (sent, read): (Reg, Reg),
+    [a, b]: [Reg; 2],
+    (n, size): (u64, u64),
+    (phase, ring): (u64, u64),
+) {
+    // a = element offset, b = row, a = column.
+    items.ins().s_alu(AluOp::Sub, a, gc, base);
+    items.ins().s_alu(AluOp::Div, a, a, size);
+    items.ins().s_alu(AluOp::Div, b, a, n);
+    items.ins().s_alu(AluOp::Rem, a, a, n);
+    // gc = base + ((row mod ring) · n + col) · size.
+    items.ins().s_alu(AluOp::Rem, gc, b, ring);
+    items.ins().s_alu(AluOp::Mul, gc, gc, n);
+    items.ins().s_alu(AluOp::Add, gc, gc, a);
+    items.ins().s_alu(AluOp::Mul, gc, gc, size);
+    items.ins().s_alu(AluOp::Add, gc, gc, base);
+    // b = the unit's phase; signal the phases before it.
+    items.ins().s_alu(AluOp::Div, b, b, phase);
+    let mut set = Vec::new();
+    set.op(Vec::new()).xcore_set(Pipe::Fix, 2u64, XC_ROWS);
+    let mut latch = Vec::new();
+    latch.ins().s_alu(AluOp::Add, sent, sent, 1u64);
+    items.push(Item::Loop {
+        exit_if: vec![Branch::new(Cond::Ge, sent, b)],
+        body: set,
+        latch,
+    });
+    // a = max(phase, 1) − 1: the phases read before this one's writes.
+    items.ins().s_alu(AluOp::Max, a, b, 1u64);
+    items.ins().s_alu(AluOp::Sub, a, a, 1u64);
+    let mut wait = Vec::new();
+    wait.op(Vec::new()).xcore_wait(Pipe::Fix, XC_PHASE);
+    let mut latch = Vec::new();
+    latch.ins().s_alu(AluOp::Add, read, read, 1u64);
+    items.push(Item::Loop {
+        exit_if: vec![Branch::new(Cond::Ge, read, a)],
+        body: wait,
+        latch,
+    });
 }
 
 /// Cube side, after the last unit: the signals of the `phases` not yet

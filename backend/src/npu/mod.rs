@@ -191,6 +191,22 @@ fn stage_code(
         .collect()
 }
 
+/// The stages each launch of `plan`'s program runs, in order: one, or a
+/// matmul and the vector stage joined to it.
+pub fn launch_stages(plan: &Plan) -> Vec<Vec<usize>> {
+    let mut launches = Vec::with_capacity(plan.stages.len());
+    for i in 0..plan.stages.len() {
+        if join::in_matmul_launch(plan, i) {
+            continue;
+        }
+        let mut stages = vec![i];
+        stages.extend(join::partner(plan, i));
+        stages.sort_unstable();
+        launches.push(stages);
+    }
+    launches
+}
+
 /// Compiles a plan into a validated program: one launch per stage (a
 /// joined stage's in its matmul's).
 pub fn compile(plan: &Plan, machine: &Machine) -> Result<Program, CodegenError> {

@@ -29,6 +29,16 @@
 //!   end. Phases are equal: the last one's vector work is what the cube
 //!   does not hide.
 //!
+//!   With a **ring** ([`CubeSchedule::ring`], a row stage only) the
+//!   result's row `r` lives at row `r mod ring` of its buffer, two phases'
+//!   worth: the vector cores meet again after reading a phase and signal
+//!   their cube core, which waits, before its first unit writing a row of
+//!   phase `s`, until phase `s − 2` has been read ([`ring_ok`] says where
+//!   the phases follow the units' order, so that a unit's phase and these
+//!   counts come from its first row). Both sides then stay within two
+//!   phases of each other, so the phases are not limited to what a counter
+//!   holds, and the product crosses HBM once per ring rather than whole.
+//!
 //! A vector stage is joined to one matmul at most.
 
 use super::elementwise::space;
@@ -109,8 +119,9 @@ pub fn phase_starts(t: &CubeSchedule, g: &Geometry, ends: &[u64]) -> Vec<u64> {
 /// Why stage `i` (a cube matmul with an epilogue) cannot take stage `i + 1`
 /// as its joined epilogue, if it cannot: the stage after must be a row
 /// stage of whole rows, or an elementwise stage over a `[rows, n]` space,
-/// that reads the matmul's result row-major in order (and no other buffer
-/// the matmul writes); the matmul has no split-K and no strips, no joined
+/// that reads the matmul's result row-major in order, tile by tile (not as
+/// one row loaded once before its tiles: a repeated row, a held input),
+/// and no other buffer the matmul writes; the matmul has no split-K and no strips, no joined
 /// prologue, and there are at most [`MAX_PHASES`] phases.
 pub fn check_epilogue(plan: &Plan, i: usize) -> Result<(), String> {
     let Some(StageKind::MatMul(mm)) = plan.stages.get(i).map(|s| &s.kind) else {
@@ -147,9 +158,9 @@ pub fn check_epilogue(plan: &Plan, i: usize) -> Result<(), String> {
                     && !r.schedule.chunked()
                     && r.outer == rows
                     && r.n == g.n
-                    && r.inputs
-                        .iter()
-                        .all(|x| x.view.buffer() != result || in_order(&x.view))
+                    && r.inputs.iter().all(|x| {
+                        x.view.buffer() != result || (in_order(&x.view) && !x.repeats_one_row())
+                    })
                     && r.inputs.iter().any(|x| x.view.buffer() == result)
             }
         }
@@ -160,9 +171,14 @@ pub fn check_epilogue(plan: &Plan, i: usize) -> Result<(), String> {
             writes.extend(e.also.iter().map(|(_, v)| v));
             apart(&reads, &writes)
                 && dims == [rows, g.n]
-                && e.inputs.iter().zip(&strides).all(|(v, st)| {
-                    v.buffer() != result || (in_order(v) && st.as_slice() == [g.n, 1])
-                })
+                && e.inputs
+                    .iter()
+                    .zip(&strides)
+                    .enumerate()
+                    .all(|(k, (v, st))| {
+                        let held = e.schedule.layout.inputs.get(k).is_none_or(|b| b.held);
+                        v.buffer() != result || (in_order(v) && st.as_slice() == [g.n, 1] && !held)
+                    })
                 && e.inputs.iter().any(|v| v.buffer() == result)
         }
         _ => false,
@@ -173,8 +189,10 @@ pub fn check_epilogue(plan: &Plan, i: usize) -> Result<(), String> {
         "the matmul has a prologue, splits K or cuts its last round into strips"
     } else if result.is_none() || !reads_result {
         "the stage after does not read the matmul's result row by row"
-    } else if epilogue_ends(t.epilogue, rows).len() > MAX_PHASES {
+    } else if t.ring == 0 && epilogue_ends(t.epilogue, rows).len() > MAX_PHASES {
         "more phases than a cross-core counter holds"
+    } else if t.ring > 0 && !ring_ok(plan, i, t, &g) {
+        "the ring is not two phases of whole tiles in the units' order, or the result is read elsewhere"
     } else {
         return Ok(());
     };
@@ -232,9 +250,41 @@ pub fn check(plan: &Plan, i: usize) -> Result<(), String> {
     Err(format!("prologue={}: {why}", t.prologue))
 }
 
+/// Whether matmul stage `i`'s epilogue may keep its result in a ring: the
+/// ring is two phases; the stage after is a row stage whose tiles do not
+/// cross a phase; a phase is whole groups of tile rows, and with batches a
+/// batch is too, so that the units write the phases in order and no tile
+/// crosses a phase or the ring's end; the result is a workspace buffer no
+/// other stage reads.
+pub fn ring_ok(plan: &Plan, i: usize, t: &CubeSchedule, g: &Geometry) -> bool {
+    let Some(StageKind::Rows(r)) = plan.stages.get(i + 1).map(|s| &s.kind) else {
+        return false;
+    };
+    let StageKind::MatMul(mm) = &plan.stages[i].kind else {
+        return false;
+    };
+    let group = t.base_m * t.group_m.max(1);
+    let result = mm.out.buffer();
+    let workspace = result
+        .and_then(|b| plan.buffers.get(b))
+        .is_some_and(|b| matches!(b.kind, super::BufKind::Workspace { .. }));
+    let read_elsewhere = plan
+        .stages
+        .iter()
+        .enumerate()
+        .any(|(j, s)| j != i + 1 && s.reads().iter().any(|v| v.buffer() == result));
+    t.ring == 2 * t.epilogue
+        && t.epilogue.is_multiple_of(r.schedule.rows.max(1))
+        && t.epilogue.is_multiple_of(group)
+        && (g.batches() == 1 || g.m.is_multiple_of(group))
+        && g.c_row == g.n
+        && workspace
+        && !read_elsewhere
+}
+
 /// Whether two views' buffers share bytes: the same buffer, or workspace
 /// buffers whose ranges meet.
-fn overlap(plan: &Plan, a: &super::View, b: &super::View) -> bool {
+pub fn overlap(plan: &Plan, a: &super::View, b: &super::View) -> bool {
     let (Some(x), Some(y)) = (a.buffer(), b.buffer()) else {
         return false;
     };
@@ -248,6 +298,21 @@ fn overlap(plan: &Plan, a: &super::View, b: &super::View) -> bool {
         })
     };
     matches!((range(x), range(y)), (Some((a0, a1)), Some((b0, b1))) if a0 < b1 && b0 < a1)
+}
+
+/// Whether stages `i` and `j` may run in either order: neither writes
+/// bytes the other reads or writes.
+pub fn independent(plan: &Plan, i: usize, j: usize) -> bool {
+    let (a, b) = (&plan.stages[i], &plan.stages[j]);
+    let clash = |w: &super::Stage, o: &super::Stage| {
+        w.writes().iter().any(|x| {
+            o.reads()
+                .iter()
+                .chain(o.writes().iter())
+                .any(|y| overlap(plan, x, y))
+        })
+    };
+    !clash(a, b) && !clash(b, a)
 }
 
 /// Whether stage `i` is a cube matmul with a joined epilogue.

@@ -135,6 +135,12 @@ pub struct CubeSchedule {
     /// the vector cores, in phases of `R` rows, each once every cube core
     /// has written its rows ([`super::join`]).
     pub epilogue: u64,
+    /// A joined epilogue's ring (0: none; else twice `epilogue`): the
+    /// result's row `r` is kept at row `r mod ring` of its buffer, and the
+    /// cube cores write a phase's rows once the vector cores have read the
+    /// phase two before, so the product crosses HBM once per ring rather
+    /// than whole ([`super::join`]).
+    pub ring: u64,
     /// Output tiles (`base_m × base_n`) of the whole stage.
     pub tiles: u64,
     /// The on-chip buffers.

@@ -381,6 +381,32 @@ impl Stage {
         }
     }
 
+    /// The views it reads.
+    pub fn reads(&self) -> Vec<&View> {
+        match &self.kind {
+            StageKind::Elementwise(e) => e.inputs.iter().collect(),
+            StageKind::Reduce(r) => vec![&r.input],
+            StageKind::Transpose(t) => vec![&t.input],
+            StageKind::MatMul(m) => vec![&m.a.view, &m.b.view],
+            StageKind::Rows(r) => r.inputs.iter().map(|i| &i.view).collect(),
+        }
+    }
+
+    /// The views it writes.
+    pub fn writes(&self) -> Vec<&View> {
+        match &self.kind {
+            StageKind::Elementwise(e) => {
+                let mut w = vec![&e.out];
+                w.extend(e.also.iter().map(|(_, v)| v));
+                w
+            }
+            StageKind::Reduce(r) => vec![&r.out],
+            StageKind::Transpose(t) => vec![&t.out],
+            StageKind::MatMul(m) => vec![&m.out],
+            StageKind::Rows(r) => vec![&r.out],
+        }
+    }
+
     /// Which unit runs it.
     pub fn unit(&self) -> Unit {
         match &self.kind {

@@ -516,6 +516,7 @@ impl What {
                         red_cols: p.take("red_cols").unwrap_or(0),
                         prologue: p.take("prologue").unwrap_or(0),
                         epilogue: p.take("epilogue").unwrap_or(0),
+                        ring: p.take("ring").unwrap_or(0),
                         tiles: p.need("tiles")?,
                         layout: CubeLayout {
                             a_l1: l.need("a_l1")?,

@@ -134,6 +134,9 @@ fn cube_params(c: &CubeSchedule) -> Vec<(&'static str, u64)> {
     if c.epilogue > 0 {
         p.push(("epilogue", c.epilogue));
     }
+    if c.ring > 0 {
+        p.push(("ring", c.ring));
+    }
     p.push(("tiles", c.tiles));
     p
 }

@@ -93,6 +93,14 @@ def _(rng):
     return {"x": x, "w": w, "b": b}, {"out0": run.cast(run.gelu(run.binary(run.matmul(x, w), b, np.add)), "f16")}
 
 
+@case("cube_joined_ring")
+def _(rng):
+    q = run.uniform(rng, (2, 192, 32), "f16")
+    k = run.uniform(rng, (2, 192, 32), "f16")
+    s = run.binary(run.matmul(q, run.transpose(k, [0, 2, 1])), run.lit(0.125, "f32"), np.multiply)
+    return {"q": q, "k": k}, {"out0": run.cast(run.softmax(s, axis=-1), "f16")}
+
+
 @case("cube_prefetched_loads_910")
 def _(rng):
     a = run.uniform(rng, (1100, 480), "f16")

@@ -98,6 +98,17 @@ pub(super) fn generate(
         items.ins().s_li(r, 0u64);
         Some(r)
     };
+    // With a ring: the phases the vector cores have read (as far as this
+    // core has waited), and two scratch registers.
+    let ring = match (t.ring, sent) {
+        (0, _) => None,
+        (_, None) => return Err("internal: a ring without an epilogue".into()),
+        (_, Some(sent)) => {
+            let read = ctx.regs.get()?;
+            items.ins().s_li(read, 0u64);
+            Some((sent, read, [ctx.regs.get()?, ctx.regs.get()?]))
+        }
+    };
     let mut r8 = [Reg(0); 8];
     for r in &mut r8 {
         *r = ctx.regs.get()?;
@@ -316,9 +327,9 @@ pub(super) fn generate(
         // Joined stages: the signals for the phases whose rows this core
         // has all written before this unit, and the waits for the phases
         // this unit is the core's first reader of.
-        let mut tile = match sent {
-            Some(sent) => join::unit_signals(o.tr, sent, &writers, block_dim),
-            None => Vec::new(),
+        let mut tile = match (sent, ring) {
+            (Some(sent), None) => join::unit_signals(o.tr, sent, &writers, block_dim),
+            (Some(_), Some(_)) | (None, _) => Vec::new(),
         };
         tile.extend(join::unit_waits(o.tr, &phase_starts, total, block_dim));
         // Split-K: unit `u` is part `u / tiles` of tile `u % tiles`.
@@ -337,6 +348,16 @@ pub(super) fn generate(
             tail.as_ref(),
             &mut tile,
         );
+        if let Some((sent, read, scratch)) = ring {
+            join::ring_unit(
+                &mut tile,
+                (gc, o.bases[2]),
+                (sent, read),
+                scratch,
+                (g.n, so),
+                (t.epilogue, t.ring),
+            );
+        }
         if let Some([_, p, ke, kl]) = parts {
             // The part's partial tile, and its K from `p · kp` on.
             tile.ins().s_alu(AluOp::Mul, kl, p, g.partial_bytes());

@@ -57,6 +57,7 @@ pub(super) fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String>
         Width::Row => slots,
     };
     let phases = ctx.phases.clone();
+    let ring = phases.as_ref().and_then(|p| p.ring.clone());
     let mut items = Vec::new();
     let Opening {
         bi,
@@ -122,9 +123,16 @@ pub(super) fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String>
             let dst = VBuf::of(&layout.inputs[k], half, i.view.dtype);
             match i.width {
                 Width::Full => {
-                    // (A tile does not cross a periodic input's period.)
+                    // (A tile does not cross a periodic input's period, nor
+                    // a ring's end.)
                     let rs = i.row_stride();
-                    row_offset(h, addr, len, row0, i);
+                    match ring.as_ref().filter(|(ins, _)| ins.contains(&k)) {
+                        Some(&(_, rows)) => {
+                            h.ins().s_alu(AluOp::Rem, addr, row0, rows);
+                            h.ins().s_alu(AluOp::Mul, addr, addr, rs * s);
+                        }
+                        None => row_offset(h, addr, len, row0, i),
+                    }
                     h.ins().s_alu(AluOp::Add, addr, addr, base);
                     h.op(vec![(Access::Write, dst.region(tile * s))])
                         .mte2_gm_ub(dst.addr, addr, rcur, n * s, rs * s, pitch * s);

@@ -32,7 +32,7 @@
 //! phases), from the schedules alone: idempotent.
 
 use super::rows::{blocks, gm_bound};
-use tessera_ir::plan::join::{MAX_PHASES, check, check_epilogue};
+use tessera_ir::plan::join::{MAX_PHASES, check, check_epilogue, independent, overlap};
 use tessera_ir::plan::matmul::Geometry;
 use tessera_ir::plan::{BufKind, MatMulSchedule, Plan, StageKind};
 use tessera_sim::{Machine, Organisation};
@@ -50,16 +50,30 @@ pub fn join_stages(plan: &mut Plan, machine: &Machine) {
     for i in 0..plan.stages.len() {
         set(plan, i, 0, 0);
     }
+    if split {
+        hoist(plan);
+    }
     for i in 0..plan.stages.len() {
         if !split || !matches!(plan.stages[i].kind, StageKind::MatMul(_)) {
             continue;
         }
-        // The stage after, unless it is joined already.
-        let size = epilogue_size(plan, i);
-        if size > 0 {
-            set(plan, i, 0, size);
-            if check_epilogue(plan, i).is_ok() && keeps_cores(plan, i, i + 1, machine) {
-                continue;
+        // The stage after, through a ring where it may, else whole.
+        if i + 1 < plan.stages.len() && keeps_cores(plan, i, i + 1, machine) {
+            if let Some((ring, group_m)) = ring_phase(plan, i) {
+                let kept = group(plan, i);
+                set_group(plan, i, group_m);
+                set_ring(plan, i, ring);
+                if check_epilogue(plan, i).is_ok() {
+                    continue;
+                }
+                set_group(plan, i, kept);
+            }
+            let size = epilogue_size(plan, i);
+            if size > 0 {
+                set(plan, i, 0, size);
+                if check_epilogue(plan, i).is_ok() {
+                    continue;
+                }
             }
             set(plan, i, 0, 0);
         }
@@ -111,6 +125,29 @@ pub fn join_stages(plan: &mut Plan, machine: &Machine) {
     }
 }
 
+/// Moves a stage that sits between a cube matmul and a stage reading the
+/// matmul's result, and is independent of the matmul, before the matmul
+/// (attention's mask cast between Q·Kᵀ and the softmax), so that the
+/// reader can join the matmul's launch. Stable: once moved, a stage stays.
+fn hoist(plan: &mut Plan) {
+    for i in 0..plan.stages.len().saturating_sub(2) {
+        let StageKind::MatMul(mm) = &plan.stages[i].kind else {
+            continue;
+        };
+        let result = mm.out.clone();
+        let reads_result =
+            |s: &tessera_ir::plan::Stage| s.reads().iter().any(|v| overlap(plan, v, &result));
+        if matches!(plan.stages[i + 1].kind, StageKind::MatMul(_))
+            || reads_result(&plan.stages[i + 1])
+            || !reads_result(&plan.stages[i + 2])
+            || !independent(plan, i, i + 1)
+        {
+            continue;
+        }
+        plan.stages.swap(i, i + 1);
+    }
+}
+
 /// Whether matmul stage `i`'s launch has as many vector cores as vector
 /// stage `j` has blocks of its own.
 fn keeps_cores(plan: &Plan, i: usize, j: usize, machine: &Machine) -> bool {
@@ -150,7 +187,87 @@ fn set(plan: &mut Plan, i: usize, prologue: u64, epilogue: u64) {
     {
         t.prologue = prologue;
         t.epilogue = epilogue;
+        t.ring = 0;
     }
+}
+
+/// An epilogue of phases of `phase` rows through a ring of two phases.
+fn set_ring(plan: &mut Plan, i: usize, phase: u64) {
+    set(plan, i, 0, phase);
+    if let StageKind::MatMul(mm) = &mut plan.stages[i].kind
+        && let MatMulSchedule::Cube(t) = &mut mm.schedule
+    {
+        t.ring = 2 * phase;
+    }
+}
+
+/// Phases a ring's epilogue has at least (where its tiles allow).
+const RING_PHASES: u64 = 16;
+
+/// GM bytes a ring may take: a third of the 192 MiB L2 of the Ascend
+/// 910B2 that 910b-like models (the simulator counts no L2 capacity, so
+/// the bound is the scheduler's).
+const RING_BYTES: u64 = 64 << 20;
+
+/// The phase of matmul stage `i`'s epilogue through a ring, when the stage
+/// after is a row stage, and the tile order it takes: the most rows whose
+/// two phases fit [`RING_BYTES`], in whole groups of the tile order's rows
+/// and whole tiles of the row stage, and fewer than the result's rows. The
+/// order's groups of tile rows halve (to row-major at the least) until a
+/// phase holds one: with a ring a group's rows stay in L2 anyway.
+fn ring_phase(plan: &Plan, i: usize) -> Option<(u64, u64)> {
+    let StageKind::MatMul(mm) = &plan.stages[i].kind else {
+        return None;
+    };
+    let (MatMulSchedule::Cube(t), Ok(g)) = (&mm.schedule, Geometry::of(mm)) else {
+        return None;
+    };
+    let Some(StageKind::Rows(r)) = plan.stages.get(i + 1).map(|s| &s.kind) else {
+        return None;
+    };
+    let row_bytes = g.n * g.out.size_bytes() as u64;
+    let rows = g.batches() * g.m;
+    // At least RING_PHASES phases: the last one's row work is what the
+    // cube does not hide.
+    let most = (RING_BYTES / (2 * row_bytes.max(1))).min(rows / RING_PHASES);
+    let mut group_m = t.group_m.max(1);
+    loop {
+        let (a, b) = (t.base_m * group_m, r.schedule.rows.max(1));
+        let unit = a / gcd(a, b) * b;
+        let phase = most / unit * unit;
+        if phase > 0 {
+            return (2 * phase < rows).then_some((phase, group_m));
+        }
+        if group_m == 1 {
+            return None;
+        }
+        group_m /= 2;
+    }
+}
+
+fn group(plan: &Plan, i: usize) -> u64 {
+    match &plan.stages[i].kind {
+        StageKind::MatMul(mm) => match &mm.schedule {
+            MatMulSchedule::Cube(t) => t.group_m,
+            MatMulSchedule::Vector(_) => 0,
+        },
+        StageKind::Elementwise(_)
+        | StageKind::Reduce(_)
+        | StageKind::Transpose(_)
+        | StageKind::Rows(_) => 0,
+    }
+}
+
+fn set_group(plan: &mut Plan, i: usize, group_m: u64) {
+    if let StageKind::MatMul(mm) = &mut plan.stages[i].kind
+        && let MatMulSchedule::Cube(t) = &mut mm.schedule
+    {
+        t.group_m = group_m;
+    }
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 { a } else { gcd(b, a % b) }
 }
 
 /// The first phase of matmul stage `i`'s prologue: the rows its first round
