@@ -1,23 +1,28 @@
-//! Joined prologues (`tessera_ir::plan::join`): on a split machine, a
-//! row stage whose result is the next stage's A — `rms_norm(x) @ w`, or
-//! attention's softmax before `@ v` — runs on the vector cores of the
-//! matmul's launch, which would otherwise sit idle, in phases of A's rows,
-//! while the cube cores run the matmul on the rows already written. The
-//! pair then takes about the longer of the two plus the first phase,
-//! rather than their sum plus a launch.
+//! Joined stages (`tessera_ir::plan::join`): on a split machine a vector
+//! stage next to a cube matmul runs on the vector cores of the matmul's
+//! launch, which would otherwise sit idle, in phases of rows, while the
+//! cube cores run the matmul. The pair then takes about the longer of the
+//! two plus one phase, rather than their sum plus a launch.
 //!
-//! The first phase holds the rows the cube cores' first round reads (so
-//! that every cube core starts once it is out), rounded up to whole groups
-//! of the tile order's rows; each later phase doubles, so the vector cores
-//! keep ahead of the cube while they signal at most a few times. A pair
-//! is joined whenever [`tessera_ir::plan::join::check`] allows it and
-//! the matmul's launch has as many vector cores as the row stage would
-//! have on its own (a small matmul runs on few cores): the vector cores
-//! are otherwise idle during the matmul and the cube during the row stage,
-//! so overlapping them never loses more than the HBM they share. The stages keep their own estimates (the pair's is at most
-//! their sum).
+//! - Each cube matmul first tries the stage after it as its **epilogue**
+//!   (a row or elementwise stage reading its result): a row stage through
+//!   a **ring** of two phases where `ring_phase` finds one (the most rows
+//!   whose two phases fit `RING_BYTES`, at least `RING_PHASES` phases,
+//!   whole groups of the tile order — halved if need be — and whole row
+//!   tiles), else at most 15 equal phases of whole tiles of the stage.
+//! - Else the row stage before it, unless that one is already an epilogue,
+//!   as its **prologue** (a row stage writing its A): the first phase holds
+//!   the rows the cube cores' first round reads (so every cube core starts
+//!   once it is out), rounded up to whole groups of the tile order's rows,
+//!   and each later phase doubles, so the vector cores keep ahead of the
+//!   cube while they signal at most a few times.
+//! - Either only when the matmul's launch has as many vector cores as the
+//!   vector stage has blocks of its own (a small matmul runs on few cores).
+//! - Before joining, a stage independent of a matmul that sits between it
+//!   and the matmul's reader moves before it (`hoist`: attention's mask
+//!   cast between Q·Kᵀ and the softmax).
 //!
-//! A row stage bound by its GM traffic ([`super::rows::gm_bound`]) then
+//! A joined row stage bound by its GM traffic ([`super::rows::gm_bound`])
 //! runs on one vector core per cube core (its block count becomes the
 //! matmul's). HBM is shared evenly among the transfers in flight, and such
 //! a stage's are many: on all 48 vector cores of 910b-like they took two
@@ -26,7 +31,8 @@
 //! 1 734 638 (the matmul alone: 1 672 682). The vector cores still finish
 //! far ahead of the cube. A stage bound by its vector work (attention's
 //! softmax) keeps every vector core: on half of them it would take twice
-//! as long.
+//! as long. The stages keep their own estimates (the pair's is at most
+//! their sum).
 //!
 //! Decided after scheduling and after tuning (a tuned tile order moves the
 //! phases), from the schedules alone: idempotent.

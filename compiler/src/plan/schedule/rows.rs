@@ -547,7 +547,7 @@ fn blockwise(r: &Rows, rows: u64, pitch: u64, moved: (u64, u64), machine: &Machi
 }
 
 /// Whether a scheduled row stage of whole rows is bound by its GM traffic
-/// rather than its vector work, by [`blockwise`]'s measures of a tile.
+/// rather than its vector work, by `blockwise`'s measures of a tile.
 /// `resident[k]`: as for [`schedule`].
 pub fn gm_bound(r: &Rows, machine: &Machine, resident: &[bool]) -> bool {
     let (rows, pitch) = (r.schedule.rows, r.schedule.pitch);
