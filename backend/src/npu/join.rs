@@ -28,7 +28,7 @@
 //! joined stage does not use.
 
 use super::Ctx;
-use super::inst::InstBuilder;
+use super::inst::{InstBuilder, Operand};
 use super::prog::{Branch, Build, Item};
 use tessera_ir::plan::join::{self, epilogue_ends, phase_ends};
 use tessera_ir::plan::matmul::Geometry;
@@ -131,7 +131,7 @@ pub fn phase_loop(
     }
     let mut latch = Vec::new();
     if !p.epilogue {
-        phase_done(&mut phase);
+        meet_and_signal(&mut phase, Pipe::Mte3);
         latch.ins().s_alu(AluOp::Add, psz, psz, psz);
     }
     items.push(Item::Loop {
@@ -237,13 +237,37 @@ pub fn in_matmul_launch(plan: &Plan, j: usize) -> bool {
             .is_some_and(|t| t.epilogue > 0)
 }
 
-/// Vector side: the end of a prologue's phase.
-fn phase_done(items: &mut Vec<Item>) {
-    items
-        .op(Vec::new())
-        .xcore_set(Pipe::Mte3, 0u64, XC_PHASE_MET);
-    items.op(Vec::new()).xcore_wait(Pipe::Mte3, XC_PHASE_MET);
-    items.op(Vec::new()).xcore_set(Pipe::Mte3, 2u64, XC_PHASE);
+/// Vector side: once `pipe`'s earlier work is done on every vector core
+/// (they meet on `XC_PHASE_MET`), signal the cube core on `XC_PHASE`: the
+/// end of a prologue's phase (MTE3, its stores), or of a ring's phase read
+/// (MTE2, its loads).
+fn meet_and_signal(items: &mut Vec<Item>, pipe: Pipe) {
+    items.op(Vec::new()).xcore_set(pipe, 0u64, XC_PHASE_MET);
+    items.op(Vec::new()).xcore_wait(pipe, XC_PHASE_MET);
+    items.op(Vec::new()).xcore_set(pipe, 2u64, XC_PHASE);
+}
+
+/// `while counter < bound { body; counter += 1 }`.
+fn count_up(items: &mut Vec<Item>, counter: Reg, bound: impl Into<Operand>, body: Vec<Item>) {
+    let mut latch = Vec::new();
+    latch.ins().s_alu(AluOp::Add, counter, counter, 1u64);
+    items.push(Item::Loop {
+        exit_if: vec![Branch::new(Cond::Ge, counter, bound)],
+        body,
+        latch,
+    });
+}
+
+/// `body` at a core's first unit at or after `v` (the unit in `unit`,
+/// `block_dim` cube cores taking units in turn).
+fn at_first_unit_from(unit: Reg, v: u64, block_dim: u64, body: Vec<Item>) -> Item {
+    Item::Guard {
+        skip_if: vec![
+            Branch::new(Cond::Lt, unit, v),
+            Branch::new(Cond::Ge, unit, v + block_dim),
+        ],
+        body,
+    }
 }
 
 /// Cube side: the signals at the top of the unit in `unit` for the phases
@@ -255,13 +279,7 @@ pub fn unit_signals(unit: Reg, sent: Reg, writers: &[u64], block_dim: u64) -> Ve
         let mut signal = Vec::new();
         signal.op(Vec::new()).xcore_set(Pipe::Fix, 2u64, XC_ROWS);
         signal.ins().s_alu(AluOp::Add, sent, sent, 1u64);
-        items.push(Item::Guard {
-            skip_if: vec![
-                Branch::new(Cond::Lt, unit, w),
-                Branch::new(Cond::Ge, unit, w + block_dim),
-            ],
-            body: signal,
-        });
+        items.push(at_first_unit_from(unit, w, block_dim, signal));
     }
     items
 }
@@ -297,25 +315,13 @@ pub fn ring_unit(
     items.ins().s_alu(AluOp::Div, b, b, phase);
     let mut set = Vec::new();
     set.op(Vec::new()).xcore_set(Pipe::Fix, 2u64, XC_ROWS);
-    let mut latch = Vec::new();
-    latch.ins().s_alu(AluOp::Add, sent, sent, 1u64);
-    items.push(Item::Loop {
-        exit_if: vec![Branch::new(Cond::Ge, sent, b)],
-        body: set,
-        latch,
-    });
+    count_up(items, sent, b, set);
     // a = max(phase, 1) − 1: the phases read before this one's writes.
     items.ins().s_alu(AluOp::Max, a, b, 1u64);
     items.ins().s_alu(AluOp::Sub, a, a, 1u64);
     let mut wait = Vec::new();
     wait.op(Vec::new()).xcore_wait(Pipe::Fix, XC_PHASE);
-    let mut latch = Vec::new();
-    latch.ins().s_alu(AluOp::Add, read, read, 1u64);
-    items.push(Item::Loop {
-        exit_if: vec![Branch::new(Cond::Ge, read, a)],
-        body: wait,
-        latch,
-    });
+    count_up(items, read, a, wait);
 }
 
 /// Cube side, after the last unit: the signals of the `phases` not yet
@@ -323,13 +329,7 @@ pub fn ring_unit(
 pub fn last_signals(items: &mut Vec<Item>, sent: Reg, phases: u64) {
     let mut body = Vec::new();
     body.op(Vec::new()).xcore_set(Pipe::Fix, 2u64, XC_ROWS);
-    let mut latch = Vec::new();
-    latch.ins().s_alu(AluOp::Add, sent, sent, 1u64);
-    items.push(Item::Loop {
-        exit_if: vec![Branch::new(Cond::Ge, sent, phases)],
-        body,
-        latch,
-    });
+    count_up(items, sent, phases, body);
 }
 
 /// Cube side: the waits at the top of the unit in `unit`, for phases first
@@ -339,13 +339,7 @@ pub fn unit_waits(unit: Reg, starts: &[u64], units: u64, block_dim: u64) -> Vec<
     for &v in starts.iter().filter(|&&v| v < units) {
         let mut wait = Vec::new();
         wait.op(Vec::new()).xcore_wait(Pipe::Mte2, XC_PHASE);
-        items.push(Item::Guard {
-            skip_if: vec![
-                Branch::new(Cond::Lt, unit, v),
-                Branch::new(Cond::Ge, unit, v + block_dim),
-            ],
-            body: wait,
-        });
+        items.push(at_first_unit_from(unit, v, block_dim, wait));
     }
     items
 }

@@ -37,10 +37,11 @@
 //! Decided after scheduling and after tuning (a tuned tile order moves the
 //! phases), from the schedules alone: idempotent.
 
-use super::rows::{blocks, gm_bound};
+use super::rows::{blocks, gm_bound, resident};
+use super::workspace;
 use tessera_ir::plan::join::{MAX_PHASES, check, check_epilogue, independent, overlap};
 use tessera_ir::plan::matmul::Geometry;
-use tessera_ir::plan::{BufKind, MatMulSchedule, Plan, StageKind};
+use tessera_ir::plan::{CubeSchedule, MatMul, MatMulSchedule, Plan, StageKind};
 use tessera_sim::{Machine, Organisation};
 
 /// Cross-core counters joined stages use (ids 2 to 5).
@@ -54,7 +55,7 @@ pub fn join_stages(plan: &mut Plan, machine: &Machine) {
     let split =
         machine.organisation == Organisation::Split && machine.sync.cross_core_flags >= COUNTERS;
     for i in 0..plan.stages.len() {
-        set(plan, i, 0, 0);
+        set(plan, i, 0, 0, 0);
     }
     if split {
         hoist(plan);
@@ -65,23 +66,26 @@ pub fn join_stages(plan: &mut Plan, machine: &Machine) {
         }
         // The stage after, through a ring where it may, else whole.
         if i + 1 < plan.stages.len() && keeps_cores(plan, i, i + 1, machine) {
-            if let Some((ring, group_m)) = ring_phase(plan, i) {
-                let kept = group(plan, i);
-                set_group(plan, i, group_m);
-                set_ring(plan, i, ring);
+            if let Some((phase, group_m)) = ring_phase(plan, i)
+                && let Some(t) = cube_mut(plan, i)
+            {
+                let kept = std::mem::replace(&mut t.group_m, group_m);
+                set(plan, i, 0, phase, 2 * phase);
                 if check_epilogue(plan, i).is_ok() {
                     continue;
                 }
-                set_group(plan, i, kept);
+                if let Some(t) = cube_mut(plan, i) {
+                    t.group_m = kept;
+                }
             }
             let size = epilogue_size(plan, i);
             if size > 0 {
-                set(plan, i, 0, size);
+                set(plan, i, 0, size, 0);
                 if check_epilogue(plan, i).is_ok() {
                     continue;
                 }
             }
-            set(plan, i, 0, 0);
+            set(plan, i, 0, 0, 0);
         }
         let taken = i >= 2 && tessera_ir::plan::join::is_epilogue_of(plan, i - 2);
         let first = if i > 0 && !taken {
@@ -90,9 +94,9 @@ pub fn join_stages(plan: &mut Plan, machine: &Machine) {
             0
         };
         if first > 0 {
-            set(plan, i, first, 0);
+            set(plan, i, first, 0, 0);
             if !(check(plan, i).is_ok() && keeps_cores(plan, i, i - 1, machine)) {
-                set(plan, i, 0, 0);
+                set(plan, i, 0, 0, 0);
             }
         }
     }
@@ -115,15 +119,7 @@ pub fn join_stages(plan: &mut Plan, machine: &Machine) {
             (_, Some((p, _))) if p > 0 => Some(j + 1),
             _ => None,
         };
-        let resident: Vec<bool> = r
-            .inputs
-            .iter()
-            .map(|x| {
-                x.view
-                    .buffer()
-                    .is_some_and(|b| matches!(plan.buffers[b].kind, BufKind::Workspace { .. }))
-            })
-            .collect();
+        let resident = resident(r, &workspace(plan));
         plan.stages[j].block_dim = match joined {
             Some(i) if gm_bound(r, machine, &resident) => plan.stages[i].block_dim,
             _ => blocks(r.schedule.tiles, machine) as u32,
@@ -187,23 +183,23 @@ fn epilogue_size(plan: &Plan, i: usize) -> u64 {
         .saturating_mul(tile_rows)
 }
 
-fn set(plan: &mut Plan, i: usize, prologue: u64, epilogue: u64) {
-    if let StageKind::MatMul(mm) = &mut plan.stages[i].kind
-        && let MatMulSchedule::Cube(t) = &mut mm.schedule
-    {
-        t.prologue = prologue;
-        t.epilogue = epilogue;
-        t.ring = 0;
-    }
+/// Stage `i`'s cube schedule, when it is a cube matmul.
+fn cube_mut(plan: &mut Plan, i: usize) -> Option<&mut CubeSchedule> {
+    let StageKind::MatMul(MatMul {
+        schedule: MatMulSchedule::Cube(t),
+        ..
+    }) = &mut plan.stages[i].kind
+    else {
+        return None;
+    };
+    Some(t)
 }
 
-/// An epilogue of phases of `phase` rows through a ring of two phases.
-fn set_ring(plan: &mut Plan, i: usize, phase: u64) {
-    set(plan, i, 0, phase);
-    if let StageKind::MatMul(mm) = &mut plan.stages[i].kind
-        && let MatMulSchedule::Cube(t) = &mut mm.schedule
-    {
-        t.ring = 2 * phase;
+/// Stage `i`'s joins: a prologue's first phase, an epilogue's phase and
+/// its ring (0: none).
+fn set(plan: &mut Plan, i: usize, prologue: u64, epilogue: u64, ring: u64) {
+    if let Some(t) = cube_mut(plan, i) {
+        (t.prologue, t.epilogue, t.ring) = (prologue, epilogue, ring);
     }
 }
 
@@ -248,27 +244,6 @@ fn ring_phase(plan: &Plan, i: usize) -> Option<(u64, u64)> {
             return None;
         }
         group_m /= 2;
-    }
-}
-
-fn group(plan: &Plan, i: usize) -> u64 {
-    match &plan.stages[i].kind {
-        StageKind::MatMul(mm) => match &mm.schedule {
-            MatMulSchedule::Cube(t) => t.group_m,
-            MatMulSchedule::Vector(_) => 0,
-        },
-        StageKind::Elementwise(_)
-        | StageKind::Reduce(_)
-        | StageKind::Transpose(_)
-        | StageKind::Rows(_) => 0,
-    }
-}
-
-fn set_group(plan: &mut Plan, i: usize, group_m: u64) {
-    if let StageKind::MatMul(mm) = &mut plan.stages[i].kind
-        && let MatMulSchedule::Cube(t) = &mut mm.schedule
-    {
-        t.group_m = group_m;
     }
 }
 

@@ -33,11 +33,7 @@ pub fn schedule(
     let mut diags = Vec::new();
     let mut unscheduled = Vec::new();
     // Workspace buffers are written by an earlier stage: L2 holds them.
-    let workspace: Vec<bool> = plan
-        .buffers
-        .iter()
-        .map(|b| matches!(b.kind, BufKind::Workspace { .. }))
-        .collect();
+    let workspace = workspace(plan);
     for stage in &mut plan.stages {
         let result = match &mut stage.kind {
             StageKind::Elementwise(e) => elementwise::schedule(e, machine),
@@ -45,15 +41,7 @@ pub fn schedule(
             StageKind::Transpose(t) => transpose::schedule(t, machine),
             StageKind::MatMul(m) => matmul::schedule(m, machine),
             StageKind::Rows(r) => {
-                let resident: Vec<bool> = r
-                    .inputs
-                    .iter()
-                    .map(|i| {
-                        i.view
-                            .buffer()
-                            .is_some_and(|b| workspace.get(b) == Some(&true))
-                    })
-                    .collect();
+                let resident = rows::resident(r, &workspace);
                 rows::schedule(r, machine, &resident)
             }
         };
@@ -72,6 +60,15 @@ pub fn schedule(
     } else {
         Err((diags, unscheduled))
     }
+}
+
+/// Per buffer of `plan`, whether it is workspace (an earlier stage wrote
+/// it, so L2 holds it).
+pub fn workspace(plan: &Plan) -> Vec<bool> {
+    plan.buffers
+        .iter()
+        .map(|b| matches!(b.kind, BufKind::Workspace { .. }))
+        .collect()
 }
 
 /// What follows from the stages' schedules as a whole, after scheduling

@@ -371,6 +371,19 @@ fn largest_chunk(r: &Rows, machine: &Machine, part: bool) -> Option<u64> {
     Some(lo * CHUNK_ALIGN)
 }
 
+/// Per input of `r`, whether it is resident in L2 (a buffer `workspace`
+/// marks).
+pub fn resident(r: &Rows, workspace: &[bool]) -> Vec<bool> {
+    r.inputs
+        .iter()
+        .map(|i| {
+            i.view
+                .buffer()
+                .is_some_and(|b| workspace.get(b) == Some(&true))
+        })
+        .collect()
+}
+
 /// The block count of a row stage of `tiles` tiles: a tile per vector core
 /// at most.
 pub fn blocks(tiles: u64, machine: &Machine) -> u64 {
