@@ -12,7 +12,7 @@
 
 use tessera_compiler::driver;
 use tessera_compiler::opt::Level;
-use tessera_ir::plan::{MatMulSchedule, Plan, StageKind};
+use tessera_ir::plan::{BufKind, MatMulSchedule, Plan, StageKind};
 
 const SRC: &str = "kernel att(q: f16[S, D], k: f16[S, D], v: f16[S, D]) -> f16[S, D] {
     let s = (q @ transpose(k, [1, 0])) * 0.125;
@@ -153,6 +153,18 @@ fn a_softmax_after_a_matmul_runs_in_its_launch_through_a_ring() {
     assert!(ring * 8192 * 4 <= 64 << 20 && epi <= 8192 / 16, "{epi}");
     assert_eq!(p.stages[1].block_dim, 48);
     assert_eq!(cube(&p, 2).0, 0);
+    // The workspace holds the ring's rows of f32 scores, then the f16
+    // probabilities whole (the second product reads them all).
+    let scores = m.out.buffer().expect("scores in a buffer");
+    let probs = r.out.buffer().expect("probabilities in a buffer");
+    assert_eq!(p.footprint(scores), ring * 8192 * 4);
+    assert_eq!(p.footprint(probs), 8192 * 8192 * 2);
+    let offset = |b: usize| match p.buffers[b].kind {
+        BufKind::Workspace { offset } => offset,
+        ref k => panic!("{k:?} is not workspace"),
+    };
+    assert_eq!((offset(scores), offset(probs)), (0, ring * 8192 * 4));
+    assert_eq!(p.workspace, ring * 8192 * 4 + 8192 * 8192 * 2);
 }
 
 #[test]

@@ -293,7 +293,7 @@ pub fn overlap(plan: &Plan, a: &super::View, b: &super::View) -> bool {
     }
     let range = |id: usize| {
         plan.buffers.get(id).and_then(|buf| match buf.kind {
-            super::BufKind::Workspace { offset } => Some((offset, offset + buf.bytes())),
+            super::BufKind::Workspace { offset } => Some((offset, offset + plan.footprint(id))),
             super::BufKind::Param(_) | super::BufKind::Result(_) => None,
         })
     };

@@ -469,4 +469,42 @@ impl Plan {
             .iter()
             .filter(|b| matches!(b.kind, BufKind::Result(_)))
     }
+
+    /// The bytes buffer `b` occupies in GM: its size, or, for the product
+    /// of a cube matmul that writes through a ring (`ring` rows of `n`,
+    /// product row `r` at ring row `r mod ring`), the ring's.
+    pub fn footprint(&self, b: BufId) -> u64 {
+        let Some(buf) = self.buffers.get(b) else {
+            return 0;
+        };
+        let ring = self.stages.iter().find_map(|s| {
+            let StageKind::MatMul(mm) = &s.kind else {
+                return None;
+            };
+            let MatMulSchedule::Cube(t) = &mm.schedule else {
+                return None;
+            };
+            let g = Geometry::of(mm).ok()?;
+            (t.ring > 0 && mm.out.buffer() == Some(b))
+                .then(|| t.ring * g.n * mm.out.dtype.size_bytes() as u64)
+        });
+        ring.map_or(buf.bytes(), |r| r.min(buf.bytes()))
+    }
+
+    /// Lays the workspace buffers out one after another in buffer order,
+    /// each at its [`footprint`](Plan::footprint) rounded up to 512 bytes,
+    /// and sizes the workspace to hold them. Returns the bytes they take.
+    /// Idempotent.
+    pub fn lay_out_workspace(&mut self) -> u64 {
+        let mut end = 0;
+        for b in 0..self.buffers.len() {
+            let size = self.footprint(b).div_ceil(512) * 512;
+            if let BufKind::Workspace { offset } = &mut self.buffers[b].kind {
+                *offset = end;
+                end += size;
+            }
+        }
+        self.workspace = end;
+        end
+    }
 }

@@ -255,7 +255,19 @@ fn parse_buffer(s: &str) -> PResult<super::Buffer> {
         },
         other => return Err(format!("unknown buffer kind `{other}`")),
     };
-    let (dtype, shape) = typed_shape(ty)?;
+    // A ring's bytes follow from its writer's schedule: skipped.
+    let ty = match ty.trim().split_once("] ring ") {
+        Some((t, bytes)) => {
+            let bytes = bytes.trim();
+            let bytes = bytes
+                .strip_suffix(" B")
+                .ok_or_else(|| format!("expected `ring N B`, found `ring {bytes}`"))?;
+            num::<u64>(bytes, "a ring's bytes")?;
+            format!("{t}]")
+        }
+        None => ty.to_string(),
+    };
+    let (dtype, shape) = typed_shape(&ty)?;
     Ok(super::Buffer {
         name: name.to_string(),
         kind,

@@ -220,15 +220,23 @@ impl Plan {
             if self.stages.len() == 1 { "" } else { "s" },
             self.workspace
         );
-        for b in &self.buffers {
+        for (id, b) in self.buffers.iter().enumerate() {
             let kind = match &b.kind {
                 BufKind::Param(i) => format!("param {i}"),
                 BufKind::Result(i) => format!("result {i}"),
                 BufKind::Workspace { offset } => format!("workspace +{offset}"),
             };
+            // A ring's bytes (derived from its writer's schedule; the
+            // parser skips them).
+            let footprint = self.footprint(id);
+            let ring = if footprint < b.bytes() {
+                format!(" ring {footprint} B")
+            } else {
+                String::new()
+            };
             let _ = writeln!(
                 out,
-                "  buffer {:<8} {:<14} {}[{}]",
+                "  buffer {:<8} {:<14} {}[{}]{ring}",
                 b.name,
                 kind,
                 b.dtype,

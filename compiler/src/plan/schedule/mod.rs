@@ -72,11 +72,12 @@ pub fn workspace(plan: &Plan) -> Vec<bool> {
 }
 
 /// What follows from the stages' schedules as a whole, after scheduling
-/// and again after tuning: the split-K partials' place and the joined
-/// prologues. Idempotent.
+/// and again after tuning: the joined stages, then the workspace's layout
+/// (a ring takes its own rows only) and the split-K partials' place.
+/// Idempotent.
 pub fn finish(plan: &mut Plan, machine: &Machine) {
-    place_partials(plan);
     join::join_stages(plan, machine);
+    place_partials(plan);
 }
 
 /// A stage that cannot be mapped: points at the source of its first node

@@ -16,7 +16,7 @@
 
 use super::{chip_bound, cube_core_cost, cube_layout, fits, size};
 use tessera_ir::plan::matmul::Geometry;
-use tessera_ir::plan::{BufKind, CubeSchedule, MatMulSchedule, Plan, StageKind};
+use tessera_ir::plan::{CubeSchedule, MatMulSchedule, Plan, StageKind};
 use tessera_sim::Machine;
 
 /// Whether split-K may be offered for a stage of geometry `g` whose
@@ -140,20 +140,13 @@ fn reduction(g: &Geometry, t: &CubeSchedule, block_dim: u64, machine: &Machine) 
 }
 
 /// Places the partial tiles of every split-K stage: past the plan's own
-/// workspace buffers, one region for all of them (stages run one after
+/// workspace buffers (laid out again, so that a ring takes its own rows
+/// only: [`Plan::lay_out_workspace`]), one region for all of them (stages run one after
 /// another), and the workspace sized to hold it (or to the buffers alone
 /// when no stage is split). Idempotent: the region is placed from the
 /// buffers each time.
 pub fn place_partials(plan: &mut Plan) {
-    let own = plan
-        .buffers
-        .iter()
-        .filter_map(|b| match b.kind {
-            BufKind::Workspace { offset } => Some(offset + b.bytes().div_ceil(512) * 512),
-            BufKind::Param(_) | BufKind::Result(_) => None,
-        })
-        .max()
-        .unwrap_or(0);
+    let own = plan.lay_out_workspace();
     let mut need = 0;
     for stage in &mut plan.stages {
         if let StageKind::MatMul(mm) = &mut stage.kind
