@@ -412,6 +412,8 @@ pub struct CubeForms {
     /// Stages running the vector stage after them as a joined epilogue
     /// (`epilogue > 0`).
     pub epilogue: usize,
+    /// Matmul stages (either unit) scaling their product by a constant.
+    pub scaled: usize,
 }
 
 impl CubeForms {
@@ -419,6 +421,9 @@ impl CubeForms {
     pub fn of(plan: &tessera_ir::plan::Plan, machine: &tessera_sim::Machine) -> CubeForms {
         let mut forms = CubeForms::default();
         for stage in &plan.stages {
+            if let tessera_ir::plan::StageKind::MatMul(mm) = &stage.kind {
+                forms.scaled += usize::from(mm.scale.is_some());
+            }
             if let tessera_ir::plan::StageKind::MatMul(mm) = &stage.kind
                 && let tessera_ir::plan::MatMulSchedule::Cube(t) = &mm.schedule
             {
@@ -441,6 +446,7 @@ impl CubeForms {
         self.split_k += other.split_k;
         self.prologue += other.prologue;
         self.epilogue += other.epilogue;
+        self.scaled += other.scaled;
     }
 }
 

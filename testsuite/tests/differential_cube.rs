@@ -589,10 +589,11 @@ fn cube_programs_match_the_reference() {
         split_k,
         prologue: joined,
         epilogue: joined_after,
+        scaled,
         ..
     } = forms;
     eprintln!(
-        "{attention} attention programs ({grouped_heads} with grouped K/V heads, {masked} masked), {chains} matmul chains, {prologues} prologues, {epilogues} epilogues in {cases} programs; {two_accumulators} cube stages alternated two accumulators, {loads_early} loaded a stage early, {split_k} split over K, {joined} ran the row stage before as a joined prologue, {joined_after} the vector stage after as a joined epilogue"
+        "{attention} attention programs ({grouped_heads} with grouped K/V heads, {masked} masked), {chains} matmul chains, {prologues} prologues, {epilogues} epilogues in {cases} programs; {two_accumulators} cube stages alternated two accumulators, {loads_early} loaded a stage early, {split_k} split over K, {joined} ran the row stage before as a joined prologue, {joined_after} the vector stage after as a joined epilogue, {scaled} scaled their product"
     );
     // At the default count, every family came up.
     if cases >= 500 {
@@ -621,6 +622,12 @@ fn cube_programs_match_the_reference() {
         assert!(
             joined > 0 && joined_after > 0,
             "no cube stage ran the row stage before as a joined prologue ({joined}) or the vector stage after as a joined epilogue ({joined_after}) in {cases} programs"
+        );
+        // Attention's scaled Q·Kᵀ on 910-like scales in the product's
+        // epilogue.
+        assert!(
+            scaled > 0,
+            "no matmul stage scaled its product in {cases} programs"
         );
     }
 }

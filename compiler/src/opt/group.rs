@@ -21,10 +21,15 @@ pub enum GroupKind {
     Rows,
     /// `matmul(in0, in1)`, then optionally `relu`, then optionally a cast
     /// of the f32 accumulator to f16/bf16: one matmul stage whose
-    /// epilogue applies them on the way out of the accumulator.
+    /// epilogue applies them on the way out of the accumulator. Or
+    /// `matmul(in0, in1)` of an f32 result times a constant (`in2`, either
+    /// operand of the `mul`), which only a coupled machine's epilogue
+    /// applies (the fusion budget's `coupled`; the planner's too).
     MatMulEpilogue {
         /// `relu` applied.
         relu: bool,
+        /// The f32 product scaled by the constant input 2.
+        scale: bool,
         /// The output dtype.
         out: DType,
     },
@@ -60,6 +65,19 @@ pub fn classify(
     }
     let mut relu = false;
     let mut out = tys.first()?.dtype;
+    if let [(op, args)] = rest
+        && op.op == Op::Binary(BinaryOp::Mul)
+        && out == DType::F32
+        && (args == &[Arg::At(0), Arg::In(2)] || args == &[Arg::In(2), Arg::At(0)])
+        && consts.get(2) == Some(&true)
+        && inputs.get(2).is_some_and(|t| t.dtype == DType::F32)
+    {
+        return Some(GroupKind::MatMulEpilogue {
+            relu,
+            scale: true,
+            out,
+        });
+    }
     let mut prev = 0u32;
     let mut rest = rest.iter().enumerate();
     let mut next = rest.next();
@@ -81,8 +99,11 @@ pub fn classify(
         let _ = i;
         next = rest.next();
     }
-    next.is_none()
-        .then_some(GroupKind::MatMulEpilogue { relu, out })
+    next.is_none().then_some(GroupKind::MatMulEpilogue {
+        relu,
+        scale: false,
+        out,
+    })
 }
 
 /// The body of the group of nodes `nodes` (a contiguous run) of `k`, with

@@ -27,7 +27,7 @@ use tessera_ir::plan::{
     Rows, RowsInput, Source, Stage, StageKind, Transpose, View, Width, coalesce, pattern,
     row_major_strides,
 };
-use tessera_ir::{DType, Diagnostic, Kernel, Op, Value};
+use tessera_ir::{DType, Diagnostic, Kernel, Op, Scalar, Value};
 use tessera_sim::Machine;
 
 /// Builds the unfused plan of a concrete kernel for a machine.
@@ -41,7 +41,8 @@ pub fn plan_or_unscheduled(
     kernel: &Kernel,
     machine: &Machine,
 ) -> Result<Plan, (Vec<Diagnostic>, Vec<usize>)> {
-    let mut p = Planner::new(kernel);
+    let coupled = machine.organisation == tessera_sim::machine::Organisation::Coupled;
+    let mut p = Planner::new(kernel, coupled);
     p.run().map_err(|d| (vec![d], Vec::new()))?;
     let mut plan = Plan {
         kernel: kernel.name.clone(),
@@ -69,6 +70,9 @@ struct Planner<'a> {
     users: Vec<Vec<usize>>,
     /// Nodes computed by an earlier stage (members of a fused group).
     folded: Vec<bool>,
+    /// Cube and vector share a core: a matmul's epilogue may scale its
+    /// product.
+    coupled: bool,
 }
 
 fn shape_of(k: &Kernel, v: Value) -> Vec<u64> {
@@ -90,7 +94,7 @@ fn broadcast(view: &View, shape: &[u64]) -> View {
 }
 
 impl<'a> Planner<'a> {
-    fn new(k: &'a Kernel) -> Planner<'a> {
+    fn new(k: &'a Kernel, coupled: bool) -> Planner<'a> {
         let mut buffers = Vec::new();
         for (i, p) in k.params.iter().enumerate() {
             buffers.push(Buffer {
@@ -170,6 +174,7 @@ impl<'a> Planner<'a> {
             written: vec![false; results],
             users,
             folded: vec![false; k.nodes.len()],
+            coupled,
         }
     }
 
@@ -348,7 +353,7 @@ impl<'a> Planner<'a> {
                     out
                 }
                 Op::Reduce { op, axes } => self.reduce(i, *op, axes)?,
-                Op::MatMul => self.matmul(i, &[], false, n.ty.dtype)?,
+                Op::MatMul => self.matmul(i, &[], false, None, n.ty.dtype)?,
                 Op::Concat { axis } => {
                     let out = self.fresh(n.ty.dtype, &out_shape, Some(i));
                     let mut at = 0;
@@ -601,9 +606,18 @@ impl<'a> Planner<'a> {
                 );
                 out
             }
-            Some(GroupKind::MatMulEpilogue { relu, out }) => {
+            Some(GroupKind::MatMulEpilogue { relu, scale, out }) => {
+                // The scale: the constant input's value, as its f32.
+                let scale = match (scale, inputs.get(2)) {
+                    (false, _) => None,
+                    (true, Some(&c)) if self.coupled => match self.view(c)?.source {
+                        Source::Constant(Scalar::Float(v)) => Some(v as f32),
+                        Source::Constant(_) | Source::Buffer(_) => return Ok(false),
+                    },
+                    (true, _) => return Ok(false),
+                };
                 let folded: Vec<usize> = nodes.clone().skip(1).collect();
-                self.matmul(nodes.start, &folded, relu, out)?
+                self.matmul(nodes.start, &folded, relu, scale, out)?
             }
             None => return Ok(false),
         };
@@ -695,12 +709,14 @@ impl<'a> Planner<'a> {
     }
 
     /// A matmul stage for node `i`, with the epilogue nodes `folded` (whose
-    /// values are the stage's output): `relu` and the output dtype.
+    /// values are the stage's output): `relu`, the scale and the output
+    /// dtype.
     fn matmul(
         &mut self,
         i: usize,
         folded: &[usize],
         relu: bool,
+        scale: Option<f32>,
         dtype: DType,
     ) -> Result<View, Diagnostic> {
         let n = &self.k.nodes[i];
@@ -750,6 +766,7 @@ impl<'a> Planner<'a> {
                 b,
                 out: out.clone(),
                 relu,
+                scale,
                 schedule: Default::default(),
             }),
         );
@@ -818,6 +835,55 @@ mod tests {
         assert!(*relu);
         assert_eq!(out.dtype, DType::F16);
         assert_eq!(out.buffer(), Some(2), "written straight into the result");
+    }
+
+    #[test]
+    fn a_constant_scale_folds_into_the_matmul_stage_on_a_coupled_machine() {
+        // The scale 0.1 rounds to its f32 (0.1f32) as the reference's f32
+        // constant does; either operand order of the `mul`.
+        for body in ["(a @ b) * 0.1", "0.1 * (a @ b)"] {
+            let text = format!(
+                "kernel k(a: f16[64, 32], b: f16[32, 48]) -> f32[64, 48] {{\n    return {body};\n}}\n"
+            );
+            let p = plan_of(&text, "910-like");
+            assert_eq!(p.stages.len(), 1, "{}", p.text());
+            let StageKind::MatMul(MatMul { scale, relu, .. }) = &p.stages[0].kind else {
+                panic!("not a matmul: {}", p.text());
+            };
+            assert_eq!((*scale, *relu), (Some(0.1f32), false), "{}", p.text());
+            // FixPipe does not scale: on the split machine the `mul` is a
+            // stage of its own.
+            let p = plan_of(&text, "910b-like");
+            assert_eq!(p.stages.len(), 2, "{}", p.text());
+            let StageKind::MatMul(MatMul { scale, .. }) = &p.stages[0].kind else {
+                panic!("not a matmul: {}", p.text());
+            };
+            assert_eq!(*scale, None);
+        }
+        // Only an f32 product, scaled by a constant: an f16 result's `mul`
+        // rounds the product first; a parameter is no constant.
+        for (sig, body) in [
+            (
+                "a: f16[64, 32], b: f16[32, 48]) -> f16[64, 48]",
+                "cast(a @ b, f16) * 0.5",
+            ),
+            (
+                "a: f16[64, 32], b: f16[32, 48], s: f32[48]) -> f32[64, 48]",
+                "(a @ b) * s",
+            ),
+        ] {
+            let p = plan_of(
+                &format!("kernel k({sig} {{\n    return {body};\n}}\n"),
+                "910-like",
+            );
+            assert!(
+                p.stages
+                    .iter()
+                    .all(|s| !matches!(&s.kind, StageKind::MatMul(MatMul { scale: Some(_), .. }))),
+                "{}",
+                p.text()
+            );
+        }
     }
 
     #[test]

@@ -380,6 +380,7 @@ mod tests {
             dtype: crate::types::DType::F16,
             out: crate::types::DType::F32,
             relu: false,
+            scale: None,
         }
     }
 

@@ -35,6 +35,13 @@ pub struct MatMul {
     pub out: View,
     /// `relu` applied to the accumulator before the cast.
     pub relu: bool,
+    /// The accumulator multiplied by this f32 constant (rounding to f32, as
+    /// the `mul` it replaces) before relu and the cast. The planner sets it
+    /// only for an f32 result without relu, on a coupled machine, where the
+    /// vector pipe's L0C → UB move leaves the product in UB; the split-K
+    /// reduction and the vector path apply it too. FixPipe cannot, so a
+    /// split machine's cube path refuses it.
+    pub scale: Option<f32>,
     /// The unit, tiles and buffers.
     pub schedule: MatMulSchedule,
 }
@@ -432,6 +439,8 @@ pub struct Geometry {
     pub out: DType,
     /// Relu before the cast.
     pub relu: bool,
+    /// The accumulator's scale, before relu ([`MatMul::scale`]).
+    pub scale: Option<f32>,
 }
 
 impl Geometry {
@@ -473,6 +482,7 @@ impl Geometry {
             dtype: a.view.dtype,
             out: out.dtype,
             relu: mm.relu,
+            scale: mm.scale,
         })
     }
 

@@ -432,7 +432,7 @@ impl<T: Copy> Named<T> {
 enum What {
     Elementwise(Vec<View>, Vec<EwInst>, View, Vec<(usize, View)>),
     Reduce(Box<Reduce>),
-    MatMul(MatOperand, MatOperand, View, bool),
+    MatMul(MatOperand, MatOperand, View, bool, Option<f32>),
     Transpose(View, View, usize),
     Rows(Box<Rows>),
 }
@@ -508,7 +508,7 @@ impl What {
                 },
                 ..*r
             }),
-            What::MatMul(a, b, out, relu) => {
+            What::MatMul(a, b, out, relu, scale) => {
                 let schedule = match unit {
                     Unit::Cube => MatMulSchedule::Cube(CubeSchedule {
                         base_m: p.need("base_m")?,
@@ -581,6 +581,7 @@ impl What {
                     b,
                     out,
                     relu,
+                    scale,
                     schedule,
                 })
             }
@@ -871,7 +872,22 @@ fn parse_matmul(p: &mut Parser<'_>, plan: &Plan) -> PResult<What> {
         Some(o) => (o, true),
         None => (out, false),
     };
-    Ok(What::MatMul(a, b, plan.parse_view(out)?, relu))
+    // `… (scale C)`: C an f32 in Rust's round-trip notation.
+    let (out, scale) = match out
+        .strip_suffix(')')
+        .and_then(|o| o.rsplit_once(" (scale "))
+    {
+        Some((o, c)) => {
+            let c: f32 = num(c, "a scale")?;
+            (o, Some(c))
+        }
+        None => (out, None),
+    };
+    let out = plan.parse_view(out)?;
+    if scale.is_some() && (relu || out.dtype != DType::F32) {
+        return Err("a matmul's scale needs an f32 result without relu".into());
+    }
+    Ok(What::MatMul(a, b, out, relu, scale))
 }
 
 fn parse_transpose(p: &mut Parser<'_>, plan: &Plan) -> PResult<What> {
@@ -967,6 +983,21 @@ stage 1 matmul [%2] on cube x1 (estimate 20 cycles)
         let text = p.text();
         assert_eq!(Plan::parse(&text).unwrap(), p);
         assert!(!text.contains("comment"));
+    }
+
+    #[test]
+    fn a_scale_parses_back_and_needs_an_f32_result_without_relu() {
+        let scaled = TEXT.replace("out0 : f32[4, 16] (relu)", "out0 : f32[4, 16] (scale 0.1)");
+        let p = Plan::parse(&scaled).unwrap();
+        let StageKind::MatMul(m) = &p.stages[1].kind else {
+            panic!("a matmul second")
+        };
+        assert_eq!((m.scale, m.relu), (Some(0.1f32), false));
+        assert_eq!(Plan::parse(&p.text()).unwrap(), p);
+        let e = Plan::parse(&TEXT.replace("(relu)", "(scale 0.1) (relu)")).unwrap_err();
+        assert!(e.message.contains("f32 result without relu"), "{e}");
+        let e = Plan::parse(&TEXT.replace("(relu)", "(scale x)")).unwrap_err();
+        assert!(e.message.contains("expected a scale"), "{e}");
     }
 
     #[test]

@@ -298,10 +298,12 @@ impl Plan {
                 StageKind::MatMul(m) => {
                     let _ = writeln!(out, "    a    {}", self.operand_text(&m.a));
                     let _ = writeln!(out, "    b    {}", self.operand_text(&m.b));
+                    let scale = m.scale.map(|c| format!(" (scale {c:?})"));
                     let _ = writeln!(
                         out,
-                        "    out  {}{}",
+                        "    out  {}{}{}",
                         self.view_text(&m.out),
+                        scale.unwrap_or_default(),
                         if m.relu { " (relu)" } else { "" }
                     );
                 }

@@ -122,6 +122,25 @@ def _(rng):
     return {"a": a, "b": b}, {"x": run.cast(run.relu(run.matmul(a, b)), "f16")}
 
 
+def scaled(a, b):
+    # (a @ b) * 0.08838834764831845: an f32 product times the f32 literal.
+    return run.binary(run.matmul(a, b), run.lit(0.08838834764831845, "f32"), np.multiply)
+
+
+@case("cube_scaled_910")
+def _(rng):
+    a = run.uniform(rng, (40, 96), "f16")
+    b = run.uniform(rng, (96, 200), "f16")
+    return {"a": a, "b": b}, {"x": scaled(a, b)}
+
+
+@case("cube_split_k_scaled")
+def _(rng):
+    a = run.uniform(rng, (100, 1000), "f16")
+    b = run.uniform(rng, (1000, 150), "f16")
+    return {"a": a, "b": b}, {"x": scaled(a, b)}
+
+
 @case("reduce_rows_in_chunks")
 def _(rng):
     x = run.uniform(rng, (5, 1000), "f16")
@@ -174,6 +193,14 @@ def _(rng):
 def _(rng):
     x = run.uniform(rng, (40, 70), "f16")
     return {"x": x}, {"y": run.transpose(x, [1, 0])}
+
+
+@case("vector_matmul_scaled_910")
+def _(rng):
+    a = run.uniform(rng, (20, 33), "bf16")
+    b = run.uniform(rng, (25, 33), "bf16")
+    product = run.matmul(a, run.transpose(b, [1, 0]))
+    return {"a": a, "b": b}, {"x": run.binary(product, run.lit(0.08838834764831845, "f32"), np.multiply)}
 
 
 @case("vector_matmul_transposed_b_910")

@@ -980,6 +980,24 @@ def _(rng):
     return online_softmax_specials(rng, 32768, 25000)
 
 
+@case("rows_chunked_online_softmax_wide_range_f32")
+def _(rng):
+    """f32 rows of 16000 (chunked on both machines) whose scores span
+    thousands: a max rising by about 6000 a chunk (each rescale of the
+    running sum by exp(old − new) underflows to 0), scores uniform in
+    ±10000, a max in the first chunk with the rest thousands below (their
+    exponentials underflow), and a small spread at an offset of 5000 (the
+    result hangs on subtracting the max exactly)."""
+    n = 16000
+    x = rng.uniform(-3.0, 3.0, (4, n))
+    x[0] += np.linspace(0.0, 18000.0, n)
+    x[1] = rng.uniform(-1.0e4, 1.0e4, n)
+    x[2] -= np.linspace(0.0, 18000.0, n)
+    x[3] = 5000.0 + rng.uniform(-3.0, 3.0, n)
+    x = T(round_float(x, "f32"), "f32")
+    return {"x": x}, {"out0": softmax(x)}
+
+
 @case("rows_scalar_operand_specials")
 def _(rng):
     x = rng.uniform(-4.0, 4.0, (6, 300))

@@ -4,14 +4,15 @@
 
 use super::split::{XC_DONE, XC_READY};
 use super::{Open, log2, open, remaining, size, tile_loop, tile_setup};
-use crate::npu::inst::{Address, InstBuilder, Operand};
+use crate::npu::inst::{Address, InstBuilder, Operand, float_scalar};
 use crate::npu::prog::{Access, Branch, Build, Item, Region};
-use crate::npu::vector::dt;
+use crate::npu::vector::{Seq, VBuf, dt};
 use crate::npu::{Ctx, join};
+use tessera_ir::DType;
 use tessera_ir::plan::join::{epilogue_ends, phase_ends, phase_starts, phase_writers};
 use tessera_ir::plan::matmul::{Geometry, Tail, nz_rows};
 use tessera_ir::plan::{CubeSchedule, MatMul};
-use tessera_sim::isa::{AluOp, Cond, Reg, SysReg};
+use tessera_sim::isa::{AluOp, Cond, Reg, ScaOp, SysReg};
 use tessera_sim::{Organisation, Pipe};
 
 /// A GM → L1 load of an operand: `(items, to, GM source, K)`.
@@ -51,6 +52,7 @@ pub(super) fn generate(
             out: g.acc(),
             c_row: g.n,
             relu: false,
+            scale: None,
             ..g.clone()
         }
     } else {
@@ -431,6 +433,16 @@ pub(super) fn generate(
                         t.epi_cols * so,
                         relu,
                     );
+                if let Some(c) = ge.scale {
+                    // The product scaled in UB (f32, relu-free: the plan's
+                    // rule), the whole chunk's rows.
+                    let v = VBuf::of(out_buf, (ch % 2) as u32, DType::F32);
+                    Seq {
+                        items: &mut body,
+                        n: t.base_m * t.epi_cols,
+                    }
+                    .sca(ScaOp::Muls, v, v, float_scalar(f64::from(c)));
+                }
                 body.ins()
                     .s_alu(AluOp::Add, gaddr, gc, ch * t.epi_cols * so);
                 body.ins().s_alu(AluOp::Mul, ecur, ecur, so);
@@ -452,6 +464,11 @@ pub(super) fn generate(
                 }
             }
         } else {
+            if ge.scale.is_some() {
+                return Err(
+                    "a matmul's scale needs a coupled machine (FixPipe does not scale)".into(),
+                );
+            }
             tile.op(vec![(Access::Read, acc)]).fix_l0c_gm(
                 dt_out,
                 gc,

@@ -17,13 +17,13 @@
 
 use super::{remaining, size};
 use crate::npu::Ctx;
-use crate::npu::inst::InstBuilder;
+use crate::npu::inst::{InstBuilder, float_scalar};
 use crate::npu::prog::{Access, Branch, Build, Item, Region};
 use crate::npu::vector::{Seq, VBuf};
 use tessera_ir::plan::matmul::Geometry;
 use tessera_ir::plan::{CubeSchedule, MatMul, MatMulSchedule};
 use tessera_sim::Pipe;
-use tessera_sim::isa::{AluOp, BinOp, Cond, Reg, SysReg, UnOp};
+use tessera_sim::isa::{AluOp, BinOp, Cond, Reg, ScaOp, SysReg, UnOp};
 
 /// Cross-core counter the cube cores meet at once their partials are out.
 pub(super) const XC_DONE: u64 = 0;
@@ -103,6 +103,9 @@ pub fn generate(ctx: &mut Ctx<'_>, mm: &MatMul, t: &CubeSchedule) -> Result<Vec<
         items: &mut chunk,
         n: elems,
     };
+    if let Some(c) = g.scale {
+        seq.sca(ScaOp::Muls, acc, acc, float_scalar(f64::from(c)));
+    }
     if g.relu {
         seq.un(UnOp::Relu, acc, acc);
     }

@@ -4,7 +4,7 @@
 
 use super::{Open, open, remaining, size, tile_loop, tile_setup};
 use crate::npu::Ctx;
-use crate::npu::inst::{InstBuilder, VecOperand, int_scalar, lanes};
+use crate::npu::inst::{InstBuilder, VecOperand, float_scalar, int_scalar, lanes};
 use crate::npu::prog::{Access, Branch, Build, Item};
 use crate::npu::vector::{self, Opnd, Seq, VBuf, dt};
 use tessera_ir::DType;
@@ -280,6 +280,9 @@ pub(super) fn generate(
         items: &mut tile,
         n: tile_elems,
     };
+    if let Some(c) = g.scale {
+        q.sca(ScaOp::Muls, accb, accb, float_scalar(f64::from(c)));
+    }
     if g.relu {
         if cd.is_int() {
             q.sca(ScaOp::Maxs, accb, accb, int_scalar(0));

@@ -332,7 +332,7 @@ impl Grow {
                 let per = rows_bytes_per_element(&f, &in_tys);
                 per * pitch <= ub || per * MIN_CHUNK <= ub
             }),
-            Some(GroupKind::MatMulEpilogue { .. }) => true,
+            Some(GroupKind::MatMulEpilogue { scale, .. }) => !scale || self.budget.coupled,
             None => {
                 // A partial row group (a reshape or expansion without its
                 // reduction yet) may still grow into one.

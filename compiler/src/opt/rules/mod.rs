@@ -62,6 +62,9 @@ pub struct Budget {
     pub max_inputs: usize,
     /// Most fused alternatives kept per e-class.
     pub max_variants: usize,
+    /// Cube and vector share a core (a matmul's epilogue can scale its
+    /// product in UB).
+    pub coupled: bool,
 }
 
 impl Budget {
@@ -72,6 +75,7 @@ impl Budget {
             max_ops: 48,
             max_inputs: 12,
             max_variants: 128,
+            coupled: machine.organisation == tessera_sim::machine::Organisation::Coupled,
         }
     }
 }

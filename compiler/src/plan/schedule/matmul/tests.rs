@@ -24,6 +24,7 @@ fn stage(dtype: DType, out: DType, (m, k, n): (u64, u64, u64), b_t: bool) -> Mat
         },
         out: View::contiguous(2, out, &[m, n]),
         relu: false,
+        scale: None,
         schedule: MatMulSchedule::default(),
     }
 }
