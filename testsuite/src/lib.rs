@@ -417,16 +417,16 @@ pub struct CubeForms {
 }
 
 impl CubeForms {
-    /// The forms of `plan`'s cube matmul stages on `machine`.
+    /// The forms of `plan`'s matmul stages on `machine` (the cube schedules',
+    /// and every matmul's scale).
     pub fn of(plan: &tessera_ir::plan::Plan, machine: &tessera_sim::Machine) -> CubeForms {
         let mut forms = CubeForms::default();
         for stage in &plan.stages {
-            if let tessera_ir::plan::StageKind::MatMul(mm) = &stage.kind {
-                forms.scaled += usize::from(mm.scale.is_some());
-            }
-            if let tessera_ir::plan::StageKind::MatMul(mm) = &stage.kind
-                && let tessera_ir::plan::MatMulSchedule::Cube(t) = &mm.schedule
-            {
+            let tessera_ir::plan::StageKind::MatMul(mm) = &stage.kind else {
+                continue;
+            };
+            forms.scaled += usize::from(mm.scale.is_some());
+            if let tessera_ir::plan::MatMulSchedule::Cube(t) = &mm.schedule {
                 forms.grouped += usize::from(t.group_m > 1);
                 forms.two_accumulators += usize::from(t.accumulators > 1);
                 forms.loads_early += usize::from(t.loads_early(machine.sync.queue_depth));

@@ -63,7 +63,6 @@ pub fn classify(
     if first.0.op != Op::MatMul || first.1 != [Arg::In(0), Arg::In(1)] {
         return None;
     }
-    let mut relu = false;
     let mut out = tys.first()?.dtype;
     if let [(op, args)] = rest
         && op.op == Op::Binary(BinaryOp::Mul)
@@ -73,11 +72,12 @@ pub fn classify(
         && inputs.get(2).is_some_and(|t| t.dtype == DType::F32)
     {
         return Some(GroupKind::MatMulEpilogue {
-            relu,
+            relu: false,
             scale: true,
             out,
         });
     }
+    let mut relu = false;
     let mut prev = 0u32;
     let mut rest = rest.iter().enumerate();
     let mut next = rest.next();

@@ -484,9 +484,9 @@ impl Plan {
             let MatMulSchedule::Cube(t) = &mm.schedule else {
                 return None;
             };
-            let g = Geometry::of(mm).ok()?;
+            let n = mm.out.shape.last().copied()?;
             (t.ring > 0 && mm.out.buffer() == Some(b))
-                .then(|| t.ring * g.n * mm.out.dtype.size_bytes() as u64)
+                .then(|| t.ring * n * mm.out.dtype.size_bytes() as u64)
         });
         ring.map_or(buf.bytes(), |r| r.min(buf.bytes()))
     }
