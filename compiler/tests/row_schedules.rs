@@ -12,7 +12,7 @@
 
 use tessera_compiler::driver;
 use tessera_compiler::opt::Level;
-use tessera_ir::plan::{BufKind, MatMulSchedule, Plan, StageKind};
+use tessera_ir::plan::{BufKind, CubeSchedule, MatMul, MatMulSchedule, Plan, StageKind};
 
 const SRC: &str = "kernel att(q: f16[S, D], k: f16[S, D], v: f16[S, D]) -> f16[S, D] {
     let s = (q @ transpose(k, [1, 0])) * 0.125;
@@ -119,14 +119,20 @@ fn a_norm_before_a_matmul_runs_in_its_launch_on_one_vector_core_per_cube_core() 
     assert_eq!(first, 3 * 128);
 }
 
-/// A cube matmul stage's `(prologue, epilogue)` and block count.
-fn cube(p: &Plan, i: usize) -> (u64, u64, u32) {
+/// Stage `i`, a cube matmul, and its schedule.
+fn on_cube(p: &Plan, i: usize) -> (&MatMul, &CubeSchedule) {
     let StageKind::MatMul(m) = &p.stages[i].kind else {
         panic!("stage {i} is not a matmul")
     };
     let MatMulSchedule::Cube(t) = &m.schedule else {
         panic!("on the cube")
     };
+    (m, t)
+}
+
+/// A cube matmul stage's `(prologue, epilogue)` and block count.
+fn cube(p: &Plan, i: usize) -> (u64, u64, u32) {
+    let (_, t) = on_cube(p, i);
     (t.prologue, t.epilogue, p.stages[i].block_dim)
 }
 
@@ -141,16 +147,13 @@ fn a_softmax_after_a_matmul_runs_in_its_launch_through_a_ring() {
     let StageKind::Rows(r) = &p.stages[1].kind else {
         panic!("a row stage second")
     };
-    let StageKind::MatMul(m) = &p.stages[0].kind else {
-        panic!("a matmul first")
-    };
-    let MatMulSchedule::Cube(t) = &m.schedule else {
-        panic!("on the cube")
-    };
+    let (m, t) = on_cube(&p, 0);
     let (epi, ring) = (t.epilogue, t.ring);
     assert_eq!((t.prologue, ring), (0, 2 * epi));
     assert!(epi > 0 && epi % r.schedule.rows == 0 && epi % (t.base_m * t.group_m.max(1)) == 0);
     assert!(ring * 8192 * 4 <= 64 << 20 && epi <= 8192 / 16, "{epi}");
+    // A softmax is no light epilogue: its phases stay large.
+    assert!(2 * p.stages[1].estimate > p.stages[0].estimate && epi > 8192 / 64);
     assert_eq!(p.stages[1].block_dim, 48);
     assert_eq!(cube(&p, 2).0, 0);
     // The workspace holds the ring's rows of f32 scores, then the f16
@@ -178,6 +181,25 @@ fn an_elementwise_stage_after_a_matmul_runs_in_its_launch() {
     assert!(4096u64.div_ceil(epi) <= 15);
     let coupled = plan_on("mlp", &[("M", 4096), ("K", 1024), ("N", 2048)], "910-like");
     assert_eq!(cube(&coupled, 0).1, 0);
+}
+
+#[test]
+fn a_light_elementwise_epilogue_runs_through_a_ring_of_small_phases() {
+    // `gelu(x @ w + b)`: the elementwise stage's estimate is a small share
+    // of the matmul's, so its ring has at least 64 phases (its last phase
+    // is what the cube does not hide), in whole groups of the tile order
+    // and whole tiles of the stage; the workspace is the ring's rows.
+    let p = plan_on("mlp", &[("M", 8192), ("K", 4096), ("N", 4096)], "910b-like");
+    let StageKind::Elementwise(e) = &p.stages[1].kind else {
+        panic!("an elementwise stage second")
+    };
+    assert!(2 * p.stages[1].estimate <= p.stages[0].estimate);
+    let (_, t) = on_cube(&p, 0);
+    let (epi, ring) = (t.epilogue, t.ring);
+    assert_eq!((t.prologue, ring), (0, 2 * epi));
+    assert!(epi > 0 && epi <= 8192 / 64, "{epi}");
+    assert!(epi % e.schedule.rows == 0 && epi % (t.base_m * t.group_m.max(1)) == 0);
+    assert_eq!(p.workspace, ring * 4096 * 4);
 }
 
 #[test]

@@ -101,6 +101,7 @@ pub fn generate(ctx: &mut Ctx<'_>, e: &Elementwise) -> Result<Vec<Item>, String>
     let divs = divisors(body);
 
     let phases = ctx.phases.clone();
+    let ring = phases.as_ref().and_then(|p| p.ring.clone());
     let mut items = Vec::new();
     let (bi, bd) = ctx.block(&mut items)?;
     // GM bases, already offset to each view's first element.
@@ -202,10 +203,18 @@ pub fn generate(ctx: &mut Ctx<'_>, e: &Elementwise) -> Result<Vec<Item>, String>
         }
         // The GM address of operand `v`'s tile (strides of operand `v`,
         // from base `base`), into `addr`.
+        // A joined epilogue's ring holds product row `r` at row `r mod
+        // ring` (a tile does not cross the ring's end).
         let address = |h: &mut Vec<Item>, v: usize, elem: u64, base: Option<Reg>| {
             let st = &t.strides[v];
             let n = st.len();
-            h.ins().s_alu(AluOp::Mul, addr, row0, st[n - 2] * elem);
+            match ring.as_ref().filter(|(ins, _)| ins.contains(&v)) {
+                Some(&(_, rows)) => {
+                    h.ins().s_alu(AluOp::Rem, addr, row0, rows);
+                    h.ins().s_alu(AluOp::Mul, addr, addr, st[n - 2] * elem);
+                }
+                None => h.ins().s_alu(AluOp::Mul, addr, row0, st[n - 2] * elem),
+            }
             h.ins().s_alu(AluOp::Mul, tmp, col0, st[n - 1] * elem);
             h.ins().s_alu(AluOp::Add, addr, addr, tmp);
             for (k, dg) in digits.iter().enumerate() {

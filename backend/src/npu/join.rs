@@ -157,14 +157,18 @@ pub fn joined(plan: &Plan, i: usize, machine: &Machine) -> Result<Option<(usize,
     let (j, phases) = if t.epilogue > 0 {
         join::check_epilogue(plan, i).map_err(internal)?;
         let ends = epilogue_ends(t.epilogue, rows);
-        let ring = if let (StageKind::Rows(r), true) = (&plan.stages[i + 1].kind, t.ring > 0) {
-            let inputs = (0..r.inputs.len())
-                .filter(|&k| r.inputs[k].view.buffer() == mm.out.buffer())
-                .collect();
-            Some((inputs, t.ring))
-        } else {
-            None
+        // The inputs that read the product, which the ring holds.
+        let reads: Vec<Option<usize>> = match &plan.stages[i + 1].kind {
+            StageKind::Rows(r) => r.inputs.iter().map(|x| x.view.buffer()).collect(),
+            StageKind::Elementwise(e) => e.inputs.iter().map(|v| v.buffer()).collect(),
+            StageKind::MatMul(_) | StageKind::Reduce(_) | StageKind::Transpose(_) => Vec::new(),
         };
+        let ring = (t.ring > 0).then(|| {
+            let inputs = (0..reads.len())
+                .filter(|&k| reads[k] == mm.out.buffer())
+                .collect();
+            (inputs, t.ring)
+        });
         (
             i + 1,
             Phases {
@@ -313,15 +317,38 @@ pub fn ring_unit(
     items.ins().s_alu(AluOp::Add, gc, gc, base);
     // b = the unit's phase; signal the phases before it.
     items.ins().s_alu(AluOp::Div, b, b, phase);
-    let mut set = Vec::new();
-    set.op(Vec::new()).xcore_set(Pipe::Fix, 2u64, XC_ROWS);
-    count_up(items, sent, b, set);
+    ring_signals(items, (sent, read), a, b);
     // a = max(phase, 1) − 1: the phases read before this one's writes.
     items.ins().s_alu(AluOp::Max, a, b, 1u64);
     items.ins().s_alu(AluOp::Sub, a, a, 1u64);
     let mut wait = Vec::new();
     wait.op(Vec::new()).xcore_wait(Pipe::Fix, XC_PHASE);
     count_up(items, read, a, wait);
+}
+
+/// Cube side, with a ring: the signals of the phases from `sent` up to
+/// `bound`, each counted in `sent`. A vector core's counter holds at most
+/// [`join::MAX_PHASES`] pending signals, and a core whose units lie far
+/// apart (a small product's one tile in phase 16) would send more at once,
+/// so before signalling phase `q` the core waits (counted in `read`) for
+/// the phases up to `q − MAX_PHASES` to be read: by then every vector core
+/// has taken their signals. `a` is scratch.
+pub fn ring_signals(
+    items: &mut Vec<Item>,
+    (sent, read): (Reg, Reg),
+    a: Reg,
+    bound: impl Into<Operand>,
+) {
+    let lag = join::MAX_PHASES as u64 - 1;
+    let mut set = Vec::new();
+    // a = max(q − lag, 0): the phases read before phase q's signal.
+    set.ins().s_alu(AluOp::Max, a, sent, lag);
+    set.ins().s_alu(AluOp::Sub, a, a, lag);
+    let mut wait = Vec::new();
+    wait.op(Vec::new()).xcore_wait(Pipe::Fix, XC_PHASE);
+    count_up(&mut set, read, a, wait);
+    set.op(Vec::new()).xcore_set(Pipe::Fix, 2u64, XC_ROWS);
+    count_up(items, sent, bound, set);
 }
 
 /// Cube side, after the last unit: the signals of the `phases` not yet

@@ -250,14 +250,24 @@ pub fn check(plan: &Plan, i: usize) -> Result<(), String> {
     Err(format!("prologue={}: {why}", t.prologue))
 }
 
+/// The rows of a tile of stage `j`, when it is a row or elementwise stage
+/// (the kinds a joined epilogue may be).
+pub fn tile_rows(plan: &Plan, j: usize) -> Option<u64> {
+    match plan.stages.get(j).map(|s| &s.kind)? {
+        StageKind::Rows(r) => Some(r.schedule.rows.max(1)),
+        StageKind::Elementwise(e) => Some(e.schedule.rows.max(1)),
+        StageKind::MatMul(_) | StageKind::Reduce(_) | StageKind::Transpose(_) => None,
+    }
+}
+
 /// Whether matmul stage `i`'s epilogue may keep its result in a ring: the
-/// ring is two phases; the stage after is a row stage whose tiles do not
-/// cross a phase; a phase is whole groups of tile rows, and with batches a
-/// batch is too, so that the units write the phases in order and no tile
-/// crosses a phase or the ring's end; the result is a workspace buffer no
-/// other stage reads.
+/// ring is two phases; the stage after is a row or elementwise stage whose
+/// tiles do not cross a phase; a phase is whole groups of tile rows, and
+/// with batches a batch is too, so that the units write the phases in order
+/// and no tile crosses a phase or the ring's end; the result is a workspace
+/// buffer no other stage reads.
 pub fn ring_ok(plan: &Plan, i: usize, t: &CubeSchedule, g: &Geometry) -> bool {
-    let Some(StageKind::Rows(r)) = plan.stages.get(i + 1).map(|s| &s.kind) else {
+    let Some(rows) = tile_rows(plan, i + 1) else {
         return false;
     };
     let StageKind::MatMul(mm) = &plan.stages[i].kind else {
@@ -274,7 +284,7 @@ pub fn ring_ok(plan: &Plan, i: usize, t: &CubeSchedule, g: &Geometry) -> bool {
         .enumerate()
         .any(|(j, s)| j != i + 1 && s.reads().iter().any(|v| v.buffer() == result));
     t.ring == 2 * t.epilogue
-        && t.epilogue.is_multiple_of(r.schedule.rows.max(1))
+        && t.epilogue.is_multiple_of(rows)
         && t.epilogue.is_multiple_of(group)
         && (g.batches() == 1 || g.m.is_multiple_of(group))
         && g.c_row == g.n

@@ -86,6 +86,7 @@ def _(rng):
 
 
 @case("cube_joined_epilogue")
+@case("cube_joined_ring_elementwise")
 def _(rng):
     x = run.uniform(rng, (300, 64), "f16")
     w = run.uniform(rng, (64, 256), "f16")

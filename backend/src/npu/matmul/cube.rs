@@ -494,8 +494,12 @@ pub(super) fn generate(
         });
     }
     tile_loop(&mut items, &o, total * t.parts(), tile);
-    if let Some(sent) = sent {
-        join::last_signals(&mut items, sent, writers.len() as u64);
+    match (sent, ring) {
+        (_, Some((sent, read, [a, _]))) => {
+            join::ring_signals(&mut items, (sent, read), a, writers.len() as u64)
+        }
+        (Some(sent), None) => join::last_signals(&mut items, sent, writers.len() as u64),
+        (None, None) => {}
     }
     if split {
         // Every cube core's partial tiles are in GM (a set in FIX waits for

@@ -5,11 +5,17 @@
 //! two plus one phase, rather than their sum plus a launch.
 //!
 //! - Each cube matmul first tries the stage after it as its **epilogue**
-//!   (a row or elementwise stage reading its result): a row stage through
-//!   a **ring** of two phases where `ring_phase` finds one (the most rows
-//!   whose two phases fit `RING_BYTES`, at least `RING_PHASES` phases,
-//!   whole groups of the tile order — halved if need be — and whole row
-//!   tiles), else at most 15 equal phases of whole tiles of the stage.
+//!   (a row or elementwise stage reading its result), through a **ring**
+//!   of two phases where `ring_phase` finds one (the most rows whose two
+//!   phases fit `RING_BYTES`, at least `RING_PHASES` phases, whole groups
+//!   of the tile order — halved if need be — and whole tiles of the
+//!   stage), else at most 15 equal phases of whole tiles of the stage.
+//!   The ring's rows are written again and again, so the product's lines
+//!   cross HBM once per ring rather than whole: FixPipe's writes of the
+//!   f32 product of `gelu(x @ w + b)` at 8192 × 4096 × 4096 (128 MiB of
+//!   new lines, every cube core draining a tile at once) took 4 228
+//!   cycles a tile, about 2 400 through the ring (2 248 at FixPipe's
+//!   rate), and MTE2, its L1 copies full, waited for them.
 //! - Else the row stage before it, unless that one is already an epilogue,
 //!   as its **prologue** (a row stage writing its A): the first phase holds
 //!   the rows the cube cores' first round reads (so every cube core starts
@@ -206,15 +212,27 @@ fn set(plan: &mut Plan, i: usize, prologue: u64, epilogue: u64, ring: u64) {
 /// Phases a ring's epilogue has at least (where its tiles allow).
 const RING_PHASES: u64 = 16;
 
+/// Phases the ring of a light epilogue has at least: one whose estimate is
+/// at most half the matmul's (`gelu(x @ w + b)`'s elementwise stage, about
+/// a sixth), so the vector cores keep up with room to spare and its last
+/// phase, which runs after the cube's last tile, is all it adds (910b-like,
+/// 8192 × 4096 × 4096: 1 667 482 cycles with 16 phases of 512 rows, 1 648 640
+/// with 64 of 128). A heavy one (attention's softmax) keeps the larger
+/// phases: each phase is a meeting of every vector core, and the ring's
+/// two phases are all the slack between the cube and it (with 64, attention
+/// at S = 1024 took 385 727 cycles against 290 753).
+const LIGHT_RING_PHASES: u64 = 64;
+
 /// GM bytes a ring may take: a third of the 192 MiB L2 of the Ascend
 /// 910B2 that 910b-like models (the simulator counts no L2 capacity, so
 /// the bound is the scheduler's).
 const RING_BYTES: u64 = 64 << 20;
 
 /// The phase of matmul stage `i`'s epilogue through a ring, when the stage
-/// after is a row stage, and the tile order it takes: the most rows whose
-/// two phases fit [`RING_BYTES`], in whole groups of the tile order's rows
-/// and whole tiles of the row stage, and fewer than the result's rows. The
+/// after is a row or elementwise stage, and the tile order it takes: the
+/// most rows whose two phases fit [`RING_BYTES`], in whole groups of the
+/// tile order's rows and whole tiles of the stage after, and fewer than the
+/// result's rows. The
 /// order's groups of tile rows halve (to row-major at the least) until a
 /// phase holds one: with a ring a group's rows stay in L2 anyway.
 fn ring_phase(plan: &Plan, i: usize) -> Option<(u64, u64)> {
@@ -224,17 +242,21 @@ fn ring_phase(plan: &Plan, i: usize) -> Option<(u64, u64)> {
     let (MatMulSchedule::Cube(t), Ok(g)) = (&mm.schedule, Geometry::of(mm)) else {
         return None;
     };
-    let Some(StageKind::Rows(r)) = plan.stages.get(i + 1).map(|s| &s.kind) else {
-        return None;
-    };
+    let tile_rows = tessera_ir::plan::join::tile_rows(plan, i + 1)?;
     let row_bytes = g.n * g.out.size_bytes() as u64;
     let rows = g.batches() * g.m;
     // At least RING_PHASES phases: the last one's row work is what the
     // cube does not hide.
-    let most = (RING_BYTES / (2 * row_bytes.max(1))).min(rows / RING_PHASES);
+    let light = 2 * plan.stages[i + 1].estimate <= plan.stages[i].estimate;
+    let phases = if light {
+        LIGHT_RING_PHASES
+    } else {
+        RING_PHASES
+    };
+    let most = (RING_BYTES / (2 * row_bytes.max(1))).min(rows / phases);
     let mut group_m = t.group_m.max(1);
     loop {
-        let (a, b) = (t.base_m * group_m, r.schedule.rows.max(1));
+        let (a, b) = (t.base_m * group_m, tile_rows);
         let unit = a / gcd(a, b) * b;
         let phase = most / unit * unit;
         if phase > 0 {
