@@ -392,8 +392,8 @@ mod tests {
 }
 
 /// The less common cube schedules a plan uses, counted over its stages:
-/// tiles taken in groups of rows, two alternating accumulators, and
-/// single-stage loads issued a stage early.
+/// tiles taken in groups of rows, two alternating accumulators,
+/// single-stage loads issued a stage early, and the others below.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct CubeForms {
     /// Stages with `group_m > 1`.
@@ -414,6 +414,11 @@ pub struct CubeForms {
     pub epilogue: usize,
     /// Matmul stages (either unit) scaling their product by a constant.
     pub scaled: usize,
+    /// Cube stages whose odd cores take their tail strip second
+    /// ([`CubeSchedule::staggered`]).
+    ///
+    /// [`CubeSchedule::staggered`]: tessera_ir::plan::CubeSchedule::staggered
+    pub staggered: usize,
 }
 
 impl CubeForms {
@@ -433,6 +438,7 @@ impl CubeForms {
                 forms.split_k += usize::from(t.parts() > 1);
                 forms.prologue += usize::from(t.prologue > 0);
                 forms.epilogue += usize::from(t.epilogue > 0);
+                forms.staggered += usize::from(t.stagger);
             }
         }
         forms
@@ -447,6 +453,7 @@ impl CubeForms {
         self.prologue += other.prologue;
         self.epilogue += other.epilogue;
         self.scaled += other.scaled;
+        self.staggered += other.staggered;
     }
 }
 

@@ -592,10 +592,11 @@ fn cube_programs_match_the_reference() {
         prologue: joined,
         epilogue: joined_after,
         scaled,
+        staggered,
         ..
     } = forms;
     eprintln!(
-        "{attention} attention programs ({grouped_heads} with grouped K/V heads, {masked} masked), {chains} matmul chains, {prologues} prologues, {epilogues} epilogues in {cases} programs; {two_accumulators} cube stages alternated two accumulators, {loads_early} loaded a stage early, {split_k} split over K, {joined} ran the row stage before as a joined prologue, {joined_after} the vector stage after as a joined epilogue, {scaled} scaled their product"
+        "{attention} attention programs ({grouped_heads} with grouped K/V heads, {masked} masked), {chains} matmul chains, {prologues} prologues, {epilogues} epilogues in {cases} programs; {two_accumulators} cube stages alternated two accumulators, {loads_early} loaded a stage early, {split_k} split over K, {joined} ran the row stage before as a joined prologue, {joined_after} the vector stage after as a joined epilogue, {scaled} scaled their product, {staggered} staggered their tail strips"
     );
     // At the default count, every family came up.
     if cases >= 500 {
@@ -631,5 +632,8 @@ fn cube_programs_match_the_reference() {
             scaled > 0,
             "no matmul stage scaled its product in {cases} programs"
         );
+        // (Staggered strips need three units a core and a drain worth it:
+        // larger products than these; `matmul_forced` and the plan case
+        // `cube_staggered_strips` run them.)
     }
 }

@@ -161,6 +161,46 @@ fn strips_of_the_last_round_compute_the_product_on_910_like() {
     assert_eq!(tail.indices(), 32 + 10 * 3);
 }
 
+#[test]
+fn staggered_strips_compute_the_product() {
+    // Odd cores take their strip second (units 0, n − 1, 1, …): products
+    // whose last round of 32 × 128 tiles is cut into strips that give
+    // every core the same number n of units (machine, m, n, n), the last
+    // column of tiles partial, so that no strip is empty.
+    for (machine_name, m, n, units) in [
+        ("910b-like", 300u64, 760u64, 3u64), // 60 tiles = 2·24 + 12, 2 strips
+        ("910b-like", 270, 760, 3),          // 54 = 2·24 + 6, 4 strips
+        ("910b-like", 180, 1650, 4),         // 78 = 3·24 + 6, 4 strips
+        ("910-like", 280, 1000, 3),          // 72 = 2·32 + 8, 4 strips
+        ("910-like", 100, 2170, 3),          // 68 = 2·32 + 4, 8 strips
+    ] {
+        let text = format!(
+            "kernel t(%a: f16[{m}, 64], %b: f16[64, {n}]) -> (x: f16[{m}, {n}]) {{\n  %0 = matmul %a, %b : f32[{m}, {n}]\n  %1 = cast %0 : f16[{m}, {n}]\n  return %1\n}}\n"
+        );
+        let mut got = None;
+        run_forced(machine_name, &text, |g, cores| {
+            let tiles = m.div_ceil(32) * n.div_ceil(128);
+            let t = CubeSchedule {
+                stagger: true,
+                ..small(machine_name, cores / (tiles % cores), 1, 1)
+            };
+            got = t.staggered(g, cores);
+            t
+        });
+        assert_eq!(got, Some(units), "{machine_name} {m} × {n}");
+    }
+    // Without strips there is nothing to stagger: refused.
+    let text = "kernel t(%a: f16[256, 64], %b: f16[64, 768]) -> (x: f16[256, 768]) {\n  %0 = matmul %a, %b : f32[256, 768]\n  %1 = cast %0 : f16[256, 768]\n  return %1\n}\n";
+    let module = tessera_ir::text::parse_module(text).expect("IR text");
+    let machine = simulate::machine(Some("910b-like")).expect("machine");
+    let (plan, ..) = forced_plan(&module.kernels[0], &machine, |_, _| CubeSchedule {
+        stagger: true,
+        ..small("910b-like", 1, 1, 1)
+    });
+    let err = tessera_backend::npu::compile(&plan, &machine).expect_err("refused");
+    assert!(format!("{err:?}").contains("stagger=1"), "{err:?}");
+}
+
 /// K = 512 = 2 iterations of the 4-stage K loop (stages of 64, chunks of
 /// 128): plain, transposed A, transposed B with a cast, and a batch (each
 /// batch its own tiles); m and n are not multiples of the tiles.

@@ -148,6 +148,11 @@ pub struct CubeSchedule {
     /// phase two before, so the product crosses HBM once per ring rather
     /// than whole ([`super::join`]).
     pub ring: u64,
+    /// Odd cores take their tail strip second rather than last (units `0,
+    /// n − 1, 1, …, n − 2` of their `n`), so that half the cores write a
+    /// tile's output at a time ([`CubeSchedule::staggered`] says where it
+    /// applies; the scheduler sets it where the output's drain is worth it).
+    pub stagger: bool,
     /// Output tiles (`base_m × base_n`) of the whole stage.
     pub tiles: u64,
     /// The on-chip buffers.
@@ -187,6 +192,18 @@ impl CubeSchedule {
         (self.a_stages, self.b_stages) == (1, 1)
             && self.accumulators <= 1
             && self.l1_k / self.base_k.max(1) > u64::from(queue_depth) / 4
+    }
+
+    /// The units each of `cores` cores runs, when its odd cores may take
+    /// their tail strip second rather than last ([`CubeSchedule::stagger`]
+    /// aside): every core runs the same number `n ≥ 3` of units, whole
+    /// tiles and one strip; one accumulator; no split-K and no joins.
+    pub fn staggered(&self, g: &Geometry, cores: u64) -> Option<u64> {
+        let units = Tail::of(g, self, cores)?.indices();
+        let plain =
+            self.parts() <= 1 && self.accumulators <= 1 && self.prologue == 0 && self.epilogue == 0;
+        (plain && cores > 0 && units.is_multiple_of(cores) && units / cores >= 3)
+            .then_some(units / cores)
     }
 
     /// K parts (1 without split-K).

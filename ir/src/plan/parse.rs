@@ -529,6 +529,7 @@ impl What {
                         prologue: p.take("prologue").unwrap_or(0),
                         epilogue: p.take("epilogue").unwrap_or(0),
                         ring: p.take("ring").unwrap_or(0),
+                        stagger: p.take("stagger").unwrap_or(0) == 1,
                         tiles: p.need("tiles")?,
                         layout: CubeLayout {
                             a_l1: l.need("a_l1")?,

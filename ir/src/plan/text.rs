@@ -137,6 +137,9 @@ fn cube_params(c: &CubeSchedule) -> Vec<(&'static str, u64)> {
     if c.ring > 0 {
         p.push(("ring", c.ring));
     }
+    if c.stagger {
+        p.push(("stagger", 1));
+    }
     p.push(("tiles", c.tiles));
     p
 }

@@ -50,6 +50,7 @@ def case(name):
 
 
 @case("cube_tail_strips")
+@case("cube_staggered_strips")
 def _(rng):
     a = run.uniform(rng, (300, 64), "f16")
     b = run.uniform(rng, (64, 760), "f16")

@@ -3,7 +3,7 @@
 //! module's docs).
 
 use super::split::{XC_DONE, XC_READY};
-use super::{Open, log2, open, remaining, size, tile_loop, tile_setup};
+use super::{Open, log2, open, remaining, size, staggered_tile_loop, tile_loop, tile_setup};
 use crate::npu::inst::{Address, InstBuilder, Operand, float_scalar};
 use crate::npu::prog::{Access, Branch, Build, Item, Region};
 use crate::npu::vector::{Seq, VBuf, dt};
@@ -493,7 +493,16 @@ pub(super) fn generate(
             body: build(Region::copy(&layout.acc, 1))?,
         });
     }
-    tile_loop(&mut items, &o, total * t.parts(), tile);
+    // Whole tiles and tail strips: odd cores take their strip second.
+    match (t.stagger, t.staggered(&g, block_dim)) {
+        (true, Some(n)) if sent.is_none() => staggered_tile_loop(ctx, &mut items, &o, n, tile)?,
+        (true, _) => {
+            return Err(
+                "stagger=1 needs every core to run the same number (3 or more) of whole tiles and one tail strip, with one accumulator, no split-K and no joins".into(),
+            );
+        }
+        (false, _) => tile_loop(&mut items, &o, total * t.parts(), tile),
+    }
     match (sent, ring) {
         (_, Some((sent, read, [a, _]))) => {
             join::ring_signals(&mut items, (sent, read), a, writers.len() as u64)

@@ -65,9 +65,11 @@
 //! 256 tiles without, 32 419).
 
 mod split;
+mod stagger;
 
 pub use split::place_partials;
 use split::split_candidates;
+pub use stagger::stagger_strips;
 
 use super::{Allocator, fits};
 use tessera_ir::DType;

@@ -72,11 +72,13 @@ pub fn workspace(plan: &Plan) -> Vec<bool> {
 }
 
 /// What follows from the stages' schedules as a whole, after scheduling
-/// and again after tuning: the joined stages, then the workspace's layout
-/// (a ring takes its own rows only) and the split-K partials' place.
+/// and again after tuning: the joined stages, the staggered tail strips,
+/// then the workspace's layout (a ring takes its own rows only) and the
+/// split-K partials' place.
 /// Idempotent.
 pub fn finish(plan: &mut Plan, machine: &Machine) {
     join::join_stages(plan, machine);
+    matmul::stagger_strips(plan, machine);
     place_partials(plan);
 }
 
