@@ -270,11 +270,10 @@ fn tail_strips_are_staggered_where_the_drain_is_worth_it() {
     ] {
         let machine = Machine::builtin(name).unwrap();
         let s = scheduled(stage(dtype, out, (m, k, n), false), &machine);
-        let g = Geometry::of(match &s.kind {
-            StageKind::MatMul(mm) => mm,
-            k => panic!("not a matmul: {k:?}"),
-        })
-        .unwrap();
+        let StageKind::MatMul(mm) = &s.kind else {
+            panic!("not a matmul: {:?}", s.kind)
+        };
+        let g = Geometry::of(mm).unwrap();
         // Each has the strips that could be staggered.
         assert!(
             cube(&s).staggered(&g, u64::from(s.block_dim)).is_some(),
