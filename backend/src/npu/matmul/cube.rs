@@ -495,7 +495,7 @@ pub(super) fn generate(
     }
     // Whole tiles and tail strips: odd cores take their strip second.
     match (t.stagger, t.staggered(&g, block_dim)) {
-        (true, Some(n)) if sent.is_none() => staggered_tile_loop(ctx, &mut items, &o, n, tile)?,
+        (true, Some(n)) => staggered_tile_loop(ctx, &mut items, &o, n, tile)?,
         (true, _) => {
             return Err(
                 "stagger=1 needs every core to run the same number (3 or more) of whole tiles and one tail strip, with one accumulator, no split-K and no joins".into(),
