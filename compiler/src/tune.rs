@@ -73,6 +73,10 @@ pub struct Entry {
     /// L0C accumulators (1 when absent).
     #[serde(default = "one")]
     pub accumulators: u64,
+    /// A's whole K panel kept in L1 (`CubeSchedule::a_panel`; false when
+    /// absent).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub a_panel: bool,
     /// K parts (`CubeSchedule::split_k`; 1, none, when absent).
     #[serde(default = "one", skip_serializing_if = "is_one")]
     pub split_k: u64,
@@ -99,6 +103,10 @@ fn one() -> u64 {
 /// Whether a field holds its default of 1 (and is left out of the file).
 fn is_one(x: &u64) -> bool {
     *x == 1
+}
+
+fn is_false(x: &bool) -> bool {
+    !*x
 }
 
 /// A cube matmul stage's canonical form: what its best schedule depends on.
@@ -228,9 +236,13 @@ pub fn apply(plan: &mut Plan, tuning: &Tuning, machine: &Machine) -> Vec<String>
                 == (t.base_m, t.base_n, t.base_k, t.l1_k, t.a_stages, t.b_stages)
                 && c.accumulators == e.accumulators
                 && c.parts() == e.split_k.max(1)
+                && c.a_panel == e.a_panel
         });
-        let ordered = found
-            .filter(|(_, c)| tile_orders(&g, c.base_m, c.base_n, machine).contains(&e.group_m));
+        // An A panel's units go row-major, in runs.
+        let ordered = found.filter(|(_, c)| {
+            tile_orders(&g, c.base_m, c.base_n, machine).contains(&e.group_m)
+                && (!c.a_panel || e.group_m <= 1)
+        });
         let Some((_, mut t)) = ordered else {
             notes.push(format!(
                 "the tuned schedule of stage {i} is not a valid schedule of it on `{}`; ignored",
@@ -336,7 +348,9 @@ fn describe(t: &CubeSchedule) -> String {
     } else {
         String::new()
     };
-    let split = if t.parts() > 1 {
+    let split = if t.a_panel {
+        " a_panel=1".to_string()
+    } else if t.parts() > 1 {
         format!(" split_k={}", t.parts())
     } else {
         String::new()
@@ -485,6 +499,7 @@ pub fn tune(
         let first = cands.first().map(|(_, t)| t.clone());
         let orders: Vec<(f64, CubeSchedule)> = first
             .iter()
+            .filter(|t| !t.a_panel)
             .flat_map(|t| {
                 tile_orders(&g, t.base_m, t.base_n, machine)
                     .into_iter()
@@ -564,6 +579,7 @@ pub fn tune(
             b_stages: t.b_stages,
             group_m: t.group_m,
             accumulators: t.accumulators,
+            a_panel: t.a_panel,
             split_k: t.parts(),
             predicted: tried[chosen].predicted,
             simulated: cycles,

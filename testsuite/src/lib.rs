@@ -419,6 +419,11 @@ pub struct CubeForms {
     ///
     /// [`CubeSchedule::staggered`]: tessera_ir::plan::CubeSchedule::staggered
     pub staggered: usize,
+    /// Cube stages keeping A's whole K panel in L1
+    /// ([`CubeSchedule::a_panel`]).
+    ///
+    /// [`CubeSchedule::a_panel`]: tessera_ir::plan::CubeSchedule::a_panel
+    pub a_panel: usize,
 }
 
 impl CubeForms {
@@ -439,6 +444,7 @@ impl CubeForms {
                 forms.prologue += usize::from(t.prologue > 0);
                 forms.epilogue += usize::from(t.epilogue > 0);
                 forms.staggered += usize::from(t.stagger);
+                forms.a_panel += usize::from(t.a_panel);
             }
         }
         forms
@@ -454,6 +460,7 @@ impl CubeForms {
         self.epilogue += other.epilogue;
         self.scaled += other.scaled;
         self.staggered += other.staggered;
+        self.a_panel += other.a_panel;
     }
 }
 

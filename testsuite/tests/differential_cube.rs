@@ -593,10 +593,11 @@ fn cube_programs_match_the_reference() {
         epilogue: joined_after,
         scaled,
         staggered,
+        a_panel,
         ..
     } = forms;
     eprintln!(
-        "{attention} attention programs ({grouped_heads} with grouped K/V heads, {masked} masked), {chains} matmul chains, {prologues} prologues, {epilogues} epilogues in {cases} programs; {two_accumulators} cube stages alternated two accumulators, {loads_early} loaded a stage early, {split_k} split over K, {joined} ran the row stage before as a joined prologue, {joined_after} the vector stage after as a joined epilogue, {scaled} scaled their product, {staggered} staggered their tail strips"
+        "{attention} attention programs ({grouped_heads} with grouped K/V heads, {masked} masked), {chains} matmul chains, {prologues} prologues, {epilogues} epilogues in {cases} programs; {two_accumulators} cube stages alternated two accumulators, {loads_early} loaded a stage early, {split_k} split over K, {joined} ran the row stage before as a joined prologue, {joined_after} the vector stage after as a joined epilogue, {scaled} scaled their product, {staggered} staggered their tail strips, {a_panel} kept an A panel"
     );
     // At the default count, every family came up.
     if cases >= 500 {
@@ -631,6 +632,12 @@ fn cube_programs_match_the_reference() {
         assert!(
             scaled > 0,
             "no matmul stage scaled its product in {cases} programs"
+        );
+        // A short K over more tiles than cores keeps A's panel in L1
+        // where the cores bound the product.
+        assert!(
+            a_panel > 0,
+            "no cube stage kept an A panel in {cases} programs"
         );
         // (Staggered strips need three units a core and a drain worth it:
         // larger products than these; `matmul_forced` and the plan case

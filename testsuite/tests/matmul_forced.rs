@@ -17,7 +17,11 @@
 //! - split-K on 910b-like (`split_k`): odd K, uneven last parts, more units
 //!   than cube cores, transposed operands, relu, f16/bf16/f32 outputs and
 //!   reduction chunks that end partway, the same bits on every run (and
-//!   refused on 910-like and where `check_split` says no).
+//!   refused on 910-like and where `check_split` says no);
+//! - A's whole K panel kept in L1 (`a_panel`), each core a contiguous run
+//!   of units, runs that cross tile rows, partial stages, loads a stage
+//!   early and batches (and refused with a transposed A or two
+//!   accumulators).
 
 use tessera_compiler::plan::schedule::{cube_layout, fits, place_partials};
 use tessera_compiler::simulate;
@@ -199,6 +203,87 @@ fn staggered_strips_compute_the_product() {
     });
     let err = tessera_backend::npu::compile(&plan, &machine).expect_err("refused");
     assert!(format!("{err:?}").contains("stagger=1"), "{err:?}");
+}
+
+#[test]
+fn a_panels_compute_the_product() {
+    // A's whole K panel in L1 (`a_panel=1`), each core a contiguous run of
+    // units: (machine, program, base_k, l1_k). Runs that cross tile rows
+    // (5 tile columns, 3 units a core) reload the panel mid-run; partial
+    // last rows, columns and L1 stages; loads a stage early (16 steps a
+    // stage); batches with their own A and with one A for both.
+    let mm = |a: &str, b: &str, out: &str| {
+        format!(
+            "kernel t(%a: {a}, %b: {b}) -> (x: f16{out}) {{\n  %0 = matmul %a, %b : f32{out}\n  %1 = cast %0 : f16{out}\n  return %1\n}}\n"
+        )
+    };
+    for (machine_name, text, base_k, l1_k) in [
+        (
+            "910b-like",
+            split_text((300, 200, 600), "f16", false, false, "f16"),
+            32,
+            64,
+        ),
+        (
+            "910b-like",
+            split_text((300, 600, 760), "f16", false, true, "f32"),
+            16,
+            256,
+        ),
+        (
+            "910-like",
+            split_text((300, 200, 600), "f16", false, false, "f16"),
+            32,
+            64,
+        ),
+        (
+            "910-like",
+            split_text((250, 160, 1000), "f16", false, false, "f32"),
+            32,
+            64,
+        ),
+        (
+            "910b-like",
+            mm("f16[2, 200, 72]", "f16[2, 72, 300]", "[2, 200, 300]"),
+            32,
+            64,
+        ),
+        (
+            "910-like",
+            mm("f16[100, 72]", "f16[3, 72, 300]", "[3, 100, 300]"),
+            32,
+            64,
+        ),
+    ] {
+        run_forced(machine_name, &text, |g, cores| {
+            let t = CubeSchedule {
+                base_k,
+                l1_k,
+                a_panel: true,
+                ..small(machine_name, 1, 1, 1)
+            };
+            assert!(
+                t.panel_units(g, cores) > 1,
+                "{machine_name}: one unit a core"
+            );
+            t
+        });
+    }
+    // Refused with a transposed A and with two accumulators.
+    let machine = simulate::machine(Some("910b-like")).expect("machine");
+    for (text, accumulators) in [
+        (split_text((300, 200, 600), "f16", true, false, "f16"), 1),
+        (split_text((300, 200, 600), "f16", false, false, "f16"), 2),
+    ] {
+        let module = tessera_ir::text::parse_module(&text).expect("IR text");
+        let (plan, ..) = forced_plan(&module.kernels[0], &machine, |_, _| CubeSchedule {
+            a_panel: true,
+            accumulators,
+            ..small("910b-like", 1, 1, 1)
+        });
+        let err = tessera_backend::npu::compile(&plan, &machine).expect_err("refused");
+        assert!(err.0.contains("a_panel=1"), "{err}");
+    }
 }
 
 /// K = 512 = 2 iterations of the 4-stage K loop (stages of 64, chunks of

@@ -7,12 +7,17 @@ const GEMM: &str =
     "kernel gemm(a: f16[M, K], b: f16[K, N]) -> f16[M, N] { return cast(a @ b, f16); }";
 
 fn gemm(n: u64) -> (Kernel, Source) {
+    gemm_of(n, n, n)
+}
+
+/// `cast(a @ b, f16)` for an `m × k` A and a `k × n` B.
+fn gemm_of(m: u64, k: u64, n: u64) -> (Kernel, Source) {
     let src = Source {
         name: "gemm.tsr".into(),
         text: GEMM.into(),
     };
     let file = driver::parse_and_check(&src).expect("parses");
-    let env = [("M", n), ("N", n), ("K", n)]
+    let env = [("M", m), ("N", n), ("K", k)]
         .iter()
         .map(|(k, v)| (k.to_string(), *v))
         .collect();
@@ -38,13 +43,13 @@ fn cube(plan: &Plan) -> CubeSchedule {
 
 #[test]
 fn tuning_keeps_the_fastest_candidate_and_compiles_to_it() {
-    let (k, src) = gemm(1024);
+    let (k, src) = gemm_of(2048, 1024, 1024);
     let m = machine();
     let r = tune(&k, &m, &src, Level::O2, 8).expect("tunes");
     let st = &r.stages[0];
-    // The cost model's cheapest within `CLOSE` (3 of the 8 asked for),
-    // then the scheduler's choice in its other tile orders.
-    assert_eq!(st.tried.len(), 3 + 2);
+    // The cost model's cheapest within `CLOSE` (all 8 asked for), then
+    // the scheduler's choice in its other tile orders.
+    assert_eq!(st.tried.len(), 8 + 3, "{:?}", st.tried);
     let fastest = st.tried.iter().map(|t| t.simulated).min().expect("tried");
     assert_eq!(st.tried[st.chosen].simulated, fastest);
     // The first candidate is the scheduler's own choice; on this
@@ -55,15 +60,15 @@ fn tuning_keeps_the_fastest_candidate_and_compiles_to_it() {
         st.tried[0]
     );
     assert_eq!((st.sample, st.same_as), (None, None));
-    // 32 tiles of 128 × 256 (8 tile rows) on 24 cores take a round and
-    // strips: after the cost model's 3, the choice in groups of 2 and
-    // 4 rows (fewer than the stage's 8).
-    let orders: Vec<&str> = st.tried[3..].iter().map(|t| t.schedule.as_str()).collect();
+    // 64 tiles of 128 × 256 (16 tile rows) on 24 cores: after the cost
+    // model's 8, the choice in groups of 2, 4 and 8 rows (the first 3
+    // orders with fewer rows than the stage's 16).
+    let orders: Vec<&str> = st.tried[8..].iter().map(|t| t.schedule.as_str()).collect();
     let first = &st.tried[0].schedule;
     assert!(!first.contains("group_m"), "{first}");
     assert_eq!(
         orders,
-        [2, 4].map(|g| format!("{first} group_m={g}")),
+        [2, 4, 8].map(|g| format!("{first} group_m={g}")),
         "{orders:?}"
     );
     let file = merge(Tuning::default(), &r.entries);
@@ -234,6 +239,7 @@ fn split_k_entries_apply_with_their_partials() {
         b_stages: 1,
         group_m: 1,
         accumulators: 1,
+        a_panel: false,
         split_k,
         predicted: 0,
         simulated: 0,
@@ -272,10 +278,16 @@ fn stale_and_invalid_entries_are_ignored_with_a_note() {
     // Tile orders are groups of 2, 4, 8 or 16 rows.
     let mut disorder = good.clone();
     disorder.entries[0].group_m = 3;
+    // The scheduler's choice keeps an A panel, whose units go in runs,
+    // not in groups of tile rows.
+    assert!(good.entries[0].a_panel, "{good:?}");
+    let mut grouped = good.clone();
+    grouped.entries[0].group_m = 4;
     for (file, why) in [
         (stale, "another description"),
         (invalid, "not a valid schedule"),
         (disorder, "not a valid schedule"),
+        (grouped, "not a valid schedule"),
     ] {
         let (code, notes) =
             driver::compile_npu_tuned(&k, &m, &src, Level::O2, &file).expect("compiles");
@@ -306,6 +318,7 @@ fn files_round_trip_and_bad_ones_are_e0608() {
         b_stages: 1,
         group_m: 4,
         accumulators: 1,
+        a_panel: false,
         split_k: if base_m == 32 { 3 } else { 1 },
         predicted: 1,
         simulated: 2,

@@ -185,8 +185,8 @@ pub fn check_epilogue(plan: &Plan, i: usize) -> Result<(), String> {
     };
     let why = if t.epilogue == 0 {
         "there is no epilogue"
-    } else if t.prologue > 0 || t.parts() > 1 || t.tail_parts > 1 {
-        "the matmul has a prologue, splits K or cuts its last round into strips"
+    } else if t.prologue > 0 || t.parts() > 1 || t.tail_parts > 1 || t.a_panel {
+        "the matmul has a prologue, splits K, cuts its last round into strips or keeps an A panel"
     } else if result.is_none() || !reads_result {
         "the stage after does not read the matmul's result row by row"
     } else if t.ring == 0 && epilogue_ends(t.epilogue, rows).len() > MAX_PHASES {
@@ -222,8 +222,8 @@ pub fn check(plan: &Plan, i: usize) -> Result<(), String> {
     let ends = phase_ends(t.prologue, r.outer);
     let why = if t.prologue == 0 {
         "there is no prologue"
-    } else if t.parts() > 1 || t.tail_parts > 1 {
-        "the matmul splits K or cuts its last round into strips"
+    } else if t.parts() > 1 || t.tail_parts > 1 || t.a_panel {
+        "the matmul splits K, cuts its last round into strips or keeps an A panel"
     } else if r.schedule.transposed || r.schedule.chunked() || r.out_width() != Width::Full {
         "the row stage does not keep whole rows, or writes per-row values"
     } else if r.out.buffer().is_none() || mm.a.view.buffer() != r.out.buffer() {

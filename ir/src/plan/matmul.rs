@@ -61,6 +61,10 @@ impl Default for MatMulSchedule {
     }
 }
 
+/// The most L1 stages an A panel's K loop runs (all in one iteration, so
+/// every stage's part of the panel is a fixed place).
+pub const PANEL_STAGES: u64 = 16;
+
 /// L1 stages a deep operand's load covers (`a_stages` or `b_stages`).
 pub const DEEP_STAGES: u64 = 2;
 
@@ -153,6 +157,14 @@ pub struct CubeSchedule {
     /// tile's output at a time ([`CubeSchedule::staggered`] says where it
     /// applies; the scheduler sets it where the output's drain is worth it).
     pub stagger: bool,
+    /// A's whole K panel stays in L1 (`a_panel=1`): `a_l1` holds one copy
+    /// of `base_m × K`, each stage's A load fills its part of it, and a
+    /// tile whose A rows are the previous tile's (on the same core) loads
+    /// no A at all. Each core runs a contiguous run of
+    /// [`CubeSchedule::panel_units`] units, so its tiles mostly share A's
+    /// rows; B streams as usual ([`CubeSchedule::check_panel`] says where
+    /// it applies).
+    pub a_panel: bool,
     /// Output tiles (`base_m × base_n`) of the whole stage.
     pub tiles: u64,
     /// The on-chip buffers.
@@ -204,6 +216,47 @@ impl CubeSchedule {
             self.parts() <= 1 && self.accumulators <= 1 && self.prologue == 0 && self.epilogue == 0;
         (plain && cores > 0 && units.is_multiple_of(cores) && units / cores >= 3)
             .then_some(units / cores)
+    }
+
+    /// The units of each core's contiguous run with an A panel (core `c`
+    /// runs units `c·q … c·q + q − 1` below `units`): `⌈units / cores⌉`.
+    pub fn panel_units(&self, g: &Geometry, cores: u64) -> u64 {
+        let units = g.batches() * g.m.div_ceil(self.base_m) * g.n.div_ceil(self.base_n);
+        units.div_ceil(cores.max(1))
+    }
+
+    /// The L1 stages of an A panel's K loop: `⌈K / l1_k⌉`, all in one
+    /// iteration.
+    pub fn panel_stages(&self, k: u64) -> u64 {
+        k.div_ceil(self.l1_k.max(1))
+    }
+
+    /// Why an A panel does not apply to a stage of geometry `g` (A
+    /// row-major, loads one stage deep, one accumulator, no split-K, no
+    /// strips, row-major tile order, no joins, no staggering, at most
+    /// [`PANEL_STAGES`] stages), if it does not.
+    pub fn check_panel(&self, g: &Geometry) -> Result<(), String> {
+        if !self.a_panel {
+            return Ok(());
+        }
+        let why = if g.a_t {
+            "A is transposed"
+        } else if (self.a_stages, self.b_stages) != (1, 1) || self.accumulators > 1 {
+            // Two accumulators alternating over a core's run set an
+            // event twice where a run had an odd number of units.
+            "loads are deep or there are two accumulators"
+        } else if self.parts() > 1 || self.tail_parts > 1 || self.stagger {
+            "the stage splits K, cuts its last round into strips or staggers them"
+        } else if self.group_m > 1 {
+            "its tiles go in groups of tile rows"
+        } else if self.prologue > 0 || self.epilogue > 0 {
+            "the stage is joined to another"
+        } else if self.panel_stages(g.k) > PANEL_STAGES {
+            "K has too many L1 stages"
+        } else {
+            return Ok(());
+        };
+        Err(format!("a_panel=1: {why}"))
     }
 
     /// K parts (1 without split-K).

@@ -530,6 +530,7 @@ impl What {
                         epilogue: p.take("epilogue").unwrap_or(0),
                         ring: p.take("ring").unwrap_or(0),
                         stagger: p.take("stagger").unwrap_or(0) == 1,
+                        a_panel: p.take("a_panel").unwrap_or(0) == 1,
                         tiles: p.need("tiles")?,
                         layout: CubeLayout {
                             a_l1: l.need("a_l1")?,

@@ -140,6 +140,9 @@ fn cube_params(c: &CubeSchedule) -> Vec<(&'static str, u64)> {
     if c.stagger {
         p.push(("stagger", 1));
     }
+    if c.a_panel {
+        p.push(("a_panel", 1));
+    }
     p.push(("tiles", c.tiles));
     p
 }

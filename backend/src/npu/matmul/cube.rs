@@ -3,9 +3,12 @@
 //! module's docs).
 
 use super::split::{XC_DONE, XC_READY};
-use super::{Open, log2, open, remaining, size, staggered_tile_loop, tile_loop, tile_setup};
+use super::{
+    Open, log2, open, panel_run, panel_tile_loop, remaining, size, staggered_tile_loop, tile_loop,
+    tile_setup,
+};
 use crate::npu::inst::{Address, InstBuilder, Operand, float_scalar};
-use crate::npu::prog::{Access, Branch, Build, Item, Region};
+use crate::npu::prog::{Access, Branch, Build, Item, Region, Slot};
 use crate::npu::vector::{Seq, VBuf, dt};
 use crate::npu::{Ctx, join};
 use tessera_ir::DType;
@@ -70,11 +73,31 @@ pub(super) fn generate(
         ));
     }
     t.check_depths(g.k).map_err(|e| format!("internal: {e}"))?;
+    t.check_panel(&g).map_err(|e| format!("internal: {e}"))?;
     if layout.acc.copies > 1 && (t.a_stages, t.b_stages) != (1, 1) {
         return Err("internal: two accumulators need loads one stage deep".into());
     }
     let total = tail.map_or(g.batches() * tm * tn, |tl| tl.indices());
     let steps = t.l1_k / t.base_k;
+    // An A panel: stage `h` of the one K loop iteration loads (or finds)
+    // its part `h` of `base_m × K` in L1, a fixed place of its own.
+    let pstages = t.panel_stages(g.k);
+    let chunk_bytes = t.l1_k / c0 * nz_rows(t.base_m, 16) * 32;
+    if t.a_panel && layout.a_l1.bytes < pstages * chunk_bytes {
+        return Err("internal: an A panel larger than its L1 buffer".into());
+    }
+    let a_chunk = |h: u64| {
+        let start = layout.a_l1.copy(0) + h * chunk_bytes;
+        Region {
+            space: layout.a_l1.space,
+            start,
+            end: start + chunk_bytes,
+            slot: Slot {
+                space: layout.a_l1.space,
+                start,
+            },
+        }
+    };
     // K of a unit: the whole of K, or a part of it.
     let kp = t.unit_k(g.k);
 
@@ -116,6 +139,23 @@ pub(super) fn generate(
         *r = ctx.regs.get()?;
     }
     let [m16, m1, n1, init, ks, kc, kk, k1] = r8;
+    // An A panel: this tile's A address and the previous tile's (none at
+    // first); a tile with the previous one's A loads none.
+    let panel_regs = if t.a_panel {
+        let (pa, prev) = (ctx.regs.get()?, ctx.regs.get()?);
+        // Below A's first element: no tile's A address.
+        items.ins().s_alu(AluOp::Sub, prev, o.bases[0], 1u64);
+        Some((pa, prev))
+    } else {
+        None
+    };
+    let kept = |body: Vec<Item>| match panel_regs {
+        Some((pa, prev)) => vec![Item::Guard {
+            skip_if: vec![Branch::new(Cond::Eq, pa, prev)],
+            body,
+        }],
+        None => body,
+    };
     // Split-K: the unit's tile and part, and the end of its K (`kend`) and
     // the K from which no stage follows (`klast`), in registers.
     let parts = if split {
@@ -242,12 +282,20 @@ pub(super) fn generate(
         let mut st = Vec::new();
         let (a_part, b_part) = (h % t.a_stages, h % t.b_stages);
         remaining_to(&mut st, kc, kend, ks, t.l1_k);
-        let a1 = Region::copy(&layout.a_l1, ((h / t.a_stages) % 2) as u32);
+        let a1 = if t.a_panel {
+            a_chunk(h)
+        } else {
+            Region::copy(&layout.a_l1, ((h / t.a_stages) % 2) as u32)
+        };
         let b1 = Region::copy(&layout.b_l1, ((h / t.b_stages) % 2) as u32);
         if !early[0] {
-            a_load(&mut st, a1, ga, kc);
+            let mut load = Vec::new();
+            a_load(&mut load, a1, ga, kc);
+            st.extend(kept(load));
         } else if h == 0 {
-            first_chunk(&mut st, &a_load, a1, ga, ka);
+            let mut load = Vec::new();
+            first_chunk(&mut load, &a_load, a1, ga, ka);
+            st.extend(kept(load));
         }
         if !early[1] {
             b_load(&mut st, b1, gb, kc);
@@ -257,7 +305,16 @@ pub(super) fn generate(
         pieces.push((std::mem::take(&mut st), 0));
         // Its own piece, so the events of this stage's loads are set
         // before it.
-        if prefetches && early[0] && a_part == t.a_stages - 1 {
+        if t.a_panel {
+            // The next part of the panel, when there is one.
+            if early[0] && h + 1 < pstages {
+                let mut load = Vec::new();
+                load.ins().s_li(kk, (g.k - (h + 1) * t.l1_k).min(t.l1_k));
+                load.ins().s_alu(AluOp::Add, prefetch_reg, ga, t.l1_k * a_k);
+                a_load(&mut load, a_chunk(h + 1), prefetch_reg, kk);
+                st.extend(kept(load));
+            }
+        } else if prefetches && early[0] && a_part == t.a_stages - 1 {
             let to = Region::copy(&layout.a_l1, ((h / t.a_stages + 1) % 2) as u32);
             prefetch(&mut st, &a_load, to, a_k, ga, ka);
         }
@@ -273,6 +330,8 @@ pub(super) fn generate(
             let a0 = Region::copy(&layout.a_l0, c);
             let b0 = Region::copy(&layout.b_l0, c);
             let koff = step * t.base_k;
+            // A panel's part `h` is a region of its own.
+            let a_part = if t.a_panel { 0 } else { a_part };
             let (ak, bk) = (a_part * t.l1_k + koff, b_part * t.l1_k + koff);
             let mut body = Vec::new();
             body.ins().s_alu(AluOp::Sub, kk, kc, koff);
@@ -380,8 +439,17 @@ pub(super) fn generate(
         tile.ins().s_alu(AluOp::Shr, n1, n1, 4u64);
         tile.ins().s_li(init, 1u64);
         tile.ins().s_li(ks, 0u64);
+        if let Some((pa, _)) = panel_regs {
+            tile.ins().s_mov(pa, ga);
+        }
         let mut kbody = Vec::new();
-        for h in 0..2 * t.a_stages.max(t.b_stages) {
+        // An A panel's K loop is one iteration of every stage.
+        let per_iteration = if t.a_panel {
+            pstages
+        } else {
+            2 * t.a_stages.max(t.b_stages)
+        };
+        for h in 0..per_iteration {
             for (body, koff) in stage(h, acc) {
                 let mut skip = Vec::new();
                 if h > 0 {
@@ -405,6 +473,9 @@ pub(super) fn generate(
             body: kbody,
             latch: Vec::new(),
         });
+        if let Some((pa, prev)) = panel_regs {
+            tile.ins().s_mov(prev, pa);
+        }
 
         // Epilogue.
         let relu = u64::from(ge.relu);
@@ -493,15 +564,24 @@ pub(super) fn generate(
             body: build(Region::copy(&layout.acc, 1))?,
         });
     }
+    // With an A panel (one accumulator), a core's units are a contiguous
+    // run ending before `end` (`panel_tile_loop`).
+    let run_end = if t.a_panel {
+        let q = t.panel_units(&g, block_dim);
+        Some(panel_run(ctx, &mut items, &o, q, total)?)
+    } else {
+        None
+    };
     // Whole tiles and tail strips: odd cores take their strip second.
-    match (t.stagger, t.staggered(&g, block_dim)) {
-        (true, Some(n)) => staggered_tile_loop(ctx, &mut items, &o, n, tile)?,
-        (true, _) => {
+    match (run_end, t.stagger, t.staggered(&g, block_dim)) {
+        (Some(end), ..) => panel_tile_loop(&mut items, &o, end, tile),
+        (None, true, Some(n)) => staggered_tile_loop(ctx, &mut items, &o, n, tile)?,
+        (None, true, None) => {
             return Err(
                 "stagger=1 needs every core to run the same number (3 or more) of whole tiles and one tail strip, with one accumulator, no split-K and no joins".into(),
             );
         }
-        (false, _) => tile_loop(&mut items, &o, total * t.parts(), tile),
+        (None, false, _) => tile_loop(&mut items, &o, total * t.parts(), tile),
     }
     match (sent, ring) {
         (_, Some((sent, read, [a, _]))) => {

@@ -197,6 +197,36 @@ fn staggered_tile_loop(
     Ok(())
 }
 
+/// The run of units of a core with an A panel: a contiguous `q` of them
+/// (`bi·q …`, below `total`), so that its tiles mostly share A's rows
+/// (`CubeSchedule::a_panel`). Sets the tile index to the run's first
+/// unit and returns the register holding its end.
+fn panel_run(
+    ctx: &mut Ctx<'_>,
+    items: &mut Vec<Item>,
+    o: &Open,
+    q: u64,
+    total: u64,
+) -> Result<Reg, String> {
+    let end = ctx.regs.get()?;
+    items.ins().s_alu(AluOp::Mul, o.tr, o.tr, q);
+    items.ins().s_alu(AluOp::Add, end, o.tr, q);
+    items.ins().s_alu(AluOp::Min, end, end, total);
+    Ok(end)
+}
+
+/// The tile loop of a core's run ([`panel_run`]): `tr, tr + 1, …` below
+/// `end`, each running `tile`.
+fn panel_tile_loop(items: &mut Vec<Item>, o: &Open, end: Reg, tile: Vec<Item>) {
+    let mut latch = Vec::new();
+    latch.ins().s_alu(AluOp::Add, o.tr, o.tr, 1u64);
+    items.push(Item::Loop {
+        exit_if: vec![Branch::new(Cond::Ge, o.tr, end)],
+        body: tile,
+        latch,
+    });
+}
+
 /// Scalar code: `dst = min(total - start, tile)`.
 fn remaining(items: &mut Vec<Item>, dst: Reg, total: u64, start: Reg, tile: u64) {
     items.ins().s_li(dst, total);

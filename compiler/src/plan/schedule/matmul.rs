@@ -63,6 +63,16 @@
 //! larger of the strip's share of a tile's mmads and of its loads (1024³
 //! f16 on 910b-like: 128 × 256 tiles in strips, 30 830 cycles, over 96 ×
 //! 256 tiles without, 32 419).
+//!
+//! **A panels.** Where A's whole `base_m × K` panel fits in L1 beside B's
+//! stages, each single-accumulator candidate also comes as an A panel
+//! ([`CubeSchedule::a_panel`]): each core a contiguous run of units, A
+//! loaded only by the first tile of each tile row in the run. Its tile
+//! costs the loads with A for that first tile and without for the rest,
+//! and its first touches follow the runs. It is offered only where it is
+//! cheaper than the candidate as it is (not where the chip's GM traffic
+//! floors both): f16 1024³ on 910b-like takes 176 × 128 tiles in panels,
+//! 29 798 cycles, over 128 × 256 tiles in strips, 30 830.
 
 mod split;
 mod stagger;
@@ -73,7 +83,9 @@ pub use stagger::stagger_strips;
 
 use super::{Allocator, fits};
 use tessera_ir::DType;
-use tessera_ir::plan::matmul::{DEEP_STAGES, Geometry, Tail, deep_loads_fit, nz_bytes, vec_pitch};
+use tessera_ir::plan::matmul::{
+    DEEP_STAGES, Geometry, PANEL_STAGES, Tail, deep_loads_fit, nz_bytes, vec_pitch,
+};
 use tessera_ir::plan::{
     CubeLayout, CubeSchedule, MatMul, MatMulSchedule, MemSpace, SplitBufs, VecMatB, VecMatLayout,
     VecMatSchedule,
@@ -126,6 +138,12 @@ pub fn cube_layout(g: &Geometry, t: &CubeSchedule, machine: &Machine) -> CubeLay
     let (s, c0) = (g.dtype.size_bytes() as u64, g.c0());
     let mut l = Allocator::default();
     let (ka, kb) = (t.l1_k * t.a_stages, t.l1_k * t.b_stages);
+    // An A panel: one copy of all of K, a stage's part after another.
+    let (ka, a_copies) = if t.a_panel {
+        (t.l1_k * t.panel_stages(g.k), 1)
+    } else {
+        (ka, 2)
+    };
     let a_l1 = if g.a_t {
         nz_bytes(ka, t.base_m, c0)
     } else {
@@ -138,7 +156,7 @@ pub fn cube_layout(g: &Geometry, t: &CubeSchedule, machine: &Machine) -> CubeLay
     };
     let k_step = t.base_k.div_ceil(c0) * c0;
     CubeLayout {
-        a_l1: l.add(MemSpace::L1, a_l1, 2, mem.l1.align),
+        a_l1: l.add(MemSpace::L1, a_l1, a_copies, mem.l1.align),
         b_l1: l.add(MemSpace::L1, b_l1, 2, mem.l1.align),
         a_l0: l.add(MemSpace::L0a, t.base_m * k_step * s, 2, mem.l0a.align),
         b_l0: l.add(MemSpace::L0b, t.base_n * k_step * s, 2, mem.l0b.align),
@@ -210,7 +228,10 @@ pub fn cube_cost(g: &Geometry, t: &CubeSchedule, machine: &Machine) -> f64 {
 /// The busiest core's estimated cycles for a cube candidate (launch
 /// excluded), before the chip's GM floor.
 fn cube_core_cost(g: &Geometry, t: &CubeSchedule, machine: &Machine) -> f64 {
-    let touches = first_touches(g, t.base_m, t.base_n, t.group_m, machine);
+    let runs = t
+        .a_panel
+        .then(|| t.panel_units(g, u64::from(machine.cube_cores())));
+    let touches = first_touches(g, (t.base_m, t.base_n), (t.group_m, runs), machine);
     let (rounds, tile, fill) = cube_core_parts(g, t, machine);
     rounds * tile + fill + touches.wait(tile)
 }
@@ -287,13 +308,21 @@ impl Touches {
 /// column panel (all of K) that several tiles read is an L2 miss the
 /// first time one reads it, and misses share the chip's HBM bandwidth
 /// (machine.md's L2 model).
-fn first_touches(g: &Geometry, bm: u64, bn: u64, group: u64, machine: &Machine) -> Touches {
+/// With `runs = Some(q)` each core runs a contiguous run of `q` units
+/// instead (an A panel's order): round `r` takes unit `c·q + r` of each
+/// core `c`.
+fn first_touches(
+    g: &Geometry,
+    (bm, bn): (u64, u64),
+    (group, runs): (u64, Option<u64>),
+    machine: &Machine,
+) -> Touches {
     let s = g.dtype.size_bytes() as u64;
     let (tm, tn) = (g.m.div_ceil(bm), g.n.div_ceil(bn));
     let tiles = g.batches() * tm * tn;
     let cores = u64::from(machine.cube_cores());
     let block_dim = tiles.min(cores).max(1);
-    let rounds = tiles.div_ceil(block_dim);
+    let rounds = runs.unwrap_or_else(|| tiles.div_ceil(block_dim));
     let order = CubeSchedule {
         group_m: group,
         ..CubeSchedule::default()
@@ -321,7 +350,18 @@ fn first_touches(g: &Geometry, bm: u64, bn: u64, group: u64, machine: &Machine) 
     };
     let a_reused = tn > 1 || shared(&g.a_bs);
     let b_reused = tm > 1 || shared(&g.b_bs);
-    let followed = (rounds.min(ORDER_ROUNDS) * block_dim).min(tiles);
+    // The unit of slot `c` in round `r`, if any.
+    let unit = |r: u64, c: u64| {
+        let idx = match runs {
+            Some(q) => c * q + r,
+            None => r * block_dim + c,
+        };
+        (idx < tiles).then_some(idx)
+    };
+    let followed = match runs {
+        Some(_) => tiles,
+        None => (rounds.min(ORDER_ROUNDS) * block_dim).min(tiles),
+    };
     let batches = followed.div_ceil(tm * tn) as usize;
     let (mut seen_a, mut seen_b) = (
         vec![false; batches * tm as usize],
@@ -332,7 +372,7 @@ fn first_touches(g: &Geometry, bm: u64, bn: u64, group: u64, machine: &Machine) 
     let mut hbm = Vec::new();
     for round in 0..rounds.min(ORDER_ROUNDS) {
         let (mut a, mut b) = (0, 0);
-        for idx in round * block_dim..((round + 1) * block_dim).min(tiles) {
+        for idx in (0..block_dim).filter_map(|c| unit(round, c)) {
             let (q, mi, ni) = order.tile_at(idx, tm, tn);
             if a_reused && first(&mut seen_a, source(q, &g.a_bs) * tm + mi) {
                 a += bm.min(g.m - mi * bm) * g.k * s;
@@ -495,9 +535,27 @@ fn cube_core_parts(g: &Geometry, t: &CubeSchedule, machine: &Machine) -> (f64, f
     };
     // Overlap is imperfect: the less loaded sides still show through a
     // little.
-    let mut sides = [cube, loads, out];
-    sides.sort_by(f64::total_cmp);
-    let tile = sides[2] + 0.05 * sides[1];
+    let side = |loads: f64| {
+        let mut sides = [cube, loads, out];
+        sides.sort_by(f64::total_cmp);
+        sides[2] + 0.05 * sides[1]
+    };
+    let mut tile = side(loads);
+    // An A panel: only a core's first tile of each tile row loads A; the
+    // busiest core runs `q` units, its run crossing `panels` tile rows.
+    let mut rounds = rounds;
+    if t.a_panel {
+        let q = t.panel_units(g, cores);
+        let panels = (0..cores)
+            .filter(|&c| c * q < tiles)
+            .map(|c| ((c + 1) * q).min(tiles).saturating_sub(1) / tn - c * q / tn + 1)
+            .max()
+            .unwrap_or(1)
+            .min(q);
+        let reuse = side(loads - (a_load(g.k) - fixed_a) - g.k.div_ceil(ka) as f64 * fixed_a);
+        tile = (panels as f64 * tile + (q - panels) as f64 * reuse) / q as f64;
+        rounds = q as f64;
+    }
     // The pipeline fills once: the next tile's loads overlap this one's end.
     let fill = a_load(ka.min(g.k)) + b_load(kb.min(g.k)) + mte1_step;
     // With strips, the busiest core's last round is one strip: about the
@@ -507,7 +565,7 @@ fn cube_core_parts(g: &Geometry, t: &CubeSchedule, machine: &Machine) -> (f64, f
     // (910-like decode GEMVs ran 2 % slower in 256-column tiles with
     // strips than in 352-column ones without).
     let rounds = match strips(g, t, machine) {
-        Some(tail) if rounds * tile + fill > chip_bound(g, machine) => {
+        Some(tail) if !t.a_panel && rounds * tile + fill > chip_bound(g, machine) => {
             let w = tail.width.min(bn) as f64;
             let share = (w / bn as f64).max((bm as f64 + w) / (bm + bn) as f64);
             (tiles / cores) as f64 + share
@@ -584,7 +642,7 @@ pub fn cube_candidates(g: &Geometry, machine: &Machine) -> Vec<(f64, CubeSchedul
             }
             let orders: Vec<(u64, Touches)> = tile_orders(g, bm, bn, machine)
                 .into_iter()
-                .map(|gr| (gr, first_touches(g, bm, bn, gr, machine)))
+                .map(|gr| (gr, first_touches(g, (bm, bn), (gr, None), machine)))
                 .collect();
             // The widest epilogue chunk that fits two UB copies.
             let ec = if coupled {
@@ -658,6 +716,7 @@ pub fn cube_candidates(g: &Geometry, machine: &Machine) -> Vec<(f64, CubeSchedul
                             let cost = (base + wait).max(chip_bound(g, machine));
                             if accumulators == 1 && (sa, sb) == (1, 1) {
                                 all.extend(split_candidates(g, &t, machine));
+                                all.extend(panel_candidate(g, &t, cost, machine));
                             }
                             all.push((cost, base, t));
                         }
@@ -669,6 +728,44 @@ pub fn cube_candidates(g: &Geometry, machine: &Machine) -> Vec<(f64, CubeSchedul
     // Stable: equal keys keep the enumeration order.
     all.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
     all.into_iter().map(|(cost, _, t)| (cost, t)).collect()
+}
+
+/// The A panel form of a candidate (`a_panel=1`, see
+/// [`CubeSchedule::a_panel`]), when it applies and fits: A row-major, a
+/// core running more than one tile, and a K loop of at most as many
+/// stages as the machine has event ids between MTE2 and MTE1 (each stage's
+/// part of the panel has its own events; 910-like, with 4, could not place
+/// 8). Only where cheaper than the candidate as it is (`plain`): where the
+/// chip's GM traffic bounds both, the cores' order matters more than their
+/// loads (910-like attention's Q·Kᵀ in A panels, each core's run of tiles
+/// contiguous, ran 1 % slower).
+fn panel_candidate(
+    g: &Geometry,
+    t: &CubeSchedule,
+    plain: f64,
+    machine: &Machine,
+) -> Option<(f64, f64, CubeSchedule)> {
+    let cores = u64::from(machine.cube_cores());
+    let tiles = g.batches() * g.m.div_ceil(t.base_m) * g.n.div_ceil(t.base_n);
+    let v = CubeSchedule {
+        a_panel: true,
+        group_m: 1,
+        ..t.clone()
+    };
+    let ok = !g.a_t
+        && tiles > cores
+        && v.panel_stages(g.k) <= u64::from(machine.sync.event_ids).min(PANEL_STAGES)
+        && v.check_panel(g).is_ok()
+        && fits(&cube_layout(g, &v, machine).named(), machine);
+    if !ok {
+        return None;
+    }
+    let (rounds, tile, fill) = cube_core_parts(g, &v, machine);
+    let base = rounds * tile + fill;
+    let runs = Some(v.panel_units(g, cores));
+    let touches = first_touches(g, (v.base_m, v.base_n), (1, runs), machine);
+    let cost = (base + touches.wait(tile)).max(chip_bound(g, machine));
+    (cost < plain).then_some((cost, base, v))
 }
 
 /// The strips of the last round a candidate gets (see
@@ -705,7 +802,7 @@ pub fn apply_cube(
     let tiles = g.batches() * g.m.div_ceil(t.base_m) * g.n.div_ceil(t.base_n);
     let cores = u64::from(machine.cube_cores());
     let block_dim = (tiles * t.parts()).min(cores).max(1);
-    if let Some(tail) = strips(g, &t, machine) {
+    if let Some(tail) = strips(g, &t, machine).filter(|_| !t.a_panel) {
         t.tail_parts = tail.parts;
     }
     t.tiles = tiles;

@@ -101,11 +101,11 @@ fn a_wide_product_takes_its_tiles_in_groups_of_rows() {
     let mm = stage(DType::F16, DType::F16, (4096, 4096, 4096), false);
     let g = Geometry::of(&mm).unwrap();
     let mib = (1 << 20) as f64 / 768.0;
-    let rows = first_touches(&g, 128, 256, 1, &machine);
+    let rows = first_touches(&g, (128, 256), (1, None), &machine);
     assert_eq!((rows.rounds, rows.hbm.len()), (22, 16));
     assert_eq!(rows.hbm[0], (2.0 * mib, 32.0 * mib));
     assert!((rows.a_share - 1.0 / 3.0).abs() < 1e-12);
-    let groups = first_touches(&g, 128, 256, 4, &machine);
+    let groups = first_touches(&g, (128, 256), (4, None), &machine);
     assert_eq!(groups.hbm[0], (4.0 * mib, 12.0 * mib));
     // Against a 36 000-cycle tile, less the round's 24 output tiles
     // (1.5 MiB), B's two thirds: 22 635 cycles. Row by row the first
@@ -222,14 +222,16 @@ fn the_busiest_core_runs_whole_tiles_and_a_strip() {
     );
     assert!(strips(&g, &t(96), &machine).is_none());
     assert_eq!(cube_core_parts(&g, &t(96), &machine).0, 2.0);
-    // The scheduler takes the strips (30 830 simulated cycles against the
-    // 96-row tiles' 32 419).
-    let s = scheduled(
-        stage(DType::F16, DType::F16, (1024, 1024, 1024), false),
-        &machine,
-    );
-    let c = cube(&s);
-    assert_eq!((c.base_m, c.base_n, c.tail_parts), (128, 256, 3), "{c:?}");
+    // Of the tiles without an A panel the model takes these strips
+    // (30 830 simulated cycles against the 96-row tiles' 32 419; the
+    // scheduler takes an A panel, `a_short_k_keeps_a_panel_of_a_in_l1`).
+    let plain = cube_candidates(&g, &machine)
+        .into_iter()
+        .find(|(_, c)| !c.a_panel)
+        .expect("a candidate")
+        .1;
+    assert_eq!((plain.base_m, plain.base_n), (128, 256), "{plain:?}");
+    assert!(strips(&g, &plain, &machine).is_some());
 }
 
 #[test]
@@ -290,4 +292,31 @@ fn tail_strips_are_staggered_where_the_drain_is_worth_it() {
         stagger_strips(&mut plan, &machine);
         assert_eq!(cube(&plan.stages[0]).stagger, want, "{name} {m}×{k}×{n}");
     }
+}
+
+#[test]
+fn a_short_k_keeps_a_panel_of_a_in_l1() {
+    // f16 1024³ on 910b-like: 48 tiles of 176 × 128, two a core, each
+    // core's pair in one tile row, so A (176 × 1024, 352 KiB) loads once
+    // a core. Every panel candidate is one the backend takes.
+    let machine = Machine::builtin("910b-like").unwrap();
+    let s = scheduled(
+        stage(DType::F16, DType::F16, (1024, 1024, 1024), false),
+        &machine,
+    );
+    let t = cube(&s);
+    assert!(t.a_panel, "{t:?}");
+    assert_eq!(t.layout.a_l1.copies, 1);
+    let StageKind::MatMul(mm) = &s.kind else {
+        panic!("not a matmul: {:?}", s.kind)
+    };
+    let g = Geometry::of(mm).unwrap();
+    assert!(t.panel_units(&g, u64::from(s.block_dim)) > 1, "{t:?}");
+    assert!(
+        cube_candidates(&g, &machine)
+            .iter()
+            .filter(|(_, c)| c.a_panel)
+            .all(|(_, c)| c.check_panel(&g).is_ok()
+                && c.panel_stages(g.k) <= u64::from(machine.sync.event_ids))
+    );
 }
