@@ -242,6 +242,13 @@ fn a_panels_compute_the_product() {
             32,
             64,
         ),
+        // As many stages as 910-like's 4 event ids, loaded a stage early.
+        (
+            "910-like",
+            split_text((300, 1000, 600), "f16", false, false, "f16"),
+            16,
+            256,
+        ),
         (
             "910b-like",
             mm("f16[2, 200, 72]", "f16[2, 72, 300]", "[2, 200, 300]"),
