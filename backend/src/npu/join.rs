@@ -29,7 +29,7 @@
 
 use super::Ctx;
 use super::inst::{InstBuilder, Operand};
-use super::prog::{Branch, Build, Item};
+use super::prog::{Branch, Build, Item, count_up};
 use tessera_ir::plan::join::{self, epilogue_ends, phase_ends};
 use tessera_ir::plan::matmul::Geometry;
 use tessera_ir::plan::{MatMulSchedule, Plan, StageKind};
@@ -157,15 +157,12 @@ pub fn joined(plan: &Plan, i: usize, machine: &Machine) -> Result<Option<(usize,
     let (j, phases) = if t.epilogue > 0 {
         join::check_epilogue(plan, i).map_err(internal)?;
         let ends = epilogue_ends(t.epilogue, rows);
-        // The inputs that read the product, which the ring holds.
-        let reads: Vec<Option<usize>> = match &plan.stages[i + 1].kind {
-            StageKind::Rows(r) => r.inputs.iter().map(|x| x.view.buffer()).collect(),
-            StageKind::Elementwise(e) => e.inputs.iter().map(|v| v.buffer()).collect(),
-            StageKind::MatMul(_) | StageKind::Reduce(_) | StageKind::Transpose(_) => Vec::new(),
-        };
+        // The inputs that read the product, which the ring holds (the
+        // stage after is a row or elementwise stage: `check_epilogue`).
         let ring = (t.ring > 0).then(|| {
+            let reads = plan.stages[i + 1].reads();
             let inputs = (0..reads.len())
-                .filter(|&k| reads[k] == mm.out.buffer())
+                .filter(|&k| reads[k].buffer() == mm.out.buffer())
                 .collect();
             (inputs, t.ring)
         });
@@ -249,17 +246,6 @@ fn meet_and_signal(items: &mut Vec<Item>, pipe: Pipe) {
     items.op(Vec::new()).xcore_set(pipe, 0u64, XC_PHASE_MET);
     items.op(Vec::new()).xcore_wait(pipe, XC_PHASE_MET);
     items.op(Vec::new()).xcore_set(pipe, 2u64, XC_PHASE);
-}
-
-/// `while counter < bound { body; counter += 1 }`.
-fn count_up(items: &mut Vec<Item>, counter: Reg, bound: impl Into<Operand>, body: Vec<Item>) {
-    let mut latch = Vec::new();
-    latch.ins().s_alu(AluOp::Add, counter, counter, 1u64);
-    items.push(Item::Loop {
-        exit_if: vec![Branch::new(Cond::Ge, counter, bound)],
-        body,
-        latch,
-    });
 }
 
 /// `body` at a core's first unit at or after `v` (the unit in `unit`,

@@ -8,7 +8,7 @@
 use super::inst::{Cx, Inst, InstBuilder, Label, Operand, SCRATCH};
 use tessera_ir::plan::{LocalBuf, MemSpace};
 use tessera_sim::Pipe;
-use tessera_sim::isa::{Cond, Insn, Reg};
+use tessera_sim::isa::{AluOp, Cond, Insn, Reg};
 
 /// A buffer copy: what synchronisation is keyed by. Buffers of one space do
 /// not overlap, so a copy is its space and its first byte.
@@ -52,6 +52,21 @@ impl Region {
             start,
             end: start + l.bytes,
             slot: Slot::of(l, copy),
+        }
+    }
+
+    /// Bytes `off .. off + len` of this region, a slot of their own (so
+    /// their events are their own).
+    pub fn part(&self, off: u64, len: u64) -> Region {
+        let start = self.start + off;
+        Region {
+            space: self.space,
+            start,
+            end: start + len,
+            slot: Slot {
+                space: self.space,
+                start,
+            },
         }
     }
 
@@ -170,6 +185,17 @@ impl InstBuilder for OpAt<'_> {
             accesses: self.accesses,
         }));
     }
+}
+
+/// `while counter < bound { body; counter += 1 }`.
+pub fn count_up(items: &mut Vec<Item>, counter: Reg, bound: impl Into<Operand>, body: Vec<Item>) {
+    let mut latch = Vec::new();
+    latch.ins().s_alu(AluOp::Add, counter, counter, 1u64);
+    items.push(Item::Loop {
+        exit_if: vec![Branch::new(Cond::Ge, counter, bound)],
+        body,
+        latch,
+    });
 }
 
 /// Building a structured program.

@@ -4,11 +4,10 @@
 
 use super::split::{XC_DONE, XC_READY};
 use super::{
-    Open, log2, open, panel_run, panel_tile_loop, remaining, size, staggered_tile_loop, tile_loop,
-    tile_setup,
+    Open, log2, open, panel_run, remaining, size, staggered_tile_loop, tile_loop, tile_setup,
 };
 use crate::npu::inst::{Address, InstBuilder, Operand, float_scalar};
-use crate::npu::prog::{Access, Branch, Build, Item, Region, Slot};
+use crate::npu::prog::{Access, Branch, Build, Item, Region, count_up};
 use crate::npu::vector::{Seq, VBuf, dt};
 use crate::npu::{Ctx, join};
 use tessera_ir::DType;
@@ -86,18 +85,7 @@ pub(super) fn generate(
     if t.a_panel && layout.a_l1.bytes < pstages * chunk_bytes {
         return Err("internal: an A panel larger than its L1 buffer".into());
     }
-    let a_chunk = |h: u64| {
-        let start = layout.a_l1.copy(0) + h * chunk_bytes;
-        Region {
-            space: layout.a_l1.space,
-            start,
-            end: start + chunk_bytes,
-            slot: Slot {
-                space: layout.a_l1.space,
-                start,
-            },
-        }
-    };
+    let a_chunk = |h: u64| Region::copy(&layout.a_l1, 0).part(h * chunk_bytes, chunk_bytes);
     // K of a unit: the whole of K, or a part of it.
     let kp = t.unit_k(g.k);
 
@@ -565,7 +553,7 @@ pub(super) fn generate(
         });
     }
     // With an A panel (one accumulator), a core's units are a contiguous
-    // run ending before `end` (`panel_tile_loop`).
+    // run: `tr, tr + 1, …` below `end`.
     let run_end = if t.a_panel {
         let q = t.panel_units(&g, block_dim);
         Some(panel_run(ctx, &mut items, &o, q, total)?)
@@ -574,7 +562,7 @@ pub(super) fn generate(
     };
     // Whole tiles and tail strips: odd cores take their strip second.
     match (run_end, t.stagger, t.staggered(&g, block_dim)) {
-        (Some(end), ..) => panel_tile_loop(&mut items, &o, end, tile),
+        (Some(end), ..) => count_up(&mut items, o.tr, end, tile),
         (None, true, Some(n)) => staggered_tile_loop(ctx, &mut items, &o, n, tile)?,
         (None, true, None) => {
             return Err(

@@ -43,7 +43,7 @@ mod vector;
 
 use super::Ctx;
 use super::inst::InstBuilder;
-use super::prog::{Branch, Build, Item};
+use super::prog::{Branch, Build, Item, count_up};
 use tessera_ir::DType;
 use tessera_ir::plan::matmul::{Geometry, Tail};
 use tessera_ir::plan::{MatMul, MatMulSchedule, Source};
@@ -187,13 +187,7 @@ fn staggered_tile_loop(
     body.ins().s_alu(AluOp::Mul, o.tr, o.tr, o.bd);
     body.ins().s_alu(AluOp::Add, o.tr, o.tr, first);
     body.extend(tile);
-    let mut latch = Vec::new();
-    latch.ins().s_alu(AluOp::Add, k, k, 1u64);
-    items.push(Item::Loop {
-        exit_if: vec![Branch::new(Cond::Ge, k, n)],
-        body,
-        latch,
-    });
+    count_up(items, k, n, body);
     Ok(())
 }
 
@@ -213,18 +207,6 @@ fn panel_run(
     items.ins().s_alu(AluOp::Add, end, o.tr, q);
     items.ins().s_alu(AluOp::Min, end, end, total);
     Ok(end)
-}
-
-/// The tile loop of a core's run ([`panel_run`]): `tr, tr + 1, …` below
-/// `end`, each running `tile`.
-fn panel_tile_loop(items: &mut Vec<Item>, o: &Open, end: Reg, tile: Vec<Item>) {
-    let mut latch = Vec::new();
-    latch.ins().s_alu(AluOp::Add, o.tr, o.tr, 1u64);
-    items.push(Item::Loop {
-        exit_if: vec![Branch::new(Cond::Ge, o.tr, end)],
-        body: tile,
-        latch,
-    });
 }
 
 /// Scalar code: `dst = min(total - start, tile)`.

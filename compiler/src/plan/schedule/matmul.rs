@@ -83,9 +83,7 @@ pub use stagger::stagger_strips;
 
 use super::{Allocator, fits};
 use tessera_ir::DType;
-use tessera_ir::plan::matmul::{
-    DEEP_STAGES, Geometry, PANEL_STAGES, Tail, deep_loads_fit, nz_bytes, vec_pitch,
-};
+use tessera_ir::plan::matmul::{DEEP_STAGES, Geometry, Tail, deep_loads_fit, nz_bytes, vec_pitch};
 use tessera_ir::plan::{
     CubeLayout, CubeSchedule, MatMul, MatMulSchedule, MemSpace, SplitBufs, VecMatB, VecMatLayout,
     VecMatSchedule,
@@ -752,9 +750,8 @@ fn panel_candidate(
         group_m: 1,
         ..t.clone()
     };
-    let ok = !g.a_t
-        && tiles > cores
-        && v.panel_stages(g.k) <= u64::from(machine.sync.event_ids).min(PANEL_STAGES)
+    let ok = tiles > cores
+        && v.panel_stages(g.k) <= u64::from(machine.sync.event_ids)
         && v.check_panel(g).is_ok()
         && fits(&cube_layout(g, &v, machine).named(), machine);
     if !ok {
