@@ -77,6 +77,10 @@ pub struct Entry {
     /// absent).
     #[serde(default, skip_serializing_if = "is_false")]
     pub a_panel: bool,
+    /// An A panel's runs folded over their tile row (`CubeSchedule::fold`;
+    /// 1, none, when absent).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub fold: u64,
     /// K parts (`CubeSchedule::split_k`; 1, none, when absent).
     #[serde(default = "one", skip_serializing_if = "is_one")]
     pub split_k: u64,
@@ -237,6 +241,7 @@ pub fn apply(plan: &mut Plan, tuning: &Tuning, machine: &Machine) -> Vec<String>
                 && c.accumulators == e.accumulators
                 && c.parts() == e.split_k.max(1)
                 && c.a_panel == e.a_panel
+                && c.fold.max(1) == e.fold.max(1)
         });
         // An A panel's units go row-major, in runs.
         let ordered = found.filter(|(_, c)| {
@@ -348,7 +353,9 @@ fn describe(t: &CubeSchedule) -> String {
     } else {
         String::new()
     };
-    let split = if t.a_panel {
+    let split = if t.fold > 1 {
+        format!(" a_panel=1 fold={}", t.fold)
+    } else if t.a_panel {
         " a_panel=1".to_string()
     } else if t.parts() > 1 {
         format!(" split_k={}", t.parts())
@@ -580,6 +587,7 @@ pub fn tune(
             group_m: t.group_m,
             accumulators: t.accumulators,
             a_panel: t.a_panel,
+            fold: t.fold.max(1),
             split_k: t.parts(),
             predicted: tried[chosen].predicted,
             simulated: cycles,

@@ -424,6 +424,11 @@ pub struct CubeForms {
     ///
     /// [`CubeSchedule::a_panel`]: tessera_ir::plan::CubeSchedule::a_panel
     pub a_panel: usize,
+    /// Cube stages whose A panel runs are folded over their tile row
+    /// ([`CubeSchedule::fold`]).
+    ///
+    /// [`CubeSchedule::fold`]: tessera_ir::plan::CubeSchedule::fold
+    pub folded: usize,
 }
 
 impl CubeForms {
@@ -445,6 +450,7 @@ impl CubeForms {
                 forms.epilogue += usize::from(t.epilogue > 0);
                 forms.staggered += usize::from(t.stagger);
                 forms.a_panel += usize::from(t.a_panel);
+                forms.folded += usize::from(t.fold > 1);
             }
         }
         forms
@@ -461,6 +467,7 @@ impl CubeForms {
         self.scaled += other.scaled;
         self.staggered += other.staggered;
         self.a_panel += other.a_panel;
+        self.folded += other.folded;
     }
 }
 

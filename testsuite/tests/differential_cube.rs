@@ -246,6 +246,9 @@ fn attention(g: &mut Gen, seen: &mut Seen) {
         .rng
         .pick(&[DType::F16, DType::F16, DType::BF16, DType::F32]);
     let large = g.rng.chance(2);
+    // Large ones in f16, as attention runs (on 910b-like their Q·Kᵀ
+    // alternates two accumulators; in f32 it keeps a folded A panel).
+    let dtype = if large { DType::F16 } else { dtype };
     let batch = !large && g.rng.chance(25);
     let (h, d) = if large {
         (1, 80)
@@ -594,10 +597,11 @@ fn cube_programs_match_the_reference() {
         scaled,
         staggered,
         a_panel,
+        folded,
         ..
     } = forms;
     eprintln!(
-        "{attention} attention programs ({grouped_heads} with grouped K/V heads, {masked} masked), {chains} matmul chains, {prologues} prologues, {epilogues} epilogues in {cases} programs; {two_accumulators} cube stages alternated two accumulators, {loads_early} loaded a stage early, {split_k} split over K, {joined} ran the row stage before as a joined prologue, {joined_after} the vector stage after as a joined epilogue, {scaled} scaled their product, {staggered} staggered their tail strips, {a_panel} kept an A panel"
+        "{attention} attention programs ({grouped_heads} with grouped K/V heads, {masked} masked), {chains} matmul chains, {prologues} prologues, {epilogues} epilogues in {cases} programs; {two_accumulators} cube stages alternated two accumulators, {loads_early} loaded a stage early, {split_k} split over K, {joined} ran the row stage before as a joined prologue, {joined_after} the vector stage after as a joined epilogue, {scaled} scaled their product, {staggered} staggered their tail strips, {a_panel} kept an A panel ({folded} folded over its tile row)"
     );
     // At the default count, every family came up.
     if cases >= 500 {
@@ -638,6 +642,13 @@ fn cube_programs_match_the_reference() {
         assert!(
             a_panel > 0,
             "no cube stage kept an A panel in {cases} programs"
+        );
+        // Where a core's run of tiles stays in its tile row, the runs fold
+        // over it when that shortens the first drain's wait on HBM (a
+        // masked Q·Kᵀ over grouped heads on 910b-like).
+        assert!(
+            folded > 0,
+            "no cube stage folded its A panel's runs in {cases} programs"
         );
         // (Staggered strips need three units a core and a drain worth it:
         // larger products than these; `matmul_forced` and the plan case

@@ -21,7 +21,10 @@
 //! - A's whole K panel kept in L1 (`a_panel`), each core a contiguous run
 //!   of units, runs that cross tile rows, partial stages, loads a stage
 //!   early and batches (and refused with a transposed A or two
-//!   accumulators).
+//!   accumulators);
+//! - those runs folded over their tile row (`fold`), two and three slabs,
+//!   partial tiles and batches (and refused without an A panel or where
+//!   the fold is not the runs' length or does not divide the columns).
 
 use tessera_compiler::plan::schedule::{cube_layout, fits, place_partials};
 use tessera_compiler::simulate;
@@ -290,6 +293,74 @@ fn a_panels_compute_the_product() {
         });
         let err = tessera_backend::npu::compile(&plan, &machine).expect_err("refused");
         assert!(err.0.contains("a_panel=1"), "{err}");
+    }
+}
+
+#[test]
+fn folded_panels_compute_the_product() {
+    // A panels whose runs of `q` units spread over their tile row
+    // (`fold=q`): (machine, program, q). 32 × 128 tiles; partial last
+    // rows and columns, three slabs (the middle one backwards), a batch.
+    let mm = |a: &str, b: &str, out: &str| {
+        format!(
+            "kernel t(%a: {a}, %b: {b}) -> (x: f16{out}) {{\n  %0 = matmul %a, %b : f32{out}\n  %1 = cast %0 : f16{out}\n  return %1\n}}\n"
+        )
+    };
+    for (machine_name, text, q) in [
+        (
+            "910b-like",
+            split_text((192, 200, 1024), "f16", false, false, "f16"),
+            2,
+        ),
+        (
+            "910b-like",
+            split_text((190, 72, 1000), "f16", false, true, "f32"),
+            2,
+        ),
+        (
+            "910b-like",
+            split_text((380, 136, 760), "f16", false, false, "f16"),
+            3,
+        ),
+        (
+            "910-like",
+            split_text((250, 200, 1000), "f16", false, false, "f16"),
+            2,
+        ),
+        (
+            "910b-like",
+            mm("f16[2, 96, 72]", "f16[2, 72, 1024]", "[2, 96, 1024]"),
+            2,
+        ),
+    ] {
+        run_forced(machine_name, &text, |g, cores| {
+            let t = CubeSchedule {
+                a_panel: true,
+                fold: q,
+                ..small(machine_name, 1, 1, 1)
+            };
+            assert_eq!(t.panel_units(g, cores), q, "{machine_name}: runs");
+            assert_eq!(t.check_fold(g, cores), Ok(()), "{machine_name}");
+            t
+        });
+    }
+    // Refused without an A panel, where the fold does not divide the tile
+    // columns and where it is not the runs' length.
+    let machine = simulate::machine(Some("910b-like")).expect("machine");
+    for (shape, a_panel, fold) in [
+        ((192, 200, 1024), false, 2),
+        ((288, 200, 1024), true, 3),
+        ((192, 200, 1024), true, 4),
+    ] {
+        let text = split_text(shape, "f16", false, false, "f16");
+        let module = tessera_ir::text::parse_module(&text).expect("IR text");
+        let (plan, ..) = forced_plan(&module.kernels[0], &machine, |_, _| CubeSchedule {
+            a_panel,
+            fold,
+            ..small("910b-like", 1, 1, 1)
+        });
+        let err = tessera_backend::npu::compile(&plan, &machine).expect_err("refused");
+        assert!(err.0.contains(&format!("fold={fold}")), "{err}");
     }
 }
 

@@ -43,7 +43,7 @@ fn cube(plan: &Plan) -> CubeSchedule {
 
 #[test]
 fn tuning_keeps_the_fastest_candidate_and_compiles_to_it() {
-    let (k, src) = gemm_of(2048, 1024, 1024);
+    let (k, src) = gemm_of(2560, 1024, 1024);
     let m = machine();
     let r = tune(&k, &m, &src, Level::O2, 8).expect("tunes");
     let st = &r.stages[0];
@@ -60,9 +60,9 @@ fn tuning_keeps_the_fastest_candidate_and_compiles_to_it() {
         st.tried[0]
     );
     assert_eq!((st.sample, st.same_as), (None, None));
-    // 64 tiles of 128 × 256 (16 tile rows) on 24 cores: after the cost
+    // 80 tiles of 128 × 256 (20 tile rows) on 24 cores: after the cost
     // model's 8, the choice in groups of 2, 4 and 8 rows (the first 3
-    // orders with fewer rows than the stage's 16).
+    // orders with fewer rows than the stage's 20).
     let orders: Vec<&str> = st.tried[8..].iter().map(|t| t.schedule.as_str()).collect();
     let first = &st.tried[0].schedule;
     assert!(!first.contains("group_m"), "{first}");
@@ -240,6 +240,7 @@ fn split_k_entries_apply_with_their_partials() {
         group_m: 1,
         accumulators: 1,
         a_panel: false,
+        fold: 1,
         split_k,
         predicted: 0,
         simulated: 0,
@@ -283,11 +284,20 @@ fn stale_and_invalid_entries_are_ignored_with_a_note() {
     assert!(good.entries[0].a_panel, "{good:?}");
     let mut grouped = good.clone();
     grouped.entries[0].group_m = 4;
+    // Its runs of two fold over the tile row (`fold=2`); unfolded, or
+    // folded otherwise, the scheduler does not offer it.
+    assert_eq!(good.entries[0].fold, 2, "{good:?}");
+    let mut unfolded = good.clone();
+    unfolded.entries[0].fold = 1;
+    let mut refolded = good.clone();
+    refolded.entries[0].fold = 4;
     for (file, why) in [
         (stale, "another description"),
         (invalid, "not a valid schedule"),
         (disorder, "not a valid schedule"),
         (grouped, "not a valid schedule"),
+        (unfolded, "not a valid schedule"),
+        (refolded, "not a valid schedule"),
     ] {
         let (code, notes) =
             driver::compile_npu_tuned(&k, &m, &src, Level::O2, &file).expect("compiles");
@@ -319,6 +329,7 @@ fn files_round_trip_and_bad_ones_are_e0608() {
         group_m: 4,
         accumulators: 1,
         a_panel: false,
+        fold: 1,
         split_k: if base_m == 32 { 3 } else { 1 },
         predicted: 1,
         simulated: 2,

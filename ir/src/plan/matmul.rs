@@ -165,6 +165,18 @@ pub struct CubeSchedule {
     /// rows; B streams as usual ([`CubeSchedule::check_panel`] says where
     /// it applies).
     pub a_panel: bool,
+    /// Tile columns folded into slabs (0 or 1: none). With `F > 1` (`F`
+    /// dividing the `tn` tile columns), a tile row's column positions go
+    /// slab by slab: position `w = j·F + i` takes column `i·s + j` when
+    /// `i` is even and `(i + 1)·s − 1 − j` when odd (`s = tn / F`). With an
+    /// A panel whose runs are `F` units, so that run `j` of a row is its
+    /// positions `j·F … j·F + F − 1`, a core's tiles spread across the row
+    /// instead of sitting side by side: the cores' first tiles write
+    /// neighbouring columns, so a round's output covers fewer, whole GM
+    /// lines (half as many new lines for `F = 2` where a tile is half a
+    /// line wide), and each core's tiles alternate between
+    /// line-aligned and unaligned columns ([`CubeSchedule::check_fold`]).
+    pub fold: u64,
     /// Output tiles (`base_m × base_n`) of the whole stage.
     pub tiles: u64,
     /// The on-chip buffers.
@@ -185,13 +197,52 @@ impl CubeSchedule {
         let per_batch = tm * tn;
         let (q, r) = (idx / per_batch, idx % per_batch);
         if self.group_m <= 1 {
-            return (q, r / tn, r % tn);
+            return (q, r / tn, self.fold_column(r % tn, tn));
         }
         let per_group = self.group_m * tn;
         let first = r / per_group * self.group_m;
         let rows = (tm - first).min(self.group_m);
         let w = r % per_group;
         (q, first + w % rows, w / rows)
+    }
+
+    /// The tile column at position `w` of a row of `tn` tile columns in
+    /// the order of [`CubeSchedule::fold`] (`w` itself without a fold, or
+    /// where `fold` does not divide `tn`).
+    pub fn fold_column(&self, w: u64, tn: u64) -> u64 {
+        let f = self.fold;
+        if f <= 1 || !tn.is_multiple_of(f) {
+            return w;
+        }
+        let (s, j, i) = (tn / f, w / f, w % f);
+        if i % 2 == 0 {
+            i * s + j
+        } else {
+            (i + 1) * s - 1 - j
+        }
+    }
+
+    /// Why a fold ([`CubeSchedule::fold`]) does not apply to a stage of
+    /// geometry `g` run on `cores` cube cores, if it does not: it needs an
+    /// A panel whose runs are `fold` units, no more than a tile row has
+    /// columns and dividing them, so that every run stays in one row.
+    pub fn check_fold(&self, g: &Geometry, cores: u64) -> Result<(), String> {
+        if self.fold <= 1 {
+            return Ok(());
+        }
+        let tn = g.n.div_ceil(self.base_n.max(1));
+        let why = if !self.a_panel {
+            "it needs an A panel (a_panel=1)"
+        } else if self.group_m > 1 {
+            "its tiles go in groups of tile rows"
+        } else if self.panel_units(g, cores) != self.fold {
+            "the A panel's runs are not `fold` units"
+        } else if !tn.is_multiple_of(self.fold) {
+            "`fold` does not divide the tile columns"
+        } else {
+            return Ok(());
+        };
+        Err(format!("fold={}: {why}", self.fold))
     }
 
     /// Whether single-stage loads are issued a stage early: with one
@@ -716,10 +767,37 @@ mod tests {
     }
 
     #[test]
+    fn folded_rows_take_their_columns_slab_by_slab() {
+        let fold = |f: u64| CubeSchedule {
+            fold: f,
+            ..CubeSchedule::default()
+        };
+        // Written out by hand. Two slabs of 4: run j takes columns j and
+        // 7 − j.
+        let cols: Vec<u64> = (0..8).map(|w| fold(2).tile_at(w, 3, 8).2).collect();
+        assert_eq!(cols, [0, 7, 1, 6, 2, 5, 3, 4]);
+        // Three slabs of 2: the middle slab runs backwards.
+        let cols: Vec<u64> = (0..6).map(|w| fold(3).tile_at(w, 1, 6).2).collect();
+        assert_eq!(cols, [0, 3, 4, 1, 2, 5]);
+        // Rows stay row-major, and the next row folds the same way.
+        assert_eq!(fold(2).tile_at(8 + 3, 3, 8), (0, 1, 6));
+        // A fold that does not divide the columns leaves them in order.
+        assert_eq!(fold(3).tile_at(4, 2, 8), (0, 0, 4));
+    }
+
+    #[test]
     fn every_order_takes_each_tile_once() {
-        for (tm, tn) in [(1, 1), (7, 3), (32, 16), (5, 48)] {
-            for g in [1, 2, 4, 8, 16] {
-                let t = order(g);
+        for (tm, tn) in [(1, 1), (7, 3), (32, 16), (5, 48), (3, 12)] {
+            for g in [1, 2, 4, 8, 16, 102, 103, 104] {
+                // 100 + f: row-major folded into f slabs.
+                let t = if g > 100 {
+                    CubeSchedule {
+                        fold: g - 100,
+                        ..CubeSchedule::default()
+                    }
+                } else {
+                    order(g)
+                };
                 let mut seen = vec![false; (2 * tm * tn) as usize];
                 for idx in 0..2 * tm * tn {
                     let (q, m, n) = t.tile_at(idx, tm, tn);

@@ -531,6 +531,7 @@ impl What {
                         ring: p.take("ring").unwrap_or(0),
                         stagger: p.take("stagger").unwrap_or(0) == 1,
                         a_panel: p.take("a_panel").unwrap_or(0) == 1,
+                        fold: p.take("fold").unwrap_or(0),
                         tiles: p.need("tiles")?,
                         layout: CubeLayout {
                             a_l1: l.need("a_l1")?,

@@ -143,6 +143,9 @@ fn cube_params(c: &CubeSchedule) -> Vec<(&'static str, u64)> {
     if c.a_panel {
         p.push(("a_panel", 1));
     }
+    if c.fold > 1 {
+        p.push(("fold", c.fold));
+    }
     p.push(("tiles", c.tiles));
     p
 }

@@ -64,6 +64,13 @@ def _(rng):
     return {"a": a, "b": b}, {"x": run.cast(run.matmul(a, b), "f16")}
 
 
+@case("cube_a_panel_folded")
+def _(rng):
+    a = run.uniform(rng, (192, 200), "f16")
+    b = run.uniform(rng, (200, 1000), "f16")
+    return {"a": a, "b": b}, {"x": run.cast(run.matmul(a, b), "f16")}
+
+
 @case("cube_grouped_tiles")
 def _(rng):
     a = run.uniform(rng, (300, 64), "f16")

@@ -73,6 +73,8 @@ pub(super) fn generate(
     }
     t.check_depths(g.k).map_err(|e| format!("internal: {e}"))?;
     t.check_panel(&g).map_err(|e| format!("internal: {e}"))?;
+    t.check_fold(&g, u64::from(ctx.stage.block_dim))
+        .map_err(|e| format!("internal: {e}"))?;
     if layout.acc.copies > 1 && (t.a_stages, t.b_stages) != (1, 1) {
         return Err("internal: two accumulators need loads one stage deep".into());
     }
@@ -392,7 +394,7 @@ pub(super) fn generate(
         };
         tile_setup(
             &ge,
-            (t.base_m, t.base_n, t.group_m),
+            (t.base_m, t.base_n, t.group_m, t.fold),
             (&o, at),
             tail.as_ref(),
             &mut tile,

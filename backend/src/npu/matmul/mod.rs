@@ -226,13 +226,16 @@ fn log2(x: u64) -> u32 {
 /// scratch (the caller sets them after).
 fn tile_coords(
     items: &mut Vec<Item>,
-    (tm, tn, group): (u64, u64, u64),
+    (tm, tn, group, fold): (u64, u64, u64, u64),
     [m0, n0]: [Reg; 2],
     r: &TileRegs,
 ) {
     if group <= 1 {
         items.ins().s_alu(AluOp::Div, m0, n0, tn);
         items.ins().s_alu(AluOp::Rem, n0, n0, tn);
+        if fold > 1 && tn.is_multiple_of(fold) {
+            fold_column(items, (tn, fold), n0, r);
+        }
         return;
     }
     let (rows, within) = (r.ncur, r.mcur);
@@ -249,12 +252,34 @@ fn tile_coords(
     items.ins().s_alu(AluOp::Div, n0, n0, rows);
 }
 
+/// Position `n0` of a tile row in the order of `CubeSchedule::fold`: with
+/// `s = tn / fold`, position `j·fold + i` becomes column `i·s + j` (`i`
+/// even) or `(i + 1)·s − 1 − j` (`i` odd), that is
+/// `i·s + j + (i mod 2)·(s − 1 − 2j)`. The extents and the output address
+/// are computed after this, so their registers serve as scratch.
+fn fold_column(items: &mut Vec<Item>, (tn, fold): (u64, u64), n0: Reg, r: &TileRegs) {
+    let s = tn / fold;
+    let (i, odd, back) = (r.ncur, r.mcur, r.gc);
+    items.ins().s_alu(AluOp::Rem, i, n0, fold);
+    items.ins().s_alu(AluOp::Div, n0, n0, fold);
+    // back = (s − 1 − 2j)·(i mod 2)
+    items.ins().s_alu(AluOp::Rem, odd, i, 2);
+    items.ins().s_alu(AluOp::Mul, back, n0, 2);
+    items.ins().s_li(r.ga, s - 1);
+    items.ins().s_alu(AluOp::Sub, back, r.ga, back);
+    items.ins().s_alu(AluOp::Mul, back, back, odd);
+    // column = j + i·s + back
+    items.ins().s_alu(AluOp::Mul, i, i, s);
+    items.ins().s_alu(AluOp::Add, n0, n0, i);
+    items.ins().s_alu(AluOp::Add, n0, n0, back);
+}
+
 /// Per-tile setup shared by both paths: batch digits and the GM addresses
 /// of tile `t`'s A rows, B columns and output, plus its extents; tiles in
 /// the order of `group` (see [`tile_coords`]).
 fn tile_setup(
     g: &Geometry,
-    (tile_m, tile_n, group): (u64, u64, u64),
+    (tile_m, tile_n, group, fold): (u64, u64, u64, u64),
     (o, t): (&Open, Reg),
     tail: Option<&Tail>,
     items: &mut Vec<Item>,
@@ -268,7 +293,7 @@ fn tile_setup(
     let mut whole = Vec::new();
     whole.ins().s_alu(AluOp::Div, q, t, per_batch);
     whole.ins().s_alu(AluOp::Rem, n0, t, per_batch);
-    tile_coords(&mut whole, (tm, tn, group), [m0, n0], r);
+    tile_coords(&mut whole, (tm, tn, group, fold), [m0, n0], r);
     whole.ins().s_alu(AluOp::Mul, m0, m0, tile_m);
     whole.ins().s_alu(AluOp::Mul, n0, n0, tile_n);
     remaining(&mut whole, r.mcur, g.m, m0, tile_m);
@@ -286,7 +311,7 @@ fn tile_setup(
             strip.ins().s_alu(AluOp::Sub, q, t, tl.first);
             strip.ins().s_alu(AluOp::Div, n0, q, tl.parts);
             strip.ins().s_alu(AluOp::Add, n0, n0, tl.first);
-            tile_coords(&mut strip, (tm, tn, group), [m0, n0], r);
+            tile_coords(&mut strip, (tm, tn, group, fold), [m0, n0], r);
             strip.ins().s_alu(AluOp::Mul, m0, m0, tile_m);
             strip.ins().s_alu(AluOp::Mul, n0, n0, tile_n);
             remaining(&mut strip, r.mcur, g.m, m0, tile_m);

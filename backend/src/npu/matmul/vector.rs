@@ -94,7 +94,7 @@ pub(super) fn generate(
     }
 
     let mut tile = Vec::new();
-    tile_setup(&g, (t.rows, t.cols, 1), (&o, o.tr), None, &mut tile);
+    tile_setup(&g, (t.rows, t.cols, 1, 1), (&o, o.tr), None, &mut tile);
     let Open { regs, .. } = &o;
     let (mcur, ncur, ga, gb, gc) = (regs.mcur, regs.ncur, regs.ga, regs.gb, regs.gc);
     let accb = VBuf::of(&layout.acc, 0, cd);

@@ -101,11 +101,11 @@ fn a_wide_product_takes_its_tiles_in_groups_of_rows() {
     let mm = stage(DType::F16, DType::F16, (4096, 4096, 4096), false);
     let g = Geometry::of(&mm).unwrap();
     let mib = (1 << 20) as f64 / 768.0;
-    let rows = first_touches(&g, (128, 256), (1, None), &machine);
+    let rows = first_touches(&g, (128, 256), (1, 1, None), &machine);
     assert_eq!((rows.rounds, rows.hbm.len()), (22, 16));
     assert_eq!(rows.hbm[0], (2.0 * mib, 32.0 * mib));
     assert!((rows.a_share - 1.0 / 3.0).abs() < 1e-12);
-    let groups = first_touches(&g, (128, 256), (4, None), &machine);
+    let groups = first_touches(&g, (128, 256), (4, 1, None), &machine);
     assert_eq!(groups.hbm[0], (4.0 * mib, 12.0 * mib));
     // Against a 36 000-cycle tile, less the round's 24 output tiles
     // (1.5 MiB), B's two thirds: 22 635 cycles. Row by row the first
@@ -118,6 +118,47 @@ fn a_wide_product_takes_its_tiles_in_groups_of_rows() {
     // The scheduler takes the smallest group that does not wait.
     let s = scheduled(mm, &machine);
     assert_eq!(cube(&s).group_m, 4);
+}
+
+#[test]
+fn a_panels_runs_fold_so_their_first_drains_write_whole_lines() {
+    // 1024³ f16 on 910b-like in 176 × 128 A panels: 6 × 8 tiles, runs of
+    // 2 on 24 cores. Unfolded, core c runs tiles (c / 4, 2p) and then
+    // (c / 4, 2p + 1), p = c mod 4: its first tile writes the left half
+    // (256 B) of 512-byte line p of each of its rows, so the first round
+    // pays for every line of the output (2 MiB) and the second for none.
+    // Folded, core c's tiles are columns p and 7 − p: the first round
+    // writes columns 0–3, whole lines 0 and 1 of every row (1 MiB), the
+    // second lines 2 and 3.
+    let machine = Machine::builtin("910b-like").unwrap();
+    let mm = stage(DType::F16, DType::F16, (1024, 1024, 1024), false);
+    let g = Geometry::of(&mm).unwrap();
+    let mib = (1 << 20) as f64 / 768.0;
+    let plain = first_touches(&g, (176, 128), (1, 1, Some(2)), &machine);
+    assert_eq!(plain.drains, [2.0 * mib, 0.0]);
+    let folded = first_touches(&g, (176, 128), (1, 2, Some(2)), &machine);
+    assert_eq!(folded.drains, [mib, mib]);
+    // FixPipe drains a 176 × 128 f16 tile in 200 + 45 056 / 64 = 904
+    // cycles; the first round's wait beyond that is 2 MiB − 904 cycles
+    // unfolded and 1 MiB − 904 folded, so the fold saves 1 MiB at
+    // 768 B a cycle, 1 365.3 cycles; the scheduler takes it.
+    let t = CubeSchedule {
+        base_m: 176,
+        base_n: 128,
+        a_panel: true,
+        fold: 2,
+        accumulators: 1,
+        ..CubeSchedule::default()
+    };
+    let delta = fold_delta(&g, &t, &machine);
+    assert!((delta + mib).abs() < 1e-6, "{delta}");
+    let s = scheduled(mm, &machine);
+    let c = cube(&s);
+    assert_eq!(
+        (c.base_m, c.base_n, c.a_panel, c.fold),
+        (176, 128, true, 2),
+        "{c:?}"
+    );
 }
 
 #[test]
