@@ -159,6 +159,14 @@ fn a_panels_runs_fold_so_their_first_drains_write_whole_lines() {
         (176, 128, true, 2),
         "{c:?}"
     );
+    // Its f32 product (the -O0 plan) takes 128 × 176 panels: 704-byte
+    // output rows, wider than half a line, so no fold is offered.
+    let s = scheduled(
+        stage(DType::F16, DType::F32, (1024, 1024, 1024), false),
+        &machine,
+    );
+    let c = cube(&s);
+    assert!(c.a_panel && c.fold <= 1, "{c:?}");
 }
 
 #[test]
