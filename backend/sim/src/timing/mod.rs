@@ -27,6 +27,7 @@
 
 pub mod gm;
 mod pipes;
+mod queue;
 mod scalar;
 mod sync;
 pub mod trace;
@@ -38,8 +39,7 @@ use crate::machine::Machine;
 use crate::machine::PathId;
 use crate::program::{Launch, Program};
 use crate::race::{Clock, Detector};
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use trace::Timeline;
 
 /// Engine options.
@@ -242,7 +242,7 @@ pub struct Engine<'a> {
     o: EngineOptions,
     cores: Vec<Core>,
     slots: Vec<Slot>,
-    heap: BinaryHeap<Reverse<(u64, u64, Ev)>>,
+    heap: queue::EventQueue<Ev>,
     seq: u64,
     /// Global memory (public so the driver can load inputs and read outputs).
     pub gm: GmMem,
@@ -436,7 +436,7 @@ impl<'a> Engine<'a> {
             o,
             cores,
             slots,
-            heap: BinaryHeap::new(),
+            heap: queue::EventQueue::default(),
             seq: 0,
             gm,
             pending: HashMap::new(),
@@ -459,7 +459,7 @@ impl<'a> Engine<'a> {
 
     fn push(&mut self, t: u64, ev: Ev) {
         self.seq += 1;
-        self.heap.push(Reverse((t, self.seq, ev)));
+        self.heap.push(t, self.seq, ev);
     }
 
     fn sched_scalar(&mut self, c: usize, t: u64) {
@@ -589,7 +589,7 @@ impl<'a> Engine<'a> {
         }
         self.next_block = first as u32;
         self.m_out.waves = self.l.block_dim.div_ceil(self.slots.len().max(1) as u32);
-        while let Some(Reverse((t, _, ev))) = self.heap.pop() {
+        while let Some((t, _, ev)) = self.heap.pop() {
             if t > self.limit {
                 let (c, pipe, pc) = self.unit_of(ev);
                 let trap = self.limit_trap();

@@ -62,14 +62,16 @@ impl Engine<'_> {
     fn start_op(&mut self, c: usize, p: Pipe, t: u64, pc: u32, op: PipeInsn) {
         let insn = Insn::Pipe(op);
         let pi = p.index();
-        let Some(entry) = self.cores[c].pipes[pi].q.pop_front() else {
-            return;
-        };
         self.m_out.insns += 1;
         let m = self.m;
         let footprint = self.race.is_some();
+        // The queue's head runs in place (its register snapshot is large),
+        // and leaves the queue once it has run.
         let result = {
             let core = &mut self.cores[c];
+            let Some(entry) = core.pipes[pi].q.front() else {
+                return;
+            };
             let mut env = Env {
                 m,
                 regs: &entry.regs,
@@ -78,7 +80,16 @@ impl Engine<'_> {
                 functional: self.o.functional,
                 footprint,
             };
-            exec::execute(&op, &mut env)
+            let result = exec::execute(&op, &mut env);
+            let ps = &mut core.pipes[pi];
+            if result.is_ok()
+                && let Some(entry) = ps.q.front()
+            {
+                let know = entry.know;
+                ps.know.join(&know);
+            }
+            ps.q.pop_front();
+            result
         };
         let out: Outcome = match result {
             Ok(o) => o,
@@ -103,11 +114,6 @@ impl Engine<'_> {
             }
         }
         let agent = self.agent(c, p);
-        {
-            let core = &mut self.cores[c];
-            let ps = &mut core.pipes[pi];
-            ps.know.join(&entry.know);
-        }
         if let Some(r) = self.race.as_mut() {
             let core = &self.cores[c];
             let ps = &core.pipes[pi];

@@ -10,7 +10,6 @@ use crate::fault::{FaultKind, Space, Trap};
 use crate::isa::{CoreKind, Insn, Pipe, ScalarInsn, U8, ZR};
 use crate::program::Launch;
 use crate::race::Who;
-use std::cmp::Reverse;
 
 impl<'a> Engine<'a> {
     pub(super) fn reg(&self, c: usize, r: crate::isa::Reg) -> u64 {
@@ -68,8 +67,8 @@ impl<'a> Engine<'a> {
                 self.raise(c, Pipe::S, Some(pc), now, trap);
                 return;
             }
-            if let Some(Reverse((next, _, _))) = self.heap.peek()
-                && (now > *next || budget == 0)
+            if let Some(next) = self.heap.peek_time()
+                && (now > next || budget == 0)
             {
                 self.sched_scalar(c, now);
                 return;
