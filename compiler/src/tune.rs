@@ -23,9 +23,11 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use tessera_ir::plan::matmul::Geometry;
-use tessera_ir::plan::{CubeSchedule, MatMul, MatMulSchedule, Plan, Stage, StageKind};
+use tessera_ir::plan::{
+    BufKind, CubeSchedule, MatMul, MatMulSchedule, Plan, Source as ViewSource, Stage, StageKind,
+};
 use tessera_ir::{Code, Diagnostic, Kernel};
-use tessera_sim::Machine;
+use tessera_sim::{Machine, Warm};
 
 /// Tile orders of the scheduler's choice `tune` simulates besides it.
 const ORDER_VARIANTS: usize = 3;
@@ -306,6 +308,9 @@ pub struct StageReport {
     /// The stage of the same canonical form this one takes its choice from
     /// (then nothing was simulated for it).
     pub same_as: Option<usize>,
+    /// The vector stage joined to this one whose estimate exceeds its own
+    /// (then nothing was simulated for it: see [`bound_by_joined`]).
+    pub bound_by: Option<usize>,
 }
 
 /// What `tune` did for a kernel.
@@ -327,14 +332,31 @@ pub struct Report {
     pub entries: Vec<Entry>,
 }
 
-fn simulate(plan: &Plan, machine: &Machine) -> Result<u64, Failure> {
+/// Simulates `plan` with the buffers `warm` in L2 at the start.
+fn simulate(plan: &Plan, machine: &Machine, warm: &[usize]) -> Result<u64, Failure> {
     let mut plan = plan.clone();
     finish(&mut plan, machine);
+    // Where the buffers are in this plan's workspace (its layout depends
+    // on its stages).
+    let warm = warm
+        .iter()
+        .filter_map(|&b| {
+            Some(match plan.buffers.get(b)?.kind {
+                BufKind::Param(p) => Warm::Param(p),
+                BufKind::Result(r) => Warm::Result(r),
+                BufKind::Workspace { offset } => Warm::Workspace {
+                    offset,
+                    bytes: plan.footprint(b),
+                },
+            })
+        })
+        .collect();
     let program = tessera_backend::npu::compile(&plan, machine)
         .map_err(|e| Failure::Internal(format!("code generation: {e}")))?;
     let opts = tessera_sim::RunOptions {
         timing_only: true,
         race_detection: false,
+        warm,
         ..tessera_sim::RunOptions::default()
     };
     let out =
@@ -429,6 +451,52 @@ fn sample(
     Some((s, keep, items))
 }
 
+/// The buffers that stage `i` of `plan` finds in L2 in the kernel: every
+/// one an earlier stage reads or writes (the simulator's L2 keeps every
+/// line once touched). Timed alone without them, a stage pays HBM for
+/// operands an earlier launch left in L2.
+fn warm_before(plan: &Plan, i: usize) -> Vec<usize> {
+    let mut bufs: Vec<usize> = plan.stages[..i]
+        .iter()
+        .flat_map(|s| s.reads().into_iter().chain(s.writes()))
+        .filter_map(|v| match v.source {
+            ViewSource::Buffer(b) => Some(b),
+            ViewSource::Constant(_) => None,
+        })
+        .collect();
+    bufs.sort_unstable();
+    bufs.dedup();
+    bufs
+}
+
+/// The vector stage joined to matmul stage `i` (its epilogue after it or
+/// its prologue before it, in its launch) whose estimate exceeds the
+/// matmul's, if any. Such a launch takes about the vector stage's time, so a
+/// faster matmul alone does not make it faster, and the tile order that
+/// times best alone can pace the vector cores' phases worse: on 910b-like,
+/// attention's Q·Kᵀ (joined to its softmax) tuned alone to `group_m=4`, 7 %
+/// faster, made the kernel 0.1 % slower at S = 4096 and 0.4 % at S = 8192.
+/// `tune` leaves such a stage as scheduled and simulates none of its
+/// candidates.
+fn bound_by_joined(plan: &Plan, i: usize) -> Option<usize> {
+    let StageKind::MatMul(MatMul {
+        schedule: MatMulSchedule::Cube(t),
+        ..
+    }) = &plan.stages.get(i)?.kind
+    else {
+        return None;
+    };
+    let own = plan.stages[i].estimate;
+    let heavier = |j: usize| plan.stages.get(j).is_some_and(|s| s.estimate > own);
+    if t.epilogue > 0 && heavier(i + 1) {
+        return Some(i + 1);
+    }
+    if t.prologue > 0 && i > 0 && heavier(i - 1) {
+        return Some(i - 1);
+    }
+    None
+}
+
 /// The candidate to keep of those simulated (`cycles`, the scheduler's
 /// own first): the fastest, the first of equals; when the stage is not
 /// the whole kernel (`shared`), the scheduler's own unless the fastest is
@@ -494,6 +562,19 @@ pub fn tune(
                 chosen: first.chosen,
                 sample: first.sample,
                 same_as: Some(stage),
+                bound_by: None,
+            });
+            continue;
+        }
+        if let Some(j) = bound_by_joined(&plan, i) {
+            stages.push(StageReport {
+                stage: i,
+                key,
+                tried: Vec::new(),
+                chosen: 0,
+                sample: None,
+                same_as: None,
+                bound_by: Some(j),
             });
             continue;
         }
@@ -538,7 +619,9 @@ pub fn tune(
             None => (mm.clone(), g.clone(), None),
         };
         // Each candidate runs as the stage alone (one launch on the
-        // kernel's buffers): the other stages do not change with it.
+        // kernel's buffers, with L2 holding what the earlier stages
+        // touched): the other stages do not change with it.
+        let warm = warm_before(&plan, i);
         let runs: Vec<Result<(u64, u64), Failure>> = cands
             .par_iter()
             .map(|(_, t)| {
@@ -551,7 +634,7 @@ pub fn tune(
                     stages: vec![st],
                     ..plan.clone()
                 };
-                Ok((cost as u64, simulate(&alone, machine)?))
+                Ok((cost as u64, simulate(&alone, machine, &warm)?))
             })
             .collect();
         let mut tried = Vec::new();
@@ -601,6 +684,7 @@ pub fn tune(
             chosen,
             sample: kept,
             same_as: None,
+            bound_by: None,
         });
     }
     // The kernel whole, when it is small enough and a stage timed alone
@@ -609,7 +693,7 @@ pub fn tune(
     let mut kernel_cycles = None;
     let changed = stages.iter().any(|s| s.chosen != 0);
     if whole && changed && (plan.stages.len() > 1 || stages.iter().any(|s| s.sample.is_some())) {
-        let untuned = simulate(&plan, machine)?;
+        let untuned = simulate(&plan, machine, &[])?;
         let mut tuned_plan = plan.clone();
         for (i, t) in &winners {
             let st = &mut tuned_plan.stages[*i];
@@ -619,7 +703,7 @@ pub fn tune(
                 set_schedule(st, &g, t.clone(), machine);
             }
         }
-        let mut tuned = simulate(&tuned_plan, machine)?;
+        let mut tuned = simulate(&tuned_plan, machine, &[])?;
         if tuned > untuned {
             entries.clear();
             for st in &mut stages {
@@ -685,6 +769,12 @@ impl Report {
             s.push_str(&format!("stage {}: {}\n", st.stage, st.key));
             if let Some(first) = st.same_as {
                 s.push_str(&format!("    the same as stage {first}: its choice\n"));
+                continue;
+            }
+            if let Some(j) = st.bound_by {
+                s.push_str(&format!(
+                    "    joined to stage {j}, which bounds their launch: the scheduler's choice\n"
+                ));
                 continue;
             }
             let (Some(own), Some(best)) = (st.tried.first(), st.tried.get(st.chosen)) else {

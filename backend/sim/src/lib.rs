@@ -47,4 +47,4 @@ pub use isa::{CoreKind, Dt, Insn, Pipe};
 pub use machine::{Machine, MachineError, Organisation};
 pub use program::{Launch, Program, Section, TensorDecl};
 pub use report::{LaunchReport, Report};
-pub use run::{RunError, RunOptions, RunOutput, Tensor, run};
+pub use run::{RunError, RunOptions, RunOutput, Tensor, Warm, run};

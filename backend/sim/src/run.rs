@@ -57,6 +57,26 @@ pub struct RunOptions {
     /// caller's Ctrl-C); checked every few thousand steps, so setting it
     /// never changes what a run that finishes computes.
     pub interrupt: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    /// GM that starts in L2, as if an earlier launch had touched it: its
+    /// first touches cost no HBM. A caller timing one stage of a kernel
+    /// alone warms what the kernel's earlier stages touch (default none).
+    pub warm: Vec<Warm>,
+}
+
+/// GM that a run starts with in L2 ([`RunOptions::warm`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Warm {
+    /// The i-th parameter, whole.
+    Param(usize),
+    /// The i-th result, whole.
+    Result(usize),
+    /// The workspace's bytes `[offset, offset + bytes)` (as far as it goes).
+    Workspace {
+        /// First byte.
+        offset: u64,
+        /// Bytes.
+        bytes: u64,
+    },
 }
 
 /// The default step limit of a program whose tensors and workspace take
@@ -88,6 +108,7 @@ impl Default for RunOptions {
             step_limit: None,
             work_limit: MAX_WORK,
             interrupt: None,
+            warm: Vec::new(),
         }
     }
 }
@@ -269,6 +290,26 @@ pub fn run(
     // The launches, in order, on one GM image and one L2 first-touch state.
     let launch = machine.launch.launch_cycles;
     let mut lines = Lines::new(GM_BASE, total, machine.gm.line_bytes);
+    let ws = &gm.regions[gm.regions.len() - 1];
+    for w in &opts.warm {
+        let (lo, hi) = match *w {
+            Warm::Param(i) => gm
+                .regions
+                .get(i)
+                .filter(|_| i < program.params.len())
+                .map_or((0, 0), |r| (r.start, r.end)),
+            Warm::Result(i) => gm
+                .regions
+                .get(program.params.len() + i)
+                .filter(|_| i < program.results.len())
+                .map_or((0, 0), |r| (r.start, r.end)),
+            Warm::Workspace { offset, bytes } => {
+                let lo = ws.start.saturating_add(offset).min(ws.end);
+                (lo, lo.saturating_add(bytes).min(ws.end))
+            }
+        };
+        lines.touch(lo, hi);
+    }
     let mut timeline = opts.trace.then(Timeline::default);
     let mut names: Vec<String> = Vec::new();
     let mut sum = Sum::default();

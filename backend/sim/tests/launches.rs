@@ -7,7 +7,7 @@ mod common;
 
 use common::*;
 use tessera_sim::{
-    Dt, Machine, Pipe, Program, RunError, RunOptions, Tensor, assemble, decode, disassemble,
+    Dt, Machine, Pipe, Program, RunError, RunOptions, Tensor, Warm, assemble, decode, disassemble,
     encode, load, run,
 };
 
@@ -131,6 +131,50 @@ fn two_launches_share_the_workspace_and_their_cycles_add_up() {
     assert_eq!(r1.cycles, 11562);
     assert_eq!(r.cycles, r0.cycles + r1.cycles - (200 - 50));
     assert_eq!(r1.hbm_bytes, 4096 + 4096);
+    // Launch 1 alone with the workspace warm, as launch 0 leaves it: its
+    // load hits L2 as in the program (11412 cycles) and only its store to
+    // c misses. Warming a, which it does not read, changes nothing; so
+    // does a range past the workspace's end.
+    let warm = |w: Vec<Warm>| RunOptions {
+        timing_only: true,
+        warm: w,
+        ..Default::default()
+    };
+    let ws = Warm::Workspace {
+        offset: 0,
+        bytes: 4096,
+    };
+    let r1w = run(&m, &alone(&p, 1), &[], &warm(vec![ws.clone()]))
+        .unwrap()
+        .report;
+    assert_eq!((r1w.cycles, r1w.hbm_bytes), (11412, 4096));
+    let r1a = run(&m, &alone(&p, 1), &[], &warm(vec![Warm::Param(0)]))
+        .unwrap()
+        .report;
+    assert_eq!((r1a.cycles, r1a.hbm_bytes), (11562, 4096 + 4096));
+    let past = Warm::Workspace {
+        offset: 4096,
+        bytes: 1 << 40,
+    };
+    let r1p = run(&m, &alone(&p, 1), &[], &warm(vec![past, Warm::Result(7)]))
+        .unwrap()
+        .report;
+    assert_eq!((r1p.cycles, r1p.hbm_bytes), (11562, 4096 + 4096));
+    // Half the workspace warm: the load's first two lines hit, the other
+    // two miss, so it pays the miss's fixed cost and 2048 B of HBM.
+    let half = Warm::Workspace {
+        offset: 0,
+        bytes: 2048,
+    };
+    let r1h = run(&m, &alone(&p, 1), &[], &warm(vec![half]))
+        .unwrap()
+        .report;
+    assert_eq!(r1h.hbm_bytes, 2048 + 4096);
+    // The result warm: the store to c hits too.
+    let r1c = run(&m, &alone(&p, 1), &[], &warm(vec![ws, Warm::Result(0)]))
+        .unwrap()
+        .report;
+    assert_eq!(r1c.hbm_bytes, 0);
     // Sums: FLOPs, instructions and busy cycles of pipes whose work does not
     // depend on the L2 (everything but MTE2) are the sums of the parts.
     assert_eq!(r.vector_flops, r0.vector_flops + r1.vector_flops);

@@ -12,19 +12,18 @@ fn gemm(n: u64) -> (Kernel, Source) {
 
 /// `cast(a @ b, f16)` for an `m × k` A and a `k × n` B.
 fn gemm_of(m: u64, k: u64, n: u64) -> (Kernel, Source) {
+    lowered("gemm", GEMM, &[("M", m), ("N", n), ("K", k)])
+}
+
+/// Kernel `name` of the source `text`, lowered with the dims `env`.
+fn lowered(name: &str, text: &str, env: &[(&str, u64)]) -> (Kernel, Source) {
     let src = Source {
-        name: "gemm.tsr".into(),
-        text: GEMM.into(),
+        name: format!("{name}.tsr"),
+        text: text.into(),
     };
     let file = driver::parse_and_check(&src).expect("parses");
-    let env = [("M", m), ("N", n), ("K", k)]
-        .iter()
-        .map(|(k, v)| (k.to_string(), *v))
-        .collect();
-    (
-        driver::lower(&file, "gemm", &env, &src).expect("lowers"),
-        src,
-    )
+    let env = env.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+    (driver::lower(&file, name, &env, &src).expect("lowers"), src)
 }
 
 fn machine() -> Machine {
@@ -365,4 +364,55 @@ fn files_round_trip_and_bad_ones_are_e0608() {
         assert_eq!(d.code, "E0608", "{bad:?}: {}", d.message);
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `softmax(q @ kᵀ · s) @ v` (f16) with `h` heads of `s × d`.
+fn attention(h: u64, s: u64, d: u64) -> (Kernel, Source) {
+    lowered(
+        "attention",
+        "kernel attention(q: f16[H, S, D], k: f16[H, S, D], v: f16[H, S, D]) -> f16[H, S, D] {
+            let s = (q @ transpose(k, [0, 2, 1])) * 0.125;
+            return cast(cast(softmax(s, axis = -1), f16) @ v, f16);
+        }",
+        &[("H", h), ("S", s), ("D", d)],
+    )
+}
+
+#[test]
+fn a_stage_is_timed_with_the_l2_its_kernel_leaves_and_a_bounded_joined_one_is_left() {
+    let (k, src) = attention(4, 512, 64);
+    let m = machine();
+    // Q·Kᵀ runs in one launch with the softmax (joined, the heavier), and
+    // P·V in a launch of its own.
+    let mut plan = driver::compile_npu(&k, &m, &src, Level::O2)
+        .expect("compiles")
+        .plan;
+    assert_eq!(plan.stages.len(), 3);
+    assert!(cube(&plan).epilogue > 0, "{:?}", cube(&plan));
+    assert!(plan.stages[1].estimate > plan.stages[0].estimate);
+    let r = tune(&k, &m, &src, Level::O2, 8).expect("tunes");
+    let joined = r.stages.iter().find(|s| s.stage == 0).expect("stage 0");
+    assert_eq!(joined.bound_by, Some(1));
+    assert!(joined.tried.is_empty());
+    // P·V alone, on the kernel's buffers with what Q·Kᵀ and the softmax
+    // touched in L2, takes exactly the cycles of its launch in the kernel.
+    let pv = r.stages.iter().find(|s| s.stage == 2).expect("stage 2");
+    assert_eq!(pv.sample, None);
+    finish(&mut plan, &m);
+    let program = tessera_backend::npu::compile(&plan, &m).expect("generates");
+    let opts = tessera_sim::RunOptions {
+        timing_only: true,
+        race_detection: false,
+        ..tessera_sim::RunOptions::default()
+    };
+    let whole = tessera_sim::run(&m, &program, &[], &opts).expect("runs");
+    assert_eq!(whole.report.launches.len(), 2);
+    assert_eq!(pv.tried[0].simulated, whole.report.launches[1].cycles);
+    // Cold, it would miss on P.
+    let alone = Plan {
+        stages: vec![plan.stages[2].clone()],
+        ..plan.clone()
+    };
+    let cold = simulate(&alone, &m, &[]).expect("simulates");
+    assert!(cold > pv.tried[0].simulated, "{cold}");
 }

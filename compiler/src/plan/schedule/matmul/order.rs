@@ -44,10 +44,11 @@ const ORDER_ROUNDS: u64 = 16;
 /// The tile orders worth weighing for `bm × bn` tiles (row-major first):
 /// groups of fewer tile rows than the stage has (a group of every row is
 /// the column-major order, the last one), and none when a single round
-/// takes every tile anyway.
+/// takes every tile anyway or a row holds one tile (then every group walks
+/// the tiles row-major).
 pub fn tile_orders(g: &Geometry, bm: u64, bn: u64, machine: &Machine) -> Vec<u64> {
     let tm = g.m.div_ceil(bm);
-    let several = several_rounds(g, bm, bn, machine);
+    let several = several_rounds(g, bm, bn, machine) && g.n > bn;
     GROUPS
         .into_iter()
         .filter(|&gr| gr == 1 || (gr < tm && several))
