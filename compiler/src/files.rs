@@ -4,7 +4,7 @@
 //! - Every read is bounded by what its format can need ([`read`]), so a
 //!   huge file or `/dev/zero` is an error, not an allocation.
 //! - Every write goes to a temporary file beside its target, renamed once
-//!   complete ([`write`]): a failure leaves the old file or nothing.
+//!   complete ([`write()`]): a failure leaves the old file or nothing.
 //! - No output may be a file the command reads, nor another of its outputs
 //!   ([`Claims`], `E0607`): nothing the user gave is overwritten.
 //! - The tensors a run holds on the host are bounded before any is

@@ -309,7 +309,7 @@ pub struct StageReport {
     /// (then nothing was simulated for it).
     pub same_as: Option<usize>,
     /// The vector stage joined to this one whose estimate exceeds its own
-    /// (then nothing was simulated for it: see [`bound_by_joined`]).
+    /// (then nothing was simulated for it: see `bound_by_joined`).
     pub bound_by: Option<usize>,
 }
 
@@ -516,13 +516,13 @@ fn choose(cycles: &[u64], shared: bool) -> Option<usize> {
 }
 
 /// Tunes every cube matmul stage of a kernel's plan: simulates the stage
-/// alone (on a sample of its batch when it is large, [`sample`]) with each
+/// alone (on a sample of its batch when it is large, `sample`) with each
 /// of its `top` cheapest candidates and the scheduler's choice in its other
 /// tile orders, and keeps the fastest. A stage of the same canonical form
 /// as one tuned before takes that one's choice. A kernel estimated at no
-/// more than [`WHOLE_LIMIT`] cycles is then simulated whole, and keeps the
+/// more than `WHOLE_LIMIT` cycles is then simulated whole, and keeps the
 /// scheduler's choices if the winners make it slower; a larger one is
-/// not (`bench --tuning` times it), and its stages follow [`choose`].
+/// not (`bench --tuning` times it), and its stages follow `choose`.
 pub fn tune(
     kernel: &Kernel,
     machine: &Machine,

@@ -11,7 +11,7 @@
 //! - [`Machine`]: load a built-in or TOML description, print it as TOML;
 //! - [`assemble`] / [`disassemble`]: text ↔ [`Program`];
 //! - [`encode`] / [`decode`] / [`load`]: [`Program`] ↔ `.tbc` bytes;
-//! - [`run`]: simulate a program on named input tensors, returning outputs,
+//! - [`run()`]: simulate a program on named input tensors, returning outputs,
 //!   a [`Report`] and optionally a Chrome trace, or a [`Fault`].
 //!
 //! A [`Program`] is a sequence of one or more [`Launch`]es (SPMD kernels with

@@ -1,7 +1,7 @@
 //! The `tessera` command line (cli.md): argument parsing and one function
 //! per subcommand.
 //!
-//! [`run`] is the whole program minus the process: it takes the arguments
+//! [`run()`] is the whole program minus the process: it takes the arguments
 //! and two writers and returns the exit code, so tests drive the CLI
 //! in-process. Diagnostics go to the error writer, results to the output
 //! writer.

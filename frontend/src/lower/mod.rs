@@ -3,7 +3,7 @@
 //! [`check`] checks every kernel of a file with its dims symbolic and returns
 //! every diagnostic; [`lower`] lowers one kernel with its dims bound, as code
 //! generation needs. Both go through one path: a kernel *instance* is lowered
-//! by [`body::Lowerer`] under a map from the signature's symbolic dims to
+//! by `body::Lowerer` under a map from the signature's symbolic dims to
 //! dims (symbols themselves when checking, fixed values when lowering).
 //! Calls to other kernels are inlined by instantiating the callee with the
 //! dims its arguments unify to.

@@ -157,7 +157,7 @@ impl Rows {
 /// With `chunks` ≤ 1 a tile is `rows` whole rows kept in UB. A row longer
 /// than UB holds is *chunked*: a tile is one row (`rows == 1`), streamed in
 /// `chunks` chunks of `pitch` elements (a multiple of [`CHUNK_ALIGN`]; the
-/// last chunk holds the rest) once per pass of the body ([`passes`]).
+/// last chunk holds the rest) once per pass of the body ([`Passes`]).
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct RowsSchedule {
     /// Rows of a tile.

@@ -1,4 +1,4 @@
-//! The instruction set: one list ([`for_each_insn!`]) declares every
+//! The instruction set: one list (`for_each_insn!`) declares every
 //! instruction with its mnemonic, its builder name, its class (scalar,
 //! synchronisation, or a pipe instruction with its pipe and cost class) and
 //! its fields. The encoder, the decoder, the disassembler, the assembler,
@@ -283,7 +283,7 @@ macro_rules! define_insn {
         sync { $( $(#[$ydoc:meta])* $yname:ident = $ymn:literal $yb:ident { $($yf:ident : $yt:ident),* $(,)? } ; )* }
         pipe { $( $(#[$pdoc:meta])* $pname:ident = $pmn:literal $pb:ident [$pipe:ident, $($cost:tt)*] { $($pf:ident : $pt:ident),* $(,)? } ; )* }
     ) => {
-        /// A scalar instruction (see [`for_each_insn!`] for the list and semantics).
+        /// A scalar instruction (see `for_each_insn!` for the list and semantics).
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
         #[allow(missing_docs)]
         pub enum ScalarInsn { $( $(#[$sdoc])* $sname { $($sf: $st),* }, )* }
@@ -344,7 +344,7 @@ macro_rules! define_insn {
         }
     };
     (@flat $( [$wrap:ident $sub:ident $name:ident $mn:literal { $($f:ident : $t:ident),* }] )*) => {
-        /// One instruction, by class (see [`for_each_insn!`] for the list).
+        /// One instruction, by class (see `for_each_insn!` for the list).
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
         pub enum Insn {
             /// Executes on the scalar unit.

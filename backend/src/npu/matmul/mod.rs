@@ -32,9 +32,9 @@
 //! to the accumulator. bf16/i8 B chunks are widened first; a transposed B is
 //! gathered into row-major order through an index table built once.
 //!
-//! Both paths open alike (block index, GM bases, tile registers: [`open`])
-//! and run their tiles round-robin over the blocks ([`tile_loop`]), with the
-//! same per-tile address setup ([`tile_setup`]); `cube.rs` and `vector.rs`
+//! Both paths open alike (block index, GM bases, tile registers: `open`)
+//! and run their tiles round-robin over the blocks (`tile_loop`), with the
+//! same per-tile address setup (`tile_setup`); `cube.rs` and `vector.rs`
 //! are the paths. Synchronisation is derived by `sync.rs` from the accesses.
 
 mod cube;

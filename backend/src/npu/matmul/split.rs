@@ -2,9 +2,9 @@
 //! launch: the cube path in the `.aic` section, this in `.aiv`).
 //!
 //! The cube cores write every unit's accumulator to the partials workspace
-//! (`[S, m, n]` f32, part-major), set cross-core counter [`XC_DONE`] in
+//! (`[S, m, n]` f32, part-major), set cross-core counter `XC_DONE` in
 //! mode 0 once their FixPipe writes are done, wait for it (every cube core
-//! has set it), and signal their own vector cores through [`XC_READY`]
+//! has set it), and signal their own vector cores through `XC_READY`
 //! (mode 2). Each vector core waits for that signal, then takes
 //! `red_rows × red_cols` chunks of the output round-robin (vector core `j`
 //! of `J = block_dim · sub_block_dim`: chunks `j, j + J, …`, row-major over

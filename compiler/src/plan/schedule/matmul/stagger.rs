@@ -17,6 +17,8 @@
 //! are staggered.
 
 use super::cube_core_parts;
+#[cfg(doc)]
+use tessera_ir::plan::CubeSchedule;
 use tessera_ir::plan::matmul::Geometry;
 use tessera_ir::plan::{MatMul, MatMulSchedule, Plan, StageKind};
 use tessera_sim::{Machine, Organisation};
