@@ -62,7 +62,6 @@ impl Engine<'_> {
     fn start_op(&mut self, c: usize, p: Pipe, t: u64, pc: u32, op: PipeInsn) {
         let insn = Insn::Pipe(op);
         let pi = p.index();
-        self.m_out.insns += 1;
         let m = self.m;
         let footprint = self.race.is_some();
         // The queue's head runs in place (its register snapshot is large),
@@ -72,6 +71,8 @@ impl Engine<'_> {
             let Some(entry) = core.pipes[pi].q.front() else {
                 return;
             };
+            self.m_out.insns += 1;
+            let know = entry.know;
             let mut env = Env {
                 m,
                 regs: &entry.regs,
@@ -82,10 +83,7 @@ impl Engine<'_> {
             };
             let result = exec::execute(&op, &mut env);
             let ps = &mut core.pipes[pi];
-            if result.is_ok()
-                && let Some(entry) = ps.q.front()
-            {
-                let know = entry.know;
+            if result.is_ok() {
                 ps.know.join(&know);
             }
             ps.q.pop_front();

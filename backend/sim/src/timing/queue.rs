@@ -24,33 +24,11 @@ pub(super) struct EventQueue<E> {
     buckets: Vec<Vec<(u128, E)>>,
     /// The last popped key (0 before any pop).
     last: u128,
-    /// Keys pushed below `last`.
-    early: BinaryHeap<Reverse<(u128, Slot<E>)>>,
+    /// Keys pushed below `last` (keys are unique, so a payload is never
+    /// compared).
+    early: BinaryHeap<Reverse<(u128, E)>>,
     /// The least key in the buckets, once known.
     least: Option<u128>,
-    len: usize,
-}
-
-/// A payload carried through the fallback heap, ordered by nothing (keys
-/// are unique).
-#[derive(Clone, Debug)]
-struct Slot<E>(E);
-
-impl<E> PartialEq for Slot<E> {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-impl<E> Eq for Slot<E> {}
-impl<E> PartialOrd for Slot<E> {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl<E> Ord for Slot<E> {
-    fn cmp(&self, _: &Self) -> std::cmp::Ordering {
-        std::cmp::Ordering::Equal
-    }
 }
 
 fn key(t: u64, seq: u64) -> u128 {
@@ -61,19 +39,18 @@ fn split(k: u128) -> (u64, u64) {
     ((k >> 64) as u64, k as u64)
 }
 
-impl<E: Copy> Default for EventQueue<E> {
+impl<E: Copy + Ord> Default for EventQueue<E> {
     fn default() -> Self {
         EventQueue {
             buckets: (0..129).map(|_| Vec::new()).collect(),
             last: 0,
             early: BinaryHeap::new(),
             least: None,
-            len: 0,
         }
     }
 }
 
-impl<E: Copy> EventQueue<E> {
+impl<E: Copy + Ord> EventQueue<E> {
     fn bucket(&self, k: u128) -> usize {
         if k == self.last {
             0
@@ -85,9 +62,8 @@ impl<E: Copy> EventQueue<E> {
     /// Adds `payload` at `(t, seq)`.
     pub fn push(&mut self, t: u64, seq: u64, payload: E) {
         let k = key(t, seq);
-        self.len += 1;
         if k < self.last {
-            self.early.push(Reverse((k, Slot(payload))));
+            self.early.push(Reverse((k, payload)));
             return;
         }
         let b = self.bucket(k);
@@ -123,8 +99,7 @@ impl<E: Copy> EventQueue<E> {
         if let Some(Reverse((e, _))) = self.early.peek()
             && b.is_none_or(|b| *e < b)
         {
-            let Reverse((k, Slot(p))) = self.early.pop()?;
-            self.len -= 1;
+            let Reverse((k, p)) = self.early.pop()?;
             let (t, s) = split(k);
             return Some((t, s, p));
         }
@@ -145,7 +120,6 @@ impl<E: Copy> EventQueue<E> {
         }
         // Bucket 0 holds the one key equal to `last`.
         let (k, p) = self.buckets[0].pop()?;
-        self.len -= 1;
         self.least = None;
         let (t, s) = split(k);
         Some((t, s, p))
@@ -153,8 +127,8 @@ impl<E: Copy> EventQueue<E> {
 
     /// Events queued.
     #[cfg(test)]
-    pub fn len(&self) -> usize {
-        self.len
+    fn len(&self) -> usize {
+        self.early.len() + self.buckets.iter().map(Vec::len).sum::<usize>()
     }
 }
 
