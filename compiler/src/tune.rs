@@ -202,6 +202,11 @@ pub fn apply(plan: &mut Plan, tuning: &Tuning, machine: &Machine) -> Vec<String>
         return notes;
     }
     let fp = fingerprint(machine);
+    // As `tune` leaves them: a matmul its joined vector stage bounds keeps
+    // the scheduler's choice (an entry of its form is another stage's).
+    let bounded: Vec<Option<usize>> = (0..plan.stages.len())
+        .map(|i| bound_by_joined(plan, i))
+        .collect();
     for (i, stage) in plan.stages.iter_mut().enumerate() {
         let StageKind::MatMul(mm) = &mut stage.kind else {
             continue;
@@ -219,6 +224,12 @@ pub fn apply(plan: &mut Plan, tuning: &Tuning, machine: &Machine) -> Vec<String>
         else {
             continue;
         };
+        if let Some(j) = bounded[i] {
+            notes.push(format!(
+                "stage {i} runs in one launch with stage {j}, which bounds it: the scheduler's choice stays; its tuning is not used"
+            ));
+            continue;
+        }
         if e.fingerprint != fp {
             notes.push(format!(
                 "the tuning of stage {i} was made for another description of `{}` (fingerprint {}, now {fp}); ignored",
@@ -550,7 +561,24 @@ pub fn tune(
         let (Some(key), Ok(g)) = (stage_key(mm), Geometry::of(mm)) else {
             continue;
         };
-        if let Some(first) = stages.iter().find(|s| s.key == key && s.same_as.is_none()) {
+        // A stage its joined vector stage bounds is left as scheduled: it
+        // neither takes nor gives a choice of its form.
+        if let Some(j) = bound_by_joined(&plan, i) {
+            stages.push(StageReport {
+                stage: i,
+                key,
+                tried: Vec::new(),
+                chosen: 0,
+                sample: None,
+                same_as: None,
+                bound_by: Some(j),
+            });
+            continue;
+        }
+        if let Some(first) = stages
+            .iter()
+            .find(|s| s.key == key && s.same_as.is_none() && s.bound_by.is_none())
+        {
             let stage = first.stage;
             if let Some((_, t)) = winners.iter().find(|(j, _)| *j == stage) {
                 winners.push((i, t.clone()));
@@ -563,18 +591,6 @@ pub fn tune(
                 sample: first.sample,
                 same_as: Some(stage),
                 bound_by: None,
-            });
-            continue;
-        }
-        if let Some(j) = bound_by_joined(&plan, i) {
-            stages.push(StageReport {
-                stage: i,
-                key,
-                tried: Vec::new(),
-                chosen: 0,
-                sample: None,
-                same_as: None,
-                bound_by: Some(j),
             });
             continue;
         }

@@ -416,3 +416,95 @@ fn a_stage_is_timed_with_the_l2_its_kernel_leaves_and_a_bounded_joined_one_is_le
     let cold = simulate(&alone, &m, &[]).expect("simulates");
     assert!(cold > pv.tried[0].simulated, "{cold}");
 }
+
+/// Two products of one canonical form: `q @ k`, joined to a heavier
+/// softmax, and `r @ k`, a result of its own, in the order `first`.
+fn twins(bound_first: bool) -> (Kernel, Source) {
+    let body = if bound_first {
+        "return (cast(softmax((q @ k) * 0.125, axis = -1), f16), r @ k);"
+    } else {
+        "return (r @ k, cast(softmax((q @ k) * 0.125, axis = -1), f16));"
+    };
+    let outs = if bound_first {
+        "(f16[S, S], f32[S, S])"
+    } else {
+        "(f32[S, S], f16[S, S])"
+    };
+    let text = format!(
+        "kernel twins(q: f16[H, S, D], k: f16[H, D, S], r: f16[H, S, D]) -> {outs} {{ {body} }}"
+    );
+    let text = text
+        .replace("f16[S, S]", "f16[H, S, S]")
+        .replace("f32[S, S]", "f32[H, S, S]");
+    lowered("twins", &text, &[("H", 4), ("S", 512), ("D", 64)])
+}
+
+#[test]
+fn a_bounded_stage_neither_lends_nor_borrows_a_choice_of_its_form() {
+    let m = machine();
+    for bound_first in [true, false] {
+        let (k, src) = twins(bound_first);
+        let plan = driver::compile_npu(&k, &m, &src, Level::O2)
+            .expect("compiles")
+            .plan;
+        let r = tune(&k, &m, &src, Level::O2, 8).expect("tunes");
+        let bounded: Vec<_> = r.stages.iter().filter(|s| s.bound_by.is_some()).collect();
+        let free: Vec<_> = r.stages.iter().filter(|s| s.bound_by.is_none()).collect();
+        assert_eq!((bounded.len(), free.len()), (1, 1), "{}", plan.text());
+        assert_eq!(bounded[0].key, free[0].key);
+        // The free one is tuned on its own, whichever comes first, and the
+        // bounded one is left as scheduled.
+        assert_eq!(free[0].same_as, None, "bound first: {bound_first}");
+        assert!(!free[0].tried.is_empty(), "bound first: {bound_first}");
+        assert_eq!((bounded[0].same_as, bounded[0].chosen), (None, 0));
+        // A tuning entry of their form applies to the free one only.
+        let schedule = |p: &Plan, i: usize| {
+            let StageKind::MatMul(mm) = &p.stages[i].kind else {
+                panic!("a matmul, not {}", p.stages[i].kind.name());
+            };
+            let MatMulSchedule::Cube(t) = &mm.schedule else {
+                panic!("a cube matmul");
+            };
+            (mm.clone(), t.clone())
+        };
+        let (mm, own) = schedule(&plan, free[0].stage);
+        let g = Geometry::of(&mm).expect("geometry");
+        let (_, other) = cube_candidates(&g, &m)
+            .into_iter()
+            .find(|(_, c)| (c.base_m, c.base_n) != (own.base_m, own.base_n) && c.parts() == 1)
+            .expect("another tile");
+        let entry = Entry {
+            machine: m.name.clone(),
+            fingerprint: fingerprint(&m),
+            stage: free[0].key.clone(),
+            base_m: other.base_m,
+            base_n: other.base_n,
+            base_k: other.base_k,
+            l1_k: other.l1_k,
+            a_stages: other.a_stages,
+            b_stages: other.b_stages,
+            group_m: 1,
+            accumulators: other.accumulators,
+            a_panel: other.a_panel,
+            fold: other.fold.max(1),
+            split_k: 1,
+            predicted: 0,
+            simulated: 0,
+            untuned: 0,
+            sample: None,
+        };
+        let file = merge(Tuning::default(), &[entry]);
+        let mut tuned = plan.clone();
+        let notes = apply(&mut tuned, &file, &m);
+        let (_, t) = schedule(&tuned, free[0].stage);
+        assert_eq!((t.base_m, t.base_n), (other.base_m, other.base_n));
+        let (_, t) = schedule(&tuned, bounded[0].stage);
+        let (_, before) = schedule(&plan, bounded[0].stage);
+        assert_eq!(t, before);
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(
+            notes[0].contains("the scheduler's choice stays"),
+            "{notes:?}"
+        );
+    }
+}
