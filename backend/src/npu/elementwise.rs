@@ -99,6 +99,8 @@ pub fn generate(ctx: &mut Ctx<'_>, e: &Elementwise) -> Result<Vec<Item>, String>
     let total: u64 = outer.iter().product::<u64>() * nrb * ncb;
     let per_outer = nrb * ncb;
     let divs = divisors(body);
+    // What accuracy each value's uses demand.
+    let demand = tessera_ir::plan::demand::half_demanded(ctx.plan, e);
 
     let phases = ctx.phases.clone();
     let ring = phases.as_ref().and_then(|p| p.ring.clone());
@@ -383,7 +385,12 @@ pub fn generate(ctx: &mut Ctx<'_>, e: &Elementwise) -> Result<Vec<Item>, String>
                     }),
                 })
                 .collect::<Result<_, _>>()?;
-            vector::emit_op(&mut h, tile, &inst.op, dst, &args, &scratch)?;
+            let accuracy = if demand.get(j) == Some(&true) {
+                vector::Accuracy::Half
+            } else {
+                vector::Accuracy::F32
+            };
+            vector::emit_op_to(&mut h, tile, (&inst.op, accuracy), dst, &args, &scratch)?;
             results.push(dst);
         }
         // Store the result, then the further results (the same strides

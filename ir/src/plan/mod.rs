@@ -25,6 +25,7 @@
 //! its input views; local buffers fit their memory space and respect its
 //! alignment.
 
+pub mod demand;
 pub mod elementwise;
 pub mod join;
 pub mod matmul;

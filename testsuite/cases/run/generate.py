@@ -926,6 +926,29 @@ def _(rng):
     return {"x": x}, {"out0": gelu(x)}
 
 
+@case("gelu_half_demanded")
+def _(rng):
+    # Dense where the half-precision fit's worst points lie, then wide and
+    # special values; the gates span (0, 1), with some at 1 (y large).
+    dense = np.arange(-8.0, 8.0, 2.0**-8)
+    wide = np.concatenate([np.geomspace(8.0, 6.0e4, 20), -np.geomspace(8.0, 1e30, 20)])
+    special = [0.0, -0.0, 1e-30, -1e-30, 1e-3, -1e-3, 7e4, 3.0e38, -3.0e38,
+               np.inf, -np.inf, np.nan]
+    fill = rng.uniform(-1.0, 1.0, 4160 - 4096 - 40 - len(special))
+    x = const(np.concatenate([dense, wide, special, fill]), "f32")
+    y = uniform(rng, (4160,), "f32", -6.0, 6.0)
+    y.v[::7] = 40.0
+    g = gelu(x)
+    return {"x": x, "y": y}, {"gated": cast(g * sigmoid(y), "f16"), "plain": cast(g, "f16")}
+
+
+@case("gelu_shared_by_f32_and_f16_results")
+def _(rng):
+    x = const(np.arange(-8.0, 8.0, 2.0**-8), "f32")
+    g = gelu(x)
+    return {"x": x}, {"wide": g, "narrow": cast(g, "f16")}
+
+
 @case("signed_zeros_in_maximum_minimum_and_relu")
 def _(rng):
     # -0 is below +0 in either operand order (IEEE 754-2019), as in the
