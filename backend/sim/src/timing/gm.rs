@@ -97,14 +97,25 @@ pub fn cost(g: &Gm, lines: &mut Lines, pat: &Pat) -> (f64, f64) {
         }
         new_lines += lines.touch(pat.addr, pat.addr + pat.n * pat.len);
     } else {
-        let stride_aligned = pat.stride.is_multiple_of(g.aligned_bytes);
+        // Each run's cost, summed run by run (the order fixes the rounding).
+        let run = round(pat.len) as f64;
+        if pat.stride.is_multiple_of(g.aligned_bytes) {
+            let c = run * factor(pat.addr);
+            if c.fract() == 0.0 && (pat.n as f64) * c < 2f64.powi(52) {
+                // Whole numbers: the sum is exact whatever its order.
+                cost += pat.n as f64 * c;
+            } else {
+                for _ in 0..pat.n {
+                    cost += c;
+                }
+            }
+        } else {
+            for i in 0..pat.n {
+                cost += run * factor(pat.addr + i * pat.stride);
+            }
+        }
         for i in 0..pat.n {
             let a = pat.addr + i * pat.stride;
-            if stride_aligned && i > 0 {
-                cost += round(pat.len) as f64 * factor(pat.addr);
-            } else {
-                cost += round(pat.len) as f64 * factor(a);
-            }
             new_lines += lines.touch(a, a + pat.len);
         }
     }
