@@ -52,9 +52,9 @@ fn repeat_cost(op: &Op, m: &Machine) -> f64 {
             // Composites: their minimal primitive sequences.
             UnaryOp::Sigmoid | UnaryOp::Silu => c(&v.scalar) * 2.0 + c(&v.exp) + c(&v.unary),
             UnaryOp::Tanh => c(&v.exp) + c(&v.div) + c(&v.scalar) * 3.0,
-            UnaryOp::Erf | UnaryOp::Gelu | UnaryOp::GeluTanh => {
-                c(&v.exp) * 2.0 + c(&v.binary) * 6.0
-            }
+            UnaryOp::Erf | UnaryOp::Gelu => c(&v.exp) * 2.0 + c(&v.binary) * 6.0,
+            // x·sigmoid(2w): three products, four scalar ops, exp, rec.
+            UnaryOp::GeluTanh => c(&v.exp) + c(&v.unary) + c(&v.binary) * 3.0 + c(&v.scalar) * 4.0,
             // The full-range reduction (six gathered chunks of 2/π, eleven
             // exact products, their residues and fractions summed exactly),
             // two polynomials, the quadrant's choice and sign.

@@ -339,7 +339,7 @@ pub fn scratch(op: &EwOp, dtype: DType) -> Scratch {
             UnaryOp::Tanh => tiles(4),
             UnaryOp::Erf => tiles(5),
             UnaryOp::Gelu => tiles(2),
-            UnaryOp::GeluTanh => tiles(6),
+            UnaryOp::GeluTanh => tiles(1),
             // The table: 2/π in chunks.
             UnaryOp::Sin | UnaryOp::Cos => Scratch {
                 table: true,

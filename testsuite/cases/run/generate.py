@@ -1062,6 +1062,16 @@ def _(rng):
     return {"x": x}, {"out0": gelu(x, approximate="tanh")}
 
 
+@case("gelu_tanh_f32_dense_wide_and_special")
+def _(rng):
+    dense = np.arange(-8.0, 8.0, 2.0**-8)
+    wide = np.concatenate([np.geomspace(8.0, 3e38, 24), -np.geomspace(8.0, 3e38, 24)])
+    special = [0.0, -0.0, 1e-30, -1e-30, 1e-3, -1e-3, 40.0, -40.0, np.inf, -np.inf, np.nan]
+    fill = rng.uniform(-1.0, 1.0, 4160 - 4096 - 48 - len(special))
+    x = const(np.concatenate([dense, wide, special, fill]), "f32")
+    return {"x": x}, {"out0": gelu(x, approximate="tanh")}
+
+
 @case("gelu_f16_both_forms")
 def _(rng):
     x = uniform(rng, (128,), "f16", -4.0, 4.0)
