@@ -27,6 +27,12 @@ impl OpKey {
         let key = key_of(&op);
         OpKey { op, key }
     }
+
+    /// The key that identifies the op with its attributes (what equality,
+    /// order and hashing read).
+    pub fn key(&self) -> &str {
+        &self.key
+    }
 }
 
 impl PartialEq for OpKey {

@@ -146,27 +146,38 @@ fn inline(
 /// value inlined along two paths of a diamond is one node. (Unchanged in
 /// the odd case where the result itself repeats an earlier node.)
 fn cse(body: Body) -> Body {
-    let mut seen: HashMap<(OpKey, Vec<Arg>), u32> = HashMap::new();
-    let mut map: Vec<u32> = Vec::with_capacity(body.nodes.len());
-    let mut nodes = Vec::with_capacity(body.nodes.len());
-    for (op, args) in &body.nodes {
-        let args: Vec<Arg> = args
-            .iter()
+    let remap = |args: &[Arg], map: &[u32]| -> Vec<Arg> {
+        args.iter()
             .map(|a| match *a {
                 Arg::At(j) => Arg::At(map[j as usize]),
                 inp @ Arg::In(_) => inp,
             })
-            .collect();
-        let key = (op.clone(), args);
-        let at = *seen.entry(key.clone()).or_insert_with(|| {
-            nodes.push(key);
-            nodes.len() as u32 - 1
-        });
+            .collect()
+    };
+    // Keyed by the op's key and the renumbered operands, borrowing the
+    // body: most bodies repeat nothing and come back as they are.
+    let mut seen: HashMap<(&str, Vec<Arg>), u32> = HashMap::with_capacity(body.nodes.len());
+    let mut map: Vec<u32> = Vec::with_capacity(body.nodes.len());
+    let mut kept: Vec<usize> = Vec::with_capacity(body.nodes.len());
+    for (i, (op, args)) in body.nodes.iter().enumerate() {
+        let next = kept.len() as u32;
+        let at = *seen.entry((op.key(), remap(args, &map))).or_insert(next);
+        if at == next {
+            kept.push(i);
+        }
         map.push(at);
     }
-    if map.last().is_some_and(|&l| l as usize + 1 != nodes.len()) {
+    let repeats_earlier = map.last().is_some_and(|&l| l as usize + 1 != kept.len());
+    if kept.len() == body.nodes.len() || repeats_earlier {
         return body;
     }
+    let nodes = kept
+        .iter()
+        .map(|&i| {
+            let (op, args) = &body.nodes[i];
+            (op.clone(), remap(args, &map))
+        })
+        .collect();
     Body { nodes }
 }
 

@@ -83,7 +83,8 @@ mod split;
 mod stagger;
 
 pub use order::tile_orders;
-use order::{Touches, first_touches, fold_delta, least_wait, several_rounds};
+use order::{Memo, Touches, first_touches, fold_delta, least_wait, several_rounds};
+use rayon::prelude::*;
 pub use split::place_partials;
 use split::split_candidates;
 pub use stagger::stagger_strips;
@@ -236,9 +237,10 @@ fn cube_core_cost(g: &Geometry, t: &CubeSchedule, machine: &Machine) -> f64 {
     let runs = t
         .a_panel
         .then(|| t.panel_units(g, u64::from(machine.cube_cores())));
+    let mut memo = Memo::default();
     let touches = first_touches(g, (t.base_m, t.base_n), (t.group_m, 1, runs), machine);
     let (rounds, tile, fill) = cube_core_parts(g, t, machine);
-    rounds * tile + fill + touches.wait(tile) + fold_delta(g, t, machine)
+    rounds * tile + fill + touches.wait(tile) + fold_delta(&mut memo, g, t, machine)
 }
 
 /// The cycles FixPipe (split machines) or the L0C → UB move (coupled ones)
@@ -463,8 +465,11 @@ pub fn cube_candidates(g: &Geometry, machine: &Machine) -> Vec<(f64, CubeSchedul
     let ub = machine.memory.ub.bytes;
     let so = g.out.size_bytes() as u64;
     let deep_ok = machine.sync.event_ids >= DEEP_EVENT_IDS;
-    let mut all = Vec::new();
-    for &bm in &candidates(r16(g.m)) {
+    // Each tile height on its own thread (an indexed collect keeps the
+    // enumeration order, so the result does not depend on the threads).
+    let per_height = candidates(r16(g.m)).into_par_iter().map(|bm| {
+        let mut memo = Memo::default();
+        let mut all = Vec::new();
         for &bn in &candidates(r16(g.n)) {
             if bm * bn * 4 > machine.memory.l0c.bytes {
                 continue;
@@ -545,7 +550,7 @@ pub fn cube_candidates(g: &Geometry, machine: &Machine) -> Vec<(f64, CubeSchedul
                             let cost = (base + wait).max(chip_bound(g, machine));
                             if accumulators == 1 && (sa, sb) == (1, 1) {
                                 all.extend(split_candidates(g, &t, machine));
-                                all.extend(panel_candidate(g, &t, cost, machine));
+                                all.extend(panel_candidate(&mut memo, g, &t, cost, machine));
                             }
                             all.push((cost, base, t));
                         }
@@ -553,7 +558,13 @@ pub fn cube_candidates(g: &Geometry, machine: &Machine) -> Vec<(f64, CubeSchedul
                 }
             }
         }
-    }
+        all
+    });
+    let mut all: Vec<(f64, f64, CubeSchedule)> = per_height
+        .collect::<Vec<_>>()
+        .into_iter()
+        .flatten()
+        .collect();
     // Stable: equal keys keep the enumeration order.
     all.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
     all.into_iter().map(|(cost, _, t)| (cost, t)).collect()
@@ -569,6 +580,7 @@ pub fn cube_candidates(g: &Geometry, machine: &Machine) -> Vec<(f64, CubeSchedul
 /// loads (910-like attention's Q·Kᵀ in A panels, each core's run of tiles
 /// contiguous, ran 1 % slower).
 fn panel_candidate(
+    memo: &mut Memo,
     g: &Geometry,
     t: &CubeSchedule,
     plain: f64,
@@ -604,13 +616,21 @@ fn panel_candidate(
         fold: q,
         ..v.clone()
     });
-    let forms = std::iter::once(v).chain(folded);
-    let costs = forms.filter(|f| f.check_fold(g, cores).is_ok()).map(|f| {
-        let touches = first_touches(g, (f.base_m, f.base_n), (1, f.fold, Some(q)), machine);
-        let wait = touches.wait(tile) + fold_delta(g, &f, machine);
-        ((base + wait).max(chip_bound(g, machine)), f)
-    });
-    let (cost, f) = costs.reduce(|a, b| if b.0 < a.0 { b } else { a })?;
+    let mut best: Option<(f64, CubeSchedule)> = None;
+    for f in std::iter::once(v).chain(folded) {
+        if f.check_fold(g, cores).is_err() {
+            continue;
+        }
+        let wait = memo
+            .touches(g, (f.base_m, f.base_n), (1, f.fold, Some(q)), machine)
+            .wait(tile);
+        let wait = wait + fold_delta(memo, g, &f, machine);
+        let cost = (base + wait).max(chip_bound(g, machine));
+        if best.as_ref().is_none_or(|(c, _)| cost < *c) {
+            best = Some((cost, f));
+        }
+    }
+    let (cost, f) = best?;
     (cost < plain).then_some((cost, base, f))
 }
 

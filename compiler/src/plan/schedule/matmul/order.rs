@@ -5,6 +5,7 @@
 //! these waits enter a candidate's estimate.
 
 use super::cube_epilogue;
+use std::collections::HashMap;
 use tessera_ir::plan::CubeSchedule;
 use tessera_ir::plan::matmul::Geometry;
 use tessera_sim::{Machine, Organisation};
@@ -22,15 +23,44 @@ use tessera_sim::{Machine, Organisation};
 /// product) made that product's folded panel the estimate's choice, 2 %
 /// slower than its 128 × 256 tiles: the panel's own estimate is low for
 /// long runs.
-pub(super) fn fold_delta(g: &Geometry, t: &CubeSchedule, machine: &Machine) -> f64 {
+pub(super) fn fold_delta(
+    memo: &mut Memo,
+    g: &Geometry,
+    t: &CubeSchedule,
+    machine: &Machine,
+) -> f64 {
     if t.fold <= 1 || !t.a_panel {
         return 0.0;
     }
     let runs = Some(t.panel_units(g, u64::from(machine.cube_cores())));
-    let wait = |fold| {
-        first_touches(g, (t.base_m, t.base_n), (1, fold, runs), machine).drain_wait(g, t, machine)
+    let mut wait = |fold| {
+        memo.touches(g, (t.base_m, t.base_n), (1, fold, runs), machine)
+            .drain_wait(g, t, machine)
     };
     wait(t.fold) - wait(1)
+}
+
+/// The [`first_touches`] of one geometry on one machine, each computed
+/// once: the scheduler asks for the same tiles and order for every K step
+/// and depth of a candidate (910-like `attention_mask` at S = 2048 spent
+/// 29 % of its compile recomputing them).
+#[derive(Default)]
+pub(super) struct Memo(HashMap<(u64, u64, u64, u64, Option<u64>), Touches>);
+
+impl Memo {
+    /// `first_touches(g, tile, order, machine)`, for the `g` and `machine`
+    /// every call on this memo passes.
+    pub(super) fn touches(
+        &mut self,
+        g: &Geometry,
+        (bm, bn): (u64, u64),
+        (group, fold, runs): (u64, u64, Option<u64>),
+        machine: &Machine,
+    ) -> &Touches {
+        self.0
+            .entry((bm, bn, group, fold, runs))
+            .or_insert_with(|| first_touches(g, (bm, bn), (group, fold, runs), machine))
+    }
 }
 
 /// Tile orders the scheduler weighs: row-major, and groups of these many

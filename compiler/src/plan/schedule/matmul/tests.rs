@@ -150,7 +150,7 @@ fn a_panels_runs_fold_so_their_first_drains_write_whole_lines() {
         accumulators: 1,
         ..CubeSchedule::default()
     };
-    let delta = fold_delta(&g, &t, &machine);
+    let delta = fold_delta(&mut Memo::default(), &g, &t, &machine);
     assert!((delta + mib).abs() < 1e-6, "{delta}");
     let s = scheduled(mm, &machine);
     let c = cube(&s);
