@@ -14,7 +14,7 @@ use crate::opt::group::{
 };
 use crate::opt::lang::{Arg, Body, ENode, OpKey};
 use egg::{Applier, Id, PatternAst, Rewrite, Subst, Symbol};
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use tessera_ir::plan::rows::ROW_ALIGN;
 use tessera_ir::{Op, TensorType};
 
@@ -156,7 +156,8 @@ fn cse(body: Body) -> Body {
     };
     // Keyed by the op's key and the renumbered operands, borrowing the
     // body: most bodies repeat nothing and come back as they are.
-    let mut seen: HashMap<(&str, Vec<Arg>), u32> = HashMap::with_capacity(body.nodes.len());
+    let mut seen: FxHashMap<(&str, Vec<Arg>), u32> =
+        FxHashMap::with_capacity_and_hasher(body.nodes.len(), Default::default());
     let mut map: Vec<u32> = Vec::with_capacity(body.nodes.len());
     let mut kept: Vec<usize> = Vec::with_capacity(body.nodes.len());
     for (i, (op, args)) in body.nodes.iter().enumerate() {

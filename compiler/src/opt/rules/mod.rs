@@ -74,7 +74,7 @@ impl Budget {
             ub_bytes: machine.memory.ub.bytes,
             max_ops: 48,
             max_inputs: 12,
-            max_variants: 128,
+            max_variants: 256,
             coupled: machine.organisation == tessera_sim::machine::Organisation::Coupled,
         }
     }
