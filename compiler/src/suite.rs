@@ -385,7 +385,8 @@ fn markdown(r: &Results) -> String {
          reproducible; the bound is the roofline of machine.md and efficiency = bound / cycles.\n\
          `-O2 / -O0` is the optimiser's speed-up over the unoptimised plan (one stage per op);\n\
          `e-nodes` and `iters` are its e-graph's largest size and its iterations over all phases.\n\
-         Compile times (optimise, plan, generate) are host wall-clock and vary between runs.\n\
+         Compile times (optimise, plan, generate) are host wall-clock, the median of three compiles,\n\
+         and vary between runs.\n\
          `tuned` is the kernel with `tessera tune`'s schedules (the fastest simulated of the cost\n\
          model's 8 cheapest per cube matmul stage and its choice in up to 3 other tile orders, each\n\
          stage alone, a large batch on a sample), simulated whole; `tune ×` its speed-up, `tune s`\n\
