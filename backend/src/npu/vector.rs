@@ -673,7 +673,7 @@ impl Seq<'_> {
     /// w = √(2/π)·(x + 0.044715·x³), as x·sigmoid(2w) (the same function:
     /// 1 + tanh(w) = 2·sigmoid(2w)), which neither cancels where tanh(w)
     /// nears −1 nor divides: x·(1 + 0.044715·x²), `·(−2√(2/π))`, `exp`, `+1`,
-    /// `rec`, `·x`. 9 steps and 13 cycles a repeat, against 17 and 29 through
+    /// `rec`, `·x`. 9 steps and 13 cycles a repeat, against 18 and 28 through
     /// `tanh`; within 0.0023 of the f32 tolerance over every f32
     /// (`docs/derivations/gelu_tanh_check.py`), and ±∞, NaN and the signed
     /// zeros as the reference.

@@ -16,10 +16,11 @@
 //! - a product with a value in `[−1, 1]` (a `sigmoid`, `tanh` or `erf`),
 //!
 //! and each such use is half-demanded in turn, down to half-precision
-//! stage results that are kernel results no stage reads. Both uses keep
-//! an error within a fraction of the tolerance a fraction of it: a product
-//! with `|s| ≤ 1` scales the error and the tolerance's relative term alike,
-//! and a cast adds only its own rounding, which the reference has too.
+//! stage results that are kernel results no stage reads. Neither use lets
+//! an error grow past the same fraction of the result's tolerance: a
+//! product with `|s| ≤ 1` scales the error and the tolerance's relative
+//! term alike, and a cast adds only its own rounding, which the reference
+//! has too.
 //! Anything else (a sum, a difference, a division, a reduction, a
 //! workspace or a later stage) can cancel the value or magnify its error,
 //! so it demands f32.
