@@ -135,19 +135,18 @@ pub fn bench(
 ) -> Result<BenchResult, Failure> {
     // The compile time is the median of three compiles (they give the
     // same code): one wall-clock sample is at the host's mercy.
-    let mut times = Vec::with_capacity(COMPILES);
-    let mut compiled = None;
-    for _ in 0..COMPILES {
+    let timed = || {
         let start = Instant::now();
-        let out = driver::compile_npu_tuned(kernel, machine, src, level, tuning)?;
-        times.push(start.elapsed().as_secs_f64() * 1e3);
-        compiled.get_or_insert(out);
+        driver::compile_npu_tuned(kernel, machine, src, level, tuning)
+            .map(|out| (out, start.elapsed().as_secs_f64() * 1e3))
+    };
+    let ((code, notes), first) = timed()?;
+    let mut times = vec![first];
+    for _ in 1..COMPILES {
+        times.push(timed()?.1);
     }
     times.sort_by(f64::total_cmp);
     let compile_ms = times[COMPILES / 2];
-    let Some((code, notes)) = compiled else {
-        return Err(Failure::Internal("internal: no compile ran".into()));
-    };
     let opts = tessera_sim::RunOptions {
         timing_only: true,
         race_detection: false,
