@@ -128,14 +128,12 @@ fn chip_bound(g: &Geometry, machine: &Machine) -> f64 {
     bytes / machine.gm.chip_bytes_per_cycle
 }
 
-/// A GM transfer's cycles: fixed cost plus streaming, slower off alignment.
-fn gm_cycles(bytes: f64, rate: f64, fixed: f64, aligned: bool, machine: &Machine) -> f64 {
-    let f = if aligned {
-        1.0
-    } else {
-        machine.gm.unaligned_factor
-    };
-    fixed + bytes / (rate * f)
+/// A GM transfer's cycles: fixed cost plus streaming, slower for the share
+/// of its bursts that start off alignment (`aligned` is the share that
+/// does not).
+fn gm_cycles(bytes: f64, rate: f64, fixed: f64, aligned: f64, machine: &Machine) -> f64 {
+    let slow = 1.0 / machine.gm.unaligned_factor;
+    fixed + bytes / rate * (aligned + (1.0 - aligned) * slow)
 }
 
 /// The on-chip buffers of a cube matmul.
@@ -239,8 +237,8 @@ fn cube_core_cost(g: &Geometry, t: &CubeSchedule, machine: &Machine) -> f64 {
         .then(|| t.panel_units(g, u64::from(machine.cube_cores())));
     let mut memo = Memo::default();
     let touches = first_touches(g, (t.base_m, t.base_n), (t.group_m, 1, runs), machine);
-    let (rounds, tile, fill) = cube_core_parts(g, t, machine);
-    rounds * tile + fill + touches.wait(tile) + fold_delta(&mut memo, g, t, machine)
+    let p = cube_core_parts(g, t, machine);
+    p.base() + p.hbm + touches.wait(p.tile) + fold_delta(&mut memo, g, t, machine)
 }
 
 /// The cycles FixPipe (split machines) or the L0C → UB move (coupled ones)
@@ -257,13 +255,63 @@ fn cube_epilogue(bm: u64, bn: u64, g: &Geometry, machine: &Machine) -> f64 {
     })
 }
 
+/// Within this share of each other, the model does not tell whether a
+/// tile's loads or its cube work bind it (see [`cube_core_parts`]).
+const BALANCE: f64 = 0.05;
+
 /// Two accumulators are offered only when the model has a tile take at
 /// most this share of its time with one.
 const ACC_GAIN: f64 = 0.9;
 
-/// A cube candidate's rounds (of the busiest core), the cycles of one of
-/// its tiles, and the pipeline's fill.
-fn cube_core_parts(g: &Geometry, t: &CubeSchedule, machine: &Machine) -> (f64, f64, f64) {
+/// A cube candidate's estimate on its busiest core, in parts.
+#[derive(Clone, Copy, Debug)]
+struct CoreParts {
+    /// Rounds of tiles.
+    rounds: f64,
+    /// The cycles of one tile.
+    tile: f64,
+    /// The pipeline's ends: its fill and its drain.
+    fill: f64,
+    /// The wait at the end for HBM, every core writing its last tile at
+    /// once (the chip's GM floor already counts it where that binds).
+    hbm: f64,
+    /// What orders candidates the chip's GM floor binds alike (see
+    /// [`cube_core_parts`]).
+    key: f64,
+}
+
+impl CoreParts {
+    /// The busiest core's own cycles, before any wait for HBM.
+    fn base(&self) -> f64 {
+        self.rounds * self.tile + self.fill
+    }
+}
+
+/// A cube candidate's parts (see [`CoreParts`]).
+///
+/// Candidates the chip's GM floor binds alike are ordered by their tiles
+/// and their first stage's loads, with B's bursts judged as a whole (all
+/// aligned or none, by the tile's width). There a core's ends overlap
+/// other cores' traffic, and what HBM shares out is lines, not bursts:
+/// ranked by their ends and their bursts' alignment instead, 910-like
+/// decode GEMVs ran up to 2.1 % slower (N = 11 008 in 29 tiles of 384
+/// columns, half of them aligned, rather than 32 of 352).
+fn cube_core_parts(g: &Geometry, t: &CubeSchedule, machine: &Machine) -> CoreParts {
+    let (mut parts, shared) = core_parts(g, t, machine, true);
+    if shared {
+        parts.key = core_parts(g, t, machine, false).0.key;
+    }
+    parts
+}
+
+/// [`cube_core_parts`], B's alignment judged burst by burst (`bursts`) or
+/// as a whole; also whether judging it burst by burst made a difference.
+fn core_parts(
+    g: &Geometry,
+    t: &CubeSchedule,
+    machine: &Machine,
+    bursts: bool,
+) -> (CoreParts, bool) {
     let s = size(g.dtype);
     let so = size(g.out);
     let c0 = g.c0();
@@ -309,12 +357,23 @@ fn cube_core_parts(g: &Geometry, t: &CubeSchedule, machine: &Machine) -> (f64, f
     let (a_row_bytes, b_row_bytes) = (g.a_row * s as u64, g.b_row * s as u64);
     let a_aligned =
         (a_row_bytes.is_multiple_of(al) || bm.min(g.m) == 1) && (kl1 * s as u64).is_multiple_of(al);
-    let b_aligned = b_row_bytes.is_multiple_of(al) && (bn * s as u64).is_multiple_of(al);
+    let a_aligned = if a_aligned { 1.0 } else { 0.0 };
+    // B's bursts start where their tile's columns do: row-major, a tile
+    // column whose offset is off alignment pays for it and the others do
+    // not (the simulator judges each burst by its start).
+    let b_aligned = if !b_row_bytes.is_multiple_of(al) {
+        0.0
+    } else if g.b_t || (bn * s as u64).is_multiple_of(al) || !bursts {
+        f64::from(u8::from((bn * s as u64).is_multiple_of(al)))
+    } else {
+        let on = (0..tn).filter(|j| (j * bn * s as u64).is_multiple_of(al));
+        on.count() as f64 / tn as f64
+    };
     // Per load: A `a_stages · l1_k` deep, B `b_stages · l1_k`; a tile
     // streams exactly K (the last loads and steps are partial).
     let (ka, kb) = (kl1 * t.a_stages, kl1 * t.b_stages);
     // A load of `k` K of an operand with `width` rows (A) or columns (B).
-    let load = |width: u64, k: u64, fixed: f64, aligned: bool| {
+    let load = |width: u64, k: u64, fixed: f64, aligned: f64| {
         gm_cycles(
             (width * k) as f64 * s,
             p.bytes_per_cycle,
@@ -375,6 +434,7 @@ fn cube_core_parts(g: &Geometry, t: &CubeSchedule, machine: &Machine) -> (f64, f
     // An A panel: only a core's first tile of each tile row loads A; the
     // busiest core runs `q` units, its run crossing `panels` tile rows.
     let mut rounds = rounds;
+    let mut all_loads = rounds * loads;
     if t.a_panel {
         let q = t.panel_units(g, cores);
         let panels = (0..cores)
@@ -383,27 +443,79 @@ fn cube_core_parts(g: &Geometry, t: &CubeSchedule, machine: &Machine) -> (f64, f
             .max()
             .unwrap_or(1)
             .min(q);
-        let reuse = side(loads - (a_load(g.k) - fixed_a) - g.k.div_ceil(ka) as f64 * fixed_a);
+        let b_only = loads - (a_load(g.k) - fixed_a) - g.k.div_ceil(ka) as f64 * fixed_a;
+        let reuse = side(b_only);
         tile = (panels as f64 * tile + (q - panels) as f64 * reuse) / q as f64;
         rounds = q as f64;
+        all_loads = panels as f64 * loads + (q - panels) as f64 * b_only;
     }
-    // The pipeline fills once: the next tile's loads overlap this one's end.
-    let fill = a_load(ka.min(g.k)) + b_load(kb.min(g.k)) + mte1_step;
     // With strips, the busiest core's last round is one strip: about the
     // larger of its share of a tile's mmads and of its loads. Only where
     // the cores bound the stage: where HBM does, every core waits on it
     // anyway, and a core with a tile and a strip reads more than its share
     // (910-like decode GEMVs ran 2 % slower in 256-column tiles with
     // strips than in 352-column ones without).
-    let rounds = match strips(g, t, machine) {
-        Some(tail) if !t.a_panel && rounds * tile + fill > chip_bound(g, machine) => {
-            let w = tail.width.min(bn) as f64;
-            let share = (w / bn as f64).max((bm as f64 + w) / (bm + bn) as f64);
-            (tiles / cores) as f64 + share
+    let start = a_load(ka.min(g.k)) + b_load(kb.min(g.k)) + mte1_step;
+    let (rounds, last) = match strips(g, t, machine) {
+        Some(tail) if !t.a_panel && rounds * tile + start > chip_bound(g, machine) => {
+            let w = tail.width.min(bn);
+            let share = (w as f64 / bn as f64).max((bm + w) as f64 / (bm + bn) as f64);
+            let rounds = (tiles / cores) as f64 + share;
+            all_loads = rounds * loads;
+            (rounds, w)
         }
-        Some(_) | None => rounds,
+        Some(_) | None => (rounds, bn),
     };
-    (rounds, tile, fill)
+    // The last tile's share of a whole one (a strip's columns).
+    let part = last as f64 / bn as f64;
+    // The ends of the pipeline: its loads path (every load, then the last
+    // stage's steps and the last tile's epilogue) against its cube path
+    // (the first stage's loads, then every tile's work), whichever is
+    // longer given the balance of the tiles between them. The two sides'
+    // estimates each err by a few percent, so within `BALANCE` of each
+    // other either may bind, and the ends count both (f16 2048³ on
+    // 910b-like, its A loaded two stages deep: 0.5 % cube-bound by the
+    // model, MTE2-bound in the simulator).
+    let end = ((kl1.min(g.k) as f64 / bk as f64).max(1.0) * (step + 16.0) + epi) * part;
+    let cubes = rounds * cube.max(out);
+    let gap = all_loads - cubes;
+    let slack = BALANCE * all_loads.max(cubes);
+    let ends = if gap > slack {
+        end.max(start - (gap - slack))
+    } else if gap < -slack {
+        start.max(end + gap + slack)
+    } else {
+        start.max(end)
+    };
+    // Then the last tile's output leaves: FixPipe's write is its epilogue
+    // (split machines); MTE3 copies it on coupled ones. Every core writes
+    // its last tile at once, through the chip's bandwidth; that wait is
+    // HBM's (910-like gemm-1024, one 128 × 256 tile a core: MTE3 took
+    // 2 098 cycles for its own 1 224).
+    let write = match machine.organisation {
+        Organisation::Split => epi * part,
+        Organisation::Coupled => {
+            let d = &machine.dma.ub_to_gm;
+            let chunks = last.div_ceil(t.epi_cols.max(16)) as f64;
+            chunks * f64::from(d.fixed_cycles) + (bm * last) as f64 * so / d.bytes_per_cycle
+        }
+    };
+    let drain = if machine.organisation == Organisation::Coupled {
+        write
+    } else {
+        0.0
+    };
+    let chip = (block_dim * bm * last) as f64 * so / machine.gm.chip_bytes_per_cycle;
+    let hbm = (chip - write).max(0.0);
+    let fill = ends + drain;
+    let parts = CoreParts {
+        rounds,
+        tile,
+        fill,
+        hbm,
+        key: rounds * tile + start,
+    };
+    (parts, b_aligned > 0.0 && b_aligned < 1.0)
 }
 
 /// Tile extents to try: multiples of 16 up to `limit` (at most 512).
@@ -535,24 +647,24 @@ pub fn cube_candidates(g: &Geometry, machine: &Machine) -> Vec<(f64, CubeSchedul
                         // A second accumulator halves what L0C could hold
                         // for one tile: worth it only where the epilogue is
                         // a large share of the tile (a short K).
-                        let (rounds, tile, fill) = cube_core_parts(g, &t, machine);
+                        let parts = cube_core_parts(g, &t, machine);
                         let overlap_pays = accumulators == 1 || {
                             let one = CubeSchedule {
                                 accumulators: 1,
                                 ..t.clone()
                             };
-                            tile < ACC_GAIN * cube_core_parts(g, &one, machine).1
+                            parts.tile < ACC_GAIN * cube_core_parts(g, &one, machine).tile
                         };
                         if overlap_pays && fits(&cube_layout(g, &t, machine).named(), machine) {
-                            let base = rounds * tile + fill;
-                            let (group, wait) = least_wait(&orders, tile, base);
+                            let base = parts.base();
+                            let (group, wait) = least_wait(&orders, parts.tile, base);
                             t.group_m = group;
-                            let cost = (base + wait).max(chip_bound(g, machine));
+                            let cost = (base + parts.hbm + wait).max(chip_bound(g, machine));
                             if accumulators == 1 && (sa, sb) == (1, 1) {
                                 all.extend(split_candidates(g, &t, machine));
                                 all.extend(panel_candidate(&mut memo, g, &t, cost, machine));
                             }
-                            all.push((cost, base, t));
+                            all.push((cost, parts.key, t));
                         }
                     }
                 }
@@ -600,8 +712,8 @@ fn panel_candidate(
     if !ok {
         return None;
     }
-    let (rounds, tile, fill) = cube_core_parts(g, &v, machine);
-    let base = rounds * tile + fill;
+    let parts = cube_core_parts(g, &v, machine);
+    let base = parts.base();
     let q = v.panel_units(g, cores);
     // Folded (runs of `q` spread over the tile row) where that applies and
     // a tile's output rows are at most half a GM line, so that tiles side
@@ -623,15 +735,15 @@ fn panel_candidate(
         }
         let wait = memo
             .touches(g, (f.base_m, f.base_n), (1, f.fold, Some(q)), machine)
-            .wait(tile);
+            .wait(parts.tile);
         let wait = wait + fold_delta(memo, g, &f, machine);
-        let cost = (base + wait).max(chip_bound(g, machine));
+        let cost = (base + parts.hbm + wait).max(chip_bound(g, machine));
         if best.as_ref().is_none_or(|(c, _)| cost < *c) {
             best = Some((cost, f));
         }
     }
     let (cost, f) = best?;
-    (cost < plain).then_some((cost, base, f))
+    (cost < plain).then_some((cost, parts.key, f))
 }
 
 /// The strips of the last round a candidate gets (see

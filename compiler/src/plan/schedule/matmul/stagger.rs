@@ -60,6 +60,6 @@ fn pays(mm: &MatMul, cores: u64, machine: &Machine) -> bool {
     let bytes = (t.base_m * t.base_n * g.out.size_bytes() as u64) as f64;
     let over_hbm = cores as f64 * bytes / machine.gm.chip_bytes_per_cycle;
     let at_rate = f64::from(fix.fixed_cycles) + bytes / fix.bytes_per_cycle;
-    let (_, tile, _) = cube_core_parts(&g, t, machine);
+    let tile = cube_core_parts(&g, t, machine).tile;
     over_hbm > at_rate && over_hbm >= SHARE * tile
 }

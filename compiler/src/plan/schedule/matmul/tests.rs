@@ -266,11 +266,11 @@ fn the_busiest_core_runs_whole_tiles_and_a_strip() {
     let tail = strips(&g, &t(128), &machine).expect("strips");
     assert_eq!((tail.parts, tail.width), (3, 96));
     assert_eq!(
-        cube_core_parts(&g, &t(128), &machine).0,
+        cube_core_parts(&g, &t(128), &machine).rounds,
         1.0 + 224.0 / 384.0
     );
     assert!(strips(&g, &t(96), &machine).is_none());
-    assert_eq!(cube_core_parts(&g, &t(96), &machine).0, 2.0);
+    assert_eq!(cube_core_parts(&g, &t(96), &machine).rounds, 2.0);
     // Of the tiles without an A panel the model takes these strips
     // (30 830 simulated cycles against the 96-row tiles' 32 419; the
     // scheduler takes an A panel, `a_short_k_keeps_a_panel_of_a_in_l1`).
@@ -368,4 +368,72 @@ fn a_short_k_keeps_a_panel_of_a_in_l1() {
             .all(|(_, c)| c.check_panel(&g).is_ok()
                 && c.panel_stages(g.k) <= u64::from(machine.sync.event_ids))
     );
+}
+
+/// f16 1024³ on 910-like and a cube schedule of it, one accumulator.
+fn gemm_1024_910(base_m: u64, base_n: u64, a_panel: bool) -> (Geometry, CubeSchedule, Machine) {
+    let machine = Machine::builtin("910-like").unwrap();
+    let g = Geometry::of(&stage(DType::F16, DType::F16, (1024, 1024, 1024), false)).unwrap();
+    let t = CubeSchedule {
+        base_m,
+        base_n,
+        base_k: 64,
+        l1_k: 256,
+        a_stages: 1,
+        b_stages: 1,
+        epi_cols: base_n,
+        tail_parts: 1,
+        accumulators: 1,
+        a_panel,
+        ..CubeSchedule::default()
+    };
+    (g, t, machine)
+}
+
+#[test]
+fn a_loads_bound_tile_ends_with_its_last_stage_and_its_drain() {
+    // One 128 × 256 tile a core (32 tiles, 32 cores), K = 1024 in four
+    // L1 stages of 256, steps of 64. Its loads (10 455.4 cycles) exceed
+    // its cube work (16 steps of 6 + 8·4·16 = 518 cycles, 16 cycles of
+    // events each, and the 256-cycle L0C → UB move: 8 800) by more than
+    // a twentieth, so it ends with the last stage's 4 steps and the
+    // move: 4 · (518 + 16) + 256 = 2 392 (its first stage's loads,
+    // 87.5 + 819.2 + 68.75 + 1 638.4 + an MTE1 step of 242 = 2 855.85,
+    // overlap the loads after them). Then MTE3 writes its 64 KiB in one
+    // chunk: 200 + 65 536 / 64 = 1 224 cycles, while the 32 cores' 2 MiB
+    // take 2 048 at 1 024 bytes a cycle: 824 more for HBM.
+    let (g, t, machine) = gemm_1024_910(128, 256, false);
+    let p = cube_core_parts(&g, &t, &machine);
+    assert_eq!(p.rounds, 1.0);
+    assert!((p.fill - (2392.0 + 1224.0)).abs() < 1e-9, "{p:?}");
+    assert_eq!(p.hbm, 824.0);
+    // Tiles of 128 × 128 in A panels, two a core (the first tile row's
+    // A loaded once): the second tile's loads are B's alone, and the
+    // model ranks them first, as the simulator does (25 444 cycles
+    // against 26 251 for one 128 × 256 tile a core).
+    let first = cube_candidates(&g, &machine)[0].1.clone();
+    assert!(first.a_panel, "{first:?}");
+    assert_eq!((first.base_m, first.base_n), (128, 128), "{first:?}");
+}
+
+#[test]
+fn b_bursts_pay_for_misalignment_where_their_tile_column_starts_off_it() {
+    // Row-major B, 128 columns of f16 a tile: 256-byte bursts, so every
+    // other tile column starts on a 512-byte boundary. A tile streams
+    // 1 024 · 128 · 2 bytes of B at 80 bytes a cycle: 3 276.8 cycles
+    // aligned, 3 276.8 / 0.7 not; half of each is 1 638.4 · 0.3 / 0.7 =
+    // 702.17 cycles less than judging every burst unaligned. The tile is
+    // bound by its loads, so its cycles drop by as much.
+    let (g, t, machine) = gemm_1024_910(128, 128, false);
+    let (bursts, shared) = core_parts(&g, &t, &machine, true);
+    let (whole, _) = core_parts(&g, &t, &machine, false);
+    assert!(shared);
+    let gain = 1638.4 * (1.0 / 0.7 - 1.0);
+    assert!(
+        (whole.tile - bursts.tile - gain).abs() < 1e-6,
+        "{whole:?} {bursts:?}"
+    );
+    // Candidates HBM binds alike keep the whole-tile judgement as their
+    // order.
+    assert_eq!(cube_core_parts(&g, &t, &machine).key, whole.key);
 }
