@@ -12,7 +12,9 @@
 //!   against the MTE1 loads `fixed + bytes / rate` (L0A and L0B); double
 //!   buffering overlaps them, so a step costs the larger;
 //! - per L1 stage: MTE2 `fixed + bytes / rate` for A and B (×1/0.7 for
-//!   rows off 512-byte alignment; the fixed cost of L2 hits once other tiles
+//!   bursts off 512-byte alignment: every row where the row pitch is off
+//!   it, and for a row-major B the share of tile columns that start off
+//!   it; the fixed cost of L2 hits once other tiles
 //!   have touched the lines), against the stage's steps; an operand loaded
 //!   two stages deep (`a_stages`/`b_stages`) pays its fixed cost once per
 //!   two stages; with single-stage loads and an odd number of stages, a
@@ -22,8 +24,7 @@
 //!   K is a multiple of `4 · l1_k`
 //!   (whole iterations of the K loop they need) on machines with 8 event ids
 //!   per pipe pair;
-//! - per tile: the stages, plus the pipeline fill (first stage's loads and
-//!   first step's MTE1), plus the epilogue the cube waits for (FixPipe
+//! - per tile: the stages, plus the epilogue the cube waits for (FixPipe
 //!   `fixed + bytes / rate`, or the L0C → UB move of the first chunk). With
 //!   two accumulators (`accumulators=2`: tiles alternate between them) the
 //!   cube does not wait; the epilogue's whole stream (FixPipe, or MTE3 per
@@ -44,6 +45,12 @@
 //!   group among equals, and row-major unless another order saves 1 % of
 //!   its cycles. The model follows the first 16 rounds and takes the later
 //!   ones to be like them;
+//! - per core, the pipeline's ends: the longer of its loads path (the last
+//!   stage's steps and the last epilogue after the last load) and its cube
+//!   path (the first stage's loads and first MTE1 step before the first
+//!   mmad), both within 5 % of balance; then the last tile's MTE3 copy
+//!   (coupled machines) and the wait for HBM while every core writes its
+//!   last tile (`cube_core_parts`);
 //! - the whole stage is at least the chip's GM traffic (each input once,
 //!   the output once) over `gm.chip_bytes_per_cycle`.
 //!
@@ -270,8 +277,9 @@ struct CoreParts {
     rounds: f64,
     /// The cycles of one tile.
     tile: f64,
-    /// The pipeline's ends: its fill and its drain.
-    fill: f64,
+    /// The pipeline's ends: how it starts and stops beyond its tiles, the
+    /// last tile's output drain included.
+    ends: f64,
     /// The wait at the end for HBM, every core writing its last tile at
     /// once (the chip's GM floor already counts it where that binds).
     hbm: f64,
@@ -283,7 +291,7 @@ struct CoreParts {
 impl CoreParts {
     /// The busiest core's own cycles, before any wait for HBM.
     fn base(&self) -> f64 {
-        self.rounds * self.tile + self.fill
+        self.rounds * self.tile + self.ends
     }
 }
 
@@ -364,14 +372,21 @@ fn core_parts(
     let a_aligned = if a_aligned { 1.0 } else { 0.0 };
     // B's bursts start where their tile's columns do: row-major, a tile
     // column whose offset is off alignment pays for it and the others do
-    // not (the simulator judges each burst by its start).
-    let b_aligned = if !b_row_bytes.is_multiple_of(al) {
-        0.0
-    } else if g.b_t || (bn * s as u64).is_multiple_of(al) || !bursts {
-        f64::from(u8::from((bn * s as u64).is_multiple_of(al)))
-    } else {
+    // not (the simulator judges each burst by its start). The share is
+    // over all tile columns: dealt round-robin in row-major order over an
+    // even number of cores, a core keeps its columns' parity, but grouped
+    // orders and A panels' runs mix them, and the order is chosen after
+    // this estimate (judged by the busiest core's row-major columns, the
+    // scheduler left 256 × 128 tiles in groups of 4 rows, 160 672 cycles,
+    // for 128 × 256 ones, 161 715, on a 4096 × 1024 × 2048 product).
+    let whole = f64::from(u8::from(
+        b_row_bytes.is_multiple_of(al) && (bn * s as u64).is_multiple_of(al),
+    ));
+    let b_aligned = if bursts && whole == 0.0 && !g.b_t && b_row_bytes.is_multiple_of(al) {
         let on = (0..tn).filter(|j| (j * bn * s as u64).is_multiple_of(al));
         on.count() as f64 / tn as f64
+    } else {
+        whole
     };
     // Per load: A `a_stages · l1_k` deep, B `b_stages · l1_k`; a tile
     // streams exactly K (the last loads and steps are partial).
@@ -480,7 +495,11 @@ fn core_parts(
     // other either may bind, and the ends count both (f16 2048³ on
     // 910b-like, its A loaded two stages deep: 0.5 % cube-bound by the
     // model, MTE2-bound in the simulator).
-    let end = ((kl1.min(g.k) as f64 / bk as f64).max(1.0) * (step + 16.0) + epi) * part;
+    // A whole stage's steps, even where the last is partial: counting only
+    // its part, 910-like 4000³ (K = 4000) ranked first a schedule that
+    // runs 612 517 cycles against 593 238.
+    let last_epi = cube_epilogue(bm, last, g, machine);
+    let end = (kl1.min(g.k) as f64 / bk as f64).max(1.0) * (step + 16.0) * part + last_epi;
     let cubes = rounds * cube.max(out);
     let gap = all_loads - cubes;
     let slack = BALANCE * all_loads.max(cubes);
@@ -497,7 +516,7 @@ fn core_parts(
     // HBM's (910-like gemm-1024, one 128 × 256 tile a core: MTE3 took
     // 2 098 cycles for its own 1 224).
     let write = match machine.organisation {
-        Organisation::Split => epi * part,
+        Organisation::Split => last_epi,
         Organisation::Coupled => {
             let d = &machine.dma.ub_to_gm;
             let chunks = last.div_ceil(t.epi_cols.max(16)) as f64;
@@ -509,17 +528,19 @@ fn core_parts(
     } else {
         0.0
     };
+    // Every core's last tile (or strip), as if all ended together: counting
+    // only the last round's tiles where it is partial, 910-like 4000³
+    // ranked first a schedule that runs 617 976 cycles against 593 238.
     let chip = (block_dim * bm * last) as f64 * so / machine.gm.chip_bytes_per_cycle;
     let hbm = (chip - write).max(0.0);
-    let fill = ends + drain;
     let parts = CoreParts {
         rounds,
         tile,
-        fill,
+        ends: ends + drain,
         hbm,
         key: rounds * tile + start + end,
     };
-    (parts, b_aligned > 0.0 && b_aligned < 1.0)
+    (parts, b_aligned != whole)
 }
 
 /// Tile extents to try: multiples of 16 up to `limit` (at most 512).
@@ -568,8 +589,9 @@ fn schedule_cube(mm: &mut MatMul, g: &Geometry, machine: &Machine) -> Result<(u3
 /// Every cube schedule that fits the machine's buffers, with its estimate,
 /// the scheduler's choice first: by estimate, then (where the chip's GM
 /// traffic floors several estimates alike, as in memory-bound GEMVs) by the
-/// busiest core's own cycles before any wait for HBM (which the floor
-/// already counts), then in enumeration order (tile rows, tile
+/// busiest core's tiles and the two ends of its pipeline, without what the
+/// floor already counts (`cube_core_parts`), then in enumeration
+/// order (tile rows, tile
 /// columns, L0 step, L1 stage, load depths). `tessera tune` simulates the
 /// first few.
 pub fn cube_candidates(g: &Geometry, machine: &Machine) -> Vec<(f64, CubeSchedule)> {

@@ -405,7 +405,7 @@ fn a_loads_bound_tile_ends_with_its_last_stage_and_its_drain() {
     let (g, t, machine) = gemm_1024_910(128, 256, false);
     let p = cube_core_parts(&g, &t, &machine);
     assert_eq!(p.rounds, 1.0);
-    assert!((p.fill - (2392.0 + 1224.0)).abs() < 1e-9, "{p:?}");
+    assert!((p.ends - (2392.0 + 1224.0)).abs() < 1e-9, "{p:?}");
     assert_eq!(p.hbm, 824.0);
     // Tiles of 128 × 128 in A panels, two a core (the first tile row's
     // A loaded once): the second tile's loads are B's alone, and the
