@@ -494,8 +494,8 @@ fn core_parts(
     // estimates each err by a few percent, so within `BALANCE` of each
     // other either may bind, and the ends count both (f16 2048³ on
     // 910b-like, its A loaded two stages deep: 0.5 % cube-bound by the
-    // model, MTE2-bound in the simulator).
-    // A whole stage's steps, even where the last is partial: counting only
+    // model, MTE2-bound in the simulator). The loads path ends with a
+    // whole stage's steps, even where the last is partial: counting only
     // its part, 910-like 4000³ (K = 4000) ranked first a schedule that
     // runs 612 517 cycles against 593 238.
     let last_epi = cube_epilogue(bm, last, g, machine);
