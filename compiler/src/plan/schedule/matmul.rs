@@ -307,7 +307,8 @@ impl CoreParts {
 /// slower (N = 11 008 in 29 tiles of 384 columns, half of them aligned,
 /// rather than 32 of 352); ranked by the first stage's loads alone,
 /// 910b-like attention's Q·Kᵀ (K = 128, joined to its softmax) took steps
-/// of 16 where steps of 64 run its kernel 5.8 % faster at S = 4096.
+/// of 16 where steps of 64 run its kernel in 5.8 % fewer cycles at
+/// S = 4096.
 fn cube_core_parts(g: &Geometry, t: &CubeSchedule, machine: &Machine) -> CoreParts {
     let (mut parts, shared) = core_parts(g, t, machine, true);
     if shared {
@@ -424,19 +425,20 @@ fn core_parts(
     }
     // Per step, the events between MTE1 and the cube add latency.
     let sync = 16.0 * (g.k as f64 / bk as f64).max(1.0);
+    // MTE3's copy to GM of a coupled machine's `bm × cols` output, in
+    // `epi_cols` chunks over `chunk_cols` columns.
+    let mte3 = |chunk_cols: u64, cols: u64| {
+        let d = &machine.dma.ub_to_gm;
+        let chunks = chunk_cols.div_ceil(t.epi_cols.max(16)) as f64;
+        chunks * f64::from(d.fixed_cycles) + (bm * cols) as f64 * so / d.bytes_per_cycle
+    };
     // With two accumulators the cube does not wait for the epilogue; the
     // epilogue's whole stream (FixPipe, or MTE3 chunk by chunk after the
     // L0C → UB moves) is a bound of its own instead.
     let (cube, out) = if t.accumulators > 1 {
         let stream = match machine.organisation {
             Organisation::Split => epi,
-            Organisation::Coupled => {
-                let d = &machine.dma.ub_to_gm;
-                let chunks = t.base_n.div_ceil(t.epi_cols.max(16)) as f64;
-                let mte3 =
-                    chunks * f64::from(d.fixed_cycles) + (bm * bn) as f64 * so / d.bytes_per_cycle;
-                mte3.max(epi)
-            }
+            Organisation::Coupled => mte3(t.base_n, bn).max(epi),
         };
         (compute + sync, stream)
     } else {
@@ -515,18 +517,12 @@ fn core_parts(
     // its last tile at once, through the chip's bandwidth; that wait is
     // HBM's (910-like gemm-1024, one 128 × 256 tile a core: MTE3 took
     // 2 098 cycles for its own 1 224).
-    let write = match machine.organisation {
-        Organisation::Split => last_epi,
+    let (write, drain) = match machine.organisation {
+        Organisation::Split => (last_epi, 0.0),
         Organisation::Coupled => {
-            let d = &machine.dma.ub_to_gm;
-            let chunks = last.div_ceil(t.epi_cols.max(16)) as f64;
-            chunks * f64::from(d.fixed_cycles) + (bm * last) as f64 * so / d.bytes_per_cycle
+            let copy = mte3(last, last);
+            (copy, copy)
         }
-    };
-    let drain = if machine.organisation == Organisation::Coupled {
-        write
-    } else {
-        0.0
     };
     // Every core's last tile (or strip), as if all ended together: counting
     // only the last round's tiles where it is partial, 910-like 4000³
