@@ -120,14 +120,44 @@ impl Gen {
         Some((v, ty))
     }
 
+    /// A variance written out (layer_norm's) over the rows of `f`
+    /// (`[rows, n]`), clamped to ±8 first: `d = x − mean(x)` and the mean
+    /// or sum (`op`) of `d · d`, kept `[rows, 1]`. The square is bounded by
+    /// the clamp, so the reduction reads it as it is (the chain a chunked
+    /// stage folds into one pass, `online_variance`). The bound is small:
+    /// of a row that is constant (a per-row value spread over it), `d` is
+    /// rounding noise of the row's magnitude against an exact 0, and the
+    /// tolerance scales with the result's magnitude, not the row's.
+    fn variance(&mut self, f: Value, rows: u64, op: ReduceOp) -> Option<(Value, Value)> {
+        let x = self.clamp(f, 8.0)?;
+        let raw = |g: &mut Gen, op: Op, args: Vec<Value>| -> Option<Value> {
+            let v = g.k.push(op, args, None).ok()?;
+            g.inexact.push(v);
+            Some(v)
+        };
+        let per_row = |g: &mut Gen, op: ReduceOp, v: Value| -> Option<Value> {
+            let r = raw(g, Op::Reduce { op, axes: vec![1] }, vec![v])?;
+            raw(g, Op::Reshape(Shape::fixed(&[rows, 1])), vec![r])
+        };
+        let m = per_row(self, ReduceOp::Mean, x)?;
+        let d = raw(self, Op::Binary(BinaryOp::Sub), vec![x, m])?;
+        let sq = raw(self, Op::Binary(BinaryOp::Mul), vec![d, d])?;
+        Some((d, per_row(self, op, sq)?))
+    }
+
     /// A float `v` clamped to ±[`TAME`]; other dtypes as they are.
     fn tame(&mut self, v: Value) -> Option<Value> {
+        self.clamp(v, TAME)
+    }
+
+    /// A float `v` clamped to ±`bound`; other dtypes as they are.
+    fn clamp(&mut self, v: Value, bound: f64) -> Option<Value> {
         let d = self.ty(v).dtype;
         if !d.is_float() {
             return Some(v);
         }
-        let hi = self.constant(d, TAME)?;
-        let lo = self.constant(d, -TAME)?;
+        let hi = self.constant(d, bound)?;
+        let lo = self.constant(d, -bound)?;
         let v = self.push(Op::Binary(BinaryOp::Minimum), vec![v, hi])?;
         self.push(Op::Binary(BinaryOp::Maximum), vec![v, lo])
     }
@@ -584,7 +614,7 @@ fn generate_fusion(seed: u64) -> Kernel {
     while (g.k.nodes.len() as u64) < steps * 3 && tries < 60 {
         tries += 1;
         let f = *g.rng.pick(&fulls);
-        let made = match g.rng.below(8) {
+        let made = match g.rng.below(9) {
             0 => unary(&mut g, f).map(|v| (v, true)),
             1 => {
                 let h = *g.rng.pick(&fulls); // maybe f itself: a diamond
@@ -614,6 +644,13 @@ fn generate_fusion(seed: u64) -> Kernel {
                         .and_then(|eps| binary(&mut g, r, eps))
                 };
                 made.map(|v| (v, false))
+            }
+            8 if float => {
+                let op = *g.rng.pick(&[ReduceOp::Mean, ReduceOp::Sum]);
+                g.variance(f, rows, op).map(|(d, v)| {
+                    fulls.push(d);
+                    (v, false)
+                })
             }
             _ if !per_row.is_empty() => {
                 let r = *g.rng.pick(&per_row);
@@ -782,6 +819,8 @@ fn fusion_prone_kernels_match_the_reference_on_the_simulator() {
     // Row stages in each of their less common forms, and elementwise
     // stages that store more than their result.
     let (mut chunked, mut transposed, mut multi, mut blockwise) = (0, 0, 0, 0);
+    // Chunked stages that fold a variance into its mean's pass.
+    let mut online = 0;
     for seed in first..first + cases {
         let kernel = generate_fusion(seed);
         let machine = tessera_testsuite::machine_of_seed(seed);
@@ -806,6 +845,12 @@ fn fusion_prone_kernels_match_the_reference_on_the_simulator() {
                 match &stage.kind {
                     tessera_ir::plan::StageKind::Rows(r) => {
                         chunked += usize::from(r.schedule.chunked());
+                        let widths: Vec<_> = r.inputs.iter().map(|i| i.width).collect();
+                        online += usize::from(
+                            r.schedule.chunked()
+                                && tessera_ir::plan::rows::online_variance(&r.body, &widths)
+                                    .is_some(),
+                        );
                         transposed += usize::from(r.schedule.transposed);
                         blockwise += usize::from(r.schedule.blockwise);
                     }
@@ -837,11 +882,11 @@ fn fusion_prone_kernels_match_the_reference_on_the_simulator() {
     // At the default count, rows longer than UB and many short rows too.
     if cases >= 500 {
         assert!(
-            chunked > 0 && transposed > 0 && blockwise > 0 && multi > 0,
-            "{chunked} chunked, {transposed} transposed and {blockwise} blockwise row stages, {multi} multi-output elementwise stages in {cases} kernels"
+            chunked > 0 && online > 0 && transposed > 0 && blockwise > 0 && multi > 0,
+            "{chunked} chunked ({online} with an online variance), {transposed} transposed and {blockwise} blockwise row stages, {multi} multi-output elementwise stages in {cases} kernels"
         );
         eprintln!(
-            "{chunked} chunked, {transposed} transposed and {blockwise} blockwise row stages, {multi} multi-output elementwise stages in {cases} kernels"
+            "{chunked} chunked ({online} with an online variance), {transposed} transposed and {blockwise} blockwise row stages, {multi} multi-output elementwise stages in {cases} kernels"
         );
     }
 }
@@ -947,4 +992,98 @@ fn reductions_converting_rows_in_groups_match_the_reference() {
         }
     }
     assert!(grouped > 0, "no tile converted its rows in groups");
+}
+
+/// The online variance of rows longer than UB (the mean and the squares
+/// about the first chunk's mean in one pass, `online_variance`):
+/// `layer_norm` of f32 rows (pipelined) and of f16 rows converted first
+/// (rows one at a time), and a variance written out as a mean and as a sum
+/// of squares, over rows built to stress the shift, against the reference
+/// on both machines: unit values; an offset a thousand times the spread; a
+/// first chunk a hundred spreads from the rest (the shift far from the
+/// mean); a constant row (variance 0); a first chunk so far from the rest
+/// that the squares of their difference overflow (f32; in f16, a large
+/// one); an infinity past the first chunk; a NaN; a negative offset.
+#[test]
+fn online_variance_of_long_rows_matches_the_reference() {
+    use tessera_ir::plan::rows::{Passes, online_variance};
+    use tessera_ir::plan::{StageKind, Width};
+    const N: usize = 40_000;
+    let src = Source {
+        name: "variance".into(),
+        text: "kernel ln(x: f32[8, 40000], g: f32[40000], b: f32[40000]) -> f32[8, 40000] {\n\
+                   return layer_norm(x, g, b);\n\
+               }\n\
+               kernel lnc(x: f16[8, 40000], g: f32[40000], b: f32[40000]) -> f16[8, 40000] {\n\
+                   return cast(layer_norm(cast(x, f32), g, b), f16);\n\
+               }\n\
+               kernel var(x: f32[8, 40000]) -> f32[8] {\n\
+                   let d = x - mean(x, axis = -1, keepdims = true);\n\
+                   return mean(d * d, axis = -1);\n\
+               }\n\
+               kernel ssq(x: f32[8, 40000]) -> f32[8] {\n\
+                   let d = x - mean(x, axis = -1, keepdims = true);\n\
+                   return sum(d * d, axis = -1);\n\
+               }\n"
+        .into(),
+    };
+    let file = driver::parse_and_check(&src).expect("checks");
+    for machine_name in ["910b-like", "910-like"] {
+        let machine = simulate::machine(Some(machine_name)).expect("machine");
+        for (name, passes, piped) in [
+            ("ln", 2, true),
+            ("lnc", 2, false),
+            ("var", 1, false),
+            ("ssq", 1, false),
+        ] {
+            let kernel = driver::lower(&file, name, &Default::default(), &src).expect("lowers");
+            let code =
+                driver::compile_npu(&kernel, &machine, &src, tessera_compiler::opt::Level::O2)
+                    .expect("compiles");
+            let rows: Vec<_> = code
+                .plan
+                .stages
+                .iter()
+                .filter_map(|s| match &s.kind {
+                    StageKind::Rows(r) if r.schedule.chunked() => Some(r),
+                    _ => None,
+                })
+                .collect();
+            let [r] = rows.as_slice() else {
+                panic!("{name} on {machine_name}: not one chunked row stage");
+            };
+            let widths: Vec<Width> = r.inputs.iter().map(|i| i.width).collect();
+            assert!(online_variance(&r.body, &widths).is_some(), "{name}");
+            assert_eq!(Passes::of(&r.body, &widths).count, passes, "{name}");
+            assert_eq!(r.schedule.pipelined, piped, "{name}");
+            let c = r.schedule.pitch as usize;
+            let mut inputs = tessera_testsuite::random_inputs(&kernel, 11);
+            let unit: Vec<f64> = (0..8 * N).map(|i| inputs[0].get_f64(i)).collect();
+            let dtype = kernel.params[0].ty.dtype;
+            let large = if dtype == DType::F32 { 1e20 } else { 1e4 };
+            let x: Vec<f64> = (0..8 * N)
+                .map(|i| {
+                    let (row, col, u) = (i / N, i % N, unit[i]);
+                    match row {
+                        1 => 1000.0 + u,
+                        2 if col < c => 100.0 + u,
+                        3 => 3.25,
+                        4 if col < c => large + u,
+                        5 if col == c + 7 => f64::INFINITY,
+                        6 if col == N / 2 => f64::NAN,
+                        7 => u * 1e-3 - 5.0,
+                        _ => u,
+                    }
+                })
+                .collect();
+            inputs[0] = tessera_ir::Tensor::from_f64(dtype, vec![8, N], x);
+            tessera_testsuite::simulate_against_reference(
+                &kernel,
+                &machine,
+                &code.program,
+                &inputs,
+            )
+            .unwrap_or_else(|e| panic!("{name} on {machine_name}: {e}"));
+        }
+    }
 }

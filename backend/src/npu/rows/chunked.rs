@@ -24,7 +24,8 @@ use crate::npu::vector::{self, Opnd, Seq, VBuf, bin_op, dt};
 use std::collections::BTreeMap;
 use tessera_ir::plan::reduce::LANES;
 use tessera_ir::plan::rows::{
-    BLOCKWISE_MIN_REPEATS, Passes, elided, folds, folds_in_place, online, row_slots, stream_copies,
+    BLOCKWISE_MIN_REPEATS, Passes, elided, folds, folds_in_place, online, online_variance,
+    row_slots, stream_copies,
 };
 use tessera_ir::plan::{EwArg, EwOp, Rows, RowsOp, Width};
 use tessera_ir::{DType, ReduceOp};
@@ -62,6 +63,7 @@ pub(super) fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String>
     let widths: Vec<Width> = inputs.iter().map(|i| i.width).collect();
     let passes = Passes::of(body, &widths);
     let online = online(body, &widths);
+    let variance = online_variance(body, &widths);
     let elided = elided(body);
     let last = body.len() - 1;
     let mut items = Vec::new();
@@ -137,10 +139,13 @@ pub(super) fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String>
     // the vector work is the bound (blockwise): the scalar unit waits for
     // the vector pipe once a chunk, and so issues the next loads later,
     // which costs a stage bound by GM more than the halved subtraction
-    // saves.
+    // saves. The online variance's shift in its own pass: known after the
+    // row's first chunk, its register loaded then (once a row).
     let online_at = |a: &EwArg, p: u64| match *a {
         EwArg::Inst(i) => {
-            schedule.blockwise && online.map(|(m, _)| m) == Some(i) && passes.of[i] == p as i64
+            passes.of[i] == p as i64
+                && ((schedule.blockwise && online.map(|(m, _)| m) == Some(i))
+                    || variance.map(|(m, _)| m) == Some(i))
         }
         EwArg::Input(_) => false,
     };
@@ -482,6 +487,29 @@ pub(super) fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String>
                             load,
                         );
                     }
+                    if variance.map(|(m, _)| m) == Some(j) {
+                        // The online variance's shift: the mean of the
+                        // row's first chunk (`c` elements), kept as the
+                        // mean's value until the pass ends, and the f32
+                        // bits of the registers of its expansions.
+                        let acc = layout
+                            .acc
+                            .as_ref()
+                            .ok_or("internal: a reduction without its accumulator")?;
+                        let acc = VBuf::of(acc, 0, acc_dt);
+                        let mut shift = Vec::new();
+                        fold_lanes(&mut shift, *op, acc, mine, 1, per);
+                        finish(&mut shift, *op, dst, acc, slots, c);
+                        for (&(pk, k, negate), &reg) in &sregs {
+                            if pk == key(p) && body[k].args.first() == Some(&EwArg::Inst(j)) {
+                                load_scalar(&mut shift, reg, dst, negate);
+                            }
+                        }
+                        h.push(Item::Guard {
+                            skip_if: vec![Branch::new(Cond::Ne, cc, 0u64)],
+                            body: shift,
+                        });
+                    }
                 }
             }
         }
@@ -507,7 +535,43 @@ pub(super) fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String>
                         acc_dt,
                     );
                     fold_lanes(h, *op, acc, lane(j, acc_dt, st)?, 1, 256 / size(acc_dt));
-                    finish(h, *op, dst, acc, slots, n);
+                    match variance {
+                        // The mean: its value holds the shift `K` until
+                        // now; `m − K` waits in the spare lanes.
+                        Some((m, _)) if m == j => {
+                            let mean = lane(usize::MAX, DType::F32, st)?;
+                            let delta = mean.offset(slots * 4);
+                            finish(h, *op, mean, acc, slots, n);
+                            let mut q = Seq { items: h, n: slots };
+                            q.bin(BinOp::Sub, delta, mean, dst);
+                            q.copy(dst, mean);
+                        }
+                        // The squares about `K`: `e = (m − K)²` (n of them
+                        // for a sum) taken off, clamped at zero. Where the
+                        // whole-row form squares an infinite difference,
+                        // so does this: an overflowed `e` is taken off as
+                        // the largest f32 (the sum of squares overflowed
+                        // too and stays +inf), and an infinite mean (the
+                        // row holds an infinity, whose difference from the
+                        // mean is NaN) adds `(m − K) − (m − K)`, NaN.
+                        Some((_, v)) if v == j => {
+                            let delta = lane(usize::MAX, DType::F32, st)?.offset(slots * 4);
+                            let nan = delta.offset(slots * 4);
+                            let f32s = |x: f64| vector::scalar(DType::F32, x);
+                            finish(h, *op, dst, acc, slots, n);
+                            let mut q = Seq { items: h, n: slots };
+                            q.bin(BinOp::Sub, nan, delta, delta);
+                            q.bin(BinOp::Mul, delta, delta, delta);
+                            if *op == ReduceOp::Sum {
+                                q.sca(ScaOp::Muls, delta, delta, f32s(n as f64));
+                            }
+                            q.sca(ScaOp::Mins, delta, delta, f32s(f64::from(f32::MAX)));
+                            q.bin(BinOp::Sub, dst, dst, delta);
+                            q.sca(ScaOp::Maxs, dst, dst, f32s(0.0));
+                            q.bin(BinOp::Add, dst, dst, nan);
+                        }
+                        _ => finish(h, *op, dst, acc, slots, n),
+                    }
                 }
                 RowsOp::Ew(op) => {
                     let args = inst
