@@ -121,14 +121,16 @@ impl Gen {
     }
 
     /// A variance written out (layer_norm's) over the rows of `f`
-    /// (`[rows, n]`), clamped to ±8 first: `d = x − mean(x)` and the mean
-    /// or sum (`op`) of `d · d`, kept `[rows, 1]`. The square is bounded by
-    /// the clamp, so the reduction reads it as it is (the chain a chunked
-    /// stage folds into one pass, `online_variance`). The bound is small:
-    /// of a row that is constant (a per-row value spread over it), `d` is
-    /// rounding noise of the row's magnitude against an exact 0, and the
-    /// tolerance scales with the result's magnitude, not the row's.
-    fn variance(&mut self, f: Value, rows: u64, op: ReduceOp) -> Option<(Value, Value)> {
+    /// (`[rows, n]`), clamped to ±8 first: the mean or sum (`op`) of
+    /// `d · d`, `d = x − mean(x)`, kept `[rows, 1]`. The square is bounded
+    /// by the clamp, so the reduction reads it as it is (the chain a
+    /// chunked stage folds into one pass, `online_variance`). The bound is
+    /// small: of a row that is constant (a per-row value spread over it),
+    /// `d` is rounding noise of the row's magnitude against an exact 0, and
+    /// the tolerance scales with the result's magnitude, not the row's. For
+    /// the same reason `d` itself is no operand of later ops: a sum of it
+    /// is 0 but for rounding.
+    fn variance(&mut self, f: Value, rows: u64, op: ReduceOp) -> Option<Value> {
         let x = self.clamp(f, 8.0)?;
         let raw = |g: &mut Gen, op: Op, args: Vec<Value>| -> Option<Value> {
             let v = g.k.push(op, args, None).ok()?;
@@ -142,7 +144,7 @@ impl Gen {
         let m = per_row(self, ReduceOp::Mean, x)?;
         let d = raw(self, Op::Binary(BinaryOp::Sub), vec![x, m])?;
         let sq = raw(self, Op::Binary(BinaryOp::Mul), vec![d, d])?;
-        Some((d, per_row(self, op, sq)?))
+        per_row(self, op, sq)
     }
 
     /// A float `v` clamped to ±[`TAME`]; other dtypes as they are.
@@ -647,10 +649,7 @@ fn generate_fusion(seed: u64) -> Kernel {
             }
             8 if float => {
                 let op = *g.rng.pick(&[ReduceOp::Mean, ReduceOp::Sum]);
-                g.variance(f, rows, op).map(|(d, v)| {
-                    fulls.push(d);
-                    (v, false)
-                })
+                g.variance(f, rows, op).map(|v| (v, false))
             }
             _ if !per_row.is_empty() => {
                 let r = *g.rng.pick(&per_row);
