@@ -492,16 +492,17 @@ pub fn online(body: &[RowsInst], inputs: &[Width]) -> Option<(usize, usize)> {
 /// `v` the `mean` or `sum` of `d · d`, `d = x − expand(m)`, through
 /// instructions `m + 1 … v` (the expansion, the difference, the square),
 /// all f32, the squares' pass streams nothing else, and the stage has no
-/// online softmax ([`online`]). Then `v` needs no pass of its own: it is
-/// folded beside `m` about a *shift* `K`, the mean of the row's first chunk
-/// (known once that chunk is folded), as `Σ (x − K)²`; after the pass,
-/// `mean((x − m)²) = Σ (x − K)² / n − (m − K)²`, clamped at zero.
+/// online softmax ([`online`]). Then `v` needs no pass of its own: both are
+/// folded about a *shift* `K`, the mean of the row's first chunk (0 when
+/// not finite), as `Σ (x − K)` and `Σ (x − K)²`; after the pass, with `a =
+/// Σ (x − K) / n`, `m = K + a` and `e = m − K`, the variance about the
+/// rounded `m` is `Σ (x − K)² / n − a² + (a − e)²` (the first two terms
+/// clamped at zero).
 ///
 /// The shifted sums cancel no worse than the chunks are many: the first
-/// chunk alone gives the variance `σ²` at least `(K − m)² · c / n` (its
-/// `c` elements' mean is `K`), so `(m − K)² ≤ σ² · n / c`, and the
-/// subtraction loses at most a factor `1 + n / c` of the sums' relative
-/// error (layer_norm over 65 536 elements in chunks of 6 016: 12).
+/// chunk alone gives the variance `σ²` at least `a² · c / n` (its `c`
+/// elements' mean is `K`), so the subtraction loses at most a factor
+/// `1 + n / c` of the sums' relative error.
 pub fn online_variance(body: &[RowsInst], inputs: &[Width]) -> Option<(usize, usize)> {
     if online(body, inputs).is_some() {
         return None;

@@ -12,6 +12,7 @@
 
 use super::{
     Opening, finish, load_scalar, opening, replicate, row_offset, scalar_form, size, spread,
+    widened,
 };
 use crate::npu::Ctx;
 use crate::npu::inst::InstBuilder;
@@ -279,9 +280,174 @@ pub(super) fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String>
                 .ok_or("internal: an expansion without its block buffer")?;
             Ok(VBuf::of(b, 0, d).offset(block_of[k] * slots * 32))
         };
+        // Folds `src`, a chunk of reduction `j`'s operand (or, for an
+        // online variance's mean, of the difference from its shift), into
+        // `j`'s lanes; `dst` is `j`'s value.
+        let reduce = |h: &mut Vec<Item>,
+                      j: usize,
+                      op: &ReduceOp,
+                      src: VBuf,
+                      dst: VBuf|
+         -> Result<(), String> {
+            let acc_dt = acc_of(j)?;
+            let wide = widened(h, layout, src, acc_dt, c)?;
+            let mine = lane(j, acc_dt, st)?;
+            let part = lane(usize::MAX, acc_dt, st)?;
+            // An online softmax's max folds the chunk's own maximum
+            // into its lanes afresh: the first fold writes them.
+            let running_max = online.map(|(m, _)| m) == Some(j);
+            let per = 256 / size(acc_dt);
+            // Blockwise, the partials of a converted or dead chunk
+            // land in place, another's in `part`.
+            let partials = if !schedule.blockwise {
+                None
+            } else if folds_in_place(body, inputs, j, &streamed) {
+                Some(wide)
+            } else {
+                layout.part.as_ref().map(|p| VBuf::of(p, 0, acc_dt))
+            };
+            // A running maximum's lanes are folded to one value
+            // right after (`raise_max`): when every chunk's block
+            // partials fit one repeat of lanes after a second
+            // block fold, they take that instead of a fold across
+            // repeats and one of the partial repeat, and the
+            // running maximum itself goes into a block of the
+            // lanes (at `m_lane`) beside them (the rest keep the
+            // identity), so that the fold of the lanes is the new
+            // maximum: two dependent steps fewer.
+            // (At least BLOCKWISE_MIN_REPEATS whole repeats give
+            // at least one whole repeat of partials.)
+            let block_lanes = 32 / size(acc_dt);
+            let to_block = |lane: u64| lane.div_ceil(block_lanes) * block_lanes;
+            let lanes_used = |valid: u64| -> Option<u64> {
+                let (full, tail) = (valid / per, valid % per);
+                let (reps, rest) = ((full * 8) / per, (full * 8) % per);
+                (partials.is_some() && full >= BLOCKWISE_MIN_REPEATS && tail == 0).then_some(
+                    if rest > 0 {
+                        to_block(reps * 8) + 8
+                    } else {
+                        reps * 8
+                    },
+                )
+            };
+            let m_lane = lanes_used(c)
+                .zip(lanes_used(last_len))
+                .map(|(a, b)| to_block(a.max(b)))
+                .filter(|&l| running_max && l + slots <= per);
+            // Every chunk but the last folds whole repeats (long
+            // enough, blockwise: their partials, whole repeats of
+            // them and then a partial one); the last its valid ones
+            // and a masked partial repeat.
+            let fold = |h: &mut Vec<Item>, valid: u64| {
+                let (full, tail) = (valid / per, valid % per);
+                let (folded, reps, rest) = match partials.filter(|_| full >= BLOCKWISE_MIN_REPEATS)
+                {
+                    Some(to) => {
+                        fold_block_partials(h, *op, acc_dt, to, wide, full, per);
+                        (to, (full * 8) / per, (full * 8) % per)
+                    }
+                    None => (wide, full, 0),
+                };
+                if let Some(m_lane) = m_lane {
+                    // Partials, then their second block fold into
+                    // the lanes, the running maximum beside them.
+                    Seq { items: h, n: per }.dup(mine, identity(*op, acc_dt));
+                    fold_block_partials(h, *op, acc_dt, mine, folded, reps, per);
+                    if rest > 0 {
+                        // At a block boundary (the lanes between
+                        // keep the identity).
+                        let at = mine.offset(to_block(reps * 8) * size(acc_dt));
+                        let from = folded.offset(reps * 256);
+                        fold_block_partials(h, *op, acc_dt, at, from, 1, rest);
+                    }
+                    Seq { items: h, n: slots }.copy(mine.offset(m_lane * size(acc_dt)), dst);
+                    return;
+                }
+                // The partials' partial repeat, then the chunk's,
+                // under masks of their valid lanes: into the lanes
+                // as they are, alongside the fold of the whole
+                // repeats into `part` (a running maximum's lanes
+                // are written afresh by its fold: after it).
+                let ends = |h: &mut Vec<Item>| {
+                    for (n, from) in [
+                        (rest, folded.offset(reps * 256)),
+                        (tail, wide.offset(full * 256)),
+                    ] {
+                        if n > 0 {
+                            Seq { items: h, n }.bin(combine(*op), mine, mine, from);
+                        }
+                    }
+                };
+                if running_max && reps > 0 {
+                    fold_repeats(h, fold_across(*op), acc_dt, mine, folded, reps, 8, per);
+                    ends(h);
+                } else if reps > 0 {
+                    fold_repeats(h, fold_across(*op), acc_dt, part, folded, reps, 8, per);
+                    ends(h);
+                    Seq { items: h, n: per }.bin(combine(*op), mine, mine, part);
+                } else {
+                    if running_max {
+                        Seq { items: h, n: per }.dup(mine, identity(*op, acc_dt));
+                    }
+                    ends(h);
+                }
+            };
+            if last_len == c {
+                fold(h, c);
+            } else {
+                let mut most = Vec::new();
+                fold(&mut most, c);
+                h.push(Item::Guard {
+                    skip_if: vec![Branch::new(Cond::Eq, cc, chunks - 1)],
+                    body: most,
+                });
+                let mut end = Vec::new();
+                fold(&mut end, last_len);
+                h.push(Item::Guard {
+                    skip_if: vec![Branch::new(Cond::Ne, cc, chunks - 1)],
+                    body: end,
+                });
+            }
+            if let Some((_, s)) = online.filter(|_| running_max) {
+                let acc = layout
+                    .acc
+                    .as_ref()
+                    .ok_or("internal: a reduction without its accumulator")?;
+                let acc = VBuf::of(acc, 0, acc_dt);
+                let sum = lane(s, DType::F32, st)?;
+                // Registers of this maximum's expansions in this
+                // pass take its new value's f32 bits.
+                let load = |h: &mut Vec<Item>, new: VBuf| {
+                    for (&(pk, k, negate), &reg) in &sregs {
+                        if pk == key(p) && body[k].args.first() == Some(&EwArg::Inst(j)) {
+                            load_scalar(h, reg, new, negate);
+                        }
+                    }
+                };
+                raise_max(
+                    h,
+                    *op,
+                    (dst, mine, acc),
+                    sum,
+                    part,
+                    (slots, m_lane.is_some()),
+                    load,
+                );
+            }
+            Ok(())
+        };
         for (j, inst) in body.iter().enumerate() {
             if !streamed[j] {
                 continue;
+            }
+            // The online variance's mean folds `x − K` (its difference
+            // from the shift, `m + 2`) once it is computed.
+            if let Some((m, _)) = variance
+                && j == m + 3
+                && passes.of[m] == p as i64
+            {
+                let d = value(m + 2, half, st);
+                reduce(h, m, &ReduceOp::Mean, d, value(m, half, st))?;
             }
             let dst = value(j, half, st);
             let args = inst.args.iter().map(arg).collect::<Result<Vec<_>, _>>()?;
@@ -332,184 +498,52 @@ pub(super) fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String>
                     let src = *args
                         .first()
                         .ok_or("internal: a reduction without operand")?;
-                    let acc_dt = acc_of(j)?;
-                    let wide = if src.dtype == acc_dt {
-                        src
-                    } else {
-                        let w = layout
-                            .wide
-                            .as_ref()
-                            .ok_or("internal: a widening reduction without its wide buffer")?;
-                        let w = VBuf::of(w, 0, acc_dt);
-                        Seq { items: h, n: c }.cvt(w, src);
-                        w
-                    };
-                    let mine = lane(j, acc_dt, st)?;
-                    let part = lane(usize::MAX, acc_dt, st)?;
-                    // An online softmax's max folds the chunk's own maximum
-                    // into its lanes afresh: the first fold writes them.
-                    let running_max = online.map(|(m, _)| m) == Some(j);
-                    let per = 256 / size(acc_dt);
-                    // Blockwise, the partials of a converted or dead chunk
-                    // land in place, another's in `part`.
-                    let partials = if !schedule.blockwise {
-                        None
-                    } else if folds_in_place(body, inputs, j, &streamed) {
-                        Some(wide)
-                    } else {
-                        layout.part.as_ref().map(|p| VBuf::of(p, 0, acc_dt))
-                    };
-                    // A running maximum's lanes are folded to one value
-                    // right after (`raise_max`): when every chunk's block
-                    // partials fit one repeat of lanes after a second
-                    // block fold, they take that instead of a fold across
-                    // repeats and one of the partial repeat, and the
-                    // running maximum itself goes into a block of the
-                    // lanes (at `m_lane`) beside them (the rest keep the
-                    // identity), so that the fold of the lanes is the new
-                    // maximum: two dependent steps fewer.
-                    // (At least BLOCKWISE_MIN_REPEATS whole repeats give
-                    // at least one whole repeat of partials.)
-                    let block_lanes = 32 / size(acc_dt);
-                    let to_block = |lane: u64| lane.div_ceil(block_lanes) * block_lanes;
-                    let lanes_used = |valid: u64| -> Option<u64> {
-                        let (full, tail) = (valid / per, valid % per);
-                        let (reps, rest) = ((full * 8) / per, (full * 8) % per);
-                        (partials.is_some() && full >= BLOCKWISE_MIN_REPEATS && tail == 0)
-                            .then_some(if rest > 0 {
-                                to_block(reps * 8) + 8
-                            } else {
-                                reps * 8
-                            })
-                    };
-                    let m_lane = lanes_used(c)
-                        .zip(lanes_used(last_len))
-                        .map(|(a, b)| to_block(a.max(b)))
-                        .filter(|&l| running_max && l + slots <= per);
-                    // Every chunk but the last folds whole repeats (long
-                    // enough, blockwise: their partials, whole repeats of
-                    // them and then a partial one); the last its valid ones
-                    // and a masked partial repeat.
-                    let fold = |h: &mut Vec<Item>, valid: u64| {
-                        let (full, tail) = (valid / per, valid % per);
-                        let (folded, reps, rest) =
-                            match partials.filter(|_| full >= BLOCKWISE_MIN_REPEATS) {
-                                Some(to) => {
-                                    fold_block_partials(h, *op, acc_dt, to, wide, full, per);
-                                    (to, (full * 8) / per, (full * 8) % per)
-                                }
-                                None => (wide, full, 0),
-                            };
-                        if let Some(m_lane) = m_lane {
-                            // Partials, then their second block fold into
-                            // the lanes, the running maximum beside them.
-                            Seq { items: h, n: per }.dup(mine, identity(*op, acc_dt));
-                            fold_block_partials(h, *op, acc_dt, mine, folded, reps, per);
-                            if rest > 0 {
-                                // At a block boundary (the lanes between
-                                // keep the identity).
-                                let at = mine.offset(to_block(reps * 8) * size(acc_dt));
-                                let from = folded.offset(reps * 256);
-                                fold_block_partials(h, *op, acc_dt, at, from, 1, rest);
-                            }
-                            Seq { items: h, n: slots }
-                                .copy(mine.offset(m_lane * size(acc_dt)), dst);
-                            return;
-                        }
-                        // The partials' partial repeat, then the chunk's,
-                        // under masks of their valid lanes: into the lanes
-                        // as they are, alongside the fold of the whole
-                        // repeats into `part` (a running maximum's lanes
-                        // are written afresh by its fold: after it).
-                        let ends = |h: &mut Vec<Item>| {
-                            for (n, from) in [
-                                (rest, folded.offset(reps * 256)),
-                                (tail, wide.offset(full * 256)),
-                            ] {
-                                if n > 0 {
-                                    Seq { items: h, n }.bin(combine(*op), mine, mine, from);
-                                }
-                            }
-                        };
-                        if running_max && reps > 0 {
-                            fold_repeats(h, fold_across(*op), acc_dt, mine, folded, reps, 8, per);
-                            ends(h);
-                        } else if reps > 0 {
-                            fold_repeats(h, fold_across(*op), acc_dt, part, folded, reps, 8, per);
-                            ends(h);
-                            Seq { items: h, n: per }.bin(combine(*op), mine, mine, part);
-                        } else {
-                            if running_max {
-                                Seq { items: h, n: per }.dup(mine, identity(*op, acc_dt));
-                            }
-                            ends(h);
-                        }
-                    };
-                    if last_len == c {
-                        fold(h, c);
-                    } else {
-                        let mut most = Vec::new();
-                        fold(&mut most, c);
-                        h.push(Item::Guard {
-                            skip_if: vec![Branch::new(Cond::Eq, cc, chunks - 1)],
-                            body: most,
-                        });
-                        let mut end = Vec::new();
-                        fold(&mut end, last_len);
-                        h.push(Item::Guard {
-                            skip_if: vec![Branch::new(Cond::Ne, cc, chunks - 1)],
-                            body: end,
-                        });
+                    if variance.map(|(m, _)| m) != Some(j) {
+                        reduce(h, j, op, src, dst)?;
+                        continue;
                     }
-                    if let Some((_, s)) = online.filter(|_| running_max) {
-                        let acc = layout
-                            .acc
-                            .as_ref()
-                            .ok_or("internal: a reduction without its accumulator")?;
-                        let acc = VBuf::of(acc, 0, acc_dt);
-                        let sum = lane(s, DType::F32, st)?;
-                        // Registers of this maximum's expansions in this
-                        // pass take its new value's f32 bits.
-                        let load = |h: &mut Vec<Item>, new: VBuf| {
-                            for (&(pk, k, negate), &reg) in &sregs {
-                                if pk == key(p) && body[k].args.first() == Some(&EwArg::Inst(j)) {
-                                    load_scalar(h, reg, new, negate);
-                                }
-                            }
-                        };
-                        raise_max(
-                            h,
-                            *op,
-                            (dst, mine, acc),
-                            sum,
-                            part,
-                            (slots, m_lane.is_some()),
-                            load,
-                        );
-                    }
-                    if variance.map(|(m, _)| m) == Some(j) {
-                        // The online variance's shift: the mean of the
-                        // row's first chunk (`c` elements), kept as the
-                        // mean's value until the pass ends, and the f32
-                        // bits of the registers of its expansions.
-                        let acc = layout
-                            .acc
-                            .as_ref()
-                            .ok_or("internal: a reduction without its accumulator")?;
-                        let acc = VBuf::of(acc, 0, acc_dt);
-                        let mut shift = Vec::new();
-                        fold_lanes(&mut shift, *op, acc, mine, 1, per);
-                        finish(&mut shift, *op, dst, acc, slots, c);
-                        for (&(pk, k, negate), &reg) in &sregs {
-                            if pk == key(p) && body[k].args.first() == Some(&EwArg::Inst(j)) {
-                                load_scalar(&mut shift, reg, dst, negate);
-                            }
+                    // The online variance's mean, on the row's first chunk:
+                    // the chunk folded, its mean the shift `K` (0 when not
+                    // finite: the row holds an infinity or a NaN, its
+                    // variance NaN either way, and its mean that of the
+                    // values themselves), kept as the mean's value until
+                    // the pass ends and in the registers of its
+                    // expansions (f32 bits); then the lanes start again,
+                    // to fold `x − K` chunk by chunk (`Σ (x − K)`).
+                    let acc = layout
+                        .acc
+                        .as_ref()
+                        .ok_or("internal: a reduction without its accumulator")?;
+                    let acc = VBuf::of(acc, 0, DType::F32);
+                    let mine = lane(j, DType::F32, st)?;
+                    let zero = lane(usize::MAX, DType::F32, st)?;
+                    let finite = zero.offset(128);
+                    let mut shift = Vec::new();
+                    reduce(&mut shift, j, op, src, dst)?;
+                    fold_lanes(&mut shift, *op, acc, mine, 1, 64);
+                    finish(&mut shift, *op, dst, acc, slots, c);
+                    let mut q = Seq {
+                        items: &mut shift,
+                        n: slots,
+                    };
+                    q.bin(BinOp::Sub, acc, dst, dst);
+                    q.cmps(Cond::Eq, finite, acc, vector::scalar(DType::F32, 0.0));
+                    q.dup(zero, vector::scalar(DType::F32, 0.0));
+                    q.sel(dst, finite, dst, zero);
+                    for (&(pk, k, negate), &reg) in &sregs {
+                        if pk == key(p) && body[k].args.first() == Some(&EwArg::Inst(j)) {
+                            load_scalar(&mut shift, reg, dst, negate);
                         }
-                        h.push(Item::Guard {
-                            skip_if: vec![Branch::new(Cond::Ne, cc, 0u64)],
-                            body: shift,
-                        });
                     }
+                    Seq {
+                        items: &mut shift,
+                        n: 64,
+                    }
+                    .dup(mine, identity(*op, DType::F32));
+                    h.push(Item::Guard {
+                        skip_if: vec![Branch::new(Cond::Ne, cc, 0u64)],
+                        body: shift,
+                    });
                 }
             }
         }
@@ -536,38 +570,55 @@ pub(super) fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String>
                     );
                     fold_lanes(h, *op, acc, lane(j, acc_dt, st)?, 1, 256 / size(acc_dt));
                     match variance {
-                        // The mean: its value holds the shift `K` until
-                        // now; `m − K` waits in the spare lanes.
+                        // The mean: its lanes hold `Σ (x − K)` and its value
+                        // the shift `K` until now. `a`, their mean, and
+                        // `e = m − K` (exact: `m` is near `K`) wait in the
+                        // spare lanes.
                         Some((m, _)) if m == j => {
-                            let mean = lane(usize::MAX, DType::F32, st)?;
-                            let delta = mean.offset(slots * 4);
-                            finish(h, *op, mean, acc, slots, n);
+                            let spare = lane(usize::MAX, DType::F32, st)?;
+                            let (mean, a, e) =
+                                (spare, spare.offset(slots * 4), spare.offset(slots * 8));
+                            finish(h, *op, a, acc, slots, n);
                             let mut q = Seq { items: h, n: slots };
-                            q.bin(BinOp::Sub, delta, mean, dst);
+                            q.bin(BinOp::Add, mean, dst, a);
+                            q.bin(BinOp::Sub, e, mean, dst);
                             q.copy(dst, mean);
                         }
-                        // The squares about `K`: `e = (m − K)²` (n of them
-                        // for a sum) taken off, clamped at zero. Where the
-                        // whole-row form squares an infinite difference,
-                        // so does this: an overflowed `e` is taken off as
-                        // the largest f32 (the sum of squares overflowed
-                        // too and stays +inf), and an infinite mean (the
-                        // row holds an infinity, whose difference from the
-                        // mean is NaN) adds `(m − K) − (m − K)`, NaN.
+                        // The squares about `K`, less `a²`, are the squares
+                        // about the row's exact mean (clamped at zero); the
+                        // whole-row form squares the differences from the
+                        // rounded mean `m`, which adds `(a − e)²` (n of
+                        // each for a sum). Where the whole-row form squares
+                        // an infinite difference, so does this: an
+                        // overflowed `a²` is taken off as the largest f32
+                        // (the sum of squares overflowed too and stays
+                        // +inf), and an infinite mean (the row holds an
+                        // infinity, whose difference from the mean is NaN)
+                        // adds `a − a`, NaN.
                         Some((_, v)) if v == j => {
-                            let delta = lane(usize::MAX, DType::F32, st)?.offset(slots * 4);
-                            let nan = delta.offset(slots * 4);
+                            let spare = lane(usize::MAX, DType::F32, st)?;
+                            let (sq, a, e, nan) = (
+                                spare,
+                                spare.offset(slots * 4),
+                                spare.offset(slots * 8),
+                                spare.offset(slots * 12),
+                            );
                             let f32s = |x: f64| vector::scalar(DType::F32, x);
+                            let each = if *op == ReduceOp::Sum { n as f64 } else { 1.0 };
                             finish(h, *op, dst, acc, slots, n);
                             let mut q = Seq { items: h, n: slots };
-                            q.bin(BinOp::Sub, nan, delta, delta);
-                            q.bin(BinOp::Mul, delta, delta, delta);
-                            if *op == ReduceOp::Sum {
-                                q.sca(ScaOp::Muls, delta, delta, f32s(n as f64));
+                            q.bin(BinOp::Sub, nan, a, a);
+                            q.bin(BinOp::Sub, e, a, e);
+                            q.bin(BinOp::Mul, sq, a, a);
+                            q.bin(BinOp::Mul, e, e, e);
+                            if each != 1.0 {
+                                q.sca(ScaOp::Muls, sq, sq, f32s(each));
+                                q.sca(ScaOp::Muls, e, e, f32s(each));
                             }
-                            q.sca(ScaOp::Mins, delta, delta, f32s(f64::from(f32::MAX)));
-                            q.bin(BinOp::Sub, dst, dst, delta);
+                            q.sca(ScaOp::Mins, sq, sq, f32s(f64::from(f32::MAX)));
+                            q.bin(BinOp::Sub, dst, dst, sq);
                             q.sca(ScaOp::Maxs, dst, dst, f32s(0.0));
+                            q.bin(BinOp::Add, dst, dst, e);
                             q.bin(BinOp::Add, dst, dst, nan);
                         }
                         _ => finish(h, *op, dst, acc, slots, n),

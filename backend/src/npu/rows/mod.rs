@@ -19,7 +19,7 @@ use super::Ctx;
 use super::inst::{Address, InstBuilder, VecOperand, int_scalar};
 use super::prog::{Access, Build, Item};
 use super::vector::{self, Opnd, Seq, VBuf, dt, scalar};
-use tessera_ir::plan::{EwArg, EwOp, Rows, RowsInput, RowsInst, RowsOp, Source, Width};
+use tessera_ir::plan::{EwArg, EwOp, Rows, RowsInput, RowsInst, RowsLayout, RowsOp, Source, Width};
 use tessera_ir::{BinaryOp, DType, ReduceOp, Scalar};
 use tessera_sim::isa::{AluOp, MemTy, Reg, ScaOp, Scal, ScalarSpace};
 
@@ -140,6 +140,27 @@ fn finish(h: &mut Vec<Item>, op: ReduceOp, dst: VBuf, acc: VBuf, slots: u64, n: 
         (false, true) => q.copy(dst, acc),
         (false, false) => q.cvt(dst, acc),
     }
+}
+
+/// `src` in its reduction's accumulator dtype `acc`: itself, or its first
+/// `n` elements converted into the stage's wide buffer.
+fn widened(
+    h: &mut Vec<Item>,
+    layout: &RowsLayout,
+    src: VBuf,
+    acc: DType,
+    n: u64,
+) -> Result<VBuf, String> {
+    if src.dtype == acc {
+        return Ok(src);
+    }
+    let w = layout
+        .wide
+        .as_ref()
+        .ok_or("internal: a widening reduction without its wide buffer")?;
+    let w = VBuf::of(w, 0, acc);
+    Seq { items: h, n }.cvt(w, src);
+    Ok(w)
 }
 
 /// Replicates `slots` per-row values of `src` (a multiple of 8) into

@@ -5,7 +5,7 @@
 //! run `n` times) and the result gathered back into rows. The gathers'
 //! offsets are built once.
 
-use super::{Opening, finish, opening, size, tile_rows};
+use super::{Opening, finish, opening, size, tile_rows, widened};
 use crate::npu::Ctx;
 use crate::npu::inst::{InstBuilder, VecOperand, int_scalar};
 use crate::npu::prog::{Access, Build, Item};
@@ -303,21 +303,7 @@ pub(super) fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String>
                             .first()
                             .ok_or("internal: a reduction without operand")?;
                         let acc_dt = accumulator(*op, src.dtype);
-                        let wide = if src.dtype == acc_dt {
-                            src
-                        } else {
-                            let w = layout
-                                .wide
-                                .as_ref()
-                                .ok_or("internal: a widening reduction without its wide buffer")?;
-                            let w = VBuf::of(w, 0, acc_dt);
-                            Seq {
-                                items: &mut h,
-                                n: tile,
-                            }
-                            .cvt(w, src);
-                            w
-                        };
+                        let wide = widened(&mut h, layout, src, acc_dt, tile)?;
                         let acc = VBuf::of(
                             layout
                                 .acc
