@@ -72,6 +72,24 @@ pub fn roofline_inputs(k: &Kernel, m: &Machine) -> (Vec<(tessera_sim::Dt, u64)>,
     (work.macs, work.vector, gm)
 }
 
+/// A kernel's roofline bound on a machine: its cycles (launch included) and
+/// which term sets it (`cube`, `vector` or `gm`).
+pub fn roofline(k: &Kernel, m: &Machine) -> (f64, &'static str) {
+    let (macs, vector, gm) = roofline_inputs(k, m);
+    let bound = m.roofline(&macs, vector, gm);
+    let cube_only = m.roofline(&macs, 0.0, 0);
+    let vec_only = m.roofline(&[], vector, 0);
+    let gm_only = m.roofline(&[], 0.0, gm);
+    let by = if cube_only >= vec_only && cube_only >= gm_only {
+        "cube"
+    } else if vec_only >= gm_only {
+        "vector"
+    } else {
+        "gm"
+    };
+    (bound, by)
+}
+
 /// One launch's stages with their predicted and simulated cycles (launch
 /// cost included): one stage, or a matmul and the vector stage joined to
 /// it (then no prediction).
@@ -155,17 +173,7 @@ pub fn bench(
     let out =
         tessera_sim::run(machine, &code.program, &[], &opts).map_err(crate::simulate::run_error)?;
     let (macs, vector, gm) = roofline_inputs(kernel, machine);
-    let bound = machine.roofline(&macs, vector, gm);
-    let cube_only = machine.roofline(&macs, 0.0, 0);
-    let vec_only = machine.roofline(&[], vector, 0);
-    let gm_only = machine.roofline(&[], 0.0, gm);
-    let bound_by = if cube_only >= vec_only && cube_only >= gm_only {
-        "cube"
-    } else if vec_only >= gm_only {
-        "vector"
-    } else {
-        "gm"
-    };
+    let (bound, bound_by) = roofline(kernel, machine);
     let cycles = out.report.cycles;
     Ok(BenchResult {
         kernel: kernel.name.clone(),

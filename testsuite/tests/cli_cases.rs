@@ -1,5 +1,6 @@
-//! Command lines (`cases/cli/*.cli`): exit code, expected substrings, the
-//! output directory, and a snapshot of stdout and stderr. Every file the
+//! Command lines (`cases/cli/*.cli`): exit code, expected substrings (of
+//! stdout, stderr and files the command writes), the output directory,
+//! and a snapshot of stdout and stderr. Every file the
 //! command could read (under `cases/`, and the case's scratch directory
 //! `{work}`, prepared by `copy:` lines) is hashed before and after: an
 //! unchanged hash is part of every case, whatever its exit code. A case
@@ -55,6 +56,8 @@ fn cli_case(path: &Path) -> Result {
     let mut exit: Option<i32> = None;
     let (mut stderr_has, mut stdout_has) = (Vec::new(), Vec::new());
     let mut out_empty = false;
+    // (file, text): a file the command writes and what it must hold.
+    let mut file_has: Vec<(PathBuf, String)> = Vec::new();
     for line in text
         .lines()
         .map(str::trim)
@@ -80,6 +83,12 @@ fn cli_case(path: &Path) -> Result {
             "stderr-contains" => stderr_has.push(value.to_string()),
             "stdout-contains" => stdout_has.push(value.to_string()),
             "out-dir" if value == "empty" => out_empty = true,
+            "file-contains" => {
+                let (path, what) = value
+                    .split_once(' ')
+                    .ok_or_else(|| format!("`file-contains: PATH TEXT`, not `{value}`"))?;
+                file_has.push((PathBuf::from(subst(path)), what.trim().to_string()));
+            }
             other => return Err(format!("unknown key `{other}`").into()),
         }
     }
@@ -132,8 +141,15 @@ fn cli_case(path: &Path) -> Result {
                 .collect()
         })
         .unwrap_or_default();
-    let _ = std::fs::remove_dir_all(&out_dir);
     let mut problems = Vec::new();
+    for (path, what) in &file_has {
+        match std::fs::read_to_string(path) {
+            Ok(t) if t.contains(what.as_str()) => {}
+            Ok(_) => problems.push(format!("{} lacks `{what}`", path.display())),
+            Err(e) => problems.push(format!("{}: {e}", path.display())),
+        }
+    }
+    let _ = std::fs::remove_dir_all(&out_dir);
     // Nothing outside the output directory changed (new files in it, like
     // a stray temporary, count as changes too).
     let changed: Vec<&PathBuf> = before

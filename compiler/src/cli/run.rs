@@ -185,7 +185,14 @@ pub(super) fn cmd_run(io: &mut Io<'_>, a: &RunArgs) -> Result<(), Failure> {
     let out =
         tessera_sim::run(&machine, &code.program, &named, &opts).map_err(simulate::run_error)?;
     let _ = io.out.write_all(out.report.table().as_bytes());
-    write_side_files(a, &out)?;
+    // The roofline of the kernel as written (`bench`'s).
+    let (bound, by) = crate::bench::roofline(&kernel, &machine);
+    let efficiency = bound / out.report.cycles.max(1) as f64;
+    let _ = writeln!(
+        io.out,
+        "bound  {bound:.0} cycles ({by}-bound)\nefficiency {efficiency:.3}"
+    );
+    write_side_files(a, &out, Some((bound, by, efficiency)))?;
     if a.timing_only {
         return Ok(());
     }
@@ -206,9 +213,9 @@ pub(super) fn cmd_run(io: &mut Io<'_>, a: &RunArgs) -> Result<(), Failure> {
 
 /// `tessera run FILE.tbc`: bytecode on the simulator.
 fn run_bytecode(io: &mut Io<'_>, a: &RunArgs) -> Result<(), Failure> {
-    if a.target != Target::Sim && a.target != Target::Ref {
+    if a.target != Target::Sim {
         return Err(Failure::Usage(
-            "a `.tbc` file runs on the simulator (`--target sim`)".into(),
+            "a `.tbc` file runs on the simulator (`--target sim`); the reference interpreter and the host need the `.tsr` file".into(),
         ));
     }
     if a.check {
@@ -332,7 +339,7 @@ fn run_bytecode(io: &mut Io<'_>, a: &RunArgs) -> Result<(), Failure> {
     };
     let out = tessera_sim::run(&machine, &program, &tensors, &opts).map_err(simulate::run_error)?;
     let _ = io.out.write_all(out.report.table().as_bytes());
-    write_side_files(a, &out)?;
+    write_side_files(a, &out, None)?;
     if a.timing_only {
         return Ok(());
     }
@@ -344,10 +351,25 @@ fn run_bytecode(io: &mut Io<'_>, a: &RunArgs) -> Result<(), Failure> {
     write_named_tensors(io, &a.out_dir, &program.kernel, &results, &machine.name)
 }
 
-/// Writes `--trace` and `--stats-json` files of a simulation.
-fn write_side_files(a: &RunArgs, out: &tessera_sim::run::RunOutput) -> Result<(), Failure> {
+/// Writes `--trace` and `--stats-json` files of a simulation; the
+/// statistics add the roofline (`bound_cycles`, `bound_by`, `efficiency`)
+/// when the kernel's IR gave one.
+fn write_side_files(
+    a: &RunArgs,
+    out: &tessera_sim::run::RunOutput,
+    roofline: Option<(f64, &str, f64)>,
+) -> Result<(), Failure> {
     if let Some(p) = &a.stats_json {
-        files::write(p, out.report.to_json().as_bytes())?;
+        let mut json = out.report.to_json();
+        if let Some((bound, by, efficiency)) = roofline
+            && let Ok(serde_json::Value::Object(mut o)) = serde_json::from_str(&json)
+        {
+            o.insert("bound_cycles".into(), (bound.round() as u64).into());
+            o.insert("bound_by".into(), by.into());
+            o.insert("efficiency".into(), efficiency.into());
+            json = serde_json::to_string_pretty(&serde_json::Value::Object(o)).unwrap_or(json);
+        }
+        files::write(p, json.as_bytes())?;
     }
     if let (Some(p), Some(json)) = (&a.trace, &out.trace_json) {
         files::write(p, json.as_bytes())?;
