@@ -46,6 +46,12 @@ pub struct Tuning {
     /// The entries, sorted by machine and stage.
     #[serde(default, rename = "entry")]
     pub entries: Vec<Entry>,
+    /// Whether the file was named on the command line (`--tuning`): then
+    /// its entries for another machine, or that match no stage of the
+    /// kernel, are noted as ignored (the per-user file holds every
+    /// kernel's and stays quiet about them).
+    #[serde(skip)]
+    pub named: bool,
 }
 
 /// The tuned schedule of one stage on one machine.
@@ -180,7 +186,9 @@ pub fn read(path: &Path) -> Result<Tuning, Diagnostic> {
 /// cannot be read, and no tuning). Notes go to `notes`.
 pub fn for_command(named: Option<&Path>, notes: &mut Vec<String>) -> Result<Tuning, Failure> {
     if let Some(p) = named {
-        return read(p).map_err(|d| Failure::input(vec![d]));
+        let mut t = read(p).map_err(|d| Failure::input(vec![d]))?;
+        t.named = true;
+        return Ok(t);
     }
     let Some(p) = default_path().filter(|p| p.exists()) else {
         return Ok(Tuning::default());
@@ -202,6 +210,9 @@ pub fn apply(plan: &mut Plan, tuning: &Tuning, machine: &Machine) -> Vec<String>
         return notes;
     }
     let fp = fingerprint(machine);
+    if tuning.named {
+        notes.extend(unmatched(plan, tuning, machine));
+    }
     // As `tune` leaves them: a matmul its joined vector stage bounds keeps
     // the scheduler's choice (an entry of its form is another stage's).
     let bounded: Vec<Option<usize>> = (0..plan.stages.len())
@@ -272,6 +283,56 @@ pub fn apply(plan: &mut Plan, tuning: &Tuning, machine: &Machine) -> Vec<String>
         set_schedule(stage, &g, t, machine);
     }
     finish(plan, machine);
+    notes
+}
+
+/// Notes for a named tuning file's entries that no stage of `plan` can
+/// use: those for another machine, and those of this machine whose stage
+/// form matches none of the plan's cube matmuls (a changed kernel, or
+/// another kernel's).
+fn unmatched(plan: &Plan, tuning: &Tuning, machine: &Machine) -> Vec<String> {
+    let keys: Vec<String> = plan
+        .stages
+        .iter()
+        .filter_map(|s| match &s.kind {
+            StageKind::MatMul(mm) if matches!(mm.schedule, MatMulSchedule::Cube(_)) => {
+                stage_key(mm)
+            }
+            _ => None,
+        })
+        .collect();
+    let mut others: Vec<&str> = Vec::new();
+    let mut elsewhere = 0;
+    let mut stale = 0;
+    for e in &tuning.entries {
+        if e.machine != machine.name {
+            elsewhere += 1;
+            if !others.contains(&e.machine.as_str()) {
+                others.push(&e.machine);
+            }
+        } else if !keys.contains(&e.stage) {
+            stale += 1;
+        }
+    }
+    let mut notes = Vec::new();
+    let entries = |n: usize| if n == 1 { "entry" } else { "entries" };
+    if elsewhere > 0 {
+        notes.push(format!(
+            "{elsewhere} tuning {} {} for another machine (`{}`, not `{}`); ignored",
+            entries(elsewhere),
+            if elsewhere == 1 { "is" } else { "are" },
+            others.join("`, `"),
+            machine.name
+        ));
+    }
+    if stale > 0 {
+        notes.push(format!(
+            "{stale} tuning {} for `{}` match{} no matmul stage of this kernel (a changed kernel, or another one's); ignored",
+            entries(stale),
+            machine.name,
+            if stale == 1 { "es" } else { "" }
+        ));
+    }
     notes
 }
 
