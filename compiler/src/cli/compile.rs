@@ -81,8 +81,48 @@ pub(super) fn cmd_compile(io: &mut Io<'_>, a: &CompileArgs) -> Result<(), Failur
         let text = tessera_frontend::ast::print_file(&file);
         outputs.push((Emit::Ast, file_stem(&a.file), text.into_bytes()));
     }
+    // With `--all`, each kernel takes the dims it has; a dim no kernel has
+    // is still an error (a typo).
+    let dim_names = |def: &tessera_frontend::ast::KernelDef| -> Vec<String> {
+        tessera_frontend::lower::signature_dims(def)
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect()
+    };
+    let named = |arg: &String| arg.split_once('=').map(|(n, _)| n.trim().to_string());
+    if a.all && kernels.len() > 1 {
+        let unknown: Vec<Diagnostic> = a
+            .dims
+            .iter()
+            .filter_map(named)
+            .filter(|n| !kernels.iter().any(|def| dim_names(def).contains(n)))
+            .map(|n| {
+                let mut all: Vec<String> = kernels.iter().flat_map(|d| dim_names(d)).collect();
+                all.sort();
+                all.dedup();
+                Diagnostic::new(
+                    Code::E0606,
+                    format!("no kernel of the file has a symbolic dim `{n}`"),
+                )
+                .note(format!("the kernels' symbolic dims: {}", all.join(", ")))
+            })
+            .collect();
+        if !unknown.is_empty() {
+            return Err(Failure::in_source(unknown, &src));
+        }
+    }
     for def in &kernels {
-        let env = inputs::parse_dims(&a.dims, def).map_err(|d| Failure::in_source(d, &src))?;
+        let dims: Vec<String> = if a.all && kernels.len() > 1 {
+            let own = dim_names(def);
+            a.dims
+                .iter()
+                .filter(|arg| named(arg).is_none_or(|n| own.contains(&n)))
+                .cloned()
+                .collect()
+        } else {
+            a.dims.clone()
+        };
+        let env = inputs::parse_dims(&dims, def).map_err(|d| Failure::in_source(d, &src))?;
         let k = driver::lower(&file, &def.name.name, &env, &src)?;
         let name = def.name.name.clone();
         if emits.contains(&Emit::Ir) {
