@@ -294,11 +294,13 @@ fn unmatched(plan: &Plan, tuning: &Tuning, machine: &Machine) -> Vec<String> {
     let keys: Vec<String> = plan
         .stages
         .iter()
-        .filter_map(|s| match &s.kind {
-            StageKind::MatMul(mm) if matches!(mm.schedule, MatMulSchedule::Cube(_)) => {
-                stage_key(mm)
-            }
-            _ => None,
+        .filter_map(|s| {
+            let StageKind::MatMul(mm) = &s.kind else {
+                return None;
+            };
+            matches!(mm.schedule, MatMulSchedule::Cube(_))
+                .then(|| stage_key(mm))
+                .flatten()
         })
         .collect();
     let mut others: Vec<&str> = Vec::new();
