@@ -97,13 +97,44 @@ pub fn load_source(path: &Path) -> Result<Source, Failure> {
 pub fn parse_and_check(src: &Source) -> Result<File, Failure> {
     let (file, diags) = tessera_frontend::parse::parse(&src.text);
     if !diags.is_empty() {
-        return Err(Failure::in_source(diags, src));
+        return Err(Failure::in_source(with_independent(&file, diags), src));
     }
     let diags = tessera_frontend::lower::check(&file);
     if !diags.is_empty() {
         return Err(Failure::in_source(diags, src));
     }
     Ok(file)
+}
+
+/// A file's syntax errors and the type errors of the kernels they left
+/// whole: the errors of a file that are independent come in one run
+/// (language.md). A kernel holding a syntax error is not checked (its
+/// recovered statements would give errors that are not the user's); when a
+/// syntax error lies outside every kernel (a definition the parser
+/// dropped), no kernel is, as a call to the dropped one would be an error
+/// of its own.
+fn with_independent(file: &File, syntax: Vec<Diagnostic>) -> Vec<Diagnostic> {
+    let at = |d: &Diagnostic| d.labels.iter().find(|l| l.primary).map(|l| l.span);
+    let within =
+        |s: tessera_ir::Span, k: &KernelDef| k.span.start <= s.start && s.end <= k.span.end;
+    let whole: Vec<&KernelDef> = file
+        .kernels
+        .iter()
+        .filter(|k| !syntax.iter().any(|d| at(d).is_some_and(|s| within(s, k))))
+        .collect();
+    let dropped = syntax
+        .iter()
+        .any(|d| at(d).is_none_or(|s| !file.kernels.iter().any(|k| within(s, k))));
+    let mut all = syntax;
+    if whole.is_empty() || dropped {
+        return all;
+    }
+    all.extend(
+        tessera_frontend::lower::check(file)
+            .into_iter()
+            .filter(|d| at(d).is_some_and(|s| whole.iter().any(|k| within(s, k)))),
+    );
+    all
 }
 
 /// Picks the kernel named by `-k`, or the only kernel of the file.

@@ -14,6 +14,12 @@ fn pipeline(src: &str) {
         assert!(!d.code.is_empty());
     }
     if !diags.is_empty() {
+        // The kernels a syntax error left whole are checked too.
+        let source = tessera_compiler::driver::Source {
+            name: "fuzz.tsr".into(),
+            text: src.to_string(),
+        };
+        assert!(tessera_compiler::driver::parse_and_check(&source).is_err());
         return;
     }
     let diags = tessera_frontend::lower::check(&file);
