@@ -81,6 +81,7 @@ impl<'a> Context<'a> {
         }
         while let Some(e) = stack.pop() {
             if let ExprKind::Call { callee, .. } = &e.kind
+                && builtins::Builtin::lookup(&callee.name).is_none()
                 && let Some(&c) = self.index.get(callee.name.as_str())
             {
                 out.push((c, e.span));

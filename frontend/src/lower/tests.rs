@@ -132,3 +132,23 @@ fn slices_of_symbolic_dims_are_checked_once_bound() {
     let env: DimEnv = [("M".to_string(), 4)].into_iter().collect();
     assert_eq!(lower(&file, "k", &env).unwrap_err()[0].code, "E0406");
 }
+
+#[test]
+fn a_builtins_name_means_the_builtin_even_beside_a_kernel_of_that_name() {
+    // `kernel relu` wraps the builtin: no recursion, and another kernel's
+    // `relu(x)` is the builtin too (one node), not an inlined call.
+    let src = r#"
+kernel relu(x: f32[4]) -> f32[4] {
+    return relu(x);
+}
+kernel twice(x: f32[4]) -> f32[4] {
+    return relu(x) * 2.0;
+}
+"#;
+    assert_eq!(codes(src), Vec::<String>::new());
+    let wrapped = ir(src, "relu", &[]);
+    assert_eq!(wrapped.matches("relu").count(), 2, "{wrapped}");
+    assert!(wrapped.contains("= relu %x"), "{wrapped}");
+    let caller = ir(src, "twice", &[]);
+    assert!(caller.contains("= relu %x"), "{caller}");
+}

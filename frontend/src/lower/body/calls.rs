@@ -7,10 +7,14 @@ use super::*;
 
 impl Lowerer<'_, '_> {
     pub(super) fn call(&mut self, callee: &Ident, args: &[Arg], span: Span) -> Val {
-        if let Some(&idx) = self.cx.index.get(callee.name.as_str()) {
+        // A builtin's name means the builtin: a kernel named like one (a
+        // `kernel softmax` wrapping `softmax(x)`) is compiled by `-k`, not
+        // called.
+        let builtin = Builtin::lookup(&callee.name);
+        if let (None, Some(&idx)) = (builtin, self.cx.index.get(callee.name.as_str())) {
             return self.call_kernel(idx, callee, args, span);
         }
-        let Some(b) = Builtin::lookup(&callee.name) else {
+        let Some(b) = builtin else {
             let kernels = self.cx.index.keys().copied();
             let names = Builtin::names();
             let mut d = Diagnostic::new(Code::E0101, format!("unknown function `{}`", callee.name))
