@@ -67,6 +67,13 @@ pub fn read_raw(path: &Path, max: u64, what: &str) -> Result<Vec<u8>, String> {
 /// Writes `bytes` to `path` through a temporary file in the same directory
 /// and a rename, so `path` is either untouched or complete.
 pub fn write(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
+    // A file in a directory not made yet (`--stats-json out/s.json` before
+    // the outputs make `out`) gets its directory, as `--out-dir` does.
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        && let Err(e) = std::fs::create_dir_all(dir)
+    {
+        return Err(cannot(format!("cannot create `{}`: {e}", dir.display())));
+    }
     let tmp = temp_beside(path);
     let done = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
     if let Err(e) = done {

@@ -185,12 +185,14 @@ pub(super) fn cmd_run(io: &mut Io<'_>, a: &RunArgs) -> Result<(), Failure> {
     let out =
         tessera_sim::run(&machine, &code.program, &named, &opts).map_err(simulate::run_error)?;
     let _ = io.out.write_all(out.report.table().as_bytes());
-    // The roofline of the kernel as written (`bench`'s).
+    // The roofline of the kernel as written, as `bench` prints it.
     let (bound, by) = crate::bench::roofline(&kernel, &machine);
+    let (macs, vector, gm) = crate::bench::roofline_inputs(&kernel, &machine);
+    let macs: u64 = macs.iter().map(|(_, m)| m).sum();
     let efficiency = bound / out.report.cycles.max(1) as f64;
     let _ = writeln!(
         io.out,
-        "bound  {bound:.0} cycles ({by}-bound)\nefficiency {efficiency:.3}"
+        "bound  {bound:.0} ({by}-bound: cube MACs {macs}, vector cycles {vector:.0}, GM bytes {gm})\nefficiency {efficiency:.3}"
     );
     write_side_files(a, &out, Some((bound, by, efficiency)))?;
     if a.timing_only {
@@ -352,8 +354,8 @@ fn run_bytecode(io: &mut Io<'_>, a: &RunArgs) -> Result<(), Failure> {
 }
 
 /// Writes `--trace` and `--stats-json` files of a simulation; the
-/// statistics add the roofline (`bound_cycles`, `bound_by`, `efficiency`)
-/// when the kernel's IR gave one.
+/// statistics end with the roofline (`bound`, `bound_by`, `efficiency`, as
+/// `bench --json` names them) when the kernel's IR gave one.
 fn write_side_files(
     a: &RunArgs,
     out: &tessera_sim::run::RunOutput,
@@ -361,13 +363,17 @@ fn write_side_files(
 ) -> Result<(), Failure> {
     if let Some(p) = &a.stats_json {
         let mut json = out.report.to_json();
+        // Appended, so that the report's own keys keep their order.
         if let Some((bound, by, efficiency)) = roofline
-            && let Ok(serde_json::Value::Object(mut o)) = serde_json::from_str(&json)
+            && let Some(open) = json.trim_end().strip_suffix('}')
         {
-            o.insert("bound_cycles".into(), (bound.round() as u64).into());
-            o.insert("bound_by".into(), by.into());
-            o.insert("efficiency".into(), efficiency.into());
-            json = serde_json::to_string_pretty(&serde_json::Value::Object(o)).unwrap_or(json);
+            let num = |x: f64| serde_json::Value::from(x).to_string();
+            json = format!(
+                "{},\n  \"bound\": {},\n  \"bound_by\": \"{by}\",\n  \"efficiency\": {}\n}}\n",
+                open.trim_end(),
+                num(bound),
+                num(efficiency)
+            );
         }
         files::write(p, json.as_bytes())?;
     }
