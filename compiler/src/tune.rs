@@ -329,10 +329,11 @@ fn unmatched(plan: &Plan, tuning: &Tuning, machine: &Machine) -> Vec<String> {
     }
     if stale > 0 {
         notes.push(format!(
-            "{stale} tuning {} for `{}` match{} no matmul stage of this kernel (a changed kernel, or another one's); ignored",
+            "{stale} tuning {} for `{}` match{} no matmul stage of kernel `{}` (a changed kernel, or another one's); ignored",
             entries(stale),
             machine.name,
-            if stale == 1 { "es" } else { "" }
+            if stale == 1 { "es" } else { "" },
+            plan.kernel
         ));
     }
     notes

@@ -104,13 +104,21 @@ pub(super) fn cmd_compile(io: &mut Io<'_>, a: &CompileArgs) -> Result<(), Failur
                     Code::E0606,
                     format!("no kernel of the file has a symbolic dim `{n}`"),
                 )
-                .note(format!("the kernels' symbolic dims: {}", all.join(", ")))
+                .note(format!(
+                    "the kernels' symbolic dims: {}",
+                    if all.is_empty() {
+                        "none".to_string()
+                    } else {
+                        all.join(", ")
+                    }
+                ))
             })
             .collect();
         if !unknown.is_empty() {
             return Err(Failure::in_source(unknown, &src));
         }
     }
+    let mut noted: Vec<String> = Vec::new();
     for def in &kernels {
         let dims: Vec<String> = if a.all && kernels.len() > 1 {
             let own = dim_names(def);
@@ -162,7 +170,10 @@ pub(super) fn cmd_compile(io: &mut Io<'_>, a: &CompileArgs) -> Result<(), Failur
         if let Some(m) = &machine {
             let (code, notes) =
                 driver::compile_npu_tuned(&k, m, &src, super::level(&a.opt_level), &tuning)?;
-            super::tune::notes_out(io, &notes);
+            // Once per command (`--all` compiles every kernel with the file).
+            let fresh: Vec<String> = notes.into_iter().filter(|n| !noted.contains(n)).collect();
+            super::tune::notes_out(io, &fresh);
+            noted.extend(fresh);
             for &e in &emits {
                 match e {
                     Emit::OptIr => {
