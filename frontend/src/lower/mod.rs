@@ -80,9 +80,11 @@ impl<'a> Context<'a> {
             }
         }
         while let Some(e) = stack.pop() {
+            // In its own body a kernel's name is the builtin of that name,
+            // if there is one (`Lowerer::call`).
             if let ExprKind::Call { callee, .. } = &e.kind
-                && builtins::Builtin::lookup(&callee.name).is_none()
                 && let Some(&c) = self.index.get(callee.name.as_str())
+                && !(c == k && builtins::Builtin::lookup(&callee.name).is_some())
             {
                 out.push((c, e.span));
             }

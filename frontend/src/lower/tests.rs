@@ -134,9 +134,9 @@ fn slices_of_symbolic_dims_are_checked_once_bound() {
 }
 
 #[test]
-fn a_builtins_name_means_the_builtin_even_beside_a_kernel_of_that_name() {
-    // `kernel relu` wraps the builtin: no recursion, and another kernel's
-    // `relu(x)` is the builtin too (one node), not an inlined call.
+fn a_kernel_shadows_a_builtin_of_its_name_except_in_its_own_body() {
+    // `kernel relu` wraps the builtin (no recursion); another kernel's
+    // `relu(x)` calls the kernel, which is inlined (here, the builtin).
     let src = r#"
 kernel relu(x: f32[4]) -> f32[4] {
     return relu(x);
@@ -144,11 +144,34 @@ kernel relu(x: f32[4]) -> f32[4] {
 kernel twice(x: f32[4]) -> f32[4] {
     return relu(x) * 2.0;
 }
+kernel silu(x: f32[4]) -> f32[4] {
+    return x * 100.0;
+}
+kernel uses(x: f32[4]) -> f32[4] {
+    return silu(x);
+}
 "#;
     assert_eq!(codes(src), Vec::<String>::new());
     let wrapped = ir(src, "relu", &[]);
-    assert_eq!(wrapped.matches("relu").count(), 2, "{wrapped}");
     assert!(wrapped.contains("= relu %x"), "{wrapped}");
     let caller = ir(src, "twice", &[]);
     assert!(caller.contains("= relu %x"), "{caller}");
+    // The user's `silu` is inlined, not the builtin's.
+    let user = ir(src, "uses", &[]);
+    assert!(user.contains("mul %x"), "{user}");
+    assert!(!user.contains("silu %x"), "{user}");
+    // Through another kernel a kernel's own name is a call, hence a cycle.
+    let cycle = r#"
+kernel gelu(x: f32[4]) -> f32[4] {
+    return helper(x);
+}
+kernel helper(x: f32[4]) -> f32[4] {
+    return gelu(x);
+}
+"#;
+    assert!(
+        codes(cycle).contains(&"E0108".to_string()),
+        "{:?}",
+        codes(cycle)
+    );
 }

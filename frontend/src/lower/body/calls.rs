@@ -7,11 +7,16 @@ use super::*;
 
 impl Lowerer<'_, '_> {
     pub(super) fn call(&mut self, callee: &Ident, args: &[Arg], span: Span) -> Val {
-        // A builtin's name means the builtin: a kernel named like one (a
-        // `kernel softmax` wrapping `softmax(x)`) is compiled by `-k`, not
-        // called.
+        // A kernel of the file shadows a builtin of its name, except in its
+        // own body: there (where a call to itself could only recurse) the
+        // name is the builtin's, so `kernel softmax` may wrap `softmax(x)`.
         let builtin = Builtin::lookup(&callee.name);
-        if let (None, Some(&idx)) = (builtin, self.cx.index.get(callee.name.as_str())) {
+        let current = self
+            .calls
+            .last()
+            .map_or(self.k.name.as_str(), |(_, n)| n.as_str());
+        let own = builtin.is_some() && current == callee.name;
+        if let (false, Some(&idx)) = (own, self.cx.index.get(callee.name.as_str())) {
             return self.call_kernel(idx, callee, args, span);
         }
         let Some(b) = builtin else {
