@@ -110,9 +110,9 @@ pub fn parse_and_check(src: &Source) -> Result<File, Failure> {
 /// whole: the errors of a file that are independent come in one run
 /// (language.md). A kernel holding a syntax error is not checked (its
 /// recovered statements would give errors that are not the user's); when a
-/// syntax error lies outside every kernel (a definition the parser
-/// dropped), no kernel is, as a call to the dropped one would be an error
-/// of its own.
+/// syntax error lies outside every kernel (a definition the parser dropped,
+/// or an unfinished last one), a call to an unknown function is not
+/// reported either, as it may name the dropped kernel.
 fn with_independent(file: &File, syntax: Vec<Diagnostic>) -> Vec<Diagnostic> {
     let at = |d: &Diagnostic| d.labels.iter().find(|l| l.primary).map(|l| l.span);
     let within =
@@ -126,13 +126,16 @@ fn with_independent(file: &File, syntax: Vec<Diagnostic>) -> Vec<Diagnostic> {
         .iter()
         .any(|d| at(d).is_none_or(|s| !file.kernels.iter().any(|k| within(s, k))));
     let mut all = syntax;
-    if whole.is_empty() || dropped {
+    if whole.is_empty() {
         return all;
     }
     all.extend(
         tessera_frontend::lower::check(file)
             .into_iter()
-            .filter(|d| at(d).is_some_and(|s| whole.iter().any(|k| within(s, k)))),
+            .filter(|d| {
+                at(d).is_some_and(|s| whole.iter().any(|k| within(s, k)))
+                    && !(dropped && d.code == Code::E0101.as_str())
+            }),
     );
     all
 }
