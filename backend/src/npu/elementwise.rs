@@ -184,21 +184,51 @@ pub fn generate(ctx: &mut Ctx<'_>, e: &Elementwise) -> Result<Vec<Item>, String>
         .map(|_| ctx.regs.get())
         .collect::<Result<_, _>>()?;
     let [row0, col0, rcur, ccur, len, addr, tmp, o] = work;
+    // One row of tiles (no outer dims, every row in one tile, no ring):
+    // the tile index is the column block, and the row terms vanish.
+    let flat = outer.is_empty() && nrb == 1 && ring.is_none();
+    // Every tile holds `l_tile` columns.
+    let whole = t.cols.is_multiple_of(l_tile);
     let tile_step = |half: u32, t_reg: Reg| -> Result<Vec<Item>, String> {
         let mut h = Vec::new();
+        // Rows and bytes of a row of the tile for elements of `s` bytes:
+        // immediates when every tile is whole and in one row of tiles.
+        let extent = |h: &mut Vec<Item>, s: u64| -> (Operand, Operand) {
+            if flat && whole {
+                (t.rows.into(), (l_tile * s).into())
+            } else {
+                h.ins().s_alu(AluOp::Mul, len, ccur, s);
+                (rcur.into(), len.into())
+            }
+        };
         // Tile coordinates.
-        h.ins().s_alu(AluOp::Div, o, t_reg, per_outer);
-        h.ins().s_alu(AluOp::Rem, tmp, t_reg, per_outer);
-        h.ins().s_alu(AluOp::Div, row0, tmp, ncb);
-        h.ins().s_alu(AluOp::Rem, col0, tmp, ncb);
-        h.ins().s_alu(AluOp::Mul, row0, row0, r_tile);
-        h.ins().s_alu(AluOp::Mul, col0, col0, l_tile);
-        h.ins().s_li(rcur, t.rows);
-        h.ins().s_alu(AluOp::Sub, rcur, rcur, row0);
-        h.ins().s_alu(AluOp::Min, rcur, rcur, r_tile);
-        h.ins().s_li(ccur, t.cols);
-        h.ins().s_alu(AluOp::Sub, ccur, ccur, col0);
-        h.ins().s_alu(AluOp::Min, ccur, ccur, l_tile);
+        if flat {
+            h.ins().s_alu(AluOp::Mul, col0, t_reg, l_tile);
+            if !(whole && pats.iter().all(|p| *p != Pattern::Column)) {
+                h.ins().s_li(rcur, t.rows);
+            }
+        } else {
+            h.ins().s_alu(AluOp::Div, o, t_reg, per_outer);
+            h.ins().s_alu(AluOp::Rem, tmp, t_reg, per_outer);
+            h.ins().s_alu(AluOp::Div, row0, tmp, ncb);
+            h.ins().s_alu(AluOp::Rem, col0, tmp, ncb);
+            h.ins().s_alu(AluOp::Mul, row0, row0, r_tile);
+            h.ins().s_alu(AluOp::Mul, col0, col0, l_tile);
+            h.ins().s_li(rcur, t.rows);
+            h.ins().s_alu(AluOp::Sub, rcur, rcur, row0);
+            h.ins().s_alu(AluOp::Min, rcur, rcur, r_tile);
+        }
+        if whole {
+            // Every tile is whole; in one row of tiles, their extent is
+            // an immediate.
+            if !flat {
+                h.ins().s_li(ccur, l_tile);
+            }
+        } else {
+            h.ins().s_li(ccur, t.cols);
+            h.ins().s_alu(AluOp::Sub, ccur, ccur, col0);
+            h.ins().s_alu(AluOp::Min, ccur, ccur, l_tile);
+        }
         for (k, d) in outer.iter().enumerate().rev() {
             h.ins().s_alu(AluOp::Rem, digits[k], o, *d);
             h.ins().s_alu(AluOp::Div, o, o, *d);
@@ -210,6 +240,13 @@ pub fn generate(ctx: &mut Ctx<'_>, e: &Elementwise) -> Result<Vec<Item>, String>
         let address = |h: &mut Vec<Item>, v: usize, elem: u64, base: Option<Reg>| {
             let st = &t.strides[v];
             let n = st.len();
+            if flat {
+                h.ins().s_alu(AluOp::Mul, addr, col0, st[n - 1] * elem);
+                if let Some(b) = base {
+                    h.ins().s_alu(AluOp::Add, addr, addr, b);
+                }
+                return;
+            }
             match ring.as_ref().filter(|(ins, _)| ins.contains(&v)) {
                 Some(&(_, rows)) => {
                     h.ins().s_alu(AluOp::Rem, addr, row0, rows);
@@ -251,9 +288,9 @@ pub fn generate(ctx: &mut Ctx<'_>, e: &Elementwise) -> Result<Vec<Item>, String>
             match pats[i] {
                 Pattern::RowMajor => {
                     ones(&mut h, dst, tile);
-                    h.ins().s_alu(AluOp::Mul, len, ccur, s);
+                    let (rows, bytes) = extent(&mut h, s);
                     h.op(vec![(Access::Write, dst.region(tile * s))])
-                        .mte2_gm_ub(dst.addr, addr, rcur, len, st[st.len() - 2] * s, pitch * s);
+                        .mte2_gm_ub(dst.addr, addr, rows, bytes, st[st.len() - 2] * s, pitch * s);
                 }
                 Pattern::Column | Pattern::Scalar => {
                     let Some(bcast) = &layout.inputs[i].broadcast else {
@@ -399,14 +436,14 @@ pub fn generate(ctx: &mut Ctx<'_>, e: &Elementwise) -> Result<Vec<Item>, String>
         let so = size(out.dtype);
         let ob = VBuf::of(&layout.out, half, out.dtype);
         address(&mut h, o_idx, so, bases[o_idx]);
-        h.ins().s_alu(AluOp::Mul, len, ccur, so);
+        let (rows, bytes) = extent(&mut h, so);
         let st = &t.strides[o_idx];
         let row_stride = st[st.len() - 2];
         h.op(vec![(Access::Read, ob.region(tile * so))]).mte3_ub_gm(
             addr,
             ob.addr,
-            rcur,
-            len,
+            rows,
+            bytes,
             pitch * so,
             row_stride * so,
         );
@@ -414,12 +451,12 @@ pub fn generate(ctx: &mut Ctx<'_>, e: &Elementwise) -> Result<Vec<Item>, String>
             let s = size(v.dtype);
             let b = results[*j];
             address(&mut h, o_idx, s, Some(base));
-            h.ins().s_alu(AluOp::Mul, len, ccur, s);
+            let (rows, bytes) = extent(&mut h, s);
             h.op(vec![(Access::Read, b.region(tile * s))]).mte3_ub_gm(
                 addr,
                 b.addr,
-                rcur,
-                len,
+                rows,
+                bytes,
                 pitch * s,
                 row_stride * s,
             );
