@@ -227,9 +227,21 @@ pub fn simulate_against_reference(
     program: &tessera_sim::Program,
     inputs: &[tessera_ir::Tensor],
 ) -> Result<(), String> {
-    use tessera_compiler::simulate;
     let reference =
         tessera_ir::interp::run(kernel, inputs).map_err(|e| format!("reference: {e}"))?;
+    let got = simulate(kernel, machine, program, inputs)?;
+    compare_outputs(kernel, &got, &reference).map_err(|e| format!("{e} on {}", machine.name))
+}
+
+/// Runs `program` on the simulator of `machine` (race detector on) with
+/// `inputs` (the parameters of `kernel`): its named outputs.
+pub fn simulate(
+    kernel: &tessera_ir::Kernel,
+    machine: &tessera_sim::Machine,
+    program: &tessera_sim::Program,
+    inputs: &[tessera_ir::Tensor],
+) -> Result<Vec<(String, tessera_ir::Tensor)>, String> {
+    use tessera_compiler::simulate;
     let named: Vec<(String, tessera_sim::Tensor)> = kernel
         .params
         .iter()
@@ -243,8 +255,7 @@ pub fn simulate_against_reference(
         &tessera_sim::RunOptions::default(),
     )
     .map_err(|e| format!("simulator on {}: {e}", machine.name))?;
-    let got = out
-        .outputs
+    out.outputs
         .iter()
         .map(|(n, t)| {
             Ok((
@@ -252,8 +263,7 @@ pub fn simulate_against_reference(
                 simulate::from_sim(t).map_err(|e| format!("{e:?}"))?,
             ))
         })
-        .collect::<Result<Vec<_>, String>>()?;
-    compare_outputs(kernel, &got, &reference).map_err(|e| format!("{e} on {}", machine.name))
+        .collect()
 }
 
 /// Compiles a kernel that has no source text (a generated one) for

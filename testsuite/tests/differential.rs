@@ -1072,22 +1072,10 @@ fn online_variance_of_long_rows_matches_the_reference() {
                 // mean is up to 1e-4 off the whole-row form's, which
                 // squares the differences from the rounded mean.
                 let reference = tessera_ir::interp::run(&kernel, &inputs).expect("reference");
-                let named: Vec<_> = kernel
-                    .params
-                    .iter()
-                    .zip(&inputs)
-                    .map(|(p, t)| (p.name.clone(), simulate::to_sim(t)))
-                    .collect();
-                let out = tessera_sim::run(
-                    &machine,
-                    &code.program,
-                    &named,
-                    &tessera_sim::RunOptions::default(),
-                )
-                .expect("simulates");
-                let got = simulate::from_sim(&out.outputs[0].1).expect("an f32 result");
+                let got = tessera_testsuite::simulate(&kernel, &machine, &code.program, &inputs)
+                    .expect("simulates");
                 for i in 0..8 {
-                    let (g, r) = (got.get_f64(i), reference[0].get_f64(i));
+                    let (g, r) = (got[0].1.get_f64(i), reference[0].get_f64(i));
                     assert!(
                         (g - r).abs() <= 1e-5 * r.abs(),
                         "fine on {machine_name}: row {i}: {g} against {r}"
