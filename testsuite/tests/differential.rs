@@ -82,7 +82,12 @@ impl Gen {
         // overflow threshold, or with infinities that f64 and f32 sums
         // order differently, two correct results may be inf and NaN. NaN
         // passes the clamp (min and max propagate it).
-        let args = if inexact_op {
+        // A product with an inexact factor reads its other factors clamped
+        // too: an inexact value whose sign or zero is rounding noise (a mean
+        // of values that cancel) times an infinity is +inf, -inf or NaN
+        // by that noise alone.
+        let noisy_product = op == Op::Binary(BinaryOp::Mul) && self.any_inexact(&args);
+        let args = if inexact_op || noisy_product {
             args.into_iter()
                 .map(|a| self.tame(a))
                 .collect::<Option<Vec<_>>>()?
