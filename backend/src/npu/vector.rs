@@ -811,7 +811,7 @@ pub fn emit_op_to(
                 q.cvt(b, args[1]);
                 (a, b)
             };
-            let [y, m, neg, t, isint, even, zb, one, nanv] = [
+            let [y, m, t, c, isint, even, one, v, w] = [
                 s.take()?,
                 s.take()?,
                 s.take()?,
@@ -822,37 +822,58 @@ pub fn emit_op_to(
                 s.take()?,
                 s.take()?,
             ];
-            // y = exp(b · ln|a|)
+            // C's `pow` (the reference's), special values included.
+            // y = exp(b · ln|a|), and 1 where |a| = 1 (pow(-1, ±inf) = 1).
             q.un(UnOp::Abs, m, a);
             q.un(UnOp::Ln, m, m);
+            q.cmps(Cond::Eq, c, m, float_scalar(0.0));
             q.bin(BinOp::Mul, m, m, b);
             q.un(UnOp::Exp, y, m);
-            // Is b an integer, an even one?
+            q.dup(one, float_scalar(1.0));
+            q.sel(y, c, one, y);
+            // Is b an integer, an even one? Every f32 of magnitude 2^24 or
+            // more is even (and ±inf counts as even): 0 is tested in their
+            // place, since they do not convert to i32.
+            q.un(UnOp::Abs, m, b);
+            q.cmps(Cond::Ge, c, m, float_scalar(16_777_216.0));
+            q.dup(w, float_scalar(0.0));
+            q.sel(w, c, w, b);
             let ti = t.as_dtype(DType::I32);
-            q.cvt(ti, b);
+            q.cvt(ti, w);
             q.cvt(m, ti);
-            q.cmp(Cond::Eq, isint, m, b);
-            q.sca(ScaOp::Muls, m, b, float_scalar(0.5));
+            q.cmp(Cond::Eq, isint, m, w);
+            q.sca(ScaOp::Muls, m, w, float_scalar(0.5));
             q.cvt(ti, m);
             q.cvt(m, ti);
             q.sca(ScaOp::Muls, m, m, float_scalar(2.0));
-            q.cmp(Cond::Eq, even, m, b);
-            // Negative base: ±y for integral b, NaN otherwise.
+            q.cmp(Cond::Eq, even, m, w);
+            // v: the result for a base whose sign bit is set. An odd b
+            // gives -y; a non-integer b gives NaN for a finite non-zero
+            // base and y for -0 and -inf.
             q.sca(ScaOp::Muls, m, y, float_scalar(-1.0));
-            q.sel(m, even, y, m);
-            q.dup(nanv, float_scalar(f64::NAN));
-            q.sel(m, isint, m, nanv);
-            q.cmps(Cond::Lt, neg, a, float_scalar(0.0));
-            q.sel(y, neg, m, y);
+            q.sel(v, even, y, m);
+            q.sel(w, isint, v, y);
+            q.dup(m, float_scalar(f64::NAN));
+            q.sel(v, isint, v, m);
+            q.un(UnOp::Abs, m, a);
+            q.cmps(Cond::Eq, c, m, float_scalar(0.0));
+            q.sel(v, c, w, v);
+            q.cmps(Cond::Eq, c, m, float_scalar(f64::INFINITY));
+            q.sel(v, c, w, v);
+            // The sign bit: a < 0, or a = -0 (whose reciprocal is -inf).
+            q.cmps(Cond::Lt, c, a, float_scalar(0.0));
+            q.sel(y, c, v, y);
+            q.un(UnOp::Rec, m, a);
+            q.cmps(Cond::Lt, c, m, float_scalar(0.0));
+            q.sel(y, c, v, y);
             // pow(a, 0) = 1 and pow(1, b) = 1, whatever the other operand.
-            q.dup(one, float_scalar(1.0));
-            q.cmps(Cond::Eq, zb, b, float_scalar(0.0));
-            q.sel(y, zb, one, y);
-            q.cmps(Cond::Eq, zb, a, float_scalar(1.0));
+            q.cmps(Cond::Eq, c, b, float_scalar(0.0));
+            q.sel(y, c, one, y);
+            q.cmps(Cond::Eq, c, a, float_scalar(1.0));
             if d == DType::F32 {
-                q.sel(dst, zb, one, y);
+                q.sel(dst, c, one, y);
             } else {
-                q.sel(y, zb, one, y);
+                q.sel(y, c, one, y);
                 q.cvt(dst, y);
             }
         }

@@ -783,6 +783,22 @@ def _(rng):
     return {"a": a, "b": b, "x": x}, {"ab": pow_(a, b), "sq": pow_(x, 2.0), "cube": pow_(x, 3)}
 
 
+@case("pow_special_values")
+def _(rng):
+    # C's pow on IEEE 754's special values, every pair of the two lists: a
+    # negative base with an infinite or huge (even) exponent, -0 and -inf
+    # bases with odd, even and non-integer exponents, |a| = 1, NaN on
+    # either side, exponents at and past 2^24 and 2^31.
+    bases = [-2.0, -0.5, -1.0, -np.inf, -0.0, 0.0, np.inf, 1.0, -3.0, 2.0, np.nan, -1.5, -1e-40, 0.5]
+    exps = [np.inf, -np.inf, 1e10, -1e10, 0.5, -1.5, 3.0, -3.0, 2.0, -2.0, 0.0, -0.0, np.nan,
+            1.0, 16777216.0, 16777215.0, 2.0**31, 3e38, -1.0]
+    a = [x for x in bases for _ in exps]
+    b = [y for _ in bases for y in exps]
+    fa, fb = const(a, "f32"), const(b, "f32")
+    ha, hb = const(a, "f16"), const(b, "f16")
+    return {"a": fa, "b": fb, "ha": ha, "hb": hb}, {"p": pow_(fa, fb), "hp": pow_(ha, hb)}
+
+
 @case("abs_f32_i32")
 def _(rng):
     x, n = uniform(rng, (3, 9), "f32"), ints(rng, (3, 9), "i32")
