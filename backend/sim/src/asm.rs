@@ -82,7 +82,7 @@ pub const DIRECTIVES: &[&str] = &[
 ];
 
 /// Whether `s` is an identifier: `[A-Za-z_][A-Za-z0-9_]*`.
-fn is_ident(s: &str) -> bool {
+pub(crate) fn is_ident(s: &str) -> bool {
     let mut chars = s.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')

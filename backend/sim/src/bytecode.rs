@@ -213,14 +213,44 @@ pub fn decode(bytes: &[u8]) -> Result<Program, LoadError> {
     }
     let fingerprint = d.u64()?;
     let machine = d.str("machine name")?;
+    let at = d.r.pos;
     let kernel = d.str("kernel name")?;
+    // Names as the assembler takes them: a result names its output file.
+    if !crate::asm::is_ident(&kernel) {
+        return Err(LoadError {
+            code: "E0905",
+            offset: at,
+            message: format!("the kernel name {kernel:?} is not an identifier"),
+        });
+    }
     let workspace = d.u64()?;
     let n_launches = d.u16()?;
     let n_params = d.u16()?;
     let n_results = d.u16()?;
     let mut tensors = Vec::new();
     for _ in 0..(u32::from(n_params) + u32::from(n_results)) {
+        let name_at = d.r.pos;
         let name = d.str("tensor name")?;
+        if !crate::asm::is_ident(&name) {
+            return Err(LoadError {
+                code: "E0905",
+                offset: name_at,
+                message: format!("the tensor name {name:?} is not an identifier"),
+            });
+        }
+        // Parameters and results are two namespaces, as in the assembler.
+        let first = if tensors.len() < usize::from(n_params) {
+            0
+        } else {
+            usize::from(n_params)
+        };
+        if tensors[first..].iter().any(|t: &TensorDecl| t.name == name) {
+            return Err(LoadError {
+                code: "E0905",
+                offset: name_at,
+                message: format!("the tensor name `{name}` is declared twice"),
+            });
+        }
         let at = d.r.pos;
         let dt = d.u8()?;
         let dtype = Dt::ALL.get(usize::from(dt)).copied().ok_or(LoadError {

@@ -110,6 +110,23 @@ fn loader_rejects_corrupt_files_before_running() {
     b[n - 9] = 0;
     show("no end", &reseal(b), &m);
     show("machine", &good, &Machine::builtin("910-like").unwrap());
+    // Names the assembler refuses: a result names an output file
+    // (`DIR/NAME.npy`), so a path in it must not load.
+    let named = |kernel: &str, param: &str, result: &str| {
+        let mut p = tessera_sim::decode(&good).unwrap();
+        p.kernel = kernel.into();
+        p.params[0].name = param.into();
+        p.results[0].name = result.into();
+        encode(&p)
+    };
+    show("result path", &named("k", "a", "../Z"), &m);
+    show("empty result name", &named("k", "a", ""), &m);
+    show("kernel name", &named("k/x", "a", "c"), &m);
+    show("param name", &named("k", "a b", "c"), &m);
+    assert!(
+        load(&named("k", "c", "c"), &m).is_ok(),
+        "a result may share a parameter's name"
+    );
     insta::assert_snapshot!(out.join("\n"));
 }
 
