@@ -374,16 +374,22 @@ pub fn run(
         Pipe::Fix,
         Pipe::S,
     ];
+    // cli.md's six pipes always (0 on a kind of core no block ran on), and
+    // FIX where a core that ran has it.
     let pipes = order
         .iter()
-        .filter(|p| sum.cores_with[p.index()] > 0)
+        .filter(|p| sum.cores_with[p.index()] > 0 || **p != Pipe::Fix)
         .map(|p| {
             let i = p.index();
             PipeReport {
                 pipe: p.report_name().to_string(),
                 busy_cycles: sum.busy[i],
                 cores: sum.cores_with[i],
-                utilisation: sum.busy[i] as f64 / sum.capacity[i],
+                utilisation: if sum.capacity[i] > 0.0 {
+                    sum.busy[i] as f64 / sum.capacity[i]
+                } else {
+                    0.0
+                },
             }
         })
         .collect();

@@ -506,6 +506,12 @@ impl<'a> Engine<'a> {
         if self.fault.is_some() {
             return;
         }
+        // A fault no instruction raised (the step limit, met on a DMA or
+        // flag event) names where the core's scalar unit stands.
+        let pc = pc.or_else(|| {
+            (pipe == Pipe::S && c < self.cores.len() && self.cores[c].used)
+                .then(|| self.cores[c].pc as u32)
+        });
         let insn = pc.map(|pc| self.insn(c, pc).text()).unwrap_or_default();
         self.fault = Some(Fault {
             kind: trap.kind,
