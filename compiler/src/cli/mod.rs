@@ -116,26 +116,28 @@ pub enum Command {
     },
     /// Compile one kernel (or all with --all) and emit the requested stages.
     #[command(
-        after_help = "Example:\n  tessera compile examples/softmax.tsr --dim B=4 --dim N=128 --emit ast,ir"
+        after_help = "Example:\n  tessera compile examples/softmax.tsr -k softmax_f32 --dim B=4 --dim N=128 --emit ast,ir"
     )]
     Compile(CompileArgs),
     /// Run a kernel (compiling it first) and write its outputs as .npy files.
     #[command(
-        after_help = "Example:\n  tessera run examples/mlp.tsr --target ref --random-inputs --seed 1 --dim M=64 --dim K=32 --dim N=16"
+        after_help = "Example:\n  tessera run examples/mlp.tsr -k mlp --target ref --random-inputs --seed 1 --dim M=64 --dim D=32 --dim H=16"
     )]
     Run(RunArgs),
     /// Compile and simulate a kernel (timing only); print cycles, the roofline bound and efficiency.
     #[command(
-        after_help = "Example:\n  tessera bench examples/mlp.tsr -k mlp --dim M=1024 --dim K=1024 --dim N=1024"
+        after_help = "Example:\n  tessera bench examples/mlp.tsr -k mlp --dim M=256 --dim D=256 --dim H=256"
     )]
     Bench(BenchArgs),
     /// Simulate the cost model's best few schedules of each matmul stage and record the fastest in a tuning file.
     #[command(
-        after_help = "Example:\n  tessera tune benches/kernels.tsr -k gemm --dim M=1024 --dim N=1024 --dim K=1024 -o tuning.toml\n  tessera bench benches/kernels.tsr -k gemm --dim M=1024 --dim N=1024 --dim K=1024 --tuning tuning.toml"
+        after_help = "Example:\n  tessera tune benches/kernels.tsr -k gemm --dim M=256 --dim N=256 --dim K=256 -o tuning.toml\n  tessera bench benches/kernels.tsr -k gemm --dim M=256 --dim N=256 --dim K=256 --tuning tuning.toml"
     )]
     Tune(TuneArgs),
     /// Assemble NPU assembly text into bytecode.
-    #[command(after_help = "Example:\n  tessera asm kernel.s -o kernel.tbc")]
+    #[command(
+        after_help = "Example:\n  tessera compile examples/softmax.tsr -k softmax_f32 --dim B=4 --dim N=128 --emit asm -o softmax.s\n  tessera asm softmax.s -o softmax.tbc"
+    )]
     Asm {
         /// The assembly file.
         file: PathBuf,
@@ -147,7 +149,7 @@ pub enum Command {
         machine: Option<String>,
     },
     /// Print the assembly text of a bytecode file.
-    #[command(after_help = "Example:\n  tessera disasm kernel.tbc")]
+    #[command(after_help = "Example:\n  tessera disasm softmax.tbc")]
     Disasm {
         /// The `.tbc` file.
         file: PathBuf,
