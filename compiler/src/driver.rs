@@ -9,7 +9,7 @@
 
 use std::path::Path;
 use tessera_frontend::ast::{File, KernelDef};
-use tessera_ir::{Code, Diagnostic, DimEnv, Kernel, Tensor};
+use tessera_ir::{Code, Diagnostic, DimEnv, Kernel, Span, Tensor};
 
 /// A source file and its text.
 #[derive(Clone, Debug)]
@@ -98,6 +98,16 @@ pub fn parse_and_check(src: &Source) -> Result<File, Failure> {
     let (file, diags) = tessera_frontend::parse::parse(&src.text);
     if !diags.is_empty() {
         return Err(Failure::in_source(with_independent(&file, diags), src));
+    }
+    if file.kernels.is_empty() {
+        // language.md: a source file holds one or more kernels.
+        return Err(Failure::in_source(
+            vec![
+                Diagnostic::new(Code::E0502, "the file defines no kernel")
+                    .primary(Span::new(0, 0), "expected a `kernel` definition"),
+            ],
+            src,
+        ));
     }
     let diags = tessera_frontend::lower::check(&file);
     if !diags.is_empty() {
@@ -223,6 +233,7 @@ pub fn compile_npu_tuned(
     tuning: &crate::tune::Tuning,
 ) -> Result<(NpuCode, Vec<String>), Failure> {
     fits_the_npu(kernel)?;
+    supported_machine(machine)?;
     let optimised = crate::opt::optimise(kernel, machine, level).map_err(Failure::Internal)?;
     let mut report = optimised.report;
     let mut candidate = optimised.kernel;
@@ -274,6 +285,29 @@ pub fn compile_npu_tuned(
             report.fallback = true;
         }
     }
+}
+
+/// `E0505` when the code generator cannot target `machine` (a valid
+/// description the simulator runs, but outside what the generated code
+/// assumes: `tessera_backend::npu::unsupported`).
+fn supported_machine(machine: &tessera_sim::Machine) -> Result<(), Failure> {
+    let unmet = tessera_backend::npu::unsupported(machine);
+    if unmet.is_empty() {
+        return Ok(());
+    }
+    let mut d = Diagnostic::new(
+        Code::E0505,
+        format!(
+            "the code generator cannot target machine `{}`",
+            machine.name
+        ),
+    );
+    for (field, need, have) in unmet {
+        d = d.note(format!(
+            "field `{field}` is {have}; the code generator needs {need}"
+        ));
+    }
+    Err(Failure::input(vec![d]))
 }
 
 /// Splits the fused groups of `nodes` (indices into `kernel`'s nodes) into

@@ -122,6 +122,7 @@ codes! {
     E0502 => "unknown or ambiguous kernel",
     E0503 => "tensor too large",
     E0504 => "operation cannot be mapped onto the machine",
+    E0505 => "machine outside what the code generator supports",
     E0600 => "cannot read or write a file",
     E0601 => "malformed .npy file",
     E0602 => ".npy dtype mismatch",

@@ -207,6 +207,50 @@ pub fn launch_stages(plan: &Plan) -> Vec<Vec<usize>> {
     launches
 }
 
+/// What the code generator needs of a machine beyond the description's own
+/// validity (which the simulator checks): the event ids its double buffers
+/// take, the buffer alignments its address arithmetic keeps (that of the
+/// built-in machines), and counters deep enough for its workspace rings.
+/// Each unmet need as (field, requirement, value).
+pub fn unsupported(machine: &Machine) -> Vec<(&'static str, String, u64)> {
+    /// Fewest event ids per pipe pair (the 910-like's).
+    const MIN_EVENT_IDS: u32 = 4;
+    /// Deepest cross-core counter a ring reaches (the 910b-like's is 15).
+    const MIN_CROSS_CORE_COUNT: u32 = 15;
+    let mem = &machine.memory;
+    let mut out = Vec::new();
+    for (field, have, most) in [
+        ("memory.l1.align", mem.l1.align, 32),
+        ("memory.l0a.align", mem.l0a.align, 512),
+        ("memory.l0b.align", mem.l0b.align, 512),
+        ("memory.l0c.align", mem.l0c.align, 64),
+        ("memory.ub.align", mem.ub.align, 32),
+    ] {
+        if have > most {
+            out.push((field, format!("at most {most}"), have));
+        }
+    }
+    let s = &machine.sync;
+    if s.event_ids < MIN_EVENT_IDS {
+        out.push((
+            "sync.event_ids",
+            format!("at least {MIN_EVENT_IDS}"),
+            u64::from(s.event_ids),
+        ));
+    }
+    if machine.organisation == Organisation::Split
+        && s.cross_core_flags > 0
+        && s.cross_core_max_count < MIN_CROSS_CORE_COUNT
+    {
+        out.push((
+            "sync.cross_core_max_count",
+            format!("at least {MIN_CROSS_CORE_COUNT} (or no cross-core flags)"),
+            u64::from(s.cross_core_max_count),
+        ));
+    }
+    out
+}
+
 /// Compiles a plan into a validated program: one launch per stage (a
 /// joined stage's in its matmul's).
 pub fn compile(plan: &Plan, machine: &Machine) -> Result<Program, CodegenError> {
