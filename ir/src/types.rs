@@ -363,6 +363,30 @@ impl Volume {
         })
     }
 
+    /// Whether some binding of the symbols (each a positive integer) makes
+    /// the two counts equal: after the symbols both have cancel, two
+    /// constants must be equal, a constant and symbols need the constant
+    /// to be a multiple of the other side's factor, and symbols on both
+    /// sides can always balance (`S·D` and `S·H·E`: `D = H·E`).
+    pub fn may_equal(&self, other: &Volume) -> bool {
+        let mut rest = other.syms.clone();
+        let mut mine = Vec::new();
+        for s in &self.syms {
+            match rest.iter().position(|x| x == s) {
+                Some(at) => {
+                    rest.remove(at);
+                }
+                None => mine.push(s),
+            }
+        }
+        match (mine.is_empty(), rest.is_empty()) {
+            (true, true) => self.factor == other.factor,
+            (true, false) => self.factor.is_multiple_of(other.factor),
+            (false, true) => other.factor.is_multiple_of(self.factor),
+            (false, false) => true,
+        }
+    }
+
     /// The single dim this volume is, if it is one (`4`, or `M` with factor 1).
     pub fn as_dim(&self) -> Option<Dim> {
         match (self.factor, self.syms.as_slice()) {

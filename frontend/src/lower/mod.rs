@@ -360,6 +360,17 @@ fn lower_instance(
             );
         }
     }
+    // `(NAME: TYPE, …)` or `(TYPE, …)`: all results named, or none.
+    if let Some(named) = def.results.iter().find_map(|r| r.name.as_ref())
+        && let Some(bare) = def.results.iter().find(|r| r.name.is_none())
+    {
+        diags.push(
+            Diagnostic::new(Code::E0010, "a result without a name among named results")
+                .primary(bare.ty.span, "expected `NAME: TYPE`")
+                .secondary(named.span, "this result is named")
+                .help("name every result, or none (outputs are then `out0`, `out1`, …)"),
+        );
+    }
     let mut dims: HashMap<String, Dim> = HashMap::new();
     for (name, span) in signature_dims(def) {
         let d = match mode {

@@ -62,6 +62,71 @@ fn literal_only_expressions_fold() {
 }
 
 #[test]
+fn integer_literal_division_takes_the_dtype_it_meets() {
+    // Hand-derived: a float tensor takes 1 / 2 = 0.5, an integer one the
+    // truncated 7 / 2 = 3 (language.md: integer `/` truncates).
+    let src = "kernel k(x: f32[2], y: i32[2]) -> (a: f32[2], b: i32[2], c: f32[2]) { \
+               return (x * (1 / 2), y * (7 / 2), x * -((1 / 2) * 3)); }";
+    let text = ir(src, "k", &[]);
+    assert!(text.contains("full 0.5 : f32[]"), "{text}");
+    assert!(text.contains("full 3 : i32[]"), "{text}");
+    assert!(text.contains("full -1.5 : f32[]"), "{text}");
+    // With no tensor to meet, an i32: 7 / 2 is 3 and 1 / 2 == 0 holds.
+    let text = ir(
+        "kernel k() -> (a: i32, b: bool) { return (7 / 2, 1 / 2 == 0); }",
+        "k",
+        &[],
+    );
+    assert!(text.contains("full 3 : i32[]"), "{text}");
+    assert!(text.contains("full true : bool[]"), "{text}");
+    // An integer tensor cannot take 1 / (1 / 2): its divisor truncates to 0.
+    assert_eq!(
+        codes("kernel k(y: i32[2]) -> i32[2] { return y * (1 / (1 / 2)); }"),
+        ["E0303"]
+    );
+    let text = ir(
+        "kernel k(x: f32[2]) -> f32[2] { return x * (1 / (1 / 2)); }",
+        "k",
+        &[],
+    );
+    assert!(text.contains("full 2.0 : f32[]"), "{text}");
+}
+
+#[test]
+fn symbolic_reshapes_wait_for_their_dims_unless_impossible() {
+    let split = "kernel k(x: f32[S, D]) -> f32[S, H, E] { return reshape(x, [S, H, E]); }";
+    assert_eq!(codes(split), Vec::<String>::new());
+    let text = ir(split, "k", &[("S", 4), ("D", 8), ("H", 2), ("E", 4)]);
+    assert!(text.contains("reshape %x : f32[4, 2, 4]"), "{text}");
+    let (file, _) = parse(split);
+    let env: DimEnv = [("S", 4), ("D", 8), ("H", 2), ("E", 3)]
+        .iter()
+        .map(|(k, v)| (k.to_string(), *v))
+        .collect();
+    let err = lower(&file, "k", &env).expect_err("32 elements are not 24");
+    assert_eq!(err[0].code, "E0404");
+    // No binding makes M·4 equal M·8, nor 6 equal 4·N.
+    for src in [
+        "kernel k(x: f32[M, 4]) -> f32[M, 8] { return reshape(x, [M, 8]); }",
+        "kernel k(x: f32[6]) -> f32[4, N] { return reshape(x, [4, N]); }",
+    ] {
+        assert_eq!(codes(src), ["E0404"], "{src}");
+    }
+}
+
+#[test]
+fn results_are_all_named_or_none() {
+    assert_eq!(
+        codes("kernel k(x: f32[4]) -> (a: f32[4], f32[4]) { return (x, x); }"),
+        ["E0010"]
+    );
+    assert_eq!(
+        codes("kernel k(x: f32[4]) -> (f32[4], f32[4]) { return (x, x); }"),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
 fn keepdims_is_a_reshape() {
     let src = "kernel k(x: f32[B, N]) -> f32[B, 1] { return sum(x, axis = -1, keepdims = true); }";
     let text = ir(src, "k", &[("B", 3), ("N", 4)]);

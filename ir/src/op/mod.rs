@@ -740,8 +740,9 @@ fn infer_shape(op: &Op, args: &[&TensorType]) -> Result<TensorType, TypeError> {
         Op::MatMul => infer_matmul(args[0], args[1]),
         Op::Reshape(to) => {
             check_dims_positive(to)?;
+            // Symbolic counts are checked again once the dims are bound.
             if let (Some(a), Some(b)) = (args[0].shape.volume(), to.volume())
-                && a != b
+                && !a.may_equal(&b)
             {
                 return Err(TypeError::Reshape {
                     from: args[0].shape.clone(),

@@ -26,7 +26,7 @@ impl Lowerer<'_, '_> {
     }
 
     pub(super) fn expect_int(&mut self, e: &Expr, what: &str) -> Option<i64> {
-        match self.const_weak(e) {
+        match self.const_weak(e).map(Weak::integral) {
             Some(Weak::Int(i)) => Some(i),
             _ => {
                 self.report(
@@ -136,7 +136,7 @@ impl Lowerer<'_, '_> {
                 }
                 continue;
             }
-            match self.const_weak(item) {
+            match self.const_weak(item).map(Weak::integral) {
                 Some(Weak::Int(v)) if v > 0 => out.push(DimArg::D(Dim::Fixed(v as u64))),
                 Some(Weak::Int(-1)) if allow_infer => out.push(DimArg::Infer(item.span)),
                 Some(Weak::Int(v)) => {

@@ -79,7 +79,7 @@ impl Lowerer<'_, '_> {
                     Val::Weak(w) => {
                         // Materialise in the widest type of its kind, then cast.
                         let from = match w {
-                            Weak::Int(_) => DType::I32,
+                            Weak::Int(_) | Weak::Ratio { .. } => DType::I32,
                             Weak::Float(_) => DType::F32,
                             Weak::Bool(_) => DType::Bool,
                         };
@@ -391,7 +391,7 @@ impl Lowerer<'_, '_> {
                     None => Some(Weak::Float(default_eps)),
                     Some(e) => {
                         let w = self.const_weak(e);
-                        if !matches!(w, Some(Weak::Float(_) | Weak::Int(_))) {
+                        if !matches!(w, Some(Weak::Float(_) | Weak::Int(_) | Weak::Ratio { .. })) {
                             self.report(
                                 Diagnostic::new(Code::E0203, "`eps` must be a number literal")
                                     .primary(e.span, "expected a number"),

@@ -31,6 +31,17 @@ const MAX_NODES: usize = 1_000_000;
 #[derive(Copy, Clone, Debug, PartialEq)]
 pub(super) enum Weak {
     Int(i64),
+    /// An integer-literal expression whose value in floats differs from its
+    /// value in integers: somewhere a division did not come out even
+    /// (`1 / 2`). It takes the dtype of the tensor it meets (language.md),
+    /// so a float tensor gets `real` (`x * (1 / 2)` halves `x`) and an
+    /// integer one `int` (integer `/` truncates). `int` is `None` where the
+    /// integer arithmetic failed (a divisor that truncates to 0, an
+    /// overflow): an error only if an integer dtype takes it.
+    Ratio {
+        int: Option<i64>,
+        real: f64,
+    },
     Float(f64),
     Bool(bool),
 }
@@ -39,6 +50,7 @@ impl Weak {
     fn describe(self) -> String {
         match self {
             Weak::Int(i) => format!("integer literal `{i}`"),
+            Weak::Ratio { real, .. } => format!("integer constant expression (`{real}` in floats)"),
             Weak::Float(x) => format!("float literal `{x}`"),
             Weak::Bool(b) => format!("`{b}`"),
         }
@@ -46,15 +58,43 @@ impl Weak {
 
     fn default_dtype(self) -> DType {
         match self {
-            Weak::Int(_) => DType::I32,
+            Weak::Int(_) | Weak::Ratio { .. } => DType::I32,
             Weak::Float(_) => DType::F32,
             Weak::Bool(_) => DType::Bool,
+        }
+    }
+
+    /// An integer literal expression's values in integers and in floats.
+    fn integer_parts(self) -> Option<(Option<i64>, f64)> {
+        match self {
+            Weak::Int(i) => Some((Some(i), i as f64)),
+            Weak::Ratio { int, real } => Some((int, real)),
+            Weak::Float(_) | Weak::Bool(_) => None,
+        }
+    }
+
+    /// An integer literal expression from its values in integers and in
+    /// floats: an `Int` where they agree.
+    fn from_parts(int: Option<i64>, real: f64) -> Weak {
+        match int {
+            Some(i) if i as f64 == real => Weak::Int(i),
+            _ => Weak::Ratio { int, real },
+        }
+    }
+
+    /// The value where an integer is wanted (an axis, a dim): a `Ratio` as
+    /// its integer value.
+    pub(super) fn integral(self) -> Weak {
+        match self {
+            Weak::Ratio { int: Some(i), .. } => Weak::Int(i),
+            w => w,
         }
     }
 
     fn as_f64(self) -> f64 {
         match self {
             Weak::Int(i) => i as f64,
+            Weak::Ratio { real, .. } => real,
             Weak::Float(x) => x,
             Weak::Bool(b) => f64::from(u8::from(b)),
         }
@@ -464,6 +504,19 @@ impl<'c, 'a> Lowerer<'c, 'a> {
             (Weak::Bool(b), DType::Bool) => Scalar::Bool(b),
             (Weak::Int(i), d) if d.is_int() => Scalar::Int(i),
             (Weak::Int(i), d) if d.is_float() => Scalar::Float(d.round_float(i as f64)),
+            (Weak::Ratio { int: Some(i), .. }, d) if d.is_int() => Scalar::Int(i),
+            (Weak::Ratio { real, .. }, d) if d.is_float() => Scalar::Float(d.round_float(real)),
+            (Weak::Ratio { int: None, .. }, d) if d.is_int() => {
+                self.report(
+                    Diagnostic::new(
+                        Code::E0303,
+                        format!("this constant expression has no value in {d}"),
+                    )
+                    .primary(span, format!("meets {} {d} tensor", article(d)))
+                    .note("in integers, its arithmetic divides by zero or overflows (integer `/` truncates)"),
+                );
+                return Val::Err;
+            }
             (Weak::Float(x), d) if d.is_float() => Scalar::Float(d.round_float(x)),
             (Weak::Float(x), d) if d.is_int() => {
                 self.report(
@@ -482,7 +535,7 @@ impl<'c, 'a> Lowerer<'c, 'a> {
                 self.report(
                     Diagnostic::new(
                         Code::E0300,
-                        format!("{} cannot meet a {d} tensor", w.describe()),
+                        format!("{} cannot meet {} {d} tensor", w.describe(), article(d)),
                     )
                     .primary(span, format!("the other operand is {d}"))
                     .help("Tessera never converts implicitly: use `cast`"),
@@ -557,6 +610,13 @@ impl<'c, 'a> Lowerer<'c, 'a> {
                         .map_or(Val::Err, |n| Val::Weak(Weak::Int(n))),
                     _ => Val::Weak(Weak::Int(u.eval_int(i).unwrap_or(i))),
                 },
+                (Weak::Ratio { int, real }, true) => {
+                    let int = int.and_then(|i| match u {
+                        UnaryOp::Neg => i.checked_neg(),
+                        _ => u.eval_int(i),
+                    });
+                    Val::Weak(Weak::from_parts(int, u.eval_float(real)))
+                }
                 (w, _) => Val::Weak(Weak::Float(u.eval_float(w.as_f64()))),
             },
             Val::T(t) => self.push(Op::Unary(u), &[(t, arg_span)], span),
@@ -636,6 +696,13 @@ impl<'c, 'a> Lowerer<'c, 'a> {
                                 );
                                 return Val::Err;
                             }
+                            if i % j != 0 {
+                                // Integer `/` truncates; in floats it does not.
+                                return Val::Weak(Weak::Ratio {
+                                    int: i.checked_div(j),
+                                    real: i as f64 / j as f64,
+                                });
+                            }
                             i.checked_div(j)
                         }
                         BinaryOp::Maximum => Some(i.max(j)),
@@ -653,7 +720,21 @@ impl<'c, 'a> Lowerer<'c, 'a> {
                         }
                     }
                 }
-                (x, y) => Val::Weak(Weak::Float(b.eval_float(x.as_f64(), y.as_f64()))),
+                (x, y) => match (x.integer_parts(), y.integer_parts()) {
+                    (Some((i, xr)), Some((j, yr))) if *b != BinaryOp::Pow => {
+                        let int = i.zip(j).and_then(|(i, j)| match b {
+                            BinaryOp::Add => i.checked_add(j),
+                            BinaryOp::Sub => i.checked_sub(j),
+                            BinaryOp::Mul => i.checked_mul(j),
+                            BinaryOp::Div => i.checked_div(j),
+                            BinaryOp::Maximum => Some(i.max(j)),
+                            BinaryOp::Minimum => Some(i.min(j)),
+                            BinaryOp::Pow => None,
+                        });
+                        Val::Weak(Weak::from_parts(int, b.eval_float(xr, yr)))
+                    }
+                    _ => Val::Weak(Weak::Float(b.eval_float(x.as_f64(), y.as_f64()))),
+                },
             },
             Op::Compare(c) => match (x, y) {
                 (Weak::Bool(p), Weak::Bool(q)) if matches!(c, CompareOp::Eq | CompareOp::Ne) => {
@@ -662,8 +743,12 @@ impl<'c, 'a> Lowerer<'c, 'a> {
                 (Weak::Bool(_), _) | (_, Weak::Bool(_)) => {
                     bad(self, format!("`{}` does not accept bool", c.surface()))
                 }
-                (Weak::Int(i), Weak::Int(j)) => Val::Weak(Weak::Bool(c.eval(i, j))),
-                (x, y) => Val::Weak(Weak::Bool(c.eval(x.as_f64(), y.as_f64()))),
+                // With no tensor to meet, an integer expression compares as
+                // an integer (its default dtype is i32).
+                (x, y) => match (x.integer_parts(), y.integer_parts()) {
+                    (Some((Some(i), _)), Some((Some(j), _))) => Val::Weak(Weak::Bool(c.eval(i, j))),
+                    _ => Val::Weak(Weak::Bool(c.eval(x.as_f64(), y.as_f64()))),
+                },
             },
             _ => Val::Err,
         }
