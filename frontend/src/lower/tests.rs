@@ -79,6 +79,11 @@ fn integer_literal_division_takes_the_dtype_it_meets() {
     );
     assert!(text.contains("full 3 : i32[]"), "{text}");
     assert!(text.contains("full true : bool[]"), "{text}");
+    // i64::MIN / -1 overflows i64 (and its remainder must not panic).
+    assert_eq!(
+        codes("kernel k(x: f32[2]) -> f32[2] { return x * ((0 - 9223372036854775807 - 1) / -1); }"),
+        ["E0303"]
+    );
     // An integer tensor cannot take 1 / (1 / 2): its divisor truncates to 0.
     assert_eq!(
         codes("kernel k(y: i32[2]) -> i32[2] { return y * (1 / (1 / 2)); }"),

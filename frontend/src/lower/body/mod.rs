@@ -696,7 +696,7 @@ impl<'c, 'a> Lowerer<'c, 'a> {
                                 );
                                 return Val::Err;
                             }
-                            if i % j != 0 {
+                            if i.checked_rem(j).is_some_and(|r| r != 0) {
                                 // Integer `/` truncates; in floats it does not.
                                 return Val::Weak(Weak::Ratio {
                                     int: i.checked_div(j),
