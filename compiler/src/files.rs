@@ -17,6 +17,8 @@ use tessera_ir::{Code, Diagnostic, TensorType};
 
 /// The largest source file (`.tsr`, `.s`) read: 16 MiB.
 pub const MAX_SOURCE_BYTES: u64 = 16 << 20;
+/// The largest tuning file read: 16 MiB (tens of thousands of entries).
+pub const MAX_TUNING_BYTES: u64 = 16 << 20;
 /// The largest `.tbc` file read: 256 MiB.
 pub const MAX_BYTECODE_BYTES: u64 = 256 << 20;
 /// The most elements one tensor of a run may have on the host: an input
@@ -65,17 +67,37 @@ pub fn read_raw(path: &Path, max: u64, what: &str) -> Result<Vec<u8>, String> {
 }
 
 /// Writes `bytes` to `path` through a temporary file in the same directory
-/// and a rename, so `path` is either untouched or complete.
+/// and a rename, so `path` is either untouched or complete. A symbolic link
+/// is written through (its target replaced, the link kept); a device or a
+/// pipe (`/dev/null`, `/dev/stdout`) is written to directly, never replaced
+/// by a file; a directory is an error.
 pub fn write(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => {
+            return Err(cannot(format!(
+                "cannot write `{}`: it is a directory",
+                path.display()
+            )));
+        }
+        Ok(m) if !m.is_file() => {
+            return std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .and_then(|mut f| std::io::Write::write_all(&mut f, bytes))
+                .map_err(|e| cannot(format!("cannot write `{}`: {e}", path.display())));
+        }
+        _ => {}
+    }
+    let target = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
     // A file in a directory not made yet (`--stats-json out/s.json` before
     // the outputs make `out`) gets its directory, as `--out-dir` does.
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+    if let Some(dir) = target.parent().filter(|d| !d.as_os_str().is_empty())
         && let Err(e) = std::fs::create_dir_all(dir)
     {
         return Err(cannot(format!("cannot create `{}`: {e}", dir.display())));
     }
-    let tmp = temp_beside(path);
-    let done = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
+    let tmp = temp_beside(&target);
+    let done = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, &target));
     if let Err(e) = done {
         let _ = std::fs::remove_file(&tmp);
         return Err(cannot(format!("cannot write `{}`: {e}", path.display())));
@@ -91,20 +113,33 @@ pub fn temp_beside(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.partial"))
 }
 
-/// What the same file is called whichever way it was written: the
-/// canonical path of the file, or of its directory and its name when it
-/// does not exist yet.
+/// What the same file is called whichever way it was written: its
+/// canonical path, or for one that does not exist yet, the canonical path
+/// of its deepest existing ancestor with the rest of the path applied as
+/// writing it will (a missing `nodir/..` is made, then left: the same
+/// directory).
 fn identity(p: &Path) -> PathBuf {
     if let Ok(c) = p.canonicalize() {
         return c;
     }
     let abs = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
-    match (abs.parent(), abs.file_name()) {
-        (Some(dir), Some(name)) => dir
-            .canonicalize()
-            .map_or_else(|_| abs.clone(), |d| d.join(name)),
-        _ => abs,
+    let mut out = PathBuf::new();
+    for c in abs.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::Normal(name) => {
+                out.push(name);
+                if let Ok(real) = out.canonicalize() {
+                    out = real;
+                }
+            }
+            std::path::Component::Prefix(_) | std::path::Component::RootDir => out.push(c),
+        }
     }
+    out
 }
 
 /// The files a command reads and writes, so that an output never replaces
@@ -119,6 +154,13 @@ impl Claims {
     /// Records a file the command reads (`role` names it in messages).
     pub fn input(&mut self, path: &Path, role: impl Into<String>) {
         self.inputs.push((identity(path), role.into()));
+    }
+
+    /// Records a tuning file named with `--tuning`.
+    pub fn tuning(&mut self, tuning: Option<&Path>) {
+        if let Some(t) = tuning {
+            self.input(t, "tuning file");
+        }
     }
 
     /// Records the machine description, when `--machine` names a file
@@ -183,4 +225,60 @@ pub fn host_tensor(what: &str, ty: &TensorType) -> Result<(), Diagnostic> {
 /// [`host_tensor`] as a command's failure.
 pub fn check_host_tensor(what: &str, ty: &TensorType) -> Result<(), Failure> {
     host_tensor(what, ty).map_err(|d| Failure::input(vec![d]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::FileTypeExt;
+
+    fn scratch(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("tessera-files-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn a_device_is_written_to_not_replaced() {
+        write(Path::new("/dev/null"), b"x").unwrap();
+        let m = std::fs::metadata("/dev/null").unwrap();
+        assert!(
+            m.file_type().is_char_device(),
+            "/dev/null is still a device"
+        );
+    }
+
+    #[test]
+    fn a_link_is_written_through_and_a_directory_refused() {
+        let d = scratch("link");
+        std::fs::write(d.join("real.toml"), b"old").unwrap();
+        std::os::unix::fs::symlink(d.join("real.toml"), d.join("link.toml")).unwrap();
+        write(&d.join("link.toml"), b"new").unwrap();
+        assert!(
+            std::fs::symlink_metadata(d.join("link.toml"))
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(std::fs::read(d.join("real.toml")).unwrap(), b"new");
+        assert!(write(&d, b"x").is_err());
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_path_through_a_missing_directory_is_the_file_it_will_be() {
+        let d = scratch("identity");
+        std::fs::write(d.join("a.tsr"), b"").unwrap();
+        assert_eq!(
+            identity(&d.join("nodir/../a.tsr")),
+            identity(&d.join("a.tsr"))
+        );
+        assert_eq!(
+            identity(&d.join("x/y/../../a.tsr")),
+            identity(&d.join("a.tsr"))
+        );
+        assert_ne!(identity(&d.join("nodir/a.tsr")), identity(&d.join("a.tsr")));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
 }

@@ -164,12 +164,8 @@ fn malformed(path: &Path, why: impl std::fmt::Display) -> Diagnostic {
 
 /// Reads a tuning file.
 pub fn read(path: &Path) -> Result<Tuning, Diagnostic> {
-    let bytes = std::fs::read(path).map_err(|e| {
-        Diagnostic::new(
-            Code::E0600,
-            format!("cannot read `{}`: {e}", path.display()),
-        )
-    })?;
+    let bytes = crate::files::read_raw(path, crate::files::MAX_TUNING_BYTES, "tuning file")
+        .map_err(|e| Diagnostic::new(Code::E0600, e))?;
     let text = String::from_utf8(bytes).map_err(|_| malformed(path, "not UTF-8"))?;
     let t: Tuning = toml::from_str(&text).map_err(|e| malformed(path, e.message()))?;
     if t.format != FORMAT {

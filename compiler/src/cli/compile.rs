@@ -13,6 +13,10 @@ pub(super) fn cmd_compile(io: &mut Io<'_>, a: &CompileArgs) -> Result<(), Failur
             "`--target ref` runs the reference interpreter: use `tessera run`".into(),
         ));
     }
+    super::tune::sim_only(a.tuning.as_deref(), a.target)?;
+    if a.machine.is_some() {
+        simulate::machine(a.machine.as_deref())?;
+    }
     let src = driver::load_source(&a.file)?;
     let file = driver::parse_and_check(&src)?;
     let mut emits = a.emit.clone();
@@ -63,7 +67,9 @@ pub(super) fn cmd_compile(io: &mut Io<'_>, a: &CompileArgs) -> Result<(), Failur
     } else {
         None
     };
-    let tuning = if machine.is_some() {
+    // A tuning file named for stages not emitted is read all the same: a
+    // bad one is an error whatever is asked.
+    let tuning = if machine.is_some() || a.tuning.is_some() {
         super::tune::tuning(io, a.tuning.as_deref())?
     } else {
         crate::tune::Tuning::default()
@@ -224,6 +230,7 @@ fn write_outputs(
     let mut claims = Claims::default();
     claims.input(&a.file, "source file");
     claims.machine(a.machine.as_deref());
+    claims.tuning(a.tuning.as_deref());
     let targets: Vec<std::path::PathBuf> = if outputs.len() == 1 {
         vec![path.to_path_buf()]
     } else {

@@ -511,6 +511,10 @@ fn cmd_bench(io: &mut Io<'_>, a: &BenchArgs) -> Result<(), Failure> {
         }
         _ => {}
     }
+    tune::sim_only(a.tuning.as_deref(), a.target)?;
+    if a.target != Target::Sim && a.machine.is_some() {
+        simulate::machine(a.machine.as_deref())?;
+    }
     if a.suite {
         return crate::suite::run_suite(io.out, a.machine.as_deref(), &a.out_dir);
     }

@@ -18,6 +18,20 @@ pub(super) fn tuning(
     Ok(t)
 }
 
+/// `--tuning` applies recorded schedules of the simulator's stages: with
+/// another target it is a usage error, not a flag silently ignored.
+pub(super) fn sim_only(
+    tuning: Option<&std::path::Path>,
+    target: super::Target,
+) -> Result<(), Failure> {
+    if tuning.is_some() && target != super::Target::Sim {
+        return Err(Failure::Usage(
+            "`--tuning` applies schedules tuned for the simulator; it needs `--target sim`".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Prints notes (tuning entries not used) to the error writer.
 pub(super) fn notes_out(io: &mut Io<'_>, notes: &[String]) {
     for n in notes {
@@ -54,7 +68,7 @@ pub(super) fn cmd_tune(io: &mut Io<'_>, a: &TuneArgs) -> Result<(), Failure> {
     )?;
     // Add to the file: one that exists must be a tuning file (it may hold
     // other kernels' entries); a missing one is made.
-    let existing = if output.exists() {
+    let existing = if output.is_file() {
         tune::read(&output).map_err(|d| Failure::input(vec![d]))?
     } else {
         tune::Tuning::default()
