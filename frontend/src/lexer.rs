@@ -124,7 +124,8 @@ pub enum Token {
     #[regex("[0-9]+", int)]
     Int(u64),
     /// A float literal.
-    #[regex(r"[0-9]+\.[0-9]+([eE][+-]?[0-9]+)?", float)]
+    #[regex(r"[0-9]+\.[0-9]*([eE][+-]?[0-9]+)?", float)]
+    #[regex(r"\.[0-9]+([eE][+-]?[0-9]+)?", float)]
     #[regex(r"[0-9]+[eE][+-]?[0-9]+", float)]
     Float(f64),
     /// A string literal (its contents).
@@ -266,8 +267,13 @@ pub struct Lexer<'a> {
 impl<'a> Lexer<'a> {
     /// A lexer over `src`.
     pub fn new(src: &'a str) -> Lexer<'a> {
+        let mut inner = Token::lexer(src);
+        // A byte-order mark opens many editors' UTF-8 files; it is not a token.
+        if src.starts_with('\u{feff}') {
+            inner.bump('\u{feff}'.len_utf8());
+        }
         Lexer {
-            inner: Token::lexer(src).spanned(),
+            inner: inner.spanned(),
             src,
             diagnostics: Vec::new(),
             last_end: 0,
@@ -347,6 +353,29 @@ mod tests {
             toks("f16x bf16"),
             vec![Token::Ident("f16x".into()), Token::DType(DType::BF16)]
         );
+        // numpy's and Python's spellings: `1.`, `.5`, `1.e3`.
+        assert_eq!(
+            toks("1. .5 1.e3 2.5E-1"),
+            vec![
+                Token::Float(1.0),
+                Token::Float(0.5),
+                Token::Float(1000.0),
+                Token::Float(0.25)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_byte_order_mark_opens_a_file_and_keeps_the_offsets() {
+        let src = "\u{feff}let x";
+        let mut lx = Lexer::new(src);
+        let first = lx.next().and_then(Result::ok).expect("a token");
+        assert_eq!(first, (3, Token::Let, 6));
+        // Elsewhere it is an unexpected character, as any other.
+        let mut lx = Lexer::new("let \u{feff}x");
+        let _: Vec<_> = lx.by_ref().collect();
+        assert_eq!(lx.diagnostics.len(), 1);
+        assert_eq!(lx.diagnostics[0].code, "E0001");
     }
 
     #[test]
