@@ -181,6 +181,16 @@ pub fn bind_shape(
                     .primary(*span, format!("expects {want}, the input has {n}")));
                 }
             }
+            DimExpr::Sym(s) if n == 0 => {
+                return Err(Diagnostic::new(
+                    Code::E0603,
+                    format!(
+                        "{source_name} has shape {shape_text}: a tensor's dims are positive, so `{}` cannot be 0",
+                        s.name
+                    ),
+                )
+                .primary(s.span, format!("`{}` would be 0", s.name)));
+            }
             DimExpr::Sym(s) => match env.get(&s.name) {
                 Some(&prev) if prev != n => {
                     let from = origin

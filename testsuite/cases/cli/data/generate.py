@@ -12,8 +12,8 @@ Good files:  ok_4x8 (f32 4x8), ok_vec8 (f32 [8]), v2_4x8 / v3_4x8 (format
 Bad files:   fortran (Fortran order), big_endian (>f4), f64_4x8 (<f8),
              i2_4x8 (<i2), wrong_shape_8x4 (f32 8x4), truncated (header for
              4x8 f32, half the data), garbage (random bytes), bad_magic (valid
-             file with a broken magic string), empty (0 bytes), unicode_4x8
-             (<U4 strings).
+             file with a broken magic string), empty (0 bytes), zero_size (a
+             valid f32 file of shape (0,)), unicode_4x8 (<U4 strings).
 Hostile programs (hostile_*.tsr, hostile_*.s): inputs that once crashed,
              aborted or hung Tessera, for the CLI cases that keep them from
              doing so again (each names its problem).
@@ -71,6 +71,10 @@ def hostile():
     return files
 
 
+# Hostile programs written by hand beside the generated ones: not stale.
+HAND_WRITTEN = {"hostile_host_workspace.tsr"}
+
+
 def main():
     rng = np.random.default_rng(20240601)
     a = rng.uniform(-1.0, 1.0, size=(4, 8)).astype("<f4")
@@ -88,6 +92,7 @@ def main():
         "wrong_shape_8x4.npy": npy(np.ascontiguousarray(a.T)),
         "garbage.npy": rng.integers(0, 256, size=200, dtype=np.uint8).tobytes(),
         "empty.npy": b"",
+        "zero_size.npy": npy(np.zeros((0,), dtype="<f4")),
         "unicode_4x8.npy": npy(np.array([["ab"] * 8] * 4, dtype="<U4")),
     }
     files.update(hostile())
@@ -107,7 +112,7 @@ def main():
         if not path.exists() or path.read_bytes() != data:
             path.write_bytes(data)
     stale = {p.name for p in HERE.glob("*.npy")} | {p.name for p in HERE.glob("hostile_*")}
-    stale -= set(files)
+    stale -= set(files) | HAND_WRITTEN
     for name in sorted(stale):
         (HERE / name).unlink()
     print(f"wrote {len(files)} files")
