@@ -594,6 +594,13 @@ impl Machine {
         if self.name.trim().is_empty() {
             return Err(invalid("name", "must not be empty"));
         }
+        // The name is printed in reports, traces and `.tbc` headers.
+        if self.name.chars().count() > 64 || self.name.chars().any(char::is_control) {
+            return Err(invalid(
+                "name",
+                "must be at most 64 characters, none of them control characters",
+            ));
+        }
         if !(self.clock_ghz.is_finite() && self.clock_ghz > 0.0 && self.clock_ghz <= 100.0) {
             return Err(invalid(
                 "clock_ghz",

@@ -159,6 +159,10 @@ fn machine_descriptions_are_validated_with_the_field_named() {
     );
     show("alignment", text.replacen("align = 32", "align = 48", 1));
     show(
+        "control character in the name",
+        text.replace("name = \"910b-like\"", "name = \"910b\\u0007like\""),
+    );
+    show(
         "organisation",
         text.replace("organisation = \"split\"", "organisation = \"coupled\""),
     );
