@@ -1940,6 +1940,13 @@ def _(rng):
     return {"x": x}, {"out0": mid - 1.0}
 
 
+@case("kernel_call_returned_whole")
+def _(rng):
+    x = uniform(rng, (5, 9), "f32")
+    y = x * 2.0
+    return {"x": x}, {"mean": mean(y, 1), "spread": max_(y, 1) - min_(y, 1)}
+
+
 @case("kernel_call_symbolic_unify")
 def _(rng):
     a, b, c = uniform(rng, (4,), "f32"), uniform(rng, (6,), "f32"), uniform(rng, (4, 6), "f32")

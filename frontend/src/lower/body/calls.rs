@@ -6,17 +6,25 @@
 use super::*;
 
 impl Lowerer<'_, '_> {
-    pub(super) fn call(&mut self, callee: &Ident, args: &[Arg], span: Span) -> Val {
-        // A kernel of the file shadows a builtin of its name, except in its
-        // own body: there (where a call to itself could only recurse) the
-        // name is the builtin's, so `kernel softmax` may wrap `softmax(x)`.
-        let builtin = Builtin::lookup(&callee.name);
+    /// The kernel of the file a call names, if it names one. A kernel of the
+    /// file shadows a builtin of its name, except in its own body: there
+    /// (where a call to itself could only recurse) the name is the
+    /// builtin's, so `kernel softmax` may wrap `softmax(x)`.
+    pub(super) fn kernel_of_call(&self, callee: &Ident) -> Option<usize> {
         let current = self
             .calls
             .last()
             .map_or(self.k.name.as_str(), |(_, n)| n.as_str());
-        let own = builtin.is_some() && current == callee.name;
-        if let (false, Some(&idx)) = (own, self.cx.index.get(callee.name.as_str())) {
+        let own = Builtin::lookup(&callee.name).is_some() && current == callee.name;
+        match (own, self.cx.index.get(callee.name.as_str())) {
+            (false, Some(&idx)) => Some(idx),
+            _ => None,
+        }
+    }
+
+    pub(super) fn call(&mut self, callee: &Ident, args: &[Arg], span: Span) -> Val {
+        let builtin = Builtin::lookup(&callee.name);
+        if let Some(idx) = self.kernel_of_call(callee) {
             return self.call_kernel(idx, callee, args, span);
         }
         let Some(b) = builtin else {
@@ -127,6 +135,8 @@ impl Lowerer<'_, '_> {
         ok.then_some(bound)
     }
 
+    /// A call to a kernel of the file as a value: the kernel must have one
+    /// result.
     pub(super) fn call_kernel(
         &mut self,
         idx: usize,
@@ -134,6 +144,40 @@ impl Lowerer<'_, '_> {
         args: &[Arg],
         span: Span,
     ) -> Val {
+        let def = &self.cx.file.kernels[idx];
+        if def.results.len() != 1 {
+            self.report(
+                Diagnostic::new(
+                    Code::E0306,
+                    format!(
+                        "kernel `{}` returns {} values; a call must produce one",
+                        callee.name,
+                        def.results.len()
+                    ),
+                )
+                .primary(span, "used as a single value")
+                .secondary(def.name.span, "declared here")
+                .help(format!(
+                    "a call to it may be returned whole: `return {}(…);`",
+                    callee.name
+                )),
+            );
+            return Val::Err;
+        }
+        match self.call_kernel_results(idx, callee, args, span) {
+            Some(out) => Val::T(out[0]),
+            None => Val::Err,
+        }
+    }
+
+    /// Inlines a call to a kernel of the file; its results' values.
+    pub(super) fn call_kernel_results(
+        &mut self,
+        idx: usize,
+        callee: &Ident,
+        args: &[Arg],
+        span: Span,
+    ) -> Option<Vec<Value>> {
         let def = &self.cx.file.kernels[idx];
         // A callee that is recursive or has errors of its own is not inlined;
         // its call still has the declared result type, so that the caller is
@@ -148,22 +192,7 @@ impl Lowerer<'_, '_> {
                 )
                 .primary(span, "too deep"),
             );
-            return Val::Err;
-        }
-        if def.results.len() != 1 {
-            self.report(
-                Diagnostic::new(
-                    Code::E0306,
-                    format!(
-                        "kernel `{}` returns {} values; a call must produce one",
-                        callee.name,
-                        def.results.len()
-                    ),
-                )
-                .primary(span, "used as a single value")
-                .secondary(def.name.span, "declared here"),
-            );
-            return Val::Err;
+            return None;
         }
         let names: Vec<ParamSpec> = def
             .params
@@ -174,7 +203,7 @@ impl Lowerer<'_, '_> {
             })
             .collect();
         let Some(bound) = self.bind_args(&callee.name, &names, args, span) else {
-            return Val::Err;
+            return None;
         };
         // Evaluate the arguments and unify the callee's dims with theirs.
         let mut dims: HashMap<String, Dim> = HashMap::new();
@@ -182,7 +211,7 @@ impl Lowerer<'_, '_> {
         let mut params: Vec<(Ident, Value)> = Vec::new();
         let mut ok = true;
         for (p, e) in def.params.iter().zip(&bound) {
-            let Some(e) = e else { return Val::Err };
+            let Some(e) = e else { return None };
             let v = self.eval(e);
             let Some(t) = self.tensor(v, Some(p.ty.dtype), e.span) else {
                 ok = false;
@@ -266,7 +295,7 @@ impl Lowerer<'_, '_> {
             params.push((p.name.clone(), t));
         }
         if !ok {
-            return Val::Err;
+            return None;
         }
         for (name, dspan) in crate::lower::signature_dims(def) {
             if !dims.contains_key(&name) {
@@ -281,7 +310,7 @@ impl Lowerer<'_, '_> {
                     .primary(span, "cannot infer the result's shape")
                     .secondary(dspan, "appears only in the result type"),
                 );
-                return Val::Err;
+                return None;
             }
         }
         let results: Vec<TensorType> = def
@@ -290,17 +319,23 @@ impl Lowerer<'_, '_> {
             .map(|r| resolve_type(&r.ty, &dims, None))
             .collect();
         if opaque {
-            let ty = results[0].clone();
-            let zero = match ty.dtype {
-                DType::Bool => Scalar::Bool(false),
-                d if d.is_int() => Scalar::Int(0),
-                _ => Scalar::Float(0.0),
-            };
-            return self.push(Op::Full { value: zero, ty }, &[], span);
+            let mut out = Vec::with_capacity(results.len());
+            for ty in results {
+                let zero = match ty.dtype {
+                    DType::Bool => Scalar::Bool(false),
+                    d if d.is_int() => Scalar::Int(0),
+                    _ => Scalar::Float(0.0),
+                };
+                match self.push(Op::Full { value: zero, ty }, &[], span) {
+                    Val::T(v) => out.push(v),
+                    _ => return None,
+                }
+            }
+            return Some(out);
         }
         let key = (idx, params.iter().map(|(_, v)| *v).collect::<Vec<_>>());
-        if let Some(&v) = self.memo.get(&key) {
-            return Val::T(v);
+        if let Some(v) = self.memo.get(&key) {
+            return Some(v.clone());
         }
         let mut inner = Lowerer {
             cx: self.cx,
@@ -314,12 +349,9 @@ impl Lowerer<'_, '_> {
         inner.calls.push((span, callee.name.clone()));
         let out = inner.lower_kernel_body(def, &params, &results, Some(span));
         self.memo = std::mem::take(&mut inner.memo);
-        match out {
-            Some(out) => {
-                self.memo.insert(key, out[0]);
-                Val::T(out[0])
-            }
-            None => Val::Err,
+        if let Some(out) = &out {
+            self.memo.insert(key, out.clone());
         }
+        out
     }
 }

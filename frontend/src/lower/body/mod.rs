@@ -128,7 +128,7 @@ pub(super) struct Lowerer<'c, 'a> {
     /// Kernel calls already inlined, by callee and argument values: kernels
     /// are pure, so a repeated call is its first call's result (a call tree
     /// `g(a) + g(a)` stays linear in size).
-    memo: HashMap<(usize, Vec<Value>), Value>,
+    memo: HashMap<(usize, Vec<Value>), Vec<Value>>,
 }
 
 impl<'c, 'a> Lowerer<'c, 'a> {
@@ -213,8 +213,7 @@ impl<'c, 'a> Lowerer<'c, 'a> {
                     self.scope.insert(name.name.clone(), (v, name.span));
                 }
                 Stmt::Return { values, span } => {
-                    let vals: Vec<(Val, Span)> =
-                        values.iter().map(|e| (self.eval(e), e.span)).collect();
+                    let vals = self.returned_values(values);
                     if returned.is_some() {
                         self.report(
                             Diagnostic::new(
@@ -325,6 +324,23 @@ impl<'c, 'a> Lowerer<'c, 'a> {
             }
         }
         v
+    }
+
+    /// The values of a `return`: its expressions, or the results of a call
+    /// to a kernel with several results returned whole (`return f(x);`).
+    fn returned_values(&mut self, values: &[Expr]) -> Vec<(Val, Span)> {
+        if let [e] = values
+            && let ExprKind::Call { callee, args } = &e.kind
+            && let Some(idx) = self.kernel_of_call(callee)
+            && self.cx.file.kernels[idx].results.len() != 1
+        {
+            let n = self.cx.file.kernels[idx].results.len();
+            return match self.call_kernel_results(idx, callee, args, e.span) {
+                Some(out) => out.into_iter().map(|v| (Val::T(v), e.span)).collect(),
+                None => vec![(Val::Err, e.span); n],
+            };
+        }
+        values.iter().map(|e| (self.eval(e), e.span)).collect()
     }
 
     // ----- expressions -------------------------------------------------
