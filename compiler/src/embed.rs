@@ -178,17 +178,11 @@ impl Loaded {
 }
 
 fn symbolic_dims(def: &tessera_frontend::ast::KernelDef) -> Vec<String> {
-    let mut names: Vec<String> = Vec::new();
-    for p in &def.params {
-        for d in &p.ty.dims {
-            if let tessera_frontend::ast::DimExpr::Sym(s) = d
-                && !names.contains(&s.name)
-            {
-                names.push(s.name.clone());
-            }
-        }
-    }
-    names
+    // The parameters' and the results' (a result-only dim is bound by name).
+    tessera_frontend::lower::signature_dims(def)
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect()
 }
 
 /// How a bound kernel is compiled.

@@ -101,6 +101,27 @@ _counters = {"memory_hits": 0, "input_copies": 0}
 _kernels: "weakref.WeakSet[Kernel]" = weakref.WeakSet()
 
 
+def _machine_key(machine: str) -> str:
+    """What identifies a machine in the in-memory cache: a built-in's name,
+    or a machine file's path and contents (an edited file is another
+    machine)."""
+    if machine in _tessera.machines():
+        return machine
+    try:
+        with open(machine, "rb") as f:
+            return "%s:%s" % (machine, hashlib.sha256(f.read(1 << 20)).hexdigest())
+    except OSError:
+        return machine
+
+
+def _check_dims(dims: Mapping[str, int], what: str) -> None:
+    """Dims are positive integers (a ValueError otherwise, as for a shape
+    that does not fit)."""
+    for n, v in dims.items():
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
+            raise ValueError("%s: dim `%s` must be a positive integer, not %r" % (what, n, v))
+
+
 def machines() -> List[str]:
     """The built-in machines' names, the default first."""
     return list(_tessera.machines())
@@ -188,6 +209,7 @@ class Kernel:
         self.last_check: List[str] = []
         self.last_host_inputs: List[int] = []
         self._hash = hashlib.sha256(source.text.encode()).hexdigest()
+        self._machine_key = _machine_key(machine)
         self._want = [_numpy_dtype(t) for _, t, _ in self.params]
         # Per tuple of input shapes: the compiled kernel and its results'
         # (dtype, shape, bf16-as-float32), so that a repeated call skips
@@ -208,7 +230,7 @@ class Kernel:
 
     def _symbolic(self) -> List[str]:
         names: List[str] = []
-        for _, _, dims in self.params:
+        for _, _, dims in self.params + self.results:
             for d in dims:
                 if isinstance(d, str) and d not in names:
                     names.append(d)
@@ -218,7 +240,7 @@ class Kernel:
         return all(n in dims for n in self._symbolic())
 
     def _compiled(self, dims: Mapping[str, int]) -> "_tessera.Compiled":
-        key = (self._hash, self.name, tuple(sorted(dims.items())), self.machine, self.opt, __version__)
+        key = (self._hash, self.name, tuple(sorted(dims.items())), self._machine_key, self.opt, __version__)
         with _lock:
             hit = _memo.get(key)
             if hit is not None:
@@ -235,6 +257,7 @@ class Kernel:
         if unknown:
             raise TypeError("%s: kernel `%s` has no dim %s (its dims: %s)" % (
                 what, self.name, ", ".join("`%s`" % n for n in unknown), ", ".join(self._symbolic()) or "none"))
+        _check_dims(dims, what)
         merged = dict(self.dims)
         for n, v in dims.items():
             if n in self.dims and self.dims[n] != v:
@@ -271,7 +294,9 @@ class Kernel:
                 prepared.append(a)
                 raw.append(a.reshape(-1).view(np.uint8))
                 continue
-            if dtype == "bf16" and got == np.dtype(np.float32):
+            if dtype == "bf16" and got.newbyteorder("=") == np.dtype(np.float32):
+                if not got.isnative:
+                    a = a.astype(np.float32)
                 bits = _bf16_from_f32(a)
                 copied = True
             else:
@@ -414,4 +439,5 @@ def compile(source: Union[str, "os.PathLike[str]"], kernel: Optional[str] = None
         kernel = names[0]
     if kernel not in names:
         raise KeyError("no kernel named %r; the source defines: %s" % (kernel, ", ".join(names) or "none"))
+    _check_dims(dims or {}, "compile")
     return Kernel(src, kernel, machine, opt, dict(dims or {}), cache)

@@ -219,6 +219,46 @@ def test_wrong_shape_is_a_value_error_naming_the_parameter():
         k(np.zeros(8, np.float32), target="ref")
 
 
+def test_zero_and_negative_dims_are_value_errors():
+    k = tessera.compile("kernel f(x: f32[4, N]) -> f32[4, N] { return x * 2.0; }")
+    with pytest.raises(ValueError, match="`N`") as e:
+        k(np.zeros((4, 0), np.float32), target="ref")
+    assert e.value.code == "E0603"
+    for bad in (0, -4):
+        with pytest.raises(ValueError, match="positive"):
+            tessera.compile("kernel f(x: f32[4, N]) -> f32[4, N] { return x; }", dims={"N": bad})
+        with pytest.raises(ValueError, match="positive"):
+            k.bench(N=bad)
+
+
+def test_a_dim_only_in_the_results_is_bound_by_name():
+    src = "kernel f(x: f32[N]) -> f32[N, M] { return broadcast_to(reshape(x, [N, 1]), [N, M]); }"
+    x = np.arange(2, dtype=np.float32)
+    got = tessera.compile(src, dims={"M": 3})(x, target="ref")
+    np.testing.assert_array_equal(got, np.broadcast_to(x[:, None], (2, 3)))
+
+
+def test_foreign_order_float32_is_accepted_for_bf16():
+    k = tessera.compile("kernel f(a: bf16[N]) -> bf16[N] { return a + a; }")
+    x = np.array([1.0, 0.5, -3.0], dtype=">f4")
+    # Exact in bf16: the sums are 2, 1, -6.
+    np.testing.assert_array_equal(np.asarray(k(x, target="ref"), dtype=np.float32), [2.0, 1.0, -6.0])
+
+
+def test_an_edited_machine_file_is_another_machine(tmp_path):
+    path = os.environ.get("TESSERA_BIN")
+    if not path:
+        pytest.skip("TESSERA_BIN names the tessera binary that prints a machine file")
+    text = subprocess.run([path, "machine", "show"], capture_output=True, text=True, check=True).stdout
+    m = tmp_path / "m.toml"
+    m.write_text(text)
+    src = "kernel f(x: f32[N]) -> f32[N] { return exp(x) * 2.0; }"
+    first = tessera.compile(src, machine=str(m)).bench(N=1 << 16)["cycles"]
+    m.write_text(text.replace("clock_ghz = 1.8", "clock_ghz = 0.5").replace("ai_cores = 24", "ai_cores = 2"))
+    second = tessera.compile(src, machine=str(m)).bench(N=1 << 16)["cycles"]
+    assert second > first
+
+
 def test_an_unknown_kernel_is_a_key_error_listing_the_kernels():
     src = "kernel a1(x: f32[N]) -> f32[N] { return x; }\nkernel b2(x: f32[N]) -> f32[N] { return -x; }"
     with pytest.raises(KeyError, match="a1, b2"):

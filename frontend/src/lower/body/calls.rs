@@ -202,16 +202,14 @@ impl Lowerer<'_, '_> {
                 required: true,
             })
             .collect();
-        let Some(bound) = self.bind_args(&callee.name, &names, args, span) else {
-            return None;
-        };
+        let bound = self.bind_args(&callee.name, &names, args, span)?;
         // Evaluate the arguments and unify the callee's dims with theirs.
         let mut dims: HashMap<String, Dim> = HashMap::new();
         let mut bound_at: HashMap<String, Span> = HashMap::new();
         let mut params: Vec<(Ident, Value)> = Vec::new();
         let mut ok = true;
         for (p, e) in def.params.iter().zip(&bound) {
-            let Some(e) = e else { return None };
+            let e = e.as_ref()?;
             let v = self.eval(e);
             let Some(t) = self.tensor(v, Some(p.ty.dtype), e.span) else {
                 ok = false;
