@@ -72,6 +72,26 @@ pub fn read_raw(path: &Path, max: u64, what: &str) -> Result<Vec<u8>, String> {
 /// pipe (`/dev/null`, `/dev/stdout`) is written to directly, never replaced
 /// by a file; a directory is an error.
 pub fn write(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
+    let failed = |e: std::io::Error| cannot(format!("cannot write `{}`: {e}", path.display()));
+    // The process's own streams, whatever they are redirected to (a file
+    // behind `/dev/stdout` is appended to as the shell opened it, not
+    // replaced).
+    if is_stream(path) {
+        let std_stream = match path.to_str() {
+            Some("/dev/stdout" | "/dev/fd/1" | "/proc/self/fd/1") => Some(true),
+            Some("/dev/stderr" | "/dev/fd/2" | "/proc/self/fd/2") => Some(false),
+            _ => None,
+        };
+        return match std_stream {
+            Some(true) => std::io::Write::write_all(&mut std::io::stdout(), bytes),
+            Some(false) => std::io::Write::write_all(&mut std::io::stderr(), bytes),
+            None => std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .and_then(|mut f| std::io::Write::write_all(&mut f, bytes)),
+        }
+        .map_err(failed);
+    }
     match std::fs::metadata(path) {
         Ok(m) if m.is_dir() => {
             return Err(cannot(format!(
@@ -88,7 +108,14 @@ pub fn write(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
         }
         _ => {}
     }
-    let target = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+    // A link is written through, also a dangling one (its target is made).
+    let target = path
+        .canonicalize()
+        .unwrap_or_else(|_| match std::fs::read_link(path) {
+            Ok(t) if t.is_absolute() => t,
+            Ok(t) => path.parent().unwrap_or(Path::new("")).join(t),
+            Err(_) => path.to_path_buf(),
+        });
     // A file in a directory not made yet (`--stats-json out/s.json` before
     // the outputs make `out`) gets its directory, as `--out-dir` does.
     if let Some(dir) = target.parent().filter(|d| !d.as_os_str().is_empty())
@@ -97,12 +124,37 @@ pub fn write(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
         return Err(cannot(format!("cannot create `{}`: {e}", dir.display())));
     }
     let tmp = temp_beside(&target);
-    let done = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, &target));
+    // The temporary file is made new (a link planted under its name is
+    // removed, never followed).
+    let create = || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+    };
+    let file = create().or_else(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            std::fs::remove_file(&tmp)?;
+            create()
+        } else {
+            Err(e)
+        }
+    });
+    let done = file
+        .and_then(|mut f| std::io::Write::write_all(&mut f, bytes))
+        .and_then(|()| std::fs::rename(&tmp, &target));
     if let Err(e) = done {
         let _ = std::fs::remove_file(&tmp);
         return Err(cannot(format!("cannot write `{}`: {e}", path.display())));
     }
     Ok(())
+}
+
+/// Whether `path` names a device or one of the process's streams
+/// (`/dev/…`, `/proc/self/fd/…`): written to in place, never replaced, and
+/// never read back as an earlier output.
+pub fn is_stream(path: &Path) -> bool {
+    path.starts_with("/dev") || path.starts_with("/proc/self/fd")
 }
 
 /// `DIR/.NAME.partial` for `DIR/NAME`.

@@ -363,11 +363,13 @@ impl Volume {
         })
     }
 
-    /// Whether some binding of the symbols (each a positive integer) makes
-    /// the two counts equal: after the symbols both have cancel, two
-    /// constants must be equal, a constant and symbols need the constant
-    /// to be a multiple of the other side's factor, and symbols on both
-    /// sides can always balance (`S·D` and `S·H·E`: `D = H·E`).
+    /// Whether a binding of the symbols (each a positive integer) may make
+    /// the two counts equal; `false` only where none can. After the symbols
+    /// both have cancel, two constants must be equal, and a constant and
+    /// symbols need the constant to be a multiple of the other side's
+    /// factor (both exact). Symbols left on both sides answer `true` (`S·D`
+    /// and `S·H·E`: `D = H·E`), also the rare products no binding equates
+    /// (`N·N` and `2·M·M`): the check made once the dims are bound decides.
     pub fn may_equal(&self, other: &Volume) -> bool {
         let mut rest = other.syms.clone();
         let mut mine = Vec::new();

@@ -209,7 +209,6 @@ class Kernel:
         self.last_check: List[str] = []
         self.last_host_inputs: List[int] = []
         self._hash = hashlib.sha256(source.text.encode()).hexdigest()
-        self._machine_key = _machine_key(machine)
         self._want = [_numpy_dtype(t) for _, t, _ in self.params]
         # Per tuple of input shapes: the compiled kernel and its results'
         # (dtype, shape, bf16-as-float32), so that a repeated call skips
@@ -240,7 +239,9 @@ class Kernel:
         return all(n in dims for n in self._symbolic())
 
     def _compiled(self, dims: Mapping[str, int]) -> "_tessera.Compiled":
-        key = (self._hash, self.name, tuple(sorted(dims.items())), self._machine_key, self.opt, __version__)
+        # A machine file is read when the kernel is compiled: keyed by what
+        # it holds then.
+        key = (self._hash, self.name, tuple(sorted(dims.items())), _machine_key(self.machine), self.opt, __version__)
         with _lock:
             hit = _memo.get(key)
             if hit is not None:

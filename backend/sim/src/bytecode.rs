@@ -212,7 +212,18 @@ pub fn decode(bytes: &[u8]) -> Result<Program, LoadError> {
         });
     }
     let fingerprint = d.u64()?;
+    let machine_at = d.r.pos;
     let machine = d.str("machine name")?;
+    // As a machine description's name: printed by messages and `disasm`.
+    if machine.is_empty() || machine.chars().count() > 64 || machine.chars().any(char::is_control) {
+        return Err(LoadError {
+            code: "E0905",
+            offset: machine_at,
+            message: format!(
+                "the machine name {machine:?} is empty, longer than 64 characters or holds a control character"
+            ),
+        });
+    }
     let at = d.r.pos;
     let kernel = d.str("kernel name")?;
     // Names as the assembler takes them: a result names its output file.

@@ -127,6 +127,18 @@ fn loader_rejects_corrupt_files_before_running() {
         load(&named("k", "c", "c"), &m).is_ok(),
         "a result may share a parameter's name"
     );
+    let twice = {
+        let mut p = tessera_sim::decode(&good).unwrap();
+        p.params.push(p.params[0].clone());
+        encode(&p)
+    };
+    show("parameter named twice", &twice, &m);
+    let escaped = {
+        let mut p = tessera_sim::decode(&good).unwrap();
+        p.machine = "910b-like\n.kernel x".into();
+        encode(&p)
+    };
+    show("machine name", &escaped, &m);
     insta::assert_snapshot!(out.join("\n"));
 }
 

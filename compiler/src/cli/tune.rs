@@ -68,7 +68,7 @@ pub(super) fn cmd_tune(io: &mut Io<'_>, a: &TuneArgs) -> Result<(), Failure> {
     )?;
     // Add to the file: one that exists must be a tuning file (it may hold
     // other kernels' entries); a missing one is made.
-    let existing = if output.is_file() {
+    let existing = if output.is_file() && !files::is_stream(&output) {
         tune::read(&output).map_err(|d| Failure::input(vec![d]))?
     } else {
         tune::Tuning::default()

@@ -79,6 +79,18 @@ fn integer_literal_division_takes_the_dtype_it_meets() {
     );
     assert!(text.contains("full 3 : i32[]"), "{text}");
     assert!(text.contains("full true : bool[]"), "{text}");
+    // A declared result type is met as a tensor is.
+    let text = ir("kernel k() -> f32 { return 7 / 2; }", "k", &[]);
+    assert!(text.contains("full 3.5 : f32[]"), "{text}");
+    // A divisor 0 in both readings, and an overflow in the integer one.
+    assert_eq!(
+        codes("kernel k(x: f32[2]) -> f32[2] { return x * ((1 / 2) / 0); }"),
+        ["E0700"]
+    );
+    assert_eq!(
+        codes("kernel k(x: f32[2]) -> f32[2] { return x * ((1 / 2) + 9223372036854775807 + 1); }"),
+        ["E0303"]
+    );
     // i64::MIN / -1 overflows i64 (and its remainder must not panic).
     assert_eq!(
         codes("kernel k(x: f32[2]) -> f32[2] { return x * ((0 - 9223372036854775807 - 1) / -1); }"),

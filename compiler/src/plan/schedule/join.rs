@@ -52,14 +52,19 @@ use tessera_sim::{Machine, Organisation};
 
 /// Cross-core counters joined stages use (ids 2 to 5).
 const COUNTERS: u32 = 6;
+/// The count a joined stage's ring flags may reach before their waits (the
+/// 910b-like's counters stop at 15); a machine whose counters stop earlier
+/// runs the stages apart.
+const RING_COUNT: u32 = 15;
 
 /// Joins every vector stage of `plan` that can run in a neighbouring cube
 /// matmul's launch on `machine` — as the epilogue of the matmul before it,
 /// else as the prologue of the matmul after it — and clears every other
 /// join.
 pub fn join_stages(plan: &mut Plan, machine: &Machine) {
-    let split =
-        machine.organisation == Organisation::Split && machine.sync.cross_core_flags >= COUNTERS;
+    let split = machine.organisation == Organisation::Split
+        && machine.sync.cross_core_flags >= COUNTERS
+        && machine.sync.cross_core_max_count >= RING_COUNT;
     for i in 0..plan.stages.len() {
         set(plan, i, 0, 0, 0);
     }

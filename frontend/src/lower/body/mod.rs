@@ -738,6 +738,32 @@ impl<'c, 'a> Lowerer<'c, 'a> {
                 }
                 (x, y) => match (x.integer_parts(), y.integer_parts()) {
                     (Some((i, xr)), Some((j, yr))) if *b != BinaryOp::Pow => {
+                        // As between integer literals: a divisor that is 0
+                        // in both readings is E0700, an integer overflow
+                        // E0303 (a divisor that only truncates to 0, as
+                        // `1 / 2`, leaves the integer reading undefined).
+                        if *b == BinaryOp::Div && yr == 0.0 {
+                            self.report(
+                                Diagnostic::new(Code::E0700, "integer division by zero")
+                                    .primary(span, "in this constant expression"),
+                            );
+                            return Val::Err;
+                        }
+                        let overflows = |i: i64, j: i64| match b {
+                            BinaryOp::Add => i.checked_add(j).is_none(),
+                            BinaryOp::Sub => i.checked_sub(j).is_none(),
+                            BinaryOp::Mul => i.checked_mul(j).is_none(),
+                            _ => false,
+                        };
+                        if let (Some(i), Some(j)) = (i, j)
+                            && overflows(i, j)
+                        {
+                            self.report(
+                                Diagnostic::new(Code::E0303, "constant arithmetic overflows i64")
+                                    .primary(span, "overflows"),
+                            );
+                            return Val::Err;
+                        }
                         let int = i.zip(j).and_then(|(i, j)| match b {
                             BinaryOp::Add => i.checked_add(j),
                             BinaryOp::Sub => i.checked_sub(j),
