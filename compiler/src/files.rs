@@ -76,21 +76,14 @@ pub fn write(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
     // The process's own streams, whatever they are redirected to (a file
     // behind `/dev/stdout` is appended to as the shell opened it, not
     // replaced).
-    if is_stream(path) {
-        let std_stream = match path.to_str() {
-            Some("/dev/stdout" | "/dev/fd/1" | "/proc/self/fd/1") => Some(true),
-            Some("/dev/stderr" | "/dev/fd/2" | "/proc/self/fd/2") => Some(false),
-            _ => None,
-        };
-        return match std_stream {
-            Some(true) => std::io::Write::write_all(&mut std::io::stdout(), bytes),
-            Some(false) => std::io::Write::write_all(&mut std::io::stderr(), bytes),
-            None => std::fs::OpenOptions::new()
-                .write(true)
-                .open(path)
-                .and_then(|mut f| std::io::Write::write_all(&mut f, bytes)),
+    match path.to_str() {
+        Some("/dev/stdout" | "/dev/fd/1" | "/proc/self/fd/1") => {
+            return std::io::Write::write_all(&mut std::io::stdout(), bytes).map_err(failed);
         }
-        .map_err(failed);
+        Some("/dev/stderr" | "/dev/fd/2" | "/proc/self/fd/2") => {
+            return std::io::Write::write_all(&mut std::io::stderr(), bytes).map_err(failed);
+        }
+        _ => {}
     }
     match std::fs::metadata(path) {
         Ok(m) if m.is_dir() => {
@@ -104,7 +97,7 @@ pub fn write(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
                 .write(true)
                 .open(path)
                 .and_then(|mut f| std::io::Write::write_all(&mut f, bytes))
-                .map_err(|e| cannot(format!("cannot write `{}`: {e}", path.display())));
+                .map_err(failed);
         }
         _ => {}
     }
@@ -145,14 +138,14 @@ pub fn write(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
         .and_then(|()| std::fs::rename(&tmp, &target));
     if let Err(e) = done {
         let _ = std::fs::remove_file(&tmp);
-        return Err(cannot(format!("cannot write `{}`: {e}", path.display())));
+        return Err(failed(e));
     }
     Ok(())
 }
 
 /// Whether `path` names a device or one of the process's streams
-/// (`/dev/…`, `/proc/self/fd/…`): written to in place, never replaced, and
-/// never read back as an earlier output.
+/// (`/dev/…`, `/proc/self/fd/…`): never read back as an earlier output
+/// (`tune -o /dev/stdout` has no file to add to).
 pub fn is_stream(path: &Path) -> bool {
     path.starts_with("/dev") || path.starts_with("/proc/self/fd")
 }

@@ -215,7 +215,7 @@ pub fn decode(bytes: &[u8]) -> Result<Program, LoadError> {
     let machine_at = d.r.pos;
     let machine = d.str("machine name")?;
     // As a machine description's name: printed by messages and `disasm`.
-    if machine.is_empty() || machine.chars().count() > 64 || machine.chars().any(char::is_control) {
+    if machine.is_empty() || !crate::machine::printable_name(&machine) {
         return Err(LoadError {
             code: "E0905",
             offset: machine_at,

@@ -418,6 +418,12 @@ impl fmt::Display for MachineError {
 
 impl std::error::Error for MachineError {}
 
+/// Whether a machine name prints safely (reports, traces, `.tbc` headers,
+/// `disasm`): at most 64 characters, none of them control characters.
+pub(crate) fn printable_name(name: &str) -> bool {
+    name.chars().count() <= 64 && !name.chars().any(char::is_control)
+}
+
 fn invalid(field: &str, message: impl Into<String>) -> MachineError {
     MachineError {
         code: "E1002",
@@ -594,8 +600,7 @@ impl Machine {
         if self.name.trim().is_empty() {
             return Err(invalid("name", "must not be empty"));
         }
-        // The name is printed in reports, traces and `.tbc` headers.
-        if self.name.chars().count() > 64 || self.name.chars().any(char::is_control) {
+        if !printable_name(&self.name) {
             return Err(invalid(
                 "name",
                 "must be at most 64 characters, none of them control characters",

@@ -13,10 +13,7 @@ pub(super) fn cmd_compile(io: &mut Io<'_>, a: &CompileArgs) -> Result<(), Failur
             "`--target ref` runs the reference interpreter: use `tessera run`".into(),
         ));
     }
-    super::tune::sim_only(a.tuning.as_deref(), a.target)?;
-    if a.machine.is_some() {
-        simulate::machine(a.machine.as_deref())?;
-    }
+    super::tune::sim_flags(a.tuning.as_deref(), a.machine.as_deref(), a.target)?;
     let src = driver::load_source(&a.file)?;
     let file = driver::parse_and_check(&src)?;
     let mut emits = a.emit.clone();

@@ -511,10 +511,7 @@ fn cmd_bench(io: &mut Io<'_>, a: &BenchArgs) -> Result<(), Failure> {
         }
         _ => {}
     }
-    tune::sim_only(a.tuning.as_deref(), a.target)?;
-    if a.target != Target::Sim && a.machine.is_some() {
-        simulate::machine(a.machine.as_deref())?;
-    }
+    tune::sim_flags(a.tuning.as_deref(), a.machine.as_deref(), a.target)?;
     if a.suite {
         return crate::suite::run_suite(io.out, a.machine.as_deref(), &a.out_dir);
     }

@@ -54,11 +54,7 @@ pub(super) fn cmd_run(io: &mut Io<'_>, a: &RunArgs) -> Result<(), Failure> {
             "`--threads` sets the host's threads; it needs `--target host`".into(),
         ));
     }
-    super::tune::sim_only(a.tuning.as_deref(), a.target)?;
-    // A machine named for another target is checked all the same.
-    if a.target != Target::Sim && a.machine.is_some() {
-        simulate::machine(a.machine.as_deref())?;
-    }
+    super::tune::sim_flags(a.tuning.as_deref(), a.machine.as_deref(), a.target)?;
     if a.target != Target::Sim && (a.trace.is_some() || a.stats_json.is_some() || a.timing_only) {
         return Err(Failure::Usage(
             "`--trace`, `--stats-json` and `--timing-only` need the simulator (`--target sim`)"

@@ -18,16 +18,22 @@ pub(super) fn tuning(
     Ok(t)
 }
 
-/// `--tuning` applies recorded schedules of the simulator's stages: with
-/// another target it is a usage error, not a flag silently ignored.
-pub(super) fn sim_only(
+/// The simulator's flags given with any target: `--tuning` applies
+/// recorded schedules of the simulator's stages, so with another target it
+/// is a usage error, not a flag silently ignored; a `--machine` is loaded
+/// (a bad name or file is an error whatever the target).
+pub(super) fn sim_flags(
     tuning: Option<&std::path::Path>,
+    machine: Option<&str>,
     target: super::Target,
 ) -> Result<(), Failure> {
     if tuning.is_some() && target != super::Target::Sim {
         return Err(Failure::Usage(
             "`--tuning` applies schedules tuned for the simulator; it needs `--target sim`".into(),
         ));
+    }
+    if machine.is_some() {
+        crate::simulate::machine(machine)?;
     }
     Ok(())
 }

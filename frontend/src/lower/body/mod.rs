@@ -699,49 +699,10 @@ impl<'c, 'a> Lowerer<'c, 'a> {
                 (Weak::Bool(_), _) | (_, Weak::Bool(_)) => {
                     bad(self, format!("`{}` does not accept bool", b.surface()))
                 }
-                (Weak::Int(i), Weak::Int(j)) if *b != BinaryOp::Pow => {
-                    let r = match b {
-                        BinaryOp::Add => i.checked_add(j),
-                        BinaryOp::Sub => i.checked_sub(j),
-                        BinaryOp::Mul => i.checked_mul(j),
-                        BinaryOp::Div => {
-                            if j == 0 {
-                                self.report(
-                                    Diagnostic::new(Code::E0700, "integer division by zero")
-                                        .primary(span, "in this constant expression"),
-                                );
-                                return Val::Err;
-                            }
-                            if i.checked_rem(j).is_some_and(|r| r != 0) {
-                                // Integer `/` truncates; in floats it does not.
-                                return Val::Weak(Weak::Ratio {
-                                    int: i.checked_div(j),
-                                    real: i as f64 / j as f64,
-                                });
-                            }
-                            i.checked_div(j)
-                        }
-                        BinaryOp::Maximum => Some(i.max(j)),
-                        BinaryOp::Minimum => Some(i.min(j)),
-                        BinaryOp::Pow => None,
-                    };
-                    match r {
-                        Some(v) => Val::Weak(Weak::Int(v)),
-                        None => {
-                            self.report(
-                                Diagnostic::new(Code::E0303, "constant arithmetic overflows i64")
-                                    .primary(span, "overflows"),
-                            );
-                            Val::Err
-                        }
-                    }
-                }
                 (x, y) => match (x.integer_parts(), y.integer_parts()) {
+                    // Integer literal expressions: both readings, the
+                    // integer one in checked i64 arithmetic.
                     (Some((i, xr)), Some((j, yr))) if *b != BinaryOp::Pow => {
-                        // As between integer literals: a divisor that is 0
-                        // in both readings is E0700, an integer overflow
-                        // E0303 (a divisor that only truncates to 0, as
-                        // `1 / 2`, leaves the integer reading undefined).
                         if *b == BinaryOp::Div && yr == 0.0 {
                             self.report(
                                 Diagnostic::new(Code::E0700, "integer division by zero")
@@ -749,31 +710,46 @@ impl<'c, 'a> Lowerer<'c, 'a> {
                             );
                             return Val::Err;
                         }
-                        let overflows = |i: i64, j: i64| match b {
-                            BinaryOp::Add => i.checked_add(j).is_none(),
-                            BinaryOp::Sub => i.checked_sub(j).is_none(),
-                            BinaryOp::Mul => i.checked_mul(j).is_none(),
-                            _ => false,
+                        let int = match i.zip(j) {
+                            // No integer reading: a divisor that only
+                            // truncates to 0 (`1 / (1 / 2)`), or none before.
+                            None => None,
+                            Some((_, 0)) if *b == BinaryOp::Div => None,
+                            Some((i, j)) => {
+                                let v = match b {
+                                    BinaryOp::Add => i.checked_add(j),
+                                    BinaryOp::Sub => i.checked_sub(j),
+                                    BinaryOp::Mul => i.checked_mul(j),
+                                    BinaryOp::Div => i.checked_div(j),
+                                    BinaryOp::Maximum => Some(i.max(j)),
+                                    BinaryOp::Minimum => Some(i.min(j)),
+                                    BinaryOp::Pow => None,
+                                };
+                                if v.is_none() {
+                                    self.report(
+                                        Diagnostic::new(
+                                            Code::E0303,
+                                            "constant arithmetic overflows i64",
+                                        )
+                                        .primary(span, "overflows"),
+                                    );
+                                    return Val::Err;
+                                }
+                                v
+                            }
                         };
-                        if let (Some(i), Some(j)) = (i, j)
-                            && overflows(i, j)
-                        {
-                            self.report(
-                                Diagnostic::new(Code::E0303, "constant arithmetic overflows i64")
-                                    .primary(span, "overflows"),
-                            );
-                            return Val::Err;
-                        }
-                        let int = i.zip(j).and_then(|(i, j)| match b {
-                            BinaryOp::Add => i.checked_add(j),
-                            BinaryOp::Sub => i.checked_sub(j),
-                            BinaryOp::Mul => i.checked_mul(j),
-                            BinaryOp::Div => i.checked_div(j),
-                            BinaryOp::Maximum => Some(i.max(j)),
-                            BinaryOp::Minimum => Some(i.min(j)),
-                            BinaryOp::Pow => None,
-                        });
-                        Val::Weak(Weak::from_parts(int, b.eval_float(xr, yr)))
+                        // Between two integer literals only a division
+                        // can part the readings (integer `/` truncates).
+                        let real = match int {
+                            Some(v)
+                                if *b != BinaryOp::Div
+                                    && matches!((x, y), (Weak::Int(_), Weak::Int(_))) =>
+                            {
+                                v as f64
+                            }
+                            _ => b.eval_float(xr, yr),
+                        };
+                        Val::Weak(Weak::from_parts(int, real))
                     }
                     _ => Val::Weak(Weak::Float(b.eval_float(x.as_f64(), y.as_f64()))),
                 },
