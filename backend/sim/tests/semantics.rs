@@ -603,4 +603,36 @@ fn runs_are_deterministic_and_the_trace_is_valid_chrome_json() {
     let starts = events.iter().filter(|e| e["ph"] == "s").count();
     let ends = events.iter().filter(|e| e["ph"] == "f").count();
     assert!(starts > 0 && starts == ends);
+    // Times in the trace's unit (0.1 ns): slices on one track meet or keep
+    // apart, never overlap, and every flow starts and ends inside a slice of
+    // its track (viewers bind flows to the slice around them).
+    let tick = |v: &serde_json::Value| (v.as_f64().unwrap() * 1e4).round() as u64;
+    let mut tracks: std::collections::BTreeMap<(u64, u64), Vec<(u64, u64)>> = Default::default();
+    for e in &slices {
+        let key = (e["pid"].as_u64().unwrap(), e["tid"].as_u64().unwrap());
+        let ts = tick(&e["ts"]);
+        tracks
+            .entry(key)
+            .or_default()
+            .push((ts, ts + tick(&e["dur"])));
+    }
+    for (track, spans) in &mut tracks {
+        spans.sort();
+        for w in spans.windows(2) {
+            assert!(
+                w[0].1 <= w[1].0,
+                "track {track:?}: {:?} overlaps {:?}",
+                w[0],
+                w[1]
+            );
+        }
+    }
+    for e in events.iter().filter(|e| e["ph"] == "s" || e["ph"] == "f") {
+        let key = (e["pid"].as_u64().unwrap(), e["tid"].as_u64().unwrap());
+        let ts = tick(&e["ts"]);
+        assert!(
+            tracks[&key].iter().any(|&(a, b)| a <= ts && ts <= b),
+            "flow event outside every slice of its track: {e}"
+        );
+    }
 }

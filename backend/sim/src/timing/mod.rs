@@ -120,9 +120,13 @@ impl Default for PipeSt {
     }
 }
 
+/// Who set an event: core, pipe and issue cycle (where its trace flow starts).
+type Setter = (u32, Pipe, u64);
+
 #[derive(Clone, Default)]
 struct FlagSt {
-    set: Option<(u64, Clock, u64, u32, Pipe)>,
+    /// When set: visible at, the setter's knowledge, the flow id, the setter.
+    set: Option<(u64, Clock, u64, Setter)>,
     waiter: Option<Pipe>,
 }
 

@@ -59,7 +59,7 @@ impl Engine<'_> {
             } => {
                 let fi = flag_index(self.m, src, dst, id);
                 match self.cores[c].flags[fi].set {
-                    Some((ts, know, flow, fc, fp)) if ts <= now => {
+                    Some((ts, know, flow, from)) if ts <= now => {
                         let core = &mut self.cores[c];
                         core.flags[fi].set = None;
                         core.flags[fi].waiter = None;
@@ -67,7 +67,7 @@ impl Engine<'_> {
                         if let Some(tl) = self.timeline.as_mut() {
                             tl.flows.push(Flow {
                                 id: flow,
-                                from: (fc, fp, ts),
+                                from,
                                 to: (c as u32, Pipe::S, now),
                             });
                         }
@@ -93,7 +93,7 @@ impl Engine<'_> {
                 let ts = now + u64::from(self.m.sync.sync_cycles);
                 let mut know = self.cores[c].s_know;
                 know.c[usize::from(self.agent(c, Pipe::S))] = self.cores[c].s_count;
-                if let Err(trap) = self.set_flag(c, Pipe::S, dst, id, ts, know) {
+                if let Err(trap) = self.set_flag(c, Pipe::S, dst, id, [now, ts], know) {
                     self.raise(c, Pipe::S, Some(pc as u32), now, trap);
                     return false;
                 }
@@ -147,7 +147,7 @@ impl Engine<'_> {
             } => {
                 let fi = flag_index(self.m, src, dst, id);
                 match self.cores[c].flags[fi].set {
-                    Some((ts, know, flow, fc, fp)) if ts <= t => {
+                    Some((ts, know, flow, from)) if ts <= t => {
                         let core = &mut self.cores[c];
                         core.flags[fi].set = None;
                         let ps = &mut core.pipes[pi];
@@ -155,7 +155,7 @@ impl Engine<'_> {
                         if let Some(tl) = self.timeline.as_mut() {
                             tl.flows.push(Flow {
                                 id: flow,
-                                from: (fc, fp, ts),
+                                from,
                                 to: (c as u32, p, t),
                             });
                         }
@@ -184,7 +184,7 @@ impl Engine<'_> {
                 let mut know = ps.know;
                 know.join(&ps.q.front().map(|e| e.know).unwrap_or_default());
                 know.c[usize::from(agent)] = ps.started;
-                if let Err(trap) = self.set_flag(c, p, dst, id, ts, know) {
+                if let Err(trap) = self.set_flag(c, p, dst, id, [t, ts], know) {
                     self.raise(c, p, Some(pc), t, trap);
                     return;
                 }
@@ -232,6 +232,11 @@ impl Engine<'_> {
             let block = core.block;
             let text = |_: &Self| format!("wait {}", insn.text());
             self.record((c, p, pc, block), [since, end, end], text);
+        } else {
+            // A wait whose event was already set still occupies its pipe: a
+            // slice of its own, where the flow from the set ends.
+            let block = core.block;
+            self.record((c, p, pc, block), [t, end, end], |_| insn.text());
         }
     }
 
@@ -262,13 +267,15 @@ impl Engine<'_> {
 
     // ---------------------------------------------------------------- flags
 
+    /// Sets event `(src -> dst, id)` of core `c`: issued at `issued`, visible
+    /// at `ts` (the trace's flow starts at the set's own slice, `issued`).
     pub(super) fn set_flag(
         &mut self,
         c: usize,
         src: Pipe,
         dst: Pipe,
         id: u8,
-        ts: u64,
+        [issued, ts]: [u64; 2],
         know: Clock,
     ) -> Result<(), Trap> {
         let fi = flag_index(self.m, src, dst, id);
@@ -285,7 +292,7 @@ impl Engine<'_> {
                 ),
             ));
         }
-        flag.set = Some((ts, know, flow, c as u32, src));
+        flag.set = Some((ts, know, flow, (c as u32, src, issued)));
         if let Some(w) = flag.waiter.take() {
             self.sched_pipe(c, w, ts);
         }

@@ -4,9 +4,11 @@
 //! Tracks: one process per core (`AIC 0`, `AIV 3`, `core 5`), one thread per
 //! pipe. Slices are complete events (`ph: "X"`) named by mnemonic with the
 //! full assembly text, block and visibility time in `args`; a `sync.wait` that
-//! had to wait is a slice named `wait …` covering the wait; every satisfied
-//! event is a flow (`ph: "s"` at the set, `ph: "f"` at the wait). Times are µs
-//! at the machine's clock, launch included.
+//! had to wait is a slice named `wait …` covering the wait (one that did not is
+//! an ordinary slice); every satisfied event is a flow (`ph: "s"` inside the
+//! set's slice, `ph: "f"` inside the wait's). Times are µs at the machine's
+//! clock, launch included, printed to 0.1 ns; slices that meet on a track
+//! meet exactly in the trace.
 //!
 //! A program's launches run back to back: the timeline's cycles count from the
 //! start of the first launch's kernel (after its launch cost), so the events
@@ -159,8 +161,12 @@ impl Timeline {
     /// Chrome trace-event JSON. `names[i]` names core `i`; `launch` is the
     /// launch cost (timeline cycle 0 is `launch` cycles after the program start).
     pub fn to_chrome_json(&self, names: &[String], clock_ghz: f64, launch: u64) -> String {
-        let us = |c: u64| (c + launch) as f64 / (clock_ghz * 1000.0);
-        let us_abs = |c: u64| c as f64 / (clock_ghz * 1000.0);
+        // Times print in units of 0.1 ns, rounded once per cycle count, and a
+        // slice's duration is the difference of its rounded ends: slices that
+        // meet on a track meet in the trace too, never overlap by a rounding.
+        let tick_abs = |c: u64| (c as f64 * 10.0 / clock_ghz).round() as u64;
+        let tick = |c: u64| tick_abs(c + launch);
+        let us = |t: u64| format!("{}.{:04}", t / 10_000, t % 10_000);
         let mut out = String::from("{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n");
         let mut first = true;
         let mut push = |out: &mut String, s: String| {
@@ -220,9 +226,9 @@ impl Timeline {
                 push(
                     &mut out,
                     format!(
-                        "{{\"ph\":\"X\",\"pid\":{pid},\"tid\":0,\"ts\":{:.4},\"dur\":{:.4},\"name\":\"launch {i}\",\"cat\":\"launch\",\"args\":{{\"launch\":{i},\"block_dim\":{},\"waves\":{},\"start_cycle\":{},\"launch_cycles\":{},\"span_cycles\":{},\"end_cycle\":{end}}}}}",
-                        us_abs(l.start),
-                        us_abs(end) - us_abs(l.start),
+                        "{{\"ph\":\"X\",\"pid\":{pid},\"tid\":0,\"ts\":{},\"dur\":{},\"name\":\"launch {i}\",\"cat\":\"launch\",\"args\":{{\"launch\":{i},\"block_dim\":{},\"waves\":{},\"start_cycle\":{},\"launch_cycles\":{},\"span_cycles\":{},\"end_cycle\":{end}}}}}",
+                        us(tick_abs(l.start)),
+                        us(tick_abs(end) - tick_abs(l.start)),
                         l.block_dim,
                         l.waves,
                         l.start,
@@ -252,11 +258,11 @@ impl Timeline {
             let mut e = String::new();
             let _ = write!(
                 e,
-                "{{\"ph\":\"X\",\"pid\":{},\"tid\":{},\"ts\":{:.4},\"dur\":{:.4},\"name\":{},\"args\":{{\"insn\":{},\"pc\":{},\"launch\":{},\"block\":{},\"start_cycle\":{},\"end_cycle\":{},\"visible_cycle\":{}}}}}",
+                "{{\"ph\":\"X\",\"pid\":{},\"tid\":{},\"ts\":{},\"dur\":{},\"name\":{},\"args\":{{\"insn\":{},\"pc\":{},\"launch\":{},\"block\":{},\"start_cycle\":{},\"end_cycle\":{},\"visible_cycle\":{}}}}}",
                 s.core,
                 s.pipe.index(),
-                us(s.start),
-                us(s.end) - us(s.start),
+                us(tick(s.start)),
+                us(tick(s.end) - tick(s.start)),
                 esc(&name),
                 esc(&s.text),
                 s.pc,
@@ -272,21 +278,21 @@ impl Timeline {
             push(
                 &mut out,
                 format!(
-                    "{{\"ph\":\"s\",\"id\":{},\"pid\":{},\"tid\":{},\"ts\":{:.4},\"name\":\"flag\",\"cat\":\"flag\"}}",
+                    "{{\"ph\":\"s\",\"id\":{},\"pid\":{},\"tid\":{},\"ts\":{},\"name\":\"flag\",\"cat\":\"flag\"}}",
                     f.id,
                     f.from.0,
                     f.from.1.index(),
-                    us(f.from.2)
+                    us(tick(f.from.2))
                 ),
             );
             push(
                 &mut out,
                 format!(
-                    "{{\"ph\":\"f\",\"bp\":\"e\",\"id\":{},\"pid\":{},\"tid\":{},\"ts\":{:.4},\"name\":\"flag\",\"cat\":\"flag\"}}",
+                    "{{\"ph\":\"f\",\"bp\":\"e\",\"id\":{},\"pid\":{},\"tid\":{},\"ts\":{},\"name\":\"flag\",\"cat\":\"flag\"}}",
                     f.id,
                     f.to.0,
                     f.to.1.index(),
-                    us(f.to.2)
+                    us(tick(f.to.2))
                 ),
             );
         }
