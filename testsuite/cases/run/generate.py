@@ -1947,6 +1947,22 @@ def _(rng):
     return {"x": x}, {"mean": mean(y, 1), "spread": max_(y, 1) - min_(y, 1)}
 
 
+@case("select_of_literals_is_weak")
+def _(rng):
+    h, g, x = uniform(rng, (7, 33), "f16", -2.0, 2.0), ints(rng, (33,), "i8", -128, 128), uniform(rng, (7, 33), "f32")
+    pos = h > 0.0
+    # The literals take the dtype each select meets; `-m * 2.0 + 1.0` folds per branch.
+    m = select(pos, lit(1.0, "f16"), lit(0.0, "f16"))
+    n = select(pos, lit(-1.0, "f16"), lit(1.0, "f16"))
+    return {"h": h, "g": g, "x": x}, {
+        "a": h * m + n,
+        "b": g + select(g > 0, lit(1, "i8"), lit(2, "i8")),
+        "c": select(h < 0.5, lit(0.25, "f16"), lit(4.0, "f16")),
+        "d": h * select(pos, lit(3.0, "f16"), lit(0.5, "f16")),
+        "e": x + select(x > 0.0, lit(1.0, "f32"), lit(2.5, "f32")),
+    }
+
+
 @case("kernel_call_symbolic_unify")
 def _(rng):
     a, b, c = uniform(rng, (4,), "f32"), uniform(rng, (6,), "f32"), uniform(rng, (4, 6), "f32")

@@ -10,7 +10,7 @@ impl Lowerer<'_, '_> {
         match b {
             Builtin::Unary(u) => {
                 let Some(x) = arg(0) else { return Val::Err };
-                let v = self.eval(x);
+                let v = self.eval_open(x);
                 self.unary(u, v, span, x.span)
             }
             Builtin::Gelu => {
@@ -38,8 +38,8 @@ impl Lowerer<'_, '_> {
                 let (Some(x), Some(y)) = (arg(0), arg(1)) else {
                     return Val::Err;
                 };
-                let a = self.eval(x);
-                let b = self.eval(y);
+                let a = self.eval_open(x);
+                let b = self.eval_open(y);
                 self.elementwise2(Op::Binary(op), a, b, (span, span), x.span, y.span)
             }
             Builtin::Select => {
@@ -47,12 +47,47 @@ impl Lowerer<'_, '_> {
                     return Val::Err;
                 };
                 let vc = self.eval(c);
-                let va = self.eval(x);
-                let vb = self.eval(y);
+                let va = self.eval_open(x);
+                let vb = self.eval_open(y);
                 if vc == Val::Err || va == Val::Err || vb == Val::Err {
                     return Val::Err;
                 }
-                let like = self.dtype_of(va).or(self.dtype_of(vb));
+                if let (Val::Weak(a), Val::Weak(b)) = (va, vb) {
+                    // Two literals: the dtype stays open until the select
+                    // meets a tensor (or a declared type).
+                    let Some(tc) = self.tensor(vc, Some(DType::Bool), c.span) else {
+                        return Val::Err;
+                    };
+                    if self.ty(tc).dtype != DType::Bool {
+                        // The select reports the condition's dtype.
+                        let (Some(ta), Some(tb)) =
+                            (self.tensor(va, None, x.span), self.tensor(vb, None, y.span))
+                        else {
+                            return Val::Err;
+                        };
+                        return self.push(
+                            Op::Select,
+                            &[(tc, c.span), (ta, x.span), (tb, y.span)],
+                            span,
+                        );
+                    }
+                    return Val::Sel(Sel {
+                        c: tc,
+                        a,
+                        b,
+                        span,
+                        args: [c.span, x.span, y.span],
+                    });
+                }
+                // An open select in a branch takes the other branch's dtype,
+                // or gives its own to a literal there.
+                let open = |v: Val| match v {
+                    Val::Sel(s) => Some(s.default_dtype()),
+                    _ => None,
+                };
+                let like = (self.dtype_of(va).or(self.dtype_of(vb)))
+                    .or(open(va))
+                    .or(open(vb));
                 let (Some(tc), Some(ta), Some(tb)) = (
                     self.tensor(vc, Some(DType::Bool), c.span),
                     self.tensor(va, like, x.span),
@@ -75,7 +110,8 @@ impl Lowerer<'_, '_> {
                     return Val::Err;
                 };
                 match v {
-                    Val::Err => Val::Err,
+                    // (`eval` settles an open select to its default dtype.)
+                    Val::Err | Val::Sel(_) => Val::Err,
                     Val::Weak(w) => {
                         // Materialise in the widest type of its kind, then cast.
                         let from = match w {

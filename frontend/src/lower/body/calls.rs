@@ -210,7 +210,7 @@ impl Lowerer<'_, '_> {
         let mut ok = true;
         for (p, e) in def.params.iter().zip(&bound) {
             let e = e.as_ref()?;
-            let v = self.eval(e);
+            let v = self.eval_open(e);
             let Some(t) = self.tensor(v, Some(p.ty.dtype), e.span) else {
                 ok = false;
                 continue;

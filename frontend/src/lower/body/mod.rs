@@ -106,7 +106,36 @@ impl Weak {
 pub(super) enum Val {
     T(Value),
     Weak(Weak),
+    /// `select(c, a, b)` of two literals: a tensor of `c`'s shape whose
+    /// dtype is still open, as a literal's is (language.md: a literal
+    /// argument of an elementwise builtin takes the dtype of the tensor it
+    /// meets). `h_f16 * select(m, 1.0, 0.0)` is f16.
+    Sel(Sel),
     Err,
+}
+
+/// An open `select` of two literals (see [`Val::Sel`]).
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub(super) struct Sel {
+    /// The condition (bool).
+    c: Value,
+    a: Weak,
+    b: Weak,
+    /// The select's span, then its three arguments'.
+    span: Span,
+    args: [Span; 3],
+}
+
+impl Sel {
+    /// The dtype it takes when it meets no tensor: a float if either literal
+    /// is one (numpy's `where(c, 1, 2.5)` is a float array), else the first
+    /// literal's.
+    pub(super) fn default_dtype(&self) -> DType {
+        match (self.a, self.b) {
+            (Weak::Float(_), _) | (_, Weak::Float(_)) => DType::F32,
+            (a, _) => a.default_dtype(),
+        }
+    }
 }
 
 /// A dim in a dim-list argument.
@@ -193,7 +222,7 @@ impl<'c, 'a> Lowerer<'c, 'a> {
                     value,
                     span,
                 } => {
-                    let mut v = self.eval(value);
+                    let mut v = self.eval_open(value);
                     if let Some(ann) = ty {
                         v = self.check_annotation(v, ann, value.span);
                     }
@@ -271,10 +300,7 @@ impl<'c, 'a> Lowerer<'c, 'a> {
         }
         let mut out = Vec::with_capacity(vals.len());
         for (i, ((v, span), want)) in vals.into_iter().zip(results).enumerate() {
-            let v = match v {
-                Val::Weak(w) => self.materialize(w, want.dtype, span),
-                other => other,
-            };
+            let v = self.meet(v, want.dtype, span);
             match v {
                 Val::T(v) => {
                     let got = self.ty(v).clone();
@@ -293,7 +319,7 @@ impl<'c, 'a> Lowerer<'c, 'a> {
                         out.push(v);
                     }
                 }
-                Val::Weak(_) | Val::Err => {}
+                Val::Weak(_) | Val::Sel(_) | Val::Err => {}
             }
         }
         if self.diags.len() > errors_before || out.len() != results.len() {
@@ -304,10 +330,7 @@ impl<'c, 'a> Lowerer<'c, 'a> {
 
     fn check_annotation(&mut self, v: Val, ann: &crate::ast::TypeExpr, span: Span) -> Val {
         let want = resolve_type(ann, &self.dims, Some(self.diags));
-        let v = match v {
-            Val::Weak(w) => self.materialize(w, want.dtype, span),
-            other => other,
-        };
+        let v = self.meet(v, want.dtype, span);
         if let Val::T(t) = v {
             let got = self.ty(t).clone();
             if !compatible(&got, &want) {
@@ -340,13 +363,32 @@ impl<'c, 'a> Lowerer<'c, 'a> {
                 None => vec![(Val::Err, e.span); n],
             };
         }
-        values.iter().map(|e| (self.eval(e), e.span)).collect()
+        values.iter().map(|e| (self.eval_open(e), e.span)).collect()
     }
 
     // ----- expressions -------------------------------------------------
 
+    /// An expression's value, an open `select` of literals given its
+    /// default dtype.
     pub(super) fn eval(&mut self, e: &Expr) -> Val {
+        let v = self.eval_open(e);
+        self.settle(v)
+    }
+
+    /// An expression's value, which may be an open `select` of literals
+    /// ([`Val::Sel`]): for the places where its dtype can still come from
+    /// what it meets.
+    pub(super) fn eval_open(&mut self, e: &Expr) -> Val {
         stacker::maybe_grow(64 * 1024, 1024 * 1024, || self.eval_inner(e))
+    }
+
+    /// An open `select` of literals as a tensor of its default dtype; any
+    /// other value as it is.
+    fn settle(&mut self, v: Val) -> Val {
+        match v {
+            Val::Sel(s) => self.tensor(v, None, s.span).map_or(Val::Err, Val::T),
+            v => v,
+        }
     }
 
     fn eval_inner(&mut self, e: &Expr) -> Val {
@@ -380,7 +422,7 @@ impl<'c, 'a> Lowerer<'c, 'a> {
             ),
             ExprKind::Name(n) => self.eval_name(n, e.span),
             ExprKind::Neg(x) => {
-                let v = self.eval(x);
+                let v = self.eval_open(x);
                 self.unary(UnaryOp::Neg, v, e.span, x.span)
             }
             ExprKind::Binary {
@@ -389,8 +431,8 @@ impl<'c, 'a> Lowerer<'c, 'a> {
                 lhs,
                 rhs,
             } => {
-                let a = self.eval(lhs);
-                let b = self.eval(rhs);
+                let a = self.eval_open(lhs);
+                let b = self.eval_open(rhs);
                 self.binop(*op, a, b, (e.span, *op_span), lhs.span, rhs.span)
             }
             ExprKind::Call { callee, args } => self.call(callee, args, e.span),
@@ -587,7 +629,8 @@ impl<'c, 'a> Lowerer<'c, 'a> {
         )
     }
 
-    /// A tensor operand: weak literals take `like`'s dtype (or their default).
+    /// A tensor operand: weak literals and open selects of them take
+    /// `like`'s dtype (or their default).
     fn tensor(&mut self, v: Val, like: Option<DType>, span: Span) -> Option<Value> {
         match v {
             Val::T(t) => Some(t),
@@ -595,7 +638,30 @@ impl<'c, 'a> Lowerer<'c, 'a> {
                 Val::T(t) => Some(t),
                 _ => None,
             },
+            Val::Sel(s) => {
+                let d = like.unwrap_or(s.default_dtype());
+                let [sc, sa, sb] = s.args;
+                let (Val::T(a), Val::T(b)) =
+                    (self.materialize(s.a, d, sa), self.materialize(s.b, d, sb))
+                else {
+                    return None;
+                };
+                match self.push(Op::Select, &[(s.c, sc), (a, sa), (b, sb)], s.span) {
+                    Val::T(t) => Some(t),
+                    _ => None,
+                }
+            }
             Val::Err => None,
+        }
+    }
+
+    /// A value that meets a declared dtype (an annotation, a result type):
+    /// weak literals and open selects take it; anything else is unchanged.
+    fn meet(&mut self, v: Val, dtype: DType, span: Span) -> Val {
+        match v {
+            Val::Weak(w) => self.materialize(w, dtype, span),
+            Val::Sel(_) => self.tensor(v, Some(dtype), span).map_or(Val::Err, Val::T),
+            other => other,
         }
     }
 
@@ -609,6 +675,14 @@ impl<'c, 'a> Lowerer<'c, 'a> {
     fn unary(&mut self, u: UnaryOp, v: Val, span: Span, arg_span: Span) -> Val {
         match v {
             Val::Err => Val::Err,
+            Val::Sel(s) => {
+                let a = self.unary(u, Val::Weak(s.a), span, arg_span);
+                let b = self.unary(u, Val::Weak(s.b), span, arg_span);
+                match (a, b) {
+                    (Val::Weak(a), Val::Weak(b)) => Val::Sel(Sel { a, b, span, ..s }),
+                    _ => Val::Err,
+                }
+            }
             Val::Weak(w) => match (w, u.eval_int(0).is_some()) {
                 (Weak::Bool(_), _) => {
                     self.report(
@@ -675,6 +749,23 @@ impl<'c, 'a> Lowerer<'c, 'a> {
         match (a, b) {
             (Val::Err, _) | (_, Val::Err) => Val::Err,
             (Val::Weak(x), Val::Weak(y)) => self.fold2(&op, x, y, span.0),
+            // An open select meeting a literal (or one of the same
+            // condition) stays open: the op folds into each branch.
+            (Val::Sel(s), Val::Weak(y)) => {
+                let a = self.fold2(&op, s.a, y, span.0);
+                let b = self.fold2(&op, s.b, y, span.0);
+                self.reopen(s, a, b, span.0)
+            }
+            (Val::Weak(x), Val::Sel(s)) => {
+                let a = self.fold2(&op, x, s.a, span.0);
+                let b = self.fold2(&op, x, s.b, span.0);
+                self.reopen(s, a, b, span.0)
+            }
+            (Val::Sel(s), Val::Sel(t)) if s.c == t.c => {
+                let a = self.fold2(&op, s.a, t.a, span.0);
+                let b = self.fold2(&op, s.b, t.b, span.0);
+                self.reopen(s, a, b, span.0)
+            }
             _ => {
                 let like = self.dtype_of(a).or(self.dtype_of(b));
                 let (Some(ta), Some(tb)) = (self.tensor(a, like, sa), self.tensor(b, like, sb))
@@ -683,6 +774,14 @@ impl<'c, 'a> Lowerer<'c, 'a> {
                 };
                 self.push_at(op, &[(ta, sa), (tb, sb)], span)
             }
+        }
+    }
+
+    /// An open select `s` whose branches became `a` and `b` (folded).
+    fn reopen(&mut self, s: Sel, a: Val, b: Val, span: Span) -> Val {
+        match (a, b) {
+            (Val::Weak(a), Val::Weak(b)) => Val::Sel(Sel { a, b, span, ..s }),
+            _ => Val::Err,
         }
     }
 
