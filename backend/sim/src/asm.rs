@@ -190,13 +190,8 @@ impl<'a> Assembler<'a> {
         let mut out = Vec::new();
         let mut start = 0;
         for raw in self.src.split_inclusive('\n') {
-            let mut text = raw.trim_end_matches(['\n', '\r']);
-            if let Some(i) = text.find(';') {
-                text = &text[..i];
-            }
-            if let Some(i) = text.find("//") {
-                text = &text[..i];
-            }
+            let text = raw.trim_end_matches(['\n', '\r']);
+            let text = &text[..comment_start(text)];
             out.push(Line { start, text });
             start += raw.len();
         }
@@ -277,14 +272,14 @@ impl<'a> Assembler<'a> {
                             kernel = Some(args.to_string());
                         }
                     }
-                    "machine" => {
-                        let name = args.trim_matches('"');
-                        if name.is_empty() {
-                            self.err("E0807", span, "`.machine` takes a machine name");
-                        } else {
-                            machine_name = Some((name.to_string(), span));
-                        }
-                    }
+                    "machine" => match parse_machine_name(args) {
+                        Some(name) if !name.is_empty() => machine_name = Some((name, span)),
+                        _ => self.err(
+                            "E0807",
+                            span,
+                            "`.machine` takes a machine name (quoted, `\"…\"`, if it holds `;`, `//`, `\"` or `\\`)",
+                        ),
+                    },
                     "param" | "result" => match self.parse_decl(args) {
                         Ok(d) => {
                             // Parameters and results are two namespaces (a
@@ -669,4 +664,63 @@ fn parse_insn(
         }
     }
     Err(best.unwrap_or_else(|| ("E0801", 0..0, format!("unknown mnemonic `{mnemonic}`"))))
+}
+
+/// Where a line's comment starts (`;` or `//` outside a quoted string), or
+/// its length.
+fn comment_start(text: &str) -> usize {
+    let bytes = text.as_bytes();
+    let mut quoted = false;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' if quoted => i += 1,
+            b'"' => quoted = !quoted,
+            b';' if !quoted => return i,
+            b'/' if !quoted && bytes.get(i + 1) == Some(&b'/') => return i,
+            _ => {}
+        }
+        i += 1;
+    }
+    text.len()
+}
+
+/// A machine name as `.machine` writes it: bare when that reads back the
+/// same, else quoted with `\"` and `\\` escaped.
+pub(crate) fn machine_name_text(name: &str) -> String {
+    let bare = !name.is_empty()
+        && name.trim() == name
+        && !name.contains(['"', '\\', ';'])
+        && !name.contains("//");
+    if bare {
+        return name.to_string();
+    }
+    let mut out = String::from("\"");
+    for c in name.chars() {
+        if matches!(c, '"' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
+}
+
+/// The name of a `.machine` directive: bare text, or a quoted string with
+/// `\"` and `\\` escapes and nothing after it.
+fn parse_machine_name(args: &str) -> Option<String> {
+    let args = args.trim();
+    let Some(rest) = args.strip_prefix('"') else {
+        return Some(args.to_string());
+    };
+    let mut name = String::new();
+    let mut chars = rest.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => name.push(chars.next()?),
+            '"' => return chars.as_str().trim().is_empty().then_some(name),
+            c => name.push(c),
+        }
+    }
+    None
 }

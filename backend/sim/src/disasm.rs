@@ -20,7 +20,11 @@ pub fn disassemble(p: &Program) -> String {
         p.machine, p.fingerprint
     );
     let _ = writeln!(out, ".kernel {}", p.kernel);
-    let _ = writeln!(out, ".machine {}", p.machine);
+    let _ = writeln!(
+        out,
+        ".machine {}",
+        crate::asm::machine_name_text(&p.machine)
+    );
     for t in &p.params {
         let _ = writeln!(out, ".param {} {}", t.name, t.type_text());
     }

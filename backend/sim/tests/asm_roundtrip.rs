@@ -157,3 +157,43 @@ fn every_kernel_file_round_trips() {
     }
     assert!(n >= 20);
 }
+
+#[test]
+fn machine_names_with_comment_marks_or_quotes_round_trip() {
+    // A machine name may hold anything printable; `.machine` quotes the ones
+    // that would read back otherwise (a comment mark, a quote, a backslash,
+    // edge spaces) and leaves plain ones bare.
+    for (name, written) in [
+        ("lab;v2", r#".machine "lab;v2""#),
+        ("a//b", r#".machine "a//b""#),
+        (r#"q"x\y"#, r#".machine "q\"x\\y""#),
+        (" padded ", r#".machine " padded ""#),
+        ("Ascend 910B (lab)", ".machine Ascend 910B (lab)"),
+    ] {
+        let m = Machine {
+            name: name.to_string(),
+            ..Machine::default()
+        };
+        let p = assemble(SAMPLE, &m).unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(p.machine, name);
+        let text = disassemble(&p);
+        assert!(text.lines().any(|l| l == written), "{name:?}:\n{text}");
+        let p2 = assemble(&text, &m).unwrap_or_else(|e| panic!("{name:?}: {e:?}\n{text}"));
+        assert_eq!(p, p2, "{name:?}");
+    }
+    // A quoted name ends at its closing quote; text after it is an error.
+    let m = Machine::default();
+    let bad = SAMPLE.replacen(
+        ".kernel sample",
+        ".kernel sample\n.machine \"910b-like\" x",
+        1,
+    );
+    let errors = assemble(&bad, &m).unwrap_err();
+    assert!(errors.iter().any(|e| e.code == "E0807"), "{errors:?}");
+    let quoted = SAMPLE.replacen(
+        ".kernel sample",
+        ".kernel sample\n.machine \"910b-like\" ; ok",
+        1,
+    );
+    assert!(assemble(&quoted, &m).is_ok());
+}
