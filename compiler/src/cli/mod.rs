@@ -189,7 +189,7 @@ pub struct CompileArgs {
     #[arg(long, conflicts_with = "kernel")]
     pub all: bool,
     /// Bind a symbolic dim: `--dim M=1024` (repeatable).
-    #[arg(long = "dim", value_name = "NAME=VALUE")]
+    #[arg(long = "dim", value_name = "NAME=VALUE", value_parser = dim_arg)]
     pub dims: Vec<String>,
     /// The target.
     #[arg(long, value_enum, default_value_t = Target::Sim)]
@@ -222,7 +222,7 @@ pub struct RunArgs {
     #[arg(short = 'k', long = "kernel")]
     pub kernel: Option<String>,
     /// An input tensor: `--input x=x.npy` (repeatable).
-    #[arg(long = "input", value_name = "NAME=PATH")]
+    #[arg(long = "input", value_name = "NAME=PATH", value_parser = input_arg)]
     pub inputs: Vec<String>,
     /// Generate the inputs not given with --input.
     #[arg(long)]
@@ -231,7 +231,7 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Bind a symbolic dim: `--dim M=1024` (repeatable).
-    #[arg(long = "dim", value_name = "NAME=VALUE")]
+    #[arg(long = "dim", value_name = "NAME=VALUE", value_parser = dim_arg)]
     pub dims: Vec<String>,
     /// The target.
     #[arg(long, value_enum, default_value_t = Target::Sim)]
@@ -278,7 +278,7 @@ pub struct BenchArgs {
     #[arg(short = 'k', long = "kernel")]
     pub kernel: Option<String>,
     /// Bind a symbolic dim (repeatable).
-    #[arg(long = "dim", value_name = "NAME=VALUE")]
+    #[arg(long = "dim", value_name = "NAME=VALUE", value_parser = dim_arg)]
     pub dims: Vec<String>,
     /// A built-in machine name or a TOML file (with `--suite`: only this machine).
     #[arg(long)]
@@ -320,7 +320,7 @@ pub struct TuneArgs {
     #[arg(short = 'k', long = "kernel")]
     pub kernel: Option<String>,
     /// Bind a symbolic dim (repeatable).
-    #[arg(long = "dim", value_name = "NAME=VALUE")]
+    #[arg(long = "dim", value_name = "NAME=VALUE", value_parser = dim_arg)]
     pub dims: Vec<String>,
     /// A built-in machine name or a TOML file.
     #[arg(long)]
@@ -341,6 +341,43 @@ pub struct TuneArgs {
 }
 
 /// The optimiser level of an `-O` argument (clap admits only 0, 1, 2).
+/// The form of a `--dim NAME=VALUE` argument, checked as clap parses it: a
+/// malformed one is a usage error (exit 2, cli.md). Whether the kernel has
+/// that dim is the file's business (E0606).
+fn dim_arg(arg: &str) -> Result<String, String> {
+    let Some((name, value)) = arg.split_once('=') else {
+        return Err("write NAME=VALUE, e.g. `--dim M=1024`".into());
+    };
+    let (name, value) = (name.trim(), value.trim());
+    let ident = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if name.is_empty() {
+        return Err("the dim's name is missing (write NAME=VALUE, e.g. `--dim M=1024`)".into());
+    }
+    if !ident {
+        return Err(format!(
+            "`{name}` is not a dim name (write NAME=VALUE, e.g. `--dim M=1024`)"
+        ));
+    }
+    match value.parse::<u64>() {
+        Ok(v) if v > 0 => Ok(arg.to_string()),
+        Err(e) if *e.kind() == std::num::IntErrorKind::PosOverflow => {
+            Err(format!("`{value}` is too large for a dim"))
+        }
+        _ => Err(format!(
+            "`{value}` is not a positive integer (dims are positive)"
+        )),
+    }
+}
+
+/// The form of an `--input NAME=PATH` argument (a usage error if malformed).
+fn input_arg(arg: &str) -> Result<String, String> {
+    match arg.split_once('=') {
+        Some((name, path)) if !name.is_empty() && !path.is_empty() => Ok(arg.to_string()),
+        _ => Err("write NAME=PATH, e.g. `--input x=x.npy`".into()),
+    }
+}
+
 pub fn level(arg: &str) -> crate::opt::Level {
     crate::opt::Level::parse(arg).unwrap_or_default()
 }
