@@ -21,13 +21,40 @@ pub enum LexError {
     UnterminatedString,
     /// A numeric literal that does not fit 64 bits.
     BadNumber,
+    /// A number run on into letters, digits or dots (`0x10`, `1_000`, `1e`,
+    /// `1f`, `1.5e3.2`): no literal of the language.
+    MalformedNumber,
+}
+
+/// A number token must end where a literal can: a letter, `_`, a digit or a
+/// `.` right after it (with a sign after an exponent mark) makes the whole
+/// run one malformed literal rather than a number and a stray token.
+fn ends_cleanly(lex: &mut logos::Lexer<'_, Token>) -> Result<(), LexError> {
+    let rest = lex.remainder().as_bytes();
+    let mut n = 0;
+    let mut prev = lex.slice().as_bytes().last().copied().unwrap_or(b'0');
+    while let Some(&c) = rest.get(n) {
+        let sign = matches!(c, b'+' | b'-') && matches!(prev, b'e' | b'E') && n > 0;
+        if !(c.is_ascii_alphanumeric() || c == b'_' || c == b'.' || sign) {
+            break;
+        }
+        prev = c;
+        n += 1;
+    }
+    if n == 0 {
+        return Ok(());
+    }
+    lex.bump(n);
+    Err(LexError::MalformedNumber)
 }
 
 fn int(lex: &mut logos::Lexer<'_, Token>) -> Result<u64, LexError> {
+    ends_cleanly(lex)?;
     lex.slice().parse().map_err(|_| LexError::BadNumber)
 }
 
 fn float(lex: &mut logos::Lexer<'_, Token>) -> Result<f64, LexError> {
+    ends_cleanly(lex)?;
     let v: f64 = lex.slice().parse().map_err(|_| LexError::BadNumber)?;
     if v.is_finite() {
         Ok(v)
@@ -304,6 +331,12 @@ impl<'a> Lexer<'a> {
             }
             LexError::BadNumber => Diagnostic::new(Code::E0003, "numeric literal out of range")
                 .primary(Span::new(start, end), "this does not fit in 64 bits"),
+            LexError::MalformedNumber => Diagnostic::new(
+                Code::E0003,
+                format!("malformed numeric literal `{}`", &self.src[start..end]),
+            )
+            .primary(Span::new(start, end), "not a literal of the language")
+            .help("literals are decimal: an integer (`128`) or a float (`1.5`, `.5`, `1e-5`, `2.0E3`)"),
         };
         self.diagnostics.push(d);
     }
@@ -405,5 +438,52 @@ mod tests {
         let _ = lx.by_ref().count();
         let codes: Vec<&str> = lx.diagnostics.iter().map(|d| d.code.as_str()).collect();
         assert_eq!(codes, vec!["E0003", "E0004"]);
+    }
+
+    #[test]
+    fn a_number_run_on_into_letters_or_dots_is_one_malformed_literal() {
+        for bad in [
+            "0x10", "1_000", "1e", "1e+", "1.e", "1f", "1ee5", "1.5e3.2", "1..2", ".5x",
+        ] {
+            let src = format!("a * {bad} ;");
+            let mut lx = Lexer::new(&src);
+            let t: Vec<Token> = lx.by_ref().map(|t| t.unwrap().1).collect();
+            assert_eq!(
+                t,
+                vec![
+                    Token::Ident("a".into()),
+                    Token::Star,
+                    Token::Error,
+                    Token::Semi
+                ],
+                "{bad}"
+            );
+            assert_eq!(lx.diagnostics.len(), 1, "{bad}");
+            let d = &lx.diagnostics[0];
+            assert_eq!(d.code.as_str(), "E0003", "{bad}");
+            assert!(
+                d.message.contains(&format!("`{bad}`")),
+                "{bad}: {}",
+                d.message
+            );
+        }
+        // The literal forms of language.md (and `.5`, `1.`) stay numbers, and
+        // an operator right after a number ends it.
+        assert_eq!(
+            toks("1.e3 .5 1. 1e5 2E-3 2-3 4+x"),
+            vec![
+                Token::Float(1000.0),
+                Token::Float(0.5),
+                Token::Float(1.0),
+                Token::Float(1e5),
+                Token::Float(2e-3),
+                Token::Int(2),
+                Token::Minus,
+                Token::Int(3),
+                Token::Int(4),
+                Token::Plus,
+                Token::Ident("x".into()),
+            ]
+        );
     }
 }
