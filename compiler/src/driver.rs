@@ -76,20 +76,27 @@ impl Failure {
 /// Reads a source file.
 pub fn load_source(path: &Path) -> Result<Source, Failure> {
     let bytes = crate::files::read(path, crate::files::MAX_SOURCE_BYTES, "source file")?;
-    let text = String::from_utf8(bytes).map_err(|e| {
-        Failure::input(vec![Diagnostic::new(
-            Code::E0001,
-            format!(
-                "`{}` is not UTF-8 (invalid byte at offset {})",
-                path.display(),
-                e.utf8_error().valid_up_to()
-            ),
-        )])
-    })?;
-    Ok(Source {
-        name: path.display().to_string(),
-        text,
-    })
+    let name = path.display().to_string();
+    match String::from_utf8(bytes) {
+        Ok(text) => Ok(Source { name, text }),
+        Err(e) => {
+            // The text up to the bad byte is the same in the lossy copy, where
+            // the byte is U+FFFD: the diagnostic points at it with a line,
+            // a column and the line around it.
+            let at = e.utf8_error().valid_up_to();
+            let text = String::from_utf8_lossy(e.as_bytes()).into_owned();
+            let d = Diagnostic::new(
+                Code::E0001,
+                format!("`{name}` is not UTF-8 (invalid byte at offset {at})"),
+            )
+            .primary(
+                Span::new(at, at + char::REPLACEMENT_CHARACTER.len_utf8()),
+                "this byte starts no UTF-8 character",
+            )
+            .help("source files are UTF-8: re-save the file in that encoding");
+            Err(Failure::in_source(vec![d], &Source { name, text }))
+        }
+    }
 }
 
 /// Parses and checks a whole file; all diagnostics of the first failing

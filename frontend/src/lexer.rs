@@ -118,7 +118,7 @@ fn string(lex: &mut logos::Lexer<'_, Token>) -> Result<String, LexError> {
 /// A token.
 #[derive(Logos, Clone, Debug, PartialEq)]
 #[logos(skip r"[ \t\r\n\f]+")]
-#[logos(skip(r"//[^\n]*", allow_greedy = true))]
+#[logos(skip(r"//[^\r\n]*", allow_greedy = true))]
 #[logos(error = LexError)]
 pub enum Token {
     /// `kernel`

@@ -240,18 +240,37 @@ pub const MAX_RENDERED: usize = 100;
 /// Renders diagnostics rustc-style (at most [`MAX_RENDERED`]). `source` is
 /// the text the spans point into (empty when there is none).
 pub fn render(diags: &[Diagnostic], file_name: &str, source: &str, color: bool) -> String {
-    let file = SimpleFile::new(file_name, source);
+    let shown_source = displayable(source);
+    let file = SimpleFile::new(file_name, shown_source.as_str());
     let config = Config::default();
     let mut out = String::new();
     let (shown, rest) = diags.split_at(diags.len().min(MAX_RENDERED));
     for d in shown {
         let mut cs = CsDiagnostic::error()
             .with_code(d.code.clone())
-            .with_message(d.message.clone());
+            .with_message(clip(&d.message));
         let len = source.len();
+        // A label on a line too long to print is given by its position in
+        // a note instead (a one-line file of megabytes would be echoed whole).
+        let (labels, long): (Vec<&Label>, Vec<&Label>) = d.labels.iter().partition(|l| {
+            let start = (l.span.start as usize).min(len);
+            line_len(&shown_source, start) <= MAX_SHOWN_LINE
+        });
+        let long_notes: Vec<String> = long
+            .iter()
+            .map(|l| {
+                let (line, col) = line_col(&shown_source, l.span.start as usize);
+                format!(
+                    "{} at {file_name}:{line}:{col}: {} (the line is {} bytes long; not shown)",
+                    if l.primary { "error" } else { "see" },
+                    clip(&l.message),
+                    line_len(&shown_source, (l.span.start as usize).min(len))
+                )
+            })
+            .collect();
         cs = cs.with_labels(
-            d.labels
-                .iter()
+            labels
+                .into_iter()
                 .map(|l| {
                     let start = (l.span.start as usize).min(len);
                     let end = (l.span.end as usize).clamp(start, len);
@@ -261,13 +280,14 @@ pub fn render(diags: &[Diagnostic], file_name: &str, source: &str, color: bool) 
                     } else {
                         CsLabel::secondary((), range)
                     };
-                    label.with_message(l.message.clone())
+                    label.with_message(clip(&l.message))
                 })
                 .collect(),
         );
-        let mut notes: Vec<String> = d.notes.iter().map(|n| format!("note: {n}")).collect();
+        let mut notes: Vec<String> = long_notes;
+        notes.extend(d.notes.iter().map(|n| format!("note: {}", clip(n))));
         if let Some(h) = &d.help {
-            notes.push(format!("help: {h}"));
+            notes.push(format!("help: {}", clip(h)));
         }
         cs = cs.with_notes(notes);
         let rendered = if color {
@@ -291,15 +311,66 @@ pub fn render(diags: &[Diagnostic], file_name: &str, source: &str, color: bool) 
     out
 }
 
-/// The 1-based line and column of a byte offset.
-pub fn line_col(source: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(source.len());
-    let before = &source.as_bytes()[..offset];
-    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-    let line_start = before
+/// Lines longer than this (in bytes) are not printed in a snippet.
+pub const MAX_SHOWN_LINE: usize = 1000;
+
+/// The source as snippets print it, byte for byte as long, so every span
+/// stays where it was: a lone `\r` (old Mac line ends) breaks the line, a
+/// `\r` before `\n` and every other control character but the tab show as
+/// a space or `?` (a NUL or an escape byte would print raw or take no
+/// column, leaving the caret nowhere).
+fn displayable(source: &str) -> String {
+    let mut out = String::with_capacity(source.len());
+    let mut chars = source.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\r' if chars.peek() == Some(&'\n') => out.push(' '),
+            '\r' => out.push('\n'),
+            '\t' | '\n' => out.push(c),
+            c if c.is_control() => out.extend(std::iter::repeat_n('?', c.len_utf8())),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Message text of at most [`MAX_SHOWN_LINE`] bytes: a longer one (a
+/// megabyte identifier quoted in "unknown name") is cut with `…`.
+fn clip(text: &str) -> String {
+    if text.len() <= MAX_SHOWN_LINE {
+        return text.to_string();
+    }
+    let mut end = MAX_SHOWN_LINE / 2;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes)", &text[..end], text.len())
+}
+
+/// The length in bytes of the line holding byte `at`.
+fn line_len(source: &str, at: usize) -> usize {
+    let bytes = source.as_bytes();
+    let start = bytes[..at]
         .iter()
         .rposition(|&b| b == b'\n')
-        .map_or(0, |p| p + 1);
+        .map_or(0, |i| i + 1);
+    let end = bytes[at..]
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(bytes.len(), |i| at + i);
+    end - start
+}
+
+/// The 1-based line and column of a byte offset.
+/// Lines end at `\n`, `\r\n` or a lone `\r`, as snippets show them.
+pub fn line_col(source: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(source.len());
+    let bytes = source.as_bytes();
+    let before = &bytes[..offset];
+    let breaks =
+        |i: usize| bytes[i] == b'\n' || (bytes[i] == b'\r' && bytes.get(i + 1) != Some(&b'\n'));
+    let line = (0..offset).filter(|&i| breaks(i)).count() + 1;
+    let line_start = (0..offset).rev().find(|&i| breaks(i)).map_or(0, |p| p + 1);
     let col = String::from_utf8_lossy(&before[line_start..])
         .chars()
         .count()
@@ -329,5 +400,36 @@ mod tests {
         assert_eq!(line_col("ab\ncd", 0), (1, 1));
         assert_eq!(line_col("ab\ncd", 4), (2, 2));
         assert_eq!(line_col("ab", 99), (1, 3));
+        // Old-Mac line ends break lines; a CRLF is one break.
+        assert_eq!(line_col("ab\rcd", 4), (2, 2));
+        assert_eq!(line_col("ab\r\ncd\r\nef", 9), (3, 2));
+    }
+
+    #[test]
+    fn snippets_break_lone_carriage_returns_and_show_control_characters() {
+        let d =
+            |at: usize| Diagnostic::new(Code::E0100, "x").primary(Span::new(at, at + 1), "here");
+        // Old-Mac line ends: the second line, and no raw `\r` in the output.
+        let text = render(&[d(17)], "k.tsr", "kernel a() {\r    q;\r}\r", false);
+        assert!(text.contains("k.tsr:2:5"), "{text}");
+        assert!(text.contains("2 │     q;"), "{text}");
+        assert!(!text.contains('\r'), "{text:?}");
+        // A NUL shows as `?` with the caret under it, never raw.
+        let text = render(&[d(3)], "k.tsr", "ab \0;\n", false);
+        assert!(text.contains("ab ?;"), "{text}");
+        assert!(text.contains("   ^ here"), "{text}");
+        assert!(!text.contains('\0'), "{text:?}");
+    }
+
+    #[test]
+    fn a_line_too_long_to_print_is_located_not_echoed() {
+        let name = "y".repeat(100_000);
+        let src = format!("let a = {name};\n");
+        let d = Diagnostic::new(Code::E0100, format!("unknown name `{name}`"))
+            .primary(Span::new(8, 100_008), "not found");
+        let text = render(&[d], "k.tsr", &src, false);
+        assert!(text.len() < 2 * MAX_SHOWN_LINE, "{} bytes", text.len());
+        assert!(text.contains("error at k.tsr:1:9: not found"), "{text}");
+        assert!(text.contains("… (100015 bytes)"), "{text}");
     }
 }

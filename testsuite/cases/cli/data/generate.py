@@ -63,6 +63,13 @@ def hostile():
         + (")" * 100 + "\n") * (n // 100)
         + "; }\n"
     ).encode()
+    # Latin-1 bytes in a comment, old-Mac line ends, a NUL, and one line of
+    # 100 000 bytes: each diagnostic still has a line, a column and a short
+    # snippet.
+    files["hostile_not_utf8.tsr"] = b"kernel a(x: f32[N]) -> f32[N] {\n    return x; // caf\xe9\n}\n"
+    files["hostile_cr_lines.tsr"] = b"kernel a(x: f32[N]) -> f32[N] { // old Mac\r    return q;\r}\r"
+    files["hostile_nul.tsr"] = b"kernel a(x: f32[N]) -> f32[N] {\n    return x\x00;\n}\n"
+    files["hostile_long_line.tsr"] = b"kernel a(x: f32[N]) -> f32[N] { return x + " + b"y" * 100_000 + b"; }\n"
     files["hostile_loop.s"] = (
         b".kernel spin\n.param a f32[8]\n.result c f32[8]\n.block_dim 2\n.aiv\ntop:\n    s.jmp top\n"
     )
