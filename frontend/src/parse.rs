@@ -23,8 +23,9 @@ pub const MAX_DEPTH: u32 = 256;
 pub struct ParseState {
     /// Syntax errors the grammar recovered from.
     pub errors: Vec<ErrorRecovery<usize, Token, LexError>>,
-    /// Spans of expressions cut off for being too deep.
-    pub too_deep: Vec<Span>,
+    /// Spans of expressions cut off for being too deep, and whether each is
+    /// a chain of binary operators (deep through its left operands only).
+    pub too_deep: Vec<(Span, bool)>,
 }
 
 impl ParseState {
@@ -62,7 +63,9 @@ impl ParseState {
         if e.depth <= MAX_DEPTH {
             return e;
         }
-        self.too_deep.push(e.span);
+        let chain =
+            matches!(&e.kind, ExprKind::Binary { lhs, rhs, .. } if lhs.depth > rhs.depth + 1);
+        self.too_deep.push((e.span, chain));
         Expr::leaf(ExprKind::Error, e.span)
     }
 }
@@ -75,19 +78,23 @@ pub fn parse(src: &str) -> (File, Vec<Diagnostic>) {
     let last_end = lexer.last_end;
     let mut diags = std::mem::take(&mut lexer.diagnostics);
     let mut reported_deep: Vec<Span> = Vec::new();
-    for s in std::mem::take(&mut st.too_deep) {
+    for (s, chain) in std::mem::take(&mut st.too_deep) {
         if reported_deep.iter().any(|r| s.contains(*r)) {
             continue;
         }
         reported_deep.push(s);
-        diags.push(
-            Diagnostic::new(
-                Code::E0012,
-                format!("expression nested more than {MAX_DEPTH} levels deep"),
-            )
-            .primary(s, "too deeply nested")
-            .help("split it into several `let` statements"),
+        let d = Diagnostic::new(
+            Code::E0012,
+            format!("expression nested more than {MAX_DEPTH} levels deep"),
         );
+        diags.push(if chain {
+            d.primary(s, "a chain of more operators than that")
+                .note("each binary operator of a chain (`a + b + c + …`) nests its left side one level deeper")
+                .help("split the chain into several `let` statements (`let s1 = a + b + …;` then `s1 + …`)")
+        } else {
+            d.primary(s, "too deeply nested")
+                .help("split it into several `let` statements")
+        });
     }
     for e in std::mem::take(&mut st.errors) {
         diags.extend(syntax_error(e.error, last_end));
@@ -268,5 +275,14 @@ kernel stats(x: f32[M, N]) -> (mean: f32[M], rstd: f32[M]) {
             " + x".repeat(20000)
         );
         assert_eq!(codes(&long), vec!["E0012"]);
+        // A flat chain is told as one: it does not look nested to its author.
+        let (_, d) = parse(&long);
+        assert!(
+            d[0].notes.iter().any(|n| n.contains("chain")),
+            "{:?}",
+            d[0].notes
+        );
+        let (_, d) = parse(&deep);
+        assert!(d[0].notes.is_empty(), "{:?}", d[0].notes);
     }
 }

@@ -34,6 +34,16 @@ def main():
         "}\n",
         encoding="utf-8",
     )
+    terms = " + ".join(["a"] * DEPTH)
+    (HERE / "operator_chain_too_long.tsr").write_text(
+        f"//! A flat chain of {DEPTH - 1} `+` nests its left side one level per operator: E0012, with a\n"
+        "//! note that says so. Written by generate.py.\n"
+        "kernel f(a: f32[4]) -> f32[4] {\n"
+        f"    let b = {terms}; //~ ERROR E0012\n"
+        "    return a;\n"
+        "}\n",
+        encoding="utf-8",
+    )
     # A chain of 66 kernels, each calling the next: inlining stops at 64 nested
     # calls (E0109), reported at the call that goes one level too deep.
     chain = ["//! Kernel calls nest at most 64 deep: a chain of 66 kernels, each calling the next,",
