@@ -104,7 +104,10 @@ pub fn load_source(path: &Path) -> Result<Source, Failure> {
 pub fn parse_and_check(src: &Source) -> Result<File, Failure> {
     let (file, diags) = tessera_frontend::parse::parse(&src.text);
     if !diags.is_empty() {
-        return Err(Failure::in_source(with_independent(&file, diags), src));
+        return Err(Failure::in_source(
+            with_independent(&file, diags, &src.text),
+            src,
+        ));
     }
     if file.kernels.is_empty() {
         // language.md: a source file holds one or more kernels.
@@ -128,9 +131,10 @@ pub fn parse_and_check(src: &Source) -> Result<File, Failure> {
 /// (language.md). A kernel holding a syntax error is not checked (its
 /// recovered statements would give errors that are not the user's); when a
 /// syntax error lies outside every kernel (a definition the parser dropped,
-/// or an unfinished last one), a call to an unknown function is not
-/// reported either, as it may name the dropped kernel.
-fn with_independent(file: &File, syntax: Vec<Diagnostic>) -> Vec<Diagnostic> {
+/// or an unfinished last one), a call to an unknown function is reported
+/// only if no `kernel NAME` of the text names it, as it may name the
+/// dropped kernel.
+fn with_independent(file: &File, syntax: Vec<Diagnostic>, text: &str) -> Vec<Diagnostic> {
     let at = |d: &Diagnostic| d.labels.iter().find(|l| l.primary).map(|l| l.span);
     let within =
         |s: tessera_ir::Span, k: &KernelDef| k.span.start <= s.start && s.end <= k.span.end;
@@ -142,6 +146,16 @@ fn with_independent(file: &File, syntax: Vec<Diagnostic>) -> Vec<Diagnostic> {
     let dropped = syntax
         .iter()
         .any(|d| at(d).is_none_or(|s| !file.kernels.iter().any(|k| within(s, k))));
+    // A kernel the parser dropped may still have left its name: every
+    // `kernel NAME` of the text. A call to a name none of them has is
+    // unknown whatever the syntax error was.
+    let declared = declared_kernel_names(text);
+    let maybe_dropped = |d: &Diagnostic| {
+        at(d).is_none_or(|s| {
+            let callee = text.get(s.start as usize..s.end as usize).unwrap_or("");
+            declared.iter().any(|n| n == callee) || declared.is_empty()
+        })
+    };
     let mut all = syntax;
     if whole.is_empty() {
         return all;
@@ -151,10 +165,25 @@ fn with_independent(file: &File, syntax: Vec<Diagnostic>) -> Vec<Diagnostic> {
             .into_iter()
             .filter(|d| {
                 at(d).is_some_and(|s| whole.iter().any(|k| within(s, k)))
-                    && !(dropped && d.code == Code::E0101.as_str())
+                    && !(dropped && d.code == Code::E0101.as_str() && maybe_dropped(d))
             }),
     );
     all
+}
+
+/// The names after every `kernel` keyword of a source text, parsed or not.
+fn declared_kernel_names(text: &str) -> Vec<String> {
+    use tessera_frontend::lexer::{Lexer, Token};
+    let tokens: Vec<Token> = Lexer::new(text)
+        .filter_map(|t| t.ok().map(|t| t.1))
+        .collect();
+    tokens
+        .windows(2)
+        .filter_map(|w| match w {
+            [Token::Kernel, Token::Ident(n)] => Some(n.clone()),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Picks the kernel named by `-k`, or the only kernel of the file.
