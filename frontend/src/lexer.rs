@@ -289,6 +289,11 @@ pub struct Lexer<'a> {
     pub diagnostics: Vec<Diagnostic>,
     /// Where the last token ended.
     pub last_end: usize,
+    /// Where each `{` still open starts.
+    open_braces: Vec<usize>,
+    /// Tokens to give before reading on (the `}`s closing a body that the
+    /// next `kernel` shows was left open, then that `kernel`).
+    pending: std::collections::VecDeque<(usize, Token, usize)>,
 }
 
 impl<'a> Lexer<'a> {
@@ -304,6 +309,8 @@ impl<'a> Lexer<'a> {
             src,
             diagnostics: Vec::new(),
             last_end: 0,
+            open_braces: Vec::new(),
+            pending: std::collections::VecDeque::new(),
         }
     }
 
@@ -346,9 +353,42 @@ impl Iterator for Lexer<'_> {
     type Item = Result<(usize, Token, usize), LexError>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        if let Some(t) = self.pending.pop_front() {
+            return Some(Ok(t));
+        }
         let (tok, span) = self.inner.next()?;
         self.last_end = span.end;
         Some(match tok {
+            Ok(Token::LBrace) => {
+                self.open_braces.push(span.start);
+                Ok((span.start, Token::LBrace, span.end))
+            }
+            Ok(Token::RBrace) => {
+                self.open_braces.pop();
+                Ok((span.start, Token::RBrace, span.end))
+            }
+            // `kernel` opens a definition and appears nowhere inside one: a
+            // body still open here lacks its `}`. It is closed here, so the
+            // next kernel parses on its own (reported once, at the `{`).
+            Ok(Token::Kernel) if !self.open_braces.is_empty() => {
+                let open = self.open_braces[0];
+                self.diagnostics.push(
+                    Diagnostic::new(Code::E0010, "this `{` is never closed")
+                        .primary(Span::new(open, open + 1), "unclosed `{`")
+                        .secondary(
+                            Span::new(span.start, span.end),
+                            "the next kernel starts here",
+                        )
+                        .help("close the body with `}` before the next `kernel`"),
+                );
+                for _ in self.open_braces.drain(..) {
+                    self.pending
+                        .push_back((span.start, Token::RBrace, span.start));
+                }
+                self.pending
+                    .push_back((span.start, Token::Kernel, span.end));
+                self.pending.pop_front().map(Ok)?
+            }
             Ok(t) => Ok((span.start, t, span.end)),
             Err(e) => {
                 self.report(e, span.start, span.end);

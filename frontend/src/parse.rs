@@ -177,6 +177,12 @@ fn syntax_error(e: ParseError<usize, Token, LexError>, last_end: usize) -> Optio
             token: (_, Token::Error, _),
             ..
         } => None,
+        // A `}` the lexer put in to close a body left open (zero width): the
+        // unclosed `{` is already reported.
+        ParseError::UnrecognizedToken {
+            token: (l, Token::RBrace, r),
+            ..
+        } if l == r => None,
         ParseError::UnrecognizedToken {
             token: (l, tok, r),
             expected,
@@ -284,5 +290,20 @@ kernel stats(x: f32[M, N]) -> (mean: f32[M], rstd: f32[M]) {
         );
         let (_, d) = parse(&deep);
         assert!(d[0].notes.is_empty(), "{:?}", d[0].notes);
+    }
+
+    #[test]
+    fn a_body_left_open_is_closed_at_the_next_kernel() {
+        let src = "kernel a(x: f32[N]) -> f32[N] {\n    return x;\n\nkernel b(x: f32[N]) -> f32[N] {\n    return q;\n}\n";
+        let (file, d) = parse(src);
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert_eq!(d[0].message, "this `{` is never closed");
+        assert_eq!(d[0].primary_span(), Some(Span::new(30, 31)));
+        let names: Vec<&str> = file.kernels.iter().map(|k| k.name.name.as_str()).collect();
+        assert_eq!(names, ["a", "b"]);
+        // With the statement unfinished too, the closing brace the lexer adds
+        // is not reported again.
+        let (_, d) = parse(&src.replace("return x;", "return x"));
+        assert!(d.iter().all(|d| !d.message.contains("`}`")), "{d:?}");
     }
 }
