@@ -165,7 +165,7 @@ pub fn bind_shape(
         )
         .primary(p.ty.span, format!("rank {} expected", dims.len())));
     }
-    for (d, &n) in dims.iter().zip(shape) {
+    for (axis, (d, &n)) in dims.iter().zip(shape).enumerate() {
         let n = n as u64;
         match d {
             DimExpr::Int(want, span) => {
@@ -197,14 +197,22 @@ pub fn bind_shape(
                         .iter()
                         .find(|(k, _)| *k == s.name)
                         .map_or_else(|| "an earlier binding".to_string(), |(_, o)| o.clone());
-                    return Err(Diagnostic::new(
-                        Code::E0501,
-                        format!(
+                    // Both from this input (`x: f32[N, N]` given a 4 × 5
+                    // array): the axes tell them apart.
+                    let earlier_axis = dims[..axis]
+                        .iter()
+                        .position(|e| matches!(e, DimExpr::Sym(t) if t.name == s.name));
+                    let message = match earlier_axis {
+                        Some(j) if shape[j] as u64 == prev => format!(
+                            "dim `{}` is {prev} in axis {j} but {n} in axis {axis} of {source_name}",
+                            s.name
+                        ),
+                        _ => format!(
                             "dim `{}` is {n} in {source_name} but {prev} in {from}",
                             s.name
                         ),
-                    )
-                    .primary(
+                    };
+                    return Err(Diagnostic::new(Code::E0501, message).primary(
                         s.span,
                         format!("`{}` cannot be both {prev} and {n}", s.name),
                     ));
