@@ -242,6 +242,19 @@ impl Claims {
                 .help("choose another path: Tessera never overwrites a file it reads, nor writes one file twice"),
             ]));
         }
+        // A path under a file (`--out-dir` naming a file) cannot be written:
+        // say so now, before any work, not after a long simulation.
+        if let Some(blocker) = path
+            .ancestors()
+            .skip(1)
+            .find(|a| !a.as_os_str().is_empty() && std::fs::metadata(a).is_ok_and(|m| !m.is_dir()))
+        {
+            return Err(cannot(format!(
+                "cannot write the {role} `{}`: `{}` is not a directory",
+                path.display(),
+                blocker.display()
+            )));
+        }
         self.outputs.push((id, role));
         Ok(())
     }
