@@ -81,8 +81,22 @@ pub(super) fn cmd_compile(io: &mut Io<'_>, a: &CompileArgs) -> Result<(), Failur
     // (stage, kernel or file name, bytes)
     let mut outputs: Vec<(Emit, String, Vec<u8>)> = Vec::new();
     if emits.contains(&Emit::Ast) {
-        let text = tessera_frontend::ast::print_file(&file);
-        outputs.push((Emit::Ast, file_stem(&a.file), text.into_bytes()));
+        // The syntax tree of the kernel `-k` names (as `KERNEL.ast`), else of
+        // the whole file (as `FILE.ast`).
+        match (&a.kernel, a.all) {
+            (Some(_), false) => {
+                let def = driver::select_kernel(&file, a.kernel.as_deref())?;
+                let one = tessera_frontend::ast::File {
+                    kernels: vec![def.clone()],
+                };
+                let text = tessera_frontend::ast::print_file(&one);
+                outputs.push((Emit::Ast, def.name.name.clone(), text.into_bytes()));
+            }
+            _ => {
+                let text = tessera_frontend::ast::print_file(&file);
+                outputs.push((Emit::Ast, file_stem(&a.file), text.into_bytes()));
+            }
+        }
     }
     // With `--all`, each kernel takes the dims it has; a dim no kernel has
     // is still an error (a typo).
