@@ -497,16 +497,24 @@ impl Machine {
     pub fn from_toml(text: &str) -> Result<Machine, MachineError> {
         let m: Machine = toml::from_str(text).map_err(|e| {
             let msg = e.message().to_string();
-            let mut field = msg
+            let name = msg
                 .split('`')
                 .nth(1)
-                .filter(|_| msg.starts_with("missing field") || msg.starts_with("unknown field"))
-                .map(str::to_string);
-            if field.is_none()
-                && let Some(span) = e.span()
-            {
-                field = key_at(text, span.start);
-            }
+                .filter(|_| msg.starts_with("missing field") || msg.starts_with("unknown field"));
+            // The full path: an unknown key's own line names its table; a
+            // missing key's error points into the header of the table
+            // that lacks it.
+            let at_key = e.span().and_then(|s| key_at(text, s.start));
+            let field = match name {
+                Some(n) => Some(
+                    match (&at_key, e.span().and_then(|s| table_at(text, s.start))) {
+                        (Some(k), _) if k.ends_with(n) => k.clone(),
+                        (_, Some(t)) => format!("{t}.{n}"),
+                        _ => n.to_string(),
+                    },
+                ),
+                None => at_key,
+            };
             let at = e
                 .span()
                 .map(|s| {
@@ -833,6 +841,23 @@ impl Machine {
 }
 
 /// The dotted key of the `key = value` line at `offset` (with its `[table]`).
+/// The table path up to the segment holding `offset`, when `offset` lies
+/// in a `[table.header]` line (`[vector.ops.copy]` at `ops`: `vector.ops`).
+fn table_at(text: &str, offset: usize) -> Option<String> {
+    let offset = offset.min(text.len());
+    let line_start = text.get(..offset)?.rfind('\n').map_or(0, |p| p + 1);
+    let line = text[line_start..].lines().next()?.trim_end();
+    let inner = line.strip_prefix('[')?.strip_suffix(']')?;
+    let at = offset.checked_sub(line_start + 1)?;
+    let end = inner[at.min(inner.len())..]
+        .find('.')
+        .map_or(inner.len(), |i| at + i);
+    let path = inner.get(..end)?;
+    path.chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+        .then(|| path.to_string())
+}
+
 fn key_at(text: &str, offset: usize) -> Option<String> {
     let before = text.get(..offset.min(text.len()))?;
     let line_start = before.rfind('\n').map_or(0, |p| p + 1);

@@ -161,6 +161,14 @@ fn machine_descriptions_are_validated_with_the_field_named() {
         text.replace("clock_ghz = 1.8", "clock_ghz = 1.8\nclock_mhz = 3"),
     );
     show("missing field", text.replace("clock_ghz = 1.8\n", ""));
+    // Nested tables: the field's whole path.
+    show(
+        "unknown nested field",
+        text.replace("ai_cores = 24", "ai_cores = 24\nfoo = 1"),
+    );
+    let exp = text.find("[vector.ops.exp]").unwrap();
+    let ln = text.find("[vector.ops.ln]").unwrap();
+    show("missing table", format!("{}{}", &text[..exp], &text[ln..]));
     show(
         "bad type",
         text.replace("clock_ghz = 1.8", "clock_ghz = \"fast\""),
