@@ -79,6 +79,15 @@ pub fn load_source(path: &Path) -> Result<Source, Failure> {
     let name = path.display().to_string();
     match String::from_utf8(bytes) {
         Ok(text) => Ok(Source { name, text }),
+        Err(e) if e.as_bytes().starts_with(&tessera_sim::bytecode::MAGIC) => {
+            Err(Failure::input(vec![
+                Diagnostic::new(
+                    Code::E0001,
+                    format!("`{name}` is Tessera bytecode, not a source file"),
+                )
+                .help("this command takes a `.tsr` source; `tessera run` and `tessera disasm` take bytecode"),
+            ]))
+        }
         Err(e) => {
             // The text up to the bad byte is the same in the lossy copy, where
             // the byte is U+FFFD: the diagnostic points at it with a line,

@@ -50,9 +50,11 @@ pub(super) fn cmd_compile(io: &mut Io<'_>, a: &CompileArgs) -> Result<(), Failur
         )));
     }
     if emits.contains(&Emit::Tbc) && a.output.is_none() {
-        return Err(Failure::Usage(
-            "`--emit tbc` writes binary bytecode: give `-o PATH`".into(),
-        ));
+        return Err(Failure::Usage(if a.emit.is_empty() {
+            "`compile` writes bytecode (`--emit tbc`) unless told otherwise: give `-o PATH`, or `--emit` a text stage (ir, opt-ir, plan, asm)".into()
+        } else {
+            "`--emit tbc` writes binary bytecode: give `-o PATH`".into()
+        }));
     }
     if emits.contains(&Emit::Obj) && a.output.is_none() {
         return Err(Failure::Usage(

@@ -201,7 +201,8 @@ pub struct CompileArgs {
     /// fusion), -O2 (default).
     #[arg(short = 'O', value_name = "LEVEL", default_value = "2", value_parser = ["0", "1", "2"])]
     pub opt_level: String,
-    /// Stages to print: ast, ir, opt-ir, plan, asm, tbc, clif, obj, header.
+    /// Stages to print: ast, ir, opt-ir, plan, asm, tbc, clif, obj, header
+    /// (default: tbc, or obj with `--target host`; both need `-o`).
     #[arg(long, value_enum, value_delimiter = ',')]
     pub emit: Vec<Emit>,
     /// Output file (one stage) or directory (several stages or kernels).
