@@ -146,14 +146,18 @@ pub fn bind_shape(
 ) -> Result<(), Diagnostic> {
     let p = &def.params[param];
     let dims = &p.ty.dims;
-    let shape_text = format!(
-        "({})",
-        shape
-            .iter()
-            .map(usize::to_string)
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+    // As numpy prints a shape: `()`, `(4,)`, `(4, 8)`.
+    let shape_text = match shape {
+        [one] => format!("({one},)"),
+        _ => format!(
+            "({})",
+            shape
+                .iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
     if shape.len() != dims.len() {
         return Err(Diagnostic::new(
             Code::E0603,
