@@ -50,14 +50,17 @@ pub fn from_sim(t: &tessera_sim::Tensor) -> Result<Tensor, Failure> {
 
 /// Assembles a `.s` file. The machine is `--machine`, else the file's
 /// `.machine` directive, else the default.
-pub fn assemble(src: &Source, machine_arg: Option<&str>) -> Result<(Machine, Program), Failure> {
-    let from_file = src.text.lines().find_map(|l| {
-        let l = l.trim();
-        l.strip_prefix(".machine")
-            .map(|rest| rest.split(';').next().unwrap_or("").trim().to_string())
-    });
+pub fn assemble(
+    src: &Source,
+    machine_arg: Option<&str>,
+    defines: &[(String, i64)],
+) -> Result<(Machine, Program), Failure> {
+    let from_file = tessera_sim::asm::machine_directive(&src.text);
     let m = machine(machine_arg.or(from_file.as_deref()))?;
-    let program = tessera_sim::assemble(&src.text, &m).map_err(|errs| {
+    let opts = tessera_sim::AsmOptions {
+        defines: defines.to_vec(),
+    };
+    let program = tessera_sim::assemble_with(&src.text, &m, &opts).map_err(|errs| {
         let diags = errs
             .into_iter()
             .map(|e| {

@@ -1,7 +1,7 @@
 //! Every subcommand's `--help` ends with an example (cli.md); the examples
-//! run as printed, from a directory that holds the repository's `examples/`
-//! and `benches/`, in the order of the subcommands (the `asm` example makes
-//! the file the `disasm` one reads).
+//! run as printed, from a directory that holds the repository's `examples/`,
+//! `benches/` and `testsuite/`, in the order of the subcommands (the `asm`
+//! example makes the file the `disasm` one reads).
 
 use std::path::Path;
 use std::process::Command;
@@ -20,7 +20,7 @@ fn every_help_example_runs() {
     let dir = std::env::temp_dir().join(format!("tessera-help-examples-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    for d in ["examples", "benches"] {
+    for d in ["examples", "benches", "testsuite"] {
         std::os::unix::fs::symlink(root.join(d).canonicalize().unwrap(), dir.join(d)).unwrap();
     }
     let commands = [

@@ -706,6 +706,18 @@ pub(crate) fn machine_name_text(name: &str) -> String {
     out
 }
 
+/// The machine a source names in its first `.machine` directive, read as
+/// the assembler reads it (quotes, comments), before it is assembled.
+pub fn machine_directive(src: &str) -> Option<String> {
+    src.lines().find_map(|line| {
+        let text = line.trim_end_matches('\r');
+        let text = text[..comment_start(text)].trim();
+        text.strip_prefix(".machine")
+            .filter(|rest| rest.is_empty() || rest.starts_with(char::is_whitespace))
+            .and_then(parse_machine_name)
+    })
+}
+
 /// The name of a `.machine` directive: bare text, or a quoted string with
 /// `\"` and `\\` escapes and nothing after it.
 fn parse_machine_name(args: &str) -> Option<String> {

@@ -196,4 +196,10 @@ fn machine_names_with_comment_marks_or_quotes_round_trip() {
         1,
     );
     assert!(assemble(&quoted, &m).is_ok());
+    // The directive is read the same way before assembling (to pick the machine).
+    assert_eq!(
+        tessera_sim::asm::machine_directive("; .machine x\n.machine \"lab;v2\" ; c\n"),
+        Some("lab;v2".to_string())
+    );
+    assert_eq!(tessera_sim::asm::machine_directive(".machinery x\n"), None);
 }

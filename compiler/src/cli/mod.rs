@@ -136,7 +136,7 @@ pub enum Command {
     Tune(TuneArgs),
     /// Assemble NPU assembly text into bytecode.
     #[command(
-        after_help = "Example:\n  tessera compile examples/softmax.tsr -k softmax_f32 --dim B=4 --dim N=128 --emit asm -o softmax.s\n  tessera asm softmax.s -o softmax.tbc"
+        after_help = "Example:\n  tessera compile examples/softmax.tsr -k softmax_f32 --dim B=4 --dim N=128 --emit asm -o softmax.s\n  tessera asm softmax.s -o softmax.tbc\n  tessera asm testsuite/cases/asm/gemm_f16_910b.s -D M=1024 -o gemm.tbc"
     )]
     Asm {
         /// The assembly file.
@@ -147,6 +147,9 @@ pub enum Command {
         /// The machine (default: the file's `.machine` directive, else 910b-like).
         #[arg(long)]
         machine: Option<String>,
+        /// Override the file's `.equ NAME`: `-D T=4096` (repeatable).
+        #[arg(short = 'D', long = "define", value_name = "NAME=VALUE", value_parser = define_arg)]
+        defines: Vec<(String, i64)>,
     },
     /// Print the assembly text of a bytecode file.
     #[command(after_help = "Example:\n  tessera disasm softmax.tbc")]
@@ -371,6 +374,18 @@ fn dim_arg(arg: &str) -> Result<String, String> {
     }
 }
 
+/// A `-D NAME=VALUE` of `asm`: an integer constant that overrides `.equ NAME`.
+fn define_arg(arg: &str) -> Result<(String, i64), String> {
+    let (name, value) = arg
+        .split_once('=')
+        .ok_or("write NAME=VALUE, e.g. `-D T=4096`")?;
+    let value = value
+        .trim()
+        .parse::<i64>()
+        .map_err(|_| format!("`{}` is not a 64-bit integer", value.trim()))?;
+    Ok((name.trim().to_string(), value))
+}
+
 /// The form of an `--input NAME=PATH` argument (a usage error if malformed).
 fn input_arg(arg: &str) -> Result<String, String> {
     match arg.split_once('=') {
@@ -460,7 +475,8 @@ where
             file,
             output,
             machine,
-        } => cmd_asm(&mut io, file, output, machine.as_deref()),
+            defines,
+        } => cmd_asm(&mut io, file, output, machine.as_deref(), defines),
         Command::Disasm { file } => cmd_disasm(&mut io, file),
         Command::Machine { action, machine } => cmd_machine(&mut io, *action, machine.as_deref()),
     };
@@ -495,12 +511,13 @@ fn cmd_asm(
     file: &std::path::Path,
     output: &std::path::Path,
     machine: Option<&str>,
+    defines: &[(String, i64)],
 ) -> Result<(), Failure> {
     let mut claims = crate::files::Claims::default();
     claims.input(file, "assembly source");
     claims.output(output, "bytecode file")?;
     let src = driver::load_source(file)?;
-    let (m, program) = simulate::assemble(&src, machine)?;
+    let (m, program) = simulate::assemble(&src, machine, defines)?;
     let bytes = tessera_sim::encode(&program);
     crate::files::write(output, &bytes)?;
     let _ = writeln!(
