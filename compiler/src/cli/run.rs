@@ -88,6 +88,10 @@ pub(super) fn cmd_run(io: &mut Io<'_>, a: &RunArgs) -> Result<(), Failure> {
                     Err(d) => diags.push(d),
                 }
             }
+            // A wrong dtype points at the parameter's declared type.
+            Err(d) if d.code == Code::E0602.as_str() && d.primary_span().is_none() => {
+                diags.push(d.primary(p.ty.span, format!("declared {}", p.ty.text())));
+            }
             Err(d) => diags.push(d),
         }
     }
