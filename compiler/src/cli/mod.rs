@@ -25,6 +25,9 @@ pub struct Cli {
     /// When to colour diagnostics.
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
+    /// How to print errors: rustc-style text, or one JSON object per line.
+    #[arg(long, global = true, value_enum, default_value_t = ErrorFormat::Human)]
+    pub error_format: ErrorFormat,
     /// The subcommand.
     #[command(subcommand)]
     pub command: Command,
@@ -39,6 +42,15 @@ pub enum ColorChoice {
     Always,
     /// Never colour.
     Never,
+}
+
+/// `--error-format`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ErrorFormat {
+    /// Rendered rustc-style, with the source lines.
+    Human,
+    /// One JSON object per error on standard error (`docs/diagnostics.md`).
+    Json,
 }
 
 /// Compilation targets.
@@ -406,6 +418,8 @@ pub struct Io<'w> {
     pub err: &'w mut dyn Write,
     /// Whether to colour diagnostics.
     pub color: bool,
+    /// Whether errors are printed as JSON lines.
+    pub json: bool,
 }
 
 impl Io<'_> {
@@ -413,8 +427,30 @@ impl Io<'_> {
         let (name, text) = source.map_or(("<command line>", ""), |s| {
             (s.name.as_str(), s.text.as_str())
         });
+        if self.json {
+            for d in diags {
+                let _ = writeln!(self.err, "{}", diagnostic_json(d, name, text));
+            }
+            return;
+        }
         let rendered = tessera_ir::diag::render(diags, name, text, self.color);
         let _ = self.err.write_all(rendered.as_bytes());
+    }
+
+    /// An error without a code (a usage or internal error), in the chosen format.
+    fn plain_error(&mut self, kind: &str, message: &str) {
+        if self.json {
+            let v = serde_json::json!({ "kind": kind, "code": null, "message": message });
+            let _ = writeln!(self.err, "{v}");
+        } else if kind == "internal" {
+            let _ = writeln!(self.err, "error: internal compiler error: {message}");
+            let _ = writeln!(
+                self.err,
+                "note: this is a bug in Tessera; please report it with the input that caused it"
+            );
+        } else {
+            let _ = writeln!(self.err, "error: {message}");
+        }
     }
 
     /// Prints a failure and returns its exit code.
@@ -425,19 +461,46 @@ impl Io<'_> {
                 self.report(&diags, source.as_ref())
             }
             Failure::Mismatch => {}
-            Failure::Usage(m) => {
-                let _ = writeln!(self.err, "error: {m}");
-            }
-            Failure::Internal(m) => {
-                let _ = writeln!(self.err, "error: internal compiler error: {m}");
-                let _ = writeln!(
-                    self.err,
-                    "note: this is a bug in Tessera; please report it with the input that caused it"
-                );
-            }
+            Failure::Usage(m) => self.plain_error("usage", &m),
+            Failure::Internal(m) => self.plain_error("internal", &m),
         }
         code
     }
+}
+
+/// One diagnostic as a JSON object: its code, message, notes and help, and
+/// each label with its byte span and 1-based line and column (start and
+/// end) in `file`.
+fn diagnostic_json(d: &Diagnostic, file: &str, text: &str) -> serde_json::Value {
+    let pos = |at: u32| {
+        let (line, column) = tessera_ir::diag::line_col(text, at as usize);
+        serde_json::json!({ "line": line, "column": column })
+    };
+    let labels: Vec<serde_json::Value> = d
+        .labels
+        .iter()
+        .map(|l| {
+            serde_json::json!({
+                "primary": l.primary,
+                "message": l.message,
+                "start": l.span.start,
+                "end": l.span.end,
+                "from": pos(l.span.start),
+                "to": pos(l.span.end),
+            })
+        })
+        .collect();
+    let at = d.primary_span().map(|s| pos(s.start));
+    serde_json::json!({
+        "kind": "error",
+        "code": d.code,
+        "message": d.message,
+        "file": if text.is_empty() { None } else { Some(file) },
+        "at": at,
+        "labels": labels,
+        "notes": d.notes,
+        "help": d.help,
+    })
 }
 
 /// Runs the `tessera` command line. `tty` says whether the error writer is
@@ -464,7 +527,13 @@ where
         ColorChoice::Never => false,
         ColorChoice::Auto => tty,
     };
-    let mut io = Io { out, err, color };
+    let json = cli.error_format == ErrorFormat::Json;
+    let mut io = Io {
+        out,
+        err,
+        color,
+        json,
+    };
     let result = match &cli.command {
         Command::Check { file } => cmd_check(&mut io, file),
         Command::Compile(a) => compile::cmd_compile(&mut io, a),
