@@ -51,7 +51,7 @@ impl Weak {
         match self {
             Weak::Int(i) => format!("integer literal `{i}`"),
             Weak::Ratio { real, .. } => format!("integer constant expression (`{real}` in floats)"),
-            Weak::Float(x) => format!("float literal `{x}`"),
+            Weak::Float(x) => format!("float literal `{x:?}`"),
             Weak::Bool(b) => format!("`{b}`"),
         }
     }
@@ -580,7 +580,7 @@ impl<'c, 'a> Lowerer<'c, 'a> {
                 self.report(
                     Diagnostic::new(
                         Code::E0303,
-                        format!("float literal `{x}` cannot become {d}"),
+                        format!("float literal `{x:?}` cannot become {d}"),
                     )
                     .primary(span, format!("meets {} {d} tensor", article(d)))
                     .help(format!(
