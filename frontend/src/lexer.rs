@@ -243,7 +243,7 @@ impl Token {
             Token::DType(d) => format!("dtype `{d}`"),
             Token::Ident(s) => format!("identifier `{s}`"),
             Token::Int(n) => format!("integer `{n}`"),
-            Token::Float(x) => format!("float `{x}`"),
+            Token::Float(x) => format!("float `{x:?}`"),
             Token::Str(s) => format!("string \"{s}\""),
             Token::BlockComment => "a comment".into(),
             Token::Error => "an invalid token".into(),
@@ -349,6 +349,18 @@ impl<'a> Lexer<'a> {
     }
 }
 
+impl Lexer<'_> {
+    /// Whether the next two tokens are a name and `(`, as after a `kernel`
+    /// that starts a definition.
+    fn kernel_header_follows(&self) -> bool {
+        let mut ahead = self.inner.clone();
+        matches!(
+            (ahead.next(), ahead.next()),
+            (Some((Ok(Token::Ident(_)), _)), Some((Ok(Token::LParen), _)))
+        )
+    }
+}
+
 impl Iterator for Lexer<'_> {
     type Item = Result<(usize, Token, usize), LexError>;
 
@@ -357,6 +369,7 @@ impl Iterator for Lexer<'_> {
             return Some(Ok(t));
         }
         let (tok, span) = self.inner.next()?;
+        let prev_end = self.last_end;
         self.last_end = span.end;
         Some(match tok {
             Ok(Token::LBrace) => {
@@ -367,10 +380,12 @@ impl Iterator for Lexer<'_> {
                 self.open_braces.pop();
                 Ok((span.start, Token::RBrace, span.end))
             }
-            // `kernel` opens a definition and appears nowhere inside one: a
-            // body still open here lacks its `}`. It is closed here, so the
-            // next kernel parses on its own (reported once, at the `{`).
-            Ok(Token::Kernel) if !self.open_braces.is_empty() => {
+            // `kernel NAME(` opens a definition and appears nowhere inside
+            // one: a body still open here lacks its `}`. It is closed right
+            // after the last token before it (where a missing `;` is then
+            // reported), so the next kernel parses on its own; the `{` is
+            // reported once.
+            Ok(Token::Kernel) if !self.open_braces.is_empty() && self.kernel_header_follows() => {
                 let open = self.open_braces[0];
                 self.diagnostics.push(
                     Diagnostic::new(Code::E0010, "this `{` is never closed")
@@ -382,8 +397,7 @@ impl Iterator for Lexer<'_> {
                         .help("close the body with `}` before the next `kernel`"),
                 );
                 for _ in self.open_braces.drain(..) {
-                    self.pending
-                        .push_back((span.start, Token::RBrace, span.start));
+                    self.pending.push_back((prev_end, Token::RBrace, prev_end));
                 }
                 self.pending
                     .push_back((span.start, Token::Kernel, span.end));

@@ -177,12 +177,22 @@ fn syntax_error(e: ParseError<usize, Token, LexError>, last_end: usize) -> Optio
             token: (_, Token::Error, _),
             ..
         } => None,
-        // A `}` the lexer put in to close a body left open (zero width): the
-        // unclosed `{` is already reported.
+        // A `}` the lexer put in (zero width, right after the last real
+        // token) to close a body left open before the next kernel: the
+        // statement there is unfinished.
         ParseError::UnrecognizedToken {
             token: (l, Token::RBrace, r),
-            ..
-        } if l == r => None,
+            expected,
+        } if l == r => Some(
+            Diagnostic::new(
+                Code::E0010,
+                "the statement is unfinished where the next kernel starts",
+            )
+            .primary(
+                Span::new(l, r),
+                format!("expected {} here", describe_expected(&expected)),
+            ),
+        ),
         ParseError::UnrecognizedToken {
             token: (l, tok, r),
             expected,
@@ -302,8 +312,24 @@ kernel stats(x: f32[M, N]) -> (mean: f32[M], rstd: f32[M]) {
         let names: Vec<&str> = file.kernels.iter().map(|k| k.name.name.as_str()).collect();
         assert_eq!(names, ["a", "b"]);
         // With the statement unfinished too, the closing brace the lexer adds
-        // is not reported again.
-        let (_, d) = parse(&src.replace("return x;", "return x"));
+        // is not quoted back; the missing `;` is reported after `x`.
+        let (file, d) = parse(&src.replace("return x;", "return x"));
         assert!(d.iter().all(|d| !d.message.contains("`}`")), "{d:?}");
+        let unfinished: Vec<_> = d
+            .iter()
+            .filter(|d| d.message.contains("unfinished"))
+            .collect();
+        assert_eq!(unfinished.len(), 1, "{d:?}");
+        assert_eq!(unfinished[0].primary_span(), Some(Span::new(44, 44)));
+        assert!(file.kernels.iter().any(|k| k.name.name == "b"));
+        // `kernel` misused as a name inside a body is no next kernel: the
+        // body's brace is closed, and the error is the misuse.
+        let (_, d) =
+            parse("kernel a(x: f32[N]) -> f32[N] {\n    let kernel = x;\n    return x;\n}\n");
+        assert!(
+            d.iter().all(|d| !d.message.contains("never closed")),
+            "{d:?}"
+        );
+        assert_eq!(d[0].message, "unexpected `kernel`");
     }
 }

@@ -317,8 +317,8 @@ pub const MAX_SHOWN_LINE: usize = 1000;
 /// The source as snippets print it, byte for byte as long, so every span
 /// stays where it was: a lone `\r` (old Mac line ends) breaks the line, a
 /// `\r` before `\n` and every other control character but the tab show as
-/// a space or `?` (a NUL or an escape byte would print raw or take no
-/// column, leaving the caret nowhere).
+/// a space, `?` or (for the two-byte C1 controls) `¿` (a NUL or an escape
+/// byte would print raw or take no column, leaving the caret nowhere).
 fn displayable(source: &str) -> String {
     let mut out = String::with_capacity(source.len());
     let mut chars = source.chars().peekable();
@@ -327,7 +327,10 @@ fn displayable(source: &str) -> String {
             '\r' if chars.peek() == Some(&'\n') => out.push(' '),
             '\r' => out.push('\n'),
             '\t' | '\n' => out.push(c),
-            c if c.is_control() => out.extend(std::iter::repeat_n('?', c.len_utf8())),
+            // One printable character of the control character's length:
+            // offsets and columns both stay where they were.
+            c if c.is_control() && c.len_utf8() == 1 => out.push('?'),
+            c if c.is_control() => out.push('¿'),
             c => out.push(c),
         }
     }
@@ -364,18 +367,40 @@ fn line_len(source: &str, at: usize) -> usize {
 /// The 1-based line and column of a byte offset.
 /// Lines end at `\n`, `\r\n` or a lone `\r`, as snippets show them.
 pub fn line_col(source: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(source.len());
-    let bytes = source.as_bytes();
-    let before = &bytes[..offset];
-    let breaks =
-        |i: usize| bytes[i] == b'\n' || (bytes[i] == b'\r' && bytes.get(i + 1) != Some(&b'\n'));
-    let line = (0..offset).filter(|&i| breaks(i)).count() + 1;
-    let line_start = (0..offset).rev().find(|&i| breaks(i)).map_or(0, |p| p + 1);
-    let col = String::from_utf8_lossy(&before[line_start..])
-        .chars()
-        .count()
-        + 1;
-    (line, col)
+    LineIndex::new(source).line_col(source, offset)
+}
+
+/// Where each line of a text starts, for many [`line_col`] lookups in one
+/// text (each a binary search, not a scan from the start).
+pub struct LineIndex {
+    starts: Vec<usize>,
+}
+
+impl LineIndex {
+    /// The line starts of `source` (lines end as in [`line_col`]).
+    pub fn new(source: &str) -> LineIndex {
+        let bytes = source.as_bytes();
+        let mut starts = vec![0];
+        for (i, &b) in bytes.iter().enumerate() {
+            if b == b'\n' || (b == b'\r' && bytes.get(i + 1) != Some(&b'\n')) {
+                starts.push(i + 1);
+            }
+        }
+        LineIndex { starts }
+    }
+
+    /// The 1-based line and column (in characters) of a byte offset of the
+    /// text the index was built from.
+    pub fn line_col(&self, source: &str, offset: usize) -> (usize, usize) {
+        let offset = offset.min(source.len());
+        let line = self.starts.partition_point(|&s| s <= offset);
+        let start = self.starts[line - 1];
+        let col = String::from_utf8_lossy(&source.as_bytes()[start..offset])
+            .chars()
+            .count()
+            + 1;
+        (line, col)
+    }
 }
 
 #[cfg(test)]

@@ -715,6 +715,7 @@ pub fn machine_directive(src: &str) -> Option<String> {
         text.strip_prefix(".machine")
             .filter(|rest| rest.is_empty() || rest.starts_with(char::is_whitespace))
             .and_then(parse_machine_name)
+            .filter(|name| !name.is_empty())
     })
 }
 

@@ -848,7 +848,10 @@ fn table_at(text: &str, offset: usize) -> Option<String> {
     let line_start = text.get(..offset)?.rfind('\n').map_or(0, |p| p + 1);
     let line = text[line_start..].lines().next()?.trim_end();
     let inner = line.strip_prefix('[')?.strip_suffix(']')?;
-    let at = offset.checked_sub(line_start + 1)?;
+    // At the `[` itself: the whole table.
+    let Some(at) = offset.checked_sub(line_start + 1) else {
+        return Some(inner.to_string());
+    };
     let end = inner[at.min(inner.len())..]
         .find('.')
         .map_or(inner.len(), |i| at + i);

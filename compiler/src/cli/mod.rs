@@ -391,11 +391,19 @@ fn define_arg(arg: &str) -> Result<(String, i64), String> {
     let (name, value) = arg
         .split_once('=')
         .ok_or("write NAME=VALUE, e.g. `-D T=4096`")?;
+    let name = name.trim();
+    let ident = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !ident {
+        return Err(format!(
+            "`{name}` is not a constant's name (write NAME=VALUE, e.g. `-D T=4096`)"
+        ));
+    }
     let value = value
         .trim()
         .parse::<i64>()
         .map_err(|_| format!("`{}` is not a 64-bit integer", value.trim()))?;
-    Ok((name.trim().to_string(), value))
+    Ok((name.to_string(), value))
 }
 
 /// The form of an `--input NAME=PATH` argument (a usage error if malformed).
@@ -428,8 +436,16 @@ impl Io<'_> {
             (s.name.as_str(), s.text.as_str())
         });
         if self.json {
-            for d in diags {
-                let _ = writeln!(self.err, "{}", diagnostic_json(d, name, text));
+            let index = tessera_ir::diag::LineIndex::new(text);
+            let file = source.map(|s| s.name.as_str());
+            let (shown, rest) = diags.split_at(diags.len().min(tessera_ir::diag::MAX_RENDERED));
+            for d in shown {
+                let _ = writeln!(self.err, "{}", diagnostic_json(d, file, text, &index));
+            }
+            if !rest.is_empty() {
+                let v = serde_json::json!({ "kind": "more", "code": null, "count": rest.len(),
+                    "message": format!("{} more errors not shown", rest.len()) });
+                let _ = writeln!(self.err, "{v}");
             }
             return;
         }
@@ -471,9 +487,14 @@ impl Io<'_> {
 /// One diagnostic as a JSON object: its code, message, notes and help, and
 /// each label with its byte span and 1-based line and column (start and
 /// end) in `file`.
-fn diagnostic_json(d: &Diagnostic, file: &str, text: &str) -> serde_json::Value {
+fn diagnostic_json(
+    d: &Diagnostic,
+    file: Option<&str>,
+    text: &str,
+    index: &tessera_ir::diag::LineIndex,
+) -> serde_json::Value {
     let pos = |at: u32| {
-        let (line, column) = tessera_ir::diag::line_col(text, at as usize);
+        let (line, column) = index.line_col(text, at as usize);
         serde_json::json!({ "line": line, "column": column })
     };
     let labels: Vec<serde_json::Value> = d
@@ -490,12 +511,15 @@ fn diagnostic_json(d: &Diagnostic, file: &str, text: &str) -> serde_json::Value 
             })
         })
         .collect();
-    let at = d.primary_span().map(|s| pos(s.start));
+    let at = d
+        .primary_span()
+        .filter(|_| file.is_some())
+        .map(|s| pos(s.start));
     serde_json::json!({
         "kind": "error",
         "code": d.code,
         "message": d.message,
-        "file": if text.is_empty() { None } else { Some(file) },
+        "file": file,
         "at": at,
         "labels": labels,
         "notes": d.notes,
