@@ -4,6 +4,7 @@
 //!   `tessera-sim`.
 //! - [`host`]: the optimised IR to native code through Cranelift (JIT, or an
 //!   object file and its C header).
+//! - [`series`]: constants both share for composites near 0.
 //!
 //! **Architecture invariant:** the NPU backend makes no scheduling decisions;
 //! it either translates a verified plan or returns an error. The host backend
@@ -13,3 +14,4 @@
 
 pub mod host;
 pub mod npu;
+pub mod series;

@@ -1963,6 +1963,15 @@ def _(rng):
     }
 
 
+@case("tanh_erf_small_arguments")
+def _(rng):
+    mag = 10.0 ** rng.uniform(-9.0, 0.3, size=2000)
+    sign = np.where(rng.integers(0, 2, size=2000) == 1, 1.0, -1.0)
+    edges = [1e-30, -1e-20, 0.2499, 0.25, 0.2501, -0.2499, -0.25, -0.2501, 0.125, 0.5]
+    x = const(np.concatenate([mag * sign, edges]), "f32")
+    return {"x": x}, {"t": tanh(x) * 1000.0, "e": erf(x) * 1000.0}
+
+
 @case("kernel_call_symbolic_unify")
 def _(rng):
     a, b, c = uniform(rng, (4,), "f32"), uniform(rng, (6,), "f32"), uniform(rng, (4, 6), "f32")

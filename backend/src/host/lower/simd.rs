@@ -17,6 +17,7 @@ use super::super::HostError;
 use super::super::elem::mem;
 use super::super::schedule::{Access, State, broadcast};
 use super::Lower;
+use crate::series::{ERF_SERIES, SERIES_BELOW, TANH_SERIES};
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{BlockArg, InstBuilder, MemFlagsData, Value as ClValue, types};
 use std::collections::BTreeMap;
@@ -689,7 +690,32 @@ impl<'k, 'a, 'b> Lower<'k, 'a, 'b> {
         let num = fb.ins().fsub(one, e);
         let den = fb.ins().fadd(one, e);
         let q = fb.ins().fdiv(num, den);
+        // Below |x| = 1/4 the series, where 1 − e^{−2a} cancels (as the NPU's).
+        let q = self.small_series(a, q, &TANH_SERIES, 1.0);
         self.copysign(q, x)
+    }
+
+    /// `a·k·(1 + c₁u + … )`, `u = a²`, where `a < 1/4`, else `far`: the odd
+    /// series of `tanh` or `erf` near 0, where their closed forms lose the
+    /// relative accuracy of small values.
+    fn small_series(&mut self, a: ClValue, far: ClValue, c: &[f64; 4], k: f64) -> ClValue {
+        let coef: Vec<ClValue> = c.iter().map(|&ck| self.splat(ck as f32)).collect();
+        let one = self.splat(1.0);
+        let kk = self.splat(k as f32);
+        let below = self.splat(SERIES_BELOW as f32);
+        let fb = self.fb();
+        let u = fb.ins().fmul(a, a);
+        let mut p = coef[3];
+        for &ck in coef[..3].iter().rev() {
+            p = fb.ins().fmul(p, u);
+            p = fb.ins().fadd(p, ck);
+        }
+        let p = fb.ins().fmul(p, u);
+        let p = fb.ins().fadd(p, one);
+        let p = fb.ins().fmul(p, a);
+        let p = fb.ins().fmul(p, kk);
+        let small = fb.ins().fcmp(FloatCC::LessThan, a, below);
+        self.vsel(small, p, far)
     }
 
     /// `erf(x)`, Abramowitz & Stegun 7.1.26.
@@ -721,6 +747,7 @@ impl<'k, 'a, 'b> Lower<'k, 'a, 'b> {
         let fb = self.fb();
         let se = fb.ins().fmul(s, e);
         let y = fb.ins().fsub(one, se);
+        let y = self.small_series(a, y, &ERF_SERIES, std::f64::consts::FRAC_2_SQRT_PI);
         self.copysign(y, x)
     }
 
