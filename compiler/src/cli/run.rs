@@ -164,13 +164,17 @@ pub(super) fn cmd_run(io: &mut Io<'_>, a: &RunArgs) -> Result<(), Failure> {
             .host
             .run(&inputs, a.threads.map(usize::from))
             .map_err(|e| driver::host_failure(e, &code.kernel, &src))?;
-        if a.check {
+        let matched = !a.check || {
             let reference = driver::run_reference(&kernel, &inputs, &src)?;
-            if !compare_outputs(io, &kernel, &outputs, &reference) {
-                return Err(Failure::Mismatch);
-            }
-        }
-        return write_tensors(io, &a.out_dir, &kernel, &outputs, "host");
+            compare_outputs(io, &kernel, &outputs, &reference)
+        };
+        // The outputs are written even when they do not match: to inspect.
+        write_tensors(io, &a.out_dir, &kernel, &outputs, "host")?;
+        return if matched {
+            Ok(())
+        } else {
+            Err(Failure::Mismatch)
+        };
     }
     let machine = simulate::machine(a.machine.as_deref())?;
     let tuning = super::tune::tuning(io, a.tuning.as_deref())?;
@@ -209,14 +213,16 @@ pub(super) fn cmd_run(io: &mut Io<'_>, a: &RunArgs) -> Result<(), Failure> {
         .iter()
         .map(|(_, t)| simulate::from_sim(t))
         .collect::<Result<_, _>>()?;
-    if a.check {
+    let matched = !a.check || {
         let reference = driver::run_reference(&kernel, &inputs, &src)?;
-        if !compare_outputs(io, &kernel, &outputs, &reference) {
-            return Err(Failure::Mismatch);
-        }
-    }
+        compare_outputs(io, &kernel, &outputs, &reference)
+    };
     write_tensors(io, &a.out_dir, &kernel, &outputs, &machine.name)?;
-    Ok(())
+    if matched {
+        Ok(())
+    } else {
+        Err(Failure::Mismatch)
+    }
 }
 
 /// `tessera run FILE.tbc`: bytecode on the simulator.

@@ -70,6 +70,13 @@ def hostile():
     files["hostile_cr_lines.tsr"] = b"kernel a(x: f32[N]) -> f32[N] { // old Mac\r    return q;\r}\r"
     files["hostile_nul.tsr"] = b"kernel a(x: f32[N]) -> f32[N] {\n    return x\x00;\n}\n"
     files["hostile_long_line.tsr"] = b"kernel a(x: f32[N]) -> f32[N] { return x + " + b"y" * 100_000 + b"; }\n"
+    # Deviations from a row's mean summed over 100 000 values: the exact sum
+    # is near 0, and f32 partial sums in another order miss the tolerance
+    # (docs/language-notes.md): a `--check` mismatch on a correct backend.
+    files["cancelling_sum.tsr"] = (
+        b"kernel dev(x: f32[B, N]) -> f32[B] {\n"
+        b"    return sum(x * 100.0 - mean(x * 100.0, axis = -1, keepdims = true), axis = -1);\n}\n"
+    )
     files["square.tsr"] = b"kernel square(x: f32[N, N]) -> f32[N, N] { return x * 2.0; }\n"
     files["hostile_loop.s"] = (
         b".kernel spin\n.param a f32[8]\n.result c f32[8]\n.block_dim 2\n.aiv\ntop:\n    s.jmp top\n"
