@@ -158,6 +158,8 @@ pub(super) struct Lowerer<'c, 'a> {
     /// are pure, so a repeated call is its first call's result (a call tree
     /// `g(a) + g(a)` stays linear in size).
     memo: HashMap<(usize, Vec<Value>), Vec<Value>>,
+    /// Whether a fold is of an open select's branches (its errors say so).
+    folding_select: bool,
 }
 
 impl<'c, 'a> Lowerer<'c, 'a> {
@@ -175,6 +177,7 @@ impl<'c, 'a> Lowerer<'c, 'a> {
             diags,
             calls: Vec::new(),
             memo: HashMap::new(),
+            folding_select: false,
         }
     }
 
@@ -752,18 +755,15 @@ impl<'c, 'a> Lowerer<'c, 'a> {
             // An open select meeting a literal (or one of the same
             // condition) stays open: the op folds into each branch.
             (Val::Sel(s), Val::Weak(y)) => {
-                let a = self.fold2(&op, s.a, y, span.0);
-                let b = self.fold2(&op, s.b, y, span.0);
+                let (a, b) = self.fold_branches(&op, (s.a, y), (s.b, y), span.0);
                 self.reopen(s, a, b, span.0)
             }
             (Val::Weak(x), Val::Sel(s)) => {
-                let a = self.fold2(&op, x, s.a, span.0);
-                let b = self.fold2(&op, x, s.b, span.0);
+                let (a, b) = self.fold_branches(&op, (x, s.a), (x, s.b), span.0);
                 self.reopen(s, a, b, span.0)
             }
             (Val::Sel(s), Val::Sel(t)) if s.c == t.c => {
-                let a = self.fold2(&op, s.a, t.a, span.0);
-                let b = self.fold2(&op, s.b, t.b, span.0);
+                let (a, b) = self.fold_branches(&op, (s.a, t.a), (s.b, t.b), span.0);
                 self.reopen(s, a, b, span.0)
             }
             _ => {
@@ -777,6 +777,30 @@ impl<'c, 'a> Lowerer<'c, 'a> {
         }
     }
 
+    /// The label of an error found folding literals.
+    fn fold_label(&self) -> &'static str {
+        if self.folding_select {
+            "in this arithmetic on a `select` of literals (done per branch)"
+        } else {
+            "in this constant expression"
+        }
+    }
+
+    /// Folds an op into both branches of an open select.
+    fn fold_branches(
+        &mut self,
+        op: &Op,
+        a: (Weak, Weak),
+        b: (Weak, Weak),
+        span: Span,
+    ) -> (Val, Val) {
+        self.folding_select = true;
+        let x = self.fold2(op, a.0, a.1, span);
+        let y = self.fold2(op, b.0, b.1, span);
+        self.folding_select = false;
+        (x, y)
+    }
+
     /// An open select `s` whose branches became `a` and `b` (folded).
     fn reopen(&mut self, s: Sel, a: Val, b: Val, span: Span) -> Val {
         match (a, b) {
@@ -788,9 +812,7 @@ impl<'c, 'a> Lowerer<'c, 'a> {
     /// Folds an op of two literals.
     fn fold2(&mut self, op: &Op, x: Weak, y: Weak, span: Span) -> Val {
         let bad = |s: &mut Self, msg: String| {
-            s.report(
-                Diagnostic::new(Code::E0301, msg).primary(span, "in this constant expression"),
-            );
+            s.report(Diagnostic::new(Code::E0301, msg).primary(span, s.fold_label()));
             Val::Err
         };
         match op {
@@ -805,7 +827,7 @@ impl<'c, 'a> Lowerer<'c, 'a> {
                         if *b == BinaryOp::Div && yr == 0.0 {
                             self.report(
                                 Diagnostic::new(Code::E0700, "integer division by zero")
-                                    .primary(span, "in this constant expression"),
+                                    .primary(span, self.fold_label()),
                             );
                             return Val::Err;
                         }
