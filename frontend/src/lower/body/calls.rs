@@ -343,7 +343,6 @@ impl Lowerer<'_, '_> {
             diags: &mut *self.diags,
             calls: self.calls.clone(),
             memo: std::mem::take(&mut self.memo),
-            folding_select: false,
         };
         inner.calls.push((span, callee.name.clone()));
         let out = inner.lower_kernel_body(def, &params, &results, Some(span));

@@ -27,6 +27,9 @@ const MAX_INLINE_DEPTH: usize = 64;
 /// How many IR nodes inlining may create.
 const MAX_NODES: usize = 1_000_000;
 
+/// Where an error folding literals is: in literal arithmetic.
+const CONSTANT: &str = "in this constant expression";
+
 /// A compile-time literal value.
 #[derive(Copy, Clone, Debug, PartialEq)]
 pub(super) enum Weak {
@@ -158,8 +161,6 @@ pub(super) struct Lowerer<'c, 'a> {
     /// are pure, so a repeated call is its first call's result (a call tree
     /// `g(a) + g(a)` stays linear in size).
     memo: HashMap<(usize, Vec<Value>), Vec<Value>>,
-    /// Whether a fold is of an open select's branches (its errors say so).
-    folding_select: bool,
 }
 
 impl<'c, 'a> Lowerer<'c, 'a> {
@@ -177,7 +178,6 @@ impl<'c, 'a> Lowerer<'c, 'a> {
             diags,
             calls: Vec::new(),
             memo: HashMap::new(),
-            folding_select: false,
         }
     }
 
@@ -751,7 +751,7 @@ impl<'c, 'a> Lowerer<'c, 'a> {
     ) -> Val {
         match (a, b) {
             (Val::Err, _) | (_, Val::Err) => Val::Err,
-            (Val::Weak(x), Val::Weak(y)) => self.fold2(&op, x, y, span.0),
+            (Val::Weak(x), Val::Weak(y)) => self.fold2(&op, x, y, (span.0, CONSTANT)),
             // An open select meeting a literal (or one of the same
             // condition) stays open: the op folds into each branch.
             (Val::Sel(s), Val::Weak(y)) => {
@@ -777,15 +777,6 @@ impl<'c, 'a> Lowerer<'c, 'a> {
         }
     }
 
-    /// The label of an error found folding literals.
-    fn fold_label(&self) -> &'static str {
-        if self.folding_select {
-            "in this arithmetic on a `select` of literals (done per branch)"
-        } else {
-            "in this constant expression"
-        }
-    }
-
     /// Folds an op into both branches of an open select.
     fn fold_branches(
         &mut self,
@@ -794,11 +785,11 @@ impl<'c, 'a> Lowerer<'c, 'a> {
         b: (Weak, Weak),
         span: Span,
     ) -> (Val, Val) {
-        self.folding_select = true;
-        let x = self.fold2(op, a.0, a.1, span);
-        let y = self.fold2(op, b.0, b.1, span);
-        self.folding_select = false;
-        (x, y)
+        let at = (
+            span,
+            "in this arithmetic on a `select` of literals (done per branch)",
+        );
+        (self.fold2(op, a.0, a.1, at), self.fold2(op, b.0, b.1, at))
     }
 
     /// An open select `s` whose branches became `a` and `b` (folded).
@@ -809,10 +800,10 @@ impl<'c, 'a> Lowerer<'c, 'a> {
         }
     }
 
-    /// Folds an op of two literals.
-    fn fold2(&mut self, op: &Op, x: Weak, y: Weak, span: Span) -> Val {
+    /// Folds an op of two literals; `(span, label)` place its errors.
+    fn fold2(&mut self, op: &Op, x: Weak, y: Weak, (span, label): (Span, &str)) -> Val {
         let bad = |s: &mut Self, msg: String| {
-            s.report(Diagnostic::new(Code::E0301, msg).primary(span, s.fold_label()));
+            s.report(Diagnostic::new(Code::E0301, msg).primary(span, label));
             Val::Err
         };
         match op {
@@ -827,7 +818,7 @@ impl<'c, 'a> Lowerer<'c, 'a> {
                         if *b == BinaryOp::Div && yr == 0.0 {
                             self.report(
                                 Diagnostic::new(Code::E0700, "integer division by zero")
-                                    .primary(span, self.fold_label()),
+                                    .primary(span, label),
                             );
                             return Val::Err;
                         }
