@@ -128,8 +128,11 @@ impl HostBenchResult {
             self.kernel, self.stages, self.threads, self.compile_ms
         );
         s.push_str(&format!(
-            "median {:.3} ms over {} runs (min {:.3}, max {:.3})\n",
-            self.median_ms, self.runs, self.min_ms, self.max_ms
+            "median {} over {} runs (min {}, max {})\n",
+            duration(self.median_ms),
+            self.runs,
+            duration(self.min_ms),
+            duration(self.max_ms)
         ));
         if self.flops > 0 {
             s.push_str(&format!(
@@ -142,5 +145,14 @@ impl HostBenchResult {
             self.gbps, self.bytes
         ));
         s
+    }
+}
+/// A time in milliseconds as text: in µs below a millisecond, so that a
+/// small kernel's runs do not print as 0.000.
+fn duration(ms: f64) -> String {
+    if ms >= 1.0 {
+        format!("{ms:.3} ms")
+    } else {
+        format!("{:.3} µs", ms * 1000.0)
     }
 }

@@ -43,6 +43,10 @@ fn err(offset: usize, message: impl Into<String>) -> NpyError {
 
 const MAGIC: &[u8] = b"\x93NUMPY";
 
+/// The largest header read (docs/cli.md, "Limits"): numpy writes a few
+/// hundred bytes, and refuses headers this large itself.
+pub const MAX_HEADER_BYTES: usize = 1 << 20;
+
 /// Parses the bytes of a `.npy` file.
 pub fn parse(bytes: &[u8]) -> Result<NpyArray, NpyError> {
     if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
@@ -78,6 +82,14 @@ pub fn parse(bytes: &[u8]) -> Result<NpyArray, NpyError> {
     } else {
         u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize
     };
+    if header_len > MAX_HEADER_BYTES {
+        return Err(err(
+            len_at,
+            format!(
+                "the header claims {header_len} bytes; the limit is {MAX_HEADER_BYTES} (1 MiB)"
+            ),
+        ));
+    }
     let data_at = len_end
         .checked_add(header_len)
         .ok_or_else(|| err(len_at, "header length overflows"))?;
@@ -423,6 +435,18 @@ mod tests {
                 .message
                 .contains("overflows")
         );
+        // A header over the limit, however valid (2.0: a four-byte length).
+        let padded = format!(
+            "{{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }}{}",
+            " ".repeat(MAX_HEADER_BYTES)
+        );
+        let big = parse(&header((2, 0), &padded, &[0; 4])).unwrap_err();
+        assert!(big.message.contains("limit"), "{}", big.message);
+        let at_limit = format!(
+            "{{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }}{}",
+            " ".repeat(MAX_HEADER_BYTES - 200)
+        );
+        assert!(parse(&header((2, 0), &at_limit, &[0; 4])).is_ok());
         let truncated = "{'descr': '<f4', 'fortran_order': False, 'shape': (4,), }";
         assert!(
             parse(&header((1, 0), truncated, &[0; 7]))

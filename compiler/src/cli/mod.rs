@@ -276,8 +276,8 @@ pub struct RunArgs {
     pub threads: Option<u16>,
     /// Optimisation level: -O0 (no optimiser: one stage per op), -O1 (no
     /// fusion), -O2 (default).
-    #[arg(short = 'O', value_name = "LEVEL", default_value = "2", value_parser = ["0", "1", "2"])]
-    pub opt_level: String,
+    #[arg(short = 'O', value_name = "LEVEL", value_parser = ["0", "1", "2"])]
+    pub opt_level: Option<String>,
     /// A tuning file from `tessera tune` (default: `tuning.toml` in the
     /// per-user cache directory, when there is one).
     #[arg(long, value_name = "FILE")]

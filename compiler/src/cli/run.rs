@@ -159,7 +159,8 @@ pub(super) fn cmd_run(io: &mut Io<'_>, a: &RunArgs) -> Result<(), Failure> {
         return write_tensors(io, &a.out_dir, &kernel, &outputs, "ref");
     }
     if a.target == Target::Host {
-        let code = driver::compile_host(&kernel, super::level(&a.opt_level))?;
+        let code =
+            driver::compile_host(&kernel, super::level(a.opt_level.as_deref().unwrap_or("2")))?;
         let outputs = code
             .host
             .run(&inputs, a.threads.map(usize::from))
@@ -178,8 +179,13 @@ pub(super) fn cmd_run(io: &mut Io<'_>, a: &RunArgs) -> Result<(), Failure> {
     }
     let machine = simulate::machine(a.machine.as_deref())?;
     let tuning = super::tune::tuning(io, a.tuning.as_deref())?;
-    let (code, notes) =
-        driver::compile_npu_tuned(&kernel, &machine, &src, super::level(&a.opt_level), &tuning)?;
+    let (code, notes) = driver::compile_npu_tuned(
+        &kernel,
+        &machine,
+        &src,
+        super::level(a.opt_level.as_deref().unwrap_or("2")),
+        &tuning,
+    )?;
     super::tune::notes_out(io, &notes);
     let named: Vec<(String, tessera_sim::Tensor)> = kernel
         .params
@@ -240,6 +246,11 @@ fn run_bytecode(io: &mut Io<'_>, a: &RunArgs) -> Result<(), Failure> {
     if !a.dims.is_empty() {
         return Err(Failure::Usage(
             "a `.tbc` file has static shapes; `--dim` does not apply".into(),
+        ));
+    }
+    if a.opt_level.is_some() || a.tuning.is_some() {
+        return Err(Failure::Usage(
+            "a `.tbc` file is compiled already; `-O` and `--tuning` do not apply".into(),
         ));
     }
     let (machine, program) = simulate::load_bytecode(&a.file, a.machine.as_deref())?;
