@@ -15,6 +15,15 @@ pub fn machine(name: Option<&str>) -> Result<Machine, Failure> {
     let name = name.unwrap_or(DEFAULT_MACHINE);
     Machine::load(name).map_err(|e| {
         let mut d = Diagnostic::with_code(e.code, format!("machine `{name}`: {}", e.message));
+        // A syntax or type error is shown in the description itself.
+        let mut source = None;
+        if let Some((span, text)) = &e.at {
+            d = d.primary(tessera_ir::Span::new(span.start, span.end), "here");
+            source = Some(crate::driver::Source {
+                name: name.to_string(),
+                text: text.clone(),
+            });
+        }
         if let Some(f) = &e.field {
             d = d.note(format!("field `{f}`"));
         }
@@ -24,7 +33,10 @@ pub fn machine(name: Option<&str>) -> Result<Machine, Failure> {
                 Machine::builtin_names().join(", ")
             ));
         }
-        Failure::input(vec![d])
+        match source {
+            Some(src) => Failure::in_source(vec![d], &src),
+            None => Failure::input(vec![d]),
+        }
     })
 }
 
@@ -86,13 +98,34 @@ pub fn load_bytecode(
             format!("`{}`: {} (at byte {})", path.display(), e.message, e.offset),
         )])
     };
-    let name = match machine_arg {
-        Some(m) => m.to_string(),
-        None => tessera_sim::decode(&bytes).map_err(bad)?.machine,
+    let m = match machine_arg {
+        Some(m) => machine(Some(m))?,
+        None => header_machine(path, &tessera_sim::decode(&bytes).map_err(bad)?.machine)?,
     };
-    let m = machine(Some(&name))?;
     let program = tessera_sim::load(&bytes, &m).map_err(bad)?;
     Ok((m, program))
+}
+
+/// The built-in machine a bytecode file names in its header. A name that
+/// is not built in is not looked up as a path: the file's own bytes do
+/// not choose a file to read; `--machine` gives the description.
+pub fn header_machine(path: &std::path::Path, name: &str) -> Result<Machine, Failure> {
+    Machine::builtin(name).ok_or_else(|| {
+        Failure::input(vec![
+            Diagnostic::with_code(
+                "E1003",
+                format!(
+                    "`{}` was built for machine `{name}`, which is not built in",
+                    path.display()
+                ),
+            )
+            .help("give its description with `--machine FILE.toml`")
+            .note(format!(
+                "built-in machines: {}",
+                Machine::builtin_names().join(", ")
+            )),
+        ])
+    })
 }
 
 /// A simulator fault (or run error) as a failure with exit code 3 (faults)

@@ -159,6 +159,42 @@ fn a_host_tensor_of_2_pow_24_elements() {
 }
 
 #[test]
+fn an_npy_header_of_1_mib() {
+    // A valid 2.0 header padded with spaces to exactly 1 MiB is read; one
+    // byte more is E0601 (numpy itself refuses such headers).
+    let src = file(
+        "negate4.tsr",
+        b"kernel k(a: f32[4]) -> f32[4] { return -a; }\n",
+    );
+    let npy = |len: usize| {
+        let mut header = "{'descr': '<f4', 'fortran_order': False, 'shape': (4,), }".to_string();
+        header.push_str(&" ".repeat(len - header.len() - 1));
+        header.push('\n');
+        let mut bytes = b"\x93NUMPY\x02\x00".to_vec();
+        bytes.extend_from_slice(&(header.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(header.as_bytes());
+        bytes.extend_from_slice(&[0; 16]);
+        bytes
+    };
+    let out = dir().join("npy-out");
+    let run = |name: &str, len: usize| {
+        let input = format!("a={}", path(&file(name, &npy(len))));
+        tessera(&[
+            "run",
+            path(&src),
+            "--target",
+            "ref",
+            "--input",
+            &input,
+            "--out-dir",
+            path(&out),
+        ])
+    };
+    ok(&run("header_at.npy", 1 << 20));
+    refused(&run("header_past.npy", (1 << 20) + 1), 1, "E0601");
+}
+
+#[test]
 fn the_reference_holds_2_pow_25_values() {
     // Two values of 2^24 elements (the parameter and the result) are the
     // limit; an intermediate one and the two scalar constants pass it.

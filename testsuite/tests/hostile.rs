@@ -83,3 +83,27 @@ fn a_kernel_too_long_for_the_npu_is_refused_before_planning() {
     assert!(err.contains("error[E0504]"), "{err}");
     assert!(t < Duration::from_secs(30), "{t:?}");
 }
+
+#[test]
+fn disasm_refuses_bytecode_that_the_loader_refuses() {
+    // A launch of no blocks decodes but does not load: `disasm` says so
+    // (E0907, with the launch's byte offset) rather than printing text that
+    // would not assemble back; the file as `asm` wrote it disassembles.
+    let m = tessera_sim::Machine::default();
+    let src = ".kernel k\n.param a f32[4]\n.result c f32[4]\n.aiv\n    end\n";
+    let mut p = tessera_sim::assemble(src, &m).expect("assembles");
+    let good = file("good.tbc", "");
+    std::fs::write(&good, tessera_sim::encode(&p)).expect("written");
+    let (code, err, _) = tessera(&["disasm", good.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    p.launches[0].block_dim = 0;
+    let bad = file("no_blocks.tbc", "");
+    std::fs::write(&bad, tessera_sim::encode(&p)).expect("written");
+    let (code, err, _) = tessera(&["disasm", bad.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("error[E0907]") && err.contains("block_dim"),
+        "{err}"
+    );
+    assert!(!err.contains("(at byte 0)"), "{err}");
+}

@@ -205,6 +205,10 @@ impl<'a> Assembler<'a> {
         let mut params: Vec<TensorDecl> = Vec::new();
         let mut results: Vec<TensorDecl> = Vec::new();
         let mut workspace: u64 = 0;
+        // Where each parameter, each result and the workspace are declared,
+        // for the errors of the program's validation.
+        let (mut param_spans, mut result_spans) = (Vec::new(), Vec::new());
+        let mut workspace_span = 0..0;
         // The text before the first `.launch` is launch 0; a `.launch` starts a
         // new launch, except that the first one of a file that has not yet
         // given a `.block_dim` or a section names launch 0 itself.
@@ -297,8 +301,10 @@ impl<'a> Assembler<'a> {
                                     self.err("E0807", span, "parameters must come before results");
                                 }
                                 params.push(d);
+                                param_spans.push(args_off..args_off + args.len());
                             } else {
                                 results.push(d);
+                                result_spans.push(args_off..args_off + args.len());
                             }
                         }
                         Err(e) => self.err("E0807", args_off..args_off + args.len(), e),
@@ -352,7 +358,8 @@ impl<'a> Assembler<'a> {
                     },
                     "workspace" => match eval_int(args, &self.consts) {
                         Ok(v) if v >= 0 && (v as u64) <= crate::program::MAX_GM_BYTES => {
-                            workspace = v as u64
+                            workspace = v as u64;
+                            workspace_span = args_off..args_off + args.len();
                         }
                         Ok(v) => self.err(
                             "E0807",
@@ -503,8 +510,26 @@ impl<'a> Assembler<'a> {
             workspace,
             launches: out_launches,
         };
-        if let Err((_, msg)) = program.validate(self.machine) {
-            self.err("E0807", 0..0, msg);
+        if let Err((at, msg)) = program.validate(self.machine) {
+            use crate::program::At;
+            let span = match at {
+                At::Arg(i) => param_spans.iter().chain(&result_spans).nth(i).cloned(),
+                At::Workspace => Some(workspace_span),
+                At::Launch(l) => launches.get(l).and_then(|x| x.started.clone()),
+                At::Section(l, si) | At::Insn((l, si, _)) => {
+                    let sec = launches
+                        .get(l)
+                        .and_then(|x| x.sections.iter().filter(|s| s.kind.is_some()).nth(si));
+                    match at {
+                        At::Insn((_, _, i)) => sec
+                            .and_then(|s| s.lines.get(i))
+                            .map(|(_, off, m, _)| *off..*off + m.len()),
+                        _ => None,
+                    }
+                }
+                At::Args | At::Launches => None,
+            };
+            self.err("E0807", span.unwrap_or(0..0), msg);
             return Err(self.errors);
         }
         Ok(program)

@@ -26,7 +26,7 @@
 use crate::fnv::fnv1a;
 use crate::isa::{CoreKind, Dt, Insn, Reader};
 use crate::machine::Machine;
-use crate::program::{Launch, Program, Section, TensorDecl};
+use crate::program::{At, Launch, Program, Section, TensorDecl};
 use std::fmt;
 
 /// Magic bytes at the start of every `.tbc` file.
@@ -74,6 +74,50 @@ fn kind_code(k: CoreKind) -> u8 {
 
 /// Encodes a program.
 pub fn encode(p: &Program) -> Vec<u8> {
+    encode_marked(p).0
+}
+
+/// Where [`encode`] puts each part of a program (byte offsets), to locate
+/// [`Program::validate`]'s errors in a file: the encoding is canonical, so
+/// a decoded program encodes to the bytes it came from.
+#[derive(Default)]
+struct Marks {
+    /// The workspace size.
+    workspace: usize,
+    /// The launch count (the argument counts follow it).
+    launches: usize,
+    /// Each parameter and result, in [`Program::args`] order.
+    args: Vec<usize>,
+    /// Each launch's block count.
+    launch: Vec<usize>,
+    /// Each section's kind byte, per launch.
+    section: Vec<Vec<usize>>,
+    /// Each instruction, per launch and section.
+    insn: Vec<Vec<Vec<usize>>>,
+}
+
+impl Marks {
+    fn of(&self, at: At) -> usize {
+        match at {
+            At::Workspace => Some(self.workspace),
+            At::Launches => Some(self.launches),
+            At::Args => Some(self.launches + 2),
+            At::Arg(i) => self.args.get(i).copied(),
+            At::Launch(l) => self.launch.get(l).copied(),
+            At::Section(l, s) => self.section.get(l).and_then(|v| v.get(s)).copied(),
+            At::Insn((l, s, i)) => self
+                .insn
+                .get(l)
+                .and_then(|v| v.get(s))
+                .and_then(|v| v.get(i))
+                .copied(),
+        }
+        .unwrap_or(0)
+    }
+}
+
+fn encode_marked(p: &Program) -> (Vec<u8>, Marks) {
+    let mut m = Marks::default();
     let mut out = Vec::new();
     out.extend_from_slice(&MAGIC);
     out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
@@ -81,11 +125,14 @@ pub fn encode(p: &Program) -> Vec<u8> {
     out.extend_from_slice(&p.fingerprint.to_le_bytes());
     put_str(&mut out, &p.machine);
     put_str(&mut out, &p.kernel);
+    m.workspace = out.len();
     out.extend_from_slice(&p.workspace.to_le_bytes());
+    m.launches = out.len();
     out.extend_from_slice(&(p.launches.len() as u16).to_le_bytes());
     out.extend_from_slice(&(p.params.len() as u16).to_le_bytes());
     out.extend_from_slice(&(p.results.len() as u16).to_le_bytes());
     for t in p.params.iter().chain(p.results.iter()) {
+        m.args.push(out.len());
         put_str(&mut out, &t.name);
         out.push(t.dtype as u8);
         out.push(t.shape.len() as u8);
@@ -94,22 +141,31 @@ pub fn encode(p: &Program) -> Vec<u8> {
         }
     }
     for l in &p.launches {
+        m.launch.push(out.len());
         out.extend_from_slice(&l.block_dim.to_le_bytes());
         out.push(l.sections.len() as u8);
+        let (mut sections, mut insns) = (Vec::new(), Vec::new());
         for s in &l.sections {
+            sections.push(out.len());
             out.push(kind_code(s.kind));
             out.extend_from_slice(&(s.insns.len() as u32).to_le_bytes());
             let mut code = Vec::new();
+            let mut starts = Vec::new();
             for i in &s.insns {
+                starts.push(code.len());
                 i.encode(&mut code);
             }
             out.extend_from_slice(&(code.len() as u32).to_le_bytes());
+            let at = out.len();
+            insns.push(starts.into_iter().map(|x| at + x).collect());
             out.extend_from_slice(&code);
         }
+        m.section.push(sections);
+        m.insn.push(insns);
     }
     let sum = fnv1a(&out);
     out.extend_from_slice(&sum.to_le_bytes());
-    out
+    (out, m)
 }
 
 struct Dec<'a> {
@@ -398,11 +454,9 @@ pub fn load(bytes: &[u8], machine: &Machine) -> Result<Program, LoadError> {
     }
     p.validate(machine).map_err(|(at, msg)| LoadError {
         code: "E0907",
-        offset: at.map_or(0, |(li, si, ii)| {
-            code_offset(bytes, li, si, ii).unwrap_or(0)
-        }),
+        offset: encode_marked(&p).1.of(at),
         message: match at {
-            Some((li, si, ii)) => {
+            At::Insn((li, si, ii)) => {
                 let s = &p.launches[li].sections[si];
                 format!(
                     "{}instruction #{ii} `{}` of section .{}: {msg}",
@@ -411,27 +465,8 @@ pub fn load(bytes: &[u8], machine: &Machine) -> Result<Program, LoadError> {
                     s.kind.name()
                 )
             }
-            None => msg,
+            _ => msg,
         },
     })?;
     Ok(p)
-}
-
-/// Byte offset of instruction `ii` of section `si` of launch `li` (for error messages).
-fn code_offset(bytes: &[u8], li: usize, si: usize, ii: usize) -> Option<usize> {
-    let p = decode(bytes).ok()?;
-    // Re-encode up to the section to find its code start (encode is canonical,
-    // and the launch count is fixed-size, so dropping later launches and
-    // sections does not move anything before them).
-    let mut q = p.clone();
-    q.launches.truncate(li + 1);
-    q.launches.get_mut(li)?.sections.truncate(si);
-    let prefix = encode(&q);
-    let mut off = prefix.len() - 8 + 1 + 4 + 4;
-    for insn in p.launches.get(li)?.sections.get(si)?.insns.iter().take(ii) {
-        let mut v = Vec::new();
-        insn.encode(&mut v);
-        off += v.len();
-    }
-    Some(off)
 }

@@ -397,6 +397,9 @@ pub struct MachineError {
     pub field: Option<String>,
     /// What is wrong.
     pub message: String,
+    /// Where in the description it is (byte span), with the description's
+    /// text, when known (TOML syntax and type errors).
+    pub at: Option<(std::ops::Range<usize>, String)>,
 }
 
 impl fmt::Display for MachineError {
@@ -429,6 +432,7 @@ fn invalid(field: &str, message: impl Into<String>) -> MachineError {
         code: "E1002",
         field: Some(field.to_string()),
         message: message.into(),
+        at: None,
     }
 }
 
@@ -466,6 +470,7 @@ impl Machine {
                     "no built-in machine named `{name_or_path}` (built-ins: {}); a description file must end in .toml",
                     Machine::builtin_names().join(", ")
                 ),
+                at: None,
             });
         }
         // A description is a few KiB: read at most 1 MiB (a device or a
@@ -474,6 +479,7 @@ impl Machine {
             code: "E1003",
             field: None,
             message: format!("cannot read `{name_or_path}`: {why}"),
+            at: None,
         };
         let mut bytes = Vec::new();
         std::fs::File::open(name_or_path)
@@ -505,15 +511,16 @@ impl Machine {
             // missing key's error points into the header of the table
             // that lacks it.
             let at_key = e.span().and_then(|s| key_at(text, s.start));
+            let table = e.span().and_then(|s| table_at(text, s.start));
             let field = match name {
-                Some(n) => Some(
-                    match (&at_key, e.span().and_then(|s| table_at(text, s.start))) {
-                        (Some(k), _) if k.ends_with(n) => k.clone(),
-                        (_, Some(t)) => format!("{t}.{n}"),
-                        _ => n.to_string(),
-                    },
-                ),
-                None => at_key,
+                Some(n) => Some(match (&at_key, &table) {
+                    (Some(k), _) if k.ends_with(n) => k.clone(),
+                    // An unknown table: its header names it already.
+                    (_, Some(t)) if t == n || t.ends_with(&format!(".{n}")) => t.clone(),
+                    (_, Some(t)) => format!("{t}.{n}"),
+                    _ => n.to_string(),
+                }),
+                None => at_key.or(table),
             };
             let at = e
                 .span()
@@ -526,6 +533,7 @@ impl Machine {
                 code: "E1001",
                 field,
                 message: format!("{msg}{at}"),
+                at: e.span().map(|s| (s, text.to_string())),
             }
         })?;
         m.validate()?;
@@ -847,9 +855,13 @@ fn table_at(text: &str, offset: usize) -> Option<String> {
     let offset = offset.min(text.len());
     let line_start = text.get(..offset)?.rfind('\n').map_or(0, |p| p + 1);
     let line = text[line_start..].lines().next()?.trim_end();
-    let inner = line.strip_prefix('[')?.strip_suffix(']')?;
-    // At the `[` itself: the whole table.
-    let Some(at) = offset.checked_sub(line_start + 1) else {
+    // `[table]`, or `[[table]]` (an array of tables).
+    let brackets = if line.starts_with("[[") { 2 } else { 1 };
+    let inner = line
+        .get(brackets..line.len().checked_sub(brackets)?)
+        .filter(|_| line.ends_with(&"]]"[..brackets]))?;
+    // At a `[` itself: the whole table.
+    let Some(at) = offset.checked_sub(line_start + brackets) else {
         return Some(inner.to_string());
     };
     let end = inner[at.min(inner.len())..]

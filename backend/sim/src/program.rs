@@ -68,8 +68,28 @@ impl Launch {
     }
 }
 
-/// Where a [`Program::validate`] error is: launch, section and instruction index.
+/// An instruction: launch, section and instruction index.
 pub type InsnAt = (usize, usize, usize);
+
+/// Where a [`Program::validate`] error is, so that the loader can give its
+/// byte offset and the assembler its directive.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum At {
+    /// The counts of parameters and results.
+    Args,
+    /// Parameter or result `i`, in [`Program::args`] order.
+    Arg(usize),
+    /// The workspace size.
+    Workspace,
+    /// The launch count.
+    Launches,
+    /// Launch `l` (its block count).
+    Launch(usize),
+    /// Section `s` of launch `l`.
+    Section(usize, usize),
+    /// An instruction.
+    Insn(InsnAt),
+}
 
 /// A whole kernel, ready to run.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -136,37 +156,43 @@ impl Program {
     /// Errors carry the launch, section and instruction index when they
     /// concern an instruction; messages about one launch of a multi-launch
     /// program start with `launch N: `.
-    pub fn validate(&self, machine: &Machine) -> Result<(), (Option<InsnAt>, String)> {
+    pub fn validate(&self, machine: &Machine) -> Result<(), (At, String)> {
         if self.args().count() > MAX_ARGS {
-            return Err((None, format!("at most {MAX_ARGS} parameters and results")));
+            return Err((
+                At::Args,
+                format!("at most {MAX_ARGS} parameters and results"),
+            ));
         }
-        for t in self.args() {
+        for (i, t) in self.args().enumerate() {
             if t.shape.len() > 16 {
-                return Err((None, format!("tensor `{}` has more than 16 dims", t.name)));
+                return Err((
+                    At::Arg(i),
+                    format!("tensor `{}` has more than 16 dims", t.name),
+                ));
             }
             if t.shape.contains(&0) {
-                return Err((None, format!("tensor `{}` has a zero dim", t.name)));
+                return Err((At::Arg(i), format!("tensor `{}` has a zero dim", t.name)));
             }
             let mut n: u64 = 1;
             for &d in &t.shape {
                 n = n
                     .checked_mul(d)
                     .filter(|&n| n <= MAX_GM_BYTES)
-                    .ok_or_else(|| (None, format!("tensor `{}` is too large", t.name)))?;
+                    .ok_or_else(|| (At::Arg(i), format!("tensor `{}` is too large", t.name)))?;
             }
         }
         let bytes = self
             .args()
             .map(|t| u128::from(t.elements()) * u128::from(t.dtype.size()));
         if gm_footprint(bytes, self.workspace) > u128::from(MAX_GM_BYTES) {
-            return Err((None, "tensors and workspace exceed 1 TiB".into()));
+            return Err((At::Workspace, "tensors and workspace exceed 1 TiB".into()));
         }
         if self.launches.is_empty() {
-            return Err((None, "the program has no launch".into()));
+            return Err((At::Launches, "the program has no launch".into()));
         }
         if self.launches.len() > MAX_LAUNCHES {
             return Err((
-                None,
+                At::Launches,
                 format!(
                     "the program has {} launches; at most {MAX_LAUNCHES} are allowed",
                     self.launches.len()
@@ -179,16 +205,12 @@ impl Program {
         Ok(())
     }
 
-    fn validate_launch(
-        &self,
-        machine: &Machine,
-        li: usize,
-    ) -> Result<(), (Option<InsnAt>, String)> {
+    fn validate_launch(&self, machine: &Machine, li: usize) -> Result<(), (At, String)> {
         let launch = &self.launches[li];
         let pre = self.launch_prefix(li);
         if launch.block_dim == 0 || launch.block_dim > MAX_BLOCK_DIM {
             return Err((
-                None,
+                At::Launch(li),
                 format!(
                     "{pre}block_dim must be in 1..={MAX_BLOCK_DIM}, got {}",
                     launch.block_dim
@@ -201,7 +223,7 @@ impl Program {
             } else {
                 "the program"
             };
-            return Err((None, format!("{pre}{what} has no code section")));
+            return Err((At::Launch(li), format!("{pre}{what} has no code section")));
         }
         for (si, s) in launch.sections.iter().enumerate() {
             if !s.kind.on(machine.organisation) {
@@ -210,7 +232,7 @@ impl Program {
                     Organisation::Coupled => "coupled (section .core)",
                 };
                 return Err((
-                    None,
+                    At::Section(li, si),
                     format!(
                         "{pre}section .{} does not exist on `{}`, which is {org}",
                         s.kind.name(),
@@ -220,17 +242,20 @@ impl Program {
             }
             if launch.sections[..si].iter().any(|o| o.kind == s.kind) {
                 return Err((
-                    None,
+                    At::Section(li, si),
                     format!("{pre}section .{} appears twice", s.kind.name()),
                 ));
             }
             let n = s.insns.len();
             if n == 0 {
-                return Err((None, format!("{pre}section .{} is empty", s.kind.name())));
+                return Err((
+                    At::Section(li, si),
+                    format!("{pre}section .{} is empty", s.kind.name()),
+                ));
             }
             if n > (1 << 24) {
                 return Err((
-                    None,
+                    At::Section(li, si),
                     format!(
                         "{pre}section .{} has more than 2^24 instructions",
                         s.kind.name()
@@ -239,19 +264,19 @@ impl Program {
             }
             for (i, insn) in s.insns.iter().enumerate() {
                 insn.check(machine, s.kind)
-                    .map_err(|e| (Some((li, si, i)), e))?;
+                    .map_err(|e| (At::Insn((li, si, i)), e))?;
                 if let Some(t) = insn.target()
                     && t as usize >= n
                 {
                     return Err((
-                        Some((li, si, i)),
+                        At::Insn((li, si, i)),
                         format!("branch target {t} is outside the section (0..{n})"),
                     ));
                 }
             }
             if !s.insns[n - 1].ends_section() {
                 return Err((
-                    Some((li, si, n - 1)),
+                    At::Insn((li, si, n - 1)),
                     format!("section .{} must end with `end` or `s.jmp`", s.kind.name()),
                 ));
             }

@@ -34,10 +34,32 @@ pub fn eval_int(s: &str, consts: &HashMap<String, i64>) -> Result<i64, String> {
 }
 
 /// Evaluates a scalar literal to 32 bits: with `float`, a float literal
-/// (`1.5`, `-2e-3`, `inf`, `-inf`, `nan`) or an integer expression converted to
-/// f32; otherwise an integer expression in `-2^31..2^32`.
+/// (`1.5`, `-2e-3`, `inf`, `-inf`, `nan`, `nan(0xBITS)`) or an integer
+/// expression converted to f32; otherwise an integer expression in
+/// `-2^31..2^32`.
 pub fn eval_scalar(s: &str, consts: &HashMap<String, i64>, float: bool) -> Result<u32, String> {
     let t = s.trim();
+    // `nan(0xBITS)`: a NaN with these bits (sign and payload), as `disasm`
+    // prints every NaN but the default one.
+    if let Some(inner) = t.strip_prefix("nan(").and_then(|r| r.strip_suffix(')')) {
+        if !float {
+            return Err(format!(
+                "`{t}` is a float literal but the instruction's type is an integer"
+            ));
+        }
+        let hex = inner.trim();
+        let bits = hex
+            .strip_prefix("0x")
+            .or_else(|| hex.strip_prefix("0X"))
+            .and_then(|h| u32::from_str_radix(h, 16).ok())
+            .ok_or_else(|| format!("`{t}`: expected `nan(0x…)` with 32 bits in hex"))?;
+        if !f32::from_bits(bits).is_nan() {
+            return Err(format!(
+                "`{t}`: {bits:#010x} is not a NaN (write the number itself)"
+            ));
+        }
+        return Ok(bits);
+    }
     let body = t.strip_prefix('-').unwrap_or(t);
     let looks_float = body == "inf"
         || body == "nan"
@@ -77,6 +99,9 @@ pub fn eval_scalar(s: &str, consts: &HashMap<String, i64>, float: bool) -> Resul
 #[derive(Clone, Debug, PartialEq)]
 enum Tok {
     Num(i64),
+    /// `9223372036854775808` (2^63): only the operand of a negation, which
+    /// makes `i64::MIN` (as `disasm` prints it).
+    MinMagnitude,
     Name(String),
     Op(&'static str),
 }
@@ -85,6 +110,7 @@ impl fmt::Display for Tok {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Tok::Num(n) => write!(f, "{n}"),
+            Tok::MinMagnitude => f.write_str("9223372036854775808"),
             Tok::Name(s) => f.write_str(s),
             Tok::Op(o) => f.write_str(o),
         }
@@ -112,6 +138,10 @@ fn lex_expr(s: &str) -> Result<Vec<Tok>, String> {
             } else {
                 text.parse::<i64>()
             };
+            if v.is_err() && text.parse::<u64>() == Ok(1 << 63) {
+                out.push(Tok::MinMagnitude);
+                continue;
+            }
             out.push(Tok::Num(v.map_err(|_| {
                 format!("malformed integer literal `{}`", &s[start..i])
             })?));
@@ -236,6 +266,11 @@ impl ExprParser<'_> {
             return Err("expression nested too deeply".into());
         }
         let v = if self.eat("-") {
+            if self.toks.get(self.pos) == Some(&Tok::MinMagnitude) {
+                self.pos += 1;
+                self.depth -= 1;
+                return Ok(i64::MIN);
+            }
             self.unary()?.checked_neg().ok_or("overflow in negation")?
         } else if self.eat("+") {
             self.unary()?
@@ -258,6 +293,12 @@ impl ExprParser<'_> {
                     *self.consts.get(name).ok_or_else(|| {
                         format!("unknown constant `{name}` (define it with `.equ {name}, VALUE`)")
                     })?
+                }
+                Some(Tok::MinMagnitude) => {
+                    return Err(
+                        "integer literal `9223372036854775808` is out of range (it may only be negated)"
+                            .into(),
+                    );
                 }
                 Some(t) => return Err(format!("unexpected `{t}` in expression")),
                 None => return Err("expression ends early".into()),

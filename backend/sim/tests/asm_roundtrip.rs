@@ -203,3 +203,63 @@ fn machine_names_with_comment_marks_or_quotes_round_trip() {
     );
     assert_eq!(tessera_sim::asm::machine_directive(".machinery x\n"), None);
 }
+
+#[test]
+fn extreme_immediates_round_trip() {
+    // i64's minimum, and NaNs with a sign or a payload: `disasm` prints
+    // them (`-9223372036854775808`, `nan(0x…)`) in forms `asm` reads back
+    // to the same bits.
+    let m = Machine::default();
+    let text = "
+.kernel k
+.aiv
+    s.li r1, -9223372036854775807-1
+    s.lif r2, -nan
+    s.lif r3, nan(0x7fc00001)
+    s.lif r4, nan(0xff800001)
+    vec.adds.f32 [0], [0], nan(0xffc00000), 1, 64
+    end
+";
+    let p = assemble(text, &m).unwrap_or_else(|e| panic!("{e:?}"));
+    let printed = disassemble(&p);
+    for want in [
+        "s.li r1, -9223372036854775808",
+        "s.lif r2, nan(0xffc00000)",
+        "s.lif r3, nan(0x7fc00001)",
+        "s.lif r4, nan(0xff800001)",
+    ] {
+        assert!(printed.contains(want), "{want}\n{printed}");
+    }
+    let again = assemble(&printed, &m).unwrap_or_else(|e| panic!("{e:?}\n{printed}"));
+    assert_eq!(encode(&again), encode(&p));
+    // 2^63 is a literal only as the operand of a negation; `nan(…)` takes
+    // a NaN's bits only.
+    for bad in [
+        "s.li r1, 9223372036854775808",
+        "s.lif r1, nan(0x3f800000)",
+        "s.lif r1, nan(1.5)",
+    ] {
+        let src = format!(".kernel k\n.aiv\n    {bad}\n    end\n");
+        let errors = assemble(&src, &m).unwrap_err();
+        assert!(
+            errors.iter().all(|e| e.code.starts_with("E08")),
+            "{bad}: {errors:?}"
+        );
+    }
+}
+
+#[test]
+fn validation_errors_point_at_their_directive() {
+    // A declaration the program's validation refuses is reported at the
+    // declaration, not at the top of the file.
+    let m = Machine::default();
+    let src = ".kernel k\n.param a f32[4]\n.param b f32[4294967296, 4294967296]\n.aiv\n    end\n";
+    let errors = assemble(src, &m).unwrap_err();
+    let big = src.find("b f32").unwrap();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.code == "E0807" && e.span.start == big),
+        "{errors:?}"
+    );
+}

@@ -166,6 +166,17 @@ fn machine_descriptions_are_validated_with_the_field_named() {
         "unknown nested field",
         text.replace("ai_cores = 24", "ai_cores = 24\nfoo = 1"),
     );
+    // An unknown table is named once, as its header names it.
+    show(
+        "unknown table",
+        text.replace("[launch]", "[launchx]\na = 1\n\n[launch]"),
+    );
+    show(
+        "unknown nested table",
+        text.replace("[launch]", "[cores.extra]\nq = 1\n\n[launch]"),
+    );
+    // A table written as an array of tables: the field is the table.
+    show("array of tables", text.replace("[launch]", "[[launch]]"));
     let exp = text.find("[vector.ops.exp]").unwrap();
     let ln = text.find("[vector.ops.ln]").unwrap();
     show("missing table", format!("{}{}", &text[..exp], &text[ln..]));

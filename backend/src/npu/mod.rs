@@ -284,10 +284,13 @@ pub fn compile(plan: &Plan, machine: &Machine) -> Result<Program, CodegenError> 
         launches,
     };
     program.validate(machine).map_err(|(at, e)| {
-        let at = at.map_or(String::new(), |(l, _, i)| {
-            let stage = launch_stage.get(l).copied().unwrap_or(l);
-            format!(" (stage {stage}, instruction {i})")
-        });
+        let at = match at {
+            tessera_sim::program::At::Insn((l, _, i)) => {
+                let stage = launch_stage.get(l).copied().unwrap_or(l);
+                format!(" (stage {stage}, instruction {i})")
+            }
+            _ => String::new(),
+        };
         CodegenError(
             format!("internal: the generated program is invalid{at}: {e}"),
             None,

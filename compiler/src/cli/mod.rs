@@ -608,6 +608,7 @@ fn cmd_asm(
 ) -> Result<(), Failure> {
     let mut claims = crate::files::Claims::default();
     claims.input(file, "assembly source");
+    claims.machine(machine);
     claims.output(output, "bytecode file")?;
     let src = driver::load_source(file)?;
     let (m, program) = simulate::assemble(&src, machine, defines)?;
@@ -627,12 +628,27 @@ fn cmd_asm(
 
 fn cmd_disasm(io: &mut Io<'_>, file: &std::path::Path) -> Result<(), Failure> {
     let bytes = crate::files::read(file, crate::files::MAX_BYTECODE_BYTES, "bytecode file")?;
-    let program = tessera_sim::decode(&bytes).map_err(|e| {
+    let bad = |e: tessera_sim::LoadError| {
         Failure::input(vec![Diagnostic::with_code(
             e.code,
             format!("`{}`: {} (at byte {})", file.display(), e.message, e.offset),
         )])
-    })?;
+    };
+    let program = tessera_sim::decode(&bytes).map_err(bad)?;
+    // Checked as `run` checks it, so that what is printed assembles back
+    // (a machine that is not built in cannot be checked: said so).
+    match tessera_sim::Machine::builtin(&program.machine) {
+        Some(m) => {
+            tessera_sim::load(&bytes, &m).map_err(bad)?;
+        }
+        None => {
+            let _ = writeln!(
+                io.err,
+                "note: machine `{}` is not built in; the instructions were not checked against it",
+                program.machine
+            );
+        }
+    }
     let _ = io
         .out
         .write_all(tessera_sim::disassemble(&program).as_bytes());

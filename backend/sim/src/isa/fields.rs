@@ -417,7 +417,8 @@ fn print_f32(bits: u32, out: &mut String) {
         if bits == f32::NAN.to_bits() {
             out.push_str("nan");
         } else {
-            let _ = write!(out, "0x{bits:08x}");
+            // Its sign and payload, which `nan(0x…)` reads back.
+            let _ = write!(out, "nan(0x{bits:08x})");
         }
     } else if f.is_infinite() {
         out.push_str(if f > 0.0 { "inf" } else { "-inf" });
