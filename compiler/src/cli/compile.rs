@@ -138,78 +138,100 @@ pub(super) fn cmd_compile(io: &mut Io<'_>, a: &CompileArgs) -> Result<(), Failur
         }
     }
     let mut noted: Vec<String> = Vec::new();
+    // With `--all`, an error in one kernel does not hide the next kernel's:
+    // every kernel is tried, the errors of all are reported, and nothing
+    // is written unless every kernel compiled.
+    let mut errors: Vec<tessera_ir::Diagnostic> = Vec::new();
     for def in &kernels {
-        let dims: Vec<String> = if a.all && kernels.len() > 1 {
-            let own = dim_names(def);
-            a.dims
-                .iter()
-                .filter(|arg| named(arg).is_none_or(|n| own.contains(&n)))
-                .cloned()
-                .collect()
-        } else {
-            a.dims.clone()
+        let mut one = || -> Result<(), Failure> {
+            let dims: Vec<String> = if a.all && kernels.len() > 1 {
+                let own = dim_names(def);
+                a.dims
+                    .iter()
+                    .filter(|arg| named(arg).is_none_or(|n| own.contains(&n)))
+                    .cloned()
+                    .collect()
+            } else {
+                a.dims.clone()
+            };
+            let env = inputs::parse_dims(&dims, def).map_err(|d| Failure::in_source(d, &src))?;
+            let k = driver::lower(&file, &def.name.name, &env, &src)?;
+            let name = def.name.name.clone();
+            if emits.contains(&Emit::Ir) {
+                outputs.push((
+                    Emit::Ir,
+                    name.clone(),
+                    tessera_ir::text::print_kernel(&k).into_bytes(),
+                ));
+            }
+            if a.target == Target::Host
+                && emits.iter().any(|e| matches!(e, Emit::OptIr | Emit::Clif))
+            {
+                let code = driver::compile_host(&k, super::level(&a.opt_level))?;
+                for &e in &emits {
+                    match e {
+                        Emit::OptIr => {
+                            outputs.push((e, name.clone(), opt_ir(&code.kernel, &code.report)))
+                        }
+                        Emit::Clif => {
+                            outputs.push((e, name.clone(), code.host.clif().as_bytes().to_vec()))
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            if emits.iter().any(|e| matches!(e, Emit::Obj | Emit::Header)) {
+                let dims: Vec<(String, u64)> = env.iter().map(|(n, v)| (n.clone(), *v)).collect();
+                let obj = driver::compile_host_object(&k, super::level(&a.opt_level), &dims)?;
+                for &e in &emits {
+                    match e {
+                        Emit::Obj => outputs.push((e, name.clone(), obj.object.clone())),
+                        Emit::Header => {
+                            outputs.push((e, name.clone(), obj.header.clone().into_bytes()))
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            if let Some(m) = &machine {
+                let (code, notes) =
+                    driver::compile_npu_tuned(&k, m, &src, super::level(&a.opt_level), &tuning)?;
+                // Once per command (`--all` compiles every kernel with the file).
+                let fresh: Vec<String> = notes.into_iter().filter(|n| !noted.contains(n)).collect();
+                super::tune::notes_out(io, &fresh);
+                noted.extend(fresh);
+                for &e in &emits {
+                    match e {
+                        Emit::OptIr => {
+                            outputs.push((e, name.clone(), opt_ir(&code.kernel, &code.report)))
+                        }
+                        Emit::Plan => {
+                            outputs.push((e, name.clone(), code.plan.text().into_bytes()))
+                        }
+                        Emit::Asm => {
+                            let text = tessera_sim::disassemble(&code.program);
+                            outputs.push((e, name.clone(), text.into_bytes()));
+                        }
+                        Emit::Tbc => {
+                            outputs.push((e, name.clone(), tessera_sim::encode(&code.program)))
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            Ok(())
         };
-        let env = inputs::parse_dims(&dims, def).map_err(|d| Failure::in_source(d, &src))?;
-        let k = driver::lower(&file, &def.name.name, &env, &src)?;
-        let name = def.name.name.clone();
-        if emits.contains(&Emit::Ir) {
-            outputs.push((
-                Emit::Ir,
-                name.clone(),
-                tessera_ir::text::print_kernel(&k).into_bytes(),
-            ));
+        match one() {
+            Ok(()) => {}
+            Err(Failure::Input {
+                diags,
+                source: Some(s),
+            }) if a.all && s.name == src.name => errors.extend(diags),
+            Err(f) => return Err(f),
         }
-        if a.target == Target::Host && emits.iter().any(|e| matches!(e, Emit::OptIr | Emit::Clif)) {
-            let code = driver::compile_host(&k, super::level(&a.opt_level))?;
-            for &e in &emits {
-                match e {
-                    Emit::OptIr => {
-                        outputs.push((e, name.clone(), opt_ir(&code.kernel, &code.report)))
-                    }
-                    Emit::Clif => {
-                        outputs.push((e, name.clone(), code.host.clif().as_bytes().to_vec()))
-                    }
-                    _ => {}
-                }
-            }
-        }
-        if emits.iter().any(|e| matches!(e, Emit::Obj | Emit::Header)) {
-            let dims: Vec<(String, u64)> = env.iter().map(|(n, v)| (n.clone(), *v)).collect();
-            let obj = driver::compile_host_object(&k, super::level(&a.opt_level), &dims)?;
-            for &e in &emits {
-                match e {
-                    Emit::Obj => outputs.push((e, name.clone(), obj.object.clone())),
-                    Emit::Header => {
-                        outputs.push((e, name.clone(), obj.header.clone().into_bytes()))
-                    }
-                    _ => {}
-                }
-            }
-        }
-        if let Some(m) = &machine {
-            let (code, notes) =
-                driver::compile_npu_tuned(&k, m, &src, super::level(&a.opt_level), &tuning)?;
-            // Once per command (`--all` compiles every kernel with the file).
-            let fresh: Vec<String> = notes.into_iter().filter(|n| !noted.contains(n)).collect();
-            super::tune::notes_out(io, &fresh);
-            noted.extend(fresh);
-            for &e in &emits {
-                match e {
-                    Emit::OptIr => {
-                        outputs.push((e, name.clone(), opt_ir(&code.kernel, &code.report)))
-                    }
-                    Emit::Plan => outputs.push((e, name.clone(), code.plan.text().into_bytes())),
-                    Emit::Asm => {
-                        let text = tessera_sim::disassemble(&code.program);
-                        outputs.push((e, name.clone(), text.into_bytes()));
-                    }
-                    Emit::Tbc => {
-                        outputs.push((e, name.clone(), tessera_sim::encode(&code.program)))
-                    }
-                    _ => {}
-                }
-            }
-        }
+    }
+    if !errors.is_empty() {
+        return Err(Failure::in_source(errors, &src));
     }
     write_outputs(io, a, &outputs)
 }

@@ -38,20 +38,26 @@ impl Lowerer<'_, '_> {
             self.report(d);
             return Val::Err;
         };
-        let Some(bound) = self.bind_args(&callee.name, b.params(), args, span) else {
+        let Some((bound, ok)) = self.bind_args(&callee.name, b.params(), args, span) else {
             return Val::Err;
         };
-        self.builtin(b, &bound, span)
+        // With an unknown, repeated or extra argument, the arguments that
+        // did bind are still checked (their errors are independent), but
+        // the call is an error.
+        let v = self.builtin(b, &bound, span);
+        if ok { v } else { Val::Err }
     }
 
-    /// Matches arguments to parameters: positional first, then named.
+    /// Matches arguments to parameters: positional first, then named. The
+    /// arguments bound and whether every argument bound; `None` when a
+    /// required parameter has no argument (each error is reported).
     pub(super) fn bind_args<'e>(
         &mut self,
         callee: &str,
         params: &[ParamSpec<'_>],
         args: &'e [Arg],
         span: Span,
-    ) -> Option<Vec<Option<&'e Expr>>> {
+    ) -> Option<(Vec<Option<&'e Expr>>, bool)> {
         let mut bound: Vec<Option<&Expr>> = vec![None; params.len()];
         let mut ok = true;
         let mut seen_named = false;
@@ -118,9 +124,12 @@ impl Lowerer<'_, '_> {
                 }
             }
         }
-        if ok {
-            for (p, b) in params.iter().zip(&bound) {
-                if p.required && b.is_none() {
+        let mut complete = true;
+        for (p, b) in params.iter().zip(&bound) {
+            if p.required && b.is_none() {
+                // After an argument error, a missing one may be that
+                // argument misspelt: said once, by the first error.
+                if ok {
                     self.report(
                         Diagnostic::new(
                             Code::E0200,
@@ -128,11 +137,11 @@ impl Lowerer<'_, '_> {
                         )
                         .primary(span, format!("`{}` is required", p.name)),
                     );
-                    ok = false;
                 }
+                complete = false;
             }
         }
-        ok.then_some(bound)
+        complete.then_some((bound, ok))
     }
 
     /// A call to a kernel of the file as a value: the kernel must have one
@@ -202,7 +211,9 @@ impl Lowerer<'_, '_> {
                 required: true,
             })
             .collect();
-        let bound = self.bind_args(&callee.name, &names, args, span)?;
+        let (bound, true) = self.bind_args(&callee.name, &names, args, span)? else {
+            return None;
+        };
         // Evaluate the arguments and unify the callee's dims with theirs.
         let mut dims: HashMap<String, Dim> = HashMap::new();
         let mut bound_at: HashMap<String, Span> = HashMap::new();

@@ -78,6 +78,12 @@ def hostile():
         b"    return sum(x * 100.0 - mean(x * 100.0, axis = -1, keepdims = true), axis = -1);\n}\n"
     )
     files["square.tsr"] = b"kernel square(x: f32[N, N]) -> f32[N, N] { return x * 2.0; }\n"
+    # Three kernels, each wrong only once its dims are bound (M=1, N=3).
+    files["bind_errors.tsr"] = (
+        b"kernel a(x: f32[M]) -> f32[2] { return slice(x, end = 2); }\n"
+        b"kernel b(x: f32[N, 4]) -> f32[8, 2] { return reshape(x, [8, 2]); }\n"
+        b"kernel c(x: f32[P]) -> f32[P] { return x; }\n"
+    )
     files["hostile_loop.s"] = (
         b".kernel spin\n.param a f32[8]\n.result c f32[8]\n.block_dim 2\n.aiv\ntop:\n    s.jmp top\n"
     )
