@@ -206,19 +206,28 @@ pub fn bind_shape(
                     let earlier_axis = dims[..axis]
                         .iter()
                         .position(|e| matches!(e, DimExpr::Sym(t) if t.name == s.name));
-                    let message = match earlier_axis {
-                        Some(j) if shape[j] as u64 == prev => format!(
-                            "dim `{}` is {prev} in axis {j} but {n} in axis {axis} of {source_name}",
-                            s.name
+                    // The label names the two values in the message's order.
+                    let (message, first, second) = match earlier_axis {
+                        Some(j) if shape[j] as u64 == prev => (
+                            format!(
+                                "dim `{}` is {prev} in axis {j} but {n} in axis {axis} of {source_name}",
+                                s.name
+                            ),
+                            prev,
+                            n,
                         ),
-                        _ => format!(
-                            "dim `{}` is {n} in {source_name} but {prev} in {from}",
-                            s.name
+                        _ => (
+                            format!(
+                                "dim `{}` is {n} in {source_name} but {prev} in {from}",
+                                s.name
+                            ),
+                            n,
+                            prev,
                         ),
                     };
                     return Err(Diagnostic::new(Code::E0501, message).primary(
                         s.span,
-                        format!("`{}` cannot be both {prev} and {n}", s.name),
+                        format!("`{}` cannot be both {first} and {second}", s.name),
                     ));
                 }
                 Some(_) => {}

@@ -337,6 +337,12 @@ impl<'c, 'a> Lowerer<'c, 'a> {
         if let Val::T(t) = v {
             let got = self.ty(t).clone();
             if !compatible(&got, &want) {
+                // `cast` changes a dtype only; a shape needs its own builtin.
+                let help = if got.dtype != want.dtype {
+                    "an annotation checks the type; it never converts (use `cast`)"
+                } else {
+                    "an annotation checks the type; it never reshapes (use `reshape`, `transpose` or `broadcast_to`)"
+                };
                 self.report(
                     Diagnostic::new(
                         Code::E0305,
@@ -344,7 +350,7 @@ impl<'c, 'a> Lowerer<'c, 'a> {
                     )
                     .primary(span, format!("this is {got}"))
                     .secondary(ann.span, "annotation")
-                    .help("an annotation checks the type; it never converts (use `cast`)"),
+                    .help(help),
                 );
                 return Val::Err;
             }
@@ -905,7 +911,20 @@ impl<'c, 'a> Lowerer<'c, 'a> {
             return Val::Err;
         }
         // numpy: a rank-1 left operand is a row, a rank-1 right operand a
-        // column; the added dim is dropped from the result.
+        // column; the added dim is dropped from the result. Contracted dims
+        // that differ are reported with the operands as written.
+        if ra == 1 || rb == 1 {
+            let (a, b) = (self.ty(ta).shape.clone(), self.ty(tb).shape.clone());
+            let ka = &a.dims()[ra - 1];
+            let kb = &b.dims()[rb.saturating_sub(2)];
+            if let (Dim::Fixed(x), Dim::Fixed(y)) = (ka, kb)
+                && x != y
+            {
+                let e = TypeError::MatMulInner { lhs: a, rhs: b };
+                self.type_error(&Op::MatMul, e, at, &[(ta, sa), (tb, sb)]);
+                return Val::Err;
+            }
+        }
         let mut xa = ta;
         if ra == 1 {
             let mut dims = vec![Dim::Fixed(1)];
