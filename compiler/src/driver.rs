@@ -8,7 +8,7 @@
 //! fault of the reference interpreter), 70 for an internal compiler error.
 
 use std::path::Path;
-use tessera_frontend::ast::{File, KernelDef};
+use tessera_frontend::ast::{File, KernelDef, Stmt};
 use tessera_ir::{Code, Diagnostic, DimEnv, Kernel, Span, Tensor};
 
 /// A source file and its text.
@@ -136,9 +136,14 @@ pub fn parse_and_check(src: &Source) -> Result<File, Failure> {
 }
 
 /// A file's syntax errors and the type errors of the kernels they left
-/// whole: the errors of a file that are independent come in one run
-/// (language.md). A kernel holding a syntax error is not checked (its
-/// recovered statements would give errors that are not the user's); when a
+/// whole or recovered: the errors of a file that are independent come in
+/// one run (language.md). A kernel whose syntax errors all lie in
+/// statements the parser skipped (to their `;`) is checked without those
+/// statements, the names they may have bound standing for nothing (their
+/// uses report nothing more) and a `return` they may have held not
+/// missing; a kernel holding any other syntax error (in its signature, or
+/// an expression nested too deep) is not checked, as its recovered parts
+/// would give errors that are not the user's. When a
 /// syntax error lies outside every kernel (a definition the parser dropped,
 /// or an unfinished last one), a call to an unknown function is reported
 /// only if no `kernel NAME` of the text names it, as it may name the
@@ -147,10 +152,24 @@ fn with_independent(file: &File, syntax: Vec<Diagnostic>, text: &str) -> Vec<Dia
     let at = |d: &Diagnostic| d.labels.iter().find(|l| l.primary).map(|l| l.span);
     let within =
         |s: tessera_ir::Span, k: &KernelDef| k.span.start <= s.start && s.end <= k.span.end;
+    let skipped = |k: &KernelDef, s: tessera_ir::Span| {
+        k.body.iter().any(|st| match st {
+            Stmt::Error { span, .. } => span.start <= s.start && s.end <= span.end,
+            _ => false,
+        })
+    };
     let whole: Vec<&KernelDef> = file
         .kernels
         .iter()
-        .filter(|k| !syntax.iter().any(|d| at(d).is_some_and(|s| within(s, k))))
+        .filter(|k| {
+            syntax.iter().all(|d| {
+                at(d).is_none_or(|s| {
+                    !within(s, k)
+                        || file.recovered.contains(&s)
+                        || (d.code != Code::E0012.as_str() && skipped(k, s))
+                })
+            })
+        })
         .collect();
     let dropped = syntax
         .iter()

@@ -22,6 +22,10 @@ pub struct Ident {
 pub struct File {
     /// Kernels in source order.
     pub kernels: Vec<KernelDef>,
+    /// Where the lexer reported an error and went on as if the text were
+    /// right (a keyword used as a name): the statement parsed as meant, so
+    /// its kernel is still checked.
+    pub recovered: Vec<Span>,
 }
 
 /// `kernel NAME(PARAMS) -> RESULTS { BODY }`.
@@ -109,14 +113,22 @@ pub enum Stmt {
         span: Span,
     },
     /// A statement that did not parse (already reported).
-    Error(Span),
+    Error {
+        /// From its first token to its `;`.
+        span: Span,
+        /// The names it may have meant to bind: each identifier after a
+        /// `let` in it (a missing `;` runs two statements into one).
+        lets: Vec<Ident>,
+        /// Whether a `return` is in it.
+        returns: bool,
+    },
 }
 
 impl Stmt {
     /// Where it is.
     pub fn span(&self) -> Span {
         match self {
-            Stmt::Let { span, .. } | Stmt::Return { span, .. } | Stmt::Error(span) => *span,
+            Stmt::Let { span, .. } | Stmt::Return { span, .. } | Stmt::Error { span, .. } => *span,
         }
     }
 }
@@ -334,7 +346,7 @@ pub fn print_file(file: &File) -> String {
                         print_expr(&mut out, v, 2);
                     }
                 }
-                Stmt::Error(span) => {
+                Stmt::Error { span, .. } => {
                     let _ = writeln!(out, "  <error> {}", span_text(*span));
                 }
             }

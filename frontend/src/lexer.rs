@@ -294,6 +294,10 @@ pub struct Lexer<'a> {
     /// Tokens to give before reading on (the `}`s closing a body that the
     /// next `kernel` shows was left open, then that `kernel`).
     pending: std::collections::VecDeque<(usize, Token, usize)>,
+    /// Whether the last token was `let`.
+    after_let: bool,
+    /// The spans of errors read past as if the text were right.
+    pub recovered: Vec<Span>,
 }
 
 impl<'a> Lexer<'a> {
@@ -311,6 +315,8 @@ impl<'a> Lexer<'a> {
             last_end: 0,
             open_braces: Vec::new(),
             pending: std::collections::VecDeque::new(),
+            after_let: false,
+            recovered: Vec::new(),
         }
     }
 
@@ -364,7 +370,46 @@ impl Lexer<'_> {
 impl Iterator for Lexer<'_> {
     type Item = Result<(usize, Token, usize), LexError>;
 
+    /// The next token; a keyword or dtype right after `let` is reported and
+    /// read as the name it was meant to be, so that the statement (and the
+    /// rest of the body) still parses: `let kernel = x;` is one error, not
+    /// a cascade from a `kernel` taken for the next definition.
     fn next(&mut self) -> Option<Self::Item> {
+        let next = self.next_token();
+        let after_let = std::mem::replace(
+            &mut self.after_let,
+            matches!(next, Some(Ok((_, Token::Let, _)))),
+        );
+        match next {
+            Some(Ok((
+                l,
+                tok @ (Token::Kernel | Token::Let | Token::Return | Token::DType(_)),
+                r,
+            ))) if after_let => {
+                let what = if matches!(tok, Token::DType(_)) {
+                    "a dtype"
+                } else {
+                    "a keyword"
+                };
+                self.recovered.push(Span::new(l, r));
+                self.diagnostics.push(
+                    Diagnostic::new(
+                        Code::E0010,
+                        format!("`{}` is {what}; it cannot name a value", &self.src[l..r]),
+                    )
+                    .primary(Span::new(l, r), "expected a name")
+                    .help("choose another name"),
+                );
+                Some(Ok((l, Token::Ident(self.src[l..r].to_string()), r)))
+            }
+            other => other,
+        }
+    }
+}
+
+impl Lexer<'_> {
+    /// The next token, before the check of names after `let`.
+    fn next_token(&mut self) -> Option<Result<(usize, Token, usize), LexError>> {
         if let Some(t) = self.pending.pop_front() {
             return Some(Ok(t));
         }

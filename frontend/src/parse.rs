@@ -5,7 +5,7 @@
 //! diagnostics (lexical errors, syntax errors with what was expected, and
 //! expressions nested deeper than [`MAX_DEPTH`]).
 
-use crate::ast::{BinOp, Expr, ExprKind, File};
+use crate::ast::{BinOp, Expr, ExprKind, File, Ident, Stmt};
 use crate::lexer::{LexError, Lexer, Token};
 use lalrpop_util::{ErrorRecovery, ParseError};
 use tessera_ir::{Code, Diagnostic, Span};
@@ -99,15 +99,50 @@ pub fn parse(src: &str) -> (File, Vec<Diagnostic>) {
     for e in std::mem::take(&mut st.errors) {
         diags.extend(syntax_error(e.error, last_end));
     }
-    let file = match result {
+    let mut file = match result {
         Ok(f) => f,
         Err(e) => {
             diags.extend(syntax_error(e, last_end));
             File::default()
         }
     };
+    file.recovered = std::mem::take(&mut lexer.recovered);
+    for k in &mut file.kernels {
+        for stmt in &mut k.body {
+            if let Stmt::Error {
+                span,
+                lets,
+                returns,
+            } = stmt
+            {
+                (*lets, *returns) = broken_statement(src, *span);
+            }
+        }
+    }
     diags.sort_by_key(|d| d.primary_span().map_or(u32::MAX, |s| s.start));
     (file, diags)
+}
+
+/// What a statement that did not parse may have meant: the identifier
+/// after each `let` in its text, and whether it holds a `return` (so that
+/// checking the rest of its kernel does not report their absence).
+fn broken_statement(src: &str, span: Span) -> (Vec<Ident>, bool) {
+    let (start, end) = (span.start as usize, span.end as usize);
+    let Some(text) = src.get(start..end) else {
+        return (Vec::new(), false);
+    };
+    let tokens: Vec<(usize, Token, usize)> = Lexer::new(text).filter_map(Result::ok).collect();
+    let mut lets = Vec::new();
+    for w in tokens.windows(2) {
+        if let [(_, Token::Let, _), (l, Token::Ident(name), r)] = w {
+            lets.push(Ident {
+                name: name.clone(),
+                span: Span::new(start + l, start + r),
+            });
+        }
+    }
+    let returns = tokens.iter().any(|(_, t, _)| *t == Token::Return);
+    (lets, returns)
 }
 
 fn describe_expected(expected: &[String]) -> String {
@@ -330,6 +365,10 @@ kernel stats(x: f32[M, N]) -> (mean: f32[M], rstd: f32[M]) {
             d.iter().all(|d| !d.message.contains("never closed")),
             "{d:?}"
         );
-        assert_eq!(d[0].message, "unexpected `kernel`");
+        assert_eq!(
+            d[0].message,
+            "`kernel` is a keyword; it cannot name a value"
+        );
+        assert_eq!(d.len(), 1, "{d:?}");
     }
 }

@@ -90,6 +90,7 @@ pub(super) fn cmd_compile(io: &mut Io<'_>, a: &CompileArgs) -> Result<(), Failur
                 let def = driver::select_kernel(&file, a.kernel.as_deref())?;
                 let one = tessera_frontend::ast::File {
                     kernels: vec![def.clone()],
+                    recovered: Vec::new(),
                 };
                 let text = tessera_frontend::ast::print_file(&one);
                 outputs.push((Emit::Ast, def.name.name.clone(), text.into_bytes()));

@@ -76,7 +76,7 @@ impl<'a> Context<'a> {
             match s {
                 Stmt::Let { value, .. } => stack.push(value),
                 Stmt::Return { values, .. } => stack.extend(values.iter().rev()),
-                Stmt::Error(_) => {}
+                Stmt::Error { .. } => {}
             }
         }
         while let Some(e) = stack.pop() {

@@ -216,6 +216,8 @@ impl<'c, 'a> Lowerer<'c, 'a> {
         }
         let errors_before = self.diags.len();
         let mut returned: Option<(Vec<(Val, Span)>, Span)> = None;
+        // A statement that did not parse and may have been the `return`.
+        let mut broken_return = false;
         let last = def.body.len().saturating_sub(1);
         for (i, stmt) in def.body.iter().enumerate() {
             match stmt {
@@ -269,10 +271,20 @@ impl<'c, 'a> Lowerer<'c, 'a> {
                         returned = Some((vals, *span));
                     }
                 }
-                Stmt::Error(_) => {}
+                Stmt::Error { lets, returns, .. } => {
+                    // Its names are bound to nothing, so that their uses
+                    // report nothing more (its error is reported already).
+                    for name in lets {
+                        self.scope.insert(name.name.clone(), (Val::Err, name.span));
+                    }
+                    broken_return |= *returns;
+                }
             }
         }
         let Some((vals, ret_span)) = returned else {
+            if broken_return {
+                return None;
+            }
             let d = Diagnostic::new(
                 Code::E0106,
                 format!("kernel `{}` has no `return`", def.name.name),
