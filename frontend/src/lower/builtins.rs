@@ -163,18 +163,24 @@ impl Builtin {
     }
 }
 
-/// The edit distance between two names, for "did you mean" hints.
+/// Edits from `a` to `b`: insertions, deletions, substitutions and swaps
+/// of two neighbours (`inptu` is one edit from `input`).
 pub fn edit_distance(a: &str, b: &str) -> usize {
     let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
+    // Rows i − 2, i − 1 and i of the table.
+    let mut before: Vec<usize> = Vec::new();
     let mut prev: Vec<usize> = (0..=b.len()).collect();
     for i in 1..=a.len() {
         let mut cur = vec![i; b.len() + 1];
         for j in 1..=b.len() {
             let cost = usize::from(a[i - 1] != b[j - 1]);
             cur[j] = (prev[j] + 1).min(cur[j - 1] + 1).min(prev[j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                cur[j] = cur[j].min(before[j - 2] + 1);
+            }
         }
-        prev = cur;
+        before = std::mem::replace(&mut prev, cur);
     }
     prev[b.len()]
 }
@@ -208,5 +214,9 @@ mod tests {
     fn suggestions() {
         assert_eq!(suggest("sofmax", Builtin::names()), Some("softmax"));
         assert_eq!(suggest("qqqq", Builtin::names()), None);
+        // A swap of neighbours is one edit.
+        assert_eq!(edit_distance("inptu", "input"), 1);
+        assert_eq!(edit_distance("abc", "ca"), 3);
+        assert_eq!(suggest("inptu", ["input", "output"]), Some("input"));
     }
 }
