@@ -138,6 +138,12 @@ impl Lowerer<'_, '_> {
             Builtin::Reduce(r) => {
                 let Some(x) = arg(0) else { return Val::Err };
                 let v = self.eval(x);
+                // `keepdims` does not depend on the operand: checked even
+                // when the operand has an error of its own.
+                let keep = match arg(2) {
+                    None => Some(false),
+                    Some(k) => self.expect_bool(k, "`keepdims`"),
+                };
                 let Some(t) = self.tensor(v, None, x.span) else {
                     return Val::Err;
                 };
@@ -145,10 +151,6 @@ impl Lowerer<'_, '_> {
                 let axes = match arg(1) {
                     None => Some((0..rank).collect()),
                     Some(a) => self.axes(a, rank),
-                };
-                let keep = match arg(2) {
-                    None => Some(false),
-                    Some(k) => self.expect_bool(k, "`keepdims`"),
                 };
                 let (Some(axes), Some(keep)) = (axes, keep) else {
                     return Val::Err;
@@ -439,7 +441,10 @@ impl Lowerer<'_, '_> {
                 let Some(t) = self.float_operand(v, b, x.span, span) else {
                     return Val::Err;
                 };
-                let Some(eps) = eps else { return Val::Err };
+                // A bad `eps` (reported) does not hide the operands' shapes:
+                // they are checked with the default, and the call is an error.
+                let eps_ok = eps.is_some();
+                let eps = eps.unwrap_or(Weak::Float(default_eps));
                 let dt = self.ty(t).dtype;
                 let Some(tg) = self.tensor(vg, Some(dt), g.span) else {
                     return Val::Err;
@@ -451,7 +456,7 @@ impl Lowerer<'_, '_> {
                     },
                     None => None,
                 };
-                self.norm(
+                let out = self.norm(
                     t,
                     (tg, g.span),
                     tb,
@@ -459,7 +464,8 @@ impl Lowerer<'_, '_> {
                     b == Builtin::RmsNorm,
                     span,
                     x.span,
-                )
+                );
+                if eps_ok { out } else { Val::Err }
             }
         }
     }
@@ -641,6 +647,16 @@ impl Lowerer<'_, '_> {
     ) -> Val {
         let Some(x) = x else { return Val::Err };
         let v = self.eval(x);
+        // The bounds do not depend on the operand: checked even when the
+        // operand has an error of its own.
+        let s = match start {
+            None => Some(0),
+            Some(e) => self.expect_int(e, "`start`"),
+        };
+        let e = match end {
+            None => Some(None),
+            Some(e) => self.expect_int(e, "`end`").map(Some),
+        };
         let Some(t) = self.tensor(v, None, x.span) else {
             return Val::Err;
         };
@@ -651,14 +667,6 @@ impl Lowerer<'_, '_> {
             Some(a) => self
                 .expect_int(a, "an axis")
                 .and_then(|i| self.norm_axis(i, rank, a.span)),
-        };
-        let s = match start {
-            None => Some(0),
-            Some(e) => self.expect_int(e, "`start`"),
-        };
-        let e = match end {
-            None => Some(None),
-            Some(e) => self.expect_int(e, "`end`").map(Some),
         };
         let (Some(axis), Some(s), Some(e)) = (axis, s, e) else {
             return Val::Err;
