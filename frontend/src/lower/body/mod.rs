@@ -211,8 +211,14 @@ impl<'c, 'a> Lowerer<'c, 'a> {
         call_span: Option<Span>,
     ) -> Option<Vec<Value>> {
         for (name, v) in params {
-            self.scope
-                .insert(name.name.clone(), (Val::T(*v), name.span));
+            // A name declared twice (E0103, reported with the signature)
+            // stands for neither declaration: its uses report nothing more.
+            let v = if self.scope.contains_key(&name.name) {
+                Val::Err
+            } else {
+                Val::T(*v)
+            };
+            self.scope.insert(name.name.clone(), (v, name.span));
         }
         let errors_before = self.diags.len();
         let mut returned: Option<(Vec<(Val, Span)>, Span)> = None;
@@ -242,6 +248,9 @@ impl<'c, 'a> Lowerer<'c, 'a> {
                             .secondary(prev, "first defined here")
                             .help("names are immutable: choose a new name"),
                         );
+                        // Which definition a later use meant is unknown:
+                        // it reports nothing more.
+                        v = Val::Err;
                     }
                     let _ = span;
                     self.scope.insert(name.name.clone(), (v, name.span));
