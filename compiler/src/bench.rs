@@ -151,6 +151,19 @@ pub fn bench(
     level: crate::opt::Level,
     tuning: &crate::tune::Tuning,
 ) -> Result<BenchResult, Failure> {
+    bench_with(kernel, machine, src, level, tuning, None)
+}
+
+/// [`bench`], its simulation stopped (fault `E0713`) once `interrupt` is
+/// set: how an embedding caller (Python's Ctrl-C) stops a long one.
+pub fn bench_with(
+    kernel: &Kernel,
+    machine: &Machine,
+    src: &Source,
+    level: crate::opt::Level,
+    tuning: &crate::tune::Tuning,
+    interrupt: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+) -> Result<BenchResult, Failure> {
     // The compile time is the median of three compiles (they give the
     // same code): one wall-clock sample is at the host's mercy.
     let timed = || {
@@ -168,6 +181,7 @@ pub fn bench(
     let opts = tessera_sim::RunOptions {
         timing_only: true,
         race_detection: false,
+        interrupt,
         ..tessera_sim::RunOptions::default()
     };
     let out =

@@ -76,6 +76,17 @@ impl Loaded {
         tessera_frontend::ast::print_file(&self.file)
     }
 
+    /// One kernel's AST (`compile -k KERNEL --emit ast`).
+    pub fn kernel_ast_text(&self, kernel: &str) -> Result<String, Failure> {
+        let def = driver::select_kernel(&self.file, Some(kernel))?;
+        Ok(tessera_frontend::ast::print_file(
+            &tessera_frontend::ast::File {
+                kernels: vec![def.clone()],
+                recovered: Vec::new(),
+            },
+        ))
+    }
+
     /// A kernel's parameters and results as written.
     pub fn signature(&self, kernel: &str) -> Result<(Vec<Slot>, Vec<Slot>), Failure> {
         let def = driver::select_kernel(&self.file, Some(kernel))?;
@@ -350,14 +361,16 @@ impl Bound {
         Ok(tessera_sim::encode(&*self.program()?))
     }
 
-    /// `tessera bench`'s result, as `bench --json` prints it.
-    pub fn bench_json(&self) -> Result<String, Failure> {
-        let r = crate::bench::bench(
+    /// `tessera bench`'s result, as `bench --json` prints it; its
+    /// simulation stops once `interrupt` is set.
+    pub fn bench_json(&self, interrupt: Option<Arc<AtomicBool>>) -> Result<String, Failure> {
+        let r = crate::bench::bench_with(
             &self.kernel,
             &self.machine,
             &self.source,
             self.options.level,
             &crate::tune::Tuning::default(),
+            interrupt,
         )?;
         serde_json::to_string(&r).map_err(|e| Failure::Internal(e.to_string()))
     }
@@ -483,12 +496,17 @@ impl Bound {
         Ok(info)
     }
 
-    /// A timing-only simulation's report and Chrome trace (no data).
-    pub fn trace_timing(&self) -> Result<(String, String), Failure> {
+    /// A timing-only simulation's report and Chrome trace (no data); it
+    /// stops once `interrupt` is set.
+    pub fn trace_timing(
+        &self,
+        interrupt: Option<Arc<AtomicBool>>,
+    ) -> Result<(String, String), Failure> {
         let program = self.program()?;
         let o = tessera_sim::RunOptions {
             timing_only: true,
             trace: true,
+            interrupt,
             ..tessera_sim::RunOptions::default()
         };
         let out = tessera_sim::run(&self.machine, &program, &[], &o)

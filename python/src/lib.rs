@@ -17,13 +17,13 @@ use tessera_compiler::driver::Failure;
 use tessera_compiler::embed;
 
 create_exception!(
-    _tessera,
+    tessera._tessera,
     CompileError,
     PyException,
     "A diagnostic: the rendered text, with `.code` and `.spans`."
 );
 create_exception!(
-    _tessera,
+    tessera._tessera,
     MachineFault,
     PyException,
     "The simulated machine (or the interpreter) faulted; `.code` names the fault."
@@ -153,9 +153,16 @@ impl Source {
         self.inner.kernels()
     }
 
-    /// The file's AST (`--emit ast`).
-    fn ast(&self) -> String {
-        self.inner.ast_text()
+    /// The AST (`--emit ast`): of the whole file, or of `kernel` alone.
+    #[pyo3(signature = (kernel=None))]
+    fn ast(&self, py: Python<'_>, kernel: Option<String>) -> PyResult<String> {
+        match kernel {
+            None => Ok(self.inner.ast_text()),
+            Some(k) => self
+                .inner
+                .kernel_ast_text(&k)
+                .map_err(|f| to_py(py, f, Phase::Compile)),
+        }
     }
 
     /// A kernel's parameters and results: `(name, dtype, dims)` each, a dim
@@ -371,10 +378,12 @@ impl Compiled {
         Ok(PyBytes::new(py, &bytes))
     }
 
-    /// `tessera bench --json` as a JSON string.
+    /// `tessera bench --json` as a JSON string (Ctrl-C stops it).
     fn bench(&self, py: Python<'_>) -> PyResult<String> {
         let bound = &*self.inner;
-        py.detach(|| bound.bench_json())
+        let interrupt = Arc::new(AtomicBool::new(false));
+        let flag = interrupt.clone();
+        interruptible(py, &interrupt, move || bound.bench_json(Some(flag)))?
             .map_err(|f| to_py(py, f, Phase::Compile))
     }
 
@@ -389,7 +398,8 @@ impl Compiled {
         let bound = &*self.inner;
         let interrupt = Arc::new(AtomicBool::new(false));
         let Some(inputs) = inputs else {
-            let r = interruptible(py, &interrupt, || bound.trace_timing())?;
+            let flag = interrupt.clone();
+            let r = interruptible(py, &interrupt, move || bound.trace_timing(Some(flag)))?;
             return r.map(|(_, t)| t).map_err(|f| to_py(py, f, Phase::Compile));
         };
         let ins: Vec<&[u8]> = inputs
@@ -482,6 +492,15 @@ fn machines() -> Vec<String> {
     names
 }
 
+/// Reads a machine (a built-in name or a machine file): a `CompileError`
+/// when there is none.
+#[pyfunction]
+fn check_machine(py: Python<'_>, name: &str) -> PyResult<()> {
+    tessera_compiler::simulate::machine(Some(name))
+        .map(|_| ())
+        .map_err(|f| to_py(py, f, Phase::Compile))
+}
+
 /// Counters of this process: compilations, the disk cache's hits, misses
 /// and entries found but not trusted, and runs stopped by a signal.
 #[pyfunction]
@@ -514,6 +533,7 @@ fn _tessera(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Source>()?;
     m.add_class::<Compiled>()?;
     m.add_function(wrap_pyfunction!(machines, m)?)?;
+    m.add_function(wrap_pyfunction!(check_machine, m)?)?;
     m.add_function(wrap_pyfunction!(stats, m)?)?;
     m.add_function(wrap_pyfunction!(default_cache_dir, m)?)?;
     Ok(())

@@ -118,8 +118,8 @@ def _check_dims(dims: Mapping[str, int], what: str) -> None:
     """Dims are positive integers (a ValueError otherwise, as for a shape
     that does not fit)."""
     for n, v in dims.items():
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
-            raise ValueError("%s: dim `%s` must be a positive integer, not %r" % (what, n, v))
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 0 < v < 2 ** 63:
+            raise ValueError("%s: dim `%s` must be a positive integer (below 2**63), not %r" % (what, n, v))
 
 
 def machines() -> List[str]:
@@ -220,8 +220,12 @@ class Kernel:
             _kernels.add(self)
         bound = source.bind_dims(name, self.dims, [None] * len(self.params))
         self.dims = dict(bound)
+        # The machine is read now: an unknown one is a CompileError here.
+        _tessera.check_machine(machine)
         if self._all_bound(self.dims):
-            self._compiled(self.dims)
+            # Compiled now, for the simulator (the default target), so that
+            # its diagnostics (a kernel too large, say) surface here.
+            self._compiled(self.dims).tbc()
 
     def __repr__(self) -> str:
         sig = ", ".join("%s: %s%s" % (n, t, "[%s]" % ", ".join(map(str, d)) if d else "") for n, t, d in self.params)
@@ -253,11 +257,16 @@ class Kernel:
             _memo[key] = compiled
         return compiled
 
-    def _bind(self, dims: Mapping[str, int], what: str) -> "_tessera.Compiled":
+    def _bind_names(self, dims: Mapping[str, int], what: str) -> None:
         unknown = [n for n in dims if n not in self._symbolic()]
         if unknown:
-            raise TypeError("%s: kernel `%s` has no dim %s (its dims: %s)" % (
+            err = ValueError("%s: kernel `%s` has no dim %s (its dims: %s)" % (
                 what, self.name, ", ".join("`%s`" % n for n in unknown), ", ".join(self._symbolic()) or "none"))
+            err.code = "E0606"  # type: ignore[attr-defined]
+            raise err
+
+    def _bind(self, dims: Mapping[str, int], what: str) -> "_tessera.Compiled":
+        self._bind_names(dims, what)
         _check_dims(dims, what)
         merged = dict(self.dims)
         for n, v in dims.items():
@@ -280,14 +289,19 @@ class Kernel:
         prepared: List[np.ndarray] = []
         raw: List[np.ndarray] = []
         for (name, dtype, _), want, a in zip(self.params, self._want, arrays):
-            if not isinstance(a, np.ndarray):
+            if not isinstance(a, np.ndarray) or isinstance(a, np.matrix):
+                if isinstance(a, np.matrix):
+                    raise TypeError("parameter `%s` (%s): expected a numpy array, got numpy.matrix; convert it with np.asarray(...)" % (name, dtype))
                 if np.isscalar(a) or isinstance(a, (list, tuple)):
                     raise TypeError("parameter `%s` (%s): expected a numpy array, got %s; wrap it with np.asarray(..., dtype=np.%s)" % (
                         name, dtype, type(a).__name__, _numpy_dtype(dtype).name))
                 raise TypeError("parameter `%s` (%s): expected a numpy array, got %s" % (name, dtype, type(a).__name__))
             got = a.dtype
             copied = False
-            if got is want or (got == want and got.isnative):
+            # Without ml_dtypes a bf16 parameter's arrays are float32 (4
+            # bytes a value): always rounded to bf16, never passed as they are.
+            f32_bf16 = dtype == "bf16" and _BF16 is None
+            if (got is want or (got == want and got.isnative)) and not f32_bf16:
                 if not a.flags.c_contiguous:
                     a = np.ascontiguousarray(a)
                     with _lock:
@@ -324,6 +338,10 @@ class Kernel:
     def _run(self, arrays: Sequence[Any], target: str, check: bool, threads: Optional[int]) -> Any:
         if target not in ("sim", "host", "ref"):
             raise ValueError('target must be "sim", "host" or "ref", not %r' % (target,))
+        if check and target == "ref":
+            raise ValueError('check=True compares a target with the reference: use target="sim" or "host"')
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or not 0 < threads < 2 ** 16):
+            raise ValueError("threads must be a positive integer (below 65536), not %r" % (threads,))
         prepared, raw = self._prepare(arrays)
         shapes = tuple(a.shape for a in prepared)
         known = self._by_shapes.get(shapes)
@@ -350,6 +368,8 @@ class Kernel:
         finish = [f for _, _, f in specs]
         lines, ok, addresses = compiled.run(target, raw, views, check, threads)
         self.last_host_inputs = list(addresses)
+        # The lines of this call's check, and none after a call without one.
+        self.last_check = []
         results = [_f32_from_bf16(o) if f else o for o, f in zip(outs, finish)]
         if lines is not None:
             self.last_check = list(lines)
@@ -380,8 +400,14 @@ class Kernel:
         """A compiler stage as text: ``ast``, ``ir``, ``opt-ir``, ``plan``,
         ``asm`` (the NPU's) or ``clif`` (the host's), as ``tessera compile
         --emit`` prints it."""
+        stages = ("ast", "ir", "opt-ir", "plan", "asm", "clif")
+        if stage not in stages:
+            raise ValueError("no stage `%s`: the stages are ast, ir, opt-ir, plan, asm and clif" % (stage,))
         if stage == "ast":
-            return self._source.ast()
+            # Of this kernel alone, as `tessera compile -k KERNEL --emit ast`.
+            self._bind_names(dims, "text")
+            _check_dims(dims, "text")
+            return self._source.ast(self.name)
         return self._bind(dims, "text").text(stage)
 
     def tbc(self, **dims: int) -> bytes:

@@ -5,6 +5,7 @@ inputs, the GIL and Ctrl-C.
 Expected values come from numpy (or ml_dtypes for bf16) computing the same
 formula, or are derived by hand where a rounding rule is the point."""
 
+import contextlib
 import json
 import os
 import subprocess
@@ -466,17 +467,104 @@ def test_ctrl_c_stops_a_long_simulation():
     a = np.ones((2048, 2048), np.float16)
     b = np.ones((2048, 2048), np.float16)
     before = tessera.stats()["interrupts"]
-    # Python's own Ctrl-C handler, even when the test runner was started
-    # with SIGINT ignored (a background job of a shell without job
-    # control): `interrupt_main` does nothing for an ignored signal.
+    with ctrl_c_after(0.2), pytest.raises(KeyboardInterrupt):
+        k(a, b, target="sim")
+    # Raised by the run's own check, which stopped the simulation.
+    assert tessera.stats()["interrupts"] == before + 1
+
+
+@contextlib.contextmanager
+def ctrl_c_after(seconds):
+    """Ctrl-C (SIGINT) to this process after ``seconds``, through Python's
+    own handler even when the test runner was started with SIGINT ignored
+    (a background job of a shell without job control): `interrupt_main`
+    does nothing for an ignored signal."""
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    timer = threading.Timer(0.2, _thread.interrupt_main)
+    timer = threading.Timer(seconds, _thread.interrupt_main)
     timer.start()
     try:
-        with pytest.raises(KeyboardInterrupt):
-            k(a, b, target="sim")
+        yield
     finally:
         timer.cancel()
         signal.signal(signal.SIGINT, previous)
-    # Raised by the run's own check, which stopped the simulation.
+
+
+def test_bf16_as_float32_is_rounded_even_without_ml_dtypes(monkeypatch):
+    # Without ml_dtypes a bf16 parameter's arrays are float32: rounded, not
+    # passed as 4-byte values where the kernel reads 2 (a ValueError once).
+    monkeypatch.setattr(tessera, "_BF16", None)
+    k = tessera.compile("kernel up(a: bf16[N]) -> f32[N] { return cast(a, f32); }")
+    a = np.array([1 + 2**-8, 1 + 3 * 2**-9, -3.0], np.float32)
+    for target in TARGETS:
+        got = k(a, target=target)
+        np.testing.assert_array_equal(got, np.array([1.0, 1 + 2**-7, -3.0], np.float32))
+
+
+def test_ctrl_c_stops_a_long_timing_only_bench():
+    # bench() is a timing-only simulation: Ctrl-C stops it as it stops a
+    # functional one (it used to run to the end).
+    k = tessera.compile("kernel inc(x: f32[N]) -> f32[N] { return x + 1.0; }")
+    before = tessera.stats()["interrupts"]
+    with ctrl_c_after(0.2), pytest.raises(KeyboardInterrupt):
+        k.bench(N=2**33)
     assert tessera.stats()["interrupts"] == before + 1
+
+
+def test_compile_with_every_dim_bound_compiles_at_once():
+    # A kernel too large for the machine's GM is a CompileError from
+    # compile() itself, not from the first call.
+    with pytest.raises(tessera.CompileError) as e:
+        tessera.compile("kernel inc(x: f32[N]) -> f32[N] { return x + 1.0; }", dims={"N": 2**40})
+    assert e.value.code == "E0503"
+    # And an unknown machine is one even with dims left to the calls.
+    with pytest.raises(tessera.CompileError) as e:
+        tessera.compile(SOFTMAX, machine="no-such-machine")
+    assert e.value.code == "E1003"
+
+
+def test_errors_cross_process_boundaries():
+    # The exceptions pickle (ProcessPoolExecutor and multiprocessing send
+    # them back to the parent).
+    import pickle
+
+    with pytest.raises(tessera.CompileError) as e:
+        tessera.compile("kernel f(a: f32[N]) -> f32[N] { return b; }")
+    assert tessera.CompileError.__module__ == "tessera._tessera"
+    back = pickle.loads(pickle.dumps(e.value))
+    assert type(back) is tessera.CompileError
+
+
+def test_the_ast_is_the_kernels_own():
+    src = "kernel a1(x: f32[N]) -> f32[N] { return x; }\nkernel b2(x: f32[N]) -> f32[N] { return -x; }"
+    text = tessera.compile(src, "b2").text("ast")
+    assert "b2" in text and "a1" not in text
+    with pytest.raises(ValueError):
+        tessera.compile(src, "b2").text("ast", N=-5)
+    with pytest.raises(ValueError, match="stages"):
+        tessera.compile(src, "b2").text("foo")
+
+
+def test_check_needs_a_target_other_than_the_reference_and_is_per_call():
+    k = tessera.compile("kernel e(x: f32[N]) -> f32[N] { return exp(x); }")
+    x = np.ones(4, np.float32)
+    k(x, check=True)
+    assert k.last_check
+    with pytest.raises(ValueError, match="check"):
+        k(x, target="ref", check=True)
+    k(x)
+    assert k.last_check == []
+
+
+def test_bad_dims_and_threads_are_value_errors():
+    k = tessera.compile("kernel e(x: f32[N]) -> f32[N] { return exp(x); }")
+    x = np.ones(4, np.float32)
+    for threads in (0, -1, 2**70):
+        with pytest.raises(ValueError, match="threads"):
+            k(x, target="host", threads=threads)
+    with pytest.raises(ValueError):
+        k.bench(N=2**64)
+    with pytest.raises(ValueError) as e:
+        k.bench(Q=3)
+    assert e.value.code == "E0606"
+    with pytest.warns(PendingDeprecationWarning), pytest.raises(TypeError, match="`x`"):
+        k(np.matrix([[1.0, 2.0]], np.float32))
