@@ -116,9 +116,10 @@ pub enum Stmt {
     Error {
         /// From its first token to its `;`.
         span: Span,
-        /// The names it may have meant to bind: each identifier after a
-        /// `let` in it (a missing `;` runs two statements into one).
-        lets: Vec<Ident>,
+        /// The names it may have meant to bind: every identifier in it
+        /// (`let y = …`, `let mut y = …`, two statements run into one by a
+        /// missing `;`: which name was meant is not known).
+        names: Vec<Ident>,
         /// Whether a `return` is in it.
         returns: bool,
     },

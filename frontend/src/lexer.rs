@@ -370,10 +370,12 @@ impl Lexer<'_> {
 impl Iterator for Lexer<'_> {
     type Item = Result<(usize, Token, usize), LexError>;
 
-    /// The next token; a keyword or dtype right after `let` is reported and
-    /// read as the name it was meant to be, so that the statement (and the
-    /// rest of the body) still parses: `let kernel = x;` is one error, not
-    /// a cascade from a `kernel` taken for the next definition.
+    /// The next token; a keyword or dtype between `let` and `=` (or `:`) is
+    /// reported and read as the name it was meant to be, so that the
+    /// statement (and the rest of the body) still parses: `let kernel = x;`
+    /// is one error, not a cascade from a `kernel` taken for the next
+    /// definition. Elsewhere (`let` alone on a line, then `return x;`) the
+    /// keyword stays one.
     fn next(&mut self) -> Option<Self::Item> {
         let next = self.next_token();
         let after_let = std::mem::replace(
@@ -385,7 +387,7 @@ impl Iterator for Lexer<'_> {
                 l,
                 tok @ (Token::Kernel | Token::Let | Token::Return | Token::DType(_)),
                 r,
-            ))) if after_let => {
+            ))) if after_let && self.binding_follows() => {
                 let what = if matches!(tok, Token::DType(_)) {
                     "a dtype"
                 } else {
@@ -408,6 +410,15 @@ impl Iterator for Lexer<'_> {
 }
 
 impl Lexer<'_> {
+    /// Whether the next token is `=` or `:`, as after the name of a `let`.
+    fn binding_follows(&self) -> bool {
+        let binds = |t: &Token| matches!(t, Token::Assign | Token::Colon);
+        match self.pending.front() {
+            Some((_, t, _)) => binds(t),
+            None => matches!(self.inner.clone().next(), Some((Ok(t), _)) if binds(&t)),
+        }
+    }
+
     /// The next token, before the check of names after `let`.
     fn next_token(&mut self) -> Option<Result<(usize, Token, usize), LexError>> {
         if let Some(t) = self.pending.pop_front() {

@@ -111,11 +111,11 @@ pub fn parse(src: &str) -> (File, Vec<Diagnostic>) {
         for stmt in &mut k.body {
             if let Stmt::Error {
                 span,
-                lets,
+                names,
                 returns,
             } = stmt
             {
-                (*lets, *returns) = broken_statement(src, *span);
+                (*names, *returns) = broken_statement(src, *span);
             }
         }
     }
@@ -123,26 +123,29 @@ pub fn parse(src: &str) -> (File, Vec<Diagnostic>) {
     (file, diags)
 }
 
-/// What a statement that did not parse may have meant: the identifier
-/// after each `let` in its text, and whether it holds a `return` (so that
-/// checking the rest of its kernel does not report their absence).
+/// What a statement that did not parse may have meant: the identifiers in
+/// its text (any may be a name it was to bind), and whether it holds a
+/// `return` (so that checking the rest of its kernel does not report their
+/// absence).
 fn broken_statement(src: &str, span: Span) -> (Vec<Ident>, bool) {
     let (start, end) = (span.start as usize, span.end as usize);
     let Some(text) = src.get(start..end) else {
         return (Vec::new(), false);
     };
     let tokens: Vec<(usize, Token, usize)> = Lexer::new(text).filter_map(Result::ok).collect();
-    let mut lets = Vec::new();
-    for w in tokens.windows(2) {
-        if let [(_, Token::Let, _), (l, Token::Ident(name), r)] = w {
-            lets.push(Ident {
+    let mut names: Vec<Ident> = Vec::new();
+    for (l, t, r) in &tokens {
+        if let Token::Ident(name) = t
+            && !names.iter().any(|n| n.name == *name)
+        {
+            names.push(Ident {
                 name: name.clone(),
                 span: Span::new(start + l, start + r),
             });
         }
     }
     let returns = tokens.iter().any(|(_, t, _)| *t == Token::Return);
-    (lets, returns)
+    (names, returns)
 }
 
 fn describe_expected(expected: &[String]) -> String {

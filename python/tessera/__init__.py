@@ -223,9 +223,10 @@ class Kernel:
         # The machine is read now: an unknown one is a CompileError here.
         _tessera.check_machine(machine)
         if self._all_bound(self.dims):
-            # Compiled now, for the simulator (the default target), so that
-            # its diagnostics (a kernel too large, say) surface here.
-            self._compiled(self.dims).tbc()
+            # Lowered now, so that the language's diagnostics surface here;
+            # code for a target is generated at its first use (a host user
+            # never pays for, nor fails on, the NPU's code).
+            self._compiled(self.dims)
 
     def __repr__(self) -> str:
         sig = ", ".join("%s: %s%s" % (n, t, "[%s]" % ", ".join(map(str, d)) if d else "") for n, t, d in self.params)
@@ -366,10 +367,11 @@ class Kernel:
             outs.append(o)
             views.append(o.reshape(-1).view(np.uint8))
         finish = [f for _, _, f in specs]
+        # The lines of this call's check, and none after a call without one
+        # (or one that raised).
+        self.last_check = []
         lines, ok, addresses = compiled.run(target, raw, views, check, threads)
         self.last_host_inputs = list(addresses)
-        # The lines of this call's check, and none after a call without one.
-        self.last_check = []
         results = [_f32_from_bf16(o) if f else o for o, f in zip(outs, finish)]
         if lines is not None:
             self.last_check = list(lines)

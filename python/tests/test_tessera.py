@@ -510,16 +510,21 @@ def test_ctrl_c_stops_a_long_timing_only_bench():
     assert tessera.stats()["interrupts"] == before + 1
 
 
-def test_compile_with_every_dim_bound_compiles_at_once():
-    # A kernel too large for the machine's GM is a CompileError from
-    # compile() itself, not from the first call.
-    with pytest.raises(tessera.CompileError) as e:
-        tessera.compile("kernel inc(x: f32[N]) -> f32[N] { return x + 1.0; }", dims={"N": 2**40})
-    assert e.value.code == "E0503"
-    # And an unknown machine is one even with dims left to the calls.
+def test_compile_reads_the_machine_and_lowers_at_once():
+    # An unknown machine is a CompileError from compile(), even with dims
+    # left to the calls.
     with pytest.raises(tessera.CompileError) as e:
         tessera.compile(SOFTMAX, machine="no-such-machine")
     assert e.value.code == "E1003"
+    # With every dim bound, the kernel is lowered: a shape error is raised
+    # here; the NPU's code is generated at the first simulator use.
+    with pytest.raises(tessera.CompileError) as e:
+        tessera.compile("kernel r(x: f32[N]) -> f32[4] { return reshape(x, [4]); }", dims={"N": 6})
+    assert e.value.code == "E0404"
+    k = tessera.compile("kernel inc(x: f32[N]) -> f32[N] { return x + 1.0; }", dims={"N": 2**40})
+    with pytest.raises(tessera.CompileError) as e:
+        k.tbc()
+    assert e.value.code == "E0503"
 
 
 def test_errors_cross_process_boundaries():

@@ -224,10 +224,13 @@ pub(super) fn cmd_compile(io: &mut Io<'_>, a: &CompileArgs) -> Result<(), Failur
         };
         match one() {
             Ok(()) => {}
-            Err(Failure::Input {
-                diags,
-                source: Some(s),
-            }) if a.all && s.name == src.name => errors.extend(diags),
+            // This file's diagnostics, and those of the code generator that
+            // name no file (a stage the machine cannot hold, E0504).
+            Err(Failure::Input { diags, source })
+                if a.all && source.as_ref().is_none_or(|s| s.name == src.name) =>
+            {
+                errors.extend(diags)
+            }
             Err(f) => return Err(f),
         }
     }

@@ -637,17 +637,24 @@ fn cmd_disasm(io: &mut Io<'_>, file: &std::path::Path) -> Result<(), Failure> {
     let program = tessera_sim::decode(&bytes).map_err(bad)?;
     // Checked as `run` checks it, so that what is printed assembles back
     // (a machine that is not built in cannot be checked: said so).
-    match tessera_sim::Machine::builtin(&program.machine) {
-        Some(m) => {
-            tessera_sim::load(&bytes, &m).map_err(bad)?;
-        }
-        None => {
-            let _ = writeln!(
-                io.err,
-                "note: machine `{}` is not built in; the instructions were not checked against it",
-                program.machine
-            );
-        }
+    // A machine file named like a built-in, or an older build's built-in
+    // (another fingerprint), cannot be checked either.
+    let unchecked = match tessera_sim::Machine::builtin(&program.machine) {
+        Some(m) => match tessera_sim::load(&bytes, &m) {
+            Ok(_) => None,
+            Err(e) if e.code == "E0903" => {
+                Some("is not this build's built-in machine of that name")
+            }
+            Err(e) => return Err(bad(e)),
+        },
+        None => Some("is not built in"),
+    };
+    if let Some(why) = unchecked {
+        let _ = writeln!(
+            io.err,
+            "note: machine `{}` {why}; the instructions were not checked against it",
+            program.machine
+        );
     }
     let _ = io
         .out

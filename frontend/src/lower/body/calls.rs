@@ -42,10 +42,23 @@ impl Lowerer<'_, '_> {
             return Val::Err;
         };
         // With an unknown, repeated or extra argument, the arguments that
-        // did bind are still checked (their errors are independent), but
-        // the call is an error.
+        // did bind are still checked: their own errors are independent and
+        // kept, but not errors of the call as a whole, which may come from
+        // a default standing in for the misspelt argument
+        // (`concat([a, c], axs = 1)` is not a concat along axis 0).
+        let before = self.diags.len();
         let v = self.builtin(b, &bound, span);
-        if ok { v } else { Val::Err }
+        if ok {
+            return v;
+        }
+        let within: Vec<Span> = bound.iter().flatten().map(|e| e.span).collect();
+        let own = |d: &Diagnostic| {
+            d.primary_span()
+                .is_some_and(|s| within.iter().any(|a| a.start <= s.start && s.end <= a.end))
+        };
+        let kept: Vec<Diagnostic> = self.diags.drain(before..).filter(own).collect();
+        self.diags.extend(kept);
+        Val::Err
     }
 
     /// Matches arguments to parameters: positional first, then named. The

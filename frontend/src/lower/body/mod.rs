@@ -280,13 +280,17 @@ impl<'c, 'a> Lowerer<'c, 'a> {
                         returned = Some((vals, *span));
                     }
                 }
-                Stmt::Error { lets, returns, .. } => {
-                    // Its names are bound to nothing, so that their uses
-                    // report nothing more (its error is reported already).
-                    for name in lets {
-                        self.scope.insert(name.name.clone(), (Val::Err, name.span));
+                Stmt::Error { names, returns, .. } => {
+                    // The names it may have bound (those not bound yet)
+                    // stand for nothing, so that their uses report nothing
+                    // more (its error is reported already); as the last
+                    // statement it may have been the `return` (`retrun x;`).
+                    for name in names {
+                        if !self.scope.contains_key(&name.name) {
+                            self.scope.insert(name.name.clone(), (Val::Err, name.span));
+                        }
                     }
-                    broken_return |= *returns;
+                    broken_return |= *returns || i == last;
                 }
             }
         }
