@@ -154,7 +154,7 @@ pub fn bench(
     bench_with(kernel, machine, src, level, tuning, None)
 }
 
-/// [`bench`], its simulation stopped (fault `E0713`) once `interrupt` is
+/// [`bench()`], its simulation stopped (fault `E0713`) once `interrupt` is
 /// set: how an embedding caller (Python's Ctrl-C) stops a long one.
 pub fn bench_with(
     kernel: &Kernel,
