@@ -92,18 +92,22 @@ pub fn load_bytecode(
     machine_arg: Option<&str>,
 ) -> Result<(Machine, Program), Failure> {
     let bytes = crate::files::read(path, crate::files::MAX_BYTECODE_BYTES, "bytecode file")?;
-    let bad = |e: tessera_sim::LoadError| {
-        Failure::input(vec![Diagnostic::with_code(
-            e.code,
-            format!("`{}`: {} (at byte {})", path.display(), e.message, e.offset),
-        )])
-    };
+    let bad = |e| load_error(path, e);
     let m = match machine_arg {
         Some(m) => machine(Some(m))?,
         None => header_machine(path, &tessera_sim::decode(&bytes).map_err(bad)?.machine)?,
     };
     let program = tessera_sim::load(&bytes, &m).map_err(bad)?;
     Ok((m, program))
+}
+
+/// A bytecode file the loader refuses, as a failure naming the file and
+/// the byte offset.
+pub fn load_error(path: &std::path::Path, e: tessera_sim::LoadError) -> Failure {
+    Failure::input(vec![Diagnostic::with_code(
+        e.code,
+        format!("`{}`: {} (at byte {})", path.display(), e.message, e.offset),
+    )])
 }
 
 /// The built-in machine a bytecode file names in its header. A name that

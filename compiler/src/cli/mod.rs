@@ -628,12 +628,7 @@ fn cmd_asm(
 
 fn cmd_disasm(io: &mut Io<'_>, file: &std::path::Path) -> Result<(), Failure> {
     let bytes = crate::files::read(file, crate::files::MAX_BYTECODE_BYTES, "bytecode file")?;
-    let bad = |e: tessera_sim::LoadError| {
-        Failure::input(vec![Diagnostic::with_code(
-            e.code,
-            format!("`{}`: {} (at byte {})", file.display(), e.message, e.offset),
-        )])
-    };
+    let bad = |e| crate::simulate::load_error(file, e);
     let program = tessera_sim::decode(&bytes).map_err(bad)?;
     // Checked as `run` checks it, so that what is printed assembles back
     // (a machine that is not built in cannot be checked: said so).

@@ -83,6 +83,26 @@ impl Lowerer<'_, '_> {
         Some(out)
     }
 
+    /// The literal form of an axis argument (`A` or `[A, B, …]`; a list
+    /// when `list`), checked on its own where the operand's error leaves
+    /// the rank unknown: its errors are independent of the operand's.
+    pub(super) fn axis_form(&mut self, e: &Expr, list: bool) {
+        let items: Vec<&Expr> = match &e.kind {
+            ExprKind::List(items) => items.iter().collect(),
+            _ if list => {
+                self.report(
+                    Diagnostic::new(Code::E0203, "`axes` must be a list of axes")
+                        .primary(e.span, "expected `[…]`"),
+                );
+                return;
+            }
+            _ => vec![e],
+        };
+        for item in items {
+            self.expect_int(item, "an axis");
+        }
+    }
+
     pub(super) fn expect_bool(&mut self, e: &Expr, what: &str) -> Option<bool> {
         match &e.kind {
             ExprKind::Bool(b) => Some(*b),

@@ -145,6 +145,9 @@ impl Lowerer<'_, '_> {
                     Some(k) => self.expect_bool(k, "`keepdims`"),
                 };
                 let Some(t) = self.tensor(v, None, x.span) else {
+                    if let Some(a) = arg(1) {
+                        self.axis_form(a, false);
+                    }
                     return Val::Err;
                 };
                 let rank = self.ty(t).shape.rank();
@@ -238,6 +241,9 @@ impl Lowerer<'_, '_> {
                 let Some(x) = arg(0) else { return Val::Err };
                 let v = self.eval(x);
                 let Some(t) = self.tensor(v, None, x.span) else {
+                    if let Some(p) = arg(1) {
+                        self.axis_form(p, true);
+                    }
                     return Val::Err;
                 };
                 let rank = self.ty(t).shape.rank();
@@ -315,6 +321,9 @@ impl Lowerer<'_, '_> {
                 }
                 let vals: Vec<(Val, Span)> = items.iter().map(|e| (self.eval(e), e.span)).collect();
                 if vals.iter().any(|(v, _)| *v == Val::Err) {
+                    if let Some(a) = arg(1) {
+                        self.axis_form(a, false);
+                    }
                     return Val::Err;
                 }
                 let like = vals.iter().find_map(|(v, _)| self.dtype_of(*v));
@@ -404,6 +413,9 @@ impl Lowerer<'_, '_> {
                 let Some(x) = arg(0) else { return Val::Err };
                 let v = self.eval(x);
                 let Some(t) = self.float_operand(v, b, x.span, span) else {
+                    if let Some(a) = arg(1) {
+                        self.axis_form(a, false);
+                    }
                     return Val::Err;
                 };
                 let rank = self.ty(t).shape.rank();
@@ -658,6 +670,9 @@ impl Lowerer<'_, '_> {
             Some(e) => self.expect_int(e, "`end`").map(Some),
         };
         let Some(t) = self.tensor(v, None, x.span) else {
+            if let Some(a) = axis {
+                self.axis_form(a, false);
+            }
             return Val::Err;
         };
         let ty = self.ty(t).clone();
