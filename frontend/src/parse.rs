@@ -15,7 +15,9 @@ lalrpop_util::lalrpop_mod!(
     grammar
 );
 
-/// The deepest expression accepted.
+/// The most levels of nesting an expression may have: a leaf has none, each
+/// operator, call or parenthesis around it adds one (so a chain of 256
+/// binary operators is accepted, and one of 257 is not).
 pub const MAX_DEPTH: u32 = 256;
 
 /// State the grammar's actions share.
@@ -60,7 +62,8 @@ impl ParseState {
     }
 
     fn limit(&mut self, e: Expr) -> Expr {
-        if e.depth <= MAX_DEPTH {
+        // A leaf's depth is 1: its nesting levels are one fewer.
+        if e.depth - 1 <= MAX_DEPTH {
             return e;
         }
         let chain =
@@ -329,6 +332,21 @@ kernel stats(x: f32[M, N]) -> (mean: f32[M], rstd: f32[M]) {
             " + x".repeat(20000)
         );
         assert_eq!(codes(&long), vec!["E0012"]);
+        // The bound is exact: 256 operators (or parentheses) nest 256
+        // levels, one more is too many.
+        for (n, want) in [(256, 0), (257, 1)] {
+            let chain = format!(
+                "kernel k(x: f32[4]) -> f32[4] {{ return x{}; }}",
+                " + x".repeat(n)
+            );
+            assert_eq!(codes(&chain).len(), want, "{n} operators");
+            let parens = format!(
+                "kernel k(x: f32[4]) -> f32[4] {{ return {}x{}; }}",
+                "(".repeat(n),
+                ")".repeat(n)
+            );
+            assert_eq!(codes(&parens).len(), want, "{n} parentheses");
+        }
         // A flat chain is told as one: it does not look nested to its author.
         let (_, d) = parse(&long);
         assert!(

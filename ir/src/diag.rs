@@ -240,7 +240,14 @@ pub const MAX_RENDERED: usize = 100;
 /// Renders diagnostics rustc-style (at most [`MAX_RENDERED`]). `source` is
 /// the text the spans point into (empty when there is none).
 pub fn render(diags: &[Diagnostic], file_name: &str, source: &str, color: bool) -> String {
-    let shown_source = displayable(source);
+    // A byte-order mark is not shown, nor counted as a column: spans
+    // (byte offsets into `source`) move back over its bytes.
+    let bom = if source.starts_with('\u{feff}') {
+        '\u{feff}'.len_utf8()
+    } else {
+        0
+    };
+    let shown_source = displayable(&source[bom..]);
     let file = SimpleFile::new(file_name, shown_source.as_str());
     let config = Config::default();
     let mut out = String::new();
@@ -249,22 +256,23 @@ pub fn render(diags: &[Diagnostic], file_name: &str, source: &str, color: bool) 
         let mut cs = CsDiagnostic::error()
             .with_code(d.code.clone())
             .with_message(clip(&d.message));
-        let len = source.len();
+        let len = shown_source.len();
+        let at = |offset: u32| (offset as usize).saturating_sub(bom).min(len);
         // A label on a line too long to print is given by its position in
         // a note instead (a one-line file of megabytes would be echoed whole).
-        let (labels, long): (Vec<&Label>, Vec<&Label>) = d.labels.iter().partition(|l| {
-            let start = (l.span.start as usize).min(len);
-            line_len(&shown_source, start) <= MAX_SHOWN_LINE
-        });
+        let (labels, long): (Vec<&Label>, Vec<&Label>) = d
+            .labels
+            .iter()
+            .partition(|l| line_len(&shown_source, at(l.span.start)) <= MAX_SHOWN_LINE);
         let long_notes: Vec<String> = long
             .iter()
             .map(|l| {
-                let (line, col) = line_col(&shown_source, l.span.start as usize);
+                let (line, col) = line_col(&shown_source, at(l.span.start));
                 format!(
                     "{} at {file_name}:{line}:{col}: {} (the line is {} bytes long; not shown)",
                     if l.primary { "error" } else { "see" },
                     clip(&l.message),
-                    line_len(&shown_source, (l.span.start as usize).min(len))
+                    line_len(&shown_source, at(l.span.start))
                 )
             })
             .collect();
@@ -272,8 +280,8 @@ pub fn render(diags: &[Diagnostic], file_name: &str, source: &str, color: bool) 
             labels
                 .into_iter()
                 .map(|l| {
-                    let start = (l.span.start as usize).min(len);
-                    let end = (l.span.end as usize).clamp(start, len);
+                    let start = at(l.span.start);
+                    let end = at(l.span.end).max(start);
                     let range = start..end;
                     let label = if l.primary {
                         CsLabel::primary((), range)
@@ -299,7 +307,14 @@ pub fn render(diags: &[Diagnostic], file_name: &str, source: &str, color: bool) 
         } else {
             term::emit_into_string(&config, &file, &cs).unwrap_or_else(|_| format!("{d}\n"))
         };
-        out.push_str(&rendered);
+        // A CRLF's `\r` shows as a space: no line ends in one.
+        for line in rendered.split_inclusive('\n') {
+            let text = line.strip_suffix('\n').unwrap_or(line);
+            out.push_str(text.trim_end_matches(' '));
+            if text.len() < line.len() {
+                out.push('\n');
+            }
+        }
     }
     if !rest.is_empty() {
         out.push_str(&format!(
@@ -394,7 +409,11 @@ impl LineIndex {
     pub fn line_col(&self, source: &str, offset: usize) -> (usize, usize) {
         let offset = offset.min(source.len());
         let line = self.starts.partition_point(|&s| s <= offset);
-        let start = self.starts[line - 1];
+        let mut start = self.starts[line - 1];
+        // A leading byte-order mark is no column (editors do not show it).
+        if line == 1 && source.starts_with('\u{feff}') {
+            start = '\u{feff}'.len_utf8().min(offset);
+        }
         let col = String::from_utf8_lossy(&source.as_bytes()[start..offset])
             .chars()
             .count()
@@ -428,6 +447,10 @@ mod tests {
         // Old-Mac line ends break lines; a CRLF is one break.
         assert_eq!(line_col("ab\rcd", 4), (2, 2));
         assert_eq!(line_col("ab\r\ncd\r\nef", 9), (3, 2));
+        // A leading byte-order mark is three bytes and no column.
+        assert_eq!(line_col("\u{feff}ab\ncd", 4), (1, 2));
+        assert_eq!(line_col("\u{feff}ab\ncd", 0), (1, 1));
+        assert_eq!(line_col("\u{feff}ab\ncd", 7), (2, 2));
     }
 
     #[test]
@@ -444,6 +467,22 @@ mod tests {
         assert!(text.contains("ab ?;"), "{text}");
         assert!(text.contains("   ^ here"), "{text}");
         assert!(!text.contains('\0'), "{text:?}");
+    }
+
+    #[test]
+    fn snippets_hide_byte_order_marks_and_crlf() {
+        let d = Diagnostic::new(Code::E0100, "x").primary(Span::new(10, 11), "here");
+        // The mark's three bytes are no column and not shown.
+        let text = render(&[d], "k.tsr", "\u{feff}ab\r\ncd q;\r\n", false);
+        assert!(text.contains("k.tsr:2:4"), "{text}");
+        assert!(!text.contains('\u{feff}'), "{text:?}");
+        let d = Diagnostic::new(Code::E0100, "x").primary(Span::new(7, 8), "here");
+        let text = render(&[d], "k.tsr", "\u{feff}let q;\r\n", false);
+        assert!(text.contains("k.tsr:1:5"), "{text}");
+        assert!(text.contains("1 │ let q;\n"), "{text:?}");
+        assert!(text.contains("  │     ^ here"), "{text}");
+        // No line ends in the space a CRLF's `\r` shows as.
+        assert!(text.lines().all(|l| !l.ends_with(' ')), "{text:?}");
     }
 
     #[test]

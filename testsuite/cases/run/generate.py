@@ -1263,6 +1263,23 @@ def _(rng):
     return {"x": x, "n": n}, {"fb": cast(x, "bool"), "ib": cast(n, "bool")}
 
 
+@case("bool_mask_moves")
+def _(rng):
+    x = uniform(rng, (4, 6), "f32")
+    y = uniform(rng, (6,), "f32")
+    m = x > 0.0
+    n = y < 0.5
+    nb = broadcast_to(n, (4, 6))
+    return {"x": x, "y": y}, {
+        "t": transpose(m),
+        "b": broadcast_to(reshape(n, (1, 6)), (3, 6)),
+        "s": slice_(m, axis=1, start=1, end=4),
+        "c": concat([m, nb], axis=0),
+        "r": reshape(m, (24,)),
+        "v": select(m, nb, x < -0.5),
+    }
+
+
 # --- reductions ---------------------------------------------------------------------
 
 
