@@ -1019,6 +1019,14 @@ def _(rng):
     return online_softmax_specials(rng, 32768, 25000)
 
 
+@case("rows_chunked_online_softmax_negative")
+def _(rng):
+    x = uniform(rng, (1, 16384), "f16", -30.0, -20.0)
+    y = uniform(rng, (1, 16384), "bf16", -100.0, -95.0)
+    z = uniform(rng, (40, 16384), "bf16", -1.0, 0.0)
+    return {"x": x, "y": y, "z": z}, {"a": softmax(x), "b": softmax(y), "c": softmax(z)}
+
+
 @case("rows_chunked_online_softmax_wide_range_f32")
 def _(rng):
     """f32 rows of 16000 (chunked on both machines) whose scores span

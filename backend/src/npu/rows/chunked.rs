@@ -360,7 +360,11 @@ pub(super) fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String>
                         let from = folded.offset(reps * 256);
                         fold_block_partials(h, *op, acc_dt, at, from, 1, rest);
                     }
-                    Seq { items: h, n: slots }.copy(mine.offset(m_lane * size(acc_dt)), dst);
+                    // Only the running maximum's first element holds
+                    // it (a reduction writes one; the rest of its slots
+                    // are whatever the accumulator held before): the
+                    // rest of its block keeps the identity.
+                    Seq { items: h, n: 1 }.copy(mine.offset(m_lane * size(acc_dt)), dst);
                     return;
                 }
                 // The partials' partial repeat, then the chunk's,
