@@ -24,6 +24,103 @@ pub struct Data {
     /// Whether a reduction or matmul is upstream: the spec then compares
     /// the value with the accumulation tolerance, not bit for bit.
     pub accumulated: bool,
+    /// What is known of the value's size ([`Size`]), for the rules whose
+    /// soundness needs it (`algebra/div-accumulated`).
+    pub size: Size,
+}
+
+/// Facts about a value's size that softmax's structure proves: its sum of
+/// exponentials is at least 1, so `x / s` may become `x · reciprocal(s)`
+/// without the reciprocal overflowing. Equal values may be told apart by
+/// what their forms prove, so merging keeps every fact either side has.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Size {
+    /// The value is `max(x, axes)`: the reduction itself, or that reduced
+    /// value reshaped or broadcast to `x`'s rank (so it lines up with
+    /// `x`'s elements): `x`'s class and the axes.
+    pub max_of: Option<(Id, Vec<usize>)>,
+    /// Axes along which the value's maximum is exactly 0 (`x − max(x,
+    /// axes)`) or, with `true`, 1 (its `exp`).
+    pub peak: Option<(bool, Vec<usize>)>,
+    /// Every element is at least 1 (or NaN): a sum over `axes` of a value
+    /// whose maximum over them is 1, each other term an `exp` (≥ 0), and
+    /// that sum reshaped, broadcast or cast.
+    pub at_least_one: bool,
+}
+
+impl Size {
+    /// Takes the facts of `b` that `self` lacks; whether any was new.
+    fn absorb(&mut self, b: &Size) -> bool {
+        let mut changed = false;
+        if self.max_of.is_none() && b.max_of.is_some() {
+            self.max_of.clone_from(&b.max_of);
+            changed = true;
+        }
+        if self.peak.is_none() && b.peak.is_some() {
+            self.peak.clone_from(&b.peak);
+            changed = true;
+        }
+        if !self.at_least_one && b.at_least_one {
+            self.at_least_one = true;
+            changed = true;
+        }
+        changed
+    }
+
+    /// The facts of `op`'s result from its operands' classes.
+    fn of(egraph: &EGraph, op: &Op, children: &[Id], ty: &TensorType) -> Size {
+        use tessera_ir::{BinaryOp, ReduceOp, UnaryOp};
+        let data = |i: usize| children.get(i).map(|&c| &egraph[c].data);
+        let mut size = Size::default();
+        match op {
+            Op::Reduce { op: r, axes } => {
+                let Some(x) = data(0) else { return size };
+                match r {
+                    ReduceOp::Max => size.max_of = Some((egraph.find(children[0]), axes.clone())),
+                    // Σ over the axes of a value whose maximum there is 1
+                    // and whose terms are exponentials (never negative).
+                    ReduceOp::Sum => size.at_least_one = x.size.peak == Some((true, axes.clone())),
+                    ReduceOp::Mean | ReduceOp::Min => {}
+                }
+            }
+            Op::Reshape(_) | Op::BroadcastTo(_) => {
+                let Some(a) = data(0) else { return size };
+                size.at_least_one = a.size.at_least_one;
+                // A maximum keeps lining up with its `x` when it takes
+                // `x`'s rank: `x`'s shape with the axes kept as 1, or
+                // `x`'s own.
+                if let Some((x, axes)) = &a.size.max_of {
+                    let full = egraph[*x].data.shape();
+                    let kept: Vec<u64> = full
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &d)| if axes.contains(&i) { 1 } else { d })
+                        .collect();
+                    let shape = ty.shape.as_fixed().unwrap_or_default();
+                    if shape == kept || shape == full {
+                        size.max_of = Some((*x, axes.clone()));
+                    }
+                }
+            }
+            Op::Cast(_) => size.at_least_one = data(0).is_some_and(|a| a.size.at_least_one),
+            Op::Binary(BinaryOp::Sub) => {
+                if let (Some(m), Some(x)) = (data(1), children.first())
+                    && let Some((of, axes)) = &m.size.max_of
+                    && egraph.find(*of) == egraph.find(*x)
+                    && egraph[*of].data.ty.shape.rank() == m.ty.shape.rank()
+                {
+                    size.peak = Some((false, axes.clone()));
+                }
+            }
+            Op::Unary(UnaryOp::Exp) => {
+                if let Some(Some((false, axes))) = data(0).map(|a| &a.size.peak) {
+                    size.peak = Some((true, axes.clone()));
+                }
+            }
+            _ => {}
+        }
+        size
+    }
 }
 
 impl Data {
@@ -159,6 +256,7 @@ fn placeholder() -> Data {
         ty: TensorType::scalar(DType::F32),
         constant: None,
         accumulated: false,
+        size: Size::default(),
     }
 }
 
@@ -172,6 +270,7 @@ impl egg::Analysis<ENode> for Meta {
                     ty: ty.clone(),
                     constant: None,
                     accumulated: false,
+                    size: Size::default(),
                 },
                 None => {
                     egraph
@@ -211,10 +310,12 @@ impl egg::Analysis<ENode> for Meta {
                 };
                 let accumulated =
                     key.op.accumulates() || children.iter().any(|&c| egraph[c].data.accumulated);
+                let size = Size::of(egraph, &key.op, children, &ty);
                 Data {
                     ty,
                     constant,
                     accumulated,
+                    size,
                 }
             }
             ENode::Fused(b, children) => {
@@ -230,6 +331,7 @@ impl egg::Analysis<ENode> for Meta {
                         ty: tys.last().cloned().unwrap_or_else(|| placeholder().ty),
                         constant: None,
                         accumulated,
+                        size: Size::default(),
                     },
                     Err(e) => {
                         egraph
@@ -245,9 +347,12 @@ impl egg::Analysis<ENode> for Meta {
     fn merge(&mut self, a: &mut Data, b: Data) -> DidMerge {
         // Equal values, one form with a reduction upstream: the class is
         // held to the looser tolerance either way.
+        let mut b_size = b.size.clone();
+        let b_gains = b_size.absorb(&a.size);
+        let a_gains = a.size.absorb(&b.size);
         let acc = DidMerge(
-            !a.accumulated && b.accumulated,
-            a.accumulated && !b.accumulated,
+            (!a.accumulated && b.accumulated) || a_gains,
+            (a.accumulated && !b.accumulated) || b_gains,
         );
         a.accumulated |= b.accumulated;
         if a.ty != b.ty {

@@ -1019,6 +1019,16 @@ def _(rng):
     return online_softmax_specials(rng, 32768, 25000)
 
 
+@case("div_by_tiny_accumulated")
+def _(rng):
+    x = uniform(rng, (4, 4), "f16", 1e-6, 5e-6)
+    y = uniform(rng, (3, 5), "f32", 1e-40, 8e-40)
+    return {"x": x, "y": y}, {
+        "a": x / reshape(sum_(x, axis=-1), (4, 1)),
+        "b": y / reshape(max_(y, axis=-1), (3, 1)),
+    }
+
+
 @case("rows_chunked_online_softmax_negative")
 def _(rng):
     x = uniform(rng, (1, 16384), "f16", -30.0, -20.0)

@@ -100,7 +100,7 @@ fn is_div(n: &ENode) -> bool {
 fn div_accumulated(eg: &mut EGraph, id: Id, n: &ENode) -> Vec<Id> {
     let (x, s) = (n.children()[0], n.children()[1]);
     let d = &eg[s].data;
-    if !d.accumulated || !d.ty.dtype.is_float() || d.constant.is_some() {
+    if !d.accumulated || !d.ty.dtype.is_float() || d.constant.is_some() || !d.size.at_least_one {
         return Vec::new();
     }
     if d.ty.dtype != tessera_ir::DType::F32 && feeds_accumulation(eg, id) {
