@@ -117,7 +117,16 @@ impl Size {
                     size.peak = Some((true, axes.clone()));
                 }
             }
-            _ => {}
+            // Nothing these prove.
+            Op::Full { .. }
+            | Op::Unary(_)
+            | Op::Binary(_)
+            | Op::Compare(_)
+            | Op::Select
+            | Op::MatMul
+            | Op::Transpose(_)
+            | Op::Concat { .. }
+            | Op::Slice { .. } => {}
         }
         size
     }
