@@ -269,12 +269,17 @@ pub struct NpuCode {
     pub program: tessera_sim::Program,
 }
 
+/// Candidates a cube matmul stage the backend could not generate is tried
+/// with before the failure stands.
+const RESCHEDULES: usize = 16;
+
 /// Optimises (at `level`), plans and generates a concrete kernel for a
 /// machine. The optimiser never fails a kernel that `-O0` compiles: a fused
 /// group whose stage cannot be scheduled (a capacity error) or generated
 /// (the backend's templates have limits the planner does not see, such as
 /// a machine's event ids) is split into its ops, one stage each, and
-/// planning tried again, the other groups kept; when planning or code
+/// planning tried again, the other groups kept (a cube matmul stage first
+/// takes the cost model's next candidates); when planning or code
 /// generation still fails with no group left to split, the unoptimised
 /// kernel is planned instead.
 pub fn compile_npu(
@@ -317,7 +322,28 @@ pub fn compile_npu_tuned(
                 ),
             )]));
         }
-        let e = match tessera_backend::npu::compile(&plan, machine) {
+        let mut result = tessera_backend::npu::compile(&plan, machine);
+        // A cube matmul stage the backend cannot generate (its templates'
+        // limits, such as a machine's event ids, are not the scheduler's)
+        // takes the cost model's next candidates, up to RESCHEDULES.
+        let failed_matmul = |r: &Result<_, tessera_backend::npu::CodegenError>| match r {
+            Err(e) => e.1,
+            Ok(_) => None,
+        };
+        if let Some(i) = failed_matmul(&result) {
+            for n in 0..RESCHEDULES {
+                let mut other = plan.clone();
+                if !crate::tune::reschedule(&mut other, i, n, machine) {
+                    break;
+                }
+                let r = tessera_backend::npu::compile(&other, machine);
+                if failed_matmul(&r) != Some(i) {
+                    (result, plan) = (r, other);
+                    break;
+                }
+            }
+        }
+        let e = match result {
             Ok(program) => {
                 let code = NpuCode {
                     kernel: planned,

@@ -337,6 +337,39 @@ fn unmatched(plan: &Plan, tuning: &Tuning, machine: &Machine) -> Vec<String> {
 
 /// Gives matmul `stage` (of geometry `g`) the cube schedule `t`, with its
 /// block count and estimate; returns the cost model's cycles for it.
+/// Gives cube matmul stage `i` of `plan` the cost model's `n`-th cheapest
+/// candidate other than its schedule (with its tile order), and settles
+/// what follows from the schedules (`finish`); false when there is no
+/// such stage or candidate. The code generator's templates have limits
+/// the scheduler does not see (a machine's event ids): the driver tries
+/// the next candidates of a stage it could not generate.
+pub fn reschedule(plan: &mut Plan, i: usize, n: usize, machine: &Machine) -> bool {
+    let Some(stage) = plan.stages.get_mut(i) else {
+        return false;
+    };
+    let StageKind::MatMul(mm) = &stage.kind else {
+        return false;
+    };
+    let (MatMulSchedule::Cube(now), Ok(g)) = (&mm.schedule, Geometry::of(mm)) else {
+        return false;
+    };
+    let form = |c: &CubeSchedule| {
+        (
+            (c.base_m, c.base_n, c.base_k, c.l1_k, c.a_stages, c.b_stages),
+            (c.accumulators.max(1), c.parts(), c.a_panel, c.fold.max(1)),
+        )
+    };
+    let now = form(now);
+    let mut cands = cube_candidates(&g, machine);
+    cands.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let Some((_, t)) = cands.into_iter().filter(|(_, c)| form(c) != now).nth(n) else {
+        return false;
+    };
+    set_schedule(stage, &g, t, machine);
+    finish(plan, machine);
+    true
+}
+
 fn set_schedule(stage: &mut Stage, g: &Geometry, t: CubeSchedule, machine: &Machine) -> f64 {
     let cost = cube_cost(g, &t, machine);
     if let StageKind::MatMul(mm) = &mut stage.kind {
@@ -403,8 +436,11 @@ pub struct Report {
     pub entries: Vec<Entry>,
 }
 
-/// Simulates `plan` with the buffers `warm` in L2 at the start.
-fn simulate(plan: &Plan, machine: &Machine, warm: &[usize]) -> Result<u64, Failure> {
+/// Simulates `plan` with the buffers `warm` in L2 at the start; `None`
+/// when the code generator cannot generate it (its templates' limits,
+/// such as a machine's event ids, are not the scheduler's: such a
+/// candidate is not tried).
+fn simulate(plan: &Plan, machine: &Machine, warm: &[usize]) -> Result<Option<u64>, Failure> {
     let mut plan = plan.clone();
     finish(&mut plan, machine);
     // Where the buffers are in this plan's workspace (its layout depends
@@ -422,8 +458,9 @@ fn simulate(plan: &Plan, machine: &Machine, warm: &[usize]) -> Result<u64, Failu
             })
         })
         .collect();
-    let program = tessera_backend::npu::compile(&plan, machine)
-        .map_err(|e| Failure::Internal(format!("code generation: {e}")))?;
+    let Ok(program) = tessera_backend::npu::compile(&plan, machine) else {
+        return Ok(None);
+    };
     let opts = tessera_sim::RunOptions {
         timing_only: true,
         race_detection: false,
@@ -432,7 +469,7 @@ fn simulate(plan: &Plan, machine: &Machine, warm: &[usize]) -> Result<u64, Failu
     };
     let out =
         tessera_sim::run(machine, &program, &[], &opts).map_err(crate::simulate::run_error)?;
-    Ok(out.report.cycles)
+    Ok(Some(out.report.cycles))
 }
 
 fn describe(t: &CubeSchedule) -> String {
@@ -698,7 +735,7 @@ pub fn tune(
         // kernel's buffers, with L2 holding what the earlier stages
         // touched): the other stages do not change with it.
         let warm = warm_before(&plan, i);
-        let runs: Vec<Result<(u64, u64), Failure>> = cands
+        let runs: Vec<Result<Option<(u64, u64)>, Failure>> = cands
             .par_iter()
             .map(|(_, t)| {
                 let mut st = Stage {
@@ -710,17 +747,22 @@ pub fn tune(
                     stages: vec![st],
                     ..plan.clone()
                 };
-                Ok((cost as u64, simulate(&alone, machine, &warm)?))
+                Ok(simulate(&alone, machine, &warm)?.map(|c| (cost as u64, c)))
             })
             .collect();
+        // The candidates the code generator generates, in order.
         let mut tried = Vec::new();
+        let mut generated = Vec::new();
         for (r, (_, t)) in runs.into_iter().zip(&cands) {
-            let (predicted, cycles) = r?;
+            let Some((predicted, cycles)) = r? else {
+                continue;
+            };
             tried.push(Tried {
                 schedule: describe(t),
                 predicted,
                 simulated: cycles,
             });
+            generated.push(t);
         }
         // Alone is the whole only for a kernel of one stage simulated
         // whole; otherwise the stages share L2 and GM (or the sample is not
@@ -731,7 +773,7 @@ pub fn tune(
             continue;
         };
         let cycles = cycles[chosen];
-        let (_, t) = &cands[chosen];
+        let t = generated[chosen];
         winners.push((i, t.clone()));
         entries.push(Entry {
             machine: machine.name.clone(),
@@ -769,7 +811,6 @@ pub fn tune(
     let mut kernel_cycles = None;
     let changed = stages.iter().any(|s| s.chosen != 0);
     if whole && changed && (plan.stages.len() > 1 || stages.iter().any(|s| s.sample.is_some())) {
-        let untuned = simulate(&plan, machine, &[])?;
         let mut tuned_plan = plan.clone();
         for (i, t) in &winners {
             let st = &mut tuned_plan.stages[*i];
@@ -779,15 +820,21 @@ pub fn tune(
                 set_schedule(st, &g, t.clone(), machine);
             }
         }
-        let mut tuned = simulate(&tuned_plan, machine, &[])?;
-        if tuned > untuned {
-            entries.clear();
-            for st in &mut stages {
-                st.chosen = 0;
+        // A plan the code generator cannot generate (the scheduler's,
+        // which compiling then reschedules) is not timed whole.
+        if let (Some(untuned), Some(mut tuned)) = (
+            simulate(&plan, machine, &[])?,
+            simulate(&tuned_plan, machine, &[])?,
+        ) {
+            if tuned > untuned {
+                entries.clear();
+                for st in &mut stages {
+                    st.chosen = 0;
+                }
+                tuned = untuned;
             }
-            tuned = untuned;
+            kernel_cycles = Some([untuned, tuned]);
         }
-        kernel_cycles = Some([untuned, tuned]);
     }
     Ok(Report {
         kernel: kernel.name.clone(),

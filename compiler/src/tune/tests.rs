@@ -425,7 +425,9 @@ fn a_stage_is_timed_with_the_l2_its_kernel_leaves_and_a_bounded_joined_one_is_le
         stages: vec![plan.stages[2].clone()],
         ..plan.clone()
     };
-    let cold = simulate(&alone, &m, &[]).expect("simulates");
+    let cold = simulate(&alone, &m, &[])
+        .expect("simulates")
+        .expect("generates");
     assert!(cold > pv.tried[0].simulated, "{cold}");
 }
 

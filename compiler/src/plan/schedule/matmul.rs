@@ -551,6 +551,7 @@ fn candidates(limit: u64) -> Vec<u64> {
 /// operand two stages deep: A's and B's L1 copies then have separate life
 /// cycles, four buffer copies each way between MTE2 and MTE1 plus the
 /// combinations the sync pass merges; 4 ids (910-like) do not cover them.
+/// Two accumulators need as many (their tile pairs run two K loops).
 const DEEP_EVENT_IDS: u32 = 8;
 
 fn schedule_cube(mm: &mut MatMul, g: &Geometry, machine: &Machine) -> Result<(u32, u64), String> {
@@ -641,8 +642,15 @@ pub fn cube_candidates(g: &Geometry, machine: &Machine) -> Vec<(f64, CubeSchedul
                     };
                     // Two accumulators where L0C holds two tiles and a core
                     // runs more than one, with loads one stage deep (the
-                    // backend's rule).
-                    let accs: &[u64] = if several_rounds(g, bm, bn, machine)
+                    // backend's rule), and where the machine has the event
+                    // ids: a tile pair's two K loops take events of their
+                    // own between them, and with 4 ids per pipe pair the
+                    // sync pass shared one between a load after the first
+                    // loop and one inside the second, which MTE2 could set
+                    // twice before MTE1 waited (E0705 on a 910-like with a
+                    // slower L0C → UB path, 4096 × 32 × 256).
+                    let accs: &[u64] = if deep_ok
+                        && several_rounds(g, bm, bn, machine)
                         && 2 * bm * bn * 4 <= machine.memory.l0c.bytes
                     {
                         &[1, 2]
