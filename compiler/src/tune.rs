@@ -335,8 +335,6 @@ fn unmatched(plan: &Plan, tuning: &Tuning, machine: &Machine) -> Vec<String> {
     notes
 }
 
-/// Gives matmul `stage` (of geometry `g`) the cube schedule `t`, with its
-/// block count and estimate; returns the cost model's cycles for it.
 /// Gives cube matmul stage `i` of `plan` the cost model's `n`-th cheapest
 /// candidate other than its schedule (with its tile order), and settles
 /// what follows from the schedules (`finish`); false when there is no
@@ -370,6 +368,8 @@ pub fn reschedule(plan: &mut Plan, i: usize, n: usize, machine: &Machine) -> boo
     true
 }
 
+/// Gives matmul `stage` (of geometry `g`) the cube schedule `t`, with its
+/// block count and estimate; returns the cost model's cycles for it.
 fn set_schedule(stage: &mut Stage, g: &Geometry, t: CubeSchedule, machine: &Machine) -> f64 {
     let cost = cube_cost(g, &t, machine);
     if let StageKind::MatMul(mm) = &mut stage.kind {
@@ -820,21 +820,22 @@ pub fn tune(
                 set_schedule(st, &g, t.clone(), machine);
             }
         }
-        // A plan the code generator cannot generate (the scheduler's,
-        // which compiling then reschedules) is not timed whole.
-        if let (Some(untuned), Some(mut tuned)) = (
-            simulate(&plan, machine, &[])?,
-            simulate(&tuned_plan, machine, &[])?,
-        ) {
-            if tuned > untuned {
+        // The winners together may not generate (each was generated
+        // alone): then, as when they are slower together, the compiled
+        // plan's choices stay and nothing is recorded.
+        let untuned = simulate(&plan, machine, &[])?;
+        let tuned = simulate(&tuned_plan, machine, &[])?;
+        let kept = match (untuned, tuned) {
+            (Some(u), Some(t)) if t <= u => Some([u, t]),
+            (u, _) => {
                 entries.clear();
                 for st in &mut stages {
                     st.chosen = 0;
                 }
-                tuned = untuned;
+                u.map(|u| [u, u])
             }
-            kernel_cycles = Some([untuned, tuned]);
-        }
+        };
+        kernel_cycles = kept;
     }
     Ok(Report {
         kernel: kernel.name.clone(),

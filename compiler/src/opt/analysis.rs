@@ -35,9 +35,10 @@ pub struct Data {
 /// what their forms prove, so merging keeps every fact either side has.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Size {
-    /// The value is `max(x, axes)`: the reduction itself, or that reduced
-    /// value reshaped or broadcast to `x`'s rank (so it lines up with
-    /// `x`'s elements): `x`'s class and the axes.
+    /// The value is `max(x, axes)`: the reduction itself, that reduced
+    /// value reshaped to `x`'s shape with the axes kept as 1, or that
+    /// broadcast to `x`'s shape (so it lines up with `x`'s elements):
+    /// `x`'s class and the axes.
     pub max_of: Option<(Id, Vec<usize>)>,
     /// Axes along which the value's maximum is exactly 0 (`x − max(x,
     /// axes)`) or, with `true`, 1 (its `exp`).
@@ -86,9 +87,11 @@ impl Size {
             Op::Reshape(_) | Op::BroadcastTo(_) => {
                 let Some(a) = data(0) else { return size };
                 size.at_least_one = a.size.at_least_one;
-                // A maximum keeps lining up with its `x` when it takes
-                // `x`'s rank: `x`'s shape with the axes kept as 1, or
-                // `x`'s own.
+                // A maximum lines up with its `x` once it has `x`'s rank:
+                // reshaped to `x`'s shape with the axes kept as 1, or such
+                // a kept maximum broadcast to `x`'s shape. Broadcasting
+                // the reduced maximum itself would line its dims up with
+                // `x`'s from the right, against the wrong axes.
                 if let Some((x, axes)) = &a.size.max_of {
                     let full = egraph[*x].data.shape();
                     let kept: Vec<u64> = full
@@ -97,7 +100,12 @@ impl Size {
                         .map(|(i, &d)| if axes.contains(&i) { 1 } else { d })
                         .collect();
                     let shape = ty.shape.as_fixed().unwrap_or_default();
-                    if shape == kept || shape == full {
+                    let lined_up = if matches!(op, Op::Reshape(_)) {
+                        shape == kept
+                    } else {
+                        a.shape() == kept && shape == full
+                    };
+                    if lined_up {
                         size.max_of = Some((*x, axes.clone()));
                     }
                 }

@@ -654,8 +654,35 @@ fn div_accumulated_needs_a_divisor_of_at_least_one() {
         .replace("(%x: {T}[4, 8])", "(%x: {T}[4, 8], %y: {T}[4, 8])")
         .replace("max %x", "max %y");
     let no_exp = softmax.replace("exp %2", "abs %2");
+    // The reduced maximum broadcast straight to [4, 4] lines up with the
+    // columns, not the rows: m[i, j] is row j's maximum.
+    let misaligned = "kernel k(%x: {T}[4, 4]) -> (out0: {T}[4, 4]) {
+  %0 = max %x axes=[1] : {T}[4]
+  %1 = broadcast_to %0 : {T}[4, 4]
+  %2 = sub %x, %1 : {T}[4, 4]
+  %3 = exp %2 : {T}[4, 4]
+  %4 = sum %3 axes=[1] : {T}[4]
+  %5 = reshape %4 : {T}[4, 1]
+  %6 = div %3, %5 : {T}[4, 4]
+  return %6
+}";
+    let kept_then_broadcast = "kernel k(%x: {T}[4, 4]) -> (out0: {T}[4, 4]) {
+  %0 = max %x axes=[1] : {T}[4]
+  %1 = reshape %0 : {T}[4, 1]
+  %2 = broadcast_to %1 : {T}[4, 4]
+  %3 = sub %x, %2 : {T}[4, 4]
+  %4 = exp %3 : {T}[4, 4]
+  %5 = sum %4 axes=[1] : {T}[4]
+  %6 = reshape %5 : {T}[4, 1]
+  %7 = div %4, %6 : {T}[4, 4]
+  return %7
+}";
     for dtype in [DType::F16, DType::BF16, DType::F32] {
         assert!(div_accumulated_fires(softmax, dtype), "softmax, {dtype}");
+        assert!(
+            div_accumulated_fires(kept_then_broadcast, dtype),
+            "kept, then broadcast, {dtype}"
+        );
     }
     for dtype in [DType::F16, DType::BF16, DType::F32] {
         for (name, k) in [
@@ -663,6 +690,7 @@ fn div_accumulated_needs_a_divisor_of_at_least_one() {
             ("other axis", &other_axis),
             ("other max", &other_max),
             ("no exp", &no_exp),
+            ("misaligned broadcast", misaligned),
         ] {
             assert!(!div_accumulated_fires(k, dtype), "{name}, {dtype}");
         }

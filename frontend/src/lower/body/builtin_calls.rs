@@ -322,7 +322,7 @@ impl Lowerer<'_, '_> {
                 let vals: Vec<(Val, Span)> = items.iter().map(|e| (self.eval(e), e.span)).collect();
                 if vals.iter().any(|(v, _)| *v == Val::Err) {
                     if let Some(a) = arg(1) {
-                        self.axis_form(a, false);
+                        self.expect_int(a, "an axis");
                     }
                     return Val::Err;
                 }
@@ -671,7 +671,7 @@ impl Lowerer<'_, '_> {
         };
         let Some(t) = self.tensor(v, None, x.span) else {
             if let Some(a) = axis {
-                self.axis_form(a, false);
+                self.expect_int(a, "an axis");
             }
             return Val::Err;
         };
