@@ -326,18 +326,18 @@ pub fn compile_npu_tuned(
         // A cube matmul stage the backend cannot generate (its templates'
         // limits, such as a machine's event ids, are not the scheduler's)
         // takes the cost model's next candidates, up to RESCHEDULES.
-        let failed_matmul = |r: &Result<_, tessera_backend::npu::CodegenError>| match r {
+        let failed_stage = |r: &Result<_, tessera_backend::npu::CodegenError>| match r {
             Err(e) => e.1,
             Ok(_) => None,
         };
-        if let Some(i) = failed_matmul(&result) {
+        if let Some(i) = failed_stage(&result) {
             for n in 0..RESCHEDULES {
                 let mut other = plan.clone();
                 if !crate::tune::reschedule(&mut other, i, n, machine) {
                     break;
                 }
                 let r = tessera_backend::npu::compile(&other, machine);
-                if failed_matmul(&r) != Some(i) {
+                if failed_stage(&r) != Some(i) {
                     (result, plan) = (r, other);
                     break;
                 }
