@@ -325,12 +325,16 @@ pub fn compile_npu_tuned(
         let mut result = tessera_backend::npu::compile(&plan, machine);
         // A cube matmul stage the backend cannot generate (its templates'
         // limits, such as a machine's event ids, are not the scheduler's)
-        // takes the cost model's next candidates, up to RESCHEDULES.
+        // takes the cost model's next candidates, up to RESCHEDULES. Stages
+        // are generated in order, so when one takes a candidate a later one
+        // may fail next: each failing stage gets its own candidates.
         let failed_stage = |r: &Result<_, tessera_backend::npu::CodegenError>| match r {
             Err(e) => e.1,
             Ok(_) => None,
         };
-        if let Some(i) = failed_stage(&result) {
+        let mut rescheduled = Vec::new();
+        while let Some(i) = failed_stage(&result).filter(|i| !rescheduled.contains(i)) {
+            rescheduled.push(i);
             for n in 0..RESCHEDULES {
                 let mut other = plan.clone();
                 if !crate::tune::reschedule(&mut other, i, n, machine) {
