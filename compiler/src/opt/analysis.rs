@@ -8,6 +8,7 @@
 
 use super::lang::{Arg, Body, ENode};
 use egg::{DidMerge, Id};
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::collections::HashMap;
 use tessera_ir::{DType, Kernel, Op, Scalar, Tensor, TensorType, Value};
 
@@ -157,6 +158,11 @@ impl Data {
     }
 }
 
+/// One inlining `fuse/grow` tries: the outer group's body and input
+/// classes, the input it inlines, and the inner group's body and input
+/// classes (class ids canonical).
+pub type GrowKey = (u32, Vec<Id>, usize, u32, Vec<Id>);
+
 /// The analysis: the kernel's parameter types, the interned fused bodies,
 /// and the first merge conflict, if any.
 #[derive(Debug, Default)]
@@ -166,6 +172,10 @@ pub struct Meta {
     /// Interned bodies of fused nodes.
     pub bodies: Vec<Body>,
     ids: HashMap<Body, u32>,
+    /// Inlinings `fuse/grow` has tried (see [`Meta::first_try`]).
+    grown: FxHashSet<GrowKey>,
+    /// Inlinings `fuse/grow` has built per class.
+    built: FxHashMap<Id, usize>,
     /// What went wrong first, if the facts of two merged classes disagreed
     /// or a rule built an ill-typed node.
     pub conflict: Option<String>,
@@ -178,6 +188,30 @@ impl Meta {
             params,
             ..Meta::default()
         }
+    }
+
+    /// Whether `fuse/grow` tries inlining `key` for the first time. Its
+    /// outcome depends only on the two groups and their input classes
+    /// (whose types and e-nodes the fusion phase does not change), so a
+    /// pair tried in an earlier iteration is not built again.
+    pub fn first_try(&mut self, key: GrowKey) -> bool {
+        self.grown.insert(key)
+    }
+
+    /// Counts one inlining `fuse/grow` builds for `class`, if it has built
+    /// fewer than `most` for it; false (and nothing counted) otherwise.
+    pub fn count_build(&mut self, class: Id, most: usize) -> bool {
+        let n = self.built.entry(class).or_default();
+        if *n >= most {
+            return false;
+        }
+        *n += 1;
+        true
+    }
+
+    /// The most inlinings `fuse/grow` built for one class.
+    pub fn most_builds(&self) -> usize {
+        self.built.values().copied().max().unwrap_or(0)
     }
 
     /// The index of `body`, interning it.

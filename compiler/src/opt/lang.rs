@@ -18,13 +18,13 @@ use tessera_ir::{BinaryOp, CompareOp, Op, Scalar, Shape, UnaryOp};
 pub struct OpKey {
     /// The op.
     pub op: Op,
-    key: String,
+    key: std::sync::Arc<str>,
 }
 
 impl OpKey {
     /// The key of `op`.
     pub fn new(op: Op) -> OpKey {
-        let key = key_of(&op);
+        let key = key_of(&op).into();
         OpKey { op, key }
     }
 

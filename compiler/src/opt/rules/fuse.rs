@@ -394,6 +394,14 @@ impl Applier<ENode, Meta> for Grow {
                     if ys.contains(&eclass) {
                         continue; // would make the group read its own result
                     }
+                    let canon = |v: &[Id]| v.iter().map(|&y| egraph.find(y)).collect();
+                    let key = (b, canon(&inputs), i, c, canon(&ys));
+                    if !egraph.analysis.first_try(key) {
+                        continue;
+                    }
+                    if !egraph.analysis.count_build(eclass, self.budget.max_builds) {
+                        return changed;
+                    }
                     let inner = egraph.analysis.bodies[c as usize].clone();
                     let (body, ins) = inline(&outer, &inputs, i, &inner, &ys);
                     let (body, ins) = absorb(egraph, body, ins);

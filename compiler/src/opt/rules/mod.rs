@@ -62,6 +62,12 @@ pub struct Budget {
     pub max_inputs: usize,
     /// Most fused alternatives kept per e-class.
     pub max_variants: usize,
+    /// Most inlinings `fuse/grow` builds per e-class (most are rejected:
+    /// too many ops, inputs or UB bytes). On long elementwise chains the
+    /// pairs of a class's alternatives and its inputs' run to tens of
+    /// thousands each, most of them too large; this bounds the phase's
+    /// work. The suite's kernels build at most 1 815 for a class.
+    pub max_builds: usize,
     /// Cube and vector share a core (a matmul's epilogue can scale its
     /// product in UB).
     pub coupled: bool,
@@ -75,6 +81,7 @@ impl Budget {
             max_ops: 48,
             max_inputs: 12,
             max_variants: 256,
+            max_builds: 4096,
             coupled: machine.organisation == tessera_sim::machine::Organisation::Coupled,
         }
     }
