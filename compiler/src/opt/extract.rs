@@ -74,10 +74,25 @@ pub fn op_cost(op: &Op, args: &[TensorType], consts: &[bool], m: &Machine) -> f6
             let Ok(result) = tessera_ir::op::infer(op, &tys) else {
                 return UNMAPPED;
             };
-            let work = node_work(op, &tys, &result, m);
+            let work = padded(op, node_work(op, &tys, &result, m), &result);
             stage_cycles(m, &work, read + crate::cost::bytes(&result))
         }
     }
+}
+
+/// `work` of `op` with result type `ty` as a stage does it: a matmul on
+/// the vector unit (the cube lacks its dtype: vector work) runs its output
+/// columns in whole 64-lane repeats, so a narrow result pays for the
+/// padding (the roofline's [`node_work`] counts the MACs alone).
+fn padded(op: &Op, mut work: Work, ty: &TensorType) -> Work {
+    if let Op::MatMul = op
+        && work.vector > 0.0
+        && let Some(n) = ty.shape.dims().last().and_then(|d| d.fixed())
+        && n > 0
+    {
+        work.vector *= (n.div_ceil(64) * 64) as f64 / n as f64;
+    }
+    work
 }
 
 /// The stage cost of a fused group: its body over inputs of types `inputs`
@@ -113,7 +128,7 @@ pub fn group_cost(body: &Body, inputs: &[TensorType], consts: &[bool], m: &Machi
             work.add(&node_work(&key.op, &refs, &wide(ty), m));
         } else {
             let refs: Vec<&TensorType> = arg_tys.iter().collect();
-            work.add(&node_work(&key.op, &refs, ty, m));
+            work.add(&padded(&key.op, node_work(&key.op, &refs, ty, m), ty));
         }
     }
     if !widen

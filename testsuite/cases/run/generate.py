@@ -1457,6 +1457,18 @@ def _(rng):
     return {"u": u, "v": v}, {"out0": u @ v}
 
 
+@case("matvec_rows")
+def _(rng):
+    a, x = uniform(rng, (3, 100, 1000), "f32"), uniform(rng, (1000, 1), "f32")
+    b, y = uniform(rng, (37, 300), "bf16"), uniform(rng, (300, 1), "bf16")
+    c, z = uniform(rng, (64, 520), "f16"), uniform(rng, (520, 1), "f16")
+    return {"a": a, "x": x, "b": b, "y": y, "c": c, "z": z}, {
+        "p": a @ x,
+        "q": b @ y,
+        "r": c @ z,
+    }
+
+
 @case("matmul_f16_accumulates_f32")
 def _(rng):
     a, b = uniform(rng, (16, 96), "f16"), uniform(rng, (96, 24), "f16")

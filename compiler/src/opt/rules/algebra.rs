@@ -6,16 +6,17 @@
 //! Not every identity of the reals holds in floating point: `x + 0.0` is
 //! not `x` (`-0.0 + 0.0 = +0.0`), so only `x + (-0.0)` and `x - 0.0`
 //! simplify; `x / c` becomes `x · (1/c)` only when `1/c` is exact (a power
-//! of two whose reciprocal is a normal value of the dtype). The one rule
-//! that changes bits, `algebra/div-accumulated`, applies only where the
-//! spec compares with the accumulation tolerance anyway (a reduction or
-//! matmul upstream of the divisor).
+//! of two whose reciprocal is a normal value of the dtype). The rules that
+//! change bits apply only where the spec compares with the accumulation
+//! tolerance anyway: `algebra/div-accumulated` (a reduction or matmul
+//! upstream of the divisor) and `algebra/matvec-rows` (a matmul's dot
+//! products summed in a row reduction's order).
 
 use super::{Phase, Rule, is_const, is_const_bits, node_rule, pattern, same_type};
 use crate::opt::analysis::EGraph;
 use crate::opt::lang::ENode;
 use egg::{Id, Language, rewrite};
-use tessera_ir::{BinaryOp, Op, Scalar, TensorType, UnaryOp};
+use tessera_ir::{BinaryOp, DType, Op, ReduceOp, Scalar, Shape, TensorType, UnaryOp};
 
 /// The algebra rules.
 pub fn rules() -> Vec<Rule> {
@@ -73,6 +74,12 @@ pub fn rules() -> Vec<Rule> {
         node_rule(Phase::Algebra, "algebra/div-pow2", is_div, div_pow2),
         node_rule(
             Phase::Algebra,
+            "algebra/matvec-rows",
+            |n| matches!(n.ir_op(), Some(Op::MatMul)),
+            matvec_rows,
+        ),
+        node_rule(
+            Phase::Algebra,
             "algebra/div-accumulated",
             is_div,
             div_accumulated,
@@ -108,6 +115,52 @@ fn div_accumulated(eg: &mut EGraph, id: Id, n: &ENode) -> Vec<Id> {
     }
     let r = eg.add(ENode::op(Op::Unary(UnaryOp::Reciprocal), vec![s]));
     vec![eg.add(ENode::op(Op::Binary(BinaryOp::Mul), vec![x, r]))]
+}
+
+/// `a @ b` with `b` a column (`[K, 1]`) and float operands ⇒
+/// `sum(a · reshape(b, [K]), axis = -1, keepdims = true)`, the operands
+/// widened to f32 first as the matmul does (an exact cast): each result is
+/// a row's dot product, accumulated in f32 either way. Where the cube
+/// lacks the dtype, the vector matmul runs its columns 64 lanes wide, so a
+/// column result wastes 63 of them (f32 4096 × 4096 on 910-like: 5.44 M
+/// cycles); as a row reduction it streams `a` once (84.6 k). The cost
+/// model decides (`extract::padded` charges the vector matmul its padded
+/// columns).
+fn matvec_rows(eg: &mut EGraph, _: Id, n: &ENode) -> Vec<Id> {
+    let (a, b) = (n.children()[0], n.children()[1]);
+    let (ta, tb) = (eg[a].data.ty.clone(), eg[b].data.ty.clone());
+    let (Some(da), Some(db)) = (ta.shape.as_fixed(), tb.shape.as_fixed()) else {
+        return Vec::new();
+    };
+    let ([k, 1], Some(&ka)) = (db.as_slice(), da.last()) else {
+        return Vec::new();
+    };
+    if !ta.dtype.is_float() || ta.dtype != tb.dtype || da.len() < 2 || ka != *k {
+        return Vec::new();
+    }
+    let col = eg.add(ENode::op(Op::Reshape(Shape::fixed(&[*k])), vec![b]));
+    let (a, col) = if ta.dtype == DType::F32 {
+        (a, col)
+    } else {
+        let cast = Op::Cast(DType::F32);
+        (
+            eg.add(ENode::op(cast.clone(), vec![a])),
+            eg.add(ENode::op(cast, vec![col])),
+        )
+    };
+    let prod = eg.add(ENode::op(Op::Binary(BinaryOp::Mul), vec![a, col]));
+    let sum = eg.add(ENode::op(
+        Op::Reduce {
+            op: ReduceOp::Sum,
+            axes: vec![da.len() - 1],
+        },
+        vec![prod],
+    ));
+    let mut out = da;
+    if let Some(last) = out.last_mut() {
+        *last = 1;
+    }
+    vec![eg.add(ENode::op(Op::Reshape(Shape::fixed(&out)), vec![sum]))]
 }
 
 /// Most classes [`feeds_accumulation`] visits before it answers yes.
