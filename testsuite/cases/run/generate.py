@@ -1462,10 +1462,12 @@ def _(rng):
     a, x = uniform(rng, (3, 100, 1000), "f32"), uniform(rng, (1000, 1), "f32")
     b, y = uniform(rng, (37, 300), "bf16"), uniform(rng, (300, 1), "bf16")
     c, z = uniform(rng, (64, 520), "f16"), uniform(rng, (520, 1), "f16")
-    return {"a": a, "x": x, "b": b, "y": y, "c": c, "z": z}, {
+    d, w = uniform(rng, (2, 200, 2000), "bf16"), uniform(rng, (2, 2000, 1), "bf16")
+    return {"a": a, "x": x, "b": b, "y": y, "c": c, "z": z, "d": d, "w": w}, {
         "p": a @ x,
         "q": b @ y,
         "r": c @ z,
+        "s": d @ w,
     }
 
 

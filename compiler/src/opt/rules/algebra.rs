@@ -117,8 +117,9 @@ fn div_accumulated(eg: &mut EGraph, id: Id, n: &ENode) -> Vec<Id> {
     vec![eg.add(ENode::op(Op::Binary(BinaryOp::Mul), vec![x, r]))]
 }
 
-/// `a @ b` with `b` a column (`[K, 1]`) and float operands ⇒
-/// `sum(a · reshape(b, [K]), axis = -1, keepdims = true)`, the operands
+/// `a @ b` with `b` a column (`[K, 1]`, or `[batch…, K, 1]`) and float
+/// operands ⇒ `sum(a · reshape(b, [K]), axis = -1, keepdims = true)`
+/// (`[batch…, 1, K]` for a batched `b`), the operands
 /// widened to f32 first as the matmul does (an exact cast): each result is
 /// a row's dot product, accumulated in f32 either way. Where the cube
 /// lacks the dtype, the vector matmul runs its columns 64 lanes wide, so a
@@ -126,19 +127,25 @@ fn div_accumulated(eg: &mut EGraph, id: Id, n: &ENode) -> Vec<Id> {
 /// cycles); as a row reduction it streams `a` once (84.6 k). The cost
 /// model decides (`extract::padded` charges the vector matmul its padded
 /// columns).
-fn matvec_rows(eg: &mut EGraph, _: Id, n: &ENode) -> Vec<Id> {
+fn matvec_rows(eg: &mut EGraph, id: Id, n: &ENode) -> Vec<Id> {
     let (a, b) = (n.children()[0], n.children()[1]);
     let (ta, tb) = (eg[a].data.ty.clone(), eg[b].data.ty.clone());
-    let (Some(da), Some(db)) = (ta.shape.as_fixed(), tb.shape.as_fixed()) else {
+    let out = eg[id].data.ty.shape.clone();
+    let (Some(da), Some(mut db)) = (ta.shape.as_fixed(), tb.shape.as_fixed()) else {
         return Vec::new();
     };
-    let ([k, 1], Some(&ka)) = (db.as_slice(), da.last()) else {
+    let (Some(&ka), [.., k, 1]) = (da.last(), db.as_slice()) else {
         return Vec::new();
     };
     if !ta.dtype.is_float() || ta.dtype != tb.dtype || da.len() < 2 || ka != *k {
         return Vec::new();
     }
-    let col = eg.add(ENode::op(Op::Reshape(Shape::fixed(&[*k])), vec![b]));
+    // b as a row: [K] (one column for every batch), else [batch…, 1, K]
+    // lined up with a's batch dims by broadcasting.
+    let r = db.len();
+    db.swap(r - 2, r - 1);
+    let row = if r == 2 { &db[1..] } else { &db[..] };
+    let col = eg.add(ENode::op(Op::Reshape(Shape::fixed(row)), vec![b]));
     let (a, col) = if ta.dtype == DType::F32 {
         (a, col)
     } else {
@@ -149,18 +156,17 @@ fn matvec_rows(eg: &mut EGraph, _: Id, n: &ENode) -> Vec<Id> {
         )
     };
     let prod = eg.add(ENode::op(Op::Binary(BinaryOp::Mul), vec![a, col]));
+    let Some(last) = eg[prod].data.ty.shape.rank().checked_sub(1) else {
+        return Vec::new();
+    };
     let sum = eg.add(ENode::op(
         Op::Reduce {
             op: ReduceOp::Sum,
-            axes: vec![da.len() - 1],
+            axes: vec![last],
         },
         vec![prod],
     ));
-    let mut out = da;
-    if let Some(last) = out.last_mut() {
-        *last = 1;
-    }
-    vec![eg.add(ENode::op(Op::Reshape(Shape::fixed(&out)), vec![sum]))]
+    vec![eg.add(ENode::op(Op::Reshape(out), vec![sum]))]
 }
 
 /// Most classes [`feeds_accumulation`] visits before it answers yes.

@@ -353,18 +353,18 @@ const CASES: &[Case] = &[
         rule: "algebra/matvec-rows",
         with: &[],
         dtypes: &[DType::F16, DType::BF16],
-        start: "kernel k(%a: {T}[4, 8], %x: {T}[8, 1]) -> (out0: f32[4, 1]) {
-  %0 = matmul %a, %x : f32[4, 1]
+        start: "kernel k(%a: {T}[4, 8], %x: {T}[2, 8, 1]) -> (out0: f32[2, 4, 1]) {
+  %0 = matmul %a, %x : f32[2, 4, 1]
   return %0
 }",
         goal: Goal::Kernel(
-            "kernel k(%a: {T}[4, 8], %x: {T}[8, 1]) -> (out0: f32[4, 1]) {
+            "kernel k(%a: {T}[4, 8], %x: {T}[2, 8, 1]) -> (out0: f32[2, 4, 1]) {
   %0 = cast %a : f32[4, 8]
-  %1 = reshape %x : {T}[8]
-  %2 = cast %1 : f32[8]
-  %3 = mul %0, %2 : f32[4, 8]
-  %4 = sum %3 axes=[1] : f32[4]
-  %5 = reshape %4 : f32[4, 1]
+  %1 = reshape %x : {T}[2, 1, 8]
+  %2 = cast %1 : f32[2, 1, 8]
+  %3 = mul %0, %2 : f32[2, 4, 8]
+  %4 = sum %3 axes=[2] : f32[2, 4]
+  %5 = reshape %4 : f32[2, 4, 1]
   return %5
 }",
         ),
