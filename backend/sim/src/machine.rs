@@ -622,10 +622,12 @@ impl Machine {
                 "must be at most 64 characters, none of them control characters",
             ));
         }
-        if !(self.clock_ghz.is_finite() && self.clock_ghz > 0.0 && self.clock_ghz <= 100.0) {
+        // At least 1 MHz: reports divide cycles by the clock (a subnormal
+        // clock made every time `inf us`).
+        if !(self.clock_ghz.is_finite() && self.clock_ghz >= 0.001 && self.clock_ghz <= 100.0) {
             return Err(invalid(
                 "clock_ghz",
-                format!("must be in (0, 100], got {}", self.clock_ghz),
+                format!("must be in [0.001, 100], got {:?}", self.clock_ghz),
             ));
         }
         if self.cores.ai_cores == 0 || self.cores.ai_cores > 4096 {

@@ -188,6 +188,10 @@ fn machine_descriptions_are_validated_with_the_field_named() {
         "bad value",
         text.replace("clock_ghz = 1.8", "clock_ghz = -1.0"),
     );
+    show(
+        "clock below 1 MHz",
+        text.replace("clock_ghz = 1.8", "clock_ghz = 5e-324"),
+    );
     show("alignment", text.replacen("align = 32", "align = 48", 1));
     show(
         "control character in the name",
