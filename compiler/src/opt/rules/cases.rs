@@ -746,9 +746,36 @@ fn div_accumulated_start() -> &'static str {
 
 /// Whether `algebra/div-accumulated` fires on kernel text `k` in `dtype`.
 fn div_accumulated_fires(k: &str, dtype: DType) -> bool {
+    fires("algebra/div-accumulated", k, dtype)
+}
+
+/// `algebra/matvec-rows` takes a column a stage reads densely (a
+/// parameter, a computed value, a reshape of either), not a strided view,
+/// which the planner would copy out, broadcast, in a stage of its own.
+#[test]
+fn matvec_rows_needs_a_dense_column() {
+    for (op, dense) in [
+        ("reshape %v", true),
+        ("exp %c", true),
+        ("slice %w axis=1 start=0 end=1", false),
+        ("transpose %r perm=[1, 0]", false),
+    ] {
+        let k = format!(
+            "kernel k(%a: {{T}}[4, 8], %v: {{T}}[8], %c: {{T}}[8, 1], %w: {{T}}[8, 2], %r: {{T}}[1, 8]) -> (out0: f32[4, 1]) {{
+  %0 = {op} : {{T}}[8, 1]
+  %1 = matmul %a, %0 : f32[4, 1]
+  return %1
+}}"
+        );
+        assert_eq!(fires("algebra/matvec-rows", &k, DType::F32), dense, "{op}");
+    }
+}
+
+/// Whether rule `name` fires on kernel text `k` in `dtype`.
+fn fires(name: &str, k: &str, dtype: DType) -> bool {
     let rule = all(Budget::of(&machine()))
         .into_iter()
-        .find(|r| r.name == "algebra/div-accumulated")
+        .find(|r| r.name == name)
         .expect("the rule");
     {
         let start = instantiate(k, dtype);
