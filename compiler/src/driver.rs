@@ -341,7 +341,13 @@ pub fn compile_npu_tuned(
                     break;
                 }
                 let r = tessera_backend::npu::compile(&other, machine);
-                if failed_stage(&r) != Some(i) {
+                // Taken when it generates, or fails at a stage not yet
+                // rescheduled (a later one, which then gets its own turn).
+                let taken = match &r {
+                    Ok(_) => true,
+                    Err(e) => e.1.is_some_and(|j| j != i && !rescheduled.contains(&j)),
+                };
+                if taken {
                     (result, plan) = (r, other);
                     break;
                 }
@@ -598,6 +604,23 @@ fn fits_gm(kernel: &Kernel, plan: &tessera_ir::plan::Plan) -> Result<(), Failure
 
 #[cfg(test)]
 mod tests;
+
+/// Kernel `k` of source `text`, checked and lowered with no dims bound
+/// (for unit tests elsewhere in the crate).
+#[cfg(test)]
+pub(crate) fn test_kernel(text: &str) -> Kernel {
+    let src = Source {
+        name: "t.tsr".into(),
+        text: text.into(),
+    };
+    let Ok(file) = parse_and_check(&src) else {
+        panic!("does not parse")
+    };
+    let Ok(kernel) = lower(&file, "k", &tessera_ir::DimEnv::default(), &src) else {
+        panic!("does not lower")
+    };
+    kernel
+}
 
 /// Compares outputs with the reference under the spec's tolerances: one
 /// line per output (two where it mismatches, the first mismatch named), as

@@ -158,10 +158,22 @@ impl Data {
     }
 }
 
-/// One inlining `fuse/grow` tries: the outer group's body and input
-/// classes, the input it inlines, and the inner group's body and input
-/// classes (class ids canonical).
-pub type GrowKey = (u32, Vec<Id>, usize, u32, Vec<Id>);
+/// One inlining `fuse/grow` tries (class ids canonical).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct GrowKey {
+    /// The e-graph's class count when it was tried. Growth adds each group
+    /// in a class of its own and unions it at once, so the count holds
+    /// still while only growth runs; it changes when two existing classes
+    /// merge (a group found in another class, or a canonicalisation rule
+    /// firing in the phase) or another rule adds a class, which can change
+    /// what an inlining builds (`absorb` reads the input classes' op
+    /// nodes).
+    pub classes: usize,
+    /// The outer group's body, its input classes, and the input inlined.
+    pub outer: (u32, Vec<Id>, usize),
+    /// The inner group's body and input classes.
+    pub inner: (u32, Vec<Id>),
+}
 
 /// The analysis: the kernel's parameter types, the interned fused bodies,
 /// and the first merge conflict, if any.
@@ -191,22 +203,22 @@ impl Meta {
     }
 
     /// Whether `fuse/grow` tries inlining `key` for the first time. Its
-    /// outcome depends only on the two groups and their input classes
-    /// (whose types and e-nodes the fusion phase does not change), so a
-    /// pair tried in an earlier iteration is not built again.
+    /// outcome depends on the two groups and their input classes' types,
+    /// constants and op nodes, which stay as they were while the class
+    /// count does ([`GrowKey::classes`]), so a pair tried in an earlier
+    /// iteration is not built again.
     pub fn first_try(&mut self, key: GrowKey) -> bool {
         self.grown.insert(key)
     }
 
-    /// Counts one inlining `fuse/grow` builds for `class`, if it has built
-    /// fewer than `most` for it; false (and nothing counted) otherwise.
-    pub fn count_build(&mut self, class: Id, most: usize) -> bool {
-        let n = self.built.entry(class).or_default();
-        if *n >= most {
-            return false;
-        }
-        *n += 1;
-        true
+    /// Inlinings `fuse/grow` has built for class `root` (canonical).
+    pub fn builds(&self, root: Id) -> usize {
+        self.built.get(&root).copied().unwrap_or(0)
+    }
+
+    /// Counts one inlining `fuse/grow` builds for class `root`.
+    pub fn count_build(&mut self, root: Id) {
+        *self.built.entry(root).or_default() += 1;
     }
 
     /// The most inlinings `fuse/grow` built for one class.

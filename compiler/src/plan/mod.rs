@@ -805,16 +805,7 @@ mod tests {
     use crate::driver;
 
     fn plan_of(text: &str, machine: &str) -> Plan {
-        let src = driver::Source {
-            name: "t.tsr".into(),
-            text: text.into(),
-        };
-        let Ok(file) = driver::parse_and_check(&src) else {
-            panic!("does not parse")
-        };
-        let Ok(kernel) = driver::lower(&file, "k", &tessera_ir::DimEnv::default(), &src) else {
-            panic!("does not lower")
-        };
+        let kernel = driver::test_kernel(text);
         let m = Machine::builtin(machine).expect("machine");
         let k = crate::opt::optimise(&kernel, &m, crate::opt::Level::O2).expect("optimises");
         plan(&k.kernel, &m).expect("plans")

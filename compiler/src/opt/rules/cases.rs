@@ -370,6 +370,24 @@ const CASES: &[Case] = &[
         ),
     },
     Case {
+        rule: "algebra/matvec-rows",
+        with: &[],
+        dtypes: &[DType::F32],
+        start: "kernel k(%a: {T}[1, 4, 8], %x: {T}[3, 8, 1]) -> (out0: f32[3, 4, 1]) {
+  %0 = matmul %a, %x : f32[3, 4, 1]
+  return %0
+}",
+        goal: Goal::Kernel(
+            "kernel k(%a: {T}[1, 4, 8], %x: {T}[3, 8, 1]) -> (out0: f32[3, 4, 1]) {
+  %0 = reshape %x : {T}[3, 1, 8]
+  %1 = mul %a, %0 : f32[3, 4, 8]
+  %2 = sum %1 axes=[2] : f32[3, 4]
+  %3 = reshape %2 : f32[3, 4, 1]
+  return %3
+}",
+        ),
+    },
+    Case {
         rule: "algebra/div-accumulated",
         with: &[],
         dtypes: FLOATS,

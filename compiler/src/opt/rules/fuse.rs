@@ -8,7 +8,7 @@
 //! materialised once.
 
 use super::{Budget, Phase, Rule};
-use crate::opt::analysis::{EGraph, Meta, body_types, is_elementwise};
+use crate::opt::analysis::{EGraph, GrowKey, Meta, body_types, is_elementwise};
 use crate::opt::group::{
     GroupKind, classify, rows_bytes_per_element, rows_form, ub_bytes_per_element,
 };
@@ -394,14 +394,20 @@ impl Applier<ENode, Meta> for Grow {
                     if ys.contains(&eclass) {
                         continue; // would make the group read its own result
                     }
+                    let root = egraph.find(eclass);
+                    if egraph.analysis.builds(root) >= self.budget.max_builds {
+                        return changed;
+                    }
                     let canon = |v: &[Id]| v.iter().map(|&y| egraph.find(y)).collect();
-                    let key = (b, canon(&inputs), i, c, canon(&ys));
+                    let key = GrowKey {
+                        classes: egraph.number_of_classes(),
+                        outer: (b, canon(&inputs), i),
+                        inner: (c, canon(&ys)),
+                    };
                     if !egraph.analysis.first_try(key) {
                         continue;
                     }
-                    if !egraph.analysis.count_build(eclass, self.budget.max_builds) {
-                        return changed;
-                    }
+                    egraph.analysis.count_build(root);
                     let inner = egraph.analysis.bodies[c as usize].clone();
                     let (body, ins) = inline(&outer, &inputs, i, &inner, &ys);
                     let (body, ins) = absorb(egraph, body, ins);
