@@ -235,7 +235,8 @@ pub fn optimise(kernel: &Kernel, machine: &Machine, level: Level) -> Result<Opti
         .flat_map(|c| c.nodes.iter().map(move |n| (c.id, n.clone())))
         .collect();
     report.cost_o0 = unoptimised_cost(&eg, machine);
-    let all = rules::all(Budget::of(machine));
+    let budget = Budget::of(machine);
+    let all = rules::all(budget);
     for &phase in level.phases() {
         let rules: Vec<&Rule> = all
             .iter()
@@ -266,9 +267,9 @@ pub fn optimise(kernel: &Kernel, machine: &Machine, level: Level) -> Result<Opti
         eg = runner.egraph;
         // Growth stopped short in a class: the phase did not explore all it
         // would have (`Budget::max_builds`).
-        let max_builds = Budget::of(machine).max_builds;
-        if phase == Phase::Fuse && eg.analysis.most_builds() >= max_builds {
-            stop += &format!(", build limit {max_builds} in a class");
+        let most_builds = eg.analysis.most_builds();
+        if phase == Phase::Fuse && most_builds >= budget.max_builds {
+            stop += &format!(", build limit {} in a class", budget.max_builds);
             limited = true;
         }
         report.phases.push(PhaseReport {
@@ -278,7 +279,7 @@ pub fn optimise(kernel: &Kernel, machine: &Machine, level: Level) -> Result<Opti
             classes: eg.number_of_classes(),
             stop,
             limited,
-            most_builds: eg.analysis.most_builds(),
+            most_builds,
         });
         if let Some(c) = &eg.analysis.conflict {
             return Err(format!("optimiser ({} phase): {c}", phase.name()));
@@ -296,7 +297,7 @@ pub fn optimise(kernel: &Kernel, machine: &Machine, level: Level) -> Result<Opti
     report.cost = ex.cost;
     let out = rebuild(kernel, &eg, &roots, &ex.best, &spans)?;
     let out = if level == Level::O2 {
-        let (merged, n) = merge::merge_outputs(out, &Budget::of(machine));
+        let (merged, n) = merge::merge_outputs(out, &budget);
         report.merged = n;
         merged
     } else {

@@ -183,15 +183,14 @@ fn matvec_rows(eg: &mut EGraph, id: Id, n: &ENode) -> Vec<Id> {
 /// before `layout/*` adds strided alternatives to classes (a transpose
 /// pushed out of an elementwise op).
 fn contiguous(eg: &EGraph, c: Id) -> bool {
-    eg[c].nodes.iter().any(|n| match n.ir_op() {
-        None => true,
-        Some(Op::Reshape(_)) => n.children().iter().all(|&x| contiguous_leaf(eg, x)),
-        Some(op) => !is_view(op),
-    })
+    dense(eg, c)
+        || eg[c].nodes.iter().any(|n| {
+            matches!(n.ir_op(), Some(Op::Reshape(_))) && n.children().iter().all(|&x| dense(eg, x))
+        })
 }
 
-/// [`contiguous`] without looking through a further reshape.
-fn contiguous_leaf(eg: &EGraph, c: Id) -> bool {
+/// Whether class `c` holds a parameter or an op that is not a view.
+fn dense(eg: &EGraph, c: Id) -> bool {
     eg[c]
         .nodes
         .iter()
