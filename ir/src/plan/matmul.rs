@@ -429,14 +429,24 @@ impl CubeLayout {
 
 /// The tiles of a vector matmul: output tiles of `rows × cols` accumulate
 /// over `k_chunk`-deep chunks of K.
+///
+/// Two forms:
+/// - **outer products** (`dot == false`): per k, each row's `a[i, k]`
+///   scales B's row of `cols` lanes (`cols` a multiple of 64);
+/// - **dot products** (`dot == true`, for narrow B, A not transposed):
+///   the tile is `rows × n` (`cols == n`), each output a dot product of
+///   A's row with B's column along K, 64 lanes of K at a time, folded
+///   across K at the tile's end; `k_chunk` is a multiple of 64.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct VecMatSchedule {
     /// Output tile rows.
     pub rows: u64,
-    /// Output tile columns (a multiple of 64).
+    /// Output tile columns (a multiple of 64; all of N in the dot form).
     pub cols: u64,
     /// K per chunk.
     pub k_chunk: u64,
+    /// The dot-product form.
+    pub dot: bool,
     /// Output tiles of the whole stage.
     pub tiles: u64,
     /// The UB buffers.
@@ -448,11 +458,16 @@ pub struct VecMatSchedule {
 pub struct VecMatLayout {
     /// A's chunk (`a`, two copies).
     pub a: LocalBuf,
+    /// A's chunk widened to the accumulator dtype (`a32`; the dot form,
+    /// when the dtypes differ).
+    pub a_wide: Option<LocalBuf>,
     /// B's chunk and what it becomes.
     pub b: VecMatB,
-    /// One row of products (`prod`).
+    /// The products (`prod`): a tile's row of them (outer products), or
+    /// every output's `k_chunk` (dot products).
     pub prod: LocalBuf,
-    /// The accumulator tile (`acc`).
+    /// The accumulator tile (`acc`), `k_chunk` lanes an output in the
+    /// dot form.
     pub acc: LocalBuf,
     /// The output tile (`out`).
     pub out: LocalBuf,
@@ -482,6 +497,18 @@ pub enum VecMatB {
         /// The row-major chunk.
         gathered: LocalBuf,
     },
+    /// The dot form's B: the chunk loaded (`b`, two copies; `[k, n]`, or
+    /// `[n, k]` when B is stored transposed), widened when the dtypes
+    /// differ (`b32`), and, when B is row-major, gathered into columns
+    /// (`cols`, `[n, k]`) through an index table (`idx`).
+    Columns {
+        /// The loaded chunk.
+        b: LocalBuf,
+        /// The widened chunk.
+        widened: Option<LocalBuf>,
+        /// The gather offsets and the columns (B row-major).
+        gather: Option<(LocalBuf, LocalBuf)>,
+    },
 }
 
 impl Default for VecMatB {
@@ -497,6 +524,9 @@ impl VecMatLayout {
     /// Every buffer with its listing name, in layout order.
     pub fn named(&self) -> Vec<(String, LocalBuf)> {
         let mut v = vec![("a".to_string(), self.a)];
+        if let Some(w) = self.a_wide {
+            v.push(("a32".to_string(), w));
+        }
         match &self.b {
             VecMatB::RowMajor { b, widened } => {
                 v.push(("b".to_string(), *b));
@@ -516,6 +546,16 @@ impl VecMatLayout {
                 }
                 v.push(("idx".to_string(), *idx));
                 v.push(("b32".to_string(), *gathered));
+            }
+            VecMatB::Columns { b, widened, gather } => {
+                v.push(("b".to_string(), *b));
+                if let Some(w) = widened {
+                    v.push(("b32".to_string(), *w));
+                }
+                if let Some((idx, cols)) = gather {
+                    v.push(("idx".to_string(), *idx));
+                    v.push(("cols".to_string(), *cols));
+                }
             }
         }
         v.push(("prod".to_string(), self.prod));
@@ -702,6 +742,13 @@ pub struct VecPitch {
     pub a: u64,
     /// Row pitch of the transposed B tile (k).
     pub bt: u64,
+    /// Row pitch of the dot form's row-major B chunk (`[k, n]`): n when
+    /// B's rows are contiguous in GM (the chunk is one burst), else n
+    /// rounded up to 32 bytes.
+    pub b: u64,
+    /// Row pitch of the output tile: `cols`, or in the dot form n rounded
+    /// up to 32 bytes of the output dtype.
+    pub out: u64,
 }
 
 /// The pitches of a vector matmul of geometry `g` with tiles `t`.
@@ -715,6 +762,18 @@ pub fn vec_pitch(g: &Geometry, t: &VecMatSchedule) -> VecPitch {
             up(t.k_chunk, e)
         },
         bt: up(t.k_chunk, 8.max(e)),
+        b: if !t.dot {
+            t.cols
+        } else if g.b_row == g.n {
+            g.n
+        } else {
+            up(g.n, e)
+        },
+        out: if t.dot {
+            up(g.n, 32 / g.out.size_bytes() as u64)
+        } else {
+            t.cols
+        },
     }
 }
 

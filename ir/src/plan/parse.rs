@@ -552,7 +552,17 @@ impl What {
                     }),
                     Unit::Vector => {
                         let a_buf = l.need("a")?;
-                        let b_buf = match l.take("bt") {
+                        let a_wide = l.take("a32");
+                        let dot = p.take("dot").unwrap_or(0) == 1;
+                        let b_buf = match if dot { None } else { l.take("bt") } {
+                            _ if dot => VecMatB::Columns {
+                                b: l.need("b")?,
+                                widened: l.take("b32"),
+                                gather: match l.take("idx") {
+                                    Some(idx) => Some((idx, l.need("cols")?)),
+                                    None => None,
+                                },
+                            },
                             Some(bt) => VecMatB::Transposed {
                                 bt,
                                 widened: l.take("bt32"),
@@ -568,9 +578,11 @@ impl What {
                             rows: p.need("rows")?,
                             cols: p.need("cols")?,
                             k_chunk: p.need("k_chunk")?,
+                            dot,
                             tiles: p.need("tiles")?,
                             layout: VecMatLayout {
                                 a: a_buf,
+                                a_wide,
                                 b: b_buf,
                                 prod: l.need("prod")?,
                                 acc: l.need("acc")?,

@@ -151,12 +151,12 @@ fn cube_params(c: &CubeSchedule) -> Vec<(&'static str, u64)> {
 }
 
 fn vector_params(v: &VecMatSchedule) -> Vec<(&'static str, u64)> {
-    vec![
-        ("rows", v.rows),
-        ("cols", v.cols),
-        ("k_chunk", v.k_chunk),
-        ("tiles", v.tiles),
-    ]
+    let mut p = vec![("rows", v.rows), ("cols", v.cols), ("k_chunk", v.k_chunk)];
+    if v.dot {
+        p.push(("dot", 1));
+    }
+    p.push(("tiles", v.tiles));
+    p
 }
 
 /// The text of a row stage's op: an elementwise op's, a reduction's name

@@ -38,6 +38,7 @@
 //! are the paths. Synchronisation is derived by `sync.rs` from the accesses.
 
 mod cube;
+mod dot;
 pub mod split;
 mod vector;
 
@@ -57,6 +58,7 @@ fn size(d: DType) -> u64 {
 pub fn generate(ctx: &mut Ctx<'_>, mm: &MatMul) -> Result<Vec<Item>, String> {
     match &mm.schedule {
         MatMulSchedule::Cube(t) => cube::generate(ctx, mm, t),
+        MatMulSchedule::Vector(t) if t.dot => dot::generate(ctx, mm, t),
         MatMulSchedule::Vector(t) => vector::generate(ctx, mm, t),
     }
 }

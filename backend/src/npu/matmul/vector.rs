@@ -276,29 +276,32 @@ pub(super) fn generate(
     // Epilogue: relu, cast, store (two output copies alternate by tile
     // parity would need a paired loop; one copy is reused, so the next
     // tile's cast waits for this store).
-    let mut q = Seq {
-        items: &mut tile,
-        n: tile_elems,
-    };
-    if let Some(c) = g.scale {
-        q.sca(ScaOp::Muls, accb, accb, float_scalar(f64::from(c)));
-    }
-    if g.relu {
-        if cd.is_int() {
-            q.sca(ScaOp::Maxs, accb, accb, int_scalar(0));
-        } else {
-            q.un(UnOp::Relu, accb, accb);
-        }
-    }
     let ob = VBuf::of(&layout.out, 0, g.out);
-    if g.out == cd {
-        q.copy(ob, accb);
-    } else {
-        q.cvt(ob, accb);
-    }
+    epilogue(&mut tile, &g, accb, ob, tile_elems);
     tile.ins().s_alu(AluOp::Mul, val, ncur, so);
     tile.op(vec![(Access::Read, ob.region(layout.out.bytes))])
         .mte3_ub_gm(gc, ob.addr, mcur, val, t.cols * so, g.c_row * so);
     tile_loop(&mut items, &o, total, tile);
     Ok(items)
+}
+
+/// The vector matmuls' epilogue over `n` elements of the accumulator tile
+/// `acc`: the scale, relu, then the copy or cast into the output tile.
+pub(super) fn epilogue(items: &mut Vec<Item>, g: &Geometry, acc: VBuf, out: VBuf, n: u64) {
+    let mut q = Seq { items, n };
+    if let Some(c) = g.scale {
+        q.sca(ScaOp::Muls, acc, acc, float_scalar(f64::from(c)));
+    }
+    if g.relu {
+        if acc.dtype.is_int() {
+            q.sca(ScaOp::Maxs, acc, acc, int_scalar(0));
+        } else {
+            q.un(UnOp::Relu, acc, acc);
+        }
+    }
+    if out.dtype == acc.dtype {
+        q.copy(out, acc);
+    } else {
+        q.cvt(out, acc);
+    }
 }

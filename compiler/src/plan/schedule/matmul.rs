@@ -54,11 +54,21 @@
 //! - the whole stage is at least the chip's GM traffic (each input once,
 //!   the output once) over `gm.chip_bytes_per_cycle`.
 //!
-//! **Vector** (the cube lacks the dtype: bf16/f32 on `910-like`): output
-//! tiles `rows × cols` over `k_chunk`-deep chunks; per k, `rows` scalar
-//! loads and `vec.muls` of `cols / 64` repeats, one `vec.add` over the tile,
-//! two barriers; per chunk the MTE2 loads and the B widening/gather.
-//! The fitting candidate with the least estimate wins.
+//! **Vector** (the cube lacks the dtype: bf16/f32 on `910-like`;
+//! `matmul/vector.rs`), in two forms:
+//! - outer products: output tiles `rows × cols` over `k_chunk`-deep
+//!   chunks; per k, `rows` scalar loads and `vec.muls` of `cols / 64`
+//!   repeats, one `vec.add` over the tile, two barriers; per chunk the MTE2
+//!   loads and the B widening/gather;
+//! - dot products, for B narrower than a repeat (`n < 64`) and A
+//!   row-major: tiles of `rows × n`, per chunk one `vec.mul` of
+//!   `k_chunk / 64` repeats an output (A's row by B's column, gathered
+//!   from B's chunk) and one `vec.add` over the tile; per tile the folds
+//!   across repeats and lanes. The outer form would use `n` of each
+//!   repeat's 64 lanes (f32 `[4096, 4096] @ [4096, 8]` on 910-like:
+//!   5 438 361 → 352 928 cycles).
+//!
+//! The fitting candidate of either form with the least estimate wins.
 //!
 //! **Last round.** When the cube tiles do not divide evenly over the cores
 //! (`tiles = q·cores + r`, `0 < r`, `r·2 <= cores`), the last `r` tiles are
@@ -88,6 +98,7 @@
 mod order;
 mod split;
 mod stagger;
+mod vector;
 
 pub use order::tile_orders;
 use order::{Memo, Touches, first_touches, fold_delta, least_wait, several_rounds};
@@ -95,14 +106,13 @@ use rayon::prelude::*;
 pub use split::place_partials;
 use split::split_candidates;
 pub use stagger::stagger_strips;
+use vector::schedule_vector;
+pub use vector::{vector_cost, vector_layout};
 
 use super::{Allocator, fits};
 use tessera_ir::DType;
-use tessera_ir::plan::matmul::{DEEP_STAGES, Geometry, Tail, deep_loads_fit, nz_bytes, vec_pitch};
-use tessera_ir::plan::{
-    CubeLayout, CubeSchedule, MatMul, MatMulSchedule, MemSpace, SplitBufs, VecMatB, VecMatLayout,
-    VecMatSchedule,
-};
+use tessera_ir::plan::matmul::{DEEP_STAGES, Geometry, Tail, deep_loads_fit, nz_bytes};
+use tessera_ir::plan::{CubeLayout, CubeSchedule, MatMul, MatMulSchedule, MemSpace, SplitBufs};
 use tessera_sim::machine::CubeDtype;
 use tessera_sim::{Dt, Machine, Organisation};
 
@@ -192,38 +202,6 @@ pub fn cube_layout(g: &Geometry, t: &CubeSchedule, machine: &Machine) -> CubeLay
                     .then(|| l.add(MemSpace::Ub, e * g.out.size_bytes() as u64, 1, align)),
             }
         }),
-    }
-}
-
-/// The UB buffers of a vector matmul.
-pub fn vector_layout(g: &Geometry, t: &VecMatSchedule, machine: &Machine) -> VecMatLayout {
-    let align = machine.memory.ub.align;
-    let (s, acc) = (g.dtype.size_bytes() as u64, g.acc());
-    let p = vec_pitch(g, t);
-    let mut l = Allocator::default();
-    let mut add = |bytes: u64, copies: u32| l.add(MemSpace::Ub, bytes, copies, align);
-    let a_rows = if g.a_t { t.k_chunk } else { t.rows };
-    let a = add(a_rows * p.a * s, 2);
-    let widen = g.dtype != acc;
-    let b = if g.b_t {
-        VecMatB::Transposed {
-            bt: add(t.cols * p.bt * s, 2),
-            widened: widen.then(|| add(t.cols * p.bt * 4, 1)),
-            idx: add(t.k_chunk * t.cols * 4, 1),
-            gathered: add(t.k_chunk * t.cols * 4, 1),
-        }
-    } else {
-        VecMatB::RowMajor {
-            b: add(t.k_chunk * t.cols * s, 2),
-            widened: widen.then(|| add(t.k_chunk * t.cols * 4, 1)),
-        }
-    };
-    VecMatLayout {
-        a,
-        b,
-        prod: add(t.rows * t.cols * 4, 1),
-        acc: add(t.rows * t.cols * 4, 1),
-        out: add(t.rows * t.cols * g.out.size_bytes() as u64, 1),
     }
 }
 
@@ -817,99 +795,6 @@ pub fn apply_cube(
     t.layout = cube_layout(g, &t, machine);
     mm.schedule = MatMulSchedule::Cube(t);
     (block_dim as u32, cost as u64)
-}
-
-/// The estimated cycles of a vector candidate (launch excluded).
-pub fn vector_cost(g: &Geometry, t: &VecMatSchedule, machine: &Machine) -> f64 {
-    let o = &machine.vector.ops;
-    let head = f64::from(machine.vector.head_cycles);
-    let s = size(g.dtype);
-    let rows = t.rows.min(g.m) as f64;
-    let reps = (t.cols / 64) as f64;
-    let tiles = g.batches() * g.m.div_ceil(t.rows) * g.n.div_ceil(t.cols);
-    let cores = u64::from(machine.vector_cores());
-    let block_dim = tiles.min(cores).max(1);
-    let rounds = tiles.div_ceil(block_dim) as f64;
-    let kc = t.k_chunk.min(g.k) as f64;
-    // Per k: the scalar unit loads each a[i, k] and issues a muls; the
-    // vector unit runs the muls, then (after a barrier) the add.
-    let scalar = rows * (f64::from(machine.scalar.ub_load_cycles) + 6.0) + 8.0;
-    let vec = rows * reps * f64::from(o.scalar.per_repeat)
-        + t.rows as f64 * reps * f64::from(o.binary.per_repeat)
-        + 2.0 * (head + f64::from(o.binary.tail));
-    let per_k = vec.max(scalar);
-    // Per chunk: loads and the B widening / gather.
-    let p = &machine.dma.gm_to_ub;
-    let mte2 =
-        2.0 * f64::from(p.fixed_cycles) + (rows * kc + kc * t.cols as f64) * s / p.bytes_per_cycle;
-    let widen = if g.dtype.size_bytes() != 4 || g.b_t {
-        (t.k_chunk * t.cols / 64) as f64 * f64::from(o.cast.per_repeat.max(o.gather.per_repeat))
-            + head
-    } else {
-        0.0
-    };
-    let chunks = g.k.div_ceil(t.k_chunk) as f64;
-    let chunk = (kc * per_k + widen).max(mte2);
-    let store = f64::from(machine.dma.ub_to_gm.fixed_cycles)
-        + rows * t.cols as f64 * size(g.out) / machine.dma.ub_to_gm.bytes_per_cycle;
-    let tile = chunks * chunk + mte2 + (t.rows * t.cols / 64) as f64 * 2.0 + store;
-    (rounds * tile).max(chip_bound(g, machine))
-}
-
-fn schedule_vector(mm: &mut MatMul, g: &Geometry, machine: &Machine) -> Result<(u32, u64), String> {
-    if !matches!(g.dtype, DType::F32 | DType::BF16 | DType::I8) {
-        return Err(format!(
-            "neither the cube nor the vector matmul of {} handles {} inputs",
-            machine.name, g.dtype
-        ));
-    }
-    let mut best: Option<(f64, VecMatSchedule)> = None;
-    let cols_max = g.n.div_ceil(64) * 64;
-    for rows in [1u64, 2, 4, 8, 16, 32, 64, 128] {
-        if rows > g.m.next_power_of_two() {
-            break;
-        }
-        for cols in [64u64, 128, 256, 512, 1024, 2048] {
-            if cols > cols_max {
-                break;
-            }
-            for kc in [8u64, 16, 32, 64, 128] {
-                if kc > g.k.next_power_of_two().max(8) {
-                    break;
-                }
-                let t = VecMatSchedule {
-                    rows,
-                    cols,
-                    k_chunk: kc,
-                    ..VecMatSchedule::default()
-                };
-                if !fits(&vector_layout(g, &t, machine).named(), machine) {
-                    continue;
-                }
-                let cost = vector_cost(g, &t, machine);
-                if best.as_ref().is_none_or(|(c, _)| cost < *c) {
-                    best = Some((cost, t));
-                }
-            }
-        }
-    }
-    let Some((cost, mut t)) = best else {
-        let smallest = VecMatSchedule {
-            rows: 1,
-            cols: 64,
-            k_chunk: 8,
-            ..VecMatSchedule::default()
-        };
-        let layout = vector_layout(g, &smallest, machine);
-        mm.schedule = MatMulSchedule::Vector(VecMatSchedule { layout, ..smallest });
-        return Err("even the smallest vector matmul tiles do not fit UB".into());
-    };
-    let tiles = g.batches() * g.m.div_ceil(t.rows) * g.n.div_ceil(t.cols);
-    let block_dim = tiles.min(u64::from(machine.vector_cores())).max(1);
-    t.tiles = tiles;
-    t.layout = vector_layout(g, &t, machine);
-    mm.schedule = MatMulSchedule::Vector(t);
-    Ok((block_dim as u32, cost as u64))
 }
 
 #[cfg(test)]
