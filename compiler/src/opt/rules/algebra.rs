@@ -117,24 +117,31 @@ fn div_accumulated(eg: &mut EGraph, id: Id, n: &ENode) -> Vec<Id> {
     vec![eg.add(ENode::op(Op::Binary(BinaryOp::Mul), vec![x, r]))]
 }
 
-/// `a @ b` with `b` a column (`[K, 1]`, or `[batch…, K, 1]`) and float
-/// operands ⇒ `sum(a · reshape(b, [K]), axis = -1, keepdims = true)`
-/// (`[batch…, 1, K]` for a batched `b`), the operands
+/// `a @ b` with `b` a column `[K, 1]` and float operands ⇒
+/// `sum(a · reshape(b, [K]), axis = -1, keepdims = true)`, the operands
 /// widened to f32 first as the matmul does (an exact cast): each result is
 /// a row's dot product, accumulated in f32 either way. Where the cube
-/// lacks the dtype, the vector matmul runs its columns 64 lanes wide, so a
-/// column result wastes 63 of them (f32 4096 × 4096 on 910-like: 5.44 M
-/// cycles); as a row reduction it streams `a` once (84.6 k). The cost
-/// model decides (`extract::padded` charges the vector matmul its padded
-/// columns).
+/// lacks the dtype, the vector matmul takes its dot-product form (one
+/// 64-lane run of K at a time, `backend/src/npu/matmul/dot.rs`); as a row
+/// reduction the product streams `a` once and folds each row in the row
+/// stage's order (f32 4096 × 4096 on 910-like: 100.6 k cycles as a
+/// matmul, 84.6 k as rows). The cost model decides (`extract::padded`
+/// charges the vector matmul 64-lane output columns: more than the dot
+/// form costs, but the row form is the faster one either way).
+///
+/// A batched column (`[batch…, K, 1]`) is left to the matmul: as a row it
+/// is `[batch…, 1, K]` broadcast over `a`'s rows, which the planner copies
+/// out in a stage of its own (the broadcast is a strided view) that the
+/// cost model does not see. On 910-like, f32 `[8, 1024, 1024] @ [8, 1024,
+/// 1]` took 112 209 cycles as rows and takes 61 352 as a matmul.
 fn matvec_rows(eg: &mut EGraph, id: Id, n: &ENode) -> Vec<Id> {
     let (a, b) = (n.children()[0], n.children()[1]);
     let (ta, tb) = (eg[a].data.ty.clone(), eg[b].data.ty.clone());
     let out = eg[id].data.ty.shape.clone();
-    let (Some(da), Some(mut db)) = (ta.shape.as_fixed(), tb.shape.as_fixed()) else {
+    let (Some(da), Some(db)) = (ta.shape.as_fixed(), tb.shape.as_fixed()) else {
         return Vec::new();
     };
-    let (Some(&ka), [.., k, 1]) = (da.last(), db.as_slice()) else {
+    let (Some(&ka), [k, 1]) = (da.last(), db.as_slice()) else {
         return Vec::new();
     };
     if !ta.dtype.is_float() || ta.dtype != tb.dtype || da.len() < 2 || ka != *k {
@@ -143,12 +150,8 @@ fn matvec_rows(eg: &mut EGraph, id: Id, n: &ENode) -> Vec<Id> {
     if !contiguous(eg, b) {
         return Vec::new();
     }
-    // b as a row: [K] (one column for every batch), else [batch…, 1, K]
-    // lined up with a's batch dims by broadcasting.
-    let r = db.len();
-    db.swap(r - 2, r - 1);
-    let row = if r == 2 { &db[1..] } else { &db[..] };
-    let col = eg.add(ENode::op(Op::Reshape(Shape::fixed(row)), vec![b]));
+    // b as a row: [K], one column for every row of every batch of a.
+    let col = eg.add(ENode::op(Op::Reshape(Shape::fixed(&[*k])), vec![b]));
     let (a, col) = if ta.dtype == DType::F32 {
         (a, col)
     } else {
