@@ -433,7 +433,8 @@ impl CubeLayout {
 /// Two forms:
 /// - **outer products** (`dot == false`): per k, each row's `a[i, k]`
 ///   scales B's row of `cols` lanes (`cols` a multiple of 64);
-/// - **dot products** (`dot == true`, for narrow B, A not transposed):
+/// - **dot products** (`dot == true`, for narrow B (`n < 256`), A not
+///   transposed):
 ///   the tile is `rows × n` (`cols == n`), each output a dot product of
 ///   A's row with B's column along K, 64 lanes of K at a time, folded
 ///   across K at the tile's end; `k_chunk` is a multiple of 64.

@@ -1,14 +1,15 @@
-//! The dot-product form of a vector matmul (`VecMatSchedule::dot`), for B
-//! narrower than a repeat: the outer-product form (`vector.rs`) would run
-//! one `vec.muls` of a repeat per row and k with only `n` of its 64 lanes
-//! used.
+//! The dot-product form of a vector matmul (`VecMatSchedule::dot`), for
+//! narrow B: the outer-product form (`vector.rs`) runs one `vec.muls` per
+//! row and k, of `n / 64` repeats (only `n` of 64 lanes used when `n <
+//! 64`), issued by a scalar loop that bounds it for small tiles.
 //!
 //! A tile is `rows × n` outputs; output `(i, j)` keeps `k_chunk` lanes of
 //! partial sums. Per chunk of K, A's rows and B's columns are loaded (B's
 //! chunk is gathered into columns when B is row-major), widened to the
-//! accumulator dtype when they differ, and each output gets one `vec.mul`
-//! of A's row by B's column (`k_chunk / 64` repeats); one `vec.add` over
-//! the tile then accumulates them. The last chunk, when K is not whole
+//! accumulator dtype when they differ, and each output gets a `vec.mul`
+//! of A's row by B's column (`k_chunk / 64` repeats: one instruction per
+//! output, or per repeat position over a row's outputs); one `vec.add`
+//! over the tile then accumulates them. The last chunk, when K is not whole
 //! chunks, adds only its valid lanes (masked), so the stale lanes beyond K
 //! never reach a sum. At the tile's end each output's lanes are folded
 //! across repeats (`vec.asum`) and across lanes (`vec.rsum`), row by row,
@@ -48,9 +49,10 @@ pub(super) fn generate(
     else {
         return Err("internal: a dot-form matmul without its column buffers".into());
     };
-    if g.a_t || !t.k_chunk.is_multiple_of(LANES) || t.cols != g.n {
+    if g.a_t || !t.k_chunk.is_multiple_of(LANES) || t.cols != g.n || g.n > 255 {
         return Err(
-            "internal: the dot form needs A row-major, whole repeats of K and all of N".into(),
+            "internal: the dot form needs A row-major, whole repeats of K and all of N (below 256)"
+                .into(),
         );
     }
     let widen = g.dtype != cd;
@@ -175,30 +177,42 @@ pub(super) fn generate(
             }
             None => bsrc,
         };
-        // prod[i, j] = a[i] · col[j], the chunk's repeats.
+        // prod[i, j] = a[i] · col[j], the chunk's repeats: per row, one
+        // instruction per output (its repeats), or, when the row has more
+        // outputs than repeats, one per repeat position over its outputs
+        // (A's repeat read again for each: repeat stride 0), so that the
+        // instructions stay long enough to keep the vector unit busy.
         let reps = valid.div_ceil(LANES);
-        let mut jbody = Vec::new();
-        jbody
-            .op(vec![
-                (Access::Write, prod.region(outputs * seg)),
-                (Access::Read, arows.region(t.rows * p.a * 4)),
-                (Access::Read, cols.region(n * seg)),
-            ])
-            .vec_bin(
-                BinOp::Mul,
-                dt(cd),
-                VecOperand::new(sp, 1, 8),
-                VecOperand::new(sa, 1, 8),
-                VecOperand::new(sb, 1, 8),
-                reps,
-                lanes(LANES),
-            );
-        jbody.ins().s_alu(AluOp::Add, sb, sb, seg);
-        jbody.ins().s_alu(AluOp::Add, sp, sp, seg);
+        let mul = |items: &mut Vec<Item>, [d, a, b]: [VecOperand; 3], rep: u64| {
+            items
+                .op(vec![
+                    (Access::Write, prod.region(outputs * seg)),
+                    (Access::Read, arows.region(t.rows * p.a * 4)),
+                    (Access::Read, cols.region(n * seg)),
+                ])
+                .vec_bin(BinOp::Mul, dt(cd), d, a, b, rep, lanes(LANES));
+        };
         let mut ibody = Vec::new();
-        ibody.ins().s_li(jj, 0u64);
-        ibody.ins().s_li(sb, cols.addr);
-        count_up(&mut ibody, jj, n, jbody);
+        if across_outputs(n, reps) {
+            for r in 0..reps {
+                let ops = [
+                    VecOperand::new(Address::at(sp, r * 256), 1, seg / 32),
+                    VecOperand::new(Address::at(sa, r * 256), 1, 0),
+                    VecOperand::new(cols.addr + r * 256, 1, seg / 32),
+                ];
+                mul(&mut ibody, ops, n);
+            }
+            ibody.ins().s_alu(AluOp::Add, sp, sp, n * seg);
+        } else {
+            let mut jbody = Vec::new();
+            let ops = [sp, sa, sb].map(|r| VecOperand::new(r, 1, 8));
+            mul(&mut jbody, ops, reps);
+            jbody.ins().s_alu(AluOp::Add, sb, sb, seg);
+            jbody.ins().s_alu(AluOp::Add, sp, sp, seg);
+            ibody.ins().s_li(jj, 0u64);
+            ibody.ins().s_li(sb, cols.addr);
+            count_up(&mut ibody, jj, n, jbody);
+        }
         ibody.ins().s_alu(AluOp::Add, sa, sa, p.a * 4);
         st.ins().s_li(ii, 0u64);
         st.ins().s_li(sa, arows.addr);
@@ -312,4 +326,11 @@ pub(super) fn generate(
         .mte3_ub_gm(gc, ob.addr, mcur, n * so, p.out * so, g.c_row * so);
     tile_loop(&mut items, &o, total, tile);
     Ok(items)
+}
+
+/// Whether a row's products run one instruction per repeat position over
+/// its `n` outputs (rather than one per output over `reps` repeats): when
+/// that makes fewer instructions.
+fn across_outputs(n: u64, reps: u64) -> bool {
+    n > reps
 }

@@ -60,13 +60,15 @@
 //!   chunks; per k, `rows` scalar loads and `vec.muls` of `cols / 64`
 //!   repeats, one `vec.add` over the tile, two barriers; per chunk the MTE2
 //!   loads and the B widening/gather;
-//! - dot products, for B narrower than a repeat (`n < 64`) and A
-//!   row-major: tiles of `rows × n`, per chunk one `vec.mul` of
-//!   `k_chunk / 64` repeats an output (A's row by B's column, gathered
-//!   from B's chunk) and one `vec.add` over the tile; per tile the folds
-//!   across repeats and lanes. The outer form would use `n` of each
-//!   repeat's 64 lanes (f32 `[4096, 4096] @ [4096, 8]` on 910-like:
-//!   5 438 361 → 352 928 cycles).
+//! - dot products, for narrow B (`n < 256`) and A row-major: tiles of
+//!   `rows × n`, per chunk a `vec.mul` of `k_chunk / 64` repeats an output
+//!   (A's row by B's column, gathered from B's chunk; one instruction per
+//!   repeat position over a row's outputs when they outnumber the
+//!   repeats) and one `vec.add` over the tile; per tile the folds across
+//!   repeats and lanes. The outer form uses `n` of each repeat's 64 lanes
+//!   for `n < 64`, and its per-k scalar loads bound it for small tiles (on
+//!   910-like, f32 `[4096, 4096] @ [4096, n]`: n = 8, 5 438 361 → 314 482
+//!   cycles; n = 64, 5 439 258 → 2 580 058; n = 96, 6 269 981 → 4 329 244).
 //!
 //! The fitting candidate of either form with the least estimate wins.
 //!

@@ -109,8 +109,8 @@ pub fn vector_cost(g: &Geometry, t: &VecMatSchedule, machine: &Machine) -> f64 {
 /// Per chunk: A's and B's loads (MTE2) against the vector unit's work
 /// (widening A and B, gathering B's columns, a `vec.mul` and a `vec.add`
 /// of `k_chunk / 64` repeats an output, two barriers) and the scalar
-/// unit's loop over the outputs; per tile the folds, the epilogue and the
-/// store.
+/// unit's issue of the multiplies; per tile the folds, the epilogue and
+/// the store.
 fn dot_cost(g: &Geometry, t: &VecMatSchedule, machine: &Machine) -> f64 {
     let o = &machine.vector.ops;
     let head = f64::from(machine.vector.head_cycles);
@@ -140,9 +140,16 @@ fn dot_cost(g: &Geometry, t: &VecMatSchedule, machine: &Machine) -> f64 {
     if !g.b_t {
         vec += per(&o.gather, n * kc) + head;
     }
-    // Each output's multiply is a loop iteration: the instruction, three
-    // address steps and the branch.
-    let scalar = insn * (rows * n * 5.0 + rows * 4.0 + 24.0);
+    // A row's multiplies: one instruction per repeat position over its
+    // outputs when it has more outputs than repeats (as the backend does),
+    // else a loop iteration per output (the instruction, address steps,
+    // the branch).
+    let per_row = if g.n > t.k_chunk / 64 {
+        reps + 3.0
+    } else {
+        n * 5.0 + 4.0
+    };
+    let scalar = insn * (rows * per_row + 24.0);
     let dma = &machine.dma.gm_to_ub;
     let mte2 = 2.0 * f64::from(dma.fixed_cycles) + (rows * kc + b_elems) * s / dma.bytes_per_cycle;
     let chunks = g.k.div_ceil(t.k_chunk) as f64;
@@ -201,9 +208,10 @@ pub(super) fn schedule_vector(
             }
         }
     }
-    // The dot form, for B narrower than a repeat (A row-major: its rows
-    // are the dot products' runs).
-    if !g.a_t && g.n < 64 {
+    // The dot form, for B narrower than a repeat, or a few repeats wide
+    // (A row-major: its rows are the dot products' runs; a row's outputs
+    // are one instruction's repeats, at most 255).
+    if !g.a_t && g.n < 256 {
         let k_max = g.k.div_ceil(64) * 64;
         for rows in [1u64, 2, 4, 8, 16, 32] {
             if rows > g.m.next_power_of_two() || rows * g.n > 256 {
