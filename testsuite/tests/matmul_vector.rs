@@ -7,13 +7,15 @@
 //!   batches on both sides, K of partial chunks, scale, relu and casts
 //!   folded into the stage, each plan's text parsing back to the plan;
 //! - forced onto one product in every tile height and chunk depth, and
-//!   the outer-product form forced onto the same product.
+//!   the outer-product form forced onto the same product;
+//! - a hand-edited dot-form layout that does not match B's storage is
+//!   refused.
 
 use tessera_compiler::driver::{self, Source};
 use tessera_compiler::opt::Level;
 use tessera_compiler::plan::schedule::{fits, vector_layout};
 use tessera_compiler::simulate;
-use tessera_ir::plan::{Geometry, MatMulSchedule, Plan, StageKind, VecMatSchedule};
+use tessera_ir::plan::{Geometry, MatMulSchedule, Plan, StageKind, VecMatB, VecMatSchedule};
 
 /// Kernels of one narrow vector matmul each, with what they exercise.
 const KERNELS: &str = "
@@ -66,6 +68,17 @@ const NAMES: [(&str, bool); 14] = [
     ("n200", false),
 ];
 
+/// Kernel `name` of [`KERNELS`], lowered, and its source.
+fn lowered(name: &str) -> (tessera_ir::Kernel, Source) {
+    let src = Source {
+        name: "narrow".into(),
+        text: KERNELS.into(),
+    };
+    let file = driver::parse_and_check(&src).expect("checks");
+    let kernel = driver::lower(&file, name, &Default::default(), &src).expect("lowers");
+    (kernel, src)
+}
+
 fn dot_schedules(plan: &Plan) -> Vec<&VecMatSchedule> {
     plan.stages
         .iter()
@@ -81,15 +94,10 @@ fn dot_schedules(plan: &Plan) -> Vec<&VecMatSchedule> {
 
 #[test]
 fn narrow_vector_matmuls_run_as_dot_products() {
-    let src = Source {
-        name: "narrow".into(),
-        text: KERNELS.into(),
-    };
-    let file = driver::parse_and_check(&src).expect("checks");
     let machine = simulate::machine(Some("910-like")).expect("machine");
     let mut folded = (false, false);
     for (name, dot) in NAMES {
-        let kernel = driver::lower(&file, name, &Default::default(), &src).expect("lowers");
+        let (kernel, src) = lowered(name);
         let inputs = tessera_testsuite::random_inputs(&kernel, 3);
         for level in [Level::O0, Level::O2] {
             let code = driver::compile_npu(&kernel, &machine, &src, level)
@@ -128,12 +136,7 @@ fn narrow_vector_matmuls_run_as_dot_products() {
 /// `schedule(geometry)` forced onto the matmul stage of `name` in
 /// [`KERNELS`] (planned at `-O0`), checked against the reference.
 fn forced(name: &str, schedule: impl Fn(&Geometry) -> VecMatSchedule) {
-    let src = Source {
-        name: "narrow".into(),
-        text: KERNELS.into(),
-    };
-    let file = driver::parse_and_check(&src).expect("checks");
-    let kernel = driver::lower(&file, name, &Default::default(), &src).expect("lowers");
+    let (kernel, _) = lowered(name);
     let machine = simulate::machine(Some("910-like")).expect("machine");
     let mut plan = tessera_compiler::plan::plan(&kernel, &machine).expect("plan");
     let stage = plan
@@ -187,5 +190,40 @@ fn outer_products_still_compute_a_narrow_product() {
             k_chunk: 8,
             ..VecMatSchedule::default()
         });
+    }
+}
+
+/// A dot-form stage whose B buffers do not match B's storage (a plan
+/// written by hand) is refused with an error, not compiled into a wrong
+/// program: a row-major B without its gather, a transposed one with it.
+#[test]
+fn a_dot_layout_that_does_not_match_b_is_refused() {
+    let machine = simulate::machine(Some("910-like")).expect("machine");
+    for name in ["odd", "bt"] {
+        let (kernel, src) = lowered(name);
+        let code = driver::compile_npu(&kernel, &machine, &src, Level::O0).expect("compiles");
+        let mut plan = code.plan.clone();
+        let Some(StageKind::MatMul(mm)) = plan.stages.first_mut().map(|s| &mut s.kind) else {
+            panic!("{name}: not a matmul: {}", code.plan.text());
+        };
+        let MatMulSchedule::Vector(VecMatSchedule {
+            dot: true, layout, ..
+        }) = &mut mm.schedule
+        else {
+            panic!("{name}: not the dot form: {}", code.plan.text());
+        };
+        let VecMatB::Columns { b, gather, .. } = &mut layout.b else {
+            panic!("{name}: no column buffers");
+        };
+        *gather = match gather {
+            Some(_) => None,
+            None => Some((*b, *b)),
+        };
+        let err = tessera_backend::npu::compile(&plan, &machine)
+            .expect_err("an inconsistent layout is refused");
+        assert!(
+            format!("{err:?}").contains("gathers B's columns"),
+            "{name}: {err:?}"
+        );
     }
 }

@@ -55,6 +55,11 @@ pub(super) fn generate(
                 .into(),
         );
     }
+    if gather.is_some() == g.b_t {
+        return Err(
+            "internal: a dot-form matmul gathers B's columns exactly when B is row-major".into(),
+        );
+    }
     let widen = g.dtype != cd;
     if widen != (l.a_wide.is_some() && b_wide.is_some()) {
         return Err("internal: a dot-form matmul's widened buffers do not match its dtype".into());
