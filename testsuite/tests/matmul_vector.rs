@@ -15,7 +15,9 @@ use tessera_compiler::driver::{self, Source};
 use tessera_compiler::opt::Level;
 use tessera_compiler::plan::schedule::{fits, vector_layout};
 use tessera_compiler::simulate;
-use tessera_ir::plan::{Geometry, MatMulSchedule, Plan, StageKind, VecMatB, VecMatSchedule};
+use tessera_ir::plan::{
+    Geometry, MatMul, MatMulSchedule, Plan, StageKind, VecMatB, VecMatSchedule,
+};
 
 /// Kernels of one narrow vector matmul each, with what they exercise.
 const KERNELS: &str = "
@@ -79,14 +81,14 @@ fn lowered(name: &str) -> (tessera_ir::Kernel, Source) {
     (kernel, src)
 }
 
-fn dot_schedules(plan: &Plan) -> Vec<&VecMatSchedule> {
+/// The plan's matmul stages in the dot form.
+fn dot_stages(plan: &Plan) -> Vec<&MatMul> {
     plan.stages
         .iter()
         .filter_map(|s| match &s.kind {
-            StageKind::MatMul(mm) => match &mm.schedule {
-                MatMulSchedule::Vector(v) if v.dot => Some(v),
-                _ => None,
-            },
+            StageKind::MatMul(mm) if matches!(&mm.schedule, MatMulSchedule::Vector(v) if v.dot) => {
+                Some(mm)
+            }
             _ => None,
         })
         .collect()
@@ -102,18 +104,14 @@ fn narrow_vector_matmuls_run_as_dot_products() {
         for level in [Level::O0, Level::O2] {
             let code = driver::compile_npu(&kernel, &machine, &src, level)
                 .unwrap_or_else(|e| panic!("{name} {level:?}: {e:?}"));
-            let dots = dot_schedules(&code.plan);
+            let dots = dot_stages(&code.plan);
             // At -O2 a column may become a row reduction instead.
             if level == Level::O0 {
                 assert_eq!(dots.len(), usize::from(dot), "{name}: {}", code.plan.text());
             }
-            for s in code.plan.stages.iter() {
-                if let StageKind::MatMul(mm) = &s.kind
-                    && matches!(&mm.schedule, MatMulSchedule::Vector(v) if v.dot)
-                {
-                    folded.0 |= mm.scale.is_some();
-                    folded.1 |= mm.relu;
-                }
+            for mm in dots {
+                folded.0 |= mm.scale.is_some();
+                folded.1 |= mm.relu;
             }
             tessera_testsuite::plan_round_trip(&code.plan, &machine, &code.program)
                 .unwrap_or_else(|e| panic!("{name} {level:?}: {e}"));

@@ -752,6 +752,14 @@ pub struct VecPitch {
     pub out: u64,
 }
 
+/// Whether the dot form runs a tile row's products as one instruction per
+/// repeat position over its `n` outputs (A's repeat read again for each),
+/// rather than one per output over its `reps` repeats of K: when that
+/// makes fewer, longer instructions.
+pub fn dot_across_outputs(n: u64, reps: u64) -> bool {
+    n > reps
+}
+
 /// The pitches of a vector matmul of geometry `g` with tiles `t`.
 pub fn vec_pitch(g: &Geometry, t: &VecMatSchedule) -> VecPitch {
     let e = 32 / g.dtype.size_bytes() as u64;

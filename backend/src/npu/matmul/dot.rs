@@ -16,16 +16,16 @@
 //! into the output tile's rows (their pitch rounded up to 32 bytes), then
 //! scaled, relu'd, cast and stored.
 
-use super::vector::epilogue;
+use super::vector::{epilogue, gather_table};
 use super::{Open, open, size, tile_loop, tile_setup};
 use crate::npu::Ctx;
 use crate::npu::inst::{Address, InstBuilder, VecOperand, int_scalar, lanes};
 use crate::npu::prog::{Access, Branch, Build, Item, count_up};
 use crate::npu::vector::{self, Opnd, Seq, VBuf, dt};
 use tessera_ir::DType;
-use tessera_ir::plan::matmul::{Geometry, vec_pitch};
+use tessera_ir::plan::matmul::{Geometry, dot_across_outputs, vec_pitch};
 use tessera_ir::plan::{MatMul, VecMatB, VecMatSchedule};
-use tessera_sim::isa::{ARed, AluOp, BinOp, Cond, RRed, ScaOp};
+use tessera_sim::isa::{ARed, AluOp, BinOp, Cond, RRed};
 
 /// Lanes of a 4-byte accumulator in one repeat.
 const LANES: u64 = 64;
@@ -83,37 +83,7 @@ pub(super) fn generate(
     // The gather's table: column j's element k is element (k, j) of the
     // (widened, 4-byte) row-major chunk, at byte (k · pitch + j) · 4.
     if let Some((idx, _)) = gather {
-        let idx = VBuf::of(idx, 0, DType::I32);
-        let i32_dt = dt(DType::I32);
-        vector::emit(&mut items, kc, &[Opnd::Run(idx)], |b, v, rep, m| {
-            b.vec_iota(i32_dt, v[0], int_scalar(0), rep, m)
-        });
-        let ops = [Opnd::Run(idx), Opnd::Run(idx)];
-        vector::emit(&mut items, kc, &ops, |b, v, rep, m| {
-            b.vec_sca(
-                ScaOp::Muls,
-                i32_dt,
-                v[0],
-                v[1],
-                int_scalar((p.b * 4) as i64),
-                rep,
-                m,
-            )
-        });
-        for j in 1..n {
-            let ops = [Opnd::Run(idx.offset(j * seg)), Opnd::Run(idx)];
-            vector::emit(&mut items, kc, &ops, |b, v, rep, m| {
-                b.vec_sca(
-                    ScaOp::Adds,
-                    i32_dt,
-                    v[0],
-                    v[1],
-                    int_scalar((j * 4) as i64),
-                    rep,
-                    m,
-                )
-            });
-        }
+        gather_table(&mut items, idx, (n, kc), p.b * 4);
     }
 
     let mut tile = Vec::new();
@@ -198,7 +168,7 @@ pub(super) fn generate(
                 .vec_bin(BinOp::Mul, dt(cd), d, a, b, rep, lanes(LANES));
         };
         let mut ibody = Vec::new();
-        if across_outputs(n, reps) {
+        if dot_across_outputs(n, reps) {
             for r in 0..reps {
                 let ops = [
                     VecOperand::new(Address::at(sp, r * 256), 1, seg / 32),
@@ -331,11 +301,4 @@ pub(super) fn generate(
         .mte3_ub_gm(gc, ob.addr, mcur, n * so, p.out * so, g.c_row * so);
     tile_loop(&mut items, &o, total, tile);
     Ok(items)
-}
-
-/// Whether a row's products run one instruction per repeat position over
-/// its `n` outputs (rather than one per output over `reps` repeats): when
-/// that makes fewer instructions.
-fn across_outputs(n: u64, reps: u64) -> bool {
-    n > reps
 }

@@ -75,22 +75,7 @@ pub(super) fn generate(
     // The index table of the gather (transposed B): element (k, j) of the
     // row-major chunk is at byte (j · pitch + k) · 4 of the widened Bᵀ.
     if let Some((idx, _)) = b_gather {
-        let idx = VBuf::of(idx, 0, DType::I32);
-        let i32_dt = dt(DType::I32);
-        vector::emit(&mut items, t.cols, &[Opnd::Run(idx)], |b, v, rep, m| {
-            b.vec_iota(i32_dt, v[0], int_scalar(0), rep, m)
-        });
-        let by = |x: u64| -> Scal { int_scalar(x as i64) };
-        let ops = [Opnd::Run(idx), Opnd::Run(idx)];
-        vector::emit(&mut items, t.cols, &ops, |b, v, rep, m| {
-            b.vec_sca(ScaOp::Muls, i32_dt, v[0], v[1], by(p.bt * 4), rep, m)
-        });
-        for k in 1..t.k_chunk {
-            let ops = [Opnd::Run(idx.offset(k * t.cols * 4)), Opnd::Run(idx)];
-            vector::emit(&mut items, t.cols, &ops, |b, v, rep, m| {
-                b.vec_sca(ScaOp::Adds, i32_dt, v[0], v[1], by(k * 4), rep, m)
-            });
-        }
+        gather_table(&mut items, idx, (t.k_chunk, t.cols), p.bt * 4);
     }
 
     let mut tile = Vec::new();
@@ -303,5 +288,48 @@ pub(super) fn epilogue(items: &mut Vec<Item>, g: &Geometry, acc: VBuf, out: VBuf
         q.copy(out, acc);
     } else {
         q.cvt(out, acc);
+    }
+}
+
+/// A gather's table of `rows × len` byte offsets in `idx`: entry `(r, e)`
+/// is `e · stride + r · 4` (element `e` of row `r` of a 4-byte matrix
+/// stored transposed with `stride` bytes between its rows), built once per
+/// stage: `vec.iota`, a `vec.muls` for row 0, a `vec.adds` for each other.
+pub(super) fn gather_table(
+    items: &mut Vec<Item>,
+    idx: &LocalBuf,
+    (rows, len): (u64, u64),
+    stride: u64,
+) {
+    let idx = VBuf::of(idx, 0, DType::I32);
+    let i32_dt = dt(DType::I32);
+    vector::emit(items, len, &[Opnd::Run(idx)], |b, v, rep, m| {
+        b.vec_iota(i32_dt, v[0], int_scalar(0), rep, m)
+    });
+    let ops = [Opnd::Run(idx), Opnd::Run(idx)];
+    vector::emit(items, len, &ops, |b, v, rep, m| {
+        b.vec_sca(
+            ScaOp::Muls,
+            i32_dt,
+            v[0],
+            v[1],
+            int_scalar(stride as i64),
+            rep,
+            m,
+        )
+    });
+    for r in 1..rows {
+        let ops = [Opnd::Run(idx.offset(r * len * 4)), Opnd::Run(idx)];
+        vector::emit(items, len, &ops, |b, v, rep, m| {
+            b.vec_sca(
+                ScaOp::Adds,
+                i32_dt,
+                v[0],
+                v[1],
+                int_scalar((r * 4) as i64),
+                rep,
+                m,
+            )
+        });
     }
 }

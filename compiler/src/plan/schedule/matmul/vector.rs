@@ -5,7 +5,7 @@
 use super::{chip_bound, size};
 use crate::plan::schedule::{Allocator, fits};
 use tessera_ir::DType;
-use tessera_ir::plan::matmul::{Geometry, vec_pitch};
+use tessera_ir::plan::matmul::{Geometry, dot_across_outputs, vec_pitch};
 use tessera_ir::plan::{MatMul, MatMulSchedule, MemSpace, VecMatB, VecMatLayout, VecMatSchedule};
 use tessera_sim::Machine;
 
@@ -144,7 +144,7 @@ fn dot_cost(g: &Geometry, t: &VecMatSchedule, machine: &Machine) -> f64 {
     // outputs when it has more outputs than repeats (as the backend does),
     // else a loop iteration per output (the instruction, address steps,
     // the branch).
-    let per_row = if g.n > t.k_chunk / 64 {
+    let per_row = if dot_across_outputs(g.n, t.k_chunk / 64) {
         reps + 3.0
     } else {
         n * 5.0 + 4.0
