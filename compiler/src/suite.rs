@@ -182,7 +182,11 @@ fn tune_one(
         .map_err(|e| Failure::Internal(format!("a thread pool: {e}")))?;
     let report =
         pool.install(|| crate::tune::tune(&kernel, machine, &src, crate::opt::Level::O2, 8))?;
-    let tuning = crate::tune::merge(crate::tune::Tuning::default(), &report.entries);
+    let tuning = crate::tune::merge(
+        crate::tune::Tuning::default(),
+        &report.entries,
+        &report.vectors,
+    );
     let tuned = bench(&kernel, machine, &src, crate::opt::Level::O2, &tuning)?;
     Ok((report, tuned.cycles))
 }

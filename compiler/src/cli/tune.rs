@@ -79,7 +79,7 @@ pub(super) fn cmd_tune(io: &mut Io<'_>, a: &TuneArgs) -> Result<(), Failure> {
     } else {
         tune::Tuning::default()
     };
-    let merged = tune::merge(existing, &report.entries);
+    let merged = tune::merge(existing, &report.entries, &report.vectors);
     if let Some(dir) = output.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| {
             Failure::input(vec![Diagnostic::new(
@@ -96,8 +96,8 @@ pub(super) fn cmd_tune(io: &mut Io<'_>, a: &TuneArgs) -> Result<(), Failure> {
             "{}-> {} ({} entr{})\n",
             report.table(),
             output.display(),
-            report.entries.len(),
-            if report.entries.len() == 1 {
+            report.entries.len() + report.vectors.len(),
+            if report.entries.len() + report.vectors.len() == 1 {
                 "y"
             } else {
                 "ies"

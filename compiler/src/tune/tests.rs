@@ -1,7 +1,10 @@
 //! `tune`'s tests: candidates, tuning files, and applying them.
 
+use super::search::{CLOSE, choose, simulate};
 use super::*;
+use crate::driver::{self, Source};
 use crate::opt::Level;
+use tessera_ir::Kernel;
 
 const GEMM: &str =
     "kernel gemm(a: f16[M, K], b: f16[K, N]) -> f16[M, N] { return cast(a @ b, f16); }";
@@ -82,7 +85,7 @@ fn tuning_keeps_the_fastest_candidate_and_compiles_to_it() {
         [2, 4, 8].map(|g| format!("{first} group_m={g}")),
         "{orders:?}"
     );
-    let file = merge(Tuning::default(), &r.entries);
+    let file = merge(Tuning::default(), &r.entries, &r.vectors);
     let (code, notes) =
         driver::compile_npu_tuned(&k, &m, &src, Level::O2, &file).expect("compiles");
     assert!(notes.is_empty(), "{notes:?}");
@@ -153,7 +156,7 @@ fn a_large_batch_is_tuned_on_a_sample_and_a_repeated_stage_once() {
     );
     // Both stages take the choice, and the whole kernel is no slower
     // with it.
-    let tuned = merge(Tuning::default(), &r.entries);
+    let tuned = merge(Tuning::default(), &r.entries, &r.vectors);
     let with = crate::bench::bench(&k, &m, &src, Level::O0, &tuned).expect("benches");
     let without =
         crate::bench::bench(&k, &m, &src, Level::O0, &Tuning::default()).expect("benches");
@@ -211,7 +214,10 @@ fn tuning_does_not_depend_on_the_thread_count() {
             .iter()
             .map(|t| (t.schedule.clone(), t.predicted, t.simulated))
             .collect();
-        (to_text(&merge(Tuning::default(), &r.entries)), tried)
+        (
+            to_text(&merge(Tuning::default(), &r.entries, &r.vectors)),
+            tried,
+        )
     };
     assert_eq!(run(1), run(2));
 }
@@ -259,14 +265,14 @@ fn split_k_entries_apply_with_their_partials() {
         sample: None,
     };
     // The same tiles unsplit: no partials, no workspace.
-    let file = merge(Tuning::default(), &[entry(1)]);
+    let file = merge(Tuning::default(), &[entry(1)], &[]);
     let (code, notes) =
         driver::compile_npu_tuned(&k, &m, &src, Level::O2, &file).expect("compiles");
     assert!(notes.is_empty(), "{notes:?}");
     assert_eq!(cube(&code.plan).parts(), 1);
     assert_eq!(code.plan.workspace, 0);
     // More parts than one round of units: not offered, so ignored.
-    let file = merge(Tuning::default(), &[entry(7)]);
+    let file = merge(Tuning::default(), &[entry(7)], &[]);
     let (code, notes) =
         driver::compile_npu_tuned(&k, &m, &src, Level::O2, &file).expect("compiles");
     assert!(
@@ -282,7 +288,7 @@ fn stale_and_invalid_entries_are_ignored_with_a_note() {
     let m = machine();
     let untuned = driver::compile_npu(&k, &m, &src, Level::O2).expect("compiles");
     let r = tune(&k, &m, &src, Level::O2, 4).expect("tunes");
-    let good = merge(Tuning::default(), &r.entries);
+    let good = merge(Tuning::default(), &r.entries, &r.vectors);
     let mut stale = good.clone();
     stale.entries[0].fingerprint = "0000000000000000".into();
     let mut invalid = good.clone();
@@ -348,8 +354,8 @@ fn files_round_trip_and_bad_ones_are_e0608() {
         sample: (base_m == 32).then_some([1, 8]),
     };
     // Merging replaces the same stage and sorts.
-    let f = merge(Tuning::default(), &[e("z", 16), e("a", 16)]);
-    let f = merge(f, &[e("z", 32)]);
+    let f = merge(Tuning::default(), &[e("z", 16), e("a", 16)], &[]);
+    let f = merge(f, &[e("z", 32)], &[]);
     let stages: Vec<(&str, u64)> = f
         .entries
         .iter()
@@ -507,7 +513,7 @@ fn a_bounded_stage_neither_lends_nor_borrows_a_choice_of_its_form() {
             untuned: 0,
             sample: None,
         };
-        let file = merge(Tuning::default(), &[entry]);
+        let file = merge(Tuning::default(), &[entry], &[]);
         let mut tuned = plan.clone();
         let notes = apply(&mut tuned, &file, &m);
         let (_, t) = schedule(&tuned, free[0].stage);
@@ -522,3 +528,5 @@ fn a_bounded_stage_neither_lends_nor_borrows_a_choice_of_its_form() {
         );
     }
 }
+
+mod vector;

@@ -109,7 +109,7 @@ pub use split::place_partials;
 use split::split_candidates;
 pub use stagger::stagger_strips;
 use vector::schedule_vector;
-pub use vector::{vector_cost, vector_layout};
+pub use vector::{apply_vector, vector_candidates, vector_cost, vector_layout};
 
 use super::{Allocator, fits};
 use tessera_ir::DType;

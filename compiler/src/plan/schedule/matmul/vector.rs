@@ -166,24 +166,15 @@ fn dot_cost(g: &Geometry, t: &VecMatSchedule, machine: &Machine) -> f64 {
     (rounds * tile).max(chip_bound(g, machine))
 }
 
-pub(super) fn schedule_vector(
-    mm: &mut MatMul,
-    g: &Geometry,
-    machine: &Machine,
-) -> Result<(u32, u64), String> {
-    if !matches!(g.dtype, DType::F32 | DType::BF16 | DType::I8) {
-        return Err(format!(
-            "neither the cube nor the vector matmul of {} handles {} inputs",
-            machine.name, g.dtype
-        ));
-    }
-    let mut best: Option<(f64, VecMatSchedule)> = None;
+/// The vector candidates of a matmul that fit UB, with their estimates, in
+/// the scheduler's order: the outer form's (rows, then columns, then K
+/// chunk, each growing), then the dot form's. The scheduler takes the
+/// first of the cheapest; `tune` simulates the cheapest few.
+pub fn vector_candidates(g: &Geometry, machine: &Machine) -> Vec<(f64, VecMatSchedule)> {
+    let mut out = Vec::new();
     let mut consider = |t: VecMatSchedule| {
         if fits(&vector_layout(g, &t, machine).named(), machine) {
-            let cost = vector_cost(g, &t, machine);
-            if best.as_ref().is_none_or(|(c, _)| cost < *c) {
-                best = Some((cost, t));
-            }
+            out.push((vector_cost(g, &t, machine), t));
         }
     };
     let cols_max = g.n.div_ceil(64) * 64;
@@ -231,7 +222,45 @@ pub(super) fn schedule_vector(
             }
         }
     }
-    let Some((cost, mut t)) = best else {
+    out
+}
+
+/// Gives `mm` (of geometry `g`) the vector schedule `t`, with its tile
+/// count and buffers; returns its block count and estimate (`cost`).
+pub fn apply_vector(
+    mm: &mut MatMul,
+    g: &Geometry,
+    mut t: VecMatSchedule,
+    cost: f64,
+    machine: &Machine,
+) -> (u32, u64) {
+    let tiles = g.batches() * g.m.div_ceil(t.rows) * g.n.div_ceil(t.cols);
+    let block_dim = tiles.min(u64::from(machine.vector_cores())).max(1);
+    t.tiles = tiles;
+    t.layout = vector_layout(g, &t, machine);
+    mm.schedule = MatMulSchedule::Vector(t);
+    (block_dim as u32, cost as u64)
+}
+
+pub(super) fn schedule_vector(
+    mm: &mut MatMul,
+    g: &Geometry,
+    machine: &Machine,
+) -> Result<(u32, u64), String> {
+    if !matches!(g.dtype, DType::F32 | DType::BF16 | DType::I8) {
+        return Err(format!(
+            "neither the cube nor the vector matmul of {} handles {} inputs",
+            machine.name, g.dtype
+        ));
+    }
+    // The first of the cheapest.
+    let mut best: Option<(f64, VecMatSchedule)> = None;
+    for (cost, t) in vector_candidates(g, machine) {
+        if best.as_ref().is_none_or(|(c, _)| cost < *c) {
+            best = Some((cost, t));
+        }
+    }
+    let Some((cost, t)) = best else {
         let smallest = VecMatSchedule {
             rows: 1,
             cols: 64,
@@ -242,10 +271,5 @@ pub(super) fn schedule_vector(
         mm.schedule = MatMulSchedule::Vector(VecMatSchedule { layout, ..smallest });
         return Err("even the smallest vector matmul tiles do not fit UB".into());
     };
-    let tiles = g.batches() * g.m.div_ceil(t.rows) * g.n.div_ceil(t.cols);
-    let block_dim = tiles.min(u64::from(machine.vector_cores())).max(1);
-    t.tiles = tiles;
-    t.layout = vector_layout(g, &t, machine);
-    mm.schedule = MatMulSchedule::Vector(t);
-    Ok((block_dim as u32, cost as u64))
+    Ok(apply_vector(mm, g, t, cost, machine))
 }
