@@ -62,6 +62,28 @@ fn literal_only_expressions_fold() {
 }
 
 #[test]
+fn elementwise_builtins_of_literals_fold_where_a_literal_is_expected() {
+    // Hand-derived: sqrt(4) = 2; 2 · max(1, 3) = 6; the tanh form of
+    // gelu(1) = (1 + tanh(√(2/π) · 1.044715)) / 2 = 0.841192; the axis
+    // max(0, -1) = 0.
+    let src = "kernel k(x: f32[4, 4]) -> f32[4, 4] { \
+               return x * full([4, 4], sqrt(4.0), f32) + full([4, 4], 2.0 * maximum(1, 3)) \
+               + full([4, 4], gelu(1.0, approximate = \"tanh\")); } \
+               kernel s(x: f32[4]) -> f32[1] { return sum(x, axis = maximum(0, -1), keepdims = true); }";
+    let text = ir(src, "k", &[]);
+    assert!(text.contains("full 2.0 : f32[4, 4]"), "{text}");
+    assert!(text.contains("full 6.0 : f32[4, 4]"), "{text}");
+    assert!(text.contains("full 0.841192 : f32[4, 4]"), "{text}");
+    let text = ir(src, "s", &[]);
+    assert!(text.contains("axes=[0]"), "{text}");
+    // A reduction of a literal is not elementwise: not a literal.
+    assert_eq!(
+        codes("kernel k(x: f32[4]) -> f32[4] { return x * full([4], sum(1.0)); }"),
+        ["E0203"]
+    );
+}
+
+#[test]
 fn integer_literal_division_takes_the_dtype_it_meets() {
     // Hand-derived: a float tensor takes 1 / 2 = 0.5, an integer one the
     // truncated 7 / 2 = 3 (language.md: integer `/` truncates).

@@ -4,6 +4,15 @@
 use super::*;
 
 impl Lowerer<'_, '_> {
+    /// Reports `d`, unless a diagnostic was reported since there were
+    /// `before`: then that one (a literal that overflowed, a division by
+    /// zero while folding) already says what is wrong with the argument.
+    pub(super) fn report_unless_reported(&mut self, before: usize, d: Diagnostic) {
+        if self.diags.len() == before {
+            self.report(d);
+        }
+    }
+
     /// Folds a literal-only expression.
     pub(super) fn const_weak(&mut self, e: &Expr) -> Option<Weak> {
         match &e.kind {
@@ -11,8 +20,9 @@ impl Lowerer<'_, '_> {
             | ExprKind::Float(_)
             | ExprKind::Bool(_)
             | ExprKind::Neg(_)
-            | ExprKind::Binary { .. } => {
-                if is_literal_expr(e) {
+            | ExprKind::Binary { .. }
+            | ExprKind::Call { .. } => {
+                if self.is_literal_expr(e) {
                     match self.eval(e) {
                         Val::Weak(w) => Some(w),
                         _ => None,
@@ -25,11 +35,36 @@ impl Lowerer<'_, '_> {
         }
     }
 
+    /// Whether an expression is made of literals, operators and calls of
+    /// elementwise builtins (`sqrt(2.0)`, `maximum(1, 2)`, `gelu(1.0,
+    /// approximate = "tanh")`) only: what folds to a weak literal.
+    fn is_literal_expr(&self, e: &Expr) -> bool {
+        match &e.kind {
+            ExprKind::Int(_) | ExprKind::Float(_) | ExprKind::Bool(_) => true,
+            ExprKind::Neg(x) => self.is_literal_expr(x),
+            ExprKind::Binary { lhs, rhs, op, .. } => {
+                *op != BinOp::MatMul && self.is_literal_expr(lhs) && self.is_literal_expr(rhs)
+            }
+            ExprKind::Call { callee, args } => {
+                matches!(
+                    Builtin::lookup(&callee.name),
+                    Some(Builtin::Unary(_) | Builtin::Binary(_) | Builtin::Gelu)
+                ) && self.kernel_of_call(callee).is_none()
+                    && args.iter().all(|a| {
+                        matches!(a.value.kind, ExprKind::Str(_)) || self.is_literal_expr(&a.value)
+                    })
+            }
+            _ => false,
+        }
+    }
+
     pub(super) fn expect_int(&mut self, e: &Expr, what: &str) -> Option<i64> {
+        let before = self.diags.len();
         match self.const_weak(e).map(Weak::integral) {
             Some(Weak::Int(i)) => Some(i),
             _ => {
-                self.report(
+                self.report_unless_reported(
+                    before,
                     Diagnostic::new(Code::E0203, format!("{what} must be an integer literal"))
                         .primary(e.span, "expected an integer"),
                 );
@@ -156,6 +191,7 @@ impl Lowerer<'_, '_> {
                 }
                 continue;
             }
+            let before = self.diags.len();
             match self.const_weak(item).map(Weak::integral) {
                 Some(Weak::Int(v)) if v > 0 => out.push(DimArg::D(Dim::Fixed(v as u64))),
                 Some(Weak::Int(-1)) if allow_infer => out.push(DimArg::Infer(item.span)),
@@ -174,7 +210,8 @@ impl Lowerer<'_, '_> {
                     ok = false;
                 }
                 _ => {
-                    self.report(
+                    self.report_unless_reported(
+                        before,
                         Diagnostic::new(Code::E0203, "a dim must be an integer or a symbolic dim")
                             .primary(item.span, "not a dim"),
                     );

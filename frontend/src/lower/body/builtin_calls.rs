@@ -378,8 +378,10 @@ impl Lowerer<'_, '_> {
                     return Val::Err;
                 };
                 let dims = self.dim_list(s, false);
+                let before = self.diags.len();
                 let Some(w) = self.const_weak(v) else {
-                    self.report(
+                    self.report_unless_reported(
+                        before,
                         Diagnostic::new(Code::E0203, "the value of `full` must be a literal")
                             .primary(v.span, "expected a number or `true`/`false`"),
                     );
@@ -440,9 +442,11 @@ impl Lowerer<'_, '_> {
                 let eps = match eps_arg {
                     None => Some(Weak::Float(default_eps)),
                     Some(e) => {
+                        let before = self.diags.len();
                         let w = self.const_weak(e);
                         if !matches!(w, Some(Weak::Float(_) | Weak::Int(_) | Weak::Ratio { .. })) {
-                            self.report(
+                            self.report_unless_reported(
+                                before,
                                 Diagnostic::new(Code::E0203, "`eps` must be a number literal")
                                     .primary(e.span, "expected a number"),
                             );

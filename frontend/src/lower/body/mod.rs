@@ -815,15 +815,3 @@ fn compatible(a: &TensorType, b: &TensorType) -> bool {
             .zip(b.shape.dims())
             .all(|(x, y)| x == y || *x == Dim::Unknown || *y == Dim::Unknown)
 }
-
-/// Whether an expression is made of literals and operators only.
-fn is_literal_expr(e: &Expr) -> bool {
-    match &e.kind {
-        ExprKind::Int(_) | ExprKind::Float(_) | ExprKind::Bool(_) => true,
-        ExprKind::Neg(x) => is_literal_expr(x),
-        ExprKind::Binary { lhs, rhs, op, .. } => {
-            *op != BinOp::MatMul && is_literal_expr(lhs) && is_literal_expr(rhs)
-        }
-        _ => false,
-    }
-}
