@@ -98,6 +98,26 @@ fn repeat_cost(op: &Op, m: &Machine) -> f64 {
     }
 }
 
+/// Whether an op is a tensor-scalar one (machine.md's per-repeat class
+/// of 1): `+`, `·`, `maximum` or `minimum` of a tensor and a one-element
+/// operand either way, or a tensor minus one (`vec.adds` of its negation).
+/// The backend computes a constant operand so (`vector::constant_form`).
+fn tensor_scalar(op: &Op, args: &[&TensorType]) -> bool {
+    let one = |k: usize| {
+        args.get(k)
+            .and_then(|t| t.shape.num_elements())
+            .is_some_and(|n| n == 1)
+    };
+    let (Op::Binary(b), [_, _]) = (op, args) else {
+        return false;
+    };
+    match b {
+        BinaryOp::Add | BinaryOp::Mul | BinaryOp::Maximum | BinaryOp::Minimum => one(0) != one(1),
+        BinaryOp::Sub => one(1) && !one(0),
+        BinaryOp::Div | BinaryOp::Pow => false,
+    }
+}
+
 /// The minimal work of one op with operands of types `args` and result
 /// type `ty`.
 pub fn node_work(op: &Op, args: &[&TensorType], ty: &TensorType, m: &Machine) -> Work {
@@ -147,8 +167,49 @@ pub fn node_work(op: &Op, args: &[&TensorType], ty: &TensorType, m: &Machine) ->
         .max()
         .unwrap_or(4) as u64;
     let repeats = (elems * widest).div_ceil(256);
+    let per_repeat = if tensor_scalar(op, args) {
+        f64::from(m.vector.ops.scalar.per_repeat)
+    } else {
+        repeat_cost(op, m)
+    };
     Work {
         macs: Vec::new(),
-        vector: repeats as f64 * repeat_cost(op, m),
+        vector: repeats as f64 * per_repeat,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tessera_ir::Shape;
+
+    fn f32_of(dims: &[u64]) -> TensorType {
+        TensorType::new(DType::F32, Shape::fixed(dims))
+    }
+
+    #[test]
+    fn a_tensor_and_a_scalar_cost_the_tensor_scalar_class() {
+        // machine.md: per repeat 1 cycle tensor-scalar, 2 tensor-tensor.
+        // f32 [1024, 1024] is 16 384 repeats of 256 bytes.
+        let m = crate::simulate::machine(Some("910b-like")).expect("built-in");
+        let (x, s) = (f32_of(&[1024, 1024]), f32_of(&[]));
+        let one = f32_of(&[1, 1]);
+        let work =
+            |b: BinaryOp, args: &[&TensorType]| node_work(&Op::Binary(b), args, &x, &m).vector;
+        for b in [
+            BinaryOp::Add,
+            BinaryOp::Mul,
+            BinaryOp::Maximum,
+            BinaryOp::Minimum,
+        ] {
+            assert_eq!(work(b, &[&x, &s]), 16_384.0, "{b:?}");
+            assert_eq!(work(b, &[&one, &x]), 16_384.0, "{b:?}");
+            assert_eq!(work(b, &[&x, &x]), 32_768.0, "{b:?}");
+        }
+        // A tensor minus a scalar adds its negation; a scalar minus a
+        // tensor, and a division, are not one tensor-scalar instruction.
+        assert_eq!(work(BinaryOp::Sub, &[&x, &s]), 16_384.0);
+        assert_eq!(work(BinaryOp::Sub, &[&s, &x]), 32_768.0);
+        assert_eq!(work(BinaryOp::Div, &[&x, &s]), 16_384.0 * 4.0);
     }
 }

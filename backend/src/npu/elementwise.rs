@@ -427,7 +427,25 @@ pub fn generate(ctx: &mut Ctx<'_>, e: &Elementwise) -> Result<Vec<Item>, String>
             } else {
                 vector::Accuracy::F32
             };
-            vector::emit_op_to(&mut h, tile, (&inst.op, accuracy), dst, &args, &scratch)?;
+            let consts: Vec<Option<Scalar>> = inst
+                .args
+                .iter()
+                .map(|a| match a {
+                    EwArg::Input(k) => match inputs.get(*k).map(|v| &v.source) {
+                        Some(Source::Constant(c)) => Some(*c),
+                        _ => None,
+                    },
+                    EwArg::Inst(_) => None,
+                })
+                .collect();
+            vector::emit_op_with(
+                &mut h,
+                tile,
+                (&inst.op, accuracy),
+                dst,
+                (&args, &consts),
+                &scratch,
+            )?;
             results.push(dst);
         }
         // Store the result, then the further results (the same strides

@@ -2098,6 +2098,35 @@ def _(rng):
 # --- miscellany ---------------------------------------------------------------------------
 
 
+@case("tensor_scalar_constants")
+def _(rng):
+    n = 70  # a masked tail after a whole repeat
+    special = [np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-40, -1e-40, 3.4e38, -3.4e38, 0.1, -0.1, 2.5]
+
+    def floats(dt, lo, hi):
+        x = uniform(rng, (n,), dt, lo, hi)
+        return T(np.concatenate([const(special, dt).v, x.v[len(special):]]), dt)
+
+    f, h, b = floats("f32", -4.0, 4.0), floats("f16", -4.0, 4.0), floats("bf16", -4.0, 4.0)
+    edges32 = [-(2**31), 2**31 - 1, 0, -1, 1, 2**31 - 7, -(2**31) + 6, 715827882, -715827883]
+    i = T(np.concatenate([np.array(edges32, np.int32),
+                          ints(rng, (n - len(edges32),), "i32", -(2**31), 2**31).v]), "i32")
+    edges8 = [-128, 127, 0, -1, 1, 27, 28, -43, 43, -5, -6]
+    j = T(np.concatenate([np.array(edges8, np.int8),
+                          ints(rng, (n - len(edges8),), "i8", -128, 128).v]), "i8")
+    inf = T(np.array(np.inf, np.float32), "f32")
+    outs = {
+        "fa": f + 0.1, "fr": 3.0 + f, "fs": f - 0.1, "fi": binary(f, inf, np.subtract),
+        "fc": 2.5 - f, "fm": f * -0.0, "fx": maximum(f, -0.0), "fn": minimum(0.0, f),
+        "fd": f / 3.0,
+        "ha": h * 0.333, "hs": h - 0.5, "hx": maximum(1.5, h),
+        "ba": b + 0.1, "bs": b - 3.0, "bn": minimum(b, -1.0),
+        "ia": i + 7, "is": i - -(2**31), "im": -3 * i, "ix": maximum(i, 0), "ic": 100 - i,
+        "ja": j - -128, "js": j + 100, "jn": minimum(-5, j), "jm": j * 3,
+    }
+    return {"f": f, "h": h, "b": b, "i": i, "j": j}, outs
+
+
 @case("nan_inf_propagation")
 def _(rng):
     x = const([np.nan, np.inf, -np.inf, 1.0, -1.0, np.nan, 0.5, -np.inf], "f32")

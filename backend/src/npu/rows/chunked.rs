@@ -479,7 +479,7 @@ pub(super) fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String>
                     });
                 }
                 RowsOp::Ew(op) => {
-                    vector::emit_op(h, count(inst.width), op, dst, &args, &scratch)?;
+                    super::ew(h, count(inst.width), (r, inst, op), dst, &args, &scratch)?;
                 }
                 RowsOp::Expand => {
                     let src = *args

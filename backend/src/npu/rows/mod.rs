@@ -96,6 +96,32 @@ fn opening(
     })
 }
 
+/// Emits elementwise instruction `inst` of `r` (op `op`) over `n`
+/// elements, in tensor-scalar form when an operand is a constant
+/// ([`vector::constant_form`]).
+fn ew(
+    h: &mut Vec<Item>,
+    n: u64,
+    (r, inst, op): (&Rows, &RowsInst, &EwOp),
+    dst: VBuf,
+    args: &[VBuf],
+    scratch: &[VBuf],
+) -> Result<(), String> {
+    let consts: Vec<Option<Scalar>> = inst
+        .args
+        .iter()
+        .map(|a| match *a {
+            EwArg::Input(k) => match r.inputs.get(k).map(|i| &i.view.source) {
+                Some(Source::Constant(c)) => Some(*c),
+                _ => None,
+            },
+            EwArg::Inst(_) => None,
+        })
+        .collect();
+    let op = (op, vector::Accuracy::F32);
+    vector::emit_op_with(h, n, op, dst, (args, &consts), scratch)
+}
+
 /// `row0 = t · rows`, `rcur = min(rows, outer − row0)`: a tile's first row
 /// and its row count.
 fn tile_rows(h: &mut Vec<Item>, (row0, rcur): (Reg, Reg), t: Reg, rows: u64, outer: u64) {

@@ -283,7 +283,8 @@ pub(super) fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String>
                     .collect::<Vec<_>>();
                 match &inst.op {
                     RowsOp::Ew(op) => {
-                        vector::emit_op(&mut h, count(inst.width), op, dst, &args, &scratch)?;
+                        let n = count(inst.width);
+                        super::ew(&mut h, n, (r, inst, op), dst, &args, &scratch)?;
                     }
                     RowsOp::Expand => {
                         let src = *args
