@@ -85,7 +85,7 @@ pub fn load_source(path: &Path) -> Result<Source, Failure> {
                     Code::E0001,
                     format!("`{name}` is Tessera bytecode, not a source file"),
                 )
-                .help("this command takes a `.tsr` source; `tessera run` and `tessera disasm` take bytecode"),
+                .help("this command takes text (a `.tsr` source; `tessera asm` an assembly file); `tessera run` and `tessera disasm` take bytecode"),
             ]))
         }
         Err(e) => {

@@ -536,7 +536,18 @@ impl Machine {
                 at: e.span().map(|s| (s, text.to_string())),
             }
         })?;
-        m.validate()?;
+        m.validate().map_err(|mut e| {
+            // Where the invalid value is: its key's line, or the line of
+            // the nearest enclosing key or table the text has.
+            if e.at.is_none()
+                && let Some(span) = e.field.as_deref().and_then(|f| span_of(text, f))
+            {
+                let (line, col) = line_col(text, span.start);
+                e.message = format!("{} (line {line}, column {col})", e.message);
+                e.at = Some((span, text.to_string()));
+            }
+            e
+        })?;
         Ok(m)
     }
 
@@ -898,4 +909,51 @@ fn key_at(text: &str, offset: usize) -> Option<String> {
         Some(t) => format!("{t}.{key}"),
         None => key.to_string(),
     })
+}
+
+/// The byte span of the key of `field` (a dotted path) in a TOML
+/// description: the key whose table and dotted name make `field`, or else
+/// the one making the longest prefix of it (an inline table holding the
+/// field, or the table's header when the key is absent).
+fn span_of(text: &str, field: &str) -> Option<std::ops::Range<usize>> {
+    let name_chars = |k: &str| {
+        !k.is_empty()
+            && k.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-')
+    };
+    let covers = |path: &str| field == path || field.starts_with(&format!("{path}."));
+    let mut best: Option<(usize, std::ops::Range<usize>)> = None;
+    let mut table = String::new();
+    let mut start = 0;
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim();
+        let indent = line.len() - line.trim_start().len();
+        let (path, len) = if let Some(header) = trimmed.strip_prefix('[') {
+            let inner = header
+                .trim_start_matches('[')
+                .trim_end()
+                .trim_end_matches(']')
+                .trim();
+            table = inner.to_string();
+            (inner.to_string(), trimmed.len())
+        } else {
+            let key = line.split('=').next().unwrap_or("").trim();
+            if !line.contains('=') || !name_chars(key) {
+                start += line.len();
+                continue;
+            }
+            let path = if table.is_empty() {
+                key.to_string()
+            } else {
+                format!("{table}.{key}")
+            };
+            (path, key.len())
+        };
+        if name_chars(&path) && covers(&path) && best.as_ref().is_none_or(|(l, _)| path.len() > *l)
+        {
+            best = Some((path.len(), start + indent..start + indent + len));
+        }
+        start += line.len();
+    }
+    best.map(|(_, span)| span)
 }

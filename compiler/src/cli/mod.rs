@@ -453,6 +453,17 @@ impl Io<'_> {
         let _ = self.err.write_all(rendered.as_bytes());
     }
 
+    /// A note (an ignored tuning entry, an unchecked machine), in the chosen
+    /// format: `note: …`, or a JSON line of kind `note`.
+    fn note(&mut self, message: &str) {
+        if self.json {
+            let v = serde_json::json!({ "kind": "note", "code": null, "message": message });
+            let _ = writeln!(self.err, "{v}");
+        } else {
+            let _ = writeln!(self.err, "note: {message}");
+        }
+    }
+
     /// An error without a code (a usage or internal error), in the chosen format.
     fn plain_error(&mut self, kind: &str, message: &str) {
         if self.json {
@@ -552,8 +563,13 @@ where
         ColorChoice::Auto => tty,
     };
     let json = cli.error_format == ErrorFormat::Json;
+    let failed = std::cell::RefCell::new(None);
+    let mut checked = CheckedOut {
+        inner: out,
+        failed: &failed,
+    };
     let mut io = Io {
-        out,
+        out: &mut checked,
         err,
         color,
         json,
@@ -573,9 +589,52 @@ where
         Command::Disasm { file } => cmd_disasm(&mut io, file),
         Command::Machine { action, machine } => cmd_machine(&mut io, *action, machine.as_deref()),
     };
+    let _ = io.out.flush();
+    // What the command printed did not all reach standard output (a full
+    // disk, a closed descriptor): it did not do its job.
+    let result = match (result, failed.borrow_mut().take()) {
+        (Ok(()), Some(e)) => Err(Failure::input(vec![Diagnostic::new(
+            tessera_ir::Code::E0600,
+            format!("cannot write to standard output: {e}"),
+        )])),
+        (result, _) => result,
+    };
     match result {
         Ok(()) => 0,
         Err(f) => io.fail(f),
+    }
+}
+
+/// Standard output that remembers its first failed write. A closed pipe
+/// (`tessera … | head`) is not a failure: the reader stopped reading.
+struct CheckedOut<'w, 'f> {
+    inner: &'w mut dyn Write,
+    failed: &'f std::cell::RefCell<Option<std::io::Error>>,
+}
+
+impl CheckedOut<'_, '_> {
+    fn note<T>(&mut self, r: std::io::Result<T>) -> std::io::Result<T> {
+        if let Err(e) = &r
+            && e.kind() != std::io::ErrorKind::BrokenPipe
+        {
+            let mut failed = self.failed.borrow_mut();
+            if failed.is_none() {
+                *failed = Some(std::io::Error::new(e.kind(), e.to_string()));
+            }
+        }
+        r
+    }
+}
+
+impl Write for CheckedOut<'_, '_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let r = self.inner.write(buf);
+        self.note(r)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let r = self.inner.flush();
+        self.note(r)
     }
 }
 
@@ -645,11 +704,10 @@ fn cmd_disasm(io: &mut Io<'_>, file: &std::path::Path) -> Result<(), Failure> {
         None => Some("is not built in"),
     };
     if let Some(why) = unchecked {
-        let _ = writeln!(
-            io.err,
-            "note: machine `{}` {why}; the instructions were not checked against it",
+        io.note(&format!(
+            "machine `{}` {why}; the instructions were not checked against it",
             program.machine
-        );
+        ));
     }
     let _ = io
         .out
@@ -729,3 +787,6 @@ fn cmd_check(io: &mut Io<'_>, file: &std::path::Path) -> Result<(), Failure> {
     );
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

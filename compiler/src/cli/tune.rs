@@ -41,7 +41,7 @@ pub(super) fn sim_flags(
 /// Prints notes (tuning entries not used) to the error writer.
 pub(super) fn notes_out(io: &mut Io<'_>, notes: &[String]) {
     for n in notes {
-        let _ = writeln!(io.err, "note: {n}");
+        io.note(n);
     }
 }
 

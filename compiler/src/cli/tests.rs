@@ -1,0 +1,56 @@
+//! The command line's handling of its own output.
+
+use super::run;
+use std::io::{Error, ErrorKind, Write};
+
+/// Standard output that fails every write with `kind`.
+struct Failing(ErrorKind);
+
+impl Write for Failing {
+    fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+        Err(Error::new(self.0, "the device is full"))
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn tessera(args: &[&str], out: &mut dyn Write) -> (i32, String) {
+    let mut err = Vec::new();
+    let argv = std::iter::once("tessera").chain(args.iter().copied());
+    let code = run(argv, out, &mut err, false);
+    (code, String::from_utf8_lossy(&err).into_owned())
+}
+
+#[test]
+fn output_that_does_not_reach_standard_output_is_an_error() {
+    // cli.md: exit 0 is success; what the command prints is its result.
+    for args in [&["machine", "list"][..], &["machine", "show"]] {
+        let (code, err) = tessera(args, &mut Failing(ErrorKind::StorageFull));
+        assert_eq!(code, 1, "{args:?}: {err}");
+        assert!(err.contains("E0600"), "{err}");
+        assert!(
+            err.contains("cannot write to standard output: the device is full"),
+            "{err}"
+        );
+    }
+    // As a JSON line when asked.
+    let (code, err) = tessera(
+        &["--error-format", "json", "machine", "show"],
+        &mut Failing(ErrorKind::Other),
+    );
+    assert_eq!(code, 1);
+    let line: serde_json::Value = serde_json::from_str(err.trim()).expect("one JSON line");
+    assert_eq!(line["code"], "E0600", "{line}");
+}
+
+#[test]
+fn a_closed_pipe_is_not_an_error() {
+    // `tessera machine show | head -1`: the reader stopped reading.
+    let (code, err) = tessera(&["machine", "show"], &mut Failing(ErrorKind::BrokenPipe));
+    assert_eq!((code, err.as_str()), (0, ""));
+    // And a good writer gets the whole output.
+    let mut out = Vec::new();
+    assert_eq!(tessera(&["machine", "list"], &mut out).0, 0);
+    assert!(String::from_utf8_lossy(&out).contains("910b-like"));
+}
