@@ -67,6 +67,27 @@ pub fn assemble(
     machine_arg: Option<&str>,
     defines: &[(String, i64)],
 ) -> Result<(Machine, Program), Failure> {
+    // A define overrides an `.equ` of the file: one naming none is a typo
+    // (as a `--dim` naming no dim is).
+    let declared = tessera_sim::asm::equ_names(&src.text);
+    let unknown: Vec<Diagnostic> = defines
+        .iter()
+        .filter(|(name, _)| !declared.contains(&name.as_str()))
+        .map(|(name, _)| {
+            let d = Diagnostic::new(
+                tessera_ir::Code::E0606,
+                format!("`-D {name}` names no `.equ` of `{}`", src.name),
+            );
+            if declared.is_empty() {
+                d.help("the file declares no `.equ`")
+            } else {
+                d.help(format!("its `.equ` names: {}", declared.join(", ")))
+            }
+        })
+        .collect();
+    if !unknown.is_empty() {
+        return Err(Failure::input(unknown));
+    }
     let from_file = tessera_sim::asm::machine_directive(&src.text);
     let m = machine(machine_arg.or(from_file.as_deref()))?;
     let opts = tessera_sim::AsmOptions {

@@ -744,6 +744,23 @@ pub fn machine_directive(src: &str) -> Option<String> {
     })
 }
 
+/// The names the source's `.equ` directives declare (what a define of
+/// [`AsmOptions`] can override), in order.
+pub fn equ_names(src: &str) -> Vec<&str> {
+    src.lines()
+        .filter_map(|line| {
+            let text = line.trim_end_matches('\r');
+            let text = text[..comment_start(text)].trim();
+            let rest = text.strip_prefix(".equ")?;
+            if !rest.starts_with(char::is_whitespace) {
+                return None;
+            }
+            let name = rest.split(',').next()?.trim();
+            is_ident(name).then_some(name)
+        })
+        .collect()
+}
+
 /// The name of a `.machine` directive: bare text, or a quoted string with
 /// `\"` and `\\` escapes and nothing after it.
 fn parse_machine_name(args: &str) -> Option<String> {

@@ -243,9 +243,9 @@ pub struct RunArgs {
     /// Generate the inputs not given with --input.
     #[arg(long)]
     pub random_inputs: bool,
-    /// Seed for --random-inputs.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
+    /// Seed for --random-inputs (0 when not given).
+    #[arg(long)]
+    pub seed: Option<u64>,
     /// Bind a symbolic dim: `--dim M=1024` (repeatable).
     #[arg(long = "dim", value_name = "NAME=VALUE", value_parser = dim_arg)]
     pub dims: Vec<String>,

@@ -41,6 +41,11 @@ fn shape_text(t: &Tensor) -> String {
 }
 
 pub(super) fn cmd_run(io: &mut Io<'_>, a: &RunArgs) -> Result<(), Failure> {
+    if a.seed.is_some() && !a.random_inputs {
+        return Err(Failure::Usage(
+            "`--seed` seeds `--random-inputs`; without it no input is drawn".into(),
+        ));
+    }
     if a.file.extension().is_some_and(|e| e == "tbc") {
         return run_bytecode(io, a);
     }
@@ -149,7 +154,7 @@ pub(super) fn cmd_run(io: &mut Io<'_>, a: &RunArgs) -> Result<(), Failure> {
                 t.unwrap_or_else(|| {
                     let p = &kernel.params[i];
                     let shape = p.ty.shape.as_usize().unwrap_or_default();
-                    inputs::random_tensor(p.ty.dtype, shape, a.seed, i)
+                    inputs::random_tensor(p.ty.dtype, shape, a.seed.unwrap_or(0), i)
                 })
             })
             .collect()
@@ -340,7 +345,7 @@ fn run_bytecode(io: &mut Io<'_>, a: &RunArgs) -> Result<(), Failure> {
             },
             // Timing alone needs no data.
             None if a.timing_only => continue,
-            None if a.random_inputs => inputs::random_tensor(dtype, shape, a.seed, i),
+            None if a.random_inputs => inputs::random_tensor(dtype, shape, a.seed.unwrap_or(0), i),
             None => {
                 diags.push(
                     Diagnostic::new(
