@@ -2127,6 +2127,33 @@ def _(rng):
     return {"f": f, "h": h, "b": b, "i": i, "j": j}, outs
 
 
+@case("online_softmax_neg_inf_rows")
+def _(rng):
+    b, n = 5, 20000  # rows longer than UB holds: chunked, online
+    x = np.full((b, n), -np.inf)
+    x[1, 15000] = 1.5  # one finite value
+    x[2, n // 2:] = rng.uniform(-3.0, 3.0, n - n // 2)  # a finite second half
+    x[3, [7, 12345]] = -65504.0  # only the lowest finite f16 and -inf
+    x[4] = rng.uniform(-3.0, 3.0, n)
+    x[4, ::97] = -np.inf  # x[0] stays -inf throughout: exp(-inf - -inf) is NaN
+    x = const(x, "f16")
+    xf = cast(x, "f32")
+    m = max_(xf, axis=-1, keepdims=True)
+    s = sum_(exp(xf - m), axis=-1)
+    return {"x": x}, {"s": s, "lse": log(s) + reshape(m, (b,))}
+
+
+@case("online_softmax_neg_inf_rows_softmax")
+def _(rng):
+    b, n = 3, 20000  # rows longer than UB holds: chunked, online
+    x = np.full((b, n), -np.inf)
+    x[1, 15000] = 1.5  # one finite value
+    x[2] = rng.uniform(-3.0, 3.0, n)
+    x[2, ::97] = -np.inf
+    x = const(x, "f16")
+    return {"x": x}, {"out0": softmax(x, axis=-1)}
+
+
 @case("nan_inf_propagation")
 def _(rng):
     x = const([np.nan, np.inf, -np.inf, 1.0, -1.0, np.nan, 0.5, -np.inf], "f32")

@@ -11,8 +11,8 @@
 //! on a pass.
 
 use super::{
-    Opening, finish, load_scalar, opening, replicate, row_offset, scalar_form, size, spread,
-    widened,
+    Opening, finish, load_scalar, online, opening, replicate, row_offset, scalar_form, size,
+    spread, widened,
 };
 use crate::npu::Ctx;
 use crate::npu::inst::InstBuilder;
@@ -626,6 +626,13 @@ pub(super) fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String>
                             q.bin(BinOp::Add, dst, dst, nan);
                         }
                         _ => finish(h, *op, dst, acc, slots, n),
+                    }
+                    if let Some((m, sum)) = online
+                        && sum == j
+                        && online::neg_inf_rows_show(body, (m, sum))
+                    {
+                        let spare = lane(usize::MAX, dst.dtype, st)?;
+                        online::all_neg_inf(h, (value(m, 0, st), dst), spare, slots);
                     }
                 }
                 RowsOp::Ew(op) => {

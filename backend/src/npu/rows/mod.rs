@@ -12,6 +12,7 @@
 //! the scalar-operand form of arithmetic with a per-row value.
 
 mod chunked;
+mod online;
 mod transposed;
 mod whole;
 
