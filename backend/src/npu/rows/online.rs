@@ -34,9 +34,9 @@ pub(super) fn all_neg_inf(h: &mut Vec<Item>, (m, sum): (VBuf, VBuf), spare: VBuf
 /// max `m` (the lowest finite value, not −∞), its difference and `exp` (−∞
 /// and 0, not NaN), the sum `s` (0) or its reciprocal (+∞) reach the
 /// result other than through `exp(x − m) · (1 / s)` or `exp(x − m) / s`,
-/// which are `0 · ∞` and `0 / 0`, NaN, as in the whole-row form. Softmax's stage does not show it, so its
-/// rows pay no instruction for it (five per row cost 910-like softmax-long
-/// 176 470 → 184 805 cycles).
+/// which are `0 · ∞` and `0 / 0`, NaN, as in the whole-row form.
+/// Softmax's stage does not show it, so its rows pay no instruction for it
+/// (five per row cost 910-like softmax-long 176 470 → 184 805 cycles).
 pub(super) fn neg_inf_rows_show(body: &[RowsInst], (m, s): (usize, usize)) -> bool {
     let uses = |j: usize| -> Vec<usize> {
         (j + 1..body.len())
