@@ -101,9 +101,8 @@ fn a_long_vector_matmul_is_tuned_on_a_prefix_of_its_k() {
     let whole = driver::compile_npu(&k, &m, &src, Level::O2).expect("compiles");
     assert!(st.tried[0].predicted < whole.plan.stages[0].estimate);
     let file = merge(Tuning::default(), &r.entries, &r.vectors);
-    if let Some(e) = file.vectors.first() {
-        assert_eq!(e.k_sample, Some([keep, of]));
-    }
+    assert_eq!(file.vectors.len(), 1, "{file:?}");
+    assert_eq!(file.vectors[0].k_sample, Some([keep, of]));
     // The stage is not the whole kernel's run, so a choice other than the
     // scheduler's needs a clear gain.
     if st.chosen != 0 {

@@ -16,8 +16,12 @@ use super::prog::{Access, Build, Item, OpAt, Region, Slot};
 use crate::series::{ERF_SERIES, SERIES_BELOW, TANH_SERIES};
 use tessera_ir::plan::elementwise::SCRATCH_TABLE_BYTES;
 use tessera_ir::plan::{EwOp, LocalBuf};
-use tessera_ir::{BinaryOp, CompareOp, DType, Scalar, UnaryOp};
+use tessera_ir::{BinaryOp, CompareOp, DType, UnaryOp};
 use tessera_sim::isa::{BinOp, Cond, Dt, Mask, ScaOp, Scal, UnOp};
+
+mod constant;
+
+pub use constant::{constant_form, emit_op_with};
 
 /// 2/π in 12-bit chunks: chunk `k` is bits `12k + 1 ..= 12k + 12` after
 /// the point (fdlibm's `ipio2` digits).
@@ -799,64 +803,6 @@ pub fn bin_op(b: BinaryOp) -> Result<BinOp, String> {
         BinaryOp::Minimum => BinOp::Min,
         BinaryOp::Pow => return Err("internal: pow reached the primitive lowering".into()),
     })
-}
-
-/// The tensor-scalar instruction of a binary op one of whose operands is
-/// a constant (`consts[k]` for operand `k`): `x + c`, `c + x`, `x · c`,
-/// `c · x`, `maximum` and `minimum` either way, and `x − c` as `x + (−c)`
-/// (the same IEEE result, and the same wrapped integer). It runs at a cycle
-/// a repeat instead of the tensor-tensor op's two and reads no tile of the
-/// constant. Returns the instruction, the index of the tensor operand and
-/// the scalar; none for other ops, bool, or two constants.
-pub fn constant_form(
-    op: &EwOp,
-    consts: &[Option<Scalar>],
-    d: DType,
-) -> Option<(ScaOp, usize, Scal)> {
-    let EwOp::Binary(b) = op else {
-        return None;
-    };
-    if d == DType::Bool {
-        return None;
-    }
-    let (c0, c1) = (consts.first().copied()?, consts.get(1).copied()?);
-    let sca = match b {
-        BinaryOp::Add | BinaryOp::Sub => ScaOp::Adds,
-        BinaryOp::Mul => ScaOp::Muls,
-        BinaryOp::Maximum => ScaOp::Maxs,
-        BinaryOp::Minimum => ScaOp::Mins,
-        BinaryOp::Div | BinaryOp::Pow => return None,
-    };
-    let (x, c, negate) = match (c0, c1) {
-        (None, Some(c)) => (0, c, *b == BinaryOp::Sub),
-        (Some(c), None) if *b != BinaryOp::Sub => (1, c, false),
-        _ => return None,
-    };
-    let s = match c {
-        Scalar::Float(v) if d.is_float() => scalar(d, if negate { -v } else { v }),
-        Scalar::Int(i) if !d.is_float() => int_scalar(if negate { i.wrapping_neg() } else { i }),
-        Scalar::Float(_) | Scalar::Int(_) | Scalar::Bool(_) => return None,
-    };
-    Some((sca, x, s))
-}
-
-/// [`emit_op_to`], in [`constant_form`] where it applies.
-pub fn emit_op_with(
-    items: &mut Vec<Item>,
-    n: u64,
-    op: (&EwOp, Accuracy),
-    dst: VBuf,
-    (args, consts): (&[VBuf], &[Option<Scalar>]),
-    scratch: &[VBuf],
-) -> Result<(), String> {
-    if let Some((sca, x, s)) = constant_form(op.0, consts, dst.dtype) {
-        let a = *args
-            .get(x)
-            .ok_or("internal: a tensor-scalar op's operand")?;
-        Seq { items, n }.sca(sca, dst, a, s);
-        return Ok(());
-    }
-    emit_op_to(items, n, op, dst, args, scratch)
 }
 
 /// How accurate a composite's result must be: f32's tolerance, or only a
