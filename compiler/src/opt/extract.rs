@@ -16,7 +16,7 @@
 //! the first node found, so the choice is deterministic.
 
 use super::analysis::{EGraph, body_types, is_elementwise};
-use super::group::{GroupKind, body_of, classify, rows_bytes_per_element, rows_form};
+use super::group::{GroupKind, RowsForm, body_of, classify, rows_bytes_per_element, rows_form};
 use super::lang::Body;
 use super::lang::{Arg, ENode};
 use crate::cost::{Work, node_work};
@@ -24,13 +24,39 @@ use egg::{Id, Language};
 use std::collections::HashMap;
 use std::rc::Rc;
 use tessera_ir::plan::rows::{Passes, ROW_ALIGN, TRANSPOSE_MAX_N};
-use tessera_ir::plan::{RowsInst, RowsOp, Width};
+use tessera_ir::plan::{EwArg, RowsInst, RowsOp, Width};
 use tessera_ir::{Kernel, Op, TensorType, Value};
 use tessera_sim::Machine;
 
 /// Cycles of one stage with this work and GM traffic.
 pub fn stage_cycles(m: &Machine, work: &Work, gm_bytes: u64) -> f64 {
-    let bound = m.roofline(&work.macs, work.vector, gm_bytes);
+    spread_cycles(m, work, gm_bytes, None)
+}
+
+/// How a stage with fewer tiles than cores spreads: at most `tiles` vector
+/// cores work, and each moves its share of `reads` (every pass's loads, L2
+/// hits included) and `writes` at its own DMA rates. The roofline assumes
+/// every core, which a stage over a few long rows cannot use.
+#[derive(Clone, Copy, Debug)]
+pub struct Spread {
+    /// The most tiles that run at once.
+    pub tiles: u64,
+    /// Bytes all tiles load from GM, every pass counted.
+    pub reads: u64,
+    /// Bytes all tiles store to GM.
+    pub writes: u64,
+}
+
+/// [`stage_cycles`], no faster than `spread`'s cores allow.
+fn spread_cycles(m: &Machine, work: &Work, gm_bytes: u64, spread: Option<Spread>) -> f64 {
+    let mut bound = m.roofline(&work.macs, work.vector, gm_bytes);
+    if let Some(s) = spread {
+        let cores = s.tiles.clamp(1, u64::from(m.vector_cores().max(1))) as f64;
+        let loads = s.reads as f64 / (cores * m.dma.gm_to_ub.bytes_per_cycle);
+        let stores = s.writes as f64 / (cores * m.dma.ub_to_gm.bytes_per_cycle);
+        let limited = (work.vector / cores).max(loads).max(stores);
+        bound = bound.max(m.launch.launch_cycles as f64 + limited);
+    }
     // Ties go to less work: among forms with the same roofline (a GM-bound
     // stage computed with a division or with a reciprocal and a multiply),
     // the one whose other pipes are less loaded runs no slower, and faster
@@ -75,9 +101,32 @@ pub fn op_cost(op: &Op, args: &[TensorType], consts: &[bool], m: &Machine) -> f6
                 return UNMAPPED;
             };
             let work = padded(op, node_work(op, &tys, &result, m), &result);
-            stage_cycles(m, &work, read + crate::cost::bytes(&result))
+            let written = crate::cost::bytes(&result);
+            let tiles = if let (Op::Reduce { axes, .. }, Some(input)) = (op, args.first()) {
+                reduce_tiles(axes, input)
+            } else {
+                None
+            };
+            let spread = tiles.map(|tiles| Spread {
+                tiles,
+                reads: read,
+                writes: written,
+            });
+            spread_cycles(m, &work, read + written, spread)
         }
     }
+}
+
+/// The tiles a reduce stage over `input` splits into (as its schedule
+/// does): a row reduction one per kept row, a column reduction one per
+/// kept row and block of up to 4096 columns after the reduced axes.
+fn reduce_tiles(axes: &[usize], input: &TensorType) -> Option<u64> {
+    let dims = input.shape.as_fixed()?;
+    let (&first, &last) = (axes.iter().min()?, axes.iter().max()?);
+    let outer: u64 = dims.get(..first)?.iter().product();
+    let inner: u64 = dims.get(last + 1..)?.iter().product();
+    let pitch = (inner.div_ceil(64) * 64).clamp(64, 4096);
+    Some(outer.max(1) * inner.div_ceil(pitch).max(1))
 }
 
 /// `work` of `op` with result type `ty` as a stage does it: a matmul on
@@ -113,6 +162,7 @@ pub fn group_cost(body: &Body, inputs: &[TensorType], consts: &[bool], m: &Machi
         None => return UNMAPPED,
     };
     let mut work = Work::default();
+    let mut spread = None;
     for ((key, args), ty) in body.nodes.iter().zip(&tys) {
         let arg_tys: Vec<TensorType> = args
             .iter()
@@ -155,7 +205,8 @@ pub fn group_cost(body: &Body, inputs: &[TensorType], consts: &[bool], m: &Machi
         work.vector *= pitch as f64 / form.n as f64;
         // A row longer than UB holds streams in chunks once per pass, and
         // a pass recomputes the full values it needs.
-        if rows_bytes_per_element(&form, inputs) * pitch > m.memory.ub.bytes {
+        let chunked = rows_bytes_per_element(&form, inputs) * pitch > m.memory.ub.bytes;
+        if chunked {
             let passes = Passes::of(&form.insts, &form.inputs);
             let streamed =
                 |i: &RowsInst| i.width == Width::Full || matches!(i.op, RowsOp::Reduce(_));
@@ -183,6 +234,12 @@ pub fn group_cost(body: &Body, inputs: &[TensorType], consts: &[bool], m: &Machi
             .sum::<f64>();
         let fixed = f64::from(m.vector.head_cycles) + f64::from(m.vector.ops.binary.tail);
         work.vector += rows as f64 * per_row * fixed;
+        // A tile holds whole rows: a few rows leave cores idle.
+        spread = Some(Spread {
+            tiles: rows,
+            reads: rows_reads(&form, inputs, consts, chunked),
+            writes: crate::cost::bytes(result),
+        });
     }
     let gm = inputs
         .iter()
@@ -190,7 +247,37 @@ pub fn group_cost(body: &Body, inputs: &[TensorType], consts: &[bool], m: &Machi
         .map(|(t, &c)| read_bytes(t, c))
         .sum::<u64>()
         + crate::cost::bytes(result);
-    stage_cycles(m, &work, gm)
+    spread_cycles(m, &work, gm, spread)
+}
+
+/// The bytes a row stage's tiles load: each input once, or when its rows
+/// stream in chunks (`chunked`), each full input once per pass that reads
+/// it.
+fn rows_reads(form: &RowsForm, inputs: &[TensorType], consts: &[bool], chunked: bool) -> u64 {
+    let bytes = |k: usize| read_bytes(&inputs[k], consts[k]);
+    if !chunked {
+        return (0..inputs.len()).map(bytes).sum();
+    }
+    let full = |k: usize| form.inputs.get(k) == Some(&Width::Full);
+    let once: u64 = (0..inputs.len()).filter(|&k| !full(k)).map(bytes).sum();
+    let passes = Passes::of(&form.insts, &form.inputs);
+    let streamed: u64 = (0..passes.count)
+        .map(|q| {
+            let streamed = passes.streamed(&form.insts, q);
+            let mut read = std::collections::BTreeSet::new();
+            for (inst, _) in form.insts.iter().zip(&streamed).filter(|(_, s)| **s) {
+                for a in &inst.args {
+                    if let EwArg::Input(k) = *a
+                        && full(k)
+                    {
+                        read.insert(k);
+                    }
+                }
+            }
+            read.into_iter().map(bytes).sum::<u64>()
+        })
+        .sum();
+    once + streamed
 }
 
 /// The stage cost of one e-node.

@@ -691,8 +691,8 @@ pub(super) fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String>
     multi_buffered(&mut items, &step_regs, nsteps, |half, sr| {
         let mut h = Vec::new();
         // Step → (pass q, chunk, the pass's local row lr = base − q); a
-        // step whose row is not one of this block's does nothing but load
-        // (a clamped row: loads stay unconditional).
+        // step whose row is not one of this block's (filling or draining
+        // the pipeline) does nothing: no loads, no compute, no stores.
         if piped {
             h.ins().s_alu(AluOp::Rem, q, sr, pc);
             h.ins().s_alu(AluOp::Div, base, sr, pc);
@@ -838,13 +838,14 @@ pub(super) fn generate(ctx: &mut Ctx<'_>, r: &Rows) -> Result<Vec<Item>, String>
             let mut load = Vec::new();
             load.op(vec![(Access::Write, dst.region(c * s))])
                 .mte2_gm_ub(dst.addr, addr, 1u64, off, 0u64, c * s);
-            if read_in[k].len() as u64 == passes.count {
+            if read_in[k].len() as u64 == passes.count && idle.is_empty() {
                 h.extend(load);
             } else {
-                // Only on the passes that read it.
+                // Only on the passes that read it, for a row of the block's.
                 let skip = (0..passes.count)
                     .filter(|p| !read_in[k].contains(p))
                     .map(|p| Branch::new(Cond::Eq, q, p))
+                    .chain(idle.iter().copied())
                     .collect();
                 h.push(Item::Guard {
                     skip_if: skip,
