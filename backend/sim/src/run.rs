@@ -42,8 +42,8 @@ pub struct RunOptions {
     pub timing_only: bool,
     /// Run the race detector (default on).
     pub race_detection: bool,
-    /// Fault once the launches' spans (launch costs excluded) pass this many
-    /// cycles in all (default 10^10).
+    /// Fault once the program's cycles (launch costs and spans) pass this
+    /// many in all (default 10^10).
     pub cycle_limit: u64,
     /// Record the timeline and produce Chrome trace JSON.
     pub trace: bool,
@@ -320,9 +320,10 @@ pub fn run(
             functional,
             races: opts.race_detection,
             cycle_limit: opts.cycle_limit,
-            cycles_before: sum.spans,
+            cycles_before: sum.cycles.saturating_add(launch),
             trace: opts.trace,
             step_limit: step_limit.saturating_sub(sum.steps),
+            steps_before: sum.steps,
             work_limit: opts.work_limit.saturating_sub(sum.work),
             interrupt: opts.interrupt.clone(),
         };
@@ -434,8 +435,7 @@ pub fn run(
 struct Sum {
     /// Σ (launch cost + span): also the program cycle at which the next launch begins.
     cycles: u64,
-    /// Σ span (counted against the cycle limit).
-    spans: u64,
+
     launch_cycles: u64,
     block_dim: u32,
     waves: u32,
@@ -456,7 +456,6 @@ struct Sum {
 impl Sum {
     fn add(&mut self, m: &Measured, launch: u64, block_dim: u32) {
         self.cycles = self.cycles.saturating_add(launch + m.span);
-        self.spans = self.spans.saturating_add(m.span);
         self.launch_cycles += launch;
         self.block_dim = self.block_dim.saturating_add(block_dim);
         self.waves = self.waves.saturating_add(m.waves);

@@ -59,3 +59,38 @@ fn every_fault_kind_is_reported_with_its_code() {
         assert!(codes.iter().any(|c| c == code), "no fault case for {code}");
     }
 }
+
+/// A transfer at a vanishing rate (an unaligned copy with
+/// `unaligned_factor = 1e-20`, valid) ends past the cycle limit: `E0707`
+/// promptly, where its end cycle once wrapped past 2^64 and the run spun
+/// to the step limit (`E0711`).
+#[test]
+fn a_transfer_at_a_vanishing_rate_passes_the_cycle_limit() {
+    let text = tessera_sim::Machine::default().to_toml();
+    let old = "unaligned_factor = 0.7";
+    assert!(text.contains(old), "the machine description changed");
+    let m = tessera_sim::Machine::from_toml(&text.replace(old, "unaligned_factor = 1e-20"))
+        .expect("a valid machine");
+    let src = ".kernel f
+.param a f32[1024]
+.result c f32[64]
+.aiv
+    s.arg r1, 0
+    mte2.copy.gm.ub [0], [r1 + 4], 1, 2048, 0, 0
+    end
+";
+    let p = assemble(src, &m).expect("assembles");
+    let inputs = [(
+        "a".to_string(),
+        Tensor {
+            dtype: p.params[0].dtype,
+            shape: p.params[0].shape.clone(),
+            data: vec![0; 4096],
+        },
+    )];
+    match run(&m, &p, &inputs, &RunOptions::default()) {
+        Err(RunError::Fault(f)) => assert_eq!(f.code(), "E0707", "{f}"),
+        Err(e) => panic!("expected E0707, got {e}"),
+        Ok(out) => panic!("expected E0707, ran {} cycles", out.report.cycles),
+    }
+}

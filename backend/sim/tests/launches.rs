@@ -507,12 +507,13 @@ fn a_fault_names_its_launch_and_the_cycle_limit_spans_launches() {
     assert_eq!((f.launch, f.launches), (0, 1));
     assert!(!f.to_string().contains("launch"), "{f}");
 
-    // The cycle limit bounds the sum of the spans: launch 0 of TWO_STAGE spans
-    // 500 cycles, launch 1 412, so a limit of 600 stops launch 1.
+    // The cycle limit bounds the program's cycles, launch costs included:
+    // launch 0 of TWO_STAGE takes 11 000 + 500 cycles, launch 1 11 000 +
+    // 412, so a limit of 22 911 stops launch 1, whose blocks begin at 22 500.
     let p = assemble(TWO_STAGE, &m).unwrap();
     let opts = RunOptions {
         timing_only: true,
-        cycle_limit: 600,
+        cycle_limit: 22_911,
         ..Default::default()
     };
     let RunError::Fault(f) = run(&m, &p, &[], &opts).unwrap_err() else {
@@ -520,15 +521,25 @@ fn a_fault_names_its_launch_and_the_cycle_limit_spans_launches() {
     };
     assert_eq!((f.code(), f.launch), ("E0707", 1));
     assert!(
-        f.message
-            .contains("cycle limit of 600 cycles (500 of them in earlier launches)"),
+        f.message.contains(
+            "cycle limit of 22911 cycles (22500 of them before this launch's blocks began"
+        ),
         "{f}"
     );
     let opts = RunOptions {
-        cycle_limit: 912,
+        cycle_limit: 22_912,
         ..opts
     };
     assert_eq!(run(&m, &p, &[], &opts).unwrap().report.cycles, 22912);
+    // A launch cost past the limit stops the first launch.
+    let opts = RunOptions {
+        cycle_limit: 10_999,
+        ..opts
+    };
+    let RunError::Fault(f) = run(&m, &p, &[], &opts).unwrap_err() else {
+        panic!("expected a fault");
+    };
+    assert_eq!((f.code(), f.launch), ("E0707", 0));
 }
 
 #[test]
@@ -619,4 +630,31 @@ fn the_trace_of_two_launches_shows_both_one_after_the_other() {
     assert_eq!(ids.len(), n);
     assert_eq!(n, events.iter().filter(|e| e["ph"] == "f").count());
     assert!(n >= 2 * 2 + 2);
+}
+
+/// The step-limit fault names the program's limit, also when a later
+/// launch passes it (it once named what the earlier launches left).
+#[test]
+fn the_step_limit_fault_names_the_programs_limit() {
+    let m = Machine::default();
+    let p = assemble(TWO_STAGE, &m).unwrap();
+    let mut in_launch_1 = false;
+    for limit in 1..400 {
+        let opts = RunOptions {
+            timing_only: true,
+            step_limit: Some(limit),
+            ..Default::default()
+        };
+        match run(&m, &p, &[], &opts) {
+            Err(RunError::Fault(f)) => {
+                assert_eq!(f.code(), "E0711", "{f}");
+                let named = format!("took more than {limit} steps");
+                assert!(f.message.contains(&named), "limit {limit}: {f}");
+                in_launch_1 |= f.launch == 1;
+            }
+            Err(e) => panic!("{e}"),
+            Ok(_) => break,
+        }
+    }
+    assert!(in_launch_1, "no limit stopped launch 1");
 }

@@ -59,6 +59,16 @@ impl Pat {
             .saturating_add((self.n - 1).saturating_mul(self.stride))
             .saturating_add(self.len)
     }
+    /// One past the last byte, exactly (no saturation: a fault message
+    /// names the range the instruction asked for).
+    pub fn end(&self) -> u128 {
+        if self.is_empty() {
+            return u128::from(self.addr);
+        }
+        u128::from(self.addr)
+            + u128::from(self.n - 1) * u128::from(self.stride)
+            + u128::from(self.len)
+    }
     /// Total bytes.
     pub fn bytes(&self) -> u64 {
         self.n.saturating_mul(self.len)
@@ -142,15 +152,21 @@ impl GmMem {
                 Space::Gm,
                 r.end,
                 format!(
-                    "GM access [{lo:#x}, {hi:#x}) runs past the end of `{}` [{:#x}, {:#x})",
-                    r.name, r.start, r.end
+                    "GM access [{lo:#x}, {:#x}) runs past the end of `{}` [{:#x}, {:#x})",
+                    pat.end(),
+                    r.name,
+                    r.start,
+                    r.end
                 ),
             )),
             _ => Err(Trap::at(
                 FaultKind::OutOfBounds,
                 Space::Gm,
                 lo,
-                format!("GM access [{lo:#x}, {hi:#x}) is outside every tensor and the workspace"),
+                format!(
+                    "GM access [{lo:#x}, {:#x}) is outside every tensor and the workspace",
+                    pat.end()
+                ),
             )),
         }
     }
@@ -342,9 +358,10 @@ impl Env<'_> {
                 space,
                 pat.addr.max(s.bytes.min(hi)),
                 format!(
-                    "{} access [{:#x}, {hi:#x}) exceeds the {}-byte {}",
+                    "{} access [{:#x}, {:#x}) exceeds the {}-byte {}",
                     space.name(),
                     pat.addr,
+                    pat.end(),
                     s.bytes,
                     space.name().to_uppercase()
                 ),

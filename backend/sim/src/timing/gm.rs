@@ -221,7 +221,9 @@ impl Bandwidth {
                 }
             })
             .min_by(f64::total_cmp)
-            .map(|dt| self.last + (dt - EPS).max(0.0).ceil() as u64)
+            // A transfer at a vanishing rate (a tiny `unaligned_factor`)
+            // ends past any cycle limit, not at a wrapped cycle.
+            .map(|dt| self.last.saturating_add((dt - EPS).max(0.0).ceil() as u64))
     }
 
     /// Advances to `t` and removes the finished transfers (in start order).

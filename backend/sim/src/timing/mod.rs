@@ -49,15 +49,20 @@ pub struct EngineOptions {
     pub functional: bool,
     /// Run the race detector.
     pub races: bool,
-    /// Fault when the spans of the program's launches so far pass this many cycles.
+    /// Fault when the program's cycles so far (launch overheads and spans)
+    /// pass this many.
     pub cycle_limit: u64,
-    /// Span cycles of the earlier launches, counted against `cycle_limit`.
+    /// The program's cycles before this launch's first block: the earlier
+    /// launches' and this one's overhead, counted against `cycle_limit`.
     pub cycles_before: u64,
     /// Record the timeline.
     pub trace: bool,
     /// Fault once this launch takes more steps (scalar instructions and
     /// pipe events); `u64::MAX`: no limit.
     pub step_limit: u64,
+    /// Steps of the earlier launches: with `step_limit`, the program's
+    /// limit, which the fault names.
+    pub steps_before: u64,
     /// Fault once this launch's functional work (multiply-adds, vector
     /// lane operations, bytes moved / 16) passes this.
     pub work_limit: u64,
@@ -559,7 +564,7 @@ impl<'a> Engine<'a> {
             FaultKind::StepLimit,
             format!(
                 "the simulation took more than {} steps (scalar instructions and pipe events); by default the limit is 2^24 plus 64 per byte of the program's tensors and workspace",
-                self.o.step_limit
+                self.o.steps_before.saturating_add(self.o.step_limit)
             ),
         )
     }
@@ -579,7 +584,10 @@ impl<'a> Engine<'a> {
     fn limit_trap(&self) -> Trap {
         let lim = self.o.cycle_limit;
         let before = if self.o.cycles_before > 0 {
-            format!(" ({} of them in earlier launches)", self.o.cycles_before)
+            format!(
+                " ({} of them before this launch's blocks began)",
+                self.o.cycles_before
+            )
         } else {
             String::new()
         };

@@ -304,7 +304,7 @@ impl<'a> Engine<'a> {
                         a,
                         format!(
                             "ub access [{a:#x}, {:#x}) exceeds the {cap}-byte UB",
-                            a + size
+                            u128::from(a) + u128::from(size)
                         ),
                     ));
                 }

@@ -1,6 +1,6 @@
 ; An endless loop stopped by the cycle limit.
 ;@ expect: E0707
-;@ cycle_limit: 10000
+;@ cycle_limit: 20000
 .kernel f
 .result c f32[64]
 .aiv
