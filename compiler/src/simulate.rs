@@ -88,8 +88,25 @@ pub fn assemble(
     if !unknown.is_empty() {
         return Err(Failure::input(unknown));
     }
-    let from_file = tessera_sim::asm::machine_directive(&src.text);
-    let m = machine(machine_arg.or(from_file.as_deref()))?;
+    // `.machine NAME` picks a built-in machine only: the file's own text
+    // never chooses a file to read (`--machine` gives a description).
+    let m = match (machine_arg, tessera_sim::asm::machine_directive(&src.text)) {
+        (Some(arg), _) => machine(Some(arg))?,
+        (None, Some((name, span))) => Machine::builtin(&name).ok_or_else(|| {
+            let d = Diagnostic::with_code(
+                "E1003",
+                format!("`.machine` names `{name}`, which is not a built-in machine"),
+            )
+            .primary(tessera_ir::Span::new(span.start, span.end), "")
+            .help("give its description with `--machine FILE.toml`")
+            .note(format!(
+                "built-in machines: {}",
+                Machine::builtin_names().join(", ")
+            ));
+            Failure::in_source(vec![d], src)
+        })?,
+        (None, None) => machine(None)?,
+    };
     let opts = tessera_sim::AsmOptions {
         defines: defines.to_vec(),
     };

@@ -353,8 +353,24 @@ fn displayable(source: &str) -> String {
 }
 
 /// Message text of at most [`MAX_SHOWN_LINE`] bytes: a longer one (a
-/// megabyte identifier quoted in "unknown name") is cut with `…`.
+/// megabyte identifier quoted in "unknown name") is cut with `…`. Control
+/// characters a message quotes from its input (an escape byte in an
+/// assembler operand) show escaped, `\u{1b}`: the terminal gets none raw.
 fn clip(text: &str) -> String {
+    let text = &if text
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\t'))
+    {
+        text.chars()
+            .map(|c| match c {
+                '\n' | '\t' => c.to_string(),
+                c if c.is_control() => c.escape_unicode().to_string(),
+                c => c.to_string(),
+            })
+            .collect::<String>()
+    } else {
+        text.to_string()
+    };
     if text.len() <= MAX_SHOWN_LINE {
         return text.to_string();
     }
@@ -425,6 +441,31 @@ impl LineIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A message quoting an escape byte or a NUL from its input shows them
+    /// escaped: no raw control byte reaches the terminal.
+    #[test]
+    fn control_characters_in_messages_show_escaped() {
+        let src = "x\u{1b}[31m\n";
+        let d = Diagnostic::new(Code::E0100, "unexpected character `\u{1b}` and `\0`")
+            .primary(Span::new(1, 2), "here `\u{1b}`")
+            .note("note `\u{7}`")
+            .help("help\tstays");
+        let text = render(&[d], "k.s", src, false);
+        assert!(
+            !text
+                .chars()
+                .any(|c| c.is_control() && !matches!(c, '\n' | '\t')),
+            "{text:?}"
+        );
+        assert!(
+            text.contains("unexpected character `\\u{1b}` and `\\u{0}`"),
+            "{text}"
+        );
+        assert!(text.contains("here `\\u{1b}`"), "{text}");
+        assert!(text.contains("note `\\u{7}`"), "{text}");
+        assert!(text.contains("help\tstays"), "{text}");
+    }
 
     #[test]
     fn renders_code_label_and_help() {

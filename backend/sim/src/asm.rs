@@ -732,16 +732,27 @@ pub(crate) fn machine_name_text(name: &str) -> String {
 }
 
 /// The machine a source names in its first `.machine` directive, read as
-/// the assembler reads it (quotes, comments), before it is assembled.
-pub fn machine_directive(src: &str) -> Option<String> {
-    src.lines().find_map(|line| {
-        let text = line.trim_end_matches('\r');
-        let text = text[..comment_start(text)].trim();
-        text.strip_prefix(".machine")
+/// the assembler reads it (quotes, comments), before it is assembled, and
+/// the directive's byte range.
+pub fn machine_directive(src: &str) -> Option<(String, Range<usize>)> {
+    let mut start = 0;
+    for line in src.split_inclusive('\n') {
+        let at = start;
+        start += line.len();
+        let text = line.trim_end_matches('\n').trim_end_matches('\r');
+        let code = &text[..comment_start(text)];
+        let lead = code.len() - code.trim_start().len();
+        let code = code.trim();
+        let name = code
+            .strip_prefix(".machine")
             .filter(|rest| rest.is_empty() || rest.starts_with(char::is_whitespace))
             .and_then(parse_machine_name)
-            .filter(|name| !name.is_empty())
-    })
+            .filter(|name| !name.is_empty());
+        if let Some(name) = name {
+            return Some((name, at + lead..at + lead + code.len()));
+        }
+    }
+    None
 }
 
 /// The names the source's `.equ` directives declare (what a define of

@@ -198,8 +198,8 @@ fn machine_names_with_comment_marks_or_quotes_round_trip() {
     assert!(assemble(&quoted, &m).is_ok());
     // The directive is read the same way before assembling (to pick the machine).
     assert_eq!(
-        tessera_sim::asm::machine_directive("; .machine x\n.machine \"lab;v2\" ; c\n"),
-        Some("lab;v2".to_string())
+        tessera_sim::asm::machine_directive("; .machine x\n  .machine \"lab;v2\" ; c\n"),
+        Some(("lab;v2".to_string(), 15..32))
     );
     assert_eq!(tessera_sim::asm::machine_directive(".machinery x\n"), None);
 }
