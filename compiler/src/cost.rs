@@ -81,12 +81,16 @@ fn repeat_cost(op: &Op, m: &Machine) -> f64 {
         Op::Compare(_) => c(&v.compare),
         Op::Select => c(&v.select),
         Op::Cast(_) => c(&v.cast),
-        // Block by block (one block reduction a repeat), then the partials
-        // across repeats: an eighth of the repeats at the binary class.
+        // The cheapest of: block by block (one block reduction a repeat),
+        // then the partials across repeats, an eighth of the repeats at the
+        // binary class; repeats folded into one by binary ops; a whole-
+        // repeat reduction each. (On the built-in machines the first; a
+        // description with a slow block reduction makes another the least.)
         Op::Reduce { op, .. } => match op {
-            ReduceOp::Sum | ReduceOp::Mean | ReduceOp::Max | ReduceOp::Min => {
-                c(&v.block_reduce) + c(&v.binary) / 8.0
-            }
+            ReduceOp::Sum | ReduceOp::Mean | ReduceOp::Max | ReduceOp::Min => (c(&v.block_reduce)
+                + c(&v.binary) / 8.0)
+                .min(c(&v.binary))
+                .min(c(&v.reduce)),
         },
         Op::Full { .. }
         | Op::MatMul
@@ -211,5 +215,30 @@ mod tests {
         assert_eq!(work(BinaryOp::Sub, &[&x, &s]), 16_384.0);
         assert_eq!(work(BinaryOp::Sub, &[&s, &x]), 32_768.0);
         assert_eq!(work(BinaryOp::Div, &[&x, &s]), 16_384.0 * 4.0);
+    }
+
+    /// A reduction's minimal work is its cheapest form on the machine: on
+    /// 910b-like block reductions (1 a repeat) and an eighth of the repeats
+    /// at the binary class (2); with block reductions at 1024 a repeat,
+    /// binary folds of the repeats (2 each) — else the bound could exceed
+    /// what the simulator runs.
+    #[test]
+    fn a_reduction_costs_its_cheapest_form() {
+        use tessera_ir::ReduceOp;
+        let m = crate::simulate::machine(Some("910b-like")).expect("built-in");
+        let (x, row) = (f32_of(&[1024, 1024]), f32_of(&[1024]));
+        let sum = Op::Reduce {
+            op: ReduceOp::Sum,
+            axes: vec![1],
+        };
+        assert_eq!(node_work(&sum, &[&x], &row, &m).vector, 16_384.0 * 1.25);
+        let text = m.to_toml();
+        let old = "[vector.ops.block_reduce]\nper_repeat = 1\n";
+        assert!(text.contains(old), "the machine description changed");
+        let slow = tessera_sim::Machine::from_toml(
+            &text.replace(old, "[vector.ops.block_reduce]\nper_repeat = 1024\n"),
+        )
+        .expect("a valid machine");
+        assert_eq!(node_work(&sum, &[&x], &row, &slow).vector, 16_384.0 * 2.0);
     }
 }

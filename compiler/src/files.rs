@@ -36,19 +36,39 @@ fn cannot(what: impl std::fmt::Display) -> Failure {
 /// Reads `path`, failing (`E0600`) when it is unreadable or longer than
 /// `max` bytes (`what` names the kind of file for the message).
 pub fn read(path: &Path, max: u64, what: &str) -> Result<Vec<u8>, Failure> {
-    read_raw(path, max, what).map_err(cannot)
+    read_raw(path, max, what).map_err(|e| cannot(e.message()))
 }
 
-/// [`read`] with the message as a string (for callers that build their
-/// own diagnostic).
-pub fn read_raw(path: &Path, max: u64, what: &str) -> Result<Vec<u8>, String> {
-    let f =
-        std::fs::File::open(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+/// Why [`read_raw`] failed, with its message.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ReadFailure {
+    /// The file could not be opened or read.
+    Unreadable(String),
+    /// The file is longer than its kind of file can be.
+    TooLarge(String),
+}
+
+impl ReadFailure {
+    /// The message.
+    pub fn message(self) -> String {
+        match self {
+            ReadFailure::Unreadable(m) | ReadFailure::TooLarge(m) => m,
+        }
+    }
+}
+
+/// [`read`] with the failure's kind and message (for callers that build
+/// their own diagnostic: a too-large `.npy` input is malformed, `E0601`).
+pub fn read_raw(path: &Path, max: u64, what: &str) -> Result<Vec<u8>, ReadFailure> {
+    let unreadable = |e: std::io::Error| {
+        ReadFailure::Unreadable(format!("cannot read `{}`: {e}", path.display()))
+    };
+    let f = std::fs::File::open(path).map_err(unreadable)?;
     let too_large = || {
-        format!(
+        ReadFailure::TooLarge(format!(
             "`{}` is larger than {max} bytes, more than any {what} can need",
             path.display()
-        )
+        ))
     };
     // A regular file states its length (checked before reading, and the
     // buffer sized once); a pipe or device is read up to the limit.
@@ -59,7 +79,7 @@ pub fn read_raw(path: &Path, max: u64, what: &str) -> Result<Vec<u8>, String> {
     let mut bytes = Vec::with_capacity(stated.map_or(0, |n| n as usize + 1));
     f.take(max + 1)
         .read_to_end(&mut bytes)
-        .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+        .map_err(unreadable)?;
     if bytes.len() as u64 > max {
         return Err(too_large());
     }

@@ -118,8 +118,16 @@ pub fn parse_inputs(
 /// Reads an input file as a tensor of the parameter's dtype (any shape).
 pub fn read_input(path: &Path, param: &str, dtype: DType) -> Result<Tensor, Diagnostic> {
     let what = format!("input `{param}` ({})", path.display());
-    let bytes = crate::files::read_raw(path, crate::files::MAX_NPY_BYTES, ".npy input")
-        .map_err(|e| Diagnostic::new(Code::E0600, format!("{what}: {e}")))?;
+    // Longer than any header's size can state: malformed, as its header
+    // would be (docs/cli.md's limits); unreadable: a file error.
+    let bytes =
+        crate::files::read_raw(path, crate::files::MAX_NPY_BYTES, ".npy input").map_err(|e| {
+            let code = match e {
+                crate::files::ReadFailure::TooLarge(_) => Code::E0601,
+                crate::files::ReadFailure::Unreadable(_) => Code::E0600,
+            };
+            Diagnostic::new(code, format!("{what}: {}", e.message()))
+        })?;
     let arr = npy::parse(&bytes).map_err(|e| {
         Diagnostic::new(
             Code::E0601,

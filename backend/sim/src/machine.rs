@@ -801,6 +801,18 @@ impl Machine {
                 ));
             }
         }
+        // Fixed costs, at most a million cycles like the paths' (the cycle
+        // limit stops a run long before one could overflow, but a slip of
+        // the keyboard should be an error, not a run that faults).
+        for (name, v) in [
+            ("cube.head_cycles", self.cube.head_cycles),
+            ("vector.head_cycles", self.vector.head_cycles),
+            ("gm.l2_hit_fixed_cycles", g.l2_hit_fixed_cycles),
+        ] {
+            if v > 1_000_000 {
+                return Err(invalid(name, format!("must be at most 1000000, got {v}")));
+            }
+        }
         if !(g.unaligned_factor > 0.0 && g.unaligned_factor <= 1.0) {
             return Err(invalid("gm.unaligned_factor", "must be in (0, 1]"));
         }
@@ -827,11 +839,16 @@ impl Machine {
                 }
             }
             Organisation::Coupled => {
-                if s.cross_core_flags != 0 {
-                    return Err(invalid(
-                        "sync.cross_core_flags",
-                        "must be 0 on a coupled machine",
-                    ));
+                // A coupled machine has no cross-core flags: all three are 0
+                // (a latency or count there would be read as meaning something).
+                for (name, v) in [
+                    ("sync.cross_core_flags", s.cross_core_flags),
+                    ("sync.cross_core_max_count", s.cross_core_max_count),
+                    ("sync.cross_core_latency", s.cross_core_latency),
+                ] {
+                    if v != 0 {
+                        return Err(invalid(name, "must be 0 on a coupled machine"));
+                    }
                 }
             }
         }

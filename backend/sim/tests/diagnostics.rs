@@ -202,6 +202,18 @@ fn machine_descriptions_are_validated_with_the_field_named() {
         text.replace("organisation = \"split\"", "organisation = \"coupled\""),
     );
     show("event ids", text.replace("event_ids = 8", "event_ids = 0"));
+    show(
+        "a fixed cost past a million cycles",
+        text.replace(
+            "l2_hit_fixed_cycles = 50",
+            "l2_hit_fixed_cycles = 4294967295",
+        ),
+    );
+    let coupled = Machine::builtin("910-like").unwrap().to_toml();
+    show(
+        "a cross-core latency on a coupled machine",
+        coupled.replace("cross_core_latency = 0", "cross_core_latency = 100"),
+    );
     out.push(format!(
         "unknown built-in: {}",
         Machine::load("911-like").unwrap_err()

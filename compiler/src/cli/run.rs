@@ -27,6 +27,10 @@ fn summary(t: &Tensor) -> String {
         sum += x;
     }
     let n = t.len() - nan;
+    if n == 0 {
+        // NaN throughout: no finite extremes to show (not `inf`/`-inf`).
+        (lo, hi) = (f64::NAN, f64::NAN);
+    }
     let mean = if n > 0 { sum / n as f64 } else { f64::NAN };
     let mut s = format!("min {lo:.6} max {hi:.6} mean {mean:.6}");
     if nan > 0 {
@@ -511,4 +515,23 @@ fn write_named_tensors(
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::summary;
+    use tessera_ir::{DType, Tensor};
+
+    /// Values that are all NaN have no extremes: the summary says NaN, not
+    /// the folds' starting `inf` and `-inf`; NaN among numbers is counted.
+    #[test]
+    fn a_summary_of_nan_alone_says_nan() {
+        let t = Tensor::from_f64(DType::F32, vec![3], vec![f64::NAN; 3]);
+        assert_eq!(summary(&t), "min NaN max NaN mean NaN (3 NaN)");
+        let t = Tensor::from_f64(DType::F32, vec![3], vec![1.0, f64::NAN, -2.0]);
+        assert_eq!(
+            summary(&t),
+            "min -2.000000 max 1.000000 mean -0.500000 (1 NaN)"
+        );
+    }
 }

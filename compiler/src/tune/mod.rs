@@ -222,7 +222,7 @@ fn malformed(path: &Path, why: impl std::fmt::Display) -> Diagnostic {
 /// Reads a tuning file.
 pub fn read(path: &Path) -> Result<Tuning, Diagnostic> {
     let bytes = crate::files::read_raw(path, crate::files::MAX_TUNING_BYTES, "tuning file")
-        .map_err(|e| Diagnostic::new(Code::E0600, e))?;
+        .map_err(|e| Diagnostic::new(Code::E0600, e.message()))?;
     let text = String::from_utf8(bytes).map_err(|_| malformed(path, "not UTF-8"))?;
     let t: Tuning = toml::from_str(&text).map_err(|e| malformed(path, e.message()))?;
     if t.format != FORMAT {

@@ -60,6 +60,18 @@ impl Weak {
         }
     }
 
+    /// [`Weak::describe`] as `dtype` reads it: an integer dtype takes an
+    /// integer constant expression's integer reading (`7 / 2 * 100` is 300
+    /// in an i8, 350 in floats).
+    fn describe_as(self, dtype: DType) -> String {
+        match self {
+            Weak::Ratio { int: Some(i), .. } if dtype.is_int() => {
+                format!("integer constant expression (`{i}` in integers)")
+            }
+            w => w.describe(),
+        }
+    }
+
     fn default_dtype(self) -> DType {
         match self {
             Weak::Int(_) | Weak::Ratio { .. } => DType::I32,
@@ -449,7 +461,7 @@ impl<'c, 'a> Lowerer<'c, 'a> {
             self.report(
                 Diagnostic::new(
                     Code::E0303,
-                    format!("{} does not fit {dtype}", w.describe()),
+                    format!("{} does not fit {dtype}", w.describe_as(dtype)),
                 )
                 .primary(span, format!("{dtype} holds {range}")),
             );
