@@ -80,6 +80,18 @@ fn fold_repeat(op: ReduceOp) -> RRed {
     }
 }
 
+/// Whether some tile of a reduce stage is not filled by its load: a chunk
+/// short of the pitch, a last chunk of the reduced axis, a last group of
+/// rows (row form) or of columns (column form).
+fn may_be_partial(r: &Reduce) -> bool {
+    let s = &r.schedule;
+    if r.is_row() {
+        s.chunk != s.pitch || !r.reduced.is_multiple_of(s.chunk) || !r.outer.is_multiple_of(s.rows)
+    } else {
+        !r.reduced.is_multiple_of(s.rows) || !r.inner.is_multiple_of(s.pitch)
+    }
+}
+
 /// Generates a reduce stage.
 pub fn generate(ctx: &mut Ctx<'_>, r: &Reduce) -> Result<Vec<Item>, String> {
     let Reduce {
@@ -162,12 +174,6 @@ pub fn generate(ctx: &mut Ctx<'_>, r: &Reduce) -> Result<Vec<Item>, String> {
             })?;
             VBuf::of(w, 0, acc)
         };
-        // Fill with the identity, then load over it.
-        Seq {
-            items: &mut h,
-            n: rows * pitch,
-        }
-        .dup(tile_in, identity(op, input.dtype));
         let (n, src_stride): (Reg, u64) = if row {
             // Rows [t·rows, +cur), columns [a0, +kcur) of [outer, reduced].
             h.ins().s_alu(AluOp::Mul, o, t, rows);
@@ -198,6 +204,33 @@ pub fn generate(ctx: &mut Ctx<'_>, r: &Reduce) -> Result<Vec<Item>, String> {
             h.ins().s_alu(AluOp::Mul, len, cur, si);
             (kcur, inner * si)
         };
+        // A tile the load does not fill (a partial chunk, the last rows or
+        // columns, a chunk short of whole repeats) is filled with the
+        // identity first, then loaded over; a full one is not. Where every
+        // tile is full there is no fill at all: the vector pipe's fill of a
+        // tile would come after the previous tile's folds, and the load
+        // after the fill, so loads and folds would take turns instead of
+        // overlapping.
+        if may_be_partial(r) {
+            // Row form: `kcur` of `pitch` columns of `cur` of `rows` rows;
+            // column form: `cur` of `pitch` columns of `kcur` of `rows`.
+            let (cols, rows_in) = if row { (kcur, cur) } else { (cur, kcur) };
+            // What the load leaves unfilled, (pitch − cols) + (rows −
+            // rows_in): 0 iff the tile is full.
+            h.ins().s_li(tmp, pitch + rows);
+            h.ins().s_alu(AluOp::Sub, tmp, tmp, cols);
+            h.ins().s_alu(AluOp::Sub, tmp, tmp, rows_in);
+            let mut fill = Vec::new();
+            Seq {
+                items: &mut fill,
+                n: rows * pitch,
+            }
+            .dup(tile_in, identity(op, input.dtype));
+            h.push(Item::Guard {
+                skip_if: vec![Branch::new(Cond::Eq, tmp, 0u64)],
+                body: fill,
+            });
+        }
         h.op(vec![(Access::Write, tile_in.region(rows * pitch * si))])
             .mte2_gm_ub(tile_in.addr, addr, n, len, src_stride, pitch * si);
         if input.dtype != acc {

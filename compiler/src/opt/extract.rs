@@ -100,9 +100,15 @@ pub fn op_cost(op: &Op, args: &[TensorType], consts: &[bool], m: &Machine) -> f6
             let Ok(result) = tessera_ir::op::infer(op, &tys) else {
                 return UNMAPPED;
             };
-            let work = padded(op, node_work(op, &tys, &result, m), &result);
+            let mut work = padded(op, node_work(op, &tys, &result, m), &result);
             let written = crate::cost::bytes(&result);
             let tiles = if let (Op::Reduce { axes, .. }, Some(input)) = (op, args.first()) {
+                // A column reduction runs whole repeats of columns: fewer
+                // than 64 leave lanes idle.
+                let inner = column_width(axes, input);
+                if inner > 1 {
+                    work.vector *= (inner.div_ceil(64) * 64) as f64 / inner as f64;
+                }
                 reduce_tiles(axes, input)
             } else {
                 None
@@ -117,10 +123,19 @@ pub fn op_cost(op: &Op, args: &[TensorType], consts: &[bool], m: &Machine) -> f6
     }
 }
 
+/// The elements after a reduction's last axis (1 for a row reduction).
+fn column_width(axes: &[usize], input: &TensorType) -> u64 {
+    let dims = input.shape.as_fixed().unwrap_or_default();
+    let last = axes.iter().max().map_or(dims.len(), |&a| a + 1);
+    dims.get(last..)
+        .map_or(1, |d| d.iter().product::<u64>())
+        .max(1)
+}
+
 /// The tiles a reduce stage over `input` splits into (as its schedule
 /// does): a row reduction one per kept row, a column reduction one per
 /// kept row and block of up to 4096 columns after the reduced axes.
-fn reduce_tiles(axes: &[usize], input: &TensorType) -> Option<u64> {
+pub(crate) fn reduce_tiles(axes: &[usize], input: &TensorType) -> Option<u64> {
     let dims = input.shape.as_fixed()?;
     let (&first, &last) = (axes.iter().min()?, axes.iter().max()?);
     let outer: u64 = dims.get(..first)?.iter().product();

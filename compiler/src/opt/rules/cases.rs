@@ -415,6 +415,28 @@ const CASES: &[Case] = &[
 }",
         ),
     },
+    // A maximum over a whole tensor of 2^20 (one tile) on 910b-like's 48
+    // vector cores: 128 parts of 8 192 take three waves of 9 216 elements a
+    // core (a part and 1 024 of overhead a tile), the fewest of any divisor.
+    Case {
+        rule: "layout/split-reduction",
+        with: &[],
+        dtypes: NUMERIC,
+        start: "kernel k(%x: {T}[1048576]) -> (out0: {T}[]) {
+  %0 = max %x axes=[0] : {T}[]
+  return %0
+}",
+        goal: Goal::Kernel(
+            "kernel k(%x: {T}[1048576]) -> (out0: {T}[]) {
+  %0 = reshape %x : {T}[128, 8192]
+  %1 = max %0 axes=[1] : {T}[128]
+  %2 = reshape %1 : {T}[1, 128]
+  %3 = max %2 axes=[1] : {T}[1]
+  %4 = reshape %3 : {T}[]
+  return %4
+}",
+        ),
+    },
     Case {
         rule: "fuse/seed",
         with: &[],

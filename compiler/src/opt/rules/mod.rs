@@ -71,6 +71,12 @@ pub struct Budget {
     /// Cube and vector share a core (a matmul's epilogue can scale its
     /// product in UB).
     pub coupled: bool,
+    /// Vector cores: a reduction over fewer tiles is split across them
+    /// (`layout/split-reduction`).
+    pub vector_cores: u64,
+    /// The bytes a vector core loads from GM in the time of a launch: what
+    /// a split reduction's second launch must save a core at least.
+    pub launch_bytes: u64,
 }
 
 impl Budget {
@@ -83,6 +89,9 @@ impl Budget {
             max_variants: 256,
             max_builds: 4096,
             coupled: machine.organisation == tessera_sim::machine::Organisation::Coupled,
+            vector_cores: u64::from(machine.vector_cores()),
+            launch_bytes: (machine.launch.launch_cycles as f64
+                * machine.dma.gm_to_ub.bytes_per_cycle) as u64,
         }
     }
 }
@@ -102,7 +111,7 @@ pub fn all(budget: Budget) -> Vec<Rule> {
     let mut rules = Vec::new();
     rules.extend(canon::rules());
     rules.extend(algebra::rules());
-    rules.extend(layout::rules());
+    rules.extend(layout::rules(budget));
     rules.extend(fuse::rules(budget));
     rules
 }
@@ -116,13 +125,15 @@ fn pattern(phase: Phase, name: &'static str, rewrite: Rewrite<ENode, Meta>) -> R
     }
 }
 
-/// What a node rule does with one matched e-node of a class: the ids of
-/// terms equal to the class (it adds them to the e-graph).
-pub type Build = fn(&mut EGraph, Id, &ENode) -> Vec<Id>;
-
 /// A rule written in Rust: every e-node satisfying `matches` is handed to
-/// `build`, whose results are unioned with the node's class.
-fn node_rule(phase: Phase, name: &'static str, matches: fn(&ENode) -> bool, build: Build) -> Rule {
+/// `build`, which returns the ids of terms equal to the node's class (it
+/// adds them to the e-graph); they are unioned with the class.
+fn node_rule(
+    phase: Phase,
+    name: &'static str,
+    matches: fn(&ENode) -> bool,
+    build: impl Fn(&mut EGraph, Id, &ENode) -> Vec<Id> + Send + Sync + 'static,
+) -> Rule {
     let rewrite = Rewrite::new(
         name,
         NodeSearcher { matches },
@@ -161,12 +172,14 @@ impl Searcher<ENode, Meta> for NodeSearcher {
     }
 }
 
-struct NodeApplier {
+struct NodeApplier<B> {
     matches: fn(&ENode) -> bool,
-    build: Build,
+    build: B,
 }
 
-impl Applier<ENode, Meta> for NodeApplier {
+impl<B: Fn(&mut EGraph, Id, &ENode) -> Vec<Id> + Send + Sync> Applier<ENode, Meta>
+    for NodeApplier<B>
+{
     fn apply_one(
         &self,
         egraph: &mut EGraph,

@@ -69,6 +69,19 @@ pub fn schedule(r: &mut Reduce, machine: &Machine) -> Result<(u32, u64), String>
             chunk = round_up(chunk / 2, LANES);
             pitch = chunk;
         }
+        // Equal chunks of whole repeats where the axis allows (up to twice
+        // the chunks): no partial last chunk, so no tile is filled with the
+        // identity before its load, and loads overlap folds (the backend's
+        // `may_be_partial`). A smaller chunk fits where a larger one does.
+        if reduced > chunk {
+            let least = reduced.div_ceil(chunk);
+            if let Some(k) = (least..=2 * least)
+                .find(|k| reduced.is_multiple_of(*k) && (reduced / k).is_multiple_of(LANES))
+            {
+                chunk = reduced / k;
+                pitch = chunk;
+            }
+        }
         (rows.min(outer).max(1), pitch, chunk)
     } else {
         let mut pitch = round_up(inner, LANES).min(4096);
