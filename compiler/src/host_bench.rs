@@ -66,6 +66,7 @@ fn macs(k: &Kernel) -> u64 {
 /// Compiles `kernel` for the host (at `level`) and times it.
 pub fn bench_host(
     kernel: &Kernel,
+    src: &driver::Source,
     level: crate::opt::Level,
     threads: Option<usize>,
 ) -> Result<HostBenchResult, Failure> {
@@ -84,7 +85,9 @@ pub fn bench_host(
             inputs::random_tensor(p.ty.dtype, shape, 1, i)
         })
         .collect();
-    let fault = |e: tessera_backend::host::HostError| Failure::Internal(e.to_string());
+    // A zero divisor in the random inputs is the reference's fault (E0700
+    // at the division, exit 3), as on `run --target host`.
+    let fault = |e| driver::host_failure(e, &code.kernel, src);
     let warm = code.host.time(&inputs, threads, 1).map_err(fault)?;
     let once = warm.first().copied().unwrap_or(1.0).max(1e-9);
     let reps = ((1.0 / once).ceil() as usize).clamp(5, 200);

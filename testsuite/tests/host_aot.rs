@@ -191,3 +191,79 @@ fn c_programs_link_host_objects_and_match_the_fixtures() {
     .collect();
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// Headers whose kernels' names clash in C compile: a result named like a
+/// parameter (the language allows it), an unnamed result `out0` beside a
+/// parameter `out0`, a parameter named like a dim beside one named like
+/// the dim's renaming, a C keyword beside its renaming, and names that the
+/// standard headers or the status codes define as macros — each parameter
+/// gets a name of its own, with `<stddef.h>`, `<errno.h>` and `<stdio.h>`
+/// included first.
+#[test]
+fn headers_of_clashing_names_compile() {
+    let kernels = [
+        (
+            "same",
+            "kernel same(x: f32[N]) -> (x: f32[N]) { return x * 2.0; }",
+        ),
+        (
+            "unnamed",
+            "kernel unnamed(x: f32[N], out0: f32[N]) -> f32[N] { return x * out0; }",
+        ),
+        (
+            "dims",
+            "kernel dims(N: f32[N], N_: f32[N]) -> f32[N] { return N * N_; }",
+        ),
+        (
+            "keyword",
+            "kernel keyword(int: f32[N], int_: f32[N]) -> f32[N] { return int * int_; }",
+        ),
+        (
+            "macros",
+            "kernel macros(NULL: f32[N], errno: f32[N], TESSERA_OK: f32[N]) -> (EOF: f32[N]) {\n    return NULL * errno + TESSERA_OK;\n}",
+        ),
+    ];
+    let dir = std::env::temp_dir().join(format!("tessera-aot-names-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a scratch directory");
+    for (name, text) in kernels {
+        let tsr = dir.join(format!("{name}.tsr"));
+        std::fs::write(&tsr, format!("{text}\n")).expect("writes");
+        let out = dir.join(name);
+        let args = [
+            "compile",
+            tsr.to_str().unwrap_or_default(),
+            "--target",
+            "host",
+            "--dim",
+            "N=4",
+            "--emit",
+            "obj,header",
+            "-o",
+            out.to_str().unwrap_or_default(),
+        ]
+        .map(String::from);
+        let (code, _, err) = run_cli(&args);
+        assert_eq!(code, 0, "{name}: {err}");
+        let c = out.join("use.c");
+        std::fs::write(
+            &c,
+            format!(
+                "#include <stddef.h>\n#include <errno.h>\n#include <stdio.h>\n#include \"{name}.h\"\nint main(void) {{ return 0; }}\n"
+            ),
+        )
+        .expect("writes");
+        let cc = Command::new("cc")
+            .args(["-fsyntax-only", "-Wall", "-Werror"])
+            .arg(&c)
+            .output()
+            .expect("a C compiler");
+        let header = std::fs::read_to_string(out.join(format!("{name}.h"))).unwrap_or_default();
+        assert!(
+            cc.status.success(),
+            "{name}: {}\n{header}",
+            String::from_utf8_lossy(&cc.stderr)
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -170,21 +170,100 @@ pub fn compile_object(kernel: &Kernel, dims: &[(String, u64)]) -> Result<HostObj
     })
 }
 
-/// A name that is not a C keyword (or a dim's name): `_` appended if it
-/// were.
-fn c_name(name: &str, taken: &[(String, u64)]) -> String {
-    const KEYWORDS: [&str; 44] = [
-        "auto", "break", "case", "char", "const", "continue", "default", "do", "double", "else",
-        "enum", "extern", "float", "for", "goto", "if", "inline", "int", "long", "register",
-        "restrict", "return", "short", "signed", "sizeof", "static", "struct", "switch", "typedef",
-        "union", "unsigned", "void", "volatile", "while", "bool", "true", "false", "int8_t",
-        "int32_t", "int64_t", "uint8_t", "uint16_t", "main", "_Bool",
-    ];
-    if KEYWORDS.contains(&name) || taken.iter().any(|(d, _)| d == name) {
-        format!("{name}_")
-    } else {
-        name.to_string()
-    }
+/// Names a parameter of the entry point may not take: C keywords and the
+/// types `<stdint.h>` declares, `main`, the macros and objects of the
+/// standard headers a caller is likely to include before this one (a
+/// parameter `NULL` would be replaced by the macro), and the status codes.
+const RESERVED: [&str; 60] = [
+    "auto",
+    "break",
+    "case",
+    "char",
+    "const",
+    "continue",
+    "default",
+    "do",
+    "double",
+    "else",
+    "enum",
+    "extern",
+    "float",
+    "for",
+    "goto",
+    "if",
+    "inline",
+    "int",
+    "long",
+    "register",
+    "restrict",
+    "return",
+    "short",
+    "signed",
+    "sizeof",
+    "static",
+    "struct",
+    "switch",
+    "typedef",
+    "union",
+    "unsigned",
+    "void",
+    "volatile",
+    "while",
+    "bool",
+    "true",
+    "false",
+    "_Bool",
+    "int8_t",
+    "int16_t",
+    "int32_t",
+    "int64_t",
+    "uint8_t",
+    "uint16_t",
+    "uint32_t",
+    "uint64_t",
+    "intptr_t",
+    "uintptr_t",
+    "size_t",
+    "ptrdiff_t",
+    "main",
+    "NULL",
+    "errno",
+    "EOF",
+    "stdin",
+    "stdout",
+    "stderr",
+    "assert",
+    "offsetof",
+    "TESSERA_STATUS_CODES",
+];
+
+/// The entry point's parameter names, in order (the dims', then the
+/// parameters' and results'): each kernel name, with `_` appended until it
+/// is neither reserved ([`RESERVED`], a status code) nor taken by an
+/// earlier one. A result may share a parameter's name, and `N` renamed
+/// `N_` may meet a parameter `N_`: each still gets a name of its own.
+fn c_names(k: &Kernel, dims: &[(String, u64)]) -> (Vec<String>, Vec<String>) {
+    let mut used: Vec<String> = Vec::new();
+    let mut unique = |name: &str| {
+        let mut n = name.to_string();
+        while RESERVED.contains(&n.as_str())
+            || STATUS.iter().any(|(s, _)| *s == n)
+            || used.contains(&n)
+        {
+            n.push('_');
+        }
+        used.push(n.clone());
+        n
+    };
+    let dim_names: Vec<String> = dims.iter().map(|(n, _)| unique(n)).collect();
+    let arrays: Vec<String> = k
+        .params
+        .iter()
+        .map(|p| p.name.as_str())
+        .chain(k.outputs.iter().map(|o| o.name.as_str()))
+        .map(&mut unique)
+        .collect();
+    (arrays, dim_names)
 }
 
 fn c_type(d: DType) -> &'static str {
@@ -234,22 +313,42 @@ fn header(k: &Kernel, dims: &[(String, u64)], symbol: &str) -> String {
         h.push_str(&format!("#define {name} {v}\n"));
     }
     h.push_str("#endif\n\n");
+    let (arrays, dim_names) = c_names(k, dims);
+    let renamed = |name: &str, c: &str| {
+        if name == c {
+            String::new()
+        } else {
+            format!(" (parameter `{c}`)")
+        }
+    };
     let mut params = Vec::new();
+    let mut names = arrays.iter();
     for p in &k.params {
-        h.push_str(&format!("/* in  {}: {} */\n", p.name, p.ty));
-        params.push(format!(
-            "const {} *{}",
-            c_type(p.ty.dtype),
-            c_name(&p.name, dims)
+        let c = names.next().map_or("", String::as_str);
+        h.push_str(&format!(
+            "/* in  {}: {}{} */\n",
+            p.name,
+            p.ty,
+            renamed(&p.name, c)
         ));
+        params.push(format!("const {} *{c}", c_type(p.ty.dtype)));
     }
     for o in &k.outputs {
         let ty = k.ty(o.value);
-        h.push_str(&format!("/* out {}: {} */\n", o.name, ty));
-        params.push(format!("{} *{}", c_type(ty.dtype), c_name(&o.name, dims)));
+        let c = names.next().map_or("", String::as_str);
+        h.push_str(&format!(
+            "/* out {}: {}{} */\n",
+            o.name,
+            ty,
+            renamed(&o.name, c)
+        ));
+        params.push(format!("{} *{c}", c_type(ty.dtype)));
     }
-    for (n, _) in dims {
-        params.push(format!("int64_t {}", c_name(n, &[])));
+    for ((n, _), c) in dims.iter().zip(&dim_names) {
+        if n != c {
+            h.push_str(&format!("/* dim {n} (parameter `{c}`) */\n"));
+        }
+        params.push(format!("int64_t {c}"));
     }
     h.push_str(&format!("int32_t {symbol}({});\n\n", params.join(", ")));
     h.push_str("#ifdef __cplusplus\n}\n#endif\n\n");

@@ -309,7 +309,9 @@ pub struct BenchArgs {
 
     /// Run the whole benchmark suite (`benches/suite.toml`) on both built-in
     /// machines and write `RESULTS.md` and `RESULTS.json` to `--out-dir`.
-    #[arg(long, conflicts_with_all = ["file", "kernel", "dims", "json"])]
+    /// It runs every kernel at -O0 and -O2, untuned and tuned, itself: `-O`
+    /// and `--tuning` mean nothing with it.
+    #[arg(long, conflicts_with_all = ["file", "kernel", "dims", "json", "opt_level", "tuning"])]
     pub suite: bool,
     /// `sim`: simulated cycles against the roofline; `host`: wall-clock
     /// time of the host code on this machine.
@@ -318,9 +320,9 @@ pub struct BenchArgs {
     /// Threads of `--target host` (default: every core).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub threads: Option<u16>,
-    /// Where `--suite` writes its tables.
-    #[arg(long, default_value = "benches")]
-    pub out_dir: PathBuf,
+    /// Where `--suite` writes its tables [default: benches].
+    #[arg(long)]
+    pub out_dir: Option<PathBuf>,
     /// A tuning file from `tessera tune` (default: `tuning.toml` in the
     /// per-user cache directory, when there is one).
     #[arg(long, value_name = "FILE")]
@@ -737,7 +739,16 @@ fn cmd_bench(io: &mut Io<'_>, a: &BenchArgs) -> Result<(), Failure> {
     }
     tune::sim_flags(a.tuning.as_deref(), a.machine.as_deref(), a.target)?;
     if a.suite {
-        return crate::suite::run_suite(io.out, a.machine.as_deref(), &a.out_dir);
+        let out_dir = a
+            .out_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("benches"));
+        return crate::suite::run_suite(io.out, a.machine.as_deref(), &out_dir);
+    }
+    if a.out_dir.is_some() {
+        return Err(Failure::Usage(
+            "`--out-dir` is where `--suite` writes its tables; a single kernel's figures go to standard output".into(),
+        ));
     }
     let file = a
         .file
@@ -751,6 +762,7 @@ fn cmd_bench(io: &mut Io<'_>, a: &BenchArgs) -> Result<(), Failure> {
     if a.target == Target::Host {
         let r = crate::host_bench::bench_host(
             &kernel,
+            &src,
             level(&a.opt_level),
             a.threads.map(usize::from),
         )?;
