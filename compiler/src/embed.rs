@@ -385,6 +385,31 @@ impl Bound {
         )
     }
 
+    /// Makes `target`'s code (and, with `check`, asks the reference's
+    /// budget), so that a kernel a target cannot take (`E0503`: past the
+    /// simulated GM, the host's workspace or the interpreter's limits) is
+    /// refused before a caller allocates its results.
+    pub fn prepare(&self, target: Target, check: bool) -> Result<(), Failure> {
+        match target {
+            Target::Sim => {
+                self.program()?;
+            }
+            Target::Host => {
+                self.host()?;
+            }
+            Target::Ref => {}
+        }
+        if check || target == Target::Ref {
+            tessera_ir::interp::budget(&self.kernel).map_err(|e| {
+                Failure::input(vec![tessera_ir::Diagnostic::new(
+                    tessera_ir::Code::E0503,
+                    e.to_string(),
+                )])
+            })?;
+        }
+        Ok(())
+    }
+
     /// Runs on `target` from packed `inputs` into packed `outputs` (each
     /// sized as [`Bound::sizes`] says; otherwise a usage error before
     /// anything runs).

@@ -7,7 +7,9 @@
 
 use numpy::{PyReadonlyArray1, PyReadwriteArray1};
 use pyo3::create_exception;
-use pyo3::exceptions::{PyException, PyKeyboardInterrupt, PyRuntimeError, PyValueError};
+use pyo3::exceptions::{
+    PyException, PyKeyboardInterrupt, PyMemoryError, PyRuntimeError, PyValueError,
+};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 use std::collections::BTreeMap;
@@ -28,19 +30,6 @@ create_exception!(
     PyException,
     "The simulated machine (or the interpreter) faulted; `.code` names the fault."
 );
-
-/// Line and column (1-based) of a byte offset.
-fn line_col(text: &str, at: usize) -> (usize, usize) {
-    let at = at.min(text.len());
-    let before = text.as_bytes()[..at].split(|&b| b == b'\n');
-    let mut line = 0;
-    let mut col = 0;
-    for seg in before {
-        line += 1;
-        col = seg.len() + 1;
-    }
-    (line.max(1), col.max(1))
-}
 
 /// Which error class a failure becomes.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -92,7 +81,9 @@ fn render(
         .iter()
         .flat_map(|d| &d.labels)
         .map(|l| {
-            let (line, col) = line_col(text, l.span.start as usize);
+            // As the rendered diagnostic counts: a column in characters,
+            // a leading byte-order mark no column.
+            let (line, col) = tessera_ir::diag::line_col(text, l.span.start as usize);
             (
                 l.span.start,
                 l.span.end,
@@ -362,6 +353,17 @@ impl Compiled {
         Ok((lines, ok, info.host_inputs))
     }
 
+    /// Makes `target`'s code (with `check`, the reference's too): a
+    /// `CompileError` (`E0503`) for a kernel the target cannot take, before
+    /// the caller allocates its results.
+    #[pyo3(signature = (target, check=false))]
+    fn prepare(&self, py: Python<'_>, target: &str, check: bool) -> PyResult<()> {
+        let target = target_of(target)?;
+        let bound = &*self.inner;
+        py.detach(|| bound.prepare(target, check))
+            .map_err(|f| to_py(py, f, Phase::Compile))
+    }
+
     /// A stage's text: `ir`, `opt-ir`, `plan`, `asm` or `clif`.
     fn text(&self, py: Python<'_>, stage: &str) -> PyResult<String> {
         let bound = &*self.inner;
@@ -407,8 +409,22 @@ impl Compiled {
             .map(|a| a.as_slice())
             .collect::<Result<_, _>>()
             .map_err(|e| PyValueError::new_err(format!("an input is not contiguous: {e}")))?;
+        // The program first: a kernel past the simulated GM is E0503, and
+        // results the host cannot hold are a MemoryError, never an abort.
+        py.detach(|| bound.program())
+            .map_err(|f| to_py(py, f, Phase::Compile))?;
         let (_, sizes) = bound.sizes();
-        let mut bufs: Vec<Vec<u8>> = sizes.iter().map(|&n| vec![0u8; n]).collect();
+        let mut bufs: Vec<Vec<u8>> = Vec::with_capacity(sizes.len());
+        for &n in &sizes {
+            let mut b = Vec::new();
+            b.try_reserve_exact(n).map_err(|_| {
+                PyMemoryError::new_err(format!(
+                    "cannot allocate {n} bytes for a result of the traced run"
+                ))
+            })?;
+            b.resize(n, 0u8);
+            bufs.push(b);
+        }
         let mut outs: Vec<&mut [u8]> = bufs.iter_mut().map(Vec::as_mut_slice).collect();
         let opts = embed::RunOptions {
             trace: true,

@@ -71,7 +71,7 @@ class Span(tuple):
     start = property(lambda self: self[0], doc="First byte.")
     end = property(lambda self: self[1], doc="One past the last byte.")
     line = property(lambda self: self[2], doc="Line of the first byte (1-based).")
-    column = property(lambda self: self[3], doc="Column of the first byte (1-based, in bytes).")
+    column = property(lambda self: self[3], doc="Column of the first byte (1-based, in characters as the rendered diagnostic counts; a leading byte-order mark is none).")
     label = property(lambda self: self[4], doc="What the diagnostic says there.")
     primary = property(lambda self: self[5], doc="Whether this is the offending span.")
 
@@ -246,13 +246,15 @@ class Kernel:
     def _compiled(self, dims: Mapping[str, int]) -> "_tessera.Compiled":
         # A machine file is read when the kernel is compiled: keyed by what
         # it holds then.
-        key = (self._hash, self.name, tuple(sorted(dims.items())), _machine_key(self.machine), self.opt, __version__)
+        # The disk cache it writes to is part of the key: a kernel compiled
+        # with cache=False never shares code that stores to one.
+        cache = cache_dir() if self._cache else None
+        key = (self._hash, self.name, tuple(sorted(dims.items())), _machine_key(self.machine), self.opt, cache, __version__)
         with _lock:
             hit = _memo.get(key)
             if hit is not None:
                 _counters["memory_hits"] += 1
                 return hit
-        cache = cache_dir() if self._cache else None
         compiled = self._source.bind(self.name, dict(dims), self.machine, self.opt, cache)
         with _lock:
             _memo[key] = compiled
@@ -266,7 +268,9 @@ class Kernel:
             err.code = "E0606"  # type: ignore[attr-defined]
             raise err
 
-    def _bind(self, dims: Mapping[str, int], what: str) -> "_tessera.Compiled":
+    def _merged(self, dims: Mapping[str, int], what: str) -> Dict[str, int]:
+        """The compile-time dims with ``dims`` (checked: known names,
+        positive integers, no disagreement with a compile-time dim)."""
         self._bind_names(dims, what)
         _check_dims(dims, what)
         merged = dict(self.dims)
@@ -274,6 +278,10 @@ class Kernel:
             if n in self.dims and self.dims[n] != v:
                 raise ValueError("%s: dim `%s` is %d, but it was compiled with %s=%d" % (what, n, v, n, self.dims[n]))
             merged[n] = int(v)
+        return merged
+
+    def _bind(self, dims: Mapping[str, int], what: str) -> "_tessera.Compiled":
+        merged = self._merged(dims, what)
         missing = [n for n in self._symbolic() if n not in merged]
         if missing:
             raise TypeError("%s: bind dim %s (as keywords, or in compile(dims=...))" % (
@@ -337,6 +345,10 @@ class Kernel:
         return prepared, raw
 
     def _run(self, arrays: Sequence[Any], target: str, check: bool, threads: Optional[int]) -> Any:
+        # What the last call left, and nothing of an earlier one once this
+        # call raises.
+        self.last_check = []
+        self.last_host_inputs = []
         if target not in ("sim", "host", "ref"):
             raise ValueError('target must be "sim", "host" or "ref", not %r' % (target,))
         if check and target == "ref":
@@ -360,6 +372,9 @@ class Kernel:
             with _lock:
                 _counters["memory_hits"] += 1
         compiled, specs = known
+        # The target's code first: a kernel it cannot take is a
+        # CompileError (E0503), not a MemoryError allocating its results.
+        compiled.prepare(target, check)
         outs: List[np.ndarray] = []
         views: List[np.ndarray] = []
         for dt, shape, _ in specs:
@@ -367,9 +382,6 @@ class Kernel:
             outs.append(o)
             views.append(o.reshape(-1).view(np.uint8))
         finish = [f for _, _, f in specs]
-        # The lines of this call's check, and none after a call without one
-        # (or one that raised).
-        self.last_check = []
         lines, ok, addresses = compiled.run(target, raw, views, check, threads)
         self.last_host_inputs = list(addresses)
         results = [_f32_from_bf16(o) if f else o for o, f in zip(outs, finish)]
@@ -423,7 +435,7 @@ class Kernel:
         if arrays:
             _, raw = self._prepare(arrays)
             shapes = [list(a.shape) for a in arrays]
-            bound = self._source.bind_dims(self.name, {**self.dims, **dims}, shapes)
+            bound = self._source.bind_dims(self.name, self._merged(dims, "trace"), shapes)
             text = self._compiled(bound).trace(raw)
         else:
             text = self._bind(dims, "trace").trace()
@@ -457,8 +469,9 @@ def compile(source: Union[str, "os.PathLike[str]"], kernel: Optional[str] = None
     Raises :class:`CompileError` for a diagnostic and ``KeyError`` for a
     kernel the source does not define.
     """
-    if opt not in (0, 1, 2):
+    if isinstance(opt, bool) or not isinstance(opt, (int, np.integer)) or opt not in (0, 1, 2):
         raise ValueError("opt must be 0, 1 or 2, not %r" % (opt,))
+    opt = int(opt)
     src = _load(source)
     names = list(src.kernels())
     if kernel is None:

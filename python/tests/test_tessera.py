@@ -282,6 +282,68 @@ def test_a_bad_target_or_level_is_a_value_error():
         tessera.compile(SOFTMAX, opt=3)
 
 
+
+def test_the_level_is_an_integer():
+    for bad in (2.0, True, "2", None):
+        with pytest.raises(ValueError, match="opt must be 0, 1 or 2"):
+            tessera.compile(SOFTMAX, opt=bad)
+    assert tessera.compile(SOFTMAX, opt=np.int64(0)).opt == 0
+
+
+# A kernel whose result is 2^40 f32 values (4 TiB): past the simulated GM
+# (1 TiB) and the reference interpreter's limits.
+HUGE = """
+kernel huge(a: f32[1, 1]) -> f32[M, M] {
+    return broadcast_to(a, [M, M]);
+}
+"""
+
+
+def test_a_kernel_past_a_targets_limits_is_a_compile_error_before_its_results_are_allocated(tmp_path):
+    k = tessera.compile(HUGE, dims={"M": 1 << 20})
+    a = np.ones((1, 1), np.float32)
+    for target in ("sim", "ref"):
+        with pytest.raises(tessera.CompileError) as e:
+            k(a, target=target)
+        assert e.value.code == "E0503", (target, str(e.value))
+    with pytest.raises(tessera.CompileError) as e:
+        k(a, target="host", check=True)
+    assert e.value.code == "E0503"
+    # The trace of a run allocates the results too: the same error, no abort.
+    with pytest.raises(tessera.CompileError) as e:
+        k.trace(tmp_path / "t.json", a)
+    assert e.value.code == "E0503"
+    assert not (tmp_path / "t.json").exists()
+
+
+def test_last_call_state_is_cleared_by_a_call_that_raises():
+    k = tessera.compile(ADD.format(t="f32"))
+    a = np.ones(8, np.float32)
+    k(a, a, target="host", check=True)
+    assert k.last_check and k.last_host_inputs
+    with pytest.raises(TypeError):
+        k(a, a.astype(np.float64), target="host", check=True)
+    assert k.last_check == [] and k.last_host_inputs == []
+
+
+def test_a_span_column_counts_characters_after_a_byte_order_mark():
+    line = "kernel f(a: f32[N]) -> f32[N] { return a + c; }"
+    with pytest.raises(tessera.CompileError) as e:
+        tessera.compile("\ufeff" + line + "\n")
+    (span,) = e.value.spans
+    # `c` is the 44th character of the line; the mark (3 bytes) is no column.
+    assert line.index("c;") + 1 == 44
+    assert (span.line, span.column) == (1, 44)
+    assert ":1:44" in str(e.value)
+    # Offsets stay bytes of the UTF-8 text (mark included).
+    assert span.start == 3 + line.index("c;")
+    # A column counts characters: `é` (2 bytes) before `c` is one.
+    with pytest.raises(tessera.CompileError) as e:
+        tessera.compile("// x\n/* é */ " + line + "\n")
+    assert [(s.line, s.column) for s in e.value.spans] == [(2, 8 + 44)]
+    assert ":2:52" in str(e.value)
+
+
 # Layout and copies.
 
 
@@ -362,6 +424,13 @@ def test_the_cache_can_be_turned_off(tmp_path, monkeypatch):
     k = tessera.compile(SOFTMAX + "// off\n", cache=False)
     k(np.zeros((2, 3), np.float32), target="sim")
     assert list(tmp_path.iterdir()) == []
+    # A kernel compiled with the cache on first (and so lowered and kept in
+    # this process) shares nothing with one compiled with it off.
+    src = SOFTMAX + "// on, then off\n"
+    tessera.compile(src, dims={"B": 2, "N": 5})
+    k = tessera.compile(src, dims={"B": 2, "N": 5}, cache=False)
+    k(np.zeros((2, 5), np.float32), target="sim")
+    assert list(tmp_path.iterdir()) == []
     monkeypatch.setenv("TESSERA_CACHE", "0")
     assert tessera.cache_dir() is None
 
@@ -413,6 +482,16 @@ def test_trace_writes_a_chrome_trace(tmp_path):
     k.trace(tmp_path / "timing.json", B=8, N=128)
     x = rng(15).standard_normal((2, 16)).astype(np.float32)
     k.trace(tmp_path / "run.json", x)
+    # Its dims are checked as bench's are.
+    for bad in (-1, 0, 1.5):
+        with pytest.raises(ValueError, match="positive integer"):
+            k.trace(tmp_path / "bad.json", x, N=bad)
+    with pytest.raises(ValueError, match="E0606|no dim"):
+        k.trace(tmp_path / "bad.json", x, Q=3)
+    k16 = tessera.compile(SOFTMAX, dims={"N": 16})
+    with pytest.raises(ValueError, match="compiled with N=16"):
+        k16.trace(tmp_path / "bad.json", x, N=32)
+    assert not (tmp_path / "bad.json").exists()
     for name in ["timing.json", "run.json"]:
         t = json.loads((tmp_path / name).read_text())
         events = t["traceEvents"] if isinstance(t, dict) else t
