@@ -24,6 +24,7 @@ pub const SUITE: &str = "benches/suite.toml";
 pub const MODELS: &str = "benches/models.toml";
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct SuiteFile {
     bench: Vec<BenchSpec>,
     #[serde(default)]
@@ -31,6 +32,7 @@ struct SuiteFile {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct BenchSpec {
     id: String,
     file: String,
@@ -40,6 +42,7 @@ struct BenchSpec {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ExpertSpec {
     id: String,
     /// The benchmark (by id) whose compiled kernel the expert is compared with.
@@ -148,15 +151,38 @@ fn input_error(message: String) -> Failure {
     Failure::input(vec![Diagnostic::new(Code::E0600, message)])
 }
 
+/// A benchmark's kernel, lowered with its dims: each a symbolic dim of
+/// the kernel (E0606 otherwise, as `--dim` has it).
+fn load(spec: &BenchSpec) -> Result<(driver::Source, tessera_ir::Kernel), Failure> {
+    let src = driver::load_source(Path::new(&spec.file))?;
+    let file = driver::parse_and_check(&src)?;
+    let def = driver::select_kernel(&file, Some(&spec.kernel))?;
+    let known: Vec<String> = tessera_frontend::lower::signature_dims(def)
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    if let Some(n) = spec.dims.keys().find(|n| !known.contains(n)) {
+        return Err(Failure::input(vec![
+            Diagnostic::new(
+                Code::E0606,
+                format!(
+                    "benchmark `{}`: kernel `{}` has no symbolic dim `{n}`",
+                    spec.id, spec.kernel
+                ),
+            )
+            .note(format!("its symbolic dims: {}", known.join(", "))),
+        ]));
+    }
+    let kernel = driver::lower(&file, &spec.kernel, &spec.dims, &src)?;
+    Ok((src, kernel))
+}
+
 fn run_one(
     spec: &BenchSpec,
     machine: &tessera_sim::Machine,
     level: crate::opt::Level,
 ) -> Result<BenchResult, Failure> {
-    let src = driver::load_source(Path::new(&spec.file))?;
-    let file = driver::parse_and_check(&src)?;
-    let env = spec.dims.clone();
-    let kernel = driver::lower(&file, &spec.kernel, &env, &src)?;
+    let (src, kernel) = load(spec)?;
     bench(
         &kernel,
         machine,
@@ -173,9 +199,7 @@ fn tune_one(
     spec: &BenchSpec,
     machine: &tessera_sim::Machine,
 ) -> Result<(crate::tune::Report, u64), Failure> {
-    let src = driver::load_source(Path::new(&spec.file))?;
-    let file = driver::parse_and_check(&src)?;
-    let kernel = driver::lower(&file, &spec.kernel, &spec.dims, &src)?;
+    let (src, kernel) = load(spec)?;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(1)
         .build()
@@ -223,7 +247,42 @@ fn read_suite(path: &str) -> Result<SuiteFile, Failure> {
             "cannot read `{path}` (run from the repository root): {e}"
         ))
     })?;
-    toml::from_str(&text).map_err(|e| input_error(format!("`{path}`: {e}")))
+    let suite: SuiteFile =
+        toml::from_str(&text).map_err(|e| input_error(format!("`{path}`: {e}")))?;
+    check_suite(path, &suite).map_err(input_error)?;
+    Ok(suite)
+}
+
+/// What TOML cannot say of a suite file: ids are unique, dims positive,
+/// and an expert names a benchmark of the file.
+fn check_suite(path: &str, suite: &SuiteFile) -> Result<(), String> {
+    let mut ids: Vec<&str> = Vec::new();
+    for b in &suite.bench {
+        if ids.contains(&b.id.as_str()) {
+            return Err(format!("`{path}`: two benchmarks have the id `{}`", b.id));
+        }
+        ids.push(&b.id);
+        if let Some((n, _)) = b.dims.iter().find(|(_, v)| **v == 0) {
+            return Err(format!(
+                "`{path}`: benchmark `{}`: dim `{n}` is 0; dims are positive integers",
+                b.id
+            ));
+        }
+    }
+    let mut experts: Vec<&str> = Vec::new();
+    for e in &suite.expert {
+        if experts.contains(&e.id.as_str()) {
+            return Err(format!("`{path}`: two experts have the id `{}`", e.id));
+        }
+        experts.push(&e.id);
+        if !ids.contains(&e.bench.as_str()) {
+            return Err(format!(
+                "`{path}`: expert `{}` compares with benchmark `{}`, which the file does not define",
+                e.id, e.bench
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Runs the suite and writes `RESULTS.md` and `RESULTS.json` to `out_dir`.
@@ -489,10 +548,64 @@ mod tests {
     }
 
     fn suite() -> SuiteFile {
-        load(SUITE)
+        load_file(SUITE)
     }
 
-    fn load(path: &str) -> SuiteFile {
+    #[test]
+    fn a_suite_file_is_checked_beyond_its_toml() {
+        let bench = |id: &str, dims: &str| {
+            format!(
+                "[[bench]]\nid = \"{id}\"\nfile = \"f.tsr\"\nkernel = \"k\"\ndims = {{ {dims} }}\n"
+            )
+        };
+        let check = |text: &str| {
+            let suite: SuiteFile = toml::from_str(text).expect(text);
+            check_suite("s.toml", &suite)
+        };
+        assert_eq!(check(&(bench("a", "M = 1") + &bench("b", "M = 2"))), Ok(()));
+        let twice = check(&(bench("a", "M = 1") + &bench("a", "M = 2")));
+        assert_eq!(
+            twice,
+            Err("`s.toml`: two benchmarks have the id `a`".to_string())
+        );
+        let zero = check(&bench("a", "M = 4, N = 0"));
+        assert_eq!(
+            zero,
+            Err("`s.toml`: benchmark `a`: dim `N` is 0; dims are positive integers".to_string())
+        );
+        let expert = "[[expert]]\nid = \"e\"\nbench = \"b\"\nasm = {}\ndefines = {}\n";
+        let orphan = check(&(bench("a", "M = 1") + expert));
+        assert!(orphan.is_err_and(|e| e.contains("benchmark `b`, which the file does not define")));
+        // A misspelt field is TOML's error, not ignored.
+        let typo = bench("a", "M = 1").replace("kernel =", "kernal =");
+        assert!(toml::from_str::<SuiteFile>(&typo).is_err());
+    }
+
+    #[test]
+    fn a_benchmark_naming_a_dim_its_kernel_lacks_is_refused() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let spec = BenchSpec {
+            id: "x".into(),
+            file: root.join("examples/mlp.tsr").display().to_string(),
+            kernel: "mlp".into(),
+            dims: [("M", 8), ("D", 16), ("H", 16), ("Q", 4)]
+                .into_iter()
+                .map(|(n, v)| (n.to_string(), v))
+                .collect(),
+            target: None,
+        };
+        let Err(Failure::Input { diags, .. }) = load(&spec) else {
+            panic!("a dim Q of no kernel was accepted");
+        };
+        assert_eq!(diags[0].code, "E0606");
+        assert!(
+            diags[0].message.contains("has no symbolic dim `Q`"),
+            "{}",
+            diags[0].message
+        );
+    }
+
+    fn load_file(path: &str) -> SuiteFile {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         let text = std::fs::read_to_string(root.join(path)).expect(path);
         toml::from_str(&text).expect(path)
@@ -514,7 +627,7 @@ mod tests {
         for m in [1, 16] {
             want.extend([(m, 4096, 12288), (m, 4096, 11008), (m, 11008, 4096)]);
         }
-        let got: Vec<(u64, u64, u64)> = load(MODELS)
+        let got: Vec<(u64, u64, u64)> = load_file(MODELS)
             .bench
             .iter()
             .map(|b| {
@@ -569,7 +682,7 @@ mod tests {
     #[test]
     fn every_benchmark_compiles_on_both_machines() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        for b in suite().bench.into_iter().chain(load(MODELS).bench) {
+        for b in suite().bench.into_iter().chain(load_file(MODELS).bench) {
             let src = driver::load_source(&root.join(&b.file)).expect("kernels.tsr");
             let file = driver::parse_and_check(&src).expect("kernels.tsr checks");
             let kernel = driver::lower(&file, &b.kernel, &b.dims, &src)
