@@ -329,9 +329,10 @@ fn cube_entry(e: &Entry, g: &Geometry, machine: &Machine) -> Option<Candidate> {
         (c.base_m, c.base_n, c.base_k, c.l1_k, c.a_stages, c.b_stages)
             == (e.base_m, e.base_n, e.base_k, e.l1_k, e.a_stages, e.b_stages)
             && c.accumulators == e.accumulators
-            && c.parts() == e.split_k.max(1)
+            // 0 parts or a fold of 0 is no schedule (absent means 1).
+            && c.parts() == e.split_k
             && c.a_panel == e.a_panel
-            && c.fold.max(1) == e.fold.max(1)
+            && c.fold.max(1) == e.fold
     });
     // An A panel's units go row-major, in runs.
     let (_, mut t) = found.filter(|(_, c)| {

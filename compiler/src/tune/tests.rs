@@ -308,6 +308,12 @@ fn stale_and_invalid_entries_are_ignored_with_a_note() {
     unfolded.entries[0].fold = 1;
     let mut refolded = good.clone();
     refolded.entries[0].fold = 4;
+    let mut no_fold = good.clone();
+    no_fold.entries[0].fold = 0;
+    // K in no parts is no schedule (an absent `split_k` is 1).
+    assert_eq!(good.entries[0].split_k, 1, "{good:?}");
+    let mut no_parts = good.clone();
+    no_parts.entries[0].split_k = 0;
     for (file, why) in [
         (stale, "another description"),
         (invalid, "not a valid schedule"),
@@ -315,6 +321,8 @@ fn stale_and_invalid_entries_are_ignored_with_a_note() {
         (grouped, "not a valid schedule"),
         (unfolded, "not a valid schedule"),
         (refolded, "not a valid schedule"),
+        (no_fold, "not a valid schedule"),
+        (no_parts, "not a valid schedule"),
     ] {
         let (code, notes) =
             driver::compile_npu_tuned(&k, &m, &src, Level::O2, &file).expect("compiles");
