@@ -8,6 +8,7 @@
 //! run; it contains no language semantics (frontend), no IR semantics (ir)
 //! and no machine model (backend/sim).
 
+pub mod arith;
 pub mod bench;
 pub mod cache;
 pub mod cli;

@@ -103,8 +103,9 @@ pub fn op_cost(op: &Op, args: &[TensorType], consts: &[bool], m: &Machine) -> f6
             let mut work = padded(op, node_work(op, &tys, &result, m), &result);
             let written = crate::cost::bytes(&result);
             let tiles = if let (Op::Reduce { axes, .. }, Some(input)) = (op, args.first()) {
-                // A column reduction runs whole repeats of columns: fewer
-                // than 64 leave lanes idle.
+                // A column reduction runs whole repeats of columns: a
+                // partial last repeat (fewer than 64 columns, or 100)
+                // leaves lanes idle.
                 let inner = column_width(axes, input);
                 if inner > 1 {
                     work.vector *= (inner.div_ceil(64) * 64) as f64 / inner as f64;

@@ -148,9 +148,9 @@ fn split_reduction(
     // elements a core (a part and MIN_PART of overhead a tile), the fewest
     // parts among equals.
     let per_core = |p: u64| (tiles * p).div_ceil(cores) * (len / p * inner + MIN_PART);
-    let Some(parts) = (2..=len)
-        .take_while(|p| len / p * inner >= MIN_PART)
-        .filter(|p| len.is_multiple_of(*p))
+    let Some(parts) = crate::arith::divisors(len)
+        .into_iter()
+        .filter(|&p| p >= 2 && len / p * inner >= MIN_PART)
         .min_by_key(|&p| (per_core(p), p))
     else {
         return Vec::new();

@@ -73,10 +73,13 @@ pub fn schedule(r: &mut Reduce, machine: &Machine) -> Result<(u32, u64), String>
         // the chunks): no partial last chunk, so no tile is filled with the
         // identity before its load, and loads overlap folds (the backend's
         // `may_be_partial`). A smaller chunk fits where a larger one does.
-        if reduced > chunk {
+        // (`reduced / k` is whole repeats exactly where `k` divides
+        // `reduced / LANES`.)
+        if reduced > chunk && reduced.is_multiple_of(LANES) {
             let least = reduced.div_ceil(chunk);
-            if let Some(k) = (least..=2 * least)
-                .find(|k| reduced.is_multiple_of(*k) && (reduced / k).is_multiple_of(LANES))
+            if let Some(k) = crate::arith::divisors(reduced / LANES)
+                .into_iter()
+                .find(|k| (least..=2 * least).contains(k))
             {
                 chunk = reduced / k;
                 pitch = chunk;
