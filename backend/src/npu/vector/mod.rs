@@ -694,7 +694,12 @@ impl Seq<'_> {
             }
         }
         self.bin(BinOp::Mul, p, p, x);
-        // sigmoid(g) = 1 / (1 + e^−g)
+        self.x_sigmoid(d, x, p);
+    }
+
+    /// `d = x·sigmoid(g)` from `p` holding −g: 1 / (1 + e^−g), times x
+    /// (the end of every gelu form; `p` is clobbered).
+    fn x_sigmoid(&mut self, d: VBuf, x: VBuf, p: VBuf) {
         self.un(UnOp::Exp, p, p);
         self.sca(ScaOp::Adds, p, p, float_scalar(1.0));
         self.un(UnOp::Rec, p, p);
@@ -715,12 +720,9 @@ impl Seq<'_> {
         self.sca(ScaOp::Muls, p, p, float_scalar(0.044715));
         self.sca(ScaOp::Adds, p, p, float_scalar(1.0));
         self.bin(BinOp::Mul, p, p, x);
-        // −2w, then sigmoid(2w) = 1 / (1 + e^−2w)
+        // −2w: x·sigmoid(2w)
         self.sca(ScaOp::Muls, p, p, float_scalar(-2.0 * c));
-        self.un(UnOp::Exp, p, p);
-        self.sca(ScaOp::Adds, p, p, float_scalar(1.0));
-        self.un(UnOp::Rec, p, p);
-        self.bin(BinOp::Mul, d, p, x);
+        self.x_sigmoid(d, x, p);
     }
 
     /// `d = gelu(x)` for a half-demanded value (`tessera_ir::plan::demand`):
@@ -736,11 +738,7 @@ impl Seq<'_> {
         self.sca(ScaOp::Muls, p, p, float_scalar(f64::from(-P[1])));
         self.sca(ScaOp::Adds, p, p, float_scalar(f64::from(-P[0])));
         self.bin(BinOp::Mul, p, p, x);
-        // sigmoid(g) = 1 / (1 + e^−g)
-        self.un(UnOp::Exp, p, p);
-        self.sca(ScaOp::Adds, p, p, float_scalar(1.0));
-        self.un(UnOp::Rec, p, p);
-        self.bin(BinOp::Mul, d, p, x);
+        self.x_sigmoid(d, x, p);
     }
 
     /// `p = t·(a1 + a2·t + … + a5·t⁴)` with `t = 1 / (1 + P·a)` (`a` =
