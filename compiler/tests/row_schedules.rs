@@ -107,18 +107,22 @@ fn a_norm_before_a_matmul_runs_in_its_launch_on_one_vector_core_per_cube_core() 
     let p = plan_on("rmm", &[("M", 4096), ("K", 1024), ("N", 2048)], "910b-like");
     let (first, rows, cube) = joined(&p);
     assert_eq!((rows, cube), (24, 24));
-    // Tiles of 256 × 128 taken in groups of 4 tile rows, column by column
-    // (160 672 simulated cycles; 128 × 256 row by row, 161 715): the first
-    // round's 24 tiles are the first 6 columns of the first group, so they
-    // read its 4 tile rows.
+    // Tiles of 128 × 256 with the accumulator in halves, taken in groups
+    // of 4 tile rows, column by column (140 894 simulated cycles; 256 × 128
+    // tiles without halves in the same order, 160 672): the first round's
+    // 24 tiles are the first 6 columns of the first group, so they read
+    // its 4 tile rows.
     let StageKind::MatMul(m) = &p.stages[1].kind else {
         unreachable!()
     };
     let MatMulSchedule::Cube(t) = &m.schedule else {
         unreachable!()
     };
-    assert_eq!((t.base_m, t.base_n, t.group_m), (256, 128, 4));
-    assert_eq!(first, 4 * 256);
+    assert_eq!(
+        (t.base_m, t.base_n, t.group_m, t.halves),
+        (128, 256, 4, true)
+    );
+    assert_eq!(first, 4 * 128);
 }
 
 /// Stage `i`, a cube matmul, and its schedule.

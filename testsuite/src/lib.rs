@@ -439,6 +439,11 @@ pub struct CubeForms {
     ///
     /// [`CubeSchedule::fold`]: tessera_ir::plan::CubeSchedule::fold
     pub folded: usize,
+    /// Cube stages with the accumulator in two column halves
+    /// ([`CubeSchedule::halves`]).
+    ///
+    /// [`CubeSchedule::halves`]: tessera_ir::plan::CubeSchedule::halves
+    pub halves: usize,
 }
 
 impl CubeForms {
@@ -461,6 +466,7 @@ impl CubeForms {
                 forms.staggered += usize::from(t.stagger);
                 forms.a_panel += usize::from(t.a_panel);
                 forms.folded += usize::from(t.fold > 1);
+                forms.halves += usize::from(t.halves);
             }
         }
         forms
@@ -478,6 +484,7 @@ impl CubeForms {
         self.staggered += other.staggered;
         self.a_panel += other.a_panel;
         self.folded += other.folded;
+        self.halves += other.halves;
     }
 }
 

@@ -18,7 +18,9 @@
 //! exponents of ±60 before the softmax subtracts the row maximum.
 
 use tessera_compiler::inputs::SplitMix64;
+use tessera_compiler::plan::schedule::{cube_layout, fits};
 use tessera_compiler::simulate;
+use tessera_ir::plan::{Geometry, MatMulSchedule, Plan, StageKind};
 use tessera_ir::{
     BinaryOp, DType, Kernel, Op, Output, ReduceOp, Scalar, Shape, TensorType, UnaryOp, Value,
 };
@@ -557,7 +559,55 @@ fn check(kernel: &Kernel, machine_name: &str, seed: u64) -> Result<CubeForms, St
     let inputs = tessera_testsuite::random_inputs(kernel, seed);
     tessera_testsuite::simulate_against_reference(kernel, &machine, &code.program, &inputs)?;
     tessera_testsuite::host_against_reference(kernel, &inputs)?;
-    Ok(CubeForms::of(&code.plan, &machine))
+    let mut forms = CubeForms::of(&code.plan, &machine);
+    // The scheduler gives halves to products larger than these: forced onto
+    // every cube stage that can take them, the program runs again.
+    if let Some(plan) = halved(&code.plan, &machine) {
+        let program = tessera_backend::npu::compile(&plan, &machine)
+            .map_err(|e| format!("with halves forced: {e:?}"))?;
+        tessera_testsuite::simulate_against_reference(kernel, &machine, &program, &inputs)
+            .map_err(|e| format!("with halves forced: {e}"))?;
+        forms.halves += CubeForms::of(&plan, &machine).halves;
+    }
+    Ok(forms)
+}
+
+/// `plan` with halves (`CubeSchedule::halves`) on every cube stage that
+/// can take them and whose buffers then fit: a split machine, one
+/// accumulator, no split-K, a tile of two halves (the left one whole
+/// blocks of a row-major B's columns in L1). None if no stage can.
+fn halved(plan: &Plan, machine: &tessera_sim::Machine) -> Option<Plan> {
+    if machine.organisation != tessera_sim::Organisation::Split {
+        return None;
+    }
+    let mut plan = plan.clone();
+    let mut any = false;
+    for stage in &mut plan.stages {
+        let StageKind::MatMul(mm) = &mut stage.kind else {
+            continue;
+        };
+        let Ok(g) = Geometry::of(mm) else { continue };
+        let MatMulSchedule::Cube(t) = &mut mm.schedule else {
+            continue;
+        };
+        if t.halves
+            || t.accumulators > 1
+            || t.parts() > 1
+            || t.base_n <= 16
+            || !(g.b_t || t.half_n().is_multiple_of(g.c0()))
+        {
+            continue;
+        }
+        let plain = t.clone();
+        t.halves = true;
+        t.layout = cube_layout(&g, t, machine);
+        if fits(&stage.local(), machine) {
+            any = true;
+        } else if let StageKind::MatMul(mm) = &mut stage.kind {
+            mm.schedule = MatMulSchedule::Cube(plain);
+        }
+    }
+    any.then_some(plan)
 }
 
 #[test]
@@ -598,10 +648,11 @@ fn cube_programs_match_the_reference() {
         staggered,
         a_panel,
         folded,
+        halves,
         ..
     } = forms;
     eprintln!(
-        "{attention} attention programs ({grouped_heads} with grouped K/V heads, {masked} masked), {chains} matmul chains, {prologues} prologues, {epilogues} epilogues in {cases} programs; {two_accumulators} cube stages alternated two accumulators, {loads_early} loaded a stage early, {split_k} split over K, {joined} ran the row stage before as a joined prologue, {joined_after} the vector stage after as a joined epilogue, {scaled} scaled their product, {staggered} staggered their tail strips, {a_panel} kept an A panel ({folded} folded over its tile row)"
+        "{attention} attention programs ({grouped_heads} with grouped K/V heads, {masked} masked), {chains} matmul chains, {prologues} prologues, {epilogues} epilogues in {cases} programs; {two_accumulators} cube stages alternated two accumulators, {loads_early} loaded a stage early, {split_k} split over K, {joined} ran the row stage before as a joined prologue, {joined_after} the vector stage after as a joined epilogue, {scaled} scaled their product, {staggered} staggered their tail strips, {a_panel} kept an A panel ({folded} folded over its tile row), {halves} drained their accumulator in halves"
     );
     // At the default count, every family came up.
     if cases >= 500 {
@@ -649,6 +700,12 @@ fn cube_programs_match_the_reference() {
         assert!(
             folded > 0,
             "no cube stage folded its A panel's runs in {cases} programs"
+        );
+        // Halves, forced onto the cube stages of 910b-like that can take
+        // them.
+        assert!(
+            halves > 0,
+            "no cube stage ran with halves in {cases} programs"
         );
         // (Staggered strips need three units a core and a drain worth it:
         // larger products than these; `matmul_forced` and the plan case

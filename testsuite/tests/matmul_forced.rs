@@ -24,7 +24,11 @@
 //!   accumulators);
 //! - those runs folded over their tile row (`fold`), two and three slabs,
 //!   partial tiles and batches (and refused without an A panel or where
-//!   the fold is not the runs' length or does not divide the columns).
+//!   the fold is not the runs' length or does not divide the columns);
+//! - the accumulator in two column halves (`halves`, `matmul_forced/halves.rs`).
+
+#[path = "matmul_forced/halves.rs"]
+mod halves;
 
 use tessera_compiler::plan::schedule::{cube_layout, fits, place_partials};
 use tessera_compiler::simulate;

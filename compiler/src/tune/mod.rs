@@ -99,6 +99,10 @@ pub struct Entry {
     /// absent).
     #[serde(default, skip_serializing_if = "is_false")]
     pub a_panel: bool,
+    /// The accumulator in two halves (`CubeSchedule::halves`; false when
+    /// absent).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub halves: bool,
     /// An A panel's runs folded over their tile row (`CubeSchedule::fold`;
     /// 1, none, when absent).
     #[serde(default = "one", skip_serializing_if = "is_one")]
@@ -332,6 +336,7 @@ fn cube_entry(e: &Entry, g: &Geometry, machine: &Machine) -> Option<Candidate> {
             // 0 parts or a fold of 0 is no schedule (absent means 1).
             && c.parts() == e.split_k
             && c.a_panel == e.a_panel
+            && c.halves == e.halves
             && c.fold.max(1) == e.fold
     });
     // An A panel's units go row-major, in runs.
@@ -430,7 +435,13 @@ pub fn reschedule(plan: &mut Plan, i: usize, n: usize, machine: &Machine) -> boo
     let form = |c: &CubeSchedule| {
         (
             (c.base_m, c.base_n, c.base_k, c.l1_k, c.a_stages, c.b_stages),
-            (c.accumulators.max(1), c.parts(), c.a_panel, c.fold.max(1)),
+            (
+                c.accumulators.max(1),
+                c.parts(),
+                c.a_panel,
+                c.fold.max(1),
+                c.halves,
+            ),
         )
     };
     let now = form(now);

@@ -122,6 +122,7 @@ pub(super) fn simulate(
 }
 
 fn describe_cube(t: &CubeSchedule) -> String {
+    let halves = if t.halves { " halves=1" } else { "" };
     let order = if t.group_m > 1 {
         format!(" group_m={}", t.group_m)
     } else {
@@ -142,7 +143,7 @@ fn describe_cube(t: &CubeSchedule) -> String {
         String::new()
     };
     format!(
-        "{}x{}x{} l1_k={} depth={}x{}{order}{accs}{split}",
+        "{}x{}x{} l1_k={} depth={}x{}{halves}{order}{accs}{split}",
         t.base_m, t.base_n, t.base_k, t.l1_k, t.a_stages, t.b_stages
     )
 }
@@ -519,6 +520,7 @@ pub fn tune(
                 group_m: t.group_m,
                 accumulators: t.accumulators,
                 a_panel: t.a_panel,
+                halves: t.halves,
                 fold: t.fold.max(1),
                 split_k: t.parts(),
                 predicted,

@@ -177,6 +177,15 @@ pub struct CubeSchedule {
     /// line wide), and each core's tiles alternate between
     /// line-aligned and unaligned columns ([`CubeSchedule::check_fold`]).
     pub fold: u64,
+    /// The accumulator in two column halves (`halves=1`; split machines,
+    /// one accumulator): every L1 stage runs its steps into the left half
+    /// (`⌈base_n / 32⌉ · 16` columns), then into the right, each an `mmad`
+    /// of its own, and a tile's last stage drains each half as soon as its
+    /// steps are done. FixPipe drains the left half while the cube runs the
+    /// right half's steps, and the next tile's left-half steps run while
+    /// FixPipe drains the right half, so the cube does not wait for a whole
+    /// tile's drain. MTE1 loads each A step twice (once a half).
+    pub halves: bool,
     /// Output tiles (`base_m × base_n`) of the whole stage.
     pub tiles: u64,
     /// The on-chip buffers.
@@ -184,6 +193,12 @@ pub struct CubeSchedule {
 }
 
 impl CubeSchedule {
+    /// Columns of the left half of the accumulator with
+    /// [`CubeSchedule::halves`]: `base_n / 2` rounded up to 16.
+    pub fn half_n(&self) -> u64 {
+        self.base_n.div_ceil(32) * 16
+    }
+
     /// The width of a tail strip: `base_n / tail_parts` rounded up to 16.
     pub fn tail_width(&self) -> u64 {
         self.base_n.div_ceil(self.tail_parts.max(1)).div_ceil(16) * 16

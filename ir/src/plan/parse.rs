@@ -532,6 +532,7 @@ impl What {
                         stagger: p.take("stagger").unwrap_or(0) == 1,
                         a_panel: p.take("a_panel").unwrap_or(0) == 1,
                         fold: p.take("fold").unwrap_or(0),
+                        halves: p.take("halves").unwrap_or(0) == 1,
                         tiles: p.need("tiles")?,
                         layout: CubeLayout {
                             a_l1: l.need("a_l1")?,

@@ -146,6 +146,9 @@ fn cube_params(c: &CubeSchedule) -> Vec<(&'static str, u64)> {
     if c.fold > 1 {
         p.push(("fold", c.fold));
     }
+    if c.halves {
+        p.push(("halves", 1));
+    }
     p.push(("tiles", c.tiles));
     p
 }

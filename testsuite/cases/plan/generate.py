@@ -57,6 +57,13 @@ def _(rng):
     return {"a": a, "b": b}, {"x": run.cast(run.matmul(a, b), "f16")}
 
 
+@case("cube_halves")
+def _(rng):
+    a = run.uniform(rng, (300, 512), "f16")
+    b = run.uniform(rng, (512, 600), "f16")
+    return {"a": a, "b": b}, {"x": run.cast(run.matmul(a, b), "f16")}
+
+
 @case("cube_a_panel")
 def _(rng):
     a = run.uniform(rng, (300, 200), "f16")

@@ -32,6 +32,35 @@ fn remaining_to(items: &mut Vec<Item>, dst: Reg, total: Operand, start: Reg, til
     }
 }
 
+/// The accumulator's halves ([`CubeSchedule::halves`]): their regions, and
+/// the right half's `init` flag (the left's is the tile's). A piece of a
+/// half computes its columns into scratch registers, which are free after
+/// the tile setup.
+struct Halves {
+    acc: [Region; 2],
+    init_r: Reg,
+}
+
+/// Scalar code: the columns of half `side` of a tile of `ncur` columns
+/// (left: `min(ncur, half)`; right: the rest) into `cols`, and their
+/// 16-column blocks into `blocks`.
+fn half_columns(
+    items: &mut Vec<Item>,
+    side: usize,
+    ncur: Reg,
+    half: u64,
+    [cols, blocks]: [Reg; 2],
+) {
+    if side == 0 {
+        items.ins().s_alu(AluOp::Min, cols, ncur, half);
+    } else {
+        items.ins().s_alu(AluOp::Max, cols, ncur, half);
+        items.ins().s_alu(AluOp::Sub, cols, cols, half);
+    }
+    items.ins().s_alu(AluOp::Add, blocks, cols, 15u64);
+    items.ins().s_alu(AluOp::Shr, blocks, blocks, 4u64);
+}
+
 /// Generates the cube path of a matmul stage.
 pub(super) fn generate(
     ctx: &mut Ctx<'_>,
@@ -169,6 +198,29 @@ pub(super) fn generate(
 
     let Open { regs, tmp, .. } = &o;
     let (mcur, ncur, ga, gb, gc) = (regs.mcur, regs.ncur, regs.ga, regs.gb, regs.gc);
+    let halves = if t.halves {
+        if coupled || layout.acc.copies > 1 || split {
+            return Err(
+                "internal: halves=1 needs a split machine, one accumulator and no split-K".into(),
+            );
+        }
+        if !g.b_t && !t.half_n().is_multiple_of(c0) {
+            return Err(format!(
+                "internal: halves=1 needs a left half of whole {c0}-column blocks of B"
+            ));
+        }
+        let acc = Region::copy(&layout.acc, 0);
+        let left = t.base_m * t.half_n() * 4;
+        Some(Halves {
+            acc: [
+                acc.part(0, left),
+                acc.part(left, acc.end - acc.start - left),
+            ],
+            init_r: ctx.regs.get()?,
+        })
+    } else {
+        None
+    };
     // One L1 stage `h` of an iteration, as pieces: the loads, each L0 step
     // (with the K offset it skips at), the advance. An iteration runs
     // `2 · max(a_stages, b_stages)` stages so every buffer copy sits at a
@@ -227,6 +279,8 @@ pub(super) fn generate(
     // loads.
     // `klast`: K from which no stage follows (no next chunk to prefetch).
     let prefetch_reg = tmp[0];
+    // A half's columns and its drain's GM address (halves).
+    let (hcols, hgm) = (tmp[1], tmp[2]);
     let prefetch = |st: &mut Vec<Item>,
                     load: &Load<'_>,
                     to: Region,
@@ -315,56 +369,127 @@ pub(super) fn generate(
         if !st.is_empty() {
             pieces.push((std::mem::take(&mut st), 0));
         }
-        for step in 0..steps {
-            let c = ((h * steps + step) % 2) as u32;
-            let a0 = Region::copy(&layout.a_l0, c);
-            let b0 = Region::copy(&layout.b_l0, c);
-            let koff = step * t.base_k;
-            // A panel's part `h` is a region of its own.
-            let a_part = if t.a_panel { 0 } else { a_part };
-            let (ak, bk) = (a_part * t.l1_k + koff, b_part * t.l1_k + koff);
-            let mut body = Vec::new();
-            body.ins().s_alu(AluOp::Sub, kk, kc, koff);
-            body.ins().s_alu(AluOp::Min, kk, kk, t.base_k);
-            body.ins().s_alu(AluOp::Add, k1, kk, c0 - 1);
-            body.ins().s_alu(AluOp::Shr, k1, k1, u64::from(log2(c0)));
-            // L1 → L0A.
-            let a_in = body.op(vec![(Access::Write, a0), (Access::Read, a1)]);
-            if g.a_t {
-                a_in.mte1_l0a_t(dt_in, a0.start, a1.start + ak * 32, m1, k1, ka_rows * 32);
-            } else {
-                let rows = nz_rows(t.base_m, 16);
-                a_in.mte1_l0a(
+        // With halves, the stage's steps go into the left half, then the
+        // right, and its drains follow each (the tile's last stage only).
+        let passes: &[Option<usize>] = match &halves {
+            Some(_) => &[Some(0), Some(1)],
+            None => &[None],
+        };
+        for (pi, pass) in passes.iter().enumerate() {
+            for step in 0..steps {
+                let idx = (h * passes.len() as u64 + pi as u64) * steps + step;
+                let c = (idx % 2) as u32;
+                let a0 = Region::copy(&layout.a_l0, c);
+                let b0 = Region::copy(&layout.b_l0, c);
+                let koff = step * t.base_k;
+                // A panel's part `h` is a region of its own.
+                let a_part = if t.a_panel { 0 } else { a_part };
+                let (ak, bk) = (a_part * t.l1_k + koff, b_part * t.l1_k + koff);
+                // The columns of this pass: the whole tile, or a half
+                // (its columns and blocks in scratch registers).
+                let mut body = Vec::new();
+                let (acc_at, n_reg, init_reg, col0) = match (pass, &halves) {
+                    (Some(side), Some(hv)) => {
+                        half_columns(&mut body, *side, ncur, t.half_n(), [hcols, n1]);
+                        let init = if *side == 0 { init } else { hv.init_r };
+                        (hv.acc[*side], hcols, init, *side as u64 * t.half_n())
+                    }
+                    _ => (acc, ncur, init, 0),
+                };
+                body.ins().s_alu(AluOp::Sub, kk, kc, koff);
+                body.ins().s_alu(AluOp::Min, kk, kk, t.base_k);
+                body.ins().s_alu(AluOp::Add, k1, kk, c0 - 1);
+                body.ins().s_alu(AluOp::Shr, k1, k1, u64::from(log2(c0)));
+                // L1 → L0A.
+                let a_in = body.op(vec![(Access::Write, a0), (Access::Read, a1)]);
+                if g.a_t {
+                    a_in.mte1_l0a_t(dt_in, a0.start, a1.start + ak * 32, m1, k1, ka_rows * 32);
+                } else {
+                    let rows = nz_rows(t.base_m, 16);
+                    a_in.mte1_l0a(
+                        dt_in,
+                        a0.start,
+                        a1.start + ak / c0 * rows * 32,
+                        m1,
+                        k1,
+                        rows * 32,
+                    );
+                }
+                let b_in = body.op(vec![(Access::Write, b0), (Access::Read, b1)]);
+                if g.b_t {
+                    let rows = nz_rows(t.base_n, 16);
+                    b_in.mte1_l0b(
+                        dt_in,
+                        b0.start,
+                        b1.start + bk / c0 * rows * 32 + col0 * 32,
+                        k1,
+                        n1,
+                        rows * 32,
+                    );
+                } else {
+                    b_in.mte1_l0b_t(
+                        dt_in,
+                        b0.start,
+                        b1.start + col0 / c0 * kb_rows * 32 + bk * 32,
+                        k1,
+                        n1,
+                        kb_rows * 32,
+                    );
+                }
+                body.op(vec![
+                    (Access::Accumulate, acc_at),
+                    (Access::Read, a0),
+                    (Access::Read, b0),
+                ])
+                .cube_mmad(
                     dt_in,
+                    acc_at.start,
                     a0.start,
-                    a1.start + ak / c0 * rows * 32,
-                    m1,
-                    k1,
-                    rows * 32,
-                );
-            }
-            let b_in = body.op(vec![(Access::Write, b0), (Access::Read, b1)]);
-            if g.b_t {
-                let rows = nz_rows(t.base_n, 16);
-                b_in.mte1_l0b(
-                    dt_in,
                     b0.start,
-                    b1.start + bk / c0 * rows * 32,
-                    k1,
-                    n1,
-                    rows * 32,
+                    mcur,
+                    kk,
+                    n_reg,
+                    init_reg,
                 );
-            } else {
-                b_in.mte1_l0b_t(dt_in, b0.start, b1.start + bk * 32, k1, n1, kb_rows * 32);
+                body.ins().s_li(init_reg, 0u64);
+                // The right half of a tile no wider than the left is empty.
+                let body = match pass {
+                    Some(1) => vec![Item::Guard {
+                        skip_if: vec![Branch::new(Cond::Le, ncur, t.half_n())],
+                        body,
+                    }],
+                    _ => body,
+                };
+                pieces.push((body, koff));
             }
-            body.op(vec![
-                (Access::Accumulate, acc),
-                (Access::Read, a0),
-                (Access::Read, b0),
-            ])
-            .cube_mmad(dt_in, acc.start, a0.start, b0.start, mcur, kk, ncur, init);
-            body.ins().s_li(init, 0u64);
-            pieces.push((body, koff));
+            if let (Some(side), Some(hv)) = (pass, &halves) {
+                // The tile's last stage drains this half.
+                let mut body = Vec::new();
+                half_columns(&mut body, *side, ncur, t.half_n(), [hcols, n1]);
+                body.ins()
+                    .s_alu(AluOp::Add, hgm, gc, *side as u64 * t.half_n() * so);
+                body.op(vec![(Access::Read, hv.acc[*side])]).fix_l0c_gm(
+                    dt_out,
+                    hgm,
+                    hv.acc[*side].start,
+                    mcur,
+                    hcols,
+                    m16,
+                    ge.c_row * so,
+                    u64::from(ge.relu),
+                );
+                let mut skip = vec![Branch::new(Cond::Lt, ks, klast)];
+                if *side == 1 {
+                    skip.push(Branch::new(Cond::Le, ncur, t.half_n()));
+                }
+                pieces.push((
+                    vec![Item::Guard {
+                        skip_if: skip,
+                        body,
+                    }],
+                    0,
+                ));
+            }
         }
         // Advance to the next stage.
         st.ins().s_alu(AluOp::Add, ks, ks, t.l1_k);
@@ -429,6 +554,9 @@ pub(super) fn generate(
         tile.ins().s_alu(AluOp::Shr, n1, n1, 4u64);
         tile.ins().s_li(init, 1u64);
         tile.ins().s_li(ks, 0u64);
+        if let Some(hv) = &halves {
+            tile.ins().s_li(hv.init_r, 1u64);
+        }
         if let Some((pa, _)) = panel_regs {
             tile.ins().s_mov(pa, ga);
         }
@@ -524,12 +652,10 @@ pub(super) fn generate(
                     });
                 }
             }
-        } else {
-            if ge.scale.is_some() {
-                return Err(
-                    "a matmul's scale needs a coupled machine (FixPipe does not scale)".into(),
-                );
-            }
+        } else if ge.scale.is_some() {
+            return Err("a matmul's scale needs a coupled machine (FixPipe does not scale)".into());
+        } else if halves.is_none() {
+            // With halves, the last stage drains them (above).
             tile.op(vec![(Access::Read, acc)]).fix_l0c_gm(
                 dt_out,
                 gc,

@@ -182,7 +182,13 @@ pub fn cube_layout(g: &Geometry, t: &CubeSchedule, machine: &Machine) -> CubeLay
         a_l1: l.add(MemSpace::L1, a_l1, a_copies, mem.l1.align),
         b_l1: l.add(MemSpace::L1, b_l1, 2, mem.l1.align),
         a_l0: l.add(MemSpace::L0a, t.base_m * k_step * s, 2, mem.l0a.align),
-        b_l0: l.add(MemSpace::L0b, t.base_n * k_step * s, 2, mem.l0b.align),
+        // With halves, an L0 step of B holds one half's columns.
+        b_l0: l.add(
+            MemSpace::L0b,
+            if t.halves { t.half_n() } else { t.base_n } * k_step * s,
+            2,
+            mem.l0b.align,
+        ),
         acc: l.add(
             MemSpace::L0c,
             t.base_m * t.base_n * 4,
@@ -275,6 +281,55 @@ impl CoreParts {
     }
 }
 
+/// The cube's and MTE1's cycles for an L0 step of a `bm × bn` tile, `bk`
+/// deep. With halves, a step is two `mmad`s, and MTE1 loads its A part
+/// once for each and B's columns in two parts.
+fn step_cycles(
+    g: &Geometry,
+    (bm, bn, bk): (u64, u64, u64),
+    halves: bool,
+    machine: &Machine,
+) -> (f64, f64) {
+    let s = size(g.dtype);
+    let cpf = cube_dtype(machine, g.dtype).map_or(1.0, |c| f64::from(c.cycles_per_fractal));
+    let mmads = if halves { 2.0 } else { 1.0 };
+    let cube = mmads * f64::from(machine.cube.head_cycles)
+        + (bm.div_ceil(16) * bk.div_ceil(g.c0()) * bn.div_ceil(16)) as f64 * cpf;
+    let l0a = &machine.dma.l1_to_l0a;
+    let l0b = &machine.dma.l1_to_l0b;
+    let mte1 = mmads
+        * (f64::from(l0a.fixed_cycles)
+            + (bm * bk) as f64 * s / l0a.bytes_per_cycle
+            + f64::from(l0b.fixed_cycles))
+        + (bk * bn) as f64 * s / l0b.bytes_per_cycle;
+    (cube, mte1)
+}
+
+/// Whether the scheduler offers a candidate's halves form
+/// ([`CubeSchedule::halves`]): every core runs two whole tiles or more
+/// (the halves' drains overlap the steps around the boundary between two),
+/// a tile has more than one L1 stage, MTE1 keeps `BALANCE` ahead of the
+/// cube with A loaded twice, and the drain is at least `HALVES_SHARE` of a
+/// tile's cube work. On 910b-like these ran slower in halves: f16
+/// attention's Q·Kᵀ (K = 128, one stage) by 1 % than in two 128 × 128
+/// accumulators, the i8 GEMM 4096³ (256 × 128 tiles, MTE1 5 % behind the
+/// cube) by 2.3 %, f16 4096 × 11008 × 4096 (a modelled drain 1.4 % of a
+/// tile) by 0.1 %, and 1024³ with an f32 product (32 tiles on 24 cores) by
+/// 1.1 % than in A panels; 6144³ (2.5 %) ran 1.1 % faster.
+fn halves_pay(g: &Geometry, (bm, bn, bk): (u64, u64, u64), kl1: u64, machine: &Machine) -> bool {
+    let (cube, mte1) = step_cycles(g, (bm, bn, bk), true, machine);
+    let work = (g.k as f64 / bk as f64).max(1.0) * cube;
+    let tiles = g.batches() * g.m.div_ceil(bm) * g.n.div_ceil(bn);
+    tiles >= 2 * u64::from(machine.cube_cores())
+        && g.k > kl1
+        && mte1 <= (1.0 - BALANCE) * cube
+        && cube_epilogue(bm, bn, g, machine) >= HALVES_SHARE * work
+}
+
+/// The least share of a tile's cube work its drain must be for halves to
+/// pay (see [`halves_pay`]).
+const HALVES_SHARE: f64 = 0.02;
+
 /// A cube candidate's parts (see [`CoreParts`]).
 ///
 /// Candidates the chip's GM floor binds alike are ordered by their tiles
@@ -308,7 +363,6 @@ fn core_parts(
     let s = size(g.dtype);
     let so = size(g.out);
     let c0 = g.c0();
-    let cpf = cube_dtype(machine, g.dtype).map_or(1.0, |c| f64::from(c.cycles_per_fractal));
     let r16 = |x: u64| x.div_ceil(16) * 16;
     // Effective tile extents (a tile never exceeds the padded matrix).
     let bm = t.base_m.min(r16(g.m));
@@ -323,14 +377,7 @@ fn core_parts(
     let block_dim = tiles.min(cores).max(1);
     let rounds = tiles.div_ceil(block_dim) as f64;
     // L0 step.
-    let cube_step = f64::from(machine.cube.head_cycles)
-        + (bm.div_ceil(16) * bk.div_ceil(c0) * bn.div_ceil(16)) as f64 * cpf;
-    let l0a = &machine.dma.l1_to_l0a;
-    let l0b = &machine.dma.l1_to_l0b;
-    let mte1_step = f64::from(l0a.fixed_cycles)
-        + (bm * bk) as f64 * s / l0a.bytes_per_cycle
-        + f64::from(l0b.fixed_cycles)
-        + (bk * bn) as f64 * s / l0b.bytes_per_cycle;
+    let (cube_step, mte1_step) = step_cycles(g, (bm, bn, bk), t.halves, machine);
     let step = cube_step.max(mte1_step);
     // L1 stage: A and B from GM; lines other tiles already touched hit L2.
     let p = &machine.dma.gm_to_l1;
@@ -390,7 +437,23 @@ fn core_parts(
         + (b_load(g.k) - fixed_b)
         + g.k.div_ceil(kb) as f64 * fixed_b;
     // What the cube waits for at the end of a tile (single accumulator).
-    let epi = cube_epilogue(bm, bn, g, machine);
+    // With halves, FixPipe drains the left half while the cube runs the
+    // last stage's right-half steps, and the right half while it runs the
+    // next tile's first left-half steps (half a stage's steps each): the
+    // cube waits only for what a drain takes beyond them.
+    let full_epi = cube_epilogue(bm, bn, g, machine);
+    let epi = if t.halves {
+        let hn = t.half_n().min(bn);
+        let pass = (kl1.min(kpad) as f64 / bk as f64).max(1.0) * step / 2.0;
+        let right = if bn > hn {
+            (cube_epilogue(bm, bn - hn, g, machine) - pass).max(0.0)
+        } else {
+            0.0
+        };
+        (cube_epilogue(bm, hn, g, machine) - pass).max(0.0) + right
+    } else {
+        full_epi
+    };
     // With single-stage loads and an odd number of L1 stages, a tile ends on
     // the L1 copy the next one starts on, so the next tile's first loads
     // wait for its last stage instead of overlapping it. The model charges
@@ -637,10 +700,27 @@ pub fn cube_candidates(g: &Geometry, machine: &Machine) -> Vec<(f64, CubeSchedul
                     } else {
                         &[1]
                     };
-                    for (&(sa, sb), &accumulators) in depths
+                    // Halves where FixPipe drains one accumulator (split
+                    // machines) and the tile has two halves (the left one
+                    // whole blocks of a row-major B's columns in L1); with
+                    // the machine's event ids, as the halves' drains add
+                    // events between the cube and FixPipe in every stage.
+                    let halves: &[bool] = if deep_ok
+                        && !coupled
+                        && bn > 16
+                        && (g.b_t || (bn.div_ceil(32) * 16).is_multiple_of(c0))
+                        && halves_pay(g, (bm.min(r16(g.m)), bn.min(r16(g.n)), bk), kl1, machine)
+                    {
+                        &[false, true]
+                    } else {
+                        &[false]
+                    };
+                    for ((&(sa, sb), &accumulators), &halves) in depths
                         .iter()
                         .flat_map(|d| accs.iter().map(move |a| (d, a)))
                         .filter(|&(&d, &a)| a == 1 || d == (1, 1))
+                        .flat_map(|da| halves.iter().map(move |h| (da, h)))
+                        .filter(|&((_, &a), &h)| a == 1 || !h)
                     {
                         let mut t = CubeSchedule {
                             base_m: bm,
@@ -652,6 +732,7 @@ pub fn cube_candidates(g: &Geometry, machine: &Machine) -> Vec<(f64, CubeSchedul
                             epi_cols: ec,
                             tail_parts: 1,
                             accumulators,
+                            halves,
                             ..CubeSchedule::default()
                         };
                         // A second accumulator halves what L0C could hold
@@ -670,7 +751,7 @@ pub fn cube_candidates(g: &Geometry, machine: &Machine) -> Vec<(f64, CubeSchedul
                             let (group, wait) = least_wait(&orders, parts.tile, base);
                             t.group_m = group;
                             let cost = (base + parts.hbm + wait).max(chip_bound(g, machine));
-                            if accumulators == 1 && (sa, sb) == (1, 1) {
+                            if accumulators == 1 && (sa, sb) == (1, 1) && !halves {
                                 all.extend(split_candidates(g, &t, machine));
                                 all.extend(panel_candidate(&mut memo, g, &t, cost, machine));
                             }

@@ -437,3 +437,58 @@ fn b_bursts_pay_for_misalignment_where_their_tile_column_starts_off_it() {
     // order.
     assert_eq!(cube_core_parts(&g, &t, &machine).key, whole.key);
 }
+
+#[test]
+fn halves_go_to_long_k_products_whose_drains_the_cube_waits_for() {
+    let b910 = Machine::builtin("910b-like").unwrap();
+    // f16 6144³: 128 × 256 tiles, steps of 128 (whose B no longer fits
+    // L0B twice without halves), the halves' model below the plain form's.
+    let s = scheduled(
+        stage(DType::F16, DType::F16, (6144, 6144, 6144), false),
+        &b910,
+    );
+    let c = cube(&s);
+    assert_eq!(
+        (c.base_m, c.base_n, c.base_k, c.halves),
+        (128, 256, 128, true),
+        "{c:?}"
+    );
+    let StageKind::MatMul(mm) = &s.kind else {
+        unreachable!("scheduled above")
+    };
+    let g = Geometry::of(mm).unwrap();
+    let plain = CubeSchedule {
+        base_k: 64,
+        halves: false,
+        ..c.clone()
+    };
+    assert!(cube_cost(&g, c, &b910) < cube_cost(&g, &plain, &b910));
+    // Not offered: one L1 stage a tile (K = 128); MTE1 not 5 % ahead of
+    // the cube (i8 in 256 × 128 tiles: A loaded twice, 548 cycles a step
+    // against the cube's 524); a drain under 2 % of a tile's cube work
+    // (K = 11008: 1 224 cycles against 89 k); fewer than two whole tiles a
+    // core (1024³).
+    let geo = |dt: DType, out: DType, mkn: (u64, u64, u64)| {
+        Geometry::of(&stage(dt, out, mkn, false)).unwrap()
+    };
+    let f16 = geo(DType::F16, DType::F16, (4096, 128, 4096));
+    assert!(!halves_pay(&f16, (128, 256, 128), 256, &b910));
+    let i8 = geo(DType::I8, DType::I32, (4096, 4096, 4096));
+    assert!(!halves_pay(&i8, (256, 128, 128), 512, &b910));
+    assert!(halves_pay(
+        &geo(DType::F16, DType::F16, (4096, 4096, 4096)),
+        (128, 256, 128),
+        256,
+        &b910
+    ));
+    let long = geo(DType::F16, DType::F16, (4096, 11008, 4096));
+    assert!(!halves_pay(&long, (128, 256, 128), 256, &b910));
+    let small = geo(DType::F16, DType::F32, (1024, 1024, 1024));
+    assert!(!halves_pay(&small, (128, 256, 128), 256, &b910));
+    // Nor on a coupled machine (no FixPipe).
+    let s = scheduled(
+        stage(DType::F16, DType::F16, (6144, 6144, 6144), false),
+        &Machine::builtin("910-like").unwrap(),
+    );
+    assert!(!cube(&s).halves);
+}
