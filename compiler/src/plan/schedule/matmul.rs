@@ -79,7 +79,7 @@
 //! instead of `q + 1` tiles (4096³ f16 on 910b-like, single-stage loads:
 //! 843 751 → 836 409 cycles). Where the cores (not HBM) bound the stage,
 //! the estimate counts the busiest core's last round as its strip: the
-//! larger of the strip's share of a tile's mmads and of its loads (1024³
+//! longer, in cycles, of its share of a tile's mmads and of its loads (1024³
 //! f16 on 910b-like: 128 × 256 tiles in strips, 30 830 cycles, over 96 ×
 //! 256 tiles without, 32 419).
 //!
@@ -514,7 +514,10 @@ fn core_parts(
         all_loads = panels as f64 * loads + (q - panels) as f64 * b_only;
     }
     // With strips, the busiest core's last round is one strip: about the
-    // larger of its share of a tile's mmads and of its loads. Only where
+    // longer of its share of a tile's mmads and of its loads (in cycles: a
+    // cube-bound tile's strip takes its mmads' share, however much of A it
+    // loads; as fractions, the f32 product of f16 2048³ took 64 × 512
+    // tiles for 128 × 256 ones, 393 365 cycles against 378 839). Only where
     // the cores bound the stage: where HBM does, every core waits on it
     // anyway, and a core with a tile and a strip reads more than its share
     // (910-like decode GEMVs ran 2 % slower in 256-column tiles with
@@ -523,7 +526,9 @@ fn core_parts(
     let (rounds, last) = match strips(g, t, machine) {
         Some(tail) if !t.a_panel && rounds * tile + start > chip_bound(g, machine) => {
             let w = tail.width.min(bn);
-            let share = (w as f64 / bn as f64).max((bm + w) as f64 / (bm + bn) as f64);
+            let mmads = w as f64 / bn as f64 * cube.max(out);
+            let moved = (bm + w) as f64 / (bm + bn) as f64 * loads;
+            let share = mmads.max(moved) / tile;
             let rounds = (tiles / cores) as f64 + share;
             all_loads = rounds * loads;
             (rounds, w)

@@ -250,8 +250,11 @@ fn the_busiest_core_runs_whole_tiles_and_a_strip() {
     // whole round and 8 tiles cut into ⌊24 / 8⌋ = 3 strips of
     // ⌈256 / 3⌉ = 86 → 96 columns; the strip's loads (128 + 96 of 384
     // rows and columns a K) outweigh its mmads (96 of 256 columns), so
-    // the busiest core counts 1 + 224/384 rounds. 96 × 256 tiles: 44,
-    // and 20 in the last round leave no room for strips: 2 rounds.
+    // the busiest core counts one round and the loads' share of a tile's
+    // time: the tile is bound by its loads, and takes them and a twentieth
+    // of its cube work, so the share is below 224/384 (and above the
+    // mmads' 96/256). 96 × 256 tiles: 44, and 20 in the last round leave
+    // no room for strips: 2 rounds.
     let machine = Machine::builtin("910b-like").unwrap();
     let g = Geometry::of(&stage(DType::F16, DType::F16, (1024, 1024, 1024), false)).unwrap();
     let t = |base_m| CubeSchedule {
@@ -265,9 +268,10 @@ fn the_busiest_core_runs_whole_tiles_and_a_strip() {
     };
     let tail = strips(&g, &t(128), &machine).expect("strips");
     assert_eq!((tail.parts, tail.width), (3, 96));
-    assert_eq!(
-        cube_core_parts(&g, &t(128), &machine).rounds,
-        1.0 + 224.0 / 384.0
+    let rounds = cube_core_parts(&g, &t(128), &machine).rounds;
+    assert!(
+        rounds > 1.0 + 96.0 / 256.0 && rounds < 1.0 + 224.0 / 384.0,
+        "{rounds}"
     );
     assert!(strips(&g, &t(96), &machine).is_none());
     assert_eq!(cube_core_parts(&g, &t(96), &machine).rounds, 2.0);
