@@ -590,16 +590,15 @@ fn halved(plan: &Plan, machine: &tessera_sim::Machine) -> Option<Plan> {
         let MatMulSchedule::Cube(t) = &mut mm.schedule else {
             continue;
         };
-        if t.halves
-            || t.accumulators > 1
-            || t.parts() > 1
-            || t.base_n <= 16
-            || !(g.b_t || t.half_n().is_multiple_of(g.c0()))
-        {
+        if t.halves {
             continue;
         }
         let plain = t.clone();
         t.halves = true;
+        if t.check_halves(&g, true).is_err() {
+            *t = plain;
+            continue;
+        }
         t.layout = cube_layout(&g, t, machine);
         if fits(&stage.local(), machine) {
             any = true;

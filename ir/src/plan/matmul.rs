@@ -325,6 +325,30 @@ impl CubeSchedule {
         Err(format!("a_panel=1: {why}"))
     }
 
+    /// Whether the schedule's halves ([`CubeSchedule::halves`]) can run:
+    /// on a split machine (`split`: FixPipe drains the accumulator), with
+    /// one accumulator, no split-K, and a tile of two halves whose left one
+    /// is whole `c0`-column blocks of a row-major B's columns in L1.
+    pub fn check_halves(&self, g: &Geometry, split: bool) -> Result<(), String> {
+        if !self.halves {
+            return Ok(());
+        }
+        let why = if !split {
+            "the machine is not split (the vector unit drains L0C)"
+        } else if self.accumulators > 1 {
+            "there are two accumulators"
+        } else if self.parts() > 1 {
+            "the stage splits K"
+        } else if self.base_n <= 16 {
+            "a tile of one 16-column block has no right half"
+        } else if !g.b_t && !self.half_n().is_multiple_of(g.c0()) {
+            "the left half is not whole blocks of B's columns"
+        } else {
+            return Ok(());
+        };
+        Err(format!("halves=1: {why}"))
+    }
+
     /// K parts (1 without split-K).
     pub fn parts(&self) -> u64 {
         self.split_k.max(1)
@@ -866,6 +890,73 @@ mod tests {
         assert_eq!(fold(2).tile_at(8 + 3, 3, 8), (0, 1, 6));
         // A fold that does not divide the columns leaves them in order.
         assert_eq!(fold(3).tile_at(4, 2, 8), (0, 0, 4));
+    }
+
+    #[test]
+    fn halves_need_a_split_machine_one_accumulator_and_whole_left_blocks() {
+        let geometry = |dtype: DType, b_t: bool| Geometry {
+            batch: vec![1],
+            a_bs: vec![0],
+            b_bs: vec![0],
+            c_bs: vec![0],
+            m: 256,
+            k: 1024,
+            n: 256,
+            a_t: false,
+            b_t,
+            a_row: 1024,
+            b_row: if b_t { 1024 } else { 256 },
+            c_row: 256,
+            dtype,
+            out: dtype,
+            relu: false,
+            scale: None,
+        };
+        let halves = |base_n: u64| CubeSchedule {
+            base_m: 128,
+            base_n,
+            halves: true,
+            ..CubeSchedule::default()
+        };
+        let f16 = geometry(DType::F16, false);
+        // Off, anything goes; on, a split machine only.
+        let off = CubeSchedule {
+            accumulators: 2,
+            ..halves(16)
+        };
+        assert_eq!(
+            CubeSchedule {
+                halves: false,
+                ..off
+            }
+            .check_halves(&f16, false),
+            Ok(())
+        );
+        assert_eq!(halves(256).check_halves(&f16, true), Ok(()));
+        assert!(halves(256).check_halves(&f16, false).is_err());
+        let two = CubeSchedule {
+            accumulators: 2,
+            ..halves(256)
+        };
+        let split_k = CubeSchedule {
+            split_k: 2,
+            ..halves(256)
+        };
+        assert!(two.check_halves(&f16, true).is_err());
+        assert!(split_k.check_halves(&f16, true).is_err());
+        // One 16-column block has no right half; 32 columns split 16 + 16.
+        assert!(halves(16).check_halves(&f16, true).is_err());
+        assert_eq!(halves(32).check_halves(&f16, true), Ok(()));
+        // i8 blocks are 32 columns: a 96-column tile's left half is 48
+        // (refused), a 128-column tile's 64 (two blocks); a transposed B
+        // takes any half.
+        let i8 = geometry(DType::I8, false);
+        assert!(halves(96).check_halves(&i8, true).is_err());
+        assert_eq!(halves(128).check_halves(&i8, true), Ok(()));
+        assert_eq!(
+            halves(96).check_halves(&geometry(DType::I8, true), true),
+            Ok(())
+        );
     }
 
     #[test]

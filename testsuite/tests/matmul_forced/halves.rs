@@ -6,6 +6,9 @@ use super::{Batch, DEEP, forced_plan, product_text, run_forced, small, split_tex
 use tessera_compiler::simulate;
 use tessera_ir::plan::CubeSchedule;
 
+/// An i8 product in i32: B's L1 blocks are 32 columns.
+const I8_PRODUCT: &str = "kernel t(%a: i8[90, 256], %b: i8[256, 200]) -> (x: i32[90, 200]) {\n  %0 = matmul %a, %b : i32[90, 200]\n  return %0\n}\n";
+
 /// [`small`]'s 32 × 128 tiles (halves of 64 columns) with halves, K steps
 /// of 32 in L1 stages of 64, the last round in `tail` strips.
 fn halved(tail: u64, sa: u64, sb: u64) -> CubeSchedule {
@@ -81,8 +84,7 @@ fn halves_combine_with_the_other_schedules() {
     let relu = split_text((100, 300, 200), "f16", true, true, "f16");
     run_forced("910b-like", &relu, |_, _| halved(1, 1, 1));
     // i8 in i32 (B's L1 blocks are 32 columns: the left half is two).
-    let i8 = "kernel t(%a: i8[90, 256], %b: i8[256, 200]) -> (x: i32[90, 200]) {\n  %0 = matmul %a, %b : i32[90, 200]\n  return %0\n}\n";
-    run_forced("910b-like", i8, |_, _| CubeSchedule {
+    run_forced("910b-like", I8_PRODUCT, |_, _| CubeSchedule {
         base_k: 64,
         l1_k: 128,
         ..halved(1, 1, 1)
@@ -94,8 +96,8 @@ fn halves_are_refused_where_the_template_has_none() {
     let text = split_text((300, 512, 600), "f16", false, false, "f16");
     let module = tessera_ir::text::parse_module(&text).expect("IR text");
     let kernel = &module.kernels[0];
-    // A coupled machine (no FixPipe), two accumulators, split-K, and an
-    // i8 B whose left half is not whole 32-column blocks.
+    // A coupled machine (no FixPipe), two accumulators, and an i8 B whose
+    // left half is not whole 32-column blocks.
     let b910 = simulate::machine(Some("910b-like")).expect("machine");
     let c910 = simulate::machine(Some("910-like")).expect("machine");
     for (machine, t) in [
@@ -118,8 +120,7 @@ fn halves_are_refused_where_the_template_has_none() {
         let err = tessera_backend::npu::compile(&plan, machine).expect_err("refused");
         assert!(err.0.contains("halves=1"), "{err}");
     }
-    let i8 = "kernel t(%a: i8[90, 256], %b: i8[256, 200]) -> (x: i32[90, 200]) {\n  %0 = matmul %a, %b : i32[90, 200]\n  return %0\n}\n";
-    let module = tessera_ir::text::parse_module(i8).expect("IR text");
+    let module = tessera_ir::text::parse_module(I8_PRODUCT).expect("IR text");
     let (plan, ..) = forced_plan(&module.kernels[0], &b910, |_, _| CubeSchedule {
         base_n: 96,
         base_k: 64,

@@ -199,16 +199,8 @@ pub(super) fn generate(
     let Open { regs, tmp, .. } = &o;
     let (mcur, ncur, ga, gb, gc) = (regs.mcur, regs.ncur, regs.ga, regs.gb, regs.gc);
     let halves = if t.halves {
-        if coupled || layout.acc.copies > 1 || split {
-            return Err(
-                "internal: halves=1 needs a split machine, one accumulator and no split-K".into(),
-            );
-        }
-        if !g.b_t && !t.half_n().is_multiple_of(c0) {
-            return Err(format!(
-                "internal: halves=1 needs a left half of whole {c0}-column blocks of B"
-            ));
-        }
+        t.check_halves(&g, !coupled)
+            .map_err(|e| format!("internal: {e}"))?;
         let acc = Region::copy(&layout.acc, 0);
         let left = t.base_m * t.half_n() * 4;
         Some(Halves {

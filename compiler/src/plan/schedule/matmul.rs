@@ -705,15 +705,11 @@ pub fn cube_candidates(g: &Geometry, machine: &Machine) -> Vec<(f64, CubeSchedul
                     } else {
                         &[1]
                     };
-                    // Halves where FixPipe drains one accumulator (split
-                    // machines) and the tile has two halves (the left one
-                    // whole blocks of a row-major B's columns in L1); with
-                    // the machine's event ids, as the halves' drains add
-                    // events between the cube and FixPipe in every stage.
+                    // Halves where they pay, with the machine's event ids,
+                    // as the halves' drains add events between the cube and
+                    // FixPipe in every stage (and where they can run:
+                    // `check_halves` below).
                     let halves: &[bool] = if deep_ok
-                        && !coupled
-                        && bn > 16
-                        && (g.b_t || (bn.div_ceil(32) * 16).is_multiple_of(c0))
                         && halves_pay(g, (bm.min(r16(g.m)), bn.min(r16(g.n)), bk), kl1, machine)
                     {
                         &[false, true]
@@ -740,6 +736,9 @@ pub fn cube_candidates(g: &Geometry, machine: &Machine) -> Vec<(f64, CubeSchedul
                             halves,
                             ..CubeSchedule::default()
                         };
+                        if t.check_halves(g, !coupled).is_err() {
+                            continue;
+                        }
                         // A second accumulator halves what L0C could hold
                         // for one tile: worth it only where the epilogue is
                         // a large share of the tile (a short K).
