@@ -238,6 +238,49 @@ fn slices_of_symbolic_dims_are_checked_once_bound() {
 }
 
 #[test]
+fn slice_bounds_may_name_symbolic_dims() {
+    // Symbolic: `[0, K)` is `K` long, so the declared `f32[M, K]` checks;
+    // `[K, N)` is known once both are bound; a wrong declared extent is
+    // caught while symbolic.
+    let src = "kernel k(x: f32[M, N], y: f32[M, K]) -> (a: f32[M, K], r: f32[M]) {\n\
+               let r = sum(slice(x, axis = 1, start = K), axis = 1);\n\
+               return (slice(x, axis = 1, end = K) + y, r); }";
+    assert_eq!(codes(src), Vec::<String>::new());
+    let wrong =
+        "kernel k(x: f32[M, N], y: f32[M, K]) -> f32[M, N] { return slice(x, axis = 1, end = K); }";
+    assert_eq!(codes(wrong), ["E0304"]);
+    // Bound, a dim is its value: `end = K` of 3 on an axis of 8.
+    let text = ir(src, "k", &[("M", 2), ("N", 8), ("K", 3)]);
+    assert!(
+        text.contains("slice %x axis=1 start=3 end=8 : f32[2, 5]"),
+        "{text}"
+    );
+    assert!(
+        text.contains("slice %x axis=1 start=0 end=3 : f32[2, 3]"),
+        "{text}"
+    );
+    // ... and checked: `K` past the axis, or `[N, N)` empty.
+    let (file, _) = parse(src);
+    let env: DimEnv = [("M", 2), ("N", 8), ("K", 9)]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    assert_eq!(lower(&file, "k", &env).unwrap_err()[0].code, "E0406");
+    let empty = "kernel k(x: f32[N]) -> f32[N] { let e = slice(x, start = N); return x; }";
+    assert_eq!(codes(empty), Vec::<String>::new());
+    let (file, _) = parse(empty);
+    let env: DimEnv = [("N".to_string(), 4)].into_iter().collect();
+    assert_eq!(lower(&file, "k", &env).unwrap_err()[0].code, "E0406");
+    // A tensor is not a bound, nor is a name that is neither.
+    for bad in [
+        "kernel k(x: f32[N]) -> f32[N] { let y = x; let e = slice(x, end = y); return x; }",
+        "kernel k(x: f32[N]) -> f32[N] { let e = slice(x, end = Q); return x; }",
+    ] {
+        assert_eq!(codes(bad), ["E0203"], "{bad}");
+    }
+}
+
+#[test]
 fn a_kernel_shadows_a_builtin_of_its_name_except_in_its_own_body() {
     // `kernel relu` wraps the builtin (no recursion); another kernel's
     // `relu(x)` calls the kernel, which is inlined (here, the builtin).

@@ -1664,6 +1664,14 @@ def _(rng):
     return {"x": x}, {"out0": slice_(x, axis=-1, start=2, end=-2)}
 
 
+@case("slice_bounds_name_dims")
+def _(rng):
+    x = uniform(rng, (5, 9), "f32")
+    y = uniform(rng, (5, 4), "f32")
+    return {"x": x, "y": y}, {"first": slice_(x, axis=1, end=4) + y, "all": x,
+                              "rest": sum_(slice_(x, axis=1, start=4), axis=1)}
+
+
 @case("zeros_full_explicit_dtypes")
 def _(rng):
     x = uniform(rng, (2, 3), "f32")

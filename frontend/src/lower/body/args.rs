@@ -73,6 +73,49 @@ impl Lowerer<'_, '_> {
         }
     }
 
+    /// A slice bound: an integer (a literal expression, or a symbolic dim
+    /// bound to its value), or a symbolic dim not bound yet.
+    pub(super) fn slice_bound(&mut self, e: &Expr, what: &str) -> Option<Bound> {
+        if let ExprKind::Name(n) = &e.kind
+            && !self.scope.contains_key(n)
+            && let Some(d) = self.dims.get(n)
+        {
+            return Some(match d.fixed() {
+                Some(v) => Bound::Int(v as i64),
+                None => Bound::Dim(d.clone()),
+            });
+        }
+        let before = self.diags.len();
+        match self.const_weak(e).map(Weak::integral) {
+            Some(Weak::Int(i)) => Some(Bound::Int(i)),
+            _ => {
+                let mut d = Diagnostic::new(
+                    Code::E0203,
+                    format!("{what} must be an integer literal or a symbolic dim"),
+                )
+                .primary(e.span, "expected an integer or a dim");
+                if let ExprKind::Name(n) = &e.kind {
+                    d = if self.scope.contains_key(n) {
+                        d.help("slice bounds are known when the kernel is compiled, not tensors")
+                    } else {
+                        let mut dims: Vec<&str> = self.dims.keys().map(String::as_str).collect();
+                        dims.sort_unstable();
+                        d.note(if dims.is_empty() {
+                            format!("`{n}` is not a symbolic dim: the kernel has none")
+                        } else {
+                            format!(
+                                "`{n}` is not a symbolic dim of the kernel (its dims: {})",
+                                dims.join(", ")
+                            )
+                        })
+                    };
+                }
+                self.report_unless_reported(before, d);
+                None
+            }
+        }
+    }
+
     pub(super) fn norm_axis(&mut self, a: i64, rank: usize, span: Span) -> Option<usize> {
         let r = rank as i64;
         if a < -r || a >= r {

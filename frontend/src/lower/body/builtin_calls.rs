@@ -666,12 +666,12 @@ impl Lowerer<'_, '_> {
         // The bounds do not depend on the operand: checked even when the
         // operand has an error of its own.
         let s = match start {
-            None => Some(0),
-            Some(e) => self.expect_int(e, "`start`"),
+            None => Some(Bound::Int(0)),
+            Some(e) => self.slice_bound(e, "`start`"),
         };
         let e = match end {
             None => Some(None),
-            Some(e) => self.expect_int(e, "`end`").map(Some),
+            Some(e) => self.slice_bound(e, "`end`").map(Some),
         };
         let Some(t) = self.tensor(v, None, x.span) else {
             if let Some(a) = axis {
@@ -691,6 +691,21 @@ impl Lowerer<'_, '_> {
             return Val::Err;
         };
         let dim = ty.shape.dims()[axis].clone();
+        // A bound naming a dim not bound yet (`end = K`): the extent is
+        // known only once it is, and checked then. `[0, K)` is `K` long
+        // (`[0, N)` of an axis of `N`, the whole axis).
+        let (s, e) = match (s, e) {
+            (Bound::Int(s), None) => (s, None),
+            (Bound::Int(s), Some(Bound::Int(e))) => (s, Some(e)),
+            (s, e) => {
+                let extent = match (&s, &e) {
+                    (Bound::Int(0), Some(Bound::Dim(k))) if *k == dim => return Val::T(t),
+                    (Bound::Int(0), Some(Bound::Dim(k))) => k.clone(),
+                    _ => Dim::Unknown,
+                };
+                return self.unbound_slice(t, &ty, axis, extent, span);
+            }
+        };
         let bad = |me: &mut Self, s: i64, e: i64| {
             let err = TypeError::Slice {
                 start: s,
@@ -742,27 +757,38 @@ impl Lowerer<'_, '_> {
                             span,
                         )
                     }
-                    _ => {
-                        // The extent depends on the dim's value: checked again
-                        // once dims are bound. Only the type matters here.
-                        let mut dims = ty.shape.dims().to_vec();
-                        dims[axis] = Dim::Unknown;
-                        let out = TensorType::new(ty.dtype, Shape(dims));
-                        self.k.nodes.push(Node {
-                            op: Op::Slice {
-                                axis,
-                                start: 0,
-                                end: 0,
-                            },
-                            args: vec![t],
-                            ty: out,
-                            span: Some(span),
-                            group: None,
-                        });
-                        Val::T(Value::Node((self.k.nodes.len() - 1) as u32))
-                    }
+                    // The extent depends on the dim's value: checked again
+                    // once dims are bound.
+                    _ => self.unbound_slice(t, &ty, axis, Dim::Unknown, span),
                 }
             }
         }
+    }
+
+    /// A slice whose bounds depend on dims not bound yet: only its type
+    /// (`extent` on `axis`) matters until they are, when the kernel is
+    /// lowered again and the bounds are checked.
+    fn unbound_slice(
+        &mut self,
+        t: Value,
+        ty: &TensorType,
+        axis: usize,
+        extent: Dim,
+        span: Span,
+    ) -> Val {
+        let mut dims = ty.shape.dims().to_vec();
+        dims[axis] = extent;
+        self.k.nodes.push(Node {
+            op: Op::Slice {
+                axis,
+                start: 0,
+                end: 0,
+            },
+            args: vec![t],
+            ty: TensorType::new(ty.dtype, Shape(dims)),
+            span: Some(span),
+            group: None,
+        });
+        Val::T(Value::Node((self.k.nodes.len() - 1) as u32))
     }
 }

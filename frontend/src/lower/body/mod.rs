@@ -154,6 +154,14 @@ impl Sel {
     }
 }
 
+/// A `slice` bound: an integer, or a symbolic dim of the kernel's signature
+/// that is not bound yet (its value is checked once it is).
+#[derive(Clone, Debug, PartialEq)]
+enum Bound {
+    Int(i64),
+    Dim(Dim),
+}
+
 /// A dim in a dim-list argument.
 enum DimArg {
     D(Dim),
