@@ -391,9 +391,22 @@ pub fn compile_npu_tuned(
 /// description the simulator runs, but outside what the generated code
 /// assumes: `tessera_backend::npu::unsupported`).
 fn supported_machine(machine: &tessera_sim::Machine) -> Result<(), Failure> {
+    match unsupported_machine(machine, None) {
+        None => Ok(()),
+        Some(d) => Err(Failure::input(vec![d])),
+    }
+}
+
+/// The `E0505` of a machine the code generator cannot target, naming each
+/// field; with the description's `text`, each field also gets a label where
+/// it is (`tessera_sim::Machine::field_span`).
+pub fn unsupported_machine(
+    machine: &tessera_sim::Machine,
+    text: Option<&str>,
+) -> Option<Diagnostic> {
     let unmet = tessera_backend::npu::unsupported(machine);
     if unmet.is_empty() {
-        return Ok(());
+        return None;
     }
     let mut d = Diagnostic::new(
         Code::E0505,
@@ -402,12 +415,15 @@ fn supported_machine(machine: &tessera_sim::Machine) -> Result<(), Failure> {
             machine.name
         ),
     );
-    for (field, need, have) in unmet {
-        d = d.note(format!(
-            "field `{field}` is {have}; the code generator needs {need}"
-        ));
+    for (i, (field, need, have)) in unmet.into_iter().enumerate() {
+        let what = format!("field `{field}` is {have}; the code generator needs {need}");
+        d = match text.and_then(|t| tessera_sim::Machine::field_span(t, field)) {
+            Some(r) if i == 0 => d.primary(Span::new(r.start, r.end), what),
+            Some(r) => d.secondary(Span::new(r.start, r.end), what),
+            None => d.note(what),
+        };
     }
-    Err(Failure::input(vec![d]))
+    Some(d)
 }
 
 /// Splits the fused groups of `nodes` (indices into `kernel`'s nodes) into

@@ -40,6 +40,31 @@ pub fn machine(name: Option<&str>) -> Result<Machine, Failure> {
     })
 }
 
+/// [`machine`] for generating code: a description the code generator
+/// cannot target is `E0505`, shown in the description file when it is one.
+pub fn target(name: Option<&str>) -> Result<Machine, Failure> {
+    let m = machine(name)?;
+    let name = name.unwrap_or(DEFAULT_MACHINE);
+    // A built-in is always supported; a file is read again for the labels
+    // (the loader keeps no text), and without them if that fails now.
+    let text = (Machine::builtin(name).is_none())
+        .then(|| std::fs::read_to_string(name).ok())
+        .flatten();
+    match crate::driver::unsupported_machine(&m, text.as_deref()) {
+        None => Ok(m),
+        Some(d) => Err(match text {
+            Some(text) if d.primary_span().is_some() => Failure::in_source(
+                vec![d],
+                &Source {
+                    name: name.to_string(),
+                    text,
+                },
+            ),
+            _ => Failure::input(vec![d]),
+        }),
+    }
+}
+
 /// A host tensor as the simulator's raw tensor.
 pub fn to_sim(t: &Tensor) -> tessera_sim::Tensor {
     tessera_sim::Tensor {

@@ -551,6 +551,13 @@ impl Machine {
         Ok(m)
     }
 
+    /// Where `field` (a dotted path, `memory.ub.align`) is in the TOML
+    /// description `text`: its key's byte span, or the nearest enclosing
+    /// key or table header the text has (an inline table holding it).
+    pub fn field_span(text: &str, field: &str) -> Option<std::ops::Range<usize>> {
+        span_of(text, field)
+    }
+
     /// The description as TOML (`from_toml(to_toml(m)) == m`).
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot print machine: {e}\n"))

@@ -62,7 +62,7 @@ pub(super) fn cmd_compile(io: &mut Io<'_>, a: &CompileArgs) -> Result<(), Failur
         ));
     }
     let machine = if a.target == Target::Sim && emits.iter().any(|e| npu_stages.contains(e)) {
-        Some(simulate::machine(a.machine.as_deref())?)
+        Some(simulate::target(a.machine.as_deref())?)
     } else {
         None
     };

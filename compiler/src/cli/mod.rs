@@ -774,7 +774,7 @@ fn cmd_bench(io: &mut Io<'_>, a: &BenchArgs) -> Result<(), Failure> {
         let _ = io.out.write_all(text.as_bytes());
         return Ok(());
     }
-    let machine = simulate::machine(a.machine.as_deref())?;
+    let machine = simulate::target(a.machine.as_deref())?;
     let tuning = tune::tuning(io, a.tuning.as_deref())?;
     let r = crate::bench::bench(&kernel, &machine, &src, level(&a.opt_level), &tuning)?;
     tune::notes_out(io, &r.notes);

@@ -186,7 +186,7 @@ pub(super) fn cmd_run(io: &mut Io<'_>, a: &RunArgs) -> Result<(), Failure> {
             Err(Failure::Mismatch)
         };
     }
-    let machine = simulate::machine(a.machine.as_deref())?;
+    let machine = simulate::target(a.machine.as_deref())?;
     let tuning = super::tune::tuning(io, a.tuning.as_deref())?;
     let (code, notes) = driver::compile_npu_tuned(
         &kernel,

@@ -64,7 +64,7 @@ pub(super) fn cmd_tune(io: &mut Io<'_>, a: &TuneArgs) -> Result<(), Failure> {
     let def = driver::select_kernel(&file, a.kernel.as_deref())?;
     let env = inputs::parse_dims(&a.dims, def).map_err(|d| Failure::in_source(d, &src))?;
     let kernel = driver::lower(&file, &def.name.name, &env, &src)?;
-    let machine = simulate::machine(a.machine.as_deref())?;
+    let machine = simulate::target(a.machine.as_deref())?;
     let report = tune::tune(
         &kernel,
         &machine,
