@@ -115,7 +115,7 @@ pub struct PhaseReport {
     /// not necessarily the best there is).
     pub limited: bool,
     /// The most inlinings `fuse/grow` built for one e-class (the fusion
-    /// budget's `max_builds` bounds it), over the phases so far.
+    /// budget's `builds_per_class` bounds it), over the phases so far.
     pub most_builds: usize,
 }
 
@@ -266,10 +266,11 @@ pub fn optimise(kernel: &Kernel, machine: &Machine, level: Level) -> Result<Opti
         };
         eg = runner.egraph;
         // Growth stopped short in a class: the phase did not explore all it
-        // would have (`Budget::max_builds`).
+        // would have (`Budget::builds_per_class`).
         let most_builds = eg.analysis.most_builds();
-        if phase == Phase::Fuse && most_builds >= budget.max_builds {
-            stop += &format!(", build limit {} in a class", budget.max_builds);
+        let cap = budget.builds_per_class(eg.number_of_classes());
+        if phase == Phase::Fuse && most_builds >= cap {
+            stop += &format!(", build limit {cap} in a class");
             limited = true;
         }
         report.phases.push(PhaseReport {
@@ -523,6 +524,37 @@ kernel centred(x: f32[2, 70000]) -> f32[2, 70000] {
         }
     }
 
+    /// A chain of 120 statements (over 200 classes): each class builds at
+    /// most its even share of the total, below the per-class bound.
+    #[test]
+    fn a_long_program_s_classes_share_the_total_builds() {
+        let mut text =
+            String::from("kernel k(x: f32[4096], y: f32[4096]) -> f32[4096] {\n    let v0 = x;\n");
+        for i in 1..=120 {
+            let f = [
+                "v * 1.01 + y",
+                "exp(v * 0.001)",
+                "v - y * 0.5",
+                "sigmoid(v) * v",
+            ][i % 4];
+            text += &format!(
+                "    let v{i} = {};\n",
+                f.replace('v', &format!("v{}", i - 1))
+            );
+        }
+        text += "    return v120;\n}\n";
+        let kernel = driver::test_kernel(&text);
+        let m = Machine::builtin("910b-like").expect("machine");
+        let out = optimise(&kernel, &m, Level::O2).expect("optimises");
+        let fuse = out.report.phases.last().expect("phases");
+        let budget = Budget::of(&m);
+        let cap = budget.builds_per_class(fuse.classes);
+        assert!(fuse.classes > 200, "{} classes", fuse.classes);
+        assert!(cap < budget.max_builds, "{cap}");
+        assert!(fuse.most_builds <= cap, "{} > {cap}", fuse.most_builds);
+        assert!(fuse.limited, "{}", fuse.stop);
+    }
+
     /// Twenty lines of `y = f(y) * 0.5 + y'` (60 ops, all one elementwise
     /// group's worth): without the bound one class built 44 464 inlinings.
     #[test]
@@ -540,12 +572,11 @@ kernel centred(x: f32[2, 70000]) -> f32[2, 70000] {
         let fuse = out.report.phases.last().expect("phases");
         assert_eq!(fuse.phase, Phase::Fuse);
         assert!(fuse.limited, "{}", fuse.stop);
-        let budget = Budget::of(&m);
+        let cap = Budget::of(&m).builds_per_class(fuse.classes);
         assert!(
-            fuse.most_builds > budget.max_builds / 2 && fuse.most_builds <= budget.max_builds,
-            "{} inlinings built for one class (budget {})",
+            fuse.most_builds > cap / 2 && fuse.most_builds <= cap,
+            "{} inlinings built for one class (budget {cap})",
             fuse.most_builds,
-            budget.max_builds
         );
     }
 }

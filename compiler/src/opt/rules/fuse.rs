@@ -378,16 +378,24 @@ impl Applier<ENode, Meta> for Grow {
         _ast: Option<&PatternAst<ENode>>,
         _rule: Symbol,
     ) -> Vec<Id> {
+        let cap = self.budget.builds_per_class(egraph.number_of_classes());
         let mine = fused_nodes(egraph, eclass);
         let mut variants = mine.len();
         let mut changed = Vec::new();
+        // Each input class's fused nodes as the application began (the
+        // nodes it adds go to `eclass`, which no input is).
+        let mut theirs: FxHashMap<Id, Vec<(u32, Vec<Id>)>> = FxHashMap::default();
         for (b, inputs) in mine {
             let outer = egraph.analysis.bodies[b as usize].clone();
             for (i, &x) in inputs.iter().enumerate() {
                 if x == eclass {
                     continue;
                 }
-                for (c, ys) in fused_nodes(egraph, x) {
+                let inners = theirs
+                    .entry(x)
+                    .or_insert_with(|| fused_nodes(egraph, x))
+                    .clone();
+                for (c, ys) in inners {
                     if variants >= self.budget.max_variants {
                         return changed;
                     }
@@ -395,7 +403,7 @@ impl Applier<ENode, Meta> for Grow {
                         continue; // would make the group read its own result
                     }
                     let root = egraph.find(eclass);
-                    if egraph.analysis.builds(root) >= self.budget.max_builds {
+                    if egraph.analysis.builds(root) >= cap {
                         return changed;
                     }
                     let canon = |v: &[Id]| v.iter().map(|&y| egraph.find(y)).collect();
@@ -408,8 +416,8 @@ impl Applier<ENode, Meta> for Grow {
                         continue;
                     }
                     egraph.analysis.count_build(root);
-                    let inner = egraph.analysis.bodies[c as usize].clone();
-                    let (body, ins) = inline(&outer, &inputs, i, &inner, &ys);
+                    let inner = &egraph.analysis.bodies[c as usize];
+                    let (body, ins) = inline(&outer, &inputs, i, inner, &ys);
                     let (body, ins) = absorb(egraph, body, ins);
                     if !self.admits(egraph, &body, &ins) {
                         continue;

@@ -68,6 +68,10 @@ pub struct Budget {
     /// thousands each, most of them too large; this bounds the phase's
     /// work. The suite's kernels build at most 1 815 for a class.
     pub max_builds: usize,
+    /// Most inlinings `fuse/grow` builds over all classes, shared evenly
+    /// ([`Budget::builds_per_class`]): a long program's classes each get
+    /// fewer, so its compile time stays bounded.
+    pub total_builds: usize,
     /// Cube and vector share a core (a matmul's epilogue can scale its
     /// product in UB).
     pub coupled: bool,
@@ -88,11 +92,26 @@ impl Budget {
             max_inputs: 12,
             max_variants: 256,
             max_builds: 4096,
+            total_builds: 1 << 17,
             coupled: machine.organisation == tessera_sim::machine::Organisation::Coupled,
             vector_cores: u64::from(machine.vector_cores()),
             launch_bytes: (machine.launch.launch_cycles as f64
                 * machine.dma.gm_to_ub.bytes_per_cycle) as u64,
         }
+    }
+}
+
+/// Fewest inlinings a class may build however large the e-graph.
+const MIN_BUILDS: usize = 256;
+
+impl Budget {
+    /// Most inlinings `fuse/grow` builds for one class of an e-graph of
+    /// `classes` classes: `max_builds`, or less where `total_builds` shared
+    /// among the classes is less (at least 256). With the suite's e-graphs
+    /// (at most 21 classes) it is `max_builds`; a chain of 50 elementwise
+    /// statements (90 classes) gets 1 456, one of 200 (340 classes) 385.
+    pub fn builds_per_class(&self, classes: usize) -> usize {
+        (self.total_builds / classes.max(1)).clamp(MIN_BUILDS, self.max_builds.max(MIN_BUILDS))
     }
 }
 
