@@ -47,9 +47,11 @@ pub fn target(name: Option<&str>) -> Result<Machine, Failure> {
     let name = name.unwrap_or(DEFAULT_MACHINE);
     // A built-in is always supported; a file is read again for the labels
     // (the loader keeps no text), and without them if that fails now.
-    let text = (Machine::builtin(name).is_none())
-        .then(|| std::fs::read_to_string(name).ok())
-        .flatten();
+    let text = if Machine::builtin_names().contains(&name) {
+        None
+    } else {
+        std::fs::read_to_string(name).ok()
+    };
     match crate::driver::unsupported_machine(&m, text.as_deref()) {
         None => Ok(m),
         Some(d) => Err(match text {

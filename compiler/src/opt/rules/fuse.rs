@@ -391,11 +391,10 @@ impl Applier<ENode, Meta> for Grow {
                 if x == eclass {
                     continue;
                 }
-                let inners = theirs
-                    .entry(x)
-                    .or_insert_with(|| fused_nodes(egraph, x))
-                    .clone();
+                let inners: &[(u32, Vec<Id>)] =
+                    theirs.entry(x).or_insert_with(|| fused_nodes(egraph, x));
                 for (c, ys) in inners {
+                    let c = *c;
                     if variants >= self.budget.max_variants {
                         return changed;
                     }
@@ -410,14 +409,14 @@ impl Applier<ENode, Meta> for Grow {
                     let key = GrowKey {
                         classes: egraph.number_of_classes(),
                         outer: (b, canon(&inputs), i),
-                        inner: (c, canon(&ys)),
+                        inner: (c, canon(ys)),
                     };
                     if !egraph.analysis.first_try(key) {
                         continue;
                     }
                     egraph.analysis.count_build(root);
                     let inner = &egraph.analysis.bodies[c as usize];
-                    let (body, ins) = inline(&outer, &inputs, i, inner, &ys);
+                    let (body, ins) = inline(&outer, &inputs, i, inner, ys);
                     let (body, ins) = absorb(egraph, body, ins);
                     if !self.admits(egraph, &body, &ins) {
                         continue;

@@ -441,7 +441,6 @@ fn core_parts(
     // last stage's right-half steps, and the right half while it runs the
     // next tile's first left-half steps (half a stage's steps each): the
     // cube waits only for what a drain takes beyond them.
-    let full_epi = cube_epilogue(bm, bn, g, machine);
     let epi = if t.halves {
         let hn = t.half_n().min(bn);
         let pass = (kl1.min(kpad) as f64 / bk as f64).max(1.0) * step / 2.0;
@@ -452,7 +451,7 @@ fn core_parts(
         };
         (cube_epilogue(bm, hn, g, machine) - pass).max(0.0) + right
     } else {
-        full_epi
+        cube_epilogue(bm, bn, g, machine)
     };
     // With single-stage loads and an odd number of L1 stages, a tile ends on
     // the L1 copy the next one starts on, so the next tile's first loads
