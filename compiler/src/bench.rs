@@ -246,7 +246,7 @@ impl BenchResult {
             self.compile_ms
         ));
         s.push_str(&format!(
-            "cycles {}  ({:.3} us)\nbound  {:.0} ({}-bound: cube MACs {}, vector cycles {:.0}, GM bytes {})\nefficiency {:.3}\n",
+            "cycles {}  ({:.3} us)\nbound  {:.0} ({}-bound: cube MACs {}, vector cycles {:.0}, GM bytes {})\nefficiency {:.4}\n",
             self.cycles, self.micros, self.bound, self.bound_by, self.cube_macs, self.vector_cycles_min, self.gm_bytes_min, self.efficiency
         ));
         let o = &self.optimiser;

@@ -217,7 +217,7 @@ pub(super) fn cmd_run(io: &mut Io<'_>, a: &RunArgs) -> Result<(), Failure> {
     let efficiency = bound / out.report.cycles.max(1) as f64;
     let _ = writeln!(
         io.out,
-        "bound  {bound:.0} ({by}-bound: cube MACs {macs}, vector cycles {vector:.0}, GM bytes {gm})\nefficiency {efficiency:.3}"
+        "bound  {bound:.0} ({by}-bound: cube MACs {macs}, vector cycles {vector:.0}, GM bytes {gm})\nefficiency {efficiency:.4}"
     );
     write_side_files(a, &out, Some((bound, by, efficiency)))?;
     if a.timing_only {
