@@ -638,23 +638,46 @@ pub(crate) fn test_kernel(text: &str) -> Kernel {
     kernel
 }
 
-/// Compares outputs with the reference under the spec's tolerances: one
-/// line per output (two where it mismatches, the first mismatch named), as
-/// `run --check` prints them, and whether all match.
-pub fn check_outputs(kernel: &Kernel, got: &[Tensor], reference: &[Tensor]) -> (Vec<String>, bool) {
+/// One output's comparison with the reference, as `run --check` reports it.
+pub struct OutputCheck {
+    /// The output's name.
+    pub name: String,
+    /// The rule applied, in words (`exact: bit for bit`, a tolerance).
+    pub rule: String,
+    /// The comparison under that rule.
+    pub comparison: tessera_ir::compare::Comparison,
+}
+
+/// Compares outputs with the reference under the spec's tolerances.
+pub fn check(kernel: &Kernel, got: &[Tensor], reference: &[Tensor]) -> Vec<OutputCheck> {
     use tessera_ir::compare::{Rule, compare};
-    let mut ok = true;
+    kernel
+        .outputs
+        .iter()
+        .zip(got)
+        .zip(reference)
+        .map(|((o, g), r)| {
+            let rule = Rule::for_value(kernel, o.value);
+            let c = compare(g, r, rule);
+            OutputCheck {
+                name: o.name.clone(),
+                rule: rule.describe(c.max_ref),
+                comparison: c,
+            }
+        })
+        .collect()
+}
+
+/// The lines `run --check` prints (one per output, two where it
+/// mismatches, the first mismatch named), and whether all match.
+pub fn check_lines(checks: &[OutputCheck]) -> (Vec<String>, bool) {
     let mut lines = Vec::new();
-    for ((o, g), r) in kernel.outputs.iter().zip(got).zip(reference) {
-        let rule = Rule::for_value(kernel, o.value);
-        let c = compare(g, r, rule);
+    for k in checks {
+        let c = &k.comparison;
         let verdict = if c.ok() { "ok" } else { "MISMATCH" };
         lines.push(format!(
             "check {:<10} max abs err {:.3e}  max rel err {:.3e}  ({})  {verdict}",
-            o.name,
-            c.max_abs,
-            c.max_rel,
-            rule.describe(c.max_ref)
+            k.name, c.max_abs, c.max_rel, k.rule
         ));
         if let Some((i, g, r)) = c.first_mismatch {
             lines.push(format!(
@@ -662,9 +685,50 @@ pub fn check_outputs(kernel: &Kernel, got: &[Tensor], reference: &[Tensor]) -> (
                 c.mismatches
             ));
         }
-        ok &= c.ok();
     }
-    (lines, ok)
+    (lines, checks.iter().all(|k| k.comparison.ok()))
+}
+
+/// The same report as JSON (`run --check --stats-json`'s `check`): one
+/// object per output. A figure that is not a finite number (an infinite
+/// error where a NaN or an infinity is not matched) is a string: `"inf"`,
+/// `"-inf"` or `"NaN"`.
+pub fn check_json(checks: &[OutputCheck]) -> serde_json::Value {
+    let num = |x: f64| {
+        if x.is_finite() {
+            serde_json::Value::from(x)
+        } else if x.is_nan() {
+            "NaN".into()
+        } else if x > 0.0 {
+            "inf".into()
+        } else {
+            "-inf".into()
+        }
+    };
+    checks
+        .iter()
+        .map(|k| {
+            let c = &k.comparison;
+            serde_json::json!({
+                "output": k.name,
+                "ok": c.ok(),
+                "max_abs_err": num(c.max_abs),
+                "max_rel_err": num(c.max_rel),
+                "rule": k.rule,
+                "mismatches": c.mismatches,
+                "first_mismatch": c.first_mismatch.map(|(i, g, r)| serde_json::json!({
+                    "index": i,
+                    "got": num(g),
+                    "reference": num(r),
+                })),
+            })
+        })
+        .collect()
+}
+
+/// [`check`] and [`check_lines`] together.
+pub fn check_outputs(kernel: &Kernel, got: &[Tensor], reference: &[Tensor]) -> (Vec<String>, bool) {
+    check_lines(&check(kernel, got, reference))
 }
 
 /// The runtime fault of an integer division by zero at `span`.

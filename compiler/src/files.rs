@@ -4,7 +4,9 @@
 //! - Every read is bounded by what its format can need ([`read`]), so a
 //!   huge file or `/dev/zero` is an error, not an allocation.
 //! - Every write goes to a temporary file beside its target, renamed once
-//!   complete ([`write()`]): a failure leaves the old file or nothing.
+//!   complete ([`write()`]): a failure leaves the old file or nothing. The
+//!   files of one command are renamed only once all are complete
+//!   ([`Batch`]).
 //! - No output may be a file the command reads, nor another of its outputs
 //!   ([`Claims`], `E0607`): nothing the user gave is overwritten.
 //! - The tensors a run holds on the host are bounded before any is
@@ -92,18 +94,118 @@ pub fn read_raw(path: &Path, max: u64, what: &str) -> Result<Vec<u8>, ReadFailur
 /// pipe (`/dev/null`, `/dev/stdout`) is written to directly, never replaced
 /// by a file; a directory is an error.
 pub fn write(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
+    let mut batch = Batch::default();
+    batch.add(path, bytes.to_vec());
+    batch.commit()
+}
+
+/// Files a command writes together: nothing is put in place until every
+/// one of them was written beside its target ([`Batch::commit`]), so a
+/// failure (a directory where a file goes, a full disk) leaves every path
+/// as it was and no temporary file behind.
+#[derive(Default)]
+pub struct Batch {
+    files: Vec<(PathBuf, Vec<u8>)>,
+}
+
+/// A file of a [`Batch`] written beside its target, or written already (a
+/// device or a stream, which has no temporary file).
+enum Staged {
+    Temp { tmp: PathBuf, target: PathBuf },
+    Written,
+}
+
+impl Batch {
+    /// Adds a file to write at [`Batch::commit`].
+    pub fn add(&mut self, path: &Path, bytes: Vec<u8>) {
+        self.files.push((path.to_path_buf(), bytes));
+    }
+
+    /// Writes every file: each regular one to a temporary file beside it,
+    /// then, once all are complete, renames them into place. A device or a
+    /// stream is written last, directly.
+    pub fn commit(self) -> Result<(), Failure> {
+        // Regular files first: a device's write cannot be taken back.
+        let (devices, regular): (Vec<_>, Vec<_>) =
+            self.files.into_iter().partition(|(p, _)| is_device(p));
+        // A directory where a file goes is refused before anything is made.
+        if let Some((path, _)) = regular
+            .iter()
+            .find(|(p, _)| std::fs::metadata(p).is_ok_and(|m| m.is_dir()))
+        {
+            return Err(cannot(format!(
+                "cannot write `{}`: it is a directory",
+                path.display()
+            )));
+        }
+        let mut staged = Vec::new();
+        for (path, bytes) in &regular {
+            match stage(path, bytes) {
+                Ok(s) => staged.push((path, s)),
+                Err(e) => {
+                    remove_temps(staged.iter().map(|(_, s)| s));
+                    return Err(e);
+                }
+            }
+        }
+        for (i, (path, s)) in staged.iter().enumerate() {
+            if let Staged::Temp { tmp, target } = s
+                && let Err(e) = std::fs::rename(tmp, target)
+            {
+                remove_temps(staged[i..].iter().map(|(_, s)| s));
+                return Err(cannot(format!("cannot write `{}`: {e}", path.display())));
+            }
+        }
+        for (path, bytes) in &devices {
+            stage(path, bytes)?;
+        }
+        Ok(())
+    }
+}
+
+fn remove_temps<'a>(staged: impl Iterator<Item = &'a Staged>) {
+    for s in staged {
+        if let Staged::Temp { tmp, .. } = s {
+            let _ = std::fs::remove_file(tmp);
+        }
+    }
+}
+
+/// Whether `path` is written to directly rather than replaced: one of the
+/// process's streams, or an existing device or pipe.
+fn is_device(path: &Path) -> bool {
+    stream(path).is_some() || std::fs::metadata(path).is_ok_and(|m| !m.is_dir() && !m.is_file())
+}
+
+/// The process's own stream that `path` names (`1` standard output, `2`
+/// standard error).
+fn stream(path: &Path) -> Option<u8> {
+    match path.to_str() {
+        Some("/dev/stdout" | "/dev/fd/1" | "/proc/self/fd/1") => Some(1),
+        Some("/dev/stderr" | "/dev/fd/2" | "/proc/self/fd/2") => Some(2),
+        _ => None,
+    }
+}
+
+/// Writes `bytes` beside `path` (a device or a stream: to it), ready to be
+/// renamed into place.
+fn stage(path: &Path, bytes: &[u8]) -> Result<Staged, Failure> {
     let failed = |e: std::io::Error| cannot(format!("cannot write `{}`: {e}", path.display()));
     // The process's own streams, whatever they are redirected to (a file
     // behind `/dev/stdout` is appended to as the shell opened it, not
     // replaced).
-    match path.to_str() {
-        Some("/dev/stdout" | "/dev/fd/1" | "/proc/self/fd/1") => {
-            return std::io::Write::write_all(&mut std::io::stdout(), bytes).map_err(failed);
+    match stream(path) {
+        Some(1) => {
+            return std::io::Write::write_all(&mut std::io::stdout(), bytes)
+                .map(|()| Staged::Written)
+                .map_err(failed);
         }
-        Some("/dev/stderr" | "/dev/fd/2" | "/proc/self/fd/2") => {
-            return std::io::Write::write_all(&mut std::io::stderr(), bytes).map_err(failed);
+        Some(_) => {
+            return std::io::Write::write_all(&mut std::io::stderr(), bytes)
+                .map(|()| Staged::Written)
+                .map_err(failed);
         }
-        _ => {}
+        None => {}
     }
     match std::fs::metadata(path) {
         Ok(m) if m.is_dir() => {
@@ -117,6 +219,7 @@ pub fn write(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
                 .write(true)
                 .open(path)
                 .and_then(|mut f| std::io::Write::write_all(&mut f, bytes))
+                .map(|()| Staged::Written)
                 .map_err(failed);
         }
         _ => {}
@@ -153,14 +256,11 @@ pub fn write(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
             Err(e)
         }
     });
-    let done = file
-        .and_then(|mut f| std::io::Write::write_all(&mut f, bytes))
-        .and_then(|()| std::fs::rename(&tmp, &target));
-    if let Err(e) = done {
+    if let Err(e) = file.and_then(|mut f| std::io::Write::write_all(&mut f, bytes)) {
         let _ = std::fs::remove_file(&tmp);
         return Err(failed(e));
     }
-    Ok(())
+    Ok(Staged::Temp { tmp, target })
 }
 
 /// Whether `path` names a device or one of the process's streams
@@ -275,6 +375,12 @@ impl Claims {
                 blocker.display()
             )));
         }
+        if std::fs::metadata(path).is_ok_and(|m| m.is_dir()) {
+            return Err(cannot(format!(
+                "cannot write the {role} `{}`: it is a directory",
+                path.display()
+            )));
+        }
         self.outputs.push((id, role));
         Ok(())
     }
@@ -341,6 +447,44 @@ mod tests {
         );
         assert_eq!(std::fs::read(d.join("real.toml")).unwrap(), b"new");
         assert!(write(&d, b"x").is_err());
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    /// A batch whose last file cannot be written puts none in place: the
+    /// files before it keep their old contents (or stay absent) and no
+    /// temporary file is left.
+    #[test]
+    fn a_batch_writes_all_of_its_files_or_none() {
+        let d = scratch("batch");
+        std::fs::write(d.join("old.npy"), b"old").unwrap();
+        std::fs::create_dir(d.join("dir.npy")).unwrap();
+        let mut batch = Batch::default();
+        batch.add(&d.join("old.npy"), b"new".to_vec());
+        batch.add(&d.join("sub/new.json"), b"{}".to_vec());
+        batch.add(&d.join("dir.npy"), b"x".to_vec());
+        assert!(batch.commit().is_err());
+        assert_eq!(std::fs::read(d.join("old.npy")).unwrap(), b"old");
+        assert!(!d.join("sub/new.json").exists());
+        let mut left: Vec<String> = std::fs::read_dir(&d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["dir.npy", "old.npy"]);
+        // Past the check for directories (a full disk, say), the files
+        // staged before the failure are removed again.
+        let mut batch = Batch::default();
+        batch.add(&d.join("old.npy"), b"new".to_vec());
+        batch.add(&d.join("old.npy/x"), b"x".to_vec());
+        assert!(batch.commit().is_err());
+        assert_eq!(std::fs::read(d.join("old.npy")).unwrap(), b"old");
+        assert!(!temp_beside(&d.join("old.npy")).exists());
+        let mut batch = Batch::default();
+        batch.add(&d.join("old.npy"), b"new".to_vec());
+        batch.add(&d.join("sub/new.json"), b"{}".to_vec());
+        batch.commit().unwrap();
+        assert_eq!(std::fs::read(d.join("old.npy")).unwrap(), b"new");
+        assert_eq!(std::fs::read(d.join("sub/new.json")).unwrap(), b"{}");
         std::fs::remove_dir_all(&d).unwrap();
     }
 

@@ -429,9 +429,11 @@ pub fn run_suite(
         .map_err(|e| input_error(format!("cannot create `{}`: {e}", out_dir.display())))?;
     let md = markdown(&results);
     let json = serde_json::to_string_pretty(&results).unwrap_or_default();
+    let mut batch = crate::files::Batch::default();
     for (name, body) in [("RESULTS.md", md), ("RESULTS.json", json + "\n")] {
-        crate::files::write(&out_dir.join(name), body.as_bytes())?;
+        batch.add(&out_dir.join(name), body.into_bytes());
     }
+    batch.commit()?;
     let _ = writeln!(
         out,
         "wrote {}/RESULTS.md and RESULTS.json",

@@ -73,10 +73,12 @@ pub(super) fn cmd_compile(io: &mut Io<'_>, a: &CompileArgs) -> Result<(), Failur
     } else {
         crate::tune::Tuning::default()
     };
-    let kernels: Vec<&tessera_frontend::ast::KernelDef> = if a.all {
-        file.kernels.iter().collect()
-    } else if emits == [Emit::Ast] {
+    // The syntax tree needs no dims: only the other stages lower a kernel.
+    let lowers = emits.iter().any(|e| *e != Emit::Ast);
+    let kernels: Vec<&tessera_frontend::ast::KernelDef> = if !lowers {
         Vec::new()
+    } else if a.all {
+        file.kernels.iter().collect()
     } else {
         vec![driver::select_kernel(&file, a.kernel.as_deref())?]
     };
@@ -110,14 +112,25 @@ pub(super) fn cmd_compile(io: &mut Io<'_>, a: &CompileArgs) -> Result<(), Failur
             .collect()
     };
     let named = |arg: &String| arg.split_once('=').map(|(n, _)| n.trim().to_string());
-    if a.all && kernels.len() > 1 {
+    // Without lowering (`--emit ast` alone), a `--dim` is still checked
+    // against the kernels it could be for: `-k`'s, or every kernel's.
+    let scope: Vec<&tessera_frontend::ast::KernelDef> = match (lowers, &a.kernel) {
+        (true, _) => kernels.clone(),
+        (false, Some(_)) if !a.all => {
+            let def = driver::select_kernel(&file, a.kernel.as_deref())?;
+            inputs::parse_dims(&a.dims, def).map_err(|d| Failure::in_source(d, &src))?;
+            Vec::new()
+        }
+        (false, _) => file.kernels.iter().collect(),
+    };
+    if (a.all && kernels.len() > 1) || (!lowers && !scope.is_empty()) {
         let unknown: Vec<Diagnostic> = a
             .dims
             .iter()
             .filter_map(named)
-            .filter(|n| !kernels.iter().any(|def| dim_names(def).contains(n)))
+            .filter(|n| !scope.iter().any(|def| dim_names(def).contains(n)))
             .map(|n| {
-                let mut all: Vec<String> = kernels.iter().flat_map(|d| dim_names(d)).collect();
+                let mut all: Vec<String> = scope.iter().flat_map(|d| dim_names(d)).collect();
                 all.sort();
                 all.dedup();
                 Diagnostic::new(
@@ -281,16 +294,10 @@ fn write_outputs(
     for (t, (e, name, _)) in targets.iter().zip(outputs) {
         claims.output(t, format!("`--emit {}` of `{name}`", e.name()))?;
     }
-    if outputs.len() > 1 {
-        std::fs::create_dir_all(path).map_err(|e| {
-            Failure::input(vec![Diagnostic::new(
-                Code::E0600,
-                format!("cannot create `{}`: {e}", path.display()),
-            )])
-        })?;
-    }
+    // Every file complete before any is put in place.
+    let mut batch = files::Batch::default();
     for (t, (_, _, bytes)) in targets.iter().zip(outputs) {
-        files::write(t, bytes)?;
+        batch.add(t, bytes.clone());
     }
-    Ok(())
+    batch.commit()
 }

@@ -165,7 +165,14 @@ pub(super) fn cmd_run(io: &mut Io<'_>, a: &RunArgs) -> Result<(), Failure> {
     };
     if a.target == Target::Ref {
         let outputs = driver::run_reference(&kernel, &inputs, &src)?;
-        return write_tensors(io, &a.out_dir, &kernel, &outputs, "ref");
+        return write_tensors(
+            io,
+            &a.out_dir,
+            &kernel,
+            &outputs,
+            "ref",
+            files::Batch::default(),
+        );
     }
     if a.target == Target::Host {
         let code =
@@ -179,7 +186,14 @@ pub(super) fn cmd_run(io: &mut Io<'_>, a: &RunArgs) -> Result<(), Failure> {
             compare_outputs(io, &kernel, &outputs, &reference)
         };
         // The outputs are written even when they do not match: to inspect.
-        write_tensors(io, &a.out_dir, &kernel, &outputs, "host")?;
+        write_tensors(
+            io,
+            &a.out_dir,
+            &kernel,
+            &outputs,
+            "host",
+            files::Batch::default(),
+        )?;
         return if matched {
             Ok(())
         } else {
@@ -219,20 +233,24 @@ pub(super) fn cmd_run(io: &mut Io<'_>, a: &RunArgs) -> Result<(), Failure> {
         io.out,
         "bound  {bound:.0} ({by}-bound: cube MACs {macs}, vector cycles {vector:.0}, GM bytes {gm})\nefficiency {efficiency:.4}"
     );
-    write_side_files(a, &out, Some((bound, by, efficiency)))?;
+    let roofline = Some((bound, by, efficiency));
     if a.timing_only {
-        return Ok(());
+        return side_files(a, &out, roofline, None).commit();
     }
     let outputs: Vec<Tensor> = out
         .outputs
         .iter()
         .map(|(_, t)| simulate::from_sim(t))
         .collect::<Result<_, _>>()?;
-    let matched = !a.check || {
+    let checks = if a.check {
         let reference = driver::run_reference(&kernel, &inputs, &src)?;
-        compare_outputs(io, &kernel, &outputs, &reference)
+        Some(driver::check(&kernel, &outputs, &reference))
+    } else {
+        None
     };
-    write_tensors(io, &a.out_dir, &kernel, &outputs, &machine.name)?;
+    let matched = checks.as_ref().is_none_or(|c| print_checks(io, c));
+    let batch = side_files(a, &out, roofline, checks.as_deref());
+    write_tensors(io, &a.out_dir, &kernel, &outputs, &machine.name, batch)?;
     if matched {
         Ok(())
     } else {
@@ -373,46 +391,65 @@ fn run_bytecode(io: &mut Io<'_>, a: &RunArgs) -> Result<(), Failure> {
     };
     let out = tessera_sim::run(&machine, &program, &tensors, &opts).map_err(simulate::run_error)?;
     let _ = io.out.write_all(out.report.table().as_bytes());
-    write_side_files(a, &out, None)?;
+    let batch = side_files(a, &out, None, None);
     if a.timing_only {
-        return Ok(());
+        return batch.commit();
     }
     let results: Vec<(String, Tensor)> = out
         .outputs
         .iter()
         .map(|(n, t)| simulate::from_sim(t).map(|t| (n.clone(), t)))
         .collect::<Result<_, _>>()?;
-    write_named_tensors(io, &a.out_dir, &program.kernel, &results, &machine.name)
+    write_named_tensors(
+        io,
+        &a.out_dir,
+        &program.kernel,
+        &results,
+        &machine.name,
+        batch,
+    )
 }
 
-/// Writes `--trace` and `--stats-json` files of a simulation; the
-/// statistics end with the roofline (`bound`, `bound_by`, `efficiency`, as
-/// `bench --json` names them) when the kernel's IR gave one.
-fn write_side_files(
+/// The `--trace` and `--stats-json` files of a simulation, to be written
+/// with its outputs; the statistics end with the roofline (`bound`,
+/// `bound_by`, `efficiency`, as `bench --json` names them) when the
+/// kernel's IR gave one, and with `--check`'s report (`check`, one object
+/// per output) when there was one.
+fn side_files(
     a: &RunArgs,
     out: &tessera_sim::run::RunOutput,
     roofline: Option<(f64, &str, f64)>,
-) -> Result<(), Failure> {
+    checks: Option<&[driver::OutputCheck]>,
+) -> files::Batch {
+    let mut batch = files::Batch::default();
     if let Some(p) = &a.stats_json {
-        let mut json = out.report.to_json();
+        let json = out.report.to_json();
         // Appended, so that the report's own keys keep their order.
-        if let Some((bound, by, efficiency)) = roofline
-            && let Some(open) = json.trim_end().strip_suffix('}')
-        {
+        let mut keys = String::new();
+        if let Some((bound, by, efficiency)) = roofline {
             let num = |x: f64| serde_json::Value::from(x).to_string();
-            json = format!(
-                "{},\n  \"bound\": {},\n  \"bound_by\": \"{by}\",\n  \"efficiency\": {}\n}}\n",
-                open.trim_end(),
+            keys += &format!(
+                ",\n  \"bound\": {},\n  \"bound_by\": \"{by}\",\n  \"efficiency\": {}",
                 num(bound),
                 num(efficiency)
             );
         }
-        files::write(p, json.as_bytes())?;
+        if let Some(checks) = checks {
+            let report = serde_json::to_string_pretty(&driver::check_json(checks))
+                .unwrap_or_default()
+                .replace('\n', "\n  ");
+            keys += &format!(",\n  \"check\": {report}");
+        }
+        let json = match json.trim_end().strip_suffix('}') {
+            Some(open) if !keys.is_empty() => format!("{}{keys}\n}}\n", open.trim_end()),
+            _ => json,
+        };
+        batch.add(p, json.into_bytes());
     }
     if let (Some(p), Some(json)) = (&a.trace, &out.trace_json) {
-        files::write(p, json.as_bytes())?;
+        batch.add(p, json.as_bytes().to_vec());
     }
-    Ok(())
+    batch
 }
 
 /// Claims every file a run writes: `--out-dir/NAME.npy` per result (none
@@ -440,20 +477,27 @@ fn compare_outputs(
     got: &[Tensor],
     reference: &[Tensor],
 ) -> bool {
-    let (lines, ok) = driver::check_outputs(kernel, got, reference);
+    print_checks(io, &driver::check(kernel, got, reference))
+}
+
+/// Prints `--check`'s report; whether all outputs match.
+fn print_checks(io: &mut Io<'_>, checks: &[driver::OutputCheck]) -> bool {
+    let (lines, ok) = driver::check_lines(checks);
     for l in lines {
         let _ = writeln!(io.out, "{l}");
     }
     ok
 }
 
-/// Writes every output of a kernel (all or nothing) and prints the summary.
+/// Writes every output of a kernel with the `batch` of other files (all or
+/// nothing) and prints the summary.
 fn write_tensors(
     io: &mut Io<'_>,
     dir: &std::path::Path,
     kernel: &tessera_ir::Kernel,
     outputs: &[Tensor],
     target: &str,
+    batch: files::Batch,
 ) -> Result<(), Failure> {
     let named: Vec<(String, Tensor)> = kernel
         .outputs
@@ -461,57 +505,44 @@ fn write_tensors(
         .map(|o| o.name.clone())
         .zip(outputs.iter().cloned())
         .collect();
-    write_named_tensors(io, dir, &kernel.name, &named, target)
+    write_named_tensors(io, dir, &kernel.name, &named, target, batch)
 }
 
-/// Writes named tensors as `DIR/NAME.npy` (all or nothing) and prints the summary.
+/// Writes named tensors as `DIR/NAME.npy` with the `batch` of other files
+/// (all or nothing) and prints the summary.
 fn write_named_tensors(
     io: &mut Io<'_>,
     dir: &std::path::Path,
     kernel: &str,
     outputs: &[(String, Tensor)],
     target: &str,
+    mut batch: files::Batch,
 ) -> Result<(), Failure> {
-    let io_err = |p: &std::path::Path, e: std::io::Error| {
-        Failure::input(vec![Diagnostic::new(
-            Code::E0600,
-            format!("cannot write `{}`: {e}", p.display()),
-        )])
-    };
-    let encoded: Vec<Vec<u8>> = outputs
-        .iter()
-        .map(|(_, t)| crate::npy::encode(t))
-        .collect::<Result<_, _>>()
-        .map_err(|e| io_err(dir, e))?;
-    std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
-    let mut temps = Vec::new();
-    for ((name, _), bytes) in outputs.iter().zip(&encoded) {
-        let tmp = files::temp_beside(&dir.join(format!("{name}.npy")));
-        if let Err(e) = std::fs::write(&tmp, bytes) {
-            for t in &temps {
-                let _ = std::fs::remove_file(t);
-            }
-            let _ = std::fs::remove_file(&tmp);
-            return Err(io_err(&tmp, e));
-        }
-        temps.push(tmp);
+    for (name, t) in outputs {
+        let path = dir.join(format!("{name}.npy"));
+        let bytes = crate::npy::encode(t).map_err(|e| {
+            Failure::input(vec![Diagnostic::new(
+                Code::E0600,
+                format!("cannot write `{}`: {e}", path.display()),
+            )])
+        })?;
+        batch.add(&path, bytes);
     }
+    batch.commit()?;
     let _ = writeln!(
         io.out,
         "kernel `{kernel}` on {target}: {} output{}",
         outputs.len(),
         if outputs.len() == 1 { "" } else { "s" }
     );
-    for ((name, t), tmp) in outputs.iter().zip(&temps) {
-        let path = dir.join(format!("{name}.npy"));
-        std::fs::rename(tmp, &path).map_err(|e| io_err(&path, e))?;
+    for (name, t) in outputs {
         let _ = writeln!(
             io.out,
             "  {:<10} {:<20} {}  -> {}",
             name,
             shape_text(t),
             summary(t),
-            path.display()
+            dir.join(format!("{name}.npy")).display()
         );
     }
     Ok(())
