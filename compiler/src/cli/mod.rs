@@ -16,7 +16,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::PathBuf;
-use tessera_ir::Diagnostic;
+use tessera_ir::{Code, Diagnostic};
 
 /// Tessera: a kernel compiler for NPU dataflow machines.
 #[derive(Parser, Debug)]
@@ -532,7 +532,9 @@ fn diagnostic_json(
         "kind": "error",
         "code": d.code,
         "message": d.message,
-        "file": file,
+        // A diagnostic without a location (an `.npy` input of the wrong
+        // dtype) is about no place in the source.
+        "file": file.filter(|_| at.is_some()),
         "at": at,
         "labels": labels,
         "notes": d.notes,
@@ -643,6 +645,12 @@ impl Write for CheckedOut<'_, '_> {
 fn cmd_machine(io: &mut Io<'_>, action: MachineAction, name: Option<&str>) -> Result<(), Failure> {
     match action {
         MachineAction::List => {
+            if name.is_some() {
+                return Err(Failure::Usage(
+                    "`machine list` prints the built-in names; `--machine` goes with `machine show`"
+                        .into(),
+                ));
+            }
             for n in tessera_sim::Machine::builtin_names() {
                 let default = if n == simulate::DEFAULT_MACHINE {
                     " (default)"
@@ -671,6 +679,16 @@ fn cmd_asm(
     claims.input(file, "assembly source");
     claims.machine(machine);
     claims.output(output, "bytecode file")?;
+    // As `--dim`: the same name given twice with different values is an
+    // error, not the last one winning.
+    for (i, (name, value)) in defines.iter().enumerate() {
+        if let Some((_, prev)) = defines[..i].iter().find(|(n, v)| n == name && v != value) {
+            return Err(Failure::input(vec![Diagnostic::new(
+                Code::E0501,
+                format!("`-D {name}` is given twice, as {prev} and as {value}"),
+            )]));
+        }
+    }
     let src = driver::load_source(file)?;
     let (m, program) = simulate::assemble(&src, machine, defines)?;
     let bytes = tessera_sim::encode(&program);

@@ -50,7 +50,7 @@ pub(super) fn cmd_run(io: &mut Io<'_>, a: &RunArgs) -> Result<(), Failure> {
             "`--seed` seeds `--random-inputs`; without it no input is drawn".into(),
         ));
     }
-    if a.file.extension().is_some_and(|e| e == "tbc") {
+    if is_bytecode(&a.file) {
         return run_bytecode(io, a);
     }
     if a.check && a.target == Target::Ref {
@@ -256,6 +256,25 @@ pub(super) fn cmd_run(io: &mut Io<'_>, a: &RunArgs) -> Result<(), Failure> {
     } else {
         Err(Failure::Mismatch)
     }
+}
+
+/// Whether `path` is bytecode: named `.tbc` (in any case), or starting with
+/// the bytecode's magic number whatever its name (a regular file only: a
+/// pipe's first bytes are not read twice).
+fn is_bytecode(path: &Path) -> bool {
+    if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("tbc"))
+    {
+        return true;
+    }
+    if !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
+        return false;
+    }
+    let mut head = [0u8; 4];
+    std::fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
+        .is_ok_and(|()| head == tessera_sim::bytecode::MAGIC)
 }
 
 /// `tessera run FILE.tbc`: bytecode on the simulator.

@@ -19,9 +19,10 @@ pub(super) fn tuning(
 }
 
 /// The simulator's flags given with any target: `--tuning` applies
-/// recorded schedules of the simulator's stages, so with another target it
-/// is a usage error, not a flag silently ignored; a `--machine` is loaded
-/// (a bad name or file is an error whatever the target).
+/// recorded schedules of the simulator's stages and `--machine` describes
+/// the simulated NPU, so with another target either is a usage error, not a
+/// flag silently ignored; a `--machine` is loaded (a bad name or file is an
+/// error before any work).
 pub(super) fn sim_flags(
     tuning: Option<&std::path::Path>,
     machine: Option<&str>,
@@ -30,6 +31,12 @@ pub(super) fn sim_flags(
     if tuning.is_some() && target != super::Target::Sim {
         return Err(Failure::Usage(
             "`--tuning` applies schedules tuned for the simulator; it needs `--target sim`".into(),
+        ));
+    }
+    // The reference interpreter and the host have no NPU to describe.
+    if machine.is_some() && target != super::Target::Sim {
+        return Err(Failure::Usage(
+            "`--machine` picks the simulated NPU; it needs `--target sim` (the default)".into(),
         ));
     }
     if machine.is_some() {
