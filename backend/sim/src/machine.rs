@@ -495,7 +495,18 @@ impl Machine {
                 "larger than {MAX_DESCRIPTION_BYTES} bytes, more than a machine description needs"
             )));
         }
-        let text = String::from_utf8(bytes).map_err(|_| cannot("not UTF-8".into()))?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            // The text up to the bad byte is the same in the lossy copy,
+            // where the byte is U+FFFD: the error points at it.
+            let at = e.utf8_error().valid_up_to();
+            MachineError {
+                at: Some((
+                    at..at + char::REPLACEMENT_CHARACTER.len_utf8(),
+                    String::from_utf8_lossy(e.as_bytes()).into_owned(),
+                )),
+                ..cannot(format!("not UTF-8 (invalid byte at offset {at})"))
+            }
+        })?;
         Machine::from_toml(&text)
     }
 

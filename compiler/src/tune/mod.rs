@@ -227,7 +227,15 @@ fn malformed(path: &Path, why: impl std::fmt::Display) -> Diagnostic {
 pub fn read(path: &Path) -> Result<Tuning, Diagnostic> {
     let bytes = crate::files::read_raw(path, crate::files::MAX_TUNING_BYTES, "tuning file")
         .map_err(|e| Diagnostic::new(Code::E0600, e.message()))?;
-    let text = String::from_utf8(bytes).map_err(|_| malformed(path, "not UTF-8"))?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let before = &e.as_bytes()[..at];
+        let line = 1 + before.iter().filter(|&&b| b == b'\n').count();
+        malformed(
+            path,
+            format!("not UTF-8 (invalid byte at offset {at}, line {line})"),
+        )
+    })?;
     let t: Tuning = toml::from_str(&text).map_err(|e| malformed(path, e.message()))?;
     if t.format != FORMAT {
         return Err(malformed(

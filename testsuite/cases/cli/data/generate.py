@@ -67,6 +67,10 @@ def hostile():
     # 100 000 bytes: each diagnostic still has a line, a column and a short
     # snippet.
     files["hostile_not_utf8.tsr"] = b"kernel a(x: f32[N]) -> f32[N] {\n    return x; // caf\xe9\n}\n"
+    # The same Latin-1 byte in a machine description and in a tuning file:
+    # their errors point at it too.
+    files["hostile_not_utf8_machine.toml"] = b'# a description\nname = "caf\xe9"\n'
+    files["hostile_not_utf8_tuning.toml"] = b"# a tuning file\n# caf\xe9\n"
     files["hostile_cr_lines.tsr"] = b"kernel a(x: f32[N]) -> f32[N] { // old Mac\r    return q;\r}\r"
     files["hostile_nul.tsr"] = b"kernel a(x: f32[N]) -> f32[N] {\n    return x\x00;\n}\n"
     files["hostile_long_line.tsr"] = b"kernel a(x: f32[N]) -> f32[N] { return x + " + b"y" * 100_000 + b"; }\n"
@@ -93,7 +97,7 @@ def hostile():
 
 
 # Hostile programs written by hand beside the generated ones: not stale.
-HAND_WRITTEN = {"hostile_host_workspace.tsr"}
+HAND_WRITTEN = {"hostile_host_workspace.tsr", "hostile_huge_sum.tsr"}
 
 
 def main():
