@@ -557,8 +557,16 @@ where
                 let _ = err.write_all(text.as_bytes());
                 return 2;
             }
-            let _ = out.write_all(text.as_bytes());
-            return 0;
+            // `--help`, `--version`: printed, or exit 1 as any command whose
+            // output did not reach standard output (a full disk).
+            return match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+                Ok(()) => 0,
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => 0,
+                Err(e) => {
+                    let _ = writeln!(err, "error[E0600]: cannot write to standard output: {e}");
+                    1
+                }
+            };
         }
     };
     let color = match cli.color {

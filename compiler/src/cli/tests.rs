@@ -25,7 +25,13 @@ fn tessera(args: &[&str], out: &mut dyn Write) -> (i32, String) {
 #[test]
 fn output_that_does_not_reach_standard_output_is_an_error() {
     // cli.md: exit 0 is success; what the command prints is its result.
-    for args in [&["machine", "list"][..], &["machine", "show"]] {
+    // `--help` too: clap prints it before any command runs.
+    for args in [
+        &["machine", "list"][..],
+        &["machine", "show"],
+        &["--help"],
+        &["run", "--help"],
+    ] {
         let (code, err) = tessera(args, &mut Failing(ErrorKind::StorageFull));
         assert_eq!(code, 1, "{args:?}: {err}");
         assert!(err.contains("E0600"), "{err}");
@@ -47,8 +53,10 @@ fn output_that_does_not_reach_standard_output_is_an_error() {
 #[test]
 fn a_closed_pipe_is_not_an_error() {
     // `tessera machine show | head -1`: the reader stopped reading.
-    let (code, err) = tessera(&["machine", "show"], &mut Failing(ErrorKind::BrokenPipe));
-    assert_eq!((code, err.as_str()), (0, ""));
+    for args in [&["machine", "show"][..], &["--help"]] {
+        let (code, err) = tessera(args, &mut Failing(ErrorKind::BrokenPipe));
+        assert_eq!((code, err.as_str()), (0, ""), "{args:?}");
+    }
     // And a good writer gets the whole output.
     let mut out = Vec::new();
     assert_eq!(tessera(&["machine", "list"], &mut out).0, 0);
