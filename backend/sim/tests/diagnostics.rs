@@ -53,6 +53,14 @@ fn assembler_checks_sections_and_machines() {
         "coupled_only_path",
         asm_errors(".kernel k\n.aiv\n    mte3.copy.ub.l1 [0], [0], 1, 32, 0, 0\n    end\n")
     );
+    // A split machine's vector core has UB only (machine.md: cube and
+    // vector cores exchange data through GM): no GM → L1 copy there.
+    insta::assert_snapshot!(
+        "no_l1_on_a_vector_core",
+        asm_errors(
+            ".kernel k\n.aiv\n    mte2.copy.gm.l1 [0], [0], 1, 32, 0, 0\n    mte2.nd2nz.gm.l1.f16 [0], [0], 16, 16, 16, 16\n    end\n"
+        )
+    );
     insta::assert_snapshot!("unsupported_cube_dtype", {
         let m = Machine::builtin("910-like").unwrap();
         let e = assemble(

@@ -148,8 +148,11 @@ fn check_pipe(p: &PipeInsn, m: &Machine, kind: CoreKind) -> Result<(), String> {
         PipeInsn::Mte2GmUb { .. } | PipeInsn::Mte3UbGm { .. } => {
             need(kind.has_ub(), "this core has no UB")
         }
-        PipeInsn::Mte2GmL1 { .. } => Ok(()),
-        PipeInsn::Mte2Nd2nz { dt, .. } => need(dt != B8, "nd2nz takes f16, bf16, f32, i8 or i32"),
+        PipeInsn::Mte2GmL1 { .. } => need(kind.has_l1(), "an AIV core has no L1"),
+        PipeInsn::Mte2Nd2nz { dt, .. } => {
+            need(kind.has_l1(), "an AIV core has no L1")?;
+            need(dt != B8, "nd2nz takes f16, bf16, f32, i8 or i32")
+        }
         PipeInsn::Mte3UbL1 { .. } => need(
             m.dma.ub_to_l1.is_some() && kind == CoreKind::Core,
             "UB → L1 exists only on coupled machines",

@@ -541,6 +541,11 @@ impl CoreKind {
     pub fn has_ub(self) -> bool {
         !matches!(self, CoreKind::Aic)
     }
+    /// Whether a core of this kind has L1 (a split machine's vector cores
+    /// have UB only: they reach the cube's data through GM).
+    pub fn has_l1(self) -> bool {
+        !matches!(self, CoreKind::Aiv)
+    }
     /// Whether the kind exists on an organisation.
     pub fn on(self, org: crate::machine::Organisation) -> bool {
         use crate::machine::Organisation;
