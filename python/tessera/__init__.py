@@ -15,7 +15,8 @@ import hashlib
 import os
 import threading
 import weakref
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from collections.abc import Mapping
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -115,8 +116,14 @@ def _machine_key(machine: str) -> str:
 
 
 def _check_dims(dims: Mapping[str, int], what: str) -> None:
-    """Dims are positive integers (a ValueError otherwise, as for a shape
-    that does not fit)."""
+    """Dims are a mapping of names to positive integers (a TypeError for
+    another kind of argument, a ValueError for a value that does not fit, as
+    for a shape)."""
+    if not isinstance(dims, Mapping):
+        raise TypeError("%s: dims must be a mapping of dim names to integers ({\"N\": 1024}), not %s" % (what, type(dims).__name__))
+    for n in dims:
+        if not isinstance(n, str):
+            raise TypeError("%s: a dim's name is a string, not %r" % (what, n))
     for n, v in dims.items():
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 0 < v < 2 ** 63:
             raise ValueError("%s: dim `%s` must be a positive integer (below 2**63), not %r" % (what, n, v))
@@ -298,7 +305,9 @@ class Kernel:
         prepared: List[np.ndarray] = []
         raw: List[np.ndarray] = []
         for (name, dtype, _), want, a in zip(self.params, self._want, arrays):
-            if not isinstance(a, np.ndarray) or isinstance(a, np.matrix):
+            if not isinstance(a, np.ndarray) or isinstance(a, (np.matrix, np.ma.MaskedArray)):
+                if isinstance(a, np.ma.MaskedArray):
+                    raise TypeError("parameter `%s` (%s): a masked array has no value where it is masked; pass np.ma.filled(a, fill) or a.data" % (name, dtype))
                 if isinstance(a, np.matrix):
                     raise TypeError("parameter `%s` (%s): expected a numpy array, got numpy.matrix; convert it with np.asarray(...)" % (name, dtype))
                 if np.isscalar(a) or isinstance(a, (list, tuple)):
@@ -351,6 +360,8 @@ class Kernel:
         self.last_host_inputs = []
         if target not in ("sim", "host", "ref"):
             raise ValueError('target must be "sim", "host" or "ref", not %r' % (target,))
+        if not isinstance(check, (bool, np.bool_)):
+            raise TypeError("check must be True or False, not %r" % (check,))
         if check and target == "ref":
             raise ValueError('check=True compares a target with the reference: use target="sim" or "host"')
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or not 0 < threads < 2 ** 16):
@@ -454,7 +465,7 @@ def _load(source: Union[str, "os.PathLike[str]"]) -> "_tessera.Source":
 
 
 def compile(source: Union[str, "os.PathLike[str]"], kernel: Optional[str] = None, *,
-            machine: str = _tessera.DEFAULT_MACHINE, opt: int = 2,
+            machine: Union[str, "os.PathLike[str]"] = _tessera.DEFAULT_MACHINE, opt: int = 2,
             dims: Optional[Mapping[str, int]] = None, cache: bool = True) -> Kernel:
     """Parses and checks ``source`` and returns its kernel ``kernel``.
 
@@ -472,6 +483,14 @@ def compile(source: Union[str, "os.PathLike[str]"], kernel: Optional[str] = None
     if isinstance(opt, bool) or not isinstance(opt, (int, np.integer)) or opt not in (0, 1, 2):
         raise ValueError("opt must be 0, 1 or 2, not %r" % (opt,))
     opt = int(opt)
+    # A machine file may be a path object, as `source` may.
+    if isinstance(machine, os.PathLike):
+        machine = os.fspath(machine)
+    if not isinstance(machine, str):
+        raise TypeError("machine must be a built-in machine's name or a machine file's path, not %s" % type(machine).__name__)
+    if not isinstance(cache, (bool, np.bool_)):
+        raise TypeError("cache must be True or False, not %r" % (cache,))
+    cache = bool(cache)
     src = _load(source)
     names = list(src.kernels())
     if kernel is None:

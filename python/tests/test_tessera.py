@@ -652,3 +652,30 @@ def test_bad_dims_and_threads_are_value_errors():
     assert e.value.code == "E0606"
     with pytest.warns(PendingDeprecationWarning), pytest.raises(TypeError, match="`x`"):
         k(np.matrix([[1.0, 2.0]], np.float32))
+
+
+def test_arguments_of_the_wrong_kind_are_type_errors_that_say_what_is_wanted():
+    src = "kernel a(x: f32[N]) -> f32[N] { return x; }"
+    for kw, what in [
+        (dict(dims=[("N", 4)]), "dims must be a mapping"),
+        (dict(dims={1: 4}), "a dim's name is a string"),
+        (dict(cache=None), "cache must be True or False"),
+        (dict(machine=3), "machine must be"),
+    ]:
+        with pytest.raises(TypeError, match=what):
+            tessera.compile(src, **kw)
+    k = tessera.compile(src)
+    x = np.arange(4, dtype=np.float32)
+    with pytest.raises(TypeError, match="check must be True or False"):
+        k(x, check="yes")
+    # A masked array's hidden values are not silently computed with.
+    with pytest.raises(TypeError, match="`x`.*masked"):
+        k(np.ma.masked_array(x, mask=[0, 1, 0, 0]))
+
+
+def test_a_machine_file_may_be_a_path_object():
+    import pathlib
+    path = pathlib.Path(__file__).resolve().parents[2] / "backend" / "sim" / "src" / "machines" / "910-like.toml"
+    k = tessera.compile("kernel a(x: f32[N]) -> f32[N] { return x + 1.0; }", machine=path)
+    x = np.arange(4, dtype=np.float32)
+    np.testing.assert_array_equal(k(x), x + np.float32(1.0))
