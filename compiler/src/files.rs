@@ -101,8 +101,10 @@ pub fn write(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
 
 /// Files a command writes together: nothing is put in place until every
 /// one of them was written beside its target ([`Batch::commit`]), so a
-/// failure (a directory where a file goes, a full disk) leaves every path
-/// as it was and no temporary file behind.
+/// failure while writing (a directory where a file goes, a full disk)
+/// leaves every path as it was and no temporary file behind. Only a rename
+/// failing part way (the bytes are all written by then) leaves the files
+/// renamed before it in place.
 #[derive(Default)]
 pub struct Batch {
     files: Vec<(PathBuf, Vec<u8>)>,
