@@ -209,14 +209,9 @@ fn stage(path: &Path, bytes: &[u8]) -> Result<Staged, Failure> {
         }
         None => {}
     }
+    // (A directory was refused before anything was staged.)
     match std::fs::metadata(path) {
-        Ok(m) if m.is_dir() => {
-            return Err(cannot(format!(
-                "cannot write `{}`: it is a directory",
-                path.display()
-            )));
-        }
-        Ok(m) if !m.is_file() => {
+        Ok(m) if !m.is_file() && !m.is_dir() => {
             return std::fs::OpenOptions::new()
                 .write(true)
                 .open(path)

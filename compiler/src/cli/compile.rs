@@ -112,18 +112,24 @@ pub(super) fn cmd_compile(io: &mut Io<'_>, a: &CompileArgs) -> Result<(), Failur
             .collect()
     };
     let named = |arg: &String| arg.split_once('=').map(|(n, _)| n.trim().to_string());
-    // Without lowering (`--emit ast` alone), a `--dim` is still checked
-    // against the kernels it could be for: `-k`'s, or every kernel's.
-    let scope: Vec<&tessera_frontend::ast::KernelDef> = match (lowers, &a.kernel) {
-        (true, _) => kernels.clone(),
-        (false, Some(_)) if !a.all => {
-            let def = driver::select_kernel(&file, a.kernel.as_deref())?;
-            inputs::parse_dims(&a.dims, def).map_err(|d| Failure::in_source(d, &src))?;
+    // The kernels a `--dim` must belong to one of, where no one kernel's
+    // binding checks it: `--all` over several kernels, or `--emit ast`
+    // alone (which lowers nothing) without `-k`; `--emit ast -k K` checks
+    // K's dims as lowering would.
+    let scope: Vec<&tessera_frontend::ast::KernelDef> = if lowers {
+        if a.all && kernels.len() > 1 {
+            kernels.clone()
+        } else {
             Vec::new()
         }
-        (false, _) => file.kernels.iter().collect(),
+    } else if a.kernel.is_some() && !a.all {
+        let def = driver::select_kernel(&file, a.kernel.as_deref())?;
+        inputs::parse_dims(&a.dims, def).map_err(|d| Failure::in_source(d, &src))?;
+        Vec::new()
+    } else {
+        file.kernels.iter().collect()
     };
-    if (a.all && kernels.len() > 1) || (!lowers && !scope.is_empty()) {
+    if !scope.is_empty() {
         let unknown: Vec<Diagnostic> = a
             .dims
             .iter()
