@@ -22,13 +22,13 @@ create_exception!(
     tessera._tessera,
     CompileError,
     PyException,
-    "A diagnostic: the rendered text, with `.code` and `.spans`."
+    "A diagnostic: the rendered text, with `.code`, `.codes` and `.spans`."
 );
 create_exception!(
     tessera._tessera,
     MachineFault,
     PyException,
-    "The simulated machine (or the interpreter) faulted; `.code` names the fault."
+    "The simulated machine (or the interpreter) faulted; `.code` names the fault (`.codes` as `CompileError`'s)."
 );
 
 /// Which error class a failure becomes.
@@ -46,18 +46,18 @@ fn to_py(py: Python<'_>, f: Failure, phase: Phase) -> PyErr {
             PyKeyboardInterrupt::new_err("the simulation was interrupted")
         }
         Failure::Fault { diags, source } => {
-            let (msg, code, spans) = render(&diags, source.as_ref());
+            let (msg, codes, spans) = render(&diags, source.as_ref());
             let err = MachineFault::new_err(msg);
-            annotate(py, &err, &code, spans);
+            annotate(py, &err, codes, spans);
             err
         }
         Failure::Input { diags, source } => {
-            let (msg, code, spans) = render(&diags, source.as_ref());
+            let (msg, codes, spans) = render(&diags, source.as_ref());
             let err = match phase {
                 Phase::Arrays => PyValueError::new_err(msg),
                 Phase::Compile => CompileError::new_err(msg),
             };
-            annotate(py, &err, &code, spans);
+            annotate(py, &err, codes, spans);
             err
         }
         Failure::Mismatch => PyRuntimeError::new_err("a check mismatch"),
@@ -70,13 +70,14 @@ fn to_py(py: Python<'_>, f: Failure, phase: Phase) -> PyErr {
 
 type Spans = Vec<(u32, u32, usize, usize, String, bool)>;
 
+/// The rendered text, every diagnostic's code in order, and every label.
 fn render(
     diags: &[tessera_ir::Diagnostic],
     source: Option<&tessera_compiler::driver::Source>,
-) -> (String, String, Spans) {
+) -> (String, Vec<String>, Spans) {
     let (name, text) = source.map_or(("<input>", ""), |s| (s.name.as_str(), s.text.as_str()));
     let msg = tessera_ir::diag::render(diags, name, text, false);
-    let code = diags.first().map(|d| d.code.clone()).unwrap_or_default();
+    let codes = diags.iter().map(|d| d.code.clone()).collect();
     let spans = diags
         .iter()
         .flat_map(|d| &d.labels)
@@ -94,12 +95,14 @@ fn render(
             )
         })
         .collect();
-    (msg.trim_end().to_string(), code, spans)
+    (msg.trim_end().to_string(), codes, spans)
 }
 
-fn annotate(py: Python<'_>, err: &PyErr, code: &str, spans: Spans) {
+/// `.code` is the first diagnostic's, `.codes` every one's.
+fn annotate(py: Python<'_>, err: &PyErr, codes: Vec<String>, spans: Spans) {
     let v = err.value(py);
-    let _ = v.setattr("code", code);
+    let _ = v.setattr("code", codes.first().cloned().unwrap_or_default());
+    let _ = v.setattr("codes", codes);
     let _ = v.setattr("raw_spans", spans);
 }
 

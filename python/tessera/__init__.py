@@ -273,6 +273,7 @@ class Kernel:
             err = ValueError("%s: kernel `%s` has no dim %s (its dims: %s)" % (
                 what, self.name, ", ".join("`%s`" % n for n in unknown), ", ".join(self._symbolic()) or "none"))
             err.code = "E0606"  # type: ignore[attr-defined]
+            err.codes = ["E0606"]  # type: ignore[attr-defined]
             raise err
 
     def _merged(self, dims: Mapping[str, int], what: str) -> Dict[str, int]:
@@ -295,15 +296,15 @@ class Kernel:
                 what, ", ".join("`%s`" % n for n in missing)))
         return self._compiled(merged)
 
-    def _prepare(self, arrays: Sequence[Any]) -> Tuple[List[np.ndarray], List[np.ndarray]]:
-        """The arrays as C-contiguous arrays of the parameters' dtypes (as
-        numpy arrays and as byte views)."""
+    def _check_arrays(self, arrays: Sequence[Any]) -> None:
+        """Raises ``TypeError`` unless ``arrays`` are one numpy array per
+        parameter, each of a dtype it takes. Nothing is copied: shapes are
+        bound next, so a wrong shape is an error before any copy (a
+        broadcast view of a huge shape is not materialised to find out)."""
         if len(arrays) != len(self.params):
             names = ", ".join(n for n, _, _ in self.params)
             raise TypeError("kernel `%s` takes %d array%s (%s), got %d" % (
                 self.name, len(self.params), "" if len(self.params) == 1 else "s", names, len(arrays)))
-        prepared: List[np.ndarray] = []
-        raw: List[np.ndarray] = []
         for (name, dtype, _), want, a in zip(self.params, self._want, arrays):
             if not isinstance(a, np.ndarray) or isinstance(a, (np.matrix, np.ma.MaskedArray)):
                 if isinstance(a, np.ma.MaskedArray):
@@ -314,6 +315,23 @@ class Kernel:
                     raise TypeError("parameter `%s` (%s): expected a numpy array, got %s; wrap it with np.asarray(..., dtype=np.%s)" % (
                         name, dtype, type(a).__name__, _numpy_dtype(dtype).name))
                 raise TypeError("parameter `%s` (%s): expected a numpy array, got %s" % (name, dtype, type(a).__name__))
+            native = a.dtype.newbyteorder("=")
+            if native == want.newbyteorder("="):
+                continue
+            if dtype == "bf16" and native == np.dtype(np.float32):
+                continue
+            accepted = "numpy.%s" % want.name
+            if dtype == "bf16":
+                accepted = "ml_dtypes.bfloat16 or float32 (rounded to bf16)" if _BF16 is not None else "float32 holding bf16 values (install ml_dtypes for a bfloat16 dtype)"
+            raise TypeError("parameter `%s` is %s: expected an array of %s, got %s; convert it with .astype(...)" % (
+                name, dtype, accepted, a.dtype))
+
+    def _prepare(self, arrays: Sequence[Any]) -> Tuple[List[np.ndarray], List[np.ndarray]]:
+        """The arrays (checked by ``_check_arrays``) as C-contiguous arrays
+        of the parameters' dtypes (as numpy arrays and as byte views)."""
+        prepared: List[np.ndarray] = []
+        raw: List[np.ndarray] = []
+        for (name, dtype, _), want, a in zip(self.params, self._want, arrays):
             got = a.dtype
             copied = False
             # Without ml_dtypes a bf16 parameter's arrays are float32 (4
@@ -333,15 +351,9 @@ class Kernel:
                 bits = _bf16_from_f32(a)
                 copied = True
             else:
-                if got.newbyteorder("=") == want.newbyteorder("=") and got.isnative is False:
+                if not got.isnative:
                     a = a.astype(want)
                     copied = True
-                elif got != want:
-                    accepted = "numpy.%s" % want.name
-                    if dtype == "bf16":
-                        accepted = "ml_dtypes.bfloat16 or float32 (rounded to bf16)" if _BF16 is not None else "float32 holding bf16 values (install ml_dtypes for a bfloat16 dtype)"
-                    raise TypeError("parameter `%s` is %s: expected an array of %s, got %s; convert it with .astype(...)" % (
-                        name, dtype, accepted, got))
                 if not a.flags.c_contiguous:
                     a = np.ascontiguousarray(a)
                     copied = True
@@ -366,8 +378,8 @@ class Kernel:
             raise ValueError('check=True compares a target with the reference: use target="sim" or "host"')
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or not 0 < threads < 2 ** 16):
             raise ValueError("threads must be a positive integer (below 65536), not %r" % (threads,))
-        prepared, raw = self._prepare(arrays)
-        shapes = tuple(a.shape for a in prepared)
+        self._check_arrays(arrays)
+        shapes = tuple(a.shape for a in arrays)
         known = self._by_shapes.get(shapes)
         if known is None:
             bound = self._source.bind_dims(self.name, self.dims, [list(s) for s in shapes])
@@ -383,6 +395,7 @@ class Kernel:
             with _lock:
                 _counters["memory_hits"] += 1
         compiled, specs = known
+        _, raw = self._prepare(arrays)
         # The target's code first: a kernel it cannot take is a
         # CompileError (E0503), not a MemoryError allocating its results.
         compiled.prepare(target, check)
@@ -444,10 +457,12 @@ class Kernel:
         simulation to ``path``: of a run on ``arrays`` when given, else of a
         timing-only run with ``dims``."""
         if arrays:
-            _, raw = self._prepare(arrays)
+            self._check_arrays(arrays)
             shapes = [list(a.shape) for a in arrays]
             bound = self._source.bind_dims(self.name, self._merged(dims, "trace"), shapes)
-            text = self._compiled(bound).trace(raw)
+            compiled = self._compiled(bound)
+            _, raw = self._prepare(arrays)
+            text = compiled.trace(raw)
         else:
             text = self._bind(dims, "trace").trace()
         with open(path, "w", encoding="utf-8") as f:

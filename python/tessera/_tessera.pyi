@@ -16,15 +16,17 @@ _Slot = Tuple[str, str, List[_Dim]]
 _RawSpan = Tuple[int, int, int, int, str, bool]
 
 class CompileError(Exception):
-    """A diagnostic: the rendered text, with `.code` and `.spans`."""
+    """A diagnostic: the rendered text, with `.code`, `.codes` and `.spans`."""
 
     code: str
+    codes: List[str]
     raw_spans: List[_RawSpan]
 
 class MachineFault(Exception):
-    """The simulated machine (or the interpreter) faulted; `.code` names the fault."""
+    """The simulated machine (or the interpreter) faulted; `.code` names the fault (`.codes` as `CompileError`'s)."""
 
     code: str
+    codes: List[str]
     raw_spans: List[_RawSpan]
 
 class Source:

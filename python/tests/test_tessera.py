@@ -179,6 +179,16 @@ def test_a_diagnostic_raises_compile_error_with_code_and_spans():
     assert src[span.start:span.end] == "c" and span.primary
 
 
+def test_codes_lists_every_diagnostic_in_order():
+    src = "kernel f(a: f32[N]) -> f32[N] {\n    let x = a + c;\n    let y = exp(a, 3);\n    return x + y + d;\n}\n"
+    with pytest.raises(tessera.CompileError) as e:
+        tessera.compile(src)
+    err = e.value
+    assert err.codes == ["E0100", "E0200", "E0100"]
+    assert err.code == err.codes[0]
+    assert [src[s.start:s.end] for s in err.spans if s.primary][::2] == ["c", "d"]
+
+
 def test_a_parse_error_raises_compile_error():
     with pytest.raises(tessera.CompileError) as e:
         tessera.compile("kernel f(a: f32[N]) -> f32[N] { return a + ; }")
@@ -218,6 +228,21 @@ def test_wrong_shape_is_a_value_error_naming_the_parameter():
     assert e.value.code == "E0603"
     with pytest.raises(ValueError, match="`a`"):
         k(np.zeros(8, np.float32), target="ref")
+
+
+def test_a_wrong_shape_is_refused_before_any_copy():
+    # A broadcast view of 2**40 elements (no memory behind it), not
+    # contiguous: copying it first would be a MemoryError, not the shape's.
+    k = tessera.compile("kernel f(a: f16[N], b: f16[N]) -> f16[N] { return a + b; }")
+    huge = np.broadcast_to(np.float16(1), (1 << 40,))
+    before = tessera.stats()["input_copies"]
+    for target in TARGETS:
+        with pytest.raises(ValueError, match="`N`") as e:
+            k(np.zeros(4, np.float16), huge, target=target)
+        assert e.value.code == "E0501"
+    with pytest.raises(ValueError, match="`N`"):
+        k.trace(os.devnull, np.zeros(4, np.float16), huge)
+    assert tessera.stats()["input_copies"] == before
 
 
 def test_zero_and_negative_dims_are_value_errors():
