@@ -285,12 +285,14 @@ fn check_suite(path: &str, suite: &SuiteFile) -> Result<(), String> {
     Ok(())
 }
 
-/// Runs the suite and writes `RESULTS.md` and `RESULTS.json` to `out_dir`.
+/// Runs the suite, printing its rows as they finish, and returns
+/// `RESULTS.md` and `RESULTS.json` in `out_dir` as a batch for the caller to
+/// write once the rows have reached standard output.
 pub fn run_suite(
     out: &mut dyn Write,
     machine: Option<&str>,
     out_dir: &Path,
-) -> Result<(), Failure> {
+) -> Result<crate::files::Batch, Failure> {
     let suite = read_suite(SUITE)?;
     let models = read_suite(MODELS)?;
     let specs: Vec<(&'static str, &BenchSpec)> = suite
@@ -425,21 +427,13 @@ pub fn run_suite(
             });
         }
     }
-    std::fs::create_dir_all(out_dir)
-        .map_err(|e| input_error(format!("cannot create `{}`: {e}", out_dir.display())))?;
     let md = markdown(&results);
     let json = serde_json::to_string_pretty(&results).unwrap_or_default();
     let mut batch = crate::files::Batch::default();
     for (name, body) in [("RESULTS.md", md), ("RESULTS.json", json + "\n")] {
         batch.add(&out_dir.join(name), body.into_bytes());
     }
-    batch.commit()?;
-    let _ = writeln!(
-        out,
-        "wrote {}/RESULTS.md and RESULTS.json",
-        out_dir.display()
-    );
-    Ok(())
+    Ok(batch)
 }
 
 fn markdown(r: &Results) -> String {

@@ -430,9 +430,23 @@ pub struct Io<'w> {
     pub color: bool,
     /// Whether errors are printed as JSON lines.
     pub json: bool,
+    /// The first write to `out` that failed.
+    out_failed: &'w std::cell::RefCell<Option<std::io::Error>>,
 }
 
 impl Io<'_> {
+    /// Flushes `out`, and fails (`E0600`) if anything printed so far did not
+    /// reach it (a full disk, a closed descriptor). A command calls this
+    /// before putting its files in place: one whose report was lost writes
+    /// none (`docs/cli.md`, outputs).
+    pub fn out_reached(&mut self) -> Result<(), Failure> {
+        let _ = self.out.flush();
+        match &*self.out_failed.borrow() {
+            Some(e) => Err(stdout_failure(e)),
+            None => Ok(()),
+        }
+    }
+
     fn report(&mut self, diags: &[Diagnostic], source: Option<&Source>) {
         let (name, text) = source.map_or(("<command line>", ""), |s| {
             (s.name.as_str(), s.text.as_str())
@@ -585,6 +599,7 @@ where
         err,
         color,
         json,
+        out_failed: &failed,
     };
     let result = match &cli.command {
         Command::Check { file } => cmd_check(&mut io, file),
@@ -605,16 +620,20 @@ where
     // What the command printed did not all reach standard output (a full
     // disk, a closed descriptor): it did not do its job.
     let result = match (result, failed.borrow_mut().take()) {
-        (Ok(()), Some(e)) => Err(Failure::input(vec![Diagnostic::new(
-            tessera_ir::Code::E0600,
-            format!("cannot write to standard output: {e}"),
-        )])),
+        (Ok(()), Some(e)) => Err(stdout_failure(&e)),
         (result, _) => result,
     };
     match result {
         Ok(()) => 0,
         Err(f) => io.fail(f),
     }
+}
+
+fn stdout_failure(e: &std::io::Error) -> Failure {
+    Failure::input(vec![Diagnostic::new(
+        tessera_ir::Code::E0600,
+        format!("cannot write to standard output: {e}"),
+    )])
 }
 
 /// Standard output that remembers its first failed write. A closed pipe
@@ -769,7 +788,21 @@ fn cmd_bench(io: &mut Io<'_>, a: &BenchArgs) -> Result<(), Failure> {
             .out_dir
             .clone()
             .unwrap_or_else(|| PathBuf::from("benches"));
-        return crate::suite::run_suite(io.out, a.machine.as_deref(), &out_dir);
+        let batch = crate::suite::run_suite(io.out, a.machine.as_deref(), &out_dir)?;
+        io.out_reached()?;
+        std::fs::create_dir_all(&out_dir).map_err(|e| {
+            Failure::input(vec![Diagnostic::new(
+                Code::E0600,
+                format!("cannot create `{}`: {e}", out_dir.display()),
+            )])
+        })?;
+        batch.commit()?;
+        let _ = writeln!(
+            io.out,
+            "wrote {}/RESULTS.md and RESULTS.json",
+            out_dir.display()
+        );
+        return Ok(());
     }
     if a.out_dir.is_some() {
         return Err(Failure::Usage(

@@ -235,7 +235,9 @@ pub(super) fn cmd_run(io: &mut Io<'_>, a: &RunArgs) -> Result<(), Failure> {
     );
     let roofline = Some((bound, by, efficiency));
     if a.timing_only {
-        return side_files(a, &out, roofline, None).commit();
+        let batch = side_files(a, &out, roofline, None);
+        io.out_reached()?;
+        return batch.commit();
     }
     let outputs: Vec<Tensor> = out
         .outputs
@@ -547,6 +549,7 @@ fn write_named_tensors(
         })?;
         batch.add(&path, bytes);
     }
+    io.out_reached()?;
     batch.commit()?;
     let _ = writeln!(
         io.out,

@@ -62,3 +62,59 @@ fn a_closed_pipe_is_not_an_error() {
     assert_eq!(tessera(&["machine", "list"], &mut out).0, 0);
     assert!(String::from_utf8_lossy(&out).contains("910b-like"));
 }
+
+#[test]
+fn a_run_whose_report_is_lost_writes_no_files() {
+    // docs/cli.md: a failed command leaves no partial output. The report
+    // goes to standard output before the files are put in place.
+    let dir = std::env::temp_dir().join(format!("tessera-lost-report-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a scratch directory");
+    let src = dir.join("k.tsr");
+    std::fs::write(
+        &src,
+        "kernel k(x: f32[64]) -> f32[64] { return x * 2.0; }\n",
+    )
+    .expect("the source");
+    let out_dir = dir.join("out");
+    let stats = dir.join("stats.json");
+    let (src, out_dir_s, stats_s) = (
+        src.to_str().unwrap(),
+        out_dir.to_str().unwrap(),
+        stats.to_str().unwrap(),
+    );
+    for extra in [&[][..], &["--timing-only"]] {
+        let mut args = vec![
+            "run",
+            src,
+            "--random-inputs",
+            "--out-dir",
+            out_dir_s,
+            "--stats-json",
+            stats_s,
+        ];
+        args.extend_from_slice(extra);
+        let (code, err) = tessera(&args, &mut Failing(ErrorKind::StorageFull));
+        assert_eq!(code, 1, "{args:?}: {err}");
+        assert!(err.contains("E0600"), "{err}");
+        assert!(!stats.exists(), "{args:?}: stats written");
+        assert!(
+            std::fs::read_dir(&out_dir).map_or(true, |mut d| d.next().is_none()),
+            "{args:?}: outputs written"
+        );
+    }
+    // The same command with its report delivered writes both.
+    let mut out = Vec::new();
+    let args = [
+        "run",
+        src,
+        "--random-inputs",
+        "--out-dir",
+        out_dir_s,
+        "--stats-json",
+        stats_s,
+    ];
+    assert_eq!(tessera(&args, &mut out).0, 0);
+    assert!(stats.exists() && out_dir.join("out0.npy").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
