@@ -83,17 +83,17 @@ fn a_run_whose_report_is_lost_writes_no_files() {
         out_dir.to_str().unwrap(),
         stats.to_str().unwrap(),
     );
+    let run = [
+        "run",
+        src,
+        "--random-inputs",
+        "--out-dir",
+        out_dir_s,
+        "--stats-json",
+        stats_s,
+    ];
     for extra in [&[][..], &["--timing-only"]] {
-        let mut args = vec![
-            "run",
-            src,
-            "--random-inputs",
-            "--out-dir",
-            out_dir_s,
-            "--stats-json",
-            stats_s,
-        ];
-        args.extend_from_slice(extra);
+        let args = [&run[..], extra].concat();
         let (code, err) = tessera(&args, &mut Failing(ErrorKind::StorageFull));
         assert_eq!(code, 1, "{args:?}: {err}");
         assert!(err.contains("E0600"), "{err}");
@@ -104,17 +104,7 @@ fn a_run_whose_report_is_lost_writes_no_files() {
         );
     }
     // The same command with its report delivered writes both.
-    let mut out = Vec::new();
-    let args = [
-        "run",
-        src,
-        "--random-inputs",
-        "--out-dir",
-        out_dir_s,
-        "--stats-json",
-        stats_s,
-    ];
-    assert_eq!(tessera(&args, &mut out).0, 0);
+    assert_eq!(tessera(&run, &mut Vec::new()).0, 0);
     assert!(stats.exists() && out_dir.join("out0.npy").exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
