@@ -55,7 +55,7 @@ fn simulate(p: &Program, machine: &Machine) {
         .collect();
     let opts = RunOptions {
         step_limit: Some(1 << 16),
-        work_limit: 1 << 22,
+        work_limit: Some(1 << 22),
         cycle_limit: 1 << 30,
         ..RunOptions::default()
     };

@@ -19,7 +19,7 @@
 //! | E0709 | same-pipe read-after-write without a barrier |
 //! | E0710 | a cross-core flag counter overflowed |
 //! | E0711 | a core spun (2^16 scalar instructions without pipe work or sync), or the run passed its step limit (2^24 + 64 per GM byte) |
-//! | E0712 | the functional work limit was exceeded |
+//! | E0712 | the functional work limit was exceeded (2^26 + 4 096 per GM byte, at most 2^37) |
 //! | E0713 | the run was interrupted by its caller (`RunOptions::interrupt`) |
 
 use crate::isa::Pipe;

@@ -51,8 +51,9 @@ pub struct RunOptions {
     /// all; `None`: [`default_step_limit`] of the program.
     pub step_limit: Option<u64>,
     /// Fault past this much functional work in all (multiply-adds, vector
-    /// lane operations, bytes moved / 16; default [`MAX_WORK`]).
-    pub work_limit: u64,
+    /// lane operations, bytes moved / 16); `None`: [`default_work_limit`]
+    /// of the program.
+    pub work_limit: Option<u64>,
     /// Stop with fault `E0713` soon after this flag is set (an embedding
     /// caller's Ctrl-C); checked every few thousand steps, so setting it
     /// never changes what a run that finishes computes.
@@ -93,10 +94,25 @@ pub fn default_step_limit(gm_bytes: u64) -> u64 {
     (1u64 << 24).saturating_add(gm_bytes.saturating_mul(64))
 }
 
-/// The default functional work limit: 2^37 units. The largest matmul whose
-/// three tensors each fit the CLI's host limit (2^24 elements) takes 2^36
-/// multiply-adds; twice that leaves room for the rest of its data work.
+/// The largest default functional work limit: 2^37 units. The largest
+/// matmul whose three tensors each fit the CLI's host limit (2^24 elements)
+/// takes 2^36 multiply-adds; twice that leaves room for the rest of its data
+/// work.
 pub const MAX_WORK: u64 = 1 << 37;
+
+/// The default functional work limit of a program whose tensors and
+/// workspace take `gm_bytes`: 2^26 units plus 4 096 per byte, at most
+/// [`MAX_WORK`]. Work grows with a program's data: a matmul's multiply-adds
+/// per byte of its tensors are at most a sixth of its smallest dim, 683 per
+/// byte for f16 `4096³` (and 1 024 for an operand shared across a batch), a
+/// vector stage's lane operations a few dozen per byte. So a small program
+/// that loops on heavy instructions (a full-width `vec.exp` takes the host
+/// nanoseconds a lane) faults within seconds, where 2^37 units took minutes.
+pub fn default_work_limit(gm_bytes: u64) -> u64 {
+    (1u64 << 26)
+        .saturating_add(gm_bytes.saturating_mul(4096))
+        .min(MAX_WORK)
+}
 
 impl Default for RunOptions {
     fn default() -> Self {
@@ -106,7 +122,7 @@ impl Default for RunOptions {
             cycle_limit: 10_000_000_000,
             trace: false,
             step_limit: None,
-            work_limit: MAX_WORK,
+            work_limit: None,
             interrupt: None,
             warm: Vec::new(),
         }
@@ -315,6 +331,7 @@ pub fn run(
     let mut sum = Sum::default();
     let mut launches = Vec::new();
     let step_limit = opts.step_limit.unwrap_or_else(|| default_step_limit(total));
+    let work_limit = opts.work_limit.unwrap_or_else(|| default_work_limit(total));
     for li in 0..program.launches.len() {
         let eo = EngineOptions {
             functional,
@@ -324,7 +341,7 @@ pub fn run(
             trace: opts.trace,
             step_limit: step_limit.saturating_sub(sum.steps),
             steps_before: sum.steps,
-            work_limit: opts.work_limit.saturating_sub(sum.work),
+            work_limit: work_limit.saturating_sub(sum.work),
             interrupt: opts.interrupt.clone(),
         };
         let engine = Engine::new(machine, program, li, eo, gm, lines);

@@ -28,6 +28,12 @@ fn every_fault_kind_is_reported_with_its_code() {
         if let Some(limit) = directive(&src, "cycle_limit") {
             opts.cycle_limit = limit.parse().unwrap();
         }
+        if let Some(limit) = directive(&src, "step_limit") {
+            opts.step_limit = Some(limit.parse().unwrap());
+        }
+        if let Some(limit) = directive(&src, "work_limit") {
+            opts.work_limit = Some(limit.parse().unwrap());
+        }
         let inputs: Vec<_> = p
             .params
             .iter()
@@ -54,7 +60,7 @@ fn every_fault_kind_is_reported_with_its_code() {
     }
     for code in [
         "E0700", "E0701", "E0702", "E0703", "E0704", "E0705", "E0706", "E0707", "E0708", "E0709",
-        "E0710",
+        "E0710", "E0711", "E0712",
     ] {
         assert!(codes.iter().any(|c| c == code), "no fault case for {code}");
     }

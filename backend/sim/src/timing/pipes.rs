@@ -96,6 +96,12 @@ impl Engine<'_> {
                 return;
             }
         };
+        // A transfer's GM runs each take the host time (its L2 lines are
+        // marked run by run): each counts as a step, so that a loop of long
+        // strided copies meets the step limit as soon as a loop of short ones.
+        if let Some(g) = &out.gm {
+            self.m_out.steps = self.m_out.steps.saturating_add(g.pat.n.saturating_sub(1));
+        }
         if self.o.functional {
             let moved = out.moved.map_or(0, |(_, b)| b);
             self.m_out.work += out.cube_flops / 2 + out.vec_flops + moved / 16;
@@ -103,7 +109,7 @@ impl Engine<'_> {
                 let trap = Trap::new(
                     FaultKind::WorkLimit,
                     format!(
-                        "the functional simulation passed {} units of work (multiply-adds, vector lane operations, bytes moved / 16); `--timing-only` or `tessera bench` measure larger kernels",
+                        "the functional simulation passed {} units of work (multiply-adds, vector lane operations, bytes moved / 16); by default the limit is 2^26 plus 4096 per byte of the program's tensors and workspace, at most 2^37; `--timing-only` or `tessera bench` measure larger kernels",
                         self.o.work_limit
                     ),
                 );
