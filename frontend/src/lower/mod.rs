@@ -17,6 +17,7 @@ mod body;
 pub mod builtins;
 
 use crate::ast::{DimExpr, Expr, ExprKind, File, Stmt, TypeExpr};
+use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
 use tessera_ir::types::MAX_TENSOR_ELEMENTS;
 use tessera_ir::{Code, DType, Diagnostic, Dim, DimEnv, Kernel, Shape, Span, TensorType};
@@ -39,7 +40,20 @@ struct Context<'a> {
     recursive: HashSet<usize>,
     /// Kernels whose own check failed (calls to them are poisoned).
     broken: HashSet<usize>,
+    /// IR nodes the rest of the file may still create ([`MAX_FILE_NODES`]
+    /// in all): checking inlines every call, so without it a file of many
+    /// kernels each calling one large kernel would take time in the product
+    /// of the two.
+    nodes_left: Cell<usize>,
+    /// Whether [`Self::nodes_left`] running out has been reported.
+    file_limit_reported: Cell<bool>,
+    /// What [`Self::nodes_left`] started from.
+    node_budget: usize,
 }
+
+/// How many IR nodes checking a whole file may create, over all its
+/// kernels with their calls inlined (`docs/cli.md`, limits).
+pub(crate) const MAX_FILE_NODES: usize = 4_000_000;
 
 impl<'a> Context<'a> {
     fn new(file: &'a File, diags: &mut Vec<Diagnostic>) -> Context<'a> {
@@ -63,6 +77,9 @@ impl<'a> Context<'a> {
             index,
             recursive: HashSet::new(),
             broken: HashSet::new(),
+            nodes_left: Cell::new(MAX_FILE_NODES),
+            file_limit_reported: Cell::new(false),
+            node_budget: MAX_FILE_NODES,
         };
         cx.find_recursion(diags);
         cx
@@ -188,8 +205,15 @@ impl<'a> Context<'a> {
 /// Checks every kernel of a file, dims symbolic. Returns all diagnostics in
 /// source order; an empty list means the file is valid.
 pub fn check(file: &File) -> Vec<Diagnostic> {
+    check_within(file, MAX_FILE_NODES)
+}
+
+/// [`check`] with `nodes` IR nodes for the whole file.
+fn check_within(file: &File, nodes: usize) -> Vec<Diagnostic> {
     let mut diags = Vec::new();
     let mut cx = Context::new(file, &mut diags);
+    cx.nodes_left.set(nodes);
+    cx.node_budget = nodes;
     for k in cx.order() {
         let mut kd = Vec::new();
         lower_instance(&cx, k, Mode::Generic, &mut kd);

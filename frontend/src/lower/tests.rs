@@ -1,6 +1,6 @@
 //! Unit tests of checking and lowering, with hand-derived expectations.
 
-use super::{check, lower};
+use super::{check, check_within, lower};
 use crate::parse::parse;
 use tessera_ir::DimEnv;
 
@@ -321,4 +321,45 @@ kernel helper(x: f32[4]) -> f32[4] {
         "{:?}",
         codes(cycle)
     );
+}
+
+/// Kernels `k0`..`k{depth}`, each calling the one below twice on different
+/// values (so inlining doubles), then `callers` kernels each calling the top.
+fn call_fan(depth: usize, callers: usize) -> String {
+    let mut src = String::from("kernel k0(x: f32[4]) -> f32[4] { return x + 1.0; }\n");
+    for i in 1..=depth {
+        src += &format!(
+            "kernel k{i}(x: f32[4]) -> f32[4] {{ return k{j}(x) + k{j}(-x); }}\n",
+            j = i - 1
+        );
+    }
+    for c in 0..callers {
+        src += &format!("kernel c{c}(x: f32[4]) -> f32[4] {{ return k{depth}(x); }}\n");
+    }
+    src
+}
+
+#[test]
+fn checking_a_file_creates_a_bounded_number_of_nodes() {
+    // k8 inlined is a few thousand nodes (2^9 `add`s and about as many
+    // negations); 200 callers of it pass a budget of 100 000, where the
+    // kernels alone do not. One E0109 for the whole file, at the node where
+    // the budget ran out.
+    let file = |src: &str| {
+        let (file, d) = parse(src);
+        assert!(d.is_empty(), "{d:?}");
+        file
+    };
+    assert!(check_within(&file(&call_fan(8, 0)), 100_000).is_empty());
+    let d = check_within(&file(&call_fan(8, 200)), 100_000);
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert_eq!(d[0].code, "E0109");
+    assert!(
+        d[0].message
+            .contains("the file's kernels expand to more than 100000 IR nodes in all"),
+        "{}",
+        d[0].message
+    );
+    // The file's own budget (4 000 000) holds all of it.
+    assert!(check(&file(&call_fan(8, 200))).is_empty());
 }

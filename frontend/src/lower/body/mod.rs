@@ -354,6 +354,24 @@ impl<'c, 'a> Lowerer<'c, 'a> {
             }
             return Val::Err;
         }
+        let left = self.cx.nodes_left.get();
+        if left == 0 {
+            if !self.cx.file_limit_reported.replace(true) {
+                self.report(
+                    Diagnostic::new(
+                        Code::E0109,
+                        format!(
+                            "the file's kernels expand to more than {} IR nodes in all",
+                            self.cx.node_budget
+                        ),
+                    )
+                    .primary(span, "inlining stops here")
+                    .note("each kernel is checked with its calls inlined; split the file, or call large kernels from fewer places"),
+                );
+            }
+            return Val::Err;
+        }
+        self.cx.nodes_left.set(left - 1);
         let values: Vec<Value> = args.iter().map(|(v, _)| *v).collect();
         match self.k.push(op.clone(), values, Some(span)) {
             Ok(v) => Val::T(v),
