@@ -151,6 +151,19 @@ fn cli_case(path: &Path) -> Result {
             Err(e) => problems.push(format!("{}: {e}", path.display())),
         }
     }
+    // Every text file a command writes ends in a newline.
+    for name in &written {
+        let text = ["json", "md", "s", "tir", "toml", "h", "clif"]
+            .iter()
+            .any(|e| name.ends_with(&format!(".{e}")));
+        if text
+            && let Ok(bytes) = std::fs::read(out_dir.join(name))
+            && !bytes.is_empty()
+            && !bytes.ends_with(b"\n")
+        {
+            problems.push(format!("{name} does not end in a newline"));
+        }
+    }
     let _ = std::fs::remove_dir_all(&out_dir);
     // Nothing outside the output directory changed (new files in it, like
     // a stray temporary, count as changes too).

@@ -550,6 +550,39 @@ fn cross_core_flags_order_cube_and_vector_cores() {
     }
 }
 
+/// At a clock above 10 GHz a cycle is shorter than 0.1 ns: the trace prints
+/// more decimals, so that no slice's duration rounds to 0 (at 100 GHz,
+/// 5 decimals: a cycle is 0.00001 µs).
+#[test]
+fn a_trace_at_a_high_clock_keeps_every_cycle() {
+    let m = Machine {
+        clock_ghz: 100.0,
+        ..Default::default()
+    };
+    let src = ".kernel f\n.result c i32[64]\n.aiv\n    vec.dup.i32 [0], 5, 1, 64\n    sync.barrier v\n    vec.dup.i32 [256], 7, 1, 64\n    end\n";
+    let p = assemble(src, &m).unwrap();
+    let opts = RunOptions {
+        trace: true,
+        ..Default::default()
+    };
+    let r = run(&m, &p, &[], &opts).unwrap();
+    let json: serde_json::Value = serde_json::from_str(r.trace_json.as_deref().unwrap()).unwrap();
+    let slices: Vec<_> = json["traceEvents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["ph"] == "X")
+        .collect();
+    assert!(!slices.is_empty());
+    for e in &slices {
+        let dur = e["dur"].as_f64().unwrap();
+        assert!(dur >= 1e-5, "a slice of {dur} µs: {e}");
+        // Whole cycles of 0.01 ns.
+        let cycles = dur * 1e5;
+        assert!((cycles - cycles.round()).abs() < 1e-6, "{e}");
+    }
+}
+
 #[test]
 fn runs_are_deterministic_and_the_trace_is_valid_chrome_json() {
     let m = Machine::default();

@@ -463,7 +463,8 @@ fn side_files(
         }
         let json = match json.trim_end().strip_suffix('}') {
             Some(open) if !keys.is_empty() => format!("{}{keys}\n}}\n", open.trim_end()),
-            _ => json,
+            // A text file ends in a newline, with or without the keys.
+            _ => format!("{}\n", json.trim_end()),
         };
         batch.add(p, json.into_bytes());
     }

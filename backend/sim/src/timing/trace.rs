@@ -161,12 +161,18 @@ impl Timeline {
     /// Chrome trace-event JSON. `names[i]` names core `i`; `launch` is the
     /// launch cost (timeline cycle 0 is `launch` cycles after the program start).
     pub fn to_chrome_json(&self, names: &[String], clock_ghz: f64, launch: u64) -> String {
-        // Times print in units of 0.1 ns, rounded once per cycle count, and a
-        // slice's duration is the difference of its rounded ends: slices that
-        // meet on a track meet in the trace too, never overlap by a rounding.
-        let tick_abs = |c: u64| (c as f64 * 10.0 / clock_ghz).round() as u64;
+        // Times print in microseconds with `digits` decimals: 4 (0.1 ns), or
+        // more where a cycle is shorter than that (a clock above 10 GHz), so
+        // that a cycle is at least one unit and no slice's duration rounds
+        // to 0. They are rounded once per cycle count, and a slice's
+        // duration is the difference of its rounded ends: slices that meet
+        // on a track meet in the trace too, never overlap by a rounding.
+        let digits = trace_digits(clock_ghz);
+        let units = 10f64.powi(digits as i32 - 3);
+        let scale = 10u64.pow(digits);
+        let tick_abs = |c: u64| (c as f64 * units / clock_ghz).round() as u64;
         let tick = |c: u64| tick_abs(c + launch);
-        let us = |t: u64| format!("{}.{:04}", t / 10_000, t % 10_000);
+        let us = |t: u64| format!("{}.{:0w$}", t / scale, t % scale, w = digits as usize);
         let mut out = String::from("{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n");
         let mut first = true;
         let mut push = |out: &mut String, s: String| {
@@ -299,4 +305,14 @@ impl Timeline {
         out.push_str("\n]}\n");
         out
     }
+}
+
+/// The decimals of a trace's microseconds at `clock_ghz`: 4 (0.1 ns), or
+/// as many as make a cycle at least one unit (`10^(digits − 3) ≥ clock_ghz`).
+pub(crate) fn trace_digits(clock_ghz: f64) -> u32 {
+    let mut digits = 4;
+    while 10f64.powi(digits as i32 - 3) < clock_ghz && digits < 9 {
+        digits += 1;
+    }
+    digits
 }
