@@ -7,7 +7,8 @@
 //! had to wait is a slice named `wait …` covering the wait (one that did not is
 //! an ordinary slice); every satisfied event is a flow (`ph: "s"` inside the
 //! set's slice, `ph: "f"` inside the wait's). Times are µs at the machine's
-//! clock, launch included, printed to 0.1 ns; slices that meet on a track
+//! clock, launch included, printed to 0.1 ns (finer on a clock above 10 GHz,
+//! so that a cycle is at least one unit); slices that meet on a track
 //! meet exactly in the trace.
 //!
 //! A program's launches run back to back: the timeline's cycles count from the
