@@ -288,6 +288,15 @@ class Kernel:
             merged[n] = int(v)
         return merged
 
+    def _results_only_bound(self, dims: Mapping[str, int], what: str, where: str) -> None:
+        """A dim only the results have cannot come from the arrays: unless
+        ``dims`` binds it, the same ``TypeError`` as ``bench()`` without it."""
+        in_params = {d for _, _, ds in self.params for d in ds if isinstance(d, str)}
+        unbound = [n for n in self._symbolic() if n not in in_params and n not in dims]
+        if unbound:
+            raise TypeError("%s: bind dim %s (%s): only the results have %s" % (
+                what, ", ".join("`%s`" % n for n in unbound), where, "it" if len(unbound) == 1 else "them"))
+
     def _bind(self, dims: Mapping[str, int], what: str) -> "_tessera.Compiled":
         merged = self._merged(dims, what)
         missing = [n for n in self._symbolic() if n not in merged]
@@ -379,6 +388,7 @@ class Kernel:
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or not 0 < threads < 2 ** 16):
             raise ValueError("threads must be a positive integer (below 65536), not %r" % (threads,))
         self._check_arrays(arrays)
+        self._results_only_bound(self.dims, "call", "compile(dims=...)")
         shapes = tuple(a.shape for a in arrays)
         known = self._by_shapes.get(shapes)
         if known is None:
@@ -458,8 +468,10 @@ class Kernel:
         timing-only run with ``dims``."""
         if arrays:
             self._check_arrays(arrays)
+            merged = self._merged(dims, "trace")
+            self._results_only_bound(merged, "trace", "as keywords, or in compile(dims=...)")
             shapes = [list(a.shape) for a in arrays]
-            bound = self._source.bind_dims(self.name, self._merged(dims, "trace"), shapes)
+            bound = self._source.bind_dims(self.name, merged, shapes)
             compiled = self._compiled(bound)
             _, raw = self._prepare(arrays)
             text = compiled.trace(raw)

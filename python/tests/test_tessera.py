@@ -262,6 +262,13 @@ def test_a_dim_only_in_the_results_is_bound_by_name():
     x = np.arange(2, dtype=np.float32)
     got = tessera.compile(src, dims={"M": 3})(x, target="ref")
     np.testing.assert_array_equal(got, np.broadcast_to(x[:, None], (2, 3)))
+    # Unbound, it is the TypeError bench() and text() give, on every target.
+    k = tessera.compile(src)
+    for call in [lambda: k.bench(N=2), lambda: k.text("ir", N=2),
+                 lambda: k.trace(os.devnull, x)] + [
+            (lambda t: lambda: k(x, target=t))(t) for t in TARGETS]:
+        with pytest.raises(TypeError, match="bind dim `M`"):
+            call()
 
 
 def test_foreign_order_float32_is_accepted_for_bf16():
