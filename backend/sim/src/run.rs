@@ -102,12 +102,14 @@ pub const MAX_WORK: u64 = 1 << 37;
 
 /// The default functional work limit of a program whose tensors and
 /// workspace take `gm_bytes`: 2^26 units plus 4 096 per byte, at most
-/// [`MAX_WORK`]. Work grows with a program's data: a matmul's multiply-adds
-/// per byte of its tensors are at most a sixth of its smallest dim, 683 per
-/// byte for f16 `4096³` (and 1 024 for an operand shared across a batch), a
-/// vector stage's lane operations a few dozen per byte. So a small program
-/// that loops on heavy instructions (a full-width `vec.exp` takes the host
-/// nanoseconds a lane) faults within seconds, where 2^37 units took minutes.
+/// [`MAX_WORK`]. Work grows with a program's data: an f16 matmul's
+/// multiply-adds per byte of its three tensors, `MNK / 2(MK + KN + MN)`,
+/// are at most `(MNK)^⅓ / 6`, 683 when each tensor holds the CLI's 2^24
+/// elements (`4096³`; 1 024 with an operand shared across a batch), and a
+/// vector stage's lane operations are a few dozen per byte. So a small
+/// program that loops on heavy instructions (a full-width `vec.exp` takes
+/// the host nanoseconds a lane) faults within seconds, where 2^37 units took
+/// minutes.
 pub fn default_work_limit(gm_bytes: u64) -> u64 {
     (1u64 << 26)
         .saturating_add(gm_bytes.saturating_mul(4096))
