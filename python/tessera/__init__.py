@@ -203,7 +203,7 @@ class Kernel:
     """
 
     def __init__(self, source: "_tessera.Source", name: str, machine: str, opt: int,
-                 dims: Mapping[str, int], cache: bool) -> None:
+                 dims: Mapping[str, int], cache: bool, origin: str = "<string>") -> None:
         self._source = source
         self.name = name
         self.machine = machine
@@ -215,7 +215,9 @@ class Kernel:
         self.results: List[Tuple[str, str, List[Union[int, str]]]] = [tuple(r) for r in results]  # type: ignore[misc]
         self.last_check: List[str] = []
         self.last_host_inputs: List[int] = []
-        self._hash = hashlib.sha256(source.text.encode()).hexdigest()
+        # The text and the name diagnostics give it: the same text from
+        # another file is another kernel in memory (its faults name its file).
+        self._hash = hashlib.sha256(("%s\0%s" % (origin, source.text)).encode()).hexdigest()
         self._want = [_numpy_dtype(t) for _, t, _ in self.params]
         # Per tuple of input shapes: the compiled kernel and its results'
         # (dtype, shape, bf16-as-float32), so that a repeated call skips
@@ -387,6 +389,8 @@ class Kernel:
             raise ValueError('check=True compares a target with the reference: use target="sim" or "host"')
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or not 0 < threads < 2 ** 16):
             raise ValueError("threads must be a positive integer (below 65536), not %r" % (threads,))
+        if threads is not None and target != "host":
+            raise ValueError('threads sets the host\'s threads; it needs target="host" (as the CLI\'s --threads needs --target host)')
         self._check_arrays(arrays)
         self._results_only_bound(self.dims, "call", "compile(dims=...)")
         shapes = tuple(a.shape for a in arrays)
@@ -405,10 +409,11 @@ class Kernel:
             with _lock:
                 _counters["memory_hits"] += 1
         compiled, specs = known
-        _, raw = self._prepare(arrays)
         # The target's code first: a kernel it cannot take is a
-        # CompileError (E0503), not a MemoryError allocating its results.
+        # CompileError (E0503), not a MemoryError copying its inputs or
+        # allocating its results.
         compiled.prepare(target, check)
+        _, raw = self._prepare(arrays)
         outs: List[np.ndarray] = []
         views: List[np.ndarray] = []
         for dt, shape, _ in specs:
@@ -481,14 +486,16 @@ class Kernel:
             f.write(text)
 
 
-def _load(source: Union[str, "os.PathLike[str]"]) -> "_tessera.Source":
+def _load(source: Union[str, "os.PathLike[str]"]) -> Tuple["_tessera.Source", str]:
+    """The checked source and the name its diagnostics give it."""
     if isinstance(source, os.PathLike):
-        return _tessera.Source.from_path(os.fspath(source))
+        path = os.fspath(source)
+        return _tessera.Source.from_path(path), path
     if not isinstance(source, str):
         raise TypeError("source must be a str (source text or a path) or a path, not %s" % type(source).__name__)
     if "\n" not in source and source.endswith(".tsr"):
-        return _tessera.Source.from_path(source)
-    return _tessera.Source(source, "<string>")
+        return _tessera.Source.from_path(source), source
+    return _tessera.Source(source, "<string>"), "<string>"
 
 
 def compile(source: Union[str, "os.PathLike[str]"], kernel: Optional[str] = None, *,
@@ -518,7 +525,7 @@ def compile(source: Union[str, "os.PathLike[str]"], kernel: Optional[str] = None
     if not isinstance(cache, (bool, np.bool_)):
         raise TypeError("cache must be True or False, not %r" % (cache,))
     cache = bool(cache)
-    src = _load(source)
+    src, origin = _load(source)
     names = list(src.kernels())
     if kernel is None:
         if len(names) != 1:
@@ -528,4 +535,4 @@ def compile(source: Union[str, "os.PathLike[str]"], kernel: Optional[str] = None
     if kernel not in names:
         raise KeyError("no kernel named %r; the source defines: %s" % (kernel, ", ".join(names) or "none"))
     _check_dims(dims or {}, "compile")
-    return Kernel(src, kernel, machine, opt, dict(dims or {}), cache)
+    return Kernel(src, kernel, machine, opt, dict(dims or {}), cache, origin)

@@ -245,6 +245,29 @@ def test_a_wrong_shape_is_refused_before_any_copy():
     assert tessera.stats()["input_copies"] == before
 
 
+def test_a_kernel_the_target_cannot_take_is_refused_before_any_copy():
+    # 2**40 f32 values: past the simulator's and the interpreter's limits
+    # (E0503). The input is a broadcast view of that shape, not contiguous:
+    # copying it first would be a MemoryError.
+    k = tessera.compile("kernel h(a: f32[N]) -> f32[N] { return exp(a); }", dims={"N": 1 << 40})
+    x = np.broadcast_to(np.float32(0), (1 << 40,))
+    for target in ("sim", "ref"):
+        with pytest.raises(tessera.CompileError) as e:
+            k(x, target=target)
+        assert e.value.code == "E0503"
+
+
+def test_the_same_text_from_a_file_names_its_file(tmp_path):
+    src = "kernel h(a: i32[N], b: i32[N]) -> i32[N] { return a / b; }\n"
+    path = tmp_path / "div.tsr"
+    path.write_text(src)
+    one, zero = np.ones(3, np.int32), np.zeros(3, np.int32)
+    for source, name in ((src, "<string>"), (str(path), str(path))):
+        with pytest.raises(tessera.MachineFault) as e:
+            tessera.compile(source)(one, zero, target="host")
+        assert "%s:1:51" % name in str(e.value), str(e.value)
+
+
 def test_zero_and_negative_dims_are_value_errors():
     k = tessera.compile("kernel f(x: f32[4, N]) -> f32[4, N] { return x * 2.0; }")
     with pytest.raises(ValueError, match="`N`") as e:
@@ -677,6 +700,10 @@ def test_bad_dims_and_threads_are_value_errors():
     for threads in (0, -1, 2**70):
         with pytest.raises(ValueError, match="threads"):
             k(x, target="host", threads=threads)
+    # The host's alone, as the CLI's --threads.
+    for target in ("sim", "ref"):
+        with pytest.raises(ValueError, match="target=\"host\""):
+            k(x, target=target, threads=2)
     with pytest.raises(ValueError):
         k.bench(N=2**64)
     with pytest.raises(ValueError) as e:
