@@ -108,3 +108,32 @@ fn a_run_whose_report_is_lost_writes_no_files() {
     assert!(stats.exists() && out_dir.join("out0.npy").exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_tune_whose_report_is_lost_leaves_the_file_as_it_was() {
+    let dir = std::env::temp_dir().join(format!("tessera-lost-tune-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a scratch directory");
+    let src = dir.join("mm.tsr");
+    std::fs::write(
+        &src,
+        "kernel mm(a: f16[128, 128], b: f16[128, 128]) -> f32[128, 128] { return a @ b; }\n",
+    )
+    .expect("the source");
+    let file = dir.join("tuning.toml");
+    let before = "format = 1\n";
+    std::fs::write(&file, before).expect("the old file");
+    let args = ["tune", src.to_str().unwrap(), "-o", file.to_str().unwrap()];
+    let (code, err) = tessera(&args, &mut Failing(ErrorKind::StorageFull));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("E0600"), "{err}");
+    assert_eq!(std::fs::read_to_string(&file).expect("the file"), before);
+    // Delivered, the report's tune writes its entry.
+    assert_eq!(tessera(&args, &mut Vec::new()).0, 0);
+    assert!(
+        std::fs::read_to_string(&file)
+            .expect("the file")
+            .contains("[[entry]]")
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -82,11 +82,31 @@ pub(super) fn cmd_tune(io: &mut Io<'_>, a: &TuneArgs) -> Result<(), Failure> {
     // Add to the file: one that exists must be a tuning file (it may hold
     // other kernels' entries); a missing one is made.
     let existing = if output.is_file() && !files::is_stream(&output) {
-        tune::read(&output).map_err(|d| Failure::input(vec![d]))?
+        tune::read(&output)?
     } else {
         tune::Tuning::default()
     };
     let merged = tune::merge(existing, &report.entries, &report.vectors);
+    // The report first: a tune whose report does not reach standard output
+    // leaves the file as it was (`docs/cli.md`, outputs).
+    let n = report.entries.len() + report.vectors.len();
+    let (text, written) = if a.json {
+        (
+            serde_json::to_string_pretty(&report).unwrap_or_default() + "\n",
+            String::new(),
+        )
+    } else {
+        (
+            report.table(),
+            format!(
+                "-> {} ({n} entr{})\n",
+                output.display(),
+                if n == 1 { "y" } else { "ies" }
+            ),
+        )
+    };
+    let _ = io.out.write_all(text.as_bytes());
+    io.out_reached()?;
     if let Some(dir) = output.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| {
             Failure::input(vec![Diagnostic::new(
@@ -96,21 +116,6 @@ pub(super) fn cmd_tune(io: &mut Io<'_>, a: &TuneArgs) -> Result<(), Failure> {
         })?;
     }
     files::write(&output, tune::to_text(&merged).as_bytes())?;
-    let text = if a.json {
-        serde_json::to_string_pretty(&report).unwrap_or_default() + "\n"
-    } else {
-        format!(
-            "{}-> {} ({} entr{})\n",
-            report.table(),
-            output.display(),
-            report.entries.len() + report.vectors.len(),
-            if report.entries.len() + report.vectors.len() == 1 {
-                "y"
-            } else {
-                "ies"
-            }
-        )
-    };
-    let _ = io.out.write_all(text.as_bytes());
+    let _ = io.out.write_all(written.as_bytes());
     Ok(())
 }

@@ -46,6 +46,7 @@ pub const FORMAT: u32 = 1;
 
 /// A tuning file.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Tuning {
     /// [`FORMAT`].
     pub format: u32,
@@ -70,6 +71,7 @@ pub struct Tuning {
 
 /// The tuned schedule of one stage on one machine.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Entry {
     /// The machine's name.
     pub machine: String,
@@ -128,6 +130,7 @@ pub struct Entry {
 /// The tuned schedule of one vector matmul stage (the machine's cube lacks
 /// its dtype) on one machine.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct VectorEntry {
     /// The machine's name.
     pub machine: String,
@@ -223,27 +226,59 @@ fn malformed(path: &Path, why: impl std::fmt::Display) -> Diagnostic {
     .help("make it again with `tessera tune`, or delete it")
 }
 
-/// Reads a tuning file.
-pub fn read(path: &Path) -> Result<Tuning, Diagnostic> {
+/// Reads a tuning file. A malformed one is `E0608` at the place TOML or
+/// the schema found wrong (a key this format does not have too: a misspelt
+/// `group_m` would otherwise be read as absent), with its line and column
+/// in the message as well, for the note an ignored per-user file gets.
+pub fn read(path: &Path) -> Result<Tuning, Failure> {
     let bytes = crate::files::read_raw(path, crate::files::MAX_TUNING_BYTES, "tuning file")
-        .map_err(|e| Diagnostic::new(Code::E0600, e.message()))?;
+        .map_err(|e| Failure::input(vec![Diagnostic::new(Code::E0600, e.message())]))?;
     let text = String::from_utf8(bytes).map_err(|e| {
         let at = e.utf8_error().valid_up_to();
         let before = &e.as_bytes()[..at];
         let line = 1 + before.iter().filter(|&&b| b == b'\n').count();
-        malformed(
+        Failure::input(vec![malformed(
             path,
             format!("not UTF-8 (invalid byte at offset {at}, line {line})"),
-        )
+        )])
     })?;
-    let t: Tuning = toml::from_str(&text).map_err(|e| malformed(path, e.message()))?;
+    let t: Tuning = toml::from_str(&text).map_err(|e| {
+        let why = e.message().trim_end().to_string();
+        let Some(r) = e.span() else {
+            return Failure::input(vec![malformed(path, why)]);
+        };
+        let (line, column) = tessera_ir::diag::line_col(&text, r.start);
+        let d = malformed(path, format!("{why} (line {line}, column {column})")).primary(
+            tessera_ir::Span {
+                start: r.start as u32,
+                end: r.end.max(r.start) as u32,
+            },
+            "here",
+        );
+        let src = crate::driver::Source {
+            name: path.display().to_string(),
+            text: text.clone(),
+        };
+        Failure::in_source(vec![d], &src)
+    })?;
     if t.format != FORMAT {
-        return Err(malformed(
+        return Err(Failure::input(vec![malformed(
             path,
             format!("format {} (this build reads format {FORMAT})", t.format),
-        ));
+        )]));
     }
     Ok(t)
+}
+
+/// The first message of a failure (a note's text).
+fn first_message(f: &Failure) -> String {
+    match f {
+        Failure::Input { diags, .. } | Failure::Fault { diags, .. } => {
+            diags.first().map(|d| d.message.clone()).unwrap_or_default()
+        }
+        Failure::Usage(m) | Failure::Internal(m) => m.clone(),
+        Failure::Mismatch => String::new(),
+    }
 }
 
 /// The tuning `compile`, `run` and `bench` use: `--tuning FILE` (an error
@@ -251,7 +286,7 @@ pub fn read(path: &Path) -> Result<Tuning, Diagnostic> {
 /// cannot be read, and no tuning). Notes go to `notes`.
 pub fn for_command(named: Option<&Path>, notes: &mut Vec<String>) -> Result<Tuning, Failure> {
     if let Some(p) = named {
-        let mut t = read(p).map_err(|d| Failure::input(vec![d]))?;
+        let mut t = read(p)?;
         t.named = true;
         return Ok(t);
     }
@@ -260,8 +295,8 @@ pub fn for_command(named: Option<&Path>, notes: &mut Vec<String>) -> Result<Tuni
     };
     match read(&p) {
         Ok(t) => Ok(t),
-        Err(d) => {
-            notes.push(format!("{} (ignored)", d.message));
+        Err(f) => {
+            notes.push(format!("{} (ignored)", first_message(&f)));
             Ok(Tuning::default())
         }
     }

@@ -43,6 +43,14 @@ fn cube(plan: &Plan) -> CubeSchedule {
     t.clone()
 }
 
+/// The first diagnostic of a failure.
+fn first(f: crate::driver::Failure) -> tessera_ir::Diagnostic {
+    match f {
+        crate::driver::Failure::Input { mut diags, .. } => diags.remove(0),
+        other => panic!("not an input failure: {other:?}"),
+    }
+}
+
 #[test]
 fn tuning_keeps_the_fastest_candidate_and_compiles_to_it() {
     let (k, src) = gemm_of(2560, 1024, 1024);
@@ -388,9 +396,29 @@ fn files_round_trip_and_bad_ones_are_e0608() {
         "\u{0}\u{ff}",
     ] {
         std::fs::write(&p, bad).expect("write");
-        let d = read(&p).expect_err("malformed");
+        let d = first(read(&p).expect_err("malformed"));
         assert_eq!(d.code, "E0608", "{bad:?}: {}", d.message);
     }
+    // A key the format does not have (a misspelt `group_m`, which would
+    // read as row-major) is refused where it stands.
+    let typo = to_text(&f).replacen("group_m = 4", "group_M = 4", 1);
+    let line = 1 + typo[..typo.find("group_M").expect("the key")]
+        .matches('\n')
+        .count();
+    std::fs::write(&p, &typo).expect("write");
+    let d = first(read(&p).expect_err("an unknown key"));
+    assert_eq!(d.code, "E0608");
+    assert!(
+        d.message.contains("unknown field `group_M`"),
+        "{}",
+        d.message
+    );
+    assert!(
+        d.message.contains(&format!("(line {line}, column 1)")),
+        "{}",
+        d.message
+    );
+    assert!(d.primary_span().is_some());
     let _ = std::fs::remove_dir_all(&dir);
 }
 
