@@ -63,19 +63,24 @@ fn a_closed_pipe_is_not_an_error() {
     assert!(String::from_utf8_lossy(&out).contains("910b-like"));
 }
 
+/// A fresh scratch directory holding `k.tsr` with `source`.
+fn scratch(name: &str, source: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("tessera-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a scratch directory");
+    let src = dir.join("k.tsr");
+    std::fs::write(&src, source).expect("the source");
+    (dir, src)
+}
+
 #[test]
 fn a_run_whose_report_is_lost_writes_no_files() {
     // docs/cli.md: a failed command leaves no partial output. The report
     // goes to standard output before the files are put in place.
-    let dir = std::env::temp_dir().join(format!("tessera-lost-report-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("a scratch directory");
-    let src = dir.join("k.tsr");
-    std::fs::write(
-        &src,
+    let (dir, src) = scratch(
+        "lost-report",
         "kernel k(x: f32[64]) -> f32[64] { return x * 2.0; }\n",
-    )
-    .expect("the source");
+    );
     let out_dir = dir.join("out");
     let stats = dir.join("stats.json");
     let (src, out_dir_s, stats_s) = (
@@ -111,15 +116,10 @@ fn a_run_whose_report_is_lost_writes_no_files() {
 
 #[test]
 fn a_tune_whose_report_is_lost_leaves_the_file_as_it_was() {
-    let dir = std::env::temp_dir().join(format!("tessera-lost-tune-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("a scratch directory");
-    let src = dir.join("mm.tsr");
-    std::fs::write(
-        &src,
+    let (dir, src) = scratch(
+        "lost-tune",
         "kernel mm(a: f16[128, 128], b: f16[128, 128]) -> f32[128, 128] { return a @ b; }\n",
-    )
-    .expect("the source");
+    );
     let file = dir.join("tuning.toml");
     let before = "format = 1\n";
     std::fs::write(&file, before).expect("the old file");
