@@ -71,8 +71,13 @@ pub struct Report {
     pub stages: Vec<StageReport>,
     /// The kernel's simulated cycles with the scheduler's choices and with
     /// the tuned ones, when it was simulated whole (a plan estimated at no
-    /// more than 10 M cycles whose stages timed alone are not the kernel).
+    /// more than 6 M cycles whose stages timed alone are not the kernel).
     pub kernel_cycles: Option<[u64; 2]>,
+    /// When the fastest of each stage alone made the kernel whole slower
+    /// (so the scheduler's choices stay): its cycles with them, or `None`
+    /// as well when they did not generate together.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rejected_cycles: Option<Option<u64>>,
     /// Host seconds spent (not in the file).
     pub seconds: f64,
     /// The entries to record.
@@ -560,6 +565,7 @@ pub fn tune(
     // is not the kernel: should the winners make it slower together, the
     // scheduler's choices stay and nothing is recorded.
     let mut kernel_cycles = None;
+    let mut rejected_cycles = None;
     let changed = stages.iter().any(|s| s.chosen != 0);
     if whole
         && changed
@@ -584,7 +590,8 @@ pub fn tune(
         let tuned = simulate(&tuned_plan, machine, &[])?;
         let kept = match (untuned, tuned) {
             (Some(u), Some(t)) if t <= u => Some([u, t]),
-            (u, _) => {
+            (u, t) => {
+                rejected_cycles = Some(t);
                 entries.clear();
                 vectors.clear();
                 for st in &mut stages {
@@ -600,6 +607,7 @@ pub fn tune(
         machine: machine.name.clone(),
         stages,
         kernel_cycles,
+        rejected_cycles,
         seconds: start.elapsed().as_secs_f64(),
         entries,
         vectors,
@@ -671,12 +679,18 @@ fn candidates(mm: &MatMul, g: &Geometry, machine: &Machine, top: usize) -> Vec<(
 impl Report {
     /// The report as a table.
     pub fn table(&self) -> String {
-        let whole = match self.kernel_cycles {
-            Some([a, b]) => format!(
+        let whole = match (self.kernel_cycles, self.rejected_cycles) {
+            (Some([a, _]), Some(Some(r))) => format!(
+                "the kernel {a} cycles with the scheduler's choices, {r} with the fastest of each stage alone: the scheduler's stay"
+            ),
+            (Some([a, _]), Some(None)) => format!(
+                "the kernel {a} cycles with the scheduler's choices; the fastest of each stage alone do not generate together: the scheduler's stay"
+            ),
+            (Some([a, b]), None) => format!(
                 "the kernel {a} -> {b} cycles ({:.3}x)",
                 a as f64 / b.max(1) as f64
             ),
-            None => "each alone; `bench --tuning FILE` times the kernel".into(),
+            (None, _) => "each alone; `bench --tuning FILE` times the kernel".into(),
         };
         let mut s = format!(
             "tune {} on {}: {} stage{} tuned in {:.2} s ({whole})\n",

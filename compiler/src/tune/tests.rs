@@ -434,6 +434,32 @@ fn attention(h: u64, s: u64, d: u64) -> (Kernel, Source) {
     )
 }
 
+/// The fastest of each stage alone can make the kernel slower together
+/// (attention at S = 256 on 910b-like: P·V's winner moves the softmax's
+/// join): the scheduler's choices stay, nothing is recorded, and the report
+/// gives both figures and says which stayed.
+#[test]
+fn winners_slower_together_are_reported_and_not_kept() {
+    let (k, src) = attention(32, 256, 128);
+    let m = machine();
+    let r = tune(&k, &m, &src, Level::O2, 8).expect("tunes");
+    let [untuned, kept] = r.kernel_cycles.expect("simulated whole");
+    assert_eq!(untuned, kept);
+    let Some(Some(rejected)) = r.rejected_cycles else {
+        panic!("the winners were kept: {}", r.table())
+    };
+    assert!(rejected > untuned, "{rejected} against {untuned}");
+    assert!(r.entries.is_empty() && r.vectors.is_empty());
+    assert!(r.stages.iter().all(|s| s.chosen == 0));
+    let table = r.table();
+    assert!(
+        table.contains(&format!(
+            "the kernel {untuned} cycles with the scheduler's choices, {rejected} with the fastest of each stage alone: the scheduler's stay"
+        )),
+        "{table}"
+    );
+}
+
 #[test]
 fn a_stage_is_timed_with_the_l2_its_kernel_leaves_and_a_bounded_joined_one_is_left() {
     let (k, src) = attention(4, 512, 64);
