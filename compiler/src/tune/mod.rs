@@ -267,6 +267,38 @@ pub fn read(path: &Path) -> Result<Tuning, Failure> {
             format!("format {} (this build reads format {FORMAT})", t.format),
         )]));
     }
+    // One entry per stage and machine, as `tune` writes them: of two, which
+    // would apply is nobody's choice.
+    let cube = t.entries.iter().map(|e| (&e.machine, &e.stage));
+    let vector = t.vectors.iter().map(|e| (&e.machine, &e.stage));
+    for keys in [cube.collect::<Vec<_>>(), vector.collect()] {
+        let mut seen = std::collections::BTreeSet::new();
+        if let Some((machine, stage)) = keys.into_iter().find(|k| !seen.insert(*k)) {
+            let mut d = malformed(
+                path,
+                format!("two entries for one stage on `{machine}` (`{stage}`)"),
+            );
+            // The second one, where it is written as `tune` writes it.
+            let written = format!("stage = {}", toml::Value::String(stage.clone()));
+            let Some(at) = text.match_indices(&written).nth(1).map(|(i, _)| i) else {
+                return Err(Failure::input(vec![d]));
+            };
+            let (line, column) = tessera_ir::diag::line_col(&text, at);
+            d.message += &format!(" (line {line}, column {column})");
+            let d = d.primary(
+                tessera_ir::Span {
+                    start: at as u32,
+                    end: (at + written.len()) as u32,
+                },
+                "the stage again",
+            );
+            let src = crate::driver::Source {
+                name: path.display().to_string(),
+                text,
+            };
+            return Err(Failure::in_source(vec![d], &src));
+        }
+    }
     Ok(t)
 }
 
