@@ -10,8 +10,9 @@
 //! stale entry is a miss, recompiled and rewritten, never a wrong kernel.
 //! The file name is a 64-bit hash of the key; a collision is a miss too.
 //!
-//! Where it lives: `$TESSERA_CACHE_DIR`, else `$XDG_CACHE_HOME/tessera`,
-//! else `~/.cache/tessera`. `TESSERA_CACHE=0` turns it off.
+//! Where it lives: `$TESSERA_CACHE_DIR`, else `$XDG_CACHE_HOME/tessera`
+//! (an absolute path; a relative one is ignored, as the XDG base-directory
+//! spec says), else `~/.cache/tessera`. `TESSERA_CACHE=0` turns it off.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -42,8 +43,13 @@ pub fn default_dir() -> Option<PathBuf> {
     if let Some(d) = std::env::var_os("TESSERA_CACHE_DIR").filter(|d| !d.is_empty()) {
         return Some(PathBuf::from(d));
     }
-    if let Some(d) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
-        return Some(PathBuf::from(d).join("tessera"));
+    // The XDG base-directory spec: a relative XDG_CACHE_HOME is invalid
+    // and ignored.
+    if let Some(d) = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .filter(|d| d.is_absolute())
+    {
+        return Some(d.join("tessera"));
     }
     std::env::var_os("HOME")
         .filter(|d| !d.is_empty())

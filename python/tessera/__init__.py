@@ -162,8 +162,9 @@ def clear_memory_cache() -> None:
 def cache_dir() -> Optional[str]:
     """The on-disk cache's directory, or ``None`` when it is turned off.
 
-    ``$TESSERA_CACHE_DIR``, else ``$XDG_CACHE_HOME/tessera``, else
-    ``~/.cache/tessera``; ``TESSERA_CACHE=0`` turns it off.
+    ``$TESSERA_CACHE_DIR``, else ``$XDG_CACHE_HOME/tessera`` (an absolute
+    path; a relative one is ignored), else ``~/.cache/tessera``;
+    ``TESSERA_CACHE=0`` turns it off.
     """
     d = _tessera.default_cache_dir()
     return None if d is None else os.fspath(d)

@@ -490,6 +490,19 @@ def test_the_cache_can_be_turned_off(tmp_path, monkeypatch):
     assert tessera.cache_dir() is None
 
 
+def test_the_cache_directory_follows_xdg(tmp_path, monkeypatch):
+    monkeypatch.delenv("TESSERA_CACHE_DIR", raising=False)
+    monkeypatch.delenv("TESSERA_CACHE", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert tessera.cache_dir() == str(tmp_path / "xdg" / "tessera")
+    # A relative XDG_CACHE_HOME is invalid (the XDG base-directory spec):
+    # ignored, as an empty one is.
+    for ignored in ("relative/cache", ""):
+        monkeypatch.setenv("XDG_CACHE_HOME", ignored)
+        assert tessera.cache_dir() == str(tmp_path / ".cache" / "tessera")
+
+
 # Stages, bench, trace.
 
 
