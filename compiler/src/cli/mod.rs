@@ -790,12 +790,7 @@ fn cmd_bench(io: &mut Io<'_>, a: &BenchArgs) -> Result<(), Failure> {
             .unwrap_or_else(|| PathBuf::from("benches"));
         let batch = crate::suite::run_suite(io.out, a.machine.as_deref(), &out_dir)?;
         io.out_reached()?;
-        std::fs::create_dir_all(&out_dir).map_err(|e| {
-            Failure::input(vec![Diagnostic::new(
-                Code::E0600,
-                format!("cannot create `{}`: {e}", out_dir.display()),
-            )])
-        })?;
+        // Committing makes `out_dir` (each file's directory) if need be.
         batch.commit()?;
         let _ = writeln!(
             io.out,

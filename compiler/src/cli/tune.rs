@@ -4,7 +4,6 @@ use super::{Io, TuneArgs};
 use crate::driver::{self, Failure};
 use crate::files::{self, Claims};
 use crate::{inputs, simulate, tune};
-use tessera_ir::{Code, Diagnostic};
 
 /// The tuning of `compile`, `run` and `bench` (`--tuning FILE` or the
 /// per-user file), printing its notes.
@@ -107,14 +106,7 @@ pub(super) fn cmd_tune(io: &mut Io<'_>, a: &TuneArgs) -> Result<(), Failure> {
     };
     let _ = io.out.write_all(text.as_bytes());
     io.out_reached()?;
-    if let Some(dir) = output.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| {
-            Failure::input(vec![Diagnostic::new(
-                Code::E0600,
-                format!("cannot create `{}`: {e}", dir.display()),
-            )])
-        })?;
-    }
+    // Writing makes the file's directory if need be.
     files::write(&output, tune::to_text(&merged).as_bytes())?;
     let _ = io.out.write_all(written.as_bytes());
     Ok(())

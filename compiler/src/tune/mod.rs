@@ -278,9 +278,12 @@ pub fn read(path: &Path) -> Result<Tuning, Failure> {
                 path,
                 format!("two entries for one stage on `{machine}` (`{stage}`)"),
             );
-            // The second one, where it is written as `tune` writes it.
+            // The second one, where it is written as `tune` writes it and
+            // the stage appears just twice (with other machines' entries of
+            // it, which line is the repeat is not known).
             let written = format!("stage = {}", toml::Value::String(stage.clone()));
-            let Some(at) = text.match_indices(&written).nth(1).map(|(i, _)| i) else {
+            let hits: Vec<usize> = text.match_indices(&written).map(|(i, _)| i).collect();
+            let [_, at] = hits[..] else {
                 return Err(Failure::input(vec![d]));
             };
             let (line, column) = tessera_ir::diag::line_col(&text, at);
